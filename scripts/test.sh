@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Runs every check and test: installs the real peers the tests need (SIPp from Debian's
+# sip-tester), then rustfmt, clippy and the whole cargo test suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+missing=()
+command -v sipp >/dev/null 2>&1 || missing+=(sip-tester)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}"
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${missing[@]}"
+fi
+
+for component in rustfmt clippy; do
+  if ! rustup component list --installed 2>/dev/null | grep -q "^${component}"; then
+    rustup component add "$component"
+  fi
+done
+
+cargo fmt --check
+cargo clippy --all-targets -- -D warnings
+cargo test --all-targets -- --test-threads=2

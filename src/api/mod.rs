@@ -1,0 +1,55 @@
+//! The operator REST API (actix-web, DESIGN §6): a router function tests can mount without a
+//! socket, bearer-token auth, and JSON errors. Reads the engine's registry and sends the engine
+//! messages; holds no engine state of its own.
+
+mod activeflows;
+mod auth;
+pub mod error;
+mod health;
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use actix_web::{middleware, web};
+
+pub use error::ApiError;
+
+use crate::engine::ActiveflowRegistry;
+
+/// Largest request body accepted (413 above).
+pub const MAX_BODY_BYTES: usize = 1 << 20;
+
+/// What handlers need.
+pub struct ApiState {
+    pub registry: Arc<ActiveflowRegistry>,
+    /// Empty = no auth (only allowed on loopback, enforced by config validation).
+    pub token: String,
+    /// False until the engine is up, and again once shutdown starts.
+    pub ready: Arc<AtomicBool>,
+}
+
+/// Mounts every route; `state` must already be registered as `web::Data<ApiState>`.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(
+        web::JsonConfig::default()
+            .limit(MAX_BODY_BYTES)
+            .error_handler(|e, _| ApiError::from_json(e).into()),
+    )
+    .app_data(
+        web::PathConfig::default().error_handler(|e, _| ApiError::BadRequest(e.to_string()).into()),
+    )
+    .app_data(
+        web::QueryConfig::default()
+            .error_handler(|e, _| ApiError::BadRequest(e.to_string()).into()),
+    )
+    .route("/healthz", web::get().to(health::healthz))
+    .route("/readyz", web::get().to(health::readyz))
+    .service(
+        web::scope("/v1")
+            .wrap(middleware::from_fn(auth::require_token))
+            .configure(activeflows::configure),
+    )
+    .default_service(web::to(|| async {
+        ApiError::NotFound("no such route".into())
+    }));
+}

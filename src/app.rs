@@ -1,0 +1,262 @@
+//! Wiring: binds every socket from a validated config ([`Listeners::bind`]), then starts the
+//! layers on them ([`start`]): arbiters for call and activeflow actors, the supervisor, the SIP
+//! receive thread, TCP, the API and metrics servers. Tests bind port 0 and read the addresses back.
+
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use actix_web::{web, HttpResponse, HttpServer};
+use metrics_exporter_prometheus::PrometheusHandle;
+use socket2::{Domain, Protocol, Socket, Type};
+
+use crate::api::{self, ApiState};
+use crate::call::session::SessionShared;
+use crate::call::{CallRegistry, Dispatcher, DispatcherConfig};
+use crate::config::Settings;
+use crate::engine::{ActiveflowRegistry, EngineLimits, RouteTable, Supervisor};
+use crate::flow::FlowStore;
+use crate::media::RtpPortPool;
+use crate::sip::transaction::Timers;
+use crate::sip::transport::{self, SipSender, UdpReceiver};
+
+/// Kernel socket buffer for SIP over UDP; the default drops datagrams under load.
+const UDP_BUFFER_BYTES: usize = 4 << 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("binding {what} on {addr}: {source}")]
+    Bind {
+        what: &'static str,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("starting {what}: {source}")]
+    Start {
+        what: &'static str,
+        source: std::io::Error,
+    },
+}
+
+/// Every socket the engine serves on, bound before anything starts.
+pub struct Listeners {
+    pub sip_udp: UdpSocket,
+    pub sip_tcp: TcpListener,
+    pub api: TcpListener,
+    pub metrics: TcpListener,
+}
+
+impl Listeners {
+    /// Binds UDP and TCP SIP on one port (port 0 picks one free for both), API and metrics.
+    pub fn bind(settings: &Settings) -> Result<Listeners, AppError> {
+        let bind_err = |what, addr| move |source| AppError::Bind { what, addr, source };
+        let sip = settings.sip_listen;
+        let (sip_udp, sip_tcp) = bind_sip_pair(sip).map_err(bind_err("sip", sip))?;
+        let api =
+            TcpListener::bind(settings.api_listen).map_err(bind_err("api", settings.api_listen))?;
+        let metrics = TcpListener::bind(settings.metrics_listen)
+            .map_err(bind_err("metrics", settings.metrics_listen))?;
+        Ok(Listeners {
+            sip_udp,
+            sip_tcp,
+            api,
+            metrics,
+        })
+    }
+}
+
+fn bind_sip_pair(addr: SocketAddr) -> std::io::Result<(UdpSocket, TcpListener)> {
+    // With port 0, the UDP port picked may be taken for TCP: try a few.
+    let mut last_err = None;
+    for _ in 0..16 {
+        let udp = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+        let _ = udp.set_recv_buffer_size(UDP_BUFFER_BYTES);
+        let _ = udp.set_send_buffer_size(UDP_BUFFER_BYTES);
+        udp.bind(&addr.into())?;
+        let udp: UdpSocket = udp.into();
+        let port = udp.local_addr()?.port();
+        match TcpListener::bind(SocketAddr::new(addr.ip(), port)) {
+            Ok(tcp) => return Ok((udp, tcp)),
+            Err(e) if addr.port() == 0 => last_err = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last_err.unwrap_or_else(|| std::io::Error::other("no free port pair")))
+}
+
+/// A running engine.
+pub struct App {
+    pub flows: Arc<FlowStore>,
+    pub registry: Arc<ActiveflowRegistry>,
+    pub calls: Arc<CallRegistry>,
+    pub supervisor: Addr<Supervisor>,
+    pub dispatcher: Arc<Dispatcher>,
+    pub ready: Arc<AtomicBool>,
+    pub sip_addr: SocketAddr,
+    pub api_addr: SocketAddr,
+    pub metrics_addr: SocketAddr,
+    udp: Option<UdpReceiver>,
+    servers: Vec<actix_web::dev::ServerHandle>,
+    arbiters: Vec<Arbiter>,
+}
+
+impl App {
+    /// Stops the receive thread, HTTP servers and arbiters (after the drain).
+    pub async fn stop(mut self) {
+        if let Some(udp) = self.udp.take() {
+            // Joining blocks for at most one receive poll interval.
+            let _ = tokio::task::spawn_blocking(move || udp.stop()).await;
+        }
+        for s in self.servers.drain(..) {
+            s.stop(true).await;
+        }
+        for a in self.arbiters.drain(..) {
+            a.stop();
+        }
+    }
+}
+
+/// Starts the engine on already-bound listeners. Must run inside an actix `System`.
+pub async fn start(
+    settings: &Settings,
+    flows: Arc<FlowStore>,
+    listeners: Listeners,
+    metrics: Option<PrometheusHandle>,
+) -> Result<App, AppError> {
+    let start_err = |what| move |source| AppError::Start { what, source };
+    let sip_addr = listeners.sip_udp.local_addr().map_err(start_err("sip"))?;
+    let api_addr = listeners.api.local_addr().map_err(start_err("api"))?;
+    let metrics_addr = listeners
+        .metrics
+        .local_addr()
+        .map_err(start_err("metrics"))?;
+    let raw = &settings.raw;
+
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let arbiters: Vec<Arbiter> = (0..workers).map(|_| Arbiter::new()).collect();
+    let handles: Vec<ArbiterHandle> = arbiters.iter().map(Arbiter::handle).collect();
+
+    let registry = Arc::new(ActiveflowRegistry::new(raw.engine.ended_retained));
+    let limits = EngineLimits {
+        max_activeflows: raw.engine.max_activeflows,
+        max_execute_count: raw.engine.max_execute_count,
+    };
+    let routes = Arc::new(RouteTable::new(&raw.routes));
+    let (f, r) = (flows.clone(), registry.clone());
+    let supervisor = actix::Supervisor::start(move |_| Supervisor::new(f, routes, r, limits));
+
+    let udp = Arc::new(listeners.sip_udp);
+    let sender = SipSender::new(udp.clone(), sip_addr);
+    let calls = Arc::new(CallRegistry::new());
+    let shared = Arc::new(SessionShared {
+        sender: sender.clone(),
+        registry: calls.clone(),
+        offers: supervisor.clone().recipient(),
+        timers: Timers {
+            t1: Duration::from_millis(raw.sip.t1_ms),
+            t2: Duration::from_millis(raw.sip.t2_ms),
+            t4: Duration::from_millis(raw.sip.t4_ms),
+        },
+        public_ip: settings.public_address,
+        rtp_ports: RtpPortPool::new(settings.rtp_ports, settings.public_address),
+    });
+    let dispatcher = Arc::new(Dispatcher::new(
+        shared,
+        handles.clone(),
+        DispatcherConfig {
+            allow: settings
+                .trunks
+                .iter()
+                .flat_map(|t| t.allow.clone())
+                .collect(),
+            max_active_calls: raw.engine.max_activeflows,
+            // Lingering sessions (absorbing retransmissions) are small but must stay bounded.
+            max_sessions: raw.engine.max_activeflows.saturating_mul(8).max(1024),
+        },
+    ));
+    let max_size = raw.sip.max_message_size;
+    let udp_rx = transport::spawn_udp_receiver(udp, dispatcher.clone(), sender.clone(), max_size)
+        .map_err(start_err("sip udp receiver"))?;
+    let tcp_listener = listeners.sip_tcp;
+    let (h, s) = (dispatcher.clone(), sender);
+    let tcp_arbiter = handles.first().cloned().unwrap_or_else(Arbiter::current);
+    tcp_arbiter.spawn(async move {
+        if let Err(e) = transport::serve_tcp(tcp_listener, h, s, max_size).await {
+            tracing::error!(error = %e, "sip tcp listener failed");
+        }
+    });
+
+    let ready = Arc::new(AtomicBool::new(false));
+    let state = web::Data::new(ApiState {
+        registry: registry.clone(),
+        token: raw.api.token.clone(),
+        ready: ready.clone(),
+    });
+    let api_server = HttpServer::new(move || {
+        actix_web::App::new()
+            .app_data(state.clone())
+            .configure(api::configure)
+    })
+    .workers(1)
+    .disable_signals()
+    .listen(listeners.api)
+    .map_err(start_err("api"))?
+    .run();
+    let metrics_server =
+        metrics_server(listeners.metrics, metrics).map_err(start_err("metrics"))?;
+    let servers = vec![api_server.handle(), metrics_server.handle()];
+    actix_rt::spawn(api_server);
+    actix_rt::spawn(metrics_server);
+    ready.store(true, std::sync::atomic::Ordering::Relaxed);
+    Ok(App {
+        flows,
+        registry,
+        calls,
+        supervisor,
+        dispatcher,
+        ready,
+        sip_addr,
+        api_addr,
+        metrics_addr,
+        udp: Some(udp_rx),
+        servers,
+        arbiters,
+    })
+}
+
+/// Serves `/metrics` from the installed recorder (404 when none is installed, as in tests).
+fn metrics_server(
+    listener: TcpListener,
+    handle: Option<PrometheusHandle>,
+) -> std::io::Result<actix_web::dev::Server> {
+    if let Some(h) = handle.clone() {
+        // The exporter needs periodic upkeep to bound histogram memory.
+        actix_rt::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(5));
+            loop {
+                tick.tick().await;
+                h.run_upkeep();
+            }
+        });
+    }
+    let handle = web::Data::new(handle);
+    Ok(HttpServer::new(move || {
+        actix_web::App::new().app_data(handle.clone()).route(
+            "/metrics",
+            web::get().to(|h: web::Data<Option<PrometheusHandle>>| async move {
+                match h.as_ref() {
+                    Some(h) => HttpResponse::Ok()
+                        .content_type("text/plain; version=0.0.4")
+                        .body(h.render()),
+                    None => HttpResponse::NotFound().finish(),
+                }
+            }),
+        )
+    })
+    .workers(1)
+    .disable_signals()
+    .listen(listener)?
+    .run())
+}

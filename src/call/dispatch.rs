@@ -1,0 +1,180 @@
+//! The dispatcher: runs on the transport's threads for every parsed message. Routes in-dialog
+//! traffic to its call session by Call-ID, admits new INVITEs (shutdown 503, trunk ACL 403,
+//! capacity 503) and starts their session on the next arbiter, and answers the rest statelessly
+//! (OPTIONS 200, stray BYE/CANCEL 481, 405/501). Never blocks and never awaits.
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use actix::prelude::*;
+use rsip::prelude::*;
+
+use super::session::{SessionShared, SipIn};
+use super::session_sip::ALLOW;
+use super::CallSession;
+use crate::config::Cidr;
+use crate::sip::message::{reason_phrase, ResponseBuilder, TransactionKey};
+use crate::sip::transport::{Inbound, InboundHandler, Peer};
+
+/// Seconds a caller is asked to wait after a 503.
+pub const RETRY_AFTER_SECONDS: u32 = 5;
+
+/// What the dispatcher needs besides the shared session state.
+pub struct DispatcherConfig {
+    /// Source networks allowed to send INVITEs (union of every trunk's `allow`).
+    pub allow: Vec<Cidr>,
+    /// Calls (not yet ended) beyond this get 503 before any session is made.
+    pub max_active_calls: usize,
+    /// Hard cap on call sessions (live and lingering), protecting memory under floods.
+    pub max_sessions: usize,
+}
+
+pub struct Dispatcher {
+    shared: Arc<SessionShared>,
+    arbiters: Vec<ArbiterHandle>,
+    next_arbiter: AtomicUsize,
+    accepting: AtomicBool,
+    config: DispatcherConfig,
+}
+
+impl Dispatcher {
+    pub fn new(
+        shared: Arc<SessionShared>,
+        arbiters: Vec<ArbiterHandle>,
+        config: DispatcherConfig,
+    ) -> Self {
+        Dispatcher {
+            shared,
+            arbiters,
+            next_arbiter: AtomicUsize::new(0),
+            accepting: AtomicBool::new(true),
+            config,
+        }
+    }
+
+    /// New INVITEs get 503 from now on (shutdown has begun).
+    pub fn stop_accepting(&self) {
+        self.accepting.store(false, Ordering::Relaxed);
+    }
+
+    pub fn is_accepting(&self) -> bool {
+        self.accepting.load(Ordering::Relaxed)
+    }
+
+    fn allowed(&self, ip: IpAddr) -> bool {
+        self.config.allow.iter().any(|c| c.contains(ip))
+    }
+
+    fn reply(&self, req: &rsip::Request, peer: &Peer, code: u16, headers: &[(&str, &str)]) {
+        let mut b = ResponseBuilder::new(req, code, reason_phrase(code));
+        if code >= 200
+            && req
+                .to_header()
+                .is_ok_and(|t| t.tag().ok().flatten().is_none())
+        {
+            // Our final responses carry a To tag (RFC 3261 §8.2.6.2), even stateless ones.
+            b = b.to_tag(&crate::sip::message::new_tag());
+        }
+        for (name, value) in headers {
+            b = b.header(name, value);
+        }
+        crate::metrics::sip_response_sent(code);
+        if let Err(e) = self.shared.sender.send(peer, &b.build()) {
+            tracing::debug!(%peer, error = %e, "stateless reply failed");
+        }
+    }
+
+    fn on_request(&self, req: rsip::Request, peer: Peer, received_at: tokio::time::Instant) {
+        crate::metrics::sip_request_received(&req.method.to_string());
+        let Ok(call_id) = req.call_id_header().map(|h| h.value().to_string()) else {
+            return;
+        };
+        if let Some(addr) = self.shared.registry.get(&call_id) {
+            addr.do_send(SipIn(Inbound {
+                message: rsip::SipMessage::Request(req),
+                peer,
+                received_at,
+            }));
+            return;
+        }
+        let has_to_tag = req
+            .to_header()
+            .ok()
+            .and_then(|t| t.tag().ok().flatten())
+            .is_some();
+        match req.method {
+            rsip::Method::Invite if !has_to_tag => self.on_new_invite(req, peer, received_at),
+            // ACKs for stateless non-2xx answers, or stray ones: nothing to do.
+            rsip::Method::Ack => {}
+            rsip::Method::Options => self.reply(&req, &peer, 200, &[("Allow", ALLOW)]),
+            rsip::Method::Invite
+            | rsip::Method::Bye
+            | rsip::Method::Cancel
+            | rsip::Method::Info => self.reply(&req, &peer, 481, &[]),
+            rsip::Method::Register
+            | rsip::Method::Subscribe
+            | rsip::Method::Notify
+            | rsip::Method::Publish
+            | rsip::Method::Message
+            | rsip::Method::Refer
+            | rsip::Method::Update
+            | rsip::Method::PRack => self.reply(&req, &peer, 405, &[("Allow", ALLOW)]),
+        }
+    }
+
+    fn on_new_invite(&self, req: rsip::Request, peer: Peer, received_at: tokio::time::Instant) {
+        let retry_after = RETRY_AFTER_SECONDS.to_string();
+        if !self.is_accepting() {
+            self.reply(&req, &peer, 503, &[("Retry-After", &retry_after)]);
+            return;
+        }
+        if !self.allowed(peer.addr.ip()) {
+            tracing::info!(%peer, "INVITE from outside every trunk ACL");
+            self.reply(&req, &peer, 403, &[]);
+            return;
+        }
+        if self.shared.registry.active() >= self.config.max_active_calls
+            || self.shared.registry.len() >= self.config.max_sessions
+        {
+            self.reply(&req, &peer, 503, &[("Retry-After", &retry_after)]);
+            return;
+        }
+        let Ok(key) = TransactionKey::from_request(&req) else {
+            self.reply(&req, &peer, 400, &[]);
+            return;
+        };
+        let Ok(call_id) = req.call_id_header().map(|h| h.value().to_string()) else {
+            return;
+        };
+        let index = self.next_arbiter.fetch_add(1, Ordering::Relaxed) % self.arbiters.len().max(1);
+        let Some(arbiter) = self.arbiters.get(index).cloned() else {
+            return;
+        };
+        let shared = self.shared.clone();
+        self.shared.registry.get_or_insert_with(&call_id, move || {
+            let arb = arbiter.clone();
+            CallSession::start_in_arbiter(&arbiter, move |_| {
+                CallSession::new(shared, arb, req, key, peer, received_at)
+            })
+        });
+    }
+}
+
+impl InboundHandler for Dispatcher {
+    fn on_message(&self, inbound: Inbound) {
+        match inbound.message {
+            rsip::SipMessage::Request(req) => {
+                self.on_request(req, inbound.peer, inbound.received_at)
+            }
+            rsip::SipMessage::Response(ref resp) => {
+                let Ok(call_id) = resp.call_id_header().map(|h| h.value().to_string()) else {
+                    return;
+                };
+                if let Some(addr) = self.shared.registry.get(&call_id) {
+                    addr.do_send(SipIn(inbound));
+                }
+            }
+        }
+    }
+}

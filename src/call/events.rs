@@ -1,0 +1,85 @@
+//! Messages between a call session and whoever drives it (the engine's activeflow actor) —
+//! the only coupling between `call` and the layers above.
+
+use actix::{Message, Recipient};
+
+use super::CallId;
+use crate::sip::transport::Peer;
+
+/// A new incoming call, sent to the offer sink (the engine's supervisor) once the INVITE passed
+/// the ACL and SDP checks. The sink must answer with [`CallCommand::Attach`] or
+/// [`CallCommand::Reject`] on `commands`.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CallOffer {
+    pub call_id: CallId,
+    /// Request-URI user part: the dialled number.
+    pub destination: String,
+    /// From URI user part: the caller's number.
+    pub source: String,
+    pub peer: Peer,
+    pub commands: Recipient<CallCommand>,
+    /// The arbiter the session runs on, so its activeflow can share the thread.
+    pub arbiter: actix::ArbiterHandle,
+}
+
+/// Why the engine hangs a call up; decides the final response before answer (DESIGN §3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HangupCause {
+    Normal,
+    Busy,
+    NoAnswer,
+}
+
+impl HangupCause {
+    /// Final response code when the call was not answered yet.
+    pub fn status_before_answer(self) -> u16 {
+        match self {
+            HangupCause::Busy => 486,
+            HangupCause::NoAnswer => 480,
+            HangupCause::Normal => 603,
+        }
+    }
+}
+
+/// Commands to a call session.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub enum CallCommand {
+    /// Where to send this call's [`CallEvent`]s; events raised earlier are delivered now.
+    Attach(Recipient<CallEvent>),
+    /// Refuse the call with a final response (404, 503, ...).
+    Reject { status: u16 },
+    /// Send 200 OK with our SDP.
+    Answer,
+    /// End the call: a final response before answer, BYE after.
+    Hangup(HangupCause),
+}
+
+/// How a call ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallEndCause {
+    /// The caller sent BYE.
+    RemoteBye,
+    /// The caller sent CANCEL before the final response.
+    Cancelled,
+    /// No ACK came for our 2xx within 64·T1.
+    AckTimeout,
+    /// The engine hung up or rejected it.
+    Local,
+    /// The SIP peer became unreachable (transport error, BYE timed out).
+    Failed,
+}
+
+/// Events from a call session.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub enum CallEvent {
+    /// Our 2xx went out.
+    Answered { call_id: CallId },
+    /// The dialog is over; no more commands will be honoured.
+    Ended {
+        call_id: CallId,
+        cause: CallEndCause,
+    },
+}

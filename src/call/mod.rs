@@ -1,0 +1,16 @@
+//! Call sessions: one actor per SIP dialog ([`CallSession`]) owning its transactions, SDP and RTP
+//! port, fed by the [`Dispatcher`] on the transport's threads. Talks upward only through the
+//! `Recipient`s in [`events`]; never imports `engine`.
+
+pub mod dispatch;
+pub mod events;
+mod id;
+pub mod registry;
+pub mod session;
+mod session_sip;
+
+pub use dispatch::{Dispatcher, DispatcherConfig};
+pub use events::{CallCommand, CallEndCause, CallEvent, CallOffer, HangupCause};
+pub use id::CallId;
+pub use registry::CallRegistry;
+pub use session::CallSession;

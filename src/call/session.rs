@@ -1,0 +1,382 @@
+//! The call-session actor: one per SIP dialog (leg). Owns the INVITE server transaction, the
+//! dialog's other transactions, the SDP answer and the RTP port; turns SIP into [`CallEvent`]s and
+//! [`CallCommand`]s into SIP. SIP request/response handling lives in `session_sip.rs`.
+//!
+//! ```text
+//!  Offered ──Answer──▶ Answered ──ACK──▶ Confirmed ──BYE(in or out)──▶ Ended
+//!     │                   └─64·T1 no ACK──▶ BYE, Ended(AckTimeout)
+//!     └─Reject/Hangup/CANCEL──▶ final response, Ended
+//! ```
+//! After `Ended` the actor lingers, holding only its transactions, until they terminate, so
+//! retransmissions are still absorbed; then it deregisters and stops.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use actix::prelude::*;
+use bytes::Bytes;
+use tokio::time::Instant;
+
+use super::events::{CallCommand, CallEndCause, CallEvent, CallOffer, HangupCause};
+use super::{CallId, CallRegistry};
+use crate::media::{Negotiated, RtpLease, RtpPortPool};
+use crate::sip::message::TransactionKey;
+use crate::sip::transaction::{
+    ClientNonInviteTransaction, ServerInviteTransaction, ServerNonInviteTransaction, Timers,
+    TransactionOutput,
+};
+use crate::sip::transport::{Inbound, Peer, SipSender};
+
+/// Everything sessions share: sockets, timers, pools and where offers go.
+pub struct SessionShared {
+    pub sender: SipSender,
+    pub registry: Arc<CallRegistry>,
+    pub offers: Recipient<CallOffer>,
+    pub timers: Timers,
+    pub public_ip: IpAddr,
+    pub rtp_ports: RtpPortPool,
+}
+
+/// A SIP message for this session, from the dispatcher.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SipIn(pub Inbound);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Phase {
+    Offered,
+    Answered,
+    Confirmed,
+    Ended,
+}
+
+/// What a BYE from our side needs once the INVITE itself is gone.
+pub(super) struct Dialog {
+    pub(super) local_uri: String,
+    pub(super) remote_uri: String,
+    pub(super) remote_tag: Option<String>,
+    pub(super) remote_target: String,
+    pub(super) route_set: Vec<String>,
+    pub(super) local_cseq: u32,
+}
+
+pub struct CallSession {
+    pub(super) id: CallId,
+    pub(super) sip_call_id: String,
+    pub(super) peer: Peer,
+    pub(super) shared: Arc<SessionShared>,
+    pub(super) arbiter: ArbiterHandle,
+    pub(super) phase: Phase,
+    /// The initial INVITE, kept until its final response is sent.
+    pub(super) invite: Option<rsip::Request>,
+    pub(super) invite_key: TransactionKey,
+    pub(super) invite_tx: ServerInviteTransaction,
+    pub(super) local_tag: String,
+    pub(super) dialog: Option<Dialog>,
+    pub(super) negotiated: Option<Negotiated>,
+    pub(super) local_sdp: Option<Bytes>,
+    pub(super) rtp: Option<RtpLease>,
+    pub(super) server_txs: Vec<(TransactionKey, ServerNonInviteTransaction)>,
+    pub(super) reinvite: Option<(TransactionKey, ServerInviteTransaction)>,
+    pub(super) bye_tx: Option<ClientNonInviteTransaction>,
+    pub(super) bye_after_ack: bool,
+    events: Option<Recipient<CallEvent>>,
+    pending_events: Vec<CallEvent>,
+    pub(super) source: String,
+    pub(super) destination: String,
+    pub(super) created: Instant,
+    timer: Option<(SpawnHandle, Instant)>,
+}
+
+impl CallSession {
+    /// A session for a new INVITE (already checked for ACL and capacity by the dispatcher).
+    pub(crate) fn new(
+        shared: Arc<SessionShared>,
+        arbiter: ArbiterHandle,
+        invite: rsip::Request,
+        invite_key: TransactionKey,
+        inbound_peer: Peer,
+        received_at: Instant,
+    ) -> Self {
+        use rsip::prelude::*;
+        let sip_call_id = invite
+            .call_id_header()
+            .map(|h| h.value().to_string())
+            .unwrap_or_default();
+        let destination = invite.uri.user().unwrap_or_default().to_string();
+        let source = invite
+            .from_header()
+            .ok()
+            .and_then(|f| f.uri().ok())
+            .and_then(|u| u.user().map(str::to_string))
+            .unwrap_or_default();
+        let reliable = inbound_peer.transport.is_reliable();
+        CallSession {
+            id: CallId::new(),
+            sip_call_id,
+            peer: inbound_peer,
+            invite_tx: ServerInviteTransaction::new(reliable, shared.timers, received_at),
+            shared,
+            arbiter,
+            phase: Phase::Offered,
+            invite: Some(invite),
+            invite_key,
+            local_tag: crate::sip::message::new_tag(),
+            dialog: None,
+            negotiated: None,
+            local_sdp: None,
+            rtp: None,
+            server_txs: Vec::new(),
+            reinvite: None,
+            bye_tx: None,
+            bye_after_ack: false,
+            events: None,
+            pending_events: Vec::new(),
+            source,
+            destination,
+            created: received_at,
+            timer: None,
+        }
+    }
+
+    /// Sends bytes to the peer; a failure ends the call (the peer is gone).
+    pub(super) fn send(&mut self, bytes: &Bytes) -> bool {
+        match self.shared.sender.send(&self.peer, bytes) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::debug!(call_id = %self.id, error = %e, "send failed");
+                false
+            }
+        }
+    }
+
+    pub(super) fn emit(&mut self, event: CallEvent) {
+        match &self.events {
+            Some(r) => r.do_send(event),
+            None => self.pending_events.push(event),
+        }
+    }
+
+    /// Ends the call once: frees media, tells the activeflow, updates metrics.
+    pub(super) fn end(&mut self, cause: CallEndCause, ctx: &mut Context<Self>) {
+        if self.phase == Phase::Ended {
+            return;
+        }
+        let answered = matches!(self.phase, Phase::Answered | Phase::Confirmed);
+        self.phase = Phase::Ended;
+        self.shared.registry.call_ended();
+        let outcome = match cause {
+            _ if answered => "answered",
+            CallEndCause::Cancelled => "cancelled",
+            CallEndCause::Local => "rejected",
+            _ => "failed",
+        };
+        crate::metrics::call_finished("in", outcome);
+        tracing::debug!(call_id = %self.id, ?cause, "call ended");
+        self.rtp = None;
+        self.invite = None;
+        self.local_sdp = None;
+        self.emit(CallEvent::Ended {
+            call_id: self.id,
+            cause,
+        });
+        self.rearm(ctx);
+    }
+
+    /// Re-arms the single wake-up at the earliest transaction deadline, or stops the actor when
+    /// the call is over and no transaction is left.
+    pub(super) fn rearm(&mut self, ctx: &mut Context<Self>) {
+        self.server_txs.retain(|(_, t)| !t.is_terminated());
+        if self
+            .reinvite
+            .as_ref()
+            .is_some_and(|(_, t)| t.is_terminated())
+        {
+            self.reinvite = None;
+        }
+        if self.bye_tx.as_ref().is_some_and(|t| t.is_terminated()) {
+            self.bye_tx = None;
+        }
+        let deadline = [
+            self.invite_tx.next_deadline(),
+            self.reinvite.as_ref().and_then(|(_, t)| t.next_deadline()),
+            self.bye_tx.as_ref().and_then(|t| t.next_deadline()),
+        ]
+        .into_iter()
+        .chain(self.server_txs.iter().map(|(_, t)| t.next_deadline()))
+        .flatten()
+        .min();
+        if self.phase == Phase::Ended && deadline.is_none() {
+            ctx.stop();
+            return;
+        }
+        if let Some((handle, at)) = self.timer {
+            if Some(at) == deadline {
+                return;
+            }
+            ctx.cancel_future(handle);
+            self.timer = None;
+        }
+        if let Some(at) = deadline {
+            let delay = at.saturating_duration_since(Instant::now());
+            let handle = ctx.run_later(delay, |act, ctx| {
+                act.timer = None;
+                act.on_tick(ctx);
+            });
+            self.timer = Some((handle, at));
+        }
+    }
+
+    fn on_tick(&mut self, ctx: &mut Context<Self>) {
+        let now = Instant::now();
+        let invite_outputs = self.invite_tx.on_tick(now);
+        for out in invite_outputs {
+            match out {
+                TransactionOutput::Retransmit(b) => self.retransmit(&b),
+                TransactionOutput::Timeout if self.phase == Phase::Answered => {
+                    tracing::info!(call_id = %self.id, "no ACK for 2xx within 64*T1");
+                    self.send_bye();
+                    self.end(CallEndCause::AckTimeout, ctx);
+                }
+                _ => {}
+            }
+        }
+        let mut outputs = Vec::new();
+        if let Some((_, t)) = &mut self.reinvite {
+            outputs.extend(t.on_tick(now));
+        }
+        if let Some(t) = &mut self.bye_tx {
+            outputs.extend(t.on_tick(now));
+        }
+        for (_, t) in &mut self.server_txs {
+            outputs.extend(t.on_tick(now));
+        }
+        for out in outputs {
+            if let TransactionOutput::Retransmit(b) = out {
+                self.retransmit(&b);
+            }
+        }
+        self.rearm(ctx);
+    }
+
+    fn retransmit(&mut self, bytes: &Bytes) {
+        crate::metrics::sip_retransmission(false);
+        self.send(bytes);
+    }
+
+    fn answer(&mut self, ctx: &mut Context<Self>) {
+        if self.phase != Phase::Offered {
+            return;
+        }
+        let lease = match self.shared.rtp_ports.lease() {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(call_id = %self.id, error = %e, "cannot answer");
+                self.send_final(503, ctx);
+                self.end(CallEndCause::Failed, ctx);
+                return;
+            }
+        };
+        let session_id = u64::from(lease.port()) ^ (self.created.elapsed().as_nanos() as u64);
+        let sdp = match &self.negotiated {
+            Some(n) => {
+                crate::media::sdp::answer(n, self.shared.public_ip, lease.port(), session_id)
+            }
+            None => crate::media::sdp::offer(self.shared.public_ip, lease.port(), session_id),
+        };
+        self.rtp = Some(lease);
+        self.local_sdp = Some(Bytes::from(sdp));
+        self.send_final(200, ctx);
+        self.phase = Phase::Answered;
+        crate::metrics::call_setup(self.created.elapsed());
+        self.emit(CallEvent::Answered { call_id: self.id });
+    }
+
+    fn hangup(&mut self, cause: HangupCause, ctx: &mut Context<Self>) {
+        match self.phase {
+            Phase::Offered => {
+                self.send_final(cause.status_before_answer(), ctx);
+                self.end(CallEndCause::Local, ctx);
+            }
+            // RFC 3261 §15: no BYE before the ACK for our 2xx (or its timeout).
+            Phase::Answered => self.bye_after_ack = true,
+            Phase::Confirmed => {
+                self.send_bye();
+                self.end(CallEndCause::Local, ctx);
+            }
+            Phase::Ended => {}
+        }
+    }
+}
+
+impl Actor for CallSession {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        self.shared.registry.call_started();
+        self.send_trying();
+        match self.check_offer() {
+            Ok(negotiated) => self.negotiated = negotiated,
+            Err(e) => {
+                tracing::debug!(call_id = %self.id, error = %e, "rejecting offer");
+                self.send_final(488, ctx);
+                self.end(CallEndCause::Local, ctx);
+                return;
+            }
+        }
+        self.shared.offers.do_send(CallOffer {
+            call_id: self.id,
+            destination: self.destination.clone(),
+            source: self.source.clone(),
+            peer: self.peer,
+            commands: ctx.address().recipient(),
+            arbiter: self.arbiter.clone(),
+        });
+        self.rearm(ctx);
+    }
+
+    fn stopping(&mut self, ctx: &mut Self::Context) -> Running {
+        if self.phase != Phase::Ended {
+            self.end(CallEndCause::Failed, ctx);
+        }
+        self.shared
+            .registry
+            .remove(&self.sip_call_id, &ctx.address());
+        Running::Stop
+    }
+}
+
+impl Handler<CallCommand> for CallSession {
+    type Result = ();
+
+    fn handle(&mut self, cmd: CallCommand, ctx: &mut Self::Context) {
+        match cmd {
+            CallCommand::Attach(recipient) => {
+                for e in self.pending_events.drain(..) {
+                    recipient.do_send(e);
+                }
+                self.events = Some(recipient);
+            }
+            CallCommand::Reject { status } => {
+                if self.phase == Phase::Offered {
+                    self.send_final(status, ctx);
+                    self.end(CallEndCause::Local, ctx);
+                }
+            }
+            CallCommand::Answer => self.answer(ctx),
+            CallCommand::Hangup(cause) => self.hangup(cause, ctx),
+        }
+    }
+}
+
+impl Handler<SipIn> for CallSession {
+    type Result = ();
+
+    fn handle(&mut self, msg: SipIn, ctx: &mut Self::Context) {
+        let SipIn(inbound) = msg;
+        match inbound.message {
+            rsip::SipMessage::Request(req) => self.on_request(req, ctx),
+            rsip::SipMessage::Response(resp) => self.on_response(&resp, ctx),
+        }
+    }
+}

@@ -1,0 +1,347 @@
+//! The SIP side of a call session: incoming requests and responses inside the dialog (ACK, BYE,
+//! CANCEL, re-INVITE, OPTIONS, INFO, others), and the responses and BYE the session sends.
+//! Every non-INVITE request goes through a server transaction so retransmissions are absorbed.
+
+use actix::prelude::*;
+use rsip::prelude::*;
+use tokio::time::Instant;
+
+use super::events::CallEndCause;
+use super::session::{CallSession, Dialog, Phase};
+use crate::media::sdp::{self, SdpError};
+use crate::media::Negotiated;
+use crate::sip::message::{
+    new_branch, reason_phrase, RequestBuilder, ResponseBuilder, TransactionKey,
+};
+use crate::sip::transaction::{
+    ClientNonInviteTransaction, ServerInviteTransaction, ServerNonInviteTransaction,
+};
+
+/// Methods we answer inside a dialog (RFC 3261 §20.5 Allow).
+pub(crate) const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO";
+/// Methods we know but do not support (405 rather than 501).
+const KNOWN_UNSUPPORTED: &[&str] = &[
+    "REGISTER",
+    "SUBSCRIBE",
+    "NOTIFY",
+    "PUBLISH",
+    "MESSAGE",
+    "REFER",
+    "UPDATE",
+    "PRACK",
+];
+
+impl CallSession {
+    fn contact(&self) -> String {
+        let port = self.shared.sender.local_addr().port();
+        let transport = match self.peer.transport {
+            crate::sip::transport::TransportKind::Udp => "",
+            crate::sip::transport::TransportKind::Tcp => ";transport=tcp",
+        };
+        format!(
+            "<sip:activeflow@{}:{port}{transport}>",
+            host(self.shared.public_ip)
+        )
+    }
+
+    pub(super) fn send_trying(&mut self) {
+        let Some(invite) = &self.invite else { return };
+        let bytes = ResponseBuilder::new(invite, 100, reason_phrase(100)).build();
+        self.invite_tx.on_provisional(bytes.clone());
+        crate::metrics::sip_response_sent(100);
+        self.send(&bytes);
+    }
+
+    /// Reads the INVITE's SDP; `None` means no offer (we will offer in the 2xx).
+    pub(super) fn check_offer(&self) -> Result<Option<Negotiated>, SdpError> {
+        match &self.invite {
+            Some(inv) if !inv.body.is_empty() => sdp::negotiate(&inv.body).map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    /// Sends the INVITE's final response through its transaction.
+    pub(super) fn send_final(&mut self, code: u16, ctx: &mut Context<Self>) {
+        let Some(invite) = self.invite.take() else {
+            return;
+        };
+        let mut builder =
+            ResponseBuilder::new(&invite, code, reason_phrase(code)).to_tag(&self.local_tag);
+        if (200..300).contains(&code) {
+            builder = builder
+                .header("Contact", &self.contact())
+                .header("Allow", ALLOW)
+                .header("Supported", "");
+            if let Some(sdp) = &self.local_sdp {
+                builder = builder.body("application/sdp", sdp.clone());
+            }
+            self.dialog = Some(dialog_from_invite(&invite));
+        } else if code == 503 {
+            builder = builder.header("Retry-After", "5");
+        }
+        let bytes = builder.build();
+        self.invite_tx.on_final(code, bytes.clone(), Instant::now());
+        crate::metrics::sip_response_sent(code);
+        if code >= 300 {
+            // Rejected calls count too, so the histogram shows every outcome.
+            crate::metrics::call_setup(self.created.elapsed());
+        }
+        self.send(&bytes);
+        self.rearm(ctx);
+    }
+
+    /// Sends BYE through a client transaction (Timer E/F).
+    pub(super) fn send_bye(&mut self) {
+        let Some(dialog) = &mut self.dialog else {
+            return;
+        };
+        dialog.local_cseq += 1;
+        let sent_by = format!(
+            "{}:{}",
+            host(self.shared.public_ip),
+            self.shared.sender.local_addr().port()
+        );
+        let mut b = RequestBuilder::new(rsip::Method::Bye, &dialog.remote_target)
+            .via(&sent_by, self.peer.transport.via_token(), &new_branch())
+            .from_addr(&dialog.local_uri, &self.local_tag)
+            .to_addr(&dialog.remote_uri, dialog.remote_tag.as_deref())
+            .call_id(&self.sip_call_id)
+            .cseq(dialog.local_cseq)
+            .max_forwards(70);
+        for route in &dialog.route_set {
+            b = b.header("Route", route);
+        }
+        let bytes = b.build();
+        self.bye_tx = Some(ClientNonInviteTransaction::new(
+            bytes.clone(),
+            self.peer.transport.is_reliable(),
+            self.shared.timers,
+            Instant::now(),
+        ));
+        self.send(&bytes);
+    }
+
+    pub(super) fn on_request(&mut self, req: rsip::Request, ctx: &mut Context<Self>) {
+        let key = match TransactionKey::from_request(&req) {
+            Ok(k) => k,
+            Err(_) => return,
+        };
+        match req.method {
+            rsip::Method::Invite => self.on_invite(req, key, ctx),
+            rsip::Method::Ack => self.on_ack(&key, ctx),
+            _ => self.on_non_invite(req, key, ctx),
+        }
+        self.rearm(ctx);
+    }
+
+    fn on_invite(&mut self, req: rsip::Request, key: TransactionKey, ctx: &mut Context<Self>) {
+        if key == self.invite_key {
+            crate::metrics::sip_retransmission(true);
+            if let Some(b) = self.invite_tx.on_request_retransmit() {
+                self.send(&b);
+            }
+            return;
+        }
+        if let Some((k, t)) = &mut self.reinvite {
+            if *k == key {
+                crate::metrics::sip_retransmission(true);
+                if let Some(b) = t.on_request_retransmit() {
+                    self.send(&b);
+                }
+                return;
+            }
+        }
+        // A re-INVITE: answer with the SDP we already have (no media change is supported yet).
+        let in_dialog = self.phase == Phase::Confirmed && self.reinvite.is_none();
+        let code = if in_dialog { 200 } else { 491 };
+        let mut b = ResponseBuilder::new(&req, code, reason_phrase(code)).to_tag(&self.local_tag);
+        if code == 200 {
+            b = b.header("Contact", &self.contact()).header("Allow", ALLOW);
+            if let Some(sdp) = &self.local_sdp {
+                b = b.body("application/sdp", sdp.clone());
+            }
+        }
+        let bytes = b.build();
+        let mut tx = ServerInviteTransaction::new(
+            self.peer.transport.is_reliable(),
+            self.shared.timers,
+            Instant::now(),
+        );
+        tx.on_final(code, bytes.clone(), Instant::now());
+        self.reinvite = Some((key, tx));
+        crate::metrics::sip_response_sent(code);
+        self.send(&bytes);
+        let _ = ctx;
+    }
+
+    fn on_ack(&mut self, key: &TransactionKey, ctx: &mut Context<Self>) {
+        let now = Instant::now();
+        if let Some((_, t)) = self.reinvite.as_mut().filter(|(_, t)| t.awaiting_ack()) {
+            t.on_ack(now);
+            return;
+        }
+        if !self.invite_tx.awaiting_ack() {
+            return;
+        }
+        // An ACK for a non-2xx reuses the INVITE's branch; one for a 2xx has its own.
+        let for_2xx = self.invite_tx.final_code().is_some_and(|c| c < 300);
+        if !for_2xx && key.branch() != self.invite_key.branch() {
+            return;
+        }
+        self.invite_tx.on_ack(now);
+        if self.phase == Phase::Answered {
+            self.phase = Phase::Confirmed;
+            if self.bye_after_ack {
+                self.send_bye();
+                self.end(CallEndCause::Local, ctx);
+            }
+        }
+    }
+
+    fn on_non_invite(&mut self, req: rsip::Request, key: TransactionKey, ctx: &mut Context<Self>) {
+        if let Some((_, t)) = self.server_txs.iter_mut().find(|(k, _)| *k == key) {
+            crate::metrics::sip_retransmission(true);
+            if let Some(b) = t.on_request_retransmit() {
+                self.send(&b);
+            }
+            return;
+        }
+        let dialog_up = self.dialog.is_some();
+        let (code, extra): (u16, Option<(&str, &str)>) = match &req.method {
+            rsip::Method::Cancel if key.branch() == self.invite_key.branch() => (200, None),
+            rsip::Method::Cancel => (481, None),
+            rsip::Method::Bye if dialog_up => (200, None),
+            rsip::Method::Bye => (481, None),
+            rsip::Method::Options => (200, Some(("Allow", ALLOW))),
+            rsip::Method::Info if dialog_up => (200, None),
+            m if KNOWN_UNSUPPORTED
+                .iter()
+                .any(|k| k.eq_ignore_ascii_case(&m.to_string())) =>
+            {
+                (405, Some(("Allow", ALLOW)))
+            }
+            rsip::Method::Info => (481, None),
+            _ => (501, None),
+        };
+        let mut b = ResponseBuilder::new(&req, code, reason_phrase(code));
+        if dialog_up {
+            b = b.to_tag(&self.local_tag);
+        }
+        if let Some((name, value)) = extra {
+            b = b.header(name, value);
+        }
+        let bytes = b.build();
+        let mut tx = ServerNonInviteTransaction::new(
+            self.peer.transport.is_reliable(),
+            self.shared.timers,
+            Instant::now(),
+        );
+        tx.on_final(bytes.clone(), Instant::now());
+        self.server_txs.push((key, tx));
+        crate::metrics::sip_response_sent(code);
+        self.send(&bytes);
+        match (&req.method, code) {
+            (rsip::Method::Cancel, 200) if self.phase == Phase::Offered => {
+                self.send_final(487, ctx);
+                self.end(CallEndCause::Cancelled, ctx);
+            }
+            (rsip::Method::Bye, 200) => self.end(CallEndCause::RemoteBye, ctx),
+            _ => {}
+        }
+    }
+
+    pub(super) fn on_response(&mut self, resp: &rsip::Response, ctx: &mut Context<Self>) {
+        let is_bye = resp
+            .cseq_header()
+            .ok()
+            .and_then(|c| c.typed().ok())
+            .is_some_and(|c| c.method == rsip::Method::Bye);
+        if let (true, Some(tx)) = (is_bye, &mut self.bye_tx) {
+            tx.on_response(u16::from(resp.status_code.clone()), Instant::now());
+        }
+        self.rearm(ctx);
+    }
+}
+
+/// Captures what a later BYE needs from the INVITE (RFC 3261 §12.1.1, UAS side).
+fn dialog_from_invite(invite: &rsip::Request) -> Dialog {
+    let header = |h: Result<&str, _>| h.map(str::to_string).unwrap_or_default();
+    let local_uri = header(invite.to_header().map(|h| h.value()));
+    let remote_uri = header(invite.from_header().map(|h| h.value()));
+    let remote_tag = invite
+        .from_header()
+        .ok()
+        .and_then(|f| f.tag().ok().flatten())
+        .map(|t| t.value().to_string());
+    let remote_target = invite
+        .contact_header()
+        .ok()
+        .and_then(|c| uri_of(c.value()))
+        .or_else(|| uri_of(&remote_uri))
+        .unwrap_or_else(|| invite.uri.to_string());
+    let route_set = invite
+        .headers
+        .iter()
+        .filter_map(|h| match h {
+            rsip::Header::RecordRoute(r) => Some(r.value().to_string()),
+            _ => None,
+        })
+        .collect();
+    Dialog {
+        local_uri: strip_tag(&local_uri),
+        remote_uri: strip_tag(&remote_uri),
+        remote_tag,
+        remote_target,
+        route_set,
+        local_cseq: 0,
+    }
+}
+
+/// The URI inside a name-addr (`"Bob" <sip:bob@h>;tag=x`) or an addr-spec (`sip:bob@h;tag=x`).
+fn uri_of(value: &str) -> Option<String> {
+    let value = value.trim();
+    if let (Some(start), Some(end)) = (value.find('<'), value.find('>')) {
+        return value.get(start + 1..end).map(str::to_string);
+    }
+    value.split(';').next().map(|s| s.trim().to_string())
+}
+
+/// Drops a `;tag=` parameter so the builder can add the tag it is given.
+fn strip_tag(value: &str) -> String {
+    let lower = value.to_ascii_lowercase();
+    let search_from = lower.rfind('>').unwrap_or(0);
+    match lower.get(search_from..).and_then(|s| s.find(";tag=")) {
+        Some(pos) => {
+            let start = search_from + pos;
+            let rest = value.get(start + 5..).unwrap_or("");
+            let end = rest.find(';').map(|e| start + 5 + e).unwrap_or(value.len());
+            format!("{}{}", &value[..start], &value[end..])
+        }
+        None => value.to_string(),
+    }
+}
+
+/// An IP as it appears in a URI host (IPv6 in brackets).
+pub(crate) fn host(ip: std::net::IpAddr) -> String {
+    match ip {
+        std::net::IpAddr::V4(v4) => v4.to_string(),
+        std::net::IpAddr::V6(v6) => format!("[{v6}]"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uri_and_tag_helpers() {
+        assert_eq!(
+            uri_of("\"A\" <sip:a@h:5060>;tag=1").as_deref(),
+            Some("sip:a@h:5060")
+        );
+        assert_eq!(uri_of("sip:a@h;tag=1").as_deref(), Some("sip:a@h"));
+        assert_eq!(strip_tag("<sip:a@h>;tag=abc;x=y"), "<sip:a@h>;x=y");
+        assert_eq!(strip_tag("<sip:a@h;tag=in-uri>"), "<sip:a@h;tag=in-uri>");
+        assert_eq!(strip_tag("sip:a@h;TAG=abc"), "sip:a@h");
+    }
+}

@@ -1,0 +1,536 @@
+//! Typed configuration: TOML (file or the embedded default) plus `ACTIVEFLOW_<SECTION>_<KEY>`
+//! environment overrides, validated completely before any socket is bound. Every error names the
+//! offending key. Knows nothing of the other modules.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use serde::Deserialize;
+
+/// The embedded default configuration (`config/default.toml`).
+pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+
+/// Prefix of the environment variables that override config keys.
+const ENV_PREFIX: &str = "ACTIVEFLOW_";
+
+/// A configuration error; the message always names the key or file at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading {path}: {message}")]
+    Read { path: String, message: String },
+    #[error("config: {0}")]
+    Parse(String),
+    #[error("config key {key}: {message}")]
+    Invalid { key: String, message: String },
+}
+
+fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        message: message.into(),
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub sip: SipConfig,
+    pub media: MediaConfig,
+    pub api: ApiConfig,
+    pub metrics: MetricsConfig,
+    pub engine: EngineConfig,
+    pub flows: FlowsConfig,
+    pub storage: StorageConfig,
+    #[serde(default)]
+    pub trunks: Vec<TrunkConfig>,
+    #[serde(default)]
+    pub routes: Vec<RouteConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SipConfig {
+    /// UDP and TCP listen address (same port).
+    pub listen: String,
+    /// Address put in Contact and SDP; empty means the listen address.
+    #[serde(default)]
+    pub public_address: String,
+    /// Largest SIP message accepted, in bytes.
+    #[serde(default = "default_max_message_size")]
+    pub max_message_size: usize,
+    /// RFC 3261 timer T1 in milliseconds.
+    #[serde(default = "default_t1")]
+    pub t1_ms: u64,
+    /// RFC 3261 timer T2 in milliseconds.
+    #[serde(default = "default_t2")]
+    pub t2_ms: u64,
+    /// RFC 3261 timer T4 in milliseconds.
+    #[serde(default = "default_t4")]
+    pub t4_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MediaConfig {
+    pub rtp_ports: String,
+    pub prompts_dir: String,
+    pub tts_command: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiConfig {
+    pub listen: String,
+    #[serde(default)]
+    pub token: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    pub listen: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EngineConfig {
+    pub max_activeflows: usize,
+    pub max_execute_count: u32,
+    /// How long running activeflows may go on after SIGTERM before they end with `shutdown`.
+    #[serde(default = "default_grace")]
+    pub shutdown_grace_seconds: u64,
+    /// How many ended activeflows stay listed in memory (oldest dropped first).
+    #[serde(default = "default_ended_retained")]
+    pub ended_retained: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlowsConfig {
+    pub dir: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    pub path: String,
+    pub retention_days: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrunkConfig {
+    pub name: String,
+    #[serde(default)]
+    pub allow: Vec<String>,
+    #[serde(default)]
+    pub outbound_proxy: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    pub number: String,
+    pub flow: String,
+}
+
+fn default_max_message_size() -> usize {
+    65_535
+}
+fn default_t1() -> u64 {
+    500
+}
+fn default_t2() -> u64 {
+    4_000
+}
+fn default_t4() -> u64 {
+    5_000
+}
+fn default_grace() -> u64 {
+    10
+}
+fn default_ended_retained() -> usize {
+    10_000
+}
+
+/// An IPv4/IPv6 network in CIDR notation, used by trunk ACLs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    network: IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    /// Whether `ip` lies inside this network (IPv4-mapped IPv6 addresses match IPv4 networks).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+            v4 => v4,
+        };
+        match (self.network, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl FromStr for Cidr {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (addr, prefix) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s, None),
+        };
+        let network: IpAddr = addr
+            .trim()
+            .parse()
+            .map_err(|_| format!("{s:?} is not an IP address or CIDR"))?;
+        let max = if network.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            Some(p) => p
+                .trim()
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(|| format!("{s:?} has a bad prefix length"))?,
+            None => max,
+        };
+        Ok(Cidr { network, prefix })
+    }
+}
+
+/// An inclusive UDP port range for RTP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortRange {
+    pub first: u16,
+    pub last: u16,
+}
+
+impl FromStr for PortRange {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (a, b) = s
+            .split_once('-')
+            .ok_or_else(|| format!("{s:?} is not a range like 20000-29999"))?;
+        let first: u16 = a
+            .trim()
+            .parse()
+            .map_err(|_| format!("{a:?} is not a port"))?;
+        let last: u16 = b
+            .trim()
+            .parse()
+            .map_err(|_| format!("{b:?} is not a port"))?;
+        if first == 0 || first >= last {
+            return Err(format!("{s:?} must be first-last with 0 < first < last"));
+        }
+        Ok(PortRange { first, last })
+    }
+}
+
+/// A trunk with its parsed ACL.
+#[derive(Debug, Clone)]
+pub struct Trunk {
+    pub name: String,
+    pub allow: Vec<Cidr>,
+    pub outbound_proxy: Option<SocketAddr>,
+}
+
+/// The config after validation: addresses parsed, ACLs compiled.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub raw: Config,
+    pub sip_listen: SocketAddr,
+    pub public_address: IpAddr,
+    pub rtp_ports: PortRange,
+    pub api_listen: SocketAddr,
+    pub metrics_listen: SocketAddr,
+    pub trunks: Vec<Trunk>,
+    pub flows_dir: PathBuf,
+}
+
+impl Config {
+    /// Loads `path` (or the embedded default when `None`) and applies environment overrides.
+    pub fn load(path: Option<&std::path::Path>) -> Result<Config, ConfigError> {
+        let text = match path {
+            Some(p) => std::fs::read_to_string(p).map_err(|e| ConfigError::Read {
+                path: p.display().to_string(),
+                message: e.to_string(),
+            })?,
+            None => DEFAULT_TOML.to_string(),
+        };
+        Self::from_toml_with_env(&text, std::env::vars())
+    }
+
+    /// Parses TOML text, then applies `ACTIVEFLOW_*` overrides taken from `env`.
+    pub fn from_toml_with_env(
+        text: &str,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let mut table: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| ConfigError::Parse(e.to_string()))?;
+        for (name, value) in env {
+            if let Some(rest) = name.strip_prefix(ENV_PREFIX) {
+                apply_override(&mut table, &name, rest, &value)?;
+            }
+        }
+        toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Parse(e.to_string()))
+    }
+
+    /// Validates every key and returns the parsed settings.
+    pub fn validate(self) -> Result<Settings, ConfigError> {
+        let sip_listen = parse_addr("sip.listen", &self.sip.listen)?;
+        let public_address = if self.sip.public_address.is_empty() {
+            // A wildcard listen address cannot go into SDP; loopback is the safe local default.
+            match sip_listen.ip() {
+                ip if ip.is_unspecified() => IpAddr::from([127, 0, 0, 1]),
+                ip => ip,
+            }
+        } else {
+            self.sip
+                .public_address
+                .parse()
+                .map_err(|_| invalid("sip.public_address", "not an IP address"))?
+        };
+        if !(512..=1_048_576).contains(&self.sip.max_message_size) {
+            return Err(invalid("sip.max_message_size", "must be 512..=1048576"));
+        }
+        if self.sip.t1_ms == 0 || self.sip.t2_ms < self.sip.t1_ms {
+            return Err(invalid("sip.t1_ms", "need 0 < t1_ms <= t2_ms"));
+        }
+        let rtp_ports = self
+            .media
+            .rtp_ports
+            .parse()
+            .map_err(|m| invalid("media.rtp_ports", m))?;
+        let api_listen = parse_addr("api.listen", &self.api.listen)?;
+        if !api_listen.ip().is_loopback() && self.api.token.is_empty() {
+            return Err(invalid(
+                "api.token",
+                "required when api.listen is not a loopback address",
+            ));
+        }
+        let metrics_listen = parse_addr("metrics.listen", &self.metrics.listen)?;
+        if self.engine.max_activeflows == 0 {
+            return Err(invalid("engine.max_activeflows", "must be at least 1"));
+        }
+        if self.engine.max_execute_count == 0 {
+            return Err(invalid("engine.max_execute_count", "must be at least 1"));
+        }
+        let mut trunks = Vec::with_capacity(self.trunks.len());
+        for (i, t) in self.trunks.iter().enumerate() {
+            if t.name.is_empty() {
+                return Err(invalid(format!("trunks[{i}].name"), "must not be empty"));
+            }
+            let allow = t
+                .allow
+                .iter()
+                .enumerate()
+                .map(|(j, c)| {
+                    c.parse()
+                        .map_err(|m| invalid(format!("trunks[{i}].allow[{j}]"), m))
+                })
+                .collect::<Result<Vec<Cidr>, _>>()?;
+            let outbound_proxy = if t.outbound_proxy.is_empty() {
+                None
+            } else {
+                Some(parse_addr(
+                    &format!("trunks[{i}].outbound_proxy"),
+                    &t.outbound_proxy,
+                )?)
+            };
+            trunks.push(Trunk {
+                name: t.name.clone(),
+                allow,
+                outbound_proxy,
+            });
+        }
+        for (i, r) in self.routes.iter().enumerate() {
+            if r.number.is_empty() {
+                return Err(invalid(format!("routes[{i}].number"), "must not be empty"));
+            }
+            if r.flow.is_empty() {
+                return Err(invalid(format!("routes[{i}].flow"), "must not be empty"));
+            }
+        }
+        let flows_dir = PathBuf::from(&self.flows.dir);
+        Ok(Settings {
+            sip_listen,
+            public_address,
+            rtp_ports,
+            api_listen,
+            metrics_listen,
+            trunks,
+            flows_dir,
+            raw: self,
+        })
+    }
+}
+
+fn parse_addr(key: &str, value: &str) -> Result<SocketAddr, ConfigError> {
+    value.parse().map_err(|_| {
+        invalid(
+            key,
+            format!("{value:?} is not an address like 127.0.0.1:5060"),
+        )
+    })
+}
+
+/// Applies one `ACTIVEFLOW_<SECTION>_<KEY>=value` override, typed like the key it replaces.
+fn apply_override(
+    table: &mut toml::Table,
+    var: &str,
+    rest: &str,
+    value: &str,
+) -> Result<(), ConfigError> {
+    let lower = rest.to_ascii_lowercase();
+    let (section, key) = lower
+        .split_once('_')
+        .ok_or_else(|| invalid(var, "expected ACTIVEFLOW_<SECTION>_<KEY>"))?;
+    let Some(toml::Value::Table(section_table)) = table.get_mut(section) else {
+        return Err(invalid(var, format!("unknown config section {section:?}")));
+    };
+    let new_value = match section_table.get(key) {
+        Some(toml::Value::Integer(_)) => toml::Value::Integer(
+            value
+                .parse()
+                .map_err(|_| invalid(var, format!("{value:?} is not an integer")))?,
+        ),
+        Some(toml::Value::Boolean(_)) => toml::Value::Boolean(
+            value
+                .parse()
+                .map_err(|_| invalid(var, format!("{value:?} is not true/false")))?,
+        ),
+        Some(toml::Value::String(_)) | None => {
+            // Keys absent from the file (optional ones) may still be set: guess the type.
+            if section_table.get(key).is_none() {
+                if let Ok(i) = value.parse::<i64>() {
+                    section_table.insert(key.to_string(), toml::Value::Integer(i));
+                    return Ok(());
+                }
+            }
+            toml::Value::String(value.to_string())
+        }
+        Some(_) => return Err(invalid(var, "this key cannot be set from the environment")),
+    };
+    section_table.insert(key.to_string(), new_value);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn embedded_default_is_valid() {
+        let s = Config::from_toml_with_env(DEFAULT_TOML, env(&[]))
+            .unwrap()
+            .validate()
+            .unwrap();
+        assert_eq!(s.sip_listen.port(), 5060);
+        assert_eq!(s.raw.routes[0].number, "*");
+    }
+
+    #[test]
+    fn env_overrides_are_typed() {
+        let c = Config::from_toml_with_env(
+            DEFAULT_TOML,
+            env(&[
+                ("ACTIVEFLOW_SIP_LISTEN", "127.0.0.1:5070"),
+                ("ACTIVEFLOW_ENGINE_MAX_ACTIVEFLOWS", "7"),
+                ("OTHER_VAR", "x"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.sip.listen, "127.0.0.1:5070");
+        assert_eq!(c.engine.max_activeflows, 7);
+    }
+
+    #[test]
+    fn bad_override_names_the_variable() {
+        let e = Config::from_toml_with_env(
+            DEFAULT_TOML,
+            env(&[("ACTIVEFLOW_ENGINE_MAX_ACTIVEFLOWS", "lots")]),
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string().contains("ACTIVEFLOW_ENGINE_MAX_ACTIVEFLOWS"),
+            "{e}"
+        );
+        let e = Config::from_toml_with_env(DEFAULT_TOML, env(&[("ACTIVEFLOW_NOPE_X", "1")]))
+            .unwrap_err();
+        assert!(e.to_string().contains("nope"), "{e}");
+    }
+
+    #[test]
+    fn invalid_values_name_the_key() {
+        let cases = [
+            ("ACTIVEFLOW_SIP_LISTEN", "nowhere", "sip.listen"),
+            (
+                "ACTIVEFLOW_MEDIA_RTP_PORTS",
+                "30000-20000",
+                "media.rtp_ports",
+            ),
+            ("ACTIVEFLOW_API_LISTEN", "0.0.0.0:8080", "api.token"),
+            (
+                "ACTIVEFLOW_ENGINE_MAX_ACTIVEFLOWS",
+                "0",
+                "engine.max_activeflows",
+            ),
+        ];
+        for (var, value, key) in cases {
+            let e = Config::from_toml_with_env(DEFAULT_TOML, env(&[(var, value)]))
+                .unwrap()
+                .validate()
+                .unwrap_err();
+            assert!(e.to_string().contains(key), "{var}: {e}");
+        }
+    }
+
+    #[test]
+    fn unknown_key_is_refused() {
+        let text = format!("{DEFAULT_TOML}\n[extra]\nx = 1\n");
+        let e = Config::from_toml_with_env(&text, env(&[])).unwrap_err();
+        assert!(e.to_string().contains("extra"), "{e}");
+    }
+
+    #[test]
+    fn cidr_matching() {
+        let c: Cidr = "10.1.0.0/16".parse().unwrap();
+        assert!(c.contains("10.1.2.3".parse().unwrap()));
+        assert!(!c.contains("10.2.0.1".parse().unwrap()));
+        assert!(c.contains("::ffff:10.1.0.9".parse().unwrap()));
+        let all: Cidr = "0.0.0.0/0".parse().unwrap();
+        assert!(all.contains("192.0.2.1".parse().unwrap()));
+        let host: Cidr = "127.0.0.1".parse().unwrap();
+        assert!(!host.contains("127.0.0.2".parse().unwrap()));
+        assert!("10.0.0.0/33".parse::<Cidr>().is_err());
+        assert!("::1/128"
+            .parse::<Cidr>()
+            .unwrap()
+            .contains("::1".parse().unwrap()));
+    }
+}

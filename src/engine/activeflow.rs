@@ -1,0 +1,318 @@
+//! The activeflow actor: one per activeflow, on the same arbiter as its call session. Walks the
+//! cursor, executes actions (a panicking or failing action ends only this activeflow, reason
+//! `error`), records each in `executed_actions`, and ends exactly once — tearing down its call
+//! unless the call ended first.
+
+use std::collections::HashMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use actix::prelude::*;
+
+use super::cursor::Cursor;
+use super::execute::{execute, CallRequest, ExecState, Outcome, Step};
+use super::record::timestamp;
+use super::registry::lock;
+use super::{
+    ActiveflowId, ActiveflowRecord, ActiveflowRegistry, EndReason, ExecutedAction, Status,
+};
+use crate::call::{CallCommand, CallEndCause, CallEvent, CallId, HangupCause};
+use crate::flow::{Action, ActionId, ActionKind, Flow, HangupReason, Variables};
+
+/// Ends the activeflow with `reason` (operator stop, shutdown). Idempotent.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Stop {
+    pub reason: EndReason,
+}
+
+/// The call this activeflow drives.
+pub struct CallLink {
+    pub id: CallId,
+    pub commands: Recipient<CallCommand>,
+}
+
+pub struct Activeflow {
+    id: ActiveflowId,
+    record: Arc<Mutex<ActiveflowRecord>>,
+    registry: Arc<ActiveflowRegistry>,
+    cursor: Cursor,
+    variables: Variables,
+    goto_counts: HashMap<ActionId, u32>,
+    execute_count: u32,
+    max_execute_count: u32,
+    call: Option<CallLink>,
+    /// The call is over (or was torn down by us); send it nothing more.
+    call_released: bool,
+    reference_type: &'static str,
+    started_at: Instant,
+    wait: Option<SpawnHandle>,
+    /// The action in progress and when it became current (for the duration histogram).
+    current: Option<(&'static str, Instant)>,
+    ended: bool,
+}
+
+impl Activeflow {
+    pub fn new(
+        record: Arc<Mutex<ActiveflowRecord>>,
+        registry: Arc<ActiveflowRegistry>,
+        flow: &Flow,
+        variables: Variables,
+        max_execute_count: u32,
+        call: Option<CallLink>,
+    ) -> Self {
+        let (id, reference_type) = {
+            let r = lock(&record);
+            (r.id, r.reference_type.as_str())
+        };
+        Activeflow {
+            id,
+            record,
+            registry,
+            cursor: Cursor::new(Arc::new(flow.actions.clone())),
+            variables,
+            goto_counts: HashMap::new(),
+            execute_count: 0,
+            max_execute_count,
+            call,
+            call_released: false,
+            reference_type,
+            started_at: Instant::now(),
+            wait: None,
+            current: None,
+            ended: false,
+        }
+    }
+
+    fn call_id(&self) -> String {
+        self.call
+            .as_ref()
+            .map(|c| c.id.to_string())
+            .unwrap_or_default()
+    }
+
+    /// Runs actions until one waits or the activeflow ends.
+    fn run(&mut self, ctx: &mut Context<Self>) {
+        while !self.ended {
+            self.finish_current();
+            if self.execute_count >= self.max_execute_count {
+                self.end(EndReason::LoopLimit, ctx);
+                return;
+            }
+            let Some(action) = self.cursor.advance().cloned() else {
+                self.end(EndReason::Completed, ctx);
+                return;
+            };
+            self.execute_count += 1;
+            match self.execute_one(&action) {
+                Ok((kind, outcome)) => {
+                    self.current = Some((kind, Instant::now()));
+                    if !self.apply(&action, outcome, ctx) {
+                        return;
+                    }
+                }
+                Err(()) => {
+                    self.end(EndReason::Error, ctx);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Substitutes, executes (catching panics) and records one action.
+    fn execute_one(&mut self, action: &Action) -> Result<(&'static str, Outcome), ()> {
+        let resolved = action.substituted(&self.variables);
+        let has_call = self.call.is_some() && !self.call_released;
+        let mut state = ExecState {
+            variables: &mut self.variables,
+            goto_counts: &mut self.goto_counts,
+            has_call,
+            now: chrono::Utc::now(),
+        };
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            let kind = resolved.typed().map_err(|e| e.to_string())?;
+            let name = action_label(&kind);
+            execute(resolved.id, &kind, &mut state)
+                .map(|o| (name, o))
+                .map_err(|e| e.to_string())
+        }))
+        .unwrap_or_else(|_| Err("action panicked".to_string()));
+        let (label, recorded_result) = match &result {
+            Ok((name, o)) => (*name, o.result.clone()),
+            Err(message) => {
+                let name = type_label(&resolved.kind);
+                crate::metrics::action_executed(name, std::time::Duration::ZERO, true);
+                (name, Some(serde_json::json!({ "error": message })))
+            }
+        };
+        tracing::info!(
+            activeflow_id = %self.id,
+            call_id = %self.call_id(),
+            action_id = %resolved.id,
+            action_type = label,
+            ok = result.is_ok(),
+            "action executed"
+        );
+        {
+            let mut r = lock(&self.record);
+            let now = timestamp();
+            r.current_action = Some(resolved.clone());
+            r.executed_actions.push(ExecutedAction {
+                action: resolved,
+                tm_execute: now.clone(),
+                result: recorded_result,
+            });
+            r.tm_update = now;
+            r.variables = self.variables.clone();
+        }
+        result.map_err(|_| ())
+    }
+
+    /// Applies an outcome; false when the run loop must stop (waiting or ended).
+    fn apply(&mut self, action: &Action, outcome: Outcome, ctx: &mut Context<Self>) -> bool {
+        if let Some(request) = outcome.call {
+            self.send_call(request);
+        }
+        let jump = match outcome.step {
+            Step::Next => action.next_id,
+            Step::Jump(target) => Some(target),
+            Step::Wait(d) => {
+                let next = action.next_id;
+                self.wait = Some(ctx.run_later(d, move |act, ctx| {
+                    act.wait = None;
+                    if let Some(target) = next {
+                        if act.cursor.jump(&target).is_err() {
+                            act.end(EndReason::Error, ctx);
+                            return;
+                        }
+                    }
+                    act.run(ctx);
+                }));
+                return false;
+            }
+            Step::End(reason) => {
+                self.end(reason, ctx);
+                return false;
+            }
+        };
+        if let Some(target) = jump {
+            if let Err(e) = self.cursor.jump(&target) {
+                tracing::warn!(activeflow_id = %self.id, error = %e, "jump failed");
+                self.end(EndReason::Error, ctx);
+                return false;
+            }
+        }
+        true
+    }
+
+    fn send_call(&mut self, request: CallRequest) {
+        let Some(call) = self.call.as_ref().filter(|_| !self.call_released) else {
+            return;
+        };
+        let command = match request {
+            CallRequest::Answer => CallCommand::Answer,
+            CallRequest::Hangup(reason) => {
+                self.call_released = true;
+                CallCommand::Hangup(match reason {
+                    HangupReason::Busy => HangupCause::Busy,
+                    HangupReason::NoAnswer => HangupCause::NoAnswer,
+                    _ => HangupCause::Normal,
+                })
+            }
+        };
+        call.commands.do_send(command);
+    }
+
+    /// Records the duration of the action that was current.
+    fn finish_current(&mut self) {
+        if let Some((kind, since)) = self.current.take() {
+            crate::metrics::action_executed(kind, since.elapsed(), false);
+        }
+    }
+
+    /// Ends the activeflow once.
+    fn end(&mut self, reason: EndReason, ctx: &mut Context<Self>) {
+        if self.ended {
+            return;
+        }
+        self.ended = true;
+        self.finish_current();
+        if let Some(handle) = self.wait.take() {
+            ctx.cancel_future(handle);
+        }
+        if reason != EndReason::Hangup {
+            self.send_call(CallRequest::Hangup(HangupReason::Normal));
+        }
+        {
+            let mut r = lock(&self.record);
+            let now = timestamp();
+            r.status = Status::Ended;
+            r.end_reason = Some(reason);
+            r.tm_update = now.clone();
+            r.tm_end = Some(now);
+        }
+        tracing::info!(
+            activeflow_id = %self.id,
+            call_id = %self.call_id(),
+            end_reason = reason.as_str(),
+            "activeflow ended"
+        );
+        self.registry.ended(self.id);
+        crate::metrics::activeflow_ended(reason.as_str(), self.started_at.elapsed());
+        ctx.stop();
+    }
+}
+
+/// The metrics label of a typed action (a bounded set of names).
+fn action_label(kind: &ActionKind) -> &'static str {
+    kind.type_name()
+}
+
+/// The metrics label for an action whose option failed to parse.
+fn type_label(kind: &str) -> &'static str {
+    crate::flow::SUPPORTED_TYPES
+        .iter()
+        .find(|t| **t == kind)
+        .copied()
+        .unwrap_or("unknown")
+}
+
+impl Actor for Activeflow {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        crate::metrics::activeflow_started(self.reference_type);
+        if let Some(call) = &self.call {
+            call.commands
+                .do_send(CallCommand::Attach(ctx.address().recipient()));
+        }
+        self.run(ctx);
+    }
+}
+
+impl Handler<CallEvent> for Activeflow {
+    type Result = ();
+
+    fn handle(&mut self, event: CallEvent, ctx: &mut Self::Context) {
+        if let CallEvent::Ended { cause, .. } = event {
+            self.call_released = true;
+            let reason = match cause {
+                CallEndCause::AckTimeout => EndReason::AckTimeout,
+                CallEndCause::Failed => EndReason::Error,
+                CallEndCause::RemoteBye | CallEndCause::Cancelled | CallEndCause::Local => {
+                    EndReason::Hangup
+                }
+            };
+            self.end(reason, ctx);
+        }
+    }
+}
+
+impl Handler<Stop> for Activeflow {
+    type Result = ();
+
+    fn handle(&mut self, msg: Stop, ctx: &mut Self::Context) {
+        self.end(msg.reason, ctx);
+    }
+}

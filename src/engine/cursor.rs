@@ -1,0 +1,122 @@
+//! The action cursor over a stack of action lists (DESIGN §4 sub-stacks): the main flow at the
+//! bottom, pushed lists (`fetch`, `fetch_flow`) above. When a stack runs out the cursor returns to
+//! the action after the push; jump targets resolve in the current stack, then its parents.
+
+use std::sync::Arc;
+
+use super::MAX_STACK_DEPTH;
+use crate::flow::{find_action, Action, ActionId};
+
+struct Stack {
+    actions: Arc<Vec<Action>>,
+    /// Index of the action that runs next in this stack.
+    next: usize,
+}
+
+pub(crate) struct Cursor {
+    stacks: Vec<Stack>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub(crate) enum CursorError {
+    #[error("jump target {0} not found in any stack")]
+    UnknownTarget(ActionId),
+    #[error("more than {MAX_STACK_DEPTH} nested stacks")]
+    TooDeep,
+}
+
+impl Cursor {
+    /// A cursor before the first action of `actions`.
+    pub(crate) fn new(actions: Arc<Vec<Action>>) -> Self {
+        Cursor {
+            stacks: vec![Stack { actions, next: 0 }],
+        }
+    }
+
+    /// Moves onto the next action (falling out of exhausted sub-stacks); `None` when the flow
+    /// has run out of actions.
+    pub(crate) fn advance(&mut self) -> Option<&Action> {
+        loop {
+            let top = self.stacks.last()?;
+            if top.next < top.actions.len() {
+                break;
+            }
+            if self.stacks.len() == 1 {
+                return None;
+            }
+            self.stacks.pop();
+        }
+        let top = self.stacks.last_mut()?;
+        let index = top.next;
+        top.next += 1;
+        top.actions.get(index)
+    }
+
+    /// Makes `target` the next action, searching the current stack then its parents (popping
+    /// the stacks above the one that holds it).
+    pub(crate) fn jump(&mut self, target: &ActionId) -> Result<(), CursorError> {
+        let depth = self
+            .stacks
+            .iter()
+            .rposition(|s| find_action(&s.actions, target).is_some())
+            .ok_or(CursorError::UnknownTarget(*target))?;
+        self.stacks.truncate(depth + 1);
+        let top = self
+            .stacks
+            .last_mut()
+            .ok_or(CursorError::UnknownTarget(*target))?;
+        top.next = find_action(&top.actions, target).ok_or(CursorError::UnknownTarget(*target))?;
+        Ok(())
+    }
+
+    /// Pushes a sub-stack; its actions run next.
+    #[allow(dead_code)] // used by fetch / fetch_flow, which arrive with the integrations issue
+    pub(crate) fn push(&mut self, actions: Arc<Vec<Action>>) -> Result<(), CursorError> {
+        if self.stacks.len() >= MAX_STACK_DEPTH {
+            return Err(CursorError::TooDeep);
+        }
+        self.stacks.push(Stack { actions, next: 0 });
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn list(kinds: &[&str]) -> Arc<Vec<Action>> {
+        Arc::new(kinds.iter().map(|k| Action::new(*k, json!({}))).collect())
+    }
+
+    #[test]
+    fn walks_falls_out_of_substacks_and_jumps_to_parents() {
+        let main = list(&["answer", "stop", "hangup"]);
+        let sub = list(&["sleep", "variable_set"]);
+        let mut c = Cursor::new(main.clone());
+        assert_eq!(c.advance().unwrap().kind, "answer");
+        c.push(sub.clone()).unwrap();
+        assert_eq!(c.advance().unwrap().kind, "sleep");
+        assert_eq!(c.advance().unwrap().kind, "variable_set");
+        // Sub-stack exhausted: back to the action after the push.
+        assert_eq!(c.advance().unwrap().kind, "stop");
+        c.push(sub.clone()).unwrap();
+        c.jump(&main[2].id).unwrap();
+        assert_eq!(c.advance().unwrap().kind, "hangup");
+        assert!(c.advance().is_none());
+        assert_eq!(
+            c.jump(&ActionId::new())
+                .map_err(|e| matches!(e, CursorError::UnknownTarget(_))),
+            Err(true)
+        );
+    }
+
+    #[test]
+    fn depth_is_limited() {
+        let mut c = Cursor::new(list(&["answer"]));
+        for _ in 1..MAX_STACK_DEPTH {
+            c.push(list(&["sleep"])).unwrap();
+        }
+        assert_eq!(c.push(list(&["sleep"])), Err(CursorError::TooDeep));
+    }
+}

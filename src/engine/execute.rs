@@ -1,0 +1,306 @@
+//! What one action does, as a pure function of the action and the activeflow's state: the next
+//! cursor step, the call request to make, and the `result` recorded in `executed_actions`.
+//! No actors, no I/O, no clocks beyond the `now` it is given — so every action is unit-testable.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::flow::{ActionId, ActionKind, HangupReason, Variables};
+
+/// Where the cursor goes after an action.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// The action's `next_id`, or the next element.
+    Next,
+    /// A jump taken by a control action.
+    Jump(ActionId),
+    /// Wait this long, then `Next`.
+    Wait(Duration),
+    /// The activeflow ends.
+    End(crate::engine::EndReason),
+}
+
+/// A request to the call that the activeflow holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallRequest {
+    Answer,
+    Hangup(HangupReason),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    pub step: Step,
+    pub call: Option<CallRequest>,
+    pub result: Option<Value>,
+}
+
+impl Outcome {
+    fn step(step: Step) -> Self {
+        Outcome {
+            step,
+            call: None,
+            result: None,
+        }
+    }
+
+    fn with_result(mut self, result: Value) -> Self {
+        self.result = Some(result);
+        self
+    }
+}
+
+/// The mutable state actions may read and change.
+pub struct ExecState<'a> {
+    pub variables: &'a mut Variables,
+    /// How many times each `goto` has jumped.
+    pub goto_counts: &'a mut HashMap<ActionId, u32>,
+    /// Whether this activeflow holds a call.
+    pub has_call: bool,
+    pub now: chrono::DateTime<chrono::Utc>,
+}
+
+/// Why an action could not run.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ActionError {
+    #[error("action needs a call, but this activeflow has none")]
+    NoCall,
+}
+
+/// Executes one action (already substituted) of identity `id`.
+pub fn execute(
+    id: ActionId,
+    kind: &ActionKind,
+    state: &mut ExecState<'_>,
+) -> Result<Outcome, ActionError> {
+    use crate::engine::EndReason;
+    Ok(match kind {
+        ActionKind::Answer => {
+            if !state.has_call {
+                return Err(ActionError::NoCall);
+            }
+            Outcome {
+                step: Step::Next,
+                call: Some(CallRequest::Answer),
+                result: None,
+            }
+        }
+        ActionKind::Hangup { reason } => Outcome {
+            step: Step::End(EndReason::Completed),
+            call: state.has_call.then(|| CallRequest::Hangup(reason.clone())),
+            result: Some(json!({ "reason": reason.as_str() })),
+        },
+        ActionKind::Sleep { duration_ms } => {
+            Outcome::step(Step::Wait(Duration::from_millis(*duration_ms)))
+        }
+        ActionKind::Stop => Outcome::step(Step::End(EndReason::StopAction)),
+        ActionKind::Goto {
+            target_id,
+            loop_count,
+        } => {
+            let count = state.goto_counts.entry(id).or_insert(0);
+            if *count < *loop_count {
+                *count += 1;
+                Outcome::step(Step::Jump(*target_id))
+                    .with_result(json!({ "target_id": target_id, "jumped": *count }))
+            } else {
+                Outcome::step(Step::Next)
+                    .with_result(json!({ "target_id": null, "jumped": *count }))
+            }
+        }
+        ActionKind::Branch {
+            variable,
+            target_ids,
+            default_target_id,
+        } => {
+            // The branch consumes its variable, so a loop back to digits_receive starts fresh.
+            let value = state.variables.remove(variable).unwrap_or_default();
+            let target = target_ids
+                .get(&value)
+                .or(default_target_id.as_ref())
+                .copied();
+            let result = json!({ "variable": variable, "value": value, "target_id": target });
+            match target {
+                Some(t) => Outcome::step(Step::Jump(t)).with_result(result),
+                None => Outcome::step(Step::Next).with_result(result),
+            }
+        }
+        ActionKind::ConditionVariable(c) => {
+            let holds = c.evaluate(state.variables);
+            let result = json!({ "value": c.actual_value(state.variables), "result": holds });
+            condition_outcome(holds, c.false_target_id, result)
+        }
+        ActionKind::ConditionDatetime(c) => {
+            let holds = c.evaluate(state.now);
+            let result = json!({ "now": state.now.to_rfc3339(), "result": holds });
+            condition_outcome(holds, c.false_target_id, result)
+        }
+        ActionKind::VariableSet { key, value } => {
+            state.variables.set(key.clone(), value.clone());
+            Outcome::step(Step::Next)
+        }
+    })
+}
+
+fn condition_outcome(holds: bool, false_target: Option<ActionId>, result: Value) -> Outcome {
+    match (holds, false_target) {
+        (false, Some(t)) => Outcome::step(Step::Jump(t)).with_result(result),
+        _ => Outcome::step(Step::Next).with_result(result),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::EndReason;
+    use crate::flow::Action;
+    use chrono::TimeZone;
+
+    struct Fixture {
+        vars: Variables,
+        gotos: HashMap<ActionId, u32>,
+        has_call: bool,
+    }
+
+    impl Fixture {
+        fn new() -> Self {
+            Fixture {
+                vars: Variables::new(),
+                gotos: HashMap::new(),
+                has_call: true,
+            }
+        }
+
+        fn run(&mut self, action: &Action) -> Result<Outcome, ActionError> {
+            let resolved = action.substituted(&self.vars);
+            let kind = resolved.typed().expect("valid action");
+            let mut state = ExecState {
+                variables: &mut self.vars,
+                goto_counts: &mut self.gotos,
+                has_call: self.has_call,
+                now: chrono::Utc
+                    .with_ymd_and_hms(2026, 11, 26, 10, 30, 0)
+                    .unwrap(),
+            };
+            execute(resolved.id, &kind, &mut state)
+        }
+    }
+
+    fn action(kind: &str, option: Value) -> Action {
+        Action::new(kind, option)
+    }
+
+    #[test]
+    fn answer_needs_a_call() {
+        let mut f = Fixture::new();
+        let out = f.run(&action("answer", json!({}))).unwrap();
+        assert_eq!(
+            (out.step, out.call),
+            (Step::Next, Some(CallRequest::Answer))
+        );
+        f.has_call = false;
+        assert_eq!(
+            f.run(&action("answer", json!({}))),
+            Err(ActionError::NoCall)
+        );
+    }
+
+    #[test]
+    fn hangup_ends_completed_with_reason() {
+        let mut f = Fixture::new();
+        let out = f.run(&action("hangup", json!({"reason": "busy"}))).unwrap();
+        assert_eq!(out.step, Step::End(EndReason::Completed));
+        assert_eq!(out.call, Some(CallRequest::Hangup(HangupReason::Busy)));
+        f.has_call = false;
+        assert_eq!(f.run(&action("hangup", json!({}))).unwrap().call, None);
+    }
+
+    #[test]
+    fn sleep_and_stop() {
+        let mut f = Fixture::new();
+        let out = f.run(&action("sleep", json!({"duration": 300}))).unwrap();
+        assert_eq!(out.step, Step::Wait(Duration::from_millis(300)));
+        let out = f.run(&action("stop", json!({}))).unwrap();
+        assert_eq!(out.step, Step::End(EndReason::StopAction));
+    }
+
+    #[test]
+    fn goto_jumps_loop_count_times_then_falls_through() {
+        let mut f = Fixture::new();
+        let target = ActionId::new();
+        let g = action(
+            "goto",
+            json!({"target_id": target.to_string(), "loop_count": 2}),
+        );
+        assert_eq!(f.run(&g).unwrap().step, Step::Jump(target));
+        assert_eq!(f.run(&g).unwrap().step, Step::Jump(target));
+        assert_eq!(f.run(&g).unwrap().step, Step::Next);
+    }
+
+    #[test]
+    fn branch_takes_target_default_or_next_and_consumes_variable() {
+        let mut f = Fixture::new();
+        let (one, other) = (ActionId::new(), ActionId::new());
+        let b = action(
+            "branch",
+            json!({"target_ids": {"1": one.to_string()}, "default_target_id": other.to_string()}),
+        );
+        f.vars.set("call.digits", "1");
+        let out = f.run(&b).unwrap();
+        assert_eq!(out.step, Step::Jump(one));
+        assert_eq!(out.result.unwrap()["value"], "1");
+        assert_eq!(f.vars.get("call.digits"), None);
+        assert_eq!(f.run(&b).unwrap().step, Step::Jump(other));
+        let plain = action(
+            "branch",
+            json!({"variable": "x", "target_ids": {"a": one.to_string()}}),
+        );
+        assert_eq!(f.run(&plain).unwrap().step, Step::Next);
+        f.vars.set("voipbin.x", "a");
+        assert_eq!(f.run(&plain).unwrap().step, Step::Jump(one));
+    }
+
+    #[test]
+    fn condition_variable_jumps_on_false() {
+        let mut f = Fixture::new();
+        let no = ActionId::new();
+        let c = action(
+            "condition_variable",
+            json!({"condition": ">=", "variable": "n", "value_type": "number",
+                   "value_number": 10, "false_target_id": no.to_string()}),
+        );
+        f.vars.set("n", "12");
+        assert_eq!(f.run(&c).unwrap().step, Step::Next);
+        f.vars.set("n", "3");
+        assert_eq!(f.run(&c).unwrap().step, Step::Jump(no));
+    }
+
+    #[test]
+    fn condition_datetime_uses_given_now() {
+        let mut f = Fixture::new();
+        let no = ActionId::new();
+        let c = action(
+            "condition_datetime",
+            json!({"condition": ">=", "hour": 9, "false_target_id": no.to_string()}),
+        );
+        assert_eq!(f.run(&c).unwrap().step, Step::Next);
+        let late = action(
+            "condition_datetime",
+            json!({"condition": ">=", "hour": 18, "false_target_id": no.to_string()}),
+        );
+        assert_eq!(f.run(&late).unwrap().step, Step::Jump(no));
+    }
+
+    #[test]
+    fn variable_set_substitutes() {
+        let mut f = Fixture::new();
+        f.vars.set("call.source.target", "+1555");
+        f.run(&action(
+            "variable_set",
+            json!({"key": "who", "value": "from ${call.source.target}"}),
+        ))
+        .unwrap();
+        assert_eq!(f.vars.get("who"), Some("from +1555"));
+    }
+}

@@ -1,0 +1,37 @@
+//! The activeflow id newtype.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ActiveflowId(pub Uuid);
+
+impl ActiveflowId {
+    pub fn new() -> Self {
+        ActiveflowId(Uuid::new_v4())
+    }
+}
+
+impl Default for ActiveflowId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Display for ActiveflowId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl FromStr for ActiveflowId {
+    type Err = uuid::Error;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Uuid::parse_str(s).map(ActiveflowId)
+    }
+}

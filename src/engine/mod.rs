@@ -1,0 +1,30 @@
+//! The engine: a supervisor actor that admits calls and spawns one [`Activeflow`] actor per
+//! activeflow, the activeflow actor that walks a flow's actions, and the shared
+//! [`ActiveflowRegistry`] operators read. Talks to calls only through `call`'s messages; knows
+//! no HTTP.
+
+pub mod activeflow;
+mod cursor;
+pub mod execute;
+mod id;
+pub mod record;
+pub mod registry;
+pub mod routes;
+pub mod supervisor;
+
+pub use activeflow::{Activeflow, Stop};
+pub use id::ActiveflowId;
+pub use record::{ActiveflowRecord, EndReason, ExecutedAction, ReferenceType, Status};
+pub use registry::ActiveflowRegistry;
+pub use routes::RouteTable;
+pub use supervisor::{Drain, StopAll, Supervisor};
+
+/// Engine limits taken from `[engine]`.
+#[derive(Debug, Clone, Copy)]
+pub struct EngineLimits {
+    pub max_activeflows: usize,
+    pub max_execute_count: u32,
+}
+
+/// Nested stacks (`fetch`, `fetch_flow`) allowed per activeflow (DESIGN §4).
+pub const MAX_STACK_DEPTH: usize = 100;

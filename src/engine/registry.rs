@@ -1,0 +1,140 @@
+//! Every activeflow the engine knows, running and recently ended, by id. The activeflow actor
+//! writes its record; the API reads snapshots without asking the actor. Ended records beyond
+//! `engine.ended_retained` are dropped oldest first (durable history is the storage layer's job).
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use actix::Addr;
+use dashmap::DashMap;
+
+use super::{Activeflow, ActiveflowId, ActiveflowRecord, Status};
+
+/// One activeflow: its record and, while it runs, its actor.
+pub struct ActiveflowEntry {
+    record: Arc<Mutex<ActiveflowRecord>>,
+    pub addr: Addr<Activeflow>,
+}
+
+impl ActiveflowEntry {
+    pub fn snapshot(&self) -> ActiveflowRecord {
+        lock(&self.record).clone()
+    }
+
+    pub fn record(&self) -> MutexGuard<'_, ActiveflowRecord> {
+        lock(&self.record)
+    }
+}
+
+/// Locks a record; a poisoned lock (a panic mid-update) still yields the data, which is only
+/// ever replaced field by field.
+pub(crate) fn lock(m: &Mutex<ActiveflowRecord>) -> MutexGuard<'_, ActiveflowRecord> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+pub struct ActiveflowRegistry {
+    entries: DashMap<ActiveflowId, Arc<ActiveflowEntry>>,
+    running: AtomicUsize,
+    sequence: AtomicU64,
+    ended: Mutex<VecDeque<ActiveflowId>>,
+    ended_retained: usize,
+}
+
+/// One page of a listing.
+pub struct Page {
+    pub items: Vec<ActiveflowRecord>,
+    pub next_page_token: Option<String>,
+}
+
+impl ActiveflowRegistry {
+    pub fn new(ended_retained: usize) -> Self {
+        ActiveflowRegistry {
+            entries: DashMap::new(),
+            running: AtomicUsize::new(0),
+            sequence: AtomicU64::new(0),
+            ended: Mutex::new(VecDeque::new()),
+            ended_retained,
+        }
+    }
+
+    /// The next creation sequence number.
+    pub fn next_sequence(&self) -> u64 {
+        self.sequence.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// Running activeflows.
+    pub fn running(&self) -> usize {
+        self.running.load(Ordering::Relaxed)
+    }
+
+    pub fn insert(
+        &self,
+        id: ActiveflowId,
+        record: Arc<Mutex<ActiveflowRecord>>,
+        addr: Addr<Activeflow>,
+    ) {
+        self.entries
+            .insert(id, Arc::new(ActiveflowEntry { record, addr }));
+    }
+
+    pub(crate) fn started(&self) {
+        self.running.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Called once by the actor when its activeflow ends.
+    pub(crate) fn ended(&self, id: ActiveflowId) {
+        self.running.fetch_sub(1, Ordering::Relaxed);
+        let evicted = {
+            let mut ended = self.ended.lock().unwrap_or_else(|p| p.into_inner());
+            ended.push_back(id);
+            let excess = ended.len().saturating_sub(self.ended_retained);
+            ended.drain(..excess).collect::<Vec<_>>()
+        };
+        for old in evicted {
+            self.entries.remove(&old);
+        }
+    }
+
+    pub fn get(&self, id: &ActiveflowId) -> Option<Arc<ActiveflowEntry>> {
+        self.entries.get(id).map(|e| e.clone())
+    }
+
+    /// Removes an ended activeflow from listings. Returns false when unknown.
+    pub fn remove(&self, id: &ActiveflowId) -> bool {
+        self.entries.remove(id).is_some()
+    }
+
+    /// Every running activeflow's actor (for shutdown).
+    pub fn running_actors(&self) -> Vec<Addr<Activeflow>> {
+        self.entries
+            .iter()
+            .filter(|e| e.record().status == Status::Running)
+            .map(|e| e.addr.clone())
+            .collect()
+    }
+
+    /// Newest first; `page_token` is the sequence of the last item of the previous page.
+    pub fn list(&self, status: Option<Status>, page_size: usize, page_token: Option<u64>) -> Page {
+        let mut keyed: Vec<(u64, Arc<ActiveflowEntry>)> = self
+            .entries
+            .iter()
+            .filter_map(|e| {
+                let r = e.record();
+                let wanted = status.is_none_or(|s| r.status == s)
+                    && page_token.is_none_or(|t| r.sequence < t);
+                wanted.then(|| (r.sequence, e.value().clone()))
+            })
+            .collect();
+        keyed.sort_unstable_by_key(|e| std::cmp::Reverse(e.0));
+        let more = keyed.len() > page_size;
+        keyed.truncate(page_size);
+        let next_page_token = more
+            .then(|| keyed.last().map(|(seq, _)| seq.to_string()))
+            .flatten();
+        Page {
+            items: keyed.iter().map(|(_, e)| e.snapshot()).collect(),
+            next_page_token,
+        }
+    }
+}

@@ -1,0 +1,186 @@
+//! The supervisor actor: admits offered calls (route → 404, capacity or draining → 503), starts
+//! one activeflow actor per admitted call on the call's own arbiter (no cross-thread hops on the
+//! call's hot path), and starts API activeflows. Supervised: a restart keeps all shared state.
+
+use std::sync::{Arc, Mutex};
+
+use actix::prelude::*;
+
+use super::activeflow::CallLink;
+use super::record::timestamp;
+use super::{
+    Activeflow, ActiveflowId, ActiveflowRecord, ActiveflowRegistry, EngineLimits, ReferenceType,
+    RouteTable, Status, Stop,
+};
+use crate::call::{CallCommand, CallOffer};
+use crate::flow::{self, Flow, FlowStore, Variables};
+
+/// Stop admitting new calls (shutdown has begun).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Drain;
+
+/// End every running activeflow with `reason`.
+#[derive(Message)]
+#[rtype(result = "usize")]
+pub struct StopAll {
+    pub reason: super::EndReason,
+}
+
+pub struct Supervisor {
+    flows: Arc<FlowStore>,
+    routes: Arc<RouteTable>,
+    registry: Arc<ActiveflowRegistry>,
+    limits: EngineLimits,
+    draining: bool,
+}
+
+impl Supervisor {
+    pub fn new(
+        flows: Arc<FlowStore>,
+        routes: Arc<RouteTable>,
+        registry: Arc<ActiveflowRegistry>,
+        limits: EngineLimits,
+    ) -> Self {
+        Supervisor {
+            flows,
+            routes,
+            registry,
+            limits,
+            draining: false,
+        }
+    }
+
+    fn admit(&self, offer: &CallOffer) -> Result<Arc<Flow>, u16> {
+        if self.draining || self.registry.running() >= self.limits.max_activeflows {
+            return Err(503);
+        }
+        let flow_ref = self.routes.lookup(&offer.destination).ok_or(404u16)?;
+        self.flows.get_by_name_or_id(flow_ref).ok_or(404)
+    }
+}
+
+impl Actor for Supervisor {
+    type Context = Context<Self>;
+}
+
+impl Supervised for Supervisor {
+    fn restarting(&mut self, _ctx: &mut Self::Context) {
+        tracing::warn!("supervisor restarting");
+    }
+}
+
+impl Handler<CallOffer> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, offer: CallOffer, _ctx: &mut Self::Context) {
+        let flow = match self.admit(&offer) {
+            Ok(f) => f,
+            Err(status) => {
+                tracing::info!(call_id = %offer.call_id, number = %offer.destination, status, "call refused");
+                offer.commands.do_send(CallCommand::Reject { status });
+                return;
+            }
+        };
+        let id = ActiveflowId::new();
+        let mut variables = Variables::new();
+        variables.set(flow::CALL_ID, offer.call_id.to_string());
+        variables.set(flow::CALL_SOURCE_TARGET, offer.source.clone());
+        variables.set(flow::CALL_DESTINATION_TARGET, offer.destination.clone());
+        variables.set(flow::CALL_DIRECTION, "incoming");
+        variables.set(flow::CALL_DIGITS, "");
+        let record = new_record(
+            &self.registry,
+            id,
+            &flow,
+            ReferenceType::Call,
+            offer.call_id.to_string(),
+            &mut variables,
+        );
+        let call = CallLink {
+            id: offer.call_id,
+            commands: offer.commands,
+        };
+        spawn(
+            &self.registry,
+            &offer.arbiter,
+            record,
+            flow,
+            variables,
+            self.limits,
+            Some(call),
+        );
+    }
+}
+
+impl Handler<Drain> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, _: Drain, _ctx: &mut Self::Context) {
+        self.draining = true;
+    }
+}
+
+impl Handler<StopAll> for Supervisor {
+    type Result = usize;
+
+    fn handle(&mut self, msg: StopAll, _ctx: &mut Self::Context) -> usize {
+        let actors = self.registry.running_actors();
+        for a in &actors {
+            a.do_send(Stop { reason: msg.reason });
+        }
+        actors.len()
+    }
+}
+
+/// A fresh running record, with the seeded `activeflow.*` variables.
+pub(crate) fn new_record(
+    registry: &ActiveflowRegistry,
+    id: ActiveflowId,
+    flow: &Flow,
+    reference_type: ReferenceType,
+    reference_id: String,
+    variables: &mut Variables,
+) -> Arc<Mutex<ActiveflowRecord>> {
+    variables.set(flow::ACTIVEFLOW_ID, id.to_string());
+    variables.set(flow::ACTIVEFLOW_FLOW_ID, flow.id.to_string());
+    variables.set(flow::ACTIVEFLOW_REFERENCE_TYPE, reference_type.as_str());
+    variables.set(flow::ACTIVEFLOW_REFERENCE_ID, reference_id.clone());
+    let now = timestamp();
+    Arc::new(Mutex::new(ActiveflowRecord {
+        id,
+        flow_id: flow.id,
+        status: Status::Running,
+        end_reason: None,
+        reference_type,
+        reference_id,
+        current_action: None,
+        executed_actions: Vec::new(),
+        tm_create: now.clone(),
+        tm_update: now,
+        tm_end: None,
+        variables: variables.clone(),
+        sequence: registry.next_sequence(),
+    }))
+}
+
+/// Starts the activeflow actor on `arbiter` and registers it.
+pub(crate) fn spawn(
+    registry: &Arc<ActiveflowRegistry>,
+    arbiter: &ArbiterHandle,
+    record: Arc<Mutex<ActiveflowRecord>>,
+    flow: Arc<Flow>,
+    variables: Variables,
+    limits: EngineLimits,
+    call: Option<CallLink>,
+) -> ActiveflowId {
+    let id = super::registry::lock(&record).id;
+    registry.started();
+    let reg = registry.clone();
+    let rec = record.clone();
+    let addr = Activeflow::start_in_arbiter(arbiter, move |_| {
+        Activeflow::new(rec, reg, &flow, variables, limits.max_execute_count, call)
+    });
+    registry.insert(id, record, addr);
+    id
+}

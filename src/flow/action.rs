@@ -1,0 +1,368 @@
+//! The typed view of an action (`ActionKind`). Turns a raw `option` into
+//! typed fields; must not check jump targets against a list (validate.rs)
+//! or execute anything.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use super::condition::{ConditionDatetime, ConditionVariable};
+use super::error::FlowError;
+use super::hangup::HangupReason;
+use super::id::ActionId;
+use super::options::{parse_action_id, path, Opt};
+use super::types::{NOT_YET_SUPPORTED_TYPES, SUPPORTED_TYPES};
+use super::variables::CALL_DIGITS;
+
+/// An action's type together with its typed option.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ActionKind {
+    Answer,
+    Hangup {
+        reason: HangupReason,
+    },
+    Sleep {
+        duration_ms: u64,
+    },
+    Stop,
+    Goto {
+        target_id: ActionId,
+        loop_count: u32,
+    },
+    Branch {
+        variable: String,
+        target_ids: BTreeMap<String, ActionId>,
+        default_target_id: Option<ActionId>,
+    },
+    ConditionVariable(ConditionVariable),
+    ConditionDatetime(ConditionDatetime),
+    VariableSet {
+        key: String,
+        value: String,
+    },
+}
+
+impl ActionKind {
+    /// Parses `option` for action type `kind`. Errors are `FlowError::Field`
+    /// with fields like `type` or `option.duration`.
+    pub fn parse(kind: &str, option: &Value) -> Result<Self, FlowError> {
+        // Type first: an unsupported type should say so, not complain
+        // about its option.
+        if !SUPPORTED_TYPES.contains(&kind) {
+            let message = if NOT_YET_SUPPORTED_TYPES.contains(&kind) {
+                format!(r#"action type "{kind}" is not supported by this engine yet"#)
+            } else {
+                format!(r#"unknown action type "{kind}""#)
+            };
+            return Err(FlowError::field("type", message));
+        }
+        let o = Opt::new(option)?;
+        Ok(match kind {
+            "answer" => Self::Answer,
+            "hangup" => Self::Hangup {
+                reason: HangupReason::parse(o.str("reason")?.unwrap_or_default()),
+            },
+            "sleep" => Self::Sleep {
+                duration_ms: o.u64_req("duration")?,
+            },
+            "stop" => Self::Stop,
+            "goto" => Self::Goto {
+                target_id: o.action_id_req("target_id")?,
+                loop_count: o.u32("loop_count")?.unwrap_or(0),
+            },
+            "branch" => Self::Branch {
+                variable: match o.str("variable")? {
+                    None | Some("") => CALL_DIGITS.to_owned(),
+                    Some(v) => v.to_owned(),
+                },
+                target_ids: target_ids(&o)?,
+                default_target_id: o.action_id("default_target_id")?,
+            },
+            "condition_variable" => Self::ConditionVariable(ConditionVariable::from_opt(&o)?),
+            "condition_datetime" => Self::ConditionDatetime(ConditionDatetime::from_opt(&o)?),
+            "variable_set" => Self::VariableSet {
+                key: o.str_req("key")?.to_owned(),
+                value: o.str("value")?.unwrap_or_default().to_owned(),
+            },
+            // Unreachable while SUPPORTED_TYPES and the arms agree; kept as
+            // an error rather than a panic so a mismatch is reported.
+            other => {
+                return Err(FlowError::field(
+                    "type",
+                    format!(r#"action type "{other}" has no parser"#),
+                ))
+            }
+        })
+    }
+
+    /// The JSON `type` string.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Self::Answer => "answer",
+            Self::Hangup { .. } => "hangup",
+            Self::Sleep { .. } => "sleep",
+            Self::Stop => "stop",
+            Self::Goto { .. } => "goto",
+            Self::Branch { .. } => "branch",
+            Self::ConditionVariable(_) => "condition_variable",
+            Self::ConditionDatetime(_) => "condition_datetime",
+            Self::VariableSet { .. } => "variable_set",
+        }
+    }
+
+    /// Every jump target in the option with its field path, e.g.
+    /// `("option.target_ids.1", id)`, in a stable order.
+    pub fn jump_targets(&self) -> Vec<(String, ActionId)> {
+        match self {
+            Self::Goto { target_id, .. } => vec![(path("target_id"), *target_id)],
+            Self::Branch {
+                target_ids,
+                default_target_id,
+                ..
+            } => target_ids
+                .iter()
+                .map(|(k, id)| (format!("option.target_ids.{k}"), *id))
+                .chain(default_target_id.map(|id| (path("default_target_id"), id)))
+                .collect(),
+            Self::ConditionVariable(ConditionVariable {
+                false_target_id, ..
+            })
+            | Self::ConditionDatetime(ConditionDatetime {
+                false_target_id, ..
+            }) => false_target_id
+                .map(|id| (path("false_target_id"), id))
+                .into_iter()
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+fn target_ids(o: &Opt<'_>) -> Result<BTreeMap<String, ActionId>, FlowError> {
+    let map = match o.raw("target_ids") {
+        None => return Ok(BTreeMap::new()),
+        Some(Value::Object(m)) => m,
+        Some(_) => {
+            return Err(FlowError::field(
+                path("target_ids"),
+                "must be an object of value → action id",
+            ))
+        }
+    };
+    let mut out = BTreeMap::new();
+    for (key, v) in map {
+        let field = format!("option.target_ids.{key}");
+        let s = v
+            .as_str()
+            .ok_or_else(|| FlowError::field(&field, "must be a uuid string"))?;
+        // A nil entry would jump nowhere; refuse rather than guess.
+        let id = parse_action_id(&field, s)?
+            .ok_or_else(|| FlowError::field(&field, "must not be the nil uuid"))?;
+        out.insert(key.clone(), id);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const T1: &str = "11111111-1111-4111-8111-111111111111";
+    const T2: &str = "22222222-2222-4222-8222-222222222222";
+
+    fn id(s: &str) -> ActionId {
+        s.parse().unwrap()
+    }
+
+    fn field_of(kind: &str, option: Value) -> String {
+        match ActionKind::parse(kind, &option).unwrap_err() {
+            FlowError::Field { field, .. } => field,
+            e => panic!("unexpected {e}"),
+        }
+    }
+
+    #[test]
+    fn simple_kinds() {
+        assert_eq!(
+            ActionKind::parse("answer", &json!({})).unwrap(),
+            ActionKind::Answer
+        );
+        assert_eq!(
+            ActionKind::parse("stop", &Value::Null).unwrap(),
+            ActionKind::Stop
+        );
+        assert_eq!(
+            ActionKind::parse("sleep", &json!({"duration": 1500})).unwrap(),
+            ActionKind::Sleep { duration_ms: 1500 }
+        );
+        assert_eq!(
+            ActionKind::parse("variable_set", &json!({"key": "a", "value": "${b}"})).unwrap(),
+            ActionKind::VariableSet {
+                key: "a".into(),
+                value: "${b}".into()
+            }
+        );
+    }
+
+    #[test]
+    fn hangup_option() {
+        let k = ActionKind::parse("hangup", &json!({"reason": "busy"})).unwrap();
+        assert_eq!(
+            k,
+            ActionKind::Hangup {
+                reason: HangupReason::Busy
+            }
+        );
+        let k = ActionKind::parse("hangup", &json!({})).unwrap();
+        assert_eq!(
+            k,
+            ActionKind::Hangup {
+                reason: HangupReason::Normal
+            }
+        );
+    }
+
+    #[test]
+    fn goto_and_branch() {
+        let k = ActionKind::parse("goto", &json!({"target_id": T1})).unwrap();
+        assert_eq!(
+            k,
+            ActionKind::Goto {
+                target_id: id(T1),
+                loop_count: 0
+            }
+        );
+        assert_eq!(
+            k.jump_targets(),
+            vec![("option.target_id".to_owned(), id(T1))]
+        );
+        let k = ActionKind::parse("goto", &json!({"target_id": T1, "loop_count": 3})).unwrap();
+        assert_eq!(
+            k,
+            ActionKind::Goto {
+                target_id: id(T1),
+                loop_count: 3
+            }
+        );
+
+        let k = ActionKind::parse(
+            "branch",
+            &json!({"target_ids": {"1": T1, "2": T2}, "default_target_id": T2}),
+        )
+        .unwrap();
+        let ActionKind::Branch {
+            variable,
+            target_ids,
+            default_target_id,
+        } = &k
+        else {
+            panic!("{k:?}")
+        };
+        assert_eq!(variable, "call.digits");
+        assert_eq!(target_ids.get("2"), Some(&id(T2)));
+        assert_eq!(*default_target_id, Some(id(T2)));
+        let fields: Vec<String> = k.jump_targets().into_iter().map(|(f, _)| f).collect();
+        assert_eq!(
+            fields,
+            [
+                "option.target_ids.1",
+                "option.target_ids.2",
+                "option.default_target_id"
+            ]
+        );
+        let k = ActionKind::parse("branch", &json!({"variable": "x"})).unwrap();
+        assert!(matches!(k, ActionKind::Branch { ref variable, .. } if variable == "x"));
+        assert!(k.jump_targets().is_empty());
+        assert_eq!(k.type_name(), "branch");
+    }
+
+    #[test]
+    fn conditions_expose_false_target() {
+        let k = ActionKind::parse(
+            "condition_variable",
+            &json!({"condition": "==", "variable": "x", "false_target_id": T1}),
+        )
+        .unwrap();
+        assert_eq!(
+            k.jump_targets(),
+            vec![("option.false_target_id".to_owned(), id(T1))]
+        );
+        let k =
+            ActionKind::parse("condition_datetime", &json!({"condition": ">", "hour": 8})).unwrap();
+        assert!(k.jump_targets().is_empty());
+    }
+
+    #[test]
+    fn type_errors() {
+        let e = ActionKind::parse("talk", &json!({})).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            r#"type: action type "talk" is not supported by this engine yet"#
+        );
+        let e = ActionKind::parse("foo", &json!({})).unwrap_err();
+        assert_eq!(e.to_string(), r#"type: unknown action type "foo""#);
+        for t in NOT_YET_SUPPORTED_TYPES {
+            assert!(!SUPPORTED_TYPES.contains(t));
+            assert_eq!(field_of(t, json!({})), "type");
+        }
+    }
+
+    #[test]
+    fn option_errors_name_the_field() {
+        assert_eq!(field_of("answer", json!("x")), "option");
+        assert_eq!(field_of("sleep", json!({})), "option.duration");
+        assert_eq!(
+            field_of("sleep", json!({"duration": "5"})),
+            "option.duration"
+        );
+        assert_eq!(
+            field_of("sleep", json!({"duration": -5})),
+            "option.duration"
+        );
+        assert_eq!(field_of("hangup", json!({"reason": 1})), "option.reason");
+        assert_eq!(field_of("goto", json!({})), "option.target_id");
+        assert_eq!(
+            field_of("goto", json!({"target_id": "nope"})),
+            "option.target_id"
+        );
+        assert_eq!(
+            field_of(
+                "goto",
+                json!({"target_id": T1, "loop_count": 5_000_000_000u64})
+            ),
+            "option.loop_count"
+        );
+        assert_eq!(
+            field_of("branch", json!({"variable": 1})),
+            "option.variable"
+        );
+        assert_eq!(
+            field_of("branch", json!({"target_ids": []})),
+            "option.target_ids"
+        );
+        assert_eq!(
+            field_of("branch", json!({"target_ids": {"1": 5}})),
+            "option.target_ids.1"
+        );
+        assert_eq!(
+            field_of(
+                "branch",
+                json!({"target_ids": {"9": "00000000-0000-0000-0000-000000000000"}})
+            ),
+            "option.target_ids.9"
+        );
+        assert_eq!(
+            field_of("branch", json!({"default_target_id": "x"})),
+            "option.default_target_id"
+        );
+        assert_eq!(
+            field_of("variable_set", json!({"value": "v"})),
+            "option.key"
+        );
+        assert_eq!(
+            field_of("variable_set", json!({"key": "k", "value": 3})),
+            "option.value"
+        );
+    }
+}

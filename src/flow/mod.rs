@@ -1,0 +1,30 @@
+//! Flow definitions for the activeflow engine: the VoIPBIN-compatible flow
+//! document, typed actions, validation, variables, conditions and the flow
+//! registry. Pure data: must not perform call I/O or run timers.
+
+pub mod action;
+pub mod condition;
+pub mod error;
+pub mod hangup;
+pub mod id;
+pub mod model;
+mod options;
+pub mod store;
+pub mod types;
+pub mod validate;
+pub mod variables;
+
+pub use action::ActionKind;
+pub use condition::{Comparison, ConditionDatetime, ConditionVariable, ValueType};
+pub use error::FlowError;
+pub use hangup::HangupReason;
+pub use id::{ActionId, FlowId};
+pub use model::{find_action, Action, Flow};
+pub use store::FlowStore;
+pub use types::{NOT_YET_SUPPORTED_TYPES, SUPPORTED_TYPES};
+pub use validate::{validate_actions, MAX_ACTIONS};
+pub use variables::{
+    Variables, ACTIVEFLOW_FLOW_ID, ACTIVEFLOW_ID, ACTIVEFLOW_REFERENCE_ID,
+    ACTIVEFLOW_REFERENCE_TYPE, CALL_DESTINATION_TARGET, CALL_DIGITS, CALL_DIRECTION, CALL_ID,
+    CALL_SOURCE_TARGET,
+};

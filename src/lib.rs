@@ -1,0 +1,39 @@
+//! activeflow — an actor-based telephony orchestration engine.
+//!
+//! ```text
+//!  UDP/TCP ─▶ sip::transport ─▶ call::dispatch ─▶ call::CallSession ◀──▶ engine::Activeflow
+//!            (framing, parse)   (dialog lookup,    (one actor per SIP     (one actor per
+//!                                stateless 4xx)     dialog, transactions)  activeflow)
+//!                                                          ▲                     ▲
+//!                                       engine::Supervisor ┘ spawns, routes      │
+//!                                                    api (actix-web) ───────────┘ stop, list
+//! ```
+//!
+//! Dependencies point downward only: `api → engine → call → sip`; `flow` (pure data), `media`
+//! and `metrics` sit beside them.
+//!
+//! - [`config`]: typed TOML config with `ACTIVEFLOW_<SECTION>_<KEY>` overrides, validated before
+//!   any socket is bound. Depends on nothing else in the crate.
+//! - [`sip`]: message fixes over rsip, TCP framing, UDP/TCP transport, RFC 3261 §17 transaction
+//!   state machines. Knows nothing of calls or flows.
+//! - [`media`]: SDP offer/answer and the RTP port pool. Knows nothing of SIP dialogs.
+//! - [`call`]: the call-session actor (one per SIP dialog) and the dispatcher that feeds it; turns
+//!   SIP into `CallEvent`s sent to a `Recipient`, never importing `engine`.
+//! - [`flow`]: flow/action model, validation, variables, flow store. Imports none of the others.
+//! - [`engine`]: the supervisor actor, one activeflow actor per activeflow, action execution,
+//!   the shared activeflow registry. Knows no HTTP.
+//! - [`api`]: REST handlers (actix-web) over the engine; errors mapped to HTTP.
+//! - [`metrics`]: every metric name, unit and bucket in one place.
+//! - [`app`]: wires the layers together from a validated config and already-bound sockets.
+//! - [`shutdown`]: the drain sequence on SIGINT/SIGTERM.
+
+pub mod api;
+pub mod app;
+pub mod call;
+pub mod config;
+pub mod engine;
+pub mod flow;
+pub mod media;
+pub mod metrics;
+pub mod shutdown;
+pub mod sip;

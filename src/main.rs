@@ -1,0 +1,119 @@
+//! The `activeflow` binary: `serve` loads and validates the config and flows, binds every socket,
+//! starts the engine and waits for SIGINT/SIGTERM to drain; `validate` checks flow files.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand};
+
+use activeflow::app::{self, Listeners};
+use activeflow::config::{Config, Settings};
+use activeflow::flow::{Flow, FlowStore};
+
+/// Flows registered when the embedded config is used and `flows.dir` does not exist.
+const EMBEDDED_DEMO_FLOW: &str = include_str!("../config/flows/demo.json");
+
+#[derive(Parser)]
+#[command(name = "activeflow", version, about = "Telephony orchestration engine")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the engine.
+    Serve {
+        /// Config file; without it the embedded default config is used.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Check flow JSON files; exits non-zero naming the first bad action and field.
+    Validate {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    match Cli::parse().command {
+        Command::Serve { config } => serve(config.as_deref()),
+        Command::Validate { files } => validate(&files),
+    }
+}
+
+fn validate(files: &[PathBuf]) -> anyhow::Result<()> {
+    let mut failed = false;
+    for path in files {
+        let result = std::fs::read(path)
+            .map_err(anyhow::Error::from)
+            .and_then(|bytes| Flow::from_json(&bytes).map_err(anyhow::Error::from));
+        match result {
+            Ok(flow) => println!("{}: ok ({} actions)", path.display(), flow.actions.len()),
+            Err(e) => {
+                eprintln!("{}: {e}", path.display());
+                failed = true;
+            }
+        }
+    }
+    if failed {
+        bail!("invalid flow file(s)");
+    }
+    Ok(())
+}
+
+/// Loads flows from `flows.dir`; with the embedded config and no such directory, the demo flow.
+fn load_flows(settings: &Settings, embedded: bool) -> anyhow::Result<FlowStore> {
+    let store = FlowStore::new();
+    let dir: &Path = &settings.flows_dir;
+    if dir.is_dir() {
+        store
+            .load_dir(dir)
+            .with_context(|| format!("config key flows.dir ({})", dir.display()))?;
+    } else if embedded {
+        tracing::warn!(dir = %dir.display(), "flows.dir not found; using the embedded demo flow");
+        store.insert(Flow::from_json(EMBEDDED_DEMO_FLOW.as_bytes())?)?;
+    } else {
+        bail!("config key flows.dir: {} is not a directory", dir.display());
+    }
+    for (i, route) in settings.raw.routes.iter().enumerate() {
+        if store.get_by_name_or_id(&route.flow).is_none() {
+            bail!(
+                "config key routes[{i}].flow: no flow named {:?}",
+                route.flow
+            );
+        }
+    }
+    Ok(store)
+}
+
+fn serve(config_path: Option<&Path>) -> anyhow::Result<()> {
+    let settings = Config::load(config_path)?.validate()?;
+    let flows = Arc::new(load_flows(&settings, config_path.is_none())?);
+    let listeners = Listeners::bind(&settings)?;
+    let metrics = activeflow::metrics::install()?;
+    let grace = Duration::from_secs(settings.raw.engine.shutdown_grace_seconds);
+    let system = actix_rt::System::new();
+    system.block_on(async move {
+        let app = app::start(&settings, flows.clone(), listeners, Some(metrics)).await?;
+        tracing::info!(
+            sip = %app.sip_addr,
+            api = %app.api_addr,
+            metrics = %app.metrics_addr,
+            flows = flows.len(),
+            "activeflow listening"
+        );
+        activeflow::shutdown::signal().await;
+        let stopped = activeflow::shutdown::drain(app, grace).await;
+        tracing::info!(stopped, "activeflow stopped");
+        anyhow::Ok(())
+    })
+}

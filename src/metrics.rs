@@ -1,0 +1,255 @@
+//! Every metric name, unit, label value and histogram bucket in one place (DESIGN §7).
+//! Other modules call the small recording helpers here and never spell a metric name themselves;
+//! labels are low-cardinality words, never ids, numbers or URIs.
+
+use std::time::Duration;
+
+use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+pub const ACTIVEFLOW_RUNNING: &str = "activeflow_running";
+pub const ACTIVEFLOW_STARTED_TOTAL: &str = "activeflow_started_total";
+pub const ACTIVEFLOW_ENDED_TOTAL: &str = "activeflow_ended_total";
+pub const ACTIVEFLOW_DURATION_SECONDS: &str = "activeflow_duration_seconds";
+pub const ACTIVEFLOW_ACTIONS_EXECUTED_TOTAL: &str = "activeflow_actions_executed_total";
+pub const ACTIVEFLOW_ACTION_ERRORS_TOTAL: &str = "activeflow_action_errors_total";
+pub const ACTIVEFLOW_ACTION_DURATION_SECONDS: &str = "activeflow_action_duration_seconds";
+pub const SIP_REQUESTS_RECEIVED_TOTAL: &str = "sip_requests_received_total";
+pub const SIP_RESPONSES_SENT_TOTAL: &str = "sip_responses_sent_total";
+pub const SIP_RETRANSMISSIONS_TOTAL: &str = "sip_retransmissions_total";
+pub const SIP_MALFORMED_TOTAL: &str = "sip_malformed_total";
+pub const CALLS_ACTIVE: &str = "calls_active";
+pub const CALLS_TOTAL: &str = "calls_total";
+pub const CALL_SETUP_SECONDS: &str = "call_setup_seconds";
+
+/// Label values known at start-up, exported at zero so no series is ever missing.
+pub const REFERENCE_TYPES: &[&str] = &["call", "api"];
+pub const END_REASONS: &[&str] = &[
+    "completed",
+    "stop_action",
+    "operator_stop",
+    "hangup",
+    "ack_timeout",
+    "loop_limit",
+    "error",
+    "shutdown",
+    "engine_restart",
+];
+pub const ACTION_TYPES: &[&str] = &[
+    "answer",
+    "hangup",
+    "sleep",
+    "stop",
+    "goto",
+    "branch",
+    "condition_variable",
+    "condition_datetime",
+    "variable_set",
+];
+pub const SIP_METHODS: &[&str] = &[
+    "INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "INFO", "UPDATE", "PRACK", "REGISTER", "MESSAGE",
+    "OTHER",
+];
+pub const SIP_CODES: &[&str] = &[
+    "100", "180", "200", "400", "403", "404", "405", "481", "486", "480", "487", "488", "500",
+    "501", "503", "603",
+];
+pub const TRANSPORTS: &[&str] = &["udp", "tcp"];
+pub const DIRECTIONS: &[&str] = &["in", "out"];
+pub const CALL_OUTCOMES: &[&str] = &["answered", "rejected", "cancelled", "failed"];
+
+/// Seconds buckets for call set-up: milliseconds to tens of seconds.
+const SETUP_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+/// Seconds buckets for activeflow duration: sub-second flows to hour-long calls.
+const DURATION_BUCKETS: &[f64] = &[
+    0.01, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0,
+];
+/// Seconds buckets for one action's execution: microseconds (control) to minutes (sleep).
+const ACTION_BUCKETS: &[f64] = &[
+    0.00001, 0.0001, 0.001, 0.01, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0,
+];
+
+/// Errors installing the Prometheus recorder.
+#[derive(Debug, thiserror::Error)]
+pub enum MetricsError {
+    #[error("metrics: {0}")]
+    Build(String),
+}
+
+/// Installs the global Prometheus recorder with telephony buckets and describes every metric.
+/// Call once per process; the returned handle renders `/metrics`.
+pub fn install() -> Result<PrometheusHandle, MetricsError> {
+    let err = |e: metrics_exporter_prometheus::BuildError| MetricsError::Build(e.to_string());
+    let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            metrics_exporter_prometheus::Matcher::Full(CALL_SETUP_SECONDS.into()),
+            SETUP_BUCKETS,
+        )
+        .map_err(err)?
+        .set_buckets_for_metric(
+            metrics_exporter_prometheus::Matcher::Full(ACTIVEFLOW_DURATION_SECONDS.into()),
+            DURATION_BUCKETS,
+        )
+        .map_err(err)?
+        .set_buckets_for_metric(
+            metrics_exporter_prometheus::Matcher::Full(ACTIVEFLOW_ACTION_DURATION_SECONDS.into()),
+            ACTION_BUCKETS,
+        )
+        .map_err(err)?
+        .install_recorder()
+        .map_err(err)?;
+    describe_all();
+    register_zeroes();
+    Ok(handle)
+}
+
+fn describe_all() {
+    describe_gauge!(ACTIVEFLOW_RUNNING, "Activeflows currently running");
+    describe_counter!(ACTIVEFLOW_STARTED_TOTAL, "Activeflows started");
+    describe_counter!(ACTIVEFLOW_ENDED_TOTAL, "Activeflows ended, by end reason");
+    describe_histogram!(
+        ACTIVEFLOW_DURATION_SECONDS,
+        metrics::Unit::Seconds,
+        "Activeflow lifetime"
+    );
+    describe_counter!(
+        ACTIVEFLOW_ACTIONS_EXECUTED_TOTAL,
+        "Actions executed, by type"
+    );
+    describe_counter!(
+        ACTIVEFLOW_ACTION_ERRORS_TOTAL,
+        "Actions that failed, by type"
+    );
+    describe_histogram!(
+        ACTIVEFLOW_ACTION_DURATION_SECONDS,
+        metrics::Unit::Seconds,
+        "Time from an action becoming current to the cursor moving on"
+    );
+    describe_counter!(
+        SIP_REQUESTS_RECEIVED_TOTAL,
+        "SIP requests received, by method"
+    );
+    describe_counter!(
+        SIP_RESPONSES_SENT_TOTAL,
+        "SIP responses sent, by status code"
+    );
+    describe_counter!(SIP_RETRANSMISSIONS_TOTAL, "SIP retransmissions, in or out");
+    describe_counter!(SIP_MALFORMED_TOTAL, "Malformed SIP messages, by transport");
+    describe_gauge!(CALLS_ACTIVE, "Call sessions currently up");
+    describe_counter!(CALLS_TOTAL, "Calls finished, by direction and outcome");
+    describe_histogram!(
+        CALL_SETUP_SECONDS,
+        metrics::Unit::Seconds,
+        "INVITE received to final response sent"
+    );
+}
+
+fn register_zeroes() {
+    gauge!(ACTIVEFLOW_RUNNING).set(0.0);
+    gauge!(CALLS_ACTIVE).set(0.0);
+    for r in REFERENCE_TYPES {
+        counter!(ACTIVEFLOW_STARTED_TOTAL, "reference_type" => *r).absolute(0);
+    }
+    for r in END_REASONS {
+        counter!(ACTIVEFLOW_ENDED_TOTAL, "reason" => *r).absolute(0);
+    }
+    for t in ACTION_TYPES {
+        counter!(ACTIVEFLOW_ACTIONS_EXECUTED_TOTAL, "type" => *t).absolute(0);
+        counter!(ACTIVEFLOW_ACTION_ERRORS_TOTAL, "type" => *t).absolute(0);
+    }
+    for m in SIP_METHODS {
+        counter!(SIP_REQUESTS_RECEIVED_TOTAL, "method" => *m).absolute(0);
+    }
+    for c in SIP_CODES {
+        counter!(SIP_RESPONSES_SENT_TOTAL, "code" => *c).absolute(0);
+    }
+    for d in DIRECTIONS {
+        counter!(SIP_RETRANSMISSIONS_TOTAL, "direction" => *d).absolute(0);
+        for o in CALL_OUTCOMES {
+            counter!(CALLS_TOTAL, "direction" => *d, "outcome" => *o).absolute(0);
+        }
+    }
+    for t in TRANSPORTS {
+        counter!(SIP_MALFORMED_TOTAL, "transport" => *t).absolute(0);
+    }
+    let _ = histogram!(ACTIVEFLOW_DURATION_SECONDS);
+    let _ = histogram!(CALL_SETUP_SECONDS);
+}
+
+/// The method label: known methods by name, everything else `OTHER` (bounded cardinality).
+pub fn method_label(method: &str) -> &'static str {
+    SIP_METHODS
+        .iter()
+        .find(|m| m.eq_ignore_ascii_case(method))
+        .copied()
+        .unwrap_or("OTHER")
+}
+
+pub fn sip_request_received(method: &str) {
+    counter!(SIP_REQUESTS_RECEIVED_TOTAL, "method" => method_label(method)).increment(1);
+}
+
+pub fn sip_response_sent(code: u16) {
+    // Status codes are a bounded set (100..=699), so they are a safe label.
+    let label = SIP_CODES
+        .iter()
+        .find(|c| c.parse::<u16>().ok() == Some(code))
+        .map(|c| std::borrow::Cow::Borrowed(*c))
+        .unwrap_or_else(|| std::borrow::Cow::Owned(code.clamp(100, 699).to_string()));
+    counter!(SIP_RESPONSES_SENT_TOTAL, "code" => label).increment(1);
+}
+
+/// `inbound`: a retransmitted request absorbed; otherwise one the engine re-sent.
+pub fn sip_retransmission(inbound: bool) {
+    let d = if inbound { "in" } else { "out" };
+    counter!(SIP_RETRANSMISSIONS_TOTAL, "direction" => d).increment(1);
+}
+
+pub fn sip_malformed(transport: &'static str) {
+    counter!(SIP_MALFORMED_TOTAL, "transport" => transport).increment(1);
+}
+
+pub fn calls_active(delta: f64) {
+    gauge!(CALLS_ACTIVE).increment(delta);
+}
+
+pub fn call_finished(direction: &'static str, outcome: &'static str) {
+    counter!(CALLS_TOTAL, "direction" => direction, "outcome" => outcome).increment(1);
+}
+
+pub fn call_setup(elapsed: Duration) {
+    histogram!(CALL_SETUP_SECONDS).record(elapsed.as_secs_f64());
+}
+
+pub fn activeflow_started(reference_type: &'static str) {
+    counter!(ACTIVEFLOW_STARTED_TOTAL, "reference_type" => reference_type).increment(1);
+    gauge!(ACTIVEFLOW_RUNNING).increment(1.0);
+}
+
+pub fn activeflow_ended(reason: &'static str, lifetime: Duration) {
+    counter!(ACTIVEFLOW_ENDED_TOTAL, "reason" => reason).increment(1);
+    gauge!(ACTIVEFLOW_RUNNING).decrement(1.0);
+    histogram!(ACTIVEFLOW_DURATION_SECONDS).record(lifetime.as_secs_f64());
+}
+
+/// One executed action; `kind` must be a known action type name (a bounded set).
+pub fn action_executed(kind: &'static str, elapsed: Duration, failed: bool) {
+    counter!(ACTIVEFLOW_ACTIONS_EXECUTED_TOTAL, "type" => kind).increment(1);
+    histogram!(ACTIVEFLOW_ACTION_DURATION_SECONDS, "type" => kind).record(elapsed.as_secs_f64());
+    if failed {
+        counter!(ACTIVEFLOW_ACTION_ERRORS_TOTAL, "type" => kind).increment(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn method_labels_are_bounded() {
+        assert_eq!(method_label("invite"), "INVITE");
+        assert_eq!(method_label("FOO"), "OTHER");
+    }
+}

@@ -1,0 +1,239 @@
+//! Turns raw bytes into `rsip::SipMessage`: normalize, enforce Content-Length (RFC 3261
+//! §18.3), rsip parse, then the sanity checks the engine relies on (mandatory headers,
+//! CSeq method). Must not panic; errors tell the caller whether a 400 can be addressed.
+
+use rsip::prelude::*;
+use rsip::{Header, SipMessage};
+
+use crate::sip::message::{
+    content_length, find_header_end, normalize, BadRequestReason, ContentLengthError, MessageError,
+};
+
+/// Parses one UDP datagram. A body longer than Content-Length is truncated to it; a
+/// shorter one is an error; without Content-Length the body runs to the end.
+pub fn parse_datagram(raw: &[u8], max_size: usize) -> Result<SipMessage, MessageError> {
+    if raw.len() > max_size {
+        return Err(MessageError::TooLarge {
+            size: raw.len(),
+            max: max_size,
+        });
+    }
+    parse_framed(raw)
+}
+
+/// Parses one already-framed stream (TCP) message (see `framing::frame`).
+pub fn parse_stream_message(raw: &[u8]) -> Result<SipMessage, MessageError> {
+    parse_framed(raw)
+}
+
+fn parse_framed(raw: &[u8]) -> Result<SipMessage, MessageError> {
+    let start = raw
+        .iter()
+        .position(|&b| !matches!(b, b'\r' | b'\n'))
+        .ok_or(MessageError::Empty)?;
+    let raw = raw.get(start..).unwrap_or_default();
+    let norm = normalize(raw)?;
+    let bytes: &[u8] = &norm;
+    let end = find_header_end(bytes).ok_or(MessageError::NoHeaderEnd)?;
+    let head = bytes.get(..end.head_len).unwrap_or_default();
+    let body_len = bytes.len().saturating_sub(end.body_start);
+    let headers_only = bytes.get(..end.body_start).unwrap_or_default();
+    match content_length(head) {
+        Ok(None) => validate(rsip_parse(bytes)?),
+        Ok(Some(cl)) if cl <= body_len => {
+            let msg_end = end.body_start.saturating_add(cl);
+            validate(rsip_parse(bytes.get(..msg_end).unwrap_or(bytes))?)
+        }
+        Ok(Some(cl)) => reject(
+            headers_only,
+            BadRequestReason::BodyTruncated {
+                declared: cl,
+                actual: body_len,
+            },
+            MessageError::BodyTruncated {
+                declared: cl,
+                actual: body_len,
+            },
+        ),
+        Err(ContentLengthError::Invalid | ContentLengthError::Conflicting) => reject(
+            headers_only,
+            BadRequestReason::InvalidContentLength,
+            MessageError::InvalidContentLength,
+        ),
+    }
+}
+
+fn rsip_parse(bytes: &[u8]) -> Result<SipMessage, MessageError> {
+    SipMessage::try_from(bytes).map_err(|e| MessageError::Unparseable(e.to_string()))
+}
+
+/// A framing-level problem: answerable with 400 only if the headers parse and validate.
+fn reject(
+    headers_only: &[u8],
+    reason: BadRequestReason,
+    plain: MessageError,
+) -> Result<SipMessage, MessageError> {
+    match rsip_parse(headers_only).and_then(validate) {
+        Ok(SipMessage::Request(request)) => Err(MessageError::BadRequest {
+            reason,
+            request: Box::new(request),
+        }),
+        Ok(SipMessage::Response(_)) => Err(plain),
+        Err(e @ MessageError::BadRequest { .. }) => Err(e),
+        Err(_) => Err(plain),
+    }
+}
+
+/// Mandatory headers (RFC 3261 §8.1.1) and CSeq consistency.
+fn validate(msg: SipMessage) -> Result<SipMessage, MessageError> {
+    let headers = msg.headers();
+    let has = |pred: fn(&Header) -> bool| headers.iter().any(pred);
+    if !has(|h| matches!(h, Header::Via(_))) {
+        return Err(MessageError::MissingHeader("Via"));
+    }
+    if !has(|h| matches!(h, Header::From(_))) {
+        return Err(MessageError::MissingHeader("From"));
+    }
+    if !has(|h| matches!(h, Header::To(_))) {
+        return Err(MessageError::MissingHeader("To"));
+    }
+    if !has(|h| matches!(h, Header::CallId(_))) {
+        return Err(MessageError::MissingHeader("Call-ID"));
+    }
+    let Some(cseq) = headers.iter().find_map(|h| match h {
+        Header::CSeq(c) => Some(c),
+        _ => None,
+    }) else {
+        return Err(MessageError::MissingHeader("CSeq"));
+    };
+    let typed = cseq.typed();
+    match msg {
+        SipMessage::Request(request) => {
+            let reason = match &typed {
+                Err(_) => Some(BadRequestReason::InvalidHeader("CSeq")),
+                Ok(c) if c.method != request.method => Some(BadRequestReason::CSeqMethodMismatch {
+                    cseq: c.method.to_string(),
+                    method: request.method.to_string(),
+                }),
+                Ok(_) => None,
+            };
+            match reason {
+                Some(reason) => Err(MessageError::BadRequest {
+                    reason,
+                    request: Box::new(request),
+                }),
+                None => Ok(SipMessage::Request(request)),
+            }
+        }
+        SipMessage::Response(response) => match typed {
+            Ok(_) => Ok(SipMessage::Response(response)),
+            Err(_) => Err(MessageError::InvalidHeader("CSeq")),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const INVITE: &str = "INVITE sip:bob@example.com SIP/2.0\r\n\
+        Via: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK776asdhds\r\n\
+        Max-Forwards: 70\r\n\
+        To: Bob <sip:bob@example.com>\r\n\
+        From: Alice <sip:alice@example.com>;tag=1928301774\r\n\
+        Call-ID: a84b4c76e66710@pc33\r\n\
+        CSeq: 314159 INVITE\r\n\
+        Contact: <sip:alice@10.0.0.1>\r\n\
+        Content-Type: application/sdp\r\n\
+        Content-Length: 4\r\n\r\nv=0\n";
+
+    fn req(s: &str) -> rsip::Request {
+        match parse_datagram(s.as_bytes(), 65535).unwrap() {
+            SipMessage::Request(r) => r,
+            SipMessage::Response(_) => panic!("expected request"),
+        }
+    }
+
+    #[test]
+    fn parses_and_truncates_extra_body() {
+        let r = req(&format!("{INVITE}GARBAGE"));
+        assert_eq!(r.body, b"v=0\n");
+        assert_eq!(r.method, rsip::Method::Invite);
+    }
+
+    #[test]
+    fn short_body_is_addressable() {
+        let raw = INVITE.replace("Content-Length: 4", "Content-Length: 40");
+        let err = parse_datagram(raw.as_bytes(), 65535).unwrap_err();
+        assert!(err.is_addressable(), "{err}");
+        assert!(err.request().is_some());
+    }
+
+    #[test]
+    fn missing_content_length_body_runs_to_end() {
+        let r = req(&INVITE.replace("Content-Length: 4\r\n", ""));
+        assert_eq!(r.body, b"v=0\n");
+    }
+
+    #[test]
+    fn missing_headers_named_and_not_addressable() {
+        for (line, name) in [
+            ("Call-ID: a84b4c76e66710@pc33\r\n", "Call-ID"),
+            ("CSeq: 314159 INVITE\r\n", "CSeq"),
+            (
+                "Via: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK776asdhds\r\n",
+                "Via",
+            ),
+        ] {
+            let err = parse_datagram(INVITE.replace(line, "").as_bytes(), 65535).unwrap_err();
+            assert_eq!(err, MessageError::MissingHeader(name));
+            assert!(!err.is_addressable());
+        }
+    }
+
+    #[test]
+    fn cseq_mismatch_is_addressable() {
+        let raw = INVITE.replace("314159 INVITE", "314159 BYE");
+        let err = parse_datagram(raw.as_bytes(), 65535).unwrap_err();
+        assert!(matches!(
+            err,
+            MessageError::BadRequest {
+                reason: BadRequestReason::CSeqMethodMismatch { .. },
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn compact_form_and_multi_via() {
+        let raw = "BYE sip:bob@example.com SIP/2.0\r\n\
+            v: SIP/2.0/UDP a.example.com;branch=z9hG4bK1, SIP/2.0/UDP b.example.com;branch=z9hG4bK2\r\n\
+            t: <sip:bob@example.com>;tag=2\r\nf: <sip:alice@example.com>;tag=1\r\n\
+            i: abc\r\nCSeq: 2 BYE\r\nl: 0\r\n\r\n";
+        let r = req(raw);
+        let vias: Vec<_> = r
+            .headers
+            .iter()
+            .filter(|h| matches!(h, Header::Via(_)))
+            .collect();
+        assert_eq!(vias.len(), 2);
+        assert_eq!(r.call_id_header().unwrap().value(), "abc");
+    }
+
+    #[test]
+    fn size_and_empty() {
+        assert!(matches!(
+            parse_datagram(INVITE.as_bytes(), 10),
+            Err(MessageError::TooLarge { .. })
+        ));
+        assert_eq!(parse_datagram(b"\r\n\r\n", 100), Err(MessageError::Empty));
+    }
+
+    #[test]
+    fn response_parses() {
+        let raw = "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nTo: <sip:b@h>;tag=2\r\n\
+            From: <sip:a@h>;tag=1\r\nCall-ID: x\r\nCSeq: 1 BYE\r\nContent-Length: 0\r\n\r\n";
+        let msg = parse_stream_message(raw.as_bytes()).unwrap();
+        assert!(msg.is_response());
+    }
+}
