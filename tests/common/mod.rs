@@ -1,0 +1,414 @@
+//! Test harness: starts a real engine in-process on 127.0.0.1 port 0 (its own actix System on a
+//! thread), runs SIPp against it, talks HTTP to its API and raw SIP over UDP. Nothing here sleeps
+//! to wait for start-up: `start` returns once every socket is bound and serving.
+#![allow(dead_code, unreachable_pub)] // each test binary uses a different part of the harness
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use activeflow::app::{self, Listeners};
+use activeflow::call::CallRegistry;
+use activeflow::config::{Config, RouteConfig, DEFAULT_TOML};
+use activeflow::engine::{ActiveflowRecord, ActiveflowRegistry, Status};
+use activeflow::flow::{Flow, FlowStore};
+use serde_json::Value;
+
+pub struct TestEngine {
+    pub sip: SocketAddr,
+    pub api: SocketAddr,
+    pub registry: Arc<ActiveflowRegistry>,
+    pub calls: Arc<CallRegistry>,
+    stop: Option<tokio::sync::oneshot::Sender<Duration>>,
+    thread: Option<std::thread::JoinHandle<usize>>,
+}
+
+/// Starts an engine with `flows` (JSON documents) and `routes` (number → flow name), applying
+/// `env` as `ACTIVEFLOW_*` overrides.
+pub fn start(flows: &[Value], routes: &[(&str, &str)], env: &[(&str, &str)]) -> TestEngine {
+    let mut vars: Vec<(String, String)> = vec![
+        ("ACTIVEFLOW_SIP_LISTEN".into(), "127.0.0.1:0".into()),
+        ("ACTIVEFLOW_API_LISTEN".into(), "127.0.0.1:0".into()),
+        ("ACTIVEFLOW_METRICS_LISTEN".into(), "127.0.0.1:0".into()),
+    ];
+    vars.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    let mut config = Config::from_toml_with_env(DEFAULT_TOML, vars).expect("config");
+    config.routes = routes
+        .iter()
+        .map(|(number, flow)| RouteConfig {
+            number: number.to_string(),
+            flow: flow.to_string(),
+        })
+        .collect();
+    let settings = config.validate().expect("valid config");
+    let store = Arc::new(FlowStore::new());
+    for f in flows {
+        let flow = Flow::from_json(f.to_string().as_bytes()).expect("valid flow");
+        store.insert(flow).expect("flow inserted");
+    }
+    let listeners = Listeners::bind(&settings).expect("bind");
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<Duration>();
+    let thread = std::thread::spawn(move || {
+        actix_rt::System::new().block_on(async move {
+            let app = app::start(&settings, store, listeners, None)
+                .await
+                .expect("engine starts");
+            ready_tx
+                .send((
+                    app.sip_addr,
+                    app.api_addr,
+                    app.registry.clone(),
+                    app.calls.clone(),
+                ))
+                .expect("harness waiting");
+            let grace = stop_rx.await.unwrap_or(Duration::ZERO);
+            activeflow::shutdown::drain(app, grace).await
+        })
+    });
+    let (sip, api, registry, calls) = ready_rx.recv().expect("engine started");
+    TestEngine {
+        sip,
+        api,
+        registry,
+        calls,
+        stop: Some(stop_tx),
+        thread: Some(thread),
+    }
+}
+
+impl TestEngine {
+    /// Drains like SIGTERM with `grace`; returns how many activeflows ended with `shutdown`.
+    pub fn shutdown(mut self, grace: Duration) -> usize {
+        self.stop_with(grace)
+    }
+
+    fn stop_with(&mut self, grace: Duration) -> usize {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(grace);
+        }
+        self.thread
+            .take()
+            .map(|t| t.join().expect("engine thread"))
+            .unwrap_or(0)
+    }
+
+    /// Every known activeflow, newest first.
+    pub fn activeflows(&self) -> Vec<ActiveflowRecord> {
+        self.registry.list(None, usize::MAX, None).items
+    }
+
+    /// Waits (polling, bounded) until `done` holds for the activeflows; panics with them if not.
+    pub fn wait_for(
+        &self,
+        what: &str,
+        limit: Duration,
+        done: impl Fn(&[ActiveflowRecord]) -> bool,
+    ) {
+        let deadline = Instant::now() + limit;
+        loop {
+            let all = self.activeflows();
+            if done(&all) {
+                return;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "timed out waiting for {what}; activeflows: {}",
+                    summary(&all)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    pub fn ended(&self) -> Vec<ActiveflowRecord> {
+        self.activeflows()
+            .into_iter()
+            .filter(|a| a.status == Status::Ended)
+            .collect()
+    }
+}
+
+impl Drop for TestEngine {
+    fn drop(&mut self) {
+        self.stop_with(Duration::ZERO);
+    }
+}
+
+fn summary(all: &[ActiveflowRecord]) -> String {
+    let mut counts = std::collections::BTreeMap::new();
+    for a in all {
+        *counts
+            .entry(format!("{:?}/{:?}", a.status, a.end_reason))
+            .or_insert(0) += 1;
+    }
+    format!("{counts:?}")
+}
+
+/// A flow document with the given name and actions.
+pub fn flow(name: &str, actions: Value) -> Value {
+    serde_json::json!({ "name": name, "actions": actions })
+}
+
+/// The action types an activeflow executed, in order.
+pub fn executed_types(a: &ActiveflowRecord) -> Vec<String> {
+    a.executed_actions
+        .iter()
+        .map(|e| e.action.kind.clone())
+        .collect()
+}
+
+// ---- HTTP ----
+
+/// One HTTP/1.1 request with `Connection: close`; returns status and JSON body (Null if none).
+pub fn http(addr: SocketAddr, method: &str, path: &str, body: Option<&str>) -> (u16, Value) {
+    http_with(addr, method, path, body, &[])
+}
+
+pub fn http_with(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    headers: &[(&str, &str)],
+) -> (u16, Value) {
+    let mut stream = TcpStream::connect(addr).expect("connect api");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let body = body.unwrap_or("");
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    if !body.is_empty() {
+        req.push_str("Content-Type: application/json\r\n");
+    }
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    stream.write_all(req.as_bytes()).expect("write");
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).expect("read");
+    let text = String::from_utf8_lossy(&raw);
+    let status: u16 = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status line");
+    let (head, payload) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let payload = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(payload)
+    } else {
+        payload.to_string()
+    };
+    let json = serde_json::from_str(&payload).unwrap_or(Value::Null);
+    (status, json)
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = s.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = &rest[n + 2..];
+    }
+    out
+}
+
+// ---- SIPp ----
+
+/// Result of one SIPp run.
+pub struct SippRun {
+    pub output: Output,
+    pub successful: u64,
+    pub failed: u64,
+    pub errors: String,
+}
+
+impl SippRun {
+    pub fn assert_all_ok(&self, expected: u64) {
+        assert!(
+            self.output.status.success() && self.successful == expected && self.failed == 0,
+            "sipp: status {:?}, {} successful, {} failed (expected {expected})\nstdout tail:\n{}\nerrors:\n{}",
+            self.output.status.code(),
+            self.successful,
+            self.failed,
+            tail(&String::from_utf8_lossy(&self.output.stdout), 40),
+            tail(&self.errors, 40),
+        );
+    }
+}
+
+fn tail(s: &str, lines: usize) -> String {
+    let v: Vec<&str> = s.lines().collect();
+    v[v.len().saturating_sub(lines)..].join("\n")
+}
+
+pub fn scenario(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/sipp")
+        .join(name)
+}
+
+/// A port free on 127.0.0.1 for both UDP and TCP, for SIPp's own socket.
+pub fn free_port() -> u16 {
+    loop {
+        let udp = UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let port = udp.local_addr().expect("addr").port();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// Runs SIPp's scenario file `name` against the engine, dialling `number`, with extra `args`
+/// (e.g. `-m 200 -r 50`, `-t t1`). Panics if SIPp is not installed: tests never skip a peer.
+pub fn sipp(engine: SocketAddr, name: &str, number: &str, args: &[&str]) -> SippRun {
+    let dir = std::env::temp_dir().join(format!(
+        "activeflow-sipp-{}-{}",
+        std::process::id(),
+        free_port()
+    ));
+    std::fs::create_dir_all(&dir).expect("sipp dir");
+    let port = free_port().to_string();
+    let mut cmd = Command::new("sipp");
+    cmd.current_dir(&dir)
+        .arg(engine.to_string())
+        .args(["-sf", scenario(name).to_str().expect("path")])
+        .args(["-s", number, "-i", "127.0.0.1", "-p", &port])
+        .args(["-buff_size", "4194304", "-nostdin", "-trace_err"])
+        .args(["-timeout", "60s", "-timeout_error"])
+        .args(args);
+    let output = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run sipp ({e}); scripts/test.sh installs sip-tester"));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let count = |label: &str| {
+        stdout
+            .lines()
+            .rfind(|l| l.trim_start().starts_with(label))
+            .and_then(|l| l.split('|').nth(2))
+            .and_then(|c| c.trim().parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let mut errors = String::new();
+    if let Ok(entries) = std::fs::read_dir(&dir) {
+        for e in entries.flatten() {
+            errors.push_str(&std::fs::read_to_string(e.path()).unwrap_or_default());
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    SippRun {
+        successful: count("Successful call"),
+        failed: count("Failed call"),
+        output,
+        errors,
+    }
+}
+
+/// Starts SIPp in the background (for tests that act while calls are up).
+pub fn sipp_spawn(
+    engine: SocketAddr,
+    name: &str,
+    number: &str,
+    args: &[&str],
+) -> std::process::Child {
+    let port = free_port().to_string();
+    Command::new("sipp")
+        .current_dir(std::env::temp_dir())
+        .arg(engine.to_string())
+        .args(["-sf", scenario(name).to_str().expect("path")])
+        .args(["-s", number, "-i", "127.0.0.1", "-p", &port])
+        .args(["-buff_size", "4194304", "-nostdin"])
+        .args(["-timeout", "60s", "-timeout_error"])
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run sipp ({e}); scripts/test.sh installs sip-tester"))
+}
+
+// ---- raw SIP over UDP ----
+
+/// A bare UDP SIP peer for exact-message tests (duplicates, malformed input, no ACK).
+pub struct RawPeer {
+    pub socket: UdpSocket,
+    pub engine: SocketAddr,
+}
+
+impl RawPeer {
+    pub fn new(engine: SocketAddr) -> Self {
+        let socket = UdpSocket::bind("127.0.0.1:0").expect("bind");
+        socket
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        RawPeer { socket, engine }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.socket.local_addr().expect("addr").port()
+    }
+
+    pub fn send(&self, msg: &str) {
+        self.socket
+            .send_to(msg.as_bytes(), self.engine)
+            .expect("send");
+    }
+
+    /// The next message, or None after the read timeout.
+    pub fn recv(&self) -> Option<String> {
+        let mut buf = vec![0u8; 65536];
+        let (n, _) = self.socket.recv_from(&mut buf).ok()?;
+        Some(String::from_utf8_lossy(&buf[..n]).into_owned())
+    }
+
+    /// Receives until a message whose first line contains `needle`.
+    pub fn recv_until(&self, needle: &str) -> String {
+        loop {
+            let m = self
+                .recv()
+                .unwrap_or_else(|| panic!("no message containing {needle:?}"));
+            if m.lines().next().unwrap_or("").contains(needle) {
+                return m;
+            }
+        }
+    }
+
+    /// An INVITE with SDP from this peer to `number`.
+    pub fn invite(&self, number: &str, call_id: &str, branch: &str) -> String {
+        let port = self.port();
+        let sdp = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+                   m=audio 40000 RTP/AVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\n";
+        format!(
+            "INVITE sip:{number}@{engine} SIP/2.0\r\n\
+             Via: SIP/2.0/UDP 127.0.0.1:{port};branch={branch}\r\n\
+             From: <sip:raw@127.0.0.1:{port}>;tag=raw-{call_id}\r\n\
+             To: <sip:{number}@{engine}>\r\n\
+             Call-ID: {call_id}\r\nCSeq: 1 INVITE\r\n\
+             Contact: <sip:raw@127.0.0.1:{port}>\r\nMax-Forwards: 70\r\n\
+             Content-Type: application/sdp\r\nContent-Length: {len}\r\n\r\n{sdp}",
+            engine = self.engine,
+            len = sdp.len()
+        )
+    }
+}
+
+/// The value of header `name` in a raw message.
+pub fn header<'a>(msg: &'a str, name: &str) -> Option<&'a str> {
+    msg.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
