@@ -1,5 +1,6 @@
 //! Black-box call tests: SIPp (and a raw UDP peer where exact messages matter) against a real
 //! engine on loopback. Each test starts its own engine on port 0.
+#![allow(clippy::unwrap_used)] // test helpers: a failed unwrap is a failed test
 
 mod common;
 

@@ -29,6 +29,16 @@ pub struct TestEngine {
 /// Starts an engine with `flows` (JSON documents) and `routes` (number → flow name), applying
 /// `env` as `ACTIVEFLOW_*` overrides.
 pub fn start(flows: &[Value], routes: &[(&str, &str)], env: &[(&str, &str)]) -> TestEngine {
+    start_with(flows, routes, env, |_| {})
+}
+
+/// Like [`start`], with a last change to the config before validation.
+pub fn start_with(
+    flows: &[Value],
+    routes: &[(&str, &str)],
+    env: &[(&str, &str)],
+    change: impl FnOnce(&mut Config),
+) -> TestEngine {
     let mut vars: Vec<(String, String)> = vec![
         ("ACTIVEFLOW_SIP_LISTEN".into(), "127.0.0.1:0".into()),
         ("ACTIVEFLOW_API_LISTEN".into(), "127.0.0.1:0".into()),
@@ -43,6 +53,7 @@ pub fn start(flows: &[Value], routes: &[(&str, &str)], env: &[(&str, &str)]) -> 
             flow: flow.to_string(),
         })
         .collect();
+    change(&mut config);
     let settings = config.validate().expect("valid config");
     let store = Arc::new(FlowStore::new());
     for f in flows {
@@ -381,6 +392,16 @@ impl RawPeer {
                 .recv()
                 .unwrap_or_else(|| panic!("no message containing {needle:?}"));
             if m.lines().next().unwrap_or("").contains(needle) {
+                return m;
+            }
+        }
+    }
+
+    /// The next final response (>= 200), skipping provisional ones.
+    pub fn recv_final(&self) -> String {
+        loop {
+            let m = self.recv().expect("a final response");
+            if m.starts_with("SIP/2.0 ") && !m.starts_with("SIP/2.0 1") {
                 return m;
             }
         }

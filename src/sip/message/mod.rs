@@ -8,6 +8,7 @@ pub mod framing;
 pub mod key;
 pub mod normalize;
 pub mod parse;
+pub mod unknown_method;
 
 #[cfg(test)]
 mod fuzz_tests;

@@ -147,9 +147,16 @@ pub(crate) fn malformed(peer: &Peer, error: &dyn fmt::Display) {
 pub(crate) fn reject_malformed(
     sender: &SipSender,
     peer: &Peer,
-    _raw: &[u8],
+    raw: &[u8],
     error: &crate::sip::message::MessageError,
 ) {
+    if let Some(reply) = crate::sip::message::unknown_method::not_implemented(raw) {
+        // Well-formed, just a method rsip cannot represent: RFC 3261 §8.2.1 says 501.
+        crate::metrics::sip_request_received("OTHER");
+        crate::metrics::sip_response_sent(501);
+        let _ = sender.send(peer, &reply);
+        return;
+    }
     malformed(peer, error);
     if let Some(req) = error.request() {
         if req.method == rsip::Method::Ack {
