@@ -135,6 +135,7 @@ impl Dispatcher {
             return;
         }
         if self.shared.registry.active() >= self.config.max_active_calls
+            || self.shared.rtp_ports.available() == 0
             || self.shared.registry.len() >= self.config.max_sessions
         {
             self.reply(&req, &peer, 503, &[("Retry-After", &retry_after)]);

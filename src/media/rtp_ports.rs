@@ -1,10 +1,15 @@
 //! The RTP port pool: hands out even ports from `media.rtp_ports`, each held by a bound UDP socket
-//! for the life of the call (so no other process can take it), released on drop.
+//! for the life of the call (so no other process can take it), returned to the free list when the
+//! lease drops. Leasing is O(1): a free list, not a scan, so an exhausted pool fails fast.
 
+use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use crate::config::PortRange;
+
+/// Ports found taken by another process are retried this many times per lease at most.
+const MAX_BIND_ATTEMPTS: usize = 16;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RtpPortError {
@@ -17,6 +22,7 @@ pub enum RtpPortError {
 pub struct RtpLease {
     socket: UdpSocket,
     port: u16,
+    free: Arc<Mutex<VecDeque<u16>>>,
 }
 
 impl RtpLease {
@@ -29,41 +35,56 @@ impl RtpLease {
     }
 }
 
-/// Round-robin allocator over the even ports of a range (RTCP takes the odd one, RFC 3550 §11).
+impl Drop for RtpLease {
+    fn drop(&mut self) {
+        lock(&self.free).push_back(self.port);
+    }
+}
+
+fn lock(m: &Mutex<VecDeque<u16>>) -> std::sync::MutexGuard<'_, VecDeque<u16>> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Even ports of a range (RTCP takes the odd one, RFC 3550 §11), least recently used first.
 #[derive(Debug)]
 pub struct RtpPortPool {
     range: PortRange,
     ip: IpAddr,
-    next: Mutex<u16>,
+    free: Arc<Mutex<VecDeque<u16>>>,
 }
 
 impl RtpPortPool {
     pub fn new(range: PortRange, ip: IpAddr) -> Self {
         let first = range.first + range.first % 2;
+        let free = (first..=range.last).step_by(2).collect();
         RtpPortPool {
             range,
             ip,
-            next: Mutex::new(first),
+            free: Arc::new(Mutex::new(free)),
         }
     }
 
-    /// Binds the next free even port. Ports in use (by us or anyone) are skipped.
+    /// Free ports left.
+    pub fn available(&self) -> usize {
+        lock(&self.free).len()
+    }
+
+    /// Binds the least recently used free port. A port some other process holds goes to the
+    /// back of the list and the next is tried.
     pub fn lease(&self) -> Result<RtpLease, RtpPortError> {
-        let first = self.range.first + self.range.first % 2;
-        let slots = usize::from((self.range.last - first) / 2 + 1);
-        for _ in 0..slots {
-            let port = {
-                let mut next = self.next.lock().unwrap_or_else(|p| p.into_inner());
-                let port = *next;
-                *next = if port.saturating_add(2) > self.range.last {
-                    first
-                } else {
-                    port + 2
-                };
-                port
+        for _ in 0..MAX_BIND_ATTEMPTS {
+            let Some(port) = lock(&self.free).pop_front() else {
+                break;
             };
-            if let Ok(socket) = UdpSocket::bind(SocketAddr::new(self.ip, port)) {
-                return Ok(RtpLease { socket, port });
+            match UdpSocket::bind(SocketAddr::new(self.ip, port)) {
+                Ok(socket) => {
+                    return Ok(RtpLease {
+                        socket,
+                        port,
+                        free: self.free.clone(),
+                    })
+                }
+                Err(_) => lock(&self.free).push_back(port),
             }
         }
         Err(RtpPortError::Exhausted {
@@ -95,6 +116,26 @@ mod tests {
         assert!(pool.lease().is_err());
         let freed = b.port();
         drop(b);
+        assert_eq!(pool.available(), 1);
         assert_eq!(pool.lease().unwrap().port(), freed);
+    }
+
+    #[test]
+    fn skips_ports_taken_by_others() {
+        let taken = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = taken.local_addr().unwrap().port();
+        let even = port - port % 2;
+        let pool = RtpPortPool::new(
+            PortRange {
+                first: even,
+                last: even + 1,
+            },
+            "127.0.0.1".parse().unwrap(),
+        );
+        if even == port {
+            assert!(pool.lease().is_err());
+        } else {
+            assert_eq!(pool.lease().unwrap().port(), even);
+        }
     }
 }
