@@ -19,11 +19,13 @@ use crate::config::Settings;
 use crate::engine::{ActiveflowRegistry, EngineLimits, RouteTable, Supervisor};
 use crate::flow::FlowStore;
 use crate::media::RtpPortPool;
-use crate::sip::transaction::Timers;
+use crate::sip::transaction::{LingerTable, Timers};
 use crate::sip::transport::{self, SipSender, UdpReceiver};
 
 /// Kernel socket buffer for SIP over UDP; the default drops datagrams under load.
 const UDP_BUFFER_BYTES: usize = 4 << 20;
+/// How often expired lingering responses are dropped.
+const LINGER_SWEEP: Duration = Duration::from_millis(500);
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -150,6 +152,15 @@ pub async fn start(
     let udp = Arc::new(listeners.sip_udp);
     let sender = SipSender::new(udp.clone(), sip_addr);
     let calls = Arc::new(CallRegistry::new());
+    let linger = Arc::new(LingerTable::new());
+    let sweep = linger.clone();
+    actix_rt::spawn(async move {
+        let mut tick = tokio::time::interval(LINGER_SWEEP);
+        loop {
+            tick.tick().await;
+            sweep.purge(tokio::time::Instant::now());
+        }
+    });
     let shared = Arc::new(SessionShared {
         sender: sender.clone(),
         registry: calls.clone(),
@@ -161,6 +172,7 @@ pub async fn start(
         },
         public_ip: settings.public_address,
         rtp_ports: RtpPortPool::new(settings.rtp_ports, settings.public_address),
+        linger: linger.clone(),
     });
     let dispatcher = Arc::new(Dispatcher::new(
         shared,

@@ -12,6 +12,11 @@ use activeflow::app::{self, Listeners};
 use activeflow::config::{Config, Settings};
 use activeflow::flow::{Flow, FlowStore};
 
+/// mimalloc: the hot path allocates on the SIP receive thread and frees on actor threads, a
+/// pattern glibc malloc handles poorly (measured in docs/BENCHMARKS.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Flows registered when the embedded config is used and `flows.dir` does not exist.
 const EMBEDDED_DEMO_FLOW: &str = include_str!("../config/flows/demo.json");
 

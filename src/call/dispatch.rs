@@ -103,6 +103,16 @@ impl Dispatcher {
             .ok()
             .and_then(|t| t.tag().ok().flatten())
             .is_some();
+        if !matches!(req.method, rsip::Method::Invite | rsip::Method::Ack) {
+            if let Some(response) = TransactionKey::from_request(&req)
+                .ok()
+                .and_then(|k| self.shared.linger.lookup(&k))
+            {
+                crate::metrics::sip_retransmission(true);
+                let _ = self.shared.sender.send(&peer, &response);
+                return;
+            }
+        }
         match req.method {
             rsip::Method::Invite if !has_to_tag => self.on_new_invite(req, peer, received_at),
             // ACKs for stateless non-2xx answers, or stray ones: nothing to do.

@@ -22,8 +22,8 @@ use super::{CallId, CallRegistry};
 use crate::media::{Negotiated, RtpLease, RtpPortPool};
 use crate::sip::message::TransactionKey;
 use crate::sip::transaction::{
-    ClientNonInviteTransaction, ServerInviteTransaction, ServerNonInviteTransaction, Timers,
-    TransactionOutput,
+    ClientNonInviteTransaction, LingerTable, ServerInviteTransaction, ServerNonInviteTransaction,
+    Timers, TransactionOutput,
 };
 use crate::sip::transport::{Inbound, Peer, SipSender};
 
@@ -35,6 +35,8 @@ pub struct SessionShared {
     pub timers: Timers,
     pub public_ip: IpAddr,
     pub rtp_ports: RtpPortPool,
+    /// Answers of completed BYE/CANCEL transactions that outlive their session.
+    pub linger: Arc<LingerTable>,
 }
 
 /// A SIP message for this session, from the dispatcher.
@@ -197,6 +199,16 @@ impl CallSession {
         if self.bye_tx.as_ref().is_some_and(|t| t.is_terminated()) {
             self.bye_tx = None;
         }
+        if self.phase == Phase::Ended && self.only_lingering_left() {
+            // Hand completed BYE/CANCEL answers to the shared table and free the actor now.
+            for (key, tx) in self.server_txs.drain(..) {
+                if let Some((response, until)) = tx.lingering_response() {
+                    self.shared.linger.insert(key, response.clone(), until);
+                }
+            }
+            ctx.stop();
+            return;
+        }
         let deadline = [
             self.invite_tx.next_deadline(),
             self.reinvite.as_ref().and_then(|(_, t)| t.next_deadline()),
@@ -225,6 +237,22 @@ impl CallSession {
             });
             self.timer = Some((handle, at));
         }
+    }
+
+    /// True when nothing but completed server non-INVITE transactions (Timer J) remains: no
+    /// ACK awaited, no BYE response awaited.
+    fn only_lingering_left(&self) -> bool {
+        let invite_done = self.invite_tx.is_terminated() || !self.invite_tx.awaiting_ack();
+        let reinvite_done = self
+            .reinvite
+            .as_ref()
+            .is_none_or(|(_, t)| t.is_terminated() || !t.awaiting_ack());
+        let bye_done = self.bye_tx.as_ref().is_none_or(|t| t.is_completed());
+        let servers_done = self
+            .server_txs
+            .iter()
+            .all(|(_, t)| t.is_terminated() || t.lingering_response().is_some());
+        invite_done && reinvite_done && bye_done && servers_done
     }
 
     fn on_tick(&mut self, ctx: &mut Context<Self>) {

@@ -130,6 +130,11 @@ impl ClientNonInviteTransaction {
         self.state == State::Terminated
     }
 
+    /// A final response arrived (or the transaction gave up): nothing left worth waiting for.
+    pub fn is_completed(&self) -> bool {
+        self.is_terminated() || self.last_code.is_some_and(|c| c >= 200)
+    }
+
     /// Last response code received (1xx or final), if any.
     pub fn last_code(&self) -> Option<u16> {
         self.last_code

@@ -3,10 +3,12 @@
 //! are advanced by `on_tick`; they must never sleep, spawn or do I/O.
 
 pub mod client;
+pub mod linger;
 pub mod server;
 pub mod server_invite;
 
 pub use client::ClientNonInviteTransaction;
+pub use linger::LingerTable;
 pub use server::ServerNonInviteTransaction;
 pub use server_invite::ServerInviteTransaction;
 

@@ -100,6 +100,15 @@ impl ServerNonInviteTransaction {
         self.state == State::Terminated
     }
 
+    /// In Completed: the final response and when Timer J fires (for handing the transaction
+    /// to a [`super::LingerTable`]).
+    pub fn lingering_response(&self) -> Option<(&Bytes, Instant)> {
+        match self.state {
+            State::Completed => Some((self.last_response.as_ref()?, self.timer_j.get()?)),
+            _ => None,
+        }
+    }
+
     /// Responses resent in answer to request retransmissions.
     pub fn retransmissions(&self) -> u32 {
         self.retransmissions
