@@ -146,8 +146,8 @@ pub async fn start(
         max_execute_count: raw.engine.max_execute_count,
     };
     let routes = Arc::new(RouteTable::new(&raw.routes));
-    let (f, r) = (flows.clone(), registry.clone());
-    let supervisor = actix::Supervisor::start(move |_| Supervisor::new(f, routes, r, limits));
+    let (f, r, arbs) = (flows.clone(), registry.clone(), handles.clone());
+    let supervisor = actix::Supervisor::start(move |_| Supervisor::new(f, routes, r, limits, arbs));
 
     let udp = Arc::new(listeners.sip_udp);
     let sender = SipSender::new(udp.clone(), sip_addr);
@@ -203,6 +203,9 @@ pub async fn start(
     let ready = Arc::new(AtomicBool::new(false));
     let state = web::Data::new(ApiState {
         registry: registry.clone(),
+        flows: flows.clone(),
+        calls: calls.clone(),
+        supervisor: supervisor.clone(),
         token: raw.api.token.clone(),
         ready: ready.clone(),
     });
@@ -259,9 +262,12 @@ fn metrics_server(
             "/metrics",
             web::get().to(|h: web::Data<Option<PrometheusHandle>>| async move {
                 match h.as_ref() {
-                    Some(h) => HttpResponse::Ok()
-                        .content_type("text/plain; version=0.0.4")
-                        .body(h.render()),
+                    Some(h) => {
+                        crate::metrics::collect_process();
+                        HttpResponse::Ok()
+                            .content_type("text/plain; version=0.0.4")
+                            .body(h.render())
+                    }
                     None => HttpResponse::NotFound().finish(),
                 }
             }),

@@ -24,12 +24,14 @@
 //!   the shared activeflow registry. Knows no HTTP.
 //! - [`api`]: REST handlers (actix-web) over the engine; errors mapped to HTTP.
 //! - [`metrics`]: every metric name, unit and bucket in one place.
+//! - [`clock`]: RFC 3339 timestamps shared by `call` and `engine`.
 //! - [`app`]: wires the layers together from a validated config and already-bound sockets.
 //! - [`shutdown`]: the drain sequence on SIGINT/SIGTERM.
 
 pub mod api;
 pub mod app;
 pub mod call;
+pub mod clock;
 pub mod config;
 pub mod engine;
 pub mod flow;

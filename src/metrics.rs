@@ -102,7 +102,21 @@ pub fn install() -> Result<PrometheusHandle, MetricsError> {
         .map_err(err)?;
     describe_all();
     register_zeroes();
+    process_collector().describe();
+    process_collector().collect();
     Ok(handle)
+}
+
+/// Process metrics (`process_resident_memory_bytes`, `process_cpu_seconds_total`,
+/// `process_open_fds`, ...), refreshed on every scrape.
+fn process_collector() -> &'static metrics_process::Collector {
+    static COLLECTOR: std::sync::OnceLock<metrics_process::Collector> = std::sync::OnceLock::new();
+    COLLECTOR.get_or_init(metrics_process::Collector::default)
+}
+
+/// Refreshes process metrics; call before rendering `/metrics`.
+pub fn collect_process() {
+    process_collector().collect();
 }
 
 fn describe_all() {

@@ -1,57 +1,102 @@
-//! `/v1/activeflows`: list (newest first, `status` filter, pagination), read, and stop.
+//! `/v1/activeflows`: list (newest first, `status` filter, pagination), start without a call,
+//! read, stop, delete, continue, and variables.
 
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
+use super::page::PageQuery;
 use super::{ApiError, ApiState};
-use crate::engine::{ActiveflowId, EndReason, Status, Stop};
-
-/// Default and largest page sizes.
-const DEFAULT_PAGE_SIZE: usize = 100;
-const MAX_PAGE_SIZE: usize = 1000;
+use crate::engine::{
+    ActiveflowId, EndReason, MergeVariables, StartActiveflow, StartError, Status, Stop,
+};
+use crate::flow::{self, Action, Flow, FlowId, Variables};
 
 pub(super) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/activeflows", web::get().to(list))
+        .route("/activeflows", web::post().to(create))
         .route("/activeflows/{id}", web::get().to(get))
-        .route("/activeflows/{id}/stop", web::post().to(stop));
+        .route("/activeflows/{id}", web::delete().to(delete))
+        .route("/activeflows/{id}/stop", web::post().to(stop))
+        .route("/activeflows/{id}/continue", web::post().to(resume))
+        .route("/activeflows/{id}/variables", web::get().to(get_variables))
+        .route("/activeflows/{id}/variables", web::put().to(put_variables));
 }
 
-#[derive(Deserialize)]
-struct ListQuery {
-    status: Option<String>,
-    page_size: Option<usize>,
-    page_token: Option<String>,
-}
-
-async fn list(
+#[utoipa::path(operation_id = "activeflows_list", get, path = "/v1/activeflows", tag = "activeflows",
+    params(("status" = Option<String>, Query, description = "running | ended"),
+           ("page_size" = Option<usize>, Query, description = "1..=1000, default 100"),
+           ("page_token" = Option<String>, Query, description = "next_page_token of the previous page")),
+    responses((status = 200, description = "newest first: {result, next_page_token}", body = serde_json::Value),
+              (status = 400, description = "bad filter or page parameters", body = serde_json::Value)))]
+pub(super) async fn list(
     state: web::Data<ApiState>,
-    query: web::Query<ListQuery>,
+    query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let status = match query.status.as_deref() {
-        None | Some("") => None,
-        Some(s) => Some(Status::parse(s).ok_or_else(|| {
-            ApiError::BadRequest(format!("status: {s:?} is not running or ended"))
-        })?),
-    };
-    let page_size = query.page_size.unwrap_or(DEFAULT_PAGE_SIZE);
-    if page_size == 0 || page_size > MAX_PAGE_SIZE {
-        return Err(ApiError::BadRequest(format!(
-            "page_size: must be 1..={MAX_PAGE_SIZE}"
-        )));
-    }
-    let token = match query.page_token.as_deref() {
-        None | Some("") => None,
-        Some(t) => Some(
-            t.parse::<u64>()
-                .map_err(|_| ApiError::BadRequest("page_token: not a token we issued".into()))?,
-        ),
-    };
-    let page = state.registry.list(status, page_size, token);
+    let status = query.status(Status::parse, "running or ended")?;
+    let page = state.registry.list(status, query.size()?, query.token()?);
     Ok(HttpResponse::Ok().json(json!({
         "result": page.items,
         "next_page_token": page.next_page_token.unwrap_or_default(),
     })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct CreateBody {
+    flow_id: Option<String>,
+    actions: Option<Vec<Action>>,
+    #[serde(default)]
+    variables: Variables,
+}
+
+#[utoipa::path(operation_id = "activeflows_create", post, path = "/v1/activeflows", tag = "activeflows",
+    request_body(content = serde_json::Value, description = "{flow_id | actions, variables}"),
+    responses((status = 201, description = "the started activeflow", body = serde_json::Value),
+              (status = 400, description = "invalid actions (names the index and field)", body = serde_json::Value),
+              (status = 404, description = "unknown flow_id", body = serde_json::Value),
+              (status = 503, description = "at capacity or shutting down", body = serde_json::Value)))]
+pub(super) async fn create(
+    state: web::Data<ApiState>,
+    body: web::Json<CreateBody>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let flow = match (body.flow_id, body.actions) {
+        (Some(id), None) => state
+            .flows
+            .get_by_name_or_id(&id)
+            .ok_or_else(|| ApiError::NotFound(format!("flow {id:?} not found")))?,
+        (None, Some(actions)) => {
+            flow::validate_actions(&actions).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+            if actions.is_empty() {
+                return Err(ApiError::BadRequest("actions: at least one action".into()));
+            }
+            let mut inline = Flow::new("", actions);
+            inline.id = FlowId::nil();
+            std::sync::Arc::new(inline)
+        }
+        _ => {
+            return Err(ApiError::BadRequest(
+                "give exactly one of flow_id and actions".into(),
+            ))
+        }
+    };
+    let started = state
+        .supervisor
+        .send(StartActiveflow {
+            flow,
+            variables: body.variables,
+        })
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("engine unavailable: {e}")))?;
+    let id = started.map_err(|e| match e {
+        StartError::AtCapacity(_) | StartError::Draining => ApiError::Unavailable(e.to_string()),
+    })?;
+    let entry = state
+        .registry
+        .get(&id)
+        .ok_or_else(|| ApiError::Internal(format!("activeflow {id} vanished")))?;
+    Ok(HttpResponse::Created().json(entry.snapshot()))
 }
 
 fn parse_id(raw: &str) -> Result<ActiveflowId, ApiError> {
@@ -59,30 +104,125 @@ fn parse_id(raw: &str) -> Result<ActiveflowId, ApiError> {
         .map_err(|_| ApiError::NotFound(format!("activeflow {raw:?} not found")))
 }
 
-async fn get(state: web::Data<ApiState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
-    let id = parse_id(&id)?;
-    let entry = state
+fn entry(
+    state: &ApiState,
+    raw: &str,
+) -> Result<std::sync::Arc<crate::engine::registry::ActiveflowEntry>, ApiError> {
+    let id = parse_id(raw)?;
+    state
         .registry
         .get(&id)
-        .ok_or_else(|| ApiError::NotFound(format!("activeflow {id} not found")))?;
+        .ok_or_else(|| ApiError::NotFound(format!("activeflow {id} not found")))
+}
+
+#[utoipa::path(operation_id = "activeflows_get", get, path = "/v1/activeflows/{id}", tag = "activeflows",
+    params(("id" = String, Path, description = "activeflow id")),
+    responses((status = 200, description = "the activeflow with executed_actions", body = serde_json::Value),
+              (status = 404, description = "unknown id", body = serde_json::Value)))]
+pub(super) async fn get(
+    state: web::Data<ApiState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(entry(&state, &id)?.snapshot()))
+}
+
+/// Ends a running activeflow with `reason`; an ended one is left as it is.
+async fn end(entry: &crate::engine::registry::ActiveflowEntry, reason: EndReason) {
+    if entry.record().status == Status::Running {
+        // Err means the actor is already gone: its record says how it ended.
+        let _ = entry.addr.send(Stop { reason }).await;
+    }
+}
+
+#[utoipa::path(operation_id = "activeflows_stop", post, path = "/v1/activeflows/{id}/stop", tag = "activeflows",
+    params(("id" = String, Path, description = "activeflow id")),
+    responses((status = 200, description = "the ended activeflow (idempotent)", body = serde_json::Value),
+              (status = 404, description = "unknown id", body = serde_json::Value)))]
+pub(super) async fn stop(
+    state: web::Data<ApiState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let entry = entry(&state, &id)?;
+    end(&entry, EndReason::OperatorStop).await;
     Ok(HttpResponse::Ok().json(entry.snapshot()))
 }
 
-/// Ends the activeflow (`operator_stop`) and returns it; stopping an ended one changes nothing.
-async fn stop(state: web::Data<ApiState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
-    let id = parse_id(&id)?;
-    let entry = state
-        .registry
-        .get(&id)
-        .ok_or_else(|| ApiError::NotFound(format!("activeflow {id} not found")))?;
-    if entry.record().status == Status::Running {
-        // Err means the actor is already gone: its record says how it ended.
-        let _ = entry
-            .addr
-            .send(Stop {
-                reason: EndReason::OperatorStop,
-            })
-            .await;
+#[utoipa::path(operation_id = "activeflows_delete", delete, path = "/v1/activeflows/{id}", tag = "activeflows",
+    params(("id" = String, Path, description = "activeflow id")),
+    responses((status = 200, description = "stopped if running, then removed from listings", body = serde_json::Value),
+              (status = 404, description = "unknown id", body = serde_json::Value)))]
+pub(super) async fn delete(
+    state: web::Data<ApiState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let entry = entry(&state, &id)?;
+    end(&entry, EndReason::OperatorStop).await;
+    let record = entry.snapshot();
+    state.registry.remove(&record.id);
+    Ok(HttpResponse::Ok().json(record))
+}
+
+#[utoipa::path(operation_id = "activeflows_resume", post, path = "/v1/activeflows/{id}/continue", tag = "activeflows",
+    params(("id" = String, Path, description = "activeflow id")),
+    responses((status = 409, description = "the activeflow is not waiting in a block action", body = serde_json::Value),
+              (status = 404, description = "unknown id", body = serde_json::Value)))]
+pub(super) async fn resume(
+    state: web::Data<ApiState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let entry = entry(&state, &id)?;
+    // `block` is refused by validation until it is built, so nothing can be waiting in one.
+    let status = entry.record().status;
+    Err(ApiError::Conflict(format!(
+        "activeflow {} is {} and not waiting in a block action",
+        entry.record().id,
+        if status == Status::Running {
+            "running"
+        } else {
+            "ended"
+        }
+    )))
+}
+
+#[utoipa::path(operation_id = "activeflows_get_variables", get, path = "/v1/activeflows/{id}/variables", tag = "activeflows",
+    params(("id" = String, Path, description = "activeflow id")),
+    responses((status = 200, description = "{variables: {...}}", body = serde_json::Value),
+              (status = 404, description = "unknown id", body = serde_json::Value)))]
+pub(super) async fn get_variables(
+    state: web::Data<ApiState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let entry = entry(&state, &id)?;
+    let variables = entry.record().variables.clone();
+    Ok(HttpResponse::Ok().json(json!({ "variables": variables })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct VariablesBody {
+    variables: Variables,
+}
+
+#[utoipa::path(operation_id = "activeflows_put_variables", put, path = "/v1/activeflows/{id}/variables", tag = "activeflows",
+    params(("id" = String, Path, description = "activeflow id")),
+    request_body(content = serde_json::Value, description = "{variables: {name: value}} merged into the activeflow's"),
+    responses((status = 200, description = "{variables: {...}} after the merge", body = serde_json::Value),
+              (status = 404, description = "unknown id", body = serde_json::Value),
+              (status = 409, description = "the activeflow has ended", body = serde_json::Value)))]
+pub(super) async fn put_variables(
+    state: web::Data<ApiState>,
+    id: web::Path<String>,
+    body: web::Json<VariablesBody>,
+) -> Result<HttpResponse, ApiError> {
+    let entry = entry(&state, &id)?;
+    let merged = entry
+        .addr
+        .send(MergeVariables(body.into_inner().variables))
+        .await
+        .unwrap_or(false);
+    if !merged {
+        return Err(ApiError::Conflict("the activeflow has ended".into()));
     }
-    Ok(HttpResponse::Ok().json(entry.snapshot()))
+    let variables = entry.record().variables.clone();
+    Ok(HttpResponse::Ok().json(json!({ "variables": variables })))
 }

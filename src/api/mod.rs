@@ -4,8 +4,12 @@
 
 mod activeflows;
 mod auth;
+mod calls;
 pub mod error;
+mod flows;
 mod health;
+pub mod openapi;
+mod page;
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -14,7 +18,9 @@ use actix_web::{middleware, web};
 
 pub use error::ApiError;
 
-use crate::engine::ActiveflowRegistry;
+use crate::call::CallRegistry;
+use crate::engine::{ActiveflowRegistry, Supervisor};
+use crate::flow::FlowStore;
 
 /// Largest request body accepted (413 above).
 pub const MAX_BODY_BYTES: usize = 1 << 20;
@@ -22,6 +28,9 @@ pub const MAX_BODY_BYTES: usize = 1 << 20;
 /// What handlers need.
 pub struct ApiState {
     pub registry: Arc<ActiveflowRegistry>,
+    pub flows: Arc<FlowStore>,
+    pub calls: Arc<CallRegistry>,
+    pub supervisor: actix::Addr<Supervisor>,
     /// Empty = no auth (only allowed on loopback, enforced by config validation).
     pub token: String,
     /// False until the engine is up, and again once shutdown starts.
@@ -44,10 +53,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     )
     .route("/healthz", web::get().to(health::healthz))
     .route("/readyz", web::get().to(health::readyz))
+    .route("/v1/openapi.json", web::get().to(openapi::spec))
     .service(
         web::scope("/v1")
             .wrap(middleware::from_fn(auth::require_token))
-            .configure(activeflows::configure),
+            .configure(flows::configure)
+            .configure(activeflows::configure)
+            .configure(calls::configure),
     )
     .default_service(web::to(|| async {
         ApiError::NotFound("no such route".into())

@@ -71,6 +71,18 @@ pub enum CallEndCause {
     Failed,
 }
 
+impl CallEndCause {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallEndCause::RemoteBye => "remote_bye",
+            CallEndCause::Cancelled => "cancelled",
+            CallEndCause::AckTimeout => "ack_timeout",
+            CallEndCause::Local => "local",
+            CallEndCause::Failed => "failed",
+        }
+    }
+}
+
 /// Events from a call session.
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "()")]

@@ -5,6 +5,7 @@
 pub mod dispatch;
 pub mod events;
 mod id;
+pub mod info;
 pub mod registry;
 pub mod session;
 mod session_sip;
@@ -12,5 +13,6 @@ mod session_sip;
 pub use dispatch::{Dispatcher, DispatcherConfig};
 pub use events::{CallCommand, CallEndCause, CallEvent, CallOffer, HangupCause};
 pub use id::CallId;
+pub use info::{CallInfo, CallStatus};
 pub use registry::CallRegistry;
 pub use session::CallSession;

@@ -1,17 +1,43 @@
-//! Live call sessions by SIP Call-ID, shared by the dispatcher (lookup on every message) and the
-//! sessions (deregister on stop). Lock-free reads through dashmap; no call logic here.
+//! Live call sessions by SIP Call-ID (the dispatcher's lookup on every message) and the
+//! operator's call records by [`CallId`] (live and recently ended). Lock-free reads through
+//! dashmap; no call logic here.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use actix::Addr;
 use dashmap::mapref::entry::Entry;
 use dashmap::DashMap;
 
-use super::CallSession;
+use super::info::{CallInfo, CallStatus};
+use super::{CallId, CallSession};
+
+/// Ended calls kept listed (oldest dropped first).
+pub const ENDED_CALLS_RETAINED: usize = 10_000;
+
+/// One call: its record and its session actor.
+pub struct CallEntry {
+    info: Mutex<CallInfo>,
+    pub addr: Addr<CallSession>,
+}
+
+impl CallEntry {
+    pub fn info(&self) -> MutexGuard<'_, CallInfo> {
+        self.info.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn snapshot(&self) -> CallInfo {
+        self.info().clone()
+    }
+}
 
 #[derive(Default)]
 pub struct CallRegistry {
     sessions: DashMap<String, Addr<CallSession>>,
+    calls: DashMap<CallId, Arc<CallEntry>>,
+    ended: Mutex<VecDeque<CallId>>,
+    sequence: AtomicU64,
     /// Sessions that still hold a live (not yet ended) call; lingering ones are not counted.
     active: AtomicUsize,
 }
@@ -57,13 +83,64 @@ impl CallRegistry {
         self.active.load(Ordering::Relaxed)
     }
 
-    pub(crate) fn call_started(&self) {
-        self.active.fetch_add(1, Ordering::Relaxed);
-        crate::metrics::calls_active(1.0);
+    pub(crate) fn next_sequence(&self) -> u64 {
+        self.sequence.fetch_add(1, Ordering::Relaxed) + 1
     }
 
-    pub(crate) fn call_ended(&self) {
+    /// A new live call.
+    pub(crate) fn call_started(&self, info: CallInfo, addr: Addr<CallSession>) -> Arc<CallEntry> {
+        self.active.fetch_add(1, Ordering::Relaxed);
+        crate::metrics::calls_active(1.0);
+        let entry = Arc::new(CallEntry {
+            info: Mutex::new(info),
+            addr,
+        });
+        let id = entry.info().id;
+        self.calls.insert(id, entry.clone());
+        entry
+    }
+
+    pub(crate) fn call_ended(&self, id: CallId) {
         self.active.fetch_sub(1, Ordering::Relaxed);
         crate::metrics::calls_active(-1.0);
+        let evicted: Vec<CallId> = {
+            let mut ended = self.ended.lock().unwrap_or_else(|p| p.into_inner());
+            ended.push_back(id);
+            let excess = ended.len().saturating_sub(ENDED_CALLS_RETAINED);
+            ended.drain(..excess).collect()
+        };
+        for old in evicted {
+            self.calls.remove(&old);
+        }
+    }
+
+    pub fn call(&self, id: &CallId) -> Option<Arc<CallEntry>> {
+        self.calls.get(id).map(|e| e.clone())
+    }
+
+    /// Calls newest first; `page_token` is the sequence of the previous page's last item.
+    pub fn list_calls(
+        &self,
+        status: Option<CallStatus>,
+        page_size: usize,
+        page_token: Option<u64>,
+    ) -> (Vec<CallInfo>, Option<String>) {
+        let mut items: Vec<CallInfo> = self
+            .calls
+            .iter()
+            .filter_map(|e| {
+                let info = e.info();
+                let wanted = status.is_none_or(|s| info.status == s)
+                    && page_token.is_none_or(|t| info.sequence < t);
+                wanted.then(|| info.clone())
+            })
+            .collect();
+        items.sort_unstable_by_key(|c| std::cmp::Reverse(c.sequence));
+        let more = items.len() > page_size;
+        items.truncate(page_size);
+        let token = more
+            .then(|| items.last().map(|c| c.sequence.to_string()))
+            .flatten();
+        (items, token)
     }
 }

@@ -18,6 +18,8 @@ use bytes::Bytes;
 use tokio::time::Instant;
 
 use super::events::{CallCommand, CallEndCause, CallEvent, CallOffer, HangupCause};
+use super::info::{CallInfo, CallStatus};
+use super::registry::CallEntry;
 use super::{CallId, CallRegistry};
 use crate::media::{Negotiated, RtpLease, RtpPortPool};
 use crate::sip::message::TransactionKey;
@@ -87,6 +89,8 @@ pub struct CallSession {
     pub(super) source: String,
     pub(super) destination: String,
     pub(super) created: Instant,
+    /// The operator-visible record in the registry.
+    entry: Option<Arc<CallEntry>>,
     timer: Option<(SpawnHandle, Instant)>,
 }
 
@@ -137,6 +141,7 @@ impl CallSession {
             source,
             destination,
             created: received_at,
+            entry: None,
             timer: None,
         }
     }
@@ -166,7 +171,13 @@ impl CallSession {
         }
         let answered = matches!(self.phase, Phase::Answered | Phase::Confirmed);
         self.phase = Phase::Ended;
-        self.shared.registry.call_ended();
+        self.shared.registry.call_ended(self.id);
+        if let Some(entry) = &self.entry {
+            let mut info = entry.info();
+            info.status = CallStatus::Ended;
+            info.end_cause = Some(cause.as_str());
+            info.tm_end = Some(crate::clock::timestamp());
+        }
         let outcome = match cause {
             _ if answered => "answered",
             CallEndCause::Cancelled => "cancelled",
@@ -314,6 +325,12 @@ impl CallSession {
         };
         self.rtp = Some(lease);
         self.local_sdp = Some(Bytes::from(sdp));
+        // The record first: whoever sees the 2xx must find the call answered.
+        if let Some(entry) = &self.entry {
+            let mut info = entry.info();
+            info.status = CallStatus::Answered;
+            info.tm_answer = Some(crate::clock::timestamp());
+        }
         self.send_final(200, ctx);
         self.phase = Phase::Answered;
         crate::metrics::call_setup(self.created.elapsed());
@@ -341,7 +358,21 @@ impl Actor for CallSession {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        self.shared.registry.call_started();
+        let info = CallInfo {
+            id: self.id,
+            sip_call_id: self.sip_call_id.clone(),
+            direction: "incoming",
+            source: self.source.clone(),
+            destination: self.destination.clone(),
+            peer: self.peer.to_string(),
+            status: CallStatus::Ringing,
+            end_cause: None,
+            tm_create: crate::clock::timestamp(),
+            tm_answer: None,
+            tm_end: None,
+            sequence: self.shared.registry.next_sequence(),
+        };
+        self.entry = Some(self.shared.registry.call_started(info, ctx.address()));
         self.send_trying();
         match self.check_offer() {
             Ok(negotiated) => self.negotiated = negotiated,

@@ -27,6 +27,11 @@ pub struct Stop {
     pub reason: EndReason,
 }
 
+/// Merges operator-given variables (`PUT /v1/activeflows/{id}/variables`); false once ended.
+#[derive(Message)]
+#[rtype(result = "bool")]
+pub struct MergeVariables(pub Variables);
+
 /// The call this activeflow drives.
 pub struct CallLink {
     pub id: CallId,
@@ -314,5 +319,20 @@ impl Handler<Stop> for Activeflow {
 
     fn handle(&mut self, msg: Stop, ctx: &mut Self::Context) {
         self.end(msg.reason, ctx);
+    }
+}
+
+impl Handler<MergeVariables> for Activeflow {
+    type Result = bool;
+
+    fn handle(&mut self, msg: MergeVariables, _ctx: &mut Self::Context) -> bool {
+        if self.ended {
+            return false;
+        }
+        self.variables.merge(msg.0);
+        let mut r = lock(&self.record);
+        r.variables = self.variables.clone();
+        r.tm_update = timestamp();
+        true
     }
 }

@@ -103,10 +103,7 @@ pub struct ActiveflowRecord {
     pub sequence: u64,
 }
 
-/// Now as RFC 3339 UTC with microseconds (DESIGN §5).
-pub fn timestamp() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
-}
+pub use crate::clock::timestamp;
 
 #[cfg(test)]
 mod tests {

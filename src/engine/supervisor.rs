@@ -15,6 +15,22 @@ use super::{
 use crate::call::{CallCommand, CallOffer};
 use crate::flow::{self, Flow, FlowStore, Variables};
 
+/// Start an activeflow without a call (`POST /v1/activeflows`, reference type `api`).
+#[derive(Message)]
+#[rtype(result = "Result<ActiveflowId, StartError>")]
+pub struct StartActiveflow {
+    pub flow: Arc<Flow>,
+    pub variables: Variables,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum StartError {
+    #[error("at capacity ({0} activeflows running)")]
+    AtCapacity(usize),
+    #[error("the engine is shutting down")]
+    Draining,
+}
+
 /// Stop admitting new calls (shutdown has begun).
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -32,6 +48,9 @@ pub struct Supervisor {
     routes: Arc<RouteTable>,
     registry: Arc<ActiveflowRegistry>,
     limits: EngineLimits,
+    /// Arbiters for API activeflows (call activeflows run on their call's arbiter).
+    arbiters: Vec<ArbiterHandle>,
+    next_arbiter: usize,
     draining: bool,
 }
 
@@ -41,12 +60,15 @@ impl Supervisor {
         routes: Arc<RouteTable>,
         registry: Arc<ActiveflowRegistry>,
         limits: EngineLimits,
+        arbiters: Vec<ArbiterHandle>,
     ) -> Self {
         Supervisor {
             flows,
             routes,
             registry,
             limits,
+            arbiters,
+            next_arbiter: 0,
             draining: false,
         }
     }
@@ -110,6 +132,47 @@ impl Handler<CallOffer> for Supervisor {
             self.limits,
             Some(call),
         );
+    }
+}
+
+impl Handler<StartActiveflow> for Supervisor {
+    type Result = Result<ActiveflowId, StartError>;
+
+    fn handle(&mut self, msg: StartActiveflow, _ctx: &mut Self::Context) -> Self::Result {
+        if self.draining {
+            return Err(StartError::Draining);
+        }
+        let running = self.registry.running();
+        if running >= self.limits.max_activeflows {
+            return Err(StartError::AtCapacity(running));
+        }
+        let arbiter = match self
+            .arbiters
+            .get(self.next_arbiter % self.arbiters.len().max(1))
+        {
+            Some(a) => a.clone(),
+            None => Arbiter::current(),
+        };
+        self.next_arbiter = self.next_arbiter.wrapping_add(1);
+        let id = ActiveflowId::new();
+        let mut variables = msg.variables;
+        let record = new_record(
+            &self.registry,
+            id,
+            &msg.flow,
+            ReferenceType::Api,
+            String::new(),
+            &mut variables,
+        );
+        Ok(spawn(
+            &self.registry,
+            &arbiter,
+            record,
+            msg.flow,
+            variables,
+            self.limits,
+            None,
+        ))
     }
 }
 

@@ -1,0 +1,73 @@
+//! `/v1/calls`: live and recently ended calls, and hanging one up.
+
+use actix_web::{web, HttpResponse};
+use serde_json::json;
+
+use super::page::PageQuery;
+use super::{ApiError, ApiState};
+use crate::call::{CallCommand, CallId, CallStatus, HangupCause};
+
+pub(super) fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/calls", web::get().to(list))
+        .route("/calls/{id}", web::get().to(get))
+        .route("/calls/{id}/hangup", web::post().to(hangup));
+}
+
+#[utoipa::path(operation_id = "calls_list", get, path = "/v1/calls", tag = "calls",
+    params(("status" = Option<String>, Query, description = "ringing | answered | ended"),
+           ("page_size" = Option<usize>, Query, description = "1..=1000, default 100"),
+           ("page_token" = Option<String>, Query, description = "next_page_token of the previous page")),
+    responses((status = 200, description = "newest first: {result, next_page_token}", body = serde_json::Value),
+              (status = 400, description = "bad filter or page parameters", body = serde_json::Value)))]
+pub(super) async fn list(
+    state: web::Data<ApiState>,
+    query: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let status = query.status(CallStatus::parse, "ringing, answered or ended")?;
+    let (items, next) = state
+        .calls
+        .list_calls(status, query.size()?, query.token()?);
+    Ok(HttpResponse::Ok().json(json!({
+        "result": items,
+        "next_page_token": next.unwrap_or_default(),
+    })))
+}
+
+fn entry(
+    state: &ApiState,
+    raw: &str,
+) -> Result<std::sync::Arc<crate::call::registry::CallEntry>, ApiError> {
+    let not_found = || ApiError::NotFound(format!("call {raw:?} not found"));
+    let id = raw.parse::<uuid::Uuid>().map_err(|_| not_found())?;
+    state.calls.call(&CallId(id)).ok_or_else(not_found)
+}
+
+#[utoipa::path(operation_id = "calls_get", get, path = "/v1/calls/{id}", tag = "calls",
+    params(("id" = String, Path, description = "call id")),
+    responses((status = 200, description = "the call", body = serde_json::Value),
+              (status = 404, description = "unknown id", body = serde_json::Value)))]
+pub(super) async fn get(
+    state: web::Data<ApiState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(entry(&state, &id)?.snapshot()))
+}
+
+#[utoipa::path(operation_id = "calls_hangup", post, path = "/v1/calls/{id}/hangup", tag = "calls",
+    params(("id" = String, Path, description = "call id")),
+    responses((status = 200, description = "the call after the hangup was sent (idempotent)", body = serde_json::Value),
+              (status = 404, description = "unknown id", body = serde_json::Value)))]
+pub(super) async fn hangup(
+    state: web::Data<ApiState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let entry = entry(&state, &id)?;
+    if entry.info().status != CallStatus::Ended {
+        // Err means the session is already gone: the record says how it ended.
+        let _ = entry
+            .addr
+            .send(CallCommand::Hangup(HangupCause::Normal))
+            .await;
+    }
+    Ok(HttpResponse::Ok().json(entry.snapshot()))
+}

@@ -1,0 +1,131 @@
+//! `/v1/flows`: list, create, read, replace and delete flows, with the same validation as flow
+//! files (400 names the action index and field; a taken name or id is 409).
+
+use actix_web::{web, HttpResponse};
+use serde_json::{json, Value};
+
+use super::page::PageQuery;
+use super::{ApiError, ApiState};
+use crate::flow::{Flow, FlowError, FlowId};
+
+pub(super) fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/flows", web::get().to(list))
+        .route("/flows", web::post().to(create))
+        .route("/flows/{id}", web::get().to(get))
+        .route("/flows/{id}", web::put().to(replace))
+        .route("/flows/{id}", web::delete().to(delete));
+}
+
+fn flow_error(e: FlowError) -> ApiError {
+    match e {
+        FlowError::Flow { ref field, .. } if field == "name" => ApiError::Conflict(e.to_string()),
+        other => ApiError::BadRequest(other.to_string()),
+    }
+}
+
+fn parse_flow(body: &Value) -> Result<Flow, ApiError> {
+    let bytes = serde_json::to_vec(body).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    Flow::from_json(&bytes).map_err(flow_error)
+}
+
+fn parse_id(raw: &str) -> Result<FlowId, ApiError> {
+    raw.parse()
+        .map_err(|_| ApiError::NotFound(format!("flow {raw:?} not found")))
+}
+
+#[utoipa::path(operation_id = "flows_list", get, path = "/v1/flows", tag = "flows",
+    params(("page_size" = Option<usize>, Query, description = "1..=1000, default 100"),
+           ("page_token" = Option<String>, Query, description = "next_page_token of the previous page")),
+    responses((status = 200, description = "by name: {result, next_page_token}", body = serde_json::Value),
+              (status = 400, description = "bad page parameters", body = serde_json::Value)))]
+pub(super) async fn list(
+    state: web::Data<ApiState>,
+    query: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let size = query.size()?;
+    let offset = usize::try_from(query.token()?.unwrap_or(0)).unwrap_or(usize::MAX);
+    let all = state.flows.list();
+    let page: Vec<&Flow> = all.iter().skip(offset).take(size).map(|f| &**f).collect();
+    let next = offset.saturating_add(size);
+    let token = if next < all.len() {
+        next.to_string()
+    } else {
+        String::new()
+    };
+    Ok(HttpResponse::Ok().json(json!({ "result": page, "next_page_token": token })))
+}
+
+#[utoipa::path(operation_id = "flows_create", post, path = "/v1/flows", tag = "flows",
+    request_body(content = serde_json::Value, description = "a flow: {name, detail, actions, on_complete_flow_id}"),
+    responses((status = 201, description = "the stored flow, ids assigned", body = serde_json::Value),
+              (status = 400, description = "invalid flow (names the action index and field)", body = serde_json::Value),
+              (status = 409, description = "the id or name is taken", body = serde_json::Value),
+              (status = 413, description = "body over 1 MiB", body = serde_json::Value)))]
+pub(super) async fn create(
+    state: web::Data<ApiState>,
+    body: web::Json<Value>,
+) -> Result<HttpResponse, ApiError> {
+    let flow = parse_flow(&body)?;
+    if state.flows.get(&flow.id).is_some() {
+        return Err(ApiError::Conflict(format!(
+            "flow {} exists; PUT replaces it",
+            flow.id
+        )));
+    }
+    let stored = state.flows.insert(flow).map_err(flow_error)?;
+    Ok(HttpResponse::Created().json(&*stored))
+}
+
+#[utoipa::path(operation_id = "flows_get", get, path = "/v1/flows/{id}", tag = "flows",
+    params(("id" = String, Path, description = "flow id")),
+    responses((status = 200, description = "the flow", body = serde_json::Value),
+              (status = 404, description = "unknown id", body = serde_json::Value)))]
+pub(super) async fn get(
+    state: web::Data<ApiState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_id(&id)?;
+    let flow = state
+        .flows
+        .get(&id)
+        .ok_or_else(|| ApiError::NotFound(format!("flow {id} not found")))?;
+    Ok(HttpResponse::Ok().json(&*flow))
+}
+
+#[utoipa::path(operation_id = "flows_replace", put, path = "/v1/flows/{id}", tag = "flows",
+    params(("id" = String, Path, description = "flow id")),
+    request_body(content = serde_json::Value, description = "the whole new flow; its id is the path's"),
+    responses((status = 200, description = "the replaced flow (running activeflows keep the old one)", body = serde_json::Value),
+              (status = 400, description = "invalid flow", body = serde_json::Value),
+              (status = 404, description = "unknown id", body = serde_json::Value),
+              (status = 409, description = "the name is taken by another flow", body = serde_json::Value)))]
+pub(super) async fn replace(
+    state: web::Data<ApiState>,
+    id: web::Path<String>,
+    body: web::Json<Value>,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_id(&id)?;
+    if state.flows.get(&id).is_none() {
+        return Err(ApiError::NotFound(format!("flow {id} not found")));
+    }
+    let mut flow = parse_flow(&body)?;
+    flow.id = id;
+    let stored = state.flows.insert(flow).map_err(flow_error)?;
+    Ok(HttpResponse::Ok().json(&*stored))
+}
+
+#[utoipa::path(operation_id = "flows_delete", delete, path = "/v1/flows/{id}", tag = "flows",
+    params(("id" = String, Path, description = "flow id")),
+    responses((status = 200, description = "the deleted flow", body = serde_json::Value),
+              (status = 404, description = "unknown id", body = serde_json::Value)))]
+pub(super) async fn delete(
+    state: web::Data<ApiState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_id(&id)?;
+    let flow = state
+        .flows
+        .remove(&id)
+        .ok_or_else(|| ApiError::NotFound(format!("flow {id} not found")))?;
+    Ok(HttpResponse::Ok().json(&*flow))
+}

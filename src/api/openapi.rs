@@ -1,0 +1,45 @@
+//! The OpenAPI 3 document, generated from the handlers' `#[utoipa::path]` annotations and served
+//! at `/v1/openapi.json`.
+
+use actix_web::HttpResponse;
+use utoipa::OpenApi;
+
+use super::{activeflows, calls, flows, health};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "activeflow", description = "Operator API of the activeflow telephony engine"),
+    paths(
+        flows::list, flows::create, flows::get, flows::replace, flows::delete,
+        activeflows::list, activeflows::create, activeflows::get, activeflows::delete,
+        activeflows::stop, activeflows::resume, activeflows::get_variables,
+        activeflows::put_variables,
+        calls::list, calls::get, calls::hangup,
+        health::healthz, health::readyz, spec,
+    ),
+    modifiers(&BearerAuth),
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        openapi.security = Some(vec![utoipa::openapi::security::SecurityRequirement::new(
+            "bearer",
+            Vec::<String>::new(),
+        )]);
+    }
+}
+
+#[utoipa::path(operation_id = "openapi_spec", get, path = "/v1/openapi.json", tag = "meta",
+    responses((status = 200, description = "this document")))]
+pub(super) async fn spec() -> HttpResponse {
+    HttpResponse::Ok().json(ApiDoc::openapi())
+}

@@ -1,0 +1,498 @@
+//! The REST API over a real socket: every route's success and error paths (400, 401, 404, 409,
+//! 413), pagination across pages, bearer auth, and the OpenAPI document listing every route.
+
+#![allow(clippy::unwrap_used)] // test helpers: a failed unwrap is a failed test
+
+mod common;
+
+use std::time::Duration;
+
+use common::{flow, http, http_with, start, RawPeer};
+use serde_json::{json, Value};
+
+fn hold() -> Value {
+    flow(
+        "hold",
+        json!([{"type": "answer"}, {"type": "sleep", "option": {"duration": 60000}}]),
+    )
+}
+
+fn post(e: &common::TestEngine, path: &str, body: &Value) -> (u16, Value) {
+    http(e.api, "POST", path, Some(&body.to_string()))
+}
+
+#[test]
+fn flows_crud_with_validation_errors_naming_the_field() {
+    let e = start(&[hold()], &[("*", "hold")], &[]);
+    let (status, created) = post(
+        &e,
+        "/v1/flows",
+        &flow("ivr", json!([{"type": "answer"}, {"type": "hangup"}])),
+    );
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().unwrap().to_string();
+    assert!(created["actions"][0]["id"].is_string());
+    let (status, got) = http(e.api, "GET", &format!("/v1/flows/{id}"), None);
+    assert_eq!((status, &got["name"]), (200, &json!("ivr")));
+
+    // 400 names the action index and field.
+    let bad = flow(
+        "bad",
+        json!([{"type": "sleep", "option": {"duration": "soon"}}]),
+    );
+    let (status, err) = post(&e, "/v1/flows", &bad);
+    assert_eq!(status, 400);
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("actions[0].option.duration"),
+        "{err}"
+    );
+    let unsupported = flow("t", json!([{"type": "talk", "option": {"text": "hi"}}]));
+    let (status, err) = post(&e, "/v1/flows", &unsupported);
+    assert_eq!(status, 400);
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not supported"),
+        "{err}"
+    );
+    let dangling = flow(
+        "d",
+        json!([{"type": "goto", "option": {"target_id": uuid::Uuid::new_v4()}}]),
+    );
+    let (status, err) = post(&e, "/v1/flows", &dangling);
+    assert_eq!(status, 400);
+    assert!(err["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("actions[0].option.target_id"));
+    let (status, _) = http(e.api, "POST", "/v1/flows", Some("{not json"));
+    assert_eq!(status, 400);
+    // Name taken → 409; same id again → 409.
+    assert_eq!(
+        post(&e, "/v1/flows", &flow("ivr", json!([{"type": "stop"}]))).0,
+        409
+    );
+    assert_eq!(post(&e, "/v1/flows", &created).0, 409);
+
+    // PUT replaces (the path's id wins); unknown id 404.
+    let (status, replaced) = http(
+        e.api,
+        "PUT",
+        &format!("/v1/flows/{id}"),
+        Some(&flow("ivr2", json!([{"type": "stop"}])).to_string()),
+    );
+    assert_eq!((status, replaced["id"].as_str()), (200, Some(id.as_str())));
+    assert_eq!(replaced["name"], "ivr2");
+    let unknown = uuid::Uuid::new_v4();
+    let body = flow("x", json!([{"type": "stop"}])).to_string();
+    assert_eq!(
+        http(e.api, "PUT", &format!("/v1/flows/{unknown}"), Some(&body)).0,
+        404
+    );
+    assert_eq!(http(e.api, "GET", "/v1/flows/nope", None).0, 404);
+
+    // DELETE, then it is gone.
+    assert_eq!(
+        http(e.api, "DELETE", &format!("/v1/flows/{id}"), None).0,
+        200
+    );
+    assert_eq!(http(e.api, "GET", &format!("/v1/flows/{id}"), None).0, 404);
+    assert_eq!(
+        http(e.api, "DELETE", &format!("/v1/flows/{id}"), None).0,
+        404
+    );
+}
+
+#[test]
+fn flows_created_over_the_api_are_routable_by_name() {
+    let e = start(&[hold()], &[("555", "api-made")], &[]);
+    let peer = RawPeer::new(e.sip);
+    peer.send(&peer.invite("555", "before@t", "z9hG4bK-before"));
+    assert!(peer.recv_final().starts_with("SIP/2.0 404"));
+    let made = flow(
+        "api-made",
+        json!([{"type": "hangup", "option": {"reason": "busy"}}]),
+    );
+    assert_eq!(post(&e, "/v1/flows", &made).0, 201);
+    peer.send(&peer.invite("555", "after@t", "z9hG4bK-after"));
+    assert!(peer.recv_final().starts_with("SIP/2.0 486"));
+}
+
+#[test]
+fn flow_listing_pages() {
+    let e = start(&[hold()], &[("*", "hold")], &[]);
+    for i in 0..5 {
+        assert_eq!(
+            post(
+                &e,
+                "/v1/flows",
+                &flow(&format!("f{i}"), json!([{"type": "stop"}]))
+            )
+            .0,
+            201
+        );
+    }
+    let mut names = Vec::new();
+    let mut token = String::new();
+    loop {
+        let (status, page) = http(
+            e.api,
+            "GET",
+            &format!("/v1/flows?page_size=2&page_token={token}"),
+            None,
+        );
+        assert_eq!(status, 200);
+        names.extend(
+            page["result"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|f| f["name"].as_str().unwrap().to_string()),
+        );
+        token = page["next_page_token"].as_str().unwrap().to_string();
+        if token.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(names, ["f0", "f1", "f2", "f3", "f4", "hold"]);
+    assert_eq!(http(e.api, "GET", "/v1/flows?page_size=0", None).0, 400);
+    assert_eq!(http(e.api, "GET", "/v1/flows?page_size=1001", None).0, 400);
+}
+
+#[test]
+fn activeflows_started_over_the_api_list_page_and_stop() {
+    let e = start(&[hold()], &[("*", "hold")], &[]);
+    let waiting = json!([{"type": "variable_set", "option": {"key": "greeting", "value": "hi ${who}"}},
+                         {"type": "sleep", "option": {"duration": 60000}}]);
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let (status, a) = post(
+            &e,
+            "/v1/activeflows",
+            &json!({"actions": waiting, "variables": {"who": format!("n{i}")}}),
+        );
+        assert_eq!(status, 201, "{a}");
+        assert_eq!(a["reference_type"], "api");
+        ids.push(a["id"].as_str().unwrap().to_string());
+    }
+    // By flow id (or name) too; unknown flow 404; both or neither 400; bad actions 400.
+    let (status, by_name) = post(&e, "/v1/activeflows", &json!({"flow_id": "hold"}));
+    assert_eq!(status, 201);
+    e.wait_for(
+        "answer without a call errors",
+        Duration::from_secs(5),
+        |all| {
+            all.iter().any(|a| {
+                a.id.to_string() == by_name["id"].as_str().unwrap() && a.end_reason.is_some()
+            })
+        },
+    );
+    let (_, ended) = http(
+        e.api,
+        "GET",
+        &format!("/v1/activeflows/{}", by_name["id"].as_str().unwrap()),
+        None,
+    );
+    assert_eq!(ended["end_reason"], "error", "{ended}");
+    assert_eq!(
+        post(
+            &e,
+            "/v1/activeflows",
+            &json!({"flow_id": uuid::Uuid::new_v4()})
+        )
+        .0,
+        404
+    );
+    assert_eq!(post(&e, "/v1/activeflows", &json!({})).0, 400);
+    assert_eq!(
+        post(
+            &e,
+            "/v1/activeflows",
+            &json!({"actions": [{"type": "nope"}]})
+        )
+        .0,
+        400
+    );
+    assert_eq!(
+        post(&e, "/v1/activeflows", &json!({"actions": [], "bogus": 1})).0,
+        400
+    );
+
+    // Pagination: newest first, across pages, with the status filter.
+    let mut seen = Vec::new();
+    let mut token = String::new();
+    loop {
+        let (status, page) = http(
+            e.api,
+            "GET",
+            &format!("/v1/activeflows?status=running&page_size=2&page_token={token}"),
+            None,
+        );
+        assert_eq!(status, 200);
+        seen.extend(
+            page["result"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| a["id"].as_str().unwrap().to_string()),
+        );
+        token = page["next_page_token"].as_str().unwrap().to_string();
+        if token.is_empty() {
+            break;
+        }
+    }
+    let newest_first: Vec<String> = ids.iter().rev().cloned().collect();
+    assert_eq!(seen, newest_first);
+    assert_eq!(
+        http(e.api, "GET", "/v1/activeflows?status=sleeping", None).0,
+        400
+    );
+    assert_eq!(
+        http(e.api, "GET", "/v1/activeflows?page_token=zz", None).0,
+        400
+    );
+
+    // Variables: substituted at execution, readable, mergeable while running.
+    let id = &ids[0];
+    let (status, vars) = http(
+        e.api,
+        "GET",
+        &format!("/v1/activeflows/{id}/variables"),
+        None,
+    );
+    assert_eq!(status, 200);
+    assert_eq!(vars["variables"]["greeting"], "hi n0");
+    assert_eq!(vars["variables"]["activeflow.reference_type"], "api");
+    let (status, merged) = http(
+        e.api,
+        "PUT",
+        &format!("/v1/activeflows/{id}/variables"),
+        Some(&json!({"variables": {"extra": "1"}}).to_string()),
+    );
+    assert_eq!((status, &merged["variables"]["extra"]), (200, &json!("1")));
+    assert_eq!(merged["variables"]["greeting"], "hi n0");
+
+    // continue: nothing can be blocked (block is not supported yet) → 409.
+    assert_eq!(
+        http(
+            e.api,
+            "POST",
+            &format!("/v1/activeflows/{id}/continue"),
+            None
+        )
+        .0,
+        409
+    );
+
+    // Stop, idempotent; then variables cannot change.
+    let (status, stopped) = http(e.api, "POST", &format!("/v1/activeflows/{id}/stop"), None);
+    assert_eq!(
+        (status, &stopped["end_reason"]),
+        (200, &json!("operator_stop"))
+    );
+    let put = json!({"variables": {"x": "y"}}).to_string();
+    assert_eq!(
+        http(
+            e.api,
+            "PUT",
+            &format!("/v1/activeflows/{id}/variables"),
+            Some(&put)
+        )
+        .0,
+        409
+    );
+
+    // DELETE stops a running one and removes it from listings.
+    let other = &ids[1];
+    let (status, deleted) = http(e.api, "DELETE", &format!("/v1/activeflows/{other}"), None);
+    assert_eq!((status, &deleted["status"]), (200, &json!("ended")));
+    assert_eq!(
+        http(e.api, "GET", &format!("/v1/activeflows/{other}"), None).0,
+        404
+    );
+    for path in ["", "/stop", "/continue", "/variables"] {
+        let method = if path.is_empty() || path == "/variables" {
+            "GET"
+        } else {
+            "POST"
+        };
+        let unknown = uuid::Uuid::new_v4();
+        assert_eq!(
+            http(
+                e.api,
+                method,
+                &format!("/v1/activeflows/{unknown}{path}"),
+                None
+            )
+            .0,
+            404,
+            "{path}"
+        );
+        assert_eq!(
+            http(e.api, method, &format!("/v1/activeflows/x{path}"), None).0,
+            404,
+            "{path}"
+        );
+    }
+}
+
+#[test]
+fn calls_are_listed_read_and_hung_up() {
+    let e = start(&[hold()], &[("*", "hold")], &[]);
+    let peer = RawPeer::new(e.sip);
+    peer.send(&peer.invite("42", "api-call@t", "z9hG4bK-api-call"));
+    let ok = peer.recv_until("200 OK");
+    assert!(ok.contains("m=audio"));
+    let (status, list) = http(e.api, "GET", "/v1/calls?status=answered", None);
+    assert_eq!(status, 200);
+    let call = &list["result"][0];
+    assert_eq!(call["destination"], "42");
+    let id = call["id"].as_str().unwrap();
+    let (status, one) = http(e.api, "GET", &format!("/v1/calls/{id}"), None);
+    assert_eq!((status, &one["sip_call_id"]), (200, &json!("api-call@t")));
+    // The activeflow references the call.
+    assert_eq!(e.activeflows()[0].reference_id, id);
+    let (status, _) = http(e.api, "POST", &format!("/v1/calls/{id}/hangup"), None);
+    assert_eq!(status, 200);
+    // Not ACKed yet, so the BYE follows... we ACK now and expect it.
+    let ack = format!(
+        "ACK sip:42@{engine} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK-api-ack\r\n\
+         From: {from}\r\nTo: {to}\r\nCall-ID: api-call@t\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n",
+        engine = e.sip,
+        port = peer.port(),
+        from = common::header(&ok, "From").unwrap(),
+        to = common::header(&ok, "To").unwrap(),
+    );
+    peer.send(&ack);
+    peer.recv_until("BYE ");
+    e.wait_for("hangup", Duration::from_secs(5), |all| {
+        all[0].end_reason.is_some()
+    });
+    let (_, ended) = http(e.api, "GET", &format!("/v1/calls/{id}"), None);
+    assert_eq!(ended["status"], "ended");
+    assert_eq!(
+        http(
+            e.api,
+            "GET",
+            &format!("/v1/calls/{}", uuid::Uuid::new_v4()),
+            None
+        )
+        .0,
+        404
+    );
+    assert_eq!(http(e.api, "POST", "/v1/calls/garbage/hangup", None).0, 404);
+    assert_eq!(http(e.api, "GET", "/v1/calls?status=odd", None).0, 400);
+}
+
+#[test]
+fn bearer_token_is_required_when_configured() {
+    let e = start(
+        &[hold()],
+        &[("*", "hold")],
+        &[("ACTIVEFLOW_API_TOKEN", "s3cret")],
+    );
+    let (status, err) = http(e.api, "GET", "/v1/activeflows", None);
+    assert_eq!(
+        (status, &err["error"]["code"]),
+        (401, &json!("unauthorized"))
+    );
+    let wrong = [("Authorization", "Bearer nope")];
+    assert_eq!(http_with(e.api, "GET", "/v1/flows", None, &wrong).0, 401);
+    let right = [("Authorization", "Bearer s3cret")];
+    assert_eq!(http_with(e.api, "GET", "/v1/flows", None, &right).0, 200);
+    // Probes stay open.
+    assert_eq!(http(e.api, "GET", "/healthz", None).0, 200);
+    assert_eq!(http(e.api, "GET", "/readyz", None).0, 200);
+}
+
+#[test]
+fn oversized_bodies_get_413_and_unknown_routes_404() {
+    let e = start(&[hold()], &[("*", "hold")], &[]);
+    let big = format!(
+        "{{\"name\": \"big\", \"detail\": \"{}\", \"actions\": []}}",
+        "x".repeat(1_100_000)
+    );
+    let (status, err) = http(e.api, "POST", "/v1/flows", Some(&big));
+    assert_eq!(
+        (status, &err["error"]["code"]),
+        (413, &json!("payload_too_large"))
+    );
+    let (status, err) = http(e.api, "GET", "/v1/nothing", None);
+    assert_eq!((status, &err["error"]["code"]), (404, &json!("not_found")));
+}
+
+#[test]
+fn openapi_lists_every_route() {
+    let e = start(&[hold()], &[("*", "hold")], &[]);
+    let (status, doc) = http(e.api, "GET", "/v1/openapi.json", None);
+    assert_eq!(status, 200);
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    let routes = [
+        ("get", "/v1/flows"),
+        ("post", "/v1/flows"),
+        ("get", "/v1/flows/{id}"),
+        ("put", "/v1/flows/{id}"),
+        ("delete", "/v1/flows/{id}"),
+        ("get", "/v1/activeflows"),
+        ("post", "/v1/activeflows"),
+        ("get", "/v1/activeflows/{id}"),
+        ("delete", "/v1/activeflows/{id}"),
+        ("post", "/v1/activeflows/{id}/stop"),
+        ("post", "/v1/activeflows/{id}/continue"),
+        ("get", "/v1/activeflows/{id}/variables"),
+        ("put", "/v1/activeflows/{id}/variables"),
+        ("get", "/v1/calls"),
+        ("get", "/v1/calls/{id}"),
+        ("post", "/v1/calls/{id}/hangup"),
+        ("get", "/healthz"),
+        ("get", "/readyz"),
+        ("get", "/v1/openapi.json"),
+    ];
+    for (method, path) in routes {
+        assert!(
+            doc["paths"][path][method].is_object(),
+            "{method} {path} missing from the spec"
+        );
+    }
+    let documented: usize = doc["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|p| p.as_object().unwrap().len())
+        .sum();
+    assert_eq!(
+        documented,
+        routes.len(),
+        "the spec has routes this test does not know"
+    );
+    let mut ops: Vec<&str> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .flat_map(|p| {
+            p.as_object()
+                .unwrap()
+                .values()
+                .map(|o| o["operationId"].as_str().unwrap())
+        })
+        .collect();
+    ops.sort_unstable();
+    let n = ops.len();
+    ops.dedup();
+    assert_eq!(ops.len(), n, "operationIds must be unique");
+    // Every documented route answers (no 404 from the router for a documented path).
+    for (method, path) in routes {
+        let concrete = path.replace("{id}", &uuid::Uuid::new_v4().to_string());
+        let (status, body) = http(e.api, &method.to_uppercase(), &concrete, Some("{}"));
+        if status == 404 {
+            assert_ne!(
+                body["error"]["message"], "no such route",
+                "{method} {path} is not routed"
+            );
+        }
+    }
+}
