@@ -14,7 +14,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::api::{self, ApiState};
 use crate::call::session::SessionShared;
-use crate::call::{CallRegistry, Dispatcher, DispatcherConfig};
+use crate::call::{CallRegistry, Dispatcher, DispatcherConfig, OverloadGuard};
 use crate::config::Settings;
 use crate::engine::{ActiveflowRegistry, EngineLimits, RouteTable, Supervisor};
 use crate::flow::FlowStore;
@@ -173,6 +173,7 @@ pub async fn start(
         public_ip: settings.public_address,
         rtp_ports: RtpPortPool::new(settings.rtp_ports, settings.public_address),
         linger: linger.clone(),
+        overload: OverloadGuard::new(Duration::from_millis(raw.sip.overload_lag_ms)),
     });
     let dispatcher = Arc::new(Dispatcher::new(
         shared,

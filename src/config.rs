@@ -68,6 +68,10 @@ pub struct SipConfig {
     /// RFC 3261 timer T4 in milliseconds.
     #[serde(default = "default_t4")]
     pub t4_ms: u64,
+    /// An INVITE queued longer than this before its session starts means overload: new INVITEs
+    /// get 503 + Retry-After for a moment.
+    #[serde(default = "default_overload_lag")]
+    pub overload_lag_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -146,6 +150,9 @@ fn default_t2() -> u64 {
 }
 fn default_t4() -> u64 {
     5_000
+}
+fn default_overload_lag() -> u64 {
+    200
 }
 fn default_grace() -> u64 {
     10

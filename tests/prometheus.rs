@@ -6,90 +6,14 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-/// Kills the child when the test ends, pass or fail.
-struct Reaper(Child);
-
-impl Drop for Reaper {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn require(tool: &str) {
-    let ok = Command::new(tool)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        ok,
-        "{tool} not installed; scripts/test.sh installs Debian's prometheus package"
-    );
-}
-
-/// Starts the binary on port 0 everywhere and reads its addresses from the start-up log line.
-fn start_engine() -> (Reaper, SocketAddr, SocketAddr, SocketAddr) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_activeflow"))
-        .arg("serve")
-        .env("ACTIVEFLOW_SIP_LISTEN", "127.0.0.1:0")
-        .env("ACTIVEFLOW_API_LISTEN", "127.0.0.1:0")
-        .env("ACTIVEFLOW_METRICS_LISTEN", "127.0.0.1:0")
-        .env(
-            "ACTIVEFLOW_FLOWS_DIR",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/config/flows"),
-        )
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start activeflow");
-    let stderr = child.stderr.take().unwrap();
-    let mut lines = BufReader::new(stderr).lines();
-    let line = lines
-        .by_ref()
-        .map_while(Result::ok)
-        .find(|l| l.contains("activeflow listening"))
-        .expect("start-up line");
-    // Keep draining the log so the engine never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    let clean: String = strip_ansi(&line);
-    let addr = |key: &str| -> SocketAddr {
-        clean
-            .split_whitespace()
-            .find_map(|w| w.strip_prefix(&format!("{key}=")))
-            .unwrap_or_else(|| panic!("{key}= in {clean}"))
-            .parse()
-            .unwrap()
-    };
-    (Reaper(child), addr("sip"), addr("api"), addr("metrics"))
-}
-
-fn strip_ansi(s: &str) -> String {
-    let mut out = String::new();
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
-fn start_prometheus(metrics: SocketAddr) -> (Reaper, SocketAddr) {
+fn start_prometheus(metrics: SocketAddr) -> (common::Reaper, SocketAddr) {
     let dir = std::env::temp_dir().join(format!(
         "activeflow-prom-{}-{}",
         std::process::id(),
@@ -118,7 +42,7 @@ fn start_prometheus(metrics: SocketAddr) -> (Reaper, SocketAddr) {
         .stderr(Stdio::null())
         .spawn()
         .expect("start prometheus");
-    (Reaper(child), listen)
+    (common::Reaper(child), listen)
 }
 
 fn encode(q: &str) -> String {
@@ -177,9 +101,9 @@ fn dashboard_exprs() -> Vec<String> {
 
 #[test]
 fn prometheus_scrapes_the_engine_and_every_dashboard_query_returns_data() {
-    require("prometheus");
-    require("promtool");
-    let (mut engine, sip, _api, metrics) = start_engine();
+    common::require("prometheus");
+    common::require("promtool");
+    let (mut engine, sip, _api, metrics) = common::spawn_engine(&[]);
     common::sipp(sip, "uac_caller_bye.xml", "100", &["-m", "20", "-r", "20"]).assert_all_ok(20);
     let (_prom, prom) = start_prometheus(metrics);
     eventually(
@@ -270,16 +194,5 @@ fn prometheus_scrapes_the_engine_and_every_dashboard_query_returns_data() {
 }
 
 fn raw_get(addr: SocketAddr, path: &str) -> String {
-    use std::io::Read;
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut buf = String::new();
-    s.read_to_string(&mut buf).unwrap();
-    buf.split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default()
+    common::raw_get(addr, path)
 }

@@ -144,7 +144,8 @@ impl Dispatcher {
             self.reply(&req, &peer, 403, &[]);
             return;
         }
-        if self.shared.registry.active() >= self.config.max_active_calls
+        if self.shared.overload.is_overloaded()
+            || self.shared.registry.active() >= self.config.max_active_calls
             || self.shared.rtp_ports.available() == 0
             || self.shared.registry.len() >= self.config.max_sessions
         {

@@ -20,7 +20,7 @@ use tokio::time::Instant;
 use super::events::{CallCommand, CallEndCause, CallEvent, CallOffer, HangupCause};
 use super::info::{CallInfo, CallStatus};
 use super::registry::CallEntry;
-use super::{CallId, CallRegistry};
+use super::{CallId, CallRegistry, OverloadGuard};
 use crate::media::{Negotiated, RtpLease, RtpPortPool};
 use crate::sip::message::TransactionKey;
 use crate::sip::transaction::{
@@ -39,6 +39,8 @@ pub struct SessionShared {
     pub rtp_ports: RtpPortPool,
     /// Answers of completed BYE/CANCEL transactions that outlive their session.
     pub linger: Arc<LingerTable>,
+    /// Trips when INVITEs queue too long before their session starts.
+    pub overload: OverloadGuard,
 }
 
 /// A SIP message for this session, from the dispatcher.
@@ -358,6 +360,7 @@ impl Actor for CallSession {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        self.shared.overload.observe(self.created);
         let info = CallInfo {
             id: self.id,
             sip_call_id: self.sip_call_id.clone(),

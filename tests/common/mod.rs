@@ -3,10 +3,10 @@
 //! to wait for start-up: `start` returns once every socket is bound and serving.
 #![allow(dead_code, unreachable_pub)] // each test binary uses a different part of the harness
 
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -43,6 +43,9 @@ pub fn start_with(
         ("ACTIVEFLOW_SIP_LISTEN".into(), "127.0.0.1:0".into()),
         ("ACTIVEFLOW_API_LISTEN".into(), "127.0.0.1:0".into()),
         ("ACTIVEFLOW_METRICS_LISTEN".into(), "127.0.0.1:0".into()),
+        // Debug builds on a shared 2-core machine lag far more than release: only the overload
+        // test wants the guard at its production threshold (it sets its own).
+        ("ACTIVEFLOW_SIP_OVERLOAD_LAG_MS".into(), "5000".into()),
     ];
     vars.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     let mut config = Config::from_toml_with_env(DEFAULT_TOML, vars).expect("config");
@@ -432,5 +435,109 @@ pub fn header<'a>(msg: &'a str, name: &str) -> Option<&'a str> {
     msg.lines().find_map(|l| {
         let (k, v) = l.split_once(':')?;
         k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+// ---- the binary as a subprocess (with its metrics recorder installed) ----
+
+/// Panics unless `tool --version` runs: tests never silently skip a peer.
+pub fn require(tool: &str) {
+    let ok = Command::new(tool)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(ok, "{tool} not installed; scripts/test.sh installs it");
+}
+
+/// Kills the child when the test ends, pass or fail.
+pub struct Reaper(pub Child);
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts the binary on port 0 everywhere and reads its addresses from the start-up log line.
+pub fn spawn_engine(env: &[(&str, &str)]) -> (Reaper, SocketAddr, SocketAddr, SocketAddr) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_activeflow"))
+        .arg("serve")
+        .env("ACTIVEFLOW_SIP_LISTEN", "127.0.0.1:0")
+        .env("ACTIVEFLOW_API_LISTEN", "127.0.0.1:0")
+        .env("ACTIVEFLOW_METRICS_LISTEN", "127.0.0.1:0")
+        .env(
+            "ACTIVEFLOW_FLOWS_DIR",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/config/flows"),
+        )
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .env("ACTIVEFLOW_SIP_OVERLOAD_LAG_MS", "5000")
+        .envs(env.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start activeflow");
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let line = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find(|l| l.contains("activeflow listening"))
+        .expect("start-up line");
+    // Keep draining the log so the engine never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    let clean: String = strip_ansi(&line);
+    let addr = |key: &str| -> SocketAddr {
+        clean
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix(&format!("{key}=")))
+            .unwrap_or_else(|| panic!("{key}= in {clean}"))
+            .parse()
+            .unwrap()
+    };
+    (Reaper(child), addr("sip"), addr("api"), addr("metrics"))
+}
+
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::new();
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// GET over a fresh connection; the body as text.
+pub fn raw_get(addr: SocketAddr, path: &str) -> String {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .expect("write");
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).expect("read");
+    buf.split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default()
+}
+
+/// The value of an unlabelled or fully labelled sample in a Prometheus exposition.
+pub fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|l| {
+        l.strip_prefix(series)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
     })
 }

@@ -1,0 +1,2 @@
+//! Benchmark placeholder; the real benchmark follows in the next commit.
+fn main() {}
