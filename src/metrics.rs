@@ -2,9 +2,13 @@
 //! Other modules call the small recording helpers here and never spell a metric name themselves;
 //! labels are low-cardinality words, never ids, numbers or URIs.
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
-use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
+use metrics::{
+    counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Counter,
+    Histogram,
+};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 pub const ACTIVEFLOW_RUNNING: &str = "activeflow_running";
@@ -53,6 +57,10 @@ pub const SIP_METHODS: &[&str] = &[
 pub const SIP_CODES: &[&str] = &[
     "100", "180", "200", "400", "403", "404", "405", "481", "486", "480", "487", "488", "500",
     "501", "503", "603",
+];
+/// `SIP_CODES` as numbers, same order.
+const SIP_CODE_VALUES: &[u16] = &[
+    100, 180, 200, 400, 403, 404, 405, 481, 486, 480, 487, 488, 500, 501, 503, 603,
 ];
 pub const TRANSPORTS: &[&str] = &["udp", "tcp"];
 pub const DIRECTIONS: &[&str] = &["in", "out"];
@@ -201,11 +209,64 @@ pub fn method_label(method: &str) -> &'static str {
         .unwrap_or("OTHER")
 }
 
+/// Handles for one metric, one per label value of a fixed list, created on first use: the hot
+/// path then skips the recorder's key hashing and registry lookup (one per SIP message).
+struct Cached<T> {
+    handles: OnceLock<Vec<T>>,
+}
+
+impl<T> Cached<T> {
+    const fn new() -> Self {
+        Cached {
+            handles: OnceLock::new(),
+        }
+    }
+
+    fn get(
+        &self,
+        labels: &[&'static str],
+        make: impl Fn(&'static str) -> T,
+        label: &str,
+    ) -> Option<&T> {
+        let index = labels.iter().position(|l| *l == label)?;
+        self.at(labels, make, index)
+    }
+
+    fn at(
+        &self,
+        labels: &[&'static str],
+        make: impl Fn(&'static str) -> T,
+        index: usize,
+    ) -> Option<&T> {
+        self.handles
+            .get_or_init(|| labels.iter().map(|l| make(l)).collect())
+            .get(index)
+    }
+}
+
+static REQUESTS: Cached<Counter> = Cached::new();
+static RESPONSES: Cached<Counter> = Cached::new();
+static ACTIONS: Cached<(Counter, Histogram)> = Cached::new();
+
 pub fn sip_request_received(method: &str) {
-    counter!(SIP_REQUESTS_RECEIVED_TOTAL, "method" => method_label(method)).increment(1);
+    let label = method_label(method);
+    match REQUESTS.get(
+        SIP_METHODS,
+        |m| counter!(SIP_REQUESTS_RECEIVED_TOTAL, "method" => m),
+        label,
+    ) {
+        Some(c) => c.increment(1),
+        None => counter!(SIP_REQUESTS_RECEIVED_TOTAL, "method" => label).increment(1),
+    }
 }
 
 pub fn sip_response_sent(code: u16) {
+    let known = SIP_CODE_VALUES.iter().position(|c| *c == code);
+    let make = |c: &'static str| counter!(SIP_RESPONSES_SENT_TOTAL, "code" => c);
+    if let Some(c) = known.and_then(|i| RESPONSES.at(SIP_CODES, make, i)) {
+        c.increment(1);
+        return;
+    }
     // Status codes are a bounded set (100..=699), so they are a safe label.
     let label = SIP_CODES
         .iter()
@@ -250,8 +311,23 @@ pub fn activeflow_ended(reason: &'static str, lifetime: Duration) {
 
 /// One executed action; `kind` must be a known action type name (a bounded set).
 pub fn action_executed(kind: &'static str, elapsed: Duration, failed: bool) {
-    counter!(ACTIVEFLOW_ACTIONS_EXECUTED_TOTAL, "type" => kind).increment(1);
-    histogram!(ACTIVEFLOW_ACTION_DURATION_SECONDS, "type" => kind).record(elapsed.as_secs_f64());
+    let make = |t: &'static str| {
+        (
+            counter!(ACTIVEFLOW_ACTIONS_EXECUTED_TOTAL, "type" => t),
+            histogram!(ACTIVEFLOW_ACTION_DURATION_SECONDS, "type" => t),
+        )
+    };
+    match ACTIONS.get(ACTION_TYPES, make, kind) {
+        Some((c, h)) => {
+            c.increment(1);
+            h.record(elapsed.as_secs_f64());
+        }
+        None => {
+            counter!(ACTIVEFLOW_ACTIONS_EXECUTED_TOTAL, "type" => kind).increment(1);
+            histogram!(ACTIVEFLOW_ACTION_DURATION_SECONDS, "type" => kind)
+                .record(elapsed.as_secs_f64());
+        }
+    }
     if failed {
         counter!(ACTIVEFLOW_ACTION_ERRORS_TOTAL, "type" => kind).increment(1);
     }
@@ -260,6 +336,12 @@ pub fn action_executed(kind: &'static str, elapsed: Duration, failed: bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn code_table_matches_labels() {
+        let parsed: Vec<u16> = SIP_CODES.iter().map(|c| c.parse().unwrap()).collect();
+        assert_eq!(parsed, SIP_CODE_VALUES);
+    }
 
     #[test]
     fn method_labels_are_bounded() {

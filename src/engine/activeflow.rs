@@ -135,9 +135,14 @@ impl Activeflow {
             has_call,
             now: chrono::Utc::now(),
         };
+        let mut touches_variables = false;
         let result = catch_unwind(AssertUnwindSafe(|| {
             let kind = resolved.typed().map_err(|e| e.to_string())?;
             let name = action_label(&kind);
+            touches_variables = matches!(
+                kind,
+                ActionKind::VariableSet { .. } | ActionKind::Branch { .. }
+            );
             execute(resolved.id, &kind, &mut state)
                 .map(|o| (name, o))
                 .map_err(|e| e.to_string())
@@ -169,7 +174,10 @@ impl Activeflow {
                 result: recorded_result,
             });
             r.tm_update = now;
-            r.variables = self.variables.clone();
+            // The record's copy serves GET .../variables; refresh it only when it can differ.
+            if touches_variables {
+                r.variables = self.variables.clone();
+            }
         }
         result.map_err(|_| ())
     }
