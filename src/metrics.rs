@@ -39,17 +39,8 @@ pub const END_REASONS: &[&str] = &[
     "shutdown",
     "engine_restart",
 ];
-pub const ACTION_TYPES: &[&str] = &[
-    "answer",
-    "hangup",
-    "sleep",
-    "stop",
-    "goto",
-    "branch",
-    "condition_variable",
-    "condition_datetime",
-    "variable_set",
-];
+/// Every action type the engine runs (the flow module's list, so the two never drift).
+pub const ACTION_TYPES: &[&str] = crate::flow::SUPPORTED_TYPES;
 pub const SIP_METHODS: &[&str] = &[
     "INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "INFO", "UPDATE", "PRACK", "REGISTER", "MESSAGE",
     "OTHER",

@@ -5,7 +5,7 @@ use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::page::PageQuery;
+use super::page::{page_response, PageQuery};
 use super::{ApiError, ApiState};
 use crate::engine::{
     ActiveflowId, EndReason, MergeVariables, StartActiveflow, StartError, Status, Stop,
@@ -35,10 +35,7 @@ pub(super) async fn list(
 ) -> Result<HttpResponse, ApiError> {
     let status = query.status(Status::parse, "running or ended")?;
     let page = state.registry.list(status, query.size()?, query.token()?);
-    Ok(HttpResponse::Ok().json(json!({
-        "result": page.items,
-        "next_page_token": page.next_page_token.unwrap_or_default(),
-    })))
+    Ok(page_response(&page.items, page.next_page_token))
 }
 
 #[derive(Deserialize)]

@@ -1,9 +1,8 @@
 //! `/v1/calls`: live and recently ended calls, and hanging one up.
 
 use actix_web::{web, HttpResponse};
-use serde_json::json;
 
-use super::page::PageQuery;
+use super::page::{page_response, PageQuery};
 use super::{ApiError, ApiState};
 use crate::call::{CallCommand, CallId, CallStatus, HangupCause};
 
@@ -27,10 +26,7 @@ pub(super) async fn list(
     let (items, next) = state
         .calls
         .list_calls(status, query.size()?, query.token()?);
-    Ok(HttpResponse::Ok().json(json!({
-        "result": items,
-        "next_page_token": next.unwrap_or_default(),
-    })))
+    Ok(page_response(&items, next))
 }
 
 fn entry(

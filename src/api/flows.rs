@@ -2,9 +2,9 @@
 //! files (400 names the action index and field; a taken name or id is 409).
 
 use actix_web::{web, HttpResponse};
-use serde_json::{json, Value};
+use serde_json::Value;
 
-use super::page::PageQuery;
+use super::page::{page_response, PageQuery};
 use super::{ApiError, ApiState};
 use crate::flow::{Flow, FlowError, FlowId};
 
@@ -47,12 +47,8 @@ pub(super) async fn list(
     let all = state.flows.list();
     let page: Vec<&Flow> = all.iter().skip(offset).take(size).map(|f| &**f).collect();
     let next = offset.saturating_add(size);
-    let token = if next < all.len() {
-        next.to_string()
-    } else {
-        String::new()
-    };
-    Ok(HttpResponse::Ok().json(json!({ "result": page, "next_page_token": token })))
+    let token = (next < all.len()).then(|| next.to_string());
+    Ok(page_response(&page, token))
 }
 
 #[utoipa::path(operation_id = "flows_create", post, path = "/v1/flows", tag = "flows",

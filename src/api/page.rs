@@ -1,7 +1,8 @@
 //! Pagination shared by list endpoints: `page_size` (default 100, max 1000) and an opaque
 //! `page_token` the server issued.
 
-use serde::Deserialize;
+use actix_web::HttpResponse;
+use serde::{Deserialize, Serialize};
 
 use super::ApiError;
 
@@ -49,4 +50,12 @@ impl PageQuery {
                 .ok_or_else(|| ApiError::BadRequest(format!("status: {s:?} is not {allowed}"))),
         }
     }
+}
+
+/// The list response shape: `{"result": [...], "next_page_token": "..."}` ("" on the last page).
+pub(super) fn page_response<T: Serialize>(items: &[T], next: Option<String>) -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({
+        "result": items,
+        "next_page_token": next.unwrap_or_default(),
+    }))
 }

@@ -13,9 +13,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::time::Instant;
 
-use crate::sip::transaction::{
-    after, earliest, Deadline, Retransmit, Timers, Transaction, TransactionOutput,
-};
+use crate::sip::transaction::{after, earliest, Deadline, Retransmit, Timers, TransactionOutput};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -142,18 +140,6 @@ impl ClientNonInviteTransaction {
 
     pub fn retransmissions(&self) -> u32 {
         self.retransmissions
-    }
-}
-
-impl Transaction for ClientNonInviteTransaction {
-    fn next_deadline(&self) -> Option<Instant> {
-        ClientNonInviteTransaction::next_deadline(self)
-    }
-    fn on_tick(&mut self, now: Instant) -> Vec<TransactionOutput> {
-        ClientNonInviteTransaction::on_tick(self, now)
-    }
-    fn is_terminated(&self) -> bool {
-        ClientNonInviteTransaction::is_terminated(self)
     }
 }
 

@@ -60,15 +60,6 @@ pub enum TransactionOutput {
     Terminated,
 }
 
-/// Common driving interface of all transaction machines.
-pub trait Transaction {
-    /// Earliest pending timer, if any.
-    fn next_deadline(&self) -> Option<Instant>;
-    /// Fires every timer whose deadline is `<= now`.
-    fn on_tick(&mut self, now: Instant) -> Vec<TransactionOutput>;
-    fn is_terminated(&self) -> bool;
-}
-
 /// One optional one-shot deadline.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Deadline(Option<Instant>);

@@ -12,7 +12,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::time::Instant;
 
-use crate::sip::transaction::{after, Deadline, Timers, Transaction, TransactionOutput};
+use crate::sip::transaction::{after, Deadline, Timers, TransactionOutput};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -112,18 +112,6 @@ impl ServerNonInviteTransaction {
     /// Responses resent in answer to request retransmissions.
     pub fn retransmissions(&self) -> u32 {
         self.retransmissions
-    }
-}
-
-impl Transaction for ServerNonInviteTransaction {
-    fn next_deadline(&self) -> Option<Instant> {
-        ServerNonInviteTransaction::next_deadline(self)
-    }
-    fn on_tick(&mut self, now: Instant) -> Vec<TransactionOutput> {
-        ServerNonInviteTransaction::on_tick(self, now)
-    }
-    fn is_terminated(&self) -> bool {
-        ServerNonInviteTransaction::is_terminated(self)
     }
 }
 

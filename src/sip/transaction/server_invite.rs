@@ -12,9 +12,7 @@
 use bytes::Bytes;
 use tokio::time::Instant;
 
-use crate::sip::transaction::{
-    after, earliest, Deadline, Retransmit, Timers, Transaction, TransactionOutput,
-};
+use crate::sip::transaction::{after, earliest, Deadline, Retransmit, Timers, TransactionOutput};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -177,18 +175,6 @@ impl ServerInviteTransaction {
     /// Responses resent so far (timer-driven and in answer to INVITE retransmissions).
     pub fn retransmissions(&self) -> u32 {
         self.retransmissions
-    }
-}
-
-impl Transaction for ServerInviteTransaction {
-    fn next_deadline(&self) -> Option<Instant> {
-        ServerInviteTransaction::next_deadline(self)
-    }
-    fn on_tick(&mut self, now: Instant) -> Vec<TransactionOutput> {
-        ServerInviteTransaction::on_tick(self, now)
-    }
-    fn is_terminated(&self) -> bool {
-        ServerInviteTransaction::is_terminated(self)
     }
 }
 
