@@ -1,0 +1,58 @@
+# Shared helpers for the load scripts in bench/ (sourced, not run). Starts the release engine on
+# fixed local ports with a flow that answers and holds the call, and samples its memory.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+ENGINE_SIP=127.0.0.1:5070
+ENGINE_API=127.0.0.1:8070
+ENGINE_METRICS=127.0.0.1:9470
+WORK="$(mktemp -d /tmp/activeflow-bench.XXXXXX)"
+ENGINE_PID=""
+
+need() { command -v "$1" >/dev/null || { echo "missing $1 (apt-get install $2)" >&2; exit 1; }; }
+need sipp sip-tester
+need curl curl
+
+build() { (cd "$ROOT" && cargo build --release --quiet); }
+
+# start_engine [max_activeflows]: engine on $ENGINE_SIP with flow hold (answer, sleep 10 min).
+start_engine() {
+  mkdir -p "$WORK/flows"
+  cat > "$WORK/flows/hold.json" <<'JSON'
+{"name": "hold", "actions": [
+  {"type": "answer"},
+  {"type": "sleep", "option": {"duration": 600000}},
+  {"type": "hangup"}]}
+JSON
+  sed -e 's/^flow = "demo".*/flow = "hold"/' "$ROOT/config/default.toml" > "$WORK/config.toml"
+  ulimit -n "$(ulimit -Hn)" || true
+  ACTIVEFLOW_SIP_LISTEN=$ENGINE_SIP ACTIVEFLOW_API_LISTEN=$ENGINE_API \
+  ACTIVEFLOW_METRICS_LISTEN=$ENGINE_METRICS ACTIVEFLOW_FLOWS_DIR="$WORK/flows" \
+  ACTIVEFLOW_MEDIA_RTP_PORTS=${RTP_PORTS:-20000-59999} \
+  ACTIVEFLOW_ENGINE_MAX_ACTIVEFLOWS=${1:-100000} RUST_LOG=warn \
+    "$ROOT/target/release/activeflow" serve --config "$WORK/config.toml" 2>"$WORK/engine.log" &
+  ENGINE_PID=$!
+  for _ in $(seq 100); do
+    curl -sf "http://$ENGINE_API/readyz" >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  echo "engine did not start:" >&2; cat "$WORK/engine.log" >&2; exit 1
+}
+
+stop_engine() {
+  [ -n "$ENGINE_PID" ] && kill -TERM "$ENGINE_PID" 2>/dev/null && wait "$ENGINE_PID" 2>/dev/null || true
+  ENGINE_PID=""
+}
+
+cleanup() { stop_engine; pkill -f "sipp.*-p 5081" 2>/dev/null || true; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
+peak_rss_kib() { awk '/^VmHWM/ {print $2}' "/proc/$1/status"; }
+
+# metric NAME: one sample from the engine's /metrics.
+metric() { curl -s "http://$ENGINE_METRICS/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
+
+# sipp_stat FILE FIELD: the cumulative value of a line of SIPp's final statistics screen.
+sipp_stat() { grep -E "^ +$2 " "$1" | tail -1 | awk -F'|' '{gsub(/ /, "", $3); print $3}'; }
+
+machine() { echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB; $(date -u +%FT%TZ); $(sipp -v 2>/dev/null | grep -o 'SIPp v[^ ]*')"; }
