@@ -15,7 +15,7 @@ run_sipp() { # target rate seconds out
 # one RATE SECONDS → prints a result line; returns 0 when the engine had no failed call
 one() {
   local rate=$1 secs=$2
-  sipp -sn uas -i 127.0.0.1 -p 5090 -buff_size 4194304 -nostdin -bg >/dev/null 2>&1
+  sipp -sn uas -i 127.0.0.1 -p 5090 -buff_size 4194304 -nostdin -bg >/dev/null 2>&1 || true  # -bg exits 99
   run_sipp 127.0.0.1:5090 "$rate" "$secs" "$WORK/ref.txt"
   pkill -f "sipp -sn uas -i 127.0.0.1 -p 5090" || true
   run_sipp "$ENGINE_SIP" "$rate" "$secs" "$WORK/eng.txt"

@@ -16,7 +16,7 @@ use crate::api::{self, ApiState};
 use crate::call::session::SessionShared;
 use crate::call::{CallRegistry, Dispatcher, DispatcherConfig, OverloadGuard};
 use crate::config::Settings;
-use crate::engine::{ActiveflowRegistry, EngineLimits, RouteTable, Supervisor};
+use crate::engine::{ActiveflowRegistry, EngineLimits, RouteTable, Supervisor, Supervisors};
 use crate::flow::FlowStore;
 use crate::media::RtpPortPool;
 use crate::sip::transaction::{LingerTable, Timers};
@@ -93,7 +93,9 @@ pub struct App {
     pub flows: Arc<FlowStore>,
     pub registry: Arc<ActiveflowRegistry>,
     pub calls: Arc<CallRegistry>,
+    /// Shard 0 of the supervisors (any shard answers for all).
     pub supervisor: Addr<Supervisor>,
+    pub supervisors: Arc<Supervisors>,
     pub dispatcher: Arc<Dispatcher>,
     pub ready: Arc<AtomicBool>,
     pub sip_addr: SocketAddr,
@@ -136,7 +138,10 @@ pub async fn start(
         .map_err(start_err("metrics"))?;
     let raw = &settings.raw;
 
-    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let workers = match raw.engine.workers {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
     let arbiters: Vec<Arbiter> = (0..workers).map(|_| Arbiter::new()).collect();
     let handles: Vec<ArbiterHandle> = arbiters.iter().map(Arbiter::handle).collect();
 
@@ -146,8 +151,22 @@ pub async fn start(
         max_execute_count: raw.engine.max_execute_count,
     };
     let routes = Arc::new(RouteTable::new(&raw.routes));
-    let (f, r, arbs) = (flows.clone(), registry.clone(), handles.clone());
-    let supervisor = actix::Supervisor::start(move |_| Supervisor::new(f, routes, r, limits, arbs));
+    // One supervisor shard per arbiter: a call's offer and its activeflow never leave the
+    // thread of its call session.
+    let shards: Vec<Addr<Supervisor>> = handles
+        .iter()
+        .map(|h| {
+            let (f, r, rt) = (flows.clone(), registry.clone(), routes.clone());
+            actix::Supervisor::start_in_arbiter(h, move |_| Supervisor::new(f, rt, r, limits))
+        })
+        .collect();
+    let supervisors = Arc::new(Supervisors::new(shards.clone()));
+    let Some(supervisor) = shards.first().cloned() else {
+        return Err(AppError::Start {
+            what: "supervisor",
+            source: std::io::Error::other("no arbiter"),
+        });
+    };
 
     let udp = Arc::new(listeners.sip_udp);
     let sender = SipSender::new(udp.clone(), sip_addr);
@@ -164,7 +183,7 @@ pub async fn start(
     let shared = Arc::new(SessionShared {
         sender: sender.clone(),
         registry: calls.clone(),
-        offers: supervisor.clone().recipient(),
+        offers: shards.iter().map(|s| s.clone().recipient()).collect(),
         timers: Timers {
             t1: Duration::from_millis(raw.sip.t1_ms),
             t2: Duration::from_millis(raw.sip.t2_ms),
@@ -206,7 +225,7 @@ pub async fn start(
         registry: registry.clone(),
         flows: flows.clone(),
         calls: calls.clone(),
-        supervisor: supervisor.clone(),
+        supervisors: supervisors.clone(),
         token: raw.api.token.clone(),
         ready: ready.clone(),
     });
@@ -231,6 +250,7 @@ pub async fn start(
         registry,
         calls,
         supervisor,
+        supervisors,
         dispatcher,
         ready,
         sip_addr,

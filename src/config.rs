@@ -107,6 +107,9 @@ pub struct EngineConfig {
     /// How many ended activeflows stay listed in memory (oldest dropped first).
     #[serde(default = "default_ended_retained")]
     pub ended_retained: usize,
+    /// Arbiter threads for call sessions and activeflows; 0 = one per core.
+    #[serde(default)]
+    pub workers: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -47,7 +47,9 @@ pub async fn drain(app: App, grace: Duration) -> usize {
     );
     app.ready.store(false, Ordering::Relaxed);
     app.dispatcher.stop_accepting();
-    app.supervisor.do_send(Drain);
+    for shard in app.supervisors.all() {
+        shard.do_send(Drain);
+    }
     wait_until(grace, || app.registry.running() == 0).await;
     let stopped = app
         .supervisor

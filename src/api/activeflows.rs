@@ -8,7 +8,8 @@ use serde_json::json;
 use super::page::{page_response, PageQuery};
 use super::{ApiError, ApiState};
 use crate::engine::{
-    ActiveflowId, EndReason, MergeVariables, StartActiveflow, StartError, Status, Stop,
+    ActiveflowId, EndReason, GetVariables, MergeVariables, StartActiveflow, StartError, Status,
+    Stop,
 };
 use crate::flow::{self, Action, Flow, FlowId, Variables};
 
@@ -78,8 +79,11 @@ pub(super) async fn create(
             ))
         }
     };
-    let started = state
-        .supervisor
+    let supervisor = state
+        .supervisors
+        .next()
+        .ok_or_else(|| ApiError::Unavailable("no supervisor".into()))?;
+    let started = supervisor
         .send(StartActiveflow {
             flow,
             variables: body.variables,
@@ -190,7 +194,14 @@ pub(super) async fn get_variables(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let entry = entry(&state, &id)?;
-    let variables = entry.record().variables.clone();
+    // Running: the actor has them. Ended (or the actor just went): the record has the final set.
+    // Read the status into a local first: the record's lock must not be held across the await.
+    let status = entry.record().status;
+    let live = match status {
+        Status::Running => entry.addr.send(GetVariables).await.ok().flatten(),
+        Status::Ended => None,
+    };
+    let variables = live.unwrap_or_else(|| entry.record().variables.clone());
     Ok(HttpResponse::Ok().json(json!({ "variables": variables })))
 }
 
@@ -216,10 +227,8 @@ pub(super) async fn put_variables(
         .addr
         .send(MergeVariables(body.into_inner().variables))
         .await
-        .unwrap_or(false);
-    if !merged {
-        return Err(ApiError::Conflict("the activeflow has ended".into()));
-    }
-    let variables = entry.record().variables.clone();
-    Ok(HttpResponse::Ok().json(json!({ "variables": variables })))
+        .ok()
+        .flatten()
+        .ok_or_else(|| ApiError::Conflict("the activeflow has ended".into()))?;
+    Ok(HttpResponse::Ok().json(json!({ "variables": merged })))
 }

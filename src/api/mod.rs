@@ -19,7 +19,7 @@ use actix_web::{middleware, web};
 pub use error::ApiError;
 
 use crate::call::CallRegistry;
-use crate::engine::{ActiveflowRegistry, Supervisor};
+use crate::engine::{ActiveflowRegistry, Supervisors};
 use crate::flow::FlowStore;
 
 /// Largest request body accepted (413 above).
@@ -30,7 +30,7 @@ pub struct ApiState {
     pub registry: Arc<ActiveflowRegistry>,
     pub flows: Arc<FlowStore>,
     pub calls: Arc<CallRegistry>,
-    pub supervisor: actix::Addr<Supervisor>,
+    pub supervisors: Arc<Supervisors>,
     /// Empty = no auth (only allowed on loopback, enforced by config validation).
     pub token: String,
     /// False until the engine is up, and again once shutdown starts.

@@ -165,9 +165,8 @@ impl Dispatcher {
         };
         let shared = self.shared.clone();
         self.shared.registry.get_or_insert_with(&call_id, move || {
-            let arb = arbiter.clone();
             CallSession::start_in_arbiter(&arbiter, move |_| {
-                CallSession::new(shared, arb, req, key, peer, received_at)
+                CallSession::new(shared, index, req, key, peer, received_at)
             })
         });
     }

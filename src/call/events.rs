@@ -6,8 +6,8 @@ use actix::{Message, Recipient};
 use super::CallId;
 use crate::sip::transport::Peer;
 
-/// A new incoming call, sent to the offer sink (the engine's supervisor) once the INVITE passed
-/// the ACL and SDP checks. The sink must answer with [`CallCommand::Attach`] or
+/// A new incoming call, sent to the offer sink on the session's own arbiter (the engine's
+/// supervisor shard there) once the INVITE passed the ACL and SDP checks. The sink must answer with [`CallCommand::Attach`] or
 /// [`CallCommand::Reject`] on `commands`.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -19,8 +19,6 @@ pub struct CallOffer {
     pub source: String,
     pub peer: Peer,
     pub commands: Recipient<CallCommand>,
-    /// The arbiter the session runs on, so its activeflow can share the thread.
-    pub arbiter: actix::ArbiterHandle,
 }
 
 /// Why the engine hangs a call up; decides the final response before answer (DESIGN §3).

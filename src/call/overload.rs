@@ -1,5 +1,5 @@
-//! Overload control: a new call session measures how long its INVITE waited between the
-//! receive thread and its own start (the arbiter's queue lag). Lag over the threshold marks the
+//! Overload control: call sessions measure how long each request waited between the receive
+//! thread and their handler (the arbiter's queue lag). Lag over the threshold marks the
 //! engine overloaded for a hold period, during which the dispatcher answers new INVITEs with a
 //! stateless 503 + Retry-After, so admitted calls keep completing instead of everyone timing out.
 

@@ -33,7 +33,9 @@ use crate::sip::transport::{Inbound, Peer, SipSender};
 pub struct SessionShared {
     pub sender: SipSender,
     pub registry: Arc<CallRegistry>,
-    pub offers: Recipient<CallOffer>,
+    /// Where offers go, one sink per arbiter (index = the arbiter's), so a call's offer and its
+    /// activeflow stay on the session's thread.
+    pub offers: Vec<Recipient<CallOffer>>,
     pub timers: Timers,
     pub public_ip: IpAddr,
     pub rtp_ports: RtpPortPool,
@@ -71,7 +73,8 @@ pub struct CallSession {
     pub(super) sip_call_id: String,
     pub(super) peer: Peer,
     pub(super) shared: Arc<SessionShared>,
-    pub(super) arbiter: ArbiterHandle,
+    /// Index of the arbiter this session runs on.
+    pub(super) arbiter: usize,
     pub(super) phase: Phase,
     /// The initial INVITE, kept until its final response is sent.
     pub(super) invite: Option<rsip::Request>,
@@ -100,7 +103,7 @@ impl CallSession {
     /// A session for a new INVITE (already checked for ACL and capacity by the dispatcher).
     pub(crate) fn new(
         shared: Arc<SessionShared>,
-        arbiter: ArbiterHandle,
+        arbiter: usize,
         invite: rsip::Request,
         invite_key: TransactionKey,
         inbound_peer: Peer,
@@ -386,14 +389,22 @@ impl Actor for CallSession {
                 return;
             }
         }
-        self.shared.offers.do_send(CallOffer {
+        let offer = CallOffer {
             call_id: self.id,
             destination: self.destination.clone(),
             source: self.source.clone(),
             peer: self.peer,
             commands: ctx.address().recipient(),
-            arbiter: self.arbiter.clone(),
-        });
+        };
+        match self.shared.offers.get(self.arbiter) {
+            Some(sink) => sink.do_send(offer),
+            None => {
+                tracing::error!(call_id = %self.id, "no offer sink for this arbiter");
+                self.send_final(500, ctx);
+                self.end(CallEndCause::Failed, ctx);
+                return;
+            }
+        }
         self.rearm(ctx);
     }
 
@@ -436,6 +447,9 @@ impl Handler<SipIn> for CallSession {
 
     fn handle(&mut self, msg: SipIn, ctx: &mut Self::Context) {
         let SipIn(inbound) = msg;
+        // In-dialog requests (ACK, BYE) waiting in the mailbox are the first victims of overload:
+        // their lag trips the guard before callers start retransmitting.
+        self.shared.overload.observe(inbound.received_at);
         match inbound.message {
             rsip::SipMessage::Request(req) => self.on_request(req, ctx),
             rsip::SipMessage::Response(resp) => self.on_response(&resp, ctx),

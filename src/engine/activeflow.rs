@@ -27,10 +27,17 @@ pub struct Stop {
     pub reason: EndReason,
 }
 
-/// Merges operator-given variables (`PUT /v1/activeflows/{id}/variables`); false once ended.
+/// Merges operator-given variables (`PUT /v1/activeflows/{id}/variables`); answers the merged
+/// set, or `None` once ended.
 #[derive(Message)]
-#[rtype(result = "bool")]
+#[rtype(result = "Option<Variables>")]
 pub struct MergeVariables(pub Variables);
+
+/// The live variables (`GET /v1/activeflows/{id}/variables`); `None` once ended (the record
+/// then holds the final set).
+#[derive(Message)]
+#[rtype(result = "Option<Variables>")]
+pub struct GetVariables;
 
 /// The call this activeflow drives.
 pub struct CallLink {
@@ -62,7 +69,7 @@ impl Activeflow {
     pub fn new(
         record: Arc<Mutex<ActiveflowRecord>>,
         registry: Arc<ActiveflowRegistry>,
-        flow: &Flow,
+        flow: Arc<Flow>,
         variables: Variables,
         max_execute_count: u32,
         call: Option<CallLink>,
@@ -75,7 +82,7 @@ impl Activeflow {
             id,
             record,
             registry,
-            cursor: Cursor::new(Arc::new(flow.actions.clone())),
+            cursor: Cursor::new(flow),
             variables,
             goto_counts: HashMap::new(),
             execute_count: 0,
@@ -135,14 +142,9 @@ impl Activeflow {
             has_call,
             now: chrono::Utc::now(),
         };
-        let mut touches_variables = false;
         let result = catch_unwind(AssertUnwindSafe(|| {
             let kind = resolved.typed().map_err(|e| e.to_string())?;
             let name = action_label(&kind);
-            touches_variables = matches!(
-                kind,
-                ActionKind::VariableSet { .. } | ActionKind::Branch { .. }
-            );
             execute(resolved.id, &kind, &mut state)
                 .map(|o| (name, o))
                 .map_err(|e| e.to_string())
@@ -174,10 +176,6 @@ impl Activeflow {
                 result: recorded_result,
             });
             r.tm_update = now;
-            // The record's copy serves GET .../variables; refresh it only when it can differ.
-            if touches_variables {
-                r.variables = self.variables.clone();
-            }
         }
         result.map_err(|_| ())
     }
@@ -262,6 +260,8 @@ impl Activeflow {
             let now = timestamp();
             r.status = Status::Ended;
             r.end_reason = Some(reason);
+            // Live variables stay in the actor (one copy per call); the record keeps the final set.
+            r.variables = std::mem::take(&mut self.variables);
             r.tm_update = now.clone();
             r.tm_end = Some(now);
         }
@@ -331,16 +331,22 @@ impl Handler<Stop> for Activeflow {
 }
 
 impl Handler<MergeVariables> for Activeflow {
-    type Result = bool;
+    type Result = Option<Variables>;
 
-    fn handle(&mut self, msg: MergeVariables, _ctx: &mut Self::Context) -> bool {
+    fn handle(&mut self, msg: MergeVariables, _ctx: &mut Self::Context) -> Option<Variables> {
         if self.ended {
-            return false;
+            return None;
         }
         self.variables.merge(msg.0);
-        let mut r = lock(&self.record);
-        r.variables = self.variables.clone();
-        r.tm_update = timestamp();
-        true
+        lock(&self.record).tm_update = timestamp();
+        Some(self.variables.clone())
+    }
+}
+
+impl Handler<GetVariables> for Activeflow {
+    type Result = Option<Variables>;
+
+    fn handle(&mut self, _: GetVariables, _ctx: &mut Self::Context) -> Option<Variables> {
+        (!self.ended).then(|| self.variables.clone())
     }
 }

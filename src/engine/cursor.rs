@@ -5,10 +5,26 @@
 use std::sync::Arc;
 
 use super::MAX_STACK_DEPTH;
-use crate::flow::{find_action, Action, ActionId};
+use crate::flow::{find_action, Action, ActionId, Flow};
+
+/// An action list shared, never copied: a registered flow's, or one pushed by fetch.
+enum Actions {
+    Flow(Arc<Flow>),
+    #[allow(dead_code)] // pushed by fetch / fetch_flow, which arrive with the integrations issue
+    List(Arc<Vec<Action>>),
+}
+
+impl Actions {
+    fn as_slice(&self) -> &[Action] {
+        match self {
+            Actions::Flow(f) => &f.actions,
+            Actions::List(l) => l,
+        }
+    }
+}
 
 struct Stack {
-    actions: Arc<Vec<Action>>,
+    actions: Actions,
     /// Index of the action that runs next in this stack.
     next: usize,
 }
@@ -26,10 +42,13 @@ pub(crate) enum CursorError {
 }
 
 impl Cursor {
-    /// A cursor before the first action of `actions`.
-    pub(crate) fn new(actions: Arc<Vec<Action>>) -> Self {
+    /// A cursor before the first action of `flow`.
+    pub(crate) fn new(flow: Arc<Flow>) -> Self {
         Cursor {
-            stacks: vec![Stack { actions, next: 0 }],
+            stacks: vec![Stack {
+                actions: Actions::Flow(flow),
+                next: 0,
+            }],
         }
     }
 
@@ -38,7 +57,7 @@ impl Cursor {
     pub(crate) fn advance(&mut self) -> Option<&Action> {
         loop {
             let top = self.stacks.last()?;
-            if top.next < top.actions.len() {
+            if top.next < top.actions.as_slice().len() {
                 break;
             }
             if self.stacks.len() == 1 {
@@ -49,7 +68,7 @@ impl Cursor {
         let top = self.stacks.last_mut()?;
         let index = top.next;
         top.next += 1;
-        top.actions.get(index)
+        top.actions.as_slice().get(index)
     }
 
     /// Makes `target` the next action, searching the current stack then its parents (popping
@@ -58,14 +77,15 @@ impl Cursor {
         let depth = self
             .stacks
             .iter()
-            .rposition(|s| find_action(&s.actions, target).is_some())
+            .rposition(|s| find_action(s.actions.as_slice(), target).is_some())
             .ok_or(CursorError::UnknownTarget(*target))?;
         self.stacks.truncate(depth + 1);
         let top = self
             .stacks
             .last_mut()
             .ok_or(CursorError::UnknownTarget(*target))?;
-        top.next = find_action(&top.actions, target).ok_or(CursorError::UnknownTarget(*target))?;
+        top.next = find_action(top.actions.as_slice(), target)
+            .ok_or(CursorError::UnknownTarget(*target))?;
         Ok(())
     }
 
@@ -75,7 +95,10 @@ impl Cursor {
         if self.stacks.len() >= MAX_STACK_DEPTH {
             return Err(CursorError::TooDeep);
         }
-        self.stacks.push(Stack { actions, next: 0 });
+        self.stacks.push(Stack {
+            actions: Actions::List(actions),
+            next: 0,
+        });
         Ok(())
     }
 }
@@ -89,9 +112,13 @@ mod tests {
         Arc::new(kinds.iter().map(|k| Action::new(*k, json!({}))).collect())
     }
 
+    fn flow(kinds: &[&str]) -> Arc<Flow> {
+        Arc::new(Flow::new("t", list(kinds).to_vec()))
+    }
+
     #[test]
     fn walks_falls_out_of_substacks_and_jumps_to_parents() {
-        let main = list(&["answer", "stop", "hangup"]);
+        let main = flow(&["answer", "stop", "hangup"]);
         let sub = list(&["sleep", "variable_set"]);
         let mut c = Cursor::new(main.clone());
         assert_eq!(c.advance().unwrap().kind, "answer");
@@ -101,7 +128,7 @@ mod tests {
         // Sub-stack exhausted: back to the action after the push.
         assert_eq!(c.advance().unwrap().kind, "stop");
         c.push(sub.clone()).unwrap();
-        c.jump(&main[2].id).unwrap();
+        c.jump(&main.actions[2].id).unwrap();
         assert_eq!(c.advance().unwrap().kind, "hangup");
         assert!(c.advance().is_none());
         assert_eq!(
@@ -113,7 +140,7 @@ mod tests {
 
     #[test]
     fn depth_is_limited() {
-        let mut c = Cursor::new(list(&["answer"]));
+        let mut c = Cursor::new(flow(&["answer"]));
         for _ in 1..MAX_STACK_DEPTH {
             c.push(list(&["sleep"])).unwrap();
         }

@@ -12,12 +12,12 @@ pub mod registry;
 pub mod routes;
 pub mod supervisor;
 
-pub use activeflow::{Activeflow, MergeVariables, Stop};
+pub use activeflow::{Activeflow, GetVariables, MergeVariables, Stop};
 pub use id::ActiveflowId;
 pub use record::{ActiveflowRecord, EndReason, ExecutedAction, ReferenceType, Status};
 pub use registry::ActiveflowRegistry;
 pub use routes::RouteTable;
-pub use supervisor::{Drain, StartActiveflow, StartError, StopAll, Supervisor};
+pub use supervisor::{Drain, StartActiveflow, StartError, StopAll, Supervisor, Supervisors};
 
 /// Engine limits taken from `[engine]`.
 #[derive(Debug, Clone, Copy)]

@@ -95,7 +95,8 @@ pub struct ActiveflowRecord {
     pub tm_create: String,
     pub tm_update: String,
     pub tm_end: Option<String>,
-    /// Variables live here so the API can read them; served by their own endpoint.
+    /// The final variables once ended (while running they live in the actor only); served by
+    /// their own endpoint.
     #[serde(skip)]
     pub variables: Variables,
     /// Creation order, for newest-first listing and page tokens.

@@ -1,6 +1,8 @@
-//! The supervisor actor: admits offered calls (route → 404, capacity or draining → 503), starts
-//! one activeflow actor per admitted call on the call's own arbiter (no cross-thread hops on the
-//! call's hot path), and starts API activeflows. Supervised: a restart keeps all shared state.
+//! The supervisor actor, one shard per arbiter: admits offered calls (route → 404, capacity or
+//! draining → 503) and starts one activeflow actor per admitted call on its own arbiter, which is
+//! the call session's (no cross-thread hop on a call's hot path); starts API activeflows too.
+//! Shards share every piece of state (flows, routes, registry), so any shard can answer for all.
+//! Supervised: a restart keeps all shared state.
 
 use std::sync::{Arc, Mutex};
 
@@ -48,9 +50,6 @@ pub struct Supervisor {
     routes: Arc<RouteTable>,
     registry: Arc<ActiveflowRegistry>,
     limits: EngineLimits,
-    /// Arbiters for API activeflows (call activeflows run on their call's arbiter).
-    arbiters: Vec<ArbiterHandle>,
-    next_arbiter: usize,
     draining: bool,
 }
 
@@ -60,15 +59,12 @@ impl Supervisor {
         routes: Arc<RouteTable>,
         registry: Arc<ActiveflowRegistry>,
         limits: EngineLimits,
-        arbiters: Vec<ArbiterHandle>,
     ) -> Self {
         Supervisor {
             flows,
             routes,
             registry,
             limits,
-            arbiters,
-            next_arbiter: 0,
             draining: false,
         }
     }
@@ -125,7 +121,7 @@ impl Handler<CallOffer> for Supervisor {
         };
         spawn(
             &self.registry,
-            &offer.arbiter,
+            &Arbiter::current(),
             record,
             flow,
             variables,
@@ -146,14 +142,6 @@ impl Handler<StartActiveflow> for Supervisor {
         if running >= self.limits.max_activeflows {
             return Err(StartError::AtCapacity(running));
         }
-        let arbiter = match self
-            .arbiters
-            .get(self.next_arbiter % self.arbiters.len().max(1))
-        {
-            Some(a) => a.clone(),
-            None => Arbiter::current(),
-        };
-        self.next_arbiter = self.next_arbiter.wrapping_add(1);
         let id = ActiveflowId::new();
         let mut variables = msg.variables;
         let record = new_record(
@@ -166,7 +154,7 @@ impl Handler<StartActiveflow> for Supervisor {
         );
         Ok(spawn(
             &self.registry,
-            &arbiter,
+            &Arbiter::current(),
             record,
             msg.flow,
             variables,
@@ -222,7 +210,7 @@ pub(crate) fn new_record(
         tm_create: now.clone(),
         tm_update: now,
         tm_end: None,
-        variables: variables.clone(),
+        variables: Variables::new(),
         sequence: registry.next_sequence(),
     }))
 }
@@ -242,8 +230,34 @@ pub(crate) fn spawn(
     let reg = registry.clone();
     let rec = record.clone();
     let addr = Activeflow::start_in_arbiter(arbiter, move |_| {
-        Activeflow::new(rec, reg, &flow, variables, limits.max_execute_count, call)
+        Activeflow::new(rec, reg, flow, variables, limits.max_execute_count, call)
     });
     registry.insert(id, record, addr);
     id
+}
+
+/// Every supervisor shard (one per arbiter); API requests spread over them round-robin.
+pub struct Supervisors {
+    shards: Vec<Addr<Supervisor>>,
+    next: std::sync::atomic::AtomicUsize,
+}
+
+impl Supervisors {
+    /// `shards` must not be empty.
+    pub fn new(shards: Vec<Addr<Supervisor>>) -> Self {
+        Supervisors {
+            shards,
+            next: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+
+    /// The next shard, round-robin.
+    pub fn next(&self) -> Option<&Addr<Supervisor>> {
+        let i = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.shards.get(i % self.shards.len().max(1))
+    }
+
+    pub fn all(&self) -> &[Addr<Supervisor>] {
+        &self.shards
+    }
 }

@@ -108,6 +108,7 @@ impl ServerInviteTransaction {
                 self.retransmit.clear();
                 self.timeout.clear();
                 self.state = State::Confirmed;
+                self.last_response = None;
                 let wait = if self.reliable {
                     std::time::Duration::ZERO
                 } else {
@@ -154,6 +155,8 @@ impl ServerInviteTransaction {
 
     fn terminate(&mut self) {
         self.state = State::Terminated;
+        // Nothing will be resent: free the response (calls can stay up for hours).
+        self.last_response = None;
         self.retransmit.clear();
         self.timeout.clear();
         self.timer_i.clear();
