@@ -24,4 +24,10 @@ done
 
 cargo fmt --check
 cargo clippy --all-targets -- -D warnings
-cargo test --all-targets -- --test-threads=2
+# Benches run once each in test mode (a smoke test; numbers come from `cargo bench`).
+cargo test --benches
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+cargo test --lib --bins --tests --examples 2>&1 | tee "$log"
+# One closing line for the whole suite.
+awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$log"

@@ -5,7 +5,7 @@
 //!            (framing, parse)   (dialog lookup,    (one actor per SIP     (one actor per
 //!                                stateless 4xx)     dialog, transactions)  activeflow)
 //!                                                          ▲                     ▲
-//!                                       engine::Supervisor ┘ spawns, routes      │
+//!                   engine::Supervisor (shard per arbiter) ┘ spawns, routes      │
 //!                                                    api (actix-web) ───────────┘ stop, list
 //! ```
 //!
@@ -15,13 +15,14 @@
 //! - [`config`]: typed TOML config with `ACTIVEFLOW_<SECTION>_<KEY>` overrides, validated before
 //!   any socket is bound. Depends on nothing else in the crate.
 //! - [`sip`]: message fixes over rsip, TCP framing, UDP/TCP transport, RFC 3261 §17 transaction
-//!   state machines. Knows nothing of calls or flows.
+//!   state machines and the linger table of completed answers. Knows nothing of calls or flows.
 //! - [`media`]: SDP offer/answer and the RTP port pool. Knows nothing of SIP dialogs.
-//! - [`call`]: the call-session actor (one per SIP dialog) and the dispatcher that feeds it; turns
-//!   SIP into `CallEvent`s sent to a `Recipient`, never importing `engine`.
+//! - [`call`]: the call-session actor (one per SIP dialog), the dispatcher that feeds it, the call
+//!   registry and the overload guard; turns SIP into `CallEvent`s sent to a `Recipient`, never
+//!   importing `engine`.
 //! - [`flow`]: flow/action model, validation, variables, flow store. Imports none of the others.
-//! - [`engine`]: the supervisor actor, one activeflow actor per activeflow, action execution,
-//!   the shared activeflow registry. Knows no HTTP.
+//! - [`engine`]: the supervisor actor (one shard per arbiter), one activeflow actor per
+//!   activeflow, action execution, the shared activeflow registry. Knows no HTTP.
 //! - [`api`]: REST handlers (actix-web) over the engine; errors mapped to HTTP.
 //! - [`metrics`]: every metric name, unit and bucket in one place.
 //! - [`clock`]: RFC 3339 timestamps shared by `call` and `engine`.
