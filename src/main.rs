@@ -92,9 +92,11 @@ fn load_flows(settings: &Settings, embedded: bool) -> anyhow::Result<FlowStore> 
     }
     for (i, route) in settings.raw.routes.iter().enumerate() {
         if store.get_by_name_or_id(&route.flow).is_none() {
-            bail!(
-                "config key routes[{i}].flow: no flow named {:?}",
-                route.flow
+            // Not fatal: the flow may be created over the API; until then the number gets 404.
+            tracing::warn!(
+                key = %format!("routes[{i}].flow"),
+                flow = %route.flow,
+                "route names no loaded flow; calls to it get 404 until the flow exists"
             );
         }
     }
