@@ -35,7 +35,7 @@ fn invite_flood_gets_503_for_the_excess_and_admitted_calls_complete() {
     let e = start(
         &[hold()],
         &[("*", "hold")],
-        &[("ACTIVEFLOW_SIP_OVERLOAD_LAG_MS", "2")],
+        &[("ACTIVEFLOW_SIP_OVERLOAD_LAG_MS", "1")],
     );
     let run = common::sipp(
         e.sip,
