@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use metrics::{
     counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Counter,
-    Histogram,
+    Gauge, Histogram,
 };
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
@@ -277,27 +277,62 @@ pub fn sip_malformed(transport: &'static str) {
     counter!(SIP_MALFORMED_TOTAL, "transport" => transport).increment(1);
 }
 
+/// Handles of unlabelled metrics touched once or more per call.
+struct PerCall {
+    calls_active: Gauge,
+    call_setup: Histogram,
+    running: Gauge,
+    duration: Histogram,
+}
+
+static PER_CALL: OnceLock<PerCall> = OnceLock::new();
+static STARTED: Cached<Counter> = Cached::new();
+static ENDED: Cached<Counter> = Cached::new();
+static INBOUND_CALLS: Cached<Counter> = Cached::new();
+
+fn per_call() -> &'static PerCall {
+    PER_CALL.get_or_init(|| PerCall {
+        calls_active: gauge!(CALLS_ACTIVE),
+        call_setup: histogram!(CALL_SETUP_SECONDS),
+        running: gauge!(ACTIVEFLOW_RUNNING),
+        duration: histogram!(ACTIVEFLOW_DURATION_SECONDS),
+    })
+}
+
 pub fn calls_active(delta: f64) {
-    gauge!(CALLS_ACTIVE).increment(delta);
+    per_call().calls_active.increment(delta);
 }
 
 pub fn call_finished(direction: &'static str, outcome: &'static str) {
-    counter!(CALLS_TOTAL, "direction" => direction, "outcome" => outcome).increment(1);
+    let make = |o: &'static str| counter!(CALLS_TOTAL, "direction" => "in", "outcome" => o);
+    match INBOUND_CALLS.get(CALL_OUTCOMES, make, outcome) {
+        Some(c) if direction == "in" => c.increment(1),
+        _ => counter!(CALLS_TOTAL, "direction" => direction, "outcome" => outcome).increment(1),
+    }
 }
 
 pub fn call_setup(elapsed: Duration) {
-    histogram!(CALL_SETUP_SECONDS).record(elapsed.as_secs_f64());
+    per_call().call_setup.record(elapsed.as_secs_f64());
 }
 
 pub fn activeflow_started(reference_type: &'static str) {
-    counter!(ACTIVEFLOW_STARTED_TOTAL, "reference_type" => reference_type).increment(1);
-    gauge!(ACTIVEFLOW_RUNNING).increment(1.0);
+    let make = |r: &'static str| counter!(ACTIVEFLOW_STARTED_TOTAL, "reference_type" => r);
+    match STARTED.get(REFERENCE_TYPES, make, reference_type) {
+        Some(c) => c.increment(1),
+        None => counter!(ACTIVEFLOW_STARTED_TOTAL, "reference_type" => reference_type).increment(1),
+    }
+    per_call().running.increment(1.0);
 }
 
 pub fn activeflow_ended(reason: &'static str, lifetime: Duration) {
-    counter!(ACTIVEFLOW_ENDED_TOTAL, "reason" => reason).increment(1);
-    gauge!(ACTIVEFLOW_RUNNING).decrement(1.0);
-    histogram!(ACTIVEFLOW_DURATION_SECONDS).record(lifetime.as_secs_f64());
+    let make = |r: &'static str| counter!(ACTIVEFLOW_ENDED_TOTAL, "reason" => r);
+    match ENDED.get(END_REASONS, make, reason) {
+        Some(c) => c.increment(1),
+        None => counter!(ACTIVEFLOW_ENDED_TOTAL, "reason" => reason).increment(1),
+    }
+    let per_call = per_call();
+    per_call.running.decrement(1.0);
+    per_call.duration.record(lifetime.as_secs_f64());
 }
 
 /// One executed action; `kind` must be a known action type name (a bounded set).

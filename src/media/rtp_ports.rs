@@ -114,7 +114,11 @@ impl RtpPortPool {
             let Some(port) = lock(&self.free).unbound.pop_front() else {
                 break;
             };
-            match UdpSocket::bind(SocketAddr::new(self.ip, port)) {
+            // Non-blocking from the start: media I/O is async, and a reused socket is drained
+            // without another syscall to switch modes.
+            let bound = UdpSocket::bind(SocketAddr::new(self.ip, port))
+                .and_then(|s| s.set_nonblocking(true).map(|()| s));
+            match bound {
                 Ok(socket) => return Ok(self.leased(port, socket)),
                 Err(_) => lock(&self.free).unbound.push_back(port),
             }
@@ -126,11 +130,8 @@ impl RtpPortPool {
     }
 }
 
-/// Discards datagrams left from the socket's previous call.
+/// Discards datagrams left from the socket's previous call (pool sockets are non-blocking).
 fn drain(socket: &UdpSocket) {
-    if socket.set_nonblocking(true).is_err() {
-        return;
-    }
     let mut buf = [0u8; 2048];
     while socket.recv_from(&mut buf).is_ok() {}
 }
@@ -155,6 +156,13 @@ mod tests {
         ports.sort_unstable();
         assert_eq!(ports, [41002, 41004, 41006]);
         assert!(pool.lease().is_err());
+        let mut buf = [0u8; 16];
+        let idle = a.socket().unwrap().recv_from(&mut buf).unwrap_err();
+        assert_eq!(
+            idle.kind(),
+            std::io::ErrorKind::WouldBlock,
+            "pool sockets are non-blocking"
+        );
         let freed = b.port();
         drop(b);
         assert_eq!(pool.available(), 1);
