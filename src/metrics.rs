@@ -171,6 +171,7 @@ fn register_zeroes() {
     for t in ACTION_TYPES {
         counter!(ACTIVEFLOW_ACTIONS_EXECUTED_TOTAL, "type" => *t).absolute(0);
         counter!(ACTIVEFLOW_ACTION_ERRORS_TOTAL, "type" => *t).absolute(0);
+        let _ = histogram!(ACTIVEFLOW_ACTION_DURATION_SECONDS, "type" => *t);
     }
     for m in SIP_METHODS {
         counter!(SIP_REQUESTS_RECEIVED_TOTAL, "method" => *m).absolute(0);
