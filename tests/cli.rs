@@ -1,7 +1,11 @@
 //! The binary's command line: `validate` on good and bad flow files, and `serve` refusing a bad
 //! config (naming the key) before it binds any socket.
 
+#![allow(clippy::unwrap_used)] // test helpers: a failed unwrap is a failed test
+
 use std::process::Command;
+
+mod common;
 
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_activeflow"))
@@ -81,69 +85,15 @@ fn a_route_to_a_flow_not_yet_created_is_a_warning_not_an_error() {
             activeflow::config::DEFAULT_TOML
         ),
     );
-    let (mut engine, _sip, api, _metrics) = spawn(&config);
-    let (status, _) = get(api, "/readyz");
+    let engine = common::spawn_engine_with(&["--config", config.to_str().expect("path")], &[]);
+    assert!(
+        engine
+            .startup_log
+            .iter()
+            .any(|l| l.contains("routes[1].flow")),
+        "no warning naming routes[1].flow: {:#?}",
+        engine.startup_log
+    );
+    let (status, _) = common::http(engine.api, "GET", "/readyz", None);
     assert_eq!(status, 200);
-    let _ = engine.kill();
-    let _ = engine.wait();
-}
-
-/// Starts `serve --config FILE` on port 0 and waits for its start-up line (the engine's own log).
-fn spawn(config: &std::path::Path) -> (std::process::Child, String, String, String) {
-    use std::io::BufRead;
-    let mut child = bin()
-        .args(["serve", "--config"])
-        .arg(config)
-        .env("ACTIVEFLOW_SIP_LISTEN", "127.0.0.1:0")
-        .env("ACTIVEFLOW_API_LISTEN", "127.0.0.1:0")
-        .env("ACTIVEFLOW_METRICS_LISTEN", "127.0.0.1:0")
-        .env(
-            "ACTIVEFLOW_FLOWS_DIR",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/config/flows"),
-        )
-        .env("NO_COLOR", "1")
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("run");
-    let stderr = child.stderr.take().expect("stderr");
-    let mut lines = std::io::BufReader::new(stderr).lines();
-    let mut warned = false;
-    let line = loop {
-        let l = lines
-            .next()
-            .and_then(Result::ok)
-            .expect("engine exited before listening");
-        warned |= l.contains("routes[1].flow");
-        if l.contains("activeflow listening") {
-            break l;
-        }
-    };
-    assert!(warned, "no warning naming routes[1].flow");
-    std::thread::spawn(move || for _ in lines {});
-    let field = |k: &str| {
-        line.split_whitespace()
-            .find_map(|w| w.strip_prefix(&format!("{k}=")))
-            .expect("address")
-            .to_string()
-    };
-    let (sip, api, metrics) = (field("sip"), field("api"), field("metrics"));
-    (child, sip, api, metrics)
-}
-
-fn get(addr: String, path: &str) -> (u16, String) {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).expect("connect");
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .expect("write");
-    let mut buf = String::new();
-    s.read_to_string(&mut buf).expect("read");
-    let status = buf
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (status, buf)
 }

@@ -461,8 +461,25 @@ impl Drop for Reaper {
 
 /// Starts the binary on port 0 everywhere and reads its addresses from the start-up log line.
 pub fn spawn_engine(env: &[(&str, &str)]) -> (Reaper, SocketAddr, SocketAddr, SocketAddr) {
+    let e = spawn_engine_with(&[], env);
+    (e.reaper, e.sip, e.api, e.metrics)
+}
+
+/// A binary started by [`spawn_engine_with`].
+pub struct Spawned {
+    pub reaper: Reaper,
+    pub sip: SocketAddr,
+    pub api: SocketAddr,
+    pub metrics: SocketAddr,
+    /// Log lines printed before the engine said it was listening (ANSI stripped).
+    pub startup_log: Vec<String>,
+}
+
+/// `activeflow serve ARGS...` on port 0 everywhere, with `env` overrides; returns once it listens.
+pub fn spawn_engine_with(args: &[&str], env: &[(&str, &str)]) -> Spawned {
     let mut child = Command::new(env!("CARGO_BIN_EXE_activeflow"))
         .arg("serve")
+        .args(args)
         .env("ACTIVEFLOW_SIP_LISTEN", "127.0.0.1:0")
         .env("ACTIVEFLOW_API_LISTEN", "127.0.0.1:0")
         .env("ACTIVEFLOW_METRICS_LISTEN", "127.0.0.1:0")
@@ -480,23 +497,34 @@ pub fn spawn_engine(env: &[(&str, &str)]) -> (Reaper, SocketAddr, SocketAddr, So
         .expect("start activeflow");
     let stderr = child.stderr.take().unwrap();
     let mut lines = BufReader::new(stderr).lines();
-    let line = lines
-        .by_ref()
-        .map_while(Result::ok)
-        .find(|l| l.contains("activeflow listening"))
-        .expect("start-up line");
+    let mut startup_log = Vec::new();
+    let line = loop {
+        let line = lines
+            .next()
+            .and_then(Result::ok)
+            .map(|l| strip_ansi(&l))
+            .unwrap_or_else(|| panic!("engine exited before listening: {startup_log:#?}"));
+        if line.contains("activeflow listening") {
+            break line;
+        }
+        startup_log.push(line);
+    };
     // Keep draining the log so the engine never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines {});
-    let clean: String = strip_ansi(&line);
     let addr = |key: &str| -> SocketAddr {
-        clean
-            .split_whitespace()
+        line.split_whitespace()
             .find_map(|w| w.strip_prefix(&format!("{key}=")))
-            .unwrap_or_else(|| panic!("{key}= in {clean}"))
+            .unwrap_or_else(|| panic!("{key}= in {line}"))
             .parse()
             .unwrap()
     };
-    (Reaper(child), addr("sip"), addr("api"), addr("metrics"))
+    Spawned {
+        sip: addr("sip"),
+        api: addr("api"),
+        metrics: addr("metrics"),
+        reaper: Reaper(child),
+        startup_log,
+    }
 }
 
 fn strip_ansi(s: &str) -> String {
