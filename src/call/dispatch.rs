@@ -11,10 +11,10 @@ use actix::prelude::*;
 use rsip::prelude::*;
 
 use super::session::{SessionShared, SipIn};
-use super::session_sip::ALLOW;
+use super::session_sip::{is_unsupported, ALLOW};
 use super::CallSession;
 use crate::config::Cidr;
-use crate::sip::message::{reason_phrase, ResponseBuilder, TransactionKey};
+use crate::sip::message::{method_name, reason_phrase, ResponseBuilder, TransactionKey};
 use crate::sip::transport::{Inbound, InboundHandler, Peer};
 
 /// Seconds a caller is asked to wait after a 503.
@@ -86,11 +86,11 @@ impl Dispatcher {
     }
 
     fn on_request(&self, req: rsip::Request, peer: Peer, received_at: tokio::time::Instant) {
-        crate::metrics::sip_request_received(&req.method.to_string());
-        let Ok(call_id) = req.call_id_header().map(|h| h.value().to_string()) else {
+        crate::metrics::sip_request_received(method_name(&req.method));
+        let Ok(call_id) = req.call_id_header().map(|h| h.value()) else {
             return;
         };
-        if let Some(addr) = self.shared.registry.get(&call_id) {
+        if let Some(addr) = self.shared.registry.get(call_id) {
             addr.do_send(SipIn(Inbound {
                 message: rsip::SipMessage::Request(req),
                 peer,
@@ -122,14 +122,8 @@ impl Dispatcher {
             | rsip::Method::Bye
             | rsip::Method::Cancel
             | rsip::Method::Info => self.reply(&req, &peer, 481, &[]),
-            rsip::Method::Register
-            | rsip::Method::Subscribe
-            | rsip::Method::Notify
-            | rsip::Method::Publish
-            | rsip::Method::Message
-            | rsip::Method::Refer
-            | rsip::Method::Update
-            | rsip::Method::PRack => self.reply(&req, &peer, 405, &[("Allow", ALLOW)]),
+            ref m if is_unsupported(m) => self.reply(&req, &peer, 405, &[("Allow", ALLOW)]),
+            _ => self.reply(&req, &peer, 501, &[]),
         }
     }
 
@@ -179,10 +173,10 @@ impl InboundHandler for Dispatcher {
                 self.on_request(req, inbound.peer, inbound.received_at)
             }
             rsip::SipMessage::Response(ref resp) => {
-                let Ok(call_id) = resp.call_id_header().map(|h| h.value().to_string()) else {
+                let Ok(call_id) = resp.call_id_header().map(|h| h.value()) else {
                     return;
                 };
-                if let Some(addr) = self.shared.registry.get(&call_id) {
+                if let Some(addr) = self.shared.registry.get(call_id) {
                     addr.do_send(SipIn(inbound));
                 }
             }

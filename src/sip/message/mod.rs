@@ -19,6 +19,27 @@ pub use key::TransactionKey;
 pub use normalize::normalize;
 pub use parse::{parse_datagram, parse_stream_message};
 
+/// The method's wire token, without allocating (rsip's `Display` builds a `String`).
+pub fn method_name(method: &rsip::Method) -> &'static str {
+    use rsip::Method as M;
+    match method {
+        M::Ack => "ACK",
+        M::Bye => "BYE",
+        M::Cancel => "CANCEL",
+        M::Info => "INFO",
+        M::Invite => "INVITE",
+        M::Message => "MESSAGE",
+        M::Notify => "NOTIFY",
+        M::Options => "OPTIONS",
+        M::PRack => "PRACK",
+        M::Publish => "PUBLISH",
+        M::Refer => "REFER",
+        M::Register => "REGISTER",
+        M::Subscribe => "SUBSCRIBE",
+        M::Update => "UPDATE",
+    }
+}
+
 /// Why a request that was parsed far enough to be answered is still invalid.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BadRequestReason {

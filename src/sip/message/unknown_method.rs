@@ -6,24 +6,6 @@ use bytes::Bytes;
 
 use super::normalize;
 
-/// Methods rsip parses; anything else that is a valid token is an extension method.
-const KNOWN: &[&str] = &[
-    "INVITE",
-    "ACK",
-    "BYE",
-    "CANCEL",
-    "OPTIONS",
-    "REGISTER",
-    "SUBSCRIBE",
-    "NOTIFY",
-    "PUBLISH",
-    "MESSAGE",
-    "REFER",
-    "UPDATE",
-    "PRACK",
-    "INFO",
-];
-
 /// Headers a response must echo.
 const ECHOED: &[&str] = &["via", "from", "to", "call-id", "cseq"];
 
@@ -37,7 +19,11 @@ pub fn extension_method(raw: &[u8]) -> Option<&str> {
         && method
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b));
-    (is_token && version == "SIP/2.0" && !KNOWN.contains(&method)).then_some(method)
+    // Methods rsip parses are not extensions (this path only sees messages rsip refused).
+    let known = rsip::Method::all()
+        .iter()
+        .any(|m| super::method_name(m) == method);
+    (is_token && version == "SIP/2.0" && !known).then_some(method)
 }
 
 /// `501 Not Implemented` for an extension-method request, or None when the request lacks a
