@@ -152,7 +152,7 @@ fn prometheus_scrapes_the_engine_and_every_dashboard_query_returns_data() {
     // The exposition itself passes promtool's checks.
     let (status, _) = common::http(metrics, "GET", "/metrics", None);
     assert_eq!(status, 200);
-    let text = raw_get(metrics, "/metrics");
+    let text = common::raw_get(metrics, "/metrics");
     for name in [
         "activeflow_running",
         "sip_malformed_total{transport=\"tcp\"}",
@@ -191,8 +191,4 @@ fn prometheus_scrapes_the_engine_and_every_dashboard_query_returns_data() {
         .success());
     let status = engine.0.wait().unwrap();
     assert!(status.success(), "engine exit: {status:?}");
-}
-
-fn raw_get(addr: SocketAddr, path: &str) -> String {
-    common::raw_get(addr, path)
 }
