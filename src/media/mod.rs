@@ -2,6 +2,7 @@
 //! SIP dialogs or flows; the call session asks it for an answer and a port.
 
 pub mod g711;
+pub mod rtp;
 pub mod rtp_ports;
 pub mod sdp;
 
