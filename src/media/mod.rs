@@ -6,6 +6,7 @@ pub mod g711;
 pub mod rtp;
 pub mod rtp_ports;
 pub mod sdp;
+pub mod tone;
 
 pub use rtp_ports::{RtpLease, RtpPortPool};
 pub use sdp::{Negotiated, SdpError};
