@@ -4,6 +4,7 @@
 pub mod resample;
 pub mod rtp_ports;
 pub mod sdp;
+pub mod wav;
 
 pub use rtp_ports::{RtpLease, RtpPortPool};
 pub use sdp::{Negotiated, SdpError};
