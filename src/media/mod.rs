@@ -1,6 +1,7 @@
 //! Media: SDP offer/answer (PCMU, PCMA, telephone-event) and the RTP port pool. Knows nothing of
 //! SIP dialogs or flows; the call session asks it for an answer and a port.
 
+pub mod library;
 pub mod resample;
 pub mod rtp_ports;
 pub mod sdp;
