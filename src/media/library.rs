@@ -71,6 +71,14 @@ pub struct AudioLibrary {
     next_temp: AtomicU64,
 }
 
+impl std::fmt::Debug for AudioLibrary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AudioLibrary")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
 impl AudioLibrary {
     pub fn new(config: LibraryConfig) -> Self {
         let http = fetch::client(config.fetch_timeout).map_err(|e| {

@@ -12,12 +12,13 @@ use crate::media::resample;
 
 pub use writer::WavWriter;
 
-/// The rate everything leaves this module at.
-pub const OUTPUT_RATE: u32 = 8000;
+/// The rate everything leaves this module at (and [`WavWriter`] records at).
+pub const OUTPUT_RATE: u32 = resample::TARGET_RATE;
 /// Longest source audio accepted, in seconds at its own rate.
 pub const MAX_SECONDS: u64 = 3600;
-/// Accepted source sample rates.
+/// Lowest accepted source sample rate.
 pub const MIN_RATE: u32 = 4000;
+/// Highest accepted source sample rate.
 pub const MAX_RATE: u32 = 192_000;
 
 const WAVE_FORMAT_PCM: u16 = 0x0001;

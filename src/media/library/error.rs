@@ -81,8 +81,12 @@ pub enum AudioError {
         status: ExitStatus,
         stderr: String,
     },
-    #[error("TTS command `{command}` timed out after {timeout:?} and was killed")]
-    TtsTimeout { command: String, timeout: Duration },
+    #[error("TTS command `{command}` timed out after {timeout:?} and was killed; stderr: {}", shown(.stderr))]
+    TtsTimeout {
+        command: String,
+        timeout: Duration,
+        stderr: String,
+    },
     #[error("TTS command `{command}` wrote no {}; stderr: {}", output.display(), shown(.stderr))]
     TtsNoOutput {
         command: String,

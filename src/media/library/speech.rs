@@ -218,21 +218,22 @@ async fn run(argv: &[String], timeout: Duration, command: &str) -> Result<String
             source,
         })?;
     let stderr_pipe = child.stderr.take();
+    // Filled as it arrives, so a timeout still has what the command said so far.
+    let mut stderr = Vec::new();
     let finished = tokio::time::timeout(timeout, async {
-        tokio::join!(read_bounded(stderr_pipe), child.wait())
+        let ((), status) = tokio::join!(read_bounded(stderr_pipe, &mut stderr), child.wait());
+        status
     })
     .await;
-    let (stderr, status) = match finished {
-        Ok(done) => done,
-        Err(_elapsed) => {
-            // Kill and reap now rather than leave it to the drop.
-            let _ = child.start_kill();
-            let _ = child.wait().await;
-            return Err(AudioError::TtsTimeout {
-                command: command.to_owned(),
-                timeout,
-            });
-        }
+    let Ok(status) = finished else {
+        // Kill and reap now rather than leave it to the drop.
+        let _ = child.start_kill();
+        let _ = child.wait().await;
+        return Err(AudioError::TtsTimeout {
+            command: command.to_owned(),
+            timeout,
+            stderr: String::from_utf8_lossy(&stderr).into_owned(),
+        });
     };
     let status = status.map_err(|source| AudioError::TtsSpawn {
         command: command.to_owned(),
@@ -252,10 +253,9 @@ async fn run(argv: &[String], timeout: Duration, command: &str) -> Result<String
 
 /// Reads a pipe to its end, keeping only the first bytes (a chatty child must not fill memory,
 /// and must not block on a full pipe either).
-async fn read_bounded(pipe: Option<impl AsyncRead + Unpin>) -> Vec<u8> {
-    let mut kept = Vec::new();
+async fn read_bounded(pipe: Option<impl AsyncRead + Unpin>, kept: &mut Vec<u8>) {
     let Some(mut pipe) = pipe else {
-        return kept;
+        return;
     };
     let mut buf = [0u8; 4096];
     while let Ok(n) = pipe.read(&mut buf).await {
@@ -265,7 +265,6 @@ async fn read_bounded(pipe: Option<impl AsyncRead + Unpin>) -> Vec<u8> {
         let room = SHOWN_STDERR_BYTES.saturating_sub(kept.len());
         kept.extend_from_slice(&buf[..n.min(room)]);
     }
-    kept
 }
 
 #[cfg(test)]

@@ -133,16 +133,30 @@ async fn failing_commands_name_the_command_and_stderr() {
 #[tokio::test]
 async fn a_hanging_command_is_killed_at_the_timeout() {
     let dir = TempDir::new("tts-hang");
+    // A real program that says something and then hangs (exec: the kill reaches the sleep). Run
+    // as `sh FILE`, not exec'd directly: a just-written executable can fail with ETXTBSY while
+    // another test thread forks.
+    let script = dir.path().join("hang.sh");
+    std::fs::write(&script, "echo warming up >&2\nexec sleep 30\n").expect("script");
     let lib = AudioLibrary::new(LibraryConfig {
-        tts_command: "sleep 30".to_owned(),
-        tts_timeout: Duration::from_millis(200),
+        tts_command: format!("sh {} {{output}}", script.display()),
+        tts_timeout: Duration::from_millis(500),
         ..config(dir.path(), &dir.path().join("tts-cache"))
     });
     let started = Instant::now();
     let hung = lib.speech("hi", "en").await.expect_err("timeout");
     assert!(matches!(hung, AudioError::TtsTimeout { .. }), "{hung:?}");
-    assert!(hung.to_string().contains("sleep 30"), "{hung}");
+    let shown = hung.to_string();
+    assert!(
+        shown.contains("hang.sh") && shown.contains("warming up"),
+        "{shown}"
+    );
     assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(
+        cache_files(dir.path()).is_empty(),
+        "{:?}",
+        cache_files(dir.path())
+    );
 }
 
 #[tokio::test]
