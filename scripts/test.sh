@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every check and test: installs the real peers the tests need (SIPp from Debian's
-# sip-tester; Prometheus and promtool from Debian's prometheus), then rustfmt, clippy and the
-# whole cargo test suite.
+# sip-tester; Prometheus and promtool from Debian's prometheus; espeak-ng for the TTS tests), then
+# rustfmt, clippy and the whole cargo test suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,6 +10,7 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 missing=()
 command -v sipp >/dev/null 2>&1 || missing+=(sip-tester)
 { command -v prometheus && command -v promtool; } >/dev/null 2>&1 || missing+=(prometheus)
+command -v espeak-ng >/dev/null 2>&1 || missing+=(espeak-ng)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
   as_root apt-get update -qq

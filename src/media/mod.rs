@@ -3,10 +3,13 @@
 
 pub mod dtmf;
 pub mod g711;
+pub mod library;
+pub mod resample;
 pub mod rtp;
 pub mod rtp_ports;
 pub mod sdp;
 pub mod tone;
+pub mod wav;
 
 pub use rtp_ports::{RtpLease, RtpPortPool};
 pub use sdp::{Negotiated, SdpError};

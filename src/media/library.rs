@@ -1,0 +1,207 @@
+//! The audio library shared by every call: turns a `play` prompt (file in the prompts directory or
+//! http(s) URL) or a `talk` text (through the TTS command) into 8 kHz mono PCM, and caches it.
+//! Its async methods run on actix arbiters (current-thread runtimes), so every file read and
+//! decode happens in `spawn_blocking`; it must never block the calling thread.
+
+mod cache;
+mod error;
+mod fetch;
+mod source;
+mod speech;
+
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod tests_speech;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use cache::{AudioCache, CacheKey, FileStamp};
+use source::PromptSource;
+
+use crate::media::wav;
+
+pub use error::AudioError;
+
+/// `media.tts_command` when the config does not set one.
+pub const DEFAULT_TTS_COMMAND: &str = "espeak-ng -v {language} -w {output} {text}";
+/// In-memory cache bounds: whichever is reached first evicts the least recently used.
+pub const CACHE_MAX_ENTRIES: usize = 256;
+pub const CACHE_MAX_BYTES: usize = 64 * 1024 * 1024;
+
+#[derive(Debug, Clone)]
+pub struct LibraryConfig {
+    /// `media.prompts_dir`: file prompts must resolve inside it.
+    pub prompts_dir: PathBuf,
+    /// `media.tts_command`: split on whitespace into argv, then `{language}`, `{output}` and
+    /// `{text}` are filled in inside each argument.
+    pub tts_command: String,
+    /// Where TTS output files are kept (created if missing).
+    pub cache_dir: PathBuf,
+    pub fetch_timeout: Duration,
+    pub max_download_bytes: usize,
+    pub tts_timeout: Duration,
+}
+
+impl LibraryConfig {
+    /// The given directories with the default command, 10 s timeouts and a 16 MiB download limit.
+    pub fn with_dirs(prompts_dir: PathBuf, cache_dir: PathBuf) -> LibraryConfig {
+        LibraryConfig {
+            prompts_dir,
+            tts_command: DEFAULT_TTS_COMMAND.to_owned(),
+            cache_dir,
+            fetch_timeout: Duration::from_secs(10),
+            max_download_bytes: 16 * 1024 * 1024,
+            tts_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Shared behind an `Arc` by all calls; `Send + Sync`.
+pub struct AudioLibrary {
+    config: LibraryConfig,
+    /// Building a client can only fail if TLS cannot initialise; then HTTP prompts fail with this
+    /// while files and speech still work.
+    http: Result<reqwest::Client, Arc<reqwest::Error>>,
+    cache: Arc<AudioCache>,
+    /// Makes TTS temp file names unique within the process.
+    next_temp: AtomicU64,
+}
+
+impl std::fmt::Debug for AudioLibrary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AudioLibrary")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AudioLibrary {
+    pub fn new(config: LibraryConfig) -> Self {
+        let http = fetch::client(config.fetch_timeout).map_err(|e| {
+            tracing::error!(error = %e, "cannot build the HTTP client; http(s) prompts will fail");
+            Arc::new(e)
+        });
+        AudioLibrary {
+            config,
+            http,
+            cache: Arc::new(AudioCache::new(
+                CACHE_MAX_ENTRIES,
+                CACHE_MAX_BYTES / std::mem::size_of::<i16>(),
+            )),
+            next_temp: AtomicU64::new(0),
+        }
+    }
+
+    /// A prompt for `play`: a path relative to the prompts directory (`welcome.wav`,
+    /// `sub/x.wav`), a `file://` URL or absolute path that resolves inside it, or an http(s) URL.
+    /// Files are cached by canonical path and reloaded when their mtime or size changes; URLs are
+    /// fetched once and cached by URL.
+    pub async fn prompt(&self, url: &str) -> Result<Arc<[i16]>, AudioError> {
+        match source::classify(url)? {
+            PromptSource::Http => self.http_prompt(url).await,
+            PromptSource::File(path) => self.file_prompt(url, path).await,
+        }
+    }
+
+    /// Text-to-speech for `talk` through `tts_command`; cached on disk under `cache_dir` and in
+    /// memory by (language, text). An empty language means `en`.
+    pub async fn speech(&self, text: &str, language: &str) -> Result<Arc<[i16]>, AudioError> {
+        let language = speech::language(language)?;
+        if text.trim().is_empty() {
+            return Err(AudioError::EmptyText {
+                command: self.config.tts_command.clone(),
+            });
+        }
+        let key = CacheKey::Speech {
+            language: language.to_owned(),
+            text: text.to_owned(),
+        };
+        if let Some(hit) = self.cache.get(&key, None) {
+            return Ok(hit);
+        }
+        let unique = self.next_temp.fetch_add(1, Ordering::Relaxed);
+        let samples: Arc<[i16]> = speech::synthesize(&self.config, language, text, unique)
+            .await?
+            .into();
+        self.cache.insert(key, Arc::clone(&samples), None);
+        Ok(samples)
+    }
+
+    async fn file_prompt(&self, prompt: &str, path: PathBuf) -> Result<Arc<[i16]>, AudioError> {
+        let dir = self.config.prompts_dir.clone();
+        let cache = Arc::clone(&self.cache);
+        let owned = prompt.to_owned();
+        tokio::task::spawn_blocking(move || load_file(&dir, &owned, &path, &cache))
+            .await
+            .map_err(|source| AudioError::Task {
+                what: prompt.to_owned(),
+                source,
+            })?
+    }
+
+    async fn http_prompt(&self, url: &str) -> Result<Arc<[i16]>, AudioError> {
+        let key = CacheKey::Url(url.to_owned());
+        if let Some(hit) = self.cache.get(&key, None) {
+            return Ok(hit);
+        }
+        let client = self.http.as_ref().map_err(|e| AudioError::HttpClient {
+            url: url.to_owned(),
+            source: Arc::clone(e),
+        })?;
+        let body = fetch::fetch(
+            client,
+            url,
+            self.config.max_download_bytes,
+            self.config.fetch_timeout,
+        )
+        .await?;
+        let name = url.to_owned();
+        let samples: Arc<[i16]> = tokio::task::spawn_blocking(move || {
+            wav::decode_to_8k_mono(&body).map_err(|source| AudioError::Decode { name, source })
+        })
+        .await
+        .map_err(|source| AudioError::Task {
+            what: url.to_owned(),
+            source,
+        })??
+        .into();
+        self.cache.insert(key, Arc::clone(&samples), None);
+        Ok(samples)
+    }
+}
+
+/// Blocking: resolve, stat, and either hit the cache or read and decode the file.
+fn load_file(
+    prompts_dir: &std::path::Path,
+    prompt: &str,
+    requested: &std::path::Path,
+    cache: &AudioCache,
+) -> Result<Arc<[i16]>, AudioError> {
+    let path = source::resolve_in(prompts_dir, requested, prompt)?;
+    let read_error = |source| AudioError::Read {
+        path: path.clone(),
+        source,
+    };
+    let meta = std::fs::metadata(&path).map_err(read_error)?;
+    let stamp = FileStamp {
+        modified: meta.modified().ok(),
+        len: meta.len(),
+    };
+    let key = CacheKey::File(path.clone());
+    if let Some(hit) = cache.get(&key, Some(stamp)) {
+        return Ok(hit);
+    }
+    let bytes = std::fs::read(&path).map_err(read_error)?;
+    let samples: Arc<[i16]> = wav::decode_to_8k_mono(&bytes)
+        .map_err(|source| AudioError::Decode {
+            name: path.display().to_string(),
+            source,
+        })?
+        .into();
+    cache.insert(key, Arc::clone(&samples), Some(stamp));
+    Ok(samples)
+}

@@ -1,0 +1,66 @@
+//! Fetching http(s) prompts: one shared client with connect and total timeouts and at most three
+//! redirects; the body is streamed and abandoned at the size limit. Returns bytes only: decoding
+//! and caching are the library's.
+
+use std::time::Duration;
+
+use super::AudioError;
+
+/// Builds the shared client. No connection pool: each prompt is fetched once and then cached, and
+/// an idle pooled connection would stay tied to the runtime (actix arbiter) that opened it.
+pub(super) fn client(timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder()
+        .connect_timeout(timeout)
+        .timeout(timeout)
+        .redirect(reqwest::redirect::Policy::limited(3))
+        .pool_max_idle_per_host(0)
+        .build()
+}
+
+/// GETs `url` and returns its body, refusing non-2xx answers and bodies over `limit` bytes.
+pub(super) async fn fetch(
+    client: &reqwest::Client,
+    url: &str,
+    limit: usize,
+    timeout: Duration,
+) -> Result<Vec<u8>, AudioError> {
+    let failed = |source: reqwest::Error| {
+        if source.is_timeout() {
+            AudioError::FetchTimeout {
+                url: url.to_owned(),
+                timeout,
+            }
+        } else {
+            AudioError::Fetch {
+                url: url.to_owned(),
+                source,
+            }
+        }
+    };
+    let too_large = || AudioError::TooLarge {
+        url: url.to_owned(),
+        limit,
+    };
+    let mut response = client.get(url).send().await.map_err(failed)?;
+    let status = response.status();
+    if !status.is_success() {
+        return Err(AudioError::HttpStatus {
+            url: url.to_owned(),
+            status: status.as_u16(),
+        });
+    }
+    if response
+        .content_length()
+        .is_some_and(|declared| declared > limit as u64)
+    {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(failed)? {
+        if body.len() + chunk.len() > limit {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
