@@ -25,6 +25,7 @@
 //!   activeflow, action execution, the shared activeflow registry. Knows no HTTP.
 //! - [`api`]: REST handlers (actix-web) over the engine; errors mapped to HTTP.
 //! - [`metrics`]: every metric name, unit and bucket in one place.
+//! - [`paging`]: newest-first pages with sequence tokens, shared by every list.
 //! - [`clock`]: RFC 3339 timestamps shared by `call` and `engine`.
 //! - [`app`]: wires the layers together from a validated config and already-bound sockets.
 //! - [`shutdown`]: the drain sequence on SIGINT/SIGTERM.
@@ -38,5 +39,6 @@ pub mod engine;
 pub mod flow;
 pub mod media;
 pub mod metrics;
+pub mod paging;
 pub mod shutdown;
 pub mod sip;

@@ -125,22 +125,11 @@ impl CallRegistry {
         page_size: usize,
         page_token: Option<u64>,
     ) -> (Vec<CallInfo>, Option<String>) {
-        let mut items: Vec<CallInfo> = self
-            .calls
-            .iter()
-            .filter_map(|e| {
-                let info = e.info();
-                let wanted = status.is_none_or(|s| info.status == s)
-                    && page_token.is_none_or(|t| info.sequence < t);
-                wanted.then(|| info.clone())
-            })
-            .collect();
-        items.sort_unstable_by_key(|c| std::cmp::Reverse(c.sequence));
-        let more = items.len() > page_size;
-        items.truncate(page_size);
-        let token = more
-            .then(|| items.last().map(|c| c.sequence.to_string()))
-            .flatten();
-        (items, token)
+        let calls = self.calls.iter().filter_map(|e| {
+            let info = e.info();
+            let wanted = status.is_none_or(|s| info.status == s);
+            wanted.then(|| (info.sequence, info.clone()))
+        });
+        crate::paging::newest_first(calls, page_size, page_token)
     }
 }

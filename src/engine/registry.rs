@@ -116,24 +116,14 @@ impl ActiveflowRegistry {
 
     /// Newest first; `page_token` is the sequence of the last item of the previous page.
     pub fn list(&self, status: Option<Status>, page_size: usize, page_token: Option<u64>) -> Page {
-        let mut keyed: Vec<(u64, Arc<ActiveflowEntry>)> = self
-            .entries
-            .iter()
-            .filter_map(|e| {
-                let r = e.record();
-                let wanted = status.is_none_or(|s| r.status == s)
-                    && page_token.is_none_or(|t| r.sequence < t);
-                wanted.then(|| (r.sequence, e.value().clone()))
-            })
-            .collect();
-        keyed.sort_unstable_by_key(|e| std::cmp::Reverse(e.0));
-        let more = keyed.len() > page_size;
-        keyed.truncate(page_size);
-        let next_page_token = more
-            .then(|| keyed.last().map(|(seq, _)| seq.to_string()))
-            .flatten();
+        let entries = self.entries.iter().filter_map(|e| {
+            let r = e.record();
+            let wanted = status.is_none_or(|s| r.status == s);
+            wanted.then(|| (r.sequence, e.value().clone()))
+        });
+        let (keyed, next_page_token) = crate::paging::newest_first(entries, page_size, page_token);
         Page {
-            items: keyed.iter().map(|(_, e)| e.snapshot()).collect(),
+            items: keyed.iter().map(|e| e.snapshot()).collect(),
             next_page_token,
         }
     }
