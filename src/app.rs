@@ -18,12 +18,15 @@ use crate::call::{CallRegistry, Dispatcher, DispatcherConfig, OverloadGuard};
 use crate::config::Settings;
 use crate::engine::{ActiveflowRegistry, EngineLimits, RouteTable, Supervisor, Supervisors};
 use crate::flow::FlowStore;
-use crate::media::RtpPortPool;
+use crate::media::library::{AudioLibrary, LibraryConfig};
+use crate::media::{Recordings, RtpPortPool};
 use crate::sip::transaction::{LingerTable, Timers};
 use crate::sip::transport::{self, SipSender, UdpReceiver};
 
 /// Kernel socket buffer for SIP over UDP; the default drops datagrams under load.
 const UDP_BUFFER_BYTES: usize = 4 << 20;
+/// Recordings whose records stay listed (their files stay on disk regardless).
+const RECORDINGS_RETAINED: usize = 10_000;
 /// How often expired lingering responses are dropped.
 const LINGER_SWEEP: Duration = Duration::from_millis(500);
 
@@ -97,6 +100,7 @@ pub struct App {
     pub supervisor: Addr<Supervisor>,
     pub supervisors: Arc<Supervisors>,
     pub dispatcher: Arc<Dispatcher>,
+    pub recordings: Arc<Recordings>,
     pub ready: Arc<AtomicBool>,
     pub sip_addr: SocketAddr,
     pub api_addr: SocketAddr,
@@ -180,6 +184,19 @@ pub async fn start(
             sweep.purge(tokio::time::Instant::now());
         }
     });
+    let recordings = Recordings::start(
+        std::path::Path::new(&raw.media.recordings_dir),
+        RECORDINGS_RETAINED,
+    )
+    .map_err(start_err("recordings (media.recordings_dir)"))?;
+    let library = Arc::new(AudioLibrary::new(LibraryConfig {
+        prompts_dir: raw.media.prompts_dir.clone().into(),
+        tts_command: raw.media.tts_command.clone(),
+        cache_dir: raw.media.cache_dir.clone().into(),
+        fetch_timeout: Duration::from_secs(10),
+        max_download_bytes: 16 << 20,
+        tts_timeout: Duration::from_secs(10),
+    }));
     let shared = Arc::new(SessionShared {
         sender: sender.clone(),
         registry: calls.clone(),
@@ -193,6 +210,8 @@ pub async fn start(
         rtp_ports: RtpPortPool::new(settings.rtp_ports, settings.public_address),
         linger: linger.clone(),
         overload: OverloadGuard::new(Duration::from_millis(raw.sip.overload_lag_ms)),
+        library,
+        recordings: recordings.clone(),
     });
     let dispatcher = Arc::new(Dispatcher::new(
         shared,
@@ -226,6 +245,7 @@ pub async fn start(
         flows: flows.clone(),
         calls: calls.clone(),
         supervisors: supervisors.clone(),
+        recordings: recordings.clone(),
         token: raw.api.token.clone(),
         ready: ready.clone(),
     });
@@ -252,6 +272,7 @@ pub async fn start(
         supervisor,
         supervisors,
         dispatcher,
+        recordings,
         ready,
         sip_addr,
         api_addr,

@@ -80,6 +80,20 @@ pub struct MediaConfig {
     pub rtp_ports: String,
     pub prompts_dir: String,
     pub tts_command: String,
+    /// Where `recording_start` writes `<id>.wav` files.
+    #[serde(default = "default_recordings_dir")]
+    pub recordings_dir: String,
+    /// Where synthesised speech is cached.
+    #[serde(default = "default_cache_dir")]
+    pub cache_dir: String,
+}
+
+fn default_recordings_dir() -> String {
+    "data/recordings".into()
+}
+
+fn default_cache_dir() -> String {
+    "data/cache".into()
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -329,6 +343,23 @@ impl Config {
             .rtp_ports
             .parse()
             .map_err(|m| invalid("media.rtp_ports", m))?;
+        if !self.media.tts_command.contains("{output}")
+            || !self.media.tts_command.contains("{text}")
+        {
+            return Err(invalid(
+                "media.tts_command",
+                "must contain the {output} and {text} placeholders",
+            ));
+        }
+        for (key, value) in [
+            ("media.recordings_dir", &self.media.recordings_dir),
+            ("media.cache_dir", &self.media.cache_dir),
+            ("media.prompts_dir", &self.media.prompts_dir),
+        ] {
+            if value.is_empty() {
+                return Err(invalid(key, "must not be empty"));
+            }
+        }
         let api_listen = parse_addr("api.listen", &self.api.listen)?;
         if !api_listen.ip().is_loopback() && self.api.token.is_empty() {
             return Err(invalid(

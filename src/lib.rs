@@ -16,7 +16,9 @@
 //!   any socket is bound. Depends on nothing else in the crate.
 //! - [`sip`]: message fixes over rsip, TCP framing, UDP/TCP transport, RFC 3261 §17 transaction
 //!   state machines and the linger table of completed answers. Knows nothing of calls or flows.
-//! - [`media`]: SDP offer/answer and the RTP port pool. Knows nothing of SIP dialogs.
+//! - [`media`]: SDP offer/answer, the RTP port pool, one RTP session task per answered call
+//!   (prompts, speech, DTMF, echo, recording), the audio library and recordings. Knows nothing of
+//!   SIP dialogs or flows.
 //! - [`call`]: the call-session actor (one per SIP dialog), the dispatcher that feeds it, the call
 //!   registry and the overload guard; turns SIP into `CallEvent`s sent to a `Recipient`, never
 //!   importing `engine`.

@@ -25,6 +25,11 @@ pub const SIP_MALFORMED_TOTAL: &str = "sip_malformed_total";
 pub const CALLS_ACTIVE: &str = "calls_active";
 pub const CALLS_TOTAL: &str = "calls_total";
 pub const CALL_SETUP_SECONDS: &str = "call_setup_seconds";
+pub const MEDIA_SESSIONS_ACTIVE: &str = "media_sessions_active";
+pub const RTP_PACKETS_SENT_TOTAL: &str = "rtp_packets_sent_total";
+pub const RTP_PACKETS_RECEIVED_TOTAL: &str = "rtp_packets_received_total";
+pub const RTP_LATE_TICKS_TOTAL: &str = "rtp_late_ticks_total";
+pub const DTMF_RECEIVED_TOTAL: &str = "dtmf_received_total";
 
 /// Label values known at start-up, exported at zero so no series is ever missing.
 pub const REFERENCE_TYPES: &[&str] = &["call", "api"];
@@ -56,6 +61,7 @@ const SIP_CODE_VALUES: &[u16] = &[
 pub const TRANSPORTS: &[&str] = &["udp", "tcp"];
 pub const DIRECTIONS: &[&str] = &["in", "out"];
 pub const CALL_OUTCOMES: &[&str] = &["answered", "rejected", "cancelled", "failed"];
+pub const DTMF_SOURCES: &[&str] = &["rfc4733", "sip_info"];
 
 /// Seconds buckets for call set-up: milliseconds to tens of seconds.
 const SETUP_BUCKETS: &[f64] = &[
@@ -157,6 +163,14 @@ fn describe_all() {
         metrics::Unit::Seconds,
         "INVITE received to final response sent"
     );
+    describe_gauge!(MEDIA_SESSIONS_ACTIVE, "RTP sessions currently open");
+    describe_counter!(RTP_PACKETS_SENT_TOTAL, "RTP packets sent");
+    describe_counter!(RTP_PACKETS_RECEIVED_TOTAL, "Valid RTP packets received");
+    describe_counter!(
+        RTP_LATE_TICKS_TOTAL,
+        "20 ms send ticks skipped because the media thread was late"
+    );
+    describe_counter!(DTMF_RECEIVED_TOTAL, "DTMF digits received, by source");
 }
 
 fn register_zeroes() {
@@ -190,6 +204,13 @@ fn register_zeroes() {
     }
     let _ = histogram!(ACTIVEFLOW_DURATION_SECONDS);
     let _ = histogram!(CALL_SETUP_SECONDS);
+    gauge!(MEDIA_SESSIONS_ACTIVE).set(0.0);
+    counter!(RTP_PACKETS_SENT_TOTAL).absolute(0);
+    counter!(RTP_PACKETS_RECEIVED_TOTAL).absolute(0);
+    counter!(RTP_LATE_TICKS_TOTAL).absolute(0);
+    for s in DTMF_SOURCES {
+        counter!(DTMF_RECEIVED_TOTAL, "source" => *s).absolute(0);
+    }
 }
 
 /// The method label: known methods by name, everything else `OTHER` (bounded cardinality).
@@ -284,6 +305,9 @@ struct PerCall {
     call_setup: Histogram,
     running: Gauge,
     duration: Histogram,
+    media_sessions: Gauge,
+    rtp_sent: Counter,
+    rtp_received: Counter,
 }
 
 static PER_CALL: OnceLock<PerCall> = OnceLock::new();
@@ -297,7 +321,36 @@ fn per_call() -> &'static PerCall {
         call_setup: histogram!(CALL_SETUP_SECONDS),
         running: gauge!(ACTIVEFLOW_RUNNING),
         duration: histogram!(ACTIVEFLOW_DURATION_SECONDS),
+        media_sessions: gauge!(MEDIA_SESSIONS_ACTIVE),
+        rtp_sent: counter!(RTP_PACKETS_SENT_TOTAL),
+        rtp_received: counter!(RTP_PACKETS_RECEIVED_TOTAL),
     })
+}
+
+/// A media session opened (`true`) or closed.
+pub fn media_session(opened: bool) {
+    let g = &per_call().media_sessions;
+    if opened {
+        g.increment(1.0);
+    } else {
+        g.decrement(1.0);
+    }
+}
+
+/// RTP packets sent and received since the last report (sessions batch them).
+pub fn rtp_packets(sent: u64, received: u64) {
+    let p = per_call();
+    p.rtp_sent.increment(sent);
+    p.rtp_received.increment(received);
+}
+
+pub fn rtp_late_ticks(ticks: u64) {
+    counter!(RTP_LATE_TICKS_TOTAL).increment(ticks);
+}
+
+/// One DTMF digit; `source` is one of [`DTMF_SOURCES`].
+pub fn dtmf_received(source: &'static str) {
+    counter!(DTMF_RECEIVED_TOTAL, "source" => source).increment(1);
 }
 
 pub fn calls_active(delta: f64) {
@@ -356,8 +409,13 @@ pub fn action_executed(kind: &'static str, elapsed: Duration, failed: bool) {
         }
     }
     if failed {
-        counter!(ACTIVEFLOW_ACTION_ERRORS_TOTAL, "type" => kind).increment(1);
+        action_failed(kind);
     }
+}
+
+/// An action that ran but failed (e.g. a prompt that could not be loaded).
+pub fn action_failed(kind: &'static str) {
+    counter!(ACTIVEFLOW_ACTION_ERRORS_TOTAL, "type" => kind).increment(1);
 }
 
 #[cfg(test)]

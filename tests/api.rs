@@ -49,7 +49,7 @@ fn flows_crud_with_validation_errors_naming_the_field() {
             .contains("actions[0].option.duration"),
         "{err}"
     );
-    let unsupported = flow("t", json!([{"type": "talk", "option": {"text": "hi"}}]));
+    let unsupported = flow("t", json!([{"type": "connect", "option": {}}]));
     let (status, err) = post(&e, "/v1/flows", &unsupported);
     assert_eq!(status, 400);
     assert!(
@@ -448,6 +448,9 @@ fn openapi_lists_every_route() {
         ("get", "/v1/calls"),
         ("get", "/v1/calls/{id}"),
         ("post", "/v1/calls/{id}/hangup"),
+        ("get", "/v1/recordings"),
+        ("get", "/v1/recordings/{id}"),
+        ("get", "/v1/recordings/{id}/file"),
         ("get", "/healthz"),
         ("get", "/readyz"),
         ("get", "/v1/openapi.json"),
@@ -495,4 +498,67 @@ fn openapi_lists_every_route() {
             );
         }
     }
+}
+
+#[test]
+fn media_actions_are_validated_and_recordings_listed() {
+    let e = start(&[hold()], &[("*", "hold")], &[]);
+    let cases = [
+        (
+            json!({"type": "play", "option": {}}),
+            "actions[1].option.stream_urls",
+        ),
+        (
+            json!({"type": "talk", "option": {"text": "hi", "language": "en us"}}),
+            "actions[1].option.language",
+        ),
+        (
+            json!({"type": "digits_receive", "option": {"duration": 1000, "key": "x"}}),
+            "actions[1].option.key",
+        ),
+        (
+            json!({"type": "digits_send", "option": {"digits": "12z"}}),
+            "actions[1].option.digits",
+        ),
+        (
+            json!({"type": "recording_start", "option": {"format": "mp3"}}),
+            "actions[1].option.format",
+        ),
+        (
+            json!({"type": "echo", "option": {}}),
+            "actions[1].option.duration",
+        ),
+        (
+            json!({"type": "beep", "option": {"duration": 0}}),
+            "actions[1].option.duration",
+        ),
+    ];
+    for (action, field) in cases {
+        let (status, err) = post(
+            &e,
+            "/v1/flows",
+            &flow("m", json!([{"type": "answer"}, action])),
+        );
+        assert_eq!(status, 400, "{err}");
+        let message = err["error"]["message"].as_str().unwrap();
+        assert!(message.contains(field), "{message} should name {field}");
+    }
+    let ok = flow(
+        "media",
+        json!([{"type": "answer"}, {"type": "talk", "option": {"text": "hi"}},
+               {"type": "play", "option": {"stream_urls": ["a.wav"], "digits_handle": "next"}},
+               {"type": "digits_receive", "option": {"duration": 5000, "length": 4, "key": "#"}},
+               {"type": "recording_start", "option": {"end_of_key": "any", "beep_start": true}},
+               {"type": "recording_stop"}, {"type": "beep"}, {"type": "echo", "option": {"duration": 10}},
+               {"type": "digits_send", "option": {"digits": "${call.digits}"}}]),
+    );
+    let (status, body) = post(&e, "/v1/flows", &ok);
+    assert_eq!(status, 201, "{body}");
+    let (status, list) = http(e.api, "GET", "/v1/recordings", None);
+    assert_eq!(
+        (status, list["result"].as_array().map(Vec::len)),
+        (200, Some(0))
+    );
+    let (status, _) = http(e.api, "GET", "/v1/recordings/not-a-uuid/file", None);
+    assert_eq!(status, 404);
 }

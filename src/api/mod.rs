@@ -10,6 +10,7 @@ mod flows;
 mod health;
 pub mod openapi;
 mod page;
+mod recordings;
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -21,6 +22,7 @@ pub use error::ApiError;
 use crate::call::CallRegistry;
 use crate::engine::{ActiveflowRegistry, Supervisors};
 use crate::flow::FlowStore;
+use crate::media::Recordings;
 
 /// Largest request body accepted (413 above).
 pub const MAX_BODY_BYTES: usize = 1 << 20;
@@ -31,6 +33,7 @@ pub struct ApiState {
     pub flows: Arc<FlowStore>,
     pub calls: Arc<CallRegistry>,
     pub supervisors: Arc<Supervisors>,
+    pub recordings: Arc<Recordings>,
     /// Empty = no auth (only allowed on loopback, enforced by config validation).
     pub token: String,
     /// False until the engine is up, and again once shutdown starts.
@@ -59,7 +62,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .wrap(middleware::from_fn(auth::require_token))
             .configure(flows::configure)
             .configure(activeflows::configure)
-            .configure(calls::configure),
+            .configure(calls::configure)
+            .configure(recordings::configure),
     )
     .default_service(web::to(|| async {
         ApiError::NotFound("no such route".into())

@@ -4,7 +4,7 @@
 use actix_web::HttpResponse;
 use utoipa::OpenApi;
 
-use super::{activeflows, calls, flows, health};
+use super::{activeflows, calls, flows, health, recordings};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -15,6 +15,7 @@ use super::{activeflows, calls, flows, health};
         activeflows::stop, activeflows::resume, activeflows::get_variables,
         activeflows::put_variables,
         calls::list, calls::get, calls::hangup,
+        recordings::list, recordings::get, recordings::file,
         health::healthz, health::readyz, spec,
     ),
     modifiers(&BearerAuth),

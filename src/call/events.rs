@@ -4,6 +4,7 @@
 use actix::{Message, Recipient};
 
 use super::CallId;
+use crate::media::{DigitSource, MediaJob, MediaRequest, MediaResult};
 use crate::sip::transport::Peer;
 
 /// A new incoming call, sent to the offer sink on the session's own arbiter (the engine's
@@ -52,6 +53,14 @@ pub enum CallCommand {
     Answer,
     /// End the call: a final response before answer, BYE after.
     Hangup(HangupCause),
+    /// Play, record, echo or send digits on the call's media; answered by
+    /// [`CallEvent::MediaDone`] with the same job.
+    Media {
+        job: MediaJob,
+        request: MediaRequest,
+    },
+    /// Cut a play or echo short (it still reports `MediaDone`).
+    StopMedia { job: MediaJob },
 }
 
 /// How a call ended.
@@ -92,4 +101,8 @@ pub enum CallEvent {
         call_id: CallId,
         cause: CallEndCause,
     },
+    /// The caller pressed a key (RFC 4733 event or SIP INFO).
+    Digit { digit: char, source: DigitSource },
+    /// A [`CallCommand::Media`] request finished.
+    MediaDone { job: MediaJob, result: MediaResult },
 }

@@ -21,7 +21,11 @@ use super::events::{CallCommand, CallEndCause, CallEvent, CallOffer, HangupCause
 use super::info::{CallInfo, CallStatus};
 use super::registry::CallEntry;
 use super::{CallId, CallRegistry, OverloadGuard};
-use crate::media::{Negotiated, RtpLease, RtpPortPool};
+use crate::media::library::AudioLibrary;
+use crate::media::{
+    DigitSource, MediaCommand, MediaEvent, MediaHandle, Negotiated, Recordings, RtpLease,
+    RtpPortPool,
+};
 use crate::sip::message::TransactionKey;
 use crate::sip::transaction::{
     ClientNonInviteTransaction, LingerTable, ServerInviteTransaction, ServerNonInviteTransaction,
@@ -43,6 +47,9 @@ pub struct SessionShared {
     pub linger: Arc<LingerTable>,
     /// Trips when INVITEs queue too long before their session starts.
     pub overload: OverloadGuard,
+    /// Prompts and speech for media sessions.
+    pub library: Arc<AudioLibrary>,
+    pub recordings: Arc<Recordings>,
 }
 
 /// A SIP message for this session, from the dispatcher.
@@ -85,6 +92,8 @@ pub struct CallSession {
     pub(super) negotiated: Option<Negotiated>,
     pub(super) local_sdp: Option<Bytes>,
     pub(super) rtp: Option<RtpLease>,
+    /// The RTP session, from answer to the end of the call.
+    pub(super) media: Option<MediaHandle>,
     pub(super) server_txs: Vec<(TransactionKey, ServerNonInviteTransaction)>,
     pub(super) reinvite: Option<(TransactionKey, ServerInviteTransaction)>,
     pub(super) bye_tx: Option<ClientNonInviteTransaction>,
@@ -137,6 +146,7 @@ impl CallSession {
             negotiated: None,
             local_sdp: None,
             rtp: None,
+            media: None,
             server_txs: Vec::new(),
             reinvite: None,
             bye_tx: None,
@@ -192,6 +202,8 @@ impl CallSession {
         crate::metrics::call_finished("in", outcome);
         tracing::debug!(call_id = %self.id, ?cause, "call ended");
         self.rtp = None;
+        // Dropping the handle ends the media session (it closes any recording).
+        self.media = None;
         self.invite = None;
         self.local_sdp = None;
         self.emit(CallEvent::Ended {
@@ -339,7 +351,68 @@ impl CallSession {
         self.send_final(200, ctx);
         self.phase = Phase::Answered;
         crate::metrics::call_setup(self.created.elapsed());
+        self.start_media(ctx);
         self.emit(CallEvent::Answered { call_id: self.id });
+    }
+
+    /// Hands the RTP port to a media session on this arbiter.
+    fn start_media(&mut self, ctx: &mut Context<Self>) {
+        let Some(lease) = self.rtp.take() else { return };
+        let (codec, dtmf_payload_type, remote) = match &self.negotiated {
+            Some(n) => (
+                crate::media::g711::Codec::from_payload_type(n.payload_type)
+                    .unwrap_or(crate::media::g711::Codec::Pcmu),
+                n.dtmf_payload_type,
+                n.remote_rtp,
+            ),
+            // We made the offer: PCMU first and telephone-event 101; the ACK's answer or the
+            // caller's first packet tells where to send.
+            None => (crate::media::g711::Codec::Pcmu, Some(101), None),
+        };
+        let config = crate::media::MediaConfig {
+            call_id: self.id.to_string(),
+            codec,
+            dtmf_payload_type,
+            remote,
+            library: self.shared.library.clone(),
+            recordings: self.shared.recordings.clone(),
+            events: ctx.address().recipient(),
+        };
+        self.media = crate::media::rtp_session::spawn(lease, config);
+    }
+
+    /// A DTMF digit from SIP INFO: to the flow, and to the media session (which may stop a
+    /// prompt or a recording on it).
+    pub(super) fn on_info_digit(&mut self, digit: char) {
+        crate::metrics::dtmf_received(DigitSource::SipInfo.as_str());
+        if let Some(media) = &self.media {
+            media.send(MediaCommand::Digit(digit));
+        }
+        self.emit(CallEvent::Digit {
+            digit,
+            source: DigitSource::SipInfo,
+        });
+    }
+
+    fn on_media_command(
+        &mut self,
+        job: crate::media::MediaJob,
+        request: crate::media::MediaRequest,
+    ) {
+        match &self.media {
+            Some(media) => media.send(MediaCommand::Start { job, request }),
+            None => {
+                let error = if self.phase == Phase::Ended {
+                    crate::media::MediaError::CallEnded
+                } else {
+                    crate::media::MediaError::NotAnswered
+                };
+                self.emit(CallEvent::MediaDone {
+                    job,
+                    result: Err(error),
+                });
+            }
+        }
     }
 
     fn hangup(&mut self, cause: HangupCause, ctx: &mut Context<Self>) {
@@ -438,7 +511,30 @@ impl Handler<CallCommand> for CallSession {
             }
             CallCommand::Answer => self.answer(ctx),
             CallCommand::Hangup(cause) => self.hangup(cause, ctx),
+            CallCommand::Media { job, request } => self.on_media_command(job, request),
+            CallCommand::StopMedia { job } => {
+                if let Some(media) = &self.media {
+                    media.send(MediaCommand::Stop { job });
+                }
+            }
         }
+    }
+}
+
+impl Handler<MediaEvent> for CallSession {
+    type Result = ();
+
+    fn handle(&mut self, event: MediaEvent, _ctx: &mut Self::Context) {
+        if self.phase == Phase::Ended {
+            return;
+        }
+        self.emit(match event {
+            MediaEvent::Digit(digit) => CallEvent::Digit {
+                digit,
+                source: DigitSource::Rfc4733,
+            },
+            MediaEvent::Done { job, result } => CallEvent::MediaDone { job, result },
+        });
     }
 }
 

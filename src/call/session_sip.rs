@@ -36,6 +36,36 @@ pub(crate) fn is_unsupported(method: &rsip::Method) -> bool {
     }
 }
 
+/// INFO bodies we take DTMF from (RFC 6086 legacy INFO usage).
+const INFO_ACCEPT: &str = "application/dtmf-relay, application/dtmf";
+
+enum InfoBody {
+    Empty,
+    Digit(char),
+    Invalid,
+    Unsupported,
+}
+
+/// Reads a DTMF digit from an INFO request's body.
+fn info_dtmf(req: &rsip::Request) -> InfoBody {
+    if req.body.is_empty() {
+        return InfoBody::Empty;
+    }
+    let content_type = req
+        .headers
+        .iter()
+        .find_map(|h| match h {
+            rsip::Header::ContentType(c) => Some(c.value().to_string()),
+            _ => None,
+        })
+        .unwrap_or_default();
+    match crate::media::dtmf::info_digit(&content_type, &req.body) {
+        Ok(d) => InfoBody::Digit(d),
+        Err(crate::media::dtmf::InfoDtmfError::UnsupportedContentType(_)) => InfoBody::Unsupported,
+        Err(_) => InfoBody::Invalid,
+    }
+}
+
 impl CallSession {
     fn contact(&self) -> String {
         let port = self.shared.sender.local_addr().port();
@@ -133,7 +163,7 @@ impl CallSession {
         };
         match req.method {
             rsip::Method::Invite => self.on_invite(req, key),
-            rsip::Method::Ack => self.on_ack(&key, ctx),
+            rsip::Method::Ack => self.on_ack(&req, &key, ctx),
             _ => self.on_non_invite(req, key, ctx),
         }
         self.rearm(ctx);
@@ -166,6 +196,9 @@ impl CallSession {
                 b = b.body("application/sdp", sdp.clone());
             }
         }
+        if code == 200 && !req.body.is_empty() {
+            self.update_media_remote(&req.body);
+        }
         let bytes = b.build();
         let mut tx = ServerInviteTransaction::new(
             self.peer.transport.is_reliable(),
@@ -178,7 +211,7 @@ impl CallSession {
         self.send(&bytes);
     }
 
-    fn on_ack(&mut self, key: &TransactionKey, ctx: &mut Context<Self>) {
+    fn on_ack(&mut self, req: &rsip::Request, key: &TransactionKey, ctx: &mut Context<Self>) {
         let now = Instant::now();
         if let Some((_, t)) = self.reinvite.as_mut().filter(|(_, t)| t.awaiting_ack()) {
             t.on_ack(now);
@@ -195,6 +228,10 @@ impl CallSession {
         self.invite_tx.on_ack(now);
         if self.phase == Phase::Answered {
             self.phase = Phase::Confirmed;
+            // We offered in the 2xx; the ACK carries the caller's answer.
+            if self.negotiated.is_none() && !req.body.is_empty() {
+                self.update_media_remote(&req.body);
+            }
             if self.bye_after_ack {
                 self.send_bye();
                 self.end(CallEndCause::Local, ctx);
@@ -211,13 +248,22 @@ impl CallSession {
             return;
         }
         let dialog_up = self.dialog.is_some();
+        let mut info_digit = None;
         let (code, extra): (u16, Option<(&str, &str)>) = match &req.method {
             rsip::Method::Cancel if key.branch() == self.invite_key.branch() => (200, None),
             rsip::Method::Cancel => (481, None),
             rsip::Method::Bye if dialog_up => (200, None),
             rsip::Method::Bye => (481, None),
             rsip::Method::Options => (200, Some(("Allow", ALLOW))),
-            rsip::Method::Info if dialog_up => (200, None),
+            rsip::Method::Info if dialog_up => match info_dtmf(&req) {
+                InfoBody::Empty => (200, None),
+                InfoBody::Digit(d) => {
+                    info_digit = Some(d);
+                    (200, None)
+                }
+                InfoBody::Invalid => (400, None),
+                InfoBody::Unsupported => (415, Some(("Accept", INFO_ACCEPT))),
+            },
             m if is_unsupported(m) => (405, Some(("Allow", ALLOW))),
             rsip::Method::Info => (481, None),
             // INVITE and ACK are routed before here; rsip cannot represent other methods.
@@ -247,6 +293,17 @@ impl CallSession {
             }
             (rsip::Method::Bye, 200) => self.end(CallEndCause::RemoteBye, ctx),
             _ => {}
+        }
+        if let Some(digit) = info_digit {
+            self.on_info_digit(digit);
+        }
+    }
+
+    /// Tells the media session where the peer's SDP now wants RTP.
+    fn update_media_remote(&mut self, body: &[u8]) {
+        let remote = sdp::negotiate(body).ok().and_then(|n| n.remote_rtp);
+        if let (Some(media), Some(addr)) = (&self.media, remote) {
+            media.send(crate::media::MediaCommand::Remote(addr));
         }
     }
 

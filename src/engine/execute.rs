@@ -7,7 +7,12 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::flow::{ActionId, ActionKind, HangupReason, Variables};
+use crate::flow::media::{DigitsReceive, EndOfKey, RecordingStart, DTMF_DIGITS, MAX_DURATION_MS};
+use crate::flow::{ActionId, ActionKind, DigitsHandle, HangupReason, Variables};
+use crate::media::{AudioSource, MediaRequest, RecordingId, RecordingRequest};
+
+/// The variable holding the id of the recording a flow started last.
+pub const RECORDING_ID: &str = "recording.id";
 
 /// Where the cursor goes after an action.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,6 +23,10 @@ pub enum Step {
     Jump(ActionId),
     /// Wait this long, then `Next`.
     Wait(Duration),
+    /// Wait for the call's media request to finish, then `Next`.
+    AwaitMedia,
+    /// Collect digits until the length, a terminating key or the timeout, then `Next`.
+    AwaitDigits(DigitsReceive),
     /// The activeflow ends.
     End(crate::engine::EndReason),
 }
@@ -27,6 +36,7 @@ pub enum Step {
 pub enum CallRequest {
     Answer,
     Hangup(HangupReason),
+    Media(MediaRequest),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -140,7 +150,110 @@ pub fn execute(
             state.variables.set(key.clone(), value.clone());
             Outcome::step(Step::Next)
         }
+        ActionKind::DigitsReceive(d) => {
+            if !state.has_call {
+                return Err(ActionError::NoCall);
+            }
+            Outcome::step(Step::AwaitDigits(d.clone()))
+        }
+        ActionKind::Talk(t) => media(
+            state,
+            play(
+                vec![AudioSource::Speech {
+                    text: t.text.clone(),
+                    language: t.language.clone(),
+                }],
+                t.digits_handle,
+            ),
+        )?,
+        ActionKind::Play(p) => media(
+            state,
+            play(
+                p.stream_urls
+                    .iter()
+                    .map(|u| AudioSource::Prompt(u.clone()))
+                    .collect(),
+                p.digits_handle,
+            ),
+        )?,
+        ActionKind::Beep { duration_ms } => media(
+            state,
+            play(
+                vec![AudioSource::Beep {
+                    duration_ms: *duration_ms,
+                }],
+                DigitsHandle::Keep,
+            ),
+        )?,
+        ActionKind::DigitsSend(d) => media(
+            state,
+            MediaRequest::SendDigits {
+                digits: d.digits.clone(),
+                duration_ms: d.duration_ms,
+                interval_ms: d.interval_ms,
+            },
+        )?,
+        ActionKind::Echo(e) => media(
+            state,
+            MediaRequest::Echo {
+                duration: Duration::from_millis(e.duration_ms),
+                dtmf: e.dtmf,
+            },
+        )?,
+        ActionKind::RecordingStart(r) => {
+            let request = recording_request(r, state);
+            let result = json!({ "recording_id": request.id.to_string() });
+            media(state, MediaRequest::StartRecording(request))?.with_result(result)
+        }
+        ActionKind::RecordingStop => media(state, MediaRequest::StopRecording)?,
     })
+}
+
+fn play(sources: Vec<AudioSource>, handle: DigitsHandle) -> MediaRequest {
+    MediaRequest::Play {
+        sources,
+        stop_on_digit: handle == DigitsHandle::Next,
+    }
+}
+
+/// A call-media action: ask the call, then wait for it to finish.
+fn media(state: &ExecState<'_>, request: MediaRequest) -> Result<Outcome, ActionError> {
+    if !state.has_call {
+        return Err(ActionError::NoCall);
+    }
+    Ok(Outcome {
+        step: Step::AwaitMedia,
+        call: Some(CallRequest::Media(request)),
+        result: None,
+    })
+}
+
+/// A new recording's request; its id goes in the `recording.id` variable.
+fn recording_request(r: &RecordingStart, state: &mut ExecState<'_>) -> RecordingRequest {
+    let id = RecordingId::new();
+    state.variables.set(RECORDING_ID, id.to_string());
+    let max_s = match r.duration_s {
+        0 => MAX_DURATION_MS / 1000,
+        s => u64::from(s),
+    };
+    let end_keys = match r.end_of_key {
+        EndOfKey::None => String::new(),
+        EndOfKey::Any => DTMF_DIGITS.to_owned(),
+        EndOfKey::Key(k) => k.to_string(),
+    };
+    RecordingRequest {
+        id,
+        activeflow_id: state
+            .variables
+            .get(crate::flow::ACTIVEFLOW_ID)
+            .unwrap_or_default()
+            .to_owned(),
+        max_duration: Duration::from_secs(max_s),
+        end_of_silence: (r.end_of_silence_s > 0)
+            .then(|| Duration::from_secs(u64::from(r.end_of_silence_s))),
+        end_keys,
+        beep_start: r.beep_start,
+    }
 }
 
 fn condition_outcome(holds: bool, false_target: Option<ActionId>, result: Value) -> Outcome {

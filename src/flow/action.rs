@@ -10,6 +10,7 @@ use super::condition::{ConditionDatetime, ConditionVariable};
 use super::error::FlowError;
 use super::hangup::HangupReason;
 use super::id::ActionId;
+use super::media::{self, DigitsReceive, DigitsSend, Echo, Play, RecordingStart, Talk};
 use super::options::{parse_action_id, path, Opt};
 use super::types::{NOT_YET_SUPPORTED_TYPES, SUPPORTED_TYPES};
 use super::variables::CALL_DIGITS;
@@ -40,6 +41,16 @@ pub enum ActionKind {
         key: String,
         value: String,
     },
+    Talk(Talk),
+    Play(Play),
+    Beep {
+        duration_ms: u32,
+    },
+    DigitsReceive(DigitsReceive),
+    DigitsSend(DigitsSend),
+    Echo(Echo),
+    RecordingStart(RecordingStart),
+    RecordingStop,
 }
 
 impl ActionKind {
@@ -84,6 +95,16 @@ impl ActionKind {
                 key: o.str_req("key")?.to_owned(),
                 value: o.str("value")?.unwrap_or_default().to_owned(),
             },
+            "talk" => Self::Talk(Talk::from_opt(&o)?),
+            "play" => Self::Play(Play::from_opt(&o)?),
+            "beep" => Self::Beep {
+                duration_ms: media::beep_duration(&o)?,
+            },
+            "digits_receive" => Self::DigitsReceive(DigitsReceive::from_opt(&o)?),
+            "digits_send" => Self::DigitsSend(DigitsSend::from_opt(&o)?),
+            "echo" => Self::Echo(Echo::from_opt(&o)?),
+            "recording_start" => Self::RecordingStart(RecordingStart::from_opt(&o)?),
+            "recording_stop" => Self::RecordingStop,
             // Unreachable while SUPPORTED_TYPES and the arms agree; kept as
             // an error rather than a panic so a mismatch is reported.
             other => {
@@ -107,6 +128,14 @@ impl ActionKind {
             Self::ConditionVariable(_) => "condition_variable",
             Self::ConditionDatetime(_) => "condition_datetime",
             Self::VariableSet { .. } => "variable_set",
+            Self::Talk(_) => "talk",
+            Self::Play(_) => "play",
+            Self::Beep { .. } => "beep",
+            Self::DigitsReceive(_) => "digits_receive",
+            Self::DigitsSend(_) => "digits_send",
+            Self::Echo(_) => "echo",
+            Self::RecordingStart(_) => "recording_start",
+            Self::RecordingStop => "recording_stop",
         }
     }
 
@@ -295,10 +324,10 @@ mod tests {
 
     #[test]
     fn type_errors() {
-        let e = ActionKind::parse("talk", &json!({})).unwrap_err();
+        let e = ActionKind::parse("connect", &json!({})).unwrap_err();
         assert_eq!(
             e.to_string(),
-            r#"type: action type "talk" is not supported by this engine yet"#
+            r#"type: action type "connect" is not supported by this engine yet"#
         );
         let e = ActionKind::parse("foo", &json!({})).unwrap_err();
         assert_eq!(e.to_string(), r#"type: unknown action type "foo""#);

@@ -7,6 +7,7 @@ pub mod condition;
 pub mod error;
 pub mod hangup;
 pub mod id;
+pub mod media;
 pub mod model;
 mod options;
 pub mod store;
@@ -19,6 +20,7 @@ pub use condition::{Comparison, ConditionDatetime, ConditionVariable, ValueType}
 pub use error::FlowError;
 pub use hangup::HangupReason;
 pub use id::{ActionId, FlowId};
+pub use media::{DigitsHandle, EndOfKey};
 pub use model::{find_action, Action, Flow};
 pub use store::FlowStore;
 pub use types::{NOT_YET_SUPPORTED_TYPES, SUPPORTED_TYPES};

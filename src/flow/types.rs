@@ -12,11 +12,6 @@ pub const SUPPORTED_TYPES: &[&str] = &[
     "condition_variable",
     "condition_datetime",
     "variable_set",
-];
-
-/// VoIPBIN action types recognised but not implemented yet. Enabling one
-/// means deleting it here and adding its arm to `ActionKind::parse`.
-pub const NOT_YET_SUPPORTED_TYPES: &[&str] = &[
     "talk",
     "play",
     "beep",
@@ -25,6 +20,11 @@ pub const NOT_YET_SUPPORTED_TYPES: &[&str] = &[
     "echo",
     "recording_start",
     "recording_stop",
+];
+
+/// VoIPBIN action types recognised but not implemented yet. Enabling one
+/// means deleting it here and adding its arm to `ActionKind::parse`.
+pub const NOT_YET_SUPPORTED_TYPES: &[&str] = &[
     "connect",
     "message_send",
     "fetch",

@@ -144,11 +144,11 @@ mod tests {
 
     #[test]
     fn type_errors() {
-        let (i, f, m) = action_err(json!([{"type": "answer"}, {"type": "talk"}]));
+        let (i, f, m) = action_err(json!([{"type": "answer"}, {"type": "connect"}]));
         assert_eq!((i, f.as_str()), (1, "type"));
         assert_eq!(
             m,
-            r#"action type "talk" is not supported by this engine yet"#
+            r#"action type "connect" is not supported by this engine yet"#
         );
         let e = flow(json!([{"type": "foo"}])).validate().unwrap_err();
         assert_eq!(

@@ -1,15 +1,27 @@
-//! Media: SDP offer/answer (PCMU, PCMA, telephone-event) and the RTP port pool. Knows nothing of
-//! SIP dialogs or flows; the call session asks it for an answer and a port.
+//! Media: SDP offer/answer (PCMU, PCMA, telephone-event), the RTP port pool, one RTP session
+//! task per answered call (play, DTMF, echo, record), the audio library (prompts, TTS) and
+//! recordings. Knows nothing of SIP dialogs or flows; the call session drives it.
 
+pub mod capture;
 pub mod dtmf;
 pub mod g711;
 pub mod library;
+pub mod playout;
+pub mod recording;
+pub mod request;
 pub mod resample;
 pub mod rtp;
 pub mod rtp_ports;
+pub mod rtp_session;
 pub mod sdp;
 pub mod tone;
 pub mod wav;
 
+pub use recording::{RecordingId, RecordingInfo, RecordingStatus, Recordings};
+pub use request::{
+    AudioSource, DigitSource, MediaError, MediaEvent, MediaJob, MediaRequest, MediaResult,
+    RecordingRequest,
+};
 pub use rtp_ports::{RtpLease, RtpPortPool};
+pub use rtp_session::{MediaCommand, MediaConfig, MediaHandle};
 pub use sdp::{Negotiated, SdpError};

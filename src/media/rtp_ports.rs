@@ -50,6 +50,16 @@ impl RtpLease {
     pub fn socket(&self) -> Option<&UdpSocket> {
         self.socket.as_ref()
     }
+
+    /// Lends the socket out (to the media session) for the life of the call.
+    pub fn take_socket(&mut self) -> Option<UdpSocket> {
+        self.socket.take()
+    }
+
+    /// Gives a lent socket back, so the pool can reuse it when the lease drops.
+    pub fn restore_socket(&mut self, socket: UdpSocket) {
+        self.socket = Some(socket);
+    }
 }
 
 impl Drop for RtpLease {

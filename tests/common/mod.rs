@@ -17,6 +17,8 @@ use activeflow::engine::{ActiveflowRecord, ActiveflowRegistry, Status};
 use activeflow::flow::{Flow, FlowStore};
 use serde_json::Value;
 
+pub mod rtp;
+
 pub struct TestEngine {
     pub sip: SocketAddr,
     pub api: SocketAddr,
@@ -47,6 +49,13 @@ pub fn start_with(
         // test wants the guard at its production threshold (it sets its own).
         ("ACTIVEFLOW_SIP_OVERLOAD_LAG_MS".into(), "5000".into()),
     ];
+    let scratch = std::env::temp_dir().join(format!("activeflow-test-{}", std::process::id()));
+    for (key, dir) in [
+        ("ACTIVEFLOW_MEDIA_RECORDINGS_DIR", "recordings"),
+        ("ACTIVEFLOW_MEDIA_CACHE_DIR", "cache"),
+    ] {
+        vars.push((key.into(), scratch.join(dir).display().to_string()));
+    }
     vars.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     let mut config = Config::from_toml_with_env(DEFAULT_TOML, vars).expect("config");
     config.routes = routes
@@ -490,6 +499,14 @@ pub fn spawn_engine_with(args: &[&str], env: &[(&str, &str)]) -> Spawned {
         .env("RUST_LOG", "info")
         .env("NO_COLOR", "1")
         .env("ACTIVEFLOW_SIP_OVERLOAD_LAG_MS", "5000")
+        .env(
+            "ACTIVEFLOW_MEDIA_RECORDINGS_DIR",
+            std::env::temp_dir().join("activeflow-test-recordings"),
+        )
+        .env(
+            "ACTIVEFLOW_MEDIA_CACHE_DIR",
+            std::env::temp_dir().join("activeflow-test-cache"),
+        )
         .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -546,17 +563,29 @@ fn strip_ansi(s: &str) -> String {
 
 /// GET over a fresh connection; the body as text.
 pub fn raw_get(addr: SocketAddr, path: &str) -> String {
+    String::from_utf8_lossy(&raw_get_bytes(addr, path)).into_owned()
+}
+
+/// GET over a fresh connection; the body as bytes (panics unless the status is 200).
+pub fn raw_get_bytes(addr: SocketAddr, path: &str) -> Vec<u8> {
     let mut s = TcpStream::connect(addr).expect("connect");
     write!(
         s,
         "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
     )
     .expect("write");
-    let mut buf = String::new();
-    s.read_to_string(&mut buf).expect("read");
-    buf.split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default()
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).expect("read");
+    let split = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("HTTP head");
+    assert!(
+        buf.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&buf[..split])
+    );
+    buf[split + 4..].to_vec()
 }
 
 /// The value of an unlabelled or fully labelled sample in a Prometheus exposition.

@@ -10,6 +10,8 @@ use std::time::Instant;
 
 use actix::prelude::*;
 
+mod waiting;
+
 use super::cursor::Cursor;
 use super::execute::{execute, CallRequest, ExecState, Outcome, Step};
 use super::record::timestamp;
@@ -19,6 +21,8 @@ use super::{
 };
 use crate::call::{CallCommand, CallEndCause, CallEvent, CallId, HangupCause};
 use crate::flow::{Action, ActionId, ActionKind, Flow, HangupReason, Variables};
+use crate::media::MediaJob;
+use waiting::Awaiting;
 
 /// Ends the activeflow with `reason` (operator stop, shutdown). Idempotent.
 #[derive(Message)]
@@ -60,6 +64,10 @@ pub struct Activeflow {
     reference_type: &'static str,
     started_at: Instant,
     wait: Option<SpawnHandle>,
+    /// A call action in progress (media playing, digits being collected).
+    awaiting: Option<Awaiting>,
+    /// Numbers media requests so a late completion is never taken for the current one.
+    last_job: u64,
     /// The action in progress and when it became current (for the duration histogram).
     current: Option<(&'static str, Instant)>,
     ended: bool,
@@ -92,6 +100,8 @@ impl Activeflow {
             reference_type,
             started_at: Instant::now(),
             wait: None,
+            awaiting: None,
+            last_job: 0,
             current: None,
             ended: false,
         }
@@ -182,9 +192,7 @@ impl Activeflow {
 
     /// Applies an outcome; false when the run loop must stop (waiting or ended).
     fn apply(&mut self, action: &Action, outcome: Outcome, ctx: &mut Context<Self>) -> bool {
-        if let Some(request) = outcome.call {
-            self.send_call(request);
-        }
+        let job = outcome.call.and_then(|request| self.send_call(request));
         let jump = match outcome.step {
             Step::Next => action.next_id,
             Step::Jump(target) => Some(target),
@@ -192,15 +200,26 @@ impl Activeflow {
                 let next = action.next_id;
                 self.wait = Some(ctx.run_later(d, move |act, ctx| {
                     act.wait = None;
-                    if let Some(target) = next {
-                        if act.cursor.jump(&target).is_err() {
-                            act.end(EndReason::Error, ctx);
-                            return;
-                        }
-                    }
-                    act.run(ctx);
+                    act.resume(next, ctx);
                 }));
                 return false;
+            }
+            Step::AwaitMedia => match job {
+                Some(job) => {
+                    self.awaiting = Some(Awaiting::Media {
+                        job,
+                        next: action.next_id,
+                    });
+                    return false;
+                }
+                // The call is already gone; its end event ends this activeflow.
+                None => action.next_id,
+            },
+            Step::AwaitDigits(spec) => {
+                if !self.await_digits(spec, action.next_id, ctx) {
+                    return false;
+                }
+                action.next_id
             }
             Step::End(reason) => {
                 self.end(reason, ctx);
@@ -217,12 +236,30 @@ impl Activeflow {
         true
     }
 
-    fn send_call(&mut self, request: CallRequest) {
-        let Some(call) = self.call.as_ref().filter(|_| !self.call_released) else {
-            return;
-        };
+    /// Continues after a wait: jumps to `next` if set, then runs.
+    fn resume(&mut self, next: Option<ActionId>, ctx: &mut Context<Self>) {
+        if let Some(target) = next {
+            if let Err(e) = self.cursor.jump(&target) {
+                tracing::warn!(activeflow_id = %self.id, error = %e, "jump failed");
+                self.end(EndReason::Error, ctx);
+                return;
+            }
+        }
+        self.run(ctx);
+    }
+
+    /// Sends a request to the call; a media request's job number is returned.
+    fn send_call(&mut self, request: CallRequest) -> Option<MediaJob> {
+        let call = self.call.as_ref().filter(|_| !self.call_released)?;
+        let mut job = None;
         let command = match request {
             CallRequest::Answer => CallCommand::Answer,
+            CallRequest::Media(request) => {
+                self.last_job += 1;
+                let j = MediaJob(self.last_job);
+                job = Some(j);
+                CallCommand::Media { job: j, request }
+            }
             CallRequest::Hangup(reason) => {
                 self.call_released = true;
                 CallCommand::Hangup(match reason {
@@ -233,6 +270,7 @@ impl Activeflow {
             }
         };
         call.commands.do_send(command);
+        job
     }
 
     /// Records the duration of the action that was current.
@@ -252,6 +290,7 @@ impl Activeflow {
         if let Some(handle) = self.wait.take() {
             ctx.cancel_future(handle);
         }
+        self.awaiting = None;
         if reason != EndReason::Hangup {
             self.send_call(CallRequest::Hangup(HangupReason::Normal));
         }
@@ -308,6 +347,15 @@ impl Handler<CallEvent> for Activeflow {
     type Result = ();
 
     fn handle(&mut self, event: CallEvent, ctx: &mut Self::Context) {
+        if self.ended {
+            return;
+        }
+        match event {
+            CallEvent::Digit { digit, .. } => return self.on_digit(digit, ctx),
+            CallEvent::MediaDone { job, result } => return self.on_media_done(job, result, ctx),
+            CallEvent::Answered { .. } => return,
+            CallEvent::Ended { .. } => {}
+        }
         if let CallEvent::Ended { cause, .. } = event {
             self.call_released = true;
             let reason = match cause {

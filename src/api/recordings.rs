@@ -1,0 +1,83 @@
+//! `/v1/recordings`: what `recording_start` recorded, and the WAV files themselves.
+
+use actix_web::{web, HttpResponse};
+
+use super::page::{page_response, PageQuery};
+use super::{ApiError, ApiState};
+use crate::media::{RecordingId, RecordingInfo, RecordingStatus};
+
+pub(super) fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/recordings", web::get().to(list))
+        .route("/recordings/{id}", web::get().to(get))
+        .route("/recordings/{id}/file", web::get().to(file));
+}
+
+#[utoipa::path(operation_id = "recordings_list", get, path = "/v1/recordings", tag = "recordings",
+    params(("page_size" = Option<usize>, Query, description = "1..=1000, default 100"),
+           ("page_token" = Option<String>, Query, description = "next_page_token of the previous page")),
+    responses((status = 200, description = "newest first: {result, next_page_token}", body = serde_json::Value),
+              (status = 400, description = "bad page parameters", body = serde_json::Value)))]
+pub(super) async fn list(
+    state: web::Data<ApiState>,
+    query: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let (items, next) = state.recordings.list(query.size()?, query.token()?);
+    Ok(page_response(&items, next))
+}
+
+fn info(state: &ApiState, raw: &str) -> Result<RecordingInfo, ApiError> {
+    let not_found = || ApiError::NotFound(format!("recording {raw:?} not found"));
+    let id = raw.parse::<RecordingId>().map_err(|_| not_found())?;
+    state.recordings.get(id).ok_or_else(not_found)
+}
+
+#[utoipa::path(operation_id = "recordings_get", get, path = "/v1/recordings/{id}", tag = "recordings",
+    params(("id" = String, Path, description = "recording id")),
+    responses((status = 200, description = "the recording", body = serde_json::Value),
+              (status = 404, description = "unknown id", body = serde_json::Value)))]
+pub(super) async fn get(
+    state: web::Data<ApiState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(info(&state, &id)?))
+}
+
+#[utoipa::path(operation_id = "recordings_file", get, path = "/v1/recordings/{id}/file", tag = "recordings",
+    params(("id" = String, Path, description = "recording id")),
+    responses((status = 200, description = "the WAV file (8 kHz mono 16-bit PCM)", content_type = "audio/wav"),
+              (status = 404, description = "unknown id, or the file is gone", body = serde_json::Value),
+              (status = 409, description = "still recording, or the recording failed", body = serde_json::Value)))]
+pub(super) async fn file(
+    state: web::Data<ApiState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let info = info(&state, &id)?;
+    match info.status {
+        RecordingStatus::Ended => {}
+        RecordingStatus::Recording => {
+            return Err(ApiError::Conflict(format!(
+                "recording {} is still in progress",
+                info.id
+            )))
+        }
+        RecordingStatus::Failed => {
+            return Err(ApiError::Conflict(format!(
+                "recording {} failed: {}",
+                info.id,
+                info.error.unwrap_or_default()
+            )))
+        }
+    }
+    let path = state.recordings.file_path(info.id);
+    let bytes = web::block(move || std::fs::read(path))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .map_err(|e| ApiError::NotFound(format!("recording {} file: {e}", info.id)))?;
+    Ok(HttpResponse::Ok()
+        .content_type("audio/wav")
+        .insert_header((
+            "Content-Disposition",
+            format!("attachment; filename=\"{}.wav\"", info.id),
+        ))
+        .body(bytes))
+}

@@ -1,0 +1,140 @@
+//! The activeflow's waits on its call: a media request in progress (`talk`, `play`, `beep`,
+//! `echo`, `digits_send`, `recording_*`) and `digits_receive`. Digits always collect in
+//! `call.digits`, also while no action waits for them (type-ahead).
+
+use actix::prelude::*;
+use serde_json::{json, Value};
+
+use super::Activeflow;
+use crate::engine::registry::lock;
+use crate::flow::media::DigitsReceive;
+use crate::flow::{ActionId, CALL_DIGITS};
+use crate::media::{MediaJob, MediaResult};
+
+/// Digits kept in `call.digits` at most; older ones are dropped first.
+const MAX_BUFFERED_DIGITS: usize = 128;
+
+/// What the activeflow is waiting for.
+pub(super) enum Awaiting {
+    Media {
+        job: MediaJob,
+        next: Option<ActionId>,
+    },
+    Digits {
+        spec: DigitsReceive,
+        next: Option<ActionId>,
+        timer: Option<SpawnHandle>,
+    },
+}
+
+impl Activeflow {
+    /// Starts `digits_receive`; true when it is already satisfied (the cursor moves on now).
+    pub(super) fn await_digits(
+        &mut self,
+        spec: DigitsReceive,
+        next: Option<ActionId>,
+        ctx: &mut Context<Self>,
+    ) -> bool {
+        if self.length_reached(&spec) {
+            self.merge_result(self.digits_result("length", None));
+            return true;
+        }
+        let timer = (spec.duration_ms > 0).then(|| {
+            let timeout = std::time::Duration::from_millis(spec.duration_ms);
+            ctx.run_later(timeout, |act, ctx| act.finish_digits("timeout", None, ctx))
+        });
+        self.awaiting = Some(Awaiting::Digits { spec, next, timer });
+        false
+    }
+
+    /// A key the caller pressed.
+    pub(super) fn on_digit(&mut self, digit: char, ctx: &mut Context<Self>) {
+        if let Some(Awaiting::Digits { spec, .. }) = &self.awaiting {
+            if spec.key.contains(digit) {
+                return self.finish_digits("key", Some(digit), ctx);
+            }
+        }
+        let mut digits = self
+            .variables
+            .get(CALL_DIGITS)
+            .unwrap_or_default()
+            .to_owned();
+        digits.push(digit);
+        if digits.len() > MAX_BUFFERED_DIGITS {
+            digits.remove(0);
+        }
+        self.variables.set(CALL_DIGITS, digits);
+        if let Some(Awaiting::Digits { spec, .. }) = &self.awaiting {
+            if self.length_reached(spec) {
+                self.finish_digits("length", None, ctx);
+            }
+        }
+    }
+
+    fn length_reached(&self, spec: &DigitsReceive) -> bool {
+        let have = self.variables.get(CALL_DIGITS).map_or(0, str::len);
+        spec.length > 0 && have >= spec.length as usize
+    }
+
+    fn digits_result(&self, finished_by: &str, key: Option<char>) -> Value {
+        json!({
+            "digits": self.variables.get(CALL_DIGITS).unwrap_or_default(),
+            "finished_by": finished_by,
+            "key": key.map(String::from),
+        })
+    }
+
+    fn finish_digits(&mut self, finished_by: &str, key: Option<char>, ctx: &mut Context<Self>) {
+        let Some(Awaiting::Digits { next, timer, .. }) = self.awaiting.take() else {
+            return;
+        };
+        if let Some(t) = timer {
+            ctx.cancel_future(t);
+        }
+        self.merge_result(self.digits_result(finished_by, key));
+        self.resume(next, ctx);
+    }
+
+    /// The call finished a media request: record how, then go on (a failed prompt is an
+    /// action error in `result`, not the end of the flow).
+    pub(super) fn on_media_done(
+        &mut self,
+        job: MediaJob,
+        result: MediaResult,
+        ctx: &mut Context<Self>,
+    ) {
+        let next = match &self.awaiting {
+            Some(Awaiting::Media { job: waiting, next }) if *waiting == job => *next,
+            _ => return,
+        };
+        self.awaiting = None;
+        match result {
+            Ok(value) => self.merge_result(value),
+            Err(e) => {
+                if let Some((kind, _)) = self.current {
+                    crate::metrics::action_failed(kind);
+                }
+                tracing::warn!(
+                    activeflow_id = %self.id,
+                    call_id = %self.call_id(),
+                    error = %e,
+                    "call action failed"
+                );
+                self.merge_result(json!({ "error": e.to_string() }));
+            }
+        }
+        self.resume(next, ctx);
+    }
+
+    /// Adds `value`'s fields to the `result` of the action being executed.
+    fn merge_result(&mut self, value: Value) {
+        let mut record = lock(&self.record);
+        let Some(last) = record.executed_actions.last_mut() else {
+            return;
+        };
+        match (&mut last.result, value) {
+            (Some(Value::Object(existing)), Value::Object(new)) => existing.extend(new),
+            (slot, value) => *slot = Some(value),
+        }
+    }
+}

@@ -1,0 +1,265 @@
+//! One call's RTP session: a task on the call's arbiter that owns the RTP socket from answer to
+//! hang-up. Sends on a 20 ms grid anchored to one start instant (timestamps derive from the
+//! grid, so nothing drifts), latches onto where the caller's RTP comes from (symmetric RTP),
+//! detects RFC 4733 digits, echoes and records. Knows no SIP; reports through [`MediaEvent`]s.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::Recipient;
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+mod jobs;
+mod receive;
+mod send;
+
+use super::capture::Capture;
+use super::dtmf::EventDetector;
+use super::g711::Codec;
+use super::library::AudioLibrary;
+use super::playout::{DigitSender, Playback, FRAME_SAMPLES};
+use super::recording::Recordings;
+use super::request::{MediaEvent, MediaJob, MediaRequest, MediaResult, RecordingRequest};
+use super::{rtp, RtpLease};
+
+/// The packetisation interval.
+const TICK: Duration = Duration::from_millis(20);
+/// Ticks this late are skipped rather than sent in a burst.
+const MAX_LATE_TICKS: u32 = 3;
+/// Largest datagram read; RTP for 20 ms of G.711 is 172 bytes.
+const RECEIVE_BUFFER: usize = 2048;
+
+/// What a media session serves; everything but the socket.
+pub struct MediaConfig {
+    pub call_id: String,
+    pub codec: Codec,
+    /// The peer's telephone-event payload type, if it offered one.
+    pub dtmf_payload_type: Option<u8>,
+    /// Where the SDP said to send RTP, until the caller's own RTP shows where it really is.
+    pub remote: Option<SocketAddr>,
+    pub library: Arc<AudioLibrary>,
+    pub recordings: Arc<Recordings>,
+    pub events: Recipient<MediaEvent>,
+}
+
+/// Orders for a running media session.
+#[derive(Debug)]
+pub enum MediaCommand {
+    Start {
+        job: MediaJob,
+        request: MediaRequest,
+    },
+    /// Stop a play or echo early (reported as interrupted).
+    Stop { job: MediaJob },
+    /// A digit that arrived another way (SIP INFO), for `stop_on_digit` and end keys.
+    Digit(char),
+    /// The peer's SDP moved its RTP address (re-INVITE).
+    Remote(SocketAddr),
+}
+
+/// The call session's end of the channel; dropping it ends the media session.
+pub struct MediaHandle {
+    commands: mpsc::UnboundedSender<MediaCommand>,
+}
+
+impl MediaHandle {
+    pub fn send(&self, command: MediaCommand) {
+        // A closed channel means the session already ended; nothing to tell.
+        let _ = self.commands.send(command);
+    }
+}
+
+/// Starts the media session on the current arbiter. The lease's socket goes back to the pool
+/// when the session ends.
+pub fn spawn(mut lease: RtpLease, config: MediaConfig) -> Option<MediaHandle> {
+    let socket = lease.take_socket()?;
+    let socket = match UdpSocket::from_std(socket) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(call_id = %config.call_id, error = %e, "cannot register RTP socket");
+            return None;
+        }
+    };
+    let (tx, rx) = mpsc::unbounded_channel();
+    actix_rt::spawn(async move {
+        crate::metrics::media_session(true);
+        let mut session = Session::new(config, socket);
+        session.run(rx).await;
+        crate::metrics::media_session(false);
+        if let Ok(std) = session.socket.into_std() {
+            lease.restore_socket(std);
+        }
+    });
+    Some(MediaHandle { commands: tx })
+}
+
+pub(super) type Loading =
+    Pin<Box<dyn Future<Output = (MediaJob, bool, Result<Vec<Arc<[i16]>>, String>)>>>;
+
+pub(super) struct Echo {
+    pub(super) job: MediaJob,
+    pub(super) until: Instant,
+    pub(super) dtmf: bool,
+    pub(super) packets: u64,
+}
+
+pub(super) struct Session {
+    pub(super) config: MediaConfig,
+    pub(super) socket: UdpSocket,
+    pub(super) remote: Option<SocketAddr>,
+    pub(super) latched: bool,
+    pub(super) stream: rtp::RtpStream,
+    /// The grid origin: tick k is at `origin + k·20 ms` and carries timestamp `base + 160·k`.
+    pub(super) origin: Instant,
+    pub(super) timestamp_base: u32,
+    pub(super) next_tick: Option<u64>,
+    pub(super) loading: Option<Loading>,
+    pub(super) playback: Option<Playback>,
+    pub(super) digits_out: Option<DigitSender>,
+    pub(super) echo: Option<Echo>,
+    pub(super) capture: Option<Capture>,
+    /// A recording waiting for its start beep to finish.
+    pub(super) pending_recording: Option<(MediaJob, RecordingRequest)>,
+    pub(super) detector: EventDetector,
+    pub(super) packet_out: Vec<u8>,
+    pub(super) frame: Vec<u8>,
+    pub(super) pcm: Vec<i16>,
+    pub(super) counters: Counters,
+}
+
+impl Session {
+    fn new(config: MediaConfig, socket: UdpSocket) -> Self {
+        let seed = uuid::Uuid::new_v4().as_u128();
+        Session {
+            remote: config.remote,
+            config,
+            socket,
+            latched: false,
+            stream: rtp::RtpStream::new(),
+            origin: Instant::now(),
+            timestamp_base: seed as u32,
+            next_tick: None,
+            loading: None,
+            playback: None,
+            digits_out: None,
+            echo: None,
+            capture: None,
+            pending_recording: None,
+            detector: EventDetector::new(),
+            packet_out: Vec::with_capacity(256),
+            frame: Vec::with_capacity(FRAME_SAMPLES),
+            pcm: Vec::with_capacity(FRAME_SAMPLES),
+            counters: Counters::default(),
+        }
+    }
+
+    async fn run(&mut self, mut commands: mpsc::UnboundedReceiver<MediaCommand>) {
+        let mut buffer = vec![0u8; RECEIVE_BUFFER];
+        loop {
+            let tick_at = self.next_tick.map(|k| self.tick_instant(k));
+            tokio::select! {
+                command = commands.recv() => match command {
+                    Some(c) => self.on_command(c),
+                    None => break,
+                },
+                received = self.socket.recv_from(&mut buffer) => match received {
+                    Ok((n, from)) => self.on_datagram(&buffer[..n], from),
+                    Err(e) => tracing::trace!(error = %e, "RTP receive error"),
+                },
+                (job, stop_on_digit, loaded) = next_loaded(&mut self.loading), if self.loading.is_some() => {
+                    self.loading = None;
+                    self.on_loaded(job, stop_on_digit, loaded);
+                },
+                () = sleep_until_opt(tick_at), if tick_at.is_some() => self.on_tick(),
+            }
+        }
+        self.end();
+    }
+
+    pub(super) fn tick_instant(&self, k: u64) -> Instant {
+        self.origin + Duration::from_millis(20 * k)
+    }
+
+    pub(super) fn tick_timestamp(&self, k: u64) -> u32 {
+        self.timestamp_base
+            .wrapping_add((k as u32).wrapping_mul(FRAME_SAMPLES as u32))
+    }
+
+    /// Makes sure the 20 ms clock runs: the first tick is the next grid point.
+    pub(super) fn ensure_ticking(&mut self) {
+        if self.next_tick.is_none() {
+            let elapsed = self.origin.elapsed().as_millis() as u64;
+            self.next_tick = Some(elapsed / 20 + 1);
+        }
+    }
+
+    pub(super) fn report(&self, job: MediaJob, result: MediaResult) {
+        self.config.events.do_send(MediaEvent::Done { job, result });
+    }
+
+    fn on_command(&mut self, command: MediaCommand) {
+        match command {
+            MediaCommand::Start { job, request } => self.start(job, request),
+            MediaCommand::Stop { job } => {
+                if self.playback.as_ref().is_some_and(|p| p.job == job) {
+                    self.finish_playback(true);
+                }
+                if self.echo.as_ref().is_some_and(|e| e.job == job) {
+                    self.finish_echo();
+                }
+            }
+            MediaCommand::Digit(digit) => self.on_digit(digit, false),
+            MediaCommand::Remote(addr) => {
+                self.remote = Some(addr);
+                self.latched = false;
+            }
+        }
+    }
+
+    pub(super) fn end(&mut self) {
+        self.stop_recording("call_ended");
+        self.counters.flush();
+    }
+}
+
+/// Packet counts, added to the global counters in batches (not per packet).
+#[derive(Default)]
+pub(super) struct Counters {
+    pub(super) sent: u64,
+    pub(super) received: u64,
+}
+
+impl Counters {
+    pub(super) fn flush_if_due(&mut self) {
+        if self.sent + self.received >= 256 {
+            self.flush();
+        }
+    }
+
+    fn flush(&mut self) {
+        crate::metrics::rtp_packets(
+            std::mem::take(&mut self.sent),
+            std::mem::take(&mut self.received),
+        );
+    }
+}
+
+async fn next_loaded(
+    loading: &mut Option<Loading>,
+) -> (MediaJob, bool, Result<Vec<Arc<[i16]>>, String>) {
+    match loading {
+        Some(future) => future.as_mut().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until_opt(at: Option<Instant>) {
+    if let Some(at) = at {
+        tokio::time::sleep_until(at).await;
+    }
+}

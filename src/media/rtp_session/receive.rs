@@ -1,0 +1,75 @@
+//! The media session's receive side: symmetric-RTP latching, RFC 4733 digit detection, echo and
+//! the recording of the caller's audio.
+
+use std::net::SocketAddr;
+
+use super::Session;
+use crate::media::dtmf::TelephoneEvent;
+use crate::media::request::{DigitSource, MediaEvent};
+use crate::media::rtp;
+
+impl Session {
+    pub(super) fn on_datagram(&mut self, datagram: &[u8], from: SocketAddr) {
+        let Some((header, payload)) = rtp::parse(datagram) else {
+            return;
+        };
+        self.counters.received += 1;
+        self.counters.flush_if_due();
+        if !self.latched {
+            // Symmetric RTP (RFC 4961): answer where the caller's media really comes from.
+            self.remote = Some(from);
+            self.latched = true;
+        }
+        if Some(header.payload_type) == self.config.dtmf_payload_type {
+            let Some(event) = TelephoneEvent::parse(payload) else {
+                return;
+            };
+            if self.echo.as_ref().is_some_and(|e| e.dtmf) {
+                let ts = self.now_timestamp();
+                self.send_event(header.payload_type, header.marker, ts, &event);
+            }
+            for digit in self.detector.on_event(header.timestamp, &event) {
+                self.on_digit(digit, true);
+            }
+            return;
+        }
+        if header.payload_type != self.config.codec.payload_type() {
+            return;
+        }
+        if let Some(echo) = &mut self.echo {
+            echo.packets += 1;
+            let ts = self.now_timestamp();
+            self.send_rtp(header.payload_type, header.marker, ts, payload);
+        }
+        if let Some(capture) = &mut self.capture {
+            self.pcm.clear();
+            self.config.codec.decode(payload, &mut self.pcm);
+            let now = std::time::Instant::now();
+            if let Some(chunk) = capture.on_audio(header.timestamp, &self.pcm, now) {
+                let id = capture.request.id;
+                self.config.recordings.write(id, chunk);
+            }
+        }
+    }
+
+    /// The RTP timestamp of this instant on our grid (for packets sent outside the tick).
+    pub(super) fn now_timestamp(&self) -> u32 {
+        let samples = self.origin.elapsed().as_micros() as u64 * 8 / 1000;
+        self.timestamp_base.wrapping_add(samples as u32)
+    }
+
+    /// The call is over: close the recording; pending jobs need no answer (the call ended).
+    /// A digit from RTP (`from_rtp`) or from SIP INFO.
+    pub(super) fn on_digit(&mut self, digit: char, from_rtp: bool) {
+        if from_rtp {
+            crate::metrics::dtmf_received(DigitSource::Rfc4733.as_str());
+            self.config.events.do_send(MediaEvent::Digit(digit));
+        }
+        if self.playback.as_ref().is_some_and(|p| p.stop_on_digit) {
+            self.finish_playback(true);
+        }
+        if self.capture.as_ref().is_some_and(|c| c.ends_on(digit)) {
+            self.stop_recording("key");
+        }
+    }
+}
