@@ -1,5 +1,7 @@
 //! Media pacing load (bench/media.sh): brings N calls up over raw SIP/UDP, each with its own RTP
-//! socket, and measures how regularly the engine's RTP arrives while every call plays a prompt:
+//! socket, and measures how regularly the engine's RTP arrives while every call plays a prompt
+//! (arrival times are the kernel's receive timestamps, SO_TIMESTAMPNS, so the receiver's own
+//! scheduling does not count):
 //! the deviation of each inter-packet interval from 20 ms (p50/p99/max), packets per call, and
 //! the engine's CPU (from /proc). `--reference` measures the same receiver against N senders of
 //! its own, paced by tokio timers, in the same run: the floor the machine and receiver impose.
@@ -8,14 +10,20 @@
 //!        media_load --reference <calls> <measure-seconds>
 
 use std::collections::HashMap;
+use std::io::IoSliceMut;
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::net::UdpSocket;
 
-type Arrivals = Rc<std::cell::RefCell<Vec<Vec<Instant>>>>;
+use nix::sys::socket::{recvmsg, setsockopt, sockopt, ControlMessageOwned, MsgFlags};
+use tokio::io::Interest;
+
+/// Kernel receive times (seconds) per call.
+type Arrivals = Rc<std::cell::RefCell<Vec<Vec<f64>>>>;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -53,11 +61,16 @@ async fn receivers(n: usize, measuring: Rc<AtomicBool>) -> (Vec<SocketAddr>, Arr
         let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind rtp");
         addrs.push(socket.local_addr().expect("addr"));
         let (arrivals, measuring) = (arrivals.clone(), measuring.clone());
+        setsockopt(&socket, sockopt::ReceiveTimestampns, &true).expect("SO_TIMESTAMPNS");
         tokio::task::spawn_local(async move {
-            let mut buf = [0u8; 2048];
-            while let Ok(len) = socket.recv(&mut buf).await {
-                if len >= 12 && measuring.load(Ordering::Relaxed) {
-                    arrivals.borrow_mut()[i].push(Instant::now());
+            loop {
+                if socket.readable().await.is_err() {
+                    return;
+                }
+                while let Ok(at) = socket.try_io(Interest::READABLE, || kernel_time(&socket)) {
+                    if measuring.load(Ordering::Relaxed) {
+                        arrivals.borrow_mut()[i].push(at);
+                    }
                 }
             }
         });
@@ -65,13 +78,34 @@ async fn receivers(n: usize, measuring: Rc<AtomicBool>) -> (Vec<SocketAddr>, Arr
     (addrs, arrivals)
 }
 
-fn report(label: &str, arrivals: &[Vec<Instant>], seconds: u64, cpu: Option<f64>) {
+/// Reads one datagram; its kernel receive time in seconds.
+fn kernel_time(socket: &UdpSocket) -> std::io::Result<f64> {
+    let mut buf = [0u8; 2048];
+    let mut iov = [IoSliceMut::new(&mut buf)];
+    let mut space = nix::cmsg_space!(nix::sys::time::TimeSpec);
+    let msg = recvmsg::<()>(
+        socket.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_DONTWAIT,
+    )
+    .map_err(std::io::Error::from)?;
+    let mut at = None;
+    for cmsg in msg.cmsgs().map_err(std::io::Error::from)? {
+        if let ControlMessageOwned::ScmTimestampns(ts) = cmsg {
+            at = Some(ts.tv_sec() as f64 + ts.tv_nsec() as f64 / 1e9);
+        }
+    }
+    at.ok_or_else(|| std::io::Error::other("no receive timestamp"))
+}
+
+fn report(label: &str, arrivals: &[Vec<f64>], seconds: u64, cpu: Option<f64>) {
     let mut deviations: Vec<f64> = Vec::new();
     let mut packets = Vec::new();
     for call in arrivals {
         packets.push(call.len());
         for w in call.windows(2) {
-            let gap = (w[1] - w[0]).as_secs_f64() * 1000.0;
+            let gap = (w[1] - w[0]) * 1000.0;
             deviations.push((gap - 20.0).abs());
         }
     }

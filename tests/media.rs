@@ -498,3 +498,45 @@ fn the_shipped_demo_ivr_routes_key_1_to_the_beep() {
     let branch = &af["executed_actions"][3]["result"];
     assert_eq!(branch["value"], "1", "{branch}");
 }
+
+#[test]
+fn keys_pressed_before_any_media_action_are_typed_ahead() {
+    let dir = temp_dir("typeahead");
+    let f = flow(
+        "ahead",
+        json!([
+            {"type": "answer"},
+            {"type": "sleep", "option": {"duration": 600}},
+            {"type": "digits_receive", "option": {"duration": 3000, "length": 2}},
+            {"type": "hangup"}
+        ]),
+    );
+    let engine = media_engine(&[f], &dir);
+    let mut caller = MediaCaller::new(engine.sip);
+    caller.call("ahead", 0);
+    // Keys 7 then 3 as RFC 4733 events (start, update, three end packets each), at once.
+    let mut seq = 1u16;
+    for (n, event) in [7u8, 3].into_iter().enumerate() {
+        let ts = 8000 + n as u32 * 1600;
+        for (i, (end, duration)) in [
+            (false, 160u16),
+            (false, 320),
+            (true, 480),
+            (true, 480),
+            (true, 480),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let flags = if end { 0x80 } else { 0 } | 10;
+            let [d0, d1] = duration.to_be_bytes();
+            caller.send_rtp(101, i == 0, seq, ts, &[event, flags, d0, d1]);
+            seq += 1;
+        }
+    }
+    caller.expect_bye();
+    let results = ended_results(&engine);
+    let digits = result_of(&results, "digits_receive");
+    assert_eq!(digits["digits"], "73", "{digits}");
+    assert_eq!(digits["finished_by"], "length");
+}

@@ -33,6 +33,10 @@ use crate::sip::transaction::{
 };
 use crate::sip::transport::{Inbound, Peer, SipSender};
 
+/// How long after the answer the RTP session starts by itself (digits pressed meanwhile wait
+/// in the socket's queue and are read then).
+const MEDIA_START_DELAY: std::time::Duration = std::time::Duration::from_millis(250);
+
 /// Everything sessions share: sockets, timers, pools and where offers go.
 pub struct SessionShared {
     pub sender: SipSender,
@@ -92,8 +96,10 @@ pub struct CallSession {
     pub(super) negotiated: Option<Negotiated>,
     pub(super) local_sdp: Option<Bytes>,
     pub(super) rtp: Option<RtpLease>,
-    /// The RTP session, from answer to the end of the call.
+    /// The RTP session, from its start to the end of the call.
     pub(super) media: Option<MediaHandle>,
+    /// When the RTP session starts by itself if no media action started it before.
+    media_start_at: Option<Instant>,
     pub(super) server_txs: Vec<(TransactionKey, ServerNonInviteTransaction)>,
     pub(super) reinvite: Option<(TransactionKey, ServerInviteTransaction)>,
     pub(super) bye_tx: Option<ClientNonInviteTransaction>,
@@ -147,6 +153,7 @@ impl CallSession {
             local_sdp: None,
             rtp: None,
             media: None,
+            media_start_at: None,
             server_txs: Vec::new(),
             reinvite: None,
             bye_tx: None,
@@ -202,6 +209,7 @@ impl CallSession {
         crate::metrics::call_finished("in", outcome);
         tracing::debug!(call_id = %self.id, ?cause, "call ended");
         self.rtp = None;
+        self.media_start_at = None;
         // Dropping the handle ends the media session (it closes any recording).
         self.media = None;
         self.invite = None;
@@ -238,6 +246,7 @@ impl CallSession {
             return;
         }
         let deadline = [
+            self.media_start_at,
             self.invite_tx.next_deadline(),
             self.reinvite.as_ref().and_then(|(_, t)| t.next_deadline()),
             self.bye_tx.as_ref().and_then(|t| t.next_deadline()),
@@ -285,6 +294,9 @@ impl CallSession {
 
     fn on_tick(&mut self, ctx: &mut Context<Self>) {
         let now = Instant::now();
+        if self.media_start_at.is_some_and(|at| at <= now) {
+            self.start_media(ctx);
+        }
         let invite_outputs = self.invite_tx.on_tick(now);
         for out in invite_outputs {
             match out {
@@ -351,12 +363,18 @@ impl CallSession {
         self.send_final(200, ctx);
         self.phase = Phase::Answered;
         crate::metrics::call_setup(self.created.elapsed());
-        self.start_media(ctx);
+        // Short calls without media never start an RTP session: the caller's RTP queues in
+        // the kernel until a media action or this deadline (the session timer's own).
+        self.media_start_at = Some(Instant::now() + MEDIA_START_DELAY);
         self.emit(CallEvent::Answered { call_id: self.id });
     }
 
-    /// Hands the RTP port to a media session on this arbiter.
+    /// Hands the RTP port to a media session on this arbiter (once).
     fn start_media(&mut self, ctx: &mut Context<Self>) {
+        self.media_start_at = None;
+        if self.phase == Phase::Ended {
+            return;
+        }
         let Some(lease) = self.rtp.take() else { return };
         let (codec, dtmf_payload_type, remote) = match &self.negotiated {
             Some(n) => (
@@ -398,7 +416,11 @@ impl CallSession {
         &mut self,
         job: crate::media::MediaJob,
         request: crate::media::MediaRequest,
+        ctx: &mut Context<Self>,
     ) {
+        if self.media_start_at.is_some() {
+            self.start_media(ctx);
+        }
         match &self.media {
             Some(media) => media.send(MediaCommand::Start { job, request }),
             None => {
@@ -511,7 +533,7 @@ impl Handler<CallCommand> for CallSession {
             }
             CallCommand::Answer => self.answer(ctx),
             CallCommand::Hangup(cause) => self.hangup(cause, ctx),
-            CallCommand::Media { job, request } => self.on_media_command(job, request),
+            CallCommand::Media { job, request } => self.on_media_command(job, request, ctx),
             CallCommand::StopMedia { job } => {
                 if let Some(media) = &self.media {
                     media.send(MediaCommand::Stop { job });

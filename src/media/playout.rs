@@ -12,50 +12,64 @@ use super::request::MediaJob;
 /// Samples per 20 ms frame at 8 kHz.
 pub const FRAME_SAMPLES: usize = 160;
 
-/// A prompt (or several, back to back) encoded for the call's codec.
+/// A prompt (or several, back to back), encoded frame by frame from the shared decoded audio:
+/// a call playing a cached prompt holds no copy of it.
 pub struct Playback {
     pub job: MediaJob,
     pub stop_on_digit: bool,
-    encoded: Vec<u8>,
-    position: usize,
-    silence: u8,
+    audio: Vec<Arc<[i16]>>,
+    part: usize,
+    offset: usize,
+    played: usize,
+    total: usize,
+    codec: Codec,
 }
 
 impl Playback {
     pub fn new(job: MediaJob, audio: &[Arc<[i16]>], codec: Codec, stop_on_digit: bool) -> Self {
-        let total: usize = audio.iter().map(|a| a.len()).sum();
-        let mut encoded = Vec::with_capacity(total);
-        for part in audio {
-            codec.encode(part, &mut encoded);
-        }
         Playback {
             job,
             stop_on_digit,
-            encoded,
-            position: 0,
-            silence: codec.silence(),
+            total: audio.iter().map(|a| a.len()).sum(),
+            audio: audio.to_vec(),
+            part: 0,
+            offset: 0,
+            played: 0,
+            codec,
         }
     }
 
-    /// The next 20 ms frame (the last one padded with silence); `None` when all was sent.
+    /// Encodes the next 20 ms frame into `frame` (the last one padded with silence); false when
+    /// everything was sent.
     pub fn next_frame(&mut self, frame: &mut Vec<u8>) -> bool {
-        if self.position >= self.encoded.len() {
+        if self.played >= self.total {
             return false;
         }
-        let end = (self.position + FRAME_SAMPLES).min(self.encoded.len());
         frame.clear();
-        frame.extend_from_slice(&self.encoded[self.position..end]);
-        frame.resize(FRAME_SAMPLES, self.silence);
-        self.position = end;
+        while frame.len() < FRAME_SAMPLES {
+            let Some(part) = self.audio.get(self.part) else {
+                break;
+            };
+            let take = (FRAME_SAMPLES - frame.len()).min(part.len() - self.offset);
+            self.codec
+                .encode(&part[self.offset..self.offset + take], frame);
+            self.offset += take;
+            self.played += take;
+            if self.offset == part.len() {
+                self.part += 1;
+                self.offset = 0;
+            }
+        }
+        frame.resize(FRAME_SAMPLES, self.codec.silence());
         true
     }
 
     pub fn played_ms(&self) -> u64 {
-        (self.position / 8) as u64
+        (self.played / 8) as u64
     }
 
     pub fn total_ms(&self) -> u64 {
-        (self.encoded.len() / 8) as u64
+        (self.total / 8) as u64
     }
 }
 
@@ -150,12 +164,22 @@ mod tests {
     #[test]
     fn playback_frames_and_padding() {
         let audio: Arc<[i16]> = vec![1000i16; 400].into();
-        let mut p = Playback::new(MediaJob(1), &[audio.clone(), audio], Codec::Pcmu, false);
+        let empty: Arc<[i16]> = Vec::new().into();
+        let mut p = Playback::new(
+            MediaJob(1),
+            &[audio.clone(), empty, audio],
+            Codec::Pcmu,
+            false,
+        );
         assert_eq!(p.total_ms(), 100);
         let mut frame = Vec::new();
         let mut frames = 0;
         while p.next_frame(&mut frame) {
             assert_eq!(frame.len(), FRAME_SAMPLES);
+            // Frames spanning two parts are whole: no silence inside the prompt.
+            assert!(frame
+                .iter()
+                .all(|b| *b == crate::media::g711::ulaw_encode(1000)));
             frames += 1;
         }
         assert_eq!(frames, 5);

@@ -74,21 +74,29 @@ impl MediaHandle {
     }
 }
 
-/// Starts the media session on the current arbiter. The lease's socket goes back to the pool
-/// when the session ends.
+/// Datagrams read from the kernel's queue at start at most.
+const MAX_BACKLOG: usize = 512;
+
+/// Starts the media session on the current arbiter. Whatever the kernel queued on the socket
+/// since the answer is read first: digits in it count, its audio is stale. The lease's socket
+/// goes back to the pool when the session ends.
 pub fn spawn(mut lease: RtpLease, config: MediaConfig) -> Option<MediaHandle> {
     let socket = lease.take_socket()?;
-    let socket = match UdpSocket::from_std(socket) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::warn!(call_id = %config.call_id, error = %e, "cannot register RTP socket");
-            return None;
-        }
-    };
     let (tx, rx) = mpsc::unbounded_channel();
     actix_rt::spawn(async move {
+        let backlog = read_backlog(&socket);
+        let socket = match UdpSocket::from_std(socket) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(call_id = %config.call_id, error = %e, "cannot register RTP socket");
+                return;
+            }
+        };
         crate::metrics::media_session(true);
         let mut session = Session::new(config, socket);
+        for (datagram, from) in &backlog {
+            session.on_backlog(datagram, *from);
+        }
         session.run(rx).await;
         crate::metrics::media_session(false);
         if let Ok(std) = session.socket.into_std() {
@@ -96,6 +104,19 @@ pub fn spawn(mut lease: RtpLease, config: MediaConfig) -> Option<MediaHandle> {
         }
     });
     Some(MediaHandle { commands: tx })
+}
+
+/// What the kernel queued before the session started reading (the socket is non-blocking).
+fn read_backlog(socket: &std::net::UdpSocket) -> Vec<(Vec<u8>, SocketAddr)> {
+    let mut backlog = Vec::new();
+    let mut buffer = [0u8; RECEIVE_BUFFER];
+    while backlog.len() < MAX_BACKLOG {
+        match socket.recv_from(&mut buffer) {
+            Ok((n, from)) => backlog.push((buffer[..n].to_vec(), from)),
+            Err(_) => break,
+        }
+    }
+    backlog
 }
 
 pub(super) type Loading =

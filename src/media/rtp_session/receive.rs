@@ -9,6 +9,22 @@ use crate::media::request::{DigitSource, MediaEvent};
 use crate::media::rtp;
 
 impl Session {
+    /// A datagram queued before the session started reading: it may carry digits and shows
+    /// where the caller's RTP comes from, but its audio is stale (never echoed or recorded).
+    pub(super) fn on_backlog(&mut self, datagram: &[u8], from: SocketAddr) {
+        if rtp::parse(datagram)
+            .is_some_and(|(h, _)| Some(h.payload_type) == self.config.dtmf_payload_type)
+        {
+            self.on_datagram(datagram, from);
+        } else if rtp::parse(datagram).is_some() {
+            self.counters.received += 1;
+            if !self.latched {
+                self.remote = Some(from);
+                self.latched = true;
+            }
+        }
+    }
+
     pub(super) fn on_datagram(&mut self, datagram: &[u8], from: SocketAddr) {
         let Some((header, payload)) = rtp::parse(datagram) else {
             return;
