@@ -23,12 +23,19 @@ start_engine() {
   {"type": "sleep", "option": {"duration": 600000}},
   {"type": "hangup"}]}
 JSON
-  sed -e 's/^flow = "demo".*/flow = "hold"/' "$ROOT/config/default.toml" > "$WORK/config.toml"
+  launch_engine hold "${1:-100000}"
+}
+
+# launch_engine FLOW [max_activeflows]: the release engine with every number routed to FLOW (a
+# flow in $WORK/flows); prompts from $WORK/prompts, recordings and caches under $WORK.
+launch_engine() {
+  sed -e "s/^flow = \"demo\".*/flow = \"$1\"/" "$ROOT/config/default.toml" > "$WORK/config.toml"
   ulimit -n "$(ulimit -Hn)" || true
   ACTIVEFLOW_SIP_LISTEN=$ENGINE_SIP ACTIVEFLOW_API_LISTEN=$ENGINE_API \
   ACTIVEFLOW_METRICS_LISTEN=$ENGINE_METRICS ACTIVEFLOW_FLOWS_DIR="$WORK/flows" \
-  ACTIVEFLOW_MEDIA_RTP_PORTS=${RTP_PORTS:-20000-59999} \
-  ACTIVEFLOW_ENGINE_MAX_ACTIVEFLOWS=${1:-100000} RUST_LOG=warn \
+  ACTIVEFLOW_MEDIA_RTP_PORTS=${RTP_PORTS:-20000-59999} ACTIVEFLOW_MEDIA_PROMPTS_DIR="$WORK/prompts" \
+  ACTIVEFLOW_MEDIA_RECORDINGS_DIR="$WORK/recordings" ACTIVEFLOW_MEDIA_CACHE_DIR="$WORK/cache" \
+  ACTIVEFLOW_ENGINE_MAX_ACTIVEFLOWS=${2:-100000} RUST_LOG=warn \
     "$ROOT/target/release/activeflow" serve --config "$WORK/config.toml" 2>"$WORK/engine.log" &
   ENGINE_PID=$!
   for _ in $(seq 100); do

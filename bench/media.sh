@@ -29,18 +29,7 @@ cat > "$WORK/flows/play.json" <<'JSON'
   {"type": "play", "option": {"stream_urls": ["prompt.wav"]}},
   {"type": "hangup"}]}
 JSON
-sed -e 's/^flow = "demo".*/flow = "play"/' "$ROOT/config/default.toml" > "$WORK/config.toml"
-ulimit -n "$(ulimit -Hn)" || true
-ACTIVEFLOW_SIP_LISTEN=$ENGINE_SIP ACTIVEFLOW_API_LISTEN=$ENGINE_API \
-ACTIVEFLOW_METRICS_LISTEN=$ENGINE_METRICS ACTIVEFLOW_FLOWS_DIR="$WORK/flows" \
-ACTIVEFLOW_MEDIA_PROMPTS_DIR="$WORK/prompts" ACTIVEFLOW_MEDIA_RECORDINGS_DIR="$WORK/rec" \
-ACTIVEFLOW_MEDIA_CACHE_DIR="$WORK/cache" RUST_LOG=warn \
-  "$ROOT/target/release/activeflow" serve --config "$WORK/config.toml" 2>"$WORK/engine.log" &
-ENGINE_PID=$!
-for _ in $(seq 100); do
-  curl -sf "http://$ENGINE_API/readyz" >/dev/null 2>&1 && break
-  sleep 0.1
-done
+launch_engine play
 
 echo "== reference: $CALLS senders paced by tokio timers, same receiver"
 "$ROOT/target/release/examples/media_load" --reference "$CALLS" "$SECONDS_MEASURED"

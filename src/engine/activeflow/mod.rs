@@ -351,21 +351,20 @@ impl Handler<CallEvent> for Activeflow {
             return;
         }
         match event {
-            CallEvent::Digit { digit, .. } => return self.on_digit(digit, ctx),
-            CallEvent::MediaDone { job, result } => return self.on_media_done(job, result, ctx),
-            CallEvent::Answered { .. } => return,
-            CallEvent::Ended { .. } => {}
-        }
-        if let CallEvent::Ended { cause, .. } = event {
-            self.call_released = true;
-            let reason = match cause {
-                CallEndCause::AckTimeout => EndReason::AckTimeout,
-                CallEndCause::Failed => EndReason::Error,
-                CallEndCause::RemoteBye | CallEndCause::Cancelled | CallEndCause::Local => {
-                    EndReason::Hangup
-                }
-            };
-            self.end(reason, ctx);
+            CallEvent::Digit { digit, .. } => self.on_digit(digit, ctx),
+            CallEvent::MediaDone { job, result } => self.on_media_done(job, result, ctx),
+            CallEvent::Answered { .. } => {}
+            CallEvent::Ended { cause, .. } => {
+                self.call_released = true;
+                let reason = match cause {
+                    CallEndCause::AckTimeout => EndReason::AckTimeout,
+                    CallEndCause::Failed => EndReason::Error,
+                    CallEndCause::RemoteBye | CallEndCause::Cancelled | CallEndCause::Local => {
+                        EndReason::Hangup
+                    }
+                };
+                self.end(reason, ctx);
+            }
         }
     }
 }
