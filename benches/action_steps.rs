@@ -153,6 +153,7 @@ fn actor_steps(steps: u32, runs: usize) {
                 .send(StartActiveflow {
                     flow: flow.clone(),
                     variables: Variables::new(),
+                    parent: None,
                 })
                 .await
                 .unwrap()

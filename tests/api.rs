@@ -276,7 +276,7 @@ fn activeflows_started_over_the_api_list_page_and_stop() {
     assert_eq!((status, &merged["variables"]["extra"]), (200, &json!("1")));
     assert_eq!(merged["variables"]["greeting"], "hi n0");
 
-    // continue: nothing can be blocked (block is not supported yet) → 409.
+    // continue: it is sleeping, not waiting in a block action → 409.
     assert_eq!(
         http(
             e.api,
@@ -561,4 +561,140 @@ fn media_actions_are_validated_and_recordings_listed() {
     );
     let (status, _) = http(e.api, "GET", "/v1/recordings/not-a-uuid/file", None);
     assert_eq!(status, 404);
+}
+
+/// Polls `GET /v1/activeflows/{id}` until it has ended; returns it.
+fn ended_activeflow(e: &common::TestEngine, id: &str) -> Value {
+    for _ in 0..500 {
+        let (status, a) = http(e.api, "GET", &format!("/v1/activeflows/{id}"), None);
+        assert_eq!(status, 200, "{a}");
+        if a["status"] == "ended" {
+            return a;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("activeflow {id} did not end");
+}
+
+fn types(a: &Value) -> Vec<String> {
+    a["executed_actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["type"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn block_waits_for_continue_and_fetch_flow_pushes_a_registered_flow() {
+    let e = start(&[hold()], &[("*", "hold")], &[]);
+    let sub = flow(
+        "sub",
+        json!([{"type": "variable_set", "option": {"key": "x", "value": "from sub"}}]),
+    );
+    let (status, sub) = post(&e, "/v1/flows", &sub);
+    assert_eq!(status, 201, "{sub}");
+    let sub_id = sub["id"].as_str().unwrap();
+    let actions = json!([
+        {"type": "block"},
+        {"type": "fetch_flow", "option": {"flow_id": sub_id}},
+        {"type": "variable_set", "option": {"key": "y", "value": "after ${x}"}}
+    ]);
+    let (status, a) = post(&e, "/v1/activeflows", &json!({"actions": actions}));
+    assert_eq!(status, 201, "{a}");
+    let id = a["id"].as_str().unwrap().to_owned();
+    std::thread::sleep(Duration::from_millis(100));
+    let (_, still) = http(e.api, "GET", &format!("/v1/activeflows/{id}"), None);
+    assert_eq!(
+        (still["status"].as_str(), types(&still)),
+        (Some("running"), vec!["block".to_owned()])
+    );
+    let (status, resumed) = post(&e, &format!("/v1/activeflows/{id}/continue"), &json!({}));
+    assert_eq!(status, 200, "{resumed}");
+    let done = ended_activeflow(&e, &id);
+    assert_eq!(done["end_reason"], "completed", "{done}");
+    assert_eq!(
+        types(&done),
+        ["block", "fetch_flow", "variable_set", "variable_set"]
+    );
+    assert_eq!(done["executed_actions"][1]["result"]["flow_id"], sub_id);
+    let (_, vars) = http(
+        e.api,
+        "GET",
+        &format!("/v1/activeflows/{id}/variables"),
+        None,
+    );
+    assert_eq!(vars["variables"]["y"], "after from sub", "{vars}");
+    // Not blocked any more: 409; unknown: 404.
+    let (status, _) = post(&e, &format!("/v1/activeflows/{id}/continue"), &json!({}));
+    assert_eq!(status, 409);
+    let (status, _) = post(
+        &e,
+        "/v1/activeflows/00000000-0000-4000-8000-000000000000/continue",
+        &json!({}),
+    );
+    assert_eq!(status, 404);
+    // A running activeflow that is not in a block action: 409.
+    let (_, sleeping) = post(
+        &e,
+        "/v1/activeflows",
+        &json!({"actions": [{"type": "sleep", "option": {"duration": 60000}}]}),
+    );
+    let sleeping = sleeping["id"].as_str().unwrap();
+    let (status, err) = post(
+        &e,
+        &format!("/v1/activeflows/{sleeping}/continue"),
+        &json!({}),
+    );
+    assert_eq!(status, 409, "{err}");
+    assert!(err["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("not waiting in a block"));
+    // fetch_flow of a flow that does not exist: the activeflow ends with `error`, saying why.
+    let missing = json!([{"type": "fetch_flow", "option": {"flow_id": "00000000-0000-4000-8000-00000000dead"}}]);
+    let (_, a) = post(&e, "/v1/activeflows", &json!({"actions": missing}));
+    let failed = ended_activeflow(&e, a["id"].as_str().unwrap());
+    assert_eq!(failed["end_reason"], "error");
+    let why = failed["executed_actions"][0]["result"]["error"]
+        .as_str()
+        .unwrap();
+    assert!(why.contains("not found"), "{why}");
+}
+
+#[test]
+fn on_complete_flow_id_chains_children_at_most_five_deep() {
+    let e = start(&[hold()], &[("*", "hold")], &[]);
+    // A flow that names itself as its successor: the chain must stop at five activeflows.
+    let id = "7a7a7a7a-0000-4000-8000-000000000001";
+    let looping = json!({"id": id, "name": "again", "on_complete_flow_id": id, "actions": [
+        {"type": "variable_set", "option": {"key": "count", "value": "${count}x"}}]});
+    let (status, body) = post(&e, "/v1/flows", &looping);
+    assert_eq!(status, 201, "{body}");
+    let (status, first) = post(&e, "/v1/activeflows", &json!({"flow_id": "again"}));
+    assert_eq!(status, 201, "{first}");
+    e.wait_for("five chained activeflows", Duration::from_secs(10), |all| {
+        all.len() == 5 && all.iter().all(|a| a.end_reason.is_some())
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    let (_, list) = http(e.api, "GET", "/v1/activeflows", None);
+    let chain = list["result"].as_array().unwrap();
+    assert_eq!(chain.len(), 5, "no sixth activeflow: {list}");
+    // Newest first: each names the one before it; the first names none.
+    for w in chain.windows(2) {
+        assert_eq!(w[0]["reference_activeflow_id"], w[1]["id"]);
+    }
+    assert_eq!(chain[4]["id"], first["id"]);
+    assert!(chain[4]["reference_activeflow_id"].is_null());
+    let newest = chain[0]["id"].as_str().unwrap();
+    let (_, vars) = http(
+        e.api,
+        "GET",
+        &format!("/v1/activeflows/{newest}/variables"),
+        None,
+    );
+    assert_eq!(
+        vars["variables"]["count"], "xxxxx",
+        "variables are inherited: {vars}"
+    );
 }

@@ -8,8 +8,8 @@ use serde_json::json;
 use super::page::{page_response, PageQuery};
 use super::{ApiError, ApiState};
 use crate::engine::{
-    ActiveflowId, EndReason, GetVariables, MergeVariables, StartActiveflow, StartError, Status,
-    Stop,
+    ActiveflowId, Continue, ContinueError, EndReason, GetVariables, MergeVariables,
+    StartActiveflow, StartError, Status, Stop,
 };
 use crate::flow::{self, Action, Flow, FlowId, Variables};
 
@@ -87,6 +87,7 @@ pub(super) async fn create(
         .send(StartActiveflow {
             flow,
             variables: body.variables,
+            parent: None,
         })
         .await
         .map_err(|e| ApiError::Unavailable(format!("engine unavailable: {e}")))?;
@@ -165,24 +166,25 @@ pub(super) async fn delete(
 
 #[utoipa::path(operation_id = "activeflows_resume", post, path = "/v1/activeflows/{id}/continue", tag = "activeflows",
     params(("id" = String, Path, description = "activeflow id")),
-    responses((status = 409, description = "the activeflow is not waiting in a block action", body = serde_json::Value),
+    responses((status = 200, description = "the activeflow, resumed after its block action", body = serde_json::Value),
+              (status = 409, description = "the activeflow is not waiting in a block action, or ended", body = serde_json::Value),
               (status = 404, description = "unknown id", body = serde_json::Value)))]
 pub(super) async fn resume(
     state: web::Data<ApiState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let entry = entry(&state, &id)?;
-    // `block` is refused by validation until it is built, so nothing can be waiting in one.
-    let status = entry.record().status;
-    Err(ApiError::Conflict(format!(
-        "activeflow {} is {} and not waiting in a block action",
-        entry.record().id,
-        if status == Status::Running {
-            "running"
-        } else {
-            "ended"
-        }
-    )))
+    let id = entry.record().id;
+    // A send error means the actor is gone: it ended.
+    let resumed = entry
+        .addr
+        .send(Continue)
+        .await
+        .unwrap_or(Err(ContinueError::Ended));
+    match resumed {
+        Ok(()) => Ok(HttpResponse::Ok().json(entry.snapshot())),
+        Err(e) => Err(ApiError::Conflict(format!("activeflow {id} is {e}"))),
+    }
 }
 
 #[utoipa::path(operation_id = "activeflows_get_variables", get, path = "/v1/activeflows/{id}/variables", tag = "activeflows",

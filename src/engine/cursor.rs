@@ -10,7 +10,7 @@ use crate::flow::{find_action, Action, ActionId, Flow};
 /// An action list shared, never copied: a registered flow's, or one pushed by fetch.
 enum Actions {
     Flow(Arc<Flow>),
-    #[allow(dead_code)] // pushed by fetch / fetch_flow, which arrive with the integrations issue
+    #[allow(dead_code)] // pushed by `fetch`, which arrives with the integrations issue
     List(Arc<Vec<Action>>),
 }
 
@@ -89,16 +89,22 @@ impl Cursor {
         Ok(())
     }
 
-    /// Pushes a sub-stack; its actions run next.
-    #[allow(dead_code)] // used by fetch / fetch_flow, which arrive with the integrations issue
+    /// Pushes an action list as a sub-stack; its actions run next.
+    #[allow(dead_code)] // used by `fetch`, which arrives with the integrations issue
     pub(crate) fn push(&mut self, actions: Arc<Vec<Action>>) -> Result<(), CursorError> {
+        self.push_stack(Actions::List(actions))
+    }
+
+    /// Pushes a registered flow's actions as a sub-stack (`fetch_flow`), shared, not copied.
+    pub(crate) fn push_flow(&mut self, flow: Arc<Flow>) -> Result<(), CursorError> {
+        self.push_stack(Actions::Flow(flow))
+    }
+
+    fn push_stack(&mut self, actions: Actions) -> Result<(), CursorError> {
         if self.stacks.len() >= MAX_STACK_DEPTH {
             return Err(CursorError::TooDeep);
         }
-        self.stacks.push(Stack {
-            actions: Actions::List(actions),
-            next: 0,
-        });
+        self.stacks.push(Stack { actions, next: 0 });
         Ok(())
     }
 }

@@ -27,6 +27,10 @@ pub enum Step {
     AwaitMedia,
     /// Collect digits until the length, a terminating key or the timeout, then `Next`.
     AwaitDigits(DigitsReceive),
+    /// Wait for an operator's `continue`, then `Next`.
+    Block,
+    /// Push the actions of the flow with this id (or name) as a sub-stack.
+    PushFlow(String),
     /// The activeflow ends.
     End(crate::engine::EndReason),
 }
@@ -206,6 +210,8 @@ pub fn execute(
             media(state, MediaRequest::StartRecording(request))?.with_result(result)
         }
         ActionKind::RecordingStop => media(state, MediaRequest::StopRecording)?,
+        ActionKind::Block => Outcome::step(Step::Block),
+        ActionKind::FetchFlow { flow_id } => Outcome::step(Step::PushFlow(flow_id.clone())),
     })
 }
 

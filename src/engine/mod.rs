@@ -12,12 +12,14 @@ pub mod registry;
 pub mod routes;
 pub mod supervisor;
 
-pub use activeflow::{Activeflow, GetVariables, MergeVariables, Stop};
+pub use activeflow::{Activeflow, Continue, ContinueError, GetVariables, MergeVariables, Stop};
 pub use id::ActiveflowId;
 pub use record::{ActiveflowRecord, EndReason, ExecutedAction, ReferenceType, Status};
 pub use registry::ActiveflowRegistry;
 pub use routes::RouteTable;
-pub use supervisor::{Drain, StartActiveflow, StartError, StopAll, Supervisor, Supervisors};
+pub use supervisor::{
+    Drain, Parent, StartActiveflow, StartError, StopAll, Supervisor, Supervisors,
+};
 
 /// Engine limits taken from `[engine]`.
 #[derive(Debug, Clone, Copy)]
@@ -28,3 +30,5 @@ pub struct EngineLimits {
 
 /// Nested stacks (`fetch`, `fetch_flow`) allowed per activeflow (DESIGN §4).
 pub const MAX_STACK_DEPTH: usize = 100;
+/// Activeflows one `on_complete_flow_id` chain may hold, the first included (DESIGN §4).
+pub const MAX_CHAIN_DEPTH: u8 = 5;

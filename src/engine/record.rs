@@ -90,6 +90,8 @@ pub struct ActiveflowRecord {
     pub end_reason: Option<EndReason>,
     pub reference_type: ReferenceType,
     pub reference_id: String,
+    /// The activeflow whose `on_complete_flow_id` started this one.
+    pub reference_activeflow_id: Option<ActiveflowId>,
     pub current_action: Option<Action>,
     pub executed_actions: Vec<ExecutedAction>,
     pub tm_create: String,

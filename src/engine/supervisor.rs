@@ -17,12 +17,35 @@ use super::{
 use crate::call::{CallCommand, CallOffer};
 use crate::flow::{self, Flow, FlowStore, Variables};
 
-/// Start an activeflow without a call (`POST /v1/activeflows`, reference type `api`).
+/// Start an activeflow without a call: over the API (reference type `api`), or as the next
+/// flow of a completed one (`on_complete_flow_id`, `parent` set).
 #[derive(Message)]
 #[rtype(result = "Result<ActiveflowId, StartError>")]
 pub struct StartActiveflow {
     pub flow: Arc<Flow>,
     pub variables: Variables,
+    pub parent: Option<Parent>,
+}
+
+/// The activeflow an `on_complete_flow_id` chain continues.
+#[derive(Debug, Clone)]
+pub struct Parent {
+    pub id: ActiveflowId,
+    pub reference_type: ReferenceType,
+    pub reference_id: String,
+    /// The parent's position in its chain (1 = started by a call or the API).
+    pub depth: u8,
+}
+
+/// What an activeflow actor reaches beyond its own record: registered flows (`fetch_flow`) and
+/// a supervisor to start its `on_complete_flow_id` successor.
+#[derive(Clone)]
+pub(crate) struct Links {
+    pub(crate) flows: Arc<FlowStore>,
+    pub(crate) supervisor: Recipient<StartActiveflow>,
+    /// Position in an `on_complete_flow_id` chain (1 = started by a call or the API).
+    pub(crate) depth: u8,
+    pub(crate) limits: EngineLimits,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -69,6 +92,15 @@ impl Supervisor {
         }
     }
 
+    fn links(&self, ctx: &Context<Self>, depth: u8) -> Links {
+        Links {
+            flows: self.flows.clone(),
+            supervisor: ctx.address().recipient(),
+            depth,
+            limits: self.limits,
+        }
+    }
+
     fn admit(&self, offer: &CallOffer) -> Result<Arc<Flow>, u16> {
         if self.draining || self.registry.running() >= self.limits.max_activeflows {
             return Err(503);
@@ -91,7 +123,7 @@ impl Supervised for Supervisor {
 impl Handler<CallOffer> for Supervisor {
     type Result = ();
 
-    fn handle(&mut self, offer: CallOffer, _ctx: &mut Self::Context) {
+    fn handle(&mut self, offer: CallOffer, ctx: &mut Self::Context) {
         let flow = match self.admit(&offer) {
             Ok(f) => f,
             Err(status) => {
@@ -113,6 +145,7 @@ impl Handler<CallOffer> for Supervisor {
             &flow,
             ReferenceType::Call,
             offer.call_id.to_string(),
+            None,
             &mut variables,
         );
         let call = CallLink {
@@ -125,7 +158,7 @@ impl Handler<CallOffer> for Supervisor {
             record,
             flow,
             variables,
-            self.limits,
+            self.links(ctx, 1),
             Some(call),
         );
     }
@@ -134,7 +167,7 @@ impl Handler<CallOffer> for Supervisor {
 impl Handler<StartActiveflow> for Supervisor {
     type Result = Result<ActiveflowId, StartError>;
 
-    fn handle(&mut self, msg: StartActiveflow, _ctx: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, msg: StartActiveflow, ctx: &mut Self::Context) -> Self::Result {
         if self.draining {
             return Err(StartError::Draining);
         }
@@ -144,12 +177,17 @@ impl Handler<StartActiveflow> for Supervisor {
         }
         let id = ActiveflowId::new();
         let mut variables = msg.variables;
+        let (reference_type, reference_id, depth) = match &msg.parent {
+            Some(p) => (p.reference_type, p.reference_id.clone(), p.depth + 1),
+            None => (ReferenceType::Api, String::new(), 1),
+        };
         let record = new_record(
             &self.registry,
             id,
             &msg.flow,
-            ReferenceType::Api,
-            String::new(),
+            reference_type,
+            reference_id,
+            msg.parent.map(|p| p.id),
             &mut variables,
         );
         Ok(spawn(
@@ -158,7 +196,7 @@ impl Handler<StartActiveflow> for Supervisor {
             record,
             msg.flow,
             variables,
-            self.limits,
+            self.links(ctx, depth),
             None,
         ))
     }
@@ -191,6 +229,7 @@ pub(crate) fn new_record(
     flow: &Flow,
     reference_type: ReferenceType,
     reference_id: String,
+    reference_activeflow_id: Option<ActiveflowId>,
     variables: &mut Variables,
 ) -> Arc<Mutex<ActiveflowRecord>> {
     variables.set(flow::ACTIVEFLOW_ID, id.to_string());
@@ -205,6 +244,7 @@ pub(crate) fn new_record(
         end_reason: None,
         reference_type,
         reference_id,
+        reference_activeflow_id,
         current_action: None,
         executed_actions: Vec::new(),
         tm_create: now.clone(),
@@ -222,7 +262,7 @@ pub(crate) fn spawn(
     record: Arc<Mutex<ActiveflowRecord>>,
     flow: Arc<Flow>,
     variables: Variables,
-    limits: EngineLimits,
+    links: Links,
     call: Option<CallLink>,
 ) -> ActiveflowId {
     let id = super::registry::lock(&record).id;
@@ -230,7 +270,7 @@ pub(crate) fn spawn(
     let reg = registry.clone();
     let rec = record.clone();
     let addr = Activeflow::start_in_arbiter(arbiter, move |_| {
-        Activeflow::new(rec, reg, flow, variables, limits.max_execute_count, call)
+        Activeflow::new(rec, reg, flow, variables, links, call)
     });
     registry.insert(id, record, addr);
     id

@@ -51,6 +51,13 @@ pub enum ActionKind {
     Echo(Echo),
     RecordingStart(RecordingStart),
     RecordingStop,
+    /// Waits for `POST /v1/activeflows/{id}/continue`.
+    Block,
+    /// Pushes a registered flow's actions as a sub-stack.
+    FetchFlow {
+        /// The flow's id (or a `${...}` reference resolved when the action runs).
+        flow_id: String,
+    },
 }
 
 impl ActionKind {
@@ -105,6 +112,19 @@ impl ActionKind {
             "echo" => Self::Echo(Echo::from_opt(&o)?),
             "recording_start" => Self::RecordingStart(RecordingStart::from_opt(&o)?),
             "recording_stop" => Self::RecordingStop,
+            "block" => Self::Block,
+            "fetch_flow" => {
+                let flow_id = o.str_req("flow_id")?;
+                if !flow_id.contains("${") && flow_id.parse::<super::FlowId>().is_err() {
+                    return Err(FlowError::field(
+                        path("flow_id"),
+                        "must be a flow id (uuid)",
+                    ));
+                }
+                Self::FetchFlow {
+                    flow_id: flow_id.to_owned(),
+                }
+            }
             // Unreachable while SUPPORTED_TYPES and the arms agree; kept as
             // an error rather than a panic so a mismatch is reported.
             other => {
@@ -136,6 +156,8 @@ impl ActionKind {
             Self::Echo(_) => "echo",
             Self::RecordingStart(_) => "recording_start",
             Self::RecordingStop => "recording_stop",
+            Self::Block => "block",
+            Self::FetchFlow { .. } => "fetch_flow",
         }
     }
 
@@ -324,6 +346,18 @@ mod tests {
 
     #[test]
     fn type_errors() {
+        let k = ActionKind::parse("fetch_flow", &json!({"flow_id": T1})).unwrap();
+        assert_eq!(k, ActionKind::FetchFlow { flow_id: T1.into() });
+        assert_eq!(
+            field_of("fetch_flow", json!({"flow_id": "menu"})),
+            "option.flow_id"
+        );
+        assert_eq!(field_of("fetch_flow", json!({})), "option.flow_id");
+        assert!(ActionKind::parse("fetch_flow", &json!({"flow_id": "${next}"})).is_ok());
+        assert_eq!(
+            ActionKind::parse("block", &Value::Null).unwrap(),
+            ActionKind::Block
+        );
         let e = ActionKind::parse("connect", &json!({})).unwrap_err();
         assert_eq!(
             e.to_string(),

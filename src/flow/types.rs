@@ -20,6 +20,8 @@ pub const SUPPORTED_TYPES: &[&str] = &[
     "echo",
     "recording_start",
     "recording_stop",
+    "block",
+    "fetch_flow",
 ];
 
 /// VoIPBIN action types recognised but not implemented yet. Enabling one
@@ -28,9 +30,7 @@ pub const NOT_YET_SUPPORTED_TYPES: &[&str] = &[
     "connect",
     "message_send",
     "fetch",
-    "fetch_flow",
     "webhook_send",
-    "block",
     "conference_join",
     "queue_join",
     "external_media_start",

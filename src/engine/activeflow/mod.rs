@@ -10,14 +10,17 @@ use std::time::Instant;
 
 use actix::prelude::*;
 
+mod chain;
 mod waiting;
 
 use super::cursor::Cursor;
 use super::execute::{execute, CallRequest, ExecState, Outcome, Step};
 use super::record::timestamp;
 use super::registry::lock;
+use super::supervisor::{Links, Parent, StartActiveflow};
 use super::{
     ActiveflowId, ActiveflowRecord, ActiveflowRegistry, EndReason, ExecutedAction, Status,
+    MAX_CHAIN_DEPTH,
 };
 use crate::call::{CallCommand, CallEndCause, CallEvent, CallId, HangupCause};
 use crate::flow::{Action, ActionId, ActionKind, Flow, HangupReason, Variables};
@@ -43,6 +46,19 @@ pub struct MergeVariables(pub Variables);
 #[rtype(result = "Option<Variables>")]
 pub struct GetVariables;
 
+/// Resumes an activeflow waiting in a `block` action (`POST /v1/activeflows/{id}/continue`).
+#[derive(Message)]
+#[rtype(result = "Result<(), ContinueError>")]
+pub struct Continue;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ContinueError {
+    #[error("not waiting in a block action")]
+    NotBlocked,
+    #[error("already ended")]
+    Ended,
+}
+
 /// The call this activeflow drives.
 pub struct CallLink {
     pub id: CallId,
@@ -53,6 +69,9 @@ pub struct Activeflow {
     id: ActiveflowId,
     record: Arc<Mutex<ActiveflowRecord>>,
     registry: Arc<ActiveflowRegistry>,
+    /// The flow it was started with (its `on_complete_flow_id` names the successor).
+    flow: Arc<Flow>,
+    links: Links,
     cursor: Cursor,
     variables: Variables,
     goto_counts: HashMap<ActionId, u32>,
@@ -74,12 +93,12 @@ pub struct Activeflow {
 }
 
 impl Activeflow {
-    pub fn new(
+    pub(crate) fn new(
         record: Arc<Mutex<ActiveflowRecord>>,
         registry: Arc<ActiveflowRegistry>,
         flow: Arc<Flow>,
         variables: Variables,
-        max_execute_count: u32,
+        links: Links,
         call: Option<CallLink>,
     ) -> Self {
         let (id, reference_type) = {
@@ -90,11 +109,13 @@ impl Activeflow {
             id,
             record,
             registry,
-            cursor: Cursor::new(flow),
+            cursor: Cursor::new(flow.clone()),
+            flow,
+            max_execute_count: links.limits.max_execute_count,
+            links,
             variables,
             goto_counts: HashMap::new(),
             execute_count: 0,
-            max_execute_count,
             call,
             call_released: false,
             reference_type,
@@ -215,6 +236,21 @@ impl Activeflow {
                 // The call is already gone; its end event ends this activeflow.
                 None => action.next_id,
             },
+            Step::Block => {
+                self.awaiting = Some(Awaiting::Block {
+                    next: action.next_id,
+                });
+                return false;
+            }
+            Step::PushFlow(flow_id) => {
+                if let Err(e) = self.push_flow(&flow_id) {
+                    self.fail_current(e);
+                    self.end(EndReason::Error, ctx);
+                    return false;
+                }
+                // The pushed actions run next; `next_id` applies when they run out.
+                None
+            }
             Step::AwaitDigits(spec) => {
                 if !self.await_digits(spec, action.next_id, ctx) {
                     return false;
@@ -312,6 +348,9 @@ impl Activeflow {
         );
         self.registry.ended(self.id);
         crate::metrics::activeflow_ended(reason.as_str(), self.started_at.elapsed());
+        if matches!(reason, EndReason::Completed | EndReason::Hangup) {
+            self.start_successor();
+        }
         ctx.stop();
     }
 }
@@ -366,6 +405,22 @@ impl Handler<CallEvent> for Activeflow {
                 self.end(reason, ctx);
             }
         }
+    }
+}
+
+impl Handler<Continue> for Activeflow {
+    type Result = Result<(), ContinueError>;
+
+    fn handle(&mut self, _: Continue, ctx: &mut Self::Context) -> Self::Result {
+        if self.ended {
+            return Err(ContinueError::Ended);
+        }
+        let Some(Awaiting::Block { next }) = self.awaiting else {
+            return Err(ContinueError::NotBlocked);
+        };
+        self.awaiting = None;
+        self.resume(next, ctx);
+        Ok(())
     }
 }
 

@@ -25,6 +25,8 @@ pub(super) enum Awaiting {
         next: Option<ActionId>,
         timer: Option<SpawnHandle>,
     },
+    /// A `block` action, until an operator's `continue`.
+    Block { next: Option<ActionId> },
 }
 
 impl Activeflow {
@@ -110,24 +112,22 @@ impl Activeflow {
         self.awaiting = None;
         match result {
             Ok(value) => self.merge_result(value),
-            Err(e) => {
-                if let Some((kind, _)) = self.current {
-                    crate::metrics::action_failed(kind);
-                }
-                tracing::warn!(
-                    activeflow_id = %self.id,
-                    call_id = %self.call_id(),
-                    error = %e,
-                    "call action failed"
-                );
-                self.merge_result(json!({ "error": e.to_string() }));
-            }
+            Err(e) => self.fail_current(e),
         }
         self.resume(next, ctx);
     }
 
+    /// Records why the current action failed (in its `result` and the error counter).
+    pub(super) fn fail_current(&mut self, error: impl std::fmt::Display) {
+        if let Some((kind, _)) = self.current {
+            crate::metrics::action_failed(kind);
+        }
+        tracing::warn!(activeflow_id = %self.id, call_id = %self.call_id(), error = %error, "action failed");
+        self.merge_result(json!({ "error": error.to_string() }));
+    }
+
     /// Adds `value`'s fields to the `result` of the action being executed.
-    fn merge_result(&mut self, value: Value) {
+    pub(super) fn merge_result(&mut self, value: Value) {
         let mut record = lock(&self.record);
         let Some(last) = record.executed_actions.last_mut() else {
             return;
