@@ -155,13 +155,25 @@ pub async fn start(
         max_execute_count: raw.engine.max_execute_count,
     };
     let routes = Arc::new(RouteTable::new(&raw.routes));
+    let http =
+        crate::http::HttpClient::new(settings.http.clone()).map_err(|e| AppError::Start {
+            what: "http client",
+            source: std::io::Error::other(e.to_string()),
+        })?;
     // One supervisor shard per arbiter: a call's offer and its activeflow never leave the
     // thread of its call session.
     let shards: Vec<Addr<Supervisor>> = handles
         .iter()
         .map(|h| {
-            let (f, r, rt) = (flows.clone(), registry.clone(), routes.clone());
-            actix::Supervisor::start_in_arbiter(h, move |_| Supervisor::new(f, rt, r, limits))
+            let (f, r, rt, c) = (
+                flows.clone(),
+                registry.clone(),
+                routes.clone(),
+                http.clone(),
+            );
+            actix::Supervisor::start_in_arbiter(h, move |_| {
+                Supervisor::new(f, rt, r, limits, c.clone())
+            })
         })
         .collect();
     let supervisors = Arc::new(Supervisors::new(shards.clone()));
@@ -193,7 +205,8 @@ pub async fn start(
         prompts_dir: raw.media.prompts_dir.clone().into(),
         tts_command: raw.media.tts_command.clone(),
         cache_dir: raw.media.cache_dir.clone().into(),
-        fetch_timeout: Duration::from_secs(10),
+        fetch_timeout: settings.http.timeout,
+        http_policy: settings.http.clone(),
         max_download_bytes: 16 << 20,
         tts_timeout: Duration::from_secs(10),
     }));

@@ -43,6 +43,8 @@ pub struct Config {
     pub flows: FlowsConfig,
     pub storage: StorageConfig,
     #[serde(default)]
+    pub http: HttpConfig,
+    #[serde(default)]
     pub trunks: Vec<TrunkConfig>,
     #[serde(default)]
     pub routes: Vec<RouteConfig>,
@@ -108,6 +110,69 @@ pub struct ApiConfig {
 #[serde(deny_unknown_fields)]
 pub struct MetricsConfig {
     pub listen: String,
+}
+
+/// Where flows' HTTP may go, validated (`[http]`).
+#[derive(Debug, Clone)]
+pub struct HttpPolicy {
+    pub allow: Vec<Cidr>,
+    pub deny: Vec<Cidr>,
+    pub timeout: std::time::Duration,
+    pub max_response_bytes: usize,
+}
+
+impl HttpPolicy {
+    /// Anything goes (tests and tools); the config's default denies the operator's networks.
+    pub fn permissive(timeout: std::time::Duration, max_response_bytes: usize) -> Self {
+        HttpPolicy {
+            allow: Vec::new(),
+            deny: Vec::new(),
+            timeout,
+            max_response_bytes,
+        }
+    }
+
+    /// An address flows may connect to: in `allow`, or outside `deny`.
+    pub fn permits(&self, ip: IpAddr) -> bool {
+        self.allow.iter().any(|c| c.contains(ip)) || !self.deny.iter().any(|c| c.contains(ip))
+    }
+}
+
+/// Outgoing HTTP from flows (`fetch`, `webhook_send`, http(s) prompts).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    pub timeout_ms: u64,
+    pub max_response_bytes: usize,
+    /// Destinations (CIDRs) flows may reach even inside `deny`.
+    pub allow: Vec<String>,
+    /// Destinations flows may not reach: by default loopback, private, link-local and
+    /// carrier-grade NAT ranges, so a flow cannot probe the operator's own network.
+    pub deny: Vec<String>,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            timeout_ms: 10_000,
+            max_response_bytes: 1 << 20,
+            allow: Vec::new(),
+            deny: [
+                "0.0.0.0/8",
+                "10.0.0.0/8",
+                "100.64.0.0/10",
+                "127.0.0.0/8",
+                "169.254.0.0/16",
+                "172.16.0.0/12",
+                "192.168.0.0/16",
+                "::1/128",
+                "fc00::/7",
+                "fe80::/10",
+            ]
+            .map(String::from)
+            .to_vec(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -284,6 +349,7 @@ pub struct Settings {
     pub metrics_listen: SocketAddr,
     pub trunks: Vec<Trunk>,
     pub flows_dir: PathBuf,
+    pub http: HttpPolicy,
 }
 
 impl Config {
@@ -411,7 +477,23 @@ impl Config {
             }
         }
         let flows_dir = PathBuf::from(&self.flows.dir);
+        let cidrs = |key: &str, list: &[String]| {
+            list.iter()
+                .enumerate()
+                .map(|(i, c)| c.parse().map_err(|m| invalid(format!("{key}[{i}]"), m)))
+                .collect::<Result<Vec<Cidr>, _>>()
+        };
+        if self.http.timeout_ms == 0 {
+            return Err(invalid("http.timeout_ms", "must be at least 1"));
+        }
+        let http = HttpPolicy {
+            allow: cidrs("http.allow", &self.http.allow)?,
+            deny: cidrs("http.deny", &self.http.deny)?,
+            timeout: std::time::Duration::from_millis(self.http.timeout_ms),
+            max_response_bytes: self.http.max_response_bytes,
+        };
         Ok(Settings {
+            http,
             sip_listen,
             public_address,
             rtp_ports,
@@ -468,6 +550,15 @@ fn apply_override(
             }
             toml::Value::String(value.to_string())
         }
+        // Lists are comma-separated: ACTIVEFLOW_HTTP_ALLOW=127.0.0.1/32,10.1.0.0/16.
+        Some(toml::Value::Array(_)) => toml::Value::Array(
+            value
+                .split(',')
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(|v| toml::Value::String(v.to_owned()))
+                .collect(),
+        ),
         Some(_) => return Err(invalid(var, "this key cannot be set from the environment")),
     };
     section_table.insert(key.to_string(), new_value);
@@ -508,6 +599,29 @@ mod tests {
         .unwrap();
         assert_eq!(c.sip.listen, "127.0.0.1:5070");
         assert_eq!(c.engine.max_activeflows, 7);
+    }
+
+    #[test]
+    fn http_lists_from_the_environment_and_the_default_policy() {
+        let c = Config::from_toml_with_env(
+            DEFAULT_TOML,
+            env(&[("ACTIVEFLOW_HTTP_ALLOW", "127.0.0.1/32, 10.1.0.0/16")]),
+        )
+        .unwrap();
+        assert_eq!(c.http.allow, ["127.0.0.1/32", "10.1.0.0/16"]);
+        let policy = c.validate().unwrap().http;
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert!(policy.permits(ip("127.0.0.1")) && policy.permits(ip("10.1.2.3")));
+        assert!(!policy.permits(ip("127.0.0.2")) && !policy.permits(ip("192.168.1.1")));
+        assert!(policy.permits(ip("8.8.8.8")) && !policy.permits(ip("::1")));
+        let e = Config::from_toml_with_env(
+            DEFAULT_TOML,
+            env(&[("ACTIVEFLOW_HTTP_DENY", "10.0.0.0/99")]),
+        )
+        .unwrap()
+        .validate()
+        .unwrap_err();
+        assert!(e.to_string().contains("http.deny[0]"), "{e}");
     }
 
     #[test]

@@ -22,6 +22,8 @@
 //! - [`call`]: the call-session actor (one per SIP dialog), the dispatcher that feeds it, the call
 //!   registry and the overload guard; turns SIP into `CallEvent`s sent to a `Recipient`, never
 //!   importing `engine`.
+//! - [`http`]: flows' outgoing HTTP with timeouts, size limits and the `[http]` destination
+//!   policy enforced on every resolved address and redirect.
 //! - [`flow`]: flow/action model, validation, variables, flow store. Imports none of the others.
 //! - [`engine`]: the supervisor actor (one shard per arbiter), one activeflow actor per
 //!   activeflow, action execution, the shared activeflow registry. Knows no HTTP.
@@ -39,6 +41,7 @@ pub mod clock;
 pub mod config;
 pub mod engine;
 pub mod flow;
+pub mod http;
 pub mod media;
 pub mod metrics;
 pub mod paging;

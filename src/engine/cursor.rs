@@ -10,7 +10,6 @@ use crate::flow::{find_action, Action, ActionId, Flow};
 /// An action list shared, never copied: a registered flow's, or one pushed by fetch.
 enum Actions {
     Flow(Arc<Flow>),
-    #[allow(dead_code)] // pushed by `fetch`, which arrives with the integrations issue
     List(Arc<Vec<Action>>),
 }
 
@@ -90,7 +89,6 @@ impl Cursor {
     }
 
     /// Pushes an action list as a sub-stack; its actions run next.
-    #[allow(dead_code)] // used by `fetch`, which arrives with the integrations issue
     pub(crate) fn push(&mut self, actions: Arc<Vec<Action>>) -> Result<(), CursorError> {
         self.push_stack(Actions::List(actions))
     }

@@ -31,6 +31,10 @@ pub enum Step {
     Block,
     /// Push the actions of the flow with this id (or name) as a sub-stack.
     PushFlow(String),
+    /// Ask an HTTP server for actions and push them as a sub-stack.
+    Fetch(crate::flow::integration::Fetch),
+    /// Send a webhook (waiting for the answer when `sync`), then `Next`.
+    Webhook(crate::flow::integration::WebhookSend),
     /// The activeflow ends.
     End(crate::engine::EndReason),
 }
@@ -212,6 +216,8 @@ pub fn execute(
         ActionKind::RecordingStop => media(state, MediaRequest::StopRecording)?,
         ActionKind::Block => Outcome::step(Step::Block),
         ActionKind::FetchFlow { flow_id } => Outcome::step(Step::PushFlow(flow_id.clone())),
+        ActionKind::Fetch(f) => Outcome::step(Step::Fetch(f.clone())),
+        ActionKind::WebhookSend(w) => Outcome::step(Step::Webhook(w.clone())),
     })
 }
 

@@ -16,6 +16,7 @@ use super::{
 };
 use crate::call::{CallCommand, CallOffer};
 use crate::flow::{self, Flow, FlowStore, Variables};
+use crate::http::HttpClient;
 
 /// Start an activeflow without a call: over the API (reference type `api`), or as the next
 /// flow of a completed one (`on_complete_flow_id`, `parent` set).
@@ -46,6 +47,8 @@ pub(crate) struct Links {
     /// Position in an `on_complete_flow_id` chain (1 = started by a call or the API).
     pub(crate) depth: u8,
     pub(crate) limits: EngineLimits,
+    /// `fetch` and `webhook_send` go through it (timeouts, size limit, `[http]` policy).
+    pub(crate) http: HttpClient,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -73,6 +76,7 @@ pub struct Supervisor {
     routes: Arc<RouteTable>,
     registry: Arc<ActiveflowRegistry>,
     limits: EngineLimits,
+    http: HttpClient,
     draining: bool,
 }
 
@@ -82,12 +86,14 @@ impl Supervisor {
         routes: Arc<RouteTable>,
         registry: Arc<ActiveflowRegistry>,
         limits: EngineLimits,
+        http: HttpClient,
     ) -> Self {
         Supervisor {
             flows,
             routes,
             registry,
             limits,
+            http,
             draining: false,
         }
     }
@@ -98,6 +104,7 @@ impl Supervisor {
             supervisor: ctx.address().recipient(),
             depth,
             limits: self.limits,
+            http: self.http.clone(),
         }
     }
 

@@ -10,6 +10,7 @@ use super::condition::{ConditionDatetime, ConditionVariable};
 use super::error::FlowError;
 use super::hangup::HangupReason;
 use super::id::ActionId;
+use super::integration::{Fetch, WebhookSend};
 use super::media::{self, DigitsReceive, DigitsSend, Echo, Play, RecordingStart, Talk};
 use super::options::{parse_action_id, path, Opt};
 use super::types::{NOT_YET_SUPPORTED_TYPES, SUPPORTED_TYPES};
@@ -53,6 +54,9 @@ pub enum ActionKind {
     RecordingStop,
     /// Waits for `POST /v1/activeflows/{id}/continue`.
     Block,
+    /// Asks an HTTP server for actions and pushes them as a sub-stack.
+    Fetch(Fetch),
+    WebhookSend(WebhookSend),
     /// Pushes a registered flow's actions as a sub-stack.
     FetchFlow {
         /// The flow's id (or a `${...}` reference resolved when the action runs).
@@ -113,6 +117,8 @@ impl ActionKind {
             "recording_start" => Self::RecordingStart(RecordingStart::from_opt(&o)?),
             "recording_stop" => Self::RecordingStop,
             "block" => Self::Block,
+            "fetch" => Self::Fetch(Fetch::from_opt(&o)?),
+            "webhook_send" => Self::WebhookSend(WebhookSend::from_opt(&o)?),
             "fetch_flow" => {
                 let flow_id = o.str_req("flow_id")?;
                 if !flow_id.contains("${") && flow_id.parse::<super::FlowId>().is_err() {
@@ -157,6 +163,8 @@ impl ActionKind {
             Self::RecordingStart(_) => "recording_start",
             Self::RecordingStop => "recording_stop",
             Self::Block => "block",
+            Self::Fetch(_) => "fetch",
+            Self::WebhookSend(_) => "webhook_send",
             Self::FetchFlow { .. } => "fetch_flow",
         }
     }

@@ -7,6 +7,7 @@ pub mod condition;
 pub mod error;
 pub mod hangup;
 pub mod id;
+pub mod integration;
 pub mod media;
 pub mod model;
 mod options;

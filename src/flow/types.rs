@@ -22,6 +22,8 @@ pub const SUPPORTED_TYPES: &[&str] = &[
     "recording_stop",
     "block",
     "fetch_flow",
+    "fetch",
+    "webhook_send",
 ];
 
 /// VoIPBIN action types recognised but not implemented yet. Enabling one
@@ -29,8 +31,6 @@ pub const SUPPORTED_TYPES: &[&str] = &[
 pub const NOT_YET_SUPPORTED_TYPES: &[&str] = &[
     "connect",
     "message_send",
-    "fetch",
-    "webhook_send",
     "conference_join",
     "queue_join",
     "external_media_start",

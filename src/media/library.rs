@@ -42,6 +42,8 @@ pub struct LibraryConfig {
     /// Where TTS output files are kept (created if missing).
     pub cache_dir: PathBuf,
     pub fetch_timeout: Duration,
+    /// Where http(s) prompts may come from (`[http]`); its timeout is `fetch_timeout`.
+    pub http_policy: crate::config::HttpPolicy,
     pub max_download_bytes: usize,
     pub tts_timeout: Duration,
 }
@@ -54,6 +56,7 @@ impl LibraryConfig {
             tts_command: DEFAULT_TTS_COMMAND.to_owned(),
             cache_dir,
             fetch_timeout: Duration::from_secs(10),
+            http_policy: crate::config::HttpPolicy::permissive(Duration::from_secs(10), 0),
             max_download_bytes: 16 * 1024 * 1024,
             tts_timeout: Duration::from_secs(10),
         }
@@ -81,7 +84,11 @@ impl std::fmt::Debug for AudioLibrary {
 
 impl AudioLibrary {
     pub fn new(config: LibraryConfig) -> Self {
-        let http = fetch::client(config.fetch_timeout).map_err(|e| {
+        let policy = Arc::new(crate::config::HttpPolicy {
+            timeout: config.fetch_timeout,
+            ..config.http_policy.clone()
+        });
+        let http = crate::http::build_client(&policy).map_err(|e| {
             tracing::error!(error = %e, "cannot build the HTTP client; http(s) prompts will fail");
             Arc::new(e)
         });
@@ -152,6 +159,14 @@ impl AudioLibrary {
             url: url.to_owned(),
             source: Arc::clone(e),
         })?;
+        let literal_ok = reqwest::Url::parse(url)
+            .map(|u| crate::http::literal_host_permitted(&self.config.http_policy, &u))
+            .unwrap_or(true);
+        if !literal_ok {
+            return Err(AudioError::Denied {
+                url: url.to_owned(),
+            });
+        }
         let body = fetch::fetch(
             client,
             url,

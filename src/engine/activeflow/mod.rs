@@ -11,6 +11,7 @@ use std::time::Instant;
 use actix::prelude::*;
 
 mod chain;
+mod http;
 mod waiting;
 
 use super::cursor::Cursor;
@@ -241,6 +242,16 @@ impl Activeflow {
                     next: action.next_id,
                 });
                 return false;
+            }
+            Step::Fetch(fetch) => {
+                self.start_fetch(fetch, action.next_id, ctx);
+                return false;
+            }
+            Step::Webhook(hook) => {
+                if !self.start_webhook(hook, action.next_id, ctx) {
+                    return false;
+                }
+                action.next_id
             }
             Step::PushFlow(flow_id) => {
                 if let Err(e) = self.push_flow(&flow_id) {

@@ -27,6 +27,8 @@ pub(super) enum Awaiting {
     },
     /// A `block` action, until an operator's `continue`.
     Block { next: Option<ActionId> },
+    /// `fetch`, or a `webhook_send` with `sync`, until the HTTP exchange ends.
+    Http { next: Option<ActionId> },
 }
 
 impl Activeflow {

@@ -51,6 +51,8 @@ pub enum AudioError {
         #[source]
         source: reqwest::Error,
     },
+    #[error("{url}: destination not allowed by the [http] policy")]
+    Denied { url: String },
     #[error("fetching {url} timed out after {timeout:?}")]
     FetchTimeout { url: String, timeout: Duration },
     #[error("fetching {url} returned HTTP {status}")]

@@ -1,21 +1,10 @@
-//! Fetching http(s) prompts: one shared client with connect and total timeouts and at most three
-//! redirects; the body is streamed and abandoned at the size limit. Returns bytes only: decoding
-//! and caching are the library's.
+//! Fetching http(s) prompts with the shared client (`crate::http`: timeouts, the `[http]`
+//! destination policy, at most three redirects); the body is streamed and abandoned at the size
+//! limit. Returns bytes only: decoding and caching are the library's.
 
 use std::time::Duration;
 
 use super::AudioError;
-
-/// Builds the shared client. No connection pool: each prompt is fetched once and then cached, and
-/// an idle pooled connection would stay tied to the runtime (actix arbiter) that opened it.
-pub(super) fn client(timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
-    reqwest::Client::builder()
-        .connect_timeout(timeout)
-        .timeout(timeout)
-        .redirect(reqwest::redirect::Policy::limited(3))
-        .pool_max_idle_per_host(0)
-        .build()
-}
 
 /// GETs `url` and returns its body, refusing non-2xx answers and bodies over `limit` bytes.
 pub(super) async fn fetch(
@@ -25,7 +14,11 @@ pub(super) async fn fetch(
     timeout: Duration,
 ) -> Result<Vec<u8>, AudioError> {
     let failed = |source: reqwest::Error| {
-        if source.is_timeout() {
+        if crate::http::is_denied(&source) {
+            AudioError::Denied {
+                url: url.to_owned(),
+            }
+        } else if source.is_timeout() {
             AudioError::FetchTimeout {
                 url: url.to_owned(),
                 timeout,

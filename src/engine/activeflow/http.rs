@@ -1,0 +1,202 @@
+//! The activeflow's HTTP actions. `fetch` asks a server for actions (a JSON list, or an object
+//! with `actions`), validates them and pushes them as a sub-stack; any failure ends the activeflow
+//! with `error`, since the flow has nothing to go on with. `webhook_send` retries 5xx answers and
+//! connection failures with backoff; `sync` waits for the outcome, otherwise the flow goes on at
+//! once. A webhook that fails is an action error, not the end of the flow.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use serde_json::{json, Value};
+
+use super::waiting::Awaiting;
+use super::Activeflow;
+use crate::engine::EndReason;
+use crate::flow::integration::{Fetch, HttpMethod, WebhookSend};
+use crate::flow::{Action, ActionId};
+use crate::http::{HttpClient, HttpError, Response};
+
+/// Attempts of one webhook: the first and two retries.
+const WEBHOOK_ATTEMPTS: u32 = 3;
+/// Wait before the first retry; doubled before each next one.
+const WEBHOOK_BACKOFF: Duration = Duration::from_millis(500);
+
+/// Why `fetch` produced no actions.
+#[derive(Debug, thiserror::Error)]
+enum FetchError {
+    #[error(transparent)]
+    Http(#[from] HttpError),
+    #[error("{url} answered HTTP {status}")]
+    Status { url: String, status: u16 },
+    #[error("{url} did not answer a JSON action list: {message}")]
+    NotActions { url: String, message: String },
+    #[error("{url} answered invalid actions: {message}")]
+    Invalid { url: String, message: String },
+    #[error(transparent)]
+    Stack(#[from] crate::engine::cursor::CursorError),
+}
+
+fn method(m: HttpMethod) -> reqwest::Method {
+    match m {
+        HttpMethod::Get => reqwest::Method::GET,
+        HttpMethod::Post => reqwest::Method::POST,
+        HttpMethod::Put => reqwest::Method::PUT,
+        HttpMethod::Patch => reqwest::Method::PATCH,
+        HttpMethod::Delete => reqwest::Method::DELETE,
+    }
+}
+
+impl Activeflow {
+    /// Starts `fetch`; the activeflow waits for the answer.
+    pub(super) fn start_fetch(
+        &mut self,
+        fetch: Fetch,
+        next: Option<ActionId>,
+        ctx: &mut Context<Self>,
+    ) {
+        let client = self.links.http.clone();
+        let body = (fetch.event_method == HttpMethod::Post).then(|| {
+            let payload = json!({ "activeflow_id": self.id, "variables": self.variables });
+            ("application/json", payload.to_string().into_bytes())
+        });
+        self.awaiting = Some(Awaiting::Http { next });
+        let url = fetch.event_url;
+        let request = async move {
+            let response = client.send(method(fetch.event_method), &url, body).await;
+            parse_actions(&url, response)
+        };
+        ctx.spawn(request.into_actor(self).map(|fetched, act, ctx| {
+            let Some(Awaiting::Http { .. }) = act.awaiting.take() else {
+                return;
+            };
+            match fetched.and_then(|(status, actions)| {
+                let n = actions.len();
+                act.cursor
+                    .push(Arc::new(actions))
+                    .map(|()| json!({ "status": status, "actions": n }))
+                    .map_err(FetchError::from)
+            }) {
+                Ok(result) => {
+                    act.merge_result(result);
+                    // The fetched actions run next; the cursor returns here when they run out.
+                    act.resume(None, ctx);
+                }
+                Err(e) => {
+                    act.fail_current(e);
+                    act.end(EndReason::Error, ctx);
+                }
+            }
+        }));
+    }
+
+    /// Sends a webhook; with `sync` the activeflow waits for its outcome.
+    pub(super) fn start_webhook(
+        &mut self,
+        hook: WebhookSend,
+        next: Option<ActionId>,
+        ctx: &mut Context<Self>,
+    ) -> bool {
+        let client = self.links.http.clone();
+        let send = deliver(client, hook.clone());
+        if !hook.sync {
+            let id = self.id;
+            actix::spawn(async move {
+                if let Err(e) = send.await {
+                    crate::metrics::action_failed("webhook_send");
+                    tracing::warn!(activeflow_id = %id, error = %e, "webhook failed");
+                }
+            });
+            self.merge_result(json!({ "sync": false }));
+            return true;
+        }
+        self.awaiting = Some(Awaiting::Http { next });
+        ctx.spawn(send.into_actor(self).map(move |outcome, act, ctx| {
+            let Some(Awaiting::Http { next }) = act.awaiting.take() else {
+                return;
+            };
+            match outcome {
+                Ok(result) => act.merge_result(result),
+                Err(e) => act.fail_current(e),
+            }
+            act.resume(next, ctx);
+        }));
+        false
+    }
+}
+
+/// Reads a fetch answer: a JSON action list, or an object holding one in `actions`.
+fn parse_actions(
+    url: &str,
+    response: Result<Response, HttpError>,
+) -> Result<(u16, Vec<Action>), FetchError> {
+    let response = response?;
+    if !(200..300).contains(&response.status) {
+        return Err(FetchError::Status {
+            url: url.into(),
+            status: response.status,
+        });
+    }
+    let not_actions = |message: String| FetchError::NotActions {
+        url: url.into(),
+        message,
+    };
+    let value: Value =
+        serde_json::from_slice(&response.body).map_err(|e| not_actions(e.to_string()))?;
+    let list = match value {
+        Value::Object(mut o) => o.remove("actions").unwrap_or(Value::Null),
+        v => v,
+    };
+    let actions: Vec<Action> =
+        serde_json::from_value(list).map_err(|e| not_actions(e.to_string()))?;
+    if actions.is_empty() {
+        return Err(not_actions("no actions".into()));
+    }
+    crate::flow::validate_actions(&actions).map_err(|e| FetchError::Invalid {
+        url: url.into(),
+        message: e.to_string(),
+    })?;
+    Ok((response.status, actions))
+}
+
+/// Why a webhook was not delivered.
+#[derive(Debug, thiserror::Error)]
+enum WebhookError {
+    #[error("{0} (after {1} attempts)")]
+    Http(HttpError, u32),
+    #[error("{url} answered HTTP {status} (after {attempts} attempts)")]
+    Status {
+        url: String,
+        status: u16,
+        attempts: u32,
+    },
+}
+
+/// Sends a webhook, retrying 5xx answers and transient failures with backoff.
+async fn deliver(client: HttpClient, hook: WebhookSend) -> Result<Value, WebhookError> {
+    let mut backoff = WEBHOOK_BACKOFF;
+    let mut attempt = 1;
+    loop {
+        let body = (!matches!(hook.method, HttpMethod::Get | HttpMethod::Delete))
+            .then(|| (hook.data_type.as_str(), hook.data.clone().into_bytes()));
+        let outcome = client.send(method(hook.method), &hook.uri, body).await;
+        let retry = match &outcome {
+            Ok(r) => r.status >= 500,
+            Err(e) => e.is_transient(),
+        };
+        if !retry || attempt >= WEBHOOK_ATTEMPTS {
+            return match outcome {
+                Ok(r) if r.status < 400 => Ok(json!({ "status": r.status, "attempts": attempt })),
+                Ok(r) => Err(WebhookError::Status {
+                    url: hook.uri.clone(),
+                    status: r.status,
+                    attempts: attempt,
+                }),
+                Err(e) => Err(WebhookError::Http(e, attempt)),
+            };
+        }
+        tokio::time::sleep(backoff).await;
+        backoff *= 2;
+        attempt += 1;
+    }
+}
