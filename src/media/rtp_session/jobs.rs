@@ -72,6 +72,11 @@ impl Session {
     /// Resolves audio off the tick path; playing starts when it is ready.
     pub(super) fn load(&mut self, job: MediaJob, sources: Vec<AudioSource>, stop_on_digit: bool) {
         self.finish_playback(true);
+        if let Some(old) = self.loading_job.replace(job) {
+            // Replaced before its audio was even ready: it never played.
+            let result = json!({ "played_ms": 0, "length_ms": 0, "interrupted": true });
+            self.report(old, Ok(result));
+        }
         let library = self.config.library.clone();
         self.loading = Some(Box::pin(async move {
             let mut audio = Vec::with_capacity(sources.len());

@@ -140,6 +140,8 @@ pub(super) struct Session {
     pub(super) timestamp_base: u32,
     pub(super) next_tick: Option<u64>,
     pub(super) loading: Option<Loading>,
+    /// The job whose audio `loading` resolves.
+    pub(super) loading_job: Option<MediaJob>,
     pub(super) playback: Option<Playback>,
     pub(super) digits_out: Option<DigitSender>,
     pub(super) echo: Option<Echo>,
@@ -166,6 +168,7 @@ impl Session {
             timestamp_base: seed as u32,
             next_tick: None,
             loading: None,
+            loading_job: None,
             playback: None,
             digits_out: None,
             echo: None,
@@ -194,6 +197,7 @@ impl Session {
                 },
                 (job, stop_on_digit, loaded) = next_loaded(&mut self.loading), if self.loading.is_some() => {
                     self.loading = None;
+                    self.loading_job = None;
                     self.on_loaded(job, stop_on_digit, loaded);
                 },
                 () = sleep_until_opt(tick_at), if tick_at.is_some() => self.on_tick(),
