@@ -16,6 +16,7 @@ use super::{
 };
 use crate::call::{CallCommand, CallOffer};
 use crate::flow::{self, Flow, FlowStore, Variables};
+use crate::storage::Storage;
 
 /// Start an activeflow without a call (`POST /v1/activeflows`, reference type `api`).
 #[derive(Message)]
@@ -50,6 +51,7 @@ pub struct Supervisor {
     routes: Arc<RouteTable>,
     registry: Arc<ActiveflowRegistry>,
     limits: EngineLimits,
+    storage: Storage,
     draining: bool,
 }
 
@@ -59,12 +61,14 @@ impl Supervisor {
         routes: Arc<RouteTable>,
         registry: Arc<ActiveflowRegistry>,
         limits: EngineLimits,
+        storage: Storage,
     ) -> Self {
         Supervisor {
             flows,
             routes,
             registry,
             limits,
+            storage,
             draining: false,
         }
     }
@@ -119,15 +123,7 @@ impl Handler<CallOffer> for Supervisor {
             id: offer.call_id,
             commands: offer.commands,
         };
-        spawn(
-            &self.registry,
-            &Arbiter::current(),
-            record,
-            flow,
-            variables,
-            self.limits,
-            Some(call),
-        );
+        self.spawn(record, flow, variables, Some(call));
     }
 }
 
@@ -152,15 +148,7 @@ impl Handler<StartActiveflow> for Supervisor {
             String::new(),
             &mut variables,
         );
-        Ok(spawn(
-            &self.registry,
-            &Arbiter::current(),
-            record,
-            msg.flow,
-            variables,
-            self.limits,
-            None,
-        ))
+        Ok(self.spawn(record, msg.flow, variables, None))
     }
 }
 
@@ -215,25 +203,27 @@ pub(crate) fn new_record(
     }))
 }
 
-/// Starts the activeflow actor on `arbiter` and registers it.
-pub(crate) fn spawn(
-    registry: &Arc<ActiveflowRegistry>,
-    arbiter: &ArbiterHandle,
-    record: Arc<Mutex<ActiveflowRecord>>,
-    flow: Arc<Flow>,
-    variables: Variables,
-    limits: EngineLimits,
-    call: Option<CallLink>,
-) -> ActiveflowId {
-    let id = super::registry::lock(&record).id;
-    registry.started();
-    let reg = registry.clone();
-    let rec = record.clone();
-    let addr = Activeflow::start_in_arbiter(arbiter, move |_| {
-        Activeflow::new(rec, reg, flow, variables, limits.max_execute_count, call)
-    });
-    registry.insert(id, record, addr);
-    id
+impl Supervisor {
+    /// Starts the activeflow actor on this shard's arbiter and registers it.
+    fn spawn(
+        &self,
+        record: Arc<Mutex<ActiveflowRecord>>,
+        flow: Arc<Flow>,
+        variables: Variables,
+        call: Option<CallLink>,
+    ) -> ActiveflowId {
+        let id = super::registry::lock(&record).id;
+        self.registry.started();
+        let reg = self.registry.clone();
+        let rec = record.clone();
+        let storage = self.storage.clone();
+        let max_execute_count = self.limits.max_execute_count;
+        let addr = Activeflow::start_in_arbiter(&Arbiter::current(), move |_| {
+            Activeflow::new(rec, reg, flow, variables, max_execute_count, call, storage)
+        });
+        self.registry.insert(id, record, addr);
+        id
+    }
 }
 
 /// Every supervisor shard (one per arbiter); API requests spread over them round-robin.
