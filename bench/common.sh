@@ -27,7 +27,8 @@ JSON
 }
 
 # launch_engine FLOW [max_activeflows]: the release engine with every number routed to FLOW (a
-# flow in $WORK/flows); prompts from $WORK/prompts, recordings and caches under $WORK.
+# flow in $WORK/flows); prompts from $WORK/prompts, recordings, caches and the database under
+# $WORK. STORAGE_PATH= (set and empty) runs without persistence, for comparison.
 launch_engine() {
   sed -e "s/^flow = \"demo\".*/flow = \"$1\"/" "$ROOT/config/default.toml" > "$WORK/config.toml"
   ulimit -n "$(ulimit -Hn)" || true
@@ -35,8 +36,9 @@ launch_engine() {
   ACTIVEFLOW_METRICS_LISTEN=$ENGINE_METRICS ACTIVEFLOW_FLOWS_DIR="$WORK/flows" \
   ACTIVEFLOW_MEDIA_RTP_PORTS=${RTP_PORTS:-20000-59999} ACTIVEFLOW_MEDIA_PROMPTS_DIR="$WORK/prompts" \
   ACTIVEFLOW_MEDIA_RECORDINGS_DIR="$WORK/recordings" ACTIVEFLOW_MEDIA_CACHE_DIR="$WORK/cache" \
+  ACTIVEFLOW_STORAGE_PATH="${STORAGE_PATH-$WORK/activeflow.db}" \
   ACTIVEFLOW_ENGINE_MAX_ACTIVEFLOWS=${2:-100000} RUST_LOG=warn \
-    "$ROOT/target/release/activeflow" serve --config "$WORK/config.toml" 2>"$WORK/engine.log" &
+    "${CARGO_TARGET_DIR:-$ROOT/target}/release/activeflow" serve --config "$WORK/config.toml" 2>"$WORK/engine.log" &
   ENGINE_PID=$!
   for _ in $(seq 100); do
     curl -sf "http://$ENGINE_API/readyz" >/dev/null 2>&1 && return 0

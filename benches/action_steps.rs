@@ -121,7 +121,17 @@ fn record_micros(start: &str, end: &str) -> Option<i64> {
 
 /// Starts the engine in-process and runs `runs` activeflows of `steps` actions, one at a time.
 fn actor_steps(steps: u32, runs: usize) {
+    // Recordings and the database under the temp dir, never the repo's `data/`.
+    let scratch = std::env::temp_dir().join(format!("activeflow-bench-{}", std::process::id()));
     let overrides = [
+        (
+            "ACTIVEFLOW_MEDIA_RECORDINGS_DIR",
+            scratch.join("recordings").display().to_string(),
+        ),
+        (
+            "ACTIVEFLOW_STORAGE_PATH",
+            scratch.join("activeflow.db").display().to_string(),
+        ),
         ("ACTIVEFLOW_SIP_LISTEN", "127.0.0.1:0".to_string()),
         ("ACTIVEFLOW_API_LISTEN", "127.0.0.1:0".to_string()),
         ("ACTIVEFLOW_METRICS_LISTEN", "127.0.0.1:0".to_string()),

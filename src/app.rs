@@ -22,11 +22,14 @@ use crate::media::library::{AudioLibrary, LibraryConfig};
 use crate::media::{Recordings, RtpPortPool};
 use crate::sip::transaction::{LingerTable, Timers};
 use crate::sip::transport::{self, SipSender, UdpReceiver};
+use crate::storage::{FlowSource, Storage, StorageError};
 
 /// Kernel socket buffer for SIP over UDP; the default drops datagrams under load.
 const UDP_BUFFER_BYTES: usize = 4 << 20;
 /// Recordings whose records stay listed (their files stay on disk regardless).
 const RECORDINGS_RETAINED: usize = 10_000;
+/// How long `App::stop` waits for ending activeflows to commit before closing storage.
+const STOP_COMMIT_WAIT: Duration = Duration::from_secs(5);
 /// How often expired lingering responses are dropped.
 const LINGER_SWEEP: Duration = Duration::from_millis(500);
 
@@ -43,6 +46,8 @@ pub enum AppError {
         what: &'static str,
         source: std::io::Error,
     },
+    #[error("storage: {0}")]
+    Storage(#[from] StorageError),
 }
 
 /// Every socket the engine serves on, bound before anything starts.
@@ -102,6 +107,7 @@ pub struct App {
     pub dispatcher: Arc<Dispatcher>,
     pub recordings: Arc<Recordings>,
     pub ready: Arc<AtomicBool>,
+    pub storage: Storage,
     pub sip_addr: SocketAddr,
     pub api_addr: SocketAddr,
     pub metrics_addr: SocketAddr,
@@ -111,12 +117,19 @@ pub struct App {
 }
 
 impl App {
-    /// Stops the receive thread, HTTP servers and arbiters (after the drain).
+    /// Stops the receive thread, HTTP servers and arbiters (after the drain), committing what
+    /// storage has queued first.
     pub async fn stop(mut self) {
         if let Some(udp) = self.udp.take() {
             // Joining blocks for at most one receive poll interval.
             let _ = tokio::task::spawn_blocking(move || udp.stop()).await;
         }
+        // Activeflows told to stop show their end once it is committed; let them.
+        let deadline = tokio::time::Instant::now() + STOP_COMMIT_WAIT;
+        while self.registry.running() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        self.storage.close().await;
         for s in self.servers.drain(..) {
             s.stop(true).await;
         }
@@ -150,6 +163,8 @@ pub async fn start(
     let handles: Vec<ArbiterHandle> = arbiters.iter().map(Arbiter::handle).collect();
 
     let registry = Arc::new(ActiveflowRegistry::new(raw.engine.ended_retained));
+    let calls = Arc::new(CallRegistry::new());
+    let storage = open_storage(settings, &flows, &registry, &calls)?;
     let limits = EngineLimits {
         max_activeflows: raw.engine.max_activeflows,
         max_execute_count: raw.engine.max_execute_count,
@@ -165,14 +180,15 @@ pub async fn start(
     let shards: Vec<Addr<Supervisor>> = handles
         .iter()
         .map(|h| {
-            let (f, r, rt, c) = (
+            let (f, r, rt, st, c) = (
                 flows.clone(),
                 registry.clone(),
                 routes.clone(),
+                storage.clone(),
                 http.clone(),
             );
             actix::Supervisor::start_in_arbiter(h, move |_| {
-                Supervisor::new(f, rt, r, limits, c.clone())
+                Supervisor::new(f, rt, r, limits, st.clone(), c.clone())
             })
         })
         .collect();
@@ -186,7 +202,6 @@ pub async fn start(
 
     let udp = Arc::new(listeners.sip_udp);
     let sender = SipSender::new(udp.clone(), sip_addr);
-    let calls = Arc::new(CallRegistry::new());
     let linger = Arc::new(LingerTable::new());
     let sweep = linger.clone();
     actix_rt::spawn(async move {
@@ -225,6 +240,7 @@ pub async fn start(
         overload: OverloadGuard::new(Duration::from_millis(raw.sip.overload_lag_ms)),
         library,
         recordings: recordings.clone(),
+        storage: storage.clone(),
     });
     let dispatcher = Arc::new(Dispatcher::new(
         shared,
@@ -259,6 +275,7 @@ pub async fn start(
         calls: calls.clone(),
         supervisors: supervisors.clone(),
         recordings: recordings.clone(),
+        storage: storage.clone(),
         token: raw.api.token.clone(),
         ready: ready.clone(),
     });
@@ -287,6 +304,7 @@ pub async fn start(
         dispatcher,
         recordings,
         ready,
+        storage,
         sip_addr,
         api_addr,
         metrics_addr,
@@ -294,6 +312,51 @@ pub async fn start(
         servers,
         arbiters,
     })
+}
+
+/// Opens storage (`storage.path`; empty = none), ends what a dead process left running
+/// (`engine_restart`), records the flows loaded from files and loads back those created over the
+/// API, continues the sequences, and starts the retention purge.
+fn open_storage(
+    settings: &Settings,
+    flows: &FlowStore,
+    registry: &ActiveflowRegistry,
+    calls: &CallRegistry,
+) -> Result<Storage, AppError> {
+    let raw = &settings.raw.storage;
+    if raw.path.is_empty() {
+        tracing::warn!("storage.path is empty: no durable history");
+        return Ok(Storage::disabled());
+    }
+    let (storage, recovery) = Storage::open_sqlite(std::path::Path::new(&raw.path))?;
+    if recovery.activeflows + recovery.calls > 0 {
+        tracing::warn!(
+            activeflows = recovery.activeflows,
+            calls = recovery.calls,
+            "storage: ended what the previous process left running (engine_restart)"
+        );
+    }
+    registry.continue_after(recovery.last_activeflow_sequence);
+    calls.continue_after(recovery.last_call_sequence);
+    if let Some(store) = storage.store() {
+        let files: Vec<_> = flows
+            .list()
+            .iter()
+            .map(|f| crate::engine::persist::flow_row(f, FlowSource::File))
+            .collect();
+        store.replace_file_flows(&files)?;
+        // The operator's latest write wins over a file flow with the same id.
+        for row in store.flows(FlowSource::Api)? {
+            let loaded = crate::flow::Flow::from_json(row.body.as_bytes())
+                .and_then(|flow| flows.insert(flow));
+            if let Err(e) = loaded {
+                tracing::warn!(flow_id = %row.id, error = %e, "storage: stored flow not loaded");
+            }
+        }
+    }
+    storage.spawn_retention(raw.retention_days);
+    tracing::info!(path = %raw.path, "storage open");
+    Ok(storage)
 }
 
 /// Serves `/metrics` from the installed recorder (404 when none is installed, as in tests).

@@ -9,8 +9,8 @@
 //!                                                    api (actix-web) ───────────┘ stop, list
 //! ```
 //!
-//! Dependencies point downward only: `api → engine → call → sip`; `flow` (pure data), `media`
-//! and `metrics` sit beside them.
+//! Dependencies point downward only: `api → engine → call → sip`; `flow` (pure data), `media`,
+//! `storage` and `metrics` sit beside them.
 //!
 //! - [`config`]: typed TOML config with `ACTIVEFLOW_<SECTION>_<KEY>` overrides, validated before
 //!   any socket is bound. Depends on nothing else in the crate.
@@ -28,6 +28,9 @@
 //! - [`engine`]: the supervisor actor (one shard per arbiter), one activeflow actor per
 //!   activeflow, action execution, the shared activeflow registry. Knows no HTTP.
 //! - [`api`]: REST handlers (actix-web) over the engine; errors mapped to HTTP.
+//! - [`storage`]: durable history behind the `Store` trait (embedded SQLite by default): flows,
+//!   activeflows with their executed actions, calls; a bounded queue to one writer thread.
+//!   Takes plain rows, so every layer may use it; it imports only `clock` and `metrics`.
 //! - [`metrics`]: every metric name, unit and bucket in one place.
 //! - [`paging`]: newest-first pages with sequence tokens, shared by every list.
 //! - [`clock`]: RFC 3339 timestamps shared by `call` and `engine`.
@@ -47,3 +50,4 @@ pub mod metrics;
 pub mod paging;
 pub mod shutdown;
 pub mod sip;
+pub mod storage;

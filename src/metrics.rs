@@ -30,6 +30,10 @@ pub const RTP_PACKETS_SENT_TOTAL: &str = "rtp_packets_sent_total";
 pub const RTP_PACKETS_RECEIVED_TOTAL: &str = "rtp_packets_received_total";
 pub const RTP_LATE_TICKS_TOTAL: &str = "rtp_late_ticks_total";
 pub const DTMF_RECEIVED_TOTAL: &str = "dtmf_received_total";
+pub const STORAGE_QUEUE_FULL_TOTAL: &str = "storage_queue_full_total";
+pub const STORAGE_WRITES_TOTAL: &str = "storage_writes_total";
+pub const STORAGE_WRITE_ERRORS_TOTAL: &str = "storage_write_errors_total";
+pub const STORAGE_BATCH_SECONDS: &str = "storage_batch_seconds";
 
 /// Label values known at start-up, exported at zero so no series is ever missing.
 pub const REFERENCE_TYPES: &[&str] = &["call", "api"];
@@ -62,6 +66,8 @@ pub const TRANSPORTS: &[&str] = &["udp", "tcp"];
 pub const DIRECTIONS: &[&str] = &["in", "out"];
 pub const CALL_OUTCOMES: &[&str] = &["answered", "rejected", "cancelled", "failed"];
 pub const DTMF_SOURCES: &[&str] = &["rfc4733", "sip_info"];
+/// `storage::WriteKind` labels.
+pub const STORAGE_WRITE_KINDS: &[&str] = &["running", "ended", "call", "flow", "other"];
 
 /// Seconds buckets for call set-up: milliseconds to tens of seconds.
 const SETUP_BUCKETS: &[f64] = &[
@@ -101,6 +107,11 @@ pub fn install() -> Result<PrometheusHandle, MetricsError> {
         .set_buckets_for_metric(
             metrics_exporter_prometheus::Matcher::Full(ACTIVEFLOW_ACTION_DURATION_SECONDS.into()),
             ACTION_BUCKETS,
+        )
+        .map_err(err)?
+        .set_buckets_for_metric(
+            metrics_exporter_prometheus::Matcher::Full(STORAGE_BATCH_SECONDS.into()),
+            SETUP_BUCKETS,
         )
         .map_err(err)?
         .install_recorder()
@@ -171,6 +182,20 @@ fn describe_all() {
         "20 ms send ticks skipped because the media thread was late"
     );
     describe_counter!(DTMF_RECEIVED_TOTAL, "DTMF digits received, by source");
+    describe_counter!(
+        STORAGE_QUEUE_FULL_TOTAL,
+        "Storage writes that found the queue full, by kind (running: deferred; others waited)"
+    );
+    describe_counter!(STORAGE_WRITES_TOTAL, "Storage writes committed");
+    describe_counter!(
+        STORAGE_WRITE_ERRORS_TOTAL,
+        "Storage writes lost in a batch that failed to commit"
+    );
+    describe_histogram!(
+        STORAGE_BATCH_SECONDS,
+        metrics::Unit::Seconds,
+        "Time to apply and commit one storage batch"
+    );
 }
 
 fn register_zeroes() {
@@ -211,6 +236,12 @@ fn register_zeroes() {
     for s in DTMF_SOURCES {
         counter!(DTMF_RECEIVED_TOTAL, "source" => *s).absolute(0);
     }
+    for k in STORAGE_WRITE_KINDS {
+        counter!(STORAGE_QUEUE_FULL_TOTAL, "kind" => *k).absolute(0);
+    }
+    counter!(STORAGE_WRITES_TOTAL).absolute(0);
+    counter!(STORAGE_WRITE_ERRORS_TOTAL).absolute(0);
+    let _ = histogram!(STORAGE_BATCH_SECONDS);
 }
 
 /// The method label: known methods by name, everything else `OTHER` (bounded cardinality).
@@ -416,6 +447,22 @@ pub fn action_executed(kind: &'static str, elapsed: Duration, failed: bool) {
 /// An action that ran but failed (e.g. a prompt that could not be loaded).
 pub fn action_failed(kind: &'static str) {
     counter!(ACTIVEFLOW_ACTION_ERRORS_TOTAL, "type" => kind).increment(1);
+}
+
+/// A write found the storage queue full; `kind` is one of [`STORAGE_WRITE_KINDS`].
+pub fn storage_queue_full(kind: &'static str) {
+    counter!(STORAGE_QUEUE_FULL_TOTAL, "kind" => kind).increment(1);
+}
+
+/// One storage batch of `writes` applied in `elapsed`, committed or not.
+pub fn storage_batch(writes: usize, elapsed: Duration, committed: bool) {
+    let name = if committed {
+        STORAGE_WRITES_TOTAL
+    } else {
+        STORAGE_WRITE_ERRORS_TOTAL
+    };
+    counter!(name).increment(writes as u64);
+    histogram!(STORAGE_BATCH_SECONDS).record(elapsed.as_secs_f64());
 }
 
 #[cfg(test)]

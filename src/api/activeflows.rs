@@ -1,10 +1,12 @@
 //! `/v1/activeflows`: list (newest first, `status` filter, pagination), start without a call,
-//! read, stop, delete, continue, and variables.
+//! read, stop, delete, continue, and variables. Activeflows no longer in memory are served from
+//! storage (they have ended).
 
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
+use super::history;
 use super::page::{page_response, PageQuery};
 use super::{ApiError, ApiState};
 use crate::engine::{
@@ -12,6 +14,7 @@ use crate::engine::{
     StartActiveflow, StartError, Status, Stop,
 };
 use crate::flow::{self, Action, Flow, FlowId, Variables};
+use crate::storage::Write;
 
 pub(super) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/activeflows", web::get().to(list))
@@ -35,8 +38,22 @@ pub(super) async fn list(
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let status = query.status(Status::parse, "running or ended")?;
-    let page = state.registry.list(status, query.size()?, query.token()?);
-    Ok(page_response(&page.items, page.next_page_token))
+    let (size, token) = (query.size()?, query.token()?);
+    let page = state.registry.list(status, size, token);
+    let memory = page
+        .items
+        .iter()
+        .map(|r| Ok((r.sequence, serde_json::to_value(r)?)))
+        .collect::<Result<Vec<_>, serde_json::Error>>()
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let filter = status.map(Status::as_str);
+    let stored = history::read(&state.storage, move |s| {
+        s.activeflows(filter, token, size.saturating_add(1))
+    })
+    .await?
+    .unwrap_or_default();
+    let (items, next) = history::merge(memory, page.next_page_token.is_some(), stored, size);
+    Ok(page_response(&items, next))
 }
 
 #[derive(Deserialize)]
@@ -117,6 +134,25 @@ fn entry(
         .ok_or_else(|| ApiError::NotFound(format!("activeflow {id} not found")))
 }
 
+/// An activeflow in memory, or else one only storage still has (ended).
+enum Found {
+    Live(std::sync::Arc<crate::engine::registry::ActiveflowEntry>),
+    Stored(serde_json::Value),
+}
+
+async fn find(state: &ApiState, raw: &str) -> Result<Found, ApiError> {
+    let id = parse_id(raw)?;
+    if let Some(entry) = state.registry.get(&id) {
+        return Ok(Found::Live(entry));
+    }
+    let key = id.to_string();
+    history::read(&state.storage, move |s| s.activeflow(&key))
+        .await?
+        .flatten()
+        .map(|stored| Found::Stored(stored.json))
+        .ok_or_else(|| ApiError::NotFound(format!("activeflow {id} not found")))
+}
+
 #[utoipa::path(operation_id = "activeflows_get", get, path = "/v1/activeflows/{id}", tag = "activeflows",
     params(("id" = String, Path, description = "activeflow id")),
     responses((status = 200, description = "the activeflow with executed_actions", body = serde_json::Value),
@@ -125,7 +161,10 @@ pub(super) async fn get(
     state: web::Data<ApiState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(entry(&state, &id)?.snapshot()))
+    Ok(match find(&state, &id).await? {
+        Found::Live(entry) => HttpResponse::Ok().json(entry.snapshot()),
+        Found::Stored(json) => HttpResponse::Ok().json(json),
+    })
 }
 
 /// Ends a running activeflow with `reason`; an ended one is left as it is.
@@ -144,9 +183,13 @@ pub(super) async fn stop(
     state: web::Data<ApiState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let entry = entry(&state, &id)?;
-    end(&entry, EndReason::OperatorStop).await;
-    Ok(HttpResponse::Ok().json(entry.snapshot()))
+    Ok(match find(&state, &id).await? {
+        Found::Live(entry) => {
+            end(&entry, EndReason::OperatorStop).await;
+            HttpResponse::Ok().json(entry.snapshot())
+        }
+        Found::Stored(json) => HttpResponse::Ok().json(json),
+    })
 }
 
 #[utoipa::path(operation_id = "activeflows_delete", delete, path = "/v1/activeflows/{id}", tag = "activeflows",
@@ -157,11 +200,19 @@ pub(super) async fn delete(
     state: web::Data<ApiState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let entry = entry(&state, &id)?;
-    end(&entry, EndReason::OperatorStop).await;
-    let record = entry.snapshot();
-    state.registry.remove(&record.id);
-    Ok(HttpResponse::Ok().json(record))
+    let (key, body) = match find(&state, &id).await? {
+        Found::Live(entry) => {
+            end(&entry, EndReason::OperatorStop).await;
+            let record = entry.snapshot();
+            state.registry.remove(&record.id);
+            let json =
+                serde_json::to_value(&record).map_err(|e| ApiError::Internal(e.to_string()))?;
+            (record.id.to_string(), json)
+        }
+        Found::Stored(json) => (json["id"].as_str().unwrap_or_default().to_string(), json),
+    };
+    history::write(&state.storage, Write::DeleteActiveflow(key)).await?;
+    Ok(HttpResponse::Ok().json(body))
 }
 
 #[utoipa::path(operation_id = "activeflows_resume", post, path = "/v1/activeflows/{id}/continue", tag = "activeflows",
@@ -195,7 +246,17 @@ pub(super) async fn get_variables(
     state: web::Data<ApiState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let entry = entry(&state, &id)?;
+    let entry = match find(&state, &id).await? {
+        Found::Live(entry) => entry,
+        Found::Stored(json) => {
+            let key = json["id"].as_str().unwrap_or_default().to_string();
+            let variables = history::read(&state.storage, move |s| s.activeflow_variables(&key))
+                .await?
+                .flatten()
+                .unwrap_or_else(|| json!({}));
+            return Ok(HttpResponse::Ok().json(json!({ "variables": variables })));
+        }
+    };
     // Running: the actor has them. Ended (or the actor just went): the record has the final set.
     // Read the status into a local first: the record's lock must not be held across the await.
     let status = entry.record().status;

@@ -1,7 +1,8 @@
-//! `/v1/calls`: live and recently ended calls, and hanging one up.
+//! `/v1/calls`: live and recently ended calls (older ones from storage), and hanging one up.
 
 use actix_web::{web, HttpResponse};
 
+use super::history;
 use super::page::{page_response, PageQuery};
 use super::{ApiError, ApiState};
 use crate::call::{CallCommand, CallId, CallStatus, HangupCause};
@@ -23,10 +24,33 @@ pub(super) async fn list(
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let status = query.status(CallStatus::parse, "ringing, answered or ended")?;
-    let (items, next) = state
-        .calls
-        .list_calls(status, query.size()?, query.token()?);
+    let (size, token) = (query.size()?, query.token()?);
+    let (items, next) = state.calls.list_calls(status, size, token);
+    let memory = items
+        .iter()
+        .map(|c| Ok((c.sequence, serde_json::to_value(c)?)))
+        .collect::<Result<Vec<_>, serde_json::Error>>()
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let filter = status.map(CallStatus::as_str);
+    let stored = history::read(&state.storage, move |s| {
+        s.calls(filter, token, size.saturating_add(1))
+    })
+    .await?
+    .unwrap_or_default();
+    let (items, next) = history::merge(memory, next.is_some(), stored, size);
     Ok(page_response(&items, next))
+}
+
+/// A call only storage still has (ended), as JSON.
+async fn stored(state: &ApiState, raw: &str) -> Result<HttpResponse, ApiError> {
+    let not_found = || ApiError::NotFound(format!("call {raw:?} not found"));
+    let id = raw
+        .parse::<uuid::Uuid>()
+        .map_err(|_| not_found())?
+        .to_string();
+    let found = history::read(&state.storage, move |s| s.call(&id)).await?;
+    let call = found.flatten().ok_or_else(not_found)?;
+    Ok(HttpResponse::Ok().json(call.json))
 }
 
 fn entry(
@@ -46,7 +70,11 @@ pub(super) async fn get(
     state: web::Data<ApiState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(entry(&state, &id)?.snapshot()))
+    match entry(&state, &id) {
+        Ok(entry) => Ok(HttpResponse::Ok().json(entry.snapshot())),
+        Err(ApiError::NotFound(_)) => stored(&state, &id).await,
+        Err(e) => Err(e),
+    }
 }
 
 #[utoipa::path(operation_id = "calls_hangup", post, path = "/v1/calls/{id}/hangup", tag = "calls",
@@ -57,7 +85,12 @@ pub(super) async fn hangup(
     state: web::Data<ApiState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let entry = entry(&state, &id)?;
+    let entry = match entry(&state, &id) {
+        Ok(entry) => entry,
+        // Only storage has it: it has ended.
+        Err(ApiError::NotFound(_)) => return stored(&state, &id).await,
+        Err(e) => return Err(e),
+    };
     if entry.info().status != CallStatus::Ended {
         // Err means the session is already gone: the record says how it ended.
         let _ = entry

@@ -4,9 +4,11 @@
 use actix_web::{web, HttpResponse};
 use serde_json::Value;
 
+use super::history;
 use super::page::{page_response, PageQuery};
 use super::{ApiError, ApiState};
 use crate::flow::{Flow, FlowError, FlowId};
+use crate::storage::{FlowSource, Write};
 
 pub(super) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/flows", web::get().to(list))
@@ -69,6 +71,7 @@ pub(super) async fn create(
         )));
     }
     let stored = state.flows.insert(flow).map_err(flow_error)?;
+    persist(&state, &stored).await?;
     Ok(HttpResponse::Created().json(&*stored))
 }
 
@@ -107,6 +110,7 @@ pub(super) async fn replace(
     let mut flow = parse_flow(&body)?;
     flow.id = id;
     let stored = state.flows.insert(flow).map_err(flow_error)?;
+    persist(&state, &stored).await?;
     Ok(HttpResponse::Ok().json(&*stored))
 }
 
@@ -123,5 +127,12 @@ pub(super) async fn delete(
         .flows
         .remove(&id)
         .ok_or_else(|| ApiError::NotFound(format!("flow {id} not found")))?;
+    history::write(&state.storage, Write::DeleteFlow(id.to_string())).await?;
     Ok(HttpResponse::Ok().json(&*flow))
+}
+
+/// Commits a flow created or replaced over the API before the API answers.
+async fn persist(state: &ApiState, flow: &crate::flow::Flow) -> Result<(), ApiError> {
+    let row = crate::engine::persist::flow_row(flow, FlowSource::Api);
+    history::write(&state.storage, Write::Flow(row)).await
 }

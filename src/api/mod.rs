@@ -8,6 +8,7 @@ mod calls;
 pub mod error;
 mod flows;
 mod health;
+mod history;
 pub mod openapi;
 mod page;
 mod recordings;
@@ -34,6 +35,8 @@ pub struct ApiState {
     pub calls: Arc<CallRegistry>,
     pub supervisors: Arc<Supervisors>,
     pub recordings: Arc<Recordings>,
+    /// Durable history: pages past what memory holds, and flows written through.
+    pub storage: crate::storage::Storage,
     /// Empty = no auth (only allowed on loopback, enforced by config validation).
     pub token: String,
     /// False until the engine is up, and again once shutdown starts.

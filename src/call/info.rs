@@ -1,9 +1,11 @@
 //! The operator's view of a call (`/v1/calls`): who, where, status and times. Written by the
-//! call session at each phase change, read by the API as snapshots.
+//! call session at each phase change, read by the API as snapshots, and handed to storage as a
+//! CDR-like row at each of those changes.
 
 use serde::Serialize;
 
 use super::CallId;
+use crate::storage::{CallRow, Storage, Write, WriteKind};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -14,6 +16,14 @@ pub enum CallStatus {
 }
 
 impl CallStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallStatus::Ringing => "ringing",
+            CallStatus::Answered => "answered",
+            CallStatus::Ended => "ended",
+        }
+    }
+
     pub fn parse(s: &str) -> Option<CallStatus> {
         match s {
             "ringing" => Some(CallStatus::Ringing),
@@ -43,4 +53,37 @@ pub struct CallInfo {
     /// Creation order, for newest-first listing and page tokens.
     #[serde(skip)]
     pub sequence: u64,
+}
+
+impl CallInfo {
+    pub fn to_row(&self) -> CallRow {
+        CallRow {
+            id: self.id.to_string(),
+            sequence: self.sequence,
+            sip_call_id: self.sip_call_id.clone(),
+            direction: self.direction,
+            source: self.source.clone(),
+            destination: self.destination.clone(),
+            peer: self.peer.clone(),
+            status: self.status.as_str(),
+            end_cause: self.end_cause.map(str::to_string),
+            tm_create: self.tm_create.clone(),
+            tm_answer: self.tm_answer.clone(),
+            tm_end: self.tm_end.clone(),
+        }
+    }
+
+    /// Hands the row to storage without waiting: progress is skipped on a full queue (the next
+    /// write carries the whole row); the end is never dropped.
+    pub(super) fn persist(&self, storage: &Storage) {
+        if !storage.is_enabled() {
+            return;
+        }
+        let write = Write::Call(self.to_row());
+        if self.status == CallStatus::Ended {
+            storage.write_eventually(write, WriteKind::Call);
+        } else {
+            storage.try_write(write, WriteKind::Call);
+        }
+    }
 }

@@ -83,6 +83,11 @@ impl CallRegistry {
         self.active.load(Ordering::Relaxed)
     }
 
+    /// Continues numbering after `last` (the highest sequence in storage).
+    pub fn continue_after(&self, last: u64) {
+        self.sequence.fetch_max(last, Ordering::Relaxed);
+    }
+
     pub(crate) fn next_sequence(&self) -> u64 {
         self.sequence.fetch_add(1, Ordering::Relaxed) + 1
     }

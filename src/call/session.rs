@@ -54,6 +54,8 @@ pub struct SessionShared {
     /// Prompts and speech for media sessions.
     pub library: Arc<AudioLibrary>,
     pub recordings: Arc<Recordings>,
+    /// Durable call rows.
+    pub storage: crate::storage::Storage,
 }
 
 /// A SIP message for this session, from the dispatcher.
@@ -199,6 +201,7 @@ impl CallSession {
             info.status = CallStatus::Ended;
             info.end_cause = Some(cause.as_str());
             info.tm_end = Some(crate::clock::timestamp());
+            info.persist(&self.shared.storage);
         }
         let outcome = match cause {
             _ if answered => "answered",
@@ -359,6 +362,7 @@ impl CallSession {
             let mut info = entry.info();
             info.status = CallStatus::Answered;
             info.tm_answer = Some(crate::clock::timestamp());
+            info.persist(&self.shared.storage);
         }
         self.send_final(200, ctx);
         self.phase = Phase::Answered;
@@ -473,6 +477,7 @@ impl Actor for CallSession {
             tm_end: None,
             sequence: self.shared.registry.next_sequence(),
         };
+        info.persist(&self.shared.storage);
         self.entry = Some(self.shared.registry.call_started(info, ctx.address()));
         self.send_trying();
         match self.check_offer() {

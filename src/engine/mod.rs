@@ -7,6 +7,7 @@ pub mod activeflow;
 mod cursor;
 pub mod execute;
 mod id;
+pub mod persist;
 pub mod record;
 pub mod registry;
 pub mod routes;

@@ -16,6 +16,13 @@ pub enum Status {
 }
 
 impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Running => "running",
+            Status::Ended => "ended",
+        }
+    }
+
     pub fn parse(s: &str) -> Option<Status> {
         match s {
             "running" => Some(Status::Running),

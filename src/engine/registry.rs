@@ -1,6 +1,7 @@
 //! Every activeflow the engine knows, running and recently ended, by id. The activeflow actor
 //! writes its record; the API reads snapshots without asking the actor. Ended records beyond
-//! `engine.ended_retained` are dropped oldest first (durable history is the storage layer's job).
+//! `engine.ended_retained` are dropped oldest first (durable history is the storage layer's job:
+//! the API pages on into storage for what is no longer here).
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -56,6 +57,12 @@ impl ActiveflowRegistry {
             ended: Mutex::new(VecDeque::new()),
             ended_retained,
         }
+    }
+
+    /// Continues numbering after `last` (the highest sequence in storage), so records created
+    /// now list after those of earlier runs.
+    pub fn continue_after(&self, last: u64) {
+        self.sequence.fetch_max(last, Ordering::Relaxed);
     }
 
     /// The next creation sequence number.

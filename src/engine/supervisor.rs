@@ -17,6 +17,7 @@ use super::{
 use crate::call::{CallCommand, CallOffer};
 use crate::flow::{self, Flow, FlowStore, Variables};
 use crate::http::HttpClient;
+use crate::storage::Storage;
 
 /// Start an activeflow without a call: over the API (reference type `api`), or as the next
 /// flow of a completed one (`on_complete_flow_id`, `parent` set).
@@ -49,6 +50,8 @@ pub(crate) struct Links {
     pub(crate) limits: EngineLimits,
     /// `fetch` and `webhook_send` go through it (timeouts, size limit, `[http]` policy).
     pub(crate) http: HttpClient,
+    /// Where the activeflow's history is made durable.
+    pub(crate) storage: Storage,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -77,6 +80,7 @@ pub struct Supervisor {
     registry: Arc<ActiveflowRegistry>,
     limits: EngineLimits,
     http: HttpClient,
+    storage: Storage,
     draining: bool,
 }
 
@@ -86,6 +90,7 @@ impl Supervisor {
         routes: Arc<RouteTable>,
         registry: Arc<ActiveflowRegistry>,
         limits: EngineLimits,
+        storage: Storage,
         http: HttpClient,
     ) -> Self {
         Supervisor {
@@ -94,6 +99,7 @@ impl Supervisor {
             registry,
             limits,
             http,
+            storage,
             draining: false,
         }
     }
@@ -105,6 +111,7 @@ impl Supervisor {
             depth,
             limits: self.limits,
             http: self.http.clone(),
+            storage: self.storage.clone(),
         }
     }
 
@@ -159,15 +166,8 @@ impl Handler<CallOffer> for Supervisor {
             id: offer.call_id,
             commands: offer.commands,
         };
-        spawn(
-            &self.registry,
-            &Arbiter::current(),
-            record,
-            flow,
-            variables,
-            self.links(ctx, 1),
-            Some(call),
-        );
+        let links = self.links(ctx, 1);
+        self.spawn(record, flow, variables, links, Some(call));
     }
 }
 
@@ -197,15 +197,8 @@ impl Handler<StartActiveflow> for Supervisor {
             msg.parent.map(|p| p.id),
             &mut variables,
         );
-        Ok(spawn(
-            &self.registry,
-            &Arbiter::current(),
-            record,
-            msg.flow,
-            variables,
-            self.links(ctx, depth),
-            None,
-        ))
+        let links = self.links(ctx, depth);
+        Ok(self.spawn(record, msg.flow, variables, links, None))
     }
 }
 
@@ -262,25 +255,26 @@ pub(crate) fn new_record(
     }))
 }
 
-/// Starts the activeflow actor on `arbiter` and registers it.
-pub(crate) fn spawn(
-    registry: &Arc<ActiveflowRegistry>,
-    arbiter: &ArbiterHandle,
-    record: Arc<Mutex<ActiveflowRecord>>,
-    flow: Arc<Flow>,
-    variables: Variables,
-    links: Links,
-    call: Option<CallLink>,
-) -> ActiveflowId {
-    let id = super::registry::lock(&record).id;
-    registry.started();
-    let reg = registry.clone();
-    let rec = record.clone();
-    let addr = Activeflow::start_in_arbiter(arbiter, move |_| {
-        Activeflow::new(rec, reg, flow, variables, links, call)
-    });
-    registry.insert(id, record, addr);
-    id
+impl Supervisor {
+    /// Starts the activeflow actor on this shard's arbiter and registers it.
+    fn spawn(
+        &self,
+        record: Arc<Mutex<ActiveflowRecord>>,
+        flow: Arc<Flow>,
+        variables: Variables,
+        links: Links,
+        call: Option<CallLink>,
+    ) -> ActiveflowId {
+        let id = super::registry::lock(&record).id;
+        self.registry.started();
+        let reg = self.registry.clone();
+        let rec = record.clone();
+        let addr = Activeflow::start_in_arbiter(&Arbiter::current(), move |_| {
+            Activeflow::new(rec, reg, flow, variables, links, call)
+        });
+        self.registry.insert(id, record, addr);
+        id
+    }
 }
 
 /// Every supervisor shard (one per arbiter); API requests spread over them round-robin.

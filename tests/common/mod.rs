@@ -56,6 +56,8 @@ pub fn start_with(
     ] {
         vars.push((key.into(), scratch.join(dir).display().to_string()));
     }
+    // Every engine its own database: tests never share history or write `data/`.
+    vars.push(("ACTIVEFLOW_STORAGE_PATH".into(), temp_db_path()));
     vars.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     let mut config = Config::from_toml_with_env(DEFAULT_TOML, vars).expect("config");
     config.routes = routes
@@ -474,6 +476,23 @@ pub fn spawn_engine(env: &[(&str, &str)]) -> (Reaper, SocketAddr, SocketAddr, So
     (e.reaper, e.sip, e.api, e.metrics)
 }
 
+/// A fresh SQLite path under the temp dir, unique per call (the file does not exist yet).
+pub fn temp_db_path() -> String {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    std::env::temp_dir()
+        .join(format!(
+            "activeflow-test-db-{}-{n}-{nanos}",
+            std::process::id()
+        ))
+        .join("activeflow.db")
+        .display()
+        .to_string()
+}
+
 /// A binary started by [`spawn_engine_with`].
 pub struct Spawned {
     pub reaper: Reaper,
@@ -507,6 +526,7 @@ pub fn spawn_engine_with(args: &[&str], env: &[(&str, &str)]) -> Spawned {
             "ACTIVEFLOW_MEDIA_CACHE_DIR",
             std::env::temp_dir().join("activeflow-test-cache"),
         )
+        .env("ACTIVEFLOW_STORAGE_PATH", temp_db_path())
         .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

@@ -1,16 +1,19 @@
 //! The activeflow actor: one per activeflow, on the same arbiter as its call session. Walks the
 //! cursor, executes actions (a panicking or failing action ends only this activeflow, reason
 //! `error`), records each in `executed_actions`, and ends exactly once — tearing down its call
-//! unless the call ended first.
+//! unless the call ended first. Hands its progress to storage without waiting, and reports its
+//! end (record, registry, metrics) only once storage has committed it (see `storage`).
 
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
+use tokio::sync::oneshot;
 
 mod chain;
+mod ending;
 mod http;
 mod waiting;
 
@@ -20,15 +23,20 @@ use super::record::timestamp;
 use super::registry::lock;
 use super::supervisor::{Links, Parent, StartActiveflow};
 use super::{
-    ActiveflowId, ActiveflowRecord, ActiveflowRegistry, EndReason, ExecutedAction, Status,
-    MAX_CHAIN_DEPTH,
+    ActiveflowId, ActiveflowRecord, ActiveflowRegistry, EndReason, ExecutedAction, MAX_CHAIN_DEPTH,
 };
 use crate::call::{CallCommand, CallEndCause, CallEvent, CallId, HangupCause};
 use crate::flow::{Action, ActionId, ActionKind, Flow, HangupReason, Variables};
 use crate::media::MediaJob;
+use crate::storage::Storage;
 use waiting::Awaiting;
 
-/// Ends the activeflow with `reason` (operator stop, shutdown). Idempotent.
+/// Longest wait for storage to commit an end before it is reported anyway (a stalled disk must
+/// not keep activeflows running for ever; it is logged).
+pub(super) const END_COMMIT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Ends the activeflow with `reason` (operator stop, shutdown). Idempotent; answers once the
+/// end is recorded (committed to storage and shown in the registry).
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Stop {
@@ -90,7 +98,15 @@ pub struct Activeflow {
     last_job: u64,
     /// The action in progress and when it became current (for the duration histogram).
     current: Option<(&'static str, Instant)>,
+    /// The end has begun: nothing more runs.
     ended: bool,
+    /// The end is recorded: the record says ended.
+    finished: bool,
+    storage: Storage,
+    /// Executed actions already handed to storage.
+    persisted: usize,
+    /// `Stop` senders waiting for the end to be recorded.
+    end_waiters: Vec<oneshot::Sender<()>>,
 }
 
 impl Activeflow {
@@ -113,6 +129,7 @@ impl Activeflow {
             cursor: Cursor::new(flow.clone()),
             flow,
             max_execute_count: links.limits.max_execute_count,
+            storage: links.storage.clone(),
             links,
             variables,
             goto_counts: HashMap::new(),
@@ -126,6 +143,9 @@ impl Activeflow {
             last_job: 0,
             current: None,
             ended: false,
+            finished: false,
+            persisted: 0,
+            end_waiters: Vec::new(),
         }
     }
 
@@ -136,8 +156,15 @@ impl Activeflow {
             .unwrap_or_default()
     }
 
-    /// Runs actions until one waits or the activeflow ends.
+    /// Runs actions until one waits or the activeflow ends, then hands the progress to storage.
     fn run(&mut self, ctx: &mut Context<Self>) {
+        self.run_steps(ctx);
+        if !self.ended {
+            self.persist_progress();
+        }
+    }
+
+    fn run_steps(&mut self, ctx: &mut Context<Self>) {
         while !self.ended {
             self.finish_current();
             if self.execute_count >= self.max_execute_count {
@@ -326,44 +353,6 @@ impl Activeflow {
             crate::metrics::action_executed(kind, since.elapsed(), false);
         }
     }
-
-    /// Ends the activeflow once.
-    fn end(&mut self, reason: EndReason, ctx: &mut Context<Self>) {
-        if self.ended {
-            return;
-        }
-        self.ended = true;
-        self.finish_current();
-        if let Some(handle) = self.wait.take() {
-            ctx.cancel_future(handle);
-        }
-        self.awaiting = None;
-        if reason != EndReason::Hangup {
-            self.send_call(CallRequest::Hangup(HangupReason::Normal));
-        }
-        {
-            let mut r = lock(&self.record);
-            let now = timestamp();
-            r.status = Status::Ended;
-            r.end_reason = Some(reason);
-            // Live variables stay in the actor (one copy per call); the record keeps the final set.
-            r.variables = std::mem::take(&mut self.variables);
-            r.tm_update = now.clone();
-            r.tm_end = Some(now);
-        }
-        tracing::info!(
-            activeflow_id = %self.id,
-            call_id = %self.call_id(),
-            end_reason = reason.as_str(),
-            "activeflow ended"
-        );
-        self.registry.ended(self.id);
-        crate::metrics::activeflow_ended(reason.as_str(), self.started_at.elapsed());
-        if matches!(reason, EndReason::Completed | EndReason::Hangup) {
-            self.start_successor();
-        }
-        ctx.stop();
-    }
 }
 
 /// The metrics label of a typed action (a bounded set of names).
@@ -436,10 +425,18 @@ impl Handler<Continue> for Activeflow {
 }
 
 impl Handler<Stop> for Activeflow {
-    type Result = ();
+    type Result = ResponseFuture<()>;
 
-    fn handle(&mut self, msg: Stop, ctx: &mut Self::Context) {
+    fn handle(&mut self, msg: Stop, ctx: &mut Self::Context) -> Self::Result {
         self.end(msg.reason, ctx);
+        if self.finished {
+            return Box::pin(async {});
+        }
+        let (tx, rx) = oneshot::channel();
+        self.end_waiters.push(tx);
+        Box::pin(async move {
+            let _ = rx.await;
+        })
     }
 }
 

@@ -1,0 +1,93 @@
+//! Listings and lookups past what memory holds: reads from storage run on the blocking pool,
+//! and a page merges the in-memory records (the live view, preferred for an item in both) with
+//! stored ones, newest first by the shared sequence.
+
+use actix_web::web;
+use serde_json::Value;
+
+use super::ApiError;
+use crate::storage::{Storage, StorageError, Store, Stored, Write, WriteKind};
+
+/// Runs `read` on the store off the event loop; `None` when storage is disabled.
+pub(super) async fn read<T: Send + 'static>(
+    storage: &Storage,
+    read: impl FnOnce(&dyn Store) -> Result<T, StorageError> + Send + 'static,
+) -> Result<Option<T>, ApiError> {
+    let Some(store) = storage.store() else {
+        return Ok(None);
+    };
+    let result = web::block(move || read(store.as_ref()))
+        .await
+        .map_err(|e| ApiError::Internal(format!("storage: {e}")))?;
+    result
+        .map(Some)
+        .map_err(|e| ApiError::Internal(format!("storage: {e}")))
+}
+
+/// Commits `write`; an error when storage did not.
+pub(super) async fn write(storage: &Storage, write: Write) -> Result<(), ApiError> {
+    if storage.write_confirmed(write, WriteKind::Flow).await {
+        Ok(())
+    } else {
+        Err(ApiError::Internal(
+            "applied in memory but storage did not commit it; retry".into(),
+        ))
+    }
+}
+
+/// One page of at most `size`: `memory` (its own page, `memory_more` when it had more) merged
+/// with `stored` (read with a limit of `size + 1`).
+pub(super) fn merge(
+    memory: Vec<(u64, Value)>,
+    memory_more: bool,
+    stored: Vec<Stored>,
+    size: usize,
+) -> (Vec<Value>, Option<String>) {
+    let stored_more = stored.len() > size;
+    let known: std::collections::HashSet<u64> = memory.iter().map(|(s, _)| *s).collect();
+    let mut all = memory;
+    all.extend(
+        stored
+            .into_iter()
+            .filter(|s| !known.contains(&s.sequence))
+            .map(|s| (s.sequence, s.json)),
+    );
+    all.sort_unstable_by_key(|(seq, _)| std::cmp::Reverse(*seq));
+    let more = all.len() > size || memory_more || stored_more;
+    all.truncate(size);
+    let token = more
+        .then(|| all.last().map(|(seq, _)| seq.to_string()))
+        .flatten();
+    (all.into_iter().map(|(_, v)| v).collect(), token)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn stored(seqs: &[u64]) -> Vec<Stored> {
+        seqs.iter()
+            .map(|s| Stored {
+                sequence: *s,
+                json: json!({"seq": s, "from": "store"}),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn memory_wins_and_pages_continue_into_the_store() {
+        let memory = vec![
+            (9, json!({"seq": 9, "from": "memory"})),
+            (8, json!({"seq": 8})),
+        ];
+        let (page, token) = merge(memory, false, stored(&[9, 7, 6]), 2);
+        assert_eq!(page[0]["from"], "memory");
+        assert_eq!(page.len(), 2);
+        assert_eq!(token.as_deref(), Some("8"));
+        let (page, token) = merge(vec![], false, stored(&[7, 6]), 2);
+        assert_eq!((page.len(), token), (2, None));
+        let (page, token) = merge(vec![], false, stored(&[7, 6, 5]), 2);
+        assert_eq!((page.len(), token.as_deref()), (2, Some("6")));
+    }
+}

@@ -1,0 +1,124 @@
+//! How an activeflow hands its progress to storage and ends: the end stops work and the call at
+//! once, and is shown (record, registry, metrics, waiting `Stop`s) only once storage has
+//! committed it, so nothing reported ended can be lost (see `storage`).
+
+use actix::prelude::*;
+
+use super::{Activeflow, CallRequest, END_COMMIT_TIMEOUT};
+use crate::engine::record::timestamp;
+use crate::engine::registry::lock;
+use crate::engine::{EndReason, Status};
+use crate::flow::{HangupReason, Variables};
+use crate::storage::WriteKind;
+
+/// What an ending activeflow carries until its end is recorded.
+struct Ending {
+    reason: EndReason,
+    now: String,
+    variables: Variables,
+}
+
+impl Activeflow {
+    /// The actions executed since the last write, without waiting: on a full queue they go
+    /// with the next write (counted in `storage_queue_full_total{kind="running"}`).
+    pub(super) fn persist_progress(&mut self) {
+        if !self.storage.is_enabled() {
+            return;
+        }
+        let (write, executed) = {
+            let r = lock(&self.record);
+            (
+                crate::engine::persist::write(&r, self.persisted),
+                r.executed_actions.len(),
+            )
+        };
+        if self.storage.try_write(write, WriteKind::Running) {
+            self.persisted = executed;
+        }
+    }
+
+    /// Ends the activeflow once: stops its work and its call at once, then records the end
+    /// when storage has committed it.
+    pub(super) fn end(&mut self, reason: EndReason, ctx: &mut Context<Self>) {
+        if self.ended {
+            return;
+        }
+        self.ended = true;
+        self.finish_current();
+        if let Some(handle) = self.wait.take() {
+            ctx.cancel_future(handle);
+        }
+        self.awaiting = None;
+        if reason != EndReason::Hangup {
+            self.send_call(CallRequest::Hangup(HangupReason::Normal));
+        }
+        let ending = Ending {
+            reason,
+            now: timestamp(),
+            // Live variables stay in the actor (one copy per call); the record keeps the final set.
+            variables: std::mem::take(&mut self.variables),
+        };
+        if !self.storage.is_enabled() {
+            self.record_end(ending, true, ctx);
+            return;
+        }
+        let write = {
+            let mut ended = lock(&self.record).clone();
+            ended.status = Status::Ended;
+            ended.end_reason = Some(reason);
+            ended.variables = ending.variables.clone();
+            ended.tm_update = ending.now.clone();
+            ended.tm_end = Some(ending.now.clone());
+            crate::engine::persist::write(&ended, self.persisted)
+        };
+        let storage = self.storage.clone();
+        let committed = async move {
+            let commit = storage.write_confirmed(write, WriteKind::Ended);
+            tokio::time::timeout(END_COMMIT_TIMEOUT, commit)
+                .await
+                .unwrap_or(false)
+        };
+        // `wait`: nothing else is handled until the end is recorded.
+        ctx.wait(
+            committed
+                .into_actor(self)
+                .map(move |ok, act, ctx| act.record_end(ending, ok, ctx)),
+        );
+    }
+
+    /// Shows the end: the record, the registry, metrics, waiting `Stop`s; stops the actor.
+    fn record_end(&mut self, ending: Ending, committed: bool, ctx: &mut Context<Self>) {
+        let Ending {
+            reason,
+            now,
+            variables,
+        } = ending;
+        if !committed {
+            tracing::error!(activeflow_id = %self.id, "activeflow end not committed to storage");
+        }
+        {
+            let mut r = lock(&self.record);
+            r.status = Status::Ended;
+            r.end_reason = Some(reason);
+            r.variables = variables;
+            r.tm_update = now.clone();
+            r.tm_end = Some(now);
+        }
+        self.finished = true;
+        tracing::info!(
+            activeflow_id = %self.id,
+            call_id = %self.call_id(),
+            end_reason = reason.as_str(),
+            "activeflow ended"
+        );
+        self.registry.ended(self.id);
+        crate::metrics::activeflow_ended(reason.as_str(), self.started_at.elapsed());
+        for waiter in self.end_waiters.drain(..) {
+            let _ = waiter.send(());
+        }
+        if matches!(reason, EndReason::Completed | EndReason::Hangup) {
+            self.start_successor();
+        }
+        ctx.stop();
+    }
+}

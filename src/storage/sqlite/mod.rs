@@ -1,0 +1,115 @@
+//! The embedded SQLite store (the default backend): one write connection used by the writer
+//! thread and one read connection for the API, both on a WAL database so reads never wait for
+//! a commit. Opening runs the versioned migrations in `migrations/`.
+
+mod migrate;
+mod read;
+mod write;
+
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use rusqlite::Connection;
+use serde_json::Value;
+
+use super::model::{FlowRow, FlowSource, Recovery, Store, Stored, Write};
+use super::StorageError;
+
+/// How long a statement waits for the other connection's lock before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub struct SqliteStore {
+    writer: Mutex<Connection>,
+    reader: Mutex<Connection>,
+}
+
+impl SqliteStore {
+    /// Opens (creating it and its directory if needed) and migrates the database at `path`.
+    pub fn open(path: &Path) -> Result<SqliteStore, StorageError> {
+        let open_err = |source: Box<dyn std::error::Error + Send + Sync>| StorageError::Open {
+            path: path.display().to_string(),
+            source,
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| open_err(Box::new(e)))?;
+        }
+        let writer = connect(path).map_err(|e| open_err(Box::new(e)))?;
+        migrate::run(&writer)?;
+        let reader = connect(path).map_err(|e| open_err(Box::new(e)))?;
+        Ok(SqliteStore {
+            writer: Mutex::new(writer),
+            reader: Mutex::new(reader),
+        })
+    }
+
+    fn writer(&self) -> MutexGuard<'_, Connection> {
+        self.writer.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn reader(&self) -> MutexGuard<'_, Connection> {
+        self.reader.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// WAL with `synchronous = NORMAL`: a commit is in the OS once `COMMIT` returns, so a killed
+/// process loses nothing committed; only an OS crash or power cut can lose the last commits
+/// before a checkpoint.
+fn connect(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    Ok(conn)
+}
+
+impl Store for SqliteStore {
+    fn apply(&self, batch: &[Write]) -> Result<(), StorageError> {
+        write::apply(&mut self.writer(), batch)
+    }
+
+    fn recover(&self, reason: &str, now: &str) -> Result<Recovery, StorageError> {
+        write::recover(&mut self.writer(), reason, now)
+    }
+
+    fn replace_file_flows(&self, flows: &[FlowRow]) -> Result<(), StorageError> {
+        write::replace_file_flows(&mut self.writer(), flows)
+    }
+
+    fn flows(&self, source: FlowSource) -> Result<Vec<FlowRow>, StorageError> {
+        read::flows(&self.reader(), source)
+    }
+
+    fn activeflows(
+        &self,
+        status: Option<&str>,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<Stored>, StorageError> {
+        read::activeflows(&self.reader(), status, before, limit)
+    }
+
+    fn activeflow(&self, id: &str) -> Result<Option<Stored>, StorageError> {
+        read::activeflow(&self.reader(), id)
+    }
+
+    fn activeflow_variables(&self, id: &str) -> Result<Option<Value>, StorageError> {
+        read::activeflow_variables(&self.reader(), id)
+    }
+
+    fn calls(
+        &self,
+        status: Option<&str>,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<Stored>, StorageError> {
+        read::calls(&self.reader(), status, before, limit)
+    }
+
+    fn call(&self, id: &str) -> Result<Option<Stored>, StorageError> {
+        read::call(&self.reader(), id)
+    }
+}
+
+#[cfg(test)]
+mod tests;

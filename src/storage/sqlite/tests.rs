@@ -1,0 +1,223 @@
+//! SQLite store tests on temporary database files: migrations, upserts that keep ended rows,
+//! recovery, paging, purge.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use super::*;
+use crate::storage::model::{ActionRow, ActiveflowRow, CallRow};
+
+fn temp_db() -> PathBuf {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "activeflow-sqlite-test-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir.join("sub").join("test.db")
+}
+
+fn activeflow(seq: u64, status: &'static str, tm_end: Option<&str>) -> ActiveflowRow {
+    ActiveflowRow {
+        id: format!("af-{seq}"),
+        sequence: seq,
+        flow_id: "flow".into(),
+        status,
+        end_reason: (status == "ended").then_some("completed"),
+        reference_type: "call",
+        reference_id: format!("call-{seq}"),
+        reference_activeflow_id: None,
+        current_action: Some(r#"{"type":"answer"}"#.into()),
+        variables: None,
+        tm_create: "2026-01-01T00:00:00.000000Z".into(),
+        tm_update: "2026-01-01T00:00:00.000000Z".into(),
+        tm_end: tm_end.map(str::to_string),
+    }
+}
+
+fn action(index: usize) -> ActionRow {
+    ActionRow {
+        index,
+        body: format!(r#"{{"type":"sleep","n":{index}}}"#),
+    }
+}
+
+fn call(seq: u64, status: &'static str, tm_end: Option<&str>) -> CallRow {
+    CallRow {
+        id: format!("call-{seq}"),
+        sequence: seq,
+        sip_call_id: "x@y".into(),
+        direction: "incoming",
+        source: "alice".into(),
+        destination: "100".into(),
+        peer: "127.0.0.1:5060/udp".into(),
+        status,
+        end_cause: None,
+        tm_create: "2026-01-01T00:00:00.000000Z".into(),
+        tm_answer: None,
+        tm_end: tm_end.map(str::to_string),
+    }
+}
+
+#[test]
+fn migrates_once_and_reopens() {
+    let path = temp_db();
+    let store = SqliteStore::open(&path).unwrap();
+    let mode: String = store
+        .reader()
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+    drop(store);
+    let store = SqliteStore::open(&path).unwrap();
+    let versions: i64 = store
+        .reader()
+        .query_row("SELECT COUNT(*) FROM schema_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(versions, 1);
+}
+
+#[test]
+fn refuses_a_newer_schema() {
+    let path = temp_db();
+    let store = SqliteStore::open(&path).unwrap();
+    store
+        .writer()
+        .execute("INSERT INTO schema_version VALUES (99, 'x')", [])
+        .unwrap();
+    drop(store);
+    let e = SqliteStore::open(&path).err().unwrap();
+    assert!(matches!(e, StorageError::TooNew { found: 99, .. }), "{e}");
+}
+
+#[test]
+fn upserts_never_reopen_an_ended_row_and_recovery_ends_running_ones() {
+    let store = SqliteStore::open(&temp_db()).unwrap();
+    let write = |row, actions| Write::Activeflow { row, actions };
+    store
+        .apply(&[
+            write(activeflow(1, "running", None), vec![action(0)]),
+            write(activeflow(1, "running", None), vec![action(1)]),
+            write(
+                activeflow(2, "ended", Some("2026-01-01T00:00:01.000000Z")),
+                vec![],
+            ),
+            // A late running update must not reopen an ended row.
+            write(activeflow(2, "running", None), vec![]),
+            Write::Call(call(1, "ringing", None)),
+        ])
+        .unwrap();
+    let one = store.activeflow("af-1").unwrap().unwrap();
+    assert_eq!(one.json["executed_actions"].as_array().unwrap().len(), 2);
+    assert_eq!(one.json["current_action"]["type"], "answer");
+    assert_eq!(
+        store.activeflow("af-2").unwrap().unwrap().json["status"],
+        "ended"
+    );
+
+    let r = store
+        .recover("engine_restart", "2026-01-02T00:00:00.000000Z")
+        .unwrap();
+    assert_eq!((r.activeflows, r.calls), (1, 1));
+    assert_eq!((r.last_activeflow_sequence, r.last_call_sequence), (2, 1));
+    let one = store.activeflow("af-1").unwrap().unwrap().json;
+    assert_eq!(one["status"], "ended");
+    assert_eq!(one["end_reason"], "engine_restart");
+    assert_eq!(one["executed_actions"][1]["n"], 1);
+    let two = store.activeflow("af-2").unwrap().unwrap().json;
+    assert_eq!(two["end_reason"], "completed", "ended before: unchanged");
+    assert_eq!(
+        store.call("call-1").unwrap().unwrap().json["status"],
+        "ended"
+    );
+}
+
+#[test]
+fn pages_newest_first_with_a_status_filter() {
+    let store = SqliteStore::open(&temp_db()).unwrap();
+    let batch: Vec<Write> = (1..=5)
+        .map(|s| Write::Activeflow {
+            row: activeflow(s, if s % 2 == 0 { "ended" } else { "running" }, None),
+            actions: vec![],
+        })
+        .collect();
+    store.apply(&batch).unwrap();
+    let seqs = |v: Vec<Stored>| v.iter().map(|s| s.sequence).collect::<Vec<_>>();
+    assert_eq!(seqs(store.activeflows(None, None, 2).unwrap()), [5, 4]);
+    assert_eq!(seqs(store.activeflows(None, Some(4), 2).unwrap()), [3, 2]);
+    assert_eq!(
+        seqs(store.activeflows(Some("ended"), None, 9).unwrap()),
+        [4, 2]
+    );
+    assert!(store.activeflow("nope").unwrap().is_none());
+}
+
+#[test]
+fn purge_drops_only_old_ended_rows() {
+    let store = SqliteStore::open(&temp_db()).unwrap();
+    let old = Some("2026-01-01T00:00:00.000000Z");
+    let new = Some("2026-03-01T00:00:00.000000Z");
+    store
+        .apply(&[
+            Write::Activeflow {
+                row: activeflow(1, "ended", old),
+                actions: vec![action(0)],
+            },
+            Write::Activeflow {
+                row: activeflow(2, "ended", new),
+                actions: vec![],
+            },
+            Write::Activeflow {
+                row: activeflow(3, "running", None),
+                actions: vec![],
+            },
+            Write::Call(call(1, "ended", old)),
+            Write::Call(call(2, "answered", None)),
+            Write::Purge {
+                ended_before: "2026-02-01T00:00:00.000000Z".into(),
+            },
+        ])
+        .unwrap();
+    let left = store.activeflows(None, None, 10).unwrap();
+    assert_eq!(left.iter().map(|s| s.sequence).collect::<Vec<_>>(), [3, 2]);
+    let actions: i64 = store
+        .reader()
+        .query_row("SELECT COUNT(*) FROM executed_actions", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(actions, 0);
+    assert_eq!(store.calls(None, None, 10).unwrap().len(), 1);
+}
+
+#[test]
+fn flows_by_source() {
+    let store = SqliteStore::open(&temp_db()).unwrap();
+    let flow = |id: &str, source| FlowRow {
+        id: id.into(),
+        name: id.into(),
+        source,
+        body: "{}".into(),
+        tm_update: "t".into(),
+    };
+    store
+        .apply(&[
+            Write::Flow(flow("a", FlowSource::Api)),
+            Write::Flow(flow("f1", FlowSource::File)),
+        ])
+        .unwrap();
+    store
+        .replace_file_flows(&[flow("f2", FlowSource::File)])
+        .unwrap();
+    let names = |s| {
+        store
+            .flows(s)
+            .unwrap()
+            .into_iter()
+            .map(|f| f.id)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(names(FlowSource::File), ["f2"]);
+    assert_eq!(names(FlowSource::Api), ["a"]);
+    store.apply(&[Write::DeleteFlow("a".into())]).unwrap();
+    assert!(names(FlowSource::Api).is_empty());
+}
