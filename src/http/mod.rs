@@ -83,20 +83,13 @@ impl HttpClient {
         let mut response = request.send().await.map_err(failed)?;
         let status = response.status().as_u16();
         let limit = self.policy.max_response_bytes;
-        let too_large = || HttpError::TooLarge {
-            url: url.into(),
-            limit,
-        };
-        if response.content_length().is_some_and(|n| n > limit as u64) {
-            return Err(too_large());
-        }
-        let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(failed)? {
-            if body.len() + chunk.len() > limit {
-                return Err(too_large());
-            }
-            body.extend_from_slice(&chunk);
-        }
+        let body = read_body(&mut response, limit).await.map_err(|e| match e {
+            BodyError::TooLarge => HttpError::TooLarge {
+                url: url.into(),
+                limit,
+            },
+            BodyError::Transport(source) => failed(source),
+        })?;
         Ok(Response { status, body })
     }
 
@@ -116,6 +109,32 @@ impl HttpClient {
             source,
         }
     }
+}
+
+/// Why a response body was not read whole.
+#[derive(Debug)]
+pub enum BodyError {
+    /// Declared or found longer than the limit; reading stopped there.
+    TooLarge,
+    Transport(reqwest::Error),
+}
+
+/// Reads a response body, refusing (and abandoning) one longer than `limit` bytes.
+pub async fn read_body(
+    response: &mut reqwest::Response,
+    limit: usize,
+) -> Result<Vec<u8>, BodyError> {
+    if response.content_length().is_some_and(|n| n > limit as u64) {
+        return Err(BodyError::TooLarge);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(BodyError::Transport)? {
+        if body.len() + chunk.len() > limit {
+            return Err(BodyError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 /// Marker in errors raised by the policy inside reqwest.

@@ -42,18 +42,10 @@ pub(super) async fn fetch(
             status: status.as_u16(),
         });
     }
-    if response
-        .content_length()
-        .is_some_and(|declared| declared > limit as u64)
-    {
-        return Err(too_large());
-    }
-    let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(failed)? {
-        if body.len() + chunk.len() > limit {
-            return Err(too_large());
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
+    crate::http::read_body(&mut response, limit)
+        .await
+        .map_err(|e| match e {
+            crate::http::BodyError::TooLarge => too_large(),
+            crate::http::BodyError::Transport(source) => failed(source),
+        })
 }
