@@ -40,12 +40,7 @@ pub(super) async fn list(
     let status = query.status(Status::parse, "running or ended")?;
     let (size, token) = (query.size()?, query.token()?);
     let page = state.registry.list(status, size, token);
-    let memory = page
-        .items
-        .iter()
-        .map(|r| Ok((r.sequence, serde_json::to_value(r)?)))
-        .collect::<Result<Vec<_>, serde_json::Error>>()
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let memory = history::as_json(&page.items, |r| r.sequence)?;
     let filter = status.map(Status::as_str);
     let stored = history::read(&state.storage, move |s| {
         s.activeflows(filter, token, size.saturating_add(1))

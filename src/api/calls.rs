@@ -26,11 +26,7 @@ pub(super) async fn list(
     let status = query.status(CallStatus::parse, "ringing, answered or ended")?;
     let (size, token) = (query.size()?, query.token()?);
     let (items, next) = state.calls.list_calls(status, size, token);
-    let memory = items
-        .iter()
-        .map(|c| Ok((c.sequence, serde_json::to_value(c)?)))
-        .collect::<Result<Vec<_>, serde_json::Error>>()
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let memory = history::as_json(&items, |c| c.sequence)?;
     let filter = status.map(CallStatus::as_str);
     let stored = history::read(&state.storage, move |s| {
         s.calls(filter, token, size.saturating_add(1))

@@ -37,6 +37,18 @@ pub(super) async fn write(storage: &Storage, write: Write) -> Result<(), ApiErro
 
 /// One page of at most `size`: `memory` (its own page, `memory_more` when it had more) merged
 /// with `stored` (read with a limit of `size + 1`).
+/// In-memory records as (sequence, JSON) for [`merge`].
+pub(super) fn as_json<T: serde::Serialize>(
+    items: &[T],
+    sequence: impl Fn(&T) -> u64,
+) -> Result<Vec<(u64, Value)>, ApiError> {
+    items
+        .iter()
+        .map(|item| Ok((sequence(item), serde_json::to_value(item)?)))
+        .collect::<Result<Vec<_>, serde_json::Error>>()
+        .map_err(|e| ApiError::Internal(e.to_string()))
+}
+
 pub(super) fn merge(
     memory: Vec<(u64, Value)>,
     memory_more: bool,
