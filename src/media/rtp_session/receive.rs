@@ -12,20 +12,16 @@ impl Session {
     /// A datagram queued before the session started reading: it may carry digits and shows
     /// where the caller's RTP comes from, but its audio is stale (never echoed or recorded).
     pub(super) fn on_backlog(&mut self, datagram: &[u8], from: SocketAddr) {
-        if rtp::parse(datagram)
-            .is_some_and(|(h, _)| Some(h.payload_type) == self.config.dtmf_payload_type)
-        {
-            self.on_datagram(datagram, from);
-        } else if rtp::parse(datagram).is_some() {
-            self.counters.received += 1;
-            if !self.latched {
-                self.remote = Some(from);
-                self.latched = true;
-            }
-        }
+        self.receive(datagram, from, false);
     }
 
     pub(super) fn on_datagram(&mut self, datagram: &[u8], from: SocketAddr) {
+        self.receive(datagram, from, true);
+    }
+
+    /// One datagram: counted, latched onto, digits detected; its audio is used only when
+    /// `live`.
+    fn receive(&mut self, datagram: &[u8], from: SocketAddr, live: bool) {
         let Some((header, payload)) = rtp::parse(datagram) else {
             return;
         };
@@ -49,7 +45,7 @@ impl Session {
             }
             return;
         }
-        if header.payload_type != self.config.codec.payload_type() {
+        if !live || header.payload_type != self.config.codec.payload_type() {
             return;
         }
         if let Some(echo) = &mut self.echo {
