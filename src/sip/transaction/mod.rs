@@ -3,11 +3,13 @@
 //! are advanced by `on_tick`; they must never sleep, spawn or do I/O.
 
 pub mod client;
+pub mod client_invite;
 pub mod linger;
 pub mod server;
 pub mod server_invite;
 
 pub use client::ClientNonInviteTransaction;
+pub use client_invite::{ClientInviteTransaction, InviteResponse};
 pub use linger::LingerTable;
 pub use server::ServerNonInviteTransaction;
 pub use server_invite::ServerInviteTransaction;
