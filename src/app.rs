@@ -13,6 +13,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::api::{self, ApiState};
+use crate::call::outbound::Dialer;
 use crate::call::session::SessionShared;
 use crate::call::{CallRegistry, Dispatcher, DispatcherConfig, OverloadGuard};
 use crate::config::Settings;
@@ -175,20 +176,26 @@ pub async fn start(
             what: "http client",
             source: std::io::Error::other(e.to_string()),
         })?;
+    // Made now, attached to the SIP layer below (whose offer sinks are these supervisors).
+    let dialer = Arc::new(Dialer::new(
+        settings.trunks.clone(),
+        raw.engine.max_activeflows,
+    ));
     // One supervisor shard per arbiter: a call's offer and its activeflow never leave the
     // thread of its call session.
     let shards: Vec<Addr<Supervisor>> = handles
         .iter()
         .map(|h| {
-            let (f, r, rt, st, c) = (
+            let (f, r, rt, st, c, d) = (
                 flows.clone(),
                 registry.clone(),
                 routes.clone(),
                 storage.clone(),
                 http.clone(),
+                dialer.clone(),
             );
             actix::Supervisor::start_in_arbiter(h, move |_| {
-                Supervisor::new(f, rt, r, limits, st.clone(), c.clone())
+                Supervisor::new(f, rt, r, limits, st.clone(), c.clone(), d.clone())
             })
         })
         .collect();
@@ -242,6 +249,7 @@ pub async fn start(
         recordings: recordings.clone(),
         storage: storage.clone(),
     });
+    dialer.attach(shared.clone());
     let dispatcher = Arc::new(Dispatcher::new(
         shared,
         handles.clone(),

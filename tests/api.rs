@@ -49,7 +49,7 @@ fn flows_crud_with_validation_errors_naming_the_field() {
             .contains("actions[0].option.duration"),
         "{err}"
     );
-    let unsupported = flow("t", json!([{"type": "connect", "option": {}}]));
+    let unsupported = flow("t", json!([{"type": "conference_join", "option": {}}]));
     let (status, err) = post(&e, "/v1/flows", &unsupported);
     assert_eq!(status, 400);
     assert!(

@@ -90,7 +90,7 @@ pub(super) async fn hangup(
     if entry.info().status != CallStatus::Ended {
         // Err means the session is already gone: the record says how it ended.
         let _ = entry
-            .addr
+            .commands
             .send(CallCommand::Hangup(HangupCause::Normal))
             .await;
     }

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use actix::prelude::*;
 use rsip::prelude::*;
 
+use super::registry::SessionAddr;
 use super::session::{SessionShared, SipIn};
 use super::session_sip::{is_unsupported, ALLOW};
 use super::CallSession;
@@ -91,7 +92,7 @@ impl Dispatcher {
             return;
         };
         if let Some(addr) = self.shared.registry.get(call_id) {
-            addr.do_send(SipIn(Inbound {
+            addr.deliver(SipIn(Inbound {
                 message: rsip::SipMessage::Request(req),
                 peer,
                 received_at,
@@ -159,9 +160,9 @@ impl Dispatcher {
         };
         let shared = self.shared.clone();
         self.shared.registry.get_or_insert_with(&call_id, move || {
-            CallSession::start_in_arbiter(&arbiter, move |_| {
+            SessionAddr::Incoming(CallSession::start_in_arbiter(&arbiter, move |_| {
                 CallSession::new(shared, index, req, key, peer, received_at)
-            })
+            }))
         });
     }
 }
@@ -177,7 +178,7 @@ impl InboundHandler for Dispatcher {
                     return;
                 };
                 if let Some(addr) = self.shared.registry.get(call_id) {
-                    addr.do_send(SipIn(inbound));
+                    addr.deliver(SipIn(inbound));
                 }
             }
         }

@@ -74,8 +74,12 @@ pub enum CallEndCause {
     AckTimeout,
     /// The engine hung up or rejected it.
     Local,
-    /// The SIP peer became unreachable (transport error, BYE timed out).
+    /// The SIP peer became unreachable (transport error, BYE timed out, no answer to INVITE).
     Failed,
+    /// Our outbound INVITE got this final response (3xx–6xx).
+    Rejected(u16),
+    /// Our outbound INVITE rang past its ring timeout and was cancelled.
+    NoAnswer,
 }
 
 impl CallEndCause {
@@ -86,6 +90,8 @@ impl CallEndCause {
             CallEndCause::AckTimeout => "ack_timeout",
             CallEndCause::Local => "local",
             CallEndCause::Failed => "failed",
+            CallEndCause::Rejected(_) => "rejected",
+            CallEndCause::NoAnswer => "no_answer",
         }
     }
 }
@@ -94,15 +100,21 @@ impl CallEndCause {
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "()")]
 pub enum CallEvent {
-    /// Our 2xx went out.
+    /// Our 2xx went out (a call we answer), or the callee's 2xx came (a leg we place).
     Answered { call_id: CallId },
+    /// A leg we place got a provisional response (180 ringing, 183 progress).
+    Progress { call_id: CallId, code: u16 },
     /// The dialog is over; no more commands will be honoured.
     Ended {
         call_id: CallId,
         cause: CallEndCause,
     },
     /// The caller pressed a key (RFC 4733 event or SIP INFO).
-    Digit { digit: char, source: DigitSource },
+    Digit {
+        call_id: CallId,
+        digit: char,
+        source: DigitSource,
+    },
     /// A [`CallCommand::Media`] request finished.
     MediaDone { job: MediaJob, result: MediaResult },
 }

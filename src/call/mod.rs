@@ -2,10 +2,12 @@
 //! port, fed by the [`Dispatcher`] on the transport's threads. Talks upward only through the
 //! `Recipient`s in [`events`]; never imports `engine`.
 
+mod dialog;
 pub mod dispatch;
 pub mod events;
 mod id;
 pub mod info;
+pub mod outbound;
 pub mod overload;
 pub mod registry;
 pub mod session;

@@ -6,20 +6,23 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use actix::Addr;
+use actix::{Addr, Recipient};
 use dashmap::mapref::entry::Entry;
 use dashmap::DashMap;
 
+use super::events::CallCommand;
 use super::info::{CallInfo, CallStatus};
+use super::outbound::{MessageSender, OutboundCall};
+use super::session::SipIn;
 use super::{CallId, CallSession};
 
 /// Ended calls kept listed (oldest dropped first).
 pub const ENDED_CALLS_RETAINED: usize = 10_000;
 
-/// One call: its record and its session actor.
+/// One call: its record and where its session takes commands.
 pub struct CallEntry {
     info: Mutex<CallInfo>,
-    pub addr: Addr<CallSession>,
+    pub commands: Recipient<CallCommand>,
 }
 
 impl CallEntry {
@@ -32,9 +35,29 @@ impl CallEntry {
     }
 }
 
+/// The actor that owns a SIP dialog: a call we answer or a leg we place.
+#[derive(Clone, PartialEq, Eq)]
+pub enum SessionAddr {
+    Incoming(Addr<CallSession>),
+    Outgoing(Addr<OutboundCall>),
+    /// A SIP MESSAGE waiting for its response (no dialog, no call record).
+    Message(Addr<MessageSender>),
+}
+
+impl SessionAddr {
+    /// Hands a message of this dialog to its actor.
+    pub fn deliver(&self, message: SipIn) {
+        match self {
+            SessionAddr::Incoming(a) => a.do_send(message),
+            SessionAddr::Outgoing(a) => a.do_send(message),
+            SessionAddr::Message(a) => a.do_send(message),
+        }
+    }
+}
+
 #[derive(Default)]
 pub struct CallRegistry {
-    sessions: DashMap<String, Addr<CallSession>>,
+    sessions: DashMap<String, SessionAddr>,
     calls: DashMap<CallId, Arc<CallEntry>>,
     ended: Mutex<VecDeque<CallId>>,
     sequence: AtomicU64,
@@ -47,7 +70,7 @@ impl CallRegistry {
         Self::default()
     }
 
-    pub fn get(&self, sip_call_id: &str) -> Option<Addr<CallSession>> {
+    pub fn get(&self, sip_call_id: &str) -> Option<SessionAddr> {
         self.sessions.get(sip_call_id).map(|a| a.clone())
     }
 
@@ -56,8 +79,8 @@ impl CallRegistry {
     pub fn get_or_insert_with(
         &self,
         sip_call_id: &str,
-        make: impl FnOnce() -> Addr<CallSession>,
-    ) -> (Addr<CallSession>, bool) {
+        make: impl FnOnce() -> SessionAddr,
+    ) -> (SessionAddr, bool) {
         match self.sessions.entry(sip_call_id.to_string()) {
             Entry::Occupied(e) => (e.get().clone(), false),
             Entry::Vacant(e) => (e.insert(make()).clone(), true),
@@ -65,7 +88,7 @@ impl CallRegistry {
     }
 
     /// Removes the entry only if it still points at `addr`.
-    pub fn remove(&self, sip_call_id: &str, addr: &Addr<CallSession>) {
+    pub fn remove(&self, sip_call_id: &str, addr: &SessionAddr) {
         self.sessions.remove_if(sip_call_id, |_, a| a == addr);
     }
 
@@ -93,12 +116,16 @@ impl CallRegistry {
     }
 
     /// A new live call.
-    pub(crate) fn call_started(&self, info: CallInfo, addr: Addr<CallSession>) -> Arc<CallEntry> {
+    pub(crate) fn call_started(
+        &self,
+        info: CallInfo,
+        commands: Recipient<CallCommand>,
+    ) -> Arc<CallEntry> {
         self.active.fetch_add(1, Ordering::Relaxed);
         crate::metrics::calls_active(1.0);
         let entry = Arc::new(CallEntry {
             info: Mutex::new(info),
-            addr,
+            commands,
         });
         let id = entry.info().id;
         self.calls.insert(id, entry.clone());

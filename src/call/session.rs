@@ -19,7 +19,7 @@ use tokio::time::Instant;
 
 use super::events::{CallCommand, CallEndCause, CallEvent, CallOffer, HangupCause};
 use super::info::{CallInfo, CallStatus};
-use super::registry::CallEntry;
+use super::registry::{CallEntry, SessionAddr};
 use super::{CallId, CallRegistry, OverloadGuard};
 use crate::media::library::AudioLibrary;
 use crate::media::{
@@ -71,16 +71,6 @@ pub(super) enum Phase {
     Ended,
 }
 
-/// What a BYE from our side needs once the INVITE itself is gone.
-pub(super) struct Dialog {
-    pub(super) local_uri: String,
-    pub(super) remote_uri: String,
-    pub(super) remote_tag: Option<String>,
-    pub(super) remote_target: String,
-    pub(super) route_set: Vec<String>,
-    pub(super) local_cseq: u32,
-}
-
 pub struct CallSession {
     pub(super) id: CallId,
     pub(super) sip_call_id: String,
@@ -94,7 +84,7 @@ pub struct CallSession {
     pub(super) invite_key: TransactionKey,
     pub(super) invite_tx: ServerInviteTransaction,
     pub(super) local_tag: String,
-    pub(super) dialog: Option<Dialog>,
+    pub(super) dialog: Option<super::dialog::Dialog>,
     pub(super) negotiated: Option<Negotiated>,
     pub(super) local_sdp: Option<Bytes>,
     pub(super) rtp: Option<RtpLease>,
@@ -411,6 +401,7 @@ impl CallSession {
             media.send(MediaCommand::Digit(digit));
         }
         self.emit(CallEvent::Digit {
+            call_id: self.id,
             digit,
             source: DigitSource::SipInfo,
         });
@@ -478,7 +469,11 @@ impl Actor for CallSession {
             sequence: self.shared.registry.next_sequence(),
         };
         info.persist(&self.shared.storage);
-        self.entry = Some(self.shared.registry.call_started(info, ctx.address()));
+        self.entry = Some(
+            self.shared
+                .registry
+                .call_started(info, ctx.address().recipient()),
+        );
         self.send_trying();
         match self.check_offer() {
             Ok(negotiated) => self.negotiated = negotiated,
@@ -514,7 +509,7 @@ impl Actor for CallSession {
         }
         self.shared
             .registry
-            .remove(&self.sip_call_id, &ctx.address());
+            .remove(&self.sip_call_id, &SessionAddr::Incoming(ctx.address()));
         Running::Stop
     }
 }
@@ -557,6 +552,7 @@ impl Handler<MediaEvent> for CallSession {
         }
         self.emit(match event {
             MediaEvent::Digit(digit) => CallEvent::Digit {
+                call_id: self.id,
                 digit,
                 source: DigitSource::Rfc4733,
             },

@@ -6,13 +6,12 @@ use actix::prelude::*;
 use rsip::prelude::*;
 use tokio::time::Instant;
 
+use super::dialog::{strip_tag, uri_of, Dialog};
 use super::events::CallEndCause;
-use super::session::{CallSession, Dialog, Phase};
+use super::session::{CallSession, Phase};
 use crate::media::sdp::{self, SdpError};
 use crate::media::Negotiated;
-use crate::sip::message::{
-    new_branch, reason_phrase, RequestBuilder, ResponseBuilder, TransactionKey,
-};
+use crate::sip::message::{reason_phrase, ResponseBuilder, TransactionKey};
 use crate::sip::transaction::{
     ClientNonInviteTransaction, ServerInviteTransaction, ServerNonInviteTransaction,
 };
@@ -110,7 +109,7 @@ impl CallSession {
             if let Some(sdp) = &self.local_sdp {
                 builder = builder.body("application/sdp", sdp.clone());
             }
-            self.dialog = Some(dialog_from_invite(&invite));
+            self.dialog = Some(dialog_from_invite(&invite, &self.local_tag));
         } else if code == 503 {
             builder = builder.header("Retry-After", "5");
         }
@@ -127,26 +126,15 @@ impl CallSession {
 
     /// Sends BYE through a client transaction (Timer E/F).
     pub(super) fn send_bye(&mut self) {
-        let Some(dialog) = &mut self.dialog else {
-            return;
-        };
-        dialog.local_cseq += 1;
         let sent_by = format!(
             "{}:{}",
             host(self.shared.public_ip),
             self.shared.sender.local_addr().port()
         );
-        let mut b = RequestBuilder::new(rsip::Method::Bye, &dialog.remote_target)
-            .via(&sent_by, self.peer.transport.via_token(), &new_branch())
-            .from_addr(&dialog.local_uri, &self.local_tag)
-            .to_addr(&dialog.remote_uri, dialog.remote_tag.as_deref())
-            .call_id(&self.sip_call_id)
-            .cseq(dialog.local_cseq)
-            .max_forwards(70);
-        for route in &dialog.route_set {
-            b = b.header("Route", route);
-        }
-        let bytes = b.build();
+        let Some(dialog) = &mut self.dialog else {
+            return;
+        };
+        let bytes = dialog.bye(&sent_by, self.peer.transport.via_token());
         self.bye_tx = Some(ClientNonInviteTransaction::new(
             bytes.clone(),
             self.peer.transport.is_reliable(),
@@ -321,7 +309,7 @@ impl CallSession {
 }
 
 /// Captures what a later BYE needs from the INVITE (RFC 3261 §12.1.1, UAS side).
-fn dialog_from_invite(invite: &rsip::Request) -> Dialog {
+fn dialog_from_invite(invite: &rsip::Request, local_tag: &str) -> Dialog {
     let header = |h: Result<&str, _>| h.map(str::to_string).unwrap_or_default();
     let local_uri = header(invite.to_header().map(|h| h.value()));
     let remote_uri = header(invite.from_header().map(|h| h.value()));
@@ -344,61 +332,17 @@ fn dialog_from_invite(invite: &rsip::Request) -> Dialog {
             _ => None,
         })
         .collect();
+    let call_id = header(invite.call_id_header().map(|h| h.value()));
     Dialog {
         local_uri: strip_tag(&local_uri),
+        local_tag: local_tag.to_string(),
         remote_uri: strip_tag(&remote_uri),
         remote_tag,
         remote_target,
         route_set,
         local_cseq: 0,
+        call_id,
     }
 }
 
-/// The URI inside a name-addr (`"Bob" <sip:bob@h>;tag=x`) or an addr-spec (`sip:bob@h;tag=x`).
-fn uri_of(value: &str) -> Option<String> {
-    let value = value.trim();
-    if let (Some(start), Some(end)) = (value.find('<'), value.find('>')) {
-        return value.get(start + 1..end).map(str::to_string);
-    }
-    value.split(';').next().map(|s| s.trim().to_string())
-}
-
-/// Drops a `;tag=` parameter so the builder can add the tag it is given.
-fn strip_tag(value: &str) -> String {
-    let lower = value.to_ascii_lowercase();
-    let search_from = lower.rfind('>').unwrap_or(0);
-    match lower.get(search_from..).and_then(|s| s.find(";tag=")) {
-        Some(pos) => {
-            let start = search_from + pos;
-            let rest = value.get(start + 5..).unwrap_or("");
-            let end = rest.find(';').map(|e| start + 5 + e).unwrap_or(value.len());
-            format!("{}{}", &value[..start], &value[end..])
-        }
-        None => value.to_string(),
-    }
-}
-
-/// An IP as it appears in a URI host (IPv6 in brackets).
-pub(crate) fn host(ip: std::net::IpAddr) -> String {
-    match ip {
-        std::net::IpAddr::V4(v4) => v4.to_string(),
-        std::net::IpAddr::V6(v6) => format!("[{v6}]"),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn uri_and_tag_helpers() {
-        assert_eq!(
-            uri_of("\"A\" <sip:a@h:5060>;tag=1").as_deref(),
-            Some("sip:a@h:5060")
-        );
-        assert_eq!(uri_of("sip:a@h;tag=1").as_deref(), Some("sip:a@h"));
-        assert_eq!(strip_tag("<sip:a@h>;tag=abc;x=y"), "<sip:a@h>;x=y");
-        assert_eq!(strip_tag("<sip:a@h;tag=in-uri>"), "<sip:a@h;tag=in-uri>");
-        assert_eq!(strip_tag("sip:a@h;TAG=abc"), "sip:a@h");
-    }
-}
+pub(crate) use super::dialog::host;

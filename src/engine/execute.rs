@@ -35,6 +35,11 @@ pub enum Step {
     Fetch(crate::flow::integration::Fetch),
     /// Send a webhook (waiting for the answer when `sync`), then `Next`.
     Webhook(crate::flow::integration::WebhookSend),
+    /// Call the destinations, bridge the first to answer with the caller until one side hangs
+    /// up, then `Next` (or the end, when the caller hung up).
+    Connect(crate::flow::outbound::Connect),
+    /// Send a SIP MESSAGE to each destination; `Next` once every one has its final status.
+    MessageSend(crate::flow::outbound::MessageSend),
     /// The activeflow ends.
     End(crate::engine::EndReason),
 }
@@ -218,6 +223,13 @@ pub fn execute(
         ActionKind::FetchFlow { flow_id } => Outcome::step(Step::PushFlow(flow_id.clone())),
         ActionKind::Fetch(f) => Outcome::step(Step::Fetch(f.clone())),
         ActionKind::WebhookSend(w) => Outcome::step(Step::Webhook(w.clone())),
+        ActionKind::Connect(c) => {
+            if !state.has_call {
+                return Err(ActionError::NoCall);
+            }
+            Outcome::step(Step::Connect(c.clone()))
+        }
+        ActionKind::MessageSend(m) => Outcome::step(Step::MessageSend(m.clone())),
     })
 }
 

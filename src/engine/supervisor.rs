@@ -14,6 +14,7 @@ use super::{
     Activeflow, ActiveflowId, ActiveflowRecord, ActiveflowRegistry, EngineLimits, ReferenceType,
     RouteTable, Status, Stop,
 };
+use crate::call::outbound::Dialer;
 use crate::call::{CallCommand, CallOffer};
 use crate::flow::{self, Flow, FlowStore, Variables};
 use crate::http::HttpClient;
@@ -52,6 +53,8 @@ pub(crate) struct Links {
     pub(crate) http: HttpClient,
     /// Where the activeflow's history is made durable.
     pub(crate) storage: Storage,
+    /// Places `connect` legs and sends `message_send` messages.
+    pub(crate) dialer: Arc<Dialer>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -81,6 +84,7 @@ pub struct Supervisor {
     limits: EngineLimits,
     http: HttpClient,
     storage: Storage,
+    dialer: Arc<Dialer>,
     draining: bool,
 }
 
@@ -92,6 +96,7 @@ impl Supervisor {
         limits: EngineLimits,
         storage: Storage,
         http: HttpClient,
+        dialer: Arc<Dialer>,
     ) -> Self {
         Supervisor {
             flows,
@@ -100,6 +105,7 @@ impl Supervisor {
             limits,
             http,
             storage,
+            dialer,
             draining: false,
         }
     }
@@ -112,6 +118,7 @@ impl Supervisor {
             limits: self.limits,
             http: self.http.clone(),
             storage: self.storage.clone(),
+            dialer: self.dialer.clone(),
         }
     }
 

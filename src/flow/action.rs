@@ -13,6 +13,7 @@ use super::id::ActionId;
 use super::integration::{Fetch, WebhookSend};
 use super::media::{self, DigitsReceive, DigitsSend, Echo, Play, RecordingStart, Talk};
 use super::options::{parse_action_id, path, Opt};
+use super::outbound::{Connect, MessageSend};
 use super::types::{NOT_YET_SUPPORTED_TYPES, SUPPORTED_TYPES};
 use super::variables::CALL_DIGITS;
 
@@ -57,6 +58,10 @@ pub enum ActionKind {
     /// Asks an HTTP server for actions and pushes them as a sub-stack.
     Fetch(Fetch),
     WebhookSend(WebhookSend),
+    /// Calls the destinations and bridges the first to answer with the caller.
+    Connect(Connect),
+    /// Sends a SIP MESSAGE to each destination.
+    MessageSend(MessageSend),
     /// Pushes a registered flow's actions as a sub-stack.
     FetchFlow {
         /// The flow's id (or a `${...}` reference resolved when the action runs).
@@ -119,6 +124,8 @@ impl ActionKind {
             "block" => Self::Block,
             "fetch" => Self::Fetch(Fetch::from_opt(&o)?),
             "webhook_send" => Self::WebhookSend(WebhookSend::from_opt(&o)?),
+            "connect" => Self::Connect(Connect::from_opt(&o)?),
+            "message_send" => Self::MessageSend(MessageSend::from_opt(&o)?),
             "fetch_flow" => {
                 let flow_id = o.str_req("flow_id")?;
                 if !flow_id.contains("${") && flow_id.parse::<super::FlowId>().is_err() {
@@ -166,6 +173,8 @@ impl ActionKind {
             Self::Fetch(_) => "fetch",
             Self::WebhookSend(_) => "webhook_send",
             Self::FetchFlow { .. } => "fetch_flow",
+            Self::Connect(_) => "connect",
+            Self::MessageSend(_) => "message_send",
         }
     }
 
@@ -366,10 +375,10 @@ mod tests {
             ActionKind::parse("block", &Value::Null).unwrap(),
             ActionKind::Block
         );
-        let e = ActionKind::parse("connect", &json!({})).unwrap_err();
+        let e = ActionKind::parse("conference_join", &json!({})).unwrap_err();
         assert_eq!(
             e.to_string(),
-            r#"type: action type "connect" is not supported by this engine yet"#
+            r#"type: action type "conference_join" is not supported by this engine yet"#
         );
         let e = ActionKind::parse("foo", &json!({})).unwrap_err();
         assert_eq!(e.to_string(), r#"type: unknown action type "foo""#);

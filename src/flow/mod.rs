@@ -11,6 +11,7 @@ pub mod integration;
 pub mod media;
 pub mod model;
 mod options;
+pub mod outbound;
 pub mod store;
 pub mod types;
 pub mod validate;

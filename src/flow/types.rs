@@ -24,13 +24,13 @@ pub const SUPPORTED_TYPES: &[&str] = &[
     "fetch_flow",
     "fetch",
     "webhook_send",
+    "connect",
+    "message_send",
 ];
 
 /// VoIPBIN action types recognised but not implemented yet. Enabling one
 /// means deleting it here and adding its arm to `ActionKind::parse`.
 pub const NOT_YET_SUPPORTED_TYPES: &[&str] = &[
-    "connect",
-    "message_send",
     "conference_join",
     "queue_join",
     "external_media_start",

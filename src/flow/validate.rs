@@ -144,11 +144,11 @@ mod tests {
 
     #[test]
     fn type_errors() {
-        let (i, f, m) = action_err(json!([{"type": "answer"}, {"type": "connect"}]));
+        let (i, f, m) = action_err(json!([{"type": "answer"}, {"type": "queue_join"}]));
         assert_eq!((i, f.as_str()), (1, "type"));
         assert_eq!(
             m,
-            r#"action type "connect" is not supported by this engine yet"#
+            r#"action type "queue_join" is not supported by this engine yet"#
         );
         let e = flow(json!([{"type": "foo"}])).validate().unwrap_err();
         assert_eq!(

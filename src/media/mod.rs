@@ -8,6 +8,7 @@ pub mod g711;
 pub mod library;
 pub mod playout;
 pub mod recording;
+pub mod relay;
 pub mod request;
 pub mod resample;
 pub mod rtp;

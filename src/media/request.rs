@@ -57,6 +57,9 @@ pub enum MediaRequest {
     StartRecording(RecordingRequest),
     /// Stop the recording in progress, if any; done at once.
     StopRecording,
+    /// Relay this leg's media to and from another leg (`connect`) until stopped or the other
+    /// leg's media ends.
+    Relay(super::relay::RelayLink),
 }
 
 /// Why a media request failed; recorded in the action's `result`.

@@ -89,9 +89,16 @@ pub struct RtpPortPool {
 impl RtpPortPool {
     pub fn new(range: PortRange, ip: IpAddr) -> Self {
         let first = range.first + range.first % 2;
+        let mut unbound: VecDeque<u16> = (first..=range.last).step_by(2).collect();
+        // Start at a random point: engines sharing a range (a restart beside a draining one,
+        // tests, benchmarks) do not all fight over its first ports.
+        if !unbound.is_empty() {
+            let start = (uuid::Uuid::new_v4().as_u128() % unbound.len() as u128) as usize;
+            unbound.rotate_left(start);
+        }
         let free = Free {
             idle: VecDeque::new(),
-            unbound: (first..=range.last).step_by(2).collect(),
+            unbound,
         };
         RtpPortPool {
             range,

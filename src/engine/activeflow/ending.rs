@@ -48,6 +48,7 @@ impl Activeflow {
         if let Some(handle) = self.wait.take() {
             ctx.cancel_future(handle);
         }
+        self.release_legs();
         self.awaiting = None;
         if reason != EndReason::Hangup {
             self.send_call(CallRequest::Hangup(HangupReason::Normal));

@@ -13,6 +13,7 @@ use actix::prelude::*;
 use tokio::sync::oneshot;
 
 mod chain;
+mod connect;
 mod ending;
 mod http;
 mod waiting;
@@ -295,6 +296,16 @@ impl Activeflow {
                 }
                 action.next_id
             }
+            Step::Connect(spec) => {
+                if !self.start_connect(spec, action.next_id, ctx) {
+                    return false;
+                }
+                action.next_id
+            }
+            Step::MessageSend(spec) => {
+                self.start_message_send(spec, action.next_id, ctx);
+                return false;
+            }
             Step::End(reason) => {
                 self.end(reason, ctx);
                 return false;
@@ -389,15 +400,27 @@ impl Handler<CallEvent> for Activeflow {
         if self.ended {
             return;
         }
+        let ours = self.call.as_ref().map(|c| c.id);
         match event {
-            CallEvent::Digit { digit, .. } => self.on_digit(digit, ctx),
+            CallEvent::Digit { call_id, digit, .. } if Some(call_id) == ours => {
+                self.on_digit(digit, ctx)
+            }
             CallEvent::MediaDone { job, result } => self.on_media_done(job, result, ctx),
-            CallEvent::Answered { .. } => {}
+            CallEvent::Answered { call_id } if Some(call_id) == ours => {}
+            CallEvent::Digit { .. } => {}
+            CallEvent::Progress { .. } | CallEvent::Answered { .. } => {
+                self.on_leg_event(event, ctx)
+            }
+            CallEvent::Ended { call_id, .. } if Some(call_id) != ours => {
+                self.on_leg_event(event, ctx)
+            }
             CallEvent::Ended { cause, .. } => {
                 self.call_released = true;
                 let reason = match cause {
                     CallEndCause::AckTimeout => EndReason::AckTimeout,
-                    CallEndCause::Failed => EndReason::Error,
+                    CallEndCause::Failed | CallEndCause::Rejected(_) | CallEndCause::NoAnswer => {
+                        EndReason::Error
+                    }
                     CallEndCause::RemoteBye | CallEndCause::Cancelled | CallEndCause::Local => {
                         EndReason::Hangup
                     }

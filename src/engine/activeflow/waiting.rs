@@ -27,8 +27,10 @@ pub(super) enum Awaiting {
     },
     /// A `block` action, until an operator's `continue`.
     Block { next: Option<ActionId> },
-    /// `fetch`, or a `webhook_send` with `sync`, until the HTTP exchange ends.
+    /// `fetch`, a `webhook_send` with `sync` or a `message_send`, until the exchange ends.
     Http { next: Option<ActionId> },
+    /// `connect`: legs ringing, or one bridged with the caller.
+    Connect(super::connect::Connecting),
 }
 
 impl Activeflow {

@@ -41,6 +41,7 @@ impl Session {
                     }
                 }
             }
+            MediaRequest::Relay(link) => self.start_relay(job, link),
             MediaRequest::Echo { duration, dtmf } => {
                 self.finish_echo();
                 self.echo = Some(Echo {

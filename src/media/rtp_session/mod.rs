@@ -16,6 +16,7 @@ use tokio::time::Instant;
 
 mod jobs;
 mod receive;
+mod relay;
 mod send;
 
 use super::capture::Capture;
@@ -146,6 +147,8 @@ pub(super) struct Session {
     pub(super) digits_out: Option<DigitSender>,
     pub(super) echo: Option<Echo>,
     pub(super) capture: Option<Capture>,
+    /// Media relayed to and from another leg (`connect`).
+    pub(super) relay: Option<relay::Relay>,
     /// A recording waiting for its start beep to finish.
     pub(super) pending_recording: Option<(MediaJob, RecordingRequest)>,
     pub(super) detector: EventDetector,
@@ -173,6 +176,7 @@ impl Session {
             digits_out: None,
             echo: None,
             capture: None,
+            relay: None,
             pending_recording: None,
             detector: EventDetector::new(),
             packet_out: Vec::with_capacity(256),
@@ -199,6 +203,10 @@ impl Session {
                     self.loading = None;
                     self.loading_job = None;
                     self.on_loaded(job, stop_on_digit, loaded);
+                },
+                frame = relay::next_frame(&mut self.relay), if self.relay.is_some() => match frame {
+                    Some(f) => self.on_relay_frame(f),
+                    None => self.finish_relay("peer_ended"),
                 },
                 () = sleep_until_opt(tick_at), if tick_at.is_some() => self.on_tick(),
             }
@@ -236,6 +244,9 @@ impl Session {
                 }
                 if self.echo.as_ref().is_some_and(|e| e.job == job) {
                     self.finish_echo();
+                }
+                if self.relay.as_ref().is_some_and(|r| r.job == job) {
+                    self.finish_relay("stopped");
                 }
             }
             MediaCommand::Digit(digit) => self.on_digit(digit, false),

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 
 use super::Session;
 use crate::media::dtmf::TelephoneEvent;
+use crate::media::relay::FrameKind;
 use crate::media::request::{DigitSource, MediaEvent};
 use crate::media::rtp;
 
@@ -40,6 +41,9 @@ impl Session {
                 let ts = self.now_timestamp();
                 self.send_event(header.payload_type, header.marker, ts, &event);
             }
+            if live && self.relay.is_some() {
+                self.forward(FrameKind::Event, header.marker, header.timestamp, payload);
+            }
             for digit in self.detector.on_event(header.timestamp, &event) {
                 self.on_digit(digit, true);
             }
@@ -47,6 +51,10 @@ impl Session {
         }
         if !live || header.payload_type != self.config.codec.payload_type() {
             return;
+        }
+        if self.relay.is_some() {
+            let kind = FrameKind::Audio(self.config.codec);
+            self.forward(kind, header.marker, header.timestamp, payload);
         }
         if let Some(echo) = &mut self.echo {
             echo.packets += 1;

@@ -1,0 +1,189 @@
+//! One SIP MESSAGE (RFC 3428) the engine sends: a small actor owning its non-INVITE client
+//! transaction (Timer E retransmits over UDP, Timer F gives up), registered by Call-ID so the
+//! response finds it. Reports the final status once, then stops.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use actix::prelude::*;
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+
+use super::super::registry::SessionAddr;
+use super::super::session::{SessionShared, SipIn};
+use super::target::{NextHop, Route};
+use super::MessageRequest;
+use crate::sip::message::{new_branch, new_tag, RequestBuilder, TransactionKey};
+use crate::sip::transaction::{ClientNonInviteTransaction, TransactionOutput};
+use crate::sip::transport::{Peer, TransportKind};
+
+/// How a MESSAGE ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MessageOutcome {
+    /// The final response's status code.
+    Status(u16),
+    /// No final response within Timer F (64·T1).
+    Timeout,
+    /// It could not be sent (the host did not resolve).
+    Failed(String),
+}
+
+pub struct MessageSender {
+    shared: Arc<SessionShared>,
+    sip_call_id: String,
+    route: Route,
+    source: String,
+    text: String,
+    branch: String,
+    peer: Option<Peer>,
+    tx: Option<ClientNonInviteTransaction>,
+    reply: Option<oneshot::Sender<MessageOutcome>>,
+    timer: Option<SpawnHandle>,
+}
+
+impl MessageSender {
+    pub(super) fn new(
+        shared: Arc<SessionShared>,
+        sip_call_id: String,
+        route: Route,
+        request: MessageRequest,
+        reply: oneshot::Sender<MessageOutcome>,
+    ) -> Self {
+        MessageSender {
+            shared,
+            sip_call_id,
+            route,
+            source: request.source,
+            text: request.text,
+            branch: new_branch(),
+            peer: None,
+            tx: None,
+            reply: Some(reply),
+            timer: None,
+        }
+    }
+
+    fn finish(&mut self, outcome: MessageOutcome, ctx: &mut Context<Self>) {
+        if let Some(reply) = self.reply.take() {
+            let _ = reply.send(outcome);
+        }
+        ctx.stop();
+    }
+
+    fn send_to(&mut self, addr: SocketAddr, ctx: &mut Context<Self>) {
+        let peer = Peer {
+            addr,
+            transport: TransportKind::Udp,
+        };
+        let ip = super::super::dialog::host(self.shared.public_ip);
+        let sent_by = format!("{ip}:{}", self.shared.sender.local_addr().port());
+        let bytes = RequestBuilder::new(rsip::Method::Message, &self.route.request_uri)
+            .via(&sent_by, "UDP", &self.branch)
+            .from_addr(
+                &super::caller_uri(&self.source, self.shared.public_ip),
+                &new_tag(),
+            )
+            .to_addr(&format!("<{}>", self.route.request_uri), None)
+            .call_id(&self.sip_call_id)
+            .cseq(1)
+            .max_forwards(70)
+            .body("text/plain;charset=UTF-8", self.text.clone().into_bytes())
+            .build();
+        if let Err(e) = self.shared.sender.send(&peer, &bytes) {
+            return self.finish(MessageOutcome::Failed(e.to_string()), ctx);
+        }
+        self.peer = Some(peer);
+        self.tx = Some(ClientNonInviteTransaction::new(
+            bytes,
+            false,
+            self.shared.timers,
+            Instant::now(),
+        ));
+        self.rearm(ctx);
+    }
+
+    fn rearm(&mut self, ctx: &mut Context<Self>) {
+        if let Some(handle) = self.timer.take() {
+            ctx.cancel_future(handle);
+        }
+        let Some(at) = self.tx.as_ref().and_then(|t| t.next_deadline()) else {
+            return;
+        };
+        let delay = at.saturating_duration_since(Instant::now());
+        self.timer = Some(ctx.run_later(delay, |act, ctx| {
+            act.timer = None;
+            act.on_tick(ctx);
+        }));
+    }
+
+    fn on_tick(&mut self, ctx: &mut Context<Self>) {
+        let Some(tx) = &mut self.tx else { return };
+        for out in tx.on_tick(Instant::now()) {
+            match out {
+                TransactionOutput::Retransmit(bytes) => {
+                    crate::metrics::sip_retransmission(false);
+                    if let Some(peer) = &self.peer {
+                        let _ = self.shared.sender.send(peer, &bytes);
+                    }
+                }
+                TransactionOutput::Timeout => return self.finish(MessageOutcome::Timeout, ctx),
+                TransactionOutput::Terminated => {}
+            }
+        }
+        self.rearm(ctx);
+    }
+}
+
+impl Actor for MessageSender {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        match self.route.next_hop.clone() {
+            NextHop::Addr(addr) => self.send_to(addr, ctx),
+            NextHop::Host(host, port) => {
+                let lookup = async move {
+                    tokio::net::lookup_host((host.as_str(), port))
+                        .await
+                        .ok()
+                        .and_then(|mut addrs| addrs.next())
+                };
+                ctx.spawn(lookup.into_actor(self).map(|found, act, ctx| match found {
+                    Some(addr) => act.send_to(addr, ctx),
+                    None => act.finish(
+                        MessageOutcome::Failed("destination host did not resolve".into()),
+                        ctx,
+                    ),
+                }));
+            }
+        }
+    }
+
+    fn stopping(&mut self, ctx: &mut Self::Context) -> Running {
+        self.shared
+            .registry
+            .remove(&self.sip_call_id, &SessionAddr::Message(ctx.address()));
+        Running::Stop
+    }
+}
+
+impl Handler<SipIn> for MessageSender {
+    type Result = ();
+
+    fn handle(&mut self, msg: SipIn, ctx: &mut Self::Context) {
+        let rsip::SipMessage::Response(resp) = msg.0.message else {
+            return;
+        };
+        let matches = TransactionKey::for_response(&resp)
+            .is_ok_and(|k| k.branch() == self.branch && k.method() == rsip::Method::Message);
+        let Some(tx) = self.tx.as_mut().filter(|_| matches) else {
+            return;
+        };
+        let code = u16::from(resp.status_code.clone());
+        tx.on_response(code, Instant::now());
+        if code >= 200 {
+            self.finish(MessageOutcome::Status(code), ctx);
+        } else {
+            self.rearm(ctx);
+        }
+    }
+}

@@ -1,0 +1,142 @@
+//! Legs the engine places (the UAC side, DESIGN §3–4): [`Dialer`] routes a destination through
+//! a trunk and starts one [`OutboundCall`] actor per leg on the caller's arbiter; each leg owns
+//! its INVITE client transaction, dialog and RTP port and reports [`CallEvent`]s like a call we
+//! answer. SIP MESSAGE (RFC 3428) goes out through [`Dialer::send_message`]. Never imports
+//! `engine`.
+
+mod leg;
+mod leg_sip;
+mod message;
+mod target;
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use actix::prelude::*;
+
+pub use leg::OutboundCall;
+pub use message::{MessageOutcome, MessageSender};
+pub use target::{route, NextHop, Route, RouteError, Target};
+
+use super::events::{CallCommand, CallEvent};
+use super::registry::SessionAddr;
+use super::session::SessionShared;
+use super::CallId;
+use crate::config::Trunk;
+
+/// A leg to place.
+pub struct DialRequest {
+    pub target: Target,
+    /// The trunk to route through (`None`: the destination's own host, or the first trunk with
+    /// an outbound proxy for numbers).
+    pub trunk: Option<String>,
+    /// The caller's number or user, put in From.
+    pub source: String,
+    /// Cancel when no answer came in this long.
+    pub ring_timeout: Duration,
+    /// Where the leg's events go.
+    pub events: Recipient<CallEvent>,
+}
+
+/// A placed leg: its id and where its commands go.
+pub struct Leg {
+    pub call_id: CallId,
+    pub commands: Recipient<CallCommand>,
+}
+
+/// A SIP MESSAGE to send.
+pub struct MessageRequest {
+    pub target: Target,
+    pub trunk: Option<String>,
+    pub source: String,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DialError {
+    #[error(transparent)]
+    Route(#[from] RouteError),
+    #[error("the SIP layer is not running")]
+    NotReady,
+    #[error("at capacity: no RTP port or call slot free")]
+    AtCapacity,
+}
+
+/// Places legs and sends messages; shared by every activeflow. Made before the SIP layer it
+/// uses (the supervisors that hold it are that layer's offer sinks), so the layer is attached
+/// later, once.
+pub struct Dialer {
+    trunks: Vec<Trunk>,
+    shared: OnceLock<Arc<SessionShared>>,
+    /// Calls beyond this (incoming and outgoing, not yet ended) are refused.
+    max_active_calls: usize,
+}
+
+impl Dialer {
+    pub fn new(trunks: Vec<Trunk>, max_active_calls: usize) -> Self {
+        Dialer {
+            trunks,
+            shared: OnceLock::new(),
+            max_active_calls,
+        }
+    }
+
+    /// Connects the dialer to the running SIP layer (the first call wins).
+    pub fn attach(&self, shared: Arc<SessionShared>) {
+        let _ = self.shared.set(shared);
+    }
+
+    fn shared(&self) -> Result<&Arc<SessionShared>, DialError> {
+        self.shared.get().ok_or(DialError::NotReady)
+    }
+
+    /// Starts a leg on the current arbiter; its first event comes after this returns.
+    pub fn dial(&self, request: DialRequest) -> Result<Leg, DialError> {
+        let shared = self.shared()?.clone();
+        let route = route(&request.target, request.trunk.as_deref(), &self.trunks)?;
+        if shared.registry.active() >= self.max_active_calls {
+            return Err(DialError::AtCapacity);
+        }
+        let rtp = shared
+            .rtp_ports
+            .lease()
+            .map_err(|_| DialError::AtCapacity)?;
+        let call_id = CallId::new();
+        let sip_call_id = format!("{}@activeflow", uuid::Uuid::new_v4().simple());
+        let registry = shared.registry.clone();
+        let key = sip_call_id.clone();
+        let addr = OutboundCall::new(call_id, sip_call_id, shared, route, rtp, request).start();
+        registry.get_or_insert_with(&key, || SessionAddr::Outgoing(addr.clone()));
+        Ok(Leg {
+            call_id,
+            commands: addr.recipient(),
+        })
+    }
+
+    /// Sends one MESSAGE; resolves with its final status (or why none came).
+    pub fn send_message(
+        &self,
+        request: MessageRequest,
+    ) -> Result<tokio::sync::oneshot::Receiver<MessageOutcome>, DialError> {
+        let shared = self.shared()?.clone();
+        let route = route(&request.target, request.trunk.as_deref(), &self.trunks)?;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let sip_call_id = format!("{}@activeflow", uuid::Uuid::new_v4().simple());
+        let registry = shared.registry.clone();
+        let key = sip_call_id.clone();
+        let addr = MessageSender::new(shared, sip_call_id, route, request, tx).start();
+        registry.get_or_insert_with(&key, || SessionAddr::Message(addr));
+        Ok(rx)
+    }
+}
+
+/// `<sip:{user}@{our address}>` for From: the flow's source with only URI-safe characters
+/// kept (`activeflow` when none is left).
+fn caller_uri(source: &str, ip: std::net::IpAddr) -> String {
+    let user: String = source
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || "+-_.*".contains(*c))
+        .collect();
+    let user = if user.is_empty() { "activeflow" } else { &user };
+    format!("<sip:{user}@{}>", super::dialog::host(ip))
+}

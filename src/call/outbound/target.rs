@@ -1,0 +1,225 @@
+//! Where a leg we place goes (DESIGN §4): a `tel` number goes to
+//! `sip:<number>@<outbound_proxy>` of the named trunk (or the first trunk with a proxy); a `sip`
+//! URI goes to its own host, or through the named trunk's proxy. Pure: resolving a host name
+//! to an address is the leg's (it must not block a thread).
+
+use std::net::{IpAddr, SocketAddr};
+
+use crate::config::Trunk;
+
+/// The default SIP port (RFC 3261 §19.1.2).
+const SIP_PORT: u16 = 5060;
+
+/// A destination as a flow gives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// A telephone number, routed through a trunk.
+    Tel(String),
+    /// A SIP URI (`sip:bob@host[:port]`).
+    Sip(String),
+}
+
+impl Target {
+    /// The user part or number (for records and `result`).
+    pub fn label(&self) -> &str {
+        match self {
+            Target::Tel(n) | Target::Sip(n) => n,
+        }
+    }
+}
+
+/// The first hop of a request: an address, or a host name still to resolve.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NextHop {
+    Addr(SocketAddr),
+    Host(String, u16),
+}
+
+/// Where and how a request is sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    pub request_uri: String,
+    /// The dialled user (number or URI user part), for the call record.
+    pub user: String,
+    pub next_hop: NextHop,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RouteError {
+    #[error("no trunk named {0:?}")]
+    UnknownTrunk(String),
+    #[error("trunk {0:?} has no outbound_proxy")]
+    NoProxy(String),
+    #[error("no trunk has an outbound_proxy for tel destinations")]
+    NoTrunk,
+    #[error("not a SIP URI: {0:?} (expected sip:user@host[:port])")]
+    BadUri(String),
+    #[error("not a telephone number: {0:?}")]
+    BadNumber(String),
+}
+
+/// Routes `target` through the trunk named `trunk` (or the first with a proxy for numbers).
+pub fn route(target: &Target, trunk: Option<&str>, trunks: &[Trunk]) -> Result<Route, RouteError> {
+    let proxy = match trunk {
+        Some(name) => {
+            let t = trunks
+                .iter()
+                .find(|t| t.name == name)
+                .ok_or_else(|| RouteError::UnknownTrunk(name.to_string()))?;
+            Some(
+                t.outbound_proxy
+                    .ok_or_else(|| RouteError::NoProxy(name.to_string()))?,
+            )
+        }
+        None => None,
+    };
+    match target {
+        Target::Tel(number) => {
+            let valid = !number.is_empty()
+                && number
+                    .chars()
+                    .enumerate()
+                    .all(|(i, c)| c.is_ascii_digit() || (i == 0 && c == '+') || "*#".contains(c));
+            if !valid {
+                return Err(RouteError::BadNumber(number.clone()));
+            }
+            let proxy = match proxy {
+                Some(p) => p,
+                None => trunks
+                    .iter()
+                    .find_map(|t| t.outbound_proxy)
+                    .ok_or(RouteError::NoTrunk)?,
+            };
+            Ok(Route {
+                request_uri: format!("sip:{number}@{proxy}"),
+                user: number.clone(),
+                next_hop: NextHop::Addr(proxy),
+            })
+        }
+        Target::Sip(uri) => {
+            let parsed = parse_sip_uri(uri).ok_or_else(|| RouteError::BadUri(uri.clone()))?;
+            let next_hop = match proxy {
+                Some(p) => NextHop::Addr(p),
+                None => match parsed.host.parse::<IpAddr>() {
+                    Ok(ip) => NextHop::Addr(SocketAddr::new(ip, parsed.port)),
+                    Err(_) => NextHop::Host(parsed.host.clone(), parsed.port),
+                },
+            };
+            Ok(Route {
+                request_uri: uri.trim().to_string(),
+                user: parsed.user,
+                next_hop,
+            })
+        }
+    }
+}
+
+struct SipUri {
+    user: String,
+    host: String,
+    port: u16,
+}
+
+/// `sip:[user@]host[:port][;params][?headers]`; `sips:` is refused (no TLS transport here).
+fn parse_sip_uri(uri: &str) -> Option<SipUri> {
+    let rest = uri.trim().strip_prefix("sip:")?;
+    let rest = rest.split(['?', ';']).next()?;
+    let (user, host_port) = match rest.rsplit_once('@') {
+        Some((u, h)) => (u.to_string(), h),
+        None => (String::new(), rest),
+    };
+    let (host, port) = if let Some(v6) = host_port.strip_prefix('[') {
+        let (h, after) = v6.split_once(']')?;
+        let port = match after.strip_prefix(':') {
+            Some(p) => p.parse().ok()?,
+            None if after.is_empty() => SIP_PORT,
+            None => return None,
+        };
+        (h.to_string(), port)
+    } else {
+        match host_port.split_once(':') {
+            Some((h, p)) => (h.to_string(), p.parse().ok()?),
+            None => (host_port.to_string(), SIP_PORT),
+        }
+    };
+    let host_ok = !host.is_empty()
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || ".-:".contains(c));
+    host_ok.then_some(SipUri { user, host, port })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn trunks() -> Vec<Trunk> {
+        vec![
+            Trunk {
+                name: "acl-only".into(),
+                allow: Vec::new(),
+                outbound_proxy: None,
+            },
+            Trunk {
+                name: "carrier".into(),
+                allow: Vec::new(),
+                outbound_proxy: Some("10.0.0.9:5070".parse().unwrap()),
+            },
+        ]
+    }
+
+    #[test]
+    fn tel_goes_to_the_first_trunk_with_a_proxy() {
+        let r = route(&Target::Tel("+15550100".into()), None, &trunks()).unwrap();
+        assert_eq!(r.request_uri, "sip:+15550100@10.0.0.9:5070");
+        assert_eq!(r.next_hop, NextHop::Addr("10.0.0.9:5070".parse().unwrap()));
+        assert_eq!(
+            route(&Target::Tel("1".into()), Some("acl-only"), &trunks()),
+            Err(RouteError::NoProxy("acl-only".into()))
+        );
+        assert_eq!(
+            route(&Target::Tel("1".into()), Some("nope"), &trunks()),
+            Err(RouteError::UnknownTrunk("nope".into()))
+        );
+        assert_eq!(
+            route(&Target::Tel("1".into()), None, &trunks()[..1]),
+            Err(RouteError::NoTrunk)
+        );
+        assert!(route(&Target::Tel("12a".into()), None, &trunks()).is_err());
+    }
+
+    #[test]
+    fn sip_goes_to_its_host_or_the_named_proxy() {
+        let r = route(
+            &Target::Sip("sip:bob@127.0.0.1:5062".into()),
+            None,
+            &trunks(),
+        )
+        .unwrap();
+        assert_eq!(r.next_hop, NextHop::Addr("127.0.0.1:5062".parse().unwrap()));
+        assert_eq!(r.user, "bob");
+        let r = route(&Target::Sip("sip:bob@example.com".into()), None, &trunks()).unwrap();
+        assert_eq!(r.next_hop, NextHop::Host("example.com".into(), 5060));
+        let r = route(&Target::Sip("sip:[::1]:5099".into()), None, &trunks()).unwrap();
+        assert_eq!(r.next_hop, NextHop::Addr("[::1]:5099".parse().unwrap()));
+        let r = route(
+            &Target::Sip("sip:bob@example.com;transport=udp".into()),
+            Some("carrier"),
+            &trunks(),
+        )
+        .unwrap();
+        assert_eq!(r.next_hop, NextHop::Addr("10.0.0.9:5070".parse().unwrap()));
+        for bad in [
+            "bob@h",
+            "sips:bob@h",
+            "sip:bob@",
+            "sip:b@h:port",
+            "sip:b@h h",
+        ] {
+            assert!(
+                route(&Target::Sip(bad.into()), None, &trunks()).is_err(),
+                "{bad}"
+            );
+        }
+    }
+}

@@ -1,0 +1,332 @@
+//! `connect` and `message_send`: the activeflow places one leg per destination through the
+//! dialer; the first leg to answer wins (the others are cancelled), the caller is answered if
+//! it was not yet, and the two legs' media are relayed. The callee hanging up moves the flow
+//! on; the caller hanging up ends it (and the callee gets BYE, see `end`). How it went is in
+//! the action's `result` and in `connect.result` (`answered`, `busy`, `noanswer`, `rejected`,
+//! `failed`) so a flow can branch on it.
+
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use serde_json::{json, Value};
+
+use super::waiting::Awaiting;
+use super::Activeflow;
+use crate::call::outbound::{DialRequest, MessageOutcome, MessageRequest, Target};
+use crate::call::{CallCommand, CallEndCause, CallEvent, CallId, HangupCause};
+use crate::flow::outbound::{Address, AddressType, Connect, MessageSend};
+use crate::flow::ActionId;
+use crate::media::relay::RelayLink;
+use crate::media::{MediaJob, MediaRequest};
+
+/// The variable a flow branches on after `connect`.
+pub(super) const CONNECT_RESULT: &str = "connect.result";
+/// The caller's number, used as From when `source` is not given.
+const CALL_SOURCE: &str = "call.source.target";
+
+/// One leg `connect` placed.
+pub(super) struct Dialed {
+    target: String,
+    call_id: Option<CallId>,
+    commands: Option<Recipient<CallCommand>>,
+    /// `calling`, `ringing`, `answered`, or how it ended.
+    status: &'static str,
+    code: Option<u16>,
+}
+
+/// A `connect` in progress.
+pub(super) struct Connecting {
+    pub(super) legs: Vec<Dialed>,
+    /// The leg that answered, with when, and the caller's relay job.
+    winner: Option<(usize, Instant, MediaJob)>,
+    pub(super) next: Option<ActionId>,
+}
+
+fn target(address: &Address) -> Target {
+    match address.kind {
+        AddressType::Tel => Target::Tel(address.target.clone()),
+        AddressType::Sip => Target::Sip(address.target.clone()),
+    }
+}
+
+/// The `connect.result` word for how an unanswered leg ended.
+fn leg_status(cause: CallEndCause) -> (&'static str, Option<u16>) {
+    match cause {
+        CallEndCause::Rejected(code @ (486 | 600)) => ("busy", Some(code)),
+        CallEndCause::Rejected(code @ (408 | 480)) => ("noanswer", Some(code)),
+        CallEndCause::NoAnswer => ("noanswer", None),
+        CallEndCause::Rejected(code @ (403 | 603)) => ("rejected", Some(code)),
+        CallEndCause::Rejected(code) => ("failed", Some(code)),
+        _ => ("failed", None),
+    }
+}
+
+impl Activeflow {
+    /// Places the legs; true when none could be placed (the flow goes on at once).
+    pub(super) fn start_connect(
+        &mut self,
+        spec: Connect,
+        next: Option<ActionId>,
+        ctx: &mut Context<Self>,
+    ) -> bool {
+        let source = spec
+            .source
+            .as_ref()
+            .map(|s| s.target.clone())
+            .unwrap_or_else(|| {
+                self.variables
+                    .get(CALL_SOURCE)
+                    .unwrap_or_default()
+                    .to_owned()
+            });
+        let mut legs = Vec::with_capacity(spec.destinations.len());
+        for destination in &spec.destinations {
+            let request = DialRequest {
+                target: target(destination),
+                trunk: spec.trunk.clone(),
+                source: source.clone(),
+                ring_timeout: Duration::from_millis(spec.ring_timeout_ms),
+                events: ctx.address().recipient(),
+            };
+            let mut dialed = Dialed {
+                target: destination.target.clone(),
+                call_id: None,
+                commands: None,
+                status: "calling",
+                code: None,
+            };
+            match self.links.dialer.dial(request) {
+                Ok(leg) => {
+                    dialed.call_id = Some(leg.call_id);
+                    dialed.commands = Some(leg.commands);
+                }
+                Err(e) => {
+                    tracing::info!(activeflow_id = %self.id, error = %e, "connect leg not placed");
+                    dialed.status = "failed";
+                    self.merge_result(
+                        json!({ "errors": { destination.target.clone(): e.to_string() } }),
+                    );
+                }
+            }
+            legs.push(dialed);
+        }
+        let connecting = Connecting {
+            legs,
+            winner: None,
+            next,
+        };
+        // Every destination may have failed at once: then the flow goes on now.
+        if self.settle_connect(&connecting) {
+            return true;
+        }
+        self.awaiting = Some(Awaiting::Connect(connecting));
+        false
+    }
+
+    /// An event of a leg `connect` placed (not of our own call).
+    pub(super) fn on_leg_event(&mut self, event: CallEvent, ctx: &mut Context<Self>) {
+        let Some(Awaiting::Connect(mut connecting)) = self.awaiting.take() else {
+            // A leg of a finished connect: whatever it says, it is (being) hung up.
+            return;
+        };
+        let id = match &event {
+            CallEvent::Progress { call_id, .. }
+            | CallEvent::Answered { call_id }
+            | CallEvent::Ended { call_id, .. } => Some(*call_id),
+            _ => None,
+        };
+        let found = id.and_then(|id| connecting.legs.iter().position(|l| l.call_id == Some(id)));
+        let Some(index) = found else {
+            self.awaiting = Some(Awaiting::Connect(connecting));
+            return;
+        };
+        match event {
+            CallEvent::Progress { .. } if connecting.legs[index].status == "calling" => {
+                connecting.legs[index].status = "ringing";
+            }
+            CallEvent::Answered { .. } => self.leg_answered(&mut connecting, index),
+            CallEvent::Ended { cause, .. } => {
+                if connecting.winner.is_some_and(|(w, _, _)| w == index) {
+                    return self.callee_hung_up(connecting, ctx);
+                }
+                let (status, code) = leg_status(cause);
+                let leg = &mut connecting.legs[index];
+                // A leg we cancelled (another answered) stays `cancelled`.
+                if leg.status != "cancelled" {
+                    leg.status = status;
+                }
+                leg.code = code;
+                leg.commands = None;
+                if self.settle_connect(&connecting) {
+                    return self.resume(connecting.next, ctx);
+                }
+            }
+            _ => {}
+        }
+        self.awaiting = Some(Awaiting::Connect(connecting));
+    }
+
+    /// The first leg to answer wins: the others are cancelled, the caller answered if needed,
+    /// and the media of both relayed. A later answer is hung up.
+    fn leg_answered(&mut self, connecting: &mut Connecting, index: usize) {
+        if connecting.winner.is_some() {
+            if let Some(commands) = connecting.legs[index].commands.take() {
+                commands.do_send(CallCommand::Hangup(HangupCause::Normal));
+            }
+            connecting.legs[index].status = "cancelled";
+            return;
+        }
+        connecting.legs[index].status = "answered";
+        for (i, leg) in connecting.legs.iter_mut().enumerate() {
+            if i != index && matches!(leg.status, "calling" | "ringing") {
+                if let Some(commands) = leg.commands.take() {
+                    commands.do_send(CallCommand::Hangup(HangupCause::Normal));
+                }
+                leg.status = "cancelled";
+            }
+        }
+        let (caller_end, callee_end) = RelayLink::pair();
+        self.last_job += 1;
+        let caller_job = MediaJob(self.last_job);
+        self.last_job += 1;
+        let callee_job = MediaJob(self.last_job);
+        connecting.winner = Some((index, Instant::now(), caller_job));
+        if let Some(commands) = &connecting.legs[index].commands {
+            commands.do_send(CallCommand::Media {
+                job: callee_job,
+                request: MediaRequest::Relay(callee_end),
+            });
+        }
+        if let Some(call) = self.call.as_ref().filter(|_| !self.call_released) {
+            // A no-op when the flow answered already.
+            call.commands.do_send(CallCommand::Answer);
+            call.commands.do_send(CallCommand::Media {
+                job: caller_job,
+                request: MediaRequest::Relay(caller_end),
+            });
+        }
+        let target = connecting.legs[index].target.clone();
+        self.variables.set("connect.destination", target);
+    }
+
+    /// The callee hung up after answering: the flow goes on with `connect.result = answered`.
+    fn callee_hung_up(&mut self, connecting: Connecting, ctx: &mut Context<Self>) {
+        let Some((index, since, caller_job)) = connecting.winner else {
+            return;
+        };
+        if let Some(call) = self.call.as_ref().filter(|_| !self.call_released) {
+            call.commands
+                .do_send(CallCommand::StopMedia { job: caller_job });
+        }
+        self.variables.set(CONNECT_RESULT, "answered");
+        let mut result = connect_result("answered", &connecting.legs);
+        result["answered_destination"] = json!(connecting.legs[index].target);
+        result["duration_ms"] = json!(since.elapsed().as_millis() as u64);
+        result["ended_by"] = json!("callee");
+        self.merge_result(result);
+        self.resume(connecting.next, ctx);
+    }
+
+    /// With no leg left ringing and none answered: records the outcome and answers true (the
+    /// connect is over; the caller resumes the flow).
+    fn settle_connect(&mut self, connecting: &Connecting) -> bool {
+        let pending = connecting
+            .legs
+            .iter()
+            .any(|l| matches!(l.status, "calling" | "ringing" | "answered"));
+        if pending || connecting.winner.is_some() {
+            return false;
+        }
+        // The most telling outcome among the legs.
+        let outcome = ["busy", "noanswer", "rejected", "failed"]
+            .into_iter()
+            .find(|s| connecting.legs.iter().any(|l| l.status == *s))
+            .unwrap_or("failed");
+        let result = connect_result(outcome, &connecting.legs);
+        self.variables.set(CONNECT_RESULT, outcome);
+        self.merge_result(result);
+        true
+    }
+
+    /// Hangs up every leg a `connect` still holds (the activeflow is ending).
+    pub(super) fn release_legs(&mut self) {
+        if let Some(Awaiting::Connect(connecting)) = &mut self.awaiting {
+            for leg in &mut connecting.legs {
+                if let Some(commands) = leg.commands.take() {
+                    commands.do_send(CallCommand::Hangup(HangupCause::Normal));
+                }
+            }
+        }
+    }
+
+    /// Sends every MESSAGE at once; the flow goes on when each has its final status.
+    pub(super) fn start_message_send(
+        &mut self,
+        spec: MessageSend,
+        next: Option<ActionId>,
+        ctx: &mut Context<Self>,
+    ) {
+        let source = spec
+            .source
+            .as_ref()
+            .map(|s| s.target.clone())
+            .unwrap_or_else(|| {
+                self.variables
+                    .get(CALL_SOURCE)
+                    .unwrap_or_default()
+                    .to_owned()
+            });
+        let mut pending = Vec::new();
+        for destination in &spec.destinations {
+            let request = MessageRequest {
+                target: target(destination),
+                trunk: spec.trunk.clone(),
+                source: source.clone(),
+                text: spec.text.clone(),
+            };
+            let sent = self.links.dialer.send_message(request);
+            pending.push((destination.target.clone(), sent));
+        }
+        self.awaiting = Some(Awaiting::Http { next });
+        let all = async move {
+            let mut statuses = Vec::with_capacity(pending.len());
+            for (target, sent) in pending {
+                let entry = match sent {
+                    Err(e) => json!({ "target": target, "error": e.to_string() }),
+                    Ok(rx) => match rx.await {
+                        Ok(MessageOutcome::Status(code)) => json!({
+                            "target": target,
+                            "status": code,
+                            "delivered": (200..300).contains(&code),
+                        }),
+                        Ok(MessageOutcome::Timeout) => {
+                            json!({ "target": target, "error": "no response (timeout)" })
+                        }
+                        Ok(MessageOutcome::Failed(why)) => {
+                            json!({ "target": target, "error": why })
+                        }
+                        Err(_) => json!({ "target": target, "error": "sender stopped" }),
+                    },
+                };
+                statuses.push(entry);
+            }
+            statuses
+        };
+        ctx.spawn(all.into_actor(self).map(|statuses, act, ctx| {
+            let Some(Awaiting::Http { next }) = act.awaiting.take() else {
+                return;
+            };
+            let delivered = statuses.iter().filter(|s| s["delivered"] == true).count();
+            act.merge_result(json!({ "destinations": statuses, "delivered": delivered }));
+            act.resume(next, ctx);
+        }));
+    }
+}
+
+fn connect_result(outcome: &str, legs: &[Dialed]) -> Value {
+    let destinations: Vec<Value> = legs
+        .iter()
+        .map(|l| json!({ "target": l.target, "status": l.status, "code": l.code }))
+        .collect();
+    json!({ "result": outcome, "destinations": destinations })
+}

@@ -1,0 +1,197 @@
+//! Typed options of the actions that place SIP requests: `connect` (a B2BUA leg per
+//! destination) and `message_send` (SIP MESSAGE). Addresses are VoIPBIN's
+//! `{"type": "tel" | "sip", "target": ...}`. Checks what can be checked before substitution;
+//! routing through trunks is the call layer's.
+
+use serde_json::Value;
+
+use super::error::FlowError;
+use super::options::{path, Opt};
+
+/// Destinations one action may name at most.
+pub const MAX_DESTINATIONS: usize = 16;
+/// Default and largest `ring_timeout` (ms).
+pub const DEFAULT_RING_TIMEOUT_MS: u64 = 30_000;
+pub const MAX_RING_TIMEOUT_MS: u64 = 300_000;
+/// Longest `message_send` text (bytes): RFC 3428 §7 keeps page-mode messages small (UDP).
+pub const MAX_MESSAGE_TEXT: usize = 1300;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AddressType {
+    Tel,
+    Sip,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Address {
+    pub kind: AddressType,
+    pub target: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Connect {
+    /// The caller id shown to the callee; `None`: the caller's own number.
+    pub source: Option<Address>,
+    pub destinations: Vec<Address>,
+    pub ring_timeout_ms: u64,
+    /// The trunk to route through (by name).
+    pub trunk: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageSend {
+    pub source: Option<Address>,
+    pub destinations: Vec<Address>,
+    pub text: String,
+    pub trunk: Option<String>,
+}
+
+impl Connect {
+    pub(crate) fn from_opt(o: &Opt<'_>) -> Result<Self, FlowError> {
+        let ring_timeout_ms = o.u64("ring_timeout")?.unwrap_or(DEFAULT_RING_TIMEOUT_MS);
+        if ring_timeout_ms == 0 || ring_timeout_ms > MAX_RING_TIMEOUT_MS {
+            return Err(FlowError::field(
+                path("ring_timeout"),
+                format!("must be 1..={MAX_RING_TIMEOUT_MS} ms"),
+            ));
+        }
+        Ok(Connect {
+            source: source(o)?,
+            destinations: destinations(o)?,
+            ring_timeout_ms,
+            trunk: o.str("trunk")?.map(str::to_owned),
+        })
+    }
+}
+
+impl MessageSend {
+    pub(crate) fn from_opt(o: &Opt<'_>) -> Result<Self, FlowError> {
+        let text = o.str_req("text")?;
+        if text.len() > MAX_MESSAGE_TEXT {
+            return Err(FlowError::field(
+                path("text"),
+                format!("is longer than {MAX_MESSAGE_TEXT} bytes"),
+            ));
+        }
+        Ok(MessageSend {
+            source: source(o)?,
+            destinations: destinations(o)?,
+            text: text.to_owned(),
+            trunk: o.str("trunk")?.map(str::to_owned),
+        })
+    }
+}
+
+fn source(o: &Opt<'_>) -> Result<Option<Address>, FlowError> {
+    o.raw("source")
+        .map(|v| address(v, &path("source")))
+        .transpose()
+}
+
+fn destinations(o: &Opt<'_>) -> Result<Vec<Address>, FlowError> {
+    let field = path("destinations");
+    let list = match o.raw("destinations") {
+        Some(Value::Array(list)) if !list.is_empty() => list,
+        _ => {
+            return Err(FlowError::field(
+                field,
+                "must be a non-empty list of addresses",
+            ))
+        }
+    };
+    if list.len() > MAX_DESTINATIONS {
+        return Err(FlowError::field(
+            field,
+            format!("names more than {MAX_DESTINATIONS} destinations"),
+        ));
+    }
+    list.iter()
+        .enumerate()
+        .map(|(i, v)| address(v, &format!("{field}[{i}]")))
+        .collect()
+}
+
+/// One `{"type", "target"}` object; the target's shape is checked unless it holds `${...}`.
+fn address(v: &Value, field: &str) -> Result<Address, FlowError> {
+    let o = Opt::new(v).map_err(|_| FlowError::field(field, "must be an address object"))?;
+    let at = |name: &str| format!("{field}.{name}");
+    let kind = match o
+        .str("type")
+        .map_err(|_| FlowError::field(at("type"), "must be a string"))?
+    {
+        Some("tel") => AddressType::Tel,
+        Some("sip") => AddressType::Sip,
+        _ => return Err(FlowError::field(at("type"), r#"must be "tel" or "sip""#)),
+    };
+    let target = match o.str("target") {
+        Ok(Some(t)) if !t.trim().is_empty() => t.trim().to_owned(),
+        _ => return Err(FlowError::field(at("target"), "must be a non-empty string")),
+    };
+    if !target.contains("${") {
+        let ok = match kind {
+            AddressType::Tel => target
+                .chars()
+                .enumerate()
+                .all(|(i, c)| c.is_ascii_digit() || (i == 0 && c == '+') || "*#".contains(c)),
+            AddressType::Sip => target.starts_with("sip:") && target.len() > 4,
+        };
+        if !ok {
+            let want = match kind {
+                AddressType::Tel => "must be a number (digits, an optional leading +, * or #)",
+                AddressType::Sip => "must be a sip: URI",
+            };
+            return Err(FlowError::field(at("target"), want));
+        }
+    }
+    Ok(Address { kind, target })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn connect(v: Value) -> Result<Connect, FlowError> {
+        Connect::from_opt(&Opt::new(&v).unwrap())
+    }
+
+    fn field(e: FlowError) -> String {
+        match e {
+            FlowError::Field { field, .. } => field,
+            e => panic!("{e}"),
+        }
+    }
+
+    #[test]
+    fn connect_reads_addresses_and_defaults() {
+        let c = connect(json!({
+            "source": {"type": "tel", "target": "+15550100"},
+            "destinations": [{"type": "sip", "target": "sip:bob@127.0.0.1:5062"},
+                             {"type": "tel", "target": "${number}"}],
+        }))
+        .unwrap();
+        assert_eq!(c.ring_timeout_ms, DEFAULT_RING_TIMEOUT_MS);
+        assert_eq!(c.destinations.len(), 2);
+        assert_eq!(c.destinations[0].kind, AddressType::Sip);
+        assert_eq!(c.source.unwrap().target, "+15550100");
+    }
+
+    #[test]
+    fn bad_options_name_their_field() {
+        let e = connect(json!({"destinations": []})).unwrap_err();
+        assert_eq!(field(e), "option.destinations");
+        let e = connect(json!({"destinations": [{"type": "fax", "target": "1"}]})).unwrap_err();
+        assert_eq!(field(e), "option.destinations[0].type");
+        let e = connect(json!({"destinations": [{"type": "tel", "target": "12ab"}]})).unwrap_err();
+        assert_eq!(field(e), "option.destinations[0].target");
+        let e = connect(json!({"destinations": [{"type": "sip", "target": "bob@h"}]})).unwrap_err();
+        assert_eq!(field(e), "option.destinations[0].target");
+        let ok = json!([{"type": "tel", "target": "1"}]);
+        let e = connect(json!({"destinations": ok, "ring_timeout": 0})).unwrap_err();
+        assert_eq!(field(e), "option.ring_timeout");
+        let e = connect(json!({"destinations": ok, "source": "x"})).unwrap_err();
+        assert_eq!(field(e), "option.source");
+        let m = MessageSend::from_opt(&Opt::new(&json!({"destinations": ok})).unwrap());
+        assert_eq!(field(m.unwrap_err()), "option.text");
+    }
+}
