@@ -17,11 +17,12 @@
 //! - [`sip`]: message fixes over rsip, TCP framing, UDP/TCP transport, RFC 3261 §17 transaction
 //!   state machines and the linger table of completed answers. Knows nothing of calls or flows.
 //! - [`media`]: SDP offer/answer, the RTP port pool, one RTP session task per answered call
-//!   (prompts, speech, DTMF, echo, recording), the audio library and recordings. Knows nothing of
-//!   SIP dialogs or flows.
-//! - [`call`]: the call-session actor (one per SIP dialog), the dispatcher that feeds it, the call
-//!   registry and the overload guard; turns SIP into `CallEvent`s sent to a `Recipient`, never
-//!   importing `engine`.
+//!   (prompts, speech, DTMF, echo, recording, the `connect` relay between two legs), the audio
+//!   library and recordings. Knows nothing of SIP dialogs or flows.
+//! - [`call`]: the call-session actor (one per SIP dialog we answer), the outbound call actor (one
+//!   per leg we place, `call::outbound`, with the dialer that routes through trunks and the SIP
+//!   MESSAGE sender), the dispatcher that feeds both, the call registry and the overload guard;
+//!   turns SIP into `CallEvent`s sent to a `Recipient`, never importing `engine`.
 //! - [`http`]: flows' outgoing HTTP with timeouts, size limits and the `[http]` destination
 //!   policy enforced on every resolved address and redirect.
 //! - [`flow`]: flow/action model, validation, variables, flow store. Imports none of the others.

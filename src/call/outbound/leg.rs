@@ -341,12 +341,7 @@ impl Actor for OutboundCall {
         match self.route.next_hop.clone() {
             NextHop::Addr(addr) => self.resolved(addr, ctx),
             NextHop::Host(host, port) => {
-                let lookup = async move {
-                    tokio::net::lookup_host((host.as_str(), port))
-                        .await
-                        .ok()
-                        .and_then(|mut addrs| addrs.next())
-                };
+                let lookup = super::target::resolve_host(host, port);
                 ctx.spawn(lookup.into_actor(self).map(|found, act, ctx| match found {
                     Some(addr) => act.resolved(addr, ctx),
                     None => {

@@ -141,12 +141,7 @@ impl Actor for MessageSender {
         match self.route.next_hop.clone() {
             NextHop::Addr(addr) => self.send_to(addr, ctx),
             NextHop::Host(host, port) => {
-                let lookup = async move {
-                    tokio::net::lookup_host((host.as_str(), port))
-                        .await
-                        .ok()
-                        .and_then(|mut addrs| addrs.next())
-                };
+                let lookup = super::target::resolve_host(host, port);
                 ctx.spawn(lookup.into_actor(self).map(|found, act, ctx| match found {
                     Some(addr) => act.send_to(addr, ctx),
                     None => act.finish(

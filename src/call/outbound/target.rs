@@ -114,6 +114,14 @@ pub fn route(target: &Target, trunk: Option<&str>, trunks: &[Trunk]) -> Result<R
     }
 }
 
+/// Looks a host name up without blocking the thread; the first address found.
+pub(super) async fn resolve_host(host: String, port: u16) -> Option<SocketAddr> {
+    tokio::net::lookup_host((host.as_str(), port))
+        .await
+        .ok()
+        .and_then(|mut addrs| addrs.next())
+}
+
 struct SipUri {
     user: String,
     host: String,

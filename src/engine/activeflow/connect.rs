@@ -69,16 +69,7 @@ impl Activeflow {
         next: Option<ActionId>,
         ctx: &mut Context<Self>,
     ) -> bool {
-        let source = spec
-            .source
-            .as_ref()
-            .map(|s| s.target.clone())
-            .unwrap_or_else(|| {
-                self.variables
-                    .get(CALL_SOURCE)
-                    .unwrap_or_default()
-                    .to_owned()
-            });
+        let source = self.source_of(spec.source.as_ref());
         let mut legs = Vec::with_capacity(spec.destinations.len());
         for destination in &spec.destinations {
             let request = DialRequest {
@@ -248,6 +239,18 @@ impl Activeflow {
         true
     }
 
+    /// The From user: the action's `source`, or the caller's number.
+    fn source_of(&self, source: Option<&Address>) -> String {
+        match source {
+            Some(s) => s.target.clone(),
+            None => self
+                .variables
+                .get(CALL_SOURCE)
+                .unwrap_or_default()
+                .to_owned(),
+        }
+    }
+
     /// Hangs up every leg a `connect` still holds (the activeflow is ending).
     pub(super) fn release_legs(&mut self) {
         if let Some(Awaiting::Connect(connecting)) = &mut self.awaiting {
@@ -266,16 +269,7 @@ impl Activeflow {
         next: Option<ActionId>,
         ctx: &mut Context<Self>,
     ) {
-        let source = spec
-            .source
-            .as_ref()
-            .map(|s| s.target.clone())
-            .unwrap_or_else(|| {
-                self.variables
-                    .get(CALL_SOURCE)
-                    .unwrap_or_default()
-                    .to_owned()
-            });
+        let source = self.source_of(spec.source.as_ref());
         let mut pending = Vec::new();
         for destination in &spec.destinations {
             let request = MessageRequest {
