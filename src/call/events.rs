@@ -49,6 +49,8 @@ pub enum CallCommand {
     Attach(Recipient<CallEvent>),
     /// Refuse the call with a final response (404, 503, ...).
     Reject { status: u16 },
+    /// Send 180 Ringing (before the answer, once): a leg `connect` placed is ringing.
+    Ring,
     /// Send 200 OK with our SDP.
     Answer,
     /// End the call: a final response before answer, BYE after.

@@ -96,6 +96,8 @@ pub struct CallSession {
     pub(super) reinvite: Option<(TransactionKey, ServerInviteTransaction)>,
     pub(super) bye_tx: Option<ClientNonInviteTransaction>,
     pub(super) bye_after_ack: bool,
+    /// 180 went out already (a `connect` leg rang).
+    pub(super) ringing_sent: bool,
     events: Option<Recipient<CallEvent>>,
     pending_events: Vec<CallEvent>,
     pub(super) source: String,
@@ -150,6 +152,7 @@ impl CallSession {
             reinvite: None,
             bye_tx: None,
             bye_after_ack: false,
+            ringing_sent: false,
             events: None,
             pending_events: Vec::new(),
             source,
@@ -531,6 +534,7 @@ impl Handler<CallCommand> for CallSession {
                     self.end(CallEndCause::Local, ctx);
                 }
             }
+            CallCommand::Ring => self.send_ringing(),
             CallCommand::Answer => self.answer(ctx),
             CallCommand::Hangup(cause) => self.hangup(cause, ctx),
             CallCommand::Media { job, request } => self.on_media_command(job, request, ctx),

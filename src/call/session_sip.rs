@@ -86,6 +86,22 @@ impl CallSession {
         self.send(&bytes);
     }
 
+    /// 180 Ringing with our To tag (an early dialog), once, while the call is offered.
+    pub(super) fn send_ringing(&mut self) {
+        if self.phase != Phase::Offered || self.ringing_sent {
+            return;
+        }
+        let Some(invite) = &self.invite else { return };
+        let bytes = ResponseBuilder::new(invite, 180, reason_phrase(180))
+            .to_tag(&self.local_tag)
+            .header("Contact", &self.contact())
+            .build();
+        self.ringing_sent = true;
+        self.invite_tx.on_provisional(bytes.clone());
+        crate::metrics::sip_response_sent(180);
+        self.send(&bytes);
+    }
+
     /// Reads the INVITE's SDP; `None` means no offer (we will offer in the 2xx).
     pub(super) fn check_offer(&self) -> Result<Option<Negotiated>, SdpError> {
         match &self.invite {

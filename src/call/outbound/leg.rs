@@ -370,7 +370,10 @@ impl Handler<CallCommand> for OutboundCall {
     fn handle(&mut self, cmd: CallCommand, ctx: &mut Self::Context) {
         match cmd {
             // A leg's events go where the dialer was told; answering is the callee's.
-            CallCommand::Attach(_) | CallCommand::Answer | CallCommand::Reject { .. } => {}
+            CallCommand::Attach(_)
+            | CallCommand::Ring
+            | CallCommand::Answer
+            | CallCommand::Reject { .. } => {}
             CallCommand::Hangup(_) => self.hangup(CallEndCause::Local, ctx),
             CallCommand::Media { job, request } => match &self.media {
                 Some(media) => media.send(MediaCommand::Start { job, request }),

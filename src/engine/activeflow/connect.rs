@@ -134,6 +134,10 @@ impl Activeflow {
         match event {
             CallEvent::Progress { .. } if connecting.legs[index].status == "calling" => {
                 connecting.legs[index].status = "ringing";
+                // The caller hears that it rings (a no-op once answered or rung).
+                if let Some(call) = self.call.as_ref().filter(|_| !self.call_released) {
+                    call.commands.do_send(CallCommand::Ring);
+                }
             }
             CallEvent::Answered { .. } => self.leg_answered(&mut connecting, index),
             CallEvent::Ended { cause, .. } => {
