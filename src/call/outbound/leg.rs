@@ -237,7 +237,8 @@ impl OutboundCall {
         self.server_txs.retain(|(_, t)| !t.is_terminated());
         let done =
             |t: &Option<ClientNonInviteTransaction>| t.as_ref().is_none_or(|t| t.is_completed());
-        let invite_done = self.invite_tx.as_ref().is_none_or(|t| !t.is_pending());
+        // Until Timer D (or M) ends it, the INVITE transaction re-ACKs retransmitted finals.
+        let invite_done = self.invite_tx.as_ref().is_none_or(|t| t.is_terminated());
         if self.phase == Phase::Ended && invite_done && done(&self.cancel_tx) && done(&self.bye_tx)
         {
             for (key, tx) in self.server_txs.drain(..) {
