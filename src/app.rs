@@ -17,6 +17,7 @@ use crate::call::session::SessionShared;
 use crate::call::{CallRegistry, Dispatcher, DispatcherConfig, OverloadGuard};
 use crate::config::Settings;
 use crate::engine::{ActiveflowRegistry, EngineLimits, RouteTable, Supervisor, Supervisors};
+use crate::events::{EventBus, EventsOptions};
 use crate::flow::FlowStore;
 use crate::media::library::{AudioLibrary, LibraryConfig};
 use crate::media::{Recordings, RtpPortPool};
@@ -111,6 +112,7 @@ pub struct App {
     pub sip_addr: SocketAddr,
     pub api_addr: SocketAddr,
     pub metrics_addr: SocketAddr,
+    pub events: EventBus,
     udp: Option<UdpReceiver>,
     servers: Vec<actix_web::dev::ServerHandle>,
     arbiters: Vec<Arbiter>,
@@ -130,6 +132,8 @@ impl App {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         self.storage.close().await;
+        // Open event streams would hold the API server's graceful stop for its whole timeout.
+        self.events.close();
         for s in self.servers.drain(..) {
             s.stop(true).await;
         }
@@ -175,20 +179,22 @@ pub async fn start(
             what: "http client",
             source: std::io::Error::other(e.to_string()),
         })?;
+    let events = EventBus::start(&events_options(&raw.events), http.clone());
     // One supervisor shard per arbiter: a call's offer and its activeflow never leave the
     // thread of its call session.
     let shards: Vec<Addr<Supervisor>> = handles
         .iter()
         .map(|h| {
-            let (f, r, rt, st, c) = (
+            let (f, r, rt, st, c, ev) = (
                 flows.clone(),
                 registry.clone(),
                 routes.clone(),
                 storage.clone(),
                 http.clone(),
+                events.clone(),
             );
             actix::Supervisor::start_in_arbiter(h, move |_| {
-                Supervisor::new(f, rt, r, limits, st.clone(), c.clone())
+                Supervisor::new(f, rt, r, limits, st.clone(), c.clone(), ev.clone())
             })
         })
         .collect();
@@ -241,6 +247,7 @@ pub async fn start(
         library,
         recordings: recordings.clone(),
         storage: storage.clone(),
+        events: events.clone(),
     });
     let dispatcher = Arc::new(Dispatcher::new(
         shared,
@@ -276,6 +283,7 @@ pub async fn start(
         supervisors: supervisors.clone(),
         recordings: recordings.clone(),
         storage: storage.clone(),
+        events: events.clone(),
         token: raw.api.token.clone(),
         ready: ready.clone(),
     });
@@ -308,10 +316,21 @@ pub async fn start(
         sip_addr,
         api_addr,
         metrics_addr,
+        events,
         udp: Some(udp_rx),
         servers,
         arbiters,
     })
+}
+
+/// The event bus's options from `[events]` (already validated).
+fn events_options(raw: &crate::config::EventsConfig) -> EventsOptions {
+    EventsOptions {
+        window: raw.window,
+        keep_alive: Duration::from_millis(raw.keepalive_ms),
+        webhook_uri: Some(raw.webhook_uri.clone()).filter(|u| !u.is_empty()),
+        webhook_queue: raw.webhook_queue,
+    }
 }
 
 /// Opens storage (`storage.path`; empty = none), ends what a dead process left running

@@ -15,6 +15,7 @@ use super::{
     RouteTable, Status, Stop,
 };
 use crate::call::{CallCommand, CallOffer};
+use crate::events::EventBus;
 use crate::flow::{self, Flow, FlowStore, Variables};
 use crate::http::HttpClient;
 use crate::storage::Storage;
@@ -52,6 +53,8 @@ pub(crate) struct Links {
     pub(crate) http: HttpClient,
     /// Where the activeflow's history is made durable.
     pub(crate) storage: Storage,
+    /// Where its events go (SSE, webhooks).
+    pub(crate) events: EventBus,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -81,6 +84,7 @@ pub struct Supervisor {
     limits: EngineLimits,
     http: HttpClient,
     storage: Storage,
+    events: EventBus,
     draining: bool,
 }
 
@@ -92,6 +96,7 @@ impl Supervisor {
         limits: EngineLimits,
         storage: Storage,
         http: HttpClient,
+        events: EventBus,
     ) -> Self {
         Supervisor {
             flows,
@@ -100,6 +105,7 @@ impl Supervisor {
             limits,
             http,
             storage,
+            events,
             draining: false,
         }
     }
@@ -112,6 +118,7 @@ impl Supervisor {
             limits: self.limits,
             http: self.http.clone(),
             storage: self.storage.clone(),
+            events: self.events.clone(),
         }
     }
 
