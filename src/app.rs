@@ -17,7 +17,10 @@ use crate::call::outbound::Dialer;
 use crate::call::session::SessionShared;
 use crate::call::{CallRegistry, Dispatcher, DispatcherConfig, OverloadGuard};
 use crate::config::Settings;
-use crate::engine::{ActiveflowRegistry, EngineLimits, RouteTable, Supervisor, Supervisors};
+use crate::engine::{
+    ActiveflowRegistry, EngineLimits, RouteTable, Services, Supervisor, Supervisors,
+};
+use crate::events::{EventBus, EventsOptions};
 use crate::flow::FlowStore;
 use crate::media::library::{AudioLibrary, LibraryConfig};
 use crate::media::{Recordings, RtpPortPool};
@@ -112,6 +115,7 @@ pub struct App {
     pub sip_addr: SocketAddr,
     pub api_addr: SocketAddr,
     pub metrics_addr: SocketAddr,
+    pub events: EventBus,
     udp: Option<UdpReceiver>,
     servers: Vec<actix_web::dev::ServerHandle>,
     arbiters: Vec<Arbiter>,
@@ -131,6 +135,8 @@ impl App {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         self.storage.close().await;
+        // Open event streams would hold the API server's graceful stop for its whole timeout.
+        self.events.close();
         for s in self.servers.drain(..) {
             s.stop(true).await;
         }
@@ -181,21 +187,21 @@ pub async fn start(
         settings.trunks.clone(),
         raw.engine.max_activeflows,
     ));
+    let events = EventBus::start(&events_options(&raw.events), http.clone());
     // One supervisor shard per arbiter: a call's offer and its activeflow never leave the
     // thread of its call session.
     let shards: Vec<Addr<Supervisor>> = handles
         .iter()
         .map(|h| {
-            let (f, r, rt, st, c, d) = (
-                flows.clone(),
-                registry.clone(),
-                routes.clone(),
-                storage.clone(),
-                http.clone(),
-                dialer.clone(),
-            );
+            let (f, r, rt) = (flows.clone(), registry.clone(), routes.clone());
+            let services = Services {
+                http: http.clone(),
+                storage: storage.clone(),
+                dialer: dialer.clone(),
+                events: events.clone(),
+            };
             actix::Supervisor::start_in_arbiter(h, move |_| {
-                Supervisor::new(f, rt, r, limits, st.clone(), c.clone(), d.clone())
+                Supervisor::new(f, rt, r, limits, services.clone())
             })
         })
         .collect();
@@ -248,6 +254,7 @@ pub async fn start(
         library,
         recordings: recordings.clone(),
         storage: storage.clone(),
+        events: events.clone(),
     });
     dialer.attach(shared.clone());
     let dispatcher = Arc::new(Dispatcher::new(
@@ -284,6 +291,7 @@ pub async fn start(
         supervisors: supervisors.clone(),
         recordings: recordings.clone(),
         storage: storage.clone(),
+        events: events.clone(),
         token: raw.api.token.clone(),
         ready: ready.clone(),
     });
@@ -316,10 +324,21 @@ pub async fn start(
         sip_addr,
         api_addr,
         metrics_addr,
+        events,
         udp: Some(udp_rx),
         servers,
         arbiters,
     })
+}
+
+/// The event bus's options from `[events]` (already validated).
+fn events_options(raw: &crate::config::EventsConfig) -> EventsOptions {
+    EventsOptions {
+        window: raw.window,
+        keep_alive: Duration::from_millis(raw.keepalive_ms),
+        webhook_uri: Some(raw.webhook_uri.clone()).filter(|u| !u.is_empty()),
+        webhook_queue: raw.webhook_queue,
+    }
 }
 
 /// Opens storage (`storage.path`; empty = none), ends what a dead process left running

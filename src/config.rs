@@ -45,6 +45,8 @@ pub struct Config {
     #[serde(default)]
     pub http: HttpConfig,
     #[serde(default)]
+    pub events: EventsConfig,
+    #[serde(default)]
     pub trunks: Vec<TrunkConfig>,
     #[serde(default)]
     pub routes: Vec<RouteConfig>,
@@ -171,6 +173,31 @@ impl Default for HttpConfig {
             ]
             .map(String::from)
             .to_vec(),
+        }
+    }
+}
+
+/// The event stream (`GET /v1/events`) and its webhooks.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EventsConfig {
+    /// Newest events kept for resuming SSE readers (and slow ones).
+    pub window: usize,
+    /// Gets every event (POST, JSON); empty = none.
+    pub webhook_uri: String,
+    /// Events waiting for webhook delivery (per destination) before new ones are dropped.
+    pub webhook_queue: usize,
+    /// Idle SSE readers get a `: keep-alive` comment this often.
+    pub keepalive_ms: u64,
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        EventsConfig {
+            window: 65_536,
+            webhook_uri: String::new(),
+            webhook_queue: 10_000,
+            keepalive_ms: 15_000,
         }
     }
 }
@@ -486,6 +513,7 @@ impl Config {
         if self.http.timeout_ms == 0 {
             return Err(invalid("http.timeout_ms", "must be at least 1"));
         }
+        validate_events(&self.events)?;
         let http = HttpPolicy {
             allow: cidrs("http.allow", &self.http.allow)?,
             deny: cidrs("http.deny", &self.http.deny)?,
@@ -504,6 +532,27 @@ impl Config {
             raw: self,
         })
     }
+}
+
+fn validate_events(events: &EventsConfig) -> Result<(), ConfigError> {
+    if !(1..=16_777_216).contains(&events.window) {
+        return Err(invalid("events.window", "must be 1..=16777216"));
+    }
+    if events.webhook_queue == 0 {
+        return Err(invalid("events.webhook_queue", "must be at least 1"));
+    }
+    if events.keepalive_ms == 0 {
+        return Err(invalid("events.keepalive_ms", "must be at least 1"));
+    }
+    if !events.webhook_uri.is_empty() && !is_http_url(&events.webhook_uri) {
+        return Err(invalid("events.webhook_uri", "not an http(s) URL"));
+    }
+    Ok(())
+}
+
+/// An absolute http:// or https:// URL with a host.
+pub fn is_http_url(s: &str) -> bool {
+    url::Url::parse(s).is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
 }
 
 fn parse_addr(key: &str, value: &str) -> Result<SocketAddr, ConfigError> {
@@ -599,6 +648,13 @@ mod tests {
         .unwrap();
         assert_eq!(c.sip.listen, "127.0.0.1:5070");
         assert_eq!(c.engine.max_activeflows, 7);
+        let c = Config::from_toml_with_env(
+            DEFAULT_TOML,
+            env(&[("ACTIVEFLOW_EVENTS_WEBHOOK_URI", "http://hooks.example/e")]),
+        )
+        .unwrap();
+        assert_eq!(c.events.webhook_uri, "http://hooks.example/e");
+        assert_eq!(c.events.window, 65_536);
     }
 
     #[test]
@@ -654,6 +710,12 @@ mod tests {
                 "ACTIVEFLOW_ENGINE_MAX_ACTIVEFLOWS",
                 "0",
                 "engine.max_activeflows",
+            ),
+            ("ACTIVEFLOW_EVENTS_WINDOW", "0", "events.window"),
+            (
+                "ACTIVEFLOW_EVENTS_WEBHOOK_URI",
+                "ftp://x/",
+                "events.webhook_uri",
             ),
         ];
         for (var, value, key) in cases {

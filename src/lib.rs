@@ -28,6 +28,9 @@
 //! - [`flow`]: flow/action model, validation, variables, flow store. Imports none of the others.
 //! - [`engine`]: the supervisor actor (one shard per arbiter), one activeflow actor per
 //!   activeflow, action execution, the shared activeflow registry. Knows no HTTP.
+//! - [`events`]: the event stream: activeflow and call events in a bounded window for SSE
+//!   readers (resumable by id) and bounded queues to webhooks. Publishing never blocks. Built
+//!   by `engine` and `call` from their records; imports only `flow`, `http` and `metrics`.
 //! - [`api`]: REST handlers (actix-web) over the engine; errors mapped to HTTP.
 //! - [`storage`]: durable history behind the `Store` trait (embedded SQLite by default): flows,
 //!   activeflows with their executed actions, calls; a bounded queue to one writer thread.
@@ -44,6 +47,7 @@ pub mod call;
 pub mod clock;
 pub mod config;
 pub mod engine;
+pub mod events;
 pub mod flow;
 pub mod http;
 pub mod media;

@@ -34,6 +34,8 @@ pub const STORAGE_QUEUE_FULL_TOTAL: &str = "storage_queue_full_total";
 pub const STORAGE_WRITES_TOTAL: &str = "storage_writes_total";
 pub const STORAGE_WRITE_ERRORS_TOTAL: &str = "storage_write_errors_total";
 pub const STORAGE_BATCH_SECONDS: &str = "storage_batch_seconds";
+pub const WEBHOOK_DELIVERIES_TOTAL: &str = "webhook_deliveries_total";
+pub const EVENTS_WINDOW_EXCEEDED_TOTAL: &str = "events_window_exceeded_total";
 
 /// Label values known at start-up, exported at zero so no series is ever missing.
 pub const REFERENCE_TYPES: &[&str] = &["call", "api"];
@@ -68,6 +70,8 @@ pub const CALL_OUTCOMES: &[&str] = &["answered", "rejected", "cancelled", "faile
 pub const DTMF_SOURCES: &[&str] = &["rfc4733", "sip_info"];
 /// `storage::WriteKind` labels.
 pub const STORAGE_WRITE_KINDS: &[&str] = &["running", "ended", "call", "flow", "other"];
+/// [`WebhookOutcome`] labels, same order.
+pub const WEBHOOK_OUTCOMES: &[&str] = &["delivered", "failed", "dropped"];
 
 /// Seconds buckets for call set-up: milliseconds to tens of seconds.
 const SETUP_BUCKETS: &[f64] = &[
@@ -196,6 +200,14 @@ fn describe_all() {
         metrics::Unit::Seconds,
         "Time to apply and commit one storage batch"
     );
+    describe_counter!(
+        WEBHOOK_DELIVERIES_TOTAL,
+        "Event webhook deliveries, by outcome (dropped: the queue was full)"
+    );
+    describe_counter!(
+        EVENTS_WINDOW_EXCEEDED_TOTAL,
+        "SSE readers that lost events: too slow for, or resuming before, the event window"
+    );
 }
 
 fn register_zeroes() {
@@ -242,6 +254,10 @@ fn register_zeroes() {
     counter!(STORAGE_WRITES_TOTAL).absolute(0);
     counter!(STORAGE_WRITE_ERRORS_TOTAL).absolute(0);
     let _ = histogram!(STORAGE_BATCH_SECONDS);
+    for o in WEBHOOK_OUTCOMES {
+        counter!(WEBHOOK_DELIVERIES_TOTAL, "outcome" => *o).absolute(0);
+    }
+    counter!(EVENTS_WINDOW_EXCEEDED_TOTAL).absolute(0);
 }
 
 /// The method label: known methods by name, everything else `OTHER` (bounded cardinality).
@@ -463,6 +479,31 @@ pub fn storage_batch(writes: usize, elapsed: Duration, committed: bool) {
     };
     counter!(name).increment(writes as u64);
     histogram!(STORAGE_BATCH_SECONDS).record(elapsed.as_secs_f64());
+}
+
+/// What became of one event for one webhook.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WebhookOutcome {
+    Delivered,
+    /// Retries exhausted, or a final refusal (4xx, `[http]` policy).
+    Failed,
+    /// Its queue was full.
+    Dropped,
+}
+
+static WEBHOOKS: Cached<Counter> = Cached::new();
+
+pub fn webhook_delivery(outcome: WebhookOutcome) {
+    let index = outcome as usize;
+    let make = |o: &'static str| counter!(WEBHOOK_DELIVERIES_TOTAL, "outcome" => o);
+    if let Some(c) = WEBHOOKS.at(WEBHOOK_OUTCOMES, make, index) {
+        c.increment(1);
+    }
+}
+
+/// An SSE reader was told it lost events (`window_exceeded`).
+pub fn events_window_exceeded() {
+    counter!(EVENTS_WINDOW_EXCEEDED_TOTAL).increment(1);
 }
 
 #[cfg(test)]

@@ -210,16 +210,19 @@ fn connect_relays_the_callers_audio_cancels_the_loser_and_goes_on_when_the_calle
         .iter()
         .position(|p| audio.first().is_some_and(|a| &a.3 == p))
         .expect("the first relayed payload is one of the pcap's");
+    // Packets that came before the bridge was up are not relayed (a loaded machine may delay
+    // it); from the first relayed one on, the payloads must be the pcap's, unchanged.
+    let compared = audio.len().min(sent.len() - first);
     let matching = audio
         .iter()
         .zip(&sent[first..])
         .filter(|(got, want)| &got.3 == *want)
         .count();
     assert!(
-        matching >= sent.len() * 95 / 100,
-        "{matching} of {} pcap payloads arrived unchanged ({} packets, first at {first})",
-        sent.len(),
-        audio.len()
+        matching >= compared * 98 / 100 && audio.len() >= sent.len() * 80 / 100,
+        "{matching} of {compared} relayed payloads equal the pcap's ({} packets of {}, first at {first})",
+        audio.len(),
+        sent.len()
     );
     assert!(
         audio.windows(2).all(|w| w[1].1 == w[0].1.wrapping_add(1)),

@@ -6,6 +6,7 @@ mod activeflows;
 mod auth;
 mod calls;
 pub mod error;
+mod events;
 mod flows;
 mod health;
 mod history;
@@ -37,6 +38,8 @@ pub struct ApiState {
     pub recordings: Arc<Recordings>,
     /// Durable history: pages past what memory holds, and flows written through.
     pub storage: crate::storage::Storage,
+    /// The event stream (`GET /v1/events`).
+    pub events: crate::events::EventBus,
     /// Empty = no auth (only allowed on loopback, enforced by config validation).
     pub token: String,
     /// False until the engine is up, and again once shutdown starts.
@@ -66,7 +69,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(flows::configure)
             .configure(activeflows::configure)
             .configure(calls::configure)
-            .configure(recordings::configure),
+            .configure(recordings::configure)
+            .configure(events::configure),
     )
     .default_service(web::to(|| async {
         ApiError::NotFound("no such route".into())

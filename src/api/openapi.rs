@@ -4,7 +4,7 @@
 use actix_web::HttpResponse;
 use utoipa::OpenApi;
 
-use super::{activeflows, calls, flows, health, recordings};
+use super::{activeflows, calls, events, flows, health, recordings};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -16,6 +16,7 @@ use super::{activeflows, calls, flows, health, recordings};
         activeflows::put_variables,
         calls::list, calls::get, calls::hangup,
         recordings::list, recordings::get, recordings::file,
+        events::stream,
         health::healthz, health::readyz, spec,
     ),
     modifiers(&BearerAuth),

@@ -1,10 +1,11 @@
 //! The operator's view of a call (`/v1/calls`): who, where, status and times. Written by the
 //! call session at each phase change, read by the API as snapshots, and handed to storage as a
-//! CDR-like row at each of those changes.
+//! CDR-like row and to the event stream as a call event at each of those changes.
 
 use serde::Serialize;
 
 use super::CallId;
+use crate::events::{CallFacts, Event, EventBody, EventBus};
 use crate::storage::{CallRow, Storage, Write, WriteKind};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -71,6 +72,24 @@ impl CallInfo {
             tm_answer: self.tm_answer.clone(),
             tm_end: self.tm_end.clone(),
         }
+    }
+
+    /// Publishes the event of the status just reached: ringing → `call_created`, answered →
+    /// `call_answered`, ended → `call_ended`.
+    pub(super) fn publish(&self, events: &EventBus) {
+        let facts = CallFacts {
+            direction: self.direction,
+            source: self.source.clone(),
+            destination: self.destination.clone(),
+            status: self.status.as_str(),
+            end_cause: self.end_cause,
+        };
+        let body = match self.status {
+            CallStatus::Ringing => EventBody::CallCreated(facts),
+            CallStatus::Answered => EventBody::CallAnswered(facts),
+            CallStatus::Ended => EventBody::CallEnded(facts),
+        };
+        events.publish(Event::now(self.id.0, body), None);
     }
 
     /// Hands the row to storage without waiting: progress is skipped on a full queue (the next

@@ -56,6 +56,8 @@ pub struct SessionShared {
     pub recordings: Arc<Recordings>,
     /// Durable call rows.
     pub storage: crate::storage::Storage,
+    /// Where call events go (SSE, webhooks).
+    pub events: crate::events::EventBus,
 }
 
 /// A SIP message for this session, from the dispatcher.
@@ -195,6 +197,7 @@ impl CallSession {
             info.end_cause = Some(cause.as_str());
             info.tm_end = Some(crate::clock::timestamp());
             info.persist(&self.shared.storage);
+            info.publish(&self.shared.events);
         }
         let outcome = match cause {
             _ if answered => "answered",
@@ -356,6 +359,7 @@ impl CallSession {
             info.status = CallStatus::Answered;
             info.tm_answer = Some(crate::clock::timestamp());
             info.persist(&self.shared.storage);
+            info.publish(&self.shared.events);
         }
         self.send_final(200, ctx);
         self.phase = Phase::Answered;
@@ -472,6 +476,7 @@ impl Actor for CallSession {
             sequence: self.shared.registry.next_sequence(),
         };
         info.persist(&self.shared.storage);
+        info.publish(&self.shared.events);
         self.entry = Some(
             self.shared
                 .registry

@@ -16,6 +16,7 @@ use super::{
 };
 use crate::call::outbound::Dialer;
 use crate::call::{CallCommand, CallOffer};
+use crate::events::EventBus;
 use crate::flow::{self, Flow, FlowStore, Variables};
 use crate::http::HttpClient;
 use crate::storage::Storage;
@@ -55,6 +56,8 @@ pub(crate) struct Links {
     pub(crate) storage: Storage,
     /// Places `connect` legs and sends `message_send` messages.
     pub(crate) dialer: Arc<Dialer>,
+    /// Where its events go (SSE, webhooks).
+    pub(crate) events: EventBus,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -82,10 +85,18 @@ pub struct Supervisor {
     routes: Arc<RouteTable>,
     registry: Arc<ActiveflowRegistry>,
     limits: EngineLimits,
-    http: HttpClient,
-    storage: Storage,
-    dialer: Arc<Dialer>,
+    services: Services,
     draining: bool,
+}
+
+/// The engine-wide services every activeflow reaches: outgoing HTTP, storage, the dialer for
+/// outbound legs and the event bus. Cheap to clone.
+#[derive(Clone)]
+pub struct Services {
+    pub http: HttpClient,
+    pub storage: Storage,
+    pub dialer: Arc<Dialer>,
+    pub events: EventBus,
 }
 
 impl Supervisor {
@@ -94,18 +105,14 @@ impl Supervisor {
         routes: Arc<RouteTable>,
         registry: Arc<ActiveflowRegistry>,
         limits: EngineLimits,
-        storage: Storage,
-        http: HttpClient,
-        dialer: Arc<Dialer>,
+        services: Services,
     ) -> Self {
         Supervisor {
             flows,
             routes,
             registry,
             limits,
-            http,
-            storage,
-            dialer,
+            services,
             draining: false,
         }
     }
@@ -116,9 +123,10 @@ impl Supervisor {
             supervisor: ctx.address().recipient(),
             depth,
             limits: self.limits,
-            http: self.http.clone(),
-            storage: self.storage.clone(),
-            dialer: self.dialer.clone(),
+            http: self.services.http.clone(),
+            storage: self.services.storage.clone(),
+            dialer: self.services.dialer.clone(),
+            events: self.services.events.clone(),
         }
     }
 

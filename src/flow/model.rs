@@ -20,6 +20,9 @@ pub struct Flow {
     pub actions: Vec<Action>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub on_complete_flow_id: Option<FlowId>,
+    /// Gets this flow's activeflow events (and their calls') as JSON POSTs; http(s) only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook_uri: Option<String>,
 }
 
 /// One step of a flow. `option` stays raw JSON so unknown fields survive a
@@ -50,6 +53,8 @@ struct RawFlow {
     actions: Option<Vec<Action>>,
     #[serde(default)]
     on_complete_flow_id: Option<FlowId>,
+    #[serde(default)]
+    webhook_uri: Option<String>,
 }
 
 impl From<RawFlow> for Flow {
@@ -61,6 +66,8 @@ impl From<RawFlow> for Flow {
             detail: r.detail.unwrap_or_default(),
             actions: r.actions.unwrap_or_default(),
             on_complete_flow_id: r.on_complete_flow_id.filter(|id| !id.is_nil()),
+            // VoIPBIN-style documents may send "" for "none".
+            webhook_uri: r.webhook_uri.filter(|u| !u.is_empty()),
         }
     }
 }
@@ -101,6 +108,7 @@ impl Flow {
             detail: String::new(),
             actions,
             on_complete_flow_id: None,
+            webhook_uri: None,
         }
     }
 

@@ -21,6 +21,16 @@ impl Flow {
                 message: "a flow needs at least one action".into(),
             });
         }
+        if let Some(uri) = &self.webhook_uri {
+            let http = url::Url::parse(uri)
+                .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
+            if !http {
+                return Err(FlowError::Flow {
+                    field: "webhook_uri".into(),
+                    message: format!("{uri:?} is not an http(s) URL"),
+                });
+            }
+        }
         validate_actions(&self.actions)
     }
 }
@@ -117,6 +127,26 @@ mod tests {
         let list: Vec<Action> = serde_json::from_value(actions).unwrap();
         validate_actions(&list).unwrap();
         validate_actions(&[]).unwrap();
+    }
+
+    #[test]
+    fn webhook_uri_must_be_http() {
+        let mut f = flow(json!([{"type": "answer"}]));
+        f.webhook_uri = Some("https://hooks.example/flow".into());
+        f.validate().unwrap();
+        for bad in [
+            "ftp://hooks.example/",
+            "hooks.example/x",
+            "http://",
+            "mailto:a@b",
+        ] {
+            f.webhook_uri = Some(bad.into());
+            let e = f.validate().unwrap_err();
+            assert!(
+                matches!(e, FlowError::Flow { ref field, .. } if field == "webhook_uri"),
+                "{bad}: {e}"
+            );
+        }
     }
 
     #[test]

@@ -10,6 +10,9 @@ use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
 use crate::config::HttpPolicy;
 
+mod retry;
+pub use retry::{Attempted, RetryPolicy, WEBHOOK_RETRY};
+
 /// Redirects followed at most.
 const MAX_REDIRECTS: usize = 3;
 

@@ -165,6 +165,7 @@ impl OutboundCall {
             info.end_cause = Some(cause.as_str());
             info.tm_end = Some(crate::clock::timestamp());
             info.persist(&self.shared.storage);
+            info.publish(&self.shared.events);
         }
         let outcome = match cause {
             _ if answered => "answered",
@@ -197,6 +198,7 @@ impl OutboundCall {
             info.status = CallStatus::Answered;
             info.tm_answer = Some(crate::clock::timestamp());
             info.persist(&self.shared.storage);
+            info.publish(&self.shared.events);
         }
         if let Some(lease) = self.rtp.take() {
             let config = crate::media::MediaConfig {
@@ -334,6 +336,7 @@ impl Actor for OutboundCall {
             sequence: self.shared.registry.next_sequence(),
         };
         info.persist(&self.shared.storage);
+        info.publish(&self.shared.events);
         self.entry = Some(
             self.shared
                 .registry

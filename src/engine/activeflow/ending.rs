@@ -106,6 +106,7 @@ impl Activeflow {
             r.tm_end = Some(now);
         }
         self.finished = true;
+        self.publish_ended(reason);
         tracing::info!(
             activeflow_id = %self.id,
             call_id = %self.call_id(),

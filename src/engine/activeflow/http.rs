@@ -5,7 +5,6 @@
 //! once. A webhook that fails is an action error, not the end of the flow.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use actix::prelude::*;
 use serde_json::{json, Value};
@@ -15,12 +14,7 @@ use super::Activeflow;
 use crate::engine::EndReason;
 use crate::flow::integration::{Fetch, HttpMethod, WebhookSend};
 use crate::flow::{Action, ActionId};
-use crate::http::{HttpClient, HttpError, Response};
-
-/// Attempts of one webhook: the first and two retries.
-const WEBHOOK_ATTEMPTS: u32 = 3;
-/// Wait before the first retry; doubled before each next one.
-const WEBHOOK_BACKOFF: Duration = Duration::from_millis(500);
+use crate::http::{Attempted, HttpClient, HttpError, Response, WEBHOOK_RETRY};
 
 /// Why `fetch` produced no actions.
 #[derive(Debug, thiserror::Error)]
@@ -172,31 +166,21 @@ enum WebhookError {
     },
 }
 
-/// Sends a webhook, retrying 5xx answers and transient failures with backoff.
+/// Sends a webhook, retrying 5xx answers and transient failures with backoff
+/// ([`WEBHOOK_RETRY`]).
 async fn deliver(client: HttpClient, hook: WebhookSend) -> Result<Value, WebhookError> {
-    let mut backoff = WEBHOOK_BACKOFF;
-    let mut attempt = 1;
-    loop {
-        let body = (!matches!(hook.method, HttpMethod::Get | HttpMethod::Delete))
-            .then(|| (hook.data_type.as_str(), hook.data.clone().into_bytes()));
-        let outcome = client.send(method(hook.method), &hook.uri, body).await;
-        let retry = match &outcome {
-            Ok(r) => r.status >= 500,
-            Err(e) => e.is_transient(),
-        };
-        if !retry || attempt >= WEBHOOK_ATTEMPTS {
-            return match outcome {
-                Ok(r) if r.status < 400 => Ok(json!({ "status": r.status, "attempts": attempt })),
-                Ok(r) => Err(WebhookError::Status {
-                    url: hook.uri.clone(),
-                    status: r.status,
-                    attempts: attempt,
-                }),
-                Err(e) => Err(WebhookError::Http(e, attempt)),
-            };
-        }
-        tokio::time::sleep(backoff).await;
-        backoff *= 2;
-        attempt += 1;
+    let body = (!matches!(hook.method, HttpMethod::Get | HttpMethod::Delete))
+        .then_some((hook.data_type.as_str(), hook.data.as_bytes()));
+    let Attempted { outcome, attempts } = client
+        .send_retrying(method(hook.method), &hook.uri, body, WEBHOOK_RETRY)
+        .await;
+    match outcome {
+        Ok(r) if r.status < 400 => Ok(json!({ "status": r.status, "attempts": attempts })),
+        Ok(r) => Err(WebhookError::Status {
+            url: hook.uri.clone(),
+            status: r.status,
+            attempts,
+        }),
+        Err(e) => Err(WebhookError::Http(e, attempts)),
     }
 }

@@ -16,6 +16,7 @@ mod chain;
 mod connect;
 mod ending;
 mod http;
+mod publish;
 mod waiting;
 
 use super::cursor::Cursor;
@@ -237,6 +238,7 @@ impl Activeflow {
             });
             r.tm_update = now;
         }
+        self.publish_executed();
         result.map_err(|_| ())
     }
 
@@ -385,6 +387,7 @@ impl Actor for Activeflow {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         crate::metrics::activeflow_started(self.reference_type);
+        self.publish_created();
         if let Some(call) = &self.call {
             call.commands
                 .do_send(CallCommand::Attach(ctx.address().recipient()));

@@ -1,0 +1,157 @@
+//! `GET /v1/events`: the event stream as Server-Sent Events. Each reader is a task on the API
+//! worker that reads the bus's window from its own cursor and renders events there (never on
+//! the engine's threads); the connection holds at most a few rendered batches, so a slow reader
+//! falls behind in the window and is told (`window_exceeded`), never buffered without bound.
+
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use actix_web::body::{BodySize, MessageBody};
+use actix_web::{web, HttpRequest, HttpResponse};
+use bytes::{BufMut, Bytes, BytesMut};
+use serde::Deserialize;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::{ApiError, ApiState};
+use crate::events::{Batch, EventFilter, Subscription};
+
+/// Events rendered into one chunk at most.
+const MAX_BATCH: usize = 256;
+/// Rendered chunks waiting for the socket at most (the rest waits in the window).
+const CHUNKS_QUEUED: usize = 4;
+
+pub(super) fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/events", web::get().to(stream));
+}
+
+#[derive(Deserialize)]
+pub(super) struct EventsQuery {
+    /// Comma-separated event types; all when absent.
+    types: Option<String>,
+    /// For clients that cannot set headers (a browser's first `EventSource` connection).
+    last_event_id: Option<String>,
+}
+
+#[utoipa::path(operation_id = "events_stream", get, path = "/v1/events", tag = "events",
+    params(("types" = Option<String>, Query, description = "comma-separated: activeflow_created, activeflow_updated, activeflow_ended, call_created, call_answered, call_ended"),
+           ("Last-Event-ID" = Option<u64>, Header, description = "resume after this event id (also ?last_event_id=)")),
+    responses((status = 200, description = "text/event-stream: `id:`, `event:` and `data:` (JSON) per event; `event: window_exceeded` when events were lost; `: keep-alive` comments", content_type = "text/event-stream"),
+              (status = 400, description = "unknown event type or bad Last-Event-ID", body = serde_json::Value)))]
+pub(super) async fn stream(
+    state: web::Data<ApiState>,
+    req: HttpRequest,
+    query: web::Query<EventsQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let filter = match &query.types {
+        Some(list) => EventFilter::parse(list)
+            .map_err(|name| ApiError::BadRequest(format!("types: unknown event type {name:?}")))?,
+        None => EventFilter::ALL,
+    };
+    let header = req
+        .headers()
+        .get("last-event-id")
+        .map(|v| v.to_str().unwrap_or("\u{fffd}"));
+    let last_event_id = match header.or(query.last_event_id.as_deref()) {
+        None => None,
+        Some(raw) => Some(raw.trim().parse::<u64>().map_err(|_| {
+            ApiError::BadRequest(format!("Last-Event-ID: {raw:?} is not an event id"))
+        })?),
+    };
+    let subscription = state.events.subscribe(last_event_id);
+    let (tx, rx) = mpsc::channel(CHUNKS_QUEUED);
+    actix_web::rt::spawn(pump(subscription, filter, state.events.keep_alive(), tx));
+    Ok(HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header(("Cache-Control", "no-cache"))
+        .insert_header(("X-Accel-Buffering", "no"))
+        .body(SseBody(rx)))
+}
+
+/// Feeds one reader until it goes away.
+async fn pump(
+    mut subscription: Subscription,
+    filter: EventFilter,
+    keep_alive: Duration,
+    tx: mpsc::Sender<Bytes>,
+) {
+    // At once, so the reader knows it is subscribed (headers and a first chunk go out).
+    if tx
+        .send(Bytes::from_static(b": activeflow events\n\n"))
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let mut last_sent = Instant::now();
+    loop {
+        let next = tokio::time::timeout_at(last_sent + keep_alive, subscription.next(MAX_BATCH));
+        let batch = tokio::select! {
+            b = next => b,
+            () = tx.closed() => return,
+        };
+        let chunk = match batch {
+            Err(_) => Bytes::from_static(b": keep-alive\n\n"),
+            // The engine is stopping: end the response.
+            Ok(None) => return,
+            Ok(Some(batch)) => match render(&batch, filter) {
+                Some(chunk) => chunk,
+                None => continue,
+            },
+        };
+        if tx.send(chunk).await.is_err() {
+            return;
+        }
+        last_sent = Instant::now();
+    }
+}
+
+/// One batch as SSE messages; `None` when the filter left nothing.
+fn render(batch: &Batch, filter: EventFilter) -> Option<Bytes> {
+    let mut out = BytesMut::new();
+    match batch {
+        Batch::Events(events) => {
+            for p in events {
+                let kind = p.event.event_type();
+                if !filter.contains(kind) {
+                    continue;
+                }
+                out.put_slice(format!("id: {}\nevent: {}\ndata: ", p.id, kind.as_str()).as_bytes());
+                out.put_slice(&p.event.to_json(p.id));
+                out.put_slice(b"\n\n");
+            }
+        }
+        Batch::Exceeded {
+            last_event_id,
+            oldest_id,
+        } => {
+            let data = serde_json::json!({
+                "type": "window_exceeded",
+                "last_event_id": last_event_id,
+                "oldest_id": oldest_id,
+            });
+            out.put_slice(format!("event: window_exceeded\ndata: {data}\n\n").as_bytes());
+        }
+    }
+    (!out.is_empty()).then(|| out.freeze())
+}
+
+/// The response body: chunks from the reader's task.
+struct SseBody(mpsc::Receiver<Bytes>);
+
+impl MessageBody for SseBody {
+    type Error = Infallible;
+
+    fn size(&self) -> BodySize {
+        BodySize::Stream
+    }
+
+    fn poll_next(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Bytes, Self::Error>>> {
+        self.get_mut().0.poll_recv(cx).map(|chunk| chunk.map(Ok))
+    }
+}

@@ -1,0 +1,379 @@
+//! The event stream (issue 7): activeflow and call events published by the engine and call
+//! sessions, kept in a bounded window for SSE readers (`GET /v1/events`, resumable by id) and
+//! fed to webhooks. Publishing never blocks or awaits: one short lock to append to the window
+//! (and, when a webhook wants the event, a `try_send` to its bounded queue); serialisation
+//! happens later, on the reader's or the webhook's task. Imports only `flow` (the action model),
+//! `http`, `metrics` and `clock`-like plain data: `call` and `engine` build the events.
+
+mod event;
+mod webhook;
+mod window;
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use dashmap::DashMap;
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+pub use event::{
+    ActiveflowFacts, CallFacts, Event, EventBody, EventFilter, EventType, ExecutedFacts,
+};
+pub use window::{Published, Read, Window};
+
+/// Events kept for resuming readers by default (`events.window`).
+pub const DEFAULT_WINDOW: usize = 65_536;
+
+/// What the bus is built with (`[events]`).
+#[derive(Debug, Clone)]
+pub struct EventsOptions {
+    /// Newest events kept for resume and slow readers.
+    pub window: usize,
+    /// A comment line goes to idle SSE readers this often.
+    pub keep_alive: Duration,
+    /// Gets every event; `None` = no global webhook.
+    pub webhook_uri: Option<String>,
+    /// Events waiting for webhook delivery, per queue, before new ones are dropped.
+    pub webhook_queue: usize,
+}
+
+/// The engine's event bus. Cheap to clone.
+#[derive(Clone)]
+pub struct EventBus {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    window: Mutex<Window>,
+    /// Wakes readers waiting at the head of the window.
+    notify: Notify,
+    /// Readers subscribed: publishing skips the wake-up when there are none.
+    readers: AtomicUsize,
+    webhooks: Option<webhook::Feed>,
+    /// Per-flow webhooks of calls that activeflows drive (call id → URI).
+    call_hooks: DashMap<Uuid, Arc<str>>,
+    /// Entries in `call_hooks`: calls skip the lookup while it is zero.
+    call_hooks_bound: AtomicUsize,
+    keep_alive: Duration,
+    /// The engine is stopping: readers' streams end (so HTTP shutdown need not wait for them).
+    closed: AtomicBool,
+}
+
+impl EventBus {
+    /// A bus with webhook delivery (global webhook from `options`, per-flow ones as they come).
+    /// Must run inside a tokio runtime: the webhook router is spawned on it.
+    pub fn start(options: &EventsOptions, http: crate::http::HttpClient) -> EventBus {
+        let feed = webhook::start(http, options.webhook_uri.as_deref(), options.webhook_queue);
+        Self::build(options.window, options.keep_alive, Some(feed))
+    }
+
+    /// A bus that only keeps the window (for tests and tools).
+    pub fn without_webhooks(window: usize, keep_alive: Duration) -> EventBus {
+        Self::build(window, keep_alive, None)
+    }
+
+    fn build(window: usize, keep_alive: Duration, webhooks: Option<webhook::Feed>) -> EventBus {
+        // Ids start at the start-up time in microseconds: they grow across restarts too, so an
+        // id from an earlier run is recognised as older than the window, never taken for a
+        // future one.
+        let first_id = chrono::Utc::now().timestamp_micros().max(1) as u64;
+        EventBus {
+            inner: Arc::new(Inner {
+                window: Mutex::new(Window::new(window, first_id)),
+                notify: Notify::new(),
+                readers: AtomicUsize::new(0),
+                webhooks,
+                call_hooks: DashMap::new(),
+                call_hooks_bound: AtomicUsize::new(0),
+                keep_alive,
+                closed: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    /// How often idle SSE readers get a keep-alive comment.
+    pub fn keep_alive(&self) -> Duration {
+        self.inner.keep_alive
+    }
+
+    fn window(&self) -> MutexGuard<'_, Window> {
+        // The window is only ever appended to; a panic elsewhere leaves it consistent.
+        self.inner.window.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Publishes an event; `flow_hook` is the webhook URI of the activeflow's flow, if any.
+    /// Never blocks: a full webhook queue drops the event for webhooks (counted).
+    pub fn publish(&self, event: Event, flow_hook: Option<&str>) {
+        let inner = &*self.inner;
+        let call_end = matches!(event.body, EventBody::CallEnded(_));
+        let hook: Option<Arc<str>> = match flow_hook {
+            Some(uri) => Some(Arc::from(uri)),
+            None if inner.call_hooks_bound.load(Ordering::Relaxed) > 0
+                && matches!(
+                    event.body,
+                    EventBody::CallAnswered(_) | EventBody::CallEnded(_)
+                ) =>
+            {
+                inner.call_hooks.get(&event.subject).map(|h| h.clone())
+            }
+            None => None,
+        };
+        let subject = event.subject;
+        let event = Arc::new(event);
+        let wanted = inner
+            .webhooks
+            .as_ref()
+            .filter(|f| f.has_global() || hook.is_some());
+        let (evicted, dropped) = {
+            let mut window = self.window();
+            match wanted {
+                None => (window.push(event).1, false),
+                Some(feed) => {
+                    let (id, evicted) = window.push(event.clone());
+                    // Under the lock, so webhooks get events in id order.
+                    (evicted, !feed.offer(id, event, hook))
+                }
+            }
+        };
+        drop(evicted);
+        if dropped {
+            crate::metrics::webhook_delivery(crate::metrics::WebhookOutcome::Dropped);
+        }
+        if inner.readers.load(Ordering::SeqCst) > 0 {
+            inner.notify.notify_waiters();
+        }
+        if call_end {
+            self.unbind_call(subject);
+        }
+    }
+
+    /// Ends every reader's stream (at shutdown); publishing goes on into the window.
+    pub fn close(&self) {
+        self.inner.closed.store(true, Ordering::SeqCst);
+        self.inner.notify.notify_waiters();
+    }
+
+    /// Sends the events of call `call` (answered, ended) to a flow's webhook too, until it ends.
+    pub fn bind_call(&self, call: Uuid, hook: &str) {
+        if self
+            .inner
+            .call_hooks
+            .insert(call, Arc::from(hook))
+            .is_none()
+        {
+            self.inner.call_hooks_bound.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Forgets call `call`'s flow webhook (idempotent).
+    pub fn unbind_call(&self, call: Uuid) {
+        if self.inner.call_hooks_bound.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        if self.inner.call_hooks.remove(&call).is_some() {
+            self.inner.call_hooks_bound.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// A reader starting after event `last_event_id` (a reconnect's `Last-Event-ID`), or at the
+    /// next event published when `None`.
+    pub fn subscribe(&self, last_event_id: Option<u64>) -> Subscription {
+        // Counted before the cursor is read: a publisher that saw no reader published before
+        // the cursor was taken, so its event is either in the replay or not wanted.
+        self.inner.readers.fetch_add(1, Ordering::SeqCst);
+        let cursor = match last_event_id {
+            Some(last) => last.saturating_add(1),
+            None => self.window().next_id(),
+        };
+        Subscription {
+            bus: self.clone(),
+            cursor,
+        }
+    }
+}
+
+/// What a reader gets next.
+#[derive(Debug)]
+pub enum Batch {
+    /// Consecutive events from the reader's cursor on.
+    Events(Vec<Published>),
+    /// The events after `last_event_id` up to `oldest_id - 1` are gone (the reader was too
+    /// slow, or resumed from an id older than the window or from another run); reading goes on
+    /// at `oldest_id`.
+    Exceeded { last_event_id: u64, oldest_id: u64 },
+}
+
+/// One reader's position in the stream. Holds no events of its own: a reader that stops
+/// reading costs nothing but its cursor.
+pub struct Subscription {
+    bus: EventBus,
+    /// The id this reader wants next.
+    cursor: u64,
+}
+
+impl Subscription {
+    /// The next batch (at most `max` events), waiting for one if the reader is up to date;
+    /// `None` once the bus is closed. Cancel-safe: dropping the future loses nothing.
+    pub async fn next(&mut self, max: usize) -> Option<Batch> {
+        // A clone of the bus, so the wait does not borrow the cursor.
+        let bus = self.bus.clone();
+        loop {
+            let notified = bus.inner.notify.notified();
+            tokio::pin!(notified);
+            // Registered before looking, so an event published after the look wakes us.
+            notified.as_mut().enable();
+            if bus.inner.closed.load(Ordering::SeqCst) {
+                return None;
+            }
+            if let Some(batch) = self.try_next(max) {
+                return Some(batch);
+            }
+            notified.await;
+        }
+    }
+
+    /// The next batch if there is one now.
+    pub fn try_next(&mut self, max: usize) -> Option<Batch> {
+        let read = self.bus.window().read(self.cursor, max);
+        match read {
+            Read::Behind { oldest } => {
+                let last_event_id = self.cursor.saturating_sub(1);
+                self.cursor = oldest;
+                crate::metrics::events_window_exceeded();
+                Some(Batch::Exceeded {
+                    last_event_id,
+                    oldest_id: oldest,
+                })
+            }
+            Read::Events(events) => {
+                let last = events.last()?.id;
+                self.cursor = last + 1;
+                Some(Batch::Events(events))
+            }
+        }
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.bus.inner.readers.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call_event(n: usize) -> Event {
+        Event::now(
+            Uuid::from_u128(n as u128),
+            EventBody::CallCreated(CallFacts {
+                direction: "incoming",
+                source: "a".into(),
+                destination: "b".into(),
+                status: "ringing",
+                end_cause: None,
+            }),
+        )
+    }
+
+    fn ids(b: Batch) -> Vec<u64> {
+        match b {
+            Batch::Events(v) => v.iter().map(|p| p.id).collect(),
+            Batch::Exceeded { .. } => panic!("exceeded"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_waiting_reader_is_woken_by_a_publish_from_another_thread() {
+        let bus = EventBus::without_webhooks(16, Duration::from_secs(15));
+        let mut sub = bus.subscribe(None);
+        let publisher = bus.clone();
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            publisher.publish(call_event(1), None);
+        });
+        let got = tokio::time::timeout(Duration::from_secs(5), sub.next(10))
+            .await
+            .expect("woken");
+        assert_eq!(ids(got.unwrap()).len(), 1);
+        t.join().unwrap();
+        // Closing ends a waiting reader.
+        let closer = bus.clone();
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            closer.close();
+        });
+        let end = tokio::time::timeout(Duration::from_secs(5), sub.next(10)).await;
+        assert!(matches!(end, Ok(None)), "{end:?}");
+        t.join().unwrap();
+    }
+
+    #[tokio::test]
+    async fn resume_replays_then_goes_live_without_gap_or_duplicate() {
+        let bus = EventBus::without_webhooks(1000, Duration::from_secs(15));
+        let mut first = bus.subscribe(None);
+        for i in 0..10 {
+            bus.publish(call_event(i), None);
+        }
+        let seen = ids(first.next(4).await.unwrap());
+        drop(first);
+        let last = *seen.last().unwrap();
+        let mut again = bus.subscribe(Some(last));
+        for i in 10..20 {
+            bus.publish(call_event(i), None);
+        }
+        let mut got = Vec::new();
+        while got.len() < 16 {
+            got.extend(ids(again.next(5).await.unwrap()));
+        }
+        let expected: Vec<u64> = (last + 1..=last + 16).collect();
+        assert_eq!(got, expected);
+        assert!(again.try_next(10).is_none());
+    }
+
+    #[tokio::test]
+    async fn a_slow_reader_gets_exceeded_and_resyncs_at_the_oldest_event() {
+        let bus = EventBus::without_webhooks(8, Duration::from_secs(15));
+        let mut sub = bus.subscribe(None);
+        let first = bus.window().next_id();
+        for i in 0..30 {
+            bus.publish(call_event(i), None);
+        }
+        match sub.next(100).await.unwrap() {
+            Batch::Exceeded {
+                last_event_id,
+                oldest_id,
+            } => {
+                assert_eq!(last_event_id, first - 1);
+                assert_eq!(oldest_id, first + 22);
+            }
+            b => panic!("{b:?}"),
+        }
+        assert_eq!(
+            ids(sub.next(100).await.unwrap()),
+            (first + 22..first + 30).collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn call_hooks_are_forgotten_when_the_call_ends() {
+        let bus = EventBus::without_webhooks(8, Duration::from_secs(15));
+        let call = Uuid::from_u128(7);
+        bus.bind_call(call, "http://example.com/hook");
+        assert_eq!(bus.inner.call_hooks_bound.load(Ordering::Relaxed), 1);
+        let mut ended = call_event(7);
+        ended.body = EventBody::CallEnded(CallFacts {
+            direction: "incoming",
+            source: "a".into(),
+            destination: "b".into(),
+            status: "ended",
+            end_cause: Some("remote_bye"),
+        });
+        bus.publish(ended, None);
+        assert_eq!(bus.inner.call_hooks_bound.load(Ordering::Relaxed), 0);
+        assert!(bus.inner.call_hooks.is_empty());
+        bus.unbind_call(call);
+    }
+}

@@ -1,0 +1,603 @@
+//! The event stream over real sockets: an SSE reader on a plain TCP connection sees a SIPp
+//! call's and its activeflow's events in the engine's exact order; a reconnect with
+//! `Last-Event-ID` gets every later event exactly once (or `window_exceeded` when it is older
+//! than the window); global and per-flow webhooks on a loopback HTTP server get their events,
+//! a 5xx answer retried.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{http, TestEngine};
+use serde_json::{json, Value};
+
+/// One SSE message (comments are skipped by `next`, counted by `comments`).
+#[derive(Debug, Clone)]
+struct Message {
+    id: Option<u64>,
+    event: String,
+    data: Value,
+}
+
+/// A Server-Sent Events reader on a raw TCP connection (HTTP/1.1, chunked).
+struct SseReader {
+    reader: BufReader<TcpStream>,
+    /// Decoded body bytes not yet split into messages.
+    pending: String,
+    comments: Vec<String>,
+}
+
+impl SseReader {
+    /// Connects and reads the response head; panics unless 200 `text/event-stream`.
+    fn connect(api: SocketAddr, query: &str, last_event_id: Option<u64>) -> SseReader {
+        let stream = TcpStream::connect(api).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut head = format!("GET /v1/events{query} HTTP/1.1\r\nHost: {api}\r\n");
+        if let Some(id) = last_event_id {
+            head.push_str(&format!("Last-Event-ID: {id}\r\n"));
+        }
+        head.push_str("\r\n");
+        (&stream).write_all(head.as_bytes()).unwrap();
+        let mut reader = BufReader::new(stream);
+        let mut lines = Vec::new();
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            if line.trim().is_empty() {
+                break;
+            }
+            lines.push(line.trim().to_ascii_lowercase());
+        }
+        assert!(lines[0].starts_with("http/1.1 200"), "{lines:?}");
+        assert!(
+            lines.iter().any(|l| l == "content-type: text/event-stream"),
+            "{lines:?}"
+        );
+        assert!(lines.iter().any(|l| l == "transfer-encoding: chunked"));
+        let mut sse = SseReader {
+            reader,
+            pending: String::new(),
+            comments: Vec::new(),
+        };
+        // The stream opens with a comment: from here on the subscription exists.
+        sse.read_block();
+        assert_eq!(sse.comments, [": activeflow events"]);
+        sse
+    }
+
+    /// Reads one HTTP chunk into `pending`.
+    fn read_chunk(&mut self) {
+        let mut size = String::new();
+        self.reader.read_line(&mut size).unwrap();
+        let n = usize::from_str_radix(size.trim(), 16)
+            .unwrap_or_else(|_| panic!("chunk size {size:?}"));
+        assert!(n > 0, "the stream ended");
+        let mut buf = vec![0u8; n + 2];
+        self.reader.read_exact(&mut buf).unwrap();
+        self.pending
+            .push_str(std::str::from_utf8(&buf[..n]).unwrap());
+    }
+
+    /// The next block (message or comment), blocking; comments are recorded and returned as
+    /// `None`.
+    fn read_block(&mut self) -> Option<Message> {
+        while !self.pending.contains("\n\n") {
+            self.read_chunk();
+        }
+        let end = self.pending.find("\n\n").unwrap();
+        let block: String = self.pending.drain(..end + 2).collect();
+        let (mut id, mut event, mut data) = (None, String::new(), String::new());
+        for line in block.lines() {
+            if line.starts_with(':') {
+                self.comments.push(line.to_owned());
+            } else if let Some(v) = line.strip_prefix("id: ") {
+                id = Some(v.parse().unwrap());
+            } else if let Some(v) = line.strip_prefix("event: ") {
+                event = v.to_owned();
+            } else if let Some(v) = line.strip_prefix("data: ") {
+                data = v.to_owned();
+            }
+        }
+        (!event.is_empty()).then(|| Message {
+            id,
+            event,
+            data: serde_json::from_str(&data).unwrap(),
+        })
+    }
+
+    /// The next message, skipping comments.
+    fn next(&mut self) -> Message {
+        loop {
+            if let Some(m) = self.read_block() {
+                return m;
+            }
+        }
+    }
+
+    /// Messages until `done` holds for the list (bounded by the socket's read timeout).
+    fn until(&mut self, done: impl Fn(&[Message]) -> bool) -> Vec<Message> {
+        let mut got = Vec::new();
+        while !done(&got) {
+            got.push(self.next());
+        }
+        got
+    }
+
+    /// Asserts nothing but comments arrive within `wait`.
+    fn assert_quiet(&mut self, wait: Duration) {
+        let deadline = Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            if self.pending.contains("\n\n") || !self.reader.buffer().is_empty() {
+                if let Some(m) = self.read_block() {
+                    panic!("unexpected {m:?}");
+                }
+                continue;
+            }
+            self.reader.get_ref().set_read_timeout(Some(left)).unwrap();
+            let mut byte = [0u8; 1];
+            let arrived = self.reader.get_ref().peek(&mut byte);
+            self.reader
+                .get_ref()
+                .set_read_timeout(Some(Duration::from_secs(10)))
+                .unwrap();
+            match arrived {
+                Ok(0) => panic!("the stream closed"),
+                Ok(_) => {
+                    if let Some(m) = self.read_block() {
+                        panic!("unexpected {m:?}");
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+    }
+}
+
+fn types(messages: &[Message]) -> Vec<&str> {
+    messages.iter().map(|m| m.event.as_str()).collect()
+}
+
+fn count(messages: &[Message], kind: &str) -> usize {
+    messages.iter().filter(|m| m.event == kind).count()
+}
+
+/// Answers and holds; SIPp's `uac_caller_bye` hangs up after 200 ms.
+fn hold(name: &str) -> Value {
+    json!({"name": name, "actions": [
+        {"type": "answer"},
+        {"type": "sleep", "option": {"duration": 20000}}
+    ]})
+}
+
+/// An engine with RTP ports away from the default range (benchmarks on a shared machine hold
+/// thousands of calls there).
+fn start(flows: &[Value], routes: &[(&str, &str)], env: &[(&str, &str)]) -> TestEngine {
+    let mut env = env.to_vec();
+    env.push(("ACTIVEFLOW_MEDIA_RTP_PORTS", "56000-57999"));
+    common::start(flows, routes, &env)
+}
+
+fn caller_bye(e: &TestEngine, number: &str, calls: u64) {
+    let calls_s = calls.to_string();
+    common::sipp(
+        e.sip,
+        "uac_caller_bye.xml",
+        number,
+        &["-m", &calls_s, "-r", "50"],
+    )
+    .assert_all_ok(calls);
+}
+
+/// One call's events in the engine's order: the call is offered, its activeflow starts and runs
+/// `answer` and `sleep` in one go (the 200 OK goes out after, when the call session handles the
+/// answer), the caller's BYE ends the call, and that ends the activeflow.
+const ONE_CALL: [&str; 7] = [
+    "call_created",
+    "activeflow_created",
+    "activeflow_updated",
+    "activeflow_updated",
+    "call_answered",
+    "call_ended",
+    "activeflow_ended",
+];
+
+#[test]
+fn a_calls_events_arrive_in_order_with_one_update_per_executed_action() {
+    let e = start(&[hold("hold")], &[("*", "hold")], &[]);
+    let mut all = SseReader::connect(e.api, "", None);
+    let mut calls_only = SseReader::connect(e.api, "?types=call_created,call_ended", None);
+    caller_bye(&e, "100", 1);
+
+    let got = all.until(|m| m.len() == ONE_CALL.len());
+    assert_eq!(types(&got), ONE_CALL);
+    // Consecutive ids, the JSON's `event_id` and `type` agreeing with the SSE fields.
+    let first = got[0].id.unwrap();
+    for (i, m) in got.iter().enumerate() {
+        assert_eq!(m.id, Some(first + i as u64), "{m:?}");
+        assert_eq!(m.data["event_id"], json!(m.id.unwrap()));
+        assert_eq!(m.data["type"], m.event);
+        assert!(m.data["tm"].as_str().unwrap().ends_with('Z'), "{m:?}");
+    }
+    let call_id = got[0].data["id"].as_str().unwrap().to_owned();
+    let af_id = got[1].data["id"].as_str().unwrap().to_owned();
+    for m in &got {
+        let subject = if m.event.starts_with("call_") {
+            &call_id
+        } else {
+            &af_id
+        };
+        assert_eq!(m.data["id"], json!(subject), "{m:?}");
+    }
+    assert_eq!(got[0].data["direction"], "incoming");
+    assert_eq!(got[0].data["destination"], "100");
+    assert_eq!(got[0].data["status"], "ringing");
+    assert_eq!(got[1].data["reference_type"], "call");
+    assert_eq!(got[1].data["reference_id"], json!(call_id));
+    assert_eq!(got[4].data["status"], "answered");
+    assert_eq!(
+        (&got[5].data["status"], &got[5].data["end_cause"]),
+        (&json!("ended"), &json!("remote_bye"))
+    );
+    assert_eq!(got[6].data["end_reason"], "hangup");
+    assert_eq!(got[6].data["status"], "ended");
+
+    // One update per executed action, carrying it as `executed_actions` holds it.
+    let (status, record) = http(e.api, "GET", &format!("/v1/activeflows/{af_id}"), None);
+    assert_eq!(status, 200);
+    let executed = record["executed_actions"].as_array().unwrap();
+    let updates: Vec<&Message> = got
+        .iter()
+        .filter(|m| m.event == "activeflow_updated")
+        .collect();
+    assert_eq!(updates.len(), executed.len());
+    for (n, (u, x)) in updates.iter().zip(executed).enumerate() {
+        assert_eq!(u.data["action"], *x, "update {n}");
+        assert_eq!(u.data["current_action_id"], x["id"]);
+        assert_eq!(u.data["execute_count"], json!(n + 1));
+        assert_eq!(u.data["status"], "running");
+    }
+    assert_eq!(got[6].data["execute_count"], json!(executed.len()));
+
+    // The filtered reader saw only the types it asked for, same ids.
+    let filtered = calls_only.until(|m| m.len() == 2);
+    assert_eq!(types(&filtered), ["call_created", "call_ended"]);
+    assert_eq!((filtered[0].id, filtered[1].id), (got[0].id, got[5].id));
+    calls_only.assert_quiet(Duration::from_millis(200));
+
+    // An activeflow without a call: created, one update per action, ended.
+    let (status, started) = http(
+        e.api,
+        "POST",
+        "/v1/activeflows",
+        Some(
+            &json!({"actions": [
+                {"type": "variable_set", "option": {"key": "a", "value": "1"}},
+                {"type": "stop"}
+            ]})
+            .to_string(),
+        ),
+    );
+    assert_eq!(status, 201, "{started}");
+    let api = all.until(|m| m.len() == 4);
+    assert_eq!(
+        types(&api),
+        [
+            "activeflow_created",
+            "activeflow_updated",
+            "activeflow_updated",
+            "activeflow_ended"
+        ]
+    );
+    assert_eq!(api[0].id, Some(first + 7));
+    assert_eq!(api[0].data["reference_type"], "api");
+    assert_eq!(api[2].data["action"]["type"], "stop");
+    assert_eq!(api[3].data["end_reason"], "stop_action");
+    assert!(api.iter().all(|m| m.data["id"] == started["id"]));
+}
+
+#[test]
+fn a_reconnect_with_last_event_id_gets_every_later_event_exactly_once() {
+    let e = start(&[hold("hold")], &[("*", "hold")], &[]);
+    let mut first = SseReader::connect(e.api, "", None);
+    caller_bye(&e, "100", 2);
+    let read = first.until(|m| m.len() == 5);
+    let start_id = read[0].id.unwrap();
+    let last = read[4].id.unwrap();
+    drop(first);
+
+    // More calls while nobody listens.
+    caller_bye(&e, "100", 3);
+    e.wait_for("5 ended", Duration::from_secs(5), |all| {
+        all.len() == 5 && all.iter().all(|a| a.end_reason.is_some())
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    let end_id = start_id + 5 * ONE_CALL.len() as u64 - 1;
+
+    let mut again = SseReader::connect(e.api, "", Some(last));
+    let rest = again.until(|m| m.len() as u64 == end_id - last);
+    let ids: Vec<u64> = rest.iter().map(|m| m.id.unwrap()).collect();
+    assert_eq!(ids, (last + 1..=end_id).collect::<Vec<_>>());
+    assert_eq!(
+        count(&rest, "call_created") + count(&read, "call_created"),
+        5
+    );
+    assert_eq!(count(&rest, "activeflow_ended"), 5);
+    // Then live: nothing repeated, and the next call's events follow on.
+    again.assert_quiet(Duration::from_millis(300));
+    caller_bye(&e, "100", 1);
+    let live = again.until(|m| m.len() == ONE_CALL.len());
+    assert_eq!(types(&live), ONE_CALL);
+    assert_eq!(live[0].id, Some(end_id + 1));
+    assert_eq!(live[6].id, Some(end_id + 7));
+}
+
+#[test]
+fn a_resume_older_than_the_window_starts_at_the_oldest_event_and_says_so() {
+    let e = start(
+        &[hold("hold")],
+        &[("*", "hold")],
+        &[
+            ("ACTIVEFLOW_EVENTS_WINDOW", "10"),
+            ("ACTIVEFLOW_EVENTS_KEEPALIVE_MS", "200"),
+        ],
+    );
+    let mut reader = SseReader::connect(e.api, "", None);
+    // Idle: keep-alive comments.
+    reader.comments.clear();
+    let before = Instant::now();
+    reader.assert_quiet(Duration::from_millis(500));
+    assert!(
+        reader.comments.iter().any(|c| c == ": keep-alive"),
+        "{:?} after {:?}",
+        reader.comments,
+        before.elapsed()
+    );
+    caller_bye(&e, "100", 3);
+    let seen = reader.until(|m| m.len() == 3 * ONE_CALL.len());
+    let (start_id, end_id) = (seen[0].id.unwrap(), seen[20].id.unwrap());
+    drop(reader);
+
+    let mut late = SseReader::connect(e.api, "", Some(start_id));
+    let m = late.next();
+    assert_eq!(m.event, "window_exceeded");
+    assert_eq!(m.id, None);
+    assert_eq!(m.data["last_event_id"], json!(start_id));
+    assert_eq!(m.data["oldest_id"], json!(end_id - 9));
+    let rest = late.until(|m| m.len() == 10);
+    let ids: Vec<u64> = rest.iter().map(|m| m.id.unwrap()).collect();
+    assert_eq!(ids, (end_id - 9..=end_id).collect::<Vec<_>>());
+    // An id from another run (ahead of this one) is treated the same way.
+    let mut other = SseReader::connect(e.api, "", Some(end_id + 1000));
+    assert_eq!(other.next().event, "window_exceeded");
+}
+
+#[test]
+fn bad_filters_and_ids_are_400_and_the_token_is_required() {
+    let e = start(
+        &[hold("hold")],
+        &[("*", "hold")],
+        &[("ACTIVEFLOW_API_TOKEN", "secret")],
+    );
+    let auth = [("Authorization", "Bearer secret")];
+    let (status, body) = common::http_with(
+        e.api,
+        "GET",
+        "/v1/events?types=call_created,nope",
+        None,
+        &auth,
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("nope"));
+    let bad_id = [
+        ("Authorization", "Bearer secret"),
+        ("Last-Event-ID", "soon"),
+    ];
+    let (status, body) = common::http_with(e.api, "GET", "/v1/events", None, &bad_id);
+    assert_eq!(status, 400, "{body}");
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("Last-Event-ID"));
+    let (status, _) = http(e.api, "GET", "/v1/events", None);
+    assert_eq!(status, 401);
+}
+
+/// Webhook bodies received, by path, in arrival order: (path, status answered, body).
+type Hooks = Arc<Mutex<Vec<(String, u16, Value)>>>;
+
+/// A loopback HTTP server: `/global` answers 503 to its first request, then 200; anything
+/// else 200.
+fn hook_server() -> (SocketAddr, Hooks) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen: Hooks = Arc::default();
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        let mut global = 0;
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            let path = line.split_whitespace().nth(1).unwrap_or("").to_owned();
+            let mut length = 0;
+            loop {
+                let mut h = String::new();
+                reader.read_line(&mut h).unwrap();
+                if h.trim().is_empty() {
+                    break;
+                }
+                if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap();
+                }
+            }
+            let mut body = vec![0u8; length];
+            reader.read_exact(&mut body).unwrap();
+            let status = if path == "/global" {
+                global += 1;
+                if global == 1 {
+                    503
+                } else {
+                    200
+                }
+            } else {
+                200
+            };
+            log.lock().unwrap().push((
+                path,
+                status,
+                serde_json::from_slice(&body).unwrap_or(Value::Null),
+            ));
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+        }
+    });
+    (addr, seen)
+}
+
+#[test]
+fn global_and_per_flow_webhooks_get_their_events_and_a_5xx_is_retried() {
+    let (server, hooks) = hook_server();
+    let mut with_hook = hold("hooked");
+    with_hook["webhook_uri"] = json!(format!("http://{server}/flow"));
+    let global = format!("http://{server}/global");
+    let e = start(
+        &[with_hook, hold("plain")],
+        &[("100", "hooked"), ("200", "plain")],
+        &[
+            ("ACTIVEFLOW_HTTP_ALLOW", "127.0.0.1/32"),
+            ("ACTIVEFLOW_EVENTS_WEBHOOK_URI", &global),
+        ],
+    );
+    caller_bye(&e, "100", 1);
+    caller_bye(&e, "200", 1);
+
+    let deadline = Instant::now() + Duration::from_secs(8);
+    let delivered = |path: &str| -> Vec<Value> {
+        hooks
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(p, s, _)| p == path && *s == 200)
+            .map(|(_, _, b)| b.clone())
+            .collect()
+    };
+    while (delivered("/global").len() < 14 || delivered("/flow").len() < 6)
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let global_events = delivered("/global");
+    let flow_events = delivered("/flow");
+
+    // Global: every event of both calls, in id order, each once; the first was answered 503
+    // and delivered on the retry.
+    assert_eq!(global_events.len(), 14, "{global_events:#?}");
+    let ids: Vec<u64> = global_events
+        .iter()
+        .map(|b| b["event_id"].as_u64().unwrap())
+        .collect();
+    assert!(ids.windows(2).all(|w| w[1] == w[0] + 1), "{ids:?}");
+    let log = hooks.lock().unwrap().clone();
+    let (path, status, refused) = &log[log.iter().position(|(p, ..)| p == "/global").unwrap()];
+    assert_eq!((path.as_str(), *status), ("/global", 503));
+    assert_eq!(refused, &global_events[0]);
+
+    // Per flow: only the hooked flow's activeflow, and its call from the answer on.
+    let af_ids: Vec<&Value> = global_events
+        .iter()
+        .filter(|b| b["type"] == "activeflow_created")
+        .map(|b| &b["id"])
+        .collect();
+    let hooked = global_events
+        .iter()
+        .find(|b| b["type"] == "activeflow_created" && b["reference_id"] == global_events[0]["id"])
+        .unwrap();
+    assert_eq!(af_ids.len(), 2);
+    let kinds: Vec<&str> = flow_events
+        .iter()
+        .map(|b| b["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "activeflow_created",
+            "activeflow_updated",
+            "activeflow_updated",
+            "call_answered",
+            "call_ended",
+            "activeflow_ended"
+        ]
+    );
+    for b in &flow_events {
+        let subject = if b["type"].as_str().unwrap().starts_with("call_") {
+            &hooked["reference_id"]
+        } else {
+            &hooked["id"]
+        };
+        assert_eq!(&b["id"], subject, "{b}");
+    }
+
+    // The flow field over the API: stored and returned; a bad one is a 400 naming it.
+    let (status, body) = http(
+        e.api,
+        "POST",
+        "/v1/flows",
+        Some(
+            &json!({"name": "bad", "webhook_uri": "ftp://x/", "actions": [{"type": "answer"}]})
+                .to_string(),
+        ),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("webhook_uri:"));
+    let (status, body) = http(
+        e.api,
+        "POST",
+        "/v1/flows",
+        Some(&json!({"name": "good", "webhook_uri": "https://hooks.example/x", "actions": [{"type": "answer"}]}).to_string()),
+    );
+    assert_eq!(status, 201, "{body}");
+    let (_, read) = http(
+        e.api,
+        "GET",
+        &format!("/v1/flows/{}", body["id"].as_str().unwrap()),
+        None,
+    );
+    assert_eq!(read["webhook_uri"], "https://hooks.example/x");
+    let by_type: HashMap<&str, usize> = flow_events.iter().fold(HashMap::new(), |mut m, b| {
+        *m.entry(b["type"].as_str().unwrap()).or_default() += 1;
+        m
+    });
+    assert_eq!(by_type.get("call_created"), None);
+}
+
+#[test]
+fn webhook_metrics_are_exported_at_zero_from_start_up() {
+    let (_engine, _sip, _api, metrics) = common::spawn_engine(&[]);
+    let text = common::raw_get(metrics, "/metrics");
+    for outcome in ["delivered", "failed", "dropped"] {
+        let series = format!("webhook_deliveries_total{{outcome=\"{outcome}\"}}");
+        assert_eq!(common::metric(&text, &series), Some(0.0), "{series}");
+    }
+    assert_eq!(
+        common::metric(&text, "events_window_exceeded_total"),
+        Some(0.0)
+    );
+}
