@@ -101,7 +101,7 @@ fn stored_running_with_actions(db: &str) -> i64 {
     };
     conn.query_row(
         "SELECT COUNT(*) FROM activeflows a WHERE a.status = 'running' AND
-             (SELECT COUNT(*) FROM executed_actions e WHERE e.activeflow_id = a.id) >= 2",
+             (SELECT COUNT(*) FROM executed_actions e WHERE e.activeflow_sequence = a.sequence) >= 2",
         [],
         |r| r.get(0),
     )

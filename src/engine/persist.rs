@@ -1,8 +1,8 @@
 //! Turns engine data into storage rows: an activeflow's header as it stands with its executed
 //! actions from a given index on, and flows. Pure conversion; when to write is the caller's.
 
-use super::ActiveflowRecord;
-use crate::flow::Flow;
+use super::{ActiveflowRecord, EndReason};
+use crate::flow::{Flow, Variables};
 use crate::storage::{ActionRow, ActiveflowRow, FlowRow, FlowSource, Write};
 
 /// A flow as storage keeps it.
@@ -16,8 +16,25 @@ pub fn flow_row(flow: &Flow, source: FlowSource) -> FlowRow {
     }
 }
 
+/// How an activeflow ends, for [`ended_write`].
+pub(crate) struct End<'a> {
+    pub reason: EndReason,
+    pub now: &'a str,
+    pub variables: &'a Variables,
+}
+
 /// The record's header and every executed action from index `from` on.
 pub(crate) fn write(record: &ActiveflowRecord, from: usize) -> Write {
+    build(record, from, None)
+}
+
+/// [`write`] of the record as it will be once ended with `end`, without cloning it (the end
+/// is shown in memory only once this write is committed).
+pub(crate) fn ended_write(record: &ActiveflowRecord, from: usize, end: End<'_>) -> Write {
+    build(record, from, Some(end))
+}
+
+fn build(record: &ActiveflowRecord, from: usize, end: Option<End<'_>>) -> Write {
     let actions = record
         .executed_actions
         .iter()
@@ -28,22 +45,34 @@ pub(crate) fn write(record: &ActiveflowRecord, from: usize) -> Write {
             body: json(a),
         })
         .collect();
-    let ended = record.end_reason.is_some();
+    let end_reason = end.as_ref().map(|e| e.reason).or(record.end_reason);
+    let variables = match &end {
+        Some(e) => Some(json(e.variables)),
+        None => record.end_reason.map(|_| json(&record.variables)),
+    };
+    let (tm_update, tm_end) = match &end {
+        Some(e) => (e.now.to_string(), Some(e.now.to_string())),
+        None => (record.tm_update.clone(), record.tm_end.clone()),
+    };
     Write::Activeflow {
         row: ActiveflowRow {
             id: record.id.to_string(),
             sequence: record.sequence,
             flow_id: record.flow_id.to_string(),
-            status: if ended { "ended" } else { "running" },
-            end_reason: record.end_reason.map(|r| r.as_str()),
+            status: if end_reason.is_some() {
+                "ended"
+            } else {
+                "running"
+            },
+            end_reason: end_reason.map(|r| r.as_str()),
             reference_type: record.reference_type.as_str(),
             reference_id: record.reference_id.clone(),
             reference_activeflow_id: record.reference_activeflow_id.map(|id| id.to_string()),
             current_action: record.current_action.as_ref().map(json),
-            variables: ended.then(|| json(&record.variables)),
+            variables,
             tm_create: record.tm_create.clone(),
-            tm_update: record.tm_update.clone(),
-            tm_end: record.tm_end.clone(),
+            tm_update,
+            tm_end,
         },
         actions,
     }
@@ -99,5 +128,26 @@ mod tests {
         assert_eq!(stored.json, serde_json::to_value(&record).unwrap());
         let vars = store.activeflow_variables(&record.id.to_string()).unwrap();
         assert_eq!(vars.unwrap()["call.digits"], "12");
+
+        // The end written without a clone is the write of the ended record.
+        let mut running = record.clone();
+        running.status = Status::Running;
+        running.end_reason = None;
+        running.tm_end = None;
+        running.variables = Variables::new();
+        running.tm_update = "2000-01-01T00:00:00.000000Z".into();
+        let mut ended = record.clone();
+        ended.tm_update = record.tm_end.clone().unwrap();
+        let end = End {
+            reason: EndReason::OperatorStop,
+            now: record.tm_end.as_deref().unwrap(),
+            variables: &record.variables,
+        };
+        let (Write::Activeflow { row: a, actions: x }, Write::Activeflow { row: b, actions: y }) =
+            (ended_write(&running, 0, end), write(&ended, 0))
+        else {
+            panic!("activeflow writes");
+        };
+        assert_eq!((a, x), (b, y));
     }
 }

@@ -4,8 +4,9 @@
 //! Depends on nothing in the crate but `clock` and `metrics`: layers hand it plain rows.
 //!
 //! Writes never block an actor's thread. They go through one bounded queue
-//! ([`QUEUE_CAPACITY`]) to a writer thread that commits whatever is queued as one transaction
-//! as soon as it is free (see `writer`). Loss window on a process crash (kill -9):
+//! ([`QUEUE_CAPACITY`]) to a writer thread that commits whatever is queued as one transaction,
+//! at once when idle and at most once per 10 ms under load (see `writer`). Loss window on a
+//! process crash (kill -9):
 //!
 //! - **Ended activeflows: none.** The activeflow actor sends its `ended` write, waiting
 //!   *asynchronously* for queue space if the queue is full (never dropped), and only marks the
@@ -13,8 +14,8 @@
 //!   Anything reported ended is on disk; a crash before that commit leaves it `running` in the
 //!   store, and start-up recovery ends it with `engine_restart`, its executed actions kept.
 //! - **Running activeflows: the writes not yet committed** — those queued or in the commit in
-//!   progress, normally a few milliseconds (`storage_batch_seconds` shows commit times; the
-//!   target is under 50 ms). When the queue is full a running update is not queued: it counts in
+//!   progress: at most the writer's 10 ms batching interval plus one commit
+//!   (`storage_batch_seconds` shows commit times; the target for the whole is under 50 ms). When the queue is full a running update is not queued: it counts in
 //!   `storage_queue_full_total{kind="running"}` and its actions go with the activeflow's next
 //!   write (each write carries every action not yet handed over), so nothing is skipped, only
 //!   delayed.

@@ -63,15 +63,12 @@ impl Activeflow {
             self.record_end(ending, true, ctx);
             return;
         }
-        let write = {
-            let mut ended = lock(&self.record).clone();
-            ended.status = Status::Ended;
-            ended.end_reason = Some(reason);
-            ended.variables = ending.variables.clone();
-            ended.tm_update = ending.now.clone();
-            ended.tm_end = Some(ending.now.clone());
-            crate::engine::persist::write(&ended, self.persisted)
+        let end = crate::engine::persist::End {
+            reason,
+            now: &ending.now,
+            variables: &ending.variables,
         };
+        let write = crate::engine::persist::ended_write(&lock(&self.record), self.persisted, end);
         let storage = self.storage.clone();
         let committed = async move {
             let commit = storage.write_confirmed(write, WriteKind::Ended);

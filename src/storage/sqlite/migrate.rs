@@ -7,7 +7,13 @@ use rusqlite::Connection;
 use crate::storage::StorageError;
 
 /// Every migration, in order; versions are never reused or edited once released.
-const MIGRATIONS: &[(u32, &str)] = &[(1, include_str!("../../../migrations/0001_init.sql"))];
+const MIGRATIONS: &[(u32, &str)] = &[
+    (1, include_str!("../../../migrations/0001_init.sql")),
+    (
+        2,
+        include_str!("../../../migrations/0002_actions_by_sequence.sql"),
+    ),
+];
 
 /// Brings the schema up to the newest version; returns the version now in force.
 pub(super) fn run(conn: &Connection) -> Result<u32, StorageError> {

@@ -107,11 +107,10 @@ fn activeflow_head(r: &Row<'_>) -> rusqlite::Result<(u64, Value)> {
 }
 
 fn with_actions(conn: &Connection, sequence: u64, mut head: Value) -> Result<Stored, StorageError> {
-    let id = head["id"].as_str().unwrap_or_default().to_string();
     let mut stmt = conn.prepare_cached(
-        "SELECT body FROM executed_actions WHERE activeflow_id = ?1 ORDER BY idx",
+        "SELECT body FROM executed_actions WHERE activeflow_sequence = ?1 ORDER BY idx",
     )?;
-    let bodies = stmt.query_map([id], |r| r.get::<_, String>(0))?;
+    let bodies = stmt.query_map([sequence as i64], |r| r.get::<_, String>(0))?;
     let mut actions = Vec::new();
     for body in bodies {
         actions.push(serde_json::from_str::<Value>(&body?)?);

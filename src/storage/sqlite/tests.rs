@@ -75,7 +75,41 @@ fn migrates_once_and_reopens() {
         .reader()
         .query_row("SELECT COUNT(*) FROM schema_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(versions, 1);
+    assert_eq!(versions, 2);
+}
+
+/// A database written by the first schema (actions keyed by the activeflow's uuid) keeps its
+/// executed actions, in order, once migration 0002 keys them by sequence.
+#[test]
+fn migration_2_carries_executed_actions_over() {
+    let path = temp_db();
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    {
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(include_str!("../../../migrations/0001_init.sql"))
+            .unwrap();
+        conn.execute_batch(
+            "CREATE TABLE schema_version (version INTEGER PRIMARY KEY, tm_apply TEXT NOT NULL);
+             INSERT INTO schema_version VALUES (1, 't');
+             INSERT INTO activeflows (sequence, id, flow_id, status, reference_type,
+                 reference_id, tm_create, tm_update)
+             VALUES (4, 'af-4', 'f', 'running', 'call', 'c', 't', 't'),
+                    (9, 'af-9', 'f', 'ended', 'call', 'c', 't', 't');
+             INSERT INTO executed_actions (activeflow_id, idx, body)
+             VALUES ('af-4', 1, '{\"n\":1}'), ('af-4', 0, '{\"n\":0}'), ('af-9', 0, '{\"n\":9}');",
+        )
+        .unwrap();
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    let four = store.activeflow("af-4").unwrap().unwrap().json;
+    assert_eq!(
+        four["executed_actions"],
+        serde_json::json!([{"n": 0}, {"n": 1}])
+    );
+    let nine = store.activeflow("af-9").unwrap().unwrap().json;
+    assert_eq!(nine["executed_actions"], serde_json::json!([{"n": 9}]));
+    let r = store.recover("engine_restart", "t2").unwrap();
+    assert_eq!(r.activeflows, 1, "only af-4 was running");
 }
 
 #[test]

@@ -17,7 +17,7 @@ const UPSERT_ACTIVEFLOW: &str = "
     WHERE activeflows.status != 'ended'";
 
 const UPSERT_ACTION: &str = "
-    INSERT OR REPLACE INTO executed_actions (activeflow_id, idx, body) VALUES (?1, ?2, ?3)";
+    INSERT OR REPLACE INTO executed_actions (activeflow_sequence, idx, body) VALUES (?1, ?2, ?3)";
 
 const UPSERT_CALL: &str = "
     INSERT INTO calls (sequence, id, sip_call_id, direction, source, destination, peer, status,
@@ -45,12 +45,13 @@ fn apply_one(tx: &Transaction<'_>, write: &Write) -> Result<(), StorageError> {
             upsert_activeflow(tx, row)?;
             let mut stmt = tx.prepare_cached(UPSERT_ACTION)?;
             for a in actions {
-                stmt.execute(params![row.id, a.index as i64, a.body])?;
+                stmt.execute(params![row.sequence as i64, a.index as i64, a.body])?;
             }
         }
         Write::DeleteActiveflow(id) => {
             tx.execute(
-                "DELETE FROM executed_actions WHERE activeflow_id = ?1",
+                "DELETE FROM executed_actions WHERE activeflow_sequence =
+                     (SELECT sequence FROM activeflows WHERE id = ?1)",
                 [id],
             )?;
             tx.execute("DELETE FROM activeflows WHERE id = ?1", [id])?;
@@ -117,8 +118,8 @@ fn upsert_flow(tx: &Transaction<'_>, r: &FlowRow) -> rusqlite::Result<()> {
 /// Drops ended activeflows (with their actions) and ended calls that ended before the cut-off.
 fn purge(tx: &Transaction<'_>, ended_before: &str) -> rusqlite::Result<()> {
     tx.execute(
-        "DELETE FROM executed_actions WHERE activeflow_id IN (SELECT id FROM activeflows
-             WHERE status = 'ended' AND tm_end < ?1)",
+        "DELETE FROM executed_actions WHERE activeflow_sequence IN (SELECT sequence
+             FROM activeflows WHERE status = 'ended' AND tm_end < ?1)",
         [ended_before],
     )?;
     let activeflows = tx.execute(
