@@ -46,7 +46,8 @@ pub struct CallInfo {
     /// Signalling peer, `ip:port/transport`.
     pub peer: String,
     pub status: CallStatus,
-    /// Why it ended: `remote_bye`, `cancelled`, `ack_timeout`, `local`, `failed`.
+    /// Why it ended: `remote_bye`, `cancelled`, `ack_timeout`, `local`, `failed`; for legs we
+    /// place also `rejected` (a 3xx–6xx final) and `no_answer` (ring timeout).
     pub end_cause: Option<&'static str>,
     pub tm_create: String,
     pub tm_answer: Option<String>,
