@@ -4,7 +4,7 @@
 use actix::{Message, Recipient};
 
 use super::CallId;
-use crate::media::{DigitSource, MediaJob, MediaRequest, MediaResult};
+use crate::media::{DigitSource, MediaError, MediaEvent, MediaJob, MediaRequest, MediaResult};
 use crate::sip::transport::Peer;
 
 /// A new incoming call, sent to the offer sink on the session's own arbiter (the engine's
@@ -119,4 +119,32 @@ pub enum CallEvent {
     },
     /// A [`CallCommand::Media`] request finished.
     MediaDone { job: MediaJob, result: MediaResult },
+}
+
+impl CallEvent {
+    /// What the media session of call `call_id` reported, as that call's event.
+    pub(crate) fn from_media(call_id: CallId, event: MediaEvent) -> CallEvent {
+        match event {
+            MediaEvent::Digit(digit) => CallEvent::Digit {
+                call_id,
+                digit,
+                source: DigitSource::Rfc4733,
+            },
+            MediaEvent::Done { job, result } => CallEvent::MediaDone { job, result },
+        }
+    }
+
+    /// The answer to a media request on a call that has no media session: not answered yet,
+    /// or already over (`ended`).
+    pub(crate) fn media_unavailable(job: MediaJob, ended: bool) -> CallEvent {
+        let error = if ended {
+            MediaError::CallEnded
+        } else {
+            MediaError::NotAnswered
+        };
+        CallEvent::MediaDone {
+            job,
+            result: Err(error),
+        }
+    }
 }

@@ -426,15 +426,8 @@ impl CallSession {
         match &self.media {
             Some(media) => media.send(MediaCommand::Start { job, request }),
             None => {
-                let error = if self.phase == Phase::Ended {
-                    crate::media::MediaError::CallEnded
-                } else {
-                    crate::media::MediaError::NotAnswered
-                };
-                self.emit(CallEvent::MediaDone {
-                    job,
-                    result: Err(error),
-                });
+                let ended = self.phase == Phase::Ended;
+                self.emit(CallEvent::media_unavailable(job, ended));
             }
         }
     }
@@ -559,14 +552,7 @@ impl Handler<MediaEvent> for CallSession {
         if self.phase == Phase::Ended {
             return;
         }
-        self.emit(match event {
-            MediaEvent::Digit(digit) => CallEvent::Digit {
-                call_id: self.id,
-                digit,
-                source: DigitSource::Rfc4733,
-            },
-            MediaEvent::Done { job, result } => CallEvent::MediaDone { job, result },
-        });
+        self.emit(CallEvent::from_media(self.id, event));
     }
 }
 

@@ -24,7 +24,7 @@ use super::super::session::{SessionShared, SipIn};
 use super::super::CallId;
 use super::target::{NextHop, Route};
 use super::DialRequest;
-use crate::media::{DigitSource, MediaCommand, MediaEvent, MediaHandle, RtpLease};
+use crate::media::{MediaCommand, MediaEvent, MediaHandle, RtpLease};
 use crate::sip::message::TransactionKey;
 use crate::sip::transaction::{
     ClientInviteTransaction, ClientNonInviteTransaction, ServerNonInviteTransaction,
@@ -382,15 +382,9 @@ impl Handler<CallCommand> for OutboundCall {
             CallCommand::Media { job, request } => match &self.media {
                 Some(media) => media.send(MediaCommand::Start { job, request }),
                 None => {
-                    let error = if self.phase == Phase::Ended {
-                        crate::media::MediaError::CallEnded
-                    } else {
-                        crate::media::MediaError::NotAnswered
-                    };
-                    self.events.do_send(CallEvent::MediaDone {
-                        job,
-                        result: Err(error),
-                    });
+                    let ended = self.phase == Phase::Ended;
+                    self.events
+                        .do_send(CallEvent::media_unavailable(job, ended));
                 }
             },
             CallCommand::StopMedia { job } => {
@@ -409,14 +403,7 @@ impl Handler<MediaEvent> for OutboundCall {
         if self.phase == Phase::Ended {
             return;
         }
-        self.events.do_send(match event {
-            MediaEvent::Digit(digit) => CallEvent::Digit {
-                call_id: self.id,
-                digit,
-                source: DigitSource::Rfc4733,
-            },
-            MediaEvent::Done { job, result } => CallEvent::MediaDone { job, result },
-        });
+        self.events.do_send(CallEvent::from_media(self.id, event));
     }
 }
 
