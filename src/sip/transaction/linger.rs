@@ -1,21 +1,38 @@
 //! Completed server non-INVITE transactions whose dialog is gone (RFC 3261 §17.2.2, Timer J):
 //! only the final response is kept, by transaction key, so a retransmitted BYE or CANCEL still
 //! gets its answer without keeping the whole call-session actor alive for 64·T1. Bounded in
-//! time by Timer J; all entries share one timeout, so expiry is a FIFO.
+//! time by Timer J; all entries share one timeout, so expiry is a FIFO of one-second slots.
+//!
+//! Slots, not one big map: at 12,000 calls/s the table holds ~400,000 answers, and one map (or
+//! one expiry queue) that size stalls every inserting thread while it grows — long enough to trip
+//! the overload guard. A slot holds one second of answers, is sized from the slot before it, and
+//! expires whole: no per-key removal, no growth past one second's worth.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
+use std::time::Duration;
 
 use bytes::Bytes;
-use dashmap::DashMap;
 use tokio::time::Instant;
 
 use crate::sip::message::TransactionKey;
 
+/// Answers whose Timer J fires within this span of the slot's first share its slot (and may
+/// linger up to this much longer than their own Timer J, which is harmless).
+const SLOT_SPAN: Duration = Duration::from_secs(1);
+
+struct Slot {
+    /// Timer J of the slot's first answer; later ones within `SLOT_SPAN` join it.
+    first: Instant,
+    /// The slot expires when the last of its answers does.
+    last: Instant,
+    responses: HashMap<TransactionKey, Bytes>,
+}
+
 #[derive(Default)]
 pub struct LingerTable {
-    responses: DashMap<TransactionKey, Bytes>,
-    expiry: Mutex<VecDeque<(Instant, TransactionKey)>>,
+    /// Oldest first.
+    slots: Mutex<VecDeque<Slot>>,
 }
 
 impl LingerTable {
@@ -25,42 +42,59 @@ impl LingerTable {
 
     /// Keeps `response` for retransmissions of `key` until `until` (Timer J).
     pub fn insert(&self, key: TransactionKey, response: Bytes, until: Instant) {
-        self.responses.insert(key.clone(), response);
-        self.lock().push_back((until, key));
+        let mut slots = self.lock();
+        let fits = slots
+            .back()
+            // An answer a little out of order (another thread's clock read) joins it too.
+            .is_some_and(|s| until.saturating_duration_since(s.first) < SLOT_SPAN);
+        if !fits {
+            // Sized like the slot before: a steady load never grows a map.
+            let capacity = slots.back().map_or(0, |s| s.responses.len());
+            slots.push_back(Slot {
+                first: until,
+                last: until,
+                responses: HashMap::with_capacity(capacity),
+            });
+        }
+        if let Some(slot) = slots.back_mut() {
+            slot.last = slot.last.max(until);
+            slot.responses.insert(key, response);
+        }
     }
 
     /// The response to resend for a retransmitted request, if its transaction still lingers.
     pub fn lookup(&self, key: &TransactionKey) -> Option<Bytes> {
-        self.responses.get(key).map(|r| r.clone())
+        let slots = self.lock();
+        slots
+            .iter()
+            .rev()
+            .find_map(|s| s.responses.get(key).cloned())
     }
 
-    /// Drops every entry whose Timer J fired by `now`; returns how many.
+    /// Drops every slot whose answers' Timer J all fired by `now`; returns how many answers.
     pub fn purge(&self, now: Instant) -> usize {
-        let mut expired = Vec::new();
-        {
-            let mut q = self.lock();
-            while q.front().is_some_and(|(at, _)| *at <= now) {
-                if let Some((_, key)) = q.pop_front() {
-                    expired.push(key);
-                }
-            }
-        }
-        for key in &expired {
-            self.responses.remove(key);
-        }
-        expired.len()
+        let expired: Vec<Slot> = {
+            let mut slots = self.lock();
+            let keep = slots
+                .iter()
+                .position(|s| s.last > now)
+                .unwrap_or(slots.len());
+            slots.drain(..keep).collect()
+        };
+        // Freed outside the lock.
+        expired.iter().map(|s| s.responses.len()).sum()
     }
 
     pub fn len(&self) -> usize {
-        self.responses.len()
+        self.lock().iter().map(|s| s.responses.len()).sum()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.responses.is_empty()
+        self.lock().iter().all(|s| s.responses.is_empty())
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<(Instant, TransactionKey)>> {
-        self.expiry.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Slot>> {
+        self.slots.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -85,6 +119,27 @@ mod tests {
         tokio::time::advance(Duration::from_secs(1)).await;
         assert_eq!(table.purge(Instant::now()), 1);
         assert!(table.lookup(&key).is_none());
+        assert!(table.is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn answers_share_one_second_slots_and_expire_with_their_slot() {
+        let table = LingerTable::new();
+        let start = Instant::now();
+        let key = |n: u32| TransactionKey::client(&format!("z9hG4bK-{n}"), rsip::Method::Bye);
+        let ok = Bytes::from_static(b"SIP/2.0 200 OK");
+        // Timer J at 32.0, 32.5, 32.9 s share a slot; 33.0 s opens the next.
+        for (n, ms) in [(1, 32_000), (2, 32_500), (3, 32_900), (4, 33_000)] {
+            table.insert(key(n), ok.clone(), start + Duration::from_millis(ms));
+        }
+        assert_eq!(table.len(), 4);
+        assert!((1..=4).all(|n| table.lookup(&key(n)).is_some()));
+        // The first slot goes when its last answer's Timer J fires, not before.
+        assert_eq!(table.purge(start + Duration::from_millis(32_800)), 0);
+        assert_eq!(table.purge(start + Duration::from_millis(32_900)), 3);
+        assert!(table.lookup(&key(2)).is_none());
+        assert!(table.lookup(&key(4)).is_some());
+        assert_eq!(table.purge(start + Duration::from_millis(33_000)), 1);
         assert!(table.is_empty());
     }
 }
