@@ -2,6 +2,8 @@
 //! remote target, route set and our CSeq, and the in-dialog requests built from them (BYE, and
 //! the ACK for a 2xx on legs we place). Also the small URI helpers both sides share.
 
+use rsip::prelude::*;
+
 use crate::sip::message::{new_branch, RequestBuilder};
 
 /// What an in-dialog request needs once the INVITE itself is gone.
@@ -45,6 +47,17 @@ impl Dialog {
         self.request(rsip::Method::Bye, self.local_cseq, sent_by, transport)
             .build()
     }
+}
+
+/// The Record-Route values of a message, in the order they appear.
+pub(crate) fn record_routes(headers: &rsip::Headers) -> Vec<String> {
+    headers
+        .iter()
+        .filter_map(|h| match h {
+            rsip::Header::RecordRoute(r) => Some(r.value().to_string()),
+            _ => None,
+        })
+        .collect()
 }
 
 /// The URI inside a name-addr (`"Bob" <sip:bob@h>;tag=x`) or an addr-spec (`sip:bob@h;tag=x`).

@@ -6,7 +6,7 @@ use actix::prelude::*;
 use rsip::prelude::*;
 use tokio::time::Instant;
 
-use super::dialog::{strip_tag, uri_of, Dialog};
+use super::dialog::{record_routes, strip_tag, uri_of, Dialog};
 use super::events::CallEndCause;
 use super::session::{CallSession, Phase};
 use crate::media::sdp::{self, SdpError};
@@ -340,14 +340,8 @@ fn dialog_from_invite(invite: &rsip::Request, local_tag: &str) -> Dialog {
         .and_then(|c| uri_of(c.value()))
         .or_else(|| uri_of(&remote_uri))
         .unwrap_or_else(|| invite.uri.to_string());
-    let route_set = invite
-        .headers
-        .iter()
-        .filter_map(|h| match h {
-            rsip::Header::RecordRoute(r) => Some(r.value().to_string()),
-            _ => None,
-        })
-        .collect();
+    // The UAS keeps the Record-Route order (RFC 3261 §12.1.1).
+    let route_set = record_routes(&invite.headers);
     let call_id = header(invite.call_id_header().map(|h| h.value()));
     Dialog {
         local_uri: strip_tag(&local_uri),

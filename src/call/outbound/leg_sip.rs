@@ -7,7 +7,7 @@ use bytes::Bytes;
 use rsip::prelude::*;
 use tokio::time::Instant;
 
-use super::super::dialog::{strip_tag, uri_of, Dialog};
+use super::super::dialog::{record_routes, strip_tag, uri_of, Dialog};
 use super::super::events::{CallEndCause, CallEvent};
 use super::super::session_sip::{is_unsupported, ALLOW};
 use super::leg::{OutboundCall, Phase};
@@ -214,14 +214,8 @@ impl OutboundCall {
             .ok()
             .and_then(|c| uri_of(c.value()))
             .unwrap_or_else(|| self.route.request_uri.clone());
-        let mut route_set: Vec<String> = resp
-            .headers
-            .iter()
-            .filter_map(|h| match h {
-                rsip::Header::RecordRoute(r) => Some(r.value().to_string()),
-                _ => None,
-            })
-            .collect();
+        // The UAC reverses the Record-Route order (RFC 3261 §12.1.2).
+        let mut route_set = record_routes(&resp.headers);
         route_set.reverse();
         Dialog {
             local_uri: self.local_uri(),
