@@ -146,27 +146,10 @@ impl ClientNonInviteTransaction {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sip::transaction::drive;
     use tokio::time::advance;
 
     const BYE: Bytes = Bytes::from_static(b"BYE sip:a SIP/2.0\r\n\r\n");
-
-    /// Drives the machine through its deadlines up to `end_ms`; returns (ms, output).
-    async fn drive(
-        tx: &mut ClientNonInviteTransaction,
-        start: Instant,
-        end_ms: u64,
-    ) -> Vec<(u64, TransactionOutput)> {
-        let mut fired = Vec::new();
-        while let Some(at) = tx.next_deadline() {
-            let offset = at.duration_since(start).as_millis() as u64;
-            if offset > end_ms {
-                break;
-            }
-            advance(at.saturating_duration_since(Instant::now())).await;
-            fired.extend(tx.on_tick(Instant::now()).into_iter().map(|o| (offset, o)));
-        }
-        fired
-    }
 
     #[tokio::test(start_paused = true)]
     async fn timer_e_schedule_then_timer_f() {

@@ -205,27 +205,11 @@ impl ClientInviteTransaction {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sip::transaction::drive;
     use tokio::time::advance;
 
     const INVITE: Bytes = Bytes::from_static(b"INVITE sip:b@h SIP/2.0\r\n\r\n");
     const ACK: Bytes = Bytes::from_static(b"ACK sip:b@h SIP/2.0\r\n\r\n");
-
-    async fn drive(
-        tx: &mut ClientInviteTransaction,
-        start: Instant,
-        end_ms: u64,
-    ) -> Vec<(u64, TransactionOutput)> {
-        let mut fired = Vec::new();
-        while let Some(at) = tx.next_deadline() {
-            let offset = at.duration_since(start).as_millis() as u64;
-            if offset > end_ms {
-                break;
-            }
-            advance(at.saturating_duration_since(Instant::now())).await;
-            fired.extend(tx.on_tick(Instant::now()).into_iter().map(|o| (offset, o)));
-        }
-        fired
-    }
 
     #[tokio::test(start_paused = true)]
     async fn timer_a_doubles_until_timer_b() {

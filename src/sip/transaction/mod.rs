@@ -62,6 +62,50 @@ pub enum TransactionOutput {
     Terminated,
 }
 
+/// What every machine offers whoever drives it: its next deadline and what firing it does.
+pub trait Transaction {
+    fn next_deadline(&self) -> Option<Instant>;
+    fn on_tick(&mut self, now: Instant) -> Vec<TransactionOutput>;
+}
+
+impl Transaction for ClientNonInviteTransaction {
+    fn next_deadline(&self) -> Option<Instant> {
+        ClientNonInviteTransaction::next_deadline(self)
+    }
+    fn on_tick(&mut self, now: Instant) -> Vec<TransactionOutput> {
+        ClientNonInviteTransaction::on_tick(self, now)
+    }
+}
+
+impl Transaction for ClientInviteTransaction {
+    fn next_deadline(&self) -> Option<Instant> {
+        ClientInviteTransaction::next_deadline(self)
+    }
+    fn on_tick(&mut self, now: Instant) -> Vec<TransactionOutput> {
+        ClientInviteTransaction::on_tick(self, now)
+    }
+}
+
+/// Test driver on paused tokio time: fires the machine's deadlines up to `end_ms` after `start`
+/// and returns each output with the millisecond it fired at.
+#[cfg(test)]
+pub(crate) async fn drive(
+    tx: &mut impl Transaction,
+    start: Instant,
+    end_ms: u64,
+) -> Vec<(u64, TransactionOutput)> {
+    let mut fired = Vec::new();
+    while let Some(at) = tx.next_deadline() {
+        let offset = at.duration_since(start).as_millis() as u64;
+        if offset > end_ms {
+            break;
+        }
+        tokio::time::advance(at.saturating_duration_since(Instant::now())).await;
+        fired.extend(tx.on_tick(Instant::now()).into_iter().map(|o| (offset, o)));
+    }
+    fired
+}
+
 /// One optional one-shot deadline.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Deadline(Option<Instant>);
