@@ -18,6 +18,10 @@ one() {
   sipp -sn uas -i 127.0.0.1 -p 5090 -buff_size 4194304 -nostdin -bg >/dev/null 2>&1 || true  # -bg exits 99
   run_sipp 127.0.0.1:5090 "$rate" "$secs" "$WORK/ref.txt"
   pkill -f "sipp -sn uas -i 127.0.0.1 -p 5090" || true
+  # The reference's exit (it frees every call it held) must not share the cores with the
+  # engine's run: wait until it is gone, then let the machine settle.
+  while pgrep -f "sipp -sn uas -i 127.0.0.1 -p 5090" >/dev/null; do sleep 0.1; done
+  sleep 2
   run_sipp "$ENGINE_SIP" "$rate" "$secs" "$WORK/eng.txt"
   local ref_ok ref_fail eng_ok eng_fail
   ref_ok=$(sipp_stat "$WORK/ref.txt" "Successful call"); ref_fail=$(sipp_stat "$WORK/ref.txt" "Failed call")
