@@ -29,8 +29,8 @@ fn loop_actions() -> Vec<Action> {
     let mut branch = Action::new("branch", json!({}));
     let stop = Action::new("stop", json!({}));
     let mut goto = Action::new("goto", json!({}));
-    branch.option = json!({"variable": "x", "target_ids": {"1": goto.id.to_string()}});
-    goto.option = json!({"target_id": set.id.to_string(), "loop_count": u32::MAX});
+    branch.option = Arc::new(json!({"variable": "x", "target_ids": {"1": goto.id.to_string()}}));
+    goto.option = Arc::new(json!({"target_id": set.id.to_string(), "loop_count": u32::MAX}));
     vec![set, branch, stop, goto]
 }
 

@@ -2,6 +2,8 @@
 //! Owns parsing (assigning missing ids), serialization and per-action
 //! helpers; must not hold registry state or execute actions.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -36,7 +38,9 @@ pub struct Action {
     pub next_id: Option<ActionId>,
     #[serde(rename = "type")]
     pub kind: String,
-    pub option: Value,
+    /// Shared: a running activeflow's record (current and executed actions) holds the flow's
+    /// own option wherever substitution changed nothing, not a copy per activeflow.
+    pub option: Arc<Value>,
 }
 
 /// Wire form of `Flow`: everything optional so VoIPBIN documents that omit
@@ -91,10 +95,10 @@ impl From<RawAction> for Action {
             // VoIPBIN writes the nil uuid for "no explicit next".
             next_id: r.next_id.filter(|id| !id.is_nil()),
             kind: r.kind,
-            option: match r.option {
+            option: Arc::new(match r.option {
                 None | Some(Value::Null) => Value::Object(Default::default()),
                 Some(v) => v,
-            },
+            }),
         }
     }
 }
@@ -138,7 +142,7 @@ impl Action {
             id: ActionId::new(),
             next_id: None,
             kind: kind.into(),
-            option,
+            option: Arc::new(option),
         }
     }
 
@@ -150,12 +154,28 @@ impl Action {
     }
 
     /// A copy whose option has `${name}` expanded in every string value,
-    /// recursively; object keys, ids and the type are left alone.
+    /// recursively; object keys, ids and the type are left alone. An option without `${`
+    /// is shared, not copied.
     pub fn substituted(&self, vars: &Variables) -> Action {
+        let option = if has_placeholder(&self.option) {
+            Arc::new(substitute_value(&self.option, vars))
+        } else {
+            Arc::clone(&self.option)
+        };
         Action {
-            option: substitute_value(&self.option, vars),
+            option,
             ..self.clone()
         }
+    }
+}
+
+/// Whether any string value in `v` may name a variable.
+fn has_placeholder(v: &Value) -> bool {
+    match v {
+        Value::String(s) => s.contains("${"),
+        Value::Array(items) => items.iter().any(has_placeholder),
+        Value::Object(m) => m.values().any(has_placeholder),
+        _ => false,
     }
 }
 
@@ -200,8 +220,8 @@ mod tests {
         assert_eq!(flow.on_complete_flow_id, None);
         assert_eq!(flow.actions.len(), 2);
         assert_ne!(flow.actions[0].id, flow.actions[1].id);
-        assert_eq!(flow.actions[0].option, json!({}));
-        assert_eq!(flow.actions[1].option, json!({}));
+        assert_eq!(flow.actions[0].option, Arc::new(json!({})));
+        assert_eq!(flow.actions[1].option, Arc::new(json!({})));
         assert_eq!(flow.actions[0].next_id, None);
     }
 
@@ -274,25 +294,36 @@ mod tests {
     }
 
     #[test]
+    fn substituted_shares_an_option_without_placeholders() {
+        let vars: Variables = [("who", "x")].into_iter().collect();
+        let plain = Action::new("sleep", json!({"duration": 600000, "note": "$ {who}"}));
+        assert!(Arc::ptr_eq(&plain.substituted(&vars).option, &plain.option));
+        let templated = Action::new("talk", json!({"text": ["hi ${who}"]}));
+        let s = templated.substituted(&vars);
+        assert!(!Arc::ptr_eq(&s.option, &templated.option));
+        assert_eq!(*s.option, json!({"text": ["hi x"]}));
+    }
+
+    #[test]
     fn substituted_walks_all_strings() {
         let vars: Variables = [("call.digits", "42"), ("who", "é")].into_iter().collect();
         let a = Action {
             id: A1.parse().unwrap(),
             next_id: Some(A2.parse().unwrap()),
             kind: "variable_set".into(),
-            option: json!({
+            option: Arc::new(json!({
                 "key": "k${who}",
                 "${who}": "v=${voipbin.call.digits}",
                 "list": ["${who}", 1, {"deep": "${nope}x"}],
                 "n": 3, "b": true, "z": null
-            }),
+            })),
         };
         let s = a.substituted(&vars);
         assert_eq!(s.id, a.id);
         assert_eq!(s.next_id, a.next_id);
         assert_eq!(s.kind, a.kind);
         assert_eq!(
-            s.option,
+            *s.option,
             json!({
                 "key": "ké",
                 "${who}": "v=42",

@@ -231,6 +231,12 @@ impl Activeflow {
             let mut r = lock(&self.record);
             let now = timestamp();
             r.current_action = Some(resolved.clone());
+            // Capacity 1, 2, 4, ... rather than Vec's first 4: most activeflows wait (answer,
+            // sleep, talk) after their first few actions, and 100,000 of them hold these.
+            let (len, cap) = (r.executed_actions.len(), r.executed_actions.capacity());
+            if len == cap {
+                r.executed_actions.reserve_exact(len.max(1));
+            }
             r.executed_actions.push(ExecutedAction {
                 action: resolved,
                 tm_execute: now.clone(),
