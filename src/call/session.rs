@@ -81,8 +81,9 @@ pub struct CallSession {
     /// Index of the arbiter this session runs on.
     pub(super) arbiter: usize,
     pub(super) phase: Phase,
-    /// The initial INVITE, kept until its final response is sent.
-    pub(super) invite: Option<rsip::Request>,
+    /// The initial INVITE, kept until its final response is sent (boxed: an answered call's
+    /// session should not carry its size for the rest of the call).
+    pub(super) invite: Option<Box<rsip::Request>>,
     pub(super) invite_key: TransactionKey,
     pub(super) invite_tx: ServerInviteTransaction,
     pub(super) local_tag: String,
@@ -95,8 +96,9 @@ pub struct CallSession {
     /// When the RTP session starts by itself if no media action started it before.
     media_start_at: Option<Instant>,
     pub(super) server_txs: Vec<(TransactionKey, ServerNonInviteTransaction)>,
-    pub(super) reinvite: Option<(TransactionKey, ServerInviteTransaction)>,
-    pub(super) bye_tx: Option<ClientNonInviteTransaction>,
+    /// Boxed, as the BYE transaction: rare, and inline they would grow every session's task.
+    pub(super) reinvite: Option<Box<(TransactionKey, ServerInviteTransaction)>>,
+    pub(super) bye_tx: Option<Box<ClientNonInviteTransaction>>,
     pub(super) bye_after_ack: bool,
     /// 180 went out already (a `connect` leg rang).
     pub(super) ringing_sent: bool,
@@ -141,7 +143,7 @@ impl CallSession {
             shared,
             arbiter,
             phase: Phase::Offered,
-            invite: Some(invite),
+            invite: Some(Box::new(invite)),
             invite_key,
             local_tag: crate::sip::message::new_tag(),
             dialog: None,
@@ -226,7 +228,7 @@ impl CallSession {
         self.server_txs.retain(|(_, t)| !t.is_terminated());
         if self
             .reinvite
-            .as_ref()
+            .as_deref()
             .is_some_and(|(_, t)| t.is_terminated())
         {
             self.reinvite = None;
@@ -247,7 +249,9 @@ impl CallSession {
         let deadline = [
             self.media_start_at,
             self.invite_tx.next_deadline(),
-            self.reinvite.as_ref().and_then(|(_, t)| t.next_deadline()),
+            self.reinvite
+                .as_deref()
+                .and_then(|(_, t)| t.next_deadline()),
             self.bye_tx.as_ref().and_then(|t| t.next_deadline()),
         ]
         .into_iter()
@@ -281,7 +285,7 @@ impl CallSession {
         let invite_done = self.invite_tx.is_terminated() || !self.invite_tx.awaiting_ack();
         let reinvite_done = self
             .reinvite
-            .as_ref()
+            .as_deref()
             .is_none_or(|(_, t)| t.is_terminated() || !t.awaiting_ack());
         let bye_done = self.bye_tx.as_ref().is_none_or(|t| t.is_completed());
         let servers_done = self
@@ -309,7 +313,7 @@ impl CallSession {
             }
         }
         let mut outputs = Vec::new();
-        if let Some((_, t)) = &mut self.reinvite {
+        if let Some((_, t)) = self.reinvite.as_deref_mut() {
             outputs.extend(t.on_tick(now));
         }
         if let Some(t) = &mut self.bye_tx {
@@ -477,7 +481,10 @@ impl Actor for CallSession {
         );
         self.send_trying();
         match self.check_offer() {
-            Ok(negotiated) => self.negotiated = negotiated,
+            Ok(negotiated) => {
+                self.negotiated = negotiated;
+                self.trim_invite();
+            }
             Err(e) => {
                 tracing::debug!(call_id = %self.id, error = %e, "rejecting offer");
                 self.send_final(488, ctx);

@@ -110,6 +110,21 @@ impl CallSession {
         }
     }
 
+    /// Drops what no response or dialog needs from the INVITE kept until its final response
+    /// (its body, read by now, and every header but those of `kept_for_answer`): a call may
+    /// stay offered for minutes, and 100,000 of them hold this.
+    pub(super) fn trim_invite(&mut self) {
+        if let Some(invite) = &mut self.invite {
+            let mut headers: Vec<rsip::Header> = std::mem::take(&mut invite.headers)
+                .into_iter()
+                .filter(kept_for_answer)
+                .collect();
+            headers.shrink_to_fit();
+            invite.headers = headers.into();
+            invite.body = Vec::new();
+        }
+    }
+
     /// Sends the INVITE's final response through its transaction.
     pub(super) fn send_final(&mut self, code: u16, ctx: &mut Context<Self>) {
         let Some(invite) = self.invite.take() else {
@@ -151,12 +166,12 @@ impl CallSession {
             return;
         };
         let bytes = dialog.bye(&sent_by, self.peer.transport.via_token());
-        self.bye_tx = Some(ClientNonInviteTransaction::new(
+        self.bye_tx = Some(Box::new(ClientNonInviteTransaction::new(
             bytes.clone(),
             self.peer.transport.is_reliable(),
             self.shared.timers,
             Instant::now(),
-        ));
+        )));
         self.send(&bytes);
     }
 
@@ -181,7 +196,7 @@ impl CallSession {
             }
             return;
         }
-        if let Some((k, t)) = &mut self.reinvite {
+        if let Some((k, t)) = self.reinvite.as_deref_mut() {
             if *k == key {
                 crate::metrics::sip_retransmission(true);
                 if let Some(b) = t.on_request_retransmit() {
@@ -210,14 +225,18 @@ impl CallSession {
             Instant::now(),
         );
         tx.on_final(code, bytes.clone(), Instant::now());
-        self.reinvite = Some((key, tx));
+        self.reinvite = Some(Box::new((key, tx)));
         crate::metrics::sip_response_sent(code);
         self.send(&bytes);
     }
 
     fn on_ack(&mut self, req: &rsip::Request, key: &TransactionKey, ctx: &mut Context<Self>) {
         let now = Instant::now();
-        if let Some((_, t)) = self.reinvite.as_mut().filter(|(_, t)| t.awaiting_ack()) {
+        if let Some((_, t)) = self
+            .reinvite
+            .as_deref_mut()
+            .filter(|(_, t)| t.awaiting_ack())
+        {
             t.on_ack(now);
             return;
         }
@@ -325,6 +344,22 @@ impl CallSession {
 }
 
 /// Captures what a later BYE needs from the INVITE (RFC 3261 §12.1.1, UAS side).
+/// The INVITE headers its responses copy (RFC 3261 §8.2.6.2: Via, From, To, Call-ID, CSeq) and
+/// its dialog is made of (§12.1.1: Contact, Record-Route).
+fn kept_for_answer(h: &rsip::Header) -> bool {
+    use rsip::Header;
+    matches!(
+        h,
+        Header::Via(_)
+            | Header::From(_)
+            | Header::To(_)
+            | Header::CallId(_)
+            | Header::CSeq(_)
+            | Header::Contact(_)
+            | Header::RecordRoute(_)
+    )
+}
+
 fn dialog_from_invite(invite: &rsip::Request, local_tag: &str) -> Dialog {
     let header = |h: Result<&str, _>| h.map(str::to_string).unwrap_or_default();
     let local_uri = header(invite.to_header().map(|h| h.value()));
