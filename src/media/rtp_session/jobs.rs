@@ -30,7 +30,7 @@ impl Session {
                 }
                 match DigitSender::new(job, &digits, duration_ms, interval_ms) {
                     Some(sender) => {
-                        if let Some(old) = self.digits_out.replace(sender) {
+                        if let Some(old) = self.digits_out.replace(Box::new(sender)) {
                             self.report(old.job, Err(MediaError::Audio("replaced".into())));
                         }
                         self.ensure_ticking();
@@ -55,7 +55,7 @@ impl Session {
             MediaRequest::StartRecording(request) => {
                 self.stop_recording("replaced");
                 if request.beep_start {
-                    self.pending_recording = Some((job, request));
+                    self.pending_recording = Some(Box::new((job, request)));
                     let beep = AudioSource::Beep { duration_ms: 500 };
                     self.load(job, vec![beep], false);
                 } else {
@@ -104,13 +104,18 @@ impl Session {
     ) {
         match loaded {
             Ok(audio) => {
-                self.playback = Some(Playback::new(job, &audio, self.config.codec, stop_on_digit));
+                self.playback = Some(Box::new(Playback::new(
+                    job,
+                    &audio,
+                    self.config.codec,
+                    stop_on_digit,
+                )));
                 self.ensure_ticking();
             }
             Err(e) => {
                 if self
                     .pending_recording
-                    .as_ref()
+                    .as_deref()
                     .is_some_and(|(j, _)| *j == job)
                 {
                     self.pending_recording = None;
@@ -122,12 +127,13 @@ impl Session {
 
     pub(super) fn finish_playback(&mut self, interrupted: bool) {
         if let Some(p) = self.playback.take() {
-            if let Some((job, request)) = self.pending_recording.take() {
-                if job == p.job {
+            if let Some(pending) = self.pending_recording.take() {
+                if pending.0 == p.job {
                     // The start beep is over (or cut short): recording begins now.
+                    let (job, request) = *pending;
                     return self.begin_recording(job, request);
                 }
-                self.pending_recording = Some((job, request));
+                self.pending_recording = Some(pending);
             }
             let result = json!({
                 "played_ms": p.played_ms(),
@@ -153,7 +159,7 @@ impl Session {
         {
             return self.report(job, Err(MediaError::Recording(e)));
         }
-        self.capture = Some(Capture::new(request, Instant::now().into_std()));
+        self.capture = Some(Box::new(Capture::new(request, Instant::now().into_std())));
         self.ensure_ticking();
         self.report(job, Ok(json!({ "recording_id": id.to_string() })));
     }
