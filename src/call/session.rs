@@ -73,6 +73,15 @@ pub(super) enum Phase {
     Ended,
 }
 
+/// What our SDP is made of (see [`CallSession::local_sdp`]).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct LocalMedia {
+    pub(super) port: u16,
+    pub(super) session_id: u64,
+    /// The INVITE had no offer, so our 2xx offered (and the ACK answered).
+    pub(super) offer: bool,
+}
+
 pub struct CallSession {
     pub(super) id: CallId,
     pub(super) sip_call_id: String,
@@ -89,7 +98,9 @@ pub struct CallSession {
     pub(super) local_tag: String,
     pub(super) dialog: Option<super::dialog::Dialog>,
     pub(super) negotiated: Option<Negotiated>,
-    pub(super) local_sdp: Option<Bytes>,
+    /// Our SDP's port, session id and whether it was an offer (no offer in the INVITE): the
+    /// SDP is rebuilt from these for each 2xx that carries it rather than kept per call.
+    pub(super) local_media: Option<LocalMedia>,
     pub(super) rtp: Option<RtpLease>,
     /// The RTP session, from its start to the end of the call.
     pub(super) media: Option<MediaHandle>,
@@ -148,7 +159,7 @@ impl CallSession {
             local_tag: crate::sip::message::new_tag(),
             dialog: None,
             negotiated: None,
-            local_sdp: None,
+            local_media: None,
             rtp: None,
             media: None,
             media_start_at: None,
@@ -214,7 +225,7 @@ impl CallSession {
         // Dropping the handle ends the media session (it closes any recording).
         self.media = None;
         self.invite = None;
-        self.local_sdp = None;
+        self.local_media = None;
         self.emit(CallEvent::Ended {
             call_id: self.id,
             cause,
@@ -348,15 +359,12 @@ impl CallSession {
                 return;
             }
         };
-        let session_id = u64::from(lease.port()) ^ (self.created.elapsed().as_nanos() as u64);
-        let sdp = match &self.negotiated {
-            Some(n) => {
-                crate::media::sdp::answer(n, self.shared.public_ip, lease.port(), session_id)
-            }
-            None => crate::media::sdp::offer(self.shared.public_ip, lease.port(), session_id),
-        };
+        self.local_media = Some(LocalMedia {
+            port: lease.port(),
+            session_id: u64::from(lease.port()) ^ (self.created.elapsed().as_nanos() as u64),
+            offer: self.negotiated.is_none(),
+        });
         self.rtp = Some(lease);
-        self.local_sdp = Some(Bytes::from(sdp));
         // The record first: whoever sees the 2xx must find the call answered.
         if let Some(entry) = &self.entry {
             let mut info = entry.info();

@@ -3,6 +3,7 @@
 //! Every non-INVITE request goes through a server transaction so retransmissions are absorbed.
 
 use actix::prelude::*;
+use bytes::Bytes;
 use rsip::prelude::*;
 use tokio::time::Instant;
 
@@ -125,6 +126,18 @@ impl CallSession {
         }
     }
 
+    /// Our SDP, the same bytes for the 2xx to the INVITE and to any re-INVITE: an offer when the
+    /// INVITE had none, else the answer to its offer.
+    pub(super) fn local_sdp(&self) -> Option<Bytes> {
+        let m = self.local_media?;
+        let ip = self.shared.public_ip;
+        let sdp = match &self.negotiated {
+            Some(n) if !m.offer => sdp::answer(n, ip, m.port, m.session_id),
+            _ => sdp::offer(ip, m.port, m.session_id),
+        };
+        Some(Bytes::from(sdp))
+    }
+
     /// Sends the INVITE's final response through its transaction.
     pub(super) fn send_final(&mut self, code: u16, ctx: &mut Context<Self>) {
         let Some(invite) = self.invite.take() else {
@@ -137,8 +150,8 @@ impl CallSession {
                 .header("Contact", &self.contact())
                 .header("Allow", ALLOW)
                 .header("Supported", "");
-            if let Some(sdp) = &self.local_sdp {
-                builder = builder.body("application/sdp", sdp.clone());
+            if let Some(sdp) = self.local_sdp() {
+                builder = builder.body("application/sdp", sdp);
             }
             self.dialog = Some(dialog_from_invite(&invite, &self.local_tag));
         } else if code == 503 {
@@ -211,8 +224,8 @@ impl CallSession {
         let mut b = ResponseBuilder::new(&req, code, reason_phrase(code)).to_tag(&self.local_tag);
         if code == 200 {
             b = b.header("Contact", &self.contact()).header("Allow", ALLOW);
-            if let Some(sdp) = &self.local_sdp {
-                b = b.body("application/sdp", sdp.clone());
+            if let Some(sdp) = self.local_sdp() {
+                b = b.body("application/sdp", sdp);
             }
         }
         if code == 200 && !req.body.is_empty() {
