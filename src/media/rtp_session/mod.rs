@@ -152,6 +152,9 @@ pub(super) struct Session {
     pub(super) origin: Instant,
     pub(super) timestamp_base: u32,
     pub(super) next_tick: Option<u64>,
+    /// The timer of the 20 ms grid, made at the first tick and re-armed after (not a new timer
+    /// per loop, and not carried by sessions that never send).
+    ticker: Option<Pin<Box<tokio::time::Sleep>>>,
     pub(super) loading: Option<Loading>,
     /// The job whose audio `loading` resolves.
     pub(super) loading_job: Option<MediaJob>,
@@ -183,6 +186,7 @@ impl Session {
             origin: Instant::now(),
             timestamp_base: seed as u32,
             next_tick: None,
+            ticker: None,
             loading: None,
             loading_job: None,
             playback: None,
@@ -203,6 +207,13 @@ impl Session {
     async fn run(&mut self, mut commands: mpsc::UnboundedReceiver<MediaCommand>) {
         loop {
             let tick_at = self.next_tick.map(|k| self.tick_instant(k));
+            if let Some(at) = tick_at {
+                match &mut self.ticker {
+                    Some(t) if t.deadline() == at => {}
+                    Some(t) => t.as_mut().reset(at),
+                    None => self.ticker = Some(Box::pin(tokio::time::sleep_until(at))),
+                }
+            }
             tokio::select! {
                 command = next_command(&mut commands) => match command {
                     Some(c) => self.on_command(c),
@@ -221,7 +232,7 @@ impl Session {
                     Some(f) => self.on_relay_frame(f),
                     None => self.finish_relay("peer_ended"),
                 },
-                () = sleep_until_opt(tick_at), if tick_at.is_some() => self.on_tick(),
+                () = next_tick(&mut self.ticker), if tick_at.is_some() => self.on_tick(),
             }
         }
         self.end();
@@ -331,8 +342,9 @@ async fn next_command(
     std::future::poll_fn(|cx| Pin::new(&mut *commands).poll_next(cx)).await
 }
 
-async fn sleep_until_opt(at: Option<Instant>) {
-    if let Some(at) = at {
-        tokio::time::sleep_until(at).await;
+async fn next_tick(ticker: &mut Option<Pin<Box<tokio::time::Sleep>>>) {
+    match ticker {
+        Some(t) => t.as_mut().await,
+        None => std::future::pending().await,
     }
 }
