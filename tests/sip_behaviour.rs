@@ -270,3 +270,50 @@ fn shutdown_refuses_new_calls_and_ends_running_ones_with_bye() {
     assert_eq!(all[0].status, Status::Ended);
     assert_eq!(all[0].end_reason, Some(EndReason::Shutdown));
 }
+
+/// An in-dialog BYE from the raw peer for the call its 200 `ok` answered.
+fn bye_for(peer: &RawPeer, ok: &str, number: &str) -> String {
+    ack_for(peer, ok, number)
+        .replacen("ACK ", "BYE ", 1)
+        .replace("z9hG4bK-ack-", "z9hG4bK-bye-")
+        .replace("CSeq: 1 ACK", "CSeq: 2 BYE")
+}
+
+#[test]
+fn late_invite_retransmissions_start_no_call() {
+    // One call at a time: the second INVITE is refused statelessly while the first is up.
+    let e = start(
+        &[hold()],
+        &[("*", "hold")],
+        &[("ACTIVEFLOW_ENGINE_MAX_ACTIVEFLOWS", "1")],
+    );
+    let peer = RawPeer::new(e.sip);
+    let first = peer.invite("1", "late-1@t", "z9hG4bK-late-1");
+    peer.send(&first);
+    let ok = peer.recv_until("200 OK");
+    peer.send(&ack_for(&peer, &ok, "1"));
+    let refused = peer.invite("1", "late-2@t", "z9hG4bK-late-2");
+    peer.send(&refused);
+    assert!(peer.recv_final().starts_with("SIP/2.0 503"));
+    peer.send(&bye_for(&peer, &ok, "1"));
+    peer.recv_until("200 OK");
+    e.wait_for("the first call's end", Duration::from_secs(5), |all| {
+        all.len() == 1 && all[0].status == Status::Ended
+    });
+    // Both INVITEs again, as if they had waited in a queue until now, with room for a call:
+    // the answered one is absorbed, the refused one refused again; neither starts a call.
+    std::thread::sleep(Duration::from_millis(200));
+    peer.send(&first);
+    peer.send(&refused);
+    let again = peer.recv_final();
+    assert!(again.starts_with("SIP/2.0 503"), "{again}");
+    assert_eq!(header(&again, "Call-ID"), Some("late-2@t"));
+    peer.socket
+        .set_read_timeout(Some(Duration::from_millis(700)))
+        .unwrap();
+    assert_eq!(peer.recv(), None, "nothing more for the absorbed INVITE");
+    assert_eq!(e.activeflows().len(), 1);
+    // A new call still gets in.
+    peer.send(&peer.invite("1", "late-3@t", "z9hG4bK-late-3"));
+    peer.recv_until("200 OK");
+}

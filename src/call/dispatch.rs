@@ -1,7 +1,9 @@
 //! The dispatcher: runs on the transport's threads for every parsed message. Routes in-dialog
 //! traffic to its call session by Call-ID, admits new INVITEs (shutdown 503, trunk ACL 403,
 //! capacity 503) and starts their session on the next arbiter, and answers the rest statelessly
-//! (OPTIONS 200, stray BYE/CANCEL 481, 405/501). Never blocks and never awaits.
+//! (OPTIONS 200, stray BYE/CANCEL 481, 405/501). An INVITE retransmission that arrives after its
+//! call ended, or after a 503, is absorbed or refused again from the linger table rather than
+//! taken for a new call. Never blocks and never awaits.
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -16,6 +18,7 @@ use super::session_sip::{is_unsupported, ALLOW};
 use super::CallSession;
 use crate::config::Cidr;
 use crate::sip::message::{method_name, reason_phrase, ResponseBuilder, TransactionKey};
+use crate::sip::transaction::InviteFate;
 use crate::sip::transport::{Inbound, InboundHandler, Peer};
 
 /// Seconds a caller is asked to wait after a 503.
@@ -129,9 +132,25 @@ impl Dispatcher {
     }
 
     fn on_new_invite(&self, req: rsip::Request, peer: Peer, received_at: tokio::time::Instant) {
-        let retry_after = RETRY_AFTER_SECONDS.to_string();
+        let Ok(key) = TransactionKey::from_request(&req) else {
+            self.reply(&req, &peer, 400, &[]);
+            return;
+        };
+        // A retransmission whose call ended, or that we refused, while it waited in a queue.
+        match self.shared.linger.lookup_invite(&key) {
+            Some(InviteFate::Absorb) => {
+                crate::metrics::sip_retransmission(true);
+                return;
+            }
+            Some(InviteFate::Refuse) => {
+                crate::metrics::sip_retransmission(true);
+                self.refuse(&req, &peer, None);
+                return;
+            }
+            None => {}
+        }
         if !self.is_accepting() {
-            self.reply(&req, &peer, 503, &[("Retry-After", &retry_after)]);
+            self.refuse(&req, &peer, Some(&key));
             return;
         }
         if !self.allowed(peer.addr.ip()) {
@@ -144,13 +163,9 @@ impl Dispatcher {
             || self.shared.rtp_ports.available() == 0
             || self.shared.registry.len() >= self.config.max_sessions
         {
-            self.reply(&req, &peer, 503, &[("Retry-After", &retry_after)]);
+            self.refuse(&req, &peer, Some(&key));
             return;
         }
-        let Ok(key) = TransactionKey::from_request(&req) else {
-            self.reply(&req, &peer, 400, &[]);
-            return;
-        };
         let Ok(call_id) = req.call_id_header().map(|h| h.value().to_string()) else {
             return;
         };
@@ -164,6 +179,20 @@ impl Dispatcher {
                 CallSession::new(shared, index, req, key, peer, received_at)
             }))
         });
+    }
+
+    /// 503 + Retry-After, stateless. With `remember`, retransmissions of this INVITE are refused
+    /// too for as long as its client may send them (64·T1), even once the engine could take them:
+    /// its client has its answer, and a call made of a late retransmission would never be ACKed.
+    fn refuse(&self, req: &rsip::Request, peer: &Peer, remember: Option<&TransactionKey>) {
+        let retry_after = RETRY_AFTER_SECONDS.to_string();
+        self.reply(req, peer, 503, &[("Retry-After", &retry_after)]);
+        if let Some(key) = remember {
+            let until = tokio::time::Instant::now() + self.shared.timers.t1 * 64;
+            self.shared
+                .linger
+                .insert_invite(key, InviteFate::Refuse, until);
+        }
     }
 }
 

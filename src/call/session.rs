@@ -28,8 +28,8 @@ use crate::media::{
 };
 use crate::sip::message::TransactionKey;
 use crate::sip::transaction::{
-    ClientNonInviteTransaction, LingerTable, ServerInviteTransaction, ServerNonInviteTransaction,
-    Timers, TransactionOutput,
+    ClientNonInviteTransaction, InviteFate, LingerTable, ServerInviteTransaction,
+    ServerNonInviteTransaction, Timers, TransactionOutput,
 };
 use crate::sip::transport::{Inbound, Peer, SipSender};
 
@@ -254,6 +254,7 @@ impl CallSession {
                     self.shared.linger.insert(key, response.clone(), until);
                 }
             }
+            self.remember_invite();
             ctx.stop();
             return;
         }
@@ -270,6 +271,7 @@ impl CallSession {
         .flatten()
         .min();
         if self.phase == Phase::Ended && deadline.is_none() {
+            self.remember_invite();
             ctx.stop();
             return;
         }
@@ -287,6 +289,18 @@ impl CallSession {
                 act.on_tick(ctx);
             });
             self.timer = Some((handle, at));
+        }
+    }
+
+    /// Before the actor stops: retransmissions of our INVITE that are still on their way (its
+    /// client may send them until 64·T1 after the first) are absorbed by the linger table
+    /// instead of starting a call nobody will ACK.
+    fn remember_invite(&self) {
+        let until = self.created + self.shared.timers.t1 * 64;
+        if until > Instant::now() {
+            self.shared
+                .linger
+                .insert_invite(&self.invite_key, InviteFate::Absorb, until);
         }
     }
 

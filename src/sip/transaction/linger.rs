@@ -3,12 +3,19 @@
 //! gets its answer without keeping the whole call-session actor alive for 64·T1. Bounded in
 //! time by Timer J; all entries share one timeout, so expiry is a FIFO of one-second slots.
 //!
+//! INVITEs answered and gone are remembered the same way, by a hash of their key: a retransmitted
+//! INVITE that was queued behind a flood (or crossed our answer) and arrives after its call ended,
+//! or after a stateless 503, must not start a new call that nobody will ACK. A call's INVITE is
+//! absorbed until 64·T1 after its final response (RFC 6026's Accepted state outlives the call
+//! session); a refused one is refused again.
+//!
 //! Slots, not one big map: at 12,000 calls/s the table holds ~400,000 answers, and one map (or
 //! one expiry queue) that size stalls every inserting thread while it grows — long enough to trip
 //! the overload guard. A slot holds one second of answers, is sized from the slot before it, and
 //! expires whole: no per-key removal, no growth past one second's worth.
 
 use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasher, RandomState};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -27,12 +34,31 @@ struct Slot {
     /// The slot expires when the last of its answers does.
     last: Instant,
     responses: HashMap<TransactionKey, Bytes>,
+    /// INVITEs by key hash (8 bytes each, not the key: a 2× flood refuses ~500,000 a minute).
+    invites: HashMap<u64, InviteFate>,
+}
+
+impl Slot {
+    fn len(&self) -> usize {
+        self.responses.len() + self.invites.len()
+    }
+}
+
+/// What a retransmission of a remembered INVITE gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InviteFate {
+    /// Its call session answered it and has ended since: nothing.
+    Absorb,
+    /// It was refused statelessly (overload, capacity, shutdown): refused again.
+    Refuse,
 }
 
 #[derive(Default)]
 pub struct LingerTable {
     /// Oldest first.
     slots: Mutex<VecDeque<Slot>>,
+    /// Hashes INVITE keys (seeded once per table).
+    hasher: RandomState,
 }
 
 impl LingerTable {
@@ -43,21 +69,7 @@ impl LingerTable {
     /// Keeps `response` for retransmissions of `key` until `until` (Timer J).
     pub fn insert(&self, key: TransactionKey, response: Bytes, until: Instant) {
         let mut slots = self.lock();
-        let fits = slots
-            .back()
-            // An answer a little out of order (another thread's clock read) joins it too.
-            .is_some_and(|s| until.saturating_duration_since(s.first) < SLOT_SPAN);
-        if !fits {
-            // Sized like the slot before: a steady load never grows a map.
-            let capacity = slots.back().map_or(0, |s| s.responses.len());
-            slots.push_back(Slot {
-                first: until,
-                last: until,
-                responses: HashMap::with_capacity(capacity),
-            });
-        }
-        if let Some(slot) = slots.back_mut() {
-            slot.last = slot.last.max(until);
+        if let Some(slot) = slot_for(&mut slots, until) {
             slot.responses.insert(key, response);
         }
     }
@@ -71,7 +83,27 @@ impl LingerTable {
             .find_map(|s| s.responses.get(key).cloned())
     }
 
-    /// Drops every slot whose answers' Timer J all fired by `now`; returns how many answers.
+    /// Remembers an INVITE that no session holds any more, until `until` (64·T1 after its
+    /// final response).
+    pub fn insert_invite(&self, key: &TransactionKey, fate: InviteFate, until: Instant) {
+        let hash = self.hasher.hash_one(key);
+        let mut slots = self.lock();
+        if let Some(slot) = slot_for(&mut slots, until) {
+            slot.invites.insert(hash, fate);
+        }
+    }
+
+    /// What a retransmission of this INVITE gets, if it is remembered.
+    pub fn lookup_invite(&self, key: &TransactionKey) -> Option<InviteFate> {
+        let hash = self.hasher.hash_one(key);
+        let slots = self.lock();
+        slots
+            .iter()
+            .rev()
+            .find_map(|s| s.invites.get(&hash).copied())
+    }
+
+    /// Drops every slot whose entries all expired by `now`; returns how many entries.
     pub fn purge(&self, now: Instant) -> usize {
         let expired: Vec<Slot> = {
             let mut slots = self.lock();
@@ -82,20 +114,43 @@ impl LingerTable {
             slots.drain(..keep).collect()
         };
         // Freed outside the lock.
-        expired.iter().map(|s| s.responses.len()).sum()
+        expired.iter().map(Slot::len).sum()
     }
 
     pub fn len(&self) -> usize {
-        self.lock().iter().map(|s| s.responses.len()).sum()
+        self.lock().iter().map(Slot::len).sum()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.lock().iter().all(|s| s.responses.is_empty())
+        self.lock().iter().all(|s| s.len() == 0)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Slot>> {
         self.slots.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+/// The slot for an entry expiring at `until`: the newest, or a new one when `until` is past its
+/// span. An entry a little out of order (another thread's clock read) joins the newest too.
+fn slot_for(slots: &mut VecDeque<Slot>, until: Instant) -> Option<&mut Slot> {
+    let fits = slots
+        .back()
+        .is_some_and(|s| until.saturating_duration_since(s.first) < SLOT_SPAN);
+    if !fits {
+        // Sized like the slot before: a steady load never grows a map.
+        let (responses, invites) = slots
+            .back()
+            .map_or((0, 0), |s| (s.responses.len(), s.invites.len()));
+        slots.push_back(Slot {
+            first: until,
+            last: until,
+            responses: HashMap::with_capacity(responses),
+            invites: HashMap::with_capacity(invites),
+        });
+    }
+    let slot = slots.back_mut()?;
+    slot.last = slot.last.max(until);
+    Some(slot)
 }
 
 #[cfg(test)]
@@ -140,6 +195,35 @@ mod tests {
         assert!(table.lookup(&key(2)).is_none());
         assert!(table.lookup(&key(4)).is_some());
         assert_eq!(table.purge(start + Duration::from_millis(33_000)), 1);
+        assert!(table.is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn invites_are_remembered_by_key_until_they_expire() {
+        let table = LingerTable::new();
+        let start = Instant::now();
+        let answered = TransactionKey::client("z9hG4bK-a", rsip::Method::Invite);
+        let refused = TransactionKey::client("z9hG4bK-r", rsip::Method::Invite);
+        let other = TransactionKey::client("z9hG4bK-a", rsip::Method::Bye);
+        table.insert_invite(
+            &answered,
+            InviteFate::Absorb,
+            start + Duration::from_secs(32),
+        );
+        table.insert_invite(
+            &refused,
+            InviteFate::Refuse,
+            start + Duration::from_secs(33),
+        );
+        assert_eq!(table.lookup_invite(&answered), Some(InviteFate::Absorb));
+        assert_eq!(table.lookup_invite(&refused), Some(InviteFate::Refuse));
+        assert_eq!(table.lookup_invite(&other), None);
+        assert_eq!(table.len(), 2);
+        assert_eq!(table.purge(start + Duration::from_millis(31_999)), 0);
+        assert_eq!(table.purge(start + Duration::from_secs(32)), 1);
+        assert_eq!(table.lookup_invite(&answered), None);
+        assert_eq!(table.lookup_invite(&refused), Some(InviteFate::Refuse));
+        assert_eq!(table.purge(start + Duration::from_secs(33)), 1);
         assert!(table.is_empty());
     }
 }

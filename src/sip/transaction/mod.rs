@@ -10,7 +10,7 @@ pub mod server_invite;
 
 pub use client::ClientNonInviteTransaction;
 pub use client_invite::{ClientInviteTransaction, InviteResponse};
-pub use linger::LingerTable;
+pub use linger::{InviteFate, LingerTable};
 pub use server::ServerNonInviteTransaction;
 pub use server_invite::ServerInviteTransaction;
 
