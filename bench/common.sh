@@ -14,15 +14,21 @@ need curl curl
 
 build() { (cd "$ROOT" && cargo build --release --quiet); }
 
+# write_hold_flow [ringing]: $WORK/flows/hold.json — answer, sleep 10 min, hang up; with
+# `ringing` the sleep comes first, so the call is held before the answer.
+write_hold_flow() {
+  local answer='{"type": "answer"}' sleep='{"type": "sleep", "option": {"duration": 600000}}'
+  mkdir -p "$WORK/flows"
+  if [ "${1:-}" = ringing ]; then
+    printf '{"name": "hold", "actions": [\n  %s,\n  %s,\n  {"type": "hangup"}]}\n' "$sleep" "$answer"
+  else
+    printf '{"name": "hold", "actions": [\n  %s,\n  %s,\n  {"type": "hangup"}]}\n' "$answer" "$sleep"
+  fi > "$WORK/flows/hold.json"
+}
+
 # start_engine [max_activeflows]: engine on $ENGINE_SIP with flow hold (answer, sleep 10 min).
 start_engine() {
-  mkdir -p "$WORK/flows"
-  cat > "$WORK/flows/hold.json" <<'JSON'
-{"name": "hold", "actions": [
-  {"type": "answer"},
-  {"type": "sleep", "option": {"duration": 600000}},
-  {"type": "hangup"}]}
-JSON
+  write_hold_flow
   launch_engine hold "${1:-100000}"
 }
 

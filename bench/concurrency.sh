@@ -14,31 +14,11 @@ mode=answered
 if [ "${1:-}" = "--ringing" ]; then mode=ringing; shift; fi
 if [ "$mode" = ringing ]; then sizes=${*:-10000 50000 100000}; else sizes=${*:-10000 19000}; fi
 
-# hold_flow: the flow every call is routed to.
-hold_flow() {
-  mkdir -p "$WORK/flows"
-  if [ "$mode" = ringing ]; then
-    cat > "$WORK/flows/hold.json" <<'JSON'
-{"name": "hold", "actions": [
-  {"type": "sleep", "option": {"duration": 600000}},
-  {"type": "answer"},
-  {"type": "hangup"}]}
-JSON
-  else
-    cat > "$WORK/flows/hold.json" <<'JSON'
-{"name": "hold", "actions": [
-  {"type": "answer"},
-  {"type": "sleep", "option": {"duration": 600000}},
-  {"type": "hangup"}]}
-JSON
-  fi
-}
-
 build
 machine
 echo "mode: $mode; open-file limit: soft $(ulimit -Sn), hard $(ulimit -Hn)"
 for n in $sizes; do
-  hold_flow
+  if [ "$mode" = ringing ]; then write_hold_flow ringing; else write_hold_flow; fi
   launch_engine hold $(( n + n / 10 ))
   base=$(rss_kib "$ENGINE_PID")
   # A ringing call is held by SIPp waiting for its 200 (it stops retransmitting at the 100);
