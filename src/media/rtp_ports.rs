@@ -2,7 +2,10 @@
 //! for the life of the call (so no other process can take it), returned to the free list when the
 //! lease drops. Leasing is O(1): a free list, not a scan, so an exhausted pool fails fast. Up to
 //! [`IDLE_SOCKETS`] released sockets stay bound and are reused oldest first (saving three syscalls
-//! per call without hoarding the whole range's ports and file descriptors).
+//! per call without hoarding the whole range's ports and file descriptors). The pool never binds
+//! more sockets than the process's open-file limit allows, less a reserve for everything else
+//! (SIP over TCP, the API, storage, the runtime): when RTP sockets run out, new calls get 503 at
+//! the door instead of the API and storage failing to open files.
 
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
@@ -15,10 +18,15 @@ const MAX_BIND_ATTEMPTS: usize = 16;
 /// Released sockets kept bound for reuse; beyond this they are closed.
 pub const IDLE_SOCKETS: usize = 1024;
 
+/// File descriptors kept for everything but RTP: a quarter of the limit, at most this many.
+const FD_RESERVE: usize = 512;
+
 #[derive(Debug, thiserror::Error)]
 pub enum RtpPortError {
     #[error("no free RTP port in {first}-{last}")]
     Exhausted { first: u16, last: u16 },
+    #[error("{max} RTP sockets bound: the open-file limit leaves no more")]
+    SocketBudget { max: usize },
 }
 
 /// A bound RTP socket; the port returns to the pool when this is dropped.
@@ -34,12 +42,8 @@ pub struct RtpLease {
 struct Free {
     idle: VecDeque<(u16, UdpSocket)>,
     unbound: VecDeque<u16>,
-}
-
-impl Free {
-    fn len(&self) -> usize {
-        self.idle.len() + self.unbound.len()
-    }
+    /// Sockets the pool has bound: leased and idle.
+    bound: usize,
 }
 
 impl RtpLease {
@@ -69,7 +73,11 @@ impl Drop for RtpLease {
             Some(socket) if free.idle.len() < IDLE_SOCKETS => {
                 free.idle.push_back((self.port, socket))
             }
-            _ => free.unbound.push_back(self.port),
+            // Closed here, or already by whoever took it.
+            _ => {
+                free.bound = free.bound.saturating_sub(1);
+                free.unbound.push_back(self.port);
+            }
         }
     }
 }
@@ -84,10 +92,25 @@ pub struct RtpPortPool {
     range: PortRange,
     ip: IpAddr,
     free: Arc<Mutex<Free>>,
+    /// Most sockets bound at once.
+    max_sockets: usize,
 }
 
 impl RtpPortPool {
+    /// A pool within this process's open-file limit (see [`socket_budget`]).
     pub fn new(range: PortRange, ip: IpAddr) -> Self {
+        Self::with_budget(range, ip, socket_budget())
+    }
+
+    pub fn with_budget(range: PortRange, ip: IpAddr, max_sockets: usize) -> Self {
+        let ports = usize::from(range.last.saturating_sub(range.first)) / 2 + 1;
+        if max_sockets < ports {
+            tracing::info!(
+                max_sockets,
+                ports,
+                "RTP sockets limited by the open-file limit (raise `ulimit -n` for more calls)"
+            );
+        }
         let first = range.first + range.first % 2;
         let mut unbound: VecDeque<u16> = (first..=range.last).step_by(2).collect();
         // Start at a random point: engines sharing a range (a restart beside a draining one,
@@ -99,17 +122,21 @@ impl RtpPortPool {
         let free = Free {
             idle: VecDeque::new(),
             unbound,
+            bound: 0,
         };
         RtpPortPool {
             range,
             ip,
             free: Arc::new(Mutex::new(free)),
+            max_sockets,
         }
     }
 
-    /// Free ports left.
+    /// Leases possible now: idle sockets, then unbound ports while the socket budget lasts.
     pub fn available(&self) -> usize {
-        lock(&self.free).len()
+        let free = lock(&self.free);
+        let room = self.max_sockets.saturating_sub(free.bound);
+        free.idle.len() + free.unbound.len().min(room)
     }
 
     fn leased(&self, port: u16, socket: UdpSocket) -> RtpLease {
@@ -128,8 +155,18 @@ impl RtpPortPool {
             return Ok(self.leased(port, socket));
         }
         for _ in 0..MAX_BIND_ATTEMPTS {
-            let Some(port) = lock(&self.free).unbound.pop_front() else {
-                break;
+            let port = {
+                let mut free = lock(&self.free);
+                if free.bound >= self.max_sockets {
+                    return Err(RtpPortError::SocketBudget {
+                        max: self.max_sockets,
+                    });
+                }
+                let Some(port) = free.unbound.pop_front() else {
+                    break;
+                };
+                free.bound += 1;
+                port
             };
             // Non-blocking from the start: media I/O is async, and a reused socket is drained
             // without another syscall to switch modes.
@@ -137,7 +174,11 @@ impl RtpPortPool {
                 .and_then(|s| s.set_nonblocking(true).map(|()| s));
             match bound {
                 Ok(socket) => return Ok(self.leased(port, socket)),
-                Err(_) => lock(&self.free).unbound.push_back(port),
+                Err(_) => {
+                    let mut free = lock(&self.free);
+                    free.bound = free.bound.saturating_sub(1);
+                    free.unbound.push_back(port);
+                }
             }
         }
         Err(RtpPortError::Exhausted {
@@ -145,6 +186,27 @@ impl RtpPortPool {
             last: self.range.last,
         })
     }
+}
+
+/// RTP sockets this process may hold: its open-file soft limit less a reserve (a quarter of it,
+/// at most [`FD_RESERVE`]). Unlimited where the limit cannot be read.
+pub fn socket_budget() -> usize {
+    std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|text| open_file_limit(&text))
+        .map_or(usize::MAX, |limit| {
+            limit.saturating_sub((limit / 4).min(FD_RESERVE))
+        })
+}
+
+/// The soft "Max open files" of a `/proc/<pid>/limits` text; `None` when unlimited or absent.
+fn open_file_limit(limits: &str) -> Option<usize> {
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line.trim_start_matches("Max open files")
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// Discards datagrams left from the socket's previous call (pool sockets are non-blocking).
@@ -203,5 +265,38 @@ mod tests {
         } else {
             assert_eq!(pool.lease().unwrap().port(), even);
         }
+    }
+
+    #[test]
+    fn never_binds_more_sockets_than_its_budget() {
+        let range = PortRange {
+            first: 41101,
+            last: 41110,
+        };
+        let pool = RtpPortPool::with_budget(range, "127.0.0.1".parse().unwrap(), 2);
+        assert_eq!(pool.available(), 2);
+        let a = pool.lease().unwrap();
+        let _b = pool.lease().unwrap();
+        assert_eq!(pool.available(), 0);
+        assert!(matches!(
+            pool.lease(),
+            Err(RtpPortError::SocketBudget { max: 2 })
+        ));
+        // A released socket stays bound (idle) and is leased again.
+        drop(a);
+        assert_eq!(pool.available(), 1);
+        assert!(pool.lease().is_ok());
+    }
+
+    #[test]
+    fn reads_the_soft_open_file_limit() {
+        let limits = "Limit                     Soft Limit           Hard Limit           Units\n\
+                      Max cpu time              unlimited            unlimited            seconds\n\
+                      Max open files            20000                40000                files\n";
+        assert_eq!(open_file_limit(limits), Some(20000));
+        let unlimited =
+            "Max open files            unlimited            unlimited            files\n";
+        assert_eq!(open_file_limit(unlimited), None);
+        assert_eq!(open_file_limit("nothing"), None);
     }
 }
