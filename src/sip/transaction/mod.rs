@@ -86,6 +86,15 @@ impl Transaction for ClientInviteTransaction {
     }
 }
 
+impl Transaction for ServerInviteTransaction {
+    fn next_deadline(&self) -> Option<Instant> {
+        ServerInviteTransaction::next_deadline(self)
+    }
+    fn on_tick(&mut self, now: Instant) -> Vec<TransactionOutput> {
+        ServerInviteTransaction::on_tick(self, now)
+    }
+}
+
 /// Test driver on paused tokio time: fires the machine's deadlines up to `end_ms` after `start`
 /// and returns each output with the millisecond it fired at.
 #[cfg(test)]

@@ -184,34 +184,12 @@ impl ServerInviteTransaction {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sip::transaction::drive;
     use std::time::Duration;
     use tokio::time::advance;
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
-    }
-
-    /// Advances paused time to each `ms` offset from start, collecting what fires.
-    async fn run_until(
-        tx: &mut ServerInviteTransaction,
-        start: Instant,
-        end_ms: u64,
-    ) -> Vec<(u64, TransactionOutput)> {
-        let mut fired = Vec::new();
-        while let Some(at) = tx.next_deadline() {
-            let offset = at.duration_since(start).as_millis() as u64;
-            if offset > end_ms {
-                break;
-            }
-            let now = Instant::now();
-            if at > now {
-                advance(at - now).await;
-            }
-            for out in tx.on_tick(Instant::now()) {
-                fired.push((offset, out));
-            }
-        }
-        fired
     }
 
     #[tokio::test(start_paused = true)]
@@ -223,7 +201,7 @@ mod tests {
         assert_eq!(tx.on_request_retransmit(), Some(Bytes::from_static(b"180")));
         tx.on_final(200, Bytes::from_static(b"200"), start);
         assert!(tx.awaiting_ack());
-        let fired = run_until(&mut tx, start, 40_000).await;
+        let fired = drive(&mut tx, start, 40_000).await;
         let retx: Vec<u64> = fired
             .iter()
             .filter(|(_, o)| matches!(o, TransactionOutput::Retransmit(b) if b == "200"))
@@ -271,7 +249,7 @@ mod tests {
         let mut tx = ServerInviteTransaction::new(true, Timers::default(), start);
         tx.on_final(200, Bytes::from_static(b"200"), start);
         assert_eq!(tx.next_deadline(), Some(start + ms(32_000)));
-        let fired = run_until(&mut tx, start, 40_000).await;
+        let fired = drive(&mut tx, start, 40_000).await;
         assert_eq!(
             fired,
             [
@@ -287,7 +265,7 @@ mod tests {
         let start = Instant::now();
         let mut tx = ServerInviteTransaction::new(false, Timers::default(), start);
         tx.on_final(486, Bytes::from_static(b"486"), start);
-        let fired = run_until(&mut tx, start, 4_000).await;
+        let fired = drive(&mut tx, start, 4_000).await;
         let times: Vec<u64> = fired.iter().map(|(t, _)| *t).collect();
         assert_eq!(times, [500, 1_500, 3_500]);
         // Duplicate INVITE in Completed: resend the final response.
@@ -310,7 +288,7 @@ mod tests {
         let start = Instant::now();
         let mut tx = ServerInviteTransaction::new(false, Timers::default(), start);
         tx.on_final(603, Bytes::from_static(b"603"), start);
-        let fired = run_until(&mut tx, start, 40_000).await;
+        let fired = drive(&mut tx, start, 40_000).await;
         assert_eq!(fired.last(), Some(&(32_000, TransactionOutput::Terminated)));
         assert!(fired.contains(&(32_000, TransactionOutput::Timeout)));
         assert_eq!(tx.final_code(), Some(603));
