@@ -261,22 +261,24 @@ impl Drop for Subscription {
     }
 }
 
+/// A `call_created` event for call `n`: the tests' sample event.
+#[cfg(test)]
+pub(crate) fn call_event(n: usize) -> Event {
+    Event::now(
+        Uuid::from_u128(n as u128),
+        EventBody::CallCreated(CallFacts {
+            direction: "incoming",
+            source: "a".into(),
+            destination: "b".into(),
+            status: "ringing",
+            end_cause: None,
+        }),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn call_event(n: usize) -> Event {
-        Event::now(
-            Uuid::from_u128(n as u128),
-            EventBody::CallCreated(CallFacts {
-                direction: "incoming",
-                source: "a".into(),
-                destination: "b".into(),
-                status: "ringing",
-                end_cause: None,
-            }),
-        )
-    }
 
     fn ids(b: Batch) -> Vec<u64> {
         match b {

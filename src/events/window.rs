@@ -83,19 +83,9 @@ impl Window {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::{CallFacts, EventBody};
 
     fn event() -> Arc<Event> {
-        Arc::new(Event::now(
-            uuid::Uuid::nil(),
-            EventBody::CallCreated(CallFacts {
-                direction: "incoming",
-                source: "a".into(),
-                destination: "b".into(),
-                status: "ringing",
-                end_cause: None,
-            }),
-        ))
+        Arc::new(crate::events::call_event(0))
     }
 
     fn ids(read: Read) -> Vec<u64> {
