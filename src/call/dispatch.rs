@@ -1,7 +1,8 @@
 //! The dispatcher: runs on the transport's threads for every parsed message. Routes in-dialog
-//! traffic to its call session by Call-ID, admits new INVITEs (shutdown 503, trunk ACL 403,
-//! capacity 503) and starts their session on the next arbiter, and answers the rest statelessly
-//! (OPTIONS 200, stray BYE/CANCEL 481, 405/501). An INVITE retransmission that arrives after its
+//! traffic to its call session by Call-ID and tags (RFC 3261 §12), holds every other request
+//! to the trunk ACL (403), admits new INVITEs (shutdown 503, `Require` 420, Max-Forwards 483,
+//! capacity 503) and starts their session on the next arbiter, and answers the rest
+//! statelessly (OPTIONS 200, in-dialog requests for no dialog 481, 405/501). An INVITE retransmission that arrives after its
 //! call ended, or after a 503, is absorbed or refused again from the linger table rather than
 //! taken for a new call. Never blocks and never awaits.
 
@@ -12,10 +13,10 @@ use std::sync::Arc;
 use actix::prelude::*;
 use rsip::prelude::*;
 
-use super::registry::SessionAddr;
-use super::session::{SessionShared, SipIn};
-use super::session_sip::{is_unsupported, ALLOW};
-use super::CallSession;
+use super::leg::{is_unsupported, unsupported_requirements, Leg, ALLOW};
+use super::registry::{RequestRoute, SessionAddr};
+use super::shared::{SessionShared, SipIn};
+use super::{CallId, CallSession};
 use crate::config::Cidr;
 use crate::sip::message::{method_name, reason_phrase, ResponseBuilder, TransactionKey};
 use crate::sip::transaction::InviteFate;
@@ -94,19 +95,25 @@ impl Dispatcher {
         let Ok(call_id) = req.call_id_header().map(|h| h.value()) else {
             return;
         };
-        if let Some(addr) = self.shared.registry.get(call_id) {
-            addr.deliver(SipIn(Inbound {
-                message: rsip::SipMessage::Request(req),
-                peer,
-                received_at,
-            }));
+        let to_tag = tag_of(req.to_header().ok().map(|h| h.value()));
+        let from_tag = tag_of(req.from_header().ok().map(|h| h.value()));
+        let acl_ok = self.allowed(peer.addr.ip());
+        let route =
+            self.shared
+                .registry
+                .route_request(call_id, to_tag.as_deref(), from_tag.as_deref());
+        if let RequestRoute::Session(addr) = route {
+            // The session holds a stranger to its own peer (it may be a callee we dialled).
+            addr.deliver(SipIn {
+                inbound: Inbound {
+                    message: rsip::SipMessage::Request(req),
+                    peer,
+                    received_at,
+                },
+                acl_ok,
+            });
             return;
         }
-        let has_to_tag = req
-            .to_header()
-            .ok()
-            .and_then(|t| t.tag().ok().flatten())
-            .is_some();
         if !matches!(req.method, rsip::Method::Invite | rsip::Method::Ack) {
             if let Some(response) = TransactionKey::from_request(&req)
                 .ok()
@@ -117,10 +124,21 @@ impl Dispatcher {
                 return;
             }
         }
+        if !acl_ok {
+            // Every request passes the trunk ACL, not only INVITE (never answer an ACK).
+            if req.method != rsip::Method::Ack {
+                tracing::info!(%peer, method = %req.method, "request from outside every trunk ACL");
+                self.reply(&req, &peer, 403, &[]);
+            }
+            return;
+        }
+        let in_dialog = to_tag.is_some();
         match req.method {
-            rsip::Method::Invite if !has_to_tag => self.on_new_invite(req, peer, received_at),
+            rsip::Method::Invite if !in_dialog => self.on_new_invite(req, peer, received_at),
             // ACKs for stateless non-2xx answers, or stray ones: nothing to do.
             rsip::Method::Ack => {}
+            // §12.2.2: a request inside a dialog we do not have gets 481.
+            _ if in_dialog => self.reply(&req, &peer, 481, &[]),
             rsip::Method::Options => self.reply(&req, &peer, 200, &[("Allow", ALLOW)]),
             rsip::Method::Invite
             | rsip::Method::Bye
@@ -153,9 +171,14 @@ impl Dispatcher {
             self.refuse(&req, &peer, Some(&key));
             return;
         }
-        if !self.allowed(peer.addr.ip()) {
-            tracing::info!(%peer, "INVITE from outside every trunk ACL");
-            self.reply(&req, &peer, 403, &[]);
+        // RFC 3261 §8.2.2.3: an extension we do not support is refused before anything else.
+        if let Some(tags) = unsupported_requirements(&req.headers) {
+            self.reply(&req, &peer, 420, &[("Unsupported", &tags)]);
+            return;
+        }
+        // RFC 3261 §8.1.1.6, §16.3 step 2: a request that may travel no further ends here.
+        if max_forwards(&req) == Some(0) {
+            self.reply(&req, &peer, 483, &[]);
             return;
         }
         if self.shared.overload.is_overloaded()
@@ -169,16 +192,32 @@ impl Dispatcher {
         let Ok(call_id) = req.call_id_header().map(|h| h.value().to_string()) else {
             return;
         };
+        let remote_tag = tag_of(req.from_header().ok().map(|h| h.value())).unwrap_or_default();
         let index = self.next_arbiter.fetch_add(1, Ordering::Relaxed) % self.arbiters.len().max(1);
         let Some(arbiter) = self.arbiters.get(index).cloned() else {
             return;
         };
         let shared = self.shared.clone();
-        self.shared.registry.get_or_insert_with(&call_id, move || {
-            SessionAddr::Incoming(CallSession::start_in_arbiter(&arbiter, move |_| {
-                CallSession::new(shared, index, req, key, peer, received_at)
-            }))
-        });
+        let local_tag = crate::sip::message::new_tag();
+        let tag = local_tag.clone();
+        self.shared
+            .registry
+            .insert_incoming(&call_id, &local_tag, &remote_tag, move || {
+                SessionAddr::Call(CallSession::start_in_arbiter(&arbiter, move |_| {
+                    let source = user_of(req.from_header().ok().and_then(|f| f.uri().ok()));
+                    let destination = req.uri.user().unwrap_or_default().to_string();
+                    let leg = Leg::new_incoming(
+                        CallId::new(),
+                        req,
+                        key,
+                        peer,
+                        tag,
+                        &shared.env(),
+                        received_at,
+                    );
+                    CallSession::with_leg(leg, shared, index, None, None, source, destination)
+                }))
+            });
     }
 
     /// 503 + Retry-After, stateless. With `remember`, retransmissions of this INVITE are refused
@@ -206,10 +245,37 @@ impl InboundHandler for Dispatcher {
                 let Ok(call_id) = resp.call_id_header().map(|h| h.value()) else {
                     return;
                 };
-                if let Some(addr) = self.shared.registry.get(call_id) {
-                    addr.deliver(SipIn(inbound));
+                let from_tag = tag_of(resp.from_header().ok().map(|h| h.value()));
+                if let Some(addr) = self
+                    .shared
+                    .registry
+                    .route_response(call_id, from_tag.as_deref())
+                {
+                    addr.deliver(SipIn {
+                        inbound,
+                        acl_ok: true,
+                    });
                 }
             }
         }
     }
+}
+
+/// The `tag` parameter of a From or To value.
+fn tag_of(value: Option<&str>) -> Option<String> {
+    crate::sip::message::key::tag_param(value?).map(str::to_string)
+}
+
+/// The user part of a URI (the caller's number).
+fn user_of(uri: Option<rsip::Uri>) -> String {
+    uri.and_then(|u| u.user().map(str::to_string))
+        .unwrap_or_default()
+}
+
+/// The request's Max-Forwards, when it has a readable one.
+fn max_forwards(req: &rsip::Request) -> Option<u32> {
+    req.headers.iter().find_map(|h| match h {
+        rsip::Header::MaxForwards(m) => m.value().trim().parse().ok(),
+        _ => None,
+    })
 }

@@ -1,17 +1,18 @@
-//! Call sessions: one actor per SIP dialog ([`CallSession`]) owning its transactions, SDP and RTP
-//! port, fed by the [`Dispatcher`] on the transport's threads. Talks upward only through the
-//! `Recipient`s in [`events`]; never imports `engine`.
+//! Calls: one actor per SIP dialog ([`CallSession`]), the thin shell of a sans-IO leg machine
+//! (`leg`: the call we answer and the leg we place, one machine with two roles), fed by the
+//! [`Dispatcher`] on the transport's threads. Talks upward only through the `Recipient`s in
+//! [`events`]; never imports `engine`.
 
-mod dialog;
 pub mod dispatch;
 pub mod events;
 mod id;
 pub mod info;
+mod leg;
 pub mod outbound;
 pub mod overload;
 pub mod registry;
 pub mod session;
-mod session_sip;
+mod shared;
 
 pub use dispatch::{Dispatcher, DispatcherConfig};
 pub use events::{CallCommand, CallEndCause, CallEvent, CallOffer, HangupCause};

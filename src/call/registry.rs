@@ -1,19 +1,19 @@
-//! Live call sessions by SIP Call-ID (the dispatcher's lookup on every message) and the
-//! operator's call records by [`CallId`] (live and recently ended). Lock-free reads through
-//! dashmap; no call logic here.
+//! Live call sessions by SIP Call-ID **and tags** (RFC 3261 §12: a dialog is Call-ID, local
+//! tag, remote tag; a hairpinned call has both its legs under one Call-ID on this engine) — the
+//! dispatcher's lookup on every message — and the operator's call records by [`CallId`] (live
+//! and recently ended). Lock-free reads through dashmap; no call logic here.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use actix::{Addr, Recipient};
-use dashmap::mapref::entry::Entry;
 use dashmap::DashMap;
 
 use super::events::CallCommand;
 use super::info::{CallInfo, CallStatus};
-use super::outbound::{MessageSender, OutboundCall};
-use super::session::SipIn;
+use super::outbound::MessageSender;
+use super::shared::SipIn;
 use super::{CallId, CallSession};
 
 /// Ended calls kept listed (oldest dropped first).
@@ -38,8 +38,7 @@ impl CallEntry {
 /// The actor that owns a SIP dialog: a call we answer or a leg we place.
 #[derive(Clone, PartialEq, Eq)]
 pub enum SessionAddr {
-    Incoming(Addr<CallSession>),
-    Outgoing(Addr<OutboundCall>),
+    Call(Addr<CallSession>),
     /// A SIP MESSAGE waiting for its response (no dialog, no call record).
     Message(Addr<MessageSender>),
 }
@@ -48,16 +47,35 @@ impl SessionAddr {
     /// Hands a message of this dialog to its actor.
     pub fn deliver(&self, message: SipIn) {
         match self {
-            SessionAddr::Incoming(a) => a.do_send(message),
-            SessionAddr::Outgoing(a) => a.do_send(message),
+            SessionAddr::Call(a) => a.do_send(message),
             SessionAddr::Message(a) => a.do_send(message),
         }
     }
 }
 
+/// One dialog (or MESSAGE) under a Call-ID.
+struct Slot {
+    /// Our tag: From of what we send, To of what the peer sends us in the dialog.
+    local_tag: Box<str>,
+    /// The peer's From tag on a call we answer: matches its INVITE retransmissions and CANCEL,
+    /// which carry no To tag yet.
+    remote_tag: Option<Box<str>>,
+    addr: SessionAddr,
+}
+
+/// Where a request goes.
+pub enum RequestRoute {
+    /// The session of its dialog.
+    Session(SessionAddr),
+    /// Its To tag names no dialog of ours (§12.2.2: 481).
+    NoDialog,
+    /// Nothing under its Call-ID matches: a new request.
+    New,
+}
+
 #[derive(Default)]
 pub struct CallRegistry {
-    sessions: DashMap<String, SessionAddr>,
+    sessions: DashMap<String, Vec<Slot>>,
     calls: DashMap<CallId, Arc<CallEntry>>,
     ended: Mutex<VecDeque<CallId>>,
     sequence: AtomicU64,
@@ -70,26 +88,83 @@ impl CallRegistry {
         Self::default()
     }
 
-    pub fn get(&self, sip_call_id: &str) -> Option<SessionAddr> {
-        self.sessions.get(sip_call_id).map(|a| a.clone())
-    }
-
-    /// Inserts the session made by `make` unless one exists for this Call-ID; atomic, so two
-    /// copies of one INVITE can never both create a session.
-    pub fn get_or_insert_with(
+    /// The session a request belongs to: by its To tag when it has one (our local tag), else
+    /// by its From tag (the remote tag of a call we answer: INVITE retransmissions, CANCEL).
+    pub fn route_request(
         &self,
         sip_call_id: &str,
-        make: impl FnOnce() -> SessionAddr,
-    ) -> (SessionAddr, bool) {
-        match self.sessions.entry(sip_call_id.to_string()) {
-            Entry::Occupied(e) => (e.get().clone(), false),
-            Entry::Vacant(e) => (e.insert(make()).clone(), true),
+        to_tag: Option<&str>,
+        from_tag: Option<&str>,
+    ) -> RequestRoute {
+        let Some(slots) = self.sessions.get(sip_call_id) else {
+            return RequestRoute::New;
+        };
+        let found = match to_tag {
+            Some(tag) => slots.iter().find(|s| &*s.local_tag == tag),
+            None => slots
+                .iter()
+                .find(|s| s.remote_tag.is_some() && s.remote_tag.as_deref() == from_tag),
+        };
+        match (found, to_tag) {
+            (Some(slot), _) => RequestRoute::Session(slot.addr.clone()),
+            (None, Some(_)) => RequestRoute::NoDialog,
+            (None, None) => RequestRoute::New,
         }
     }
 
-    /// Removes the entry only if it still points at `addr`.
-    pub fn remove(&self, sip_call_id: &str, addr: &SessionAddr) {
-        self.sessions.remove_if(sip_call_id, |_, a| a == addr);
+    /// The session a response belongs to: its From tag is the tag of the request we sent.
+    pub fn route_response(&self, sip_call_id: &str, from_tag: Option<&str>) -> Option<SessionAddr> {
+        let slots = self.sessions.get(sip_call_id)?;
+        let slot = slots
+            .iter()
+            .find(|s| s.remote_tag.is_none() && Some(&*s.local_tag) == from_tag)?;
+        Some(slot.addr.clone())
+    }
+
+    /// Inserts the session made by `make` for a new INVITE unless one exists for the same
+    /// Call-ID and remote tag; atomic, so two copies of one INVITE can never both create a
+    /// session. Returns whether it was inserted.
+    pub fn insert_incoming(
+        &self,
+        sip_call_id: &str,
+        local_tag: &str,
+        remote_tag: &str,
+        make: impl FnOnce() -> SessionAddr,
+    ) -> bool {
+        let mut slots = self.sessions.entry(sip_call_id.to_string()).or_default();
+        if slots
+            .iter()
+            .any(|s| s.remote_tag.as_deref() == Some(remote_tag))
+        {
+            return false;
+        }
+        slots.push(Slot {
+            local_tag: local_tag.into(),
+            remote_tag: Some(remote_tag.into()),
+            addr: make(),
+        });
+        true
+    }
+
+    /// Registers a dialog (or MESSAGE) we start, under our tag.
+    pub fn insert_outgoing(&self, sip_call_id: &str, local_tag: &str, addr: SessionAddr) {
+        self.sessions
+            .entry(sip_call_id.to_string())
+            .or_default()
+            .push(Slot {
+                local_tag: local_tag.into(),
+                remote_tag: None,
+                addr,
+            });
+    }
+
+    /// Removes the dialog with our tag `local_tag`.
+    pub fn remove(&self, sip_call_id: &str, local_tag: &str) {
+        if let Some(mut slots) = self.sessions.get_mut(sip_call_id) {
+            slots.retain(|s| &*s.local_tag != local_tag);
+        }
+        self.sessions
+            .remove_if(sip_call_id, |_, slots| slots.is_empty());
     }
 
     /// Sessions present, lingering ones included (bounds memory).

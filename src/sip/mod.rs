@@ -1,6 +1,7 @@
-//! SIP stack: message fixes over rsip, TCP framing, UDP/TCP transport and the RFC 3261 §17
-//! transaction state machines. Knows nothing of calls, flows or actors.
+//! SIP stack: message fixes over rsip, TCP framing, UDP/TCP transport, the RFC 3261 §17
+//! transaction state machines and the §12 dialog. Knows nothing of calls, flows or actors.
 
+pub mod dialog;
 pub mod message;
 pub mod transaction;
 pub mod transport;

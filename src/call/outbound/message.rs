@@ -9,11 +9,10 @@ use actix::prelude::*;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
-use super::super::registry::SessionAddr;
-use super::super::session::{SessionShared, SipIn};
+use super::super::shared::{SessionShared, SipIn};
 use super::target::{NextHop, Route};
 use super::MessageRequest;
-use crate::sip::message::{new_branch, new_tag, RequestBuilder, TransactionKey};
+use crate::sip::message::{new_branch, RequestBuilder, TransactionKey};
 use crate::sip::transaction::{ClientNonInviteTransaction, TransactionOutput};
 use crate::sip::transport::{Peer, TransportKind};
 
@@ -31,6 +30,8 @@ pub enum MessageOutcome {
 pub struct MessageSender {
     shared: Arc<SessionShared>,
     sip_call_id: String,
+    /// Our From tag: its response is routed to us by it.
+    local_tag: String,
     route: Route,
     source: String,
     text: String,
@@ -45,6 +46,7 @@ impl MessageSender {
     pub(super) fn new(
         shared: Arc<SessionShared>,
         sip_call_id: String,
+        local_tag: String,
         route: Route,
         request: MessageRequest,
         reply: oneshot::Sender<MessageOutcome>,
@@ -52,6 +54,7 @@ impl MessageSender {
         MessageSender {
             shared,
             sip_call_id,
+            local_tag,
             route,
             source: request.source,
             text: request.text,
@@ -75,13 +78,13 @@ impl MessageSender {
             addr,
             transport: TransportKind::Udp,
         };
-        let ip = super::super::dialog::host(self.shared.public_ip);
+        let ip = crate::sip::dialog::host(self.shared.public_ip);
         let sent_by = format!("{ip}:{}", self.shared.sender.local_addr().port());
         let bytes = RequestBuilder::new(rsip::Method::Message, &self.route.request_uri)
             .via(&sent_by, "UDP", &self.branch)
             .from_addr(
                 &super::caller_uri(&self.source, self.shared.public_ip),
-                &new_tag(),
+                &self.local_tag,
             )
             .to_addr(&format!("<{}>", self.route.request_uri), None)
             .call_id(&self.sip_call_id)
@@ -153,10 +156,10 @@ impl Actor for MessageSender {
         }
     }
 
-    fn stopping(&mut self, ctx: &mut Self::Context) -> Running {
+    fn stopping(&mut self, _ctx: &mut Self::Context) -> Running {
         self.shared
             .registry
-            .remove(&self.sip_call_id, &SessionAddr::Message(ctx.address()));
+            .remove(&self.sip_call_id, &self.local_tag);
         Running::Stop
     }
 }
@@ -165,7 +168,7 @@ impl Handler<SipIn> for MessageSender {
     type Result = ();
 
     fn handle(&mut self, msg: SipIn, ctx: &mut Self::Context) {
-        let rsip::SipMessage::Response(resp) = msg.0.message else {
+        let rsip::SipMessage::Response(resp) = msg.inbound.message else {
             return;
         };
         let matches = TransactionKey::for_response(&resp)

@@ -1,11 +1,9 @@
 //! Legs the engine places (the UAC side, DESIGN §3–4): [`Dialer`] routes a destination through
-//! a trunk and starts one [`OutboundCall`] actor per leg on the caller's arbiter; each leg owns
+//! a trunk and starts one [`CallSession`] with an outgoing leg on the caller's arbiter; each leg owns
 //! its INVITE client transaction, dialog and RTP port and reports [`CallEvent`]s like a call we
 //! answer. SIP MESSAGE (RFC 3428) goes out through [`Dialer::send_message`]. Never imports
 //! `engine`.
 
-mod leg;
-mod leg_sip;
 mod message;
 mod target;
 
@@ -14,15 +12,16 @@ use std::time::Duration;
 
 use actix::prelude::*;
 
-pub use leg::OutboundCall;
 pub use message::{MessageOutcome, MessageSender};
 pub use target::{route, NextHop, Route, RouteError, Target};
 
 use super::events::{CallCommand, CallEvent};
+use super::leg::{Leg, LocalMedia, Placement};
 use super::registry::SessionAddr;
-use super::session::SessionShared;
-use super::CallId;
+use super::shared::SessionShared;
+use super::{CallId, CallSession};
 use crate::config::Trunk;
+use crate::sip::transport::{Peer, TransportKind};
 
 /// A leg to place.
 pub struct DialRequest {
@@ -39,7 +38,7 @@ pub struct DialRequest {
 }
 
 /// A placed leg: its id and where its commands go.
-pub struct Leg {
+pub struct PlacedLeg {
     pub call_id: CallId,
     pub commands: Recipient<CallCommand>,
 }
@@ -91,7 +90,7 @@ impl Dialer {
     }
 
     /// Starts a leg on the current arbiter; its first event comes after this returns.
-    pub fn dial(&self, request: DialRequest) -> Result<Leg, DialError> {
+    pub fn dial(&self, request: DialRequest) -> Result<PlacedLeg, DialError> {
         let shared = self.shared()?.clone();
         let route = route(&request.target, request.trunk.as_deref(), &self.trunks)?;
         if shared.registry.active() >= self.max_active_calls {
@@ -103,11 +102,39 @@ impl Dialer {
             .map_err(|_| DialError::AtCapacity)?;
         let call_id = CallId::new();
         let sip_call_id = format!("{}@activeflow", uuid::Uuid::new_v4().simple());
+        let local_tag = crate::sip::message::new_tag();
+        let now = tokio::time::Instant::now();
+        let destination = route.user.clone();
+        let mut leg = Leg::outgoing(
+            call_id,
+            sip_call_id.clone(),
+            local_tag.clone(),
+            Placement {
+                route,
+                local_uri: caller_uri(&request.source, shared.public_ip),
+                max_forwards: 70,
+                ring_timeout: request.ring_timeout,
+            },
+            now,
+        );
+        leg.local_media = Some(LocalMedia {
+            port: rtp.port(),
+            session_id: u64::from(rtp.port()) ^ (uuid::Uuid::new_v4().as_u128() as u64 >> 1),
+            offer: true,
+        });
         let registry = shared.registry.clone();
-        let key = sip_call_id.clone();
-        let addr = OutboundCall::new(call_id, sip_call_id, shared, route, rtp, request).start();
-        registry.get_or_insert_with(&key, || SessionAddr::Outgoing(addr.clone()));
-        Ok(Leg {
+        let session = CallSession::with_leg(
+            leg,
+            shared,
+            0,
+            Some(rtp),
+            Some(request.events),
+            request.source,
+            destination,
+        );
+        let addr = session.start();
+        registry.insert_outgoing(&sip_call_id, &local_tag, SessionAddr::Call(addr.clone()));
+        Ok(PlacedLeg {
             call_id,
             commands: addr.recipient(),
         })
@@ -124,8 +151,9 @@ impl Dialer {
         let sip_call_id = format!("{}@activeflow", uuid::Uuid::new_v4().simple());
         let registry = shared.registry.clone();
         let key = sip_call_id.clone();
-        let addr = MessageSender::new(shared, sip_call_id, route, request, tx).start();
-        registry.get_or_insert_with(&key, || SessionAddr::Message(addr));
+        let tag = crate::sip::message::new_tag();
+        let addr = MessageSender::new(shared, sip_call_id, tag.clone(), route, request, tx).start();
+        registry.insert_outgoing(&key, &tag, SessionAddr::Message(addr));
         Ok(rx)
     }
 }
@@ -138,5 +166,23 @@ fn caller_uri(source: &str, ip: std::net::IpAddr) -> String {
         .filter(|c| c.is_ascii_alphanumeric() || "+-_.*".contains(*c))
         .collect();
     let user = if user.is_empty() { "activeflow" } else { &user };
-    format!("<sip:{user}@{}>", super::dialog::host(ip))
+    format!("<sip:{user}@{}>", crate::sip::dialog::host(ip))
+}
+
+/// Finds the next hop of a leg the session places (a host name is looked up without blocking
+/// the arbiter), then lets the leg send its INVITE.
+pub(super) fn start_resolution(session: &mut CallSession, ctx: &mut Context<CallSession>) {
+    let Some(route) = session.leg.outgoing_route() else {
+        return;
+    };
+    let transport = TransportKind::Udp;
+    match route.next_hop.clone() {
+        NextHop::Addr(addr) => session.resolved(Some(Peer { addr, transport }), ctx),
+        NextHop::Host(host, port) => {
+            let lookup = target::resolve_host(host, port);
+            ctx.spawn(lookup.into_actor(session).map(move |found, act, ctx| {
+                act.resolved(found.map(|addr| Peer { addr, transport }), ctx)
+            }));
+        }
+    }
 }

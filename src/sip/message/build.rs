@@ -12,28 +12,70 @@ use rsip::Header;
 
 use crate::sip::message::key::tag_param;
 
-/// Standard reason phrase for common codes; "Unknown" otherwise.
+/// The RFC 3261 §21 reason phrase of a code (and RFC 3262/3329/4028/6665 additions); every
+/// code the engine sends has its own, others get their class's phrase.
 pub fn reason_phrase(code: u16) -> &'static str {
     match code {
         100 => "Trying",
         180 => "Ringing",
+        181 => "Call Is Being Forwarded",
+        182 => "Queued",
         183 => "Session Progress",
         200 => "OK",
+        202 => "Accepted",
+        300 => "Multiple Choices",
+        301 => "Moved Permanently",
+        302 => "Moved Temporarily",
+        305 => "Use Proxy",
+        380 => "Alternative Service",
         400 => "Bad Request",
+        401 => "Unauthorized",
+        402 => "Payment Required",
         403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
+        406 => "Not Acceptable",
+        407 => "Proxy Authentication Required",
         408 => "Request Timeout",
+        410 => "Gone",
+        413 => "Request Entity Too Large",
+        414 => "Request-URI Too Long",
+        415 => "Unsupported Media Type",
+        416 => "Unsupported URI Scheme",
+        420 => "Bad Extension",
+        421 => "Extension Required",
+        422 => "Session Interval Too Small",
+        423 => "Interval Too Brief",
         480 => "Temporarily Unavailable",
         481 => "Call/Transaction Does Not Exist",
+        482 => "Loop Detected",
+        483 => "Too Many Hops",
+        484 => "Address Incomplete",
+        485 => "Ambiguous",
         486 => "Busy Here",
         487 => "Request Terminated",
         488 => "Not Acceptable Here",
+        491 => "Request Pending",
+        493 => "Undecipherable",
         500 => "Server Internal Error",
         501 => "Not Implemented",
+        502 => "Bad Gateway",
         503 => "Service Unavailable",
+        504 => "Server Time-out",
+        505 => "Version Not Supported",
+        513 => "Message Too Large",
+        600 => "Busy Everywhere",
         603 => "Decline",
-        _ => "Unknown",
+        604 => "Does Not Exist Anywhere",
+        606 => "Not Acceptable",
+        _ => match code / 100 {
+            1 => "Session Progress",
+            2 => "OK",
+            3 => "Redirected",
+            4 => "Request Failure",
+            5 => "Server Failure",
+            _ => "Global Failure",
+        },
     }
 }
 
@@ -406,5 +448,22 @@ mod tests {
         assert!(new_branch().starts_with("z9hG4bK"));
         assert_ne!(new_tag(), new_tag());
         assert_eq!(reason_phrase(481), "Call/Transaction Does Not Exist");
+    }
+
+    /// RFC 3261 §21: every code the engine sends carries its own phrase.
+    #[test]
+    fn every_code_the_engine_sends_has_its_phrase() {
+        let sent = [
+            100, 180, 200, 400, 403, 404, 405, 408, 415, 420, 480, 481, 483, 486, 487, 488, 491,
+            500, 501, 503, 603,
+        ];
+        for code in sent {
+            let phrase = reason_phrase(code);
+            assert!(!phrase.is_empty() && phrase != "Unknown", "{code}");
+        }
+        assert_eq!(reason_phrase(420), "Bad Extension");
+        assert_eq!(reason_phrase(483), "Too Many Hops");
+        assert_eq!(reason_phrase(491), "Request Pending");
+        assert_eq!(reason_phrase(499), "Request Failure");
     }
 }

@@ -7,8 +7,10 @@
 //!  Calling --1xx--> Proceeding --2xx--> Accepted --Timer M--> Terminated
 //!     |  '------------2xx---------------^
 //!     |--300-699 (either state)--> Completed --Timer D--> Terminated
-//!     '--Timer B (Calling or Proceeding, Timeout)------------> Terminated
+//!     '--Timer B (Calling only, Timeout)--------------------> Terminated
 //! ```
+//! Timer B runs in Calling only (§17.1.1.2): once a provisional came the callee may ring as
+//! long as it likes; the transaction user's own ring timeout ends that with CANCEL.
 
 use std::time::Duration;
 
@@ -91,8 +93,10 @@ impl ClientInviteTransaction {
             (State::Calling | State::Proceeding, 100..=199) => {
                 self.state = State::Proceeding;
                 self.provisional_seen = true;
-                // Once a provisional arrived the INVITE got through: no more Timer A.
+                // Once a provisional arrived the INVITE got through: no more Timer A, and no
+                // Timer B (RFC 3261 §17.1.1.2 fires it in Calling only).
                 self.timer_a.clear();
+                self.timer_b.clear();
                 InviteResponse::Provisional
             }
             (State::Calling | State::Proceeding, 200..=299) => {
@@ -233,8 +237,10 @@ mod tests {
         assert!(tx.is_terminated());
     }
 
+    /// RFC 3261 §17.1.1.2: Timer B fires in Calling only; a callee that rings for minutes
+    /// and then answers is still accepted.
     #[tokio::test(start_paused = true)]
-    async fn provisional_stops_timer_a_but_not_timer_b() {
+    async fn provisional_stops_timer_a_and_timer_b() {
         let start = Instant::now();
         let mut tx = ClientInviteTransaction::new(INVITE, false, Timers::default(), start);
         assert!(!tx.may_cancel());
@@ -243,13 +249,14 @@ mod tests {
             InviteResponse::Provisional
         );
         assert!(tx.may_cancel());
-        let fired = drive(&mut tx, start, 40_000).await;
+        assert_eq!(tx.next_deadline(), None);
+        tokio::time::advance(Duration::from_secs(45)).await;
+        assert!(tx.on_tick(Instant::now()).is_empty());
         assert_eq!(
-            fired,
-            [
-                (32_000, TransactionOutput::Timeout),
-                (32_000, TransactionOutput::Terminated)
-            ]
+            tx.on_response(200, Instant::now()),
+            InviteResponse::Accepted {
+                retransmission: false
+            }
         );
     }
 

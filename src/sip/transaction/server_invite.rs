@@ -32,7 +32,7 @@ pub struct ServerInviteTransaction {
     last_response: Option<Bytes>,
     final_code: Option<u16>,
     retransmissions: u32,
-    /// Timer G (non-2xx) or the 2xx retransmit timer; unreliable transport only.
+    /// Timer G (non-2xx, unreliable transport only) or the 2xx retransmit timer (any transport).
     retransmit: Retransmit,
     /// Timer H (non-2xx) or Timer L (2xx).
     timeout: Deadline,
@@ -93,7 +93,9 @@ impl ServerInviteTransaction {
         } else {
             State::Completed
         };
-        if !self.reliable {
+        // The UAS core retransmits a 2xx on every transport (RFC 3261 §13.3.1.4: a stateful
+        // proxy between us and the caller may drop it); Timer G is for unreliable ones only.
+        if !self.reliable || code < 300 {
             self.retransmit = Retransmit::start(now, self.timers.t1, self.timers.t2);
         }
         self.timeout = Deadline::at(after(now, self.timers.t1_x64()));
@@ -243,21 +245,40 @@ mod tests {
         assert_eq!(tx.final_code(), Some(200));
     }
 
+    /// RFC 3261 §13.3.1.4: the 2xx is retransmitted until the ACK on every transport (TCP
+    /// too: a stateful proxy in the path may have lost it), T1 doubling to T2, Timer L ends it.
     #[tokio::test(start_paused = true)]
-    async fn reliable_2xx_no_retransmit_only_timer_l() {
+    async fn reliable_2xx_retransmitted_until_timer_l() {
         let start = Instant::now();
         let mut tx = ServerInviteTransaction::new(true, Timers::default(), start);
         tx.on_final(200, Bytes::from_static(b"200"), start);
-        assert_eq!(tx.next_deadline(), Some(start + ms(32_000)));
+        assert_eq!(tx.next_deadline(), Some(start + ms(500)));
         let fired = drive(&mut tx, start, 40_000).await;
+        let times: Vec<u64> = fired
+            .iter()
+            .filter(|(_, o)| matches!(o, TransactionOutput::Retransmit(_)))
+            .map(|(t, _)| *t)
+            .collect();
+        assert_eq!(&times[..5], [500, 1_500, 3_500, 7_500, 11_500]);
         assert_eq!(
-            fired,
+            &fired[fired.len() - 2..],
             [
                 (32_000, TransactionOutput::Timeout),
                 (32_000, TransactionOutput::Terminated)
             ]
         );
-        assert_eq!(tx.retransmissions(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn reliable_2xx_stops_at_ack() {
+        let start = Instant::now();
+        let mut tx = ServerInviteTransaction::new(true, Timers::default(), start);
+        tx.on_final(200, Bytes::from_static(b"200"), start);
+        advance(ms(600)).await;
+        assert_eq!(tx.on_tick(Instant::now()).len(), 1);
+        tx.on_ack(Instant::now());
+        assert!(tx.is_terminated());
+        assert_eq!(tx.next_deadline(), None);
     }
 
     #[tokio::test(start_paused = true)]

@@ -1,0 +1,442 @@
+//! What both roles share once a dialog exists (RFC 3261 §12.2, §14, §15): the peer's requests
+//! (BYE, re-INVITE through a server INVITE transaction with 491 on overlap and target refresh,
+//! INFO digits, OPTIONS, CANCEL), answered to where each came from (§18.2.2, RFC 3581); our
+//! BYE along the route set to the remote target; the trunk ACL on every request; tag checks.
+
+use rsip::prelude::*;
+use tokio::time::Instant;
+
+use super::incoming::ALLOW;
+use super::{Env, Leg, Output, Phase, Role};
+use crate::call::events::{CallEndCause, CallEvent, HangupCause};
+use crate::media::sdp;
+use crate::media::DigitSource;
+use crate::sip::message::{reason_phrase, ResponseBuilder, TransactionKey};
+use crate::sip::transaction::{
+    ClientNonInviteTransaction, ServerInviteTransaction, ServerNonInviteTransaction,
+};
+use crate::sip::transport::{Peer, TransportKind};
+
+/// Option tags we support (RFC 3261 §8.2.2.3): none yet, so any `Require` gets 420.
+pub(crate) const SUPPORTED: &[&str] = &[];
+
+/// INFO bodies we take DTMF from (RFC 6086 legacy INFO usage).
+const INFO_ACCEPT: &str = "application/dtmf-relay, application/dtmf";
+
+/// Methods we know but do not support (405 rather than 501), in or out of a dialog.
+/// Exhaustive, so a method rsip learns must be placed here.
+pub(crate) fn is_unsupported(method: &rsip::Method) -> bool {
+    use rsip::Method as M;
+    match method {
+        M::Register
+        | M::Subscribe
+        | M::Notify
+        | M::Publish
+        | M::Message
+        | M::Refer
+        | M::Update
+        | M::PRack => true,
+        M::Ack | M::Bye | M::Cancel | M::Info | M::Invite | M::Options => false,
+    }
+}
+
+/// The option tags of `Require` we do not support (§8.2.2.3), comma-joined; `None` if all
+/// are supported.
+pub(crate) fn unsupported_requirements(headers: &rsip::Headers) -> Option<String> {
+    let missing: Vec<String> = headers
+        .iter()
+        .filter_map(|h| match h {
+            rsip::Header::Require(r) => Some(r.value().to_string()),
+            rsip::Header::Other(name, value) if name.eq_ignore_ascii_case("require") => {
+                Some(value.clone())
+            }
+            _ => None,
+        })
+        .flat_map(|v| {
+            v.split(',')
+                .map(|t| t.trim().to_string())
+                .collect::<Vec<_>>()
+        })
+        .filter(|t| !t.is_empty() && !SUPPORTED.iter().any(|s| s.eq_ignore_ascii_case(t)))
+        .collect();
+    (!missing.is_empty()).then(|| missing.join(", "))
+}
+
+enum InfoBody {
+    Empty,
+    Digit(char),
+    Invalid,
+    Unsupported,
+}
+
+/// Reads a DTMF digit from an INFO request's body.
+fn info_dtmf(req: &rsip::Request) -> InfoBody {
+    if req.body.is_empty() {
+        return InfoBody::Empty;
+    }
+    let content_type = req
+        .headers
+        .iter()
+        .find_map(|h| match h {
+            rsip::Header::ContentType(c) => Some(c.value().to_string()),
+            _ => None,
+        })
+        .unwrap_or_default();
+    match crate::media::dtmf::info_digit(&content_type, &req.body) {
+        Ok(d) => InfoBody::Digit(d),
+        Err(crate::media::dtmf::InfoDtmfError::UnsupportedContentType(_)) => InfoBody::Unsupported,
+        Err(_) => InfoBody::Invalid,
+    }
+}
+
+fn to_tag(req: &rsip::Request) -> Option<String> {
+    req.to_header()
+        .ok()
+        .and_then(|t| t.tag().ok().flatten())
+        .map(|t| t.value().to_string())
+}
+
+impl Leg {
+    /// A request from the network for this leg. `acl_ok`: its source is inside a trunk's
+    /// `allow`; otherwise only the dialog's own peer may speak in it.
+    pub(crate) fn on_request(
+        &mut self,
+        req: rsip::Request,
+        src: Peer,
+        acl_ok: bool,
+        env: &Env,
+        now: Instant,
+    ) {
+        let Ok(key) = TransactionKey::from_request(&req) else {
+            return;
+        };
+        let is_ack = req.method == rsip::Method::Ack;
+        if !acl_ok && !self.is_dialog_peer(src) {
+            tracing::info!(call_id = %self.id, %src, method = %req.method, "request from outside every trunk ACL");
+            if !is_ack {
+                self.reply(&req, src, 403, &[]);
+            }
+            return;
+        }
+        // A request carrying a To tag belongs to the dialog with that tag (§12.2.2).
+        if to_tag(&req).is_some_and(|t| t != self.local_tag) {
+            if !is_ack {
+                self.reply(&req, src, 481, &[]);
+            }
+            return;
+        }
+        match req.method {
+            rsip::Method::Invite => self.on_invite(req, key, src, env, now),
+            rsip::Method::Ack => self.on_ack(&req, &key, env, now),
+            _ => self.on_non_invite(req, key, src, env, now),
+        }
+        self.prune();
+    }
+
+    /// The dialog's own peer: where its INVITE came from or went, or its next hop.
+    fn is_dialog_peer(&self, src: Peer) -> bool {
+        let ip = src.addr.ip();
+        self.peer.is_some_and(|p| p.addr.ip() == ip)
+            || self
+                .dialog
+                .as_ref()
+                .and_then(|d| d.next_hop())
+                .is_some_and(|(a, _)| a.ip() == ip)
+    }
+
+    /// A stateless-in-the-dialog answer (no transaction kept): 403, 481 for a stranger.
+    fn reply(&mut self, req: &rsip::Request, to: Peer, code: u16, headers: &[(&str, &str)]) {
+        let mut b = ResponseBuilder::new(req, code, reason_phrase(code));
+        for (name, value) in headers {
+            b = b.header(name, value);
+        }
+        crate::metrics::sip_response_sent(code);
+        self.out.push(Output::Send {
+            to,
+            bytes: b.build(),
+            fallback: None,
+        });
+    }
+
+    fn on_invite(
+        &mut self,
+        req: rsip::Request,
+        key: TransactionKey,
+        src: Peer,
+        env: &Env,
+        now: Instant,
+    ) {
+        if self.incoming().is_some_and(|i| i.invite_key == key) {
+            self.on_invite_retransmission();
+            return;
+        }
+        if let Some((k, t, _)) = self.reinvite.as_deref_mut() {
+            if *k == key {
+                crate::metrics::sip_retransmission(true);
+                if let Some(b) = t.on_request_retransmit() {
+                    self.out.push(Output::Send {
+                        to: src,
+                        bytes: b,
+                        fallback: None,
+                    });
+                }
+                return;
+            }
+        }
+        let code = self.reinvite_code(&req);
+        let mut b = ResponseBuilder::new(&req, code, reason_phrase(code)).to_tag(&self.local_tag);
+        match code {
+            200 => {
+                // Target refresh (§12.2.2) and the peer's new SDP; our answer is our SDP.
+                if let Some(d) = &mut self.dialog {
+                    d.refresh_target(&req);
+                }
+                if !req.body.is_empty() {
+                    self.update_remote_media(&req.body);
+                }
+                b = b
+                    .header("Contact", &env.contact(self.peer.as_ref()))
+                    .header("Allow", ALLOW);
+                if let Some(sdp) = self.local_sdp(env) {
+                    b = b.body("application/sdp", sdp);
+                }
+            }
+            420 => {
+                let tags = unsupported_requirements(&req.headers).unwrap_or_default();
+                b = b.header("Unsupported", &tags);
+            }
+            500 => b = b.header("Retry-After", "1"),
+            _ => {}
+        }
+        let bytes = b.build();
+        let mut tx = ServerInviteTransaction::new(src.transport.is_reliable(), env.timers, now);
+        tx.on_final(code, bytes.clone(), now);
+        self.reinvite = Some(Box::new((key, tx, src)));
+        crate::metrics::sip_response_sent(code);
+        self.out.push(Output::Send {
+            to: src,
+            bytes,
+            fallback: None,
+        });
+    }
+
+    /// How we answer a re-INVITE: 481 outside a confirmed dialog; 491 while the previous
+    /// INVITE's offer/answer is not complete (our 2xx or the peer's last re-INVITE unACKed,
+    /// RFC 3261 §14.2); 500 for an out-of-order CSeq (§12.2.2); 420 for an unknown `Require`.
+    fn reinvite_code(&mut self, req: &rsip::Request) -> u16 {
+        if self.dialog.is_none() || self.phase == Phase::Ended {
+            return 481;
+        }
+        if unsupported_requirements(&req.headers).is_some() {
+            return 420;
+        }
+        let pending = self.phase == Phase::Answered
+            || self
+                .reinvite
+                .as_deref()
+                .is_some_and(|(_, t, _)| t.awaiting_ack());
+        if pending {
+            return 491;
+        }
+        let in_order = self
+            .dialog
+            .as_mut()
+            .is_none_or(|d| d.accept_remote_cseq(&req.headers));
+        if in_order {
+            200
+        } else {
+            500
+        }
+    }
+
+    fn on_ack(&mut self, req: &rsip::Request, key: &TransactionKey, env: &Env, now: Instant) {
+        if let Some((_, t, _)) = self
+            .reinvite
+            .as_deref_mut()
+            .filter(|(_, t, _)| t.awaiting_ack())
+        {
+            t.on_ack(now);
+            if !req.body.is_empty() {
+                self.update_remote_media(&req.body);
+            }
+            return;
+        }
+        if self.is_incoming() {
+            self.incoming_ack(req, key, env, now);
+        }
+    }
+
+    fn on_non_invite(
+        &mut self,
+        req: rsip::Request,
+        key: TransactionKey,
+        src: Peer,
+        env: &Env,
+        now: Instant,
+    ) {
+        if let Some((_, t)) = self.server_txs.iter_mut().find(|(k, _)| *k == key) {
+            crate::metrics::sip_retransmission(true);
+            if let Some(b) = t.on_request_retransmit() {
+                self.out.push(Output::Send {
+                    to: src,
+                    bytes: b,
+                    fallback: None,
+                });
+            }
+            return;
+        }
+        let dialog_up = self.dialog.is_some() && self.phase != Phase::Ended;
+        let cancels_invite = req.method == rsip::Method::Cancel
+            && self
+                .incoming()
+                .is_some_and(|i| i.invite_key.branch() == key.branch());
+        let mut info_digit = None;
+        let unsupported = unsupported_requirements(&req.headers);
+        let (code, extra): (u16, Option<(&str, String)>) = match &req.method {
+            rsip::Method::Cancel if cancels_invite => (200, None),
+            rsip::Method::Cancel => (481, None),
+            _ if !dialog_up && req.method != rsip::Method::Options => (481, None),
+            // CANCEL and BYE cannot be refused for a Require (§8.2.2.3 exempts CANCEL; a BYE
+            // must always end the call).
+            rsip::Method::Bye => (200, None),
+            _ if unsupported.is_some() => {
+                (420, Some(("Unsupported", unsupported.unwrap_or_default())))
+            }
+            rsip::Method::Options if !dialog_up && to_tag(&req).is_some() => (481, None),
+            rsip::Method::Options => (200, Some(("Allow", ALLOW.to_string()))),
+            rsip::Method::Info => match info_dtmf(&req) {
+                InfoBody::Empty => (200, None),
+                InfoBody::Digit(d) => {
+                    info_digit = Some(d);
+                    (200, None)
+                }
+                InfoBody::Invalid => (400, None),
+                InfoBody::Unsupported => (415, Some(("Accept", INFO_ACCEPT.to_string()))),
+            },
+            m if is_unsupported(m) => (405, Some(("Allow", ALLOW.to_string()))),
+            // INVITE and ACK are routed before here; rsip cannot represent other methods.
+            _ => (501, None),
+        };
+        let mut b = ResponseBuilder::new(&req, code, reason_phrase(code));
+        // Our tag on every answer inside the dialog and on the 200 to CANCEL (§9.2: the same
+        // To tag as the INVITE's response).
+        if dialog_up || cancels_invite || self.is_incoming() && self.phase == Phase::Early {
+            b = b.to_tag(&self.local_tag);
+        }
+        if let Some((name, value)) = &extra {
+            b = b.header(name, value);
+        }
+        let bytes = b.build();
+        let mut tx = ServerNonInviteTransaction::new(src.transport.is_reliable(), env.timers, now);
+        tx.on_final(bytes.clone(), now);
+        self.server_txs.push((key, tx));
+        crate::metrics::sip_response_sent(code);
+        self.out.push(Output::Send {
+            to: src,
+            bytes,
+            fallback: None,
+        });
+        match (&req.method, code) {
+            (rsip::Method::Cancel, 200) => self.on_cancel(env, now),
+            (rsip::Method::Bye, 200) => {
+                // §15.1.2: a pending re-INVITE of the peer's is over with its dialog.
+                self.reinvite = None;
+                self.end(CallEndCause::RemoteBye);
+            }
+            _ => {}
+        }
+        if let Some(digit) = info_digit {
+            crate::metrics::dtmf_received(DigitSource::SipInfo.as_str());
+            self.emit(CallEvent::Digit {
+                call_id: self.id,
+                digit,
+                source: DigitSource::SipInfo,
+            });
+        }
+    }
+
+    /// The peer's SDP (re-INVITE offer, or the answer in an ACK): what media follows.
+    pub(super) fn update_remote_media(&mut self, body: &[u8]) {
+        let Ok(n) = sdp::negotiate(body) else { return };
+        let remote = n.remote_rtp;
+        self.negotiated = Some(n);
+        if let (true, Some(addr)) = (self.media_started(), remote) {
+            self.out.push(Output::MediaRemote(addr));
+        }
+    }
+
+    /// A response from the network: to our INVITE or CANCEL (outgoing), or to our BYE.
+    pub(crate) fn on_response(&mut self, resp: &rsip::Response, env: &Env, now: Instant) {
+        let Ok(key) = TransactionKey::for_response(resp) else {
+            return;
+        };
+        if key.method() == rsip::Method::Bye {
+            if let Some(tx) = &mut self.bye_tx {
+                tx.on_response(u16::from(resp.status_code.clone()), now);
+            }
+        } else if matches!(self.role, Role::Outgoing(_)) {
+            self.outgoing_response(resp, &key, env, now);
+        }
+        self.prune();
+    }
+
+    /// Hangs up from the flow's side (or the operator's): per role and phase.
+    pub(crate) fn hangup(&mut self, cause: HangupCause, env: &Env, now: Instant) {
+        if self.is_incoming() {
+            self.incoming_hangup(cause, env, now);
+        } else {
+            self.outgoing_hangup(CallEndCause::Local, env, now);
+        }
+    }
+
+    /// Where our in-dialog requests go: the first loose route or the remote target (§12.2.1.1);
+    /// a dialog peer on TCP with no route set keeps its connection while it is open, with the
+    /// Contact as the fallback when it is gone (§18.2.2). A host name falls back to the peer.
+    fn in_dialog_destination(&self) -> Option<(Peer, Option<Peer>)> {
+        let peer = self.peer?;
+        let Some(dialog) = &self.dialog else {
+            return Some((peer, None));
+        };
+        let Some((addr, transport)) = dialog.next_hop() else {
+            return Some((peer, None));
+        };
+        let target = Peer {
+            addr,
+            transport: transport.unwrap_or(peer.transport),
+        };
+        if dialog.route_set.is_empty() && peer.transport == TransportKind::Tcp && target != peer {
+            return Some((peer, Some(target)));
+        }
+        Some((target, None))
+    }
+
+    /// Sends one of our in-dialog requests (BYE, the ACK for a 2xx).
+    pub(super) fn send_in_dialog(&mut self, bytes: bytes::Bytes) {
+        if let Some((to, fallback)) = self.in_dialog_destination() {
+            self.out.push(Output::Send {
+                to,
+                bytes,
+                fallback,
+            });
+        }
+    }
+
+    /// Our BYE, through a client transaction (Timer E/F).
+    pub(super) fn send_bye(&mut self, env: &Env, now: Instant) {
+        let Some((to, _)) = self.in_dialog_destination() else {
+            return;
+        };
+        let sent_by = env.sent_by();
+        let Some(dialog) = &mut self.dialog else {
+            return;
+        };
+        let bytes = dialog.bye(&sent_by, to.transport.via_token());
+        self.bye_tx = Some(Box::new(ClientNonInviteTransaction::new(
+            bytes.clone(),
+            to.transport.is_reliable(),
+            env.timers,
+            now,
+        )));
+        self.send_in_dialog(bytes);
+    }
+}

@@ -1,0 +1,363 @@
+//! The incoming role (UAS, RFC 3261 §13.3): the INVITE's server transaction, 100 at once, 180
+//! with our tag (repeated every minute while the call waits, §13.3.1.1), the final response
+//! (Record-Route copied into 18x and 2xx, §12.1.1), the ACK for our 2xx and its timeout, and
+//! CANCEL of the INVITE (§9.2).
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::time::Instant;
+
+use super::{Env, Leg, LocalMedia, MediaState, Phase, Role};
+use crate::call::events::{CallEndCause, CallEvent, HangupCause};
+use crate::call::CallId;
+use crate::media::sdp;
+use crate::sip::dialog::Dialog;
+use crate::sip::message::{reason_phrase, ResponseBuilder, TransactionKey};
+use crate::sip::transaction::{ServerInviteTransaction, TransactionOutput};
+use crate::sip::transport::Peer;
+
+/// Methods we answer inside a dialog (RFC 3261 §20.5 Allow).
+pub(crate) const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO";
+/// How often a provisional goes out again while the call waits (RFC 3261 §13.3.1.1: proxies
+/// cancel an INVITE that got nothing for three minutes, Timer C).
+pub(crate) const PROVISIONAL_REPEAT: Duration = Duration::from_secs(60);
+/// How long after the answer the RTP session starts by itself (digits pressed meanwhile wait
+/// in the socket's queue and are read then).
+pub(crate) const MEDIA_START_DELAY: Duration = Duration::from_millis(250);
+
+pub(crate) struct Incoming {
+    /// The initial INVITE, trimmed, kept until its final response is sent (boxed: an answered
+    /// call should not carry its size for the rest of the call).
+    invite: Option<Box<rsip::Request>>,
+    pub(crate) invite_key: TransactionKey,
+    invite_tx: ServerInviteTransaction,
+    /// The last non-100 provisional, sent again at `repeat_at`.
+    ringing: Option<Bytes>,
+    repeat_at: Option<Instant>,
+    /// A hangup came before the ACK for our 2xx: BYE once it arrives (§15).
+    bye_after_ack: bool,
+}
+
+impl Incoming {
+    pub(super) fn next_deadline(&self) -> Option<Instant> {
+        [self.invite_tx.next_deadline(), self.repeat_at]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    pub(super) fn on_end(&mut self) {
+        self.invite = None;
+        self.ringing = None;
+        self.repeat_at = None;
+    }
+
+    /// No ACK is awaited any more.
+    pub(super) fn is_done(&self) -> bool {
+        self.invite_tx.is_terminated() || !self.invite_tx.awaiting_ack()
+    }
+}
+
+impl Leg {
+    /// A leg for a new INVITE (already checked for ACL, capacity and `Require` by the
+    /// dispatcher): sends 100 and reads the offer. The leg is already ended (488 sent) when the
+    /// offer is unusable.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new_incoming(
+        id: CallId,
+        invite: rsip::Request,
+        invite_key: TransactionKey,
+        peer: Peer,
+        local_tag: String,
+        env: &Env,
+        received_at: Instant,
+    ) -> Leg {
+        use rsip::prelude::*;
+        let sip_call_id = invite
+            .call_id_header()
+            .map(|h| h.value().to_string())
+            .unwrap_or_default();
+        let role = Incoming {
+            invite: Some(Box::new(invite)),
+            invite_key,
+            invite_tx: ServerInviteTransaction::new(
+                peer.transport.is_reliable(),
+                env.timers,
+                received_at,
+            ),
+            ringing: None,
+            repeat_at: Some(received_at + PROVISIONAL_REPEAT),
+            bye_after_ack: false,
+        };
+        let role = Role::Incoming(Box::new(role));
+        let mut leg = Leg::new(id, sip_call_id, role, Some(peer), local_tag, received_at);
+        leg.send_provisional(100, env);
+        let offer = leg
+            .invite()
+            .filter(|i| !i.body.is_empty())
+            .map(|i| sdp::negotiate(&i.body));
+        match offer {
+            Some(Err(e)) => {
+                tracing::debug!(call_id = %id, error = %e, "rejecting offer");
+                leg.send_final(488, env, received_at);
+                leg.end(CallEndCause::Local);
+            }
+            Some(Ok(n)) => leg.negotiated = Some(n),
+            None => {}
+        }
+        leg.trim_invite();
+        leg
+    }
+
+    fn role_in(&mut self) -> Option<&mut Incoming> {
+        match &mut self.role {
+            Role::Incoming(i) => Some(i),
+            Role::Outgoing(_) => None,
+        }
+    }
+
+    fn invite(&self) -> Option<&rsip::Request> {
+        self.incoming().and_then(|i| i.invite.as_deref())
+    }
+
+    /// Drops what no response or dialog needs from the INVITE (its body, read by now, and
+    /// every header but those of `kept_for_answer`): a call may stay offered for minutes, and
+    /// 100,000 of them hold this.
+    fn trim_invite(&mut self) {
+        if let Some(invite) = self.role_in().and_then(|i| i.invite.as_deref_mut()) {
+            let mut headers: Vec<rsip::Header> = std::mem::take(&mut invite.headers)
+                .into_iter()
+                .filter(kept_for_answer)
+                .collect();
+            headers.shrink_to_fit();
+            invite.headers = headers.into();
+            invite.body = Vec::new();
+        }
+    }
+
+    /// A provisional response: 100 without a tag; others with our tag, Contact and the
+    /// Record-Route (an early dialog, §12.1.1).
+    fn send_provisional(&mut self, code: u16, env: &Env) {
+        let peer = self.peer;
+        let Some(invite) = self.invite() else { return };
+        let mut b = ResponseBuilder::new(invite, code, reason_phrase(code));
+        if code > 100 {
+            b = b
+                .to_tag(&self.local_tag)
+                .header("Contact", &env.contact(peer.as_ref()))
+                .record_route();
+        }
+        let bytes = b.build();
+        let Some(role) = self.role_in() else { return };
+        role.invite_tx.on_provisional(bytes.clone());
+        if code > 100 {
+            role.ringing = Some(bytes.clone());
+        }
+        crate::metrics::sip_response_sent(code);
+        self.send(bytes);
+    }
+
+    /// 180 Ringing, once, while the call is offered (a `connect` leg rang).
+    pub(crate) fn ring(&mut self, env: &Env) {
+        let fresh = self.incoming().is_some_and(|i| i.ringing.is_none());
+        if self.phase == Phase::Early && fresh {
+            self.send_provisional(180, env);
+        }
+    }
+
+    /// Our SDP: an offer when the INVITE had none, else the answer to its offer.
+    pub(crate) fn local_sdp(&self, env: &Env) -> Option<Bytes> {
+        let m = self.local_media?;
+        let sdp = match &self.negotiated {
+            Some(n) if !m.offer => sdp::answer(n, env.public_ip, m.port, m.session_id),
+            _ => sdp::offer(env.public_ip, m.port, m.session_id),
+        };
+        Some(Bytes::from(sdp))
+    }
+
+    /// The INVITE's final response, through its transaction.
+    fn send_final(&mut self, code: u16, env: &Env, now: Instant) {
+        let Some(invite) = self.role_in().and_then(|i| i.invite.take()) else {
+            return;
+        };
+        let mut b =
+            ResponseBuilder::new(&invite, code, reason_phrase(code)).to_tag(&self.local_tag);
+        if (200..300).contains(&code) {
+            b = b
+                .record_route()
+                .header("Contact", &env.contact(self.peer.as_ref()))
+                .header("Allow", ALLOW)
+                .header("Supported", "");
+            if let Some(sdp) = self.local_sdp(env) {
+                b = b.body("application/sdp", sdp);
+            }
+            self.dialog = Some(Dialog::as_uas(&invite, &self.local_tag));
+        } else if code == 503 {
+            b = b.header("Retry-After", "5");
+        }
+        let bytes = b.build();
+        if let Some(role) = self.role_in() {
+            role.invite_tx.on_final(code, bytes.clone(), now);
+            role.ringing = None;
+            role.repeat_at = None;
+        }
+        crate::metrics::sip_response_sent(code);
+        if code >= 300 {
+            // Rejected calls count too, so the histogram shows every outcome.
+            crate::metrics::call_setup(now.saturating_duration_since(self.created));
+        }
+        self.send(bytes);
+    }
+
+    /// Sends our 2xx with `media` as our SDP; the RTP session starts a moment later by itself.
+    pub(crate) fn answer(&mut self, media: LocalMedia, env: &Env, now: Instant) {
+        if self.phase != Phase::Early || !self.is_incoming() {
+            return;
+        }
+        self.local_media = Some(media);
+        self.out.push(super::Output::Answered);
+        self.send_final(200, env, now);
+        self.phase = Phase::Answered;
+        crate::metrics::call_setup(now.saturating_duration_since(self.created));
+        self.media = MediaState::StartAt(now + MEDIA_START_DELAY);
+        self.emit(CallEvent::Answered { call_id: self.id });
+    }
+
+    /// Refuses the call with a final response.
+    pub(crate) fn reject(&mut self, code: u16, cause: CallEndCause, env: &Env, now: Instant) {
+        if self.phase == Phase::Early && self.is_incoming() {
+            self.send_final(code, env, now);
+            self.end(cause);
+        }
+    }
+
+    pub(super) fn incoming_hangup(&mut self, cause: HangupCause, env: &Env, now: Instant) {
+        match self.phase {
+            Phase::Early => {
+                self.reject(cause.status_before_answer(), CallEndCause::Local, env, now)
+            }
+            // RFC 3261 §15: no BYE before the ACK for our 2xx (or its timeout).
+            Phase::Answered => {
+                if let Some(role) = self.role_in() {
+                    role.bye_after_ack = true;
+                }
+            }
+            Phase::Confirmed => {
+                self.send_bye(env, now);
+                self.end(CallEndCause::Local);
+            }
+            Phase::Ended => {}
+        }
+    }
+
+    pub(super) fn incoming_tick(&mut self, env: &Env, now: Instant) {
+        let Some(role) = self.role_in() else { return };
+        let outputs = role.invite_tx.on_tick(now);
+        let repeat = match (role.repeat_at, &role.ringing) {
+            (Some(at), _) if at <= now => {
+                role.repeat_at = Some(now + PROVISIONAL_REPEAT);
+                Some(role.ringing.clone())
+            }
+            _ => None,
+        };
+        for out in outputs {
+            match out {
+                TransactionOutput::Retransmit(b) => {
+                    crate::metrics::sip_retransmission(false);
+                    self.send(b);
+                }
+                TransactionOutput::Timeout if self.phase == Phase::Answered => {
+                    tracing::info!(call_id = %self.id, "no ACK for 2xx within 64*T1");
+                    self.send_bye(env, now);
+                    self.end(CallEndCause::AckTimeout);
+                }
+                _ => {}
+            }
+        }
+        match repeat {
+            Some(Some(ringing)) if self.phase == Phase::Early => {
+                crate::metrics::sip_response_sent(180);
+                self.send(ringing);
+            }
+            // The call waits without having rung: 180 now keeps proxies from giving up on it.
+            Some(None) if self.phase == Phase::Early => self.send_provisional(180, env),
+            _ => {}
+        }
+    }
+
+    /// A retransmission of the initial INVITE: the last response again.
+    pub(super) fn on_invite_retransmission(&mut self) {
+        crate::metrics::sip_retransmission(true);
+        if let Some(b) = self
+            .role_in()
+            .and_then(|r| r.invite_tx.on_request_retransmit())
+        {
+            self.send(b);
+        }
+    }
+
+    /// An ACK for the initial INVITE's final response (an ACK for a non-2xx reuses the
+    /// INVITE's branch; one for a 2xx has its own, §17.1.1.3, §13.2.2.4).
+    pub(super) fn incoming_ack(
+        &mut self,
+        req: &rsip::Request,
+        key: &TransactionKey,
+        env: &Env,
+        now: Instant,
+    ) {
+        let Some(role) = self.role_in() else { return };
+        if !role.invite_tx.awaiting_ack() {
+            return;
+        }
+        let for_2xx = role.invite_tx.final_code().is_some_and(|c| c < 300);
+        if !for_2xx && key.branch() != role.invite_key.branch() {
+            return;
+        }
+        role.invite_tx.on_ack(now);
+        let bye_after_ack = role.bye_after_ack;
+        if self.phase != Phase::Answered {
+            return;
+        }
+        self.phase = Phase::Confirmed;
+        // We offered in the 2xx; the ACK carries the caller's answer.
+        if self.local_media.is_some_and(|m| m.offer) && !req.body.is_empty() {
+            self.update_remote_media(&req.body);
+        }
+        if bye_after_ack {
+            self.send_bye(env, now);
+            self.end(CallEndCause::Local);
+        }
+    }
+
+    /// CANCEL of the INVITE (§9.2): 487 to the INVITE and the call ends, unless the final
+    /// response went out already.
+    pub(super) fn on_cancel(&mut self, env: &Env, now: Instant) {
+        if self.phase == Phase::Early {
+            self.send_final(487, env, now);
+            self.end(CallEndCause::Cancelled);
+        }
+    }
+
+    /// Before the leg goes: how long retransmissions of its INVITE may still arrive.
+    pub(crate) fn invite_linger_until(&self, env: &Env) -> Option<(TransactionKey, Instant)> {
+        let role = self.incoming()?;
+        Some((role.invite_key.clone(), self.created + env.timers.t1 * 64))
+    }
+}
+
+/// The INVITE headers its responses copy (RFC 3261 §8.2.6.2: Via, From, To, Call-ID, CSeq) and
+/// its dialog is made of (§12.1.1: Contact, Record-Route).
+fn kept_for_answer(h: &rsip::Header) -> bool {
+    use rsip::Header;
+    matches!(
+        h,
+        Header::Via(_)
+            | Header::From(_)
+            | Header::To(_)
+            | Header::CallId(_)
+            | Header::CSeq(_)
+            | Header::Contact(_)
+            | Header::RecordRoute(_)
+    )
+}

@@ -1,0 +1,352 @@
+//! The call leg: one sans-IO state machine for a SIP dialog (RFC 3261 §12–§15) in either role,
+//! the call we answer (`incoming.rs`, the UAS) or the leg we place (`outgoing.rs`, the UAC),
+//! with the in-dialog part both share (`in_dialog.rs`). Inputs are SIP messages, timer ticks
+//! and commands; outputs ([`Output`]) are bytes to send, events for the activeflow, record
+//! changes and media starts. It owns every transaction of the dialog; no sockets, no clocks
+//! but the instants passed in. `CallSession` is its actor shell.
+//!
+//! ```text
+//!  Early ──2xx sent──▶ Answered ──ACK──▶ Confirmed ──BYE (either side)──▶ Ended   (incoming)
+//!  Early ──2xx received, ACK sent──────▶ Confirmed ──BYE (either side)──▶ Ended   (outgoing)
+//!    └──final 3xx–6xx, CANCEL, ring timeout, Timer B, hangup──────────▶ Ended
+//! ```
+//! After `Ended` the leg lingers while a transaction still needs it (an ACK awaited, a BYE
+//! unanswered, a retransmitted final to re-ACK); [`Leg::is_done`] says when it may go.
+
+mod in_dialog;
+mod incoming;
+mod outgoing;
+#[cfg(test)]
+mod tests;
+
+use std::net::{IpAddr, SocketAddr};
+
+use bytes::Bytes;
+use tokio::time::Instant;
+
+pub(crate) use in_dialog::{is_unsupported, unsupported_requirements};
+pub(crate) use incoming::{Incoming, ALLOW};
+pub(crate) use outgoing::{Outgoing, Placement};
+
+use super::events::{CallEndCause, CallEvent};
+use super::CallId;
+use crate::media::Negotiated;
+use crate::sip::dialog::Dialog;
+use crate::sip::message::TransactionKey;
+use crate::sip::transaction::{
+    ClientNonInviteTransaction, ServerInviteTransaction, ServerNonInviteTransaction, Timers,
+    TransactionOutput,
+};
+use crate::sip::transport::Peer;
+
+/// What the leg needs of its surroundings on each input (passed in, never stored).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Env {
+    pub(crate) timers: Timers,
+    /// Our address in Via, Contact and SDP.
+    pub(crate) public_ip: IpAddr,
+    /// The SIP port we listen on.
+    pub(crate) port: u16,
+}
+
+impl Env {
+    /// `host:port` for Via sent-by.
+    pub(crate) fn sent_by(&self) -> String {
+        format!("{}:{}", crate::sip::dialog::host(self.public_ip), self.port)
+    }
+
+    /// Our Contact over `peer`'s transport.
+    pub(crate) fn contact(&self, peer: Option<&Peer>) -> String {
+        let transport = match peer.map(|p| p.transport) {
+            Some(crate::sip::transport::TransportKind::Tcp) => ";transport=tcp",
+            _ => "",
+        };
+        format!("<sip:activeflow@{}{transport}>", self.sent_by())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// Before a final response: offered to the flow (incoming), calling or ringing (outgoing).
+    Early,
+    /// Incoming only: our 2xx is out, its ACK is not in yet.
+    Answered,
+    Confirmed,
+    Ended,
+}
+
+/// Our SDP: the RTP port and session id it is rebuilt from for each message that carries it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct LocalMedia {
+    pub(crate) port: u16,
+    pub(crate) session_id: u64,
+    /// The INVITE had no offer, so our 2xx offered (and the ACK answers).
+    pub(crate) offer: bool,
+}
+
+/// When the RTP session starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MediaState {
+    Idle,
+    /// Starts by itself at this instant unless a media command starts it first.
+    StartAt(Instant),
+    Started,
+}
+
+/// What the shell must do after driving the leg, in order.
+#[derive(Debug, Clone)]
+pub(crate) enum Output {
+    /// Send these bytes to `to`; `fallback` is where to send them if `to` is a TCP connection
+    /// that is gone (RFC 3261 §18.2.2: a new connection to the Contact).
+    Send {
+        to: Peer,
+        bytes: Bytes,
+        fallback: Option<Peer>,
+    },
+    /// For the activeflow.
+    Event(CallEvent),
+    /// The call is answered (record, metrics).
+    Answered,
+    /// The call is over (record, metrics); `answered` says whether it was up.
+    Ended { cause: CallEndCause, answered: bool },
+    /// Start the RTP session with what was negotiated (`None`: we offered and got no answer
+    /// yet; the caller's first packet tells where to send).
+    StartMedia(Option<Negotiated>),
+    /// The peer's SDP moved its media.
+    MediaRemote(SocketAddr),
+}
+
+/// The role-specific part.
+pub(crate) enum Role {
+    Incoming(Box<Incoming>),
+    Outgoing(Box<Outgoing>),
+}
+
+pub(crate) struct Leg {
+    pub(crate) id: CallId,
+    /// The SIP Call-ID header.
+    pub(crate) sip_call_id: String,
+    pub(crate) role: Role,
+    pub(crate) phase: Phase,
+    /// The signalling peer: the INVITE's source (incoming), the next hop (outgoing).
+    pub(crate) peer: Option<Peer>,
+    pub(crate) local_tag: String,
+    pub(crate) dialog: Option<Dialog>,
+    /// What the peer's SDP gave (its offer for incoming, its answer for outgoing).
+    pub(crate) negotiated: Option<Negotiated>,
+    pub(crate) local_media: Option<LocalMedia>,
+    media: MediaState,
+    server_txs: Vec<(TransactionKey, ServerNonInviteTransaction)>,
+    /// The peer's re-INVITE (boxed, as the BYE: rare, and inline they would grow every leg).
+    reinvite: Option<Box<(TransactionKey, ServerInviteTransaction, Peer)>>,
+    bye_tx: Option<Box<ClientNonInviteTransaction>>,
+    pub(crate) created: Instant,
+    out: Vec<Output>,
+}
+
+impl Leg {
+    fn new(
+        id: CallId,
+        sip_call_id: String,
+        role: Role,
+        peer: Option<Peer>,
+        local_tag: String,
+        now: Instant,
+    ) -> Leg {
+        Leg {
+            id,
+            sip_call_id,
+            role,
+            phase: Phase::Early,
+            peer,
+            local_tag,
+            dialog: None,
+            negotiated: None,
+            local_media: None,
+            media: MediaState::Idle,
+            server_txs: Vec::new(),
+            reinvite: None,
+            bye_tx: None,
+            created: now,
+            out: Vec::new(),
+        }
+    }
+
+    /// The outputs produced since the last call, in order.
+    pub(crate) fn take_outputs(&mut self) -> Vec<Output> {
+        std::mem::take(&mut self.out)
+    }
+
+    pub(crate) fn is_incoming(&self) -> bool {
+        matches!(self.role, Role::Incoming(_))
+    }
+
+    pub(crate) fn is_ended(&self) -> bool {
+        self.phase == Phase::Ended
+    }
+
+    /// Sends to the signalling peer (responses to the INVITE, requests of its transaction).
+    fn send(&mut self, bytes: Bytes) {
+        if let Some(to) = self.peer {
+            self.out.push(Output::Send {
+                to,
+                bytes,
+                fallback: None,
+            });
+        }
+    }
+
+    fn emit(&mut self, event: CallEvent) {
+        self.out.push(Output::Event(event));
+    }
+
+    /// Ends the call once: the record, the activeflow's event, media freed by the shell.
+    pub(crate) fn end(&mut self, cause: CallEndCause) {
+        if self.phase == Phase::Ended {
+            return;
+        }
+        let answered = matches!(self.phase, Phase::Answered | Phase::Confirmed);
+        self.phase = Phase::Ended;
+        self.media = MediaState::Idle;
+        tracing::debug!(call_id = %self.id, ?cause, "call ended");
+        match &mut self.role {
+            Role::Incoming(i) => i.on_end(),
+            Role::Outgoing(o) => o.on_end(),
+        }
+        self.out.push(Output::Ended { cause, answered });
+        self.emit(CallEvent::Ended {
+            call_id: self.id,
+            cause,
+        });
+    }
+
+    /// Starts the RTP session now if it is due or pending (a media command wants it).
+    pub(crate) fn start_media_now(&mut self) {
+        if matches!(self.media, MediaState::StartAt(_)) && self.phase != Phase::Ended {
+            self.media = MediaState::Started;
+            self.out.push(Output::StartMedia(self.negotiated.clone()));
+        }
+    }
+
+    /// True while the RTP session may still be started (answered, not ended).
+    pub(crate) fn media_started(&self) -> bool {
+        self.media == MediaState::Started
+    }
+
+    /// The earliest instant [`Leg::on_tick`] has something to do.
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        let media = match self.media {
+            MediaState::StartAt(at) => Some(at),
+            _ => None,
+        };
+        let role = match &self.role {
+            Role::Incoming(i) => i.next_deadline(),
+            Role::Outgoing(o) => o.next_deadline(),
+        };
+        [
+            media,
+            role,
+            self.reinvite
+                .as_deref()
+                .and_then(|(_, t, _)| t.next_deadline()),
+            self.bye_tx.as_ref().and_then(|t| t.next_deadline()),
+        ]
+        .into_iter()
+        .chain(self.server_txs.iter().map(|(_, t)| t.next_deadline()))
+        .flatten()
+        .min()
+    }
+
+    /// Fires what is due at `now`.
+    pub(crate) fn on_tick(&mut self, env: &Env, now: Instant) {
+        if matches!(self.media, MediaState::StartAt(at) if at <= now) {
+            self.start_media_now();
+        }
+        match self.role {
+            Role::Incoming(_) => self.incoming_tick(env, now),
+            Role::Outgoing(_) => self.outgoing_tick(env, now),
+        }
+        if let Some((_, t, src)) = self.reinvite.as_deref_mut() {
+            let src = *src;
+            for out in t.on_tick(now) {
+                if let TransactionOutput::Retransmit(bytes) = out {
+                    crate::metrics::sip_retransmission(false);
+                    self.out.push(Output::Send {
+                        to: src,
+                        bytes,
+                        fallback: None,
+                    });
+                }
+            }
+        }
+        let mut outputs = Vec::new();
+        if let Some(t) = &mut self.bye_tx {
+            outputs.extend(t.on_tick(now));
+        }
+        for (_, t) in &mut self.server_txs {
+            outputs.extend(t.on_tick(now));
+        }
+        for out in outputs {
+            if let TransactionOutput::Retransmit(b) = out {
+                crate::metrics::sip_retransmission(false);
+                self.send_in_dialog(b);
+            }
+        }
+        self.prune();
+    }
+
+    /// Drops terminated transactions.
+    fn prune(&mut self) {
+        self.server_txs.retain(|(_, t)| !t.is_terminated());
+        if self
+            .reinvite
+            .as_deref()
+            .is_some_and(|(_, t, _)| t.is_terminated())
+        {
+            self.reinvite = None;
+        }
+        if self.bye_tx.as_ref().is_some_and(|t| t.is_terminated()) {
+            self.bye_tx = None;
+        }
+    }
+
+    /// True when the call is over and nothing but completed server non-INVITE transactions
+    /// (Timer J) remains: their answers go to the shared linger table, the leg may go.
+    pub(crate) fn is_done(&self) -> bool {
+        if self.phase != Phase::Ended {
+            return false;
+        }
+        let role_done = match &self.role {
+            Role::Incoming(i) => i.is_done(),
+            Role::Outgoing(o) => o.is_done(),
+        };
+        let reinvite_done = self
+            .reinvite
+            .as_deref()
+            .is_none_or(|(_, t, _)| t.is_terminated() || !t.awaiting_ack());
+        let bye_done = self.bye_tx.as_ref().is_none_or(|t| t.is_completed());
+        let servers_done = self
+            .server_txs
+            .iter()
+            .all(|(_, t)| t.is_terminated() || t.lingering_response().is_some());
+        role_done && reinvite_done && bye_done && servers_done
+    }
+
+    /// The completed server transactions' answers, for the linger table, once the leg is done.
+    pub(crate) fn lingering(&mut self) -> Vec<(TransactionKey, Bytes, Instant)> {
+        self.server_txs
+            .drain(..)
+            .filter_map(|(key, tx)| {
+                tx.lingering_response()
+                    .map(|(response, until)| (key, response.clone(), until))
+            })
+            .collect()
+    }
+
+    pub(crate) fn incoming(&self) -> Option<&Incoming> {
+        match &self.role {
+            Role::Incoming(i) => Some(i),
+            Role::Outgoing(_) => None,
+        }
+    }
+}

@@ -1,0 +1,372 @@
+//! The outgoing role (UAC, RFC 3261 §13.2): our INVITE with its SDP offer, the callee's
+//! provisionals and final, CANCEL (owed until a provisional allows it, §9.1), the ACKs (the
+//! transaction's for a non-2xx, the dialog's for a 2xx, §13.2.2.4) and the ring timeout. Timer
+//! B ends a callee that never answers at all; once it rings, only the ring timeout ends it.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use rsip::prelude::*;
+use tokio::time::Instant;
+
+use super::{Env, Leg, MediaState, Phase, Role};
+use crate::call::events::{CallEndCause, CallEvent};
+use crate::call::outbound::Route;
+use crate::call::CallId;
+use crate::sip::dialog::Dialog;
+use crate::sip::message::{new_branch, RequestBuilder, TransactionKey};
+use crate::sip::transaction::{
+    ClientInviteTransaction, ClientNonInviteTransaction, InviteResponse, TransactionOutput,
+};
+use crate::sip::transport::Peer;
+
+/// The CSeq of our INVITE (and of its CANCEL and ACK).
+pub(crate) const INVITE_CSEQ: u32 = 1;
+
+pub(crate) struct Outgoing {
+    pub(crate) route: Route,
+    /// Our From (`<sip:source@us>`).
+    local_uri: String,
+    /// The INVITE's branch, shared by its CANCEL and non-2xx ACK.
+    branch: String,
+    /// Max-Forwards of our INVITE (the caller's less one when bridging, §16.6 step 3 in spirit).
+    max_forwards: u8,
+    invite_tx: Option<ClientInviteTransaction>,
+    cancel_tx: Option<ClientNonInviteTransaction>,
+    /// The ACK for the callee's 2xx, sent again for each retransmitted 2xx.
+    ack: Option<Bytes>,
+    ring_timeout: Duration,
+    ring_deadline: Option<Instant>,
+    /// A CANCEL is owed as soon as a provisional arrives (RFC 3261 §9.1).
+    cancel_owed: bool,
+}
+
+impl Outgoing {
+    pub(super) fn next_deadline(&self) -> Option<Instant> {
+        [
+            self.ring_deadline,
+            self.invite_tx.as_ref().and_then(|t| t.next_deadline()),
+            self.cancel_tx.as_ref().and_then(|t| t.next_deadline()),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    pub(super) fn on_end(&mut self) {
+        self.ring_deadline = None;
+    }
+
+    /// Until Timer D (or M) ends it, the INVITE transaction re-ACKs retransmitted finals;
+    /// a CANCEL waits for its answer.
+    pub(super) fn is_done(&self) -> bool {
+        self.invite_tx.as_ref().is_none_or(|t| t.is_terminated())
+            && self.cancel_tx.as_ref().is_none_or(|t| t.is_completed())
+    }
+}
+
+/// What a leg to place is made of.
+pub(crate) struct Placement {
+    pub(crate) route: Route,
+    /// Our From (`<sip:source@us>`).
+    pub(crate) local_uri: String,
+    pub(crate) max_forwards: u8,
+    pub(crate) ring_timeout: Duration,
+}
+
+impl Leg {
+    /// A leg to place: nothing is sent until [`Leg::resolved`] names the next hop.
+    pub(crate) fn outgoing(
+        id: CallId,
+        sip_call_id: String,
+        local_tag: String,
+        placement: Placement,
+        now: Instant,
+    ) -> Leg {
+        let role = Outgoing {
+            route: placement.route,
+            local_uri: placement.local_uri,
+            branch: new_branch(),
+            max_forwards: placement.max_forwards,
+            invite_tx: None,
+            cancel_tx: None,
+            ack: None,
+            ring_timeout: placement.ring_timeout,
+            ring_deadline: None,
+            cancel_owed: false,
+        };
+        Leg::new(
+            id,
+            sip_call_id,
+            Role::Outgoing(Box::new(role)),
+            None,
+            local_tag,
+            now,
+        )
+    }
+
+    fn role_out(&mut self) -> Option<&mut Outgoing> {
+        match &mut self.role {
+            Role::Outgoing(o) => Some(o),
+            Role::Incoming(_) => None,
+        }
+    }
+
+    /// Where a leg we place goes (`None` for a call we answer).
+    pub(crate) fn outgoing_route(&self) -> Option<&Route> {
+        self.outgoing_ref().map(|o| &o.route)
+    }
+
+    fn outgoing_ref(&self) -> Option<&Outgoing> {
+        match &self.role {
+            Role::Outgoing(o) => Some(o),
+            Role::Incoming(_) => None,
+        }
+    }
+
+    /// A request of the INVITE transaction (INVITE, CANCEL, non-2xx ACK): same branch and CSeq.
+    fn transaction_request(&self, method: rsip::Method, env: &Env) -> Option<RequestBuilder> {
+        let o = self.outgoing_ref()?;
+        let via = self.peer?.transport.via_token();
+        Some(
+            RequestBuilder::new(method, &o.route.request_uri)
+                .via(&env.sent_by(), via, &o.branch)
+                .from_addr(&o.local_uri, &self.local_tag)
+                .call_id(&self.sip_call_id)
+                .cseq(INVITE_CSEQ)
+                .max_forwards(o.max_forwards),
+        )
+    }
+
+    fn to_uri(&self) -> String {
+        self.outgoing_ref()
+            .map(|o| format!("<{}>", o.route.request_uri))
+            .unwrap_or_default()
+    }
+
+    /// The next hop is known: send the INVITE (with our SDP offer) and start ringing.
+    pub(crate) fn resolved(&mut self, peer: Peer, env: &Env, now: Instant) {
+        let pending = self.outgoing_ref().is_some_and(|o| o.invite_tx.is_none());
+        if self.phase != Phase::Early || !pending {
+            return;
+        }
+        self.peer = Some(peer);
+        let sdp = self.local_sdp(env).unwrap_or_default();
+        let Some(b) = self.transaction_request(rsip::Method::Invite, env) else {
+            return;
+        };
+        let bytes = b
+            .to_addr(&self.to_uri(), None)
+            .contact(&env.contact(Some(&peer)))
+            .header("Allow", super::incoming::ALLOW)
+            .body("application/sdp", sdp)
+            .build();
+        let reliable = peer.transport.is_reliable();
+        if let Some(o) = self.role_out() {
+            o.invite_tx = Some(ClientInviteTransaction::new(
+                bytes.clone(),
+                reliable,
+                env.timers,
+                now,
+            ));
+            o.ring_deadline = Some(now + o.ring_timeout);
+        }
+        self.send(bytes);
+    }
+
+    /// Sends the owed CANCEL once a provisional allows it (RFC 3261 §9.1).
+    fn send_cancel_if_allowed(&mut self, env: &Env, now: Instant) {
+        let Some(o) = self.outgoing_ref() else { return };
+        let allowed = o.invite_tx.as_ref().is_some_and(|t| t.may_cancel());
+        if !o.cancel_owed || o.cancel_tx.is_some() || !allowed {
+            return;
+        }
+        let Some(b) = self.transaction_request(rsip::Method::Cancel, env) else {
+            return;
+        };
+        let bytes = b.to_addr(&self.to_uri(), None).build();
+        let reliable = self.peer.is_some_and(|p| p.transport.is_reliable());
+        if let Some(o) = self.role_out() {
+            o.cancel_tx = Some(ClientNonInviteTransaction::new(
+                bytes.clone(),
+                reliable,
+                env.timers,
+                now,
+            ));
+        }
+        self.send(bytes);
+    }
+
+    /// Hangs up: CANCEL while ringing (owed until a provisional came), BYE once answered.
+    pub(super) fn outgoing_hangup(&mut self, cause: CallEndCause, env: &Env, now: Instant) {
+        match self.phase {
+            Phase::Early => {
+                if let Some(o) = self.role_out() {
+                    o.cancel_owed = o.invite_tx.is_some();
+                }
+                self.send_cancel_if_allowed(env, now);
+                self.end(cause);
+            }
+            Phase::Answered | Phase::Confirmed => {
+                self.send_bye(env, now);
+                self.end(cause);
+            }
+            Phase::Ended => {}
+        }
+    }
+
+    pub(super) fn outgoing_tick(&mut self, env: &Env, now: Instant) {
+        let Some(o) = self.role_out() else { return };
+        if o.ring_deadline.is_some_and(|at| at <= now) {
+            o.ring_deadline = None;
+            tracing::debug!(call_id = %self.id, "ring timeout");
+            self.outgoing_hangup(CallEndCause::NoAnswer, env, now);
+        }
+        let Some(o) = self.role_out() else { return };
+        let mut outputs = Vec::new();
+        let mut timed_out = false;
+        if let Some(t) = &mut o.invite_tx {
+            for out in t.on_tick(now) {
+                if out == TransactionOutput::Timeout {
+                    timed_out = true;
+                } else {
+                    outputs.push(out);
+                }
+            }
+        }
+        if let Some(t) = &mut o.cancel_tx {
+            outputs.extend(t.on_tick(now));
+        }
+        if timed_out {
+            // Timer B: the callee never answered the INVITE at all (§17.1.1.2).
+            self.end(CallEndCause::Failed);
+        }
+        for out in outputs {
+            if let TransactionOutput::Retransmit(b) = out {
+                crate::metrics::sip_retransmission(false);
+                self.send(b);
+            }
+        }
+    }
+
+    /// A response to our INVITE (matched by branch) or CANCEL.
+    pub(super) fn outgoing_response(
+        &mut self,
+        resp: &rsip::Response,
+        key: &TransactionKey,
+        env: &Env,
+        now: Instant,
+    ) {
+        let code = u16::from(resp.status_code.clone());
+        let Some(o) = self.role_out() else { return };
+        match key.method() {
+            rsip::Method::Invite if key.branch() == o.branch => {
+                self.on_invite_response(resp, code, env, now)
+            }
+            rsip::Method::Cancel => {
+                if let Some(t) = &mut o.cancel_tx {
+                    t.on_response(code, now);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_invite_response(&mut self, resp: &rsip::Response, code: u16, env: &Env, now: Instant) {
+        let Some(tx) = self.role_out().and_then(|o| o.invite_tx.as_mut()) else {
+            return;
+        };
+        match tx.on_response(code, now) {
+            InviteResponse::Provisional => {
+                if self.phase == Phase::Early && code > 100 {
+                    self.emit(CallEvent::Progress {
+                        call_id: self.id,
+                        code,
+                    });
+                }
+                self.send_cancel_if_allowed(env, now);
+            }
+            InviteResponse::Accepted {
+                retransmission: false,
+            } => self.on_accepted(resp, env, now),
+            InviteResponse::Accepted {
+                retransmission: true,
+            } => {
+                crate::metrics::sip_retransmission(true);
+                if let Some(ack) = self.outgoing_ref().and_then(|o| o.ack.clone()) {
+                    self.send_in_dialog(ack);
+                }
+            }
+            InviteResponse::Rejected {
+                retransmission: None,
+            } => {
+                // The ACK for a 3xx–6xx: the INVITE's branch, the response's To (§17.1.1.3).
+                let to = resp
+                    .to_header()
+                    .map(|t| t.value().to_string())
+                    .unwrap_or_else(|_| self.to_uri());
+                let Some(b) = self.transaction_request(rsip::Method::Ack, env) else {
+                    return;
+                };
+                let ack = b.to_addr(&to, None).build();
+                if let Some(tx) = self.role_out().and_then(|o| o.invite_tx.as_mut()) {
+                    tx.store_ack(ack.clone());
+                }
+                self.send(ack);
+                self.end(CallEndCause::Rejected(code));
+            }
+            InviteResponse::Rejected {
+                retransmission: Some(ack),
+            } => {
+                crate::metrics::sip_retransmission(true);
+                self.send(ack);
+            }
+            InviteResponse::Ignored => {}
+        }
+    }
+
+    /// The callee answered: the dialog starts (§12.1.2) and the 2xx is ACKed, also when we no
+    /// longer want the call (then BYE follows at once: our CANCEL crossed the 2xx).
+    fn on_accepted(&mut self, resp: &rsip::Response, env: &Env, now: Instant) {
+        let Some(o) = self.outgoing_ref() else { return };
+        let dialog = Dialog::as_uac(
+            resp,
+            &o.local_uri,
+            &self.local_tag,
+            INVITE_CSEQ,
+            &o.route.request_uri,
+        );
+        let via = self.peer.map_or("UDP", |p| p.transport.via_token());
+        let ack = dialog
+            .request(rsip::Method::Ack, INVITE_CSEQ, &env.sent_by(), via)
+            .build();
+        self.dialog = Some(dialog);
+        if let Some(o) = self.role_out() {
+            o.ack = Some(ack.clone());
+            o.ring_deadline = None;
+        }
+        self.send_in_dialog(ack);
+        if self.phase == Phase::Ended {
+            self.send_bye(env, now);
+            return;
+        }
+        match crate::media::sdp::negotiate(&resp.body) {
+            Ok(negotiated) => {
+                self.negotiated = Some(negotiated);
+                self.phase = Phase::Confirmed;
+                self.out.push(super::Output::Answered);
+                crate::metrics::call_setup(now.saturating_duration_since(self.created));
+                // The relay needs media at once.
+                self.media = MediaState::StartAt(now);
+                self.start_media_now();
+                self.emit(CallEvent::Answered { call_id: self.id });
+            }
+            Err(e) => {
+                tracing::info!(call_id = %self.id, error = %e, "callee's SDP answer unusable");
+                self.phase = Phase::Confirmed;
+                self.send_bye(env, now);
+                self.end(CallEndCause::Failed);
+            }
+        }
+    }
+}

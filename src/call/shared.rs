@@ -1,0 +1,59 @@
+//! What every call session shares (sockets, timers, pools, where offers and records go) and the
+//! message that carries SIP from the dispatcher to a session.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use actix::prelude::*;
+
+use super::events::CallOffer;
+use super::leg::Env;
+use super::{CallRegistry, OverloadGuard};
+use crate::media::library::AudioLibrary;
+use crate::media::{Recordings, RtpPortPool};
+use crate::sip::transaction::{LingerTable, Timers};
+use crate::sip::transport::{Inbound, SipSender};
+
+/// Everything sessions share: sockets, timers, pools and where offers go.
+pub struct SessionShared {
+    pub sender: SipSender,
+    pub registry: Arc<CallRegistry>,
+    /// Where offers go, one sink per arbiter (index = the arbiter's), so a call's offer and its
+    /// activeflow stay on the session's thread.
+    pub offers: Vec<Recipient<CallOffer>>,
+    pub timers: Timers,
+    pub public_ip: IpAddr,
+    pub rtp_ports: RtpPortPool,
+    /// Answers of completed BYE/CANCEL transactions that outlive their session.
+    pub linger: Arc<LingerTable>,
+    /// Trips when INVITEs queue too long before their session starts.
+    pub overload: OverloadGuard,
+    /// Prompts and speech for media sessions.
+    pub library: Arc<AudioLibrary>,
+    pub recordings: Arc<Recordings>,
+    /// Durable call rows.
+    pub storage: crate::storage::Storage,
+    /// Where call events go (SSE, webhooks).
+    pub events: crate::events::EventBus,
+}
+
+impl SessionShared {
+    /// What a leg machine needs of this on each input.
+    pub(crate) fn env(&self) -> Env {
+        Env {
+            timers: self.timers,
+            public_ip: self.public_ip,
+            port: self.sender.local_addr().port(),
+        }
+    }
+}
+
+/// A SIP message for a session, from the dispatcher.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SipIn {
+    pub inbound: Inbound,
+    /// The source is inside a trunk's `allow` (every request passes the ACL, RFC 3261 §26
+    /// threat model: a stranger must not end or alter a dialog).
+    pub acl_ok: bool,
+}
