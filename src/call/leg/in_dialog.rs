@@ -3,10 +3,12 @@
 //! INFO digits, OPTIONS, CANCEL), answered to where each came from (§18.2.2, RFC 3581); our
 //! BYE along the route set to the remote target; the trunk ACL on every request; tag checks.
 
-use rsip::prelude::*;
 use tokio::time::Instant;
 
 use super::incoming::ALLOW;
+use super::rules::{
+    info_dtmf, is_unsupported, to_tag, unsupported_requirements, InfoBody, INFO_ACCEPT,
+};
 use super::{Env, Leg, Output, Phase, Role};
 use crate::call::events::{CallEndCause, CallEvent, HangupCause};
 use crate::media::sdp;
@@ -16,85 +18,6 @@ use crate::sip::transaction::{
     ClientNonInviteTransaction, ServerInviteTransaction, ServerNonInviteTransaction,
 };
 use crate::sip::transport::{Peer, TransportKind};
-
-/// Option tags we support (RFC 3261 §8.2.2.3): none yet, so any `Require` gets 420.
-pub(crate) const SUPPORTED: &[&str] = &[];
-
-/// INFO bodies we take DTMF from (RFC 6086 legacy INFO usage).
-const INFO_ACCEPT: &str = "application/dtmf-relay, application/dtmf";
-
-/// Methods we know but do not support (405 rather than 501), in or out of a dialog.
-/// Exhaustive, so a method rsip learns must be placed here.
-pub(crate) fn is_unsupported(method: &rsip::Method) -> bool {
-    use rsip::Method as M;
-    match method {
-        M::Register
-        | M::Subscribe
-        | M::Notify
-        | M::Publish
-        | M::Message
-        | M::Refer
-        | M::Update
-        | M::PRack => true,
-        M::Ack | M::Bye | M::Cancel | M::Info | M::Invite | M::Options => false,
-    }
-}
-
-/// The option tags of `Require` we do not support (§8.2.2.3), comma-joined; `None` if all
-/// are supported.
-pub(crate) fn unsupported_requirements(headers: &rsip::Headers) -> Option<String> {
-    let missing: Vec<String> = headers
-        .iter()
-        .filter_map(|h| match h {
-            rsip::Header::Require(r) => Some(r.value().to_string()),
-            rsip::Header::Other(name, value) if name.eq_ignore_ascii_case("require") => {
-                Some(value.clone())
-            }
-            _ => None,
-        })
-        .flat_map(|v| {
-            v.split(',')
-                .map(|t| t.trim().to_string())
-                .collect::<Vec<_>>()
-        })
-        .filter(|t| !t.is_empty() && !SUPPORTED.iter().any(|s| s.eq_ignore_ascii_case(t)))
-        .collect();
-    (!missing.is_empty()).then(|| missing.join(", "))
-}
-
-enum InfoBody {
-    Empty,
-    Digit(char),
-    Invalid,
-    Unsupported,
-}
-
-/// Reads a DTMF digit from an INFO request's body.
-fn info_dtmf(req: &rsip::Request) -> InfoBody {
-    if req.body.is_empty() {
-        return InfoBody::Empty;
-    }
-    let content_type = req
-        .headers
-        .iter()
-        .find_map(|h| match h {
-            rsip::Header::ContentType(c) => Some(c.value().to_string()),
-            _ => None,
-        })
-        .unwrap_or_default();
-    match crate::media::dtmf::info_digit(&content_type, &req.body) {
-        Ok(d) => InfoBody::Digit(d),
-        Err(crate::media::dtmf::InfoDtmfError::UnsupportedContentType(_)) => InfoBody::Unsupported,
-        Err(_) => InfoBody::Invalid,
-    }
-}
-
-fn to_tag(req: &rsip::Request) -> Option<String> {
-    req.to_header()
-        .ok()
-        .and_then(|t| t.tag().ok().flatten())
-        .map(|t| t.value().to_string())
-}
 
 impl Leg {
     /// A request from the network for this leg. `acl_ok`: its source is inside a trunk's

@@ -16,6 +16,7 @@
 mod in_dialog;
 mod incoming;
 mod outgoing;
+mod rules;
 #[cfg(test)]
 mod tests;
 
@@ -24,9 +25,9 @@ use std::net::{IpAddr, SocketAddr};
 use bytes::Bytes;
 use tokio::time::Instant;
 
-pub(crate) use in_dialog::{is_unsupported, unsupported_requirements};
 pub(crate) use incoming::{Incoming, ALLOW};
 pub(crate) use outgoing::{Outgoing, Placement};
+pub(crate) use rules::{is_unsupported, unsupported_requirements};
 
 use super::events::{CallEndCause, CallEvent};
 use super::CallId;

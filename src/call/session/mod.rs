@@ -11,28 +11,30 @@ use std::sync::Arc;
 use actix::prelude::*;
 use tokio::time::Instant;
 
+mod effects;
+
 use super::events::{CallCommand, CallEndCause, CallEvent, CallOffer};
 use super::info::{CallInfo, CallStatus};
-use super::leg::{Leg, LocalMedia, Output};
+use super::leg::{Leg, LocalMedia};
 use super::registry::CallEntry;
 pub use super::shared::{SessionShared, SipIn};
 use super::CallId;
-use crate::media::{DigitSource, MediaCommand, MediaEvent, MediaHandle, RtpLease};
+use crate::media::{MediaCommand, MediaEvent, MediaHandle, RtpLease};
 use crate::sip::transaction::InviteFate;
-use crate::sip::transport::{Peer, TransportKind};
+use crate::sip::transport::Peer;
 
 pub struct CallSession {
-    pub(super) leg: Leg,
-    pub(super) shared: Arc<SessionShared>,
+    pub(in crate::call) leg: Leg,
+    shared: Arc<SessionShared>,
     /// Index of the arbiter this session runs on (where its offer goes).
     arbiter: usize,
-    pub(super) rtp: Option<RtpLease>,
+    rtp: Option<RtpLease>,
     /// The RTP session, from its start to the end of the call.
     media: Option<MediaHandle>,
     events: Option<Recipient<CallEvent>>,
     pending_events: Vec<CallEvent>,
-    pub(super) source: String,
-    pub(super) destination: String,
+    source: String,
+    destination: String,
     /// The operator-visible record in the registry.
     entry: Option<Arc<CallEntry>>,
     timer: Option<(SpawnHandle, Instant)>,
@@ -43,7 +45,7 @@ pub struct CallSession {
 }
 
 impl CallSession {
-    pub(super) fn with_leg(
+    pub(in crate::call) fn with_leg(
         leg: Leg,
         shared: Arc<SessionShared>,
         arbiter: usize,
@@ -69,7 +71,7 @@ impl CallSession {
         }
     }
 
-    pub(super) fn id(&self) -> CallId {
+    fn id(&self) -> CallId {
         self.leg.id
     }
 
@@ -82,134 +84,11 @@ impl CallSession {
     }
 
     /// Carries out what the machine output, then re-arms the wake-up.
-    pub(super) fn drive(&mut self, ctx: &mut Context<Self>) {
+    fn drive(&mut self, ctx: &mut Context<Self>) {
         for output in self.leg.take_outputs() {
             self.execute(output, ctx);
         }
         self.rearm(ctx);
-    }
-
-    fn execute(&mut self, output: Output, ctx: &mut Context<Self>) {
-        match output {
-            Output::Send {
-                to,
-                bytes,
-                fallback,
-            } => self.send(to, fallback, &bytes),
-            Output::Event(event) => {
-                // A SIP INFO digit may stop a prompt or a recording, as an RFC 4733 one does.
-                if let (
-                    CallEvent::Digit {
-                        digit,
-                        source: DigitSource::SipInfo,
-                        ..
-                    },
-                    Some(media),
-                ) = (&event, &self.media)
-                {
-                    media.send(MediaCommand::Digit(*digit));
-                }
-                self.emit(event)
-            }
-            Output::Answered => self.record(CallStatus::Answered, None),
-            Output::Ended { cause, answered } => self.ended(cause, answered),
-            Output::StartMedia(negotiated) => self.start_media(negotiated, ctx),
-            Output::MediaRemote(addr) => {
-                if let Some(media) = &self.media {
-                    media.send(MediaCommand::Remote(addr));
-                }
-            }
-        }
-    }
-
-    /// Sends to `to`; when `to` is a TCP connection that is gone, to `fallback` (a new one).
-    fn send(&self, to: Peer, fallback: Option<Peer>, bytes: &bytes::Bytes) {
-        let sender = &self.shared.sender;
-        let gone = |p: &Peer| {
-            p.transport == TransportKind::Tcp && !sender.tcp_connections().contains_key(&p.addr)
-        };
-        let to = match fallback {
-            Some(f) if gone(&to) => f,
-            _ => to,
-        };
-        if let Err(e) = sender.send(&to, bytes) {
-            tracing::debug!(call_id = %self.id(), error = %e, "send failed");
-        }
-    }
-
-    pub(super) fn emit(&mut self, event: CallEvent) {
-        match &self.events {
-            Some(r) => r.do_send(event),
-            None => self.pending_events.push(event),
-        }
-    }
-
-    /// The call's record: stored and published at each phase change.
-    fn record(&mut self, status: CallStatus, cause: Option<CallEndCause>) {
-        let Some(entry) = &self.entry else { return };
-        let mut info = entry.info();
-        info.status = status;
-        match status {
-            CallStatus::Answered => info.tm_answer = Some(crate::clock::timestamp()),
-            CallStatus::Ended => {
-                info.end_cause = cause.map(CallEndCause::as_str);
-                info.tm_end = Some(crate::clock::timestamp());
-            }
-            CallStatus::Ringing => {}
-        }
-        info.persist(&self.shared.storage);
-        info.publish(&self.shared.events);
-    }
-
-    /// The call is over: its record, the capacity slot, metrics; media freed.
-    fn ended(&mut self, cause: CallEndCause, answered: bool) {
-        if std::mem::take(&mut self.live) {
-            self.shared.registry.call_ended(self.id());
-        }
-        self.record(CallStatus::Ended, Some(cause));
-        let incoming = self.leg.is_incoming();
-        let outcome = match cause {
-            _ if answered => "answered",
-            CallEndCause::Cancelled => "cancelled",
-            CallEndCause::Local if incoming => "rejected",
-            CallEndCause::Rejected(_) => "rejected",
-            CallEndCause::NoAnswer | CallEndCause::Local => "cancelled",
-            _ => "failed",
-        };
-        crate::metrics::call_finished(if incoming { "in" } else { "out" }, outcome);
-        self.rtp = None;
-        // Dropping the handle ends the media session (it closes any recording).
-        self.media = None;
-    }
-
-    /// Hands the RTP port to a media session on this arbiter (once).
-    fn start_media(
-        &mut self,
-        negotiated: Option<crate::media::Negotiated>,
-        ctx: &mut Context<Self>,
-    ) {
-        let Some(lease) = self.rtp.take() else { return };
-        let (codec, dtmf_payload_type, remote) = match negotiated {
-            Some(n) => (
-                crate::media::g711::Codec::from_payload_type(n.payload_type)
-                    .unwrap_or(crate::media::g711::Codec::Pcmu),
-                n.dtmf_payload_type,
-                n.remote_rtp,
-            ),
-            // We made the offer: PCMU first and telephone-event 101; the ACK's answer or the
-            // caller's first packet tells where to send.
-            None => (crate::media::g711::Codec::Pcmu, Some(101), None),
-        };
-        let config = crate::media::MediaConfig {
-            call_id: self.id().to_string(),
-            codec,
-            dtmf_payload_type,
-            remote,
-            library: self.shared.library.clone(),
-            recordings: self.shared.recordings.clone(),
-            events: ctx.address().recipient(),
-        };
-        self.media = crate::media::rtp_session::spawn(lease, config);
     }
 
     /// Re-arms the single wake-up at the machine's earliest deadline, or stops the actor when
@@ -282,7 +161,7 @@ impl CallSession {
     }
 
     /// The next hop of a leg we place is known (or not).
-    pub(super) fn resolved(&mut self, peer: Option<Peer>, ctx: &mut Context<Self>) {
+    pub(in crate::call) fn resolved(&mut self, peer: Option<Peer>, ctx: &mut Context<Self>) {
         match peer {
             Some(peer) => {
                 if let Some(entry) = &self.entry {
@@ -376,38 +255,6 @@ impl CallSession {
                 self.leg.reject(503, CallEndCause::Failed, &env, now);
             }
         }
-    }
-
-    /// Cleanup for an actor that died without ending (see the module doc). Never panics.
-    fn died(&mut self) {
-        let id = self.id();
-        tracing::error!(call_id = %id, "call session died; ending its call");
-        let env = self.shared.env();
-        let now = Instant::now();
-        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            // Tell the peer the call is over where the machine still can.
-            self.leg
-                .hangup(super::events::HangupCause::Normal, &env, now);
-            self.leg.end(CallEndCause::Failed);
-            for output in self.leg.take_outputs() {
-                match output {
-                    Output::Send {
-                        to,
-                        bytes,
-                        fallback,
-                    } => self.send(to, fallback, &bytes),
-                    Output::Event(e) => self.emit(e),
-                    Output::Ended { cause, answered } => self.ended(cause, answered),
-                    _ => {}
-                }
-            }
-        }));
-        if std::mem::take(&mut self.live) {
-            self.shared.registry.call_ended(id);
-        }
-        self.shared
-            .registry
-            .remove(&self.leg.sip_call_id, &self.leg.local_tag);
     }
 }
 

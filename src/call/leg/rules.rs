@@ -1,0 +1,83 @@
+//! The small rules of RFC 3261 a leg applies to a request before its dialog sees it: which
+//! methods and option tags we support (§8.2.1, §8.2.2.3), DTMF in INFO bodies (RFC 6086), tags.
+
+use rsip::prelude::*;
+
+/// Option tags we support (RFC 3261 §8.2.2.3): none yet, so any `Require` gets 420.
+pub(crate) const SUPPORTED: &[&str] = &[];
+
+/// INFO bodies we take DTMF from (RFC 6086 legacy INFO usage).
+pub(super) const INFO_ACCEPT: &str = "application/dtmf-relay, application/dtmf";
+
+/// Methods we know but do not support (405 rather than 501), in or out of a dialog.
+/// Exhaustive, so a method rsip learns must be placed here.
+pub(crate) fn is_unsupported(method: &rsip::Method) -> bool {
+    use rsip::Method as M;
+    match method {
+        M::Register
+        | M::Subscribe
+        | M::Notify
+        | M::Publish
+        | M::Message
+        | M::Refer
+        | M::Update
+        | M::PRack => true,
+        M::Ack | M::Bye | M::Cancel | M::Info | M::Invite | M::Options => false,
+    }
+}
+
+/// The option tags of `Require` we do not support (§8.2.2.3), comma-joined; `None` if all
+/// are supported.
+pub(crate) fn unsupported_requirements(headers: &rsip::Headers) -> Option<String> {
+    let missing: Vec<String> = headers
+        .iter()
+        .filter_map(|h| match h {
+            rsip::Header::Require(r) => Some(r.value().to_string()),
+            rsip::Header::Other(name, value) if name.eq_ignore_ascii_case("require") => {
+                Some(value.clone())
+            }
+            _ => None,
+        })
+        .flat_map(|v| {
+            v.split(',')
+                .map(|t| t.trim().to_string())
+                .collect::<Vec<_>>()
+        })
+        .filter(|t| !t.is_empty() && !SUPPORTED.iter().any(|s| s.eq_ignore_ascii_case(t)))
+        .collect();
+    (!missing.is_empty()).then(|| missing.join(", "))
+}
+
+pub(super) enum InfoBody {
+    Empty,
+    Digit(char),
+    Invalid,
+    Unsupported,
+}
+
+/// Reads a DTMF digit from an INFO request's body.
+pub(super) fn info_dtmf(req: &rsip::Request) -> InfoBody {
+    if req.body.is_empty() {
+        return InfoBody::Empty;
+    }
+    let content_type = req
+        .headers
+        .iter()
+        .find_map(|h| match h {
+            rsip::Header::ContentType(c) => Some(c.value().to_string()),
+            _ => None,
+        })
+        .unwrap_or_default();
+    match crate::media::dtmf::info_digit(&content_type, &req.body) {
+        Ok(d) => InfoBody::Digit(d),
+        Err(crate::media::dtmf::InfoDtmfError::UnsupportedContentType(_)) => InfoBody::Unsupported,
+        Err(_) => InfoBody::Invalid,
+    }
+}
+
+pub(super) fn to_tag(req: &rsip::Request) -> Option<String> {
+    req.to_header()
+        .ok()
+        .and_then(|t| t.tag().ok().flatten())
+        .map(|t| t.value().to_string())
+}

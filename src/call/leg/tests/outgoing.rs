@@ -1,0 +1,134 @@
+//! The outgoing role on paused time: Timer B and the ring timeout, CANCEL crossing 2xx, the
+//! ACK along the reversed route set, re-INVITE through an INVITE transaction.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::*;
+use crate::call::outbound::{NextHop, Route};
+
+fn outgoing() -> Leg {
+    let route = Route {
+        request_uri: "sip:bob@10.0.0.7:5080".into(),
+        user: "bob".into(),
+        next_hop: NextHop::Addr("10.0.0.7:5080".parse().unwrap()),
+    };
+    let mut leg = Leg::outgoing(
+        CallId::new(),
+        "out@test".into(),
+        "ours".into(),
+        Placement {
+            route,
+            local_uri: "<sip:alice@10.0.0.9>".into(),
+            max_forwards: 69,
+            ring_timeout: Duration::from_secs(60),
+        },
+        Instant::now(),
+    );
+    leg.local_media = Some(LocalMedia {
+        port: 20002,
+        session_id: 2,
+        offer: true,
+    });
+    leg.resolved(udp("10.0.0.7:5080"), &env(), Instant::now());
+    leg
+}
+
+fn callee_response(leg_out: &[Output], code: u16, with_sdp: bool) -> rsip::Response {
+    let invite = &sent(leg_out)
+        .into_iter()
+        .find(|(_, m)| m.starts_with("INVITE "))
+        .unwrap()
+        .1;
+    let via = invite
+        .lines()
+        .find(|l| l.starts_with("Via: "))
+        .unwrap()
+        .trim_start_matches("Via: ");
+    let body = if with_sdp { SDP } else { "" };
+    response(&format!(
+        "SIP/2.0 {code} {}\r\nVia: {via}\r\nRecord-Route: <sip:10.0.0.6;lr>\r\n\
+         From: <sip:alice@10.0.0.9>;tag=ours\r\nTo: <sip:bob@10.0.0.7:5080>;tag=callee\r\n\
+         Call-ID: out@test\r\nCSeq: 1 INVITE\r\nContact: <sip:bob@10.0.0.7:5080>\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        crate::sip::message::reason_phrase(code),
+        body.len()
+    ))
+}
+
+/// §17.1.1.2: Timer B stops at the first provisional: a callee that rings 45 s and then
+/// answers is answered (ACKed, along the reversed route set to the remote target).
+#[tokio::test(start_paused = true)]
+async fn outgoing_rings_past_timer_b_then_answers() {
+    let mut leg = outgoing();
+    let out = leg.take_outputs();
+    assert!(sent(&out)[0].1.contains("Max-Forwards: 69"));
+    leg.on_response(&callee_response(&out, 180, false), &env(), Instant::now());
+    assert!(run_for(&mut leg, Duration::from_secs(45))
+        .await
+        .iter()
+        .all(|o| !matches!(o, Output::Ended { .. })));
+    leg.on_response(&callee_response(&out, 200, true), &env(), Instant::now());
+    let after = leg.take_outputs();
+    assert!(after.iter().any(|o| matches!(o, Output::Answered)));
+    let (to, ack) = sent(&after)
+        .into_iter()
+        .find(|(_, m)| m.starts_with("ACK "))
+        .unwrap();
+    assert!(
+        ack.starts_with("ACK sip:bob@10.0.0.7:5080 SIP/2.0"),
+        "{ack}"
+    );
+    assert!(ack.contains("Route: <sip:10.0.0.6;lr>"));
+    assert_eq!(to, "10.0.0.6:5060");
+    assert_eq!(leg.phase, Phase::Confirmed);
+}
+
+/// The ring timeout (not Timer B) ends ringing, with CANCEL; a 2xx crossing the CANCEL is
+/// ACKed and then ended with BYE.
+#[tokio::test(start_paused = true)]
+async fn ring_timeout_cancels_and_a_crossing_2xx_gets_ack_and_bye() {
+    let mut leg = outgoing();
+    let out = leg.take_outputs();
+    leg.on_response(&callee_response(&out, 180, false), &env(), Instant::now());
+    let timeout = run_for(&mut leg, Duration::from_secs(61)).await;
+    assert_eq!(ended_with(&timeout), Some(CallEndCause::NoAnswer));
+    assert!(first_lines(&timeout)
+        .iter()
+        .any(|l| l.starts_with("CANCEL ")));
+    leg.on_response(&callee_response(&out, 200, true), &env(), Instant::now());
+    let lines = first_lines(&leg.take_outputs());
+    assert!(
+        lines[0].starts_with("ACK ") && lines[1].starts_with("BYE "),
+        "{lines:?}"
+    );
+}
+
+/// The outgoing role answers a re-INVITE through a server INVITE transaction (its 2xx is
+/// retransmitted until the ACK), as the incoming role does.
+#[tokio::test(start_paused = true)]
+async fn outgoing_reinvite_uses_an_invite_transaction() {
+    let mut leg = outgoing();
+    let out = leg.take_outputs();
+    leg.on_response(&callee_response(&out, 200, true), &env(), Instant::now());
+    leg.take_outputs();
+    let reinvite = request(&format!(
+        "INVITE sip:alice@10.0.0.9 SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.7:5080;branch=z9hG4bKre\r\n\
+         From: <sip:bob@10.0.0.7:5080>;tag=callee\r\nTo: <sip:alice@10.0.0.9>;tag=ours\r\n\
+         Call-ID: out@test\r\nCSeq: 2 INVITE\r\nContact: <sip:bob@10.0.0.7:5080>\r\n\
+         Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{SDP}",
+        SDP.len()
+    ));
+    leg.on_request(
+        reinvite,
+        udp("10.0.0.7:5080"),
+        false,
+        &env(),
+        Instant::now(),
+    );
+    let first = leg.take_outputs();
+    assert_eq!(first_lines(&first), ["SIP/2.0 200 OK"]);
+    let again = run_for(&mut leg, Duration::from_millis(600)).await;
+    assert_eq!(first_lines(&again), ["SIP/2.0 200 OK"]);
+}

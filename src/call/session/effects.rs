@@ -1,0 +1,169 @@
+//! What the session does with its leg's outputs: sends (with the TCP fallback), events for
+//! the activeflow, the call's record and metrics, the RTP session; and the cleanup of a
+//! session that died.
+
+use actix::prelude::*;
+use tokio::time::Instant;
+
+use super::CallSession;
+use crate::call::events::{CallEndCause, CallEvent};
+use crate::call::info::CallStatus;
+use crate::call::leg::Output;
+use crate::media::{DigitSource, MediaCommand};
+use crate::sip::transport::{Peer, TransportKind};
+
+impl CallSession {
+    pub(super) fn execute(&mut self, output: Output, ctx: &mut Context<Self>) {
+        match output {
+            Output::Send {
+                to,
+                bytes,
+                fallback,
+            } => self.send(to, fallback, &bytes),
+            Output::Event(event) => {
+                // A SIP INFO digit may stop a prompt or a recording, as an RFC 4733 one does.
+                if let (
+                    CallEvent::Digit {
+                        digit,
+                        source: DigitSource::SipInfo,
+                        ..
+                    },
+                    Some(media),
+                ) = (&event, &self.media)
+                {
+                    media.send(MediaCommand::Digit(*digit));
+                }
+                self.emit(event)
+            }
+            Output::Answered => self.record(CallStatus::Answered, None),
+            Output::Ended { cause, answered } => self.ended(cause, answered),
+            Output::StartMedia(negotiated) => self.start_media(negotiated, ctx),
+            Output::MediaRemote(addr) => {
+                if let Some(media) = &self.media {
+                    media.send(MediaCommand::Remote(addr));
+                }
+            }
+        }
+    }
+
+    /// Sends to `to`; when `to` is a TCP connection that is gone, to `fallback` (a new one).
+    pub(super) fn send(&self, to: Peer, fallback: Option<Peer>, bytes: &bytes::Bytes) {
+        let sender = &self.shared.sender;
+        let gone = |p: &Peer| {
+            p.transport == TransportKind::Tcp && !sender.tcp_connections().contains_key(&p.addr)
+        };
+        let to = match fallback {
+            Some(f) if gone(&to) => f,
+            _ => to,
+        };
+        if let Err(e) = sender.send(&to, bytes) {
+            tracing::debug!(call_id = %self.id(), error = %e, "send failed");
+        }
+    }
+
+    pub(super) fn emit(&mut self, event: CallEvent) {
+        match &self.events {
+            Some(r) => r.do_send(event),
+            None => self.pending_events.push(event),
+        }
+    }
+
+    /// The call's record: stored and published at each phase change.
+    pub(super) fn record(&mut self, status: CallStatus, cause: Option<CallEndCause>) {
+        let Some(entry) = &self.entry else { return };
+        let mut info = entry.info();
+        info.status = status;
+        match status {
+            CallStatus::Answered => info.tm_answer = Some(crate::clock::timestamp()),
+            CallStatus::Ended => {
+                info.end_cause = cause.map(CallEndCause::as_str);
+                info.tm_end = Some(crate::clock::timestamp());
+            }
+            CallStatus::Ringing => {}
+        }
+        info.persist(&self.shared.storage);
+        info.publish(&self.shared.events);
+    }
+
+    /// The call is over: its record, the capacity slot, metrics; media freed.
+    fn ended(&mut self, cause: CallEndCause, answered: bool) {
+        if std::mem::take(&mut self.live) {
+            self.shared.registry.call_ended(self.id());
+        }
+        self.record(CallStatus::Ended, Some(cause));
+        let incoming = self.leg.is_incoming();
+        let outcome = match cause {
+            _ if answered => "answered",
+            CallEndCause::Cancelled => "cancelled",
+            CallEndCause::Local if incoming => "rejected",
+            CallEndCause::Rejected(_) => "rejected",
+            CallEndCause::NoAnswer | CallEndCause::Local => "cancelled",
+            _ => "failed",
+        };
+        crate::metrics::call_finished(if incoming { "in" } else { "out" }, outcome);
+        self.rtp = None;
+        // Dropping the handle ends the media session (it closes any recording).
+        self.media = None;
+    }
+
+    /// Hands the RTP port to a media session on this arbiter (once).
+    fn start_media(
+        &mut self,
+        negotiated: Option<crate::media::Negotiated>,
+        ctx: &mut Context<Self>,
+    ) {
+        let Some(lease) = self.rtp.take() else { return };
+        let (codec, dtmf_payload_type, remote) = match negotiated {
+            Some(n) => (
+                crate::media::g711::Codec::from_payload_type(n.payload_type)
+                    .unwrap_or(crate::media::g711::Codec::Pcmu),
+                n.dtmf_payload_type,
+                n.remote_rtp,
+            ),
+            // We made the offer: PCMU first and telephone-event 101; the ACK's answer or the
+            // caller's first packet tells where to send.
+            None => (crate::media::g711::Codec::Pcmu, Some(101), None),
+        };
+        let config = crate::media::MediaConfig {
+            call_id: self.id().to_string(),
+            codec,
+            dtmf_payload_type,
+            remote,
+            library: self.shared.library.clone(),
+            recordings: self.shared.recordings.clone(),
+            events: ctx.address().recipient(),
+        };
+        self.media = crate::media::rtp_session::spawn(lease, config);
+    }
+
+    /// Cleanup for an actor that died without ending (see the module doc). Never panics.
+    pub(super) fn died(&mut self) {
+        let id = self.id();
+        tracing::error!(call_id = %id, "call session died; ending its call");
+        let env = self.shared.env();
+        let now = Instant::now();
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            // Tell the peer the call is over where the machine still can.
+            self.leg.hangup(crate::call::HangupCause::Normal, &env, now);
+            self.leg.end(CallEndCause::Failed);
+            for output in self.leg.take_outputs() {
+                match output {
+                    Output::Send {
+                        to,
+                        bytes,
+                        fallback,
+                    } => self.send(to, fallback, &bytes),
+                    Output::Event(e) => self.emit(e),
+                    Output::Ended { cause, answered } => self.ended(cause, answered),
+                    _ => {}
+                }
+            }
+        }));
+        if std::mem::take(&mut self.live) {
+            self.shared.registry.call_ended(id);
+        }
+        self.shared
+            .registry
+            .remove(&self.leg.sip_call_id, &self.leg.local_tag);
+    }
+}
