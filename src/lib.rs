@@ -19,10 +19,12 @@
 //! - [`media`]: SDP offer/answer, the RTP port pool, one RTP session task per answered call
 //!   (prompts, speech, DTMF, echo, recording, the `connect` relay between two legs), the audio
 //!   library and recordings. Knows nothing of SIP dialogs or flows.
-//! - [`call`]: the call-session actor (one per SIP dialog we answer), the outbound call actor (one
-//!   per leg we place, `call::outbound`, with the dialer that routes through trunks and the SIP
-//!   MESSAGE sender), the dispatcher that feeds both, the call registry and the overload guard;
-//!   turns SIP into `CallEvent`s sent to a `Recipient`, never importing `engine`.
+//! - [`call`]: one sans-IO leg machine (`call::leg`) for both roles, the call we answer and the
+//!   leg we place, and its thin actor shell, the call session (one per SIP dialog); the dialer
+//!   that routes legs through trunks and the SIP MESSAGE sender (`call::outbound`); the
+//!   dispatcher that matches every message to its dialog by Call-ID and tags and holds requests
+//!   to the trunk ACL; the call registry and the overload guard. Turns SIP into `CallEvent`s
+//!   sent to a `Recipient`, never importing `engine`.
 //! - [`http`]: flows' outgoing HTTP with timeouts, size limits and the `[http]` destination
 //!   policy enforced on every resolved address and redirect.
 //! - [`flow`]: flow/action model, validation, variables, flow store. Imports none of the others.

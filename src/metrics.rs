@@ -36,6 +36,7 @@ pub const STORAGE_WRITE_ERRORS_TOTAL: &str = "storage_write_errors_total";
 pub const STORAGE_BATCH_SECONDS: &str = "storage_batch_seconds";
 pub const WEBHOOK_DELIVERIES_TOTAL: &str = "webhook_deliveries_total";
 pub const EVENTS_WINDOW_EXCEEDED_TOTAL: &str = "events_window_exceeded_total";
+pub const ACTOR_PANICS_TOTAL: &str = "actor_panics_total";
 
 /// Label values known at start-up, exported at zero so no series is ever missing.
 pub const REFERENCE_TYPES: &[&str] = &["call", "api"];
@@ -68,6 +69,8 @@ pub const TRANSPORTS: &[&str] = &["udp", "tcp"];
 pub const DIRECTIONS: &[&str] = &["in", "out"];
 pub const CALL_OUTCOMES: &[&str] = &["answered", "rejected", "cancelled", "failed"];
 pub const DTMF_SOURCES: &[&str] = &["rfc4733", "sip_info"];
+/// Actors whose panics are contained (`actor_panics_total`).
+pub const ACTORS: &[&str] = &["call_session", "activeflow"];
 /// `storage::WriteKind` labels.
 pub const STORAGE_WRITE_KINDS: &[&str] = &["running", "ended", "call", "flow", "other"];
 /// [`WebhookOutcome`] labels, same order.
@@ -208,6 +211,10 @@ fn describe_all() {
         EVENTS_WINDOW_EXCEEDED_TOTAL,
         "SSE readers that lost events: too slow for, or resuming before, the event window"
     );
+    describe_counter!(
+        ACTOR_PANICS_TOTAL,
+        "Panics contained in an actor (its call or activeflow ended, nothing else harmed)"
+    );
 }
 
 fn register_zeroes() {
@@ -258,6 +265,9 @@ fn register_zeroes() {
         counter!(WEBHOOK_DELIVERIES_TOTAL, "outcome" => *o).absolute(0);
     }
     counter!(EVENTS_WINDOW_EXCEEDED_TOTAL).absolute(0);
+    for a in ACTORS {
+        counter!(ACTOR_PANICS_TOTAL, "actor" => *a).absolute(0);
+    }
 }
 
 /// The method label: known methods by name, everything else `OTHER` (bounded cardinality).
@@ -504,6 +514,11 @@ pub fn webhook_delivery(outcome: WebhookOutcome) {
 /// An SSE reader was told it lost events (`window_exceeded`).
 pub fn events_window_exceeded() {
     counter!(EVENTS_WINDOW_EXCEEDED_TOTAL).increment(1);
+}
+
+/// A panic was contained in an actor of kind `actor` (one of [`ACTORS`]).
+pub fn actor_panic(actor: &'static str) {
+    counter!(ACTOR_PANICS_TOTAL, "actor" => actor).increment(1);
 }
 
 #[cfg(test)]

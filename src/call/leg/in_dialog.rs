@@ -306,10 +306,21 @@ impl Leg {
     /// Hangs up from the flow's side (or the operator's): per role and phase.
     pub(crate) fn hangup(&mut self, cause: HangupCause, env: &Env, now: Instant) {
         if self.is_incoming() {
-            self.incoming_hangup(cause, env, now);
+            self.incoming_hangup(cause, CallEndCause::Local, env, now);
         } else {
             self.outgoing_hangup(CallEndCause::Local, env, now);
         }
+    }
+
+    /// Ends the call because its session is going away (a contained panic): the peer still
+    /// gets BYE, CANCEL or a final response (603); the end cause is `failed`.
+    pub(crate) fn abort(&mut self, env: &Env, now: Instant) {
+        if self.is_incoming() {
+            self.incoming_hangup(HangupCause::Normal, CallEndCause::Failed, env, now);
+        } else {
+            self.outgoing_hangup(CallEndCause::Failed, env, now);
+        }
+        self.end(CallEndCause::Failed);
     }
 
     /// Where our in-dialog requests go: the first loose route or the remote target (§12.2.1.1);

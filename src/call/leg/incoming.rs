@@ -232,20 +232,25 @@ impl Leg {
         }
     }
 
-    pub(super) fn incoming_hangup(&mut self, cause: HangupCause, env: &Env, now: Instant) {
+    pub(super) fn incoming_hangup(
+        &mut self,
+        cause: HangupCause,
+        end: CallEndCause,
+        env: &Env,
+        now: Instant,
+    ) {
         match self.phase {
-            Phase::Early => {
-                self.reject(cause.status_before_answer(), CallEndCause::Local, env, now)
-            }
-            // RFC 3261 §15: no BYE before the ACK for our 2xx (or its timeout).
-            Phase::Answered => {
+            Phase::Early => self.reject(cause.status_before_answer(), end, env, now),
+            // RFC 3261 §15: no BYE before the ACK for our 2xx (or its timeout), unless the
+            // session is going away (then BYE now is all it can still do).
+            Phase::Answered if end != CallEndCause::Failed => {
                 if let Some(role) = self.role_in() {
                     role.bye_after_ack = true;
                 }
             }
-            Phase::Confirmed => {
+            Phase::Answered | Phase::Confirmed => {
                 self.send_bye(env, now);
-                self.end(CallEndCause::Local);
+                self.end(end);
             }
             Phase::Ended => {}
         }

@@ -136,6 +136,24 @@ impl CallSession {
         self.media = crate::media::rtp_session::spawn(lease, config);
     }
 
+    /// Runs a handler's body; a panic in it is contained: the call is ended as if the session
+    /// died (BYE or a final response, the record, the slot, the route) and the actor stops.
+    /// actix drops neither the actor nor its mailbox on a handler panic, so nothing else would.
+    pub(super) fn guarded(
+        &mut self,
+        ctx: &mut Context<Self>,
+        body: impl FnOnce(&mut Self, &mut Context<Self>),
+    ) {
+        let outcome =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(&mut *self, &mut *ctx)));
+        if outcome.is_err() {
+            crate::metrics::actor_panic("call_session");
+            self.died();
+            self.deregistered = true;
+            ctx.stop();
+        }
+    }
+
     /// Cleanup for an actor that died without ending (see the module doc). Never panics.
     pub(super) fn died(&mut self) {
         let id = self.id();
@@ -144,8 +162,7 @@ impl CallSession {
         let now = Instant::now();
         let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             // Tell the peer the call is over where the machine still can.
-            self.leg.hangup(crate::call::HangupCause::Normal, &env, now);
-            self.leg.end(CallEndCause::Failed);
+            self.leg.abort(&env, now);
             for output in self.leg.take_outputs() {
                 match output {
                     Output::Send {

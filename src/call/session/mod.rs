@@ -12,6 +12,8 @@ use actix::prelude::*;
 use tokio::time::Instant;
 
 mod effects;
+#[cfg(test)]
+mod tests;
 
 use super::events::{CallCommand, CallEndCause, CallEvent, CallOffer};
 use super::info::{CallInfo, CallStatus};
@@ -114,8 +116,10 @@ impl CallSession {
             let delay = at.saturating_duration_since(Instant::now());
             let handle = ctx.run_later(delay, |act, ctx| {
                 act.timer = None;
-                act.leg.on_tick(&act.shared.env(), Instant::now());
-                act.drive(ctx);
+                act.guarded(ctx, |act, ctx| {
+                    act.leg.on_tick(&act.shared.env(), Instant::now());
+                    act.drive(ctx);
+                });
             });
             self.timer = Some((handle, at));
         }
@@ -301,8 +305,10 @@ impl Handler<CallCommand> for CallSession {
     type Result = ();
 
     fn handle(&mut self, cmd: CallCommand, ctx: &mut Self::Context) {
-        self.on_command(cmd, ctx);
-        self.drive(ctx);
+        self.guarded(ctx, |act, ctx| {
+            act.on_command(cmd, ctx);
+            act.drive(ctx);
+        });
     }
 }
 
@@ -321,6 +327,12 @@ impl Handler<SipIn> for CallSession {
     type Result = ();
 
     fn handle(&mut self, msg: SipIn, ctx: &mut Self::Context) {
+        self.guarded(ctx, |act, ctx| act.on_sip(msg, ctx));
+    }
+}
+
+impl CallSession {
+    fn on_sip(&mut self, msg: SipIn, ctx: &mut Context<Self>) {
         let SipIn { inbound, acl_ok } = msg;
         // In-dialog requests (ACK, BYE) waiting in the mailbox are the first victims of overload:
         // their lag trips the guard before callers start retransmitting.
@@ -336,5 +348,20 @@ impl Handler<SipIn> for CallSession {
             rsip::SipMessage::Response(resp) => self.leg.on_response(&resp, &env, now),
         }
         self.drive(ctx);
+    }
+}
+
+/// Makes the session's handler panic (the supervision test's fault).
+#[cfg(test)]
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(super) struct Crash;
+
+#[cfg(test)]
+impl Handler<Crash> for CallSession {
+    type Result = ();
+
+    fn handle(&mut self, _: Crash, ctx: &mut Self::Context) {
+        self.guarded(ctx, |_, _| panic!("injected fault"));
     }
 }
