@@ -10,7 +10,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
-use activeflow::engine::Status;
+use activeflow::engine::{ActiveflowRecord, Status};
 use common::{flow, free_port, header, http, start, start_with};
 use serde_json::json;
 
@@ -557,4 +557,73 @@ fn require_max_forwards_and_in_dialog_options() {
     assert!(caller.recv_until("SIP/2.0").0.starts_with("SIP/2.0 481"));
     assert!(!caller.gets("SIP/2.0", Duration::from_millis(200)));
     assert!(e.activeflows().is_empty());
+}
+
+/// A leg bridged for a call carries its Max-Forwards less one (RFC 3261 §16.6 step 3, as a
+/// B2BUA does), so a flow that connects back to the engine itself dies out after the hops the
+/// caller allowed instead of looping for ever.
+#[test]
+fn max_forwards_is_decremented_onto_legs_and_ends_a_routing_loop() {
+    let callee = Sock::on("127.0.0.1");
+    let port = free_port();
+    let to_callee = flow(
+        "to-callee",
+        json!([{"type": "connect", "option": {
+            "destinations": [{"type": "sip", "target": format!("sip:bob@{}", callee.addr())}],
+            "ring_timeout": 2000}}]),
+    );
+    let looping = flow(
+        "loop",
+        json!([{"type": "connect", "option": {
+            "destinations": [{"type": "sip", "target": format!("sip:300@127.0.0.1:{port}")}],
+            "ring_timeout": 10000}}]),
+    );
+    let listen = format!("127.0.0.1:{port}");
+    let e = start(
+        &[to_callee, looping],
+        &[("200", "to-callee"), ("300", "loop")],
+        &[("ACTIVEFLOW_SIP_LISTEN", &listen)],
+    );
+    let caller = Sock::on("127.0.0.1");
+    let invite = |number: &str, call_id: &str, hops: u32| {
+        req(
+            "INVITE",
+            &format!("sip:{number}@{}", e.sip),
+            caller.addr(),
+            call_id,
+            None,
+            1,
+            "",
+            SDP,
+        )
+        .replace("Max-Forwards: 70", &format!("Max-Forwards: {hops}"))
+    };
+    caller.send(e.sip, &invite("200", "mf-2@t", 5));
+    let (leg_invite, _) = callee.recv_until("INVITE ");
+    assert_eq!(
+        header(&leg_invite, "Max-Forwards"),
+        Some("4"),
+        "{leg_invite}"
+    );
+
+    caller.send(e.sip, &invite("300", "mf-loop@t", 3));
+    // caller → loop (3) → leg (2) → loop (2) → leg (1) → loop (1) → no leg (0): three hops.
+    let hop = |a: &ActiveflowRecord| {
+        a.executed_actions
+            .iter()
+            .any(|x| x.action.kind == "connect" && x.action.option.to_string().contains("300@"))
+    };
+    e.wait_for(
+        "three hops, every one ended",
+        Duration::from_secs(20),
+        |all| {
+            let hops: Vec<_> = all.iter().filter(|a| hop(a)).collect();
+            hops.len() >= 3 && hops.iter().all(|a| a.status == Status::Ended)
+        },
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let hops = e.activeflows().iter().filter(|a| hop(a)).count();
+    assert_eq!(hops, 3, "one activeflow per hop the caller allowed");
+    let (last, _) = caller.recv_until("SIP/2.0 6");
+    assert_eq!(header(&last, "Call-ID"), Some("mf-loop@t"));
 }

@@ -23,6 +23,10 @@ pub const ENDED_CALLS_RETAINED: usize = 10_000;
 pub struct CallEntry {
     info: Mutex<CallInfo>,
     pub commands: Recipient<CallCommand>,
+    /// Max-Forwards of the call's INVITE (70 for legs we place): a leg bridged for this call
+    /// carries one less (RFC 3261 §16.6 step 3, as a B2BUA), so a call looping through the
+    /// engine dies out instead of multiplying.
+    pub max_forwards: u8,
 }
 
 impl CallEntry {
@@ -195,12 +199,14 @@ impl CallRegistry {
         &self,
         info: CallInfo,
         commands: Recipient<CallCommand>,
+        max_forwards: u8,
     ) -> Arc<CallEntry> {
         self.active.fetch_add(1, Ordering::Relaxed);
         crate::metrics::calls_active(1.0);
         let entry = Arc::new(CallEntry {
             info: Mutex::new(info),
             commands,
+            max_forwards,
         });
         let id = entry.info().id;
         self.calls.insert(id, entry.clone());

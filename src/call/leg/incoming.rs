@@ -37,6 +37,8 @@ pub(crate) struct Incoming {
     repeat_at: Option<Instant>,
     /// A hangup came before the ACK for our 2xx: BYE once it arrives (§15).
     bye_after_ack: bool,
+    /// The INVITE's Max-Forwards (70 when it had none).
+    pub(crate) max_forwards: u8,
 }
 
 impl Incoming {
@@ -78,7 +80,16 @@ impl Leg {
             .call_id_header()
             .map(|h| h.value().to_string())
             .unwrap_or_default();
+        let max_forwards = invite
+            .headers
+            .iter()
+            .find_map(|h| match h {
+                rsip::Header::MaxForwards(m) => m.value().trim().parse::<u32>().ok(),
+                _ => None,
+            })
+            .map_or(70, |m| m.min(255) as u8);
         let role = Incoming {
+            max_forwards,
             invite: Some(Box::new(invite)),
             invite_key,
             invite_tx: ServerInviteTransaction::new(

@@ -344,6 +344,11 @@ impl Leg {
             .collect()
     }
 
+    /// The Max-Forwards a leg bridged for this call starts from (RFC 3261 §16.6 step 3).
+    pub(crate) fn max_forwards(&self) -> u8 {
+        self.incoming().map_or(70, |i| i.max_forwards)
+    }
+
     pub(crate) fn incoming(&self) -> Option<&Incoming> {
         match &self.role {
             Role::Incoming(i) => Some(i),

@@ -35,6 +35,8 @@ pub struct DialRequest {
     pub ring_timeout: Duration,
     /// Where the leg's events go.
     pub events: Recipient<CallEvent>,
+    /// The call this leg is placed for: its Max-Forwards less one goes on our INVITE.
+    pub parent: Option<CallId>,
 }
 
 /// A placed leg: its id and where its commands go.
@@ -59,6 +61,9 @@ pub enum DialError {
     NotReady,
     #[error("at capacity: no RTP port or call slot free")]
     AtCapacity,
+    /// The call's Max-Forwards is spent: it has looped through SIP hops (this engine, say).
+    #[error("too many hops: the call's Max-Forwards is spent (a routing loop?)")]
+    TooManyHops,
 }
 
 /// Places legs and sends messages; shared by every activeflow. Made before the SIP layer it
@@ -96,6 +101,13 @@ impl Dialer {
         if shared.registry.active() >= self.max_active_calls {
             return Err(DialError::AtCapacity);
         }
+        let max_forwards = request
+            .parent
+            .and_then(|id| shared.registry.call(&id))
+            .map_or(70, |c| c.max_forwards.min(71).saturating_sub(1));
+        if max_forwards == 0 {
+            return Err(DialError::TooManyHops);
+        }
         let rtp = shared
             .rtp_ports
             .lease()
@@ -112,7 +124,7 @@ impl Dialer {
             Placement {
                 route,
                 local_uri: caller_uri(&request.source, shared.public_ip),
-                max_forwards: 70,
+                max_forwards,
                 ring_timeout: request.ring_timeout,
             },
             now,

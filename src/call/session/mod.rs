@@ -156,11 +156,11 @@ impl CallSession {
         };
         info.persist(&self.shared.storage);
         info.publish(&self.shared.events);
-        self.entry = Some(
-            self.shared
-                .registry
-                .call_started(info, ctx.address().recipient()),
-        );
+        self.entry = Some(self.shared.registry.call_started(
+            info,
+            ctx.address().recipient(),
+            self.leg.max_forwards(),
+        ));
         self.live = true;
     }
 

@@ -78,6 +78,7 @@ impl Activeflow {
                 source: source.clone(),
                 ring_timeout: Duration::from_millis(spec.ring_timeout_ms),
                 events: ctx.address().recipient(),
+                parent: self.call.as_ref().map(|c| c.id),
             };
             let mut dialed = Dialed {
                 target: destination.target.clone(),
