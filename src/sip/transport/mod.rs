@@ -186,14 +186,17 @@ impl SipSender {
     }
 }
 
-/// Counts a malformed message and logs it at debug level (peers can flood; never warn per message).
+/// Counts a malformed message and logs it at debug level, rate-limited (peers can flood).
 pub(crate) fn malformed(peer: &Peer, error: &dyn fmt::Display) {
     crate::metrics::sip_malformed(peer.transport.label());
-    tracing::debug!(%peer, %error, "malformed SIP message dropped");
+    if let Some(suppressed) = log_limit::RECEIVE_LOG.allow() {
+        tracing::debug!(%peer, %error, suppressed, "malformed SIP message dropped");
+    }
 }
 
 /// Answers 400 when the message parsed far enough to address a response; drops it otherwise.
-/// Either way it is counted.
+/// Either way it is counted. The reply is stateless (top Via only, no body, a short Warning),
+/// so it is never much larger than what provoked it.
 pub(crate) fn reject_malformed(
     sender: &SipSender,
     peer: &Peer,
@@ -213,7 +216,8 @@ pub(crate) fn reject_malformed(
             return; // never answer an ACK
         }
         let reason = error.to_string();
-        let bytes = crate::sip::message::ResponseBuilder::new(req, 400, "Bad Request")
+        let bytes = crate::sip::message::ResponseBuilder::stateless(req, 400, "Bad Request")
+            .received_from(peer.addr)
             .header(
                 "Warning",
                 &format!("399 activeflow \"{}\"", reason.replace('"', "'")),
