@@ -269,3 +269,236 @@ async fn a_source_outside_the_acl_is_closed_at_accept() {
         "allowed stays open"
     );
 }
+
+// ---- the engine end to end ----
+
+/// answer, then hold for a minute (the operator stops it).
+fn engine(env: &[(&str, &str)]) -> common::TestEngine {
+    let hold = common::flow(
+        "hold",
+        serde_json::json!([
+            {"type": "answer"},
+            {"type": "sleep", "option": {"duration": 60000}},
+            {"type": "hangup"}
+        ]),
+    );
+    common::start(&[hold], &[("200", "hold")], env)
+}
+
+/// An INVITE over TCP from `local` (Via and Contact name it; the Contact says TCP).
+fn tcp_invite(engine: SocketAddr, local: SocketAddr, call_id: &str) -> String {
+    let sdp = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+               m=audio 40000 RTP/AVP 0\r\n";
+    format!(
+        "INVITE sip:200@{engine};transport=tcp SIP/2.0\r\n\
+         Via: SIP/2.0/TCP {local};branch=z9hG4bK-{call_id}\r\n\
+         From: <sip:raw@{local}>;tag=raw-{call_id}\r\nTo: <sip:200@{engine}>\r\n\
+         Call-ID: {call_id}\r\nCSeq: 1 INVITE\r\n\
+         Contact: <sip:raw@{local};transport=tcp>\r\nMax-Forwards: 70\r\n\
+         Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+        sdp.len()
+    )
+}
+
+/// The `name` header line's value in a raw message.
+fn header_of(msg: &str, name: &str) -> String {
+    common::header(msg, name)
+        .unwrap_or_else(|| panic!("no {name} in {msg}"))
+        .to_string()
+}
+
+/// A reply to `req` with its Via, From, To, Call-ID and CSeq.
+fn reply_to(req: &str, status: &str) -> String {
+    let mut out = format!("SIP/2.0 {status}\r\n");
+    for name in ["Via", "From", "To", "Call-ID", "CSeq"] {
+        out.push_str(&format!("{name}: {}\r\n", header_of(req, name)));
+    }
+    out + "Content-Length: 0\r\n\r\n"
+}
+
+/// A TCP socket bound to `addr` that shares the port with other SO_REUSEPORT sockets (so a
+/// phone can listen on the port it connects from, as SIP phones over TCP do).
+fn shared_port_socket(addr: SocketAddr) -> tokio::net::TcpSocket {
+    let s = tokio::net::TcpSocket::new_v4().unwrap();
+    s.set_reuseaddr(true).unwrap();
+    s.set_reuseport(true).unwrap();
+    s.bind(addr).unwrap();
+    s
+}
+
+/// RFC 3261 §18.2.2 / §18.1.1: the caller closes its TCP connection after the call is set up;
+/// the engine's BYE (operator stop) reaches it over a NEW connection the engine opens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_engine_sends_bye_over_a_new_connection_after_the_caller_closed_its_own() {
+    let e = engine(&[]);
+    let listen = shared_port_socket("127.0.0.1:0".parse().unwrap());
+    let local = listen.local_addr().unwrap();
+    let listener = listen.listen(16).unwrap();
+    let mut conn = shared_port_socket(local).connect(e.sip).await.unwrap();
+    conn.write_all(tcp_invite(e.sip, local, "tcp-bye-1").as_bytes())
+        .await
+        .unwrap();
+    let ok = read_until(&mut conn, "SIP/2.0 200 OK").await;
+    let ok = &ok[ok.find("SIP/2.0 200 OK").unwrap()..];
+    let ack = format!(
+        "ACK sip:200@{} SIP/2.0\r\nVia: SIP/2.0/TCP {local};branch=z9hG4bK-ack-1\r\n\
+         From: {}\r\nTo: {}\r\nCall-ID: tcp-bye-1\r\nCSeq: 1 ACK\r\nMax-Forwards: 70\r\n\
+         Content-Length: 0\r\n\r\n",
+        e.sip,
+        header_of(ok, "From"),
+        header_of(ok, "To")
+    );
+    conn.write_all(ack.as_bytes()).await.unwrap();
+    // Close our side and wait until the engine has closed the connection too.
+    conn.shutdown().await.unwrap();
+    assert!(closes_within(&mut conn, Duration::from_secs(5)).await);
+    drop(conn);
+    e.wait_for("the call answered", Duration::from_secs(10), |all| {
+        all.len() == 1 && common::executed_types(&all[0]).len() == 2
+    });
+    let id = e.activeflows()[0].id;
+    let (status, body) = common::http(e.api, "POST", &format!("/v1/activeflows/{id}/stop"), None);
+    assert_eq!(status, 200, "{body}");
+    let (mut fresh, _) = tokio::time::timeout(Duration::from_secs(5), listener.accept())
+        .await
+        .expect("the engine opened a new connection for its BYE")
+        .unwrap();
+    let bye = read_until(&mut fresh, "Content-Length").await;
+    assert!(bye.starts_with("BYE "), "{bye}");
+    assert_eq!(header_of(&bye, "Call-ID"), "tcp-bye-1");
+    fresh
+        .write_all(reply_to(&bye, "200 OK").as_bytes())
+        .await
+        .unwrap();
+}
+
+/// Issue 13: the trunk ACL is checked at accept: a TCP source outside every trunk's `allow` is
+/// closed before it can send anything (today it stays open and gets 403 per INVITE).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_engine_closes_a_tcp_source_outside_every_trunk_acl_at_accept() {
+    let hold = common::flow("hold", serde_json::json!([{"type": "answer"}]));
+    let e = common::start_with(&[hold], &[("200", "hold")], &[], |c| {
+        for t in &mut c.trunks {
+            t.allow = vec!["10.0.0.0/8".into()];
+        }
+    });
+    let mut conn = TcpStream::connect(e.sip).await.unwrap();
+    assert!(closes_within(&mut conn, Duration::from_secs(2)).await);
+}
+
+/// Issue 13: TCP connections from one source IP are capped (`sip.tcp_max_connections_per_ip`);
+/// the one over the cap is closed at once and a slot freed by a close is usable again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_connections_per_source_ip_are_capped() {
+    let e = engine(&[("ACTIVEFLOW_SIP_TCP_MAX_CONNECTIONS_PER_IP", "2")]);
+    let options = |conn: &TcpStream, n: u32| {
+        let local = conn.local_addr().unwrap();
+        format!(
+            "OPTIONS sip:200@{} SIP/2.0\r\nVia: SIP/2.0/TCP {local};branch=z9hG4bK-cap-{n}\r\n\
+             From: <sip:raw@{local}>;tag=cap-{n}\r\nTo: <sip:200@{0}>\r\nCall-ID: cap-{n}\r\n\
+             CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+            e.sip
+        )
+    };
+    let mut open = Vec::new();
+    for n in 0..2 {
+        let mut conn = TcpStream::connect(e.sip).await.unwrap();
+        conn.write_all(options(&conn, n).as_bytes()).await.unwrap();
+        read_until(&mut conn, "SIP/2.0 200 OK").await;
+        open.push(conn);
+    }
+    let mut over = TcpStream::connect(e.sip).await.unwrap();
+    assert!(
+        closes_within(&mut over, Duration::from_secs(2)).await,
+        "third refused"
+    );
+    let mut first = open.remove(0);
+    first.shutdown().await.unwrap();
+    assert!(closes_within(&mut first, Duration::from_secs(5)).await);
+    let mut again = TcpStream::connect(e.sip).await.unwrap();
+    again
+        .write_all(options(&again, 3).as_bytes())
+        .await
+        .unwrap();
+    read_until(&mut again, "SIP/2.0 200 OK").await;
+}
+
+/// RFC 3261 §25.1 wants UTF-8, but PBXes send Latin-1 display names: such an INVITE is
+/// answered like any other (today rsip refuses it and the call is dropped unanswered).
+#[test]
+fn an_invite_with_a_latin1_display_name_is_answered() {
+    let e = engine(&[]);
+    let peer = common::RawPeer::new(e.sip);
+    let invite = peer
+        .invite("200", "latin1-1@test", "z9hG4bK-latin1-1")
+        .replace("From: <sip:raw@", "From: \"Jos\u{1}\" <sip:raw@");
+    let mut bytes = invite.into_bytes();
+    let at = bytes.iter().position(|&b| b == 1).unwrap();
+    bytes[at] = 0xe9;
+    peer.socket.send_to(&bytes, e.sip).unwrap();
+    peer.recv_until("100 Trying");
+    let ok = peer.recv_until("200 OK");
+    assert!(
+        header_of(&ok, "From").contains(";tag=raw-latin1-1@test"),
+        "{ok}"
+    );
+}
+
+/// RFC 3261 §19.1.1 / RFC 5118: IPv6 references in the Request-URI, From, To and Contact;
+/// the call is answered and the 200 echoes them as sent.
+#[test]
+fn an_invite_with_ipv6_references_is_answered_and_echoed() {
+    let e = engine(&[]);
+    let peer = common::RawPeer::new(e.sip);
+    let invite = peer
+        .invite("200", "v6-1@test", "z9hG4bK-v6-1")
+        .replacen(&format!("sip:200@{}", e.sip), "sip:200@[2001:db8::10]", 2)
+        .replace("From: <sip:raw@127.0.0.1", "From: <sip:raw@[2001:db8::20]");
+    assert!(
+        invite.starts_with("INVITE sip:200@[2001:db8::10] SIP/2.0"),
+        "{invite}"
+    );
+    peer.send(&invite);
+    let ok = peer.recv_until("200 OK");
+    assert_eq!(
+        header_of(&ok, "To").split(";tag").next(),
+        Some("<sip:200@[2001:db8::10]>")
+    );
+    assert!(
+        header_of(&ok, "From").starts_with("<sip:raw@[2001:db8::20]:"),
+        "{ok}"
+    );
+}
+
+/// Issue 13 (no amplification): a malformed request with 60 Via headers gets a 400 that
+/// carries one Via and is a fraction of the request's size.
+#[test]
+fn a_request_with_60_vias_gets_a_small_stateless_400() {
+    let e = engine(&[]);
+    let peer = common::RawPeer::new(e.sip);
+    let port = peer.port();
+    let vias: String = (1..60)
+        .map(|i| {
+            format!(
+                "Via: SIP/2.0/UDP 10.0.{}.{};branch=z9hG4bK-amp-{i}\r\n",
+                i / 250,
+                i % 250
+            )
+        })
+        .collect();
+    let request = format!(
+        "OPTIONS sip:200@{} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK-amp-0\r\n\
+         {vias}From: <sip:raw@127.0.0.1:{port}>;tag=amp\r\nTo: <sip:200@{0}>\r\nCall-ID: amp-1\r\n\
+         CSeq: 1 BYE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+        e.sip
+    );
+    peer.send(&request);
+    let reply = peer.recv_until("400");
+    assert_eq!(reply.matches("Via:").count(), 1, "{reply}");
+    assert!(
+        reply.len() * 4 < request.len(),
+        "{} vs {} bytes",
+        reply.len(),
+        request.len()
+    );
+}
