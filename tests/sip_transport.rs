@@ -502,3 +502,37 @@ fn a_request_with_60_vias_gets_a_small_stateless_400() {
         request.len()
     );
 }
+
+/// Issue 13: a TCP peer that sends requests but never reads the responses is disconnected once
+/// its write queue (`sip.tcp_write_queue`) fills behind the full socket, instead of the engine
+/// buffering every response.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_engine_disconnects_a_tcp_peer_that_never_reads() {
+    let e = engine(&[("ACTIVEFLOW_SIP_TCP_WRITE_QUEUE", "16")]);
+    let mut conn = TcpStream::connect(e.sip).await.unwrap();
+    let local = conn.local_addr().unwrap();
+    let batch: String = (0..200)
+        .map(|n| {
+            format!(
+                "OPTIONS sip:200@{0} SIP/2.0\r\nVia: SIP/2.0/TCP {local};branch=z9hG4bK-nr-{n}\r\n\
+                 From: <sip:raw@{local}>;tag=nr\r\nTo: <sip:200@{0}>\r\nCall-ID: nr-{n}\r\n\
+                 CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nX-Pad: {1}\r\nContent-Length: 0\r\n\r\n",
+                e.sip,
+                "p".repeat(600)
+            )
+        })
+        .collect();
+    // 500 batches = 100,000 responses (~40 MB): far beyond any socket buffer.
+    let mut disconnected = false;
+    for _ in 0..500 {
+        match tokio::time::timeout(Duration::from_secs(5), conn.write_all(batch.as_bytes())).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) | Err(_) => {
+                disconnected = true;
+                break;
+            }
+        }
+    }
+    // Either our writes already failed, or the engine closed it and reading hits the end.
+    assert!(disconnected || closes_within(&mut conn, Duration::from_secs(20)).await);
+}
