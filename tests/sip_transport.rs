@@ -444,8 +444,8 @@ fn an_invite_with_a_latin1_display_name_is_answered() {
     );
 }
 
-/// RFC 3261 §19.1.1 / RFC 5118: IPv6 references in the Request-URI, From, To and Contact;
-/// the call is answered and the 200 echoes them as sent.
+/// RFC 3261 §19.1.1 / RFC 5118: IPv6 references in the Request-URI, Via, From, To and
+/// Contact; the call is answered and the 200 echoes them as sent.
 #[test]
 fn an_invite_with_ipv6_references_is_answered_and_echoed() {
     let e = engine(&[]);
@@ -453,7 +453,15 @@ fn an_invite_with_ipv6_references_is_answered_and_echoed() {
     let invite = peer
         .invite("200", "v6-1@test", "z9hG4bK-v6-1")
         .replacen(&format!("sip:200@{}", e.sip), "sip:200@[2001:db8::10]", 2)
-        .replace("From: <sip:raw@127.0.0.1", "From: <sip:raw@[2001:db8::20]");
+        .replace("From: <sip:raw@127.0.0.1", "From: <sip:raw@[2001:db8::20]")
+        .replace(
+            "Contact: <sip:raw@127.0.0.1",
+            "Contact: <sip:raw@[2001:db8::20]",
+        )
+        .replace(
+            "Via: SIP/2.0/UDP 127.0.0.1",
+            "Via: SIP/2.0/UDP [2001:db8::20]",
+        );
     assert!(
         invite.starts_with("INVITE sip:200@[2001:db8::10] SIP/2.0"),
         "{invite}"

@@ -34,8 +34,8 @@ pub(super) struct Serving {
 pub(super) type ServingCell = Arc<OnceLock<Serving>>;
 
 /// Accept loop; run it inside an actix arbiter or any tokio runtime (connections, accepted and
-/// our own, run on that runtime). Sources outside `allow` (the union of every trunk's ACL) are
-/// closed at once. Ends when the listener fails.
+/// our own, run on that runtime). Sources outside `allow` (the union of every trunk's ACL; empty
+/// refuses everyone, as the dispatcher does) are closed at once. Ends when the listener fails.
 pub async fn serve_tcp(
     listener: std::net::TcpListener,
     handler: Arc<dyn InboundHandler>,
