@@ -762,6 +762,12 @@ mod tests {
                 "engine.max_activeflows",
             ),
             ("ACTIVEFLOW_EVENTS_WINDOW", "0", "events.window"),
+            ("ACTIVEFLOW_SIP_TCP_WRITE_QUEUE", "0", "sip.tcp_write_queue"),
+            (
+                "ACTIVEFLOW_SIP_TCP_IDLE_TIMEOUT_S",
+                "0",
+                "sip.tcp_idle_timeout_s",
+            ),
             (
                 "ACTIVEFLOW_EVENTS_WEBHOOK_URI",
                 "ftp://x/",
