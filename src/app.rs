@@ -214,7 +214,7 @@ pub async fn start(
     };
 
     let udp = Arc::new(listeners.sip_udp);
-    let sender = SipSender::new(udp.clone(), sip_addr);
+    let sender = SipSender::with_tcp_options(udp.clone(), sip_addr, tcp_options(&raw.sip));
     let linger = Arc::new(LingerTable::new());
     let sweep = linger.clone();
     actix_rt::spawn(async move {
@@ -276,9 +276,15 @@ pub async fn start(
         .map_err(start_err("sip udp receiver"))?;
     let tcp_listener = listeners.sip_tcp;
     let (h, s) = (dispatcher.clone(), sender);
+    // The TCP ACL at accept: the union of every trunk's `allow`, as the dispatcher checks it.
+    let tcp_allow = settings
+        .trunks
+        .iter()
+        .flat_map(|t| t.allow.clone())
+        .collect();
     let tcp_arbiter = handles.first().cloned().unwrap_or_else(Arbiter::current);
     tcp_arbiter.spawn(async move {
-        if let Err(e) = transport::serve_tcp(tcp_listener, h, s, max_size).await {
+        if let Err(e) = transport::serve_tcp(tcp_listener, h, s, max_size, tcp_allow).await {
             tracing::error!(error = %e, "sip tcp listener failed");
         }
     });
@@ -422,4 +428,16 @@ fn metrics_server(
     .disable_signals()
     .listen(listener)?
     .run())
+}
+
+/// TCP limits and timers from the `[sip]` section.
+fn tcp_options(sip: &crate::config::SipConfig) -> transport::TcpOptions {
+    transport::TcpOptions {
+        write_queue: sip.tcp_write_queue,
+        max_connections: sip.tcp_max_connections,
+        max_connections_per_ip: sip.tcp_max_connections_per_ip,
+        idle_timeout: Duration::from_secs(sip.tcp_idle_timeout_s),
+        write_timeout: Duration::from_secs(sip.tcp_write_timeout_s),
+        ..transport::TcpOptions::default()
+    }
 }

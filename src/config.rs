@@ -76,6 +76,21 @@ pub struct SipConfig {
     /// get 503 + Retry-After for a moment.
     #[serde(default = "default_overload_lag")]
     pub overload_lag_ms: u64,
+    /// Messages queued per TCP connection; a full queue closes the connection (stalled reader).
+    #[serde(default = "default_tcp_write_queue")]
+    pub tcp_write_queue: usize,
+    /// TCP connections open at once, accepted and our own.
+    #[serde(default = "default_tcp_max_connections")]
+    pub tcp_max_connections: usize,
+    /// TCP connections accepted from one source IP.
+    #[serde(default = "default_tcp_max_connections_per_ip")]
+    pub tcp_max_connections_per_ip: usize,
+    /// A TCP connection silent this long, and held by no dialog, is closed.
+    #[serde(default = "default_tcp_idle_timeout")]
+    pub tcp_idle_timeout_s: u64,
+    /// A TCP write that makes no progress this long closes the connection.
+    #[serde(default = "default_tcp_write_timeout")]
+    pub tcp_write_timeout_s: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -263,6 +278,21 @@ fn default_t4() -> u64 {
 fn default_overload_lag() -> u64 {
     200
 }
+fn default_tcp_write_queue() -> usize {
+    256
+}
+fn default_tcp_max_connections() -> usize {
+    10_000
+}
+fn default_tcp_max_connections_per_ip() -> usize {
+    64
+}
+fn default_tcp_idle_timeout() -> u64 {
+    600
+}
+fn default_tcp_write_timeout() -> u64 {
+    10
+}
 fn default_grace() -> u64 {
     10
 }
@@ -430,6 +460,26 @@ impl Config {
         }
         if self.sip.t1_ms == 0 || self.sip.t2_ms < self.sip.t1_ms {
             return Err(invalid("sip.t1_ms", "need 0 < t1_ms <= t2_ms"));
+        }
+        for (key, value) in [
+            ("sip.tcp_write_queue", self.sip.tcp_write_queue),
+            ("sip.tcp_max_connections", self.sip.tcp_max_connections),
+            (
+                "sip.tcp_max_connections_per_ip",
+                self.sip.tcp_max_connections_per_ip,
+            ),
+            (
+                "sip.tcp_idle_timeout_s",
+                self.sip.tcp_idle_timeout_s as usize,
+            ),
+            (
+                "sip.tcp_write_timeout_s",
+                self.sip.tcp_write_timeout_s as usize,
+            ),
+        ] {
+            if value == 0 {
+                return Err(invalid(key, "must be at least 1"));
+            }
         }
         let rtp_ports = self
             .media
@@ -712,6 +762,12 @@ mod tests {
                 "engine.max_activeflows",
             ),
             ("ACTIVEFLOW_EVENTS_WINDOW", "0", "events.window"),
+            ("ACTIVEFLOW_SIP_TCP_WRITE_QUEUE", "0", "sip.tcp_write_queue"),
+            (
+                "ACTIVEFLOW_SIP_TCP_IDLE_TIMEOUT_S",
+                "0",
+                "sip.tcp_idle_timeout_s",
+            ),
             (
                 "ACTIVEFLOW_EVENTS_WEBHOOK_URI",
                 "ftp://x/",

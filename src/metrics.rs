@@ -37,6 +37,10 @@ pub const STORAGE_BATCH_SECONDS: &str = "storage_batch_seconds";
 pub const WEBHOOK_DELIVERIES_TOTAL: &str = "webhook_deliveries_total";
 pub const EVENTS_WINDOW_EXCEEDED_TOTAL: &str = "events_window_exceeded_total";
 pub const ACTOR_PANICS_TOTAL: &str = "actor_panics_total";
+pub const SIP_TCP_CONNECTIONS_ACTIVE: &str = "sip_tcp_connections_active";
+pub const SIP_TCP_CONNECTIONS_REFUSED_TOTAL: &str = "sip_tcp_connections_refused_total";
+pub const SIP_TCP_CONNECTIONS_CLOSED_TOTAL: &str = "sip_tcp_connections_closed_total";
+pub const SIP_TCP_MESSAGES_DROPPED_TOTAL: &str = "sip_tcp_messages_dropped_total";
 
 /// Label values known at start-up, exported at zero so no series is ever missing.
 pub const REFERENCE_TYPES: &[&str] = &["call", "api"];
@@ -75,6 +79,19 @@ pub const ACTORS: &[&str] = &["call_session", "activeflow"];
 pub const STORAGE_WRITE_KINDS: &[&str] = &["running", "ended", "call", "flow", "other"];
 /// [`WebhookOutcome`] labels, same order.
 pub const WEBHOOK_OUTCOMES: &[&str] = &["delivered", "failed", "dropped"];
+/// Why a TCP connection was refused at accept (or an own connection not opened).
+pub const TCP_REFUSE_REASONS: &[&str] = &["acl", "per_ip_limit", "total_limit"];
+/// Why a TCP connection was closed.
+pub const TCP_CLOSE_REASONS: &[&str] = &[
+    "peer_closed",
+    "idle",
+    "stalled_message",
+    "framing",
+    "stalled_reader",
+    "write_timeout",
+    "write_error",
+    "connect_failed",
+];
 
 /// Seconds buckets for call set-up: milliseconds to tens of seconds.
 const SETUP_BUCKETS: &[f64] = &[
@@ -207,6 +224,22 @@ fn describe_all() {
         WEBHOOK_DELIVERIES_TOTAL,
         "Event webhook deliveries, by outcome (dropped: the queue was full)"
     );
+    describe_gauge!(
+        SIP_TCP_CONNECTIONS_ACTIVE,
+        "Open SIP/TCP connections, accepted and our own"
+    );
+    describe_counter!(
+        SIP_TCP_CONNECTIONS_REFUSED_TOTAL,
+        "SIP/TCP connections refused: source outside every trunk ACL, or over a connection cap"
+    );
+    describe_counter!(
+        SIP_TCP_CONNECTIONS_CLOSED_TOTAL,
+        "SIP/TCP connections closed, by reason (stalled_reader: its write queue was full)"
+    );
+    describe_counter!(
+        SIP_TCP_MESSAGES_DROPPED_TOTAL,
+        "SIP messages dropped unsent: connect failed or the connection closed with them queued"
+    );
     describe_counter!(
         EVENTS_WINDOW_EXCEEDED_TOTAL,
         "SSE readers that lost events: too slow for, or resuming before, the event window"
@@ -268,6 +301,14 @@ fn register_zeroes() {
     for a in ACTORS {
         counter!(ACTOR_PANICS_TOTAL, "actor" => *a).absolute(0);
     }
+    gauge!(SIP_TCP_CONNECTIONS_ACTIVE).set(0.0);
+    for r in TCP_REFUSE_REASONS {
+        counter!(SIP_TCP_CONNECTIONS_REFUSED_TOTAL, "reason" => *r).absolute(0);
+    }
+    for r in TCP_CLOSE_REASONS {
+        counter!(SIP_TCP_CONNECTIONS_CLOSED_TOTAL, "reason" => *r).absolute(0);
+    }
+    counter!(SIP_TCP_MESSAGES_DROPPED_TOTAL).absolute(0);
 }
 
 /// The method label: known methods by name, everything else `OTHER` (bounded cardinality).
@@ -354,6 +395,26 @@ pub fn sip_retransmission(inbound: bool) {
 
 pub fn sip_malformed(transport: &'static str) {
     counter!(SIP_MALFORMED_TOTAL, "transport" => transport).increment(1);
+}
+
+/// A SIP/TCP connection opened (+1.0) or closed (-1.0).
+pub fn sip_tcp_connections(delta: f64) {
+    gauge!(SIP_TCP_CONNECTIONS_ACTIVE).increment(delta);
+}
+
+/// A SIP/TCP connection refused; `reason` is one of [`TCP_REFUSE_REASONS`].
+pub fn sip_tcp_refused(reason: &'static str) {
+    counter!(SIP_TCP_CONNECTIONS_REFUSED_TOTAL, "reason" => reason).increment(1);
+}
+
+/// A SIP/TCP connection closed; `reason` is one of [`TCP_CLOSE_REASONS`].
+pub fn sip_tcp_closed(reason: &'static str) {
+    counter!(SIP_TCP_CONNECTIONS_CLOSED_TOTAL, "reason" => reason).increment(1);
+}
+
+/// SIP messages dropped unsent on a TCP connection.
+pub fn sip_tcp_dropped(messages: u64) {
+    counter!(SIP_TCP_MESSAGES_DROPPED_TOTAL).increment(messages);
 }
 
 /// Handles of unlabelled metrics touched once or more per call.

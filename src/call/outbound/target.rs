@@ -1,11 +1,13 @@
 //! Where a leg we place goes (DESIGN §4): a `tel` number goes to
 //! `sip:<number>@<outbound_proxy>` of the named trunk (or the first trunk with a proxy); a `sip`
-//! URI goes to its own host, or through the named trunk's proxy. Pure: resolving a host name
-//! to an address is the leg's (it must not block a thread).
+//! URI goes to its own host (over TCP when it says `;transport=tcp`, RFC 3261 §19.1.1, §18.1.1),
+//! or through the named trunk's proxy (UDP: trunks have no transport yet). Pure: resolving a
+//! host name to an address is the leg's (it must not block a thread).
 
 use std::net::{IpAddr, SocketAddr};
 
 use crate::config::Trunk;
+use crate::sip::transport::TransportKind;
 
 /// The default SIP port (RFC 3261 §19.1.2).
 const SIP_PORT: u16 = 5060;
@@ -42,6 +44,8 @@ pub struct Route {
     /// The dialled user (number or URI user part), for the call record.
     pub user: String,
     pub next_hop: NextHop,
+    /// The transport to send to `next_hop` by (the URI's `transport` parameter; UDP if none).
+    pub transport: TransportKind,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -56,6 +60,8 @@ pub enum RouteError {
     BadUri(String),
     #[error("not a telephone number: {0:?}")]
     BadNumber(String),
+    #[error("unsupported transport {0:?} (udp and tcp are)")]
+    UnsupportedTransport(String),
 }
 
 /// Routes `target` through the trunk named `trunk` (or the first with a proxy for numbers).
@@ -94,21 +100,26 @@ pub fn route(target: &Target, trunk: Option<&str>, trunks: &[Trunk]) -> Result<R
                 request_uri: format!("sip:{number}@{proxy}"),
                 user: number.clone(),
                 next_hop: NextHop::Addr(proxy),
+                transport: TransportKind::Udp,
             })
         }
         Target::Sip(uri) => {
             let parsed = parse_sip_uri(uri).ok_or_else(|| RouteError::BadUri(uri.clone()))?;
-            let next_hop = match proxy {
-                Some(p) => NextHop::Addr(p),
-                None => match parsed.host.parse::<IpAddr>() {
-                    Ok(ip) => NextHop::Addr(SocketAddr::new(ip, parsed.port)),
-                    Err(_) => NextHop::Host(parsed.host.clone(), parsed.port),
-                },
+            let (next_hop, transport) = match proxy {
+                Some(p) => (NextHop::Addr(p), TransportKind::Udp),
+                None => {
+                    let hop = match parsed.host.parse::<IpAddr>() {
+                        Ok(ip) => NextHop::Addr(SocketAddr::new(ip, parsed.port)),
+                        Err(_) => NextHop::Host(parsed.host.clone(), parsed.port),
+                    };
+                    (hop, uri_transport(uri)?)
+                }
             };
             Ok(Route {
                 request_uri: uri.trim().to_string(),
                 user: parsed.user,
                 next_hop,
+                transport,
             })
         }
     }
@@ -120,6 +131,26 @@ pub(super) async fn resolve_host(host: String, port: u16) -> Option<SocketAddr> 
         .await
         .ok()
         .and_then(|mut addrs| addrs.next())
+}
+
+/// The `transport` URI parameter (RFC 3261 §19.1.1; case-insensitive); UDP when absent.
+fn uri_transport(uri: &str) -> Result<TransportKind, RouteError> {
+    let params = uri.split('?').next().unwrap_or_default().split(';').skip(1);
+    for param in params {
+        let (name, value) = param.split_once('=').unwrap_or((param, ""));
+        if !name.trim().eq_ignore_ascii_case("transport") {
+            continue;
+        }
+        let value = value.trim();
+        return if value.eq_ignore_ascii_case("tcp") {
+            Ok(TransportKind::Tcp)
+        } else if value.eq_ignore_ascii_case("udp") {
+            Ok(TransportKind::Udp)
+        } else {
+            Err(RouteError::UnsupportedTransport(value.to_string()))
+        };
+    }
+    Ok(TransportKind::Udp)
 }
 
 struct SipUri {
@@ -229,5 +260,37 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    /// RFC 3261 §19.1.1 / §18.1.1: `;transport=tcp` on a `sip:` destination sends the leg over
+    /// TCP; no parameter (or `udp`) means UDP; a trunk's proxy is reached over UDP.
+    #[test]
+    fn the_uri_transport_parameter_picks_tcp() {
+        let via = |uri: &str, trunk: Option<&str>| {
+            route(&Target::Sip(uri.into()), trunk, &trunks()).map(|r| r.transport)
+        };
+        assert_eq!(
+            via("sip:bob@127.0.0.1:5062;transport=tcp", None),
+            Ok(TransportKind::Tcp)
+        );
+        assert_eq!(
+            via("sip:bob@[::1];lr;Transport=TCP?x=y", None),
+            Ok(TransportKind::Tcp)
+        );
+        assert_eq!(via("sip:bob@127.0.0.1:5062", None), Ok(TransportKind::Udp));
+        assert_eq!(
+            via("sip:bob@127.0.0.1;transport=udp", None),
+            Ok(TransportKind::Udp)
+        );
+        assert_eq!(
+            via("sip:bob@h;transport=tcp", Some("carrier")),
+            Ok(TransportKind::Udp)
+        );
+        assert_eq!(
+            via("sip:bob@h;transport=tls", None),
+            Err(RouteError::UnsupportedTransport("tls".into()))
+        );
+        let tel = route(&Target::Tel("+15550100".into()), None, &trunks()).unwrap();
+        assert_eq!(tel.transport, TransportKind::Udp);
     }
 }

@@ -49,9 +49,7 @@ impl CallSession {
     /// Sends to `to`; when `to` is a TCP connection that is gone, to `fallback` (a new one).
     pub(super) fn send(&self, to: Peer, fallback: Option<Peer>, bytes: &bytes::Bytes) {
         let sender = &self.shared.sender;
-        let gone = |p: &Peer| {
-            p.transport == TransportKind::Tcp && !sender.tcp_connections().contains_key(&p.addr)
-        };
+        let gone = |p: &Peer| p.transport == TransportKind::Tcp && !sender.tcp_connected(p.addr);
         let to = match fallback {
             Some(f) if gone(&to) => f,
             _ => to,

@@ -106,7 +106,7 @@ pub fn new_tag() -> String {
     unique_hex()
 }
 
-fn push_header(out: &mut Vec<u8>, name: &str, value: &str) {
+pub(super) fn push_header(out: &mut Vec<u8>, name: &str, value: &str) {
     let clean = |s: &str, out: &mut Vec<u8>| {
         out.extend(
             s.bytes()
@@ -115,11 +115,15 @@ fn push_header(out: &mut Vec<u8>, name: &str, value: &str) {
     };
     clean(name, out);
     out.extend_from_slice(b": ");
-    clean(value, out);
+    clean(&crate::sip::message::ipv6::unmask(value), out);
     out.extend_from_slice(b"\r\n");
 }
 
-fn push_tail(out: &mut Vec<u8>, extra: &[(String, String)], body: Option<&(String, Bytes)>) {
+pub(super) fn push_tail(
+    out: &mut Vec<u8>,
+    extra: &[(String, String)],
+    body: Option<&(String, Bytes)>,
+) {
     for (name, value) in extra {
         push_header(out, name, value);
     }
@@ -148,9 +152,34 @@ pub struct ResponseBuilder {
     copy_record_route: bool,
     extra: Vec<(String, String)>,
     body: Option<(String, Bytes)>,
+    stateless: bool,
 }
 
+/// Longest extra header value a stateless reply carries (e.g. a `Warning` text).
+const STATELESS_EXTRA_MAX: usize = 128;
+
 impl ResponseBuilder {
+    /// A reply sent without a transaction (400 to malformed input, the dispatcher's
+    /// 403/404/481/501/503): only the top Via (all a stateless UAS reply needs, RFC 3261
+    /// §8.2.6.2 / §18.2.2), no Record-Route, no body, extra values cut to 128 bytes. So the reply
+    /// is never much larger than the request and the engine amplifies no spoofed source.
+    pub fn stateless(req: &rsip::Request, code: u16, reason: &str) -> ResponseBuilder {
+        let mut b = ResponseBuilder::new(req, code, reason);
+        b.vias.truncate(1);
+        b.record_route.clear();
+        b.stateless = true;
+        b
+    }
+
+    /// Adds `received`/`rport` to the top Via from the request's source address (RFC 3261
+    /// §18.2.1, RFC 3581 §4); call it with the transport's peer address on every response.
+    pub fn received_from(mut self, source: std::net::SocketAddr) -> ResponseBuilder {
+        if let Some(top) = self.vias.first_mut() {
+            *top = crate::sip::message::via::with_received(top, source);
+        }
+        self
+    }
+
     pub fn new(req: &rsip::Request, code: u16, reason: &str) -> ResponseBuilder {
         let mut b = ResponseBuilder {
             code,
@@ -164,6 +193,7 @@ impl ResponseBuilder {
             copy_record_route: false,
             extra: Vec::new(),
             body: None,
+            stateless: false,
         };
         for h in req.headers.iter() {
             match h {
@@ -190,19 +220,31 @@ impl ResponseBuilder {
     }
 
     /// Copies the request's Record-Route headers (dialog-creating responses, §12.1.1).
+    /// Ignored on a stateless reply.
     pub fn record_route(mut self) -> ResponseBuilder {
-        self.copy_record_route = true;
+        self.copy_record_route = !self.stateless;
         self
     }
 
     /// Extra header, emitted in call order after CSeq.
     pub fn header(mut self, name: &str, value: &str) -> ResponseBuilder {
-        self.extra.push((name.to_string(), value.to_string()));
+        let mut value = value.to_string();
+        if self.stateless && value.len() > STATELESS_EXTRA_MAX {
+            let mut cut = STATELESS_EXTRA_MAX;
+            while !value.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            value.truncate(cut);
+        }
+        self.extra.push((name.to_string(), value));
         self
     }
 
+    /// The body; ignored on a stateless reply.
     pub fn body(mut self, content_type: &str, body: impl Into<Bytes>) -> ResponseBuilder {
-        self.body = Some((content_type.to_string(), body.into()));
+        if !self.stateless {
+            self.body = Some((content_type.to_string(), body.into()));
+        }
         self
     }
 
@@ -224,117 +266,6 @@ impl ResponseBuilder {
         push_header(&mut out, "To", &self.to);
         push_header(&mut out, "Call-ID", &self.call_id);
         push_header(&mut out, "CSeq", &self.cseq);
-        push_tail(&mut out, &self.extra, self.body.as_ref());
-        Bytes::from(out)
-    }
-}
-
-/// In-dialog request the engine sends (e.g. BYE). Unset Via/From/To/Call-ID are omitted.
-#[derive(Debug, Clone)]
-pub struct RequestBuilder {
-    method: rsip::Method,
-    uri: String,
-    via: Option<String>,
-    from: Option<String>,
-    to: Option<String>,
-    call_id: Option<String>,
-    cseq: u32,
-    max_forwards: u8,
-    contact: Option<String>,
-    extra: Vec<(String, String)>,
-    body: Option<(String, Bytes)>,
-}
-
-impl RequestBuilder {
-    pub fn new(method: rsip::Method, request_uri: &str) -> RequestBuilder {
-        RequestBuilder {
-            method,
-            uri: request_uri.to_string(),
-            via: None,
-            from: None,
-            to: None,
-            call_id: None,
-            cseq: 1,
-            max_forwards: 70,
-            contact: None,
-            extra: Vec::new(),
-            body: None,
-        }
-    }
-
-    /// `Via: SIP/2.0/{transport} {sent_by};branch={branch}`.
-    pub fn via(mut self, sent_by: &str, transport: &str, branch: &str) -> RequestBuilder {
-        self.via = Some(format!("SIP/2.0/{transport} {sent_by};branch={branch}"));
-        self
-    }
-
-    /// `From: {addr};tag={tag}` where `addr` is e.g. `"A" <sip:a@h>`.
-    pub fn from_addr(mut self, addr: &str, tag: &str) -> RequestBuilder {
-        self.from = Some(format!("{addr};tag={tag}"));
-        self
-    }
-
-    /// `To: {addr}[;tag={tag}]`.
-    pub fn to_addr(mut self, addr: &str, tag: Option<&str>) -> RequestBuilder {
-        self.to = Some(match tag {
-            Some(t) => format!("{addr};tag={t}"),
-            None => addr.to_string(),
-        });
-        self
-    }
-
-    pub fn call_id(mut self, call_id: &str) -> RequestBuilder {
-        self.call_id = Some(call_id.to_string());
-        self
-    }
-
-    pub fn cseq(mut self, seq: u32) -> RequestBuilder {
-        self.cseq = seq;
-        self
-    }
-
-    pub fn max_forwards(mut self, hops: u8) -> RequestBuilder {
-        self.max_forwards = hops;
-        self
-    }
-
-    pub fn contact(mut self, contact: &str) -> RequestBuilder {
-        self.contact = Some(contact.to_string());
-        self
-    }
-
-    /// Extra header (e.g. Route, Reason), emitted in call order after Contact.
-    pub fn header(mut self, name: &str, value: &str) -> RequestBuilder {
-        self.extra.push((name.to_string(), value.to_string()));
-        self
-    }
-
-    pub fn body(mut self, content_type: &str, body: impl Into<Bytes>) -> RequestBuilder {
-        self.body = Some((content_type.to_string(), body.into()));
-        self
-    }
-
-    pub fn build(&self) -> Bytes {
-        let body_len = self.body.as_ref().map_or(0, |(_, b)| b.len());
-        let mut out = Vec::with_capacity(384usize.saturating_add(body_len));
-        let uri: String = self.uri.chars().filter(|c| !c.is_whitespace()).collect();
-        out.extend_from_slice(format!("{} {} SIP/2.0\r\n", self.method, uri).as_bytes());
-        let optional = [
-            ("Via", &self.via),
-            ("From", &self.from),
-            ("To", &self.to),
-            ("Call-ID", &self.call_id),
-        ];
-        for (name, value) in optional {
-            if let Some(v) = value {
-                push_header(&mut out, name, v);
-            }
-        }
-        push_header(&mut out, "CSeq", &format!("{} {}", self.cseq, self.method));
-        push_header(&mut out, "Max-Forwards", &self.max_forwards.to_string());
-        if let Some(c) = &self.contact {
-            push_header(&mut out, "Contact", c);
-        }
         push_tail(&mut out, &self.extra, self.body.as_ref());
         Bytes::from(out)
     }
@@ -417,28 +348,6 @@ mod tests {
         assert!(text.contains("Retry-After: 30  Evil: 1\r\n"));
         assert!(text.ends_with("Content-Length: 0\r\n\r\n"));
         assert!(!text.contains("Record-Route"));
-    }
-
-    #[test]
-    fn bye_request_parses() {
-        let branch = new_branch();
-        let bytes = RequestBuilder::new(rsip::Method::Bye, "sip:alice@10.0.0.1")
-            .via("10.0.0.2:5060", "UDP", &branch)
-            .from_addr("<sip:bob@example.com>", "totag1")
-            .to_addr("Alice <sip:alice@example.com>", Some("1928301774"))
-            .call_id("a84b4c76e66710@pc33")
-            .cseq(2)
-            .contact("<sip:engine@10.0.0.2>")
-            .header("Reason", "Q.850;cause=16")
-            .build();
-        let SipMessage::Request(req) = parse_datagram(&bytes, 4096).unwrap() else {
-            panic!("not a request");
-        };
-        assert_eq!(req.method, rsip::Method::Bye);
-        let key = crate::sip::message::TransactionKey::from_request(&req).unwrap();
-        assert_eq!(key.branch(), branch);
-        assert_eq!(req.cseq_header().unwrap().value(), "2 BYE");
-        assert_eq!(req.max_forwards_header().unwrap().value(), "70");
     }
 
     #[test]

@@ -5,19 +5,24 @@
 
 pub mod build;
 pub mod framing;
+pub mod ipv6;
 pub mod key;
 pub mod normalize;
 pub mod parse;
+pub mod request;
 pub mod unknown_method;
+mod via;
 
 #[cfg(test)]
 mod fuzz_tests;
 
-pub use build::{new_branch, new_tag, reason_phrase, RequestBuilder, ResponseBuilder};
+pub use build::{new_branch, new_tag, reason_phrase, ResponseBuilder};
 pub use framing::{frame, Frame, FramingError};
+pub use ipv6::{host_ip, unmask};
 pub use key::TransactionKey;
 pub use normalize::normalize;
 pub use parse::{parse_datagram, parse_stream_message};
+pub use request::RequestBuilder;
 
 /// The method's wire token, without allocating (rsip's `Display` builds a `String`).
 pub fn method_name(method: &rsip::Method) -> &'static str {

@@ -1,11 +1,12 @@
 //! Byte-level pre-pass run before rsip: bare LF → CRLF, unfolding of continuation lines,
-//! compact header names → full names, comma-joined Via → one Via per value.
-//! Touches only the header section (up to the first empty line); body bytes are copied as is.
-//! Must stay cheap (borrowed fast path when nothing changes) and never panic.
+//! compact header names → full names, comma-joined Via → one Via per value, bytes that are not
+//! UTF-8 (a Latin-1 display name) → their Latin-1 characters, `[IPv6]` → a masked host rsip
+//! can parse (see `ipv6`). Touches only the header section (up to the first empty line); body
+//! bytes are copied as is. Must stay cheap (borrowed fast path when nothing changes), never panic.
 
 use std::borrow::Cow;
 
-use crate::sip::message::{expand_compact, find_header_end, trim, MessageError};
+use crate::sip::message::{expand_compact, find_header_end, ipv6, trim, MessageError};
 
 /// Normalizes the header section of `raw` (see module doc). Returns `Cow::Borrowed` when
 /// nothing needs to change. A missing blank line is tolerated (whole input is headers).
@@ -18,13 +19,38 @@ pub fn normalize(raw: &[u8]) -> Result<Cow<'_, [u8]>, MessageError> {
         Some(end) => (raw.get(..end.body_start).unwrap_or(raw), end.body_start),
         None => (raw, raw.len()),
     };
-    if !needs_rewrite(head) {
-        return Ok(Cow::Borrowed(raw));
+    let mut head = Cow::Borrowed(head);
+    if needs_rewrite(&head) {
+        let mut out = Vec::with_capacity(raw.len() + 64);
+        rewrite(&head, &mut out);
+        head = Cow::Owned(out);
     }
-    let mut out = Vec::with_capacity(raw.len() + 64);
-    rewrite(head, &mut out);
+    if let Some(text) = latin1_to_utf8(&head) {
+        head = Cow::Owned(text);
+    }
+    if let Some(masked) = ipv6::mask(&head) {
+        head = Cow::Owned(masked);
+    }
+    let Cow::Owned(mut out) = head else {
+        return Ok(Cow::Borrowed(raw));
+    };
     out.extend_from_slice(raw.get(body_start..).unwrap_or_default());
     Ok(Cow::Owned(out))
+}
+
+/// Bytes that are not UTF-8 (RFC 3261 §25.1 says header text is UTF-8, but PBXes send Latin-1
+/// display names) → their Latin-1 code points as UTF-8, so rsip accepts the message and a name
+/// like `Jos\xe9` reads `José`. Valid UTF-8 is kept. `None` when there is nothing to change.
+fn latin1_to_utf8(head: &[u8]) -> Option<Vec<u8>> {
+    if head.is_ascii() || std::str::from_utf8(head).is_ok() {
+        return None;
+    }
+    let mut out = String::with_capacity(head.len() + 16);
+    for chunk in head.utf8_chunks() {
+        out.push_str(chunk.valid());
+        out.extend(chunk.invalid().iter().map(|&b| char::from(b)));
+    }
+    Some(out.into_bytes())
 }
 
 /// A physical line without its terminator, plus whether it had one.
@@ -233,5 +259,27 @@ mod tests {
             "BYE sip:a SIP/2.0\r\nContent-Length: 0"
         );
         assert_eq!(normalize(b""), Err(MessageError::Empty));
+    }
+
+    #[test]
+    fn latin1_header_bytes_become_utf8_and_the_body_stays_byte_exact() {
+        let raw = b"INVITE sip:a@h SIP/2.0\r\nFrom: \"Jos\xe9 M\xfcller \xc3\xa9\" <sip:j@h>\r\nl: 2\r\n\r\n\xe9\xff";
+        let out = normalize(raw).unwrap().into_owned();
+        let (head, body) = out.split_at(out.len() - 2);
+        assert_eq!(body, b"\xe9\xff");
+        let head = std::str::from_utf8(head).unwrap();
+        assert!(
+            head.contains("From: \"José Müller é\" <sip:j@h>\r\n"),
+            "{head}"
+        );
+    }
+
+    #[test]
+    fn ipv6_references_are_masked_in_every_header() {
+        let out = norm("BYE sip:a@[2001:db8::1]:5060 SIP/2.0\r\nv: SIP/2.0/TCP [::1]:5070\r\n\r\n");
+        assert_eq!(
+            out,
+            "BYE sip:a@2001-db8--1.ipv6.invalid:5060 SIP/2.0\r\nVia: SIP/2.0/TCP --1.ipv6.invalid:5070\r\n\r\n"
+        );
     }
 }

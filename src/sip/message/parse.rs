@@ -236,4 +236,72 @@ mod tests {
         let msg = parse_stream_message(raw.as_bytes()).unwrap();
         assert!(msg.is_response());
     }
+
+    /// RFC 3261 §19.1.1 / RFC 5118 §4: IPv6 references in the Request-URI, Via, From, To and
+    /// Contact parse (rsip alone refuses them) and are written back unchanged by the builders.
+    #[test]
+    fn ipv6_references_parse_and_round_trip() {
+        let raw = "INVITE sip:alice@[2001:db8::1]:5060 SIP/2.0\r\n\
+            Via: SIP/2.0/UDP [2001:db8::2]:5070;branch=z9hG4bK1;rport\r\n\
+            From: \"A\" <sip:a@[2001:db8::2]>;tag=1\r\nTo: <sip:alice@[2001:db8::1]>\r\n\
+            Contact: <sip:a@[2001:db8::2]:5070;transport=tcp>\r\n\
+            Call-ID: v6\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n";
+        let r = req(raw);
+        assert_eq!(r.uri.auth.as_ref().map(|a| a.user.as_str()), Some("alice"));
+        let host = r.uri.host_with_port.host.to_string();
+        assert_eq!(
+            crate::sip::message::host_ip(&host),
+            "2001:db8::1".parse().ok()
+        );
+        let via = r.via_header().unwrap().typed().unwrap();
+        let sent_by = via.uri.host_with_port.host.to_string();
+        assert_eq!(
+            crate::sip::message::host_ip(&sent_by),
+            "2001:db8::2".parse().ok()
+        );
+        let contact = r.contact_header().unwrap().typed().unwrap();
+        assert_eq!(
+            contact.uri.host_with_port.port.map(|p| *p.value()),
+            Some(5070)
+        );
+        let reply = crate::sip::message::ResponseBuilder::new(&r, 200, "OK").build();
+        let text = String::from_utf8(reply.to_vec()).unwrap();
+        for line in [
+            "Via: SIP/2.0/UDP [2001:db8::2]:5070;branch=z9hG4bK1;rport\r\n",
+            "From: \"A\" <sip:a@[2001:db8::2]>;tag=1\r\n",
+            "To: <sip:alice@[2001:db8::1]>\r\n",
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
+        }
+        let bye =
+            crate::sip::message::RequestBuilder::new(rsip::Method::Bye, &contact.uri.to_string())
+                .build();
+        assert!(
+            bye.starts_with(b"BYE sip:a@[2001:db8::2]:5070;transport="),
+            "{}",
+            String::from_utf8_lossy(&bye)
+        );
+    }
+
+    /// RFC 3261 §25.1 asks for UTF-8, but Latin-1 display names are common: the message is
+    /// accepted with the name read as Latin-1, and the body stays byte-exact.
+    #[test]
+    fn latin1_display_name_is_accepted_and_the_body_kept() {
+        let mut raw = INVITE
+            .replace("Alice <sip:alice", "\"Jos\u{1}\" <sip:alice")
+            .replace("Content-Length: 4", "Content-Length: 5")
+            .into_bytes();
+        let at = raw.iter().position(|&b| b == 1).unwrap();
+        raw[at] = 0xe9;
+        raw.pop();
+        raw.extend_from_slice(b"\n\xff");
+        let SipMessage::Request(r) = parse_datagram(&raw, 65535).unwrap() else {
+            panic!("not a request");
+        };
+        assert_eq!(
+            r.from_header().unwrap().value(),
+            "\"José\" <sip:alice@example.com>;tag=1928301774"
+        );
+        assert_eq!(r.body, b"v=0\n\xff");
+    }
 }

@@ -1,6 +1,7 @@
 //! Requests whose method rsip cannot represent (extension methods): rsip refuses to parse them,
-//! but RFC 3261 §8.2.1 wants `501 Not Implemented`. This builds that response from the raw
-//! header lines, echoing Via, From, To, Call-ID and CSeq verbatim. Reads bytes only.
+//! but RFC 3261 §8.2.1 wants `501 Not Implemented`. This builds that stateless response from the
+//! raw header lines, echoing the first Via, From, To, Call-ID and CSeq verbatim (one of each, so
+//! the reply is never larger than the request). Reads bytes only.
 
 use bytes::Bytes;
 
@@ -40,11 +41,16 @@ pub fn not_implemented(raw: &[u8]) -> Option<Bytes> {
             continue;
         };
         let name = name.trim().to_ascii_lowercase();
-        if let Some(i) = ECHOED.iter().position(|h| *h == name) {
-            if let Some(s) = seen.get_mut(i) {
-                *s = true;
-            }
-            out.push_str(line);
+        let Some(seen) = ECHOED
+            .iter()
+            .position(|h| *h == name)
+            .and_then(|i| seen.get_mut(i))
+        else {
+            continue;
+        };
+        if !*seen {
+            *seen = true;
+            out.push_str(&super::ipv6::unmask(line));
             out.push_str("\r\n");
         }
     }
@@ -69,7 +75,9 @@ mod tests {
         let r = std::str::from_utf8(&r).unwrap();
         assert!(r.starts_with("SIP/2.0 501 Not Implemented\r\n"));
         assert!(r.contains("CSeq: 7 FROBNICATE\r\n"));
-        assert_eq!(r.matches("Via:").count(), 2, "{r}");
+        // Stateless: the top Via only (issue 13, no amplification).
+        assert_eq!(r.matches("Via:").count(), 1, "{r}");
+        assert!(r.contains("Via: SIP/2.0/UDP a;branch=z9hG4bK1\r\n"));
     }
 
     #[test]

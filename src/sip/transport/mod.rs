@@ -2,6 +2,8 @@
 //! [`InboundHandler`]; send through a cloneable [`SipSender`]. Owns sockets and framing only;
 //! what a message means is decided above.
 
+mod connections;
+pub mod log_limit;
 mod tcp;
 mod udp;
 
@@ -10,9 +12,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use dashmap::DashMap;
-use tokio::sync::mpsc;
 
+pub use connections::{ConnectionHold, TcpOptions};
+use connections::{Connections, Queued};
 pub use tcp::serve_tcp;
 pub use udp::{spawn_udp_receiver, UdpReceiver};
 
@@ -81,24 +83,43 @@ pub enum TransportError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    /// No connection, and none can be opened yet (the TCP listener is not serving).
     #[error("no open tcp connection to {0}")]
     NoTcpConnection(SocketAddr),
+    /// The connection's write queue is full: the peer does not read, so it is being closed.
+    #[error("tcp write queue to {0} full; closing the connection (stalled reader)")]
+    WriteQueueFull(SocketAddr),
+    /// No connection to the peer and no room for a new one (`sip.tcp_max_connections`).
+    #[error("tcp connection limit reached; cannot connect to {0}")]
+    TooManyConnections(SocketAddr),
 }
 
 /// Outbound path shared by every actor: UDP through the listening socket (so replies come from
-/// the port peers know), TCP through the connection the peer opened.
+/// the port peers know); TCP through the open connection to the peer's address, accepted or
+/// ours, or else a new connection of our own (RFC 3261 §18.1.1, §18.2.2).
 #[derive(Clone)]
 pub struct SipSender {
     udp: Arc<std::net::UdpSocket>,
-    tcp: Arc<DashMap<SocketAddr, mpsc::UnboundedSender<Bytes>>>,
+    tcp: Arc<Connections>,
+    serving: tcp::ServingCell,
     local_addr: SocketAddr,
 }
 
 impl SipSender {
     pub fn new(udp: Arc<std::net::UdpSocket>, local_addr: SocketAddr) -> Self {
+        Self::with_tcp_options(udp, local_addr, TcpOptions::default())
+    }
+
+    /// Like [`SipSender::new`] with TCP limits and timers (`[sip]` config).
+    pub fn with_tcp_options(
+        udp: Arc<std::net::UdpSocket>,
+        local_addr: SocketAddr,
+        options: TcpOptions,
+    ) -> Self {
         SipSender {
             udp,
-            tcp: Arc::new(DashMap::new()),
+            tcp: Arc::new(Connections::new(options)),
+            serving: Arc::default(),
             local_addr,
         }
     }
@@ -108,7 +129,10 @@ impl SipSender {
         self.local_addr
     }
 
-    /// Sends one whole message to `peer`.
+    /// Sends one whole message to `peer`; never blocks. Over TCP without an open connection to
+    /// `peer.addr` it opens one and queues the message until connected: `Ok` then means queued.
+    /// If the connect fails the queued messages are dropped (counted in
+    /// `sip_tcp_messages_dropped_total`) and a later send tries again.
     pub fn send(&self, peer: &Peer, bytes: &Bytes) -> Result<(), TransportError> {
         match peer.transport {
             TransportKind::Udp => {
@@ -120,30 +144,65 @@ impl SipSender {
                         source,
                     })
             }
-            TransportKind::Tcp => {
-                let conn = self
-                    .tcp
-                    .get(&peer.addr)
-                    .ok_or(TransportError::NoTcpConnection(peer.addr))?;
-                conn.send(bytes.clone())
-                    .map_err(|_| TransportError::NoTcpConnection(peer.addr))
-            }
+            TransportKind::Tcp => match self.tcp.queue(peer.addr, bytes) {
+                Queued::Sent => Ok(()),
+                Queued::Full => {
+                    crate::metrics::sip_tcp_dropped(1);
+                    Err(TransportError::WriteQueueFull(peer.addr))
+                }
+                Queued::NoConnection => {
+                    let slot = self.tcp.admit(peer.addr, false).map_err(|refused| {
+                        crate::metrics::sip_tcp_refused(refused.label());
+                        TransportError::TooManyConnections(peer.addr)
+                    })?;
+                    if tcp::open(self, peer.addr, slot, bytes) {
+                        Ok(())
+                    } else {
+                        Err(TransportError::NoTcpConnection(peer.addr))
+                    }
+                }
+            },
         }
     }
 
-    pub(crate) fn tcp_connections(&self) -> &DashMap<SocketAddr, mpsc::UnboundedSender<Bytes>> {
-        &self.tcp
+    /// Keeps TCP connections to `peer` from being closed for idleness while the returned hold
+    /// lives (a dialog holds its peer for its lifetime; drop the hold when the dialog ends).
+    /// `None` for UDP. A hold does not keep a connection the peer closes, or a stalled one.
+    pub fn hold(&self, peer: &Peer) -> Option<ConnectionHold> {
+        match peer.transport {
+            TransportKind::Udp => None,
+            TransportKind::Tcp => Some(self.tcp.hold(peer.addr)),
+        }
+    }
+
+    /// Whether [`serve_tcp`] runs, so connections of our own can be opened.
+    pub fn tcp_serving(&self) -> bool {
+        self.serving.get().is_some()
+    }
+
+    /// Whether a TCP connection to `addr` is open now (a dialog prefers the connection its
+    /// peer opened while it lasts, RFC 5923 in spirit, and falls back to a new one).
+    pub fn tcp_connected(&self, addr: SocketAddr) -> bool {
+        self.tcp.is_open(addr)
+    }
+
+    /// TCP connections open now, accepted and our own.
+    pub fn tcp_connection_count(&self) -> usize {
+        self.tcp.len()
     }
 }
 
-/// Counts a malformed message and logs it at debug level (peers can flood; never warn per message).
+/// Counts a malformed message and logs it at debug level, rate-limited (peers can flood).
 pub(crate) fn malformed(peer: &Peer, error: &dyn fmt::Display) {
     crate::metrics::sip_malformed(peer.transport.label());
-    tracing::debug!(%peer, %error, "malformed SIP message dropped");
+    if let Some(suppressed) = log_limit::RECEIVE_LOG.allow() {
+        tracing::debug!(%peer, %error, suppressed, "malformed SIP message dropped");
+    }
 }
 
 /// Answers 400 when the message parsed far enough to address a response; drops it otherwise.
-/// Either way it is counted.
+/// Either way it is counted. The reply is stateless (top Via only, no body, a short Warning),
+/// so it is never much larger than what provoked it.
 pub(crate) fn reject_malformed(
     sender: &SipSender,
     peer: &Peer,
@@ -163,7 +222,8 @@ pub(crate) fn reject_malformed(
             return; // never answer an ACK
         }
         let reason = error.to_string();
-        let bytes = crate::sip::message::ResponseBuilder::new(req, 400, "Bad Request")
+        let bytes = crate::sip::message::ResponseBuilder::stateless(req, 400, "Bad Request")
+            .received_from(peer.addr)
             .header(
                 "Warning",
                 &format!("399 activeflow \"{}\"", reason.replace('"', "'")),

@@ -1,102 +1,225 @@
-//! SIP over TCP: accepts connections, frames the byte stream by Content-Length and hands each
-//! message to the handler; replies leave through the same connection. A framing error or a
-//! message stalled longer than [`STALL_TIMEOUT`] closes the connection (a stream cannot resync).
+//! SIP over TCP: accepts connections (ACL and caps checked at accept) and opens our own
+//! (RFC 3261 §18.1.1, §18.2.2); both kinds are framed by Content-Length and handed to the same
+//! handler, and both write from a bounded queue. A framing error, a message stalled longer than
+//! [`STALL_TIMEOUT`], a write with no progress, or a full write queue closes the connection.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
+use super::connections::{ConnState, Registered, Slot};
+use super::log_limit::RECEIVE_LOG;
 use super::{Inbound, InboundHandler, Peer, SipSender, TransportKind};
+use crate::config::Cidr;
 use crate::sip::message::{self, Frame};
 
 /// A connection that holds a partial message this long is closed.
 const STALL_TIMEOUT: Duration = Duration::from_secs(30);
-/// A connection with nothing to say for this long is closed.
-const IDLE_TIMEOUT: Duration = Duration::from_secs(600);
-/// At most this many TCP connections at once; more are refused at accept.
-const MAX_CONNECTIONS: usize = 10_000;
 
-/// Accept loop; run it inside an actix arbiter or any tokio runtime. Ends when the listener fails.
+/// What connections of our own need that only the accept side knows: where to run, who reads.
+pub(super) struct Serving {
+    runtime: tokio::runtime::Handle,
+    handler: Arc<dyn InboundHandler>,
+    max_message_size: usize,
+    epoch: Instant,
+}
+
+/// Set once by [`serve_tcp`]; until then no connection of our own can be opened.
+pub(super) type ServingCell = Arc<OnceLock<Serving>>;
+
+/// Accept loop; run it inside an actix arbiter or any tokio runtime (connections, accepted and
+/// our own, run on that runtime). Sources outside `allow` (the union of every trunk's ACL; empty
+/// refuses everyone, as the dispatcher does) are closed at once. Ends when the listener fails.
 pub async fn serve_tcp(
     listener: std::net::TcpListener,
     handler: Arc<dyn InboundHandler>,
     sender: SipSender,
     max_message_size: usize,
+    allow: Vec<Cidr>,
 ) -> std::io::Result<()> {
     listener.set_nonblocking(true)?;
     let listener = TcpListener::from_std(listener)?;
+    let _ = sender.serving.set(Serving {
+        runtime: tokio::runtime::Handle::current(),
+        handler,
+        max_message_size,
+        epoch: Instant::now(),
+    });
     loop {
         let (stream, addr) = match listener.accept().await {
             Ok(v) => v,
             Err(e) => {
                 // Out of fds and similar: back off instead of spinning.
-                tracing::warn!(error = %e, "tcp accept failed");
+                if let Some(suppressed) = RECEIVE_LOG.allow() {
+                    tracing::warn!(error = %e, suppressed, "tcp accept failed");
+                }
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             }
         };
-        if sender.tcp_connections().len() >= MAX_CONNECTIONS {
-            tracing::warn!(%addr, "too many tcp connections; refusing");
-            continue;
-        }
+        let admitted = if allow.iter().any(|c| c.contains(addr.ip())) {
+            sender.tcp.admit(addr, true)
+        } else {
+            Err(super::connections::Refused::Acl)
+        };
+        let slot = match admitted {
+            Ok(slot) => slot,
+            Err(refused) => {
+                crate::metrics::sip_tcp_refused(refused.label());
+                if let Some(suppressed) = RECEIVE_LOG.allow() {
+                    tracing::info!(%addr, reason = refused.label(), suppressed, "tcp connection refused");
+                }
+                drop(stream); // closed at once
+                continue;
+            }
+        };
         let _ = stream.set_nodelay(true);
-        let handler = handler.clone();
-        let sender = sender.clone();
-        tokio::spawn(async move {
-            connection(stream, addr, handler, sender, max_message_size).await;
-        });
+        let registered = sender.tcp.register(addr);
+        tokio::spawn(run(stream, addr, registered, sender.clone(), slot));
     }
 }
 
-async fn connection(
-    stream: TcpStream,
-    addr: SocketAddr,
-    handler: Arc<dyn InboundHandler>,
-    sender: SipSender,
-    max_message_size: usize,
-) {
-    let (mut reader, mut writer) = stream.into_split();
-    let (tx, mut rx) = mpsc::unbounded_channel::<Bytes>();
-    sender.tcp_connections().insert(addr, tx);
-    let write_task = tokio::spawn(async move {
-        while let Some(bytes) = rx.recv().await {
-            if writer.write_all(&bytes).await.is_err() {
-                break;
+/// Opens a connection of our own to `addr` with `first` queued; never blocks the caller.
+/// Returns false when the accept side is not serving yet (nowhere to run the connection).
+pub(super) fn open(sender: &SipSender, addr: SocketAddr, slot: Slot, first: &Bytes) -> bool {
+    let Some(serving) = sender.serving.get() else {
+        return false;
+    };
+    let Some(registered) = sender.tcp.register_with(addr, first) else {
+        return true; // another send opened it meanwhile; `first` is queued there
+    };
+    let sender = sender.clone();
+    let timeout = sender.tcp.options.connect_timeout;
+    serving.runtime.spawn(async move {
+        match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+            Ok(Ok(stream)) => {
+                let _ = stream.set_nodelay(true);
+                run(stream, addr, registered, sender, slot).await;
+            }
+            Ok(Err(_)) | Err(_) => {
+                sender.tcp.unregister(addr, registered.id);
+                let dropped = drain(registered.rx);
+                crate::metrics::sip_tcp_closed("connect_failed");
+                crate::metrics::sip_tcp_dropped(dropped);
+                if let Some(suppressed) = RECEIVE_LOG.allow() {
+                    tracing::info!(%addr, dropped, suppressed, "tcp connect failed");
+                }
             }
         }
     });
+    true
+}
+
+/// Runs one connection until it closes, then unregisters it and counts why it closed.
+async fn run(
+    stream: TcpStream,
+    addr: SocketAddr,
+    registered: Registered,
+    sender: SipSender,
+    _slot: Slot,
+) {
+    let Registered { id, mut rx, state } = registered;
+    let (reader, writer) = stream.into_split();
+    let reason = tokio::select! {
+        r = read_loop(reader, addr, &sender, &state) => r,
+        r = write_loop(writer, &mut rx, &sender, &state) => r,
+        r = state.closed() => r,
+    };
+    sender.tcp.unregister(addr, id);
+    let dropped = drain(rx);
+    crate::metrics::sip_tcp_dropped(dropped);
+    crate::metrics::sip_tcp_closed(reason);
+    if let Some(suppressed) = RECEIVE_LOG.allow() {
+        tracing::debug!(%addr, reason, suppressed, "tcp connection closed");
+    }
+}
+
+/// Closes a queue and counts the messages left in it (they are dropped unsent).
+fn drain(mut rx: mpsc::Receiver<Bytes>) -> u64 {
+    rx.close();
+    let mut dropped = 0u64;
+    while rx.try_recv().is_ok() {
+        dropped += 1;
+    }
+    dropped
+}
+
+fn now_ms(sender: &SipSender) -> u64 {
+    sender
+        .serving
+        .get()
+        .map_or(0, |s| s.epoch.elapsed().as_millis() as u64)
+}
+
+async fn write_loop(
+    mut writer: OwnedWriteHalf,
+    rx: &mut mpsc::Receiver<Bytes>,
+    sender: &SipSender,
+    state: &ConnState,
+) -> &'static str {
+    let limit = sender.tcp.options.write_timeout;
+    while let Some(bytes) = rx.recv().await {
+        match tokio::time::timeout(limit, writer.write_all(&bytes)).await {
+            Ok(Ok(())) => state.wrote(now_ms(sender)),
+            Ok(Err(_)) => return "write_error",
+            Err(_) => return "write_timeout",
+        }
+    }
+    // The table dropped our queue: a newer connection to this address replaced us.
+    "peer_closed"
+}
+
+async fn read_loop(
+    mut reader: OwnedReadHalf,
+    addr: SocketAddr,
+    sender: &SipSender,
+    state: &ConnState,
+) -> &'static str {
+    let Some(serving) = sender.serving.get() else {
+        return "peer_closed";
+    };
+    let idle = sender.tcp.options.idle_timeout;
     let peer = Peer {
         addr,
         transport: TransportKind::Tcp,
     };
     let mut buf = BytesMut::with_capacity(4096);
     loop {
-        let limit = if buf.is_empty() {
-            IDLE_TIMEOUT
-        } else {
-            STALL_TIMEOUT
-        };
+        let limit = if buf.is_empty() { idle } else { STALL_TIMEOUT };
         match tokio::time::timeout(limit, reader.read_buf(&mut buf)).await {
-            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(0)) | Ok(Err(_)) => return "peer_closed",
             Ok(Ok(_)) => {}
+            Err(_) if !buf.is_empty() => {
+                super::malformed(&peer, &"tcp connection stalled mid-message");
+                return "stalled_message";
+            }
             Err(_) => {
-                if !buf.is_empty() {
-                    super::malformed(&peer, &"tcp connection stalled mid-message");
+                // Idle: close only when no dialog holds it and we did not write lately either.
+                let since_write = now_ms(sender).saturating_sub(state.last_write_ms());
+                let wrote_lately =
+                    state.last_write_ms() > 0 && since_write < idle.as_millis() as u64;
+                if sender.tcp.is_held(addr) || wrote_lately {
+                    continue;
                 }
-                break;
+                return "idle";
             }
         }
-        if !drain_frames(&mut buf, &peer, &*handler, &sender, max_message_size) {
-            break;
+        if !drain_frames(
+            &mut buf,
+            &peer,
+            &*serving.handler,
+            sender,
+            serving.max_message_size,
+        ) {
+            return "framing";
         }
     }
-    sender.tcp_connections().remove(&addr);
-    write_task.abort();
 }
 
 /// Hands every complete message in `buf` to the handler. Returns false when the stream is broken.

@@ -13,6 +13,7 @@ fn outgoing() -> Leg {
         request_uri: "sip:bob@10.0.0.7:5080".into(),
         user: "bob".into(),
         next_hop: NextHop::Addr("10.0.0.7:5080".parse().unwrap()),
+        transport: crate::sip::transport::TransportKind::Udp,
     };
     let mut leg = Leg::outgoing(
         CallId::new(),
