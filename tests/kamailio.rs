@@ -47,12 +47,13 @@ struct Proxy {
 
 impl Proxy {
     fn start(engine: SocketAddr) -> Proxy {
-        common::require("kamailio");
+        let bin = kamailio_bin();
+        common::require(bin);
         let config = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/kamailio/proxy.cfg");
         let dir = private_dir("kamailio");
         let engine_uri = format!("ENGINE_URI=\"sip:{engine}\"");
         // The config must be valid as shipped, before we rely on it.
-        let check = Command::new("kamailio")
+        let check = Command::new(bin)
             .current_dir(&dir)
             .args(["-c", "-f"])
             .arg(&config)
@@ -66,7 +67,7 @@ impl Proxy {
             String::from_utf8_lossy(&check.stderr)
         );
         let port = free_port();
-        let mut cmd = Command::new("kamailio");
+        let mut cmd = Command::new(bin);
         cmd.current_dir(&dir)
             .args(["-DD", "-E", "-f"])
             .arg(&config)
@@ -101,6 +102,19 @@ impl Proxy {
 
     fn log(&self) -> String {
         self.kamailio.output().join("\n")
+    }
+}
+
+/// Debian installs Kamailio in /usr/sbin, which a non-root PATH may lack.
+fn kamailio_bin() -> &'static str {
+    let on_path = Command::new("kamailio")
+        .arg("-v")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if on_path {
+        "kamailio"
+    } else {
+        "/usr/sbin/kamailio"
     }
 }
 
