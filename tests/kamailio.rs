@@ -47,17 +47,25 @@ struct Proxy {
 
 impl Proxy {
     fn start(engine: SocketAddr) -> Proxy {
+        Proxy::start_with(engine, &[], None)
+    }
+
+    /// With `defines` (`-A NAME="value"`) for the config, e.g. `RR_ADDRESS`, and a second
+    /// address to listen on.
+    fn start_with(engine: SocketAddr, defines: &[String], also: Option<u16>) -> Proxy {
         let bin = kamailio_bin();
         common::require(bin);
         let config = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/kamailio/proxy.cfg");
         let dir = private_dir("kamailio");
-        let engine_uri = format!("ENGINE_URI=\"sip:{engine}\"");
+        let mut defines = defines.to_vec();
+        defines.push(format!("ENGINE_URI=\"sip:{engine}\""));
+        let defines: Vec<&str> = defines.iter().flat_map(|d| ["-A", d.as_str()]).collect();
         // The config must be valid as shipped, before we rely on it.
         let check = Command::new(bin)
             .current_dir(&dir)
             .args(["-c", "-f"])
             .arg(&config)
-            .args(["-A", &engine_uri])
+            .args(&defines)
             .output()
             .expect("kamailio -c");
         assert!(
@@ -72,7 +80,11 @@ impl Proxy {
             .args(["-DD", "-E", "-f"])
             .arg(&config)
             .args(["-l", &format!("udp:127.0.0.1:{port}")])
-            .args(["-A", &engine_uri])
+            .args(&defines)
+            .args(
+                also.iter()
+                    .flat_map(|p| ["-l".to_string(), format!("udp:127.0.0.1:{p}")]),
+            )
             .arg("-Y")
             .arg(&dir)
             .arg("-P")
@@ -85,11 +97,15 @@ impl Proxy {
     }
 
     /// Waits (bounded: the proxy logs on its own threads) for a `RELAY` line: a request of
-    /// `method` this proxy sent to `to`, from `from` when given.
+    /// `method` this proxy sent to `to` (any destination when empty), from `from` when given.
     fn relayed(&self, method: &str, from: Option<SocketAddr>, to: &str) -> Option<String> {
         let method = format!("RELAY {method} ");
         let from = from.map(|f| format!(" from {f} ")).unwrap_or_default();
-        let to = format!(" to {to} ");
+        let to = if to.is_empty() {
+            String::new()
+        } else {
+            format!(" to {to} ")
+        };
         self.kamailio
             .try_wait_line(&[&method, &from, &to], LOG_WAIT)
     }
@@ -200,6 +216,17 @@ fn header_values(msg: &str, name: &str) -> Vec<String> {
         .collect()
 }
 
+/// Whether `text` holds a `<sip:ADDR;...>` name-addr for `addr` with the `lr` parameter (a loose
+/// router's Record-Route or Route value; parameter order is the proxy's choice).
+fn names_loose_route(text: &str, addr: SocketAddr) -> bool {
+    let start = format!("<sip:{addr};");
+    text.match_indices(&start).any(|(at, _)| {
+        let params = &text[at + start.len() - 1..];
+        let params = &params[..params.find('>').unwrap_or(params.len())];
+        params.split(';').any(|p| p.eq_ignore_ascii_case("lr"))
+    })
+}
+
 /// The URI inside `<...>`, or the whole value up to its parameters.
 fn uri_in(value: &str) -> String {
     match (value.find('<'), value.find('>')) {
@@ -256,10 +283,7 @@ fn caller_bye_goes_through_the_record_routing_proxy() {
         .relayed("INVITE", None, &e.sip.to_string())
         .unwrap_or_else(|| panic!("no INVITE relayed to the engine:\n{}", proxy.log()));
     let own = format!("sip:{};lr", proxy.addr);
-    assert!(
-        invite.contains(&format!("[Record-Route: <{own}")),
-        "{invite}"
-    );
+    assert!(names_loose_route(&invite, proxy.addr), "{invite}");
     // The 200 (INVITE) as the engine sent it, seen by the proxy, and as SIPp received it.
     let ok = proxy.reply(200, "INVITE").unwrap_or_else(|| {
         panic!(
@@ -268,7 +292,7 @@ fn caller_bye_goes_through_the_record_routing_proxy() {
         )
     });
     assert!(
-        ok.contains(&format!(" from {} ", e.sip)) && ok.contains(&own),
+        ok.contains(&format!(" from {} ", e.sip)) && names_loose_route(&ok, proxy.addr),
         "the engine's 200 to the INVITE carried no Record-Route {own} (RFC 3261 §12.1.1); \
          the proxy relayed: {ok}\nproxy log:\n{}",
         proxy.log()
@@ -277,7 +301,7 @@ fn caller_bye_goes_through_the_record_routing_proxy() {
     assert!(
         header_values(&received_ok, "Record-Route")
             .iter()
-            .any(|rr| uri_in(rr).starts_with(&own)),
+            .any(|rr| names_loose_route(rr, proxy.addr)),
         "the 200 SIPp received has no Record-Route {own}:\n{received_ok}"
     );
     // The caller's ACK and BYE went through the proxy to the engine, and the 200 came back.
@@ -376,5 +400,64 @@ fn engine_bye_after_operator_stop_goes_through_the_proxy() {
         "the proxy relayed no BYE from the engine {} to the caller {sipp_contact_host}:\n{}",
         e.sip,
         proxy.log()
+    );
+}
+
+/// An in-dialog request goes to the address of the first Route, not back to where the INVITE
+/// came from (RFC 3261 §12.2.1.1: the route set is the request's Route; §8.1.2: the destination
+/// is taken from the first Route value when it is a loose router). Here the proxy listens on two
+/// addresses and record-routes the other one than it relays the INVITE from (a multi-homed proxy,
+/// or one behind an address it advertises): the engine's BYE after an operator stop must arrive
+/// at the record-routed address.
+#[test]
+fn engine_bye_is_sent_to_the_first_route_not_to_the_invite_source() {
+    let e = engine();
+    let routed = free_port();
+    let proxy = Proxy::start_with(
+        e.sip,
+        &[format!("RR_ADDRESS=\"127.0.0.1:{routed}\"")],
+        Some(routed),
+    );
+    let trace = trace_path("first-route");
+    let trace_arg = trace.to_str().unwrap();
+    let mut caller = common::sipp_spawn(
+        proxy.addr,
+        "uac_proxy_engine_bye.xml",
+        "200",
+        &["-m", "1", "-trace_msg", "-message_file", trace_arg],
+    );
+    e.wait_for("the call answered", PATIENCE, |all| {
+        all.len() == 1 && executed_types(&all[0]) == ["answer", "sleep"]
+    });
+    // The set-up this test needs: the INVITE left the proxy from one address and record-routed
+    // the other.
+    let invite = proxy
+        .relayed("INVITE", None, &e.sip.to_string())
+        .unwrap_or_else(|| panic!("no INVITE relayed to the engine:\n{}", proxy.log()));
+    let routed_uri = format!("sip:127.0.0.1:{routed};lr");
+    assert!(
+        names_loose_route(&invite, ([127, 0, 0, 1], routed).into())
+            && !invite.contains(&format!(" out 127.0.0.1:{routed} ")),
+        "the proxy must send the INVITE from another address than it record-routes: {invite}"
+    );
+
+    let id = e.activeflows()[0].id;
+    let (status, body) = common::http(e.api, "POST", &format!("/v1/activeflows/{id}/stop"), None);
+    assert_eq!(status, 200, "{body}");
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while caller.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = caller.kill();
+            panic!("SIPp still running; proxy log:\n{}", proxy.log());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let bye = proxy
+        .relayed("BYE", Some(e.sip), "")
+        .unwrap_or_else(|| panic!("no BYE from the engine at the proxy:\n{}", proxy.log()));
+    assert!(
+        bye.contains(&format!(" at 127.0.0.1:{routed} ")),
+        "the engine sent its BYE to the INVITE's source, not to its first Route {routed_uri} \
+         (RFC 3261 §12.2.1.1, §8.1.2): {bye}"
     );
 }
