@@ -34,7 +34,17 @@ fn engine() -> TestEngine {
 struct Baresip {
     peer: Peer,
     console: SocketAddr,
+    dir: PathBuf,
     recordings: PathBuf,
+}
+
+impl Drop for Baresip {
+    fn drop(&mut self) {
+        // Kept after a failure, for its recording; otherwise its 2 MB microphone file goes.
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
 }
 
 impl Baresip {
@@ -69,6 +79,7 @@ impl Baresip {
         Baresip {
             peer,
             console,
+            dir,
             recordings,
         }
     }

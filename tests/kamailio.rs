@@ -90,7 +90,8 @@ impl Proxy {
             .arg("-P")
             .arg(dir.join("kamailio.pid"))
             .args(["-m", "32", "-M", "4"]);
-        let kamailio = Peer::spawn("kamailio", cmd);
+        // SIGTERM on drop: its main process then stops the workers it forked.
+        let kamailio = Peer::spawn("kamailio", cmd).terminate_on_drop();
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
         wait_ready(&kamailio, addr);
         Proxy { kamailio, addr }
@@ -332,12 +333,13 @@ fn engine_bye_after_operator_stop_goes_through_the_proxy() {
     let proxy = Proxy::start(e.sip);
     let trace = trace_path("engine-bye");
     let trace_arg = trace.to_str().unwrap();
-    let mut caller = common::sipp_spawn(
+    // Reaped on drop: a failed assertion does not leave SIPp waiting for its BYE.
+    let mut caller = common::Reaper(common::sipp_spawn(
         proxy.addr,
         "uac_proxy_engine_bye.xml",
         "200",
         &["-m", "1", "-trace_msg", "-message_file", trace_arg],
-    );
+    ));
     e.wait_for("the call answered", PATIENCE, |all| {
         all.len() == 1 && executed_types(&all[0]) == ["answer", "sleep"]
     });
@@ -349,11 +351,11 @@ fn engine_bye_after_operator_stop_goes_through_the_proxy() {
     // SIPp exits once it has received a BYE and answered it (or after its 30 s wait).
     let deadline = Instant::now() + Duration::from_secs(40);
     let exit = loop {
-        if let Some(s) = caller.try_wait().unwrap() {
+        if let Some(s) = caller.0.try_wait().unwrap() {
             break s;
         }
         if Instant::now() > deadline {
-            let _ = caller.kill();
+            let _ = caller.0.kill();
             panic!("SIPp still running; proxy log:\n{}", proxy.log());
         }
         std::thread::sleep(Duration::from_millis(20));
@@ -420,12 +422,13 @@ fn engine_bye_is_sent_to_the_first_route_not_to_the_invite_source() {
     );
     let trace = trace_path("first-route");
     let trace_arg = trace.to_str().unwrap();
-    let mut caller = common::sipp_spawn(
+    // Reaped on drop: a failed assertion does not leave SIPp waiting for its BYE.
+    let mut caller = common::Reaper(common::sipp_spawn(
         proxy.addr,
         "uac_proxy_engine_bye.xml",
         "200",
         &["-m", "1", "-trace_msg", "-message_file", trace_arg],
-    );
+    ));
     e.wait_for("the call answered", PATIENCE, |all| {
         all.len() == 1 && executed_types(&all[0]) == ["answer", "sleep"]
     });
@@ -445,9 +448,9 @@ fn engine_bye_is_sent_to_the_first_route_not_to_the_invite_source() {
     let (status, body) = common::http(e.api, "POST", &format!("/v1/activeflows/{id}/stop"), None);
     assert_eq!(status, 200, "{body}");
     let deadline = Instant::now() + Duration::from_secs(40);
-    while caller.try_wait().unwrap().is_none() {
+    while caller.0.try_wait().unwrap().is_none() {
         if Instant::now() > deadline {
-            let _ = caller.kill();
+            let _ = caller.0.kill();
             panic!("SIPp still running; proxy log:\n{}", proxy.log());
         }
         std::thread::sleep(Duration::from_millis(20));

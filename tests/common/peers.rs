@@ -15,11 +15,12 @@ struct Lines {
     grown: Condvar,
 }
 
-/// A running peer; killed (and reaped) when dropped, pass or fail.
+/// A running peer; stopped (and reaped) when dropped, pass or fail.
 pub struct Peer {
     name: String,
     child: Child,
     lines: Arc<Lines>,
+    terminate: bool,
 }
 
 impl Peer {
@@ -41,7 +42,15 @@ impl Peer {
             name: name.to_string(),
             child,
             lines,
+            terminate: false,
         }
+    }
+
+    /// Stop this peer with SIGTERM rather than SIGKILL: for peers that fork workers (Kamailio)
+    /// and take them down only when asked to stop. SIGKILL follows if it lingers.
+    pub fn terminate_on_drop(mut self) -> Peer {
+        self.terminate = true;
+        self
     }
 
     /// Everything printed so far.
@@ -95,6 +104,15 @@ impl Peer {
 
 impl Drop for Peer {
     fn drop(&mut self) {
+        if self.terminate {
+            let _ = Command::new("kill")
+                .args(["-TERM", &self.child.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
