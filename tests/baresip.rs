@@ -261,7 +261,8 @@ fn baresip_calls_the_demo_flow_hears_it_and_key_1_routes_to_the_beep() {
 }
 
 /// An operator stop (`POST /v1/activeflows/{id}/stop`) of the answered call makes the engine
-/// send BYE (RFC 3261 §15.1.1) that reaches baresip, which answers it and closes the call.
+/// send BYE (RFC 3261 §15.1.1) to baresip's Contact (§12.2.1.1), which answers it 200 and closes
+/// the call.
 #[test]
 fn operator_stop_hangs_up_baresip() {
     let e = engine();
@@ -283,6 +284,22 @@ fn operator_stop_hangs_up_baresip() {
         "the BYE did not come from the engine {}:\n{}",
         e.sip,
         log[bye.saturating_sub(1)..(bye + 10).min(log.len())].join("\n")
+    );
+    // Addressed to baresip's Contact from its INVITE (RFC 3261 §12.2.1.1: the remote target).
+    let invite = log
+        .iter()
+        .position(|l| l.starts_with("INVITE sip:"))
+        .unwrap_or_else(|| panic!("baresip's SIP trace shows no INVITE:\n{}", phone.log()));
+    let contact = log[invite..]
+        .iter()
+        .take_while(|l| !l.trim().is_empty())
+        .find_map(|l| l.strip_prefix("Contact:"))
+        .and_then(|v| Some(v[v.find('<')? + 1..v.find('>')?].to_string()))
+        .unwrap_or_else(|| panic!("no Contact in baresip's INVITE:\n{}", phone.log()));
+    assert_eq!(
+        log[bye].split_whitespace().nth(1),
+        Some(contact.as_str()),
+        "the BYE's Request-URI is not baresip's Contact"
     );
     assert!(
         log[bye..].iter().any(|l| l.starts_with("SIP/2.0 200 OK")),
