@@ -52,6 +52,7 @@ impl Baresip {
     /// (`-s`) so the messages it receives are in its output.
     fn dial(engine: SocketAddr, number: &str) -> Baresip {
         common::require_on_path("baresip");
+        common::require("stdbuf");
         let dir = private_dir("baresip");
         let recordings = dir.join("recordings");
         std::fs::create_dir_all(&recordings).unwrap();
