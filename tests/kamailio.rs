@@ -43,6 +43,17 @@ fn engine() -> TestEngine {
 struct Proxy {
     kamailio: Peer,
     addr: SocketAddr,
+    /// Its runtime dir, also holding the test's SIPp message trace.
+    dir: PathBuf,
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        // Kept after a failure, for the trace; otherwise removed.
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
 }
 
 impl Proxy {
@@ -94,7 +105,11 @@ impl Proxy {
         let kamailio = Peer::spawn("kamailio", cmd).terminate_on_drop();
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
         wait_ready(&kamailio, addr);
-        Proxy { kamailio, addr }
+        Proxy {
+            kamailio,
+            addr,
+            dir,
+        }
     }
 
     /// Waits (bounded: the proxy logs on its own threads) for a `RELAY` line: a request of
@@ -115,6 +130,11 @@ impl Proxy {
     fn reply(&self, status: u16, method: &str) -> Option<String> {
         self.kamailio
             .try_wait_line(&[&format!("REPLY {status} {method} ")], LOG_WAIT)
+    }
+
+    /// A file for SIPp's message trace (`-trace_msg -message_file PATH`) in the proxy's dir.
+    fn trace_path(&self) -> PathBuf {
+        self.dir.join("sipp-messages.log")
     }
 
     fn log(&self) -> String {
@@ -163,11 +183,6 @@ fn wait_ready(kamailio: &Peer, addr: SocketAddr) {
             kamailio.output().join("\n")
         );
     }
-}
-
-/// A SIPp message trace file (`-trace_msg -message_file PATH`) in a fresh directory.
-fn trace_path(tag: &str) -> PathBuf {
-    private_dir(&format!("sipp-{tag}")).join("messages.log")
 }
 
 /// The messages SIPp logged as sent (`sent == true`) or received, in order.
@@ -266,7 +281,7 @@ fn call_through_record_routing_proxy_is_answered_and_completes() {
 fn caller_bye_goes_through_the_record_routing_proxy() {
     let e = engine();
     let proxy = Proxy::start(e.sip);
-    let trace = trace_path("caller-bye");
+    let trace = proxy.trace_path();
     let trace_arg = trace.to_str().unwrap();
     common::sipp(
         proxy.addr,
@@ -331,7 +346,7 @@ fn caller_bye_goes_through_the_record_routing_proxy() {
 fn engine_bye_after_operator_stop_goes_through_the_proxy() {
     let e = engine();
     let proxy = Proxy::start(e.sip);
-    let trace = trace_path("engine-bye");
+    let trace = proxy.trace_path();
     let trace_arg = trace.to_str().unwrap();
     // Reaped on drop: a failed assertion does not leave SIPp waiting for its BYE.
     let mut caller = common::Reaper(common::sipp_spawn(
@@ -420,7 +435,7 @@ fn engine_bye_is_sent_to_the_first_route_not_to_the_invite_source() {
         &[format!("RR_ADDRESS=\"127.0.0.1:{routed}\"")],
         Some(routed),
     );
-    let trace = trace_path("first-route");
+    let trace = proxy.trace_path();
     let trace_arg = trace.to_str().unwrap();
     // Reaped on drop: a failed assertion does not leave SIPp waiting for its BYE.
     let mut caller = common::Reaper(common::sipp_spawn(
