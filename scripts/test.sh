@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every check and test: installs the real peers the tests need (SIPp from Debian's
-# sip-tester; Prometheus and promtool from Debian's prometheus; espeak-ng for the TTS tests), then
-# rustfmt, clippy and the whole cargo test suite.
+# sip-tester; Prometheus and promtool from Debian's prometheus; espeak-ng for the TTS tests;
+# Kamailio as the record-routing proxy and baresip as the softphone of tests/kamailio.rs and
+# tests/baresip.rs), then rustfmt, clippy and the whole cargo test suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,6 +12,11 @@ missing=()
 command -v sipp >/dev/null 2>&1 || missing+=(sip-tester)
 { command -v prometheus && command -v promtool; } >/dev/null 2>&1 || missing+=(prometheus)
 command -v espeak-ng >/dev/null 2>&1 || missing+=(espeak-ng)
+# Kamailio lives in /usr/sbin, which a non-root PATH may lack.
+{ command -v kamailio || [ -x /usr/sbin/kamailio ]; } >/dev/null 2>&1 || missing+=(kamailio)
+command -v baresip >/dev/null 2>&1 || missing+=(baresip)
+# tests/baresip.rs runs baresip under stdbuf for line-buffered output.
+command -v stdbuf >/dev/null 2>&1 || missing+=(coreutils)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
   as_root apt-get update -qq

@@ -17,6 +17,7 @@ use activeflow::engine::{ActiveflowRecord, ActiveflowRegistry, Status};
 use activeflow::flow::{Flow, FlowStore};
 use serde_json::Value;
 
+pub mod peers;
 pub mod rtp;
 
 pub struct TestEngine {
@@ -642,4 +643,17 @@ pub fn read_http_request(stream: &std::net::TcpStream) -> (String, String, Vec<u
     let mut body = vec![0u8; length];
     reader.read_exact(&mut body).expect("body");
     (method, path, body)
+}
+
+/// Panics unless `tool` is an executable on `PATH`, for peers without a harmless `--version`
+/// (baresip starts a user agent on any option it does not know): tests never skip a peer.
+pub fn require_on_path(tool: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    let found = std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path).any(|dir| {
+            std::fs::metadata(dir.join(tool))
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+    });
+    assert!(found, "{tool} not installed; scripts/test.sh installs it");
 }
