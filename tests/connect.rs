@@ -389,3 +389,82 @@ fn connect_without_a_route_fails_at_once_and_the_flow_goes_on() {
     );
     assert_eq!(record.end_reason, Some(EndReason::Completed));
 }
+
+/// RFC 3261 §18.1.1, §19.1.1: a `sip:` destination with `;transport=tcp` is placed over TCP:
+/// SIPp as a TCP callee rings, answers, gets our ACK, hangs up with its own BYE and gets our
+/// 200, all on the connection the engine opened; the caller (over UDP) is bridged meanwhile.
+#[test]
+fn a_leg_is_placed_over_tcp_when_the_uri_says_so() {
+    let port = free_port();
+    let dir =
+        std::env::temp_dir().join(format!("activeflow-uas-tcp-{}-{port}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut child = Command::new("sipp")
+        .current_dir(&dir)
+        .args(["-sf", scenario("uas_answer_then_bye.xml").to_str().unwrap()])
+        .args([
+            "-t",
+            "t1",
+            "-i",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-m",
+            "1",
+        ])
+        .args(["-key", "rtp_port", &free_port().to_string(), "-d", "500"])
+        .args(["-nostdin", "-timeout", "30s", "-timeout_error"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("sipp");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let f = flow(
+        "tcp-leg",
+        json!([
+            {"type": "connect", "option": {"destinations": [
+                {"type": "sip", "target": format!("sip:bob@127.0.0.1:{port};transport=tcp")}]}},
+            {"type": "hangup"}
+        ]),
+    );
+    let engine = engine(&[f], None);
+    sipp(
+        engine.sip,
+        "uac_g711a_wait_bye.xml",
+        "tcp-leg",
+        &["-m", "1"],
+    )
+    .assert_all_ok(1);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            break Some(status);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "the TCP callee's scenario"
+    );
+    let record = ended_one(&engine, Duration::from_secs(10));
+    let result = result_of(&record, "connect");
+    assert_eq!(result["result"], "answered", "{result}");
+    assert_eq!(result["ended_by"], "callee", "{result}");
+    let (_, calls) = http(engine.api, "GET", "/v1/calls", None);
+    let leg = calls["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["direction"] == "outgoing")
+        .cloned()
+        .unwrap();
+    assert!(leg["peer"].as_str().unwrap().ends_with("/tcp"), "{leg}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -479,7 +479,7 @@ fn an_invite_with_ipv6_references_is_answered_and_echoed() {
 }
 
 /// Issue 13 (no amplification): a malformed request with 60 Via headers gets a 400 that
-/// carries one Via and is a fraction of the request's size.
+/// carries at most 10 of them (every hop of a real path) and is a fraction of the request.
 #[test]
 fn a_request_with_60_vias_gets_a_small_stateless_400() {
     let e = engine(&[]);
@@ -502,7 +502,7 @@ fn a_request_with_60_vias_gets_a_small_stateless_400() {
     );
     peer.send(&request);
     let reply = peer.recv_until("400");
-    assert_eq!(reply.matches("Via:").count(), 1, "{reply}");
+    assert_eq!(reply.matches("Via:").count(), 10, "{reply}");
     assert!(
         reply.len() * 4 < request.len(),
         "{} vs {} bytes",

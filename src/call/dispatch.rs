@@ -72,7 +72,8 @@ impl Dispatcher {
     }
 
     fn reply(&self, req: &rsip::Request, peer: &Peer, code: u16, headers: &[(&str, &str)]) {
-        let mut b = ResponseBuilder::new(req, code, reason_phrase(code));
+        let mut b =
+            ResponseBuilder::stateless(req, code, reason_phrase(code)).received_from(peer.addr);
         if code >= 200
             && req
                 .to_header()

@@ -242,8 +242,9 @@ pub fn uri_address(uri: &str) -> Option<(SocketAddr, Option<TransportKind>)> {
         let port = v6[end + 1..].strip_prefix(':');
         (v6[..end].parse::<IpAddr>().ok()?, port)
     } else {
+        // A name here may be an IPv6 reference as the parser masks it for rsip.
         let mut parts = hostport.splitn(2, ':');
-        (parts.next()?.parse::<IpAddr>().ok()?, parts.next())
+        (crate::sip::message::host_ip(parts.next()?)?, parts.next())
     };
     let port = match port {
         Some(p) => p.parse().ok()?,

@@ -69,7 +69,7 @@ impl Leg {
 
     /// A stateless-in-the-dialog answer (no transaction kept): 403, 481 for a stranger.
     fn reply(&mut self, req: &rsip::Request, to: Peer, code: u16, headers: &[(&str, &str)]) {
-        let mut b = ResponseBuilder::new(req, code, reason_phrase(code));
+        let mut b = ResponseBuilder::new(req, code, reason_phrase(code)).received_from(to.addr);
         for (name, value) in headers {
             b = b.header(name, value);
         }
@@ -107,7 +107,9 @@ impl Leg {
             }
         }
         let code = self.reinvite_code(&req);
-        let mut b = ResponseBuilder::new(&req, code, reason_phrase(code)).to_tag(&self.local_tag);
+        let mut b = ResponseBuilder::new(&req, code, reason_phrase(code))
+            .to_tag(&self.local_tag)
+            .received_from(src.addr);
         match code {
             200 => {
                 // Target refresh (§12.2.2) and the peer's new SDP; our answer is our SDP.
@@ -240,7 +242,7 @@ impl Leg {
             // INVITE and ACK are routed before here; rsip cannot represent other methods.
             _ => (501, None),
         };
-        let mut b = ResponseBuilder::new(&req, code, reason_phrase(code));
+        let mut b = ResponseBuilder::new(&req, code, reason_phrase(code)).received_from(src.addr);
         // Our tag on every answer inside the dialog and on the 200 to CANCEL (§9.2: the same
         // To tag as the INVITE's response).
         if dialog_up || cancels_invite || self.is_incoming() && self.phase == Phase::Early {

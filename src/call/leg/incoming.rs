@@ -153,6 +153,9 @@ impl Leg {
         let peer = self.peer;
         let Some(invite) = self.invite() else { return };
         let mut b = ResponseBuilder::new(invite, code, reason_phrase(code));
+        if let Some(p) = peer {
+            b = b.received_from(p.addr);
+        }
         if code > 100 {
             b = b
                 .to_tag(&self.local_tag)

@@ -21,7 +21,7 @@ use super::registry::SessionAddr;
 use super::shared::SessionShared;
 use super::{CallId, CallSession};
 use crate::config::Trunk;
-use crate::sip::transport::{Peer, TransportKind};
+use crate::sip::transport::Peer;
 
 /// A leg to place.
 pub struct DialRequest {
@@ -187,7 +187,7 @@ pub(super) fn start_resolution(session: &mut CallSession, ctx: &mut Context<Call
     let Some(route) = session.leg.outgoing_route() else {
         return;
     };
-    let transport = TransportKind::Udp;
+    let transport = route.transport;
     match route.next_hop.clone() {
         NextHop::Addr(addr) => session.resolved(Some(Peer { addr, transport }), ctx),
         NextHop::Host(host, port) => {

@@ -100,6 +100,7 @@ impl CallSession {
         };
         crate::metrics::call_finished(if incoming { "in" } else { "out" }, outcome);
         self.rtp = None;
+        self.connection = None;
         // Dropping the handle ends the media session (it closes any recording).
         self.media = None;
     }

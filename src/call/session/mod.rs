@@ -44,6 +44,8 @@ pub struct CallSession {
     live: bool,
     /// Deregistered (stopping ran); a drop without it is an actor that died.
     deregistered: bool,
+    /// Keeps the TCP connection to the dialog's peer from idle close while the call is up.
+    connection: Option<crate::sip::transport::ConnectionHold>,
 }
 
 impl CallSession {
@@ -70,6 +72,7 @@ impl CallSession {
             timer: None,
             live: false,
             deregistered: false,
+            connection: None,
         }
     }
 
@@ -162,6 +165,9 @@ impl CallSession {
             self.leg.max_forwards(),
         ));
         self.live = true;
+        if let Some(peer) = self.leg.peer {
+            self.connection = self.shared.sender.hold(&peer);
+        }
     }
 
     /// The next hop of a leg we place is known (or not).
@@ -171,6 +177,7 @@ impl CallSession {
                 if let Some(entry) = &self.entry {
                     entry.info().peer = peer.to_string();
                 }
+                self.connection = self.shared.sender.hold(&peer);
                 self.leg.resolved(peer, &self.shared.env(), Instant::now());
             }
             None => {

@@ -157,15 +157,19 @@ pub struct ResponseBuilder {
 
 /// Longest extra header value a stateless reply carries (e.g. a `Warning` text).
 const STATELESS_EXTRA_MAX: usize = 128;
+/// Vias a stateless reply copies: every hop of a real path (RFC 3261 §8.2.6.2 wants them all,
+/// and a stateless proxy in front needs the next one), but not a padded list.
+const STATELESS_VIAS: usize = 10;
 
 impl ResponseBuilder {
     /// A reply sent without a transaction (400 to malformed input, the dispatcher's
-    /// 403/404/481/501/503): only the top Via (all a stateless UAS reply needs, RFC 3261
-    /// §8.2.6.2 / §18.2.2), no Record-Route, no body, extra values cut to 128 bytes. So the reply
-    /// is never much larger than the request and the engine amplifies no spoofed source.
+    /// 403/404/481/501/503): at most [`STATELESS_VIAS`] Vias (every hop of a real path, so
+    /// proxies in front can still route it, RFC 3261 §8.2.6.2), no Record-Route, no body, extra
+    /// values cut to 128 bytes. So the reply is never larger than the request plus a few
+    /// headers and the engine amplifies no spoofed source.
     pub fn stateless(req: &rsip::Request, code: u16, reason: &str) -> ResponseBuilder {
         let mut b = ResponseBuilder::new(req, code, reason);
-        b.vias.truncate(1);
+        b.vias.truncate(STATELESS_VIAS);
         b.record_route.clear();
         b.stateless = true;
         b
