@@ -13,7 +13,10 @@
 //! `storage` and `metrics` sit beside them.
 //!
 //! - [`config`]: typed TOML config with `ACTIVEFLOW_<SECTION>_<KEY>` overrides, validated before
-//!   any socket is bound. Depends on nothing else in the crate.
+//!   any socket is bound, parsed into the owning layers' types (`net::Cidr`, `call::Trunk`,
+//!   `media::rtp_ports::PortRange`, `http::HttpPolicy`).
+//! - [`net`]: networks in CIDR notation, shared by trunk ACLs and the HTTP policy; depends on
+//!   nothing else.
 //! - [`sip`]: message fixes over rsip, TCP framing, UDP/TCP transport, RFC 3261 §17 transaction
 //!   state machines and the linger table of completed answers. Knows nothing of calls or flows.
 //! - [`media`]: SDP offer/answer, the RTP port pool, one RTP session task per answered call
@@ -54,6 +57,7 @@ pub mod flow;
 pub mod http;
 pub mod media;
 pub mod metrics;
+pub mod net;
 pub mod paging;
 pub mod shutdown;
 pub mod sip;

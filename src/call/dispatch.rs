@@ -17,7 +17,7 @@ use super::leg::{is_unsupported, unsupported_requirements, Leg, ALLOW};
 use super::registry::{RequestRoute, SessionAddr};
 use super::shared::{SessionShared, SipIn};
 use super::{CallId, CallSession};
-use crate::config::Cidr;
+use crate::net::Cidr;
 use crate::sip::message::{method_name, reason_phrase, ResponseBuilder, TransactionKey};
 use crate::sip::transaction::InviteFate;
 use crate::sip::transport::{Inbound, InboundHandler, Peer};

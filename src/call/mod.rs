@@ -13,6 +13,7 @@ pub mod overload;
 pub mod registry;
 pub mod session;
 mod shared;
+pub mod trunk;
 
 pub use dispatch::{Dispatcher, DispatcherConfig};
 pub use events::{CallCommand, CallEndCause, CallEvent, CallOffer, HangupCause};
@@ -21,3 +22,4 @@ pub use info::{CallInfo, CallStatus};
 pub use overload::OverloadGuard;
 pub use registry::CallRegistry;
 pub use session::CallSession;
+pub use trunk::Trunk;

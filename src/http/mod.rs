@@ -8,7 +8,9 @@ use std::sync::Arc;
 
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
-use crate::config::HttpPolicy;
+mod policy;
+
+pub use policy::HttpPolicy;
 
 mod retry;
 pub use retry::{Attempted, RetryPolicy, WEBHOOK_RETRY};

@@ -43,7 +43,7 @@ pub struct LibraryConfig {
     pub cache_dir: PathBuf,
     pub fetch_timeout: Duration,
     /// Where http(s) prompts may come from (`[http]`); its timeout is `fetch_timeout`.
-    pub http_policy: crate::config::HttpPolicy,
+    pub http_policy: crate::http::HttpPolicy,
     pub max_download_bytes: usize,
     pub tts_timeout: Duration,
 }
@@ -56,7 +56,7 @@ impl LibraryConfig {
             tts_command: DEFAULT_TTS_COMMAND.to_owned(),
             cache_dir,
             fetch_timeout: Duration::from_secs(10),
-            http_policy: crate::config::HttpPolicy::permissive(Duration::from_secs(10), 0),
+            http_policy: crate::http::HttpPolicy::permissive(Duration::from_secs(10), 0),
             max_download_bytes: 16 * 1024 * 1024,
             tts_timeout: Duration::from_secs(10),
         }
@@ -84,7 +84,7 @@ impl std::fmt::Debug for AudioLibrary {
 
 impl AudioLibrary {
     pub fn new(config: LibraryConfig) -> Self {
-        let policy = Arc::new(crate::config::HttpPolicy {
+        let policy = Arc::new(crate::http::HttpPolicy {
             timeout: config.fetch_timeout,
             ..config.http_policy.clone()
         });

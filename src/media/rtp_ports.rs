@@ -9,9 +9,8 @@
 
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::str::FromStr;
 use std::sync::{Arc, Mutex};
-
-use crate::config::PortRange;
 
 /// Ports found taken by another process are retried this many times per lease at most.
 const MAX_BIND_ATTEMPTS: usize = 16;
@@ -213,6 +212,44 @@ fn open_file_limit(limits: &str) -> Option<usize> {
 fn drain(socket: &UdpSocket) {
     let mut buf = [0u8; 2048];
     while socket.recv_from(&mut buf).is_ok() {}
+}
+
+/// An inclusive UDP port range for RTP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortRange {
+    pub first: u16,
+    pub last: u16,
+}
+
+impl FromStr for PortRange {
+    type Err = ParsePortRangeError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (a, b) = s
+            .split_once('-')
+            .ok_or_else(|| ParsePortRangeError::NotARange(s.to_string()))?;
+        let port = |p: &str| {
+            p.trim()
+                .parse::<u16>()
+                .map_err(|_| ParsePortRangeError::NotAPort(p.to_string()))
+        };
+        let (first, last) = (port(a)?, port(b)?);
+        if first == 0 || first >= last {
+            return Err(ParsePortRangeError::Order(s.to_string()));
+        }
+        Ok(PortRange { first, last })
+    }
+}
+
+/// Why an RTP port range did not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParsePortRangeError {
+    #[error("{0:?} is not a range like 20000-29999")]
+    NotARange(String),
+    #[error("{0:?} is not a port")]
+    NotAPort(String),
+    #[error("{0:?} must be first-last with 0 < first < last")]
+    Order(String),
 }
 
 #[cfg(test)]

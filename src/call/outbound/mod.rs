@@ -19,8 +19,8 @@ use super::events::{CallCommand, CallEvent};
 use super::leg::{Leg, LocalMedia, Placement};
 use super::registry::SessionAddr;
 use super::shared::SessionShared;
+use super::trunk::Trunk;
 use super::{CallId, CallSession};
-use crate::config::Trunk;
 use crate::sip::transport::Peer;
 
 /// A leg to place.

@@ -6,7 +6,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use crate::config::Trunk;
+use crate::call::trunk::Trunk;
 use crate::sip::transport::TransportKind;
 
 /// The default SIP port (RFC 3261 §19.1.2).

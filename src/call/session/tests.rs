@@ -56,7 +56,7 @@ fn shared(
     offers: Recipient<CallOffer>,
     dir: &std::path::Path,
 ) -> Arc<SessionShared> {
-    let policy = crate::config::HttpPolicy::permissive(Duration::from_secs(1), 1 << 20);
+    let policy = crate::http::HttpPolicy::permissive(Duration::from_secs(1), 1 << 20);
     Arc::new(SessionShared {
         sender,
         registry: Arc::new(CallRegistry::new()),
@@ -64,7 +64,7 @@ fn shared(
         timers: Timers::default(),
         public_ip: "127.0.0.1".parse().unwrap(),
         rtp_ports: crate::media::RtpPortPool::new(
-            crate::config::PortRange {
+            crate::media::rtp_ports::PortRange {
                 first: 41000,
                 last: 41100,
             },

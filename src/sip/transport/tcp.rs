@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 use super::connections::{ConnState, Registered, Slot};
 use super::log_limit::RECEIVE_LOG;
 use super::{Inbound, InboundHandler, Peer, SipSender, TransportKind};
-use crate::config::Cidr;
+use crate::net::Cidr;
 use crate::sip::message::{self, Frame};
 
 /// A connection that holds a partial message this long is closed.

@@ -4,12 +4,16 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
-use std::str::FromStr;
 
 use serde::Deserialize;
 
+use crate::call::Trunk;
+use crate::http::HttpPolicy;
+use crate::media::rtp_ports::PortRange;
+use crate::net::{Cidr, ParseCidrError};
+
 /// The embedded default configuration (`config/default.toml`).
-pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+pub const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
 
 /// Prefix of the environment variables that override config keys.
 const ENV_PREFIX: &str = "ACTIVEFLOW_";
@@ -127,32 +131,6 @@ pub struct ApiConfig {
 #[serde(deny_unknown_fields)]
 pub struct MetricsConfig {
     pub listen: String,
-}
-
-/// Where flows' HTTP may go, validated (`[http]`).
-#[derive(Debug, Clone)]
-pub struct HttpPolicy {
-    pub allow: Vec<Cidr>,
-    pub deny: Vec<Cidr>,
-    pub timeout: std::time::Duration,
-    pub max_response_bytes: usize,
-}
-
-impl HttpPolicy {
-    /// Anything goes (tests and tools); the config's default denies the operator's networks.
-    pub fn permissive(timeout: std::time::Duration, max_response_bytes: usize) -> Self {
-        HttpPolicy {
-            allow: Vec::new(),
-            deny: Vec::new(),
-            timeout,
-            max_response_bytes,
-        }
-    }
-
-    /// An address flows may connect to: in `allow`, or outside `deny`.
-    pub fn permits(&self, ip: IpAddr) -> bool {
-        self.allow.iter().any(|c| c.contains(ip)) || !self.deny.iter().any(|c| c.contains(ip))
-    }
 }
 
 /// Outgoing HTTP from flows (`fetch`, `webhook_send`, http(s) prompts).
@@ -300,101 +278,6 @@ fn default_ended_retained() -> usize {
     10_000
 }
 
-/// An IPv4/IPv6 network in CIDR notation, used by trunk ACLs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cidr {
-    network: IpAddr,
-    prefix: u8,
-}
-
-impl Cidr {
-    /// Whether `ip` lies inside this network (IPv4-mapped IPv6 addresses match IPv4 networks).
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
-            v4 => v4,
-        };
-        match (self.network, ip) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX
-                    .checked_shl(32 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u32::from(net) & mask == u32::from(ip) & mask
-            }
-            (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = u128::MAX
-                    .checked_shl(128 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u128::from(net) & mask == u128::from(ip) & mask
-            }
-            _ => false,
-        }
-    }
-}
-
-impl FromStr for Cidr {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (addr, prefix) = match s.split_once('/') {
-            Some((a, p)) => (a, Some(p)),
-            None => (s, None),
-        };
-        let network: IpAddr = addr
-            .trim()
-            .parse()
-            .map_err(|_| format!("{s:?} is not an IP address or CIDR"))?;
-        let max = if network.is_ipv4() { 32 } else { 128 };
-        let prefix = match prefix {
-            Some(p) => p
-                .trim()
-                .parse::<u8>()
-                .ok()
-                .filter(|p| *p <= max)
-                .ok_or_else(|| format!("{s:?} has a bad prefix length"))?,
-            None => max,
-        };
-        Ok(Cidr { network, prefix })
-    }
-}
-
-/// An inclusive UDP port range for RTP.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PortRange {
-    pub first: u16,
-    pub last: u16,
-}
-
-impl FromStr for PortRange {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (a, b) = s
-            .split_once('-')
-            .ok_or_else(|| format!("{s:?} is not a range like 20000-29999"))?;
-        let first: u16 = a
-            .trim()
-            .parse()
-            .map_err(|_| format!("{a:?} is not a port"))?;
-        let last: u16 = b
-            .trim()
-            .parse()
-            .map_err(|_| format!("{b:?} is not a port"))?;
-        if first == 0 || first >= last {
-            return Err(format!("{s:?} must be first-last with 0 < first < last"));
-        }
-        Ok(PortRange { first, last })
-    }
-}
-
-/// A trunk with its parsed ACL.
-#[derive(Debug, Clone)]
-pub struct Trunk {
-    pub name: String,
-    pub allow: Vec<Cidr>,
-    pub outbound_proxy: Option<SocketAddr>,
-}
-
 /// The config after validation: addresses parsed, ACLs compiled.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -481,11 +364,11 @@ impl Config {
                 return Err(invalid(key, "must be at least 1"));
             }
         }
-        let rtp_ports = self
-            .media
-            .rtp_ports
-            .parse()
-            .map_err(|m| invalid("media.rtp_ports", m))?;
+        let rtp_ports = self.media.rtp_ports.parse().map_err(
+            |m: crate::media::rtp_ports::ParsePortRangeError| {
+                invalid("media.rtp_ports", m.to_string())
+            },
+        )?;
         if !self.media.tts_command.contains("{output}")
             || !self.media.tts_command.contains("{text}")
         {
@@ -527,8 +410,9 @@ impl Config {
                 .iter()
                 .enumerate()
                 .map(|(j, c)| {
-                    c.parse()
-                        .map_err(|m| invalid(format!("trunks[{i}].allow[{j}]"), m))
+                    c.parse().map_err(|m: ParseCidrError| {
+                        invalid(format!("trunks[{i}].allow[{j}]"), m.to_string())
+                    })
                 })
                 .collect::<Result<Vec<Cidr>, _>>()?;
             let outbound_proxy = if t.outbound_proxy.is_empty() {
@@ -557,7 +441,10 @@ impl Config {
         let cidrs = |key: &str, list: &[String]| {
             list.iter()
                 .enumerate()
-                .map(|(i, c)| c.parse().map_err(|m| invalid(format!("{key}[{i}]"), m)))
+                .map(|(i, c)| {
+                    c.parse()
+                        .map_err(|m: ParseCidrError| invalid(format!("{key}[{i}]"), m.to_string()))
+                })
                 .collect::<Result<Vec<Cidr>, _>>()
         };
         if self.http.timeout_ms == 0 {
@@ -665,145 +552,4 @@ fn apply_override(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(a, b)| (a.to_string(), b.to_string()))
-            .collect()
-    }
-
-    #[test]
-    fn embedded_default_is_valid() {
-        let s = Config::from_toml_with_env(DEFAULT_TOML, env(&[]))
-            .unwrap()
-            .validate()
-            .unwrap();
-        assert_eq!(s.sip_listen.port(), 5060);
-        assert_eq!(s.raw.routes[0].number, "*");
-    }
-
-    #[test]
-    fn env_overrides_are_typed() {
-        let c = Config::from_toml_with_env(
-            DEFAULT_TOML,
-            env(&[
-                ("ACTIVEFLOW_SIP_LISTEN", "127.0.0.1:5070"),
-                ("ACTIVEFLOW_ENGINE_MAX_ACTIVEFLOWS", "7"),
-                ("OTHER_VAR", "x"),
-            ]),
-        )
-        .unwrap();
-        assert_eq!(c.sip.listen, "127.0.0.1:5070");
-        assert_eq!(c.engine.max_activeflows, 7);
-        let c = Config::from_toml_with_env(
-            DEFAULT_TOML,
-            env(&[("ACTIVEFLOW_EVENTS_WEBHOOK_URI", "http://hooks.example/e")]),
-        )
-        .unwrap();
-        assert_eq!(c.events.webhook_uri, "http://hooks.example/e");
-        assert_eq!(c.events.window, 65_536);
-    }
-
-    #[test]
-    fn http_lists_from_the_environment_and_the_default_policy() {
-        let c = Config::from_toml_with_env(
-            DEFAULT_TOML,
-            env(&[("ACTIVEFLOW_HTTP_ALLOW", "127.0.0.1/32, 10.1.0.0/16")]),
-        )
-        .unwrap();
-        assert_eq!(c.http.allow, ["127.0.0.1/32", "10.1.0.0/16"]);
-        let policy = c.validate().unwrap().http;
-        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
-        assert!(policy.permits(ip("127.0.0.1")) && policy.permits(ip("10.1.2.3")));
-        assert!(!policy.permits(ip("127.0.0.2")) && !policy.permits(ip("192.168.1.1")));
-        assert!(policy.permits(ip("8.8.8.8")) && !policy.permits(ip("::1")));
-        let e = Config::from_toml_with_env(
-            DEFAULT_TOML,
-            env(&[("ACTIVEFLOW_HTTP_DENY", "10.0.0.0/99")]),
-        )
-        .unwrap()
-        .validate()
-        .unwrap_err();
-        assert!(e.to_string().contains("http.deny[0]"), "{e}");
-    }
-
-    #[test]
-    fn bad_override_names_the_variable() {
-        let e = Config::from_toml_with_env(
-            DEFAULT_TOML,
-            env(&[("ACTIVEFLOW_ENGINE_MAX_ACTIVEFLOWS", "lots")]),
-        )
-        .unwrap_err();
-        assert!(
-            e.to_string().contains("ACTIVEFLOW_ENGINE_MAX_ACTIVEFLOWS"),
-            "{e}"
-        );
-        let e = Config::from_toml_with_env(DEFAULT_TOML, env(&[("ACTIVEFLOW_NOPE_X", "1")]))
-            .unwrap_err();
-        assert!(e.to_string().contains("nope"), "{e}");
-    }
-
-    #[test]
-    fn invalid_values_name_the_key() {
-        let cases = [
-            ("ACTIVEFLOW_SIP_LISTEN", "nowhere", "sip.listen"),
-            (
-                "ACTIVEFLOW_MEDIA_RTP_PORTS",
-                "30000-20000",
-                "media.rtp_ports",
-            ),
-            ("ACTIVEFLOW_API_LISTEN", "0.0.0.0:8080", "api.token"),
-            (
-                "ACTIVEFLOW_ENGINE_MAX_ACTIVEFLOWS",
-                "0",
-                "engine.max_activeflows",
-            ),
-            ("ACTIVEFLOW_EVENTS_WINDOW", "0", "events.window"),
-            ("ACTIVEFLOW_SIP_TCP_WRITE_QUEUE", "0", "sip.tcp_write_queue"),
-            (
-                "ACTIVEFLOW_SIP_TCP_IDLE_TIMEOUT_S",
-                "0",
-                "sip.tcp_idle_timeout_s",
-            ),
-            (
-                "ACTIVEFLOW_EVENTS_WEBHOOK_URI",
-                "ftp://x/",
-                "events.webhook_uri",
-            ),
-        ];
-        for (var, value, key) in cases {
-            let e = Config::from_toml_with_env(DEFAULT_TOML, env(&[(var, value)]))
-                .unwrap()
-                .validate()
-                .unwrap_err();
-            assert!(e.to_string().contains(key), "{var}: {e}");
-        }
-    }
-
-    #[test]
-    fn unknown_key_is_refused() {
-        let text = format!("{DEFAULT_TOML}\n[extra]\nx = 1\n");
-        let e = Config::from_toml_with_env(&text, env(&[])).unwrap_err();
-        assert!(e.to_string().contains("extra"), "{e}");
-    }
-
-    #[test]
-    fn cidr_matching() {
-        let c: Cidr = "10.1.0.0/16".parse().unwrap();
-        assert!(c.contains("10.1.2.3".parse().unwrap()));
-        assert!(!c.contains("10.2.0.1".parse().unwrap()));
-        assert!(c.contains("::ffff:10.1.0.9".parse().unwrap()));
-        let all: Cidr = "0.0.0.0/0".parse().unwrap();
-        assert!(all.contains("192.0.2.1".parse().unwrap()));
-        let host: Cidr = "127.0.0.1".parse().unwrap();
-        assert!(!host.contains("127.0.0.2".parse().unwrap()));
-        assert!("10.0.0.0/33".parse::<Cidr>().is_err());
-        assert!("::1/128"
-            .parse::<Cidr>()
-            .unwrap()
-            .contains("::1".parse().unwrap()));
-    }
-}
+mod tests;
