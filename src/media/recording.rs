@@ -1,14 +1,15 @@
 //! Recordings: their records (what the API lists) and the one writer thread that streams the
 //! caller's audio into WAV files under `media.recordings_dir`, so no actor thread ever waits on
-//! the disk. Media sessions hand it samples in ~1 s chunks; it must never block them.
+//! the disk. Media sessions hand it samples in ~1 s chunks; it must never block them: chunks are
+//! dropped when the queue is full, and a close that finds it full waits on a task, not a thread.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use dashmap::DashMap;
 use serde::Serialize;
+use tokio::sync::mpsc::{self, error::TrySendError};
 
 use super::wav::WavWriter;
 
@@ -74,13 +75,16 @@ enum WriterCommand {
     Open(RecordingId, PathBuf),
     Write(RecordingId, Vec<i16>),
     Close(RecordingId, &'static str),
+    /// Tests: the writer waits here until told to go on (a disk that stalls).
+    #[cfg(test)]
+    Stall(std::sync::mpsc::Receiver<()>),
 }
 
 /// Every recording's record, and the channel to the writer thread.
 pub struct Recordings {
     dir: PathBuf,
     records: Arc<DashMap<RecordingId, RecordingInfo>>,
-    writer: SyncSender<WriterCommand>,
+    writer: mpsc::Sender<WriterCommand>,
     sequence: std::sync::atomic::AtomicU64,
     /// Oldest first, for retention.
     order: Mutex<std::collections::VecDeque<RecordingId>>,
@@ -91,9 +95,13 @@ impl Recordings {
     /// Starts the writer thread; `dir` is created if missing. Keeps the records of the newest
     /// `retained` recordings (the files stay on disk).
     pub fn start(dir: &Path, retained: usize) -> std::io::Result<Arc<Self>> {
+        Self::start_with_queue(dir, retained, WRITER_QUEUE)
+    }
+
+    fn start_with_queue(dir: &Path, retained: usize, queue: usize) -> std::io::Result<Arc<Self>> {
         std::fs::create_dir_all(dir)?;
         let records = Arc::new(DashMap::new());
-        let (writer, rx) = sync_channel(WRITER_QUEUE);
+        let (writer, rx) = mpsc::channel(queue);
         let thread_records = records.clone();
         std::thread::Builder::new()
             .name("recording-writer".into())
@@ -139,11 +147,32 @@ impl Recordings {
         self.send(WriterCommand::Write(id, samples)).is_ok()
     }
 
-    /// Finishes the file; the record turns `ended` once the writer has closed it.
+    /// Finishes the file; the record turns `ended` once the writer has closed it. Never waits:
+    /// a close must not be lost to a full queue (the file would keep placeholder sizes), so
+    /// then a task waits for room instead of the caller (a media session on an arbiter thread).
     pub fn finish(&self, id: RecordingId, reason: &'static str) {
-        // Closing must not be lost to a full queue, or the file keeps placeholder sizes: wait.
-        if self.writer.send(WriterCommand::Close(id, reason)).is_err() {
-            mark_failed(&self.records, id, "recording writer stopped".into());
+        let command = match self.writer.try_send(WriterCommand::Close(id, reason)) {
+            Ok(()) => return,
+            Err(TrySendError::Closed(_)) => {
+                return mark_failed(&self.records, id, "recording writer stopped".into())
+            }
+            Err(TrySendError::Full(command)) => command,
+        };
+        let (writer, records) = (self.writer.clone(), self.records.clone());
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(async move {
+                    if writer.send(command).await.is_err() {
+                        mark_failed(&records, id, "recording writer stopped".into());
+                    }
+                });
+            }
+            // Not on a runtime, so not on an arbiter: this thread may wait.
+            Err(_) => {
+                if writer.blocking_send(command).is_err() {
+                    mark_failed(&records, id, "recording writer stopped".into());
+                }
+            }
         }
     }
 
@@ -168,7 +197,7 @@ impl Recordings {
                 tracing::warn!("recording writer queue full; audio dropped");
                 Err("recording writer queue full".into())
             }
-            Err(TrySendError::Disconnected(_)) => Err("recording writer stopped".into()),
+            Err(TrySendError::Closed(_)) => Err("recording writer stopped".into()),
         }
     }
 
@@ -204,9 +233,12 @@ fn mark_failed(records: &DashMap<RecordingId, RecordingInfo>, id: RecordingId, e
 }
 
 /// The writer thread: owns every open file; ends when the store is dropped.
-fn write_loop(rx: Receiver<WriterCommand>, records: &DashMap<RecordingId, RecordingInfo>) {
+fn write_loop(
+    mut rx: mpsc::Receiver<WriterCommand>,
+    records: &DashMap<RecordingId, RecordingInfo>,
+) {
     let mut open: HashMap<RecordingId, WavWriter> = HashMap::new();
-    while let Ok(command) = rx.recv() {
+    while let Some(command) = rx.blocking_recv() {
         match command {
             WriterCommand::Open(id, path) => match WavWriter::create(&path) {
                 Ok(w) => {
@@ -238,6 +270,10 @@ fn write_loop(rx: Receiver<WriterCommand>, records: &DashMap<RecordingId, Record
                     }
                     Err(e) => mark_failed(records, id, e.to_string()),
                 }
+            }
+            #[cfg(test)]
+            WriterCommand::Stall(go_on) => {
+                let _ = go_on.recv();
             }
         }
     }
@@ -292,6 +328,47 @@ mod tests {
             (ids, next),
             (vec![b, a], None),
             "the oldest record is forgotten"
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// A media session finishing a recording while the writer is stalled and its queue full
+    /// must not wait (it runs on an arbiter thread), and the close must still reach the writer.
+    #[test]
+    fn finish_never_waits_for_a_full_queue_and_the_close_is_not_lost() {
+        let dir = std::env::temp_dir().join(format!("activeflow-rec-{}", uuid::Uuid::new_v4()));
+        let store = Recordings::start_with_queue(&dir, 10, 4).unwrap();
+        let id = RecordingId::new();
+        store.begin(id, "af", "call").unwrap();
+        assert!(store.write(id, vec![7; 800]));
+        let (go_on, stalled) = std::sync::mpsc::channel();
+        store.send(WriterCommand::Stall(stalled)).unwrap();
+        while store.write(id, vec![7; 800]) {}
+
+        let (done_tx, done) = std::sync::mpsc::channel();
+        let finishing = store.clone();
+        let arbiter_like = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                finishing.finish(id, "stop_action");
+                done_tx.send(()).unwrap();
+                // Keep the runtime (and the close waiting on it) alive until the writer is back.
+                while finishing.get(id).unwrap().status == RecordingStatus::Recording {
+                    tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                }
+            });
+        });
+        let returned = done.recv_timeout(std::time::Duration::from_secs(2));
+        go_on.send(()).unwrap();
+        assert!(returned.is_ok(), "finish waited for the stalled writer");
+        let info = wait_ended(&store, id);
+        arbiter_like.join().unwrap();
+        assert_eq!(
+            (info.status, info.end_reason),
+            (RecordingStatus::Ended, Some("stop_action"))
         );
         std::fs::remove_dir_all(dir).unwrap();
     }
