@@ -36,6 +36,8 @@ pub const STORAGE_WRITE_ERRORS_TOTAL: &str = "storage_write_errors_total";
 pub const STORAGE_BATCH_SECONDS: &str = "storage_batch_seconds";
 pub const WEBHOOK_DELIVERIES_TOTAL: &str = "webhook_deliveries_total";
 pub const EVENTS_WINDOW_EXCEEDED_TOTAL: &str = "events_window_exceeded_total";
+pub const COMPONENT_UP: &str = "component_up";
+pub const COMPONENT_RESTARTS_TOTAL: &str = "component_restarts_total";
 
 /// Label values known at start-up, exported at zero so no series is ever missing.
 pub const REFERENCE_TYPES: &[&str] = &["call", "api"];
@@ -70,6 +72,8 @@ pub const CALL_OUTCOMES: &[&str] = &["answered", "rejected", "cancelled", "faile
 pub const DTMF_SOURCES: &[&str] = &["rfc4733", "sip_info"];
 /// `storage::WriteKind` labels.
 pub const STORAGE_WRITE_KINDS: &[&str] = &["running", "ended", "call", "flow", "other"];
+/// Watched parts (`health::Component` names, same order).
+pub const COMPONENTS: &[&str] = &["sip_udp", "storage_writer", "recording_writer"];
 /// [`WebhookOutcome`] labels, same order.
 pub const WEBHOOK_OUTCOMES: &[&str] = &["delivered", "failed", "dropped"];
 
@@ -204,6 +208,14 @@ fn describe_all() {
         WEBHOOK_DELIVERIES_TOTAL,
         "Event webhook deliveries, by outcome (dropped: the queue was full)"
     );
+    describe_gauge!(
+        COMPONENT_UP,
+        "1 while a watched part (a thread the engine needs) runs, 0 when dead or not started"
+    );
+    describe_counter!(
+        COMPONENT_RESTARTS_TOTAL,
+        "Watched parts restarted after dying, by component"
+    );
     describe_counter!(
         EVENTS_WINDOW_EXCEEDED_TOTAL,
         "SSE readers that lost events: too slow for, or resuming before, the event window"
@@ -258,6 +270,10 @@ fn register_zeroes() {
         counter!(WEBHOOK_DELIVERIES_TOTAL, "outcome" => *o).absolute(0);
     }
     counter!(EVENTS_WINDOW_EXCEEDED_TOTAL).absolute(0);
+    for c in COMPONENTS {
+        gauge!(COMPONENT_UP, "component" => *c).set(0.0);
+        counter!(COMPONENT_RESTARTS_TOTAL, "component" => *c).absolute(0);
+    }
 }
 
 /// The method label: known methods by name, everything else `OTHER` (bounded cardinality).
@@ -499,6 +515,16 @@ pub fn webhook_delivery(outcome: WebhookOutcome) {
     if let Some(c) = WEBHOOKS.at(WEBHOOK_OUTCOMES, make, index) {
         c.increment(1);
     }
+}
+
+/// A watched part is up (1) or not (0); `component` is one of [`COMPONENTS`].
+pub fn component_up(component: &'static str, up: bool) {
+    gauge!(COMPONENT_UP, "component" => component).set(if up { 1.0 } else { 0.0 });
+}
+
+/// A watched part was restarted after dying.
+pub fn component_restarted(component: &'static str) {
+    counter!(COMPONENT_RESTARTS_TOTAL, "component" => component).increment(1);
 }
 
 /// An SSE reader was told it lost events (`window_exceeded`).
