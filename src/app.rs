@@ -22,6 +22,7 @@ use crate::engine::{
 };
 use crate::events::{EventBus, EventsOptions};
 use crate::flow::FlowStore;
+use crate::health::Health;
 use crate::media::library::{AudioLibrary, LibraryConfig};
 use crate::media::{Recordings, RtpPortPool};
 use crate::sip::transaction::{LingerTable, Timers};
@@ -111,6 +112,8 @@ pub struct App {
     pub dispatcher: Arc<Dispatcher>,
     pub recordings: Arc<Recordings>,
     pub ready: Arc<AtomicBool>,
+    /// The watched parts' state; [`Health::fatal`] resolves when one died for good.
+    pub health: Health,
     pub storage: Storage,
     pub sip_addr: SocketAddr,
     pub api_addr: SocketAddr,
@@ -171,6 +174,7 @@ pub async fn start(
 
     let registry = Arc::new(ActiveflowRegistry::new(raw.engine.ended_retained));
     let calls = Arc::new(CallRegistry::new());
+    let health = Health::new();
     let storage = open_storage(settings, &flows, &registry, &calls)?;
     let limits = EngineLimits {
         max_activeflows: raw.engine.max_activeflows,
@@ -272,8 +276,9 @@ pub async fn start(
         },
     ));
     let max_size = raw.sip.max_message_size;
-    let udp_rx = transport::spawn_udp_receiver(udp, dispatcher.clone(), sender.clone(), max_size)
-        .map_err(start_err("sip udp receiver"))?;
+    let udp_rx =
+        transport::spawn_udp_receiver(udp, dispatcher.clone(), sender.clone(), max_size, &health)
+            .map_err(start_err("sip udp receiver"))?;
     let tcp_listener = listeners.sip_tcp;
     let (h, s) = (dispatcher.clone(), sender);
     let tcp_arbiter = handles.first().cloned().unwrap_or_else(Arbiter::current);
@@ -320,6 +325,7 @@ pub async fn start(
         dispatcher,
         recordings,
         ready,
+        health,
         storage,
         sip_addr,
         api_addr,
