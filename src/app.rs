@@ -175,7 +175,7 @@ pub async fn start(
     let registry = Arc::new(ActiveflowRegistry::new(raw.engine.ended_retained));
     let calls = Arc::new(CallRegistry::new());
     let health = Health::new();
-    let storage = open_storage(settings, &flows, &registry, &calls)?;
+    let storage = open_storage(settings, &flows, &registry, &calls, &health)?;
     let limits = EngineLimits {
         max_activeflows: raw.engine.max_activeflows,
         max_execute_count: raw.engine.max_execute_count,
@@ -355,13 +355,14 @@ fn open_storage(
     flows: &FlowStore,
     registry: &ActiveflowRegistry,
     calls: &CallRegistry,
+    health: &Health,
 ) -> Result<Storage, AppError> {
     let raw = &settings.raw.storage;
     if raw.path.is_empty() {
         tracing::warn!("storage.path is empty: no durable history");
         return Ok(Storage::disabled());
     }
-    let (storage, recovery) = Storage::open_sqlite(std::path::Path::new(&raw.path))?;
+    let (storage, recovery) = Storage::open_sqlite(std::path::Path::new(&raw.path), health)?;
     if recovery.activeflows + recovery.calls > 0 {
         tracing::warn!(
             activeflows = recovery.activeflows,
