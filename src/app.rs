@@ -231,6 +231,7 @@ pub async fn start(
     let recordings = Recordings::start(
         std::path::Path::new(&raw.media.recordings_dir),
         RECORDINGS_RETAINED,
+        &health,
     )
     .map_err(start_err("recordings (media.recordings_dir)"))?;
     let library = Arc::new(AudioLibrary::new(LibraryConfig {

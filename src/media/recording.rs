@@ -2,6 +2,10 @@
 //! caller's audio into WAV files under `media.recordings_dir`, so no actor thread ever waits on
 //! the disk. Media sessions hand it samples in ~1 s chunks; it must never block them: chunks are
 //! dropped when the queue is full, and a close that finds it full waits on a task, not a thread.
+//! The writer thread is watched (`health`): if it dies (a panic), `/readyz` answers 503 naming
+//! `recording_writer`, the recordings it had open are marked failed, and it is restarted after
+//! a back-off (`RESTART`) on the same queue. A recording is one call's audio, not the
+//! engine's record, so losing those few is better than refusing calls.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -12,9 +16,15 @@ use serde::Serialize;
 use tokio::sync::mpsc::{self, error::TrySendError};
 
 use super::wav::WavWriter;
+use crate::health::{spawn_watched, Component, Ended, Health, OnDeath};
 
 /// Chunks queued for the writer before sessions start dropping audio (each ~1 s of one call).
 const WRITER_QUEUE: usize = 8192;
+/// A dead writer is restarted after 100 ms, then up to 5 s while it keeps dying.
+const RESTART: OnDeath = OnDeath::Restart {
+    first: std::time::Duration::from_millis(100),
+    max: std::time::Duration::from_secs(5),
+};
 
 /// A recording's id (the file is `<id>.wav`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -78,6 +88,9 @@ enum WriterCommand {
     /// Tests: the writer waits here until told to go on (a disk that stalls).
     #[cfg(test)]
     Stall(std::sync::mpsc::Receiver<()>),
+    /// Tests: the writer panics (a bug in it).
+    #[cfg(test)]
+    Panic,
 }
 
 /// Every recording's record, and the channel to the writer thread.
@@ -92,20 +105,41 @@ pub struct Recordings {
 }
 
 impl Recordings {
-    /// Starts the writer thread; `dir` is created if missing. Keeps the records of the newest
-    /// `retained` recordings (the files stay on disk).
-    pub fn start(dir: &Path, retained: usize) -> std::io::Result<Arc<Self>> {
-        Self::start_with_queue(dir, retained, WRITER_QUEUE)
+    /// Starts the writer thread, watched as `recording_writer` in `health`; `dir` is created
+    /// if missing. Keeps the records of the newest `retained` recordings (the files stay on
+    /// disk).
+    pub fn start(dir: &Path, retained: usize, health: &Health) -> std::io::Result<Arc<Self>> {
+        Self::start_with(dir, retained, WRITER_QUEUE, (health, RESTART))
     }
 
-    fn start_with_queue(dir: &Path, retained: usize, queue: usize) -> std::io::Result<Arc<Self>> {
+    fn start_with(
+        dir: &Path,
+        retained: usize,
+        queue: usize,
+        (health, on_death): (&Health, OnDeath),
+    ) -> std::io::Result<Arc<Self>> {
         std::fs::create_dir_all(dir)?;
         let records = Arc::new(DashMap::new());
-        let (writer, rx) = mpsc::channel(queue);
+        let (writer, mut rx) = mpsc::channel(queue);
         let thread_records = records.clone();
-        std::thread::Builder::new()
-            .name("recording-writer".into())
-            .spawn(move || write_loop(rx, &thread_records))?;
+        // Outlives a panic of the loop, so a restart knows which recordings it cut short.
+        let mut open = HashMap::new();
+        let body = move || {
+            for (id, _) in open.drain() {
+                mark_failed(&thread_records, id, "recording writer restarted".into());
+            }
+            write_loop(&mut rx, &thread_records, &mut open);
+            // It returns once every handle is gone: asked for.
+            Ended::AsAsked
+        };
+        let component = Component::RecordingWriter;
+        spawn_watched(
+            "recording-writer",
+            component,
+            on_death,
+            health.clone(),
+            body,
+        )?;
         Ok(Arc::new(Recordings {
             dir: dir.to_path_buf(),
             records,
@@ -232,12 +266,12 @@ fn mark_failed(records: &DashMap<RecordingId, RecordingInfo>, id: RecordingId, e
     }
 }
 
-/// The writer thread: owns every open file; ends when the store is dropped.
+/// The writer thread's loop: owns every open file (in `open`); ends when the store is dropped.
 fn write_loop(
-    mut rx: mpsc::Receiver<WriterCommand>,
+    rx: &mut mpsc::Receiver<WriterCommand>,
     records: &DashMap<RecordingId, RecordingInfo>,
+    open: &mut HashMap<RecordingId, WavWriter>,
 ) {
-    let mut open: HashMap<RecordingId, WavWriter> = HashMap::new();
     while let Some(command) = rx.blocking_recv() {
         match command {
             WriterCommand::Open(id, path) => match WavWriter::create(&path) {
@@ -275,6 +309,8 @@ fn write_loop(
             WriterCommand::Stall(go_on) => {
                 let _ = go_on.recv();
             }
+            #[cfg(test)]
+            WriterCommand::Panic => panic!("test: the recording writer panics"),
         }
     }
 }
@@ -284,7 +320,7 @@ mod tests {
     use super::*;
 
     fn wait_ended(store: &Recordings, id: RecordingId) -> RecordingInfo {
-        for _ in 0..500 {
+        for _ in 0..5000 {
             let info = store.get(id).unwrap();
             if info.status != RecordingStatus::Recording {
                 return info;
@@ -297,7 +333,7 @@ mod tests {
     #[test]
     fn writes_a_wav_and_keeps_the_newest_records() {
         let dir = std::env::temp_dir().join(format!("activeflow-rec-{}", uuid::Uuid::new_v4()));
-        let store = Recordings::start(&dir, 2).unwrap();
+        let store = Recordings::start(&dir, 2, &Health::new()).unwrap();
         let id = RecordingId::new();
         store.begin(id, "af", "call").unwrap();
         assert!(store.write(id, vec![1000; 8000]));
@@ -337,7 +373,7 @@ mod tests {
     #[test]
     fn finish_never_waits_for_a_full_queue_and_the_close_is_not_lost() {
         let dir = std::env::temp_dir().join(format!("activeflow-rec-{}", uuid::Uuid::new_v4()));
-        let store = Recordings::start_with_queue(&dir, 10, 4).unwrap();
+        let store = Recordings::start_with(&dir, 10, 4, (&Health::new(), RESTART)).unwrap();
         let id = RecordingId::new();
         store.begin(id, "af", "call").unwrap();
         assert!(store.write(id, vec![7; 800]));
@@ -373,10 +409,49 @@ mod tests {
         std::fs::remove_dir_all(dir).unwrap();
     }
 
+    /// A writer that dies is reported down during its back-off, the recording it had open is
+    /// marked failed, and after the restart recordings work again.
+    #[test]
+    fn a_dead_writer_is_reported_and_restarted() {
+        let dir = std::env::temp_dir().join(format!("activeflow-rec-{}", uuid::Uuid::new_v4()));
+        let health = Health::new();
+        let on_death = OnDeath::Restart {
+            first: std::time::Duration::from_secs(1),
+            max: std::time::Duration::from_secs(1),
+        };
+        let store = Recordings::start_with(&dir, 10, 64, (&health, on_death)).unwrap();
+        let cut = RecordingId::new();
+        store.begin(cut, "af", "call").unwrap();
+        assert!(store.write(cut, vec![1; 800]));
+        store.send(WriterCommand::Panic).unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while health.deaths(Component::RecordingWriter) == 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the panic was not seen"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        assert_eq!(health.down(), vec![Component::RecordingWriter]);
+        let info = wait_ended(&store, cut);
+        assert_eq!(
+            (info.status, info.error.as_deref()),
+            (RecordingStatus::Failed, Some("recording writer restarted"))
+        );
+        assert!(health.down().is_empty(), "up again once restarted");
+
+        let id = RecordingId::new();
+        store.begin(id, "af", "call").unwrap();
+        assert!(store.write(id, vec![1; 800]));
+        store.finish(id, "stop_action");
+        assert_eq!(wait_ended(&store, id).status, RecordingStatus::Ended);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
     #[test]
     fn an_unwritable_directory_fails_the_recording_not_the_engine() {
         let dir = std::env::temp_dir().join(format!("activeflow-rec-{}", uuid::Uuid::new_v4()));
-        let store = Recordings::start(&dir, 10).unwrap();
+        let store = Recordings::start(&dir, 10, &Health::new()).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
         let id = RecordingId::new();
         store.begin(id, "af", "call").unwrap();
