@@ -300,6 +300,7 @@ pub async fn start(
         events: events.clone(),
         token: raw.api.token.clone(),
         ready: ready.clone(),
+        health: health.clone(),
     });
     let api_server = HttpServer::new(move || {
         actix_web::App::new()
