@@ -208,10 +208,7 @@ pub fn spawn_watched(
                     health.fail(component);
                     return;
                 };
-                let wait = match delay {
-                    Some(d) if started.elapsed() < HEALTHY_AFTER => max.min(d * 2),
-                    _ => first,
-                };
+                let wait = restart_delay(delay, started.elapsed(), first, max);
                 delay = Some(wait);
                 tracing::error!(%component, why, restart_in = ?wait, "watched part died; restarting");
                 crate::metrics::component_restarted(component.as_str());
@@ -223,6 +220,20 @@ pub fn spawn_watched(
         health.set(component, PartState::Off);
     }
     spawned
+}
+
+/// The wait before a restart: `first` after a healthy run (or the first death), else double
+/// the previous wait, at most `max`.
+fn restart_delay(
+    previous: Option<Duration>,
+    ran_for: Duration,
+    first: Duration,
+    max: Duration,
+) -> Duration {
+    match previous {
+        Some(d) if ran_for < HEALTHY_AFTER => max.min(d * 2),
+        _ => first,
+    }
 }
 
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
@@ -243,6 +254,21 @@ mod tests {
             assert!(Instant::now() < deadline, "timed out waiting for {what}");
             std::thread::sleep(Duration::from_millis(1));
         }
+    }
+
+    #[test]
+    fn restarts_back_off_while_a_part_keeps_dying_and_reset_once_it_ran_well() {
+        let (first, max) = (Duration::from_millis(100), Duration::from_secs(5));
+        let quick = Duration::from_secs(1);
+        let mut waits = Vec::new();
+        let mut previous = None;
+        for _ in 0..8 {
+            let wait = restart_delay(previous, quick, first, max);
+            waits.push(wait.as_millis());
+            previous = Some(wait);
+        }
+        assert_eq!(waits, [100, 200, 400, 800, 1600, 3200, 5000, 5000]);
+        assert_eq!(restart_delay(previous, HEALTHY_AFTER, first, max), first);
     }
 
     #[test]
