@@ -22,6 +22,7 @@ use crate::engine::{
 };
 use crate::events::{EventBus, EventsOptions};
 use crate::flow::FlowStore;
+use crate::health::Health;
 use crate::media::library::{AudioLibrary, LibraryConfig};
 use crate::media::{Recordings, RtpPortPool};
 use crate::sip::transaction::{LingerTable, Timers};
@@ -111,6 +112,8 @@ pub struct App {
     pub dispatcher: Arc<Dispatcher>,
     pub recordings: Arc<Recordings>,
     pub ready: Arc<AtomicBool>,
+    /// The watched parts' state; [`Health::fatal`] resolves when one died for good.
+    pub health: Health,
     pub storage: Storage,
     pub sip_addr: SocketAddr,
     pub api_addr: SocketAddr,
@@ -171,7 +174,8 @@ pub async fn start(
 
     let registry = Arc::new(ActiveflowRegistry::new(raw.engine.ended_retained));
     let calls = Arc::new(CallRegistry::new());
-    let storage = open_storage(settings, &flows, &registry, &calls)?;
+    let health = Health::new();
+    let storage = open_storage(settings, &flows, &registry, &calls, &health)?;
     let limits = EngineLimits {
         max_activeflows: raw.engine.max_activeflows,
         max_execute_count: raw.engine.max_execute_count,
@@ -227,6 +231,7 @@ pub async fn start(
     let recordings = Recordings::start(
         std::path::Path::new(&raw.media.recordings_dir),
         RECORDINGS_RETAINED,
+        &health,
     )
     .map_err(start_err("recordings (media.recordings_dir)"))?;
     let library = Arc::new(AudioLibrary::new(LibraryConfig {
@@ -272,8 +277,9 @@ pub async fn start(
         },
     ));
     let max_size = raw.sip.max_message_size;
-    let udp_rx = transport::spawn_udp_receiver(udp, dispatcher.clone(), sender.clone(), max_size)
-        .map_err(start_err("sip udp receiver"))?;
+    let udp_rx =
+        transport::spawn_udp_receiver(udp, dispatcher.clone(), sender.clone(), max_size, &health)
+            .map_err(start_err("sip udp receiver"))?;
     let tcp_listener = listeners.sip_tcp;
     let (h, s) = (dispatcher.clone(), sender);
     // The TCP ACL at accept: the union of every trunk's `allow`, as the dispatcher checks it.
@@ -300,6 +306,7 @@ pub async fn start(
         events: events.clone(),
         token: raw.api.token.clone(),
         ready: ready.clone(),
+        health: health.clone(),
     });
     let api_server = HttpServer::new(move || {
         actix_web::App::new()
@@ -326,6 +333,7 @@ pub async fn start(
         dispatcher,
         recordings,
         ready,
+        health,
         storage,
         sip_addr,
         api_addr,
@@ -355,13 +363,14 @@ fn open_storage(
     flows: &FlowStore,
     registry: &ActiveflowRegistry,
     calls: &CallRegistry,
+    health: &Health,
 ) -> Result<Storage, AppError> {
     let raw = &settings.raw.storage;
     if raw.path.is_empty() {
         tracing::warn!("storage.path is empty: no durable history");
         return Ok(Storage::disabled());
     }
-    let (storage, recovery) = Storage::open_sqlite(std::path::Path::new(&raw.path))?;
+    let (storage, recovery) = Storage::open_sqlite(std::path::Path::new(&raw.path), health)?;
     if recovery.activeflows + recovery.calls > 0 {
         tracing::warn!(
             activeflows = recovery.activeflows,

@@ -41,6 +41,9 @@
 //!   activeflows with their executed actions, calls; a bounded queue to one writer thread.
 //!   Takes plain rows, so every layer may use it; it imports only `clock` and `metrics`.
 //! - [`metrics`]: every metric name, unit and bucket in one place.
+//! - [`health`]: watched parts (SIP UDP receiver, storage writer, recording writer): each runs
+//!   on a thread that is restarted or reported fatal when it dies; `/readyz` reads their state.
+//!   Imports only `metrics`.
 //! - [`paging`]: newest-first pages with sequence tokens, shared by every list.
 //! - [`clock`]: RFC 3339 timestamps shared by `call` and `engine`.
 //! - [`app`]: wires the layers together from a validated config and already-bound sockets.
@@ -54,6 +57,7 @@ pub mod config;
 pub mod engine;
 pub mod events;
 pub mod flow;
+pub mod health;
 pub mod http;
 pub mod media;
 pub mod metrics;

@@ -119,9 +119,12 @@ fn serve(config_path: Option<&Path>) -> anyhow::Result<()> {
             flows = flows.len(),
             "activeflow listening"
         );
-        activeflow::shutdown::signal().await;
+        let cause = activeflow::shutdown::stop_requested(&app.health).await;
         let stopped = activeflow::shutdown::drain(app, grace).await;
         tracing::info!(stopped, "activeflow stopped");
+        if let activeflow::shutdown::StopCause::Died(part) = cause {
+            bail!("{part} died: drained and exiting so a supervisor restarts the process");
+        }
         anyhow::Ok(())
     })
 }

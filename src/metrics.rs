@@ -41,6 +41,8 @@ pub const SIP_TCP_CONNECTIONS_ACTIVE: &str = "sip_tcp_connections_active";
 pub const SIP_TCP_CONNECTIONS_REFUSED_TOTAL: &str = "sip_tcp_connections_refused_total";
 pub const SIP_TCP_CONNECTIONS_CLOSED_TOTAL: &str = "sip_tcp_connections_closed_total";
 pub const SIP_TCP_MESSAGES_DROPPED_TOTAL: &str = "sip_tcp_messages_dropped_total";
+pub const COMPONENT_UP: &str = "component_up";
+pub const COMPONENT_RESTARTS_TOTAL: &str = "component_restarts_total";
 
 /// Label values known at start-up, exported at zero so no series is ever missing.
 pub const REFERENCE_TYPES: &[&str] = &["call", "api"];
@@ -77,6 +79,8 @@ pub const DTMF_SOURCES: &[&str] = &["rfc4733", "sip_info"];
 pub const ACTORS: &[&str] = &["call_session", "activeflow"];
 /// `storage::WriteKind` labels.
 pub const STORAGE_WRITE_KINDS: &[&str] = &["running", "ended", "call", "flow", "other"];
+/// Watched parts (`health::Component` names, same order).
+pub const COMPONENTS: &[&str] = &["sip_udp", "storage_writer", "recording_writer"];
 /// [`WebhookOutcome`] labels, same order.
 pub const WEBHOOK_OUTCOMES: &[&str] = &["delivered", "failed", "dropped"];
 /// Why a TCP connection was refused at accept (or an own connection not opened).
@@ -240,6 +244,14 @@ fn describe_all() {
         SIP_TCP_MESSAGES_DROPPED_TOTAL,
         "SIP messages dropped unsent: connect failed or the connection closed with them queued"
     );
+    describe_gauge!(
+        COMPONENT_UP,
+        "1 while a watched part (a thread the engine needs) runs, 0 when dead or not started"
+    );
+    describe_counter!(
+        COMPONENT_RESTARTS_TOTAL,
+        "Watched parts restarted after dying, by component"
+    );
     describe_counter!(
         EVENTS_WINDOW_EXCEEDED_TOTAL,
         "SSE readers that lost events: too slow for, or resuming before, the event window"
@@ -309,6 +321,10 @@ fn register_zeroes() {
         counter!(SIP_TCP_CONNECTIONS_CLOSED_TOTAL, "reason" => *r).absolute(0);
     }
     counter!(SIP_TCP_MESSAGES_DROPPED_TOTAL).absolute(0);
+    for c in COMPONENTS {
+        gauge!(COMPONENT_UP, "component" => *c).set(0.0);
+        counter!(COMPONENT_RESTARTS_TOTAL, "component" => *c).absolute(0);
+    }
 }
 
 /// The method label: known methods by name, everything else `OTHER` (bounded cardinality).
@@ -570,6 +586,16 @@ pub fn webhook_delivery(outcome: WebhookOutcome) {
     if let Some(c) = WEBHOOKS.at(WEBHOOK_OUTCOMES, make, index) {
         c.increment(1);
     }
+}
+
+/// A watched part is up (1) or not (0); `component` is one of [`COMPONENTS`].
+pub fn component_up(component: &'static str, up: bool) {
+    gauge!(COMPONENT_UP, "component" => component).set(if up { 1.0 } else { 0.0 });
+}
+
+/// A watched part was restarted after dying.
+pub fn component_restarted(component: &'static str) {
+    counter!(COMPONENT_RESTARTS_TOTAL, "component" => component).increment(1);
 }
 
 /// An SSE reader was told it lost events (`window_exceeded`).

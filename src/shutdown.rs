@@ -1,6 +1,7 @@
 //! The drain sequence (DESIGN, STYLE §8): on SIGINT/SIGTERM stop taking INVITEs (503), give
 //! running activeflows a grace period, end the rest with reason `shutdown` (their calls get BYE),
-//! give those BYEs a moment to be answered, then stop.
+//! give those BYEs a moment to be answered, then stop. The same drain runs when a watched part
+//! whose death is fatal dies (the storage writer, see `health`); the process then exits non-zero.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -9,6 +10,7 @@ use tokio::time::Instant;
 
 use crate::app::App;
 use crate::engine::{Drain, EndReason, StopAll};
+use crate::health::{Component, Health};
 
 /// How long BYEs sent at shutdown may take to be answered before the process exits.
 const BYE_WAIT: Duration = Duration::from_secs(2);
@@ -35,6 +37,23 @@ pub async fn signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Why the engine stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopCause {
+    /// SIGINT or SIGTERM: exit 0 after the drain.
+    Signal,
+    /// A watched part died for good: exit non-zero after the drain.
+    Died(Component),
+}
+
+/// Resolves on the first SIGINT or SIGTERM, or when a part whose death is fatal has died.
+pub async fn stop_requested(health: &Health) -> StopCause {
+    tokio::select! {
+        _ = signal() => StopCause::Signal,
+        part = health.fatal() => StopCause::Died(part),
     }
 }
 
@@ -70,5 +89,28 @@ async fn wait_until(limit: Duration, done: impl Fn() -> bool) {
     let deadline = Instant::now() + limit;
     while !done() && Instant::now() < deadline {
         tokio::time::sleep(POLL).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::health::{spawn_watched, Ended, OnDeath};
+
+    /// The storage writer dying stops the engine with a cause the binary exits non-zero on.
+    #[test]
+    fn a_fatal_death_requests_the_stop() {
+        let health = Health::new();
+        let c = Component::StorageWriter;
+        let dies = || -> Ended { panic!("test: the writer dies") };
+        spawn_watched("t", c, OnDeath::Exit, health.clone(), dies).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let limit = Duration::from_secs(10);
+        let cause =
+            rt.block_on(async { tokio::time::timeout(limit, stop_requested(&health)).await });
+        assert_eq!(cause, Ok(StopCause::Died(c)));
     }
 }

@@ -44,6 +44,8 @@ pub struct ApiState {
     pub token: String,
     /// False until the engine is up, and again once shutdown starts.
     pub ready: Arc<AtomicBool>,
+    /// The watched parts (`/readyz` answers 503 while one is down).
+    pub health: crate::health::Health,
 }
 
 /// Mounts every route; `state` must already be registered as `web::Data<ApiState>`.

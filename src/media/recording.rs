@@ -1,19 +1,30 @@
 //! Recordings: their records (what the API lists) and the one writer thread that streams the
 //! caller's audio into WAV files under `media.recordings_dir`, so no actor thread ever waits on
-//! the disk. Media sessions hand it samples in ~1 s chunks; it must never block them.
+//! the disk. Media sessions hand it samples in ~1 s chunks; it must never block them: chunks are
+//! dropped when the queue is full, and a close that finds it full waits on a task, not a thread.
+//! The writer thread is watched (`health`): if it dies (a panic), `/readyz` answers 503 naming
+//! `recording_writer`, the recordings it had open are marked failed, and it is restarted after
+//! a back-off (`RESTART`) on the same queue. A recording is one call's audio, not the
+//! engine's record, so losing those few is better than refusing calls.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use dashmap::DashMap;
 use serde::Serialize;
+use tokio::sync::mpsc::{self, error::TrySendError};
 
 use super::wav::WavWriter;
+use crate::health::{spawn_watched, Component, Ended, Health, OnDeath};
 
 /// Chunks queued for the writer before sessions start dropping audio (each ~1 s of one call).
 const WRITER_QUEUE: usize = 8192;
+/// A dead writer is restarted after 100 ms, then up to 5 s while it keeps dying.
+const RESTART: OnDeath = OnDeath::Restart {
+    first: std::time::Duration::from_millis(100),
+    max: std::time::Duration::from_secs(5),
+};
 
 /// A recording's id (the file is `<id>.wav`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -74,13 +85,19 @@ enum WriterCommand {
     Open(RecordingId, PathBuf),
     Write(RecordingId, Vec<i16>),
     Close(RecordingId, &'static str),
+    /// Tests: the writer waits here until told to go on (a disk that stalls).
+    #[cfg(test)]
+    Stall(std::sync::mpsc::Receiver<()>),
+    /// Tests: the writer panics (a bug in it).
+    #[cfg(test)]
+    Panic,
 }
 
 /// Every recording's record, and the channel to the writer thread.
 pub struct Recordings {
     dir: PathBuf,
     records: Arc<DashMap<RecordingId, RecordingInfo>>,
-    writer: SyncSender<WriterCommand>,
+    writer: mpsc::Sender<WriterCommand>,
     sequence: std::sync::atomic::AtomicU64,
     /// Oldest first, for retention.
     order: Mutex<std::collections::VecDeque<RecordingId>>,
@@ -88,16 +105,41 @@ pub struct Recordings {
 }
 
 impl Recordings {
-    /// Starts the writer thread; `dir` is created if missing. Keeps the records of the newest
-    /// `retained` recordings (the files stay on disk).
-    pub fn start(dir: &Path, retained: usize) -> std::io::Result<Arc<Self>> {
+    /// Starts the writer thread, watched as `recording_writer` in `health`; `dir` is created
+    /// if missing. Keeps the records of the newest `retained` recordings (the files stay on
+    /// disk).
+    pub fn start(dir: &Path, retained: usize, health: &Health) -> std::io::Result<Arc<Self>> {
+        Self::start_with(dir, retained, WRITER_QUEUE, (health, RESTART))
+    }
+
+    fn start_with(
+        dir: &Path,
+        retained: usize,
+        queue: usize,
+        (health, on_death): (&Health, OnDeath),
+    ) -> std::io::Result<Arc<Self>> {
         std::fs::create_dir_all(dir)?;
         let records = Arc::new(DashMap::new());
-        let (writer, rx) = sync_channel(WRITER_QUEUE);
+        let (writer, mut rx) = mpsc::channel(queue);
         let thread_records = records.clone();
-        std::thread::Builder::new()
-            .name("recording-writer".into())
-            .spawn(move || write_loop(rx, &thread_records))?;
+        // Outlives a panic of the loop, so a restart knows which recordings it cut short.
+        let mut open = HashMap::new();
+        let body = move || {
+            for (id, _) in open.drain() {
+                mark_failed(&thread_records, id, "recording writer restarted".into());
+            }
+            write_loop(&mut rx, &thread_records, &mut open);
+            // It returns once every handle is gone: asked for.
+            Ended::AsAsked
+        };
+        let component = Component::RecordingWriter;
+        spawn_watched(
+            "recording-writer",
+            component,
+            on_death,
+            health.clone(),
+            body,
+        )?;
         Ok(Arc::new(Recordings {
             dir: dir.to_path_buf(),
             records,
@@ -139,11 +181,32 @@ impl Recordings {
         self.send(WriterCommand::Write(id, samples)).is_ok()
     }
 
-    /// Finishes the file; the record turns `ended` once the writer has closed it.
+    /// Finishes the file; the record turns `ended` once the writer has closed it. Never waits:
+    /// a close must not be lost to a full queue (the file would keep placeholder sizes), so
+    /// then a task waits for room instead of the caller (a media session on an arbiter thread).
     pub fn finish(&self, id: RecordingId, reason: &'static str) {
-        // Closing must not be lost to a full queue, or the file keeps placeholder sizes: wait.
-        if self.writer.send(WriterCommand::Close(id, reason)).is_err() {
-            mark_failed(&self.records, id, "recording writer stopped".into());
+        let command = match self.writer.try_send(WriterCommand::Close(id, reason)) {
+            Ok(()) => return,
+            Err(TrySendError::Closed(_)) => {
+                return mark_failed(&self.records, id, "recording writer stopped".into())
+            }
+            Err(TrySendError::Full(command)) => command,
+        };
+        let (writer, records) = (self.writer.clone(), self.records.clone());
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(async move {
+                    if writer.send(command).await.is_err() {
+                        mark_failed(&records, id, "recording writer stopped".into());
+                    }
+                });
+            }
+            // Not on a runtime, so not on an arbiter: this thread may wait.
+            Err(_) => {
+                if writer.blocking_send(command).is_err() {
+                    mark_failed(&records, id, "recording writer stopped".into());
+                }
+            }
         }
     }
 
@@ -168,7 +231,7 @@ impl Recordings {
                 tracing::warn!("recording writer queue full; audio dropped");
                 Err("recording writer queue full".into())
             }
-            Err(TrySendError::Disconnected(_)) => Err("recording writer stopped".into()),
+            Err(TrySendError::Closed(_)) => Err("recording writer stopped".into()),
         }
     }
 
@@ -203,10 +266,13 @@ fn mark_failed(records: &DashMap<RecordingId, RecordingInfo>, id: RecordingId, e
     }
 }
 
-/// The writer thread: owns every open file; ends when the store is dropped.
-fn write_loop(rx: Receiver<WriterCommand>, records: &DashMap<RecordingId, RecordingInfo>) {
-    let mut open: HashMap<RecordingId, WavWriter> = HashMap::new();
-    while let Ok(command) = rx.recv() {
+/// The writer thread's loop: owns every open file (in `open`); ends when the store is dropped.
+fn write_loop(
+    rx: &mut mpsc::Receiver<WriterCommand>,
+    records: &DashMap<RecordingId, RecordingInfo>,
+    open: &mut HashMap<RecordingId, WavWriter>,
+) {
+    while let Some(command) = rx.blocking_recv() {
         match command {
             WriterCommand::Open(id, path) => match WavWriter::create(&path) {
                 Ok(w) => {
@@ -239,73 +305,15 @@ fn write_loop(rx: Receiver<WriterCommand>, records: &DashMap<RecordingId, Record
                     Err(e) => mark_failed(records, id, e.to_string()),
                 }
             }
+            #[cfg(test)]
+            WriterCommand::Stall(go_on) => {
+                let _ = go_on.recv();
+            }
+            #[cfg(test)]
+            WriterCommand::Panic => panic!("test: the recording writer panics"),
         }
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn wait_ended(store: &Recordings, id: RecordingId) -> RecordingInfo {
-        for _ in 0..500 {
-            let info = store.get(id).unwrap();
-            if info.status != RecordingStatus::Recording {
-                return info;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(2));
-        }
-        panic!("recording {id} never finished");
-    }
-
-    #[test]
-    fn writes_a_wav_and_keeps_the_newest_records() {
-        let dir = std::env::temp_dir().join(format!("activeflow-rec-{}", uuid::Uuid::new_v4()));
-        let store = Recordings::start(&dir, 2).unwrap();
-        let id = RecordingId::new();
-        store.begin(id, "af", "call").unwrap();
-        assert!(store.write(id, vec![1000; 8000]));
-        assert!(store.write(id, vec![-1000; 4000]));
-        store.finish(id, "stop_action");
-        let info = wait_ended(&store, id);
-        assert_eq!(info.status, RecordingStatus::Ended);
-        assert_eq!(
-            (info.duration_ms, info.end_reason),
-            (1500, Some("stop_action"))
-        );
-        let bytes = std::fs::read(store.file_path(id)).unwrap();
-        assert_eq!(bytes.len(), 44 + 12000 * 2);
-        assert_eq!(
-            crate::media::wav::decode_to_8k_mono(&bytes).unwrap().len(),
-            12000
-        );
-
-        let (a, b) = (RecordingId::new(), RecordingId::new());
-        for r in [a, b] {
-            store.begin(r, "af", "call").unwrap();
-            store.finish(r, "call_ended");
-            wait_ended(&store, r);
-        }
-        let (page, next) = store.list(10, None);
-        let ids: Vec<RecordingId> = page.iter().map(|r| r.id).collect();
-        assert_eq!(
-            (ids, next),
-            (vec![b, a], None),
-            "the oldest record is forgotten"
-        );
-        std::fs::remove_dir_all(dir).unwrap();
-    }
-
-    #[test]
-    fn an_unwritable_directory_fails_the_recording_not_the_engine() {
-        let dir = std::env::temp_dir().join(format!("activeflow-rec-{}", uuid::Uuid::new_v4()));
-        let store = Recordings::start(&dir, 10).unwrap();
-        std::fs::remove_dir_all(&dir).unwrap();
-        let id = RecordingId::new();
-        store.begin(id, "af", "call").unwrap();
-        store.finish(id, "stop_action");
-        let info = wait_ended(&store, id);
-        assert_eq!(info.status, RecordingStatus::Failed);
-        assert!(info.error.unwrap().contains(&id.to_string()));
-    }
-}
+mod tests;

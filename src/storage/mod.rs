@@ -24,6 +24,13 @@
 //!   dropped. A call not yet committed as ended when the process dies is ended at recovery.
 //! - **Flows created, replaced or deleted over the API**: committed before the API answers.
 //!
+//! The writer thread is watched (`health`): if it dies (a panic in a backend), `/readyz`
+//! answers 503 naming `storage_writer` and the process drains and exits non-zero rather than
+//! restart it. A writer that died mid-batch leaves the guarantees above unknowable (the batch's
+//! acknowledgements are lost, ends may already be shown), while a restarted process keeps them:
+//! start-up recovery ends what was left `running` with `engine_restart`. A batch that merely
+//! fails to commit is no death: it is logged and counted, and its writes report `false`.
+//!
 //! `synchronous = NORMAL` in WAL mode: a committed transaction survives the process dying; an
 //! OS crash or power cut may lose the last transactions since the previous checkpoint.
 
@@ -37,6 +44,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
+
+use crate::health::{spawn_watched, Component, Ended, Health, OnDeath};
 
 pub use error::StorageError;
 pub use model::{
@@ -97,24 +106,38 @@ impl Storage {
     }
 
     /// Opens the SQLite database at `path`, runs the migrations and start-up recovery (records
-    /// a dead process left running are ended with `engine_restart`), and starts the writer.
-    pub fn open_sqlite(path: &Path) -> Result<(Storage, Recovery), StorageError> {
+    /// a dead process left running are ended with `engine_restart`), and starts the writer,
+    /// watched as `storage_writer` in `health` (its death is fatal).
+    pub fn open_sqlite(path: &Path, health: &Health) -> Result<(Storage, Recovery), StorageError> {
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(path)?);
-        Self::start(store)
+        Self::start(store, health)
     }
 
-    /// Recovers `store` and starts its writer thread.
-    pub fn start(store: Arc<dyn Store>) -> Result<(Storage, Recovery), StorageError> {
+    /// Recovers `store` and starts its writer thread, watched in `health`.
+    pub fn start(
+        store: Arc<dyn Store>,
+        health: &Health,
+    ) -> Result<(Storage, Recovery), StorageError> {
         let recovery = store.recover("engine_restart", &crate::clock::timestamp())?;
-        let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
+        let (tx, mut rx) = mpsc::channel(QUEUE_CAPACITY);
         let writer_store = store.clone();
-        let thread = std::thread::Builder::new()
-            .name("storage-writer".into())
-            .spawn(move || writer::run(writer_store, rx))
-            .map_err(|e| StorageError::Open {
-                path: "storage writer thread".into(),
-                source: Box::new(e),
-            })?;
+        let component = Component::StorageWriter;
+        let body = move || {
+            writer::run(writer_store.as_ref(), &mut rx);
+            // It returns on `Stop` or once every handle is gone: both asked for.
+            Ended::AsAsked
+        };
+        let thread = spawn_watched(
+            "storage-writer",
+            component,
+            OnDeath::Exit,
+            health.clone(),
+            body,
+        )
+        .map_err(|e| StorageError::Open {
+            path: "storage writer thread".into(),
+            source: Box::new(e),
+        })?;
         let inner = Inner {
             tx,
             store,

@@ -2,9 +2,9 @@
 //! writes), applies it as one transaction and then acknowledges the writes that asked. Idle, it
 //! commits a write at once; under load it starts at most one commit per [`COMMIT_INTERVAL`], so
 //! batches grow and the pages every commit rewrites (b-tree tails, WAL frames) are paid once per
-//! interval rather than once per few calls. Must not call back into the engine.
+//! interval rather than once per few calls. Must not call back into the engine. Runs watched
+//! (see `storage`): a panic here ends the process, a failed commit does not.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
@@ -34,7 +34,7 @@ pub(super) enum Queued {
     Stop,
 }
 
-pub(super) fn run(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Queued>) {
+pub(super) fn run(store: &dyn Store, rx: &mut mpsc::Receiver<Queued>) {
     let mut writes: Vec<Write> = Vec::with_capacity(MAX_BATCH);
     let mut acks: Vec<oneshot::Sender<bool>> = Vec::new();
     let mut stop = false;
@@ -65,7 +65,7 @@ pub(super) fn run(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Queued>) {
             }
         }
         last_commit = Some(Instant::now());
-        let ok = commit(store.as_ref(), &writes);
+        let ok = commit(store, &writes);
         for ack in acks.drain(..) {
             let _ = ack.send(ok);
         }
@@ -87,5 +87,87 @@ fn commit(store: &dyn Store, writes: &[Write]) -> bool {
             tracing::error!(error = %e, writes = writes.len(), "storage: batch not committed");
             false
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use serde_json::Value;
+
+    use crate::health::{Component, Health, PartState};
+    use crate::storage::{
+        FlowRow, FlowSource, Recovery, Storage, StorageError, Store, Stored, Write, WriteKind,
+    };
+
+    /// A backend with a bug: applying a batch panics.
+    struct PanicsOnApply;
+
+    impl Store for PanicsOnApply {
+        fn apply(&self, _: &[Write]) -> Result<(), StorageError> {
+            panic!("test: the backend panics");
+        }
+        fn recover(&self, _: &str, _: &str) -> Result<Recovery, StorageError> {
+            Ok(Recovery::default())
+        }
+        fn replace_file_flows(&self, _: &[FlowRow]) -> Result<(), StorageError> {
+            Ok(())
+        }
+        fn flows(&self, _: FlowSource) -> Result<Vec<FlowRow>, StorageError> {
+            Ok(Vec::new())
+        }
+        fn activeflows(
+            &self,
+            _: Option<&str>,
+            _: Option<u64>,
+            _: usize,
+        ) -> Result<Vec<Stored>, StorageError> {
+            Ok(Vec::new())
+        }
+        fn activeflow(&self, _: &str) -> Result<Option<Stored>, StorageError> {
+            Ok(None)
+        }
+        fn activeflow_variables(&self, _: &str) -> Result<Option<Value>, StorageError> {
+            Ok(None)
+        }
+        fn calls(
+            &self,
+            _: Option<&str>,
+            _: Option<u64>,
+            _: usize,
+        ) -> Result<Vec<Stored>, StorageError> {
+            Ok(Vec::new())
+        }
+        fn call(&self, _: &str) -> Result<Option<Stored>, StorageError> {
+            Ok(None)
+        }
+    }
+
+    /// A writer that dies is reported down and fatal (the process must exit), the write in
+    /// its batch reports not committed, and later writes fail at once instead of hanging.
+    #[test]
+    fn a_dead_writer_is_fatal_and_writes_fail_fast() {
+        let health = Health::new();
+        let (storage, _) = Storage::start(Arc::new(PanicsOnApply), &health).unwrap();
+        assert_eq!(health.state(Component::StorageWriter), PartState::Up);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let limit = std::time::Duration::from_secs(10);
+        let committed = rt.block_on(async {
+            tokio::time::timeout(
+                limit,
+                storage.write_confirmed(Write::Barrier, WriteKind::Other),
+            )
+            .await
+        });
+        assert_eq!(committed, Ok(false));
+        let fatal = rt.block_on(async { tokio::time::timeout(limit, health.fatal()).await });
+        assert_eq!(fatal, Ok(Component::StorageWriter));
+        assert_eq!(health.down(), vec![Component::StorageWriter]);
+        let later = rt.block_on(async { tokio::time::timeout(limit, storage.flush()).await });
+        assert_eq!(later, Ok(false));
     }
 }

@@ -83,7 +83,12 @@ fn shared(
                 tts_timeout: Duration::from_secs(1),
             },
         )),
-        recordings: crate::media::Recordings::start(&dir.join("rec"), 10).unwrap(),
+        recordings: crate::media::Recordings::start(
+            &dir.join("rec"),
+            10,
+            &crate::health::Health::new(),
+        )
+        .unwrap(),
         storage: crate::storage::Storage::disabled(),
         events: crate::events::EventBus::without_webhooks(100, Duration::from_secs(15)),
     })

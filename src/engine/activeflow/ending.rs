@@ -44,6 +44,7 @@ impl Activeflow {
             return;
         }
         self.ended = true;
+        self.pending_end = Some(reason);
         self.finish_current();
         if let Some(handle) = self.wait.take() {
             ctx.cancel_future(handle);
@@ -86,13 +87,22 @@ impl Activeflow {
 
     /// Shows the end: the record, the registry, metrics, waiting `Stop`s; stops the actor.
     fn record_end(&mut self, ending: Ending, committed: bool, ctx: &mut Context<Self>) {
-        let Ending {
-            reason,
-            now,
-            variables,
-        } = ending;
+        let reason = ending.reason;
         if !committed {
             tracing::error!(activeflow_id = %self.id, "activeflow end not committed to storage");
+        }
+        self.show_end(reason, ending.now, ending.variables);
+        if matches!(reason, EndReason::Completed | EndReason::Hangup) {
+            self.start_successor();
+        }
+        ctx.stop();
+    }
+
+    /// The in-memory part of an end, once: the record, the event, the registry (the capacity
+    /// slot), metrics and waiting `Stop`s. Needs no context, so the actor's drop can run it.
+    pub(super) fn show_end(&mut self, reason: EndReason, now: String, variables: Variables) {
+        if self.finished {
+            return;
         }
         {
             let mut r = lock(&self.record);
@@ -115,9 +125,5 @@ impl Activeflow {
         for waiter in self.end_waiters.drain(..) {
             let _ = waiter.send(());
         }
-        if matches!(reason, EndReason::Completed | EndReason::Hangup) {
-            self.start_successor();
-        }
-        ctx.stop();
     }
 }

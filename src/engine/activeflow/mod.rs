@@ -1,7 +1,8 @@
 //! The activeflow actor: one per activeflow, on the same arbiter as its call session. Walks the
 //! cursor, executes actions (a panicking or failing action ends only this activeflow, reason
-//! `error`), records each in `executed_actions`, and ends exactly once — tearing down its call
-//! unless the call ended first. Hands its progress to storage without waiting, and reports its
+//! `error`; so does a panic in any handler, or a stop without an end: see `abandon`), records
+//! each in `executed_actions`, and ends exactly once — tearing down its call unless the call
+//! ended first. Hands its progress to storage without waiting, and reports its
 //! end (record, registry, metrics) only once storage has committed it (see `storage`).
 
 use std::collections::HashMap;
@@ -12,11 +13,14 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use tokio::sync::oneshot;
 
+mod abandon;
 mod chain;
 mod connect;
 mod ending;
 mod http;
 mod publish;
+#[cfg(test)]
+mod supervision_tests;
 mod waiting;
 
 use super::cursor::Cursor;
@@ -102,6 +106,8 @@ pub struct Activeflow {
     current: Option<(&'static str, Instant)>,
     /// The end has begun: nothing more runs.
     ended: bool,
+    /// Why, once the end has begun (its write is with storage; see `abandon`).
+    pending_end: Option<EndReason>,
     /// The end is recorded: the record says ended.
     finished: bool,
     storage: Storage,
@@ -145,6 +151,7 @@ impl Activeflow {
             last_job: 0,
             current: None,
             ended: false,
+            pending_end: None,
             finished: false,
             persisted: 0,
             end_waiters: Vec::new(),

@@ -1,0 +1,146 @@
+//! The recording writer: WAV output, retention, a full queue, an unwritable directory, and
+//! the writer dying.
+
+use super::*;
+
+fn wait_ended(store: &Recordings, id: RecordingId) -> RecordingInfo {
+    for _ in 0..5000 {
+        let info = store.get(id).unwrap();
+        if info.status != RecordingStatus::Recording {
+            return info;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    panic!("recording {id} never finished");
+}
+
+#[test]
+fn writes_a_wav_and_keeps_the_newest_records() {
+    let dir = std::env::temp_dir().join(format!("activeflow-rec-{}", uuid::Uuid::new_v4()));
+    let store = Recordings::start(&dir, 2, &Health::new()).unwrap();
+    let id = RecordingId::new();
+    store.begin(id, "af", "call").unwrap();
+    assert!(store.write(id, vec![1000; 8000]));
+    assert!(store.write(id, vec![-1000; 4000]));
+    store.finish(id, "stop_action");
+    let info = wait_ended(&store, id);
+    assert_eq!(info.status, RecordingStatus::Ended);
+    assert_eq!(
+        (info.duration_ms, info.end_reason),
+        (1500, Some("stop_action"))
+    );
+    let bytes = std::fs::read(store.file_path(id)).unwrap();
+    assert_eq!(bytes.len(), 44 + 12000 * 2);
+    assert_eq!(
+        crate::media::wav::decode_to_8k_mono(&bytes).unwrap().len(),
+        12000
+    );
+
+    let (a, b) = (RecordingId::new(), RecordingId::new());
+    for r in [a, b] {
+        store.begin(r, "af", "call").unwrap();
+        store.finish(r, "call_ended");
+        wait_ended(&store, r);
+    }
+    let (page, next) = store.list(10, None);
+    let ids: Vec<RecordingId> = page.iter().map(|r| r.id).collect();
+    assert_eq!(
+        (ids, next),
+        (vec![b, a], None),
+        "the oldest record is forgotten"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// A media session finishing a recording while the writer is stalled and its queue full
+/// must not wait (it runs on an arbiter thread), and the close must still reach the writer.
+#[test]
+fn finish_never_waits_for_a_full_queue_and_the_close_is_not_lost() {
+    let dir = std::env::temp_dir().join(format!("activeflow-rec-{}", uuid::Uuid::new_v4()));
+    let store = Recordings::start_with(&dir, 10, 4, (&Health::new(), RESTART)).unwrap();
+    let id = RecordingId::new();
+    store.begin(id, "af", "call").unwrap();
+    assert!(store.write(id, vec![7; 800]));
+    let (go_on, stalled) = std::sync::mpsc::channel();
+    store.send(WriterCommand::Stall(stalled)).unwrap();
+    while store.write(id, vec![7; 800]) {}
+
+    let (done_tx, done) = std::sync::mpsc::channel();
+    let finishing = store.clone();
+    let arbiter_like = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            finishing.finish(id, "stop_action");
+            done_tx.send(()).unwrap();
+            // Keep the runtime (and the close waiting on it) alive until the writer is back.
+            while finishing.get(id).unwrap().status == RecordingStatus::Recording {
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            }
+        });
+    });
+    let returned = done.recv_timeout(std::time::Duration::from_secs(2));
+    go_on.send(()).unwrap();
+    assert!(returned.is_ok(), "finish waited for the stalled writer");
+    let info = wait_ended(&store, id);
+    arbiter_like.join().unwrap();
+    assert_eq!(
+        (info.status, info.end_reason),
+        (RecordingStatus::Ended, Some("stop_action"))
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// A writer that dies is reported down during its back-off, the recording it had open is
+/// marked failed, and after the restart recordings work again.
+#[test]
+fn a_dead_writer_is_reported_and_restarted() {
+    let dir = std::env::temp_dir().join(format!("activeflow-rec-{}", uuid::Uuid::new_v4()));
+    let health = Health::new();
+    let on_death = OnDeath::Restart {
+        first: std::time::Duration::from_secs(1),
+        max: std::time::Duration::from_secs(1),
+    };
+    let store = Recordings::start_with(&dir, 10, 64, (&health, on_death)).unwrap();
+    let cut = RecordingId::new();
+    store.begin(cut, "af", "call").unwrap();
+    assert!(store.write(cut, vec![1; 800]));
+    store.send(WriterCommand::Panic).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while health.deaths(Component::RecordingWriter) == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the panic was not seen"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    assert_eq!(health.down(), vec![Component::RecordingWriter]);
+    let info = wait_ended(&store, cut);
+    assert_eq!(
+        (info.status, info.error.as_deref()),
+        (RecordingStatus::Failed, Some("recording writer restarted"))
+    );
+    assert!(health.down().is_empty(), "up again once restarted");
+
+    let id = RecordingId::new();
+    store.begin(id, "af", "call").unwrap();
+    assert!(store.write(id, vec![1; 800]));
+    store.finish(id, "stop_action");
+    assert_eq!(wait_ended(&store, id).status, RecordingStatus::Ended);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn an_unwritable_directory_fails_the_recording_not_the_engine() {
+    let dir = std::env::temp_dir().join(format!("activeflow-rec-{}", uuid::Uuid::new_v4()));
+    let store = Recordings::start(&dir, 10, &Health::new()).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    let id = RecordingId::new();
+    store.begin(id, "af", "call").unwrap();
+    store.finish(id, "stop_action");
+    let info = wait_ended(&store, id);
+    assert_eq!(info.status, RecordingStatus::Failed);
+    assert!(info.error.unwrap().contains(&id.to_string()));
+}
