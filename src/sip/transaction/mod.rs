@@ -86,6 +86,15 @@ impl Transaction for ClientInviteTransaction {
     }
 }
 
+impl Transaction for ServerNonInviteTransaction {
+    fn next_deadline(&self) -> Option<Instant> {
+        ServerNonInviteTransaction::next_deadline(self)
+    }
+    fn on_tick(&mut self, now: Instant) -> Vec<TransactionOutput> {
+        ServerNonInviteTransaction::on_tick(self, now)
+    }
+}
+
 impl Transaction for ServerInviteTransaction {
     fn next_deadline(&self) -> Option<Instant> {
         ServerInviteTransaction::next_deadline(self)

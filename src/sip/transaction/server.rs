@@ -153,4 +153,15 @@ mod tests {
         assert_eq!(tx.on_tick(Instant::now()), [TransactionOutput::Terminated]);
         assert_eq!(tx.next_deadline(), None);
     }
+
+    /// Driven through the shared `Transaction` trait like the other three machines.
+    #[tokio::test(start_paused = true)]
+    async fn timer_j_through_the_transaction_trait() {
+        let start = Instant::now();
+        let mut tx = ServerNonInviteTransaction::new(false, Timers::default(), start);
+        tx.on_final(Bytes::from_static(b"200"), start);
+        let fired = crate::sip::transaction::drive(&mut tx, start, 40_000).await;
+        assert_eq!(fired, [(32_000, TransactionOutput::Terminated)]);
+        assert!(tx.is_terminated());
+    }
 }
