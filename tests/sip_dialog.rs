@@ -21,6 +21,22 @@ fn hold() -> serde_json::Value {
     )
 }
 
+/// A flow `name` whose one action connects to the SIP URI `target`.
+fn connect_to(name: &str, target: String, ring_timeout: u64) -> serde_json::Value {
+    flow(
+        name,
+        json!([{"type": "connect", "option": {
+            "destinations": [{"type": "sip", "target": target}],
+            "ring_timeout": ring_timeout}}]),
+    )
+}
+
+/// An engine listening on `port`, known before it starts, so its flows can dial it back.
+fn start_on(port: u16, flows: &[serde_json::Value], routes: &[(&str, &str)]) -> common::TestEngine {
+    let listen = format!("127.0.0.1:{port}");
+    start(flows, routes, &[("ACTIVEFLOW_SIP_LISTEN", &listen)])
+}
+
 /// A UDP socket on `ip` that reads with a timeout.
 struct Sock {
     socket: UdpSocket,
@@ -323,18 +339,8 @@ fn a_hairpinned_call_is_bridged() {
         "inner",
         json!([{"type": "answer"}, {"type": "sleep", "option": {"duration": 60000}}]),
     );
-    let outer = flow(
-        "outer",
-        json!([{"type": "connect", "option": {
-            "destinations": [{"type": "sip", "target": format!("sip:200@127.0.0.1:{port}")}],
-            "ring_timeout": 10000}}]),
-    );
-    let listen = format!("127.0.0.1:{port}");
-    let e = start(
-        &[inner, outer],
-        &[("200", "inner"), ("100", "outer")],
-        &[("ACTIVEFLOW_SIP_LISTEN", &listen)],
-    );
+    let outer = connect_to("outer", format!("sip:200@127.0.0.1:{port}"), 10000);
+    let e = start_on(port, &[inner, outer], &[("200", "inner"), ("100", "outer")]);
     let caller = Sock::on("127.0.0.1");
     let tag = call_up(e.sip, &caller, "hairpin-1@t", caller.addr(), "");
     e.wait_for(
@@ -383,12 +389,7 @@ fn a_hairpinned_call_is_bridged() {
 #[test]
 fn a_callee_that_rings_past_timer_b_is_bridged() {
     let callee = Sock::on("127.0.0.1");
-    let outer = flow(
-        "outer",
-        json!([{"type": "connect", "option": {
-            "destinations": [{"type": "sip", "target": format!("sip:bob@{}", callee.addr())}],
-            "ring_timeout": 30000}}]),
-    );
+    let outer = connect_to("outer", format!("sip:bob@{}", callee.addr()), 30000);
     let e = start(
         &[outer],
         &[("*", "outer")],
@@ -566,23 +567,12 @@ fn require_max_forwards_and_in_dialog_options() {
 fn max_forwards_is_decremented_onto_legs_and_ends_a_routing_loop() {
     let callee = Sock::on("127.0.0.1");
     let port = free_port();
-    let to_callee = flow(
-        "to-callee",
-        json!([{"type": "connect", "option": {
-            "destinations": [{"type": "sip", "target": format!("sip:bob@{}", callee.addr())}],
-            "ring_timeout": 2000}}]),
-    );
-    let looping = flow(
-        "loop",
-        json!([{"type": "connect", "option": {
-            "destinations": [{"type": "sip", "target": format!("sip:300@127.0.0.1:{port}")}],
-            "ring_timeout": 10000}}]),
-    );
-    let listen = format!("127.0.0.1:{port}");
-    let e = start(
+    let to_callee = connect_to("to-callee", format!("sip:bob@{}", callee.addr()), 2000);
+    let looping = connect_to("loop", format!("sip:300@127.0.0.1:{port}"), 10000);
+    let e = start_on(
+        port,
         &[to_callee, looping],
         &[("200", "to-callee"), ("300", "loop")],
-        &[("ACTIVEFLOW_SIP_LISTEN", &listen)],
     );
     let caller = Sock::on("127.0.0.1");
     let invite = |number: &str, call_id: &str, hops: u32| {

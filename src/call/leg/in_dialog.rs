@@ -74,11 +74,7 @@ impl Leg {
             b = b.header(name, value);
         }
         crate::metrics::sip_response_sent(code);
-        self.out.push(Output::Send {
-            to,
-            bytes: b.build(),
-            fallback: None,
-        });
+        self.send_to(to, b.build());
     }
 
     fn on_invite(
@@ -97,11 +93,7 @@ impl Leg {
             if *k == key {
                 crate::metrics::sip_retransmission(true);
                 if let Some(b) = t.on_request_retransmit() {
-                    self.out.push(Output::Send {
-                        to: src,
-                        bytes: b,
-                        fallback: None,
-                    });
+                    self.send_to(src, b);
                 }
                 return;
             }
@@ -138,11 +130,7 @@ impl Leg {
         tx.on_final(code, bytes.clone(), now);
         self.reinvite = Some(Box::new((key, tx, src)));
         crate::metrics::sip_response_sent(code);
-        self.out.push(Output::Send {
-            to: src,
-            bytes,
-            fallback: None,
-        });
+        self.send_to(src, bytes);
     }
 
     /// How we answer a re-INVITE: 481 outside a confirmed dialog; 491 while the previous
@@ -202,11 +190,7 @@ impl Leg {
         if let Some((_, t)) = self.server_txs.iter_mut().find(|(k, _)| *k == key) {
             crate::metrics::sip_retransmission(true);
             if let Some(b) = t.on_request_retransmit() {
-                self.out.push(Output::Send {
-                    to: src,
-                    bytes: b,
-                    fallback: None,
-                });
+                self.send_to(src, b);
             }
             return;
         }
@@ -256,11 +240,7 @@ impl Leg {
         tx.on_final(bytes.clone(), now);
         self.server_txs.push((key, tx));
         crate::metrics::sip_response_sent(code);
-        self.out.push(Output::Send {
-            to: src,
-            bytes,
-            fallback: None,
-        });
+        self.send_to(src, bytes);
         match (&req.method, code) {
             (rsip::Method::Cancel, 200) => self.on_cancel(env, now),
             (rsip::Method::Bye, 200) => {

@@ -189,12 +189,17 @@ impl Leg {
     /// Sends to the signalling peer (responses to the INVITE, requests of its transaction).
     fn send(&mut self, bytes: Bytes) {
         if let Some(to) = self.peer {
-            self.out.push(Output::Send {
-                to,
-                bytes,
-                fallback: None,
-            });
+            self.send_to(to, bytes);
         }
+    }
+
+    /// Sends to `to` (an answer goes where its request came from).
+    fn send_to(&mut self, to: Peer, bytes: Bytes) {
+        self.out.push(Output::Send {
+            to,
+            bytes,
+            fallback: None,
+        });
     }
 
     fn emit(&mut self, event: CallEvent) {
@@ -272,11 +277,7 @@ impl Leg {
             for out in t.on_tick(now) {
                 if let TransactionOutput::Retransmit(bytes) = out {
                     crate::metrics::sip_retransmission(false);
-                    self.out.push(Output::Send {
-                        to: src,
-                        bytes,
-                        fallback: None,
-                    });
+                    self.send_to(src, bytes);
                 }
             }
         }

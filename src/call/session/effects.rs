@@ -14,6 +14,19 @@ use crate::sip::transport::{Peer, TransportKind};
 
 impl CallSession {
     pub(super) fn execute(&mut self, output: Output, ctx: &mut Context<Self>) {
+        match self.apply(output) {
+            Some(Output::StartMedia(negotiated)) => self.start_media(negotiated, ctx),
+            Some(Output::MediaRemote(addr)) => {
+                if let Some(media) = &self.media {
+                    media.send(MediaCommand::Remote(addr));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Carries out an output that needs no actor context; hands back the others (media).
+    fn apply(&mut self, output: Output) -> Option<Output> {
         match output {
             Output::Send {
                 to,
@@ -37,13 +50,9 @@ impl CallSession {
             }
             Output::Answered => self.record(CallStatus::Answered, None),
             Output::Ended { cause, answered } => self.ended(cause, answered),
-            Output::StartMedia(negotiated) => self.start_media(negotiated, ctx),
-            Output::MediaRemote(addr) => {
-                if let Some(media) = &self.media {
-                    media.send(MediaCommand::Remote(addr));
-                }
-            }
+            other => return Some(other),
         }
+        None
     }
 
     /// Sends to `to`; when `to` is a TCP connection that is gone, to `fallback` (a new one).
@@ -163,16 +172,8 @@ impl CallSession {
             // Tell the peer the call is over where the machine still can.
             self.leg.abort(&env, now);
             for output in self.leg.take_outputs() {
-                match output {
-                    Output::Send {
-                        to,
-                        bytes,
-                        fallback,
-                    } => self.send(to, fallback, &bytes),
-                    Output::Event(e) => self.emit(e),
-                    Output::Ended { cause, answered } => self.ended(cause, answered),
-                    _ => {}
-                }
+                // No media starts for a call that is ending.
+                let _ = self.apply(output);
             }
         }));
         if std::mem::take(&mut self.live) {

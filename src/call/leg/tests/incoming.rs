@@ -30,25 +30,9 @@ async fn record_route_in_18x_and_2xx_and_tag_on_200_to_cancel() {
         );
         assert!(m.contains("To: <sip:100@10.0.0.9>;tag=us"), "{m}");
     }
-    let invite = caller_request("INVITE", "c1", 1, None, true);
-    let key = TransactionKey::from_request(&invite).unwrap();
-    let mut leg = Leg::new_incoming(
-        CallId::new(),
-        invite,
-        key,
-        udp(PROXY),
-        "us".into(),
-        &env(),
-        Instant::now(),
-    );
+    let mut leg = offered("c1");
     leg.take_outputs();
-    leg.on_request(
-        caller_request("CANCEL", "c1", 1, None, false),
-        udp(PROXY),
-        true,
-        &env(),
-        Instant::now(),
-    );
+    from_caller(&mut leg, caller_request("CANCEL", "c1", 1, None, false));
     let out = leg.take_outputs();
     let msgs = sent(&out);
     let to_cancel = msgs
@@ -73,22 +57,13 @@ async fn record_route_in_18x_and_2xx_and_tag_on_200_to_cancel() {
 #[tokio::test(start_paused = true)]
 async fn cancel_crossing_200_leaves_the_call_up() {
     let (mut leg, _) = answered();
-    leg.on_request(
-        caller_request("CANCEL", "inv", 1, None, false),
-        udp(PROXY),
-        true,
-        &env(),
-        Instant::now(),
-    );
+    from_caller(&mut leg, caller_request("CANCEL", "inv", 1, None, false));
     let out = leg.take_outputs();
     assert_eq!(first_lines(&out), ["SIP/2.0 200 OK"]);
     assert_eq!(ended_with(&out), None);
-    leg.on_request(
+    from_caller(
+        &mut leg,
         caller_request("ACK", "ack1", 1, Some("us"), false),
-        udp(PROXY),
-        true,
-        &env(),
-        Instant::now(),
     );
     assert_eq!(leg.phase, Phase::Confirmed);
 }
@@ -104,12 +79,9 @@ async fn ack_lost_then_late_ack_or_timeout() {
         .filter(|l| l.starts_with("SIP/2.0 200"))
         .collect();
     assert_eq!(resent.len(), 2, "{out:?}");
-    leg.on_request(
+    from_caller(
+        &mut leg,
         caller_request("ACK", "ack1", 1, Some("us"), false),
-        udp(PROXY),
-        true,
-        &env(),
-        Instant::now(),
     );
     assert_eq!(leg.phase, Phase::Confirmed);
     let out = run_for(&mut leg, Duration::from_secs(40)).await;
@@ -143,31 +115,22 @@ async fn ack_lost_then_late_ack_or_timeout() {
 #[tokio::test(start_paused = true)]
 async fn reinvite_glare_gets_491() {
     let mut leg = confirmed();
-    leg.on_request(
+    from_caller(
+        &mut leg,
         caller_request("INVITE", "re1", 2, Some("us"), true),
-        udp(PROXY),
-        true,
-        &env(),
-        Instant::now(),
     );
     assert_eq!(first_lines(&leg.take_outputs()), ["SIP/2.0 200 OK"]);
-    leg.on_request(
+    from_caller(
+        &mut leg,
         caller_request("INVITE", "re2", 3, Some("us"), true),
-        udp(PROXY),
-        true,
-        &env(),
-        Instant::now(),
     );
     assert_eq!(
         first_lines(&leg.take_outputs()),
         ["SIP/2.0 491 Request Pending"]
     );
-    leg.on_request(
+    from_caller(
+        &mut leg,
         caller_request("ACK", "re1a", 2, Some("us"), false),
-        udp(PROXY),
-        true,
-        &env(),
-        Instant::now(),
     );
     let mut re3 = caller_request("INVITE", "re3", 4, Some("us"), true);
     re3.headers
@@ -181,19 +144,13 @@ async fn reinvite_glare_gets_491() {
         "sip:alice@10.0.0.2:5064"
     );
     // An out-of-order CSeq (§12.2.2) is refused.
-    leg.on_request(
+    from_caller(
+        &mut leg,
         caller_request("ACK", "re3a", 4, Some("us"), false),
-        udp(PROXY),
-        true,
-        &env(),
-        Instant::now(),
     );
-    leg.on_request(
+    from_caller(
+        &mut leg,
         caller_request("INVITE", "old", 3, Some("us"), true),
-        udp(PROXY),
-        true,
-        &env(),
-        Instant::now(),
     );
     assert_eq!(
         first_lines(&leg.take_outputs()),
@@ -206,20 +163,14 @@ async fn reinvite_glare_gets_491() {
 #[tokio::test(start_paused = true)]
 async fn bye_while_reinvite_pending() {
     let mut leg = confirmed();
-    leg.on_request(
+    from_caller(
+        &mut leg,
         caller_request("INVITE", "re1", 2, Some("us"), true),
-        udp(PROXY),
-        true,
-        &env(),
-        Instant::now(),
     );
     leg.take_outputs();
-    leg.on_request(
+    from_caller(
+        &mut leg,
         caller_request("BYE", "bye1", 3, Some("us"), false),
-        udp(PROXY),
-        true,
-        &env(),
-        Instant::now(),
     );
     let out = leg.take_outputs();
     assert_eq!(first_lines(&out), ["SIP/2.0 200 OK"]);
@@ -242,12 +193,9 @@ async fn bye_crossing_reinvite() {
         .find(|(_, m)| m.starts_with("BYE "))
         .unwrap()
         .1;
-    leg.on_request(
+    from_caller(
+        &mut leg,
         caller_request("INVITE", "re1", 2, Some("us"), true),
-        udp(PROXY),
-        true,
-        &env(),
-        Instant::now(),
     );
     assert_eq!(
         first_lines(&leg.take_outputs()),
@@ -267,13 +215,7 @@ async fn bye_crossing_reinvite() {
     leg.on_response(&ok, &env(), Instant::now());
     // The 481 to the re-INVITE still waits for its ACK (§17.2.1), then the leg may go.
     assert!(!leg.is_done());
-    leg.on_request(
-        caller_request("ACK", "re1", 2, Some("us"), false),
-        udp(PROXY),
-        true,
-        &env(),
-        Instant::now(),
-    );
+    from_caller(&mut leg, caller_request("ACK", "re1", 2, Some("us"), false));
     assert!(leg.is_done());
 }
 
@@ -288,12 +230,9 @@ async fn strangers_and_other_dialogs_never_touch_the_call() {
     assert_eq!(first_lines(&out), ["SIP/2.0 403 Forbidden"]);
     assert_eq!(sent(&out)[0].0, "192.0.2.66:5060");
     assert_eq!(leg.phase, Phase::Confirmed);
-    leg.on_request(
+    from_caller(
+        &mut leg,
         caller_request("BYE", "other", 2, Some("them"), false),
-        udp(PROXY),
-        true,
-        &env(),
-        Instant::now(),
     );
     assert_eq!(
         first_lines(&leg.take_outputs()),
@@ -325,18 +264,7 @@ async fn responses_go_where_the_request_came_from() {
 /// §13.3.1.1: while the call waits unanswered, the 180 goes again every minute.
 #[tokio::test(start_paused = true)]
 async fn ringing_repeated_every_minute() {
-    let invite = caller_request("INVITE", "r1", 1, None, true);
-    let key = TransactionKey::from_request(&invite).unwrap();
-    let start = Instant::now();
-    let mut leg = Leg::new_incoming(
-        CallId::new(),
-        invite,
-        key,
-        udp(PROXY),
-        "us".into(),
-        &env(),
-        start,
-    );
+    let mut leg = offered("r1");
     leg.ring(&env());
     leg.take_outputs();
     let out = run_for(&mut leg, Duration::from_secs(150)).await;

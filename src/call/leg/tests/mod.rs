@@ -84,11 +84,11 @@ pub(super) fn caller_request(
     ))
 }
 
-/// An answered incoming leg (200 sent, no ACK yet) and the bytes it sent.
-pub(super) fn answered() -> (Leg, Vec<Output>) {
-    let invite = caller_request("INVITE", "inv", 1, None, true);
+/// A new incoming leg for the caller's INVITE on `branch` (100 sent).
+pub(super) fn offered(branch: &str) -> Leg {
+    let invite = caller_request("INVITE", branch, 1, None, true);
     let key = TransactionKey::from_request(&invite).unwrap();
-    let mut leg = Leg::new_incoming(
+    Leg::new_incoming(
         CallId::new(),
         invite,
         key,
@@ -96,7 +96,12 @@ pub(super) fn answered() -> (Leg, Vec<Output>) {
         "us".into(),
         &env(),
         Instant::now(),
-    );
+    )
+}
+
+/// An answered incoming leg (200 sent, no ACK yet) and the bytes it sent.
+pub(super) fn answered() -> (Leg, Vec<Output>) {
+    let mut leg = offered("inv");
     leg.ring(&env());
     let media = LocalMedia {
         port: 20000,
@@ -106,6 +111,11 @@ pub(super) fn answered() -> (Leg, Vec<Output>) {
     leg.answer(media, &env(), Instant::now());
     let out = leg.take_outputs();
     (leg, out)
+}
+
+/// The caller (through the proxy, inside every trunk's ACL) sends `req`.
+pub(super) fn from_caller(leg: &mut Leg, req: rsip::Request) {
+    leg.on_request(req, udp(PROXY), true, &env(), Instant::now());
 }
 
 pub(super) fn confirmed() -> Leg {
