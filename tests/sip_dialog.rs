@@ -243,6 +243,28 @@ fn record_route_and_the_route_set_carry_the_engines_bye() {
         header(&bye, "Route"),
         Some(format!("<sip:{};lr;ftag=caller>", proxy.addr()).as_str())
     );
+    // The 200 to our BYE (From: our tag) finds the session, which then goes at once instead of
+    // retransmitting its BYE until Timer F (§17.1.2).
+    let copied: String = ["Via", "From", "To", "Call-ID", "CSeq"]
+        .iter()
+        .map(|h| format!("{h}: {}\r\n", header(&bye, h).unwrap()))
+        .collect();
+    proxy.send(
+        e.sip,
+        &format!("SIP/2.0 200 OK\r\n{copied}Content-Length: 0\r\n\r\n"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while !e.calls.is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        e.calls.is_empty(),
+        "the session still waits for its BYE's answer"
+    );
+    assert!(
+        !proxy.gets("BYE ", Duration::from_millis(700)),
+        "BYE retransmitted after its 200"
+    );
 }
 
 /// RFC 3581 / §18.2.2: an in-dialog request is answered to where it came from.

@@ -116,12 +116,11 @@ impl CallRegistry {
         }
     }
 
-    /// The session a response belongs to: its From tag is the tag of the request we sent.
+    /// The session a response belongs to: its From tag is our tag on the request we sent (an
+    /// INVITE or MESSAGE we placed, or the BYE of any dialog of ours).
     pub fn route_response(&self, sip_call_id: &str, from_tag: Option<&str>) -> Option<SessionAddr> {
         let slots = self.sessions.get(sip_call_id)?;
-        let slot = slots
-            .iter()
-            .find(|s| s.remote_tag.is_none() && Some(&*s.local_tag) == from_tag)?;
+        let slot = slots.iter().find(|s| Some(&*s.local_tag) == from_tag)?;
         Some(slot.addr.clone())
     }
 
