@@ -104,7 +104,8 @@ impl Dispatcher {
                 .registry
                 .route_request(call_id, to_tag.as_deref(), from_tag.as_deref());
         if let RequestRoute::Session(addr) = route {
-            // The session holds a stranger to its own peer (it may be a callee we dialled).
+            // The session itself decides on a source outside the ACL: only its own peer (a
+            // callee we dialled may be outside every trunk) may speak in its dialog.
             addr.deliver(SipIn {
                 inbound: Inbound {
                     message: rsip::SipMessage::Request(req),
