@@ -52,6 +52,7 @@ pub const END_REASONS: &[&str] = &[
     "operator_stop",
     "hangup",
     "ack_timeout",
+    "rtp_timeout",
     "loop_limit",
     "error",
     "shutdown",

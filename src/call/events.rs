@@ -74,6 +74,8 @@ pub enum CallEndCause {
     Cancelled,
     /// No ACK came for our 2xx within 64·T1.
     AckTimeout,
+    /// No RTP came from the answered peer for `media.rtp_timeout_seconds`: we sent BYE.
+    RtpTimeout,
     /// The engine hung up or rejected it.
     Local,
     /// The SIP peer became unreachable (transport error, BYE timed out, no answer to INVITE).
@@ -90,6 +92,7 @@ impl CallEndCause {
             CallEndCause::RemoteBye => "remote_bye",
             CallEndCause::Cancelled => "cancelled",
             CallEndCause::AckTimeout => "ack_timeout",
+            CallEndCause::RtpTimeout => "rtp_timeout",
             CallEndCause::Local => "local",
             CallEndCause::Failed => "failed",
             CallEndCause::Rejected(_) => "rejected",

@@ -40,6 +40,8 @@ pub enum EndReason {
     OperatorStop,
     Hangup,
     AckTimeout,
+    /// No RTP from an answered call for `media.rtp_timeout_seconds` (its BYE was lost).
+    RtpTimeout,
     LoopLimit,
     Error,
     Shutdown,
@@ -55,6 +57,7 @@ impl EndReason {
             EndReason::OperatorStop => "operator_stop",
             EndReason::Hangup => "hangup",
             EndReason::AckTimeout => "ack_timeout",
+            EndReason::RtpTimeout => "rtp_timeout",
             EndReason::LoopLimit => "loop_limit",
             EndReason::Error => "error",
             EndReason::Shutdown => "shutdown",
@@ -132,6 +135,7 @@ mod tests {
         for r in [
             EndReason::OperatorStop,
             EndReason::AckTimeout,
+            EndReason::RtpTimeout,
             EndReason::LoopLimit,
         ] {
             assert_eq!(serde_json::to_value(r).unwrap(), r.as_str());

@@ -135,7 +135,8 @@ impl Leg {
 
     /// How we answer a re-INVITE: 481 outside a confirmed dialog; 491 while the previous
     /// INVITE's offer/answer is not complete (our 2xx or the peer's last re-INVITE unACKed,
-    /// RFC 3261 §14.2); 500 for an out-of-order CSeq (§12.2.2); 420 for an unknown `Require`.
+    /// RFC 3261 §14.2); 500 for an out-of-order CSeq (§12.2.2); 420 for an unknown `Require`;
+    /// 488 for an offer we can take nothing from.
     fn reinvite_code(&mut self, req: &rsip::Request) -> u16 {
         if self.dialog.is_none() || self.phase == Phase::Ended {
             return 481;
@@ -155,11 +156,15 @@ impl Leg {
             .dialog
             .as_mut()
             .is_none_or(|d| d.accept_remote_cseq(&req.headers));
-        if in_order {
-            200
-        } else {
-            500
+        if !in_order {
+            return 500;
         }
+        // RFC 3264 §6: an offer we can take nothing from (T.38 only, SRTP only, no common
+        // codec) is refused and the call goes on as it was.
+        if !req.body.is_empty() && sdp::negotiate(&req.body).is_err() {
+            return 488;
+        }
+        200
     }
 
     fn on_ack(&mut self, req: &rsip::Request, key: &TransactionKey, env: &Env, now: Instant) {
@@ -263,10 +268,9 @@ impl Leg {
     /// The peer's SDP (re-INVITE offer, or the answer in an ACK): what media follows.
     pub(super) fn update_remote_media(&mut self, body: &[u8]) {
         let Ok(n) = sdp::negotiate(body) else { return };
-        let remote = n.remote_rtp;
-        self.negotiated = Some(n);
-        if let (true, Some(addr)) = (self.media_started(), remote) {
-            self.out.push(Output::MediaRemote(addr));
+        self.negotiated = Some(n.clone());
+        if self.media_started() && self.phase == Phase::Confirmed {
+            self.out.push(Output::MediaUpdate(n));
         }
     }
 

@@ -234,7 +234,11 @@ impl Leg {
         self.send_final(200, env, now);
         self.phase = Phase::Answered;
         crate::metrics::call_setup(now.saturating_duration_since(self.created));
-        self.media = MediaState::StartAt(now + MEDIA_START_DELAY);
+        self.media = if media.offer {
+            MediaState::AwaitAck
+        } else {
+            MediaState::StartAt(now + MEDIA_START_DELAY)
+        };
         self.emit(CallEvent::Answered { call_id: self.id });
     }
 
@@ -339,9 +343,18 @@ impl Leg {
             return;
         }
         self.phase = Phase::Confirmed;
-        // We offered in the 2xx; the ACK carries the caller's answer.
+        // We offered in the 2xx; the ACK carries the caller's answer: media starts now.
         if self.local_media.is_some_and(|m| m.offer) && !req.body.is_empty() {
             self.update_remote_media(&req.body);
+        }
+        if self.media == MediaState::AwaitAck {
+            self.media = MediaState::StartAt(now);
+            self.start_media_now();
+        } else if self.media_started() {
+            // Started before the ACK: RTP may go to the caller's address only now.
+            if let Some(addr) = self.negotiated.as_ref().and_then(|n| n.remote_rtp) {
+                self.out.push(super::Output::MediaRemote(addr));
+            }
         }
         if bye_after_ack {
             self.send_bye(env, now);

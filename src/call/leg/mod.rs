@@ -89,6 +89,9 @@ pub(crate) struct LocalMedia {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum MediaState {
     Idle,
+    /// We offered in our 2xx (the INVITE had no SDP): the codec and address come with the
+    /// ACK's answer, and media starts only then (RFC 3264 §5, delayed offer).
+    AwaitAck,
     /// Starts by itself at this instant unless a media command starts it first.
     StartAt(Instant),
     Started,
@@ -110,11 +113,14 @@ pub(crate) enum Output {
     Answered,
     /// The call is over (record, metrics); `answered` says whether it was up.
     Ended { cause: CallEndCause, answered: bool },
-    /// Start the RTP session with what was negotiated (`None`: we offered and got no answer
-    /// yet; the caller's first packet tells where to send).
+    /// Start the RTP session with what was negotiated (`None`: we offered and the ACK brought
+    /// no answer). Its `remote_rtp` is withheld until an ACK confirmed the dialog: no RTP goes
+    /// toward a spoofed INVITE's SDP address.
     StartMedia(Option<Negotiated>),
-    /// The peer's SDP moved its media.
+    /// The dialog is confirmed: RTP may go to this address now.
     MediaRemote(SocketAddr),
+    /// The peer's SDP changed (re-INVITE): codec, address, direction follow.
+    MediaUpdate(Negotiated),
 }
 
 /// The role-specific part.
@@ -230,8 +236,20 @@ impl Leg {
     pub(crate) fn start_media_now(&mut self) {
         if matches!(self.media, MediaState::StartAt(_)) && self.phase != Phase::Ended {
             self.media = MediaState::Started;
-            self.out.push(Output::StartMedia(self.negotiated.clone()));
+            let mut negotiated = self.negotiated.clone();
+            if self.phase != Phase::Confirmed {
+                if let Some(n) = &mut negotiated {
+                    n.remote_rtp = None;
+                }
+            }
+            self.out.push(Output::StartMedia(negotiated));
         }
+    }
+
+    /// The RTP session will start (answered, media not running yet): media requests wait.
+    pub(crate) fn media_pending(&self) -> bool {
+        matches!(self.media, MediaState::StartAt(_) | MediaState::AwaitAck)
+            && self.phase != Phase::Ended
     }
 
     /// True while the RTP session may still be started (answered, not ended).

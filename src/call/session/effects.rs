@@ -21,6 +21,11 @@ impl CallSession {
                     media.send(MediaCommand::Remote(addr));
                 }
             }
+            Some(Output::MediaUpdate(negotiated)) => {
+                if let (Some(media), Some(addr)) = (&self.media, negotiated.remote_rtp) {
+                    media.send(MediaCommand::Remote(addr));
+                }
+            }
             _ => {}
         }
     }
@@ -110,6 +115,9 @@ impl CallSession {
         crate::metrics::call_finished(if incoming { "in" } else { "out" }, outcome);
         self.rtp = None;
         self.connection = None;
+        for (job, _) in std::mem::take(&mut self.pending_media) {
+            self.emit(CallEvent::media_unavailable(job, true));
+        }
         // Dropping the handle ends the media session (it closes any recording).
         self.media = None;
     }
@@ -142,6 +150,12 @@ impl CallSession {
             events: ctx.address().recipient(),
         };
         self.media = crate::media::rtp_session::spawn(lease, config);
+        for (job, request) in std::mem::take(&mut self.pending_media) {
+            match &self.media {
+                Some(media) => media.send(MediaCommand::Start { job, request }),
+                None => self.emit(CallEvent::media_unavailable(job, false)),
+            }
+        }
     }
 
     /// Runs a handler's body; a panic in it is contained: the call is ended as if the session

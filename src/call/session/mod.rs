@@ -21,7 +21,7 @@ use super::leg::{Leg, LocalMedia};
 use super::registry::CallEntry;
 pub use super::shared::{SessionShared, SipIn};
 use super::CallId;
-use crate::media::{MediaCommand, MediaEvent, MediaHandle, RtpLease};
+use crate::media::{MediaCommand, MediaEvent, MediaHandle, MediaJob, MediaRequest, RtpLease};
 use crate::sip::transaction::InviteFate;
 use crate::sip::transport::Peer;
 
@@ -33,6 +33,9 @@ pub struct CallSession {
     rtp: Option<RtpLease>,
     /// The RTP session, from its start to the end of the call.
     media: Option<MediaHandle>,
+    /// Media requests that came before the RTP session could start (a delayed offer waits for
+    /// the ACK's answer); handed to it when it starts.
+    pending_media: Vec<(MediaJob, MediaRequest)>,
     events: Option<Recipient<CallEvent>>,
     pending_events: Vec<CallEvent>,
     source: String,
@@ -64,6 +67,7 @@ impl CallSession {
             arbiter,
             rtp,
             media: None,
+            pending_media: Vec::new(),
             events,
             pending_events: Vec::new(),
             source,
@@ -230,6 +234,7 @@ impl CallSession {
                 self.drive(ctx);
                 match &self.media {
                     Some(media) => media.send(MediaCommand::Start { job, request }),
+                    None if self.leg.media_pending() => self.pending_media.push((job, request)),
                     None => {
                         let ended = self.leg.is_ended();
                         self.emit(CallEvent::media_unavailable(job, ended));

@@ -434,6 +434,7 @@ impl Handler<CallEvent> for Activeflow {
                 self.call_released = true;
                 let reason = match cause {
                     CallEndCause::AckTimeout => EndReason::AckTimeout,
+                    CallEndCause::RtpTimeout => EndReason::RtpTimeout,
                     CallEndCause::Failed | CallEndCause::Rejected(_) | CallEndCause::NoAnswer => {
                         EndReason::Error
                     }

@@ -9,6 +9,7 @@ use tokio::time::{advance, Instant};
 use super::*;
 
 mod incoming;
+mod media;
 mod outgoing;
 use crate::call::events::HangupCause;
 use crate::sip::message::parse_datagram;
@@ -58,15 +59,25 @@ pub(super) fn caller_request(
     to_tag: Option<&str>,
     sdp: bool,
 ) -> rsip::Request {
+    caller_request_with(method, branch, cseq, to_tag, if sdp { SDP } else { "" })
+}
+
+/// A request of the caller's carrying `body` as its SDP (none when empty).
+pub(super) fn caller_request_with(
+    method: &str,
+    branch: &str,
+    cseq: u32,
+    to_tag: Option<&str>,
+    body: &str,
+) -> rsip::Request {
     let to = match to_tag {
         Some(t) => format!("<sip:100@10.0.0.9>;tag={t}"),
         None => "<sip:100@10.0.0.9>".to_string(),
     };
-    let body = if sdp { SDP } else { "" };
-    let content_type = if sdp {
-        "Content-Type: application/sdp\r\n"
-    } else {
+    let content_type = if body.is_empty() {
         ""
+    } else {
+        "Content-Type: application/sdp\r\n"
     };
     request(&format!(
         "{method} sip:100@10.0.0.9 SIP/2.0\r\n\
