@@ -260,6 +260,8 @@ pub async fn start(
         recordings: recordings.clone(),
         storage: storage.clone(),
         events: events.clone(),
+        max_call: (raw.engine.max_call_seconds > 0)
+            .then(|| Duration::from_secs(raw.engine.max_call_seconds)),
     });
     dialer.attach(shared.clone());
     let dispatcher = Arc::new(Dispatcher::new(

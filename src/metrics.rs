@@ -53,6 +53,7 @@ pub const END_REASONS: &[&str] = &[
     "hangup",
     "ack_timeout",
     "rtp_timeout",
+    "max_duration",
     "loop_limit",
     "error",
     "shutdown",

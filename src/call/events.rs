@@ -76,6 +76,8 @@ pub enum CallEndCause {
     AckTimeout,
     /// No RTP came from the answered peer for `media.rtp_timeout_seconds`: we sent BYE.
     RtpTimeout,
+    /// `engine.max_call_seconds` passed since the INVITE: we ended the call.
+    MaxDuration,
     /// The engine hung up or rejected it.
     Local,
     /// The SIP peer became unreachable (transport error, BYE timed out, no answer to INVITE).
@@ -93,6 +95,7 @@ impl CallEndCause {
             CallEndCause::Cancelled => "cancelled",
             CallEndCause::AckTimeout => "ack_timeout",
             CallEndCause::RtpTimeout => "rtp_timeout",
+            CallEndCause::MaxDuration => "max_duration",
             CallEndCause::Local => "local",
             CallEndCause::Failed => "failed",
             CallEndCause::Rejected(_) => "rejected",

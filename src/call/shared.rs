@@ -35,6 +35,8 @@ pub struct SessionShared {
     pub storage: crate::storage::Storage,
     /// Where call events go (SSE, webhooks).
     pub events: crate::events::EventBus,
+    /// `engine.max_call_seconds`: every call ends this long after its INVITE (`None`: never).
+    pub max_call: Option<std::time::Duration>,
 }
 
 impl SessionShared {
@@ -44,6 +46,7 @@ impl SessionShared {
             timers: self.timers,
             public_ip: self.public_ip,
             port: self.sender.local_addr().port(),
+            max_call: self.max_call,
         }
     }
 }

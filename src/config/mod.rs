@@ -209,6 +209,9 @@ pub struct EngineConfig {
     /// Arbiter threads for call sessions and activeflows; 0 = one per core.
     #[serde(default)]
     pub workers: usize,
+    /// A hard cap on every call's life from its INVITE, in seconds; 0 = none.
+    #[serde(default)]
+    pub max_call_seconds: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

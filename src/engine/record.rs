@@ -42,6 +42,8 @@ pub enum EndReason {
     AckTimeout,
     /// No RTP from an answered call for `media.rtp_timeout_seconds` (its BYE was lost).
     RtpTimeout,
+    /// Its call reached `engine.max_call_seconds`.
+    MaxDuration,
     LoopLimit,
     Error,
     Shutdown,
@@ -58,6 +60,7 @@ impl EndReason {
             EndReason::Hangup => "hangup",
             EndReason::AckTimeout => "ack_timeout",
             EndReason::RtpTimeout => "rtp_timeout",
+            EndReason::MaxDuration => "max_duration",
             EndReason::LoopLimit => "loop_limit",
             EndReason::Error => "error",
             EndReason::Shutdown => "shutdown",
@@ -136,6 +139,7 @@ mod tests {
             EndReason::OperatorStop,
             EndReason::AckTimeout,
             EndReason::RtpTimeout,
+            EndReason::MaxDuration,
             EndReason::LoopLimit,
         ] {
             assert_eq!(serde_json::to_value(r).unwrap(), r.as_str());

@@ -298,15 +298,16 @@ impl Leg {
         }
     }
 
-    /// Ends the call because its session is going away (a contained panic): the peer still
-    /// gets BYE, CANCEL or a final response (603); the end cause is `failed`.
-    pub(crate) fn abort(&mut self, env: &Env, now: Instant) {
+    /// Ends the call from the engine's side, now, with `cause` (a dying session: `failed`;
+    /// the call's time cap: `max_duration`): the peer gets BYE, CANCEL or a final response
+    /// (603), even before the ACK of our 2xx.
+    pub(crate) fn end_now(&mut self, cause: CallEndCause, env: &Env, now: Instant) {
         if self.is_incoming() {
-            self.incoming_hangup(HangupCause::Normal, CallEndCause::Failed, env, now);
+            self.incoming_hangup(HangupCause::Normal, cause, env, now);
         } else {
-            self.outgoing_hangup(CallEndCause::Failed, env, now);
+            self.outgoing_hangup(cause, env, now);
         }
-        self.end(CallEndCause::Failed);
+        self.end(cause);
     }
 
     /// Where our in-dialog requests go: the first loose route or the remote target (§12.2.1.1);

@@ -102,7 +102,15 @@ impl Leg {
             bye_after_ack: false,
         };
         let role = Role::Incoming(Box::new(role));
-        let mut leg = Leg::new(id, sip_call_id, role, Some(peer), local_tag, received_at);
+        let mut leg = Leg::new(
+            id,
+            sip_call_id,
+            role,
+            Some(peer),
+            local_tag,
+            env,
+            received_at,
+        );
         leg.send_provisional(100, env);
         let offer = leg
             .invite()
@@ -260,8 +268,8 @@ impl Leg {
         match self.phase {
             Phase::Early => self.reject(cause.status_before_answer(), end, env, now),
             // RFC 3261 §15: no BYE before the ACK for our 2xx (or its timeout), unless the
-            // session is going away (then BYE now is all it can still do).
-            Phase::Answered if end != CallEndCause::Failed => {
+            // engine ends the call itself (a dying session, the call's time cap): BYE now.
+            Phase::Answered if end == CallEndCause::Local => {
                 if let Some(role) = self.role_in() {
                     role.bye_after_ack = true;
                 }

@@ -48,6 +48,8 @@ pub(crate) struct Env {
     pub(crate) public_ip: IpAddr,
     /// The SIP port we listen on.
     pub(crate) port: u16,
+    /// `engine.max_call_seconds`: the call ends this long after its INVITE.
+    pub(crate) max_call: Option<std::time::Duration>,
 }
 
 impl Env {
@@ -148,6 +150,8 @@ pub(crate) struct Leg {
     reinvite: Option<Box<(TransactionKey, ServerInviteTransaction, Peer)>>,
     bye_tx: Option<Box<ClientNonInviteTransaction>>,
     pub(crate) created: Instant,
+    /// When `engine.max_call_seconds` ends the call.
+    max_until: Option<Instant>,
     out: Vec<Output>,
 }
 
@@ -158,6 +162,7 @@ impl Leg {
         role: Role,
         peer: Option<Peer>,
         local_tag: String,
+        env: &Env,
         now: Instant,
     ) -> Leg {
         Leg {
@@ -175,6 +180,7 @@ impl Leg {
             reinvite: None,
             bye_tx: None,
             created: now,
+            max_until: env.max_call.map(|d| crate::sip::transaction::after(now, d)),
             out: Vec::new(),
         }
     }
@@ -270,6 +276,7 @@ impl Leg {
         [
             media,
             role,
+            self.max_until.filter(|_| self.phase != Phase::Ended),
             self.reinvite
                 .as_deref()
                 .and_then(|(_, t, _)| t.next_deadline()),
@@ -285,6 +292,11 @@ impl Leg {
     pub(crate) fn on_tick(&mut self, env: &Env, now: Instant) {
         if matches!(self.media, MediaState::StartAt(at) if at <= now) {
             self.start_media_now();
+        }
+        if self.max_until.is_some_and(|at| at <= now) && self.phase != Phase::Ended {
+            self.max_until = None;
+            tracing::info!(call_id = %self.id, "engine.max_call_seconds reached");
+            self.end_now(CallEndCause::MaxDuration, env, now);
         }
         match self.role {
             Role::Incoming(_) => self.incoming_tick(env, now),

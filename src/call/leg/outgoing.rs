@@ -81,6 +81,7 @@ impl Leg {
         sip_call_id: String,
         local_tag: String,
         placement: Placement,
+        env: &Env,
         now: Instant,
     ) -> Leg {
         let role = Outgoing {
@@ -101,6 +102,7 @@ impl Leg {
             Role::Outgoing(Box::new(role)),
             None,
             local_tag,
+            env,
             now,
         )
     }

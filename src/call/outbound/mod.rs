@@ -127,6 +127,7 @@ impl Dialer {
                 max_forwards,
                 ring_timeout: request.ring_timeout,
             },
+            &shared.env(),
             now,
         );
         leg.local_media = Some(LocalMedia {

@@ -184,7 +184,7 @@ impl CallSession {
         let now = Instant::now();
         let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             // Tell the peer the call is over where the machine still can.
-            self.leg.abort(&env, now);
+            self.leg.end_now(CallEndCause::Failed, &env, now);
             for output in self.leg.take_outputs() {
                 // No media starts for a call that is ending.
                 let _ = self.apply(output);

@@ -91,6 +91,7 @@ fn shared(
         .unwrap(),
         storage: crate::storage::Storage::disabled(),
         events: crate::events::EventBus::without_webhooks(100, Duration::from_secs(15)),
+        max_call: None,
     })
 }
 

@@ -435,6 +435,7 @@ impl Handler<CallEvent> for Activeflow {
                 let reason = match cause {
                     CallEndCause::AckTimeout => EndReason::AckTimeout,
                     CallEndCause::RtpTimeout => EndReason::RtpTimeout,
+                    CallEndCause::MaxDuration => EndReason::MaxDuration,
                     CallEndCause::Failed | CallEndCause::Rejected(_) | CallEndCause::NoAnswer => {
                         EndReason::Error
                     }

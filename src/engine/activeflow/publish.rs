@@ -55,8 +55,13 @@ impl Activeflow {
         self.publish(EventBody::ActiveflowEnded(facts, reason.as_str()));
         // Ended by its call's end: that call (which may have ended before this activeflow
         // bound it) publishes nothing more.
-        if let (Some(call), EndReason::Hangup | EndReason::AckTimeout | EndReason::RtpTimeout) =
-            (&self.call, reason)
+        if let (
+            Some(call),
+            EndReason::Hangup
+            | EndReason::AckTimeout
+            | EndReason::RtpTimeout
+            | EndReason::MaxDuration,
+        ) = (&self.call, reason)
         {
             self.links.events.unbind_call(call.id.0);
         }

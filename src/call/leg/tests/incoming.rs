@@ -284,3 +284,56 @@ async fn ringing_repeated_every_minute() {
     let out = run_for(&mut leg, Duration::from_secs(0)).await;
     assert!(first_lines(&out).iter().all(|l| !l.contains("180")));
 }
+
+/// `engine.max_call_seconds`: a call answered and confirmed gets BYE when its time is up (from
+/// the INVITE), and one still unanswered gets its final response; both end `max_duration`.
+#[tokio::test(start_paused = true)]
+async fn the_call_time_cap_ends_answered_and_ringing_calls() {
+    let capped = Env {
+        max_call: Some(Duration::from_secs(5)),
+        ..env()
+    };
+    for answer in [true, false] {
+        let invite = caller_request("INVITE", "cap", 1, None, true);
+        let key = TransactionKey::from_request(&invite).unwrap();
+        let now = Instant::now();
+        let mut leg = Leg::new_incoming(
+            CallId::new(),
+            invite,
+            key,
+            udp(PROXY),
+            "us".into(),
+            &capped,
+            now,
+        );
+        if answer {
+            let media = LocalMedia {
+                port: 20000,
+                session_id: 1,
+                offer: false,
+            };
+            leg.answer(media, &capped, now);
+            leg.on_request(
+                caller_request("ACK", "cap-ack", 1, Some("us"), false),
+                udp(PROXY),
+                true,
+                &capped,
+                now,
+            );
+        }
+        leg.take_outputs();
+        let end = now + Duration::from_secs(6);
+        let mut out = Vec::new();
+        while let Some(at) = leg.next_deadline().filter(|at| *at <= end) {
+            advance(at.saturating_duration_since(Instant::now())).await;
+            leg.on_tick(&capped, Instant::now());
+            out.extend(leg.take_outputs());
+        }
+        let expected = if answer { "BYE " } else { "SIP/2.0 603" };
+        assert!(
+            first_lines(&out).iter().any(|l| l.starts_with(expected)),
+            "{answer}: {out:?}"
+        );
+        assert_eq!(ended_with(&out), Some(CallEndCause::MaxDuration));
+    }
+}

@@ -23,6 +23,7 @@ pub(super) fn env() -> Env {
         timers: Timers::default(),
         public_ip: "10.0.0.9".parse().unwrap(),
         port: 5060,
+        max_call: None,
     }
 }
 

@@ -25,6 +25,7 @@ fn outgoing() -> Leg {
             max_forwards: 69,
             ring_timeout: Duration::from_secs(60),
         },
+        &env(),
         Instant::now(),
     );
     leg.local_media = Some(LocalMedia {
