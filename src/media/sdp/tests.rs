@@ -50,3 +50,233 @@ fn our_offer_parses() {
     let n = negotiate(o.as_bytes()).unwrap();
     assert_eq!((n.payload_type, n.dtmf_payload_type), (0, Some(101)));
 }
+
+/// An offer with the given session-level lines after `t=` and the given media sections.
+fn offer_with(session: &str, media: &str) -> String {
+    format!(
+        "v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\n{session}{media}"
+    )
+}
+
+fn parsed(sdp: &str) -> sdp_types::Session {
+    sdp_types::Session::parse(sdp.as_bytes()).unwrap()
+}
+
+fn local() -> IpAddr {
+    "10.0.0.9".parse().unwrap()
+}
+
+/// RFC 3264 §6: one m-line per offered m-line, in order; the refused video keeps its media,
+/// proto and fmt with port 0.
+#[test]
+fn audio_and_video_offer_gets_video_refused_in_order() {
+    let offer = offer_with(
+        "",
+        "m=video 5000 RTP/AVP 96 97\r\na=rtpmap:96 H264/90000\r\n\
+         m=audio 4000 RTP/AVP 0\r\n",
+    );
+    let n = negotiate(offer.as_bytes()).unwrap();
+    assert_eq!((n.audio_index, n.streams.len()), (1, 2));
+    assert_eq!(n.remote_rtp, Some("10.0.0.1:4000".parse().unwrap()));
+    let a = answer(&n, local(), 20000, 1);
+    let s = parsed(&a);
+    assert_eq!(s.medias.len(), 2, "{a}");
+    assert_eq!((s.medias[0].media.as_str(), s.medias[0].port), ("video", 0));
+    assert_eq!(s.medias[0].proto, "RTP/AVP");
+    assert_eq!(s.medias[0].fmt, "96 97");
+    assert_eq!(
+        (s.medias[1].media.as_str(), s.medias[1].port),
+        ("audio", 20000)
+    );
+    assert_eq!(s.medias[1].fmt, "0");
+}
+
+/// RFC 3264 §6: T.38 (`image udptl t38`, RFC 3362) beside audio is refused with port 0, and
+/// a second audio stream too (we take the first).
+#[test]
+fn t38_and_second_audio_are_refused() {
+    let offer = offer_with(
+        "",
+        "m=audio 4000 RTP/AVP 8\r\nm=image 4002 udptl t38\r\nm=audio 4004 RTP/AVP 0\r\n",
+    );
+    let n = negotiate(offer.as_bytes()).unwrap();
+    assert_eq!((n.audio_index, n.payload_type), (0, 8));
+    let a = answer(&n, local(), 20000, 1);
+    assert!(
+        a.contains("m=audio 20000 RTP/AVP 8\r\n")
+            && a.contains("m=image 0 udptl t38\r\n")
+            && a.contains("m=audio 0 RTP/AVP 0\r\n"),
+        "{a}"
+    );
+    let order: Vec<_> = parsed(&a).medias.iter().map(|m| m.port).collect();
+    assert_eq!(order, [20000, 0, 0]);
+}
+
+/// RFC 3264 §6 (a stream may be refused) with nothing left to take: a T.38-only offer is
+/// `NoAudio` (488), as is one whose audio is refused already (port 0).
+#[test]
+fn t38_only_offer_is_no_audio() {
+    let t38 = offer_with("", "m=image 4002 udptl t38\r\na=T38FaxVersion:0\r\n");
+    assert_eq!(negotiate(t38.as_bytes()), Err(SdpError::NoAudio));
+    let refused = offer_with("", "m=audio 0 RTP/AVP 0\r\nm=image 4002 udptl t38\r\n");
+    assert_eq!(negotiate(refused.as_bytes()), Err(SdpError::NoAudio));
+}
+
+/// RFC 3264 §5.1 / RFC 3711: audio only over SRTP is `Srtp` (488 until SRTP exists); a plain
+/// RTP stream beside it is taken instead, with the SAVP one refused (§6).
+#[test]
+fn srtp_only_audio_is_refused() {
+    let savp = offer_with(
+        "",
+        "m=audio 4000 RTP/SAVP 0\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz\r\n",
+    );
+    assert_eq!(negotiate(savp.as_bytes()), Err(SdpError::Srtp));
+    let savpf = offer_with("", "m=audio 4000 RTP/SAVPF 8\r\n");
+    assert_eq!(negotiate(savpf.as_bytes()), Err(SdpError::Srtp));
+    let both = offer_with("", "m=audio 4000 RTP/SAVP 0\r\nm=audio 4002 RTP/AVP 0\r\n");
+    let n = negotiate(both.as_bytes()).unwrap();
+    assert_eq!(n.audio_index, 1);
+    let a = answer(&n, local(), 20000, 1);
+    assert!(
+        a.contains("m=audio 0 RTP/SAVP 0\r\nm=audio 20000 RTP/AVP 0\r\n"),
+        "{a}"
+    );
+}
+
+/// RFC 4585 §3.1 with RFC 3264 §6: an `RTP/AVPF` audio stream is usable and answered with
+/// the same proto.
+#[test]
+fn avpf_audio_is_answered_as_avpf() {
+    let offer = offer_with("", "m=audio 4000 RTP/AVPF 0\r\n");
+    let n = negotiate(offer.as_bytes()).unwrap();
+    let a = answer(&n, local(), 20000, 1);
+    assert!(a.contains("m=audio 20000 RTP/AVPF 0\r\n"), "{a}");
+}
+
+fn direction_of(answer: &str) -> Option<&'static str> {
+    ["sendrecv", "sendonly", "recvonly", "inactive"]
+        .into_iter()
+        .find(|d| answer.contains(&format!("a={d}\r\n")))
+}
+
+/// RFC 3264 §6.1: sendonly → recvonly (we must not send; the peer holds us).
+#[test]
+fn sendonly_offer_gets_recvonly_and_stops_our_sending() {
+    let offer = offer_with("", "m=audio 4000 RTP/AVP 0\r\na=sendonly\r\n");
+    let n = negotiate(offer.as_bytes()).unwrap();
+    assert_eq!(n.direction, Direction::SendOnly);
+    assert!(!n.we_send() && n.on_hold());
+    assert_eq!(
+        direction_of(&answer(&n, local(), 20000, 1)),
+        Some("recvonly")
+    );
+}
+
+/// RFC 3264 §6.1: recvonly → sendonly (we send; not a hold of us).
+#[test]
+fn recvonly_offer_gets_sendonly_and_we_send() {
+    let offer = offer_with("", "m=audio 4000 RTP/AVP 0\r\na=recvonly\r\n");
+    let n = negotiate(offer.as_bytes()).unwrap();
+    assert!(n.we_send() && !n.on_hold());
+    assert_eq!(
+        direction_of(&answer(&n, local(), 20000, 1)),
+        Some("sendonly")
+    );
+}
+
+/// RFC 3264 §6.1: inactive → inactive (nobody sends).
+#[test]
+fn inactive_offer_gets_inactive() {
+    let offer = offer_with("", "m=audio 4000 RTP/AVP 0\r\na=inactive\r\n");
+    let n = negotiate(offer.as_bytes()).unwrap();
+    assert!(!n.we_send() && n.on_hold());
+    assert_eq!(
+        direction_of(&answer(&n, local(), 20000, 1)),
+        Some("inactive")
+    );
+}
+
+/// RFC 4566 §6 (a session-level direction applies to every stream) and RFC 3264 §5.1 (the
+/// media-level one overrides it).
+#[test]
+fn media_level_direction_wins_over_session_level() {
+    let session_only = offer_with("a=sendonly\r\n", "m=audio 4000 RTP/AVP 0\r\n");
+    let n = negotiate(session_only.as_bytes()).unwrap();
+    assert_eq!(n.direction, Direction::SendOnly);
+    let both = offer_with("a=sendonly\r\n", "m=audio 4000 RTP/AVP 0\r\na=sendrecv\r\n");
+    let n = negotiate(both.as_bytes()).unwrap();
+    assert_eq!(n.direction, Direction::SendRecv);
+    assert!(n.we_send() && !n.on_hold());
+    assert_eq!(
+        direction_of(&answer(&n, local(), 20000, 1)),
+        Some("sendrecv")
+    );
+}
+
+/// RFC 3264 §8.4: `c=IN IP4 0.0.0.0` is the old-style hold: nobody sends, and there is no
+/// address to send to.
+#[test]
+fn zero_connection_address_is_hold() {
+    let offer = "v=0\r\no=- 1 2 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 0.0.0.0\r\nt=0 0\r\n\
+        m=audio 4000 RTP/AVP 0\r\n";
+    let n = negotiate(offer.as_bytes()).unwrap();
+    assert!(n.held_by_address && n.on_hold() && !n.we_send());
+    assert_eq!(n.remote_rtp, None);
+    let plain = negotiate(SIPP_OFFER.as_bytes()).unwrap();
+    assert!(plain.we_send() && !plain.on_hold());
+}
+
+/// RFC 3264 §6.1 (the answer's codecs come from the offer) with RFC 3551 §6 (PCMA is static
+/// payload type 8): a PCMA-only caller gets PCMA.
+#[test]
+fn pcma_only_offer_gets_pcma() {
+    let offer = offer_with(
+        "",
+        "m=audio 4000 RTP/AVP 8 101\r\na=rtpmap:101 telephone-event/8000\r\n",
+    );
+    let n = negotiate(offer.as_bytes()).unwrap();
+    assert_eq!((n.payload_type, n.codec_name()), (8, "PCMA"));
+    let a = answer(&n, local(), 20000, 1);
+    assert!(
+        a.contains("m=audio 20000 RTP/AVP 8 101\r\na=rtpmap:8 PCMA/8000\r\n"),
+        "{a}"
+    );
+}
+
+/// RFC 3551 §4.5.14: PCMU/PCMA run at 8000 Hz; an rtpmap claiming another rate is not ours.
+#[test]
+fn g711_at_another_rate_is_not_taken() {
+    let offer = offer_with("", "m=audio 4000 RTP/AVP 0 8\r\na=rtpmap:0 PCMU/16000\r\n");
+    assert_eq!(negotiate(offer.as_bytes()).unwrap().payload_type, 8);
+}
+
+/// RFC 4733 §7.1.1 with RFC 3264 §6.1: telephone-event is taken only at 8000 Hz (our audio
+/// clock), and the answer uses the offer's payload type for it.
+#[test]
+fn telephone_event_only_at_8000_with_the_offered_payload_type() {
+    let only_16k = offer_with(
+        "",
+        "m=audio 4000 RTP/AVP 0 101\r\na=rtpmap:101 telephone-event/16000\r\n",
+    );
+    let n = negotiate(only_16k.as_bytes()).unwrap();
+    assert_eq!(n.dtmf_payload_type, None);
+    let a = answer(&n, local(), 20000, 1);
+    assert!(
+        a.contains("m=audio 20000 RTP/AVP 0\r\n") && !a.contains("telephone-event"),
+        "{a}"
+    );
+
+    let both = offer_with(
+        "",
+        "m=audio 4000 RTP/AVP 0 101 100\r\na=rtpmap:101 telephone-event/16000\r\n\
+         a=rtpmap:100 telephone-event/8000\r\na=fmtp:100 0-15\r\n",
+    );
+    let n = negotiate(both.as_bytes()).unwrap();
+    assert_eq!(n.dtmf_payload_type, Some(100));
+    let a = answer(&n, local(), 20000, 1);
+    assert!(
+        a.contains("m=audio 20000 RTP/AVP 0 100\r\n")
+            && a.contains("a=rtpmap:100 telephone-event/8000\r\n"),
+        "{a}"
+    );
+}
