@@ -5,8 +5,10 @@
 
 use std::net::{IpAddr, SocketAddr};
 
+mod multipart;
 mod write;
 
+pub use multipart::sdp_of;
 pub use write::{answer, offer};
 
 /// Static payload types we can send and receive.

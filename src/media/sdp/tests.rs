@@ -280,3 +280,89 @@ fn telephone_event_only_at_8000_with_the_offered_payload_type() {
         "{a}"
     );
 }
+
+/// A SIP-I INVITE body (ITU-T Q.1912.5, RFC 3204): the SDP part, then a binary ISUP IAM
+/// whose bytes include CR, LF, NUL and 0xFF.
+fn sip_i_body(boundary: &str, sdp_first: bool) -> Vec<u8> {
+    let sdp_part = format!(
+        "--{boundary}\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{SIPP_OFFER}\r\n",
+        SIPP_OFFER.len()
+    );
+    let mut isup_part = format!(
+        "--{boundary}\r\nContent-Type: application/isup;version=itu-t92+\r\n\
+         Content-Disposition: signal;handling=required\r\n\r\n"
+    )
+    .into_bytes();
+    isup_part.extend_from_slice(&[
+        0x01, 0x00, 0x60, 0x01, 0x0a, 0x00, 0x02, 0x0a, 0x08, 0x83, 0x90, 0x89, 0x67, 0x45, 0x0d,
+        0x0a, 0x2d, 0x2d, 0x00, 0xff, 0x0a, 0x07, 0x03, 0x13, 0x09, 0x32, 0x54, 0x76, 0x08, 0x00,
+    ]);
+    isup_part.extend_from_slice(b"\r\n");
+    let mut body = Vec::new();
+    if sdp_first {
+        body.extend_from_slice(sdp_part.as_bytes());
+        body.extend_from_slice(&isup_part);
+    } else {
+        body.extend_from_slice(&isup_part);
+        body.extend_from_slice(sdp_part.as_bytes());
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    body
+}
+
+/// RFC 2046 §5.1.1 (delimiters, part headers) with RFC 3204 §3 (ISUP bodies in SIP): the SDP
+/// part of a SIP-I body is found, whatever the part order, and negotiates.
+#[test]
+fn multipart_sip_i_body_yields_its_sdp() {
+    for sdp_first in [true, false] {
+        let body = sip_i_body("unique-boundary-1", sdp_first);
+        let sdp = sdp_of("multipart/mixed;boundary=unique-boundary-1", &body).unwrap();
+        // The line break before a delimiter belongs to the delimiter (RFC 2046 §5.1.1).
+        assert_eq!(sdp, SIPP_OFFER.as_bytes(), "sdp_first {sdp_first}");
+        let n = negotiate(sdp).unwrap();
+        assert_eq!(n.remote_rtp, Some("127.0.0.1:6000".parse().unwrap()));
+    }
+}
+
+/// RFC 2045 §5.1: the boundary parameter may be quoted, its name is case-insensitive, and
+/// other parameters may come first; media types are case-insensitive.
+#[test]
+fn multipart_boundary_quoted_or_not() {
+    let body = sip_i_body("sip-i 42:x", true);
+    let ct = "Multipart/Mixed; charset=utf-8; BOUNDARY=\"sip-i 42:x\"";
+    assert!(sdp_of(ct, &body).is_some());
+    assert_eq!(sdp_of("multipart/mixed", &body), None, "no boundary");
+    assert_eq!(sdp_of("multipart/mixed;boundary=other", &body), None);
+}
+
+/// RFC 2046 §5.1.1: a part without Content-Type is text/plain, so a multipart without an
+/// `application/sdp` part has no SDP; nor has a body of another type.
+#[test]
+fn bodies_without_sdp_give_none() {
+    let body = b"--b\r\n\r\nhello\r\n--b\r\nContent-Type: application/isup;version=itu-t92+\r\n\r\n\x01\x00\r\n--b--\r\n";
+    assert_eq!(sdp_of("multipart/mixed;boundary=b", body), None);
+    assert_eq!(sdp_of("application/isup", b"\x01\x00"), None);
+    assert_eq!(sdp_of("application/sdp", b""), None);
+}
+
+/// RFC 3261 §7.4.1 / RFC 4566 §5: a plain `application/sdp` body is the SDP itself.
+#[test]
+fn plain_sdp_body_is_itself() {
+    let body = SIPP_OFFER.as_bytes();
+    assert_eq!(sdp_of("application/sdp", body), Some(body));
+    assert_eq!(sdp_of("Application/SDP ; charset=x", body), Some(body));
+}
+
+/// RFC 2046 §5.1.1 (the preamble is ignored; a body part may itself be multipart) with
+/// bare-LF line ends, as some trunks send.
+#[test]
+fn multipart_preamble_nested_and_bare_lf() {
+    let inner = format!("--in\nContent-Type: application/sdp\n\n{SIPP_OFFER}\n--in--\n");
+    let body = format!(
+        "This is a preamble.\r\n--out\r\nContent-Type: multipart/mixed; boundary=in\r\n\r\n\
+         {inner}\r\n--out--\r\n"
+    );
+    let sdp = sdp_of("multipart/mixed; boundary=out", body.as_bytes()).unwrap();
+    assert_eq!(sdp, SIPP_OFFER.as_bytes());
+    assert!(negotiate(sdp).is_ok());
+}
