@@ -7,7 +7,7 @@ use tokio::time::Instant;
 
 use super::incoming::ALLOW;
 use super::rules::{
-    info_dtmf, is_unsupported, to_tag, unsupported_requirements, InfoBody, INFO_ACCEPT,
+    info_dtmf, is_unsupported, sdp_in, to_tag, unsupported_requirements, InfoBody, INFO_ACCEPT,
 };
 use super::{Env, Leg, Output, Phase, Role};
 use crate::call::events::{CallEndCause, CallEvent, HangupCause};
@@ -108,9 +108,7 @@ impl Leg {
                 if let Some(d) = &mut self.dialog {
                     d.refresh_target(&req);
                 }
-                if !req.body.is_empty() {
-                    self.update_remote_media(&req.body);
-                }
+                self.update_remote_media(&req);
                 b = b
                     .header("Contact", &env.contact(self.peer.as_ref()))
                     .header("Allow", ALLOW);
@@ -161,7 +159,7 @@ impl Leg {
         }
         // RFC 3264 §6: an offer we can take nothing from (T.38 only, SRTP only, no common
         // codec) is refused and the call goes on as it was.
-        if !req.body.is_empty() && sdp::negotiate(&req.body).is_err() {
+        if sdp_in(&req.headers, &req.body).is_some_and(|s| sdp::negotiate(s).is_err()) {
             return 488;
         }
         200
@@ -174,9 +172,7 @@ impl Leg {
             .filter(|(_, t, _)| t.awaiting_ack())
         {
             t.on_ack(now);
-            if !req.body.is_empty() {
-                self.update_remote_media(&req.body);
-            }
+            self.update_remote_media(req);
             return;
         }
         if self.is_incoming() {
@@ -266,8 +262,10 @@ impl Leg {
     }
 
     /// The peer's SDP (re-INVITE offer, or the answer in an ACK): what media follows.
-    pub(super) fn update_remote_media(&mut self, body: &[u8]) {
-        let Ok(n) = sdp::negotiate(body) else { return };
+    pub(super) fn update_remote_media(&mut self, req: &rsip::Request) {
+        let Some(Ok(n)) = sdp_in(&req.headers, &req.body).map(sdp::negotiate) else {
+            return;
+        };
         self.negotiated = Some(n.clone());
         if self.media_started() && self.phase == Phase::Confirmed {
             self.out.push(Output::MediaUpdate(n));

@@ -114,8 +114,8 @@ impl Leg {
         leg.send_provisional(100, env);
         let offer = leg
             .invite()
-            .filter(|i| !i.body.is_empty())
-            .map(|i| sdp::negotiate(&i.body));
+            .and_then(|i| super::rules::sdp_in(&i.headers, &i.body))
+            .map(sdp::negotiate);
         match offer {
             Some(Err(e)) => {
                 tracing::debug!(call_id = %id, error = %e, "rejecting offer");
@@ -352,8 +352,8 @@ impl Leg {
         }
         self.phase = Phase::Confirmed;
         // We offered in the 2xx; the ACK carries the caller's answer: media starts now.
-        if self.local_media.is_some_and(|m| m.offer) && !req.body.is_empty() {
-            self.update_remote_media(&req.body);
+        if self.local_media.is_some_and(|m| m.offer) {
+            self.update_remote_media(req);
         }
         if self.media == MediaState::AwaitAck {
             self.media = MediaState::StartAt(now);

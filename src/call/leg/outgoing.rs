@@ -352,7 +352,10 @@ impl Leg {
             self.send_bye(env, now);
             return;
         }
-        match crate::media::sdp::negotiate(&resp.body) {
+        let answer = super::rules::sdp_in(&resp.headers, &resp.body)
+            .ok_or(crate::media::sdp::SdpError::NoAudio)
+            .and_then(crate::media::sdp::negotiate);
+        match answer {
             Ok(negotiated) => {
                 self.negotiated = Some(negotiated);
                 self.phase = Phase::Confirmed;

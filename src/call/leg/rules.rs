@@ -81,3 +81,20 @@ pub(super) fn to_tag(req: &rsip::Request) -> Option<String> {
         .and_then(|t| t.tag().ok().flatten())
         .map(|t| t.value().to_string())
 }
+
+/// The SDP a message carries: its `application/sdp` body, or the SDP part of a
+/// `multipart/mixed` one (SIP-I/SIP-T trunks add an ISUP part, RFC 3204); `None` when it
+/// carries none (a body of another type is no offer).
+pub(super) fn sdp_in<'a>(headers: &rsip::Headers, body: &'a [u8]) -> Option<&'a [u8]> {
+    if body.is_empty() {
+        return None;
+    }
+    let content_type = headers
+        .iter()
+        .find_map(|h| match h {
+            rsip::Header::ContentType(c) => Some(c.value().to_string()),
+            _ => None,
+        })
+        .unwrap_or_else(|| "application/sdp".to_string());
+    crate::media::sdp::sdp_of(&content_type, body)
+}
