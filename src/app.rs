@@ -262,6 +262,9 @@ pub async fn start(
         events: events.clone(),
         max_call: (raw.engine.max_call_seconds > 0)
             .then(|| Duration::from_secs(raw.engine.max_call_seconds)),
+        session_expires: (raw.sip.session_expires_seconds > 0)
+            .then_some(raw.sip.session_expires_seconds),
+        min_se: raw.sip.min_se_seconds,
     });
     dialer.attach(shared.clone());
     let dispatcher = Arc::new(Dispatcher::new(

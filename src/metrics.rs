@@ -54,6 +54,7 @@ pub const END_REASONS: &[&str] = &[
     "ack_timeout",
     "rtp_timeout",
     "max_duration",
+    "session_expired",
     "loop_limit",
     "error",
     "shutdown",

@@ -639,3 +639,36 @@ fn max_forwards_is_decremented_onto_legs_and_ends_a_routing_loop() {
     let (last, _) = caller.recv_until("SIP/2.0 6");
     assert_eq!(header(&last, "Call-ID"), Some("mf-loop@t"));
 }
+
+/// RFC 4028 §8.1: an INVITE asking for a session interval below `sip.min_se_seconds` gets 422
+/// with our `Min-SE`; one within it is answered with the agreed `Session-Expires` and, as the
+/// caller supports timers, `Require: timer` (§9).
+#[test]
+fn session_timers_422_and_the_agreed_interval() {
+    let e = start(&[hold()], &[("*", "hold")], &[]);
+    let caller = Sock::on("127.0.0.1");
+    let uri = format!("sip:100@{}", e.sip);
+    let short = "Supported: timer\r\nSession-Expires: 60\r\n";
+    caller.send(
+        e.sip,
+        &req("INVITE", &uri, caller.addr(), "se-1@t", None, 1, short, SDP),
+    );
+    let (r, _) = caller.recv_until("SIP/2.0 4");
+    assert!(
+        r.starts_with("SIP/2.0 422 Session Interval Too Small"),
+        "{r}"
+    );
+    assert_eq!(header(&r, "Min-SE"), Some("90"));
+    let ok = "Supported: timer\r\nSession-Expires: 600;refresher=uac\r\nMin-SE: 90\r\n";
+    caller.send(
+        e.sip,
+        &req("INVITE", &uri, caller.addr(), "se-2@t", None, 1, ok, SDP),
+    );
+    let (r, _) = caller.recv_until("200 OK");
+    assert_eq!(
+        header(&r, "Session-Expires"),
+        Some("600;refresher=uac"),
+        "{r}"
+    );
+    assert_eq!(header(&r, "Require"), Some("timer"));
+}

@@ -178,6 +178,14 @@ impl Dispatcher {
             self.reply(&req, &peer, 420, &[("Unsupported", &tags)]);
             return;
         }
+        // RFC 4028 §8.1: a session interval below our minimum gets 422 with ours.
+        let env = self.shared.env();
+        if super::leg::session_timer::as_uas(&req.headers, env.session_expires, env.min_se).is_err()
+        {
+            let min = env.min_se.to_string();
+            self.reply(&req, &peer, 422, &[("Min-SE", &min)]);
+            return;
+        }
         // RFC 3261 §8.1.1.6, §16.3 step 2: a request that may travel no further ends here.
         if max_forwards(&req) == Some(0) {
             self.reply(&req, &peer, 483, &[]);

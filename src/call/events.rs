@@ -78,6 +78,8 @@ pub enum CallEndCause {
     RtpTimeout,
     /// `engine.max_call_seconds` passed since the INVITE: we ended the call.
     MaxDuration,
+    /// The RFC 4028 session timer ran out unrefreshed (or our refresh got 408/481): BYE.
+    SessionExpired,
     /// The engine hung up or rejected it.
     Local,
     /// The SIP peer became unreachable (transport error, BYE timed out, no answer to INVITE).
@@ -96,6 +98,7 @@ impl CallEndCause {
             CallEndCause::AckTimeout => "ack_timeout",
             CallEndCause::RtpTimeout => "rtp_timeout",
             CallEndCause::MaxDuration => "max_duration",
+            CallEndCause::SessionExpired => "session_expired",
             CallEndCause::Local => "local",
             CallEndCause::Failed => "failed",
             CallEndCause::Rejected(_) => "rejected",

@@ -37,6 +37,10 @@ pub struct SessionShared {
     pub events: crate::events::EventBus,
     /// `engine.max_call_seconds`: every call ends this long after its INVITE (`None`: never).
     pub max_call: Option<std::time::Duration>,
+    /// `sip.session_expires_seconds` (RFC 4028; `None`: session timers off).
+    pub session_expires: Option<u32>,
+    /// `sip.min_se_seconds`.
+    pub min_se: u32,
 }
 
 impl SessionShared {
@@ -47,6 +51,8 @@ impl SessionShared {
             public_ip: self.public_ip,
             port: self.sender.local_addr().port(),
             max_call: self.max_call,
+            session_expires: self.session_expires,
+            min_se: self.min_se,
         }
     }
 }

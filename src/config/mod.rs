@@ -95,6 +95,12 @@ pub struct SipConfig {
     /// A TCP write that makes no progress this long closes the connection.
     #[serde(default = "default_tcp_write_timeout")]
     pub tcp_write_timeout_s: u64,
+    /// RFC 4028 session interval we ask for and accept at most, in seconds; 0 = no timers.
+    #[serde(default = "default_session_expires")]
+    pub session_expires_seconds: u32,
+    /// The shortest session interval we accept (RFC 4028 Min-SE, at least 90).
+    #[serde(default = "default_min_se")]
+    pub min_se_seconds: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -247,6 +253,12 @@ pub struct RouteConfig {
 fn default_max_message_size() -> usize {
     65_535
 }
+fn default_session_expires() -> u32 {
+    1800
+}
+fn default_min_se() -> u32 {
+    90
+}
 fn default_t1() -> u64 {
     500
 }
@@ -346,6 +358,20 @@ impl Config {
         }
         if self.sip.t1_ms == 0 || self.sip.t2_ms < self.sip.t1_ms {
             return Err(invalid("sip.t1_ms", "need 0 < t1_ms <= t2_ms"));
+        }
+        if self.sip.min_se_seconds < 90 {
+            return Err(invalid(
+                "sip.min_se_seconds",
+                "must be at least 90 (RFC 4028)",
+            ));
+        }
+        if self.sip.session_expires_seconds != 0
+            && self.sip.session_expires_seconds < self.sip.min_se_seconds
+        {
+            return Err(invalid(
+                "sip.session_expires_seconds",
+                "must be 0 (off) or at least sip.min_se_seconds",
+            ));
         }
         for (key, value) in [
             ("sip.tcp_write_queue", self.sip.tcp_write_queue),

@@ -44,6 +44,8 @@ pub enum EndReason {
     RtpTimeout,
     /// Its call reached `engine.max_call_seconds`.
     MaxDuration,
+    /// Its call's RFC 4028 session expired unrefreshed.
+    SessionExpired,
     LoopLimit,
     Error,
     Shutdown,
@@ -61,6 +63,7 @@ impl EndReason {
             EndReason::AckTimeout => "ack_timeout",
             EndReason::RtpTimeout => "rtp_timeout",
             EndReason::MaxDuration => "max_duration",
+            EndReason::SessionExpired => "session_expired",
             EndReason::LoopLimit => "loop_limit",
             EndReason::Error => "error",
             EndReason::Shutdown => "shutdown",
@@ -140,6 +143,7 @@ mod tests {
             EndReason::AckTimeout,
             EndReason::RtpTimeout,
             EndReason::MaxDuration,
+            EndReason::SessionExpired,
             EndReason::LoopLimit,
         ] {
             assert_eq!(serde_json::to_value(r).unwrap(), r.as_str());

@@ -111,8 +111,21 @@ impl Dialog {
         sent_by: &str,
         transport: &str,
     ) -> RequestBuilder {
+        self.request_on_branch(method, cseq, sent_by, transport, &new_branch())
+    }
+
+    /// An in-dialog request on `branch` (the ACK for a non-2xx to our re-INVITE reuses the
+    /// re-INVITE's, RFC 3261 §17.1.1.3).
+    pub fn request_on_branch(
+        &self,
+        method: rsip::Method,
+        cseq: u32,
+        sent_by: &str,
+        transport: &str,
+        branch: &str,
+    ) -> RequestBuilder {
         let mut b = RequestBuilder::new(method, &self.remote_target)
-            .via(sent_by, transport, &new_branch())
+            .via(sent_by, transport, branch)
             .from_addr(&self.local_uri, &self.local_tag)
             .to_addr(&self.remote_uri, self.remote_tag.as_deref())
             .call_id(&self.call_id)

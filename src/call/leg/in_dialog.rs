@@ -9,7 +9,7 @@ use super::incoming::ALLOW;
 use super::rules::{
     info_dtmf, is_unsupported, sdp_in, to_tag, unsupported_requirements, InfoBody, INFO_ACCEPT,
 };
-use super::{Env, Leg, Output, Phase, Role};
+use super::{session_timer, Env, Leg, Output, Phase, Role};
 use crate::call::events::{CallEndCause, CallEvent, HangupCause};
 use crate::media::sdp;
 use crate::media::DigitSource;
@@ -98,7 +98,11 @@ impl Leg {
                 return;
             }
         }
-        let code = self.reinvite_code(&req);
+        let agreed = session_timer::as_uas(&req.headers, env.session_expires, env.min_se);
+        let code = match agreed {
+            Err(_) if self.dialog.is_some() && self.phase == Phase::Confirmed => 422,
+            _ => self.reinvite_code(&req),
+        };
         let mut b = ResponseBuilder::new(&req, code, reason_phrase(code))
             .to_tag(&self.local_tag)
             .received_from(src.addr);
@@ -109,9 +113,13 @@ impl Leg {
                     d.refresh_target(&req);
                 }
                 self.update_remote_media(&req);
+                // A re-INVITE refreshes the session (RFC 4028 §9); our 2xx says what holds.
+                self.refreshed_by_peer(agreed.ok().flatten(), now);
                 b = b
                     .header("Contact", &env.contact(self.peer.as_ref()))
-                    .header("Allow", ALLOW);
+                    .header("Allow", ALLOW)
+                    .header("Supported", supported(env));
+                b = self.with_session_expires(b);
                 if let Some(sdp) = self.local_sdp(env) {
                     b = b.body("application/sdp", sdp);
                 }
@@ -121,6 +129,7 @@ impl Leg {
                 b = b.header("Unsupported", &tags);
             }
             500 => b = b.header("Retry-After", "1"),
+            422 => b = b.header("Min-SE", &env.min_se.to_string()),
             _ => {}
         }
         let bytes = b.build();
@@ -261,22 +270,15 @@ impl Leg {
         }
     }
 
-    /// The peer's SDP (re-INVITE offer, or the answer in an ACK): what media follows.
-    pub(super) fn update_remote_media(&mut self, req: &rsip::Request) {
-        let Some(Ok(n)) = sdp_in(&req.headers, &req.body).map(sdp::negotiate) else {
-            return;
-        };
-        self.negotiated = Some(n.clone());
-        if self.media_started() && self.phase == Phase::Confirmed {
-            self.out.push(Output::MediaUpdate(n));
-        }
-    }
-
     /// A response from the network: to our INVITE or CANCEL (outgoing), or to our BYE.
     pub(crate) fn on_response(&mut self, resp: &rsip::Response, env: &Env, now: Instant) {
         let Ok(key) = TransactionKey::for_response(resp) else {
             return;
         };
+        if self.refresh_response(resp, &key, env, now) {
+            self.prune();
+            return;
+        }
         if key.method() == rsip::Method::Bye {
             if let Some(tx) = &mut self.bye_tx {
                 tx.on_response(u16::from(resp.status_code.clone()), now);
@@ -311,7 +313,7 @@ impl Leg {
     /// Where our in-dialog requests go: the first loose route or the remote target (§12.2.1.1);
     /// a dialog peer on TCP with no route set keeps its connection while it is open, with the
     /// Contact as the fallback when it is gone (§18.2.2). A host name falls back to the peer.
-    fn in_dialog_destination(&self) -> Option<(Peer, Option<Peer>)> {
+    pub(super) fn in_dialog_destination(&self) -> Option<(Peer, Option<Peer>)> {
         let peer = self.peer?;
         let Some(dialog) = &self.dialog else {
             return Some((peer, None));
@@ -357,5 +359,28 @@ impl Leg {
             now,
         )));
         self.send_in_dialog(bytes);
+    }
+}
+
+/// Our `Supported` value: `timer` while session timers are on (RFC 4028 §7.1).
+pub(super) fn supported(env: &Env) -> &'static str {
+    if env.session_expires.is_some() {
+        "timer"
+    } else {
+        ""
+    }
+}
+
+impl Leg {
+    /// Adds the agreed `Session-Expires` (and `Require: timer` when the peer supports it, RFC
+    /// 4028 §9) to a 2xx we send.
+    pub(super) fn with_session_expires(&self, b: ResponseBuilder) -> ResponseBuilder {
+        match self.session_timer.as_deref() {
+            Some(t) if t.peer_supports => b
+                .header("Session-Expires", &t.header(true))
+                .header("Require", "timer"),
+            Some(t) => b.header("Session-Expires", &t.header(true)),
+            None => b,
+        }
     }
 }

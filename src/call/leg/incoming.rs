@@ -39,6 +39,8 @@ pub(crate) struct Incoming {
     bye_after_ack: bool,
     /// The INVITE's Max-Forwards (70 when it had none).
     pub(crate) max_forwards: u8,
+    /// The RFC 4028 session timer the INVITE asked for, as we agree to it at the answer.
+    timer: Option<(u32, bool, bool)>,
 }
 
 impl Incoming {
@@ -88,7 +90,11 @@ impl Leg {
                 _ => None,
             })
             .map_or(70, |m| m.min(255) as u8);
+        let timer = super::session_timer::as_uas(&invite.headers, env.session_expires, env.min_se)
+            .ok()
+            .flatten();
         let role = Incoming {
+            timer,
             max_forwards,
             invite: Some(Box::new(invite)),
             invite_key,
@@ -147,7 +153,7 @@ impl Leg {
         if let Some(invite) = self.role_in().and_then(|i| i.invite.as_deref_mut()) {
             let mut headers: Vec<rsip::Header> = std::mem::take(&mut invite.headers)
                 .into_iter()
-                .filter(kept_for_answer)
+                .filter(super::rules::kept_for_answer)
                 .collect();
             headers.shrink_to_fit();
             invite.headers = headers.into();
@@ -210,11 +216,12 @@ impl Leg {
                 .record_route()
                 .header("Contact", &env.contact(self.peer.as_ref()))
                 .header("Allow", ALLOW)
-                .header("Supported", "");
+                .header("Supported", super::in_dialog::supported(env));
             if let Some(sdp) = self.local_sdp(env) {
                 b = b.body("application/sdp", sdp);
             }
             self.dialog = Some(Dialog::as_uas(&invite, &self.local_tag));
+            b = self.with_session_expires(b);
         } else if code == 503 {
             b = b.header("Retry-After", "5");
         }
@@ -238,6 +245,11 @@ impl Leg {
             return;
         }
         self.local_media = Some(media);
+        if let Some((interval, we_refresh, peer_supports)) = self.incoming().and_then(|i| i.timer) {
+            let timer =
+                super::session_timer::SessionTimer::new(interval, we_refresh, peer_supports, now);
+            self.session_timer = Some(Box::new(timer));
+        }
         self.out.push(super::Output::Answered);
         self.send_final(200, env, now);
         self.phase = Phase::Answered;
@@ -384,20 +396,4 @@ impl Leg {
         let role = self.incoming()?;
         Some((role.invite_key.clone(), self.created + env.timers.t1 * 64))
     }
-}
-
-/// The INVITE headers its responses copy (RFC 3261 §8.2.6.2: Via, From, To, Call-ID, CSeq) and
-/// its dialog is made of (§12.1.1: Contact, Record-Route).
-fn kept_for_answer(h: &rsip::Header) -> bool {
-    use rsip::Header;
-    matches!(
-        h,
-        Header::Via(_)
-            | Header::From(_)
-            | Header::To(_)
-            | Header::CallId(_)
-            | Header::CSeq(_)
-            | Header::Contact(_)
-            | Header::RecordRoute(_)
-    )
 }

@@ -15,8 +15,12 @@
 
 mod in_dialog;
 mod incoming;
+mod media;
+use media::MediaState;
 mod outgoing;
+mod refresh;
 mod rules;
+pub(crate) mod session_timer;
 #[cfg(test)]
 mod tests;
 
@@ -50,6 +54,10 @@ pub(crate) struct Env {
     pub(crate) port: u16,
     /// `engine.max_call_seconds`: the call ends this long after its INVITE.
     pub(crate) max_call: Option<std::time::Duration>,
+    /// `sip.session_expires_seconds` (RFC 4028; `None`: no session timers).
+    pub(crate) session_expires: Option<u32>,
+    /// `sip.min_se_seconds`: shorter intervals get 422.
+    pub(crate) min_se: u32,
 }
 
 impl Env {
@@ -85,18 +93,6 @@ pub(crate) struct LocalMedia {
     pub(crate) session_id: u64,
     /// The INVITE had no offer, so our 2xx offered (and the ACK answers).
     pub(crate) offer: bool,
-}
-
-/// When the RTP session starts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum MediaState {
-    Idle,
-    /// We offered in our 2xx (the INVITE had no SDP): the codec and address come with the
-    /// ACK's answer, and media starts only then (RFC 3264 §5, delayed offer).
-    AwaitAck,
-    /// Starts by itself at this instant unless a media command starts it first.
-    StartAt(Instant),
-    Started,
 }
 
 /// What the shell must do after driving the leg, in order.
@@ -152,6 +148,9 @@ pub(crate) struct Leg {
     pub(crate) created: Instant,
     /// When `engine.max_call_seconds` ends the call.
     max_until: Option<Instant>,
+    /// The agreed RFC 4028 session timer, and our refreshing re-INVITE while it is out.
+    session_timer: Option<Box<session_timer::SessionTimer>>,
+    refresh: Option<Box<refresh::Refresh>>,
     out: Vec<Output>,
 }
 
@@ -181,6 +180,8 @@ impl Leg {
             bye_tx: None,
             created: now,
             max_until: env.max_call.map(|d| crate::sip::transaction::after(now, d)),
+            session_timer: None,
+            refresh: None,
             out: Vec::new(),
         }
     }
@@ -226,6 +227,8 @@ impl Leg {
         let answered = matches!(self.phase, Phase::Answered | Phase::Confirmed);
         self.phase = Phase::Ended;
         self.media = MediaState::Idle;
+        self.session_timer = None;
+        self.refresh = None;
         tracing::debug!(call_id = %self.id, ?cause, "call ended");
         match &mut self.role {
             Role::Incoming(i) => i.on_end(),
@@ -236,31 +239,6 @@ impl Leg {
             call_id: self.id,
             cause,
         });
-    }
-
-    /// Starts the RTP session now if it is due or pending (a media command wants it).
-    pub(crate) fn start_media_now(&mut self) {
-        if matches!(self.media, MediaState::StartAt(_)) && self.phase != Phase::Ended {
-            self.media = MediaState::Started;
-            let mut negotiated = self.negotiated.clone();
-            if self.phase != Phase::Confirmed {
-                if let Some(n) = &mut negotiated {
-                    n.remote_rtp = None;
-                }
-            }
-            self.out.push(Output::StartMedia(negotiated));
-        }
-    }
-
-    /// The RTP session will start (answered, media not running yet): media requests wait.
-    pub(crate) fn media_pending(&self) -> bool {
-        matches!(self.media, MediaState::StartAt(_) | MediaState::AwaitAck)
-            && self.phase != Phase::Ended
-    }
-
-    /// True while the RTP session may still be started (answered, not ended).
-    pub(crate) fn media_started(&self) -> bool {
-        self.media == MediaState::Started
     }
 
     /// The earliest instant [`Leg::on_tick`] has something to do.
@@ -277,6 +255,7 @@ impl Leg {
             media,
             role,
             self.max_until.filter(|_| self.phase != Phase::Ended),
+            self.refresh_deadline(),
             self.reinvite
                 .as_deref()
                 .and_then(|(_, t, _)| t.next_deadline()),
@@ -302,6 +281,7 @@ impl Leg {
             Role::Incoming(_) => self.incoming_tick(env, now),
             Role::Outgoing(_) => self.outgoing_tick(env, now),
         }
+        self.refresh_tick(env, now);
         if let Some((_, t, src)) = self.reinvite.as_deref_mut() {
             let src = *src;
             for out in t.on_tick(now) {

@@ -157,12 +157,18 @@ impl Leg {
         let Some(b) = self.transaction_request(rsip::Method::Invite, env) else {
             return;
         };
-        let bytes = b
+        let mut b = b
             .to_addr(&self.to_uri(), None)
             .contact(&env.contact(Some(&peer)))
-            .header("Allow", super::incoming::ALLOW)
-            .body("application/sdp", sdp)
-            .build();
+            .header("Allow", super::incoming::ALLOW);
+        if let Some(seconds) = env.session_expires {
+            // RFC 4028 §7.1: we support timers and ask for ours; the 2xx says who refreshes.
+            b = b
+                .header("Supported", "timer")
+                .header("Session-Expires", &seconds.to_string())
+                .header("Min-SE", &env.min_se.to_string());
+        }
+        let bytes = b.body("application/sdp", sdp).build();
         let reliable = peer.transport.is_reliable();
         if let Some(o) = self.role_out() {
             o.invite_tx = Some(ClientInviteTransaction::new(
@@ -359,6 +365,7 @@ impl Leg {
             Ok(negotiated) => {
                 self.negotiated = Some(negotiated);
                 self.phase = Phase::Confirmed;
+                self.session_timer = super::session_timer::as_uac(&resp.headers, now).map(Box::new);
                 self.out.push(super::Output::Answered);
                 crate::metrics::call_setup(now.saturating_duration_since(self.created));
                 // The relay needs media at once.

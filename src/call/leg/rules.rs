@@ -98,3 +98,19 @@ pub(super) fn sdp_in<'a>(headers: &rsip::Headers, body: &'a [u8]) -> Option<&'a 
         .unwrap_or_else(|| "application/sdp".to_string());
     crate::media::sdp::sdp_of(&content_type, body)
 }
+
+/// The INVITE headers its responses copy (RFC 3261 §8.2.6.2: Via, From, To, Call-ID, CSeq) and
+/// its dialog is made of (§12.1.1: Contact, Record-Route).
+pub(super) fn kept_for_answer(h: &rsip::Header) -> bool {
+    use rsip::Header;
+    matches!(
+        h,
+        Header::Via(_)
+            | Header::From(_)
+            | Header::To(_)
+            | Header::CallId(_)
+            | Header::CSeq(_)
+            | Header::Contact(_)
+            | Header::RecordRoute(_)
+    )
+}

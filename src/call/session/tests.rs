@@ -92,6 +92,8 @@ fn shared(
         storage: crate::storage::Storage::disabled(),
         events: crate::events::EventBus::without_webhooks(100, Duration::from_secs(15)),
         max_call: None,
+        session_expires: None,
+        min_se: 90,
     })
 }
 

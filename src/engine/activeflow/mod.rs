@@ -436,6 +436,7 @@ impl Handler<CallEvent> for Activeflow {
                     CallEndCause::AckTimeout => EndReason::AckTimeout,
                     CallEndCause::RtpTimeout => EndReason::RtpTimeout,
                     CallEndCause::MaxDuration => EndReason::MaxDuration,
+                    CallEndCause::SessionExpired => EndReason::SessionExpired,
                     CallEndCause::Failed | CallEndCause::Rejected(_) | CallEndCause::NoAnswer => {
                         EndReason::Error
                     }

@@ -60,7 +60,8 @@ impl Activeflow {
             EndReason::Hangup
             | EndReason::AckTimeout
             | EndReason::RtpTimeout
-            | EndReason::MaxDuration,
+            | EndReason::MaxDuration
+            | EndReason::SessionExpired,
         ) = (&self.call, reason)
         {
             self.links.events.unbind_call(call.id.0);

@@ -11,6 +11,7 @@ use super::*;
 mod incoming;
 mod media;
 mod outgoing;
+mod timers;
 use crate::call::events::HangupCause;
 use crate::sip::message::parse_datagram;
 use crate::sip::transport::TransportKind;
@@ -24,6 +25,8 @@ pub(super) fn env() -> Env {
         public_ip: "10.0.0.9".parse().unwrap(),
         port: 5060,
         max_call: None,
+        session_expires: None,
+        min_se: 90,
     }
 }
 

@@ -1,0 +1,59 @@
+//! When a leg's RTP session starts and what it is told (RFC 3264): at once for a leg we place,
+//! a moment after our 2xx for a call we answer, only at the ACK's answer for a delayed offer;
+//! the peer's address only once an ACK confirmed the dialog; the peer's new SDP as an update.
+
+use tokio::time::Instant;
+
+use super::rules::sdp_in;
+use super::{Leg, Output, Phase};
+use crate::media::sdp;
+
+/// When the RTP session starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum MediaState {
+    Idle,
+    /// We offered in our 2xx (the INVITE had no SDP): the codec and address come with the
+    /// ACK's answer, and media starts only then (RFC 3264 §5, delayed offer).
+    AwaitAck,
+    /// Starts by itself at this instant unless a media command starts it first.
+    StartAt(Instant),
+    Started,
+}
+
+impl Leg {
+    /// Starts the RTP session now if it is due or pending (a media command wants it).
+    pub(crate) fn start_media_now(&mut self) {
+        if matches!(self.media, MediaState::StartAt(_)) && self.phase != Phase::Ended {
+            self.media = MediaState::Started;
+            let mut negotiated = self.negotiated.clone();
+            if self.phase != Phase::Confirmed {
+                if let Some(n) = &mut negotiated {
+                    n.remote_rtp = None;
+                }
+            }
+            self.out.push(Output::StartMedia(negotiated));
+        }
+    }
+
+    /// The RTP session will start (answered, media not running yet): media requests wait.
+    pub(crate) fn media_pending(&self) -> bool {
+        matches!(self.media, MediaState::StartAt(_) | MediaState::AwaitAck)
+            && self.phase != Phase::Ended
+    }
+
+    /// True while the RTP session may still be started (answered, not ended).
+    pub(crate) fn media_started(&self) -> bool {
+        self.media == MediaState::Started
+    }
+
+    /// The peer's SDP (re-INVITE offer, or the answer in an ACK): what media follows.
+    pub(super) fn update_remote_media(&mut self, req: &rsip::Request) {
+        let Some(Ok(n)) = sdp_in(&req.headers, &req.body).map(sdp::negotiate) else {
+            return;
+        };
+        self.negotiated = Some(n.clone());
+        if self.media_started() && self.phase == Phase::Confirmed {
+            self.out.push(Output::MediaUpdate(n));
+        }
+    }
+}
