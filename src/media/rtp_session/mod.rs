@@ -1,7 +1,8 @@
 //! One call's RTP session: a task on the call's arbiter that owns the RTP socket from answer to
 //! hang-up. Sends on a 20 ms grid anchored to one start instant (timestamps derive from the
-//! grid, so nothing drifts), latches onto where the caller's RTP comes from (symmetric RTP),
-//! detects RFC 4733 digits, echoes and records. Knows no SIP; reports through [`MediaEvent`]s.
+//! grid, so nothing drifts), accepts RTP only from the caller's latched source (strict RTP,
+//! `latch`), detects RFC 4733 digits, echoes and records. Knows no SIP; reports through
+//! [`MediaEvent`]s.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -15,9 +16,12 @@ use tokio::net::UdpSocket;
 use tokio::time::Instant;
 
 mod jobs;
+mod latch;
 mod receive;
 mod relay;
 mod send;
+#[cfg(test)]
+mod tests;
 
 use super::capture::Capture;
 use super::dtmf::EventDetector;
@@ -68,7 +72,7 @@ pub enum MediaCommand {
     Stop { job: MediaJob },
     /// A digit that arrived another way (SIP INFO), for `stop_on_digit` and end keys.
     Digit(char),
-    /// The peer's SDP moved its RTP address (re-INVITE).
+    /// The peer's SDP moved its RTP address (re-INVITE, or the ACK's answer).
     Remote(SocketAddr),
 }
 
@@ -145,8 +149,8 @@ pub(super) struct Echo {
 pub(super) struct Session {
     pub(super) config: MediaConfig,
     pub(super) socket: UdpSocket,
-    pub(super) remote: Option<SocketAddr>,
-    pub(super) latched: bool,
+    /// Strict RTP: whom we accept RTP from and send it to.
+    latch: latch::Latch,
     pub(super) stream: rtp::RtpStream,
     /// The grid origin: tick k is at `origin + k·20 ms` and carries timestamp `base + 160·k`.
     pub(super) origin: Instant,
@@ -178,10 +182,9 @@ impl Session {
     fn new(config: MediaConfig, socket: UdpSocket) -> Self {
         let seed = uuid::Uuid::new_v4().as_u128();
         Session {
-            remote: config.remote,
+            latch: latch::Latch::new(config.remote),
             config,
             socket,
-            latched: false,
             stream: rtp::RtpStream::new(),
             origin: Instant::now(),
             timestamp_base: seed as u32,
@@ -292,8 +295,10 @@ impl Session {
             }
             MediaCommand::Digit(digit) => self.on_digit(digit, false),
             MediaCommand::Remote(addr) => {
-                self.remote = Some(addr);
-                self.latched = false;
+                // The same address again (a re-INVITE that moved nothing) keeps the latch.
+                if self.latch.target() != Some(addr) {
+                    self.latch.set_target(Some(addr));
+                }
             }
         }
     }
@@ -309,13 +314,20 @@ impl Session {
 pub(super) struct Counters {
     pub(super) sent: u64,
     pub(super) received: u64,
+    /// Packets dropped by strict RTP, by [`latch::DropReason`] (in `DropReason::ALL` order).
+    dropped: [u64; 2],
 }
 
 impl Counters {
     pub(super) fn flush_if_due(&mut self) {
-        if self.sent + self.received >= 256 {
+        if self.sent + self.received + self.dropped.iter().sum::<u64>() >= 256 {
             self.flush();
         }
+    }
+
+    fn dropped(&mut self, reason: latch::DropReason) {
+        self.dropped[reason as usize] += 1;
+        self.flush_if_due();
     }
 
     fn flush(&mut self) {
@@ -323,6 +335,12 @@ impl Counters {
             std::mem::take(&mut self.sent),
             std::mem::take(&mut self.received),
         );
+        for reason in latch::DropReason::ALL {
+            let n = std::mem::take(&mut self.dropped[reason as usize]);
+            if n > 0 {
+                crate::metrics::rtp_packets_dropped(reason.as_str(), n);
+            }
+        }
     }
 }
 

@@ -86,7 +86,10 @@ impl Session {
     }
 
     pub(super) fn send_rtp(&mut self, pt: u8, marker: bool, timestamp: u32, payload: &[u8]) {
-        let Some(remote) = self.remote else { return };
+        // No address known yet: nothing goes out.
+        let Some(remote) = self.latch.remote() else {
+            return;
+        };
         self.stream
             .write_packet(pt, marker, timestamp, payload, &mut self.packet_out);
         match self.socket.try_send_to(&self.packet_out, remote) {
