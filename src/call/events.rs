@@ -131,6 +131,8 @@ impl CallEvent {
                 source: DigitSource::Rfc4733,
             },
             MediaEvent::Done { job, result } => CallEvent::MediaDone { job, result },
+            // The call session acts on it itself and never passes it here.
+            MediaEvent::RtpTimeout => unreachable!("CallSession handles RtpTimeout"),
         }
     }
 

@@ -140,6 +140,7 @@ impl CallSession {
             library: self.shared.library.clone(),
             recordings: self.shared.recordings.clone(),
             events: ctx.address().recipient(),
+            rtp_timeout: None,
         };
         self.media = crate::media::rtp_session::spawn(lease, config);
     }

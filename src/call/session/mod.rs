@@ -326,6 +326,11 @@ impl Handler<MediaEvent> for CallSession {
         if self.leg.is_ended() {
             return;
         }
+        if let MediaEvent::RtpTimeout = event {
+            // Not acted on yet: the call layer's BYE with reason `rtp_timeout` (issue #14).
+            tracing::info!(call_id = %self.id(), "RTP timeout");
+            return;
+        }
         self.emit(CallEvent::from_media(self.id(), event));
     }
 }

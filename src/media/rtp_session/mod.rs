@@ -1,8 +1,8 @@
 //! One call's RTP session: a task on the call's arbiter that owns the RTP socket from answer to
 //! hang-up. Sends on a 20 ms grid anchored to one start instant (timestamps derive from the
 //! grid, so nothing drifts), accepts RTP only from the caller's latched source (strict RTP,
-//! `latch`), detects RFC 4733 digits, echoes and records. Knows no SIP; reports through
-//! [`MediaEvent`]s.
+//! `latch`), detects RFC 4733 digits, echoes and records, and reports a silent peer
+//! (`control`). Knows no SIP; reports through [`MediaEvent`]s.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -15,6 +15,7 @@ use futures_channel::mpsc;
 use tokio::net::UdpSocket;
 use tokio::time::Instant;
 
+mod control;
 mod jobs;
 mod latch;
 mod receive;
@@ -59,6 +60,9 @@ pub struct MediaConfig {
     pub library: Arc<AudioLibrary>,
     pub recordings: Arc<Recordings>,
     pub events: Recipient<MediaEvent>,
+    /// [`MediaEvent::RtpTimeout`] when no RTP from the peer arrives for this long (not while
+    /// held); `None` = never (`media.rtp_timeout_seconds = 0`).
+    pub rtp_timeout: Option<Duration>,
 }
 
 /// Orders for a running media session.
@@ -151,6 +155,7 @@ pub(super) struct Session {
     pub(super) socket: UdpSocket,
     /// Strict RTP: whom we accept RTP from and send it to.
     latch: latch::Latch,
+    liveness: control::Liveness,
     pub(super) stream: rtp::RtpStream,
     /// The grid origin: tick k is at `origin + k·20 ms` and carries timestamp `base + 160·k`.
     pub(super) origin: Instant,
@@ -183,6 +188,7 @@ impl Session {
         let seed = uuid::Uuid::new_v4().as_u128();
         Session {
             latch: latch::Latch::new(config.remote),
+            liveness: control::Liveness::new(config.rtp_timeout),
             config,
             socket,
             stream: rtp::RtpStream::new(),
@@ -236,6 +242,9 @@ impl Session {
                     None => self.finish_relay("peer_ended"),
                 },
                 () = next_tick(&mut self.ticker), if tick_at.is_some() => self.on_tick(),
+                () = next_tick(&mut self.liveness.timer), if self.liveness.timer.is_some() => {
+                    self.on_liveness_timer();
+                },
             }
         }
         self.end();

@@ -40,6 +40,7 @@ impl Session {
         }
         self.counters.received += 1;
         self.counters.flush_if_due();
+        self.liveness.heard();
         if Some(header.payload_type) == self.config.dtmf_payload_type {
             let Some(event) = TelephoneEvent::parse(payload) else {
                 return;

@@ -1,6 +1,7 @@
 //! The media session on real sockets (UDP on 127.0.0.1), one caller socket per test: the
-//! harness here, strict RTP and SSRC changes in `strict`.
+//! harness here, strict RTP and SSRC changes in `strict`, the RTP timeout in `control`.
 
+mod control;
 mod strict;
 
 use std::net::SocketAddr;
@@ -10,7 +11,7 @@ use std::time::Duration;
 use actix::{Actor, Context, Handler};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
-use tokio::time::Instant;
+use tokio::time::{timeout, Instant};
 
 use super::{spawn, MediaCommand, MediaConfig, MediaHandle};
 use crate::media::dtmf::TelephoneEvent;
@@ -65,8 +66,8 @@ impl Drop for TempDir {
     }
 }
 
-/// A session on `codec` whose SDP address is `remote`.
-async fn rig_with(codec: Codec, remote: Remote) -> Rig {
+/// A session on `codec` whose SDP address is `remote`, with the RTP timeout `rtp_timeout`.
+async fn spawn_rig(codec: Codec, remote: Remote, rtp_timeout: Option<Duration>) -> Rig {
     let dir = std::env::temp_dir().join(format!("af-rtp-session-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).unwrap();
     let peer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
@@ -90,6 +91,7 @@ async fn rig_with(codec: Codec, remote: Remote) -> Rig {
         ))),
         recordings,
         events: Collector(tx).start().recipient(),
+        rtp_timeout,
     };
     let handle = spawn(lease, config).unwrap();
     Rig {
@@ -110,6 +112,15 @@ enum Remote {
 /// A session whose SDP address is the peer's.
 async fn rig(codec: Codec) -> Rig {
     rig_with(codec, Remote::Peer).await
+}
+
+async fn rig_with(codec: Codec, remote: Remote) -> Rig {
+    spawn_rig(codec, remote, None).await
+}
+
+/// A PCMU session whose RTP timeout is `after`.
+async fn rig_timing_out(after: Duration) -> Rig {
+    spawn_rig(Codec::Pcmu, Remote::Peer, Some(after)).await
 }
 
 fn packet(stream: &mut RtpStream, pt: u8, marker: bool, ts: u32, payload: &[u8]) -> Vec<u8> {
@@ -175,6 +186,13 @@ fn digits(events: &[MediaEvent]) -> String {
             _ => None,
         })
         .collect()
+}
+
+fn timeouts(events: &[MediaEvent]) -> usize {
+    events
+        .iter()
+        .filter(|e| matches!(e, MediaEvent::RtpTimeout))
+        .count()
 }
 
 fn start(rig: &Rig, job: u64, request: MediaRequest) {
