@@ -1,12 +1,14 @@
-//! The media session's liveness: the RTP timeout, which fires once per silence (again only
-//! after the peer was heard from).
+//! The media session's renegotiation and liveness: a re-INVITE's new codec, telephone-event
+//! payload type, address and direction (hold stops sending), and the RTP timeout, which fires
+//! once per silence and never while the call is held.
 
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::time::Duration;
 
 use tokio::time::{Instant, Sleep};
 
-use super::Session;
+use super::{MediaUpdate, Session};
 use crate::media::request::MediaEvent;
 
 /// When the peer was last heard and the timer that checks it. The timer is not moved per
@@ -14,7 +16,7 @@ use crate::media::request::MediaEvent;
 pub(super) struct Liveness {
     timeout: Option<Duration>,
     last_heard: Instant,
-    /// Armed while a timeout applies and it has not fired for this silence.
+    /// Armed while a timeout applies, we are not held and it has not fired for this silence.
     pub(super) timer: Option<Pin<Box<Sleep>>>,
 }
 
@@ -35,6 +37,12 @@ impl Liveness {
         if self.timer.is_none() {
             self.arm();
         }
+    }
+
+    /// Starts timing from now (session start, end of hold).
+    fn restart(&mut self) {
+        self.last_heard = Instant::now();
+        self.arm();
     }
 
     fn arm(&mut self) {
@@ -67,6 +75,33 @@ impl Session {
         if self.liveness.expired() {
             tracing::info!(call_id = %self.config.call_id, "no RTP from the peer: RTP timeout");
             self.config.events.do_send(MediaEvent::RtpTimeout);
+        }
+    }
+
+    /// The peer's RTP address moved: the latch starts over from it (unchanged if the same).
+    pub(super) fn set_remote(&mut self, addr: SocketAddr) {
+        if self.latch.target() != Some(addr) {
+            self.latch.set_target(Some(addr));
+        }
+    }
+
+    pub(super) fn update(&mut self, update: MediaUpdate) {
+        self.config.codec = update.codec;
+        self.config.dtmf_payload_type = update.dtmf_payload_type;
+        if let Some(addr) = update.remote {
+            self.set_remote(addr);
+        }
+        match (self.sending, update.send) {
+            (true, false) => {
+                // Held: the peer sends nothing, so its silence means nothing.
+                self.sending = false;
+                self.liveness.timer = None;
+            }
+            (false, true) => {
+                self.sending = true;
+                self.liveness.restart();
+            }
+            _ => {}
         }
     }
 }

@@ -1,8 +1,8 @@
 //! One call's RTP session: a task on the call's arbiter that owns the RTP socket from answer to
 //! hang-up. Sends on a 20 ms grid anchored to one start instant (timestamps derive from the
 //! grid, so nothing drifts), accepts RTP only from the caller's latched source (strict RTP,
-//! `latch`), detects RFC 4733 digits, echoes and records, and reports a silent peer
-//! (`control`). Knows no SIP; reports through [`MediaEvent`]s.
+//! `latch`), detects RFC 4733 digits, echoes and records, follows re-INVITEs (codec, address,
+//! hold) and reports a silent peer (`control`). Knows no SIP; reports through [`MediaEvent`]s.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -65,6 +65,20 @@ pub struct MediaConfig {
     pub rtp_timeout: Option<Duration>,
 }
 
+/// What a re-INVITE (or the ACK's late answer) renegotiated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaUpdate {
+    /// What we encode and decode from now on.
+    pub codec: Codec,
+    /// The peer's telephone-event payload type, if any.
+    pub dtmf_payload_type: Option<u8>,
+    /// The peer's new RTP address (and so the latch target); `None` = unchanged.
+    pub remote: Option<SocketAddr>,
+    /// `false` = held (`sendonly`/`inactive`/`c=0.0.0.0` from the peer): nothing is sent and the
+    /// RTP timeout is paused; `true` resumes both.
+    pub send: bool,
+}
+
 /// Orders for a running media session.
 #[derive(Debug)]
 pub enum MediaCommand {
@@ -78,6 +92,8 @@ pub enum MediaCommand {
     Digit(char),
     /// The peer's SDP moved its RTP address (re-INVITE, or the ACK's answer).
     Remote(SocketAddr),
+    /// The peer renegotiated codec, address or direction.
+    Update(MediaUpdate),
 }
 
 /// The call session's end of the channel; dropping it ends the media session.
@@ -155,6 +171,8 @@ pub(super) struct Session {
     pub(super) socket: UdpSocket,
     /// Strict RTP: whom we accept RTP from and send it to.
     latch: latch::Latch,
+    /// `false` while the peer holds the call.
+    pub(super) sending: bool,
     liveness: control::Liveness,
     pub(super) stream: rtp::RtpStream,
     /// The grid origin: tick k is at `origin + k·20 ms` and carries timestamp `base + 160·k`.
@@ -168,6 +186,8 @@ pub(super) struct Session {
     /// The job whose audio `loading` resolves.
     pub(super) loading_job: Option<MediaJob>,
     pub(super) playback: Option<Box<Playback>>,
+    /// The codec `playback` encodes in (a codec change mid-prompt is transcoded).
+    pub(super) playback_codec: Codec,
     // The rarer jobs are boxed: every answered call has a session, few send digits or record.
     pub(super) digits_out: Option<Box<DigitSender>>,
     pub(super) echo: Option<Echo>,
@@ -188,7 +208,9 @@ impl Session {
         let seed = uuid::Uuid::new_v4().as_u128();
         Session {
             latch: latch::Latch::new(config.remote),
+            sending: true,
             liveness: control::Liveness::new(config.rtp_timeout),
+            playback_codec: config.codec,
             config,
             socket,
             stream: rtp::RtpStream::new(),
@@ -303,12 +325,8 @@ impl Session {
                 }
             }
             MediaCommand::Digit(digit) => self.on_digit(digit, false),
-            MediaCommand::Remote(addr) => {
-                // The same address again (a re-INVITE that moved nothing) keeps the latch.
-                if self.latch.target() != Some(addr) {
-                    self.latch.set_target(Some(addr));
-                }
-            }
+            MediaCommand::Remote(addr) => self.set_remote(addr),
+            MediaCommand::Update(update) => self.update(update),
         }
     }
 

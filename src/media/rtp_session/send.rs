@@ -65,6 +65,13 @@ impl Session {
         };
         let marker = playback.played_ms() == 0;
         if playback.next_frame(&mut self.frame) {
+            if self.playback_codec != self.config.codec {
+                // Renegotiated mid-prompt: the rest goes out in the new codec.
+                self.pcm.clear();
+                self.playback_codec.decode(&self.frame, &mut self.pcm);
+                self.frame.clear();
+                self.config.codec.encode(&self.pcm, &mut self.frame);
+            }
             let frame = std::mem::take(&mut self.frame);
             self.send_rtp(self.config.codec.payload_type(), marker, timestamp, &frame);
             self.frame = frame;
@@ -86,8 +93,8 @@ impl Session {
     }
 
     pub(super) fn send_rtp(&mut self, pt: u8, marker: bool, timestamp: u32, payload: &[u8]) {
-        // No address known yet: nothing goes out.
-        let Some(remote) = self.latch.remote() else {
+        // Held, or no address known yet: nothing goes out.
+        let Some(remote) = self.latch.remote().filter(|_| self.sending) else {
             return;
         };
         self.stream

@@ -1,5 +1,6 @@
 //! The media session on real sockets (UDP on 127.0.0.1), one caller socket per test: the
-//! harness here, strict RTP and SSRC changes in `strict`, the RTP timeout in `control`.
+//! harness here, strict RTP and SSRC changes in `strict`, timeout, hold, renegotiation and the
+//! negotiated codec in `control`.
 
 mod control;
 mod strict;
@@ -13,14 +14,14 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio::time::{timeout, Instant};
 
-use super::{spawn, MediaCommand, MediaConfig, MediaHandle};
+use super::{spawn, MediaCommand, MediaConfig, MediaHandle, MediaUpdate};
 use crate::media::dtmf::TelephoneEvent;
-use crate::media::g711::Codec;
+use crate::media::g711::{self, Codec};
 use crate::media::library::{AudioLibrary, LibraryConfig};
-use crate::media::request::{AudioSource, MediaEvent, MediaJob, MediaRequest};
+use crate::media::request::{AudioSource, MediaEvent, MediaJob, MediaRequest, RecordingRequest};
 use crate::media::rtp::{self, RtpHeader, RtpStream};
 use crate::media::rtp_ports::{PortRange, RtpPortPool};
-use crate::media::Recordings;
+use crate::media::{RecordingId, Recordings};
 
 /// Forwards a session's events to the test.
 struct Collector(mpsc::UnboundedSender<MediaEvent>);
@@ -55,6 +56,7 @@ struct Rig {
     /// The caller.
     peer: UdpSocket,
     events: mpsc::UnboundedReceiver<MediaEvent>,
+    recordings: Arc<Recordings>,
     _dir: TempDir,
 }
 
@@ -89,7 +91,7 @@ async fn spawn_rig(codec: Codec, remote: Remote, rtp_timeout: Option<Duration>) 
             dir.clone(),
             dir.join("cache"),
         ))),
-        recordings,
+        recordings: recordings.clone(),
         events: Collector(tx).start().recipient(),
         rtp_timeout,
     };
@@ -99,6 +101,7 @@ async fn spawn_rig(codec: Codec, remote: Remote, rtp_timeout: Option<Duration>) 
         engine,
         peer,
         events,
+        recordings,
         _dir: TempDir(dir),
     }
 }
