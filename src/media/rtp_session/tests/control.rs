@@ -177,3 +177,45 @@ async fn a_codec_change_mid_prompt_transcodes_the_rest() {
         "the same beep: µ-law peak {mu}, A-law peak {a}"
     );
 }
+
+#[actix_rt::test]
+async fn a_relay_between_a_pcma_leg_and_a_pcmu_leg_converts_and_a_pcma_leg_detects_digits() {
+    let mut a = rig(Codec::Pcma).await;
+    let b = rig(Codec::Pcmu).await;
+    let (link_a, link_b) = crate::media::relay::RelayLink::pair();
+    start(&a, 1, MediaRequest::Relay(link_a));
+    start(&b, 1, MediaRequest::Relay(link_b));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let sample = -2500i16;
+    let mut ours = RtpStream::with(1, 1);
+    for i in 0..4u32 {
+        let p = packet(
+            &mut ours,
+            8,
+            false,
+            i * 160,
+            &[g711::alaw_encode(sample); 160],
+        );
+        a.peer.send_to(&p, a.engine).await.unwrap();
+    }
+    send_digit(&a.peer, a.engine, &mut ours, '7', 4 * 160).await;
+    let at_b = receive_for(&b.peer, Duration::from_millis(300)).await;
+    let audio: Vec<_> = at_b.iter().filter(|(h, _)| h.payload_type == 0).collect();
+    assert_eq!(
+        audio.len(),
+        4,
+        "the A-law leg's audio reaches the µ-law leg"
+    );
+    let mut pcm = Vec::new();
+    Codec::Pcmu.decode(&audio[0].1, &mut pcm);
+    let expected = g711::alaw_decode(g711::alaw_encode(sample));
+    assert!(
+        pcm.iter().all(|s| s.abs_diff(expected) < 100),
+        "decoded as A-law, re-encoded as µ-law: {} vs {expected}",
+        pcm[0]
+    );
+    assert_eq!(
+        digits(&events_for(&mut a, Duration::from_millis(100)).await),
+        "7"
+    );
+}
