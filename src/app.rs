@@ -265,6 +265,8 @@ pub async fn start(
         session_expires: (raw.sip.session_expires_seconds > 0)
             .then_some(raw.sip.session_expires_seconds),
         min_se: raw.sip.min_se_seconds,
+        rtp_timeout: (raw.media.rtp_timeout_seconds > 0)
+            .then(|| Duration::from_secs(raw.media.rtp_timeout_seconds)),
     });
     dialer.attach(shared.clone());
     let dispatcher = Arc::new(Dispatcher::new(

@@ -30,6 +30,7 @@ pub const RTP_PACKETS_SENT_TOTAL: &str = "rtp_packets_sent_total";
 pub const RTP_PACKETS_RECEIVED_TOTAL: &str = "rtp_packets_received_total";
 pub const RTP_LATE_TICKS_TOTAL: &str = "rtp_late_ticks_total";
 pub const DTMF_RECEIVED_TOTAL: &str = "dtmf_received_total";
+pub const RTP_PACKETS_DROPPED_TOTAL: &str = "rtp_packets_dropped_total";
 pub const STORAGE_QUEUE_FULL_TOTAL: &str = "storage_queue_full_total";
 pub const STORAGE_WRITES_TOTAL: &str = "storage_writes_total";
 pub const STORAGE_WRITE_ERRORS_TOTAL: &str = "storage_write_errors_total";
@@ -78,6 +79,9 @@ pub const TRANSPORTS: &[&str] = &["udp", "tcp"];
 pub const DIRECTIONS: &[&str] = &["in", "out"];
 pub const CALL_OUTCOMES: &[&str] = &["answered", "rejected", "cancelled", "failed"];
 pub const DTMF_SOURCES: &[&str] = &["rfc4733", "sip_info"];
+/// Why strict RTP dropped a packet: another source than the latched one, or no peer address
+/// known yet.
+pub const RTP_DROP_REASONS: &[&str] = &["source", "no_remote"];
 /// Actors whose panics are contained (`actor_panics_total`).
 pub const ACTORS: &[&str] = &["call_session", "activeflow"];
 /// `storage::WriteKind` labels.
@@ -214,6 +218,10 @@ fn describe_all() {
     );
     describe_counter!(DTMF_RECEIVED_TOTAL, "DTMF digits received, by source");
     describe_counter!(
+        RTP_PACKETS_DROPPED_TOTAL,
+        "RTP packets dropped by strict RTP, by reason (source: not the latched peer)"
+    );
+    describe_counter!(
         STORAGE_QUEUE_FULL_TOTAL,
         "Storage writes that found the queue full, by kind (running: deferred; others waited)"
     );
@@ -300,6 +308,9 @@ fn register_zeroes() {
     counter!(RTP_PACKETS_SENT_TOTAL).absolute(0);
     counter!(RTP_PACKETS_RECEIVED_TOTAL).absolute(0);
     counter!(RTP_LATE_TICKS_TOTAL).absolute(0);
+    for r in RTP_DROP_REASONS {
+        counter!(RTP_PACKETS_DROPPED_TOTAL, "reason" => *r).absolute(0);
+    }
     for s in DTMF_SOURCES {
         counter!(DTMF_RECEIVED_TOTAL, "source" => *s).absolute(0);
     }
@@ -483,6 +494,11 @@ pub fn rtp_packets(sent: u64, received: u64) {
 
 pub fn rtp_late_ticks(ticks: u64) {
     counter!(RTP_LATE_TICKS_TOTAL).increment(ticks);
+}
+
+/// RTP packets strict RTP dropped; `reason` is one of [`RTP_DROP_REASONS`].
+pub fn rtp_packets_dropped(reason: &'static str, packets: u64) {
+    counter!(RTP_PACKETS_DROPPED_TOTAL, "reason" => reason).increment(packets);
 }
 
 /// One DTMF digit; `source` is one of [`DTMF_SOURCES`].

@@ -131,15 +131,17 @@ pub enum CallEvent {
 }
 
 impl CallEvent {
-    /// What the media session of call `call_id` reported, as that call's event.
-    pub(crate) fn from_media(call_id: CallId, event: MediaEvent) -> CallEvent {
+    /// What the media session of call `call_id` reported, as that call's event (`None` for
+    /// what the call acts on itself: an RTP timeout hangs the call up).
+    pub(crate) fn from_media(call_id: CallId, event: MediaEvent) -> Option<CallEvent> {
         match event {
-            MediaEvent::Digit(digit) => CallEvent::Digit {
+            MediaEvent::Digit(digit) => Some(CallEvent::Digit {
                 call_id,
                 digit,
                 source: DigitSource::Rfc4733,
-            },
-            MediaEvent::Done { job, result } => CallEvent::MediaDone { job, result },
+            }),
+            MediaEvent::Done { job, result } => Some(CallEvent::MediaDone { job, result }),
+            MediaEvent::RtpTimeout => None,
         }
     }
 

@@ -41,6 +41,8 @@ pub struct SessionShared {
     pub session_expires: Option<u32>,
     /// `sip.min_se_seconds`.
     pub min_se: u32,
+    /// `media.rtp_timeout_seconds`: an answered call silent this long is hung up (`None`: off).
+    pub rtp_timeout: Option<std::time::Duration>,
 }
 
 impl SessionShared {

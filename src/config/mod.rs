@@ -115,6 +115,14 @@ pub struct MediaConfig {
     /// Where synthesised speech is cached.
     #[serde(default = "default_cache_dir")]
     pub cache_dir: String,
+    /// An answered call not on hold from which no RTP arrives this long ends (`rtp_timeout`);
+    /// 0 = never.
+    #[serde(default = "default_rtp_timeout_seconds")]
+    pub rtp_timeout_seconds: u64,
+}
+
+fn default_rtp_timeout_seconds() -> u64 {
+    60
 }
 
 fn default_recordings_dir() -> String {

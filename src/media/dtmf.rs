@@ -190,6 +190,14 @@ impl EventDetector {
         digits
     }
 
+    /// A new RTP stream (SSRC) began: its timestamps have nothing to do with the old one's, so
+    /// everything is forgotten. Returns the old stream's event in progress, if any, as ended.
+    pub fn reset(&mut self) -> Option<char> {
+        let pending = self.pending.take();
+        *self = Self::default();
+        pending.and_then(|p| event_to_digit(p.event))
+    }
+
     /// Reports the event in progress, if any, as if its end had arrived. For the caller's
     /// inactivity timeout or end of stream, when every end packet of the last event was lost.
     pub fn flush(&mut self) -> Option<char> {
@@ -254,6 +262,17 @@ mod tests {
             .iter()
             .flat_map(|(ts, e)| detector.on_event(*ts, e))
             .collect()
+    }
+
+    #[test]
+    fn reset_forgets_the_old_stream_and_hands_back_its_event_in_progress() {
+        let mut d = EventDetector::new();
+        assert_eq!(detect(&mut d, &[(90_000, event(1, true, 800))]), "1");
+        assert_eq!(detect(&mut d, &[(95_000, event(3, false, 160))]), "");
+        // A new SSRC whose timestamps are older: without the reset its digits are dropped.
+        assert_eq!(d.reset(), Some('3'));
+        assert_eq!(detect(&mut d, &[(1_000, event(2, true, 800))]), "2");
+        assert_eq!(d.reset(), None);
     }
 
     #[test]

@@ -24,5 +24,5 @@ pub use request::{
     RecordingRequest,
 };
 pub use rtp_ports::{RtpLease, RtpPortPool};
-pub use rtp_session::{MediaCommand, MediaConfig, MediaHandle};
+pub use rtp_session::{MediaCommand, MediaConfig, MediaHandle, MediaUpdate};
 pub use sdp::{Negotiated, SdpError};

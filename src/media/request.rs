@@ -99,5 +99,11 @@ impl DigitSource {
 #[rtype(result = "()")]
 pub enum MediaEvent {
     Digit(char),
-    Done { job: MediaJob, result: MediaResult },
+    Done {
+        job: MediaJob,
+        result: MediaResult,
+    },
+    /// No RTP from the peer for `media.rtp_timeout_seconds` (sent once per silence; the call
+    /// layer hangs up with end reason `rtp_timeout`).
+    RtpTimeout,
 }

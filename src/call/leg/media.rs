@@ -5,7 +5,8 @@
 use tokio::time::Instant;
 
 use super::rules::sdp_in;
-use super::{Leg, Output, Phase};
+use super::{Env, Leg, Output, Phase};
+use crate::call::events::CallEndCause;
 use crate::media::sdp;
 
 /// When the RTP session starts.
@@ -54,6 +55,16 @@ impl Leg {
         self.negotiated = Some(n.clone());
         if self.media_started() && self.phase == Phase::Confirmed {
             self.out.push(Output::MediaUpdate(n));
+        }
+    }
+
+    /// The media session heard nothing from the peer for `media.rtp_timeout_seconds`: its BYE
+    /// was lost, or it is gone. BYE, and the call ends `rtp_timeout`.
+    pub(crate) fn rtp_timeout(&mut self, env: &Env, now: Instant) {
+        if self.phase == Phase::Confirmed {
+            tracing::info!(call_id = %self.id, "no RTP from the peer; hanging up");
+            self.send_bye(env, now);
+            self.end(CallEndCause::RtpTimeout);
         }
     }
 }

@@ -22,8 +22,9 @@ impl CallSession {
                 }
             }
             Some(Output::MediaUpdate(negotiated)) => {
-                if let (Some(media), Some(addr)) = (&self.media, negotiated.remote_rtp) {
-                    media.send(MediaCommand::Remote(addr));
+                // Codec, address and hold follow the peer's new SDP (RFC 3264 §8).
+                if let Some(media) = &self.media {
+                    media.send(MediaCommand::Update(media_update(&negotiated)));
                 }
             }
             _ => {}
@@ -129,6 +130,10 @@ impl CallSession {
         ctx: &mut Context<Self>,
     ) {
         let Some(lease) = self.rtp.take() else { return };
+        // A call that begins on hold (the offer was sendonly, inactive or c=0.0.0.0) starts
+        // with our sending off.
+        let held = negotiated.as_ref().is_some_and(|n| !n.we_send());
+        let update = negotiated.as_ref().map(media_update);
         let (codec, dtmf_payload_type, remote) = match negotiated {
             Some(n) => (
                 crate::media::g711::Codec::from_payload_type(n.payload_type)
@@ -148,8 +153,12 @@ impl CallSession {
             library: self.shared.library.clone(),
             recordings: self.shared.recordings.clone(),
             events: ctx.address().recipient(),
+            rtp_timeout: self.shared.rtp_timeout,
         };
         self.media = crate::media::rtp_session::spawn(lease, config);
+        if let (true, Some(media), Some(update)) = (held, &self.media, update) {
+            media.send(MediaCommand::Update(update));
+        }
         for (job, request) in std::mem::take(&mut self.pending_media) {
             match &self.media {
                 Some(media) => media.send(MediaCommand::Start { job, request }),
@@ -196,5 +205,16 @@ impl CallSession {
         self.shared
             .registry
             .remove(&self.leg.sip_call_id, &self.leg.local_tag);
+    }
+}
+
+/// What the media session must change to follow a negotiated SDP.
+fn media_update(n: &crate::media::Negotiated) -> crate::media::MediaUpdate {
+    crate::media::MediaUpdate {
+        codec: crate::media::g711::Codec::from_payload_type(n.payload_type)
+            .unwrap_or(crate::media::g711::Codec::Pcmu),
+        dtmf_payload_type: n.dtmf_payload_type,
+        remote: n.remote_rtp,
+        send: n.we_send(),
     }
 }

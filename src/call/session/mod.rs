@@ -327,11 +327,18 @@ impl Handler<CallCommand> for CallSession {
 impl Handler<MediaEvent> for CallSession {
     type Result = ();
 
-    fn handle(&mut self, event: MediaEvent, _ctx: &mut Self::Context) {
+    fn handle(&mut self, event: MediaEvent, ctx: &mut Self::Context) {
         if self.leg.is_ended() {
             return;
         }
-        self.emit(CallEvent::from_media(self.id(), event));
+        match CallEvent::from_media(self.id(), event) {
+            Some(event) => self.emit(event),
+            // No RTP from the peer for `media.rtp_timeout_seconds`: its BYE was lost.
+            None => self.guarded(ctx, |act, ctx| {
+                act.leg.rtp_timeout(&act.shared.env(), Instant::now());
+                act.drive(ctx);
+            }),
+        }
     }
 }
 

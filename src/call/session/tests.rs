@@ -94,6 +94,7 @@ fn shared(
         max_call: None,
         session_expires: None,
         min_se: 90,
+        rtp_timeout: None,
     })
 }
 

@@ -104,6 +104,7 @@ impl Session {
     ) {
         match loaded {
             Ok(audio) => {
+                self.playback_codec = self.config.codec;
                 self.playback = Some(Box::new(Playback::new(
                     job,
                     &audio,

@@ -1,7 +1,8 @@
 //! One call's RTP session: a task on the call's arbiter that owns the RTP socket from answer to
 //! hang-up. Sends on a 20 ms grid anchored to one start instant (timestamps derive from the
-//! grid, so nothing drifts), latches onto where the caller's RTP comes from (symmetric RTP),
-//! detects RFC 4733 digits, echoes and records. Knows no SIP; reports through [`MediaEvent`]s.
+//! grid, so nothing drifts), accepts RTP only from the caller's latched source (strict RTP,
+//! `latch`), detects RFC 4733 digits, echoes and records, follows re-INVITEs (codec, address,
+//! hold) and reports a silent peer (`control`). Knows no SIP; reports through [`MediaEvent`]s.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -14,10 +15,14 @@ use futures_channel::mpsc;
 use tokio::net::UdpSocket;
 use tokio::time::Instant;
 
+mod control;
 mod jobs;
+mod latch;
 mod receive;
 mod relay;
 mod send;
+#[cfg(test)]
+mod tests;
 
 use super::capture::Capture;
 use super::dtmf::EventDetector;
@@ -55,6 +60,23 @@ pub struct MediaConfig {
     pub library: Arc<AudioLibrary>,
     pub recordings: Arc<Recordings>,
     pub events: Recipient<MediaEvent>,
+    /// [`MediaEvent::RtpTimeout`] when no RTP from the peer arrives for this long (not while
+    /// held); `None` = never (`media.rtp_timeout_seconds = 0`).
+    pub rtp_timeout: Option<Duration>,
+}
+
+/// What a re-INVITE (or the ACK's late answer) renegotiated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaUpdate {
+    /// What we encode and decode from now on.
+    pub codec: Codec,
+    /// The peer's telephone-event payload type, if any.
+    pub dtmf_payload_type: Option<u8>,
+    /// The peer's new RTP address (and so the latch target); `None` = unchanged.
+    pub remote: Option<SocketAddr>,
+    /// `false` = held (`sendonly`/`inactive`/`c=0.0.0.0` from the peer): nothing is sent and the
+    /// RTP timeout is paused; `true` resumes both.
+    pub send: bool,
 }
 
 /// Orders for a running media session.
@@ -68,8 +90,10 @@ pub enum MediaCommand {
     Stop { job: MediaJob },
     /// A digit that arrived another way (SIP INFO), for `stop_on_digit` and end keys.
     Digit(char),
-    /// The peer's SDP moved its RTP address (re-INVITE).
+    /// The peer's SDP moved its RTP address (re-INVITE, or the ACK's answer).
     Remote(SocketAddr),
+    /// The peer renegotiated codec, address or direction.
+    Update(MediaUpdate),
 }
 
 /// The call session's end of the channel; dropping it ends the media session.
@@ -145,8 +169,11 @@ pub(super) struct Echo {
 pub(super) struct Session {
     pub(super) config: MediaConfig,
     pub(super) socket: UdpSocket,
-    pub(super) remote: Option<SocketAddr>,
-    pub(super) latched: bool,
+    /// Strict RTP: whom we accept RTP from and send it to.
+    latch: latch::Latch,
+    /// `false` while the peer holds the call.
+    pub(super) sending: bool,
+    liveness: control::Liveness,
     pub(super) stream: rtp::RtpStream,
     /// The grid origin: tick k is at `origin + k·20 ms` and carries timestamp `base + 160·k`.
     pub(super) origin: Instant,
@@ -159,6 +186,8 @@ pub(super) struct Session {
     /// The job whose audio `loading` resolves.
     pub(super) loading_job: Option<MediaJob>,
     pub(super) playback: Option<Box<Playback>>,
+    /// The codec `playback` encodes in (a codec change mid-prompt is transcoded).
+    pub(super) playback_codec: Codec,
     // The rarer jobs are boxed: every answered call has a session, few send digits or record.
     pub(super) digits_out: Option<Box<DigitSender>>,
     pub(super) echo: Option<Echo>,
@@ -178,10 +207,12 @@ impl Session {
     fn new(config: MediaConfig, socket: UdpSocket) -> Self {
         let seed = uuid::Uuid::new_v4().as_u128();
         Session {
-            remote: config.remote,
+            latch: latch::Latch::new(config.remote),
+            sending: true,
+            liveness: control::Liveness::new(config.rtp_timeout),
+            playback_codec: config.codec,
             config,
             socket,
-            latched: false,
             stream: rtp::RtpStream::new(),
             origin: Instant::now(),
             timestamp_base: seed as u32,
@@ -233,6 +264,9 @@ impl Session {
                     None => self.finish_relay("peer_ended"),
                 },
                 () = next_tick(&mut self.ticker), if tick_at.is_some() => self.on_tick(),
+                () = next_tick(&mut self.liveness.timer), if self.liveness.timer.is_some() => {
+                    self.on_liveness_timer();
+                },
             }
         }
         self.end();
@@ -291,10 +325,8 @@ impl Session {
                 }
             }
             MediaCommand::Digit(digit) => self.on_digit(digit, false),
-            MediaCommand::Remote(addr) => {
-                self.remote = Some(addr);
-                self.latched = false;
-            }
+            MediaCommand::Remote(addr) => self.set_remote(addr),
+            MediaCommand::Update(update) => self.update(update),
         }
     }
 
@@ -309,13 +341,20 @@ impl Session {
 pub(super) struct Counters {
     pub(super) sent: u64,
     pub(super) received: u64,
+    /// Packets dropped by strict RTP, by [`latch::DropReason`] (in `DropReason::ALL` order).
+    dropped: [u64; 2],
 }
 
 impl Counters {
     pub(super) fn flush_if_due(&mut self) {
-        if self.sent + self.received >= 256 {
+        if self.sent + self.received + self.dropped.iter().sum::<u64>() >= 256 {
             self.flush();
         }
+    }
+
+    fn dropped(&mut self, reason: latch::DropReason) {
+        self.dropped[reason as usize] += 1;
+        self.flush_if_due();
     }
 
     fn flush(&mut self) {
@@ -323,6 +362,12 @@ impl Counters {
             std::mem::take(&mut self.sent),
             std::mem::take(&mut self.received),
         );
+        for reason in latch::DropReason::ALL {
+            let n = std::mem::take(&mut self.dropped[reason as usize]);
+            if n > 0 {
+                crate::metrics::rtp_packets_dropped(reason.as_str(), n);
+            }
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 
+use super::latch::Verdict;
 use super::Session;
 use crate::media::dtmf::TelephoneEvent;
 use crate::media::relay::FrameKind;
@@ -26,13 +27,20 @@ impl Session {
         let Some((header, payload)) = rtp::parse(datagram) else {
             return;
         };
+        match self.latch.on_packet(from, header.ssrc) {
+            // Strict RTP: not the caller's stream (or no caller known yet).
+            Verdict::Drop(reason) => return self.counters.dropped(reason),
+            Verdict::Accept { new_ssrc: true } => {
+                // A new stream numbers its events afresh; the old one's last event ends here.
+                if let Some(digit) = self.detector.reset() {
+                    self.on_digit(digit, true);
+                }
+            }
+            Verdict::Accept { new_ssrc: false } => {}
+        }
         self.counters.received += 1;
         self.counters.flush_if_due();
-        if !self.latched {
-            // Symmetric RTP (RFC 4961): answer where the caller's media really comes from.
-            self.remote = Some(from);
-            self.latched = true;
-        }
+        self.liveness.heard();
         if Some(header.payload_type) == self.config.dtmf_payload_type {
             let Some(event) = TelephoneEvent::parse(payload) else {
                 return;

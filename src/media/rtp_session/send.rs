@@ -65,6 +65,13 @@ impl Session {
         };
         let marker = playback.played_ms() == 0;
         if playback.next_frame(&mut self.frame) {
+            if self.playback_codec != self.config.codec {
+                // Renegotiated mid-prompt: the rest goes out in the new codec.
+                self.pcm.clear();
+                self.playback_codec.decode(&self.frame, &mut self.pcm);
+                self.frame.clear();
+                self.config.codec.encode(&self.pcm, &mut self.frame);
+            }
             let frame = std::mem::take(&mut self.frame);
             self.send_rtp(self.config.codec.payload_type(), marker, timestamp, &frame);
             self.frame = frame;
@@ -86,7 +93,10 @@ impl Session {
     }
 
     pub(super) fn send_rtp(&mut self, pt: u8, marker: bool, timestamp: u32, payload: &[u8]) {
-        let Some(remote) = self.remote else { return };
+        // Held, or no address known yet: nothing goes out.
+        let Some(remote) = self.latch.remote().filter(|_| self.sending) else {
+            return;
+        };
         self.stream
             .write_packet(pt, marker, timestamp, payload, &mut self.packet_out);
         match self.socket.try_send_to(&self.packet_out, remote) {

@@ -121,3 +121,18 @@ async fn reinvite_renegotiates_or_gets_488() {
     assert_eq!(leg.phase, Phase::Confirmed);
     assert_eq!(leg.negotiated.as_ref().unwrap().payload_type, 8);
 }
+
+/// A peer silent for `media.rtp_timeout_seconds` (its BYE lost) gets BYE; the call ends
+/// `rtp_timeout`.
+#[tokio::test(start_paused = true)]
+async fn rtp_timeout_hangs_up_with_bye() {
+    let mut leg = confirmed();
+    leg.rtp_timeout(&env(), Instant::now());
+    let out = leg.take_outputs();
+    assert!(first_lines(&out)[0].starts_with("BYE "));
+    let ended = out.iter().find_map(|o| match o {
+        Output::Ended { cause, .. } => Some(*cause),
+        _ => None,
+    });
+    assert_eq!(ended, Some(CallEndCause::RtpTimeout));
+}
