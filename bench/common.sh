@@ -34,7 +34,9 @@ start_engine() {
 
 # launch_engine FLOW [max_activeflows]: the release engine with every number routed to FLOW (a
 # flow in $WORK/flows); prompts from $WORK/prompts, recordings, caches and the database under
-# $WORK. STORAGE_PATH= (set and empty) runs without persistence, for comparison.
+# $WORK. STORAGE_PATH= (set and empty) runs without persistence, for comparison. SIPp's built-in
+# uac sends no RTP, so the held calls would be hung up by media.rtp_timeout_seconds (default 60):
+# the scripts turn it off (RTP_TIMEOUT=N turns it back on).
 launch_engine() {
   sed -e "s/^flow = \"demo\".*/flow = \"$1\"/" "$ROOT/config/default.toml" > "$WORK/config.toml"
   ulimit -n "$(ulimit -Hn)" || true
@@ -43,7 +45,8 @@ launch_engine() {
   ACTIVEFLOW_MEDIA_RTP_PORTS=${RTP_PORTS:-20000-59999} ACTIVEFLOW_MEDIA_PROMPTS_DIR="$WORK/prompts" \
   ACTIVEFLOW_MEDIA_RECORDINGS_DIR="$WORK/recordings" ACTIVEFLOW_MEDIA_CACHE_DIR="$WORK/cache" \
   ACTIVEFLOW_STORAGE_PATH="${STORAGE_PATH-$WORK/activeflow.db}" \
-  ACTIVEFLOW_ENGINE_MAX_ACTIVEFLOWS=${2:-100000} RUST_LOG=warn \
+  ACTIVEFLOW_ENGINE_MAX_ACTIVEFLOWS=${2:-100000} ACTIVEFLOW_MEDIA_RTP_TIMEOUT_SECONDS=${RTP_TIMEOUT:-0} \
+  RUST_LOG=warn \
     "${CARGO_TARGET_DIR:-$ROOT/target}/release/activeflow" serve --config "$WORK/config.toml" 2>"$WORK/engine.log" &
   ENGINE_PID=$!
   for _ in $(seq 100); do

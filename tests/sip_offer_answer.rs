@@ -1,7 +1,8 @@
-//! RFC 3264 offer/answer on the wire against raw UDP peers: one answer m-line per offered one
-//! (video refused with port 0), SRTP-only refused with 488, a SIP-I multipart body, a T.38-only
-//! re-INVITE refused with the call left up, a PCMA-only caller sent PCMA, and a delayed offer
-//! whose media starts at the ACK's answer.
+//! RFC 3264 offer/answer and session liveness on the wire against raw UDP peers: one answer
+//! m-line per offered one (video refused with port 0), SRTP-only refused with 488, a SIP-I
+//! multipart body, a T.38-only re-INVITE refused with the call left up, a PCMA-only caller sent
+//! PCMA, a delayed offer whose media starts at the ACK's answer, hold and resume by re-INVITE,
+//! a silent caller hung up (`rtp_timeout`) and the per-call time cap (`max_duration`).
 #![allow(clippy::unwrap_used)] // test helpers: a failed unwrap is a failed test
 
 mod common;
@@ -9,6 +10,7 @@ mod common;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
+use activeflow::engine::EndReason;
 use activeflow::engine::Status;
 use common::{flow, header, start};
 use serde_json::json;
@@ -286,4 +288,123 @@ fn a_delayed_offer_gets_media_at_the_acks_answer() {
     let pts = c.rtp_payload_types(Duration::from_secs(2));
     assert!(pts.len() > 20, "{} packets", pts.len());
     assert!(pts.iter().all(|&pt| pt == 8), "{pts:?}");
+}
+
+/// RFC 3264 §8.4: a re-INVITE with `a=sendonly` (hold) stops our RTP and is answered
+/// `a=recvonly`; one with `a=sendrecv` resumes it.
+#[test]
+fn hold_and_resume_by_reinvite() {
+    let long_beep = flow(
+        "beep",
+        json!([{"type": "answer"}, {"type": "beep", "option": {"duration": 20000}}]),
+    );
+    let e = start(&[long_beep], &[("*", "beep")], &[]);
+    let c = Caller::new(e.sip);
+    c.send(
+        "INVITE",
+        "hold@t",
+        None,
+        1,
+        "application/sdp",
+        sdp(c.rtp_port(), AUDIO).as_bytes(),
+    );
+    let tag = to_tag(&c.recv_until("200 OK"));
+    c.send("ACK", "hold@t", Some(&tag), 1, "", b"");
+    assert!(c.rtp_payload_types(Duration::from_secs(1)).len() > 20);
+    let held = sdp(c.rtp_port(), &format!("{AUDIO}a=sendonly\r\n"));
+    c.send(
+        "INVITE",
+        "hold@t",
+        Some(&tag),
+        2,
+        "application/sdp",
+        held.as_bytes(),
+    );
+    let ok = c.recv_until("200 OK");
+    assert!(ok.contains("a=recvonly"), "{ok}");
+    c.send("ACK", "hold@t", Some(&tag), 2, "", b"");
+    c.rtp_payload_types(Duration::from_millis(300)); // what was on its way
+    let during = c.rtp_payload_types(Duration::from_secs(1));
+    assert!(during.is_empty(), "{} packets while held", during.len());
+    let resumed = sdp(c.rtp_port(), &format!("{AUDIO}a=sendrecv\r\n"));
+    c.send(
+        "INVITE",
+        "hold@t",
+        Some(&tag),
+        3,
+        "application/sdp",
+        resumed.as_bytes(),
+    );
+    c.recv_until("200 OK");
+    c.send("ACK", "hold@t", Some(&tag), 3, "", b"");
+    assert!(c.rtp_payload_types(Duration::from_secs(1)).len() > 20);
+}
+
+/// Issue 14 liveness: an answered caller from which no RTP arrives for
+/// `media.rtp_timeout_seconds` (its BYE lost, say) gets BYE; the activeflow ends `rtp_timeout`.
+#[test]
+fn a_silent_caller_is_hung_up_after_the_rtp_timeout() {
+    let hold = flow(
+        "hold",
+        json!([{"type": "answer"}, {"type": "sleep", "option": {"duration": 60000}}]),
+    );
+    let e = start(
+        &[hold],
+        &[("*", "hold")],
+        &[("ACTIVEFLOW_MEDIA_RTP_TIMEOUT_SECONDS", "1")],
+    );
+    let c = Caller::new(e.sip);
+    c.send(
+        "INVITE",
+        "quiet@t",
+        None,
+        1,
+        "application/sdp",
+        sdp(c.rtp_port(), AUDIO).as_bytes(),
+    );
+    let tag = to_tag(&c.recv_until("200 OK"));
+    c.send("ACK", "quiet@t", Some(&tag), 1, "", b"");
+    let started = Instant::now();
+    let bye = c.recv_until("BYE ");
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(header(&bye, "Call-ID"), Some("quiet@t"));
+    e.wait_for("the activeflow to end", Duration::from_secs(5), |all| {
+        all.iter()
+            .any(|a| a.end_reason == Some(EndReason::RtpTimeout))
+    });
+}
+
+/// `engine.max_call_seconds`: a call is ended with BYE that long after its INVITE; the
+/// activeflow ends `max_duration`.
+#[test]
+fn the_call_time_cap_ends_a_call() {
+    let hold = flow(
+        "hold",
+        json!([{"type": "answer"}, {"type": "sleep", "option": {"duration": 60000}}]),
+    );
+    let e = start(
+        &[hold],
+        &[("*", "hold")],
+        &[("ACTIVEFLOW_ENGINE_MAX_CALL_SECONDS", "1")],
+    );
+    let c = Caller::new(e.sip);
+    c.send(
+        "INVITE",
+        "cap@t",
+        None,
+        1,
+        "application/sdp",
+        sdp(c.rtp_port(), AUDIO).as_bytes(),
+    );
+    let tag = to_tag(&c.recv_until("200 OK"));
+    c.send("ACK", "cap@t", Some(&tag), 1, "", b"");
+    c.recv_until("BYE ");
+    e.wait_for("the activeflow to end", Duration::from_secs(5), |all| {
+        all.iter()
+            .any(|a| a.end_reason == Some(EndReason::MaxDuration))
+    });
 }
