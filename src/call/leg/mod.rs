@@ -140,6 +140,10 @@ pub(crate) struct Leg {
     /// What the peer's SDP gave (its offer for incoming, its answer for outgoing).
     pub(crate) negotiated: Option<Negotiated>,
     pub(crate) local_media: Option<LocalMedia>,
+    /// Our SDP's content as last sent (a digest without its `o=` line) and how many times it
+    /// changed: its `o=` version is the session id plus that.
+    sdp_digest: u64,
+    sdp_changes: u64,
     media: MediaState,
     server_txs: Vec<(TransactionKey, ServerNonInviteTransaction)>,
     /// The peer's re-INVITE (boxed, as the BYE: rare, and inline they would grow every leg).
@@ -174,6 +178,8 @@ impl Leg {
             dialog: None,
             negotiated: None,
             local_media: None,
+            sdp_digest: 0,
+            sdp_changes: 0,
             media: MediaState::Idle,
             server_txs: Vec::new(),
             reinvite: None,

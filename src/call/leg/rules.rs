@@ -114,3 +114,13 @@ pub(super) fn kept_for_answer(h: &rsip::Header) -> bool {
             | Header::RecordRoute(_)
     )
 }
+
+/// A digest of an SDP body without its `o=` line (what changed apart from the version).
+pub(super) fn digest_without_origin(sdp: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for line in sdp.lines().filter(|l| !l.starts_with("o=")) {
+        line.hash(&mut h);
+    }
+    h.finish().max(1)
+}

@@ -9,7 +9,7 @@ mod multipart;
 mod write;
 
 pub use multipart::sdp_of;
-pub use write::{answer, offer};
+pub use write::{answer, answer_at, offer, offer_at};
 
 /// Static payload types we can send and receive.
 const PCMU: u8 = 0;

@@ -101,6 +101,8 @@ async fn reinvite_renegotiates_or_gets_488() {
     let ok = &sent(&out)[0].1;
     assert!(ok.starts_with("SIP/2.0 200"), "{ok}");
     assert!(ok.contains("m=audio 20000 RTP/AVP 8 101"), "{ok}");
+    // RFC 3264 §8: our SDP changed, so its version went up by one (the 2xx to the INVITE had 1).
+    assert!(ok.contains("o=activeflow 1 2 IN IP4"), "{ok}");
     let update = out.iter().find_map(|o| match o {
         Output::MediaUpdate(n) => Some(n.clone()),
         _ => None,
@@ -112,9 +114,20 @@ async fn reinvite_renegotiates_or_gets_488() {
         &mut leg,
         caller_request("ACK", "re1a", 2, Some("us"), false),
     );
+    // The same offer again changes nothing: the version stays.
     from_caller(
         &mut leg,
-        caller_request_with("INVITE", "re2", 3, Some("us"), T38_ONLY),
+        caller_request_with("INVITE", "re1b", 3, Some("us"), PCMA_ONLY),
+    );
+    let again = sent(&leg.take_outputs())[0].1.clone();
+    assert!(again.contains("o=activeflow 1 2 IN IP4"), "{again}");
+    from_caller(
+        &mut leg,
+        caller_request("ACK", "re1c", 3, Some("us"), false),
+    );
+    from_caller(
+        &mut leg,
+        caller_request_with("INVITE", "re2", 4, Some("us"), T38_ONLY),
     );
     let out = leg.take_outputs();
     assert_eq!(first_lines(&out), ["SIP/2.0 488 Not Acceptable Here"]);
