@@ -194,26 +194,6 @@ impl Leg {
         }
     }
 
-    /// Our SDP: an offer when the INVITE had none, else the answer to its offer.
-    /// Its `o=` version goes up by one whenever its content changed since we last sent it
-    /// (RFC 3264 §8: a re-INVITE that changed the codec, the direction...).
-    pub(crate) fn local_sdp(&mut self, env: &Env) -> Option<Bytes> {
-        let m = self.local_media?;
-        let write = |n: &Option<crate::media::Negotiated>, version: u64| match n {
-            Some(n) if !m.offer => sdp::answer_at(n, env.public_ip, m.port, m.session_id, version),
-            _ => sdp::offer_at(env.public_ip, m.port, m.session_id, version),
-        };
-        let version = m.session_id.wrapping_add(self.sdp_changes);
-        let mut sdp = write(&self.negotiated, version);
-        let digest = super::rules::digest_without_origin(&sdp);
-        if self.sdp_digest != 0 && digest != self.sdp_digest {
-            self.sdp_changes += 1;
-            sdp = write(&self.negotiated, version.wrapping_add(1));
-        }
-        self.sdp_digest = digest;
-        Some(Bytes::from(sdp))
-    }
-
     /// The INVITE's final response, through its transaction.
     fn send_final(&mut self, code: u16, env: &Env, now: Instant) {
         let Some(invite) = self.role_in().and_then(|i| i.invite.take()) else {
