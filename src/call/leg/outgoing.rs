@@ -20,7 +20,7 @@ use crate::sip::transaction::{
 };
 use crate::sip::transport::Peer;
 
-/// The CSeq of our INVITE (and of its CANCEL and ACK).
+/// The CSeq of our first INVITE (and of its CANCEL and ACK).
 pub(crate) const INVITE_CSEQ: u32 = 1;
 
 pub(crate) struct Outgoing {
@@ -29,6 +29,10 @@ pub(crate) struct Outgoing {
     local_uri: String,
     /// The INVITE's branch, shared by its CANCEL and non-2xx ACK.
     branch: String,
+    /// The INVITE's CSeq (one more after a 422 retry).
+    invite_cseq: u32,
+    /// The `Session-Expires` a 422's `Min-SE` asked for (RFC 4028 §7.4), once.
+    session_expires: Option<u32>,
     /// Max-Forwards of our INVITE (the caller's less one when bridging, §16.6 step 3 in spirit).
     max_forwards: u8,
     invite_tx: Option<ClientInviteTransaction>,
@@ -88,6 +92,8 @@ impl Leg {
             route: placement.route,
             local_uri: placement.local_uri,
             branch: new_branch(),
+            invite_cseq: INVITE_CSEQ,
+            session_expires: None,
             max_forwards: placement.max_forwards,
             invite_tx: None,
             cancel_tx: None,
@@ -135,7 +141,7 @@ impl Leg {
                 .via(&env.sent_by(), via, &o.branch)
                 .from_addr(&o.local_uri, &self.local_tag)
                 .call_id(&self.sip_call_id)
-                .cseq(INVITE_CSEQ)
+                .cseq(o.invite_cseq)
                 .max_forwards(o.max_forwards),
         )
     }
@@ -153,6 +159,15 @@ impl Leg {
             return;
         }
         self.peer = Some(peer);
+        self.send_invite(env, now);
+        if let Some(o) = self.role_out() {
+            o.ring_deadline = Some(now + o.ring_timeout);
+        }
+    }
+
+    /// Our INVITE with our SDP offer, through a new client INVITE transaction.
+    fn send_invite(&mut self, env: &Env, now: Instant) {
+        let Some(peer) = self.peer else { return };
         let sdp = self.local_sdp(env).unwrap_or_default();
         let Some(b) = self.transaction_request(rsip::Method::Invite, env) else {
             return;
@@ -161,7 +176,8 @@ impl Leg {
             .to_addr(&self.to_uri(), None)
             .contact(&env.contact(Some(&peer)))
             .header("Allow", super::incoming::ALLOW);
-        if let Some(seconds) = env.session_expires {
+        let asked = self.outgoing_ref().and_then(|o| o.session_expires);
+        if let Some(seconds) = asked.or(env.session_expires) {
             // RFC 4028 §7.1: we support timers and ask for ours; the 2xx says who refreshes.
             b = b
                 .header("Supported", "timer")
@@ -177,7 +193,6 @@ impl Leg {
                 env.timers,
                 now,
             ));
-            o.ring_deadline = Some(now + o.ring_timeout);
         }
         self.send(bytes);
     }
@@ -321,7 +336,9 @@ impl Leg {
                     tx.store_ack(ack.clone());
                 }
                 self.send(ack);
-                self.end(CallEndCause::Rejected(code));
+                if !self.retry_after_422(resp, code, env, now) {
+                    self.end(CallEndCause::Rejected(code));
+                }
             }
             InviteResponse::Rejected {
                 retransmission: Some(ack),
@@ -337,16 +354,17 @@ impl Leg {
     /// longer want the call (then BYE follows at once: our CANCEL crossed the 2xx).
     fn on_accepted(&mut self, resp: &rsip::Response, env: &Env, now: Instant) {
         let Some(o) = self.outgoing_ref() else { return };
+        let cseq = o.invite_cseq;
         let dialog = Dialog::as_uac(
             resp,
             &o.local_uri,
             &self.local_tag,
-            INVITE_CSEQ,
+            cseq,
             &o.route.request_uri,
         );
         let via = self.peer.map_or("UDP", |p| p.transport.via_token());
         let ack = dialog
-            .request(rsip::Method::Ack, INVITE_CSEQ, &env.sent_by(), via)
+            .request(rsip::Method::Ack, cseq, &env.sent_by(), via)
             .build();
         self.dialog = Some(dialog);
         if let Some(o) = self.role_out() {
@@ -380,5 +398,29 @@ impl Leg {
                 self.end(CallEndCause::Failed);
             }
         }
+    }
+
+    /// RFC 4028 §7.4: a 422 to our INVITE names the shortest interval the callee takes
+    /// (`Min-SE`); we try once more with that one (new CSeq and branch). True when we did.
+    fn retry_after_422(
+        &mut self,
+        resp: &rsip::Response,
+        code: u16,
+        env: &Env,
+        now: Instant,
+    ) -> bool {
+        let Some(o) = self.role_out() else {
+            return false;
+        };
+        if code != 422 || env.session_expires.is_none() || o.session_expires.is_some() {
+            return false;
+        }
+        let min = super::session_timer::min_se(&resp.headers).unwrap_or(env.min_se);
+        o.session_expires = Some(min.max(env.min_se));
+        o.invite_cseq += 1;
+        o.branch = new_branch();
+        o.invite_tx = None;
+        self.send_invite(env, now);
+        true
     }
 }

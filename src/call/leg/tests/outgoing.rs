@@ -134,3 +134,77 @@ async fn outgoing_reinvite_uses_an_invite_transaction() {
     let again = run_for(&mut leg, Duration::from_millis(600)).await;
     assert_eq!(first_lines(&again), ["SIP/2.0 200 OK"]);
 }
+
+/// RFC 4028 §7.4: a 422 to our INVITE is ACKed and the INVITE goes again once, with a new
+/// CSeq and branch and the `Min-SE` the callee named as our `Session-Expires`.
+#[tokio::test(start_paused = true)]
+async fn a_422_is_retried_once_with_the_callees_min_se() {
+    let timers = Env {
+        session_expires: Some(1800),
+        ..env()
+    };
+    let route = Route {
+        request_uri: "sip:bob@10.0.0.7:5080".into(),
+        user: "bob".into(),
+        next_hop: NextHop::Addr("10.0.0.7:5080".parse().unwrap()),
+        transport: crate::sip::transport::TransportKind::Udp,
+    };
+    let placement = Placement {
+        route,
+        local_uri: "<sip:alice@10.0.0.9>".into(),
+        max_forwards: 70,
+        ring_timeout: Duration::from_secs(60),
+    };
+    let now = Instant::now();
+    let mut leg = Leg::outgoing(
+        CallId::new(),
+        "out@test".into(),
+        "ours".into(),
+        placement,
+        &timers,
+        now,
+    );
+    leg.local_media = Some(LocalMedia {
+        port: 20002,
+        session_id: 2,
+        offer: true,
+    });
+    leg.resolved(udp("10.0.0.7:5080"), &timers, now);
+    let first = leg.take_outputs();
+    assert!(sent(&first)[0].1.contains("Session-Expires: 1800\r\n"));
+    let mut too_small = callee_response(&first, 422, false);
+    too_small
+        .headers
+        .push(rsip::Header::Other("Min-SE".into(), "3600".into()));
+    leg.on_response(&too_small, &timers, Instant::now());
+    let out = leg.take_outputs();
+    let msgs = sent(&out);
+    assert!(
+        msgs[0].1.starts_with("ACK ") && msgs[0].1.contains("CSeq: 1 ACK"),
+        "{}",
+        msgs[0].1
+    );
+    let again = &msgs[1].1;
+    assert!(
+        again.starts_with("INVITE ") && again.contains("CSeq: 2 INVITE"),
+        "{again}"
+    );
+    assert!(again.contains("Session-Expires: 3600\r\n"), "{again}");
+    assert_ne!(header_value(again, "Via"), header_value(&msgs[0].1, "Via"));
+    assert_eq!(ended_with(&out), None);
+    // A second 422 ends the leg.
+    let mut again_small = callee_response(&out, 422, false);
+    again_small
+        .headers
+        .push(rsip::Header::Other("Min-SE".into(), "7200".into()));
+    leg.on_response(&again_small, &timers, Instant::now());
+    assert_eq!(
+        ended_with(&leg.take_outputs()),
+        Some(CallEndCause::Rejected(422))
+    );
+}
+
+fn header_value<'a>(msg: &'a str, name: &str) -> Option<&'a str> {
+    msg.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(": ")))
+}
