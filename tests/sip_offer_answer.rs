@@ -109,6 +109,32 @@ impl Caller {
     }
 }
 
+/// A flow that answers and holds the call.
+fn hold_flow() -> serde_json::Value {
+    flow(
+        "hold",
+        json!([{"type": "answer"}, {"type": "sleep", "option": {"duration": 60000}}]),
+    )
+}
+
+impl Caller {
+    /// An answered, ACKed call `call_id` offering PCMU/PCMA; the engine's To tag.
+    fn call_up(&self, call_id: &str) -> String {
+        let offer = sdp(self.rtp_port(), AUDIO);
+        self.send(
+            "INVITE",
+            call_id,
+            None,
+            1,
+            "application/sdp",
+            offer.as_bytes(),
+        );
+        let tag = to_tag(&self.recv_until("200 OK"));
+        self.send("ACK", call_id, Some(&tag), 1, "", b"");
+        tag
+    }
+}
+
 fn sdp(rtp_port: u16, media: &str) -> String {
     format!(
         "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n{}",
@@ -208,16 +234,7 @@ fn a_sip_i_multipart_offer_is_answered() {
 fn a_t38_only_reinvite_gets_488_and_the_call_stays_up() {
     let e = start(&[beeping()], &[("*", "beep")], &[]);
     let c = Caller::new(e.sip);
-    c.send(
-        "INVITE",
-        "t38@t",
-        None,
-        1,
-        "application/sdp",
-        sdp(c.rtp_port(), AUDIO).as_bytes(),
-    );
-    let tag = to_tag(&c.recv_until("200 OK"));
-    c.send("ACK", "t38@t", Some(&tag), 1, "", b"");
+    let tag = c.call_up("t38@t");
     let t38 = sdp(
         c.rtp_port(),
         "m=image {port} udptl t38\r\na=T38FaxVersion:0\r\n",
@@ -300,16 +317,7 @@ fn hold_and_resume_by_reinvite() {
     );
     let e = start(&[long_beep], &[("*", "beep")], &[]);
     let c = Caller::new(e.sip);
-    c.send(
-        "INVITE",
-        "hold@t",
-        None,
-        1,
-        "application/sdp",
-        sdp(c.rtp_port(), AUDIO).as_bytes(),
-    );
-    let tag = to_tag(&c.recv_until("200 OK"));
-    c.send("ACK", "hold@t", Some(&tag), 1, "", b"");
+    let tag = c.call_up("hold@t");
     assert!(c.rtp_payload_types(Duration::from_secs(1)).len() > 20);
     let held = sdp(c.rtp_port(), &format!("{AUDIO}a=sendonly\r\n"));
     c.send(
@@ -344,26 +352,14 @@ fn hold_and_resume_by_reinvite() {
 /// `media.rtp_timeout_seconds` (its BYE lost, say) gets BYE; the activeflow ends `rtp_timeout`.
 #[test]
 fn a_silent_caller_is_hung_up_after_the_rtp_timeout() {
-    let hold = flow(
-        "hold",
-        json!([{"type": "answer"}, {"type": "sleep", "option": {"duration": 60000}}]),
-    );
+    let hold = hold_flow();
     let e = start(
         &[hold],
         &[("*", "hold")],
         &[("ACTIVEFLOW_MEDIA_RTP_TIMEOUT_SECONDS", "1")],
     );
     let c = Caller::new(e.sip);
-    c.send(
-        "INVITE",
-        "quiet@t",
-        None,
-        1,
-        "application/sdp",
-        sdp(c.rtp_port(), AUDIO).as_bytes(),
-    );
-    let tag = to_tag(&c.recv_until("200 OK"));
-    c.send("ACK", "quiet@t", Some(&tag), 1, "", b"");
+    c.call_up("quiet@t");
     let started = Instant::now();
     let bye = c.recv_until("BYE ");
     assert!(
@@ -382,26 +378,14 @@ fn a_silent_caller_is_hung_up_after_the_rtp_timeout() {
 /// activeflow ends `max_duration`.
 #[test]
 fn the_call_time_cap_ends_a_call() {
-    let hold = flow(
-        "hold",
-        json!([{"type": "answer"}, {"type": "sleep", "option": {"duration": 60000}}]),
-    );
+    let hold = hold_flow();
     let e = start(
         &[hold],
         &[("*", "hold")],
         &[("ACTIVEFLOW_ENGINE_MAX_CALL_SECONDS", "1")],
     );
     let c = Caller::new(e.sip);
-    c.send(
-        "INVITE",
-        "cap@t",
-        None,
-        1,
-        "application/sdp",
-        sdp(c.rtp_port(), AUDIO).as_bytes(),
-    );
-    let tag = to_tag(&c.recv_until("200 OK"));
-    c.send("ACK", "cap@t", Some(&tag), 1, "", b"");
+    c.call_up("cap@t");
     c.recv_until("BYE ");
     e.wait_for("the activeflow to end", Duration::from_secs(5), |all| {
         all.iter()

@@ -294,18 +294,8 @@ async fn the_call_time_cap_ends_answered_and_ringing_calls() {
         ..env()
     };
     for answer in [true, false] {
-        let invite = caller_request("INVITE", "cap", 1, None, true);
-        let key = TransactionKey::from_request(&invite).unwrap();
         let now = Instant::now();
-        let mut leg = Leg::new_incoming(
-            CallId::new(),
-            invite,
-            key,
-            udp(PROXY),
-            "us".into(),
-            &capped,
-            now,
-        );
+        let mut leg = offered_with(caller_request("INVITE", "cap", 1, None, true), &capped);
         if answer {
             let media = LocalMedia {
                 port: 20000,

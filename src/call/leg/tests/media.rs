@@ -26,17 +26,7 @@ fn media_starts(out: &[Output]) -> Vec<Option<crate::media::Negotiated>> {
 /// only when the ACK brings the answer, with the answer's codec and address.
 #[tokio::test(start_paused = true)]
 async fn a_delayed_offer_starts_media_at_the_acks_answer() {
-    let invite = caller_request("INVITE", "d1", 1, None, false);
-    let key = TransactionKey::from_request(&invite).unwrap();
-    let mut leg = Leg::new_incoming(
-        CallId::new(),
-        invite,
-        key,
-        udp(PROXY),
-        "us".into(),
-        &env(),
-        Instant::now(),
-    );
+    let mut leg = offered_with(caller_request("INVITE", "d1", 1, None, false), &env());
     let media = LocalMedia {
         port: 20000,
         session_id: 1,

@@ -101,7 +101,11 @@ pub(super) fn caller_request_with(
 
 /// A new incoming leg for the caller's INVITE on `branch` (100 sent).
 pub(super) fn offered(branch: &str) -> Leg {
-    let invite = caller_request("INVITE", branch, 1, None, true);
+    offered_with(caller_request("INVITE", branch, 1, None, true), &env())
+}
+
+/// A new incoming leg for `invite` from the caller through the proxy.
+pub(super) fn offered_with(invite: rsip::Request, env: &Env) -> Leg {
     let key = TransactionKey::from_request(&invite).unwrap();
     Leg::new_incoming(
         CallId::new(),
@@ -109,7 +113,7 @@ pub(super) fn offered(branch: &str) -> Leg {
         key,
         udp(PROXY),
         "us".into(),
-        &env(),
+        env,
         Instant::now(),
     )
 }

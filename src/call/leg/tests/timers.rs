@@ -26,17 +26,10 @@ fn with(mut req: rsip::Request, headers: &[(&str, &str)]) -> rsip::Request {
 /// An answered, ACKed call whose INVITE carried `headers`; returns the leg and our 200.
 fn up(headers: &[(&str, &str)]) -> (Leg, String) {
     let env = timers_on();
-    let invite = with(caller_request("INVITE", "st", 1, None, true), headers);
-    let key = TransactionKey::from_request(&invite).unwrap();
     let now = Instant::now();
-    let mut leg = Leg::new_incoming(
-        CallId::new(),
-        invite,
-        key,
-        udp(PROXY),
-        "us".into(),
+    let mut leg = offered_with(
+        with(caller_request("INVITE", "st", 1, None, true), headers),
         &env,
-        now,
     );
     let media = LocalMedia {
         port: 20000,
