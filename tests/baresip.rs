@@ -1,7 +1,8 @@
 //! baresip (a real softphone, config template in `tests/baresip/`) calls the engine's demo flow
 //! (`config/flows/demo.json`): the call is answered, the speech it hears is real audio (recorded
 //! by baresip's `sndfile`), a key pressed on baresip's console travels as an RFC 4733 event and
-//! routes the flow, and an operator stop hangs up baresip with a BYE.
+//! routes the flow, and an operator stop hangs up baresip with a BYE. baresip also holds and
+//! resumes a call from its console, and the engine's RTP reaching it is counted meanwhile.
 #![allow(clippy::unwrap_used)] // test helpers: a failed unwrap is a failed test
 
 mod common;
@@ -129,6 +130,114 @@ impl Baresip {
                 self.log()
             );
             std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Types `key` on baresip's console (a menu command such as `x`, hold) and returns what the
+    /// console answered to this socket, once that holds `end` (empty: nothing is awaited).
+    fn command(&self, key: char, end: &str) -> String {
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket
+            .send_to(key.to_string().as_bytes(), self.console)
+            .unwrap();
+        let deadline = std::time::Instant::now() + PATIENCE;
+        let mut reply = String::new();
+        let mut buf = [0u8; 65536];
+        while !end.is_empty() && !reply.contains(end) {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            assert!(
+                !left.is_zero(),
+                "baresip's console answered {key:?} with no {end:?}: {reply}"
+            );
+            socket.set_read_timeout(Some(left)).unwrap();
+            if let Ok(n) = socket.recv(&mut buf) {
+                reply.push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        }
+        reply
+    }
+
+    /// The RTP packets that have reached baresip's audio socket from the engine so far: the
+    /// `rcvd` counts of its RTCP session's members (one per SSRC) at the stream's remote
+    /// address, from the console's audio debug (`A`). libre counts each packet as it is read,
+    /// before baresip's stream looks at its direction, so packets sent to a held baresip count
+    /// too (what it decodes and records while it holds could not show a sending engine).
+    fn rtp_from_engine(&self) -> u64 {
+        let debug = self.command('A', "TX: packets");
+        let remote = debug
+            .lines()
+            .find_map(|l| l.split_once(" remote: ")?.1.split('/').next())
+            .unwrap_or_else(|| panic!("no remote address in baresip's audio debug:\n{debug}"))
+            .to_string();
+        debug
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix(&format!("IP={remote} ")))
+            .filter_map(|l| l.split_once("rcvd=")?.1.trim().parse::<u64>().ok())
+            .sum()
+    }
+
+    /// Waits until at least `n` RTP packets from the engine have reached baresip; returns the
+    /// count.
+    fn wait_rtp_from_engine(&self, n: u64) -> u64 {
+        let deadline = std::time::Instant::now() + PATIENCE;
+        loop {
+            let count = self.rtp_from_engine();
+            if count >= n {
+                return count;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{count} RTP packets from the engine reached baresip, waited for {n}; its \
+                 output:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The engine's 200 responses to INVITEs (the call's and the re-INVITEs'), in order, as
+    /// baresip's SIP trace shows them (start line to the end of the body).
+    fn invite_answers(&self, engine: SocketAddr) -> Vec<String> {
+        let log = self.peer.output();
+        let from_engine = format!("UDP {engine} -> ");
+        let mut answers = Vec::new();
+        for (i, line) in log.iter().enumerate() {
+            if !line.contains(&from_engine)
+                || !log.get(i + 1).is_some_and(|l| l.starts_with("SIP/2.0 200"))
+            {
+                continue;
+            }
+            // The trace of one message ends where baresip resets its colour (ESC [;m).
+            let message: Vec<&str> = log[i + 1..]
+                .iter()
+                .take_while(|l| !l.contains('\u{1b}'))
+                .map(String::as_str)
+                .collect();
+            if message
+                .iter()
+                .any(|l| l.starts_with("CSeq:") && l.ends_with("INVITE"))
+            {
+                answers.push(message.join("\n"));
+            }
+        }
+        answers
+    }
+
+    /// Waits until the engine has answered `n` INVITEs 200; returns the last answer.
+    fn wait_invite_answer(&self, engine: SocketAddr, n: usize) -> String {
+        let deadline = std::time::Instant::now() + PATIENCE;
+        loop {
+            let answers = self.invite_answers(engine);
+            if answers.len() >= n {
+                return answers[n - 1].clone();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the engine answered {} INVITEs 200, waited for {n}; baresip's output:\n{}",
+                answers.len(),
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
@@ -310,4 +419,99 @@ fn operator_stop_hangs_up_baresip() {
     let a = only(&e);
     assert_eq!(a.status, Status::Ended);
     assert_eq!(a.end_reason, Some(EndReason::OperatorStop));
+}
+
+/// The engine's SDP direction attribute in one of its answers (`a=sendrecv`, `a=recvonly`, ...).
+fn direction(answer: &str) -> Option<&str> {
+    answer
+        .lines()
+        .map(str::trim)
+        .find(|l| ["a=sendrecv", "a=sendonly", "a=recvonly", "a=inactive"].contains(l))
+}
+
+/// baresip puts the engine on hold and takes it off again from its console (RFC 3264 §8.4:
+/// a re-INVITE offering `a=sendonly`, then one offering `a=sendrecv`) while the flow plays a
+/// long beep. The engine answers the hold `a=recvonly` and stops sending: no RTP from it
+/// reaches baresip for 1.5 s (counted at baresip's socket, so an engine that kept sending fails
+/// this); it answers the resume `a=sendrecv` and its RTP flows again; the activeflow runs all
+/// along, and an operator stop ends the call.
+#[test]
+fn baresip_holds_and_resumes_the_call_and_the_engine_stops_sending_while_held() {
+    let held = common::flow(
+        "held",
+        serde_json::json!([
+            {"type": "answer"},
+            {"type": "beep", "option": {"duration": 30000}}
+        ]),
+    );
+    let e = start(&[held], &[("*", "held")], &[]);
+    let phone = Baresip::dial(e.sip, "1000");
+    wait_answered(&e, &phone);
+    let answer = phone.wait_invite_answer(e.sip, 1);
+    assert_eq!(direction(&answer), Some("a=sendrecv"), "{answer}");
+
+    // Audio flows: 25 packets (0.5 s of 20 ms frames) beyond the first one seen.
+    let first = phone.wait_rtp_from_engine(1);
+    phone.wait_rtp_from_engine(first + 25);
+
+    // Hold (baresip 1.0 menu key x, `/hold`): the engine's answer to the re-INVITE says it will
+    // only receive.
+    phone.command('x', "");
+    let hold = phone.wait_invite_answer(e.sip, 2);
+    assert_eq!(
+        direction(&hold),
+        Some("a=recvonly"),
+        "the engine's answer to baresip's hold (a=sendonly):\n{hold}"
+    );
+    assert!(
+        !phone.peer.matching(&["a=sendonly"]).is_empty(),
+        "baresip's hold re-INVITE offered no a=sendonly:\n{}",
+        phone.log()
+    );
+    // Packets already in flight when the 200 was sent land within this settling time.
+    std::thread::sleep(Duration::from_millis(300));
+    let at_hold = phone.rtp_from_engine();
+    std::thread::sleep(Duration::from_millis(1500));
+    let after_hold = phone.rtp_from_engine();
+    assert!(
+        after_hold.saturating_sub(at_hold) <= 2,
+        "the engine sent {} RTP packets to baresip during 1.5 s on hold (75 when it keeps \
+         sending)",
+        after_hold.saturating_sub(at_hold)
+    );
+    let a = only(&e);
+    assert_eq!(a.status, Status::Running, "the call ended on hold: {a:?}");
+
+    // Resume (menu key X, `/resume`): the engine sends and receives again, and its RTP flows
+    // again.
+    phone.command('X', "");
+    let resume = phone.wait_invite_answer(e.sip, 3);
+    assert_eq!(
+        direction(&resume),
+        Some("a=sendrecv"),
+        "the engine's answer to baresip's resume:\n{resume}"
+    );
+    phone.wait_rtp_from_engine(after_hold + 25);
+
+    let a = only(&e);
+    assert_eq!(
+        a.status,
+        Status::Running,
+        "the call ended after resume: {a:?}"
+    );
+    assert_eq!(
+        a.current_action.as_ref().map(|x| x.kind.as_str()),
+        Some("beep"),
+        "{a:?}"
+    );
+    let (status, body) = common::http(
+        e.api,
+        "POST",
+        &format!("/v1/activeflows/{}/stop", a.id),
+        None,
+    );
+    assert_eq!(status, 200, "{body}");
+    phone.wait_hung_up_by_peer();
+    let a = only(&e);
+    assert_eq!(a.end_reason, Some(EndReason::OperatorStop), "{a:?}");
 }
