@@ -60,11 +60,19 @@ impl Baresip {
         let source = dir.join("microphone.wav");
         // Longer than any test: aufile ends the call when its file runs out.
         write_tone_wav(&source, 440.0, Duration::from_secs(120));
-        let console: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+        // baresip also listens on its SIP port + 1 (TLS): the console must not be there.
+        let sip_port = free_port();
+        let console_port = loop {
+            let p = free_port();
+            if p != sip_port && p != sip_port.wrapping_add(1) {
+                break p;
+            }
+        };
+        let console: SocketAddr = ([127, 0, 0, 1], console_port).into();
         let templates = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/baresip");
         let config = std::fs::read_to_string(templates.join("config"))
             .unwrap()
-            .replace("@SIP_PORT@", &free_port().to_string())
+            .replace("@SIP_PORT@", &sip_port.to_string())
             .replace("@CONS_PORT@", &console.port().to_string())
             .replace("@SOURCE_WAV@", source.to_str().unwrap())
             .replace("@RECORDINGS@", recordings.to_str().unwrap());
