@@ -14,7 +14,7 @@ use actix::prelude::*;
 use rsip::prelude::*;
 
 use super::leg::{is_unsupported, unsupported_requirements, Leg, ALLOW};
-use super::registry::{RequestRoute, SessionAddr};
+use super::registry::SessionAddr;
 use super::shared::{SessionShared, SipIn};
 use super::{CallId, CallSession};
 use crate::net::Cidr;
@@ -96,14 +96,14 @@ impl Dispatcher {
         let Ok(call_id) = req.call_id_header().map(|h| h.value()) else {
             return;
         };
-        let to_tag = tag_of(req.to_header().ok().map(|h| h.value()));
-        let from_tag = tag_of(req.from_header().ok().map(|h| h.value()));
+        let to_tag = super::leg::tag_of(req.to_header().ok().map(|h| h.value()));
+        let from_tag = super::leg::tag_of(req.from_header().ok().map(|h| h.value()));
         let acl_ok = self.allowed(peer.addr.ip());
         let route =
             self.shared
                 .registry
                 .route_request(call_id, to_tag.as_deref(), from_tag.as_deref());
-        if let RequestRoute::Session(addr) = route {
+        if let Some(addr) = route {
             // The session itself decides on a source outside the ACL: only its own peer (a
             // callee we dialled may be outside every trunk) may speak in its dialog.
             addr.deliver(SipIn {
@@ -187,7 +187,7 @@ impl Dispatcher {
             return;
         }
         // RFC 3261 §8.1.1.6, §16.3 step 2: a request that may travel no further ends here.
-        if max_forwards(&req) == Some(0) {
+        if super::leg::max_forwards(&req.headers) == Some(0) {
             self.reply(&req, &peer, 483, &[]);
             return;
         }
@@ -202,7 +202,8 @@ impl Dispatcher {
         let Ok(call_id) = req.call_id_header().map(|h| h.value().to_string()) else {
             return;
         };
-        let remote_tag = tag_of(req.from_header().ok().map(|h| h.value())).unwrap_or_default();
+        let remote_tag =
+            super::leg::tag_of(req.from_header().ok().map(|h| h.value())).unwrap_or_default();
         let index = self.next_arbiter.fetch_add(1, Ordering::Relaxed) % self.arbiters.len().max(1);
         let Some(arbiter) = self.arbiters.get(index).cloned() else {
             return;
@@ -255,7 +256,7 @@ impl InboundHandler for Dispatcher {
                 let Ok(call_id) = resp.call_id_header().map(|h| h.value()) else {
                     return;
                 };
-                let from_tag = tag_of(resp.from_header().ok().map(|h| h.value()));
+                let from_tag = super::leg::tag_of(resp.from_header().ok().map(|h| h.value()));
                 if let Some(addr) = self
                     .shared
                     .registry
@@ -271,21 +272,8 @@ impl InboundHandler for Dispatcher {
     }
 }
 
-/// The `tag` parameter of a From or To value.
-fn tag_of(value: Option<&str>) -> Option<String> {
-    crate::sip::message::key::tag_param(value?).map(str::to_string)
-}
-
 /// The user part of a URI (the caller's number).
 fn user_of(uri: Option<rsip::Uri>) -> String {
     uri.and_then(|u| u.user().map(str::to_string))
         .unwrap_or_default()
-}
-
-/// The request's Max-Forwards, when it has a readable one.
-fn max_forwards(req: &rsip::Request) -> Option<u32> {
-    req.headers.iter().find_map(|h| match h {
-        rsip::Header::MaxForwards(m) => m.value().trim().parse().ok(),
-        _ => None,
-    })
 }

@@ -67,16 +67,6 @@ struct Slot {
     addr: SessionAddr,
 }
 
-/// Where a request goes.
-pub enum RequestRoute {
-    /// The session of its dialog.
-    Session(SessionAddr),
-    /// Its To tag names no dialog of ours (§12.2.2: 481).
-    NoDialog,
-    /// Nothing under its Call-ID matches: a new request.
-    New,
-}
-
 #[derive(Default)]
 pub struct CallRegistry {
     sessions: DashMap<String, Vec<Slot>>,
@@ -99,21 +89,15 @@ impl CallRegistry {
         sip_call_id: &str,
         to_tag: Option<&str>,
         from_tag: Option<&str>,
-    ) -> RequestRoute {
-        let Some(slots) = self.sessions.get(sip_call_id) else {
-            return RequestRoute::New;
-        };
-        let found = match to_tag {
+    ) -> Option<SessionAddr> {
+        let slots = self.sessions.get(sip_call_id)?;
+        let slot = match to_tag {
             Some(tag) => slots.iter().find(|s| &*s.local_tag == tag),
             None => slots
                 .iter()
                 .find(|s| s.remote_tag.is_some() && s.remote_tag.as_deref() == from_tag),
-        };
-        match (found, to_tag) {
-            (Some(slot), _) => RequestRoute::Session(slot.addr.clone()),
-            (None, Some(_)) => RequestRoute::NoDialog,
-            (None, None) => RequestRoute::New,
-        }
+        }?;
+        Some(slot.addr.clone())
     }
 
     /// The session a response belongs to: its From tag is our tag on the request we sent (an

@@ -82,14 +82,8 @@ impl Leg {
             .call_id_header()
             .map(|h| h.value().to_string())
             .unwrap_or_default();
-        let max_forwards = invite
-            .headers
-            .iter()
-            .find_map(|h| match h {
-                rsip::Header::MaxForwards(m) => m.value().trim().parse::<u32>().ok(),
-                _ => None,
-            })
-            .map_or(70, |m| m.min(255) as u8);
+        let max_forwards =
+            super::rules::max_forwards(&invite.headers).map_or(70, |m| m.min(255) as u8);
         let timer = super::session_timer::as_uas(&invite.headers, env.session_expires, env.min_se)
             .ok()
             .flatten();

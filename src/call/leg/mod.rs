@@ -31,7 +31,7 @@ use tokio::time::Instant;
 
 pub(crate) use incoming::{Incoming, ALLOW};
 pub(crate) use outgoing::{Outgoing, Placement};
-pub(crate) use rules::{is_unsupported, unsupported_requirements};
+pub(crate) use rules::{is_unsupported, max_forwards, tag_of, unsupported_requirements};
 
 use super::events::{CallEndCause, CallEvent};
 use super::CallId;

@@ -76,10 +76,20 @@ pub(super) fn info_dtmf(req: &rsip::Request) -> InfoBody {
 }
 
 pub(super) fn to_tag(req: &rsip::Request) -> Option<String> {
-    req.to_header()
-        .ok()
-        .and_then(|t| t.tag().ok().flatten())
-        .map(|t| t.value().to_string())
+    tag_of(req.to_header().ok().map(|h| h.value()))
+}
+
+/// The `tag` parameter of a From or To value.
+pub(crate) fn tag_of(value: Option<&str>) -> Option<String> {
+    crate::sip::message::key::tag_param(value?).map(str::to_string)
+}
+
+/// A request's Max-Forwards, when it has a readable one.
+pub(crate) fn max_forwards(headers: &rsip::Headers) -> Option<u32> {
+    headers.iter().find_map(|h| match h {
+        rsip::Header::MaxForwards(m) => m.value().trim().parse().ok(),
+        _ => None,
+    })
 }
 
 /// The SDP a message carries: its `application/sdp` body, or the SDP part of a
