@@ -34,6 +34,7 @@
 //! `synchronous = NORMAL` in WAL mode: a committed transaction survives the process dying; an
 //! OS crash or power cut may lose the last transactions since the previous checkpoint.
 
+mod coalesce;
 mod error;
 mod model;
 pub mod sqlite;

@@ -65,7 +65,7 @@ pub(super) fn run(store: &dyn Store, rx: &mut mpsc::Receiver<Queued>) {
             }
         }
         last_commit = Some(Instant::now());
-        let ok = commit(store, &writes);
+        let ok = commit(store, &mut writes);
         for ack in acks.drain(..) {
             let _ = ack.send(ok);
         }
@@ -74,17 +74,21 @@ pub(super) fn run(store: &dyn Store, rx: &mut mpsc::Receiver<Queued>) {
     tracing::debug!("storage writer stopped");
 }
 
-fn commit(store: &dyn Store, writes: &[Write]) -> bool {
-    if writes.is_empty() {
+/// Commits the batch as one transaction, its writes to the same row folded into one first
+/// (`coalesce`); the counters count the writes as queued.
+fn commit(store: &dyn Store, writes: &mut Vec<Write>) -> bool {
+    let queued = writes.len();
+    if queued == 0 {
         return true;
     }
     let started = Instant::now();
+    super::coalesce::coalesce(writes);
     let result = store.apply(writes);
-    crate::metrics::storage_batch(writes.len(), started.elapsed(), result.is_ok());
+    crate::metrics::storage_batch(queued, started.elapsed(), result.is_ok());
     match result {
         Ok(()) => true,
         Err(e) => {
-            tracing::error!(error = %e, writes = writes.len(), "storage: batch not committed");
+            tracing::error!(error = %e, writes = queued, "storage: batch not committed");
             false
         }
     }
