@@ -1,6 +1,8 @@
 //! Exact SIP behaviour over real UDP sockets with a raw peer: admission (403, 503, 488), stateless
 //! answers (OPTIONS, 481, 405, 501), malformed input, compact headers, re-INVITE, ACK timeout,
-//! pre-answer hangup codes, loop limit and shutdown.
+//! pre-answer hangup codes, loop limit and shutdown. Every wait is on a condition (the socket, the
+//! registry, `/readyz`, a metric), never a fixed sleep; "no answer" is proven with an OPTIONS probe
+//! whose 200 must come first, and "dropped" with `sip_malformed_total`.
 #![allow(clippy::unwrap_used)] // test helpers: a failed unwrap is a failed test
 
 mod common;
