@@ -33,8 +33,45 @@ cargo fmt --check
 cargo clippy --all-targets -- -D warnings
 # Benches run once each in test mode (a smoke test; numbers come from `cargo bench`).
 cargo test --benches
+# Every test binary runs even when one fails (--no-fail-fast), including tests/fuzz_corpus.rs,
+# which replays the fuzz seeds on stable. The status is cargo's own (PIPESTATUS), not tee's.
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
-cargo test --lib --bins --tests --examples 2>&1 | tee "$log"
-# One closing line for the whole suite.
-awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
+set +e
+cargo test --no-fail-fast --lib --bins --tests --examples 2>&1 | tee "$log"
+cargo_status=${PIPESTATUS[0]}
+set -e
+# One line per test binary and a grand total. A binary that started but printed no result line
+# (it crashed, or was killed) counts as a failure too.
+summary_status=0
+awk '
+  /^[[:space:]]+Running / {
+    name = ($2 == "unittests") ? $3 : $2
+    order[++n] = name; result[name] = 0
+  }
+  /^[[:space:]]+Doc-tests / { name = "doc:" $2; order[++n] = name; result[name] = 0 }
+  /^test result:/ {
+    passed[name] += $4; failed[name] += $6; ignored[name] += $8; result[name] = 1
+  }
+  END {
+    print ""
+    printf "%-36s %8s %8s %8s\n", "test binary", "passed", "failed", "ignored"
+    bad = 0
+    for (i = 1; i <= n; i++) {
+      b = order[i]
+      if (!result[b]) {
+        printf "%-36s %8s\n", b, "NO RESULT (crashed?)"; bad = 1; continue
+      }
+      printf "%-36s %8d %8d %8d\n", b, passed[b], failed[b], ignored[b]
+      p += passed[b]; f += failed[b]; g += ignored[b]
+      if (failed[b] > 0) bad = 1
+    }
+    printf "%-36s %8d %8d %8d   (%d binaries)\n", "TOTAL", p, f, g, n
+    if (n == 0) { print "no test binary ran"; bad = 1 }
+    exit bad
+  }' "$log" || summary_status=$?
+if [ "$cargo_status" -ne 0 ] || [ "$summary_status" -ne 0 ]; then
+  echo "FAILED: cargo test exited $cargo_status; summary check exited $summary_status" >&2
+  exit 1
+fi
+echo "all tests passed"

@@ -1,6 +1,8 @@
 //! Exact SIP behaviour over real UDP sockets with a raw peer: admission (403, 503, 488), stateless
 //! answers (OPTIONS, 481, 405, 501), malformed input, compact headers, re-INVITE, ACK timeout,
-//! pre-answer hangup codes, loop limit and shutdown.
+//! pre-answer hangup codes, loop limit and shutdown. Every wait is on a condition (the socket, the
+//! registry, `/readyz`, a metric), never a fixed sleep; "no answer" is proven with an OPTIONS probe
+//! whose 200 must come first, and "dropped" with `sip_malformed_total`.
 #![allow(clippy::unwrap_used)] // test helpers: a failed unwrap is a failed test
 
 mod common;
@@ -69,25 +71,63 @@ fn options_unknown_dialogs_and_unsupported_methods() {
     assert_eq!(header(&r, "CSeq"), Some("7 FROBNICATE"));
 }
 
+/// An OPTIONS with a fresh Call-ID, and a wait for its 200: every datagram sent before it from
+/// this socket has been read by then (one receive path, in order), so anything the engine
+/// answered to them arrives first (RFC 3261 §11: OPTIONS gets 200 like an INVITE would).
+fn probe(peer: &RawPeer, tag: &str) -> String {
+    let call_id = format!("probe-{tag}-{}", rand_suffix());
+    peer.send(&request(peer, "OPTIONS", &call_id, None));
+    let r = peer.recv().expect("the probe's response");
+    assert_eq!(header(&r, "Call-ID"), Some(call_id.as_str()), "{r}");
+    r
+}
+
 #[test]
-fn malformed_input_gets_400_or_is_dropped_and_the_engine_keeps_serving() {
-    let e = start(&[hold()], &[("*", "hold")], &[]);
-    let peer = RawPeer::new(e.sip);
-    // Addressable but wrong: CSeq method does not match the request method.
+fn malformed_input_gets_400_or_is_dropped_and_counted_and_the_engine_keeps_serving() {
+    // The binary, for its metrics: sip_malformed_total counts both a 400 and a drop.
+    let engine = common::spawn_engine_with(&[], &[]);
+    let peer = RawPeer::new(engine.sip);
+    let malformed = || common::scrape(engine.metrics, r#"sip_malformed_total{transport="udp"}"#);
+    let bad_requests = || common::scrape(engine.metrics, r#"sip_responses_sent_total{code="400"}"#);
+    let wait_counted = |before: f64| {
+        common::wait_until(
+            "sip_malformed_total to count it",
+            Duration::from_secs(5),
+            || {
+                let now = malformed();
+                (now > before).then_some(now)
+            },
+        )
+    };
+    // Addressable but wrong: the CSeq method is not the request's (RFC 3261 §8.1.1.5), and a
+    // response can be addressed (Via, From, To, Call-ID, CSeq): 400 (§21.4.1), counted.
+    let (count, answered) = (malformed(), bad_requests());
     peer.send(&request(&peer, "OPTIONS", "m1", None).replace("CSeq: 7 OPTIONS", "CSeq: 7 INVITE"));
-    assert!(peer.recv_until("SIP/2.0").starts_with("SIP/2.0 400"));
-    // Garbage of every kind: dropped.
+    let r = peer.recv().expect("an answer");
+    assert!(r.starts_with("SIP/2.0 400"), "{r}");
+    assert_eq!(header(&r, "Call-ID"), Some("m1"));
+    assert_eq!(wait_counted(count), count + 1.0);
+    assert_eq!(bad_requests(), answered + 1.0);
+    // Not addressable (no Via to answer to) or not SIP at all: dropped. Each one is counted,
+    // sends no 400, and nothing comes back before the next probe's answer.
     for junk in [
         "\u{0}\u{1}\u{2}",
         "INVITE",
         "SIP/2.0 200\r\n\r\n",
         "GET / HTTP/1.1\r\n\r\n",
     ] {
+        let (count, answered) = (malformed(), bad_requests());
         peer.send(junk);
+        assert_eq!(wait_counted(count), count + 1.0, "{junk:?} counted once");
+        let next = probe(&peer, "junk");
+        assert!(next.starts_with("SIP/2.0 200"), "{junk:?}: {next}");
+        assert_eq!(bad_requests(), answered, "{junk:?} got no 400");
     }
-    // Still serving: a real call works.
+    // Still serving: a real call is answered.
     peer.send(&peer.invite("1", "after-junk@t", "z9hG4bK-after-junk"));
-    peer.recv_until("200 OK");
+    let ok = peer.recv_final();
+    assert!(ok.starts_with("SIP/2.0 200"), "{ok}");
+    engine.reaper.assert_no_panic();
 }
 
 #[test]
@@ -249,10 +289,14 @@ fn shutdown_refuses_new_calls_and_ends_running_ones_with_bye() {
     peer.send(&ack_for(&peer, &ok, "1"));
     let registry = e.registry.clone();
     let sip = e.sip;
+    let api = e.api;
     let waiter = std::thread::spawn(move || e.shutdown(Duration::from_millis(300)));
-    // During the grace period new INVITEs get 503.
+    // The drain has begun once /readyz says so (it stops accepting at the same moment).
+    common::wait_until("/readyz to answer 503", Duration::from_secs(5), || {
+        (common::http(api, "GET", "/readyz", None).0 == 503).then_some(())
+    });
+    // During the grace period new INVITEs get 503 (RFC 3261 §21.5.4, with Retry-After).
     let late = RawPeer::new(sip);
-    std::thread::sleep(Duration::from_millis(50));
     late.send(&late.invite("1", "late@t", "z9hG4bK-late"));
     assert!(late.recv_final().starts_with("SIP/2.0 503"));
     let bye = peer.recv_until("BYE ");
@@ -300,18 +344,21 @@ fn late_invite_retransmissions_start_no_call() {
     e.wait_for("the first call's end", Duration::from_secs(5), |all| {
         all.len() == 1 && all[0].status == Status::Ended
     });
-    // Both INVITEs again, as if they had waited in a queue until now, with room for a call:
-    // the answered one is absorbed, the refused one refused again; neither starts a call.
-    std::thread::sleep(Duration::from_millis(200));
+    // The first call is gone: there is room for a call again.
+    common::wait_until("the first call released", Duration::from_secs(5), || {
+        (e.calls.active() == 0).then_some(())
+    });
+    // Both INVITEs again, as if they had waited in a queue until now: the answered one is
+    // absorbed by what is left of its transaction (RFC 6026 §7.1, RFC 3261 §17.2.1), the
+    // refused one refused again; neither starts a call.
     peer.send(&first);
     peer.send(&refused);
-    let again = peer.recv_final();
+    let again = peer.recv().expect("an answer to the refused INVITE");
     assert!(again.starts_with("SIP/2.0 503"), "{again}");
     assert_eq!(header(&again, "Call-ID"), Some("late-2@t"));
-    peer.socket
-        .set_read_timeout(Some(Duration::from_millis(700)))
-        .unwrap();
-    assert_eq!(peer.recv(), None, "nothing more for the absorbed INVITE");
+    // Nothing at all (no 100 of a new call) for the absorbed INVITE before the probe's answer.
+    let next = probe(&peer, "late");
+    assert!(next.starts_with("SIP/2.0 200"), "{next}");
     assert_eq!(e.activeflows().len(), 1);
     // A new call still gets in.
     peer.send(&peer.invite("1", "late-3@t", "z9hG4bK-late-3"));

@@ -1,5 +1,6 @@
 //! Black-box call tests: SIPp (and a raw UDP peer where exact messages matter) against a real
-//! engine on loopback. Each test starts its own engine on port 0.
+//! engine on loopback. Each test starts its own engine on port 0 and waits on conditions (the
+//! registry, SIPp's exit, the socket), never a fixed sleep.
 #![allow(clippy::unwrap_used)] // test helpers: a failed unwrap is a failed test
 
 mod common;
@@ -76,8 +77,10 @@ fn udp_calls_are_answered_and_hung_up_by_the_engine() {
     );
     run.assert_all_ok(200);
     assert_all_completed(&e, 200);
-    // Every call released its RTP port and session (lingering ones aside).
-    assert_eq!(e.calls.active(), 0);
+    // Every call releases its RTP port and session (lingering ones aside).
+    common::wait_until("no active call", Duration::from_secs(5), || {
+        (e.calls.active() == 0).then_some(())
+    });
 }
 
 #[test]
@@ -133,20 +136,53 @@ fn unknown_number_gets_404_and_no_activeflow() {
     assert!(e.activeflows().is_empty());
 }
 
+/// Waits 2 s before answering, then holds: room to retransmit while only 100 was sent.
+fn late_answer_flow() -> serde_json::Value {
+    flow(
+        "late",
+        json!([
+            {"type": "sleep", "option": {"duration": 2000}},
+            {"type": "answer"},
+            {"type": "sleep", "option": {"duration": 60000}}
+        ]),
+    )
+}
+
 #[test]
-fn duplicate_invite_makes_one_call_and_one_activeflow() {
-    let e = engine();
+fn duplicate_invite_before_the_final_response_makes_one_call_and_one_activeflow() {
+    let e = start(&[late_answer_flow()], &[("400", "late")], &[]);
     let peer = RawPeer::new(e.sip);
-    let invite = peer.invite("200", "dup-1@test", "z9hG4bK-dup-1");
+    let invite = peer.invite("400", "dup-1@test", "z9hG4bK-dup-1");
     peer.send(&invite);
-    peer.recv_until("100 Trying");
-    let ok = peer.recv_until("200 OK");
-    // The same INVITE again (a retransmission): absorbed, answered with the same 2xx.
+    let trying = peer.recv().expect("a response to the INVITE");
+    assert!(trying.starts_with("SIP/2.0 100"), "{trying}");
+    // The call and its activeflow exist: the duplicate meets a live server transaction.
+    e.wait_for("the activeflow", Duration::from_secs(5), |all| {
+        all.len() == 1
+    });
+    // RFC 3261 §17.2.1: a retransmitted INVITE in the Proceeding state is absorbed by its
+    // transaction, which resends the most recent provisional response (here the 100).
     peer.send(&invite);
-    let again = peer.recv_until("200 OK");
-    assert_eq!(common::header(&ok, "To"), common::header(&again, "To"));
-    assert_eq!(e.activeflows().len(), 1);
-    assert_eq!(e.calls.active(), 1);
+    let again = peer.recv().expect("the provisional response again");
+    assert!(
+        again.starts_with("SIP/2.0 100"),
+        "the latest provisional, before any final response: {again}"
+    );
+    for name in ["Via", "Call-ID", "CSeq", "To"] {
+        assert_eq!(
+            common::header(&again, name),
+            common::header(&trying, name),
+            "{name}"
+        );
+    }
+    // The final response comes once the flow answers, for the one call.
+    let ok = peer.recv_final();
+    assert!(ok.starts_with("SIP/2.0 200"), "{ok}");
+    assert_eq!(common::header(&ok, "Call-ID"), Some("dup-1@test"));
+    let all = e.activeflows();
+    assert_eq!(all.len(), 1, "one activeflow");
+    assert_eq!(executed_types(&all[0]), ["sleep", "answer", "sleep"]);
+    assert_eq!(e.calls.active(), 1, "one call");
 }
 
 #[test]

@@ -1,8 +1,9 @@
 //! Fuzz target: arbitrary bytes as an SDP offer through media::sdp::negotiate.
+//! The body is `activeflow_fuzz::sdp` (fuzz/src/lib.rs), which tests/fuzz_corpus.rs replays on stable.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = activeflow::media::sdp::negotiate(data);
+    activeflow_fuzz::sdp(data);
 });

@@ -1,6 +1,8 @@
 //! Test harness: starts a real engine in-process on 127.0.0.1 port 0 (its own actix System on a
 //! thread), runs SIPp against it, talks HTTP to its API and raw SIP over UDP. Nothing here sleeps
-//! to wait for start-up: `start` returns once every socket is bound and serving.
+//! to wait for start-up: `start` returns once every socket is bound and serving. A panic inside
+//! an engine fails its test (see `engine_log`); engines lease RTP ports and peers get SIP ports
+//! from test-only ranges (see `ports`).
 #![allow(dead_code, unreachable_pub)] // each test binary uses a different part of the harness
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -17,8 +19,13 @@ use activeflow::engine::{ActiveflowRecord, ActiveflowRegistry, Status};
 use activeflow::flow::{Flow, FlowStore};
 use serde_json::Value;
 
+pub mod engine_log;
 pub mod peers;
+pub mod ports;
 pub mod rtp;
+
+#[allow(unused_imports)] // each test binary uses a different part of the harness
+pub use ports::{reserve_port, reserve_ports, rtp_port_range, PortGuard};
 
 pub struct TestEngine {
     pub sip: SocketAddr,
@@ -27,6 +34,10 @@ pub struct TestEngine {
     pub calls: Arc<CallRegistry>,
     stop: Option<tokio::sync::oneshot::Sender<Duration>>,
     thread: Option<std::thread::JoinHandle<usize>>,
+    /// The engine's own thread name and its actix System id (its arbiters' threads are named
+    /// `actix-rt|system:<id>|arbiter:<n>`), to tell its panics from other tests'.
+    thread_name: String,
+    system_id: usize,
 }
 
 /// Starts an engine with `flows` (JSON documents) and `routes` (number → flow name), applying
@@ -49,6 +60,8 @@ pub fn start_with(
         // Debug builds on a shared 2-core machine lag far more than release: only the overload
         // test wants the guard at its production threshold (it sets its own).
         ("ACTIVEFLOW_SIP_OVERLOAD_LAG_MS".into(), "5000".into()),
+        // Never the benchmarks' RTP ports (20000-59999); a test's `env` may still override.
+        ("ACTIVEFLOW_MEDIA_RTP_PORTS".into(), rtp_port_range()),
     ];
     let scratch = std::env::temp_dir().join(format!("activeflow-test-{}", std::process::id()));
     for (key, dir) in [
@@ -78,24 +91,35 @@ pub fn start_with(
     let listeners = Listeners::bind(&settings).expect("bind");
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<Duration>();
-    let thread = std::thread::spawn(move || {
-        actix_rt::System::new().block_on(async move {
-            let app = app::start(&settings, store, listeners, None)
-                .await
-                .expect("engine starts");
-            ready_tx
-                .send((
-                    app.sip_addr,
-                    app.api_addr,
-                    app.registry.clone(),
-                    app.calls.clone(),
-                ))
-                .expect("harness waiting");
-            let grace = stop_rx.await.unwrap_or(Duration::ZERO);
-            activeflow::shutdown::drain(app, grace).await
+    engine_log::watch_in_process();
+    static ENGINES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let thread_name = format!(
+        "activeflow-engine-{}",
+        ENGINES.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
+    let thread = std::thread::Builder::new()
+        .name(thread_name.clone())
+        .spawn(move || {
+            actix_rt::System::new().block_on(async move {
+                let system_id = actix_rt::System::current().id();
+                let app = app::start(&settings, store, listeners, None)
+                    .await
+                    .expect("engine starts");
+                ready_tx
+                    .send((
+                        app.sip_addr,
+                        app.api_addr,
+                        app.registry.clone(),
+                        app.calls.clone(),
+                        system_id,
+                    ))
+                    .expect("harness waiting");
+                let grace = stop_rx.await.unwrap_or(Duration::ZERO);
+                activeflow::shutdown::drain(app, grace).await
+            })
         })
-    });
-    let (sip, api, registry, calls) = ready_rx.recv().expect("engine started");
+        .expect("engine thread");
+    let (sip, api, registry, calls, system_id) = ready_rx.recv().expect("engine started");
     TestEngine {
         sip,
         api,
@@ -103,6 +127,8 @@ pub fn start_with(
         calls,
         stop: Some(stop_tx),
         thread: Some(thread),
+        thread_name,
+        system_id,
     }
 }
 
@@ -116,10 +142,28 @@ impl TestEngine {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(grace);
         }
-        self.thread
-            .take()
-            .map(|t| t.join().expect("engine thread"))
-            .unwrap_or(0)
+        let joined = self.thread.take().map(|t| t.join());
+        if std::thread::panicking() {
+            return 0;
+        }
+        let panics = self.panics();
+        assert!(
+            panics.is_empty(),
+            "the engine panicked:\n{}",
+            panics.join("\n")
+        );
+        joined.map_or(0, |r| r.expect("engine thread"))
+    }
+
+    /// Panics so far on this engine's threads (its own and its arbiters').
+    pub fn panics(&self) -> Vec<String> {
+        let arbiter = self.arbiter_thread_prefix();
+        engine_log::in_process_panics_of(|t| t == self.thread_name || t.starts_with(&arbiter))
+    }
+
+    /// How this engine's arbiter threads' names start.
+    pub fn arbiter_thread_prefix(&self) -> String {
+        format!("actix-rt|system:{}|", self.system_id)
     }
 
     /// Every known activeflow, newest first.
@@ -289,35 +333,42 @@ pub fn scenario(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// A port free on 127.0.0.1 for both UDP and TCP, for SIPp's own socket.
+/// A port free on 127.0.0.1 for both UDP and TCP, for a peer's own socket: checked by binding
+/// both from the test-only peer range (see `ports`), where no `bind(0)` lands. Prefer
+/// [`reserve_port`], which keeps the port bound until the peer is about to take it.
 pub fn free_port() -> u16 {
-    loop {
-        let udp = UdpSocket::bind("127.0.0.1:0").expect("bind");
-        let port = udp.local_addr().expect("addr").port();
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
+    reserve_port().release()
+}
+
+/// A fresh scratch path component, unique within this test process.
+fn unique() -> String {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{}-{n}", std::process::id())
 }
 
 /// Runs SIPp's scenario file `name` against the engine, dialling `number`, with extra `args`
 /// (e.g. `-m 200 -r 50`, `-t t1`). Panics if SIPp is not installed: tests never skip a peer.
 pub fn sipp(engine: SocketAddr, name: &str, number: &str, args: &[&str]) -> SippRun {
-    let dir = std::env::temp_dir().join(format!(
-        "activeflow-sipp-{}-{}",
-        std::process::id(),
-        free_port()
-    ));
+    let dir = std::env::temp_dir().join(format!("activeflow-sipp-{}", unique()));
     std::fs::create_dir_all(&dir).expect("sipp dir");
-    let port = free_port().to_string();
+    let port = reserve_port();
     let mut cmd = Command::new("sipp");
     cmd.current_dir(&dir)
         .arg(engine.to_string())
         .args(["-sf", scenario(name).to_str().expect("path")])
-        .args(["-s", number, "-i", "127.0.0.1", "-p", &port])
+        .args([
+            "-s",
+            number,
+            "-i",
+            "127.0.0.1",
+            "-p",
+            &port.port().to_string(),
+        ])
         .args(["-buff_size", "4194304", "-nostdin", "-trace_err"])
         .args(["-timeout", "60s", "-timeout_error"])
         .args(args);
+    port.release();
     let output = cmd
         .output()
         .unwrap_or_else(|e| panic!("cannot run sipp ({e}); scripts/test.sh installs sip-tester"));
@@ -352,18 +403,26 @@ pub fn sipp_spawn(
     number: &str,
     args: &[&str],
 ) -> std::process::Child {
-    let port = free_port().to_string();
-    Command::new("sipp")
-        .current_dir(std::env::temp_dir())
+    let port = reserve_port();
+    let mut cmd = Command::new("sipp");
+    cmd.current_dir(std::env::temp_dir())
         .arg(engine.to_string())
         .args(["-sf", scenario(name).to_str().expect("path")])
-        .args(["-s", number, "-i", "127.0.0.1", "-p", &port])
+        .args([
+            "-s",
+            number,
+            "-i",
+            "127.0.0.1",
+            "-p",
+            &port.port().to_string(),
+        ])
         .args(["-buff_size", "4194304", "-nostdin"])
         .args(["-timeout", "60s", "-timeout_error"])
         .args(args)
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
+        .stderr(std::process::Stdio::null());
+    port.release();
+    cmd.spawn()
         .unwrap_or_else(|e| panic!("cannot run sipp ({e}); scripts/test.sh installs sip-tester"))
 }
 
@@ -461,13 +520,30 @@ pub fn require(tool: &str) {
     assert!(ok, "{tool} not installed; scripts/test.sh installs it");
 }
 
-/// Kills the child when the test ends, pass or fail.
+/// Kills the child when the test ends, pass or fail; if the child is an engine from
+/// [`spawn_engine_with`] whose stderr said "panicked at", the test fails with its stderr tail.
 pub struct Reaper(pub Child);
+
+impl Reaper {
+    /// Fails now (rather than at drop) if the spawned engine has panicked so far.
+    pub fn assert_no_panic(&self) {
+        if let Some(log) = engine_log::of(self.0.id()) {
+            let panics = log.panics();
+            assert!(
+                panics.is_empty(),
+                "the engine panicked:\n{}\n--- its last stderr lines ---\n{}",
+                panics.join("\n"),
+                log.tail().join("\n")
+            );
+        }
+    }
+}
 
 impl Drop for Reaper {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
+        engine_log::check_exited(self.0.id());
     }
 }
 
@@ -528,27 +604,27 @@ pub fn spawn_engine_with(args: &[&str], env: &[(&str, &str)]) -> Spawned {
             std::env::temp_dir().join("activeflow-test-cache"),
         )
         .env("ACTIVEFLOW_STORAGE_PATH", temp_db_path())
+        // Never the benchmarks' RTP ports (20000-59999); `env` may still override.
+        .env("ACTIVEFLOW_MEDIA_RTP_PORTS", rtp_port_range())
         .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .expect("start activeflow");
     let stderr = child.stderr.take().unwrap();
-    let mut lines = BufReader::new(stderr).lines();
+    let mut lines = engine_log::lines(BufReader::new(stderr)).map(|l| strip_ansi(&l));
     let mut startup_log = Vec::new();
     let line = loop {
         let line = lines
             .next()
-            .and_then(Result::ok)
-            .map(|l| strip_ansi(&l))
             .unwrap_or_else(|| panic!("engine exited before listening: {startup_log:#?}"));
         if line.contains("activeflow listening") {
             break line;
         }
         startup_log.push(line);
     };
-    // Keep draining the log so the engine never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
+    // Keep draining the log (so the engine never blocks on a full pipe) into the panic check.
+    engine_log::collect(child.id(), lines);
     let addr = |key: &str| -> SocketAddr {
         line.split_whitespace()
             .find_map(|w| w.strip_prefix(&format!("{key}=")))
@@ -607,6 +683,27 @@ pub fn raw_get_bytes(addr: SocketAddr, path: &str) -> Vec<u8> {
         String::from_utf8_lossy(&buf[..split])
     );
     buf[split + 4..].to_vec()
+}
+
+/// Polls `probe` every 10 ms until it returns Some (returned), or panics naming `what` after
+/// `limit`: a wait on a condition, never a fixed sleep.
+pub fn wait_until<T>(what: &str, limit: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = probe() {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// One series scraped from a metrics endpoint now (0 when absent).
+pub fn scrape(metrics: SocketAddr, series: &str) -> f64 {
+    metric(&raw_get(metrics, "/metrics"), series).unwrap_or(0.0)
 }
 
 /// The value of an unlabelled or fully labelled sample in a Prometheus exposition.

@@ -130,11 +130,7 @@ fn collect(stream: impl Read + Send + 'static, lines: Arc<Lines>) {
 
 /// A fresh private directory under the temp dir for one peer's config and runtime files.
 pub fn private_dir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "activeflow-{tag}-{}-{}",
-        std::process::id(),
-        super::free_port()
-    ));
+    let dir = std::env::temp_dir().join(format!("activeflow-{tag}-{}", super::unique()));
     std::fs::create_dir_all(&dir).expect("peer dir");
     dir
 }
