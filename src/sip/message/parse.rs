@@ -63,8 +63,16 @@ fn parse_framed(raw: &[u8]) -> Result<SipMessage, MessageError> {
     }
 }
 
+/// A status line starts `SIP/`; anything else is parsed as a request. rsip's own
+/// `SipMessage::try_from` tries the response grammar first and, for every request, builds an
+/// error string holding the whole message before trying the request grammar.
 fn rsip_parse(bytes: &[u8]) -> Result<SipMessage, MessageError> {
-    SipMessage::try_from(bytes).map_err(|e| MessageError::Unparseable(e.to_string()))
+    let parsed = if bytes.starts_with(b"SIP/") {
+        rsip::Response::try_from(bytes).map(SipMessage::Response)
+    } else {
+        rsip::Request::try_from(bytes).map(SipMessage::Request)
+    };
+    parsed.map_err(|e| MessageError::Unparseable(e.to_string()))
 }
 
 /// A framing-level problem: answerable with 400 only if the headers parse and validate.
