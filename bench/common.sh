@@ -11,11 +11,12 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BENCH="$ROOT/bench"
-ENGINE_SIP=127.0.0.1:5070
-ENGINE_API=127.0.0.1:8070
-ENGINE_METRICS=127.0.0.1:9470
-REF_SIP=127.0.0.1:5090    # SIPp's uas, the reference
-CALLER_PORT=5081          # SIPp's uac
+# Local ports, each overridable from the environment (two runs at once need their own).
+ENGINE_SIP=${ENGINE_SIP:-127.0.0.1:5070}
+ENGINE_API=${ENGINE_API:-127.0.0.1:8070}
+ENGINE_METRICS=${ENGINE_METRICS:-127.0.0.1:9470}
+REF_SIP=${REF_SIP:-127.0.0.1:5090}    # SIPp's uas, the reference
+CALLER_PORT=${CALLER_PORT:-5072}      # SIPp's uac
 TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 BIN="$TARGET_DIR/release/activeflow"
 WORK="$(mktemp -d /tmp/activeflow-bench.XXXXXX)"
@@ -36,7 +37,7 @@ header() {
   commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')
   dirty=$(git -C "$ROOT" diff --quiet HEAD 2>/dev/null || echo '+dirty')
   for v in STORAGE_PATH LOG RTP_TIMEOUT REPEATS STEPS SETTLE CARGO_TARGET_DIR; do
-    [ -n "${!v+x}" ] && env+="$v=${!v} "
+    [ -n "${!v+x}" ] && env+="$v=$(printf %q "${!v}") "
   done
   printf '# commit %s%s | %s | %s cores, %s GiB RAM, %s, open files %s | command: %s%s\n' \
     "$commit" "$dirty" "$(date -u +%FT%TZ)" "$(nproc)" "$(free -g | awk '/Mem:/ {print $2}')" \
@@ -48,6 +49,7 @@ header() {
 variant() {
   if [ -n "${STORAGE_PATH+x}" ] && [ -z "$STORAGE_PATH" ]; then printf 'storage off'; else printf 'storage on'; fi
   printf ', log %s' "${LOG:-warn}"
+  if [ "${RTP_TIMEOUT:-0}" != 0 ]; then printf ', rtp_timeout %ss' "$RTP_TIMEOUT"; fi
 }
 
 # write_prompt FILE SECONDS: an 8 kHz mono 16-bit WAV (a 440 Hz tone), a format `play` accepts.
@@ -231,8 +233,9 @@ median_min() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END {
   m = (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2); printf "%.1f %.1f\n", v[1], m }'; }
 
 # cps_run FLOW RATE SECONDS: one measured run of RATE·SECONDS calls: SIPp against SIPp's uas (the
-# reference), then, once that has exited and the machine has settled, the same SIPp command
-# against the running engine. Prints one line (PASS/FAIL and why) and sets RUN_REF, RUN_ENG
+# reference), then, once that has exited, a fresh engine (so nothing a run leaves behind —
+# calls still up, lingering transactions, database rows — counts in the next) and after 2 s the
+# same SIPp command against it. Prints one line (PASS/FAIL and why) and sets RUN_REF, RUN_ENG
 # (achieved calls/s) and RUN_PASS (1/0). FLOW hold: SIPp's built-in uac/uas (the caller hangs up
 # after its ACK). FLOW media: bench/sipp/uac_media.xml (RTP from the caller, the engine's BYE)
 # against bench/sipp/uas_media.xml (answers, sends RTP, BYE after 1 s). Also sets RUN_CPU: the
@@ -252,6 +255,7 @@ cps_run() {
   sleep 0.5
   run_uac "$REF_SIP" "$rate" "$calls" "$WORK/ref.csv" "${uac[@]}"
   stop_sipp "$uas_pid"
+  launch_engine "$flow"
   sleep 2
   before=$(counters); ticks0=$(cpu_ticks "$ENGINE_PID")
   run_uac "$ENGINE_SIP" "$rate" "$calls" "$WORK/eng.csv" "${uac[@]}"
@@ -282,6 +286,7 @@ cps_run() {
   RUN_REF=$(awk -v x="$ref" 'BEGIN { split(x, R, " "); printf "%.1f", (R[1] > 0 ? R[2] / R[1] : 0) }')
   RUN_ENG=$(awk -v x="$eng" 'BEGIN { split(x, E, " "); printf "%.1f", (E[1] > 0 ? E[2] / E[1] : 0) }')
   RUN_CPU=$(awk -v x="$eng" -v t=$(( ticks1 - ticks0 )) 'BEGIN { split(x, E, " "); printf "%.3f", (E[2] > 0 ? t / 100 / E[2] * 10000 : 0) }')
+  stop_engine
 }
 
 # cps_rate FLOW RATE SECONDS REPEATS [stop-at-first-failure]: REPEATS runs of cps_run, then a summary

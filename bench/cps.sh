@@ -2,7 +2,8 @@
 # Calls per second, as achieved: SIPp offers RATE calls/s for SECONDS against the engine and, in
 # the same run just before, against SIPp's own uas (the reference). The achieved rate of each side
 # is completed calls ÷ SIPp's own elapsed time (its -trace_stat file: last row, CurrentTime −
-# StartTime, SuccessfulCall(C)); the ratio is engine ÷ reference.
+# StartTime, SuccessfulCall(C)); the ratio is engine ÷ reference. Every run starts a fresh engine
+# after the reference has exited, so what one run leaves behind does not count in the next.
 #
 # An engine run PASSes only if every offered call completed (SuccessfulCall == -m), none failed,
 # the engine sent no 503 (Δ sip_responses_sent_total{code="503"}), no activeflow ended with
@@ -39,12 +40,10 @@ while [ $# -gt 0 ]; do
 done
 case $flow in hold|media) ;; *) echo "--flow hold|media" >&2; exit 2 ;; esac
 [ -n "$search" ] || [ -n "$rate" ] || { echo "usage: bench/cps.sh [--flow hold|media] RATE|--search [SECONDS]" >&2; exit 2; }
-REPEATS=${REPEATS:-3}
-[ "$flow" = media ] && export RTP_TIMEOUT=${RTP_TIMEOUT:-60}
-
 header "${ARGS[@]}"
+REPEATS=${REPEATS:-3}
+if [ "$flow" = media ]; then export RTP_TIMEOUT=${RTP_TIMEOUT:-60}; fi
 build
-launch_engine "$flow"
 if [ -n "$search" ]; then
   good=0 bad=0
   for r in ${STEPS:-3000 6000 9000 12000 15000 18000}; do
