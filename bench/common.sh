@@ -230,7 +230,7 @@ run_uac() {
 
 # median_min VALUES...: "min median" of numbers.
 median_min() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END {
-  m = (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2); printf "%.1f %.1f\n", v[1], m }'; }
+  m = (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2); printf "%.3f %.3f\n", v[1], m }'; }
 
 # cps_run FLOW RATE SECONDS: one measured run of RATE·SECONDS calls: SIPp against SIPp's uas (the
 # reference), then, once that has exited, a fresh engine (so nothing a run leaves behind —

@@ -31,7 +31,7 @@ for side in with without; do
   read -r amin amed <<<"$(median_min ${ach[$side]})"
   read -r _ cmed <<<"$(median_min ${cpu[$side]})"
   eval "med_$side=$amed cpu_$side=$cmed"
-  printf 'PERSISTENCE storage %-7s | offered %d/s x %ds | engine achieved min %.1f median %.1f/s | passed %d of %d | CPU per 10k calls median %s s (runs: %s)\n' \
+  printf 'PERSISTENCE storage %-7s | offered %d/s x %ds | engine achieved min %.1f median %.1f/s | passed %d of %d | CPU per 10k calls median %.3f s (runs: %s)\n' \
     "$side" "$rate" "$secs" "$amin" "$amed" "${pass[$side]}" "$runs" "$cmed" "${cpu[$side]% }"
 done
 # shellcheck disable=SC2154 # set by the eval above
