@@ -36,7 +36,7 @@ header() {
   local commit dirty env=""
   commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')
   dirty=$(git -C "$ROOT" diff --quiet HEAD 2>/dev/null || echo '+dirty')
-  for v in STORAGE_PATH LOG RTP_TIMEOUT REPEATS STEPS SETTLE CARGO_TARGET_DIR; do
+  for v in STORAGE_PATH LOG RTP_TIMEOUT REPEATS RUNS STEPS SETTLE LEVELS SETUP_RATE CARGO_TARGET_DIR; do
     [ -n "${!v+x}" ] && env+="$v=$(printf %q "${!v}") "
   done
   printf '# commit %s%s | %s | %s cores, %s GiB RAM, %s, open files %s | command: %s%s\n' \
