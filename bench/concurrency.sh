@@ -16,6 +16,7 @@
 # estimates 100,000 answered calls from the marginal cost between the last two sizes, and says so.
 source "$(dirname "$0")/common.sh"
 
+ARGS=("$@")
 mode=answered
 if [ "${1:-}" = "--ringing" ]; then mode=ringing; shift; fi
 ulimit -n "$(ulimit -Hn)" || true
@@ -23,7 +24,7 @@ limit=$(ulimit -n)
 budget=$(( limit - (limit / 4 < 512 ? limit / 4 : 512) ))
 if [ "$mode" = ringing ]; then sizes=${*:-10000 50000 100000}; else sizes=${*:-10000 $budget}; fi
 
-header "$@"
+header "${ARGS[@]}"
 build
 echo "mode: $mode; open-file limit: soft $(ulimit -Sn), hard $(ulimit -Hn); engine RTP socket budget $budget"
 measured=""
