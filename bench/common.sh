@@ -36,7 +36,7 @@ header() {
   local commit dirty env=""
   commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')
   dirty=$(git -C "$ROOT" diff --quiet HEAD 2>/dev/null || echo '+dirty')
-  for v in STORAGE_PATH LOG RTP_TIMEOUT REPEATS RUNS STEPS SETTLE LEVELS SETUP_RATE CARGO_TARGET_DIR; do
+  for v in STORAGE_PATH LOG RTP_TIMEOUT REPEATS RUNS STEPS SETTLE LEVELS SETUP_RATE REF CARGO_TARGET_DIR; do
     [ -n "${!v+x}" ] && env+="$v=$(printf %q "${!v}") "
   done
   printf '# commit %s%s | %s | %s cores, %s GiB RAM, %s, open files %s | command: %s%s\n' \
@@ -145,16 +145,19 @@ start_sipp_bg() {
 }
 
 # stop_sipp PID: ends one background SIPp and waits until it is gone (its exit frees every call it
-# held and must not overlap what is measured next).
+# held and must not overlap what is measured next). SIPp may wait on SIGTERM for calls still up
+# (a uas whose caller's BYE was lost): SIGKILL after 5 s.
 stop_sipp() {
   kill -TERM "$1" 2>/dev/null || true
+  for _ in $(seq 50); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL "$1" 2>/dev/null || true
   wait "$1" 2>/dev/null || true
 }
 
 cleanup() {
   local p
   stop_engine
-  for p in "${SIPP_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${SIPP_PIDS[@]}"; do kill -0 "$p" 2>/dev/null && stop_sipp "$p"; done
   wait 2>/dev/null || true
   rm -rf "$WORK"
 }
