@@ -1,5 +1,5 @@
 # Shared helpers for the load scripts in bench/ (sourced, not run): the header every script
-# prints, the release engine on fixed local ports with a chosen flow, its counters from /metrics,
+# prints, the release engine on local ports with a chosen flow, its counters from /metrics,
 # SIPp's statistics file, and one measured calls/s run (engine + SIPp-uas reference).
 #
 # Environment every script honours:
@@ -31,7 +31,8 @@ need python3 python3
 build() { (cd "$ROOT" && nice -n 10 cargo build --release --quiet --bin activeflow "$@"); }
 
 # header ARGS...: one line naming the commit, the date (UTC), the machine and the exact command
-# (with the environment that changes what is measured), so every figure can be cited.
+# (with the environment that changes what is measured), so every figure can be cited; the 1-minute
+# load average says whether the machine was quiet.
 header() {
   local commit dirty env=""
   commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')
@@ -39,8 +40,9 @@ header() {
   for v in STORAGE_PATH LOG RTP_TIMEOUT REPEATS RUNS STEPS SETTLE LEVELS SETUP_RATE REF CARGO_TARGET_DIR; do
     [ -n "${!v+x}" ] && env+="$v=$(printf %q "${!v}") "
   done
-  printf '# commit %s%s | %s | %s cores, %s GiB RAM, %s, open files %s | command: %s%s\n' \
+  printf '# commit %s%s | %s | %s cores, %s GiB RAM, load %s, %s, open files %s | command: %s%s\n' \
     "$commit" "$dirty" "$(date -u +%FT%TZ)" "$(nproc)" "$(free -g | awk '/Mem:/ {print $2}')" \
+    "$(cut -d' ' -f1 /proc/loadavg)" \
     "$(sipp -v 2>/dev/null | grep -o "SIPp v[^ ]*" | sed "s/\.$//")" \
     "$(ulimit -Hn)" "$env" "bench/$(basename "$0")${*:+ $*}"
 }
