@@ -1,52 +1,60 @@
 #!/usr/bin/env bash
-# Calls per second: SIPp's built-in `uac` against the engine (route * → answer + long sleep; the
-# caller hangs up at once) and, in the same run, against SIPp's built-in `uas` as the reference.
-# Prints successful calls/s for both, their ratio, failed calls and the engine's peak RSS.
-#   bench/cps.sh RATE [SECONDS]     one rate (default 30 s)
-#   bench/cps.sh --search [SECONDS] the highest rate with zero failed calls (steps, then bisects)
+# Calls per second, as achieved: SIPp offers RATE calls/s for SECONDS against the engine and, in
+# the same run just before, against SIPp's own uas (the reference). The achieved rate of each side
+# is completed calls ÷ SIPp's own elapsed time (its -trace_stat file: last row, CurrentTime −
+# StartTime, SuccessfulCall(C)); the ratio is engine ÷ reference. Every run starts a fresh engine
+# after the reference has exited, so what one run leaves behind does not count in the next.
+#
+# An engine run PASSes only if every offered call completed (SuccessfulCall == -m), none failed,
+# the engine sent no 503 (Δ sip_responses_sent_total{code="503"}), no activeflow ended with
+# ack_timeout or rtp_timeout (Δ activeflow_ended_total{reason=...}), and calls_active is back to 0
+# within 5 s. Each run's line says PASS or FAIL and why; each rate is run REPEATS times (default 3)
+# and summarised (min/median achieved for both sides, ratio of medians, pass count).
+#
+#   bench/cps.sh [--flow hold|media] RATE [SECONDS (30)]
+#   bench/cps.sh [--flow hold|media] --search [SECONDS (30)]
+#        the highest rate where every repeat passes: STEPS (default 3000 6000 ... 18000), then
+#        bisects to 500/s; a rate stops at its first failing repeat
+#
+# Flows: hold (default) = SIPp's built-in uac (hangs up right after its ACK) against route * →
+# answer + sleep 10 min, reference SIPp's built-in uas. media = bench/sipp/uac_media.xml
+# (INVITE with SDP, ACK, RTP from a pcap, answers BYE) against answer → play a 1 s prompt →
+# hangup (the engine's BYE), with media.rtp_timeout_seconds back at 60 (RTP_TIMEOUT overrides);
+# reference bench/sipp/uas_media.xml (answers, sends RTP, BYE after 1 s). A media call lasts about
+# 1 s, so its achieved rate (calls ÷ elapsed, which includes the last calls' length) is below
+# the offered rate on both sides.
+#
+# Config: the default (config/default.toml: storage on) with RUST_LOG=warn is the headline;
+# STORAGE_PATH= (storage off) and LOG=info are variants, named in every line.
 source "$(dirname "$0")/common.sh"
 
-DURATION=30
-run_sipp() { # target rate seconds out
-  timeout $(( $3 + 90 )) sipp -sn uac "$1" -r "$2" -m $(( $2 * $3 )) -buff_size 4194304 \
-    -i 127.0.0.1 -p 5081 -nostdin -timeout $(( $3 + 60 ))s >"$4" 2>&1 || true
-}
-
-# one RATE SECONDS → prints a result line; returns 0 when the engine had no failed call
-one() {
-  local rate=$1 secs=$2
-  sipp -sn uas -i 127.0.0.1 -p 5090 -buff_size 4194304 -nostdin -bg >/dev/null 2>&1 || true  # -bg exits 99
-  run_sipp 127.0.0.1:5090 "$rate" "$secs" "$WORK/ref.txt"
-  pkill -f "sipp -sn uas -i 127.0.0.1 -p 5090" || true
-  # The reference's exit (it frees every call it held) must not share the cores with the
-  # engine's run: wait until it is gone, then let the machine settle.
-  while pgrep -f "sipp -sn uas -i 127.0.0.1 -p 5090" >/dev/null; do sleep 0.1; done
-  sleep 2
-  run_sipp "$ENGINE_SIP" "$rate" "$secs" "$WORK/eng.txt"
-  local ref_ok ref_fail eng_ok eng_fail
-  ref_ok=$(sipp_stat "$WORK/ref.txt" "Successful call"); ref_fail=$(sipp_stat "$WORK/ref.txt" "Failed call")
-  eng_ok=$(sipp_stat "$WORK/eng.txt" "Successful call"); eng_fail=$(sipp_stat "$WORK/eng.txt" "Failed call")
-  awk -v r="$rate" -v s="$secs" -v ro="${ref_ok:-0}" -v rf="${ref_fail:-0}" -v eo="${eng_ok:-0}" \
-      -v ef="${eng_fail:-0}" -v rss="$(peak_rss_kib "$ENGINE_PID")" 'BEGIN {
-    printf "rate %6d/s %3ds | sipp-uas %8.1f calls/s (%d failed) | engine %8.1f calls/s (%d failed) | ratio %.3f | engine peak RSS %d MiB\n",
-      r, s, ro / s, rf, eo / s, ef, (ro > 0 ? eo / ro : 0), rss / 1024 }'
-  [ "${eng_fail:-1}" = 0 ] && [ "${eng_ok:-0}" -gt 0 ]
-}
-
+ARGS=("$@")
+flow=hold search="" secs=30 rate=""
+while [ $# -gt 0 ]; do
+  case $1 in
+    --flow) flow=$2; shift 2 ;;
+    --search) search=1; shift ;;
+    -h|--help) sed -n '2,/^source/p' "$0" | sed '$d'; exit 0 ;;
+    *) if [ -z "$search" ] && [ -z "$rate" ]; then rate=$1; else secs=$1; fi; shift ;;
+  esac
+done
+case $flow in hold|media) ;; *) echo "--flow hold|media" >&2; exit 2 ;; esac
+[ -n "$search" ] || [ -n "$rate" ] || { echo "usage: bench/cps.sh [--flow hold|media] RATE|--search [SECONDS]" >&2; exit 2; }
+header "${ARGS[@]}"
+REPEATS=${REPEATS:-3}
+if [ "$flow" = media ]; then export RTP_TIMEOUT=${RTP_TIMEOUT:-60}; fi
 build
-start_engine
-machine
-if [ "${1:-}" = "--search" ]; then
-  secs=${2:-$DURATION}; good=0; bad=0
-  for rate in 3000 6000 9000 12000 15000 18000; do
-    if one "$rate" "$secs"; then good=$rate; else bad=$rate; break; fi
+if [ -n "$search" ]; then
+  good=0 bad=0
+  for r in ${STEPS:-3000 6000 9000 12000 15000 18000}; do
+    if cps_rate "$flow" "$r" "$secs" "$REPEATS" first; then good=$r; else bad=$r; break; fi
     sleep 5
   done
-  while [ "$bad" -gt 0 ] && [ $(( bad - good )) -gt 1000 ]; do
-    mid=$(( (good + bad) / 2 / 500 * 500 )); sleep 5
-    if one "$mid" "$secs"; then good=$mid; else bad=$mid; fi
+  while [ "$bad" -gt 0 ] && [ $(( bad - good )) -gt 500 ]; do
+    mid=$(( (good + bad) / 2 / 250 * 250 )); sleep 5
+    if cps_rate "$flow" "$mid" "$secs" "$REPEATS" first; then good=$mid; else bad=$mid; fi
   done
-  echo "highest rate sustained for ${secs}s with 0 failed calls: ${good}/s (first failing: ${bad:-none}/s)"
+  echo "SEARCH $(variant) | flow $flow | highest rate where $REPEATS of $REPEATS runs of ${secs}s passed: ${good}/s (first failing: $([ "$bad" -gt 0 ] && echo "${bad}/s" || echo none))"
 else
-  one "${1:-3000}" "${2:-$DURATION}"
+  cps_rate "$flow" "$rate" "$secs" "$REPEATS" || true
 fi

@@ -1,38 +1,55 @@
 #!/usr/bin/env bash
-# Media pacing under load (examples/media_load.rs): N concurrent calls, each answered by a flow
-# that plays a 60 s prompt; measures the deviation of every RTP inter-packet interval from 20 ms
-# (p50/p99/max) over a window, packets per call, and the engine's CPU. In the same run, the same
-# receiver measures N senders paced by tokio timers (the reference: what the machine and the
-# receiver add by themselves). Usage: bench/media.sh [calls (1000)] [rate/s (200)] [seconds (10)]
-set -euo pipefail
+# Media pacing under load: N concurrent calls over raw SIP/UDP from examples/media_load.rs, each
+# with its own RTP socket, answered by a flow that plays a prompt; over a window of SECONDS the
+# receiver takes every packet's kernel receive timestamp (SO_TIMESTAMPNS) and reports how far each
+# RTP inter-packet interval is from 20 ms (p50/p99/max), packets per call, and the sender's CPU.
+#
+# The reference, in the same run and with the same receiver (REF=):
+#   sipp (default)  SIPp as the callee (bench/sipp/uas_rtp.xml), a separate process that shares no
+#                   thread with the receiver, replaying a generated PCMU pcap per call paced by its
+#                   timestamps, with the same media_load call set-up. SIPp plays with one thread
+#                   per call: on 2 cores it saturates at ~1,000-2,000 calls (calls short of
+#                   packets, its CPU near 200 %), so its figure is valid only below that.
+#   inproc          media_load --reference: N senders paced by tokio timers in the receiver's own
+#                   thread (shares it; kept for comparison with earlier figures)
+#   none            no reference
+# Reference first, then the engine (default config, RUST_LOG=warn), each with the machine
+# otherwise idle.
+#   bench/media.sh [calls (1000)] [set-up rate/s (200)] [seconds measured (10)]
+# 5,000 calls: REF=inproc bench/media.sh 5000 250 10
 source "$(dirname "$0")/common.sh"
 
 CALLS=${1:-1000}
 RATE=${2:-200}
-SECONDS_MEASURED=${3:-10}
+MEASURED=${3:-10}
+# Every call must still be playing when the window ends: set-up + 1 s + window + a margin.
+export PROMPT_SECONDS=$(( CALLS / RATE + MEASURED + 15 ))
 
-echo "== build (release)"
-(cd "$ROOT" && cargo build --release --quiet --bin activeflow --example media_load)
-machine
+header "$@"
+build --example media_load
+LOAD="$TARGET_DIR/release/examples/media_load"
+ulimit -n "$(ulimit -Hn)" || true
 
-mkdir -p "$WORK/flows" "$WORK/prompts"
-# A 60 s prompt: 8 kHz mono 16-bit, a 440 Hz tone.
-python3 - "$WORK/prompts/prompt.wav" <<'PY'
-import math, struct, sys, wave
-with wave.open(sys.argv[1], "wb") as w:
-    w.setnchannels(1); w.setsampwidth(2); w.setframerate(8000)
-    w.writeframes(b"".join(struct.pack("<h", int(8000 * math.sin(2 * math.pi * 440 * i / 8000))) for i in range(8000 * 60)))
-PY
-cat > "$WORK/flows/play.json" <<'JSON'
-{"name": "play", "actions": [
-  {"type": "answer"},
-  {"type": "play", "option": {"stream_urls": ["prompt.wav"]}},
-  {"type": "hangup"}]}
-JSON
-launch_engine play
+case ${REF:-sipp} in
+  sipp)
+    echo "== reference: SIPp uas replaying RTP to $CALLS calls (separate process), same receiver"
+    write_rtp_pcap "$WORK/rtp.pcap" "$PROMPT_SECONDS"
+    start_sipp_bg -sf "$BENCH/sipp/uas_rtp.xml" -mp 17000 -i 127.0.0.1 -p "${REF_SIP##*:}" -buff_size 4194304
+    uas_pid=$!
+    sleep 0.5
+    # media_load labels its lines "engine"; here the callee (and the CPU it reports) is SIPp.
+    "$LOAD" "$REF_SIP" "$CALLS" "$RATE" ref "$MEASURED" "$uas_pid" | sed 's/^engine:/reference (sipp):/; s/engine CPU/sipp CPU/'
+    stop_sipp "$uas_pid"
+    sleep 2 ;;
+  inproc)
+    echo "== reference: $CALLS senders paced by tokio timers in the receiver's thread (media_load --reference)"
+    "$LOAD" --reference "$CALLS" "$MEASURED" | sed 's/^reference:/reference (inproc):/'
+    sleep 2 ;;
+  none) echo "== reference: none (REF=none)" ;;
+  *) echo "REF=sipp|inproc|none" >&2; exit 2 ;;
+esac
 
-echo "== reference: $CALLS senders paced by tokio timers, same receiver"
-"$ROOT/target/release/examples/media_load" --reference "$CALLS" "$SECONDS_MEASURED"
-echo "== engine: $CALLS calls playing a prompt"
-"$ROOT/target/release/examples/media_load" "$ENGINE_SIP" "$CALLS" "$RATE" play "$SECONDS_MEASURED" "$ENGINE_PID"
-echo "engine late ticks skipped: $(metric rtp_late_ticks_total); peak RSS $(( $(peak_rss_kib "$ENGINE_PID") / 1024 )) MiB"
+echo "== engine: $CALLS calls playing a prompt ($(variant))"
+launch_engine play $(( CALLS + CALLS / 10 ))
+"$LOAD" "$ENGINE_SIP" "$CALLS" "$RATE" play "$MEASURED" "$ENGINE_PID"
+echo "engine late ticks skipped: $(metric rtp_late_ticks_total); peak RSS $(( $(peak_rss_kib "$ENGINE_PID") / 1024 )) MiB; 503s sent: $(counters | awk '{print $1}')"

@@ -1,85 +1,58 @@
 #!/usr/bin/env bash
-# Operator stop → BYE latency with N calls up (examples/stop_latency.rs): builds release, starts the
-# engine with a temp config routing every number to a `hold` flow (answer, sleep 600 s), brings N
-# calls up over raw UDP, stops --stops activeflows one at a time, prints p50/p90/p99/max.
-# Usage: bench/stop-latency.sh [calls (10000)] [rate (2000)] [stops (1000)]
-set -euo pipefail
+# Operator stop → BYE latency with N calls up (examples/stop_latency.rs, a raw-UDP caller): the
+# engine (default config, RUST_LOG=warn; route * → answer + sleep 10 min) gets N calls at RATE/s,
+# then STOPS activeflows are stopped one at a time over POST /v1/activeflows/{id}/stop; the tool
+# times each stop → the BYE read by its receive thread and prints p50/p90/p99/max. Next to it
+# the engine's own counters over the run: activeflows ended by operator_stop (one per stop),
+# ended normally by the caller's BYE (reason hangup: the tool's clean-up), ack_timeout, 503s
+# sent, and calls left up after the clean-up.
+#
+# Reference in the same run: the same tool, the same N calls, against SIPp as the callee
+# (bench/sipp/uas_bye_on_info.xml), triggered by an in-dialog INFO instead of the HTTP stop; SIPp
+# sends its BYE on the INFO. Timed by `stop_latency --trigger info` when the tool has it (the same
+# receive thread as the engine's figure), otherwise by bench/bye_reference.py (a Python caller in
+# its own process doing the same steps: INFO sent → BYE read); each line names which.
+#   bench/stop-latency.sh [calls (10000)] [rate (2000)] [stops (1000)]
+source "$(dirname "$0")/common.sh"
 
 CALLS=${1:-10000}
 RATE=${2:-2000}
 STOPS=${3:-1000}
-SIP_PORT=${SIP_PORT:-15060}
-API_PORT=${API_PORT:-18080}
-METRICS_PORT=${METRICS_PORT:-19464}
-# Builds into the default target/ unless CARGO_TARGET_DIR says otherwise.
-TARGET_DIR=${CARGO_TARGET_DIR:-target}
-
-cd "$(dirname "$0")/.."
-echo "== build (release)"
-cargo build --release --bin activeflow --example stop_latency
-
-work=$(mktemp -d /tmp/stop-latency.XXXXXX)
-engine_pid=""
-cleanup() {
-    if [[ -n "$engine_pid" ]] && kill -0 "$engine_pid" 2>/dev/null; then
-        kill -TERM "$engine_pid" 2>/dev/null || true
-        wait "$engine_pid" 2>/dev/null || true
-    fi
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-mkdir -p "$work/flows"
-cat > "$work/flows/hold.json" <<'JSON'
-{
-  "name": "hold",
-  "detail": "Answers and holds the call for 600 s (stop-latency benchmark).",
-  "actions": [
-    {"type": "answer"},
-    {"type": "sleep", "option": {"duration": 600000}},
-    {"type": "hangup", "option": {"reason": "normal"}}
-  ]
-}
-JSON
-# The default config with every route sent to `hold`; the rest comes from ACTIVEFLOW_* below.
-sed -e 's/^flow = "demo"/flow = "hold"/' config/default.toml > "$work/config.toml"
-grep -q '^flow = "hold"' "$work/config.toml" || { echo "could not route to hold" >&2; exit 1; }
-
-# Each call holds an RTP socket: raise the fd limit as far as allowed.
+header "$@"
+build --example stop_latency
+TOOL="$TARGET_DIR/release/examples/stop_latency"
 ulimit -n "$(ulimit -Hn)" || true
-echo "== engine (fd limit $(ulimit -n))"
-RUST_LOG=warn \
-ACTIVEFLOW_FLOWS_DIR="$work/flows" \
-ACTIVEFLOW_SIP_LISTEN="127.0.0.1:$SIP_PORT" \
-ACTIVEFLOW_API_LISTEN="127.0.0.1:$API_PORT" \
-ACTIVEFLOW_METRICS_LISTEN="127.0.0.1:$METRICS_PORT" \
-ACTIVEFLOW_MEDIA_RTP_PORTS=20000-45000 \
-ACTIVEFLOW_ENGINE_SHUTDOWN_GRACE_SECONDS=1 \
-    "$TARGET_DIR/release/activeflow" serve --config "$work/config.toml" \
-    2> "$work/engine.log" &
-engine_pid=$!
-for _ in $(seq 100); do
-    curl -sf "http://127.0.0.1:$API_PORT/readyz" >/dev/null 2>&1 && break
-    kill -0 "$engine_pid" 2>/dev/null || { cat "$work/engine.log" >&2; exit 1; }
-    sleep 0.1
-done
-curl -sf "http://127.0.0.1:$API_PORT/readyz" >/dev/null || { echo "engine not ready" >&2; exit 1; }
 
-echo "== stop_latency: $CALLS calls at $RATE/s, $STOPS stops"
-"$TARGET_DIR/release/examples/stop_latency" \
-    --sip "127.0.0.1:$SIP_PORT" --api "127.0.0.1:$API_PORT" \
-    --calls "$CALLS" --rate "$RATE" --stops "$STOPS" --number 200
-echo "engine RSS: $(ps -o rss= -p "$engine_pid" | awk '{printf "%.0f MiB", $1/1024}')"
-
-echo "== stop engine (SIGTERM)"
-kill -TERM "$engine_pid"
-wait "$engine_pid" || echo "engine exited with $?"
-engine_pid=""
-if grep -qiE 'error|panick' "$work/engine.log"; then
-    echo "engine log (errors):"; grep -iE 'error|panick' "$work/engine.log" | head -20
+echo "== reference: $CALLS calls to SIPp's uas, $STOPS BYEs triggered by INFO, one at a time"
+start_sipp_bg -sf "$BENCH/sipp/uas_bye_on_info.xml" -mp 17000 -i 127.0.0.1 -p "${REF_SIP##*:}" \
+  -buff_size 4194304
+uas_pid=$!
+sleep 0.5
+if "$TOOL" --help 2>/dev/null | grep -q -- '--trigger'; then
+  # The same tool as the engine's figure, triggering with INFO instead of the HTTP stop.
+  "$TOOL" --sip "$REF_SIP" --trigger info --calls "$CALLS" --rate "$RATE" --stops "$STOPS" --number 200 \
+    | sed 's/^/reference (sipp, stop_latency --trigger info): /'
+else
+  # stop_latency cannot trigger with INFO yet: the Python caller in bench/ does the same steps.
+  python3 "$BENCH/bye_reference.py" "$REF_SIP" "$CALLS" "$RATE" "$STOPS" \
+    | sed 's/^/reference (sipp, bench\/bye_reference.py): /'
 fi
+stop_sipp "$uas_pid"
+sleep 2
 
-echo "== machine"
-echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)  commit: $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet 2>/dev/null || echo ' (dirty)')"
-echo "nproc: $(nproc)  kernel: $(uname -r)"
-free -g
+echo "== engine: $CALLS calls, $STOPS operator stops, one at a time ($(variant))"
+launch_engine hold $(( CALLS + CALLS / 10 ))
+before=$(counters)
+stops0=$(metric 'activeflow_ended_total{reason="operator_stop"}')
+"$TOOL" --sip "$ENGINE_SIP" --api "$ENGINE_API" --calls "$CALLS" --rate "$RATE" --stops "$STOPS" --number 200 \
+  | sed 's/^/engine: /'
+left=$(wait_idle 5)
+stops1=$(metric 'activeflow_ended_total{reason="operator_stop"}')
+counters_delta "$before" "$(counters)" | awk -v s=$(( stops1 - stops0 )) -v left="$left" \
+    -v rss="$(rss_kib "$ENGINE_PID")" '{
+  printf "engine counters: ended operator_stop %d, ended hangup (caller BYE) %d, ack_timeout %d, error %d, 503s sent %d | calls left up %d (5 s after the clean-up) | RSS %d MiB\n",
+    s, $4, $2, $6, $1, left, rss / 1024 }'
+stop_engine
+if grep -qiE 'error|panick' "$WORK/engine.log"; then
+  echo "engine log (errors):"; grep -iE 'error|panick' "$WORK/engine.log" | head -20
+fi
