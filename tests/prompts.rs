@@ -2,6 +2,7 @@
 //! path elsewhere, a symlink pointing out) is refused as *outside the prompts directory* whether
 //! or not its target exists, and a plain missing prompt is *not found*: the two errors differ, so
 //! a refusal can never pass for a missing file (nor reveal whether a file outside exists).
+//! Recording files are addressed by id only: a path in place of the id is an unknown id.
 
 #![allow(clippy::unwrap_used)] // test helpers: a failed unwrap is a failed test
 
@@ -90,4 +91,24 @@ fn traversal_is_refused_as_outside_and_a_missing_prompt_is_not_found() {
         );
     }
     let _ = std::fs::remove_dir_all(PathBuf::from(&dir));
+}
+
+/// Recording files are served by id only (`GET /v1/recordings/{id}/file`): a path in place of
+/// the id, encoded or not, is an unknown id (404 `not_found`, the JSON error), never a file.
+#[test]
+fn recording_files_are_served_by_id_never_by_path() {
+    let engine = start(&[flow("x", json!([{"type": "stop"}]))], &[("*", "x")], &[]);
+    for path in [
+        "/v1/recordings/..%2F..%2F..%2Fetc%2Fpasswd/file",
+        "/v1/recordings/%2Fetc%2Fpasswd/file",
+        "/v1/recordings/..%2Factiveflow.db/file",
+        "/v1/recordings/00000000-0000-4000-8000-000000000000/file",
+    ] {
+        let (status, body) = common::http(engine.api, "GET", path, None);
+        assert_eq!(
+            (status, &body["error"]["code"]),
+            (404, &json!("not_found")),
+            "{path}: {body}"
+        );
+    }
 }
