@@ -269,6 +269,11 @@ fn kill_9_with_100_calls_up_then_restart_keeps_every_activeflow() {
     });
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let snapshots = poller.join().expect("poller");
+    // A flow created over the API moments before the kill: committed before the API answered.
+    let late = json!({"name": "late", "actions": [{"type": "hangup"}]});
+    let (status, late) = common::http(first.api, "POST", "/v1/flows", Some(&late.to_string()));
+    assert_eq!(status, 201, "{late}");
+
     // Kill while writes are in flight: look at the newest activeflows until the API shows
     // progress the database file does not have yet (queued, or in the up to 10 ms the writer
     // lets a batch fill), and kill right then.
@@ -484,6 +489,10 @@ fn kill_9_with_100_calls_up_then_restart_keeps_every_activeflow() {
         None,
     );
     assert_eq!(status, 200, "{one}");
+
+    let late_id = late["id"].as_str().expect("flow id");
+    let (status, got) = common::http(second.api, "GET", &format!("/v1/flows/{late_id}"), None);
+    assert_eq!((status, &got["name"]), (200, &json!("late")), "{got}");
 
     // The API flow came back and still routes: one more call to 100 is answered by it.
     let (status, flow) = common::http(second.api, "GET", &format!("/v1/flows/{flow_id}"), None);
