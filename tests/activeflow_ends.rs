@@ -9,6 +9,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use activeflow::call::registry::SessionAddr;
+use activeflow::call::session::CallSession;
 use activeflow::engine::{Activeflow, ActiveflowRecord, EndReason, Status};
 use common::rtp::MediaCaller;
 use common::{executed_types, flow, header, start, RawPeer, TestEngine};
@@ -209,6 +211,82 @@ fn a_panic_in_one_activeflow_ends_only_that_one() {
         assert_eq!(a.variables.get("done"), Some("yes"));
     }
     assert_eq!(e.registry.running(), 0, "every capacity slot freed");
+    e.wait_for("no call left", Duration::from_secs(5), |_| {
+        e.calls.active() == 0
+    });
+}
+
+/// The same fault in a call session's handler.
+struct BoomCall;
+
+impl actix::Message for BoomCall {
+    type Result = ();
+}
+
+impl actix::Handler<BoomCall> for CallSession {
+    type Result = ();
+    fn handle(&mut self, _: BoomCall, _: &mut Self::Context) {
+        panic!("test: a bug in a call session handler");
+    }
+}
+
+#[test]
+fn a_panic_in_one_call_session_ends_only_that_call_and_its_activeflow() {
+    let f = flow(
+        "steady",
+        json!([{"type": "answer"}, {"type": "sleep", "option": {"duration": 3000}},
+               {"type": "hangup"}]),
+    );
+    let e = start(
+        &[f],
+        &[("*", "steady")],
+        &[("ACTIVEFLOW_ENGINE_WORKERS", "1")],
+    );
+    let mut victim = MediaCaller::new(e.sip);
+    let victim_ok = victim.call("1", 0);
+    let mut other = MediaCaller::new(e.sip);
+    other.call("1", 0);
+    e.wait_for("two sleeping", Duration::from_secs(5), |all| {
+        all.len() == 2 && all.iter().all(|a| a.executed_actions.len() == 2)
+    });
+    let engine_tag = header(&victim_ok, "To")
+        .unwrap()
+        .split("tag=")
+        .nth(1)
+        .unwrap()
+        .to_owned();
+    let Some(SessionAddr::Call(session)) =
+        e.calls
+            .route_request(&victim.call_id, Some(&engine_tag), None)
+    else {
+        panic!("the victim's call session is not registered");
+    };
+    session.do_send(BoomCall);
+    // The dead session's call is still ended toward the caller (RFC 3261 §15.1.1) at once.
+    let bye = take_bye(&victim, Duration::from_secs(2));
+    assert_in_dialog(&bye, &victim, &victim_ok);
+    e.wait_for(
+        "the victim's activeflow ended",
+        Duration::from_secs(5),
+        |all| all.iter().filter(|a| a.status == Status::Ended).count() == 1,
+    );
+    let all = e.activeflows();
+    let running: Vec<_> = all.iter().filter(|a| a.status == Status::Running).collect();
+    assert_eq!(running.len(), 1, "the other call's activeflow runs on");
+    // The other call reaches its own end.
+    take_bye(&other, Duration::from_secs(10));
+    e.wait_for("both ended", Duration::from_secs(10), |all| {
+        all.iter().all(|a| a.status == Status::Ended)
+    });
+    let reasons: Vec<_> = e.activeflows().iter().map(|a| a.end_reason).collect();
+    eprintln!("end reasons (newest first): {reasons:?}");
+    assert_eq!(reasons[0], Some(EndReason::Completed), "the other one");
+    assert_ne!(
+        reasons[1],
+        Some(EndReason::Completed),
+        "the victim did not complete"
+    );
+    assert_eq!(e.registry.running(), 0);
     e.wait_for("no call left", Duration::from_secs(5), |_| {
         e.calls.active() == 0
     });
