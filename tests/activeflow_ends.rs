@@ -1,7 +1,7 @@
 //! Ending an activeflow tears its live call down (DESIGN §5): a `stop` action or an action error
 //! hangs up an answered call with a BYE (RFC 3261 §15.1.1) and refuses an unanswered one with
-//! 603 (§21.6.2); and a panic in one activeflow's actor ends only that one (`error`, BYE) while
-//! the others on the same thread run on to their own ends.
+//! 603 (§21.6.2); and a panic in one activeflow's actor, or in one call session's, ends only
+//! that one (its caller gets a BYE) while the others on the same thread run on to their own ends.
 
 #![allow(clippy::unwrap_used)] // test helpers: a failed unwrap is a failed test
 
