@@ -152,9 +152,18 @@ fn prometheus_scrapes_the_engine_and_every_dashboard_query_returns_data() {
         "prometheus scraping the engine",
         Duration::from_secs(60),
         || {
-            // Prometheus may not listen yet: a refused connection is "not yet".
-            std::net::TcpStream::connect(prom).is_ok()
-                && scalar(prom, "count_over_time(up{job=\"activeflow\"}[1m])")
+            // Prometheus may not listen yet (a refused connection) or still be starting (503):
+            // both are "not yet".
+            if std::net::TcpStream::connect(prom).is_err() {
+                return false;
+            }
+            let q = encode("count_over_time(up{job=\"activeflow\"}[1m])");
+            let (status, body) =
+                common::http(prom, "GET", &format!("/api/v1/query?query={q}"), None);
+            status == 200
+                && body["data"]["result"][0]["value"][1]
+                    .as_str()
+                    .and_then(|v| v.parse::<f64>().ok())
                     .is_some_and(|n| n >= 3.0)
         },
     );
