@@ -664,24 +664,35 @@ fn a_full_webhook_queue_drops_and_counts_without_holding_up_the_engine() {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
+    // 30 events (created, one update, ended for each); the queue holds two, and the worker may
+    // have taken one of them to the stalled receiver before the rest came: three or two are
+    // kept, the rest dropped.
+    const EVENTS: f64 = 30.0;
     let deadline = Instant::now() + Duration::from_secs(10);
-    while outcome("dropped") < 27.0 {
+    while outcome("dropped") < EVENTS - 3.0 {
         assert!(
             Instant::now() < deadline,
-            "dropped {} of 30+ events with one in flight and two queued",
+            "dropped {} of {EVENTS} events with one in flight and two queued",
             outcome("dropped")
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+    std::thread::sleep(Duration::from_millis(300));
+    let dropped = outcome("dropped");
+    assert!(
+        dropped <= EVENTS - 2.0,
+        "dropped {dropped}: the queue holds two"
+    );
     assert_eq!(hooks.lock().unwrap().len(), 1, "one delivery in flight");
     assert_eq!(outcome("delivered"), 0.0);
 
-    // The receiver answers again: exactly the one in flight and the two queued arrive, in
-    // order, and nothing that was dropped comes later.
+    // The receiver answers again: exactly what was not dropped arrives, in order, and nothing
+    // that was dropped comes later.
     *gate.0.lock().unwrap() = true;
     gate.1.notify_all();
+    let kept = EVENTS - dropped;
     let deadline = Instant::now() + Duration::from_secs(10);
-    while outcome("delivered") < 3.0 {
+    while outcome("delivered") < kept {
         assert!(
             Instant::now() < deadline,
             "the queued events were not delivered"
@@ -689,9 +700,14 @@ fn a_full_webhook_queue_drops_and_counts_without_holding_up_the_engine() {
         std::thread::sleep(Duration::from_millis(50));
     }
     std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(outcome("delivered"), 3.0);
+    assert_eq!(outcome("delivered"), kept);
+    assert_eq!(
+        outcome("dropped"),
+        dropped,
+        "nothing dropped after the receiver came back"
+    );
     let got = hooks.lock().unwrap().clone();
-    assert_eq!(got.len(), 3, "{got:#?}");
+    assert_eq!(got.len() as f64, kept, "{got:#?}");
     let event_ids: Vec<u64> = got
         .iter()
         .map(|(_, _, b)| b["event_id"].as_u64().unwrap())
@@ -699,6 +715,4 @@ fn a_full_webhook_queue_drops_and_counts_without_holding_up_the_engine() {
     assert!(event_ids.windows(2).all(|w| w[0] < w[1]), "{event_ids:?}");
     assert_eq!(got[0].2["type"], "activeflow_created", "{:#?}", got[0].2);
     assert_eq!(outcome("failed"), 0.0);
-    let dropped = outcome("dropped");
-    assert!(dropped >= 27.0, "dropped {dropped}");
 }
