@@ -495,6 +495,18 @@ fn openapi_lists_every_route() {
         }
         let concrete = path.replace("{id}", &uuid::Uuid::new_v4().to_string());
         let (status, body) = http(e.api, &method.to_uppercase(), &concrete, Some("{}"));
+        // An unknown id or an empty body is the client's fault: 2xx or 4xx with the error
+        // shape, never a 5xx (DESIGN §6: unknown ids are 404, never 500).
+        assert!(
+            (200..500).contains(&status),
+            "{method} {path} answered {status}: {body}"
+        );
+        if status >= 400 {
+            assert!(
+                body["error"]["code"].is_string(),
+                "{method} {path} {status} without the error shape: {body}"
+            );
+        }
         if status == 404 {
             assert_ne!(
                 body["error"]["message"], "no such route",
@@ -701,4 +713,117 @@ fn on_complete_flow_id_chains_children_at_most_five_deep() {
         vars["variables"]["count"], "xxxxx",
         "variables are inherited: {vars}"
     );
+}
+
+/// The keys DESIGN §4 seeds into an activeflow a SIP call starts.
+const SEEDED: [&str; 9] = [
+    "activeflow.id",
+    "activeflow.flow_id",
+    "activeflow.reference_type",
+    "activeflow.reference_id",
+    "call.id",
+    "call.source.target",
+    "call.destination.target",
+    "call.direction",
+    "call.digits",
+];
+
+#[test]
+fn a_calls_seeded_variables_and_their_voipbin_aliases_read_back_over_the_api() {
+    // Each seeded key is copied through its `voipbin.` alias into `via.<key>`: substitution
+    // of the alias must give the same value as the key itself.
+    let mut actions: Vec<Value> = vec![json!({"type": "answer"})];
+    for key in SEEDED {
+        actions.push(json!({"type": "variable_set",
+            "option": {"key": format!("via.{key}"), "value": format!("<${{voipbin.{key}}}>")}}));
+    }
+    actions.push(json!({"type": "sleep", "option": {"duration": 60000}}));
+    let seeded = flow("seeded", Value::Array(actions));
+    let e = start(&[seeded], &[("7001", "seeded")], &[]);
+    let peer = RawPeer::new(e.sip);
+    // RawPeer makes its From tag from the Call-ID: no `@` in it, so the tag stays an RFC 3261
+    // token (§25.1) and the From header parses.
+    peer.send(&peer.invite("7001", "seeded-call", "z9hG4bK-seeded"));
+    peer.recv_until("200 OK");
+    e.wait_for("the variables copied", Duration::from_secs(10), |all| {
+        all.len() == 1 && all[0].executed_actions.len() == SEEDED.len() + 2
+    });
+    let (_, calls) = http(e.api, "GET", "/v1/calls", None);
+    let call_id = calls["result"][0]["id"].as_str().unwrap().to_owned();
+    let (_, list) = http(e.api, "GET", "/v1/activeflows", None);
+    let a = &list["result"][0];
+    let id = a["id"].as_str().unwrap();
+    let (status, vars) = http(
+        e.api,
+        "GET",
+        &format!("/v1/activeflows/{id}/variables"),
+        None,
+    );
+    assert_eq!(status, 200, "{vars}");
+    let v = &vars["variables"];
+    let expected = [
+        ("activeflow.id", id),
+        ("activeflow.flow_id", a["flow_id"].as_str().unwrap()),
+        ("activeflow.reference_type", "call"),
+        ("activeflow.reference_id", call_id.as_str()),
+        ("call.id", call_id.as_str()),
+        // RawPeer's From is <sip:raw@...>: the From URI's user part.
+        ("call.source.target", "raw"),
+        // The Request-URI's user part: the dialled number.
+        ("call.destination.target", "7001"),
+        ("call.direction", "incoming"),
+        ("call.digits", ""),
+    ];
+    for (key, want) in expected {
+        assert_eq!(v[key], want, "{key}: {vars}");
+        assert_eq!(
+            v[format!("via.{key}")],
+            format!("<{want}>"),
+            "${{voipbin.{key}}}: {vars}"
+        );
+    }
+    assert_eq!(a["reference_id"], call_id.as_str());
+    // The alias works for writes too: PUT `voipbin.call.digits` sets `call.digits`.
+    let put = json!({"variables": {"voipbin.call.digits": "42"}}).to_string();
+    let (status, merged) = http(
+        e.api,
+        "PUT",
+        &format!("/v1/activeflows/{id}/variables"),
+        Some(&put),
+    );
+    assert_eq!(status, 200, "{merged}");
+    assert_eq!(merged["variables"]["call.digits"], "42", "{merged}");
+}
+
+#[test]
+fn starting_an_activeflow_over_the_api_at_capacity_is_503() {
+    let e = start(
+        &[hold()],
+        &[("*", "hold")],
+        &[("ACTIVEFLOW_ENGINE_MAX_ACTIVEFLOWS", "2")],
+    );
+    let sleeping = json!({"actions": [{"type": "sleep", "option": {"duration": 60000}}]});
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let (status, a) = post(&e, "/v1/activeflows", &sleeping);
+        assert_eq!(status, 201, "{a}");
+        ids.push(a["id"].as_str().unwrap().to_owned());
+    }
+    let (status, err) = post(&e, "/v1/activeflows", &sleeping);
+    assert_eq!(
+        (status, &err["error"]["code"]),
+        (503, &json!("unavailable")),
+        "{err}"
+    );
+    assert_eq!(e.activeflows().len(), 2, "the refused one was not created");
+    // A call is refused the same way (RFC 3261 §21.5.4: 503 with Retry-After).
+    let peer = RawPeer::new(e.sip);
+    peer.send(&peer.invite("1", "full@t", "z9hG4bK-full"));
+    let busy = peer.recv_final();
+    assert!(busy.starts_with("SIP/2.0 503"), "{busy}");
+    // Room again once one ends.
+    let (status, _) = post(&e, &format!("/v1/activeflows/{}/stop", ids[0]), &json!({}));
+    assert_eq!(status, 200);
+    let (status, again) = post(&e, "/v1/activeflows", &sleeping);
+    assert_eq!(status, 201, "{again}");
 }

@@ -201,26 +201,32 @@ fn connect_relays_the_callers_audio_cancels_the_loser_and_goes_on_when_the_calle
         "the loser got CANCEL"
     );
 
-    // The caller's audio reached the callee: the pcap's payloads, in order, on one stream of
-    // the engine's own (contiguous sequence, one SSRC, PCMA).
+    // The caller's audio reached the callee byte for byte: every relayed PCMA payload is one of
+    // the pcap's, unchanged, in the pcap's order (payload passthrough, `media::relay`), on one
+    // stream of the engine's own (contiguous sequence, one SSRC). The relay may lose frames (a
+    // bridge not up yet, or its 64-frame queue full on a loaded machine) but never alter one:
+    // at most 20% of the pcap may be missing, none of what arrives may differ.
     let sent = pcap_payloads(PCAP);
     assert!(sent.len() > 200, "{} payloads in the pcap", sent.len());
     let audio: Vec<_> = packets.iter().filter(|p| p.0 == 8).collect();
-    let first = sent
-        .iter()
-        .position(|p| audio.first().is_some_and(|a| &a.3 == p))
-        .expect("the first relayed payload is one of the pcap's");
-    // Packets that came before the bridge was up are not relayed (a loaded machine may delay
-    // it); from the first relayed one on, the payloads must be the pcap's, unchanged.
-    let compared = audio.len().min(sent.len() - first);
-    let matching = audio
-        .iter()
-        .zip(&sent[first..])
-        .filter(|(got, want)| &got.3 == *want)
-        .count();
+    let mut next = 0; // where in the pcap the next relayed payload may be found
+    for (i, got) in audio.iter().enumerate() {
+        let at = sent[next..]
+            .iter()
+            .position(|want| *want == got.3)
+            .unwrap_or_else(|| {
+                panic!(
+                    "relayed payload {i} of {} (seq {}) is not the pcap's payload from index \
+                     {next} on: altered or out of order",
+                    audio.len(),
+                    got.1
+                )
+            });
+        next += at + 1;
+    }
     assert!(
-        matching >= compared * 98 / 100 && audio.len() >= sent.len() * 80 / 100,
-        "{matching} of {compared} relayed payloads equal the pcap's ({} packets of {}, first at {first})",
+        audio.len() >= sent.len() * 80 / 100,
+        "{} of the pcap's {} payloads relayed",
         audio.len(),
         sent.len()
     );

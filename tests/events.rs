@@ -585,3 +585,134 @@ fn webhook_metrics_are_exported_at_zero_from_start_up() {
         Some(0.0)
     );
 }
+
+/// A webhook destination that takes each request and answers it only once the gate opens:
+/// a stalled receiver. Returns its address, the gate and the event bodies received.
+fn stalled_server() -> (SocketAddr, Arc<(Mutex<bool>, std::sync::Condvar)>, Hooks) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let gate: Arc<(Mutex<bool>, std::sync::Condvar)> = Arc::default();
+    let seen: Hooks = Arc::default();
+    let (g, log) = (gate.clone(), seen.clone());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let (g, log) = (g.clone(), log.clone());
+            std::thread::spawn(move || loop {
+                let (method, path, body) = common::read_http_request(&stream);
+                if method.is_empty() {
+                    return; // the engine closed the connection
+                }
+                let json = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                log.lock().unwrap().push((path, 200, json));
+                let (open, cv) = &*g;
+                let mut open = open.lock().unwrap();
+                while !*open {
+                    open = cv.wait(open).unwrap();
+                }
+                drop(open);
+                if write!(stream, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n").is_err() {
+                    return;
+                }
+            });
+        }
+    });
+    (addr, gate, seen)
+}
+
+/// README "Events": a full webhook queue drops the event and counts it
+/// (`webhook_deliveries_total{outcome="dropped"}`); the engine never waits for the receiver,
+/// and what was queued is delivered in order once the receiver answers again.
+#[test]
+fn a_full_webhook_queue_drops_and_counts_without_holding_up_the_engine() {
+    let (server, gate, hooks) = stalled_server();
+    let uri = format!("http://{server}/stalled");
+    let (_engine, _sip, api, metrics) = common::spawn_engine(&[
+        ("ACTIVEFLOW_HTTP_ALLOW", "127.0.0.1/32"),
+        ("ACTIVEFLOW_HTTP_TIMEOUT_MS", "30000"),
+        ("ACTIVEFLOW_EVENTS_WEBHOOK_URI", &uri),
+        ("ACTIVEFLOW_EVENTS_WEBHOOK_QUEUE", "2"),
+    ]);
+    let outcome = |o: &str| {
+        let text = common::raw_get(metrics, "/metrics");
+        common::metric(
+            &text,
+            &format!("webhook_deliveries_total{{outcome=\"{o}\"}}"),
+        )
+        .unwrap()
+    };
+    // Ten activeflows, each created, updated and ended: 30 events or more for a queue of two
+    // behind one delivery stuck at the receiver.
+    let mut ids = Vec::new();
+    for n in 0..10 {
+        let body = json!({"actions": [
+            {"type": "variable_set", "option": {"key": "n", "value": n.to_string()}}]});
+        let (status, a) = common::http(api, "POST", "/v1/activeflows", Some(&body.to_string()));
+        assert_eq!(status, 201, "{a}");
+        ids.push(a["id"].as_str().unwrap().to_owned());
+    }
+    // The engine is not held up: every one ends while the receiver is stuck.
+    for id in &ids {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let (_, a) = common::http(api, "GET", &format!("/v1/activeflows/{id}"), None);
+            if a["status"] == "ended" {
+                assert_eq!(a["end_reason"], "completed", "{a}");
+                break;
+            }
+            assert!(Instant::now() < deadline, "{id} never ended: {a}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    // 30 events (created, one update, ended for each); the queue holds two, and the worker may
+    // have taken one of them to the stalled receiver before the rest came: three or two are
+    // kept, the rest dropped.
+    const EVENTS: f64 = 30.0;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while outcome("dropped") < EVENTS - 3.0 {
+        assert!(
+            Instant::now() < deadline,
+            "dropped {} of {EVENTS} events with one in flight and two queued",
+            outcome("dropped")
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let dropped = outcome("dropped");
+    assert!(
+        dropped <= EVENTS - 2.0,
+        "dropped {dropped}: the queue holds two"
+    );
+    assert_eq!(hooks.lock().unwrap().len(), 1, "one delivery in flight");
+    assert_eq!(outcome("delivered"), 0.0);
+
+    // The receiver answers again: exactly what was not dropped arrives, in order, and nothing
+    // that was dropped comes later.
+    *gate.0.lock().unwrap() = true;
+    gate.1.notify_all();
+    let kept = EVENTS - dropped;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while outcome("delivered") < kept {
+        assert!(
+            Instant::now() < deadline,
+            "the queued events were not delivered"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(outcome("delivered"), kept);
+    assert_eq!(
+        outcome("dropped"),
+        dropped,
+        "nothing dropped after the receiver came back"
+    );
+    let got = hooks.lock().unwrap().clone();
+    assert_eq!(got.len() as f64, kept, "{got:#?}");
+    let event_ids: Vec<u64> = got
+        .iter()
+        .map(|(_, _, b)| b["event_id"].as_u64().unwrap())
+        .collect();
+    assert!(event_ids.windows(2).all(|w| w[0] < w[1]), "{event_ids:?}");
+    assert_eq!(got[0].2["type"], "activeflow_created", "{:#?}", got[0].2);
+    assert_eq!(outcome("failed"), 0.0);
+}

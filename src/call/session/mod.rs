@@ -292,7 +292,10 @@ impl Actor for CallSession {
 
     fn stopping(&mut self, ctx: &mut Self::Context) -> Running {
         if !self.leg.is_ended() {
-            self.leg.end(CallEndCause::Failed);
+            // Stopped with the call live (a panic outside `guarded` drops the context, which
+            // stops the actor through here): tell the peer, as `died` does (DESIGN §5).
+            self.leg
+                .end_now(CallEndCause::Failed, &self.shared.env(), Instant::now());
             for output in self.leg.take_outputs() {
                 self.execute(output, ctx);
             }
