@@ -87,9 +87,8 @@ fn engine(flows: &[Value], proxy: Option<u16>) -> TestEngine {
         .iter()
         .map(|(a, b)| (a.as_str(), b.as_str()))
         .collect();
-    // A range of its own: a benchmark engine on the same machine may hold the default one.
-    let env = [("ACTIVEFLOW_MEDIA_RTP_PORTS", "30000-31999")];
-    start_with(flows, &routes, &env, |config| {
+    // RTP ports come from tests/common's range, outside the benchmarks'.
+    start_with(flows, &routes, &[], |config| {
         if let Some(port) = proxy {
             config.trunks[0].outbound_proxy = format!("127.0.0.1:{port}");
         }

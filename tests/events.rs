@@ -180,12 +180,9 @@ fn hold(name: &str) -> Value {
     ]})
 }
 
-/// An engine with RTP ports away from the default range (benchmarks on a shared machine hold
-/// thousands of calls there).
+/// An engine (its RTP ports come from tests/common's range, outside the benchmarks').
 fn start(flows: &[Value], routes: &[(&str, &str)], env: &[(&str, &str)]) -> TestEngine {
-    let mut env = env.to_vec();
-    env.push(("ACTIVEFLOW_MEDIA_RTP_PORTS", "56000-57999"));
-    common::start(flows, routes, &env)
+    common::start(flows, routes, env)
 }
 
 fn caller_bye(e: &TestEngine, number: &str, calls: u64) {
