@@ -4,7 +4,8 @@
 //! scheduling does not count):
 //! the deviation of each inter-packet interval from 20 ms (p50/p99/max), packets per call, and
 //! the engine's CPU (from /proc). `--reference` measures the same receiver against N senders of
-//! its own, paced by tokio timers, in the same run: the floor the machine and receiver impose.
+//! its own, paced by tokio timers on a thread of their own (not the receiver's), in the same
+//! run: the floor the machine and receiver impose.
 //!
 //! Usage: media_load <engine-sip-addr> <calls> <rate/s> <number> <measure-seconds> <engine-pid>
 //!        media_load --reference <calls> <measure-seconds>
@@ -140,19 +141,32 @@ fn report(label: &str, arrivals: &[Vec<f64>], seconds: u64, cpu: Option<f64>) {
 async fn reference(calls: usize, seconds: u64) {
     let measuring = Rc::new(AtomicBool::new(false));
     let (addrs, arrivals) = receivers(calls, measuring.clone()).await;
-    for (i, to) in addrs.into_iter().enumerate() {
-        tokio::task::spawn_local(async move {
-            let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
-            // Spread the senders over the 20 ms like calls answered at different moments.
-            tokio::time::sleep(Duration::from_micros((i as u64 * 20_000) / calls as u64)).await;
-            let mut tick = tokio::time::interval(Duration::from_millis(20));
-            let packet = [0x80u8; 172];
-            loop {
-                tick.tick().await;
-                let _ = socket.send_to(&packet, to).await;
+    // The senders run on their own OS thread and runtime, as the engine's media does on its
+    // own threads: the receiving thread that measures never also paces the packets.
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("sender runtime");
+        let local = tokio::task::LocalSet::new();
+        local.block_on(&rt, async move {
+            for (i, to) in addrs.into_iter().enumerate() {
+                tokio::task::spawn_local(async move {
+                    let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+                    // Spread the senders over the 20 ms like calls answered at different moments.
+                    let offset = (i as u64 * 20_000) / calls as u64;
+                    tokio::time::sleep(Duration::from_micros(offset)).await;
+                    let mut tick = tokio::time::interval(Duration::from_millis(20));
+                    let packet = [0x80u8; 172];
+                    loop {
+                        tick.tick().await;
+                        let _ = socket.send_to(&packet, to).await;
+                    }
+                });
             }
+            std::future::pending::<()>().await
         });
-    }
+    });
     tokio::time::sleep(Duration::from_secs(1)).await;
     measuring.store(true, Ordering::Relaxed);
     tokio::time::sleep(Duration::from_secs(seconds)).await;

@@ -148,11 +148,13 @@ fn a_panic_in_one_activeflow_ends_only_that_one() {
                {"type": "variable_set", "option": {"key": "done", "value": "yes"}},
                {"type": "hangup"}]),
     );
-    let e = start(
+    let mut e = start(
         &[f],
         &[("*", "steady")],
         &[("ACTIVEFLOW_ENGINE_WORKERS", "1")],
     );
+    // The one panic this test plants is the point of it.
+    e.expect_planted_panics(1);
     let mut victim = MediaCaller::new(e.sip);
     let victim_ok = victim.call("1", 0);
     e.wait_for("the first activeflow", Duration::from_secs(5), |all| {
@@ -237,11 +239,13 @@ fn a_panic_in_one_call_session_ends_only_that_call_and_its_activeflow() {
         json!([{"type": "answer"}, {"type": "sleep", "option": {"duration": 3000}},
                {"type": "hangup"}]),
     );
-    let e = start(
+    let mut e = start(
         &[f],
         &[("*", "steady")],
         &[("ACTIVEFLOW_ENGINE_WORKERS", "1")],
     );
+    // The one panic this test plants is the point of it.
+    e.expect_planted_panics(1);
     let mut victim = MediaCaller::new(e.sip);
     let victim_ok = victim.call("1", 0);
     let mut other = MediaCaller::new(e.sip);

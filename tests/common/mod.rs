@@ -38,6 +38,8 @@ pub struct TestEngine {
     /// `actix-rt|system:<id>|arbiter:<n>`), to tell its panics from other tests'.
     thread_name: String,
     system_id: usize,
+    /// Panics a test plants on purpose (`panic!("test: ...")`) that must not fail it.
+    planted_panics: usize,
 }
 
 /// Starts an engine with `flows` (JSON documents) and `routes` (number → flow name), applying
@@ -129,6 +131,7 @@ pub fn start_with(
         thread: Some(thread),
         thread_name,
         system_id,
+        planted_panics: 0,
     }
 }
 
@@ -148,11 +151,17 @@ impl TestEngine {
         }
         let panics = self.panics();
         assert!(
-            panics.is_empty(),
+            panics.len() <= self.planted_panics,
             "the engine panicked:\n{}",
             panics.join("\n")
         );
         joined.map_or(0, |r| r.expect("engine thread"))
+    }
+
+    /// The test plants `n` panics in the engine on purpose (isolation tests): up to that many
+    /// do not fail it; one more does.
+    pub fn expect_planted_panics(&mut self, n: usize) {
+        self.planted_panics = n;
     }
 
     /// Panics so far on this engine's threads (its own and its arbiters').
