@@ -191,11 +191,10 @@ impl Dispatcher {
             self.reply(&req, &peer, 483, &[]);
             return;
         }
-        // Capacity first; admission last, as it counts the INVITEs it lets through.
-        if self.shared.registry.active() >= self.config.max_active_calls
+        if self.shared.overload.is_overloaded()
+            || self.shared.registry.active() >= self.config.max_active_calls
             || self.shared.rtp_ports.available() == 0
             || self.shared.registry.len() >= self.config.max_sessions
-            || !self.shared.overload.admit()
         {
             self.refuse(&req, &peer, Some(&key));
             return;

@@ -280,7 +280,7 @@ impl Actor for CallSession {
     fn started(&mut self, ctx: &mut Self::Context) {
         self.register(ctx);
         if self.leg.is_incoming() {
-            self.shared.overload.observe_new_call(self.leg.created);
+            self.shared.overload.observe(self.leg.created);
             if !self.leg.is_ended() {
                 self.offer(ctx);
             }
