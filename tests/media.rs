@@ -608,22 +608,7 @@ fn keys_pressed_before_any_media_action_are_typed_ahead() {
     // Keys 7 then 3 as RFC 4733 events (start, update, three end packets each), at once.
     let mut seq = 1u16;
     for (n, event) in [7u8, 3].into_iter().enumerate() {
-        let ts = 8000 + n as u32 * 1600;
-        for (i, (end, duration)) in [
-            (false, 160u16),
-            (false, 320),
-            (true, 480),
-            (true, 480),
-            (true, 480),
-        ]
-        .into_iter()
-        .enumerate()
-        {
-            let flags = if end { 0x80 } else { 0 } | 10;
-            let [d0, d1] = duration.to_be_bytes();
-            caller.send_rtp(101, i == 0, seq, ts, &[event, flags, d0, d1]);
-            seq += 1;
-        }
+        caller.press(event, &mut seq, 8000 + n as u32 * 1600);
     }
     caller.expect_bye();
     let results = ended_results(&engine);

@@ -72,25 +72,6 @@ fn micros_between(a: &str, b: &str) -> i64 {
     of(b) - of(a)
 }
 
-/// One key as RFC 4733 events: start, update, then the end packet three times (§2.5.1.4).
-fn press(caller: &MediaCaller, event: u8, seq: &mut u16, timestamp: u32) {
-    for (i, (end, duration)) in [
-        (false, 160u16),
-        (false, 320),
-        (true, 480),
-        (true, 480),
-        (true, 480),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        let flags = if end { 0x80 } else { 0 } | 10;
-        let [d0, d1] = duration.to_be_bytes();
-        caller.send_rtp(101, i == 0, *seq, timestamp, &[event, flags, d0, d1]);
-        *seq += 1;
-    }
-}
-
 #[test]
 fn digits_receive_ends_by_timeout_after_its_duration() {
     let f = |name: &str| {
@@ -131,7 +112,7 @@ fn digits_receive_ends_by_timeout_after_its_duration() {
         all.len() == 2 && all[0].status == Status::Running && all[0].executed_actions.len() == 2
     });
     let mut seq = 1;
-    press(&caller, 5, &mut seq, 8000);
+    caller.press(5, &mut seq, 8000);
     caller.expect_bye();
     let a = ended(&e, "one-key");
     let r = &results(&a, "digits_receive")[0];
@@ -202,7 +183,7 @@ fn each_recording_end_reason_is_reported() {
             });
             std::thread::sleep(Duration::from_millis(200));
             let mut seq = 1;
-            press(&caller, 11, &mut seq, 8000); // '#'
+            caller.press(11, &mut seq, 8000); // '#'
         }
         caller.expect_bye();
         let a = ended(&e, number);

@@ -164,6 +164,24 @@ impl MediaCaller {
     }
 
     /// Sends one RTP packet to the engine.
+    /// One key as RFC 4733 events from sequence number `seq` on (advanced past them): start,
+    /// update, then the end packet three times (§2.5.1.4), at `timestamp`.
+    pub fn press(&self, event: u8, seq: &mut u16, timestamp: u32) {
+        let packets = [
+            (false, 160u16),
+            (false, 320),
+            (true, 480),
+            (true, 480),
+            (true, 480),
+        ];
+        for (i, (end, duration)) in packets.into_iter().enumerate() {
+            let flags = if end { 0x80 } else { 0 } | 10;
+            let [d0, d1] = duration.to_be_bytes();
+            self.send_rtp(101, i == 0, *seq, timestamp, &[event, flags, d0, d1]);
+            *seq += 1;
+        }
+    }
+
     pub fn send_rtp(
         &self,
         payload_type: u8,
