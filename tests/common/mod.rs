@@ -362,21 +362,8 @@ pub fn sipp(engine: SocketAddr, name: &str, number: &str, args: &[&str]) -> Sipp
     let dir = std::env::temp_dir().join(format!("activeflow-sipp-{}", unique()));
     std::fs::create_dir_all(&dir).expect("sipp dir");
     let port = reserve_port();
-    let mut cmd = Command::new("sipp");
-    cmd.current_dir(&dir)
-        .arg(engine.to_string())
-        .args(["-sf", scenario(name).to_str().expect("path")])
-        .args([
-            "-s",
-            number,
-            "-i",
-            "127.0.0.1",
-            "-p",
-            &port.port().to_string(),
-        ])
-        .args(["-buff_size", "4194304", "-nostdin", "-trace_err"])
-        .args(["-timeout", "60s", "-timeout_error"])
-        .args(args);
+    let mut cmd = sipp_command(engine, name, number, port.port(), &dir);
+    cmd.arg("-trace_err").args(args);
     port.release();
     let output = cmd
         .output()
@@ -405,6 +392,25 @@ pub fn sipp(engine: SocketAddr, name: &str, number: &str, args: &[&str]) -> Sipp
     }
 }
 
+/// SIPp running scenario `name` against `engine` for `number` from local `port`, in `dir`,
+/// with the suite's common options (4 MiB socket buffers, no stdin, a 60 s limit as an error).
+fn sipp_command(
+    engine: SocketAddr,
+    name: &str,
+    number: &str,
+    port: u16,
+    dir: &std::path::Path,
+) -> Command {
+    let mut cmd = Command::new("sipp");
+    cmd.current_dir(dir)
+        .arg(engine.to_string())
+        .args(["-sf", scenario(name).to_str().expect("path")])
+        .args(["-s", number, "-i", "127.0.0.1", "-p", &port.to_string()])
+        .args(["-buff_size", "4194304", "-nostdin"])
+        .args(["-timeout", "60s", "-timeout_error"]);
+    cmd
+}
+
 /// Starts SIPp in the background (for tests that act while calls are up).
 pub fn sipp_spawn(
     engine: SocketAddr,
@@ -413,21 +419,8 @@ pub fn sipp_spawn(
     args: &[&str],
 ) -> std::process::Child {
     let port = reserve_port();
-    let mut cmd = Command::new("sipp");
-    cmd.current_dir(std::env::temp_dir())
-        .arg(engine.to_string())
-        .args(["-sf", scenario(name).to_str().expect("path")])
-        .args([
-            "-s",
-            number,
-            "-i",
-            "127.0.0.1",
-            "-p",
-            &port.port().to_string(),
-        ])
-        .args(["-buff_size", "4194304", "-nostdin"])
-        .args(["-timeout", "60s", "-timeout_error"])
-        .args(args)
+    let mut cmd = sipp_command(engine, name, number, port.port(), &std::env::temp_dir());
+    cmd.args(args)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
     port.release();
