@@ -124,7 +124,8 @@ fn stop_or_error_before_answer_declines_the_invite_with_603() {
     }
 }
 
-/// A message no activeflow handler knows: handling it panics, as a bug in a handler would.
+/// A message no real handler knows: handling it panics, as a bug in a handler would. Both
+/// actors under test take it.
 struct Boom;
 
 impl actix::Message for Boom {
@@ -219,15 +220,9 @@ fn a_panic_in_one_activeflow_ends_only_that_one() {
 }
 
 /// The same fault in a call session's handler.
-struct BoomCall;
-
-impl actix::Message for BoomCall {
+impl actix::Handler<Boom> for CallSession {
     type Result = ();
-}
-
-impl actix::Handler<BoomCall> for CallSession {
-    type Result = ();
-    fn handle(&mut self, _: BoomCall, _: &mut Self::Context) {
+    fn handle(&mut self, _: Boom, _: &mut Self::Context) {
         panic!("test: a bug in a call session handler");
     }
 }
@@ -265,7 +260,7 @@ fn a_panic_in_one_call_session_ends_only_that_call_and_its_activeflow() {
     else {
         panic!("the victim's call session is not registered");
     };
-    session.do_send(BoomCall);
+    session.do_send(Boom);
     // The dead session's call is still ended toward the caller (RFC 3261 §15.1.1) at once.
     let bye = take_bye(&victim, Duration::from_secs(2));
     assert_in_dialog(&bye, &victim, &victim_ok);
