@@ -377,7 +377,11 @@ fn open_storage(
         tracing::warn!("storage.path is empty: no durable history");
         return Ok(Storage::disabled());
     }
-    let (storage, recovery) = Storage::open_sqlite(std::path::Path::new(&raw.path), health)?;
+    let options = crate::storage::SqliteOptions {
+        max_row_bytes: raw.max_row_bytes,
+    };
+    let path = std::path::Path::new(&raw.path);
+    let (storage, recovery) = Storage::open_sqlite(path, options, health)?;
     if recovery.activeflows + recovery.calls > 0 {
         tracing::warn!(
             activeflows = recovery.activeflows,

@@ -1,8 +1,10 @@
 //! Watched parts: the threads the engine cannot take calls without (the SIP UDP receiver, the
 //! storage writer, the recording writer) run under [`spawn_watched`], which sees them die (a
 //! panic, or a return nobody asked for) and either restarts them after a back-off or reports
-//! the death as fatal so the process drains and exits non-zero. [`Health`] holds every part's
-//! state for `/readyz` and the `component_up` gauge. Depends on nothing but `metrics`.
+//! the death as fatal so the process drains and exits non-zero. One part is no thread: the
+//! database (`storage`), which the storage writer reports down while its commits fail.
+//! [`Health`] holds every part's state for `/readyz` and the `component_up` gauge. Depends on
+//! nothing but `metrics`.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
@@ -19,13 +21,17 @@ pub enum Component {
     StorageWriter,
     /// The recording writer thread (`media::recording`): restarted.
     RecordingWriter,
+    /// The database: down while commits fail for a passing cause (disk full, I/O error, a
+    /// lock held too long); the writer keeps the writes and retries (`storage::writer`).
+    Storage,
 }
 
 impl Component {
-    pub const ALL: [Component; 3] = [
+    pub const ALL: [Component; 4] = [
         Component::SipUdp,
         Component::StorageWriter,
         Component::RecordingWriter,
+        Component::Storage,
     ];
 
     /// Its name in `/readyz` and the metrics label (one of [`crate::metrics::COMPONENTS`]).
@@ -34,6 +40,7 @@ impl Component {
             Component::SipUdp => "sip_udp",
             Component::StorageWriter => "storage_writer",
             Component::RecordingWriter => "recording_writer",
+            Component::Storage => "storage",
         }
     }
 
@@ -106,8 +113,8 @@ pub struct Health {
 
 #[derive(Default)]
 struct Inner {
-    states: [AtomicU8; 3],
-    deaths: [AtomicU64; 3],
+    states: [AtomicU8; Component::ALL.len()],
+    deaths: [AtomicU64; Component::ALL.len()],
     fatal: Mutex<Option<Component>>,
     fatal_notify: tokio::sync::Notify,
 }

@@ -34,6 +34,7 @@ pub const RTP_PACKETS_DROPPED_TOTAL: &str = "rtp_packets_dropped_total";
 pub const STORAGE_QUEUE_FULL_TOTAL: &str = "storage_queue_full_total";
 pub const STORAGE_WRITES_TOTAL: &str = "storage_writes_total";
 pub const STORAGE_WRITE_ERRORS_TOTAL: &str = "storage_write_errors_total";
+pub const STORAGE_WRITE_REJECTED_TOTAL: &str = "storage_write_rejected_total";
 pub const STORAGE_BATCH_SECONDS: &str = "storage_batch_seconds";
 pub const WEBHOOK_DELIVERIES_TOTAL: &str = "webhook_deliveries_total";
 pub const EVENTS_WINDOW_EXCEEDED_TOTAL: &str = "events_window_exceeded_total";
@@ -87,7 +88,7 @@ pub const ACTORS: &[&str] = &["call_session", "activeflow"];
 /// `storage::WriteKind` labels.
 pub const STORAGE_WRITE_KINDS: &[&str] = &["running", "ended", "call", "flow", "other"];
 /// Watched parts (`health::Component` names, same order).
-pub const COMPONENTS: &[&str] = &["sip_udp", "storage_writer", "recording_writer"];
+pub const COMPONENTS: &[&str] = &["sip_udp", "storage_writer", "recording_writer", "storage"];
 /// [`WebhookOutcome`] labels, same order.
 pub const WEBHOOK_OUTCOMES: &[&str] = &["delivered", "failed", "dropped"];
 /// Why a TCP connection was refused at accept (or an own connection not opened).
@@ -228,7 +229,13 @@ fn describe_all() {
     describe_counter!(STORAGE_WRITES_TOTAL, "Storage writes committed");
     describe_counter!(
         STORAGE_WRITE_ERRORS_TOTAL,
-        "Storage writes lost in a batch that failed to commit"
+        "Storage commits that failed for a passing cause (disk full, busy, I/O): retried, \
+         their writes kept"
+    );
+    describe_counter!(
+        STORAGE_WRITE_REJECTED_TOTAL,
+        "Storage writes dropped because they failed on their own (row over \
+         storage.max_row_bytes, a constraint); the rest of their batch committed"
     );
     describe_histogram!(
         STORAGE_BATCH_SECONDS,
@@ -319,6 +326,7 @@ fn register_zeroes() {
     }
     counter!(STORAGE_WRITES_TOTAL).absolute(0);
     counter!(STORAGE_WRITE_ERRORS_TOTAL).absolute(0);
+    counter!(STORAGE_WRITE_REJECTED_TOTAL).absolute(0);
     let _ = histogram!(STORAGE_BATCH_SECONDS);
     for o in WEBHOOK_OUTCOMES {
         counter!(WEBHOOK_DELIVERIES_TOTAL, "outcome" => *o).absolute(0);
@@ -576,15 +584,20 @@ pub fn storage_queue_full(kind: &'static str) {
     counter!(STORAGE_QUEUE_FULL_TOTAL, "kind" => kind).increment(1);
 }
 
-/// One storage batch of `writes` applied in `elapsed`, committed or not.
+/// One storage batch of `writes` applied in `elapsed`: committed (the writes count), or
+/// failed for a passing cause (the attempt counts; its writes are retried).
 pub fn storage_batch(writes: usize, elapsed: Duration, committed: bool) {
-    let name = if committed {
-        STORAGE_WRITES_TOTAL
+    if committed {
+        counter!(STORAGE_WRITES_TOTAL).increment(writes as u64);
     } else {
-        STORAGE_WRITE_ERRORS_TOTAL
-    };
-    counter!(name).increment(writes as u64);
+        counter!(STORAGE_WRITE_ERRORS_TOTAL).increment(1);
+    }
     histogram!(STORAGE_BATCH_SECONDS).record(elapsed.as_secs_f64());
+}
+
+/// A storage write dropped because it failed on its own.
+pub fn storage_write_rejected() {
+    counter!(STORAGE_WRITE_REJECTED_TOTAL).increment(1);
 }
 
 /// What became of one event for one webhook.

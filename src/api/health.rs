@@ -16,9 +16,10 @@ pub(super) async fn healthz() -> HttpResponse {
 }
 
 /// 200 while the engine takes calls; 503 before start-up completes, once draining, and while a
-/// watched part (`sip_udp`, `storage_writer`, `recording_writer`) is down, naming it in `down`.
+/// watched part (`sip_udp`, `storage_writer`, `recording_writer`) is down or the database fails
+/// its commits (`storage`: a full disk, say; calls go on), naming it in `down`.
 #[utoipa::path(operation_id = "health_readyz", get, path = "/readyz", tag = "meta",
-    responses((status = 200, description = "taking calls"), (status = 503, description = "starting, draining, or a watched part is down")))]
+    responses((status = 200, description = "taking calls"), (status = 503, description = "starting, draining, a watched part is down, or storage fails its commits")))]
 pub(super) async fn readyz(state: web::Data<ApiState>) -> HttpResponse {
     let (ready, body) = readiness(state.ready.load(Ordering::Relaxed), &state.health);
     if ready {
@@ -46,7 +47,7 @@ fn readiness(started: bool, health: &Health) -> (bool, Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::health::{spawn_watched, Component, Ended, OnDeath};
+    use crate::health::{spawn_watched, Component, Ended, OnDeath, PartState};
 
     /// A watched part that died makes the engine not ready, naming the part.
     #[test]
@@ -66,5 +67,20 @@ mod tests {
         assert_eq!(body["status"], "not_ready");
         assert_eq!(body["down"], json!(["storage_writer"]));
         assert_eq!(body["components"]["storage_writer"], "down");
+    }
+
+    /// Storage failing its commits (the writer's outage) makes the engine not ready, naming
+    /// `storage`; ready again once commits succeed.
+    #[test]
+    fn failing_storage_makes_readiness_fail_and_names_it() {
+        let health = Health::new();
+        health.set(Component::Storage, PartState::Up);
+        assert!(readiness(true, &health).0);
+        health.set(Component::Storage, PartState::Down);
+        let (ready, body) = readiness(true, &health);
+        assert!(!ready);
+        assert_eq!(body["down"], json!(["storage"]));
+        health.set(Component::Storage, PartState::Up);
+        assert!(readiness(true, &health).0);
     }
 }

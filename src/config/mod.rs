@@ -239,6 +239,10 @@ pub struct FlowsConfig {
 pub struct StorageConfig {
     pub path: String,
     pub retention_days: u32,
+    /// The largest row a write may store, in bytes; a write over it is dropped on its own
+    /// (logged, `storage_write_rejected_total`) and the rest of its batch commits.
+    #[serde(default = "default_max_row_bytes")]
+    pub max_row_bytes: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -258,6 +262,9 @@ pub struct RouteConfig {
     pub flow: String,
 }
 
+fn default_max_row_bytes() -> usize {
+    16 << 20
+}
 fn default_max_message_size() -> usize {
     65_535
 }
@@ -488,6 +495,7 @@ impl Config {
             return Err(invalid("http.timeout_ms", "must be at least 1"));
         }
         validate_events(&self.events)?;
+        validate_storage(&self.storage)?;
         let http = HttpPolicy {
             allow: cidrs("http.allow", &self.http.allow)?,
             deny: cidrs("http.deny", &self.http.deny)?,
@@ -506,6 +514,17 @@ impl Config {
             raw: self,
         })
     }
+}
+
+/// A row cap below 1 KiB would refuse ordinary rows; SQLite cannot go above 1,000,000,000.
+fn validate_storage(storage: &StorageConfig) -> Result<(), ConfigError> {
+    if !(1024..=1_000_000_000).contains(&storage.max_row_bytes) {
+        return Err(invalid(
+            "storage.max_row_bytes",
+            "must be 1024..=1000000000",
+        ));
+    }
+    Ok(())
 }
 
 fn validate_events(events: &EventsConfig) -> Result<(), ConfigError> {

@@ -107,6 +107,11 @@ fn invalid_values_name_the_key() {
             "ftp://x/",
             "events.webhook_uri",
         ),
+        (
+            "ACTIVEFLOW_STORAGE_MAX_ROW_BYTES",
+            "100",
+            "storage.max_row_bytes",
+        ),
     ];
     for (var, value, key) in cases {
         let e = Config::from_toml_with_env(DEFAULT_TOML, env(&[(var, value)]))

@@ -13,6 +13,8 @@
 //!   record ended in memory (API, metrics, `running` count) once the writer has committed it.
 //!   Anything reported ended is on disk; a crash before that commit leaves it `running` in the
 //!   store, and start-up recovery ends it with `engine_restart`, its executed actions kept.
+//!   The one exception is a storage outage (below): after 5 s the end is shown anyway, and
+//!   its write stays queued until storage recovers.
 //! - **Running activeflows: the writes not yet committed** — those queued or in the commit in
 //!   progress: at most the writer's 10 ms batching interval plus one commit
 //!   (`storage_batch_seconds` shows commit times; the target for the whole is under 50 ms). When the queue is full a running update is not queued: it counts in
@@ -28,8 +30,17 @@
 //! answers 503 naming `storage_writer` and the process drains and exits non-zero rather than
 //! restart it. A writer that died mid-batch leaves the guarantees above unknowable (the batch's
 //! acknowledgements are lost, ends may already be shown), while a restarted process keeps them:
-//! start-up recovery ends what was left `running` with `engine_restart`. A batch that merely
-//! fails to commit is no death: it is logged and counted, and its writes report `false`.
+//! start-up recovery ends what was left `running` with `engine_restart`.
+//!
+//! A batch that fails to commit is no death (see `writer`). A write that fails on its own (a
+//! row over `storage.max_row_bytes`) is dropped, logged and counted, and the rest of its batch
+//! commits. A passing cause (disk full, I/O error, busy) is an outage: `storage` is down in
+//! `/readyz`, the batch stays pending and is retried with a back-off (up to 2 s apart), calls
+//! go on, and the queue fills as above until a commit succeeds. Only a close during an outage
+//! gives writes up (after 5 s; recovery at the next start ends what was left running).
+//!
+//! One process per database: the store holds an exclusive lock on `<path>.lock`, and a second
+//! engine on the same file refuses to start (see `sqlite::lock`).
 //!
 //! `synchronous = NORMAL` in WAL mode: a committed transaction survives the process dying; an
 //! OS crash or power cut may lose the last transactions since the previous checkpoint.
@@ -37,23 +48,27 @@
 mod coalesce;
 mod error;
 mod model;
+mod outage;
 pub mod sqlite;
 mod writer;
 
+use std::future::Future;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::health::{spawn_watched, Component, Ended, Health, OnDeath};
+use crate::health::{spawn_watched, Component, Ended, Health, OnDeath, PartState};
 
 pub use error::StorageError;
 pub use model::{
-    ActionRow, ActiveflowRow, CallRow, FlowRow, FlowSource, Recovery, Store, Stored, Write,
+    ActionRow, ActiveflowRow, CallRow, FlowRow, FlowSource, Recovery, Rejected, Store, Stored,
+    Write,
 };
-pub use sqlite::SqliteStore;
-use writer::Queued;
+pub use sqlite::{SqliteOptions, SqliteStore};
+use writer::{Queued, Shared};
 
 /// Writes the queue holds before a write finds it full (about 3 s of a 3,000 calls/s load).
 pub const QUEUE_CAPACITY: usize = 65_536;
@@ -87,6 +102,30 @@ impl WriteKind {
     }
 }
 
+impl Inner {
+    /// Queues `queued`; when the queue is full (counted), a task waits for space (or, outside
+    /// a runtime, this thread). Nothing is dropped unless the writer is gone.
+    fn enqueue(&self, queued: Queued, kind: WriteKind) {
+        match self.tx.try_send(queued) {
+            Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {}
+            Err(mpsc::error::TrySendError::Full(queued)) => {
+                crate::metrics::storage_queue_full(kind.as_str());
+                let tx = self.tx.clone();
+                match tokio::runtime::Handle::try_current() {
+                    Ok(rt) => {
+                        rt.spawn(async move {
+                            let _ = tx.send(queued).await;
+                        });
+                    }
+                    Err(_) => {
+                        let _ = tx.blocking_send(queued);
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// The handle every layer holds: cheap to clone. A disabled handle (`storage.path = ""`)
 /// accepts every write and keeps nothing.
 #[derive(Clone, Default)]
@@ -97,6 +136,7 @@ pub struct Storage {
 struct Inner {
     tx: mpsc::Sender<Queued>,
     store: Arc<dyn Store>,
+    shared: Arc<Shared>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
@@ -109,12 +149,18 @@ impl Storage {
     /// Opens the SQLite database at `path`, runs the migrations and start-up recovery (records
     /// a dead process left running are ended with `engine_restart`), and starts the writer,
     /// watched as `storage_writer` in `health` (its death is fatal).
-    pub fn open_sqlite(path: &Path, health: &Health) -> Result<(Storage, Recovery), StorageError> {
-        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(path)?);
+    /// Refused with [`StorageError::Locked`] while another process has the database open.
+    pub fn open_sqlite(
+        path: &Path,
+        options: SqliteOptions,
+        health: &Health,
+    ) -> Result<(Storage, Recovery), StorageError> {
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open_with(path, options)?);
         Self::start(store, health)
     }
 
-    /// Recovers `store` and starts its writer thread, watched in `health`.
+    /// Recovers `store` and starts its writer thread, watched in `health` (the thread as
+    /// `storage_writer`, its commits as `storage`: down while they fail).
     pub fn start(
         store: Arc<dyn Store>,
         health: &Health,
@@ -122,9 +168,15 @@ impl Storage {
         let recovery = store.recover("engine_restart", &crate::clock::timestamp())?;
         let (tx, mut rx) = mpsc::channel(QUEUE_CAPACITY);
         let writer_store = store.clone();
+        let shared = Arc::new(Shared {
+            health: health.clone(),
+            closing: AtomicBool::new(false),
+        });
+        let writer_shared = shared.clone();
+        health.set(Component::Storage, PartState::Up);
         let component = Component::StorageWriter;
         let body = move || {
-            writer::run(writer_store.as_ref(), &mut rx);
+            writer::run(writer_store.as_ref(), &mut rx, &writer_shared);
             // It returns on `Stop` or once every handle is gone: both asked for.
             Ended::AsAsked
         };
@@ -142,6 +194,7 @@ impl Storage {
         let inner = Inner {
             tx,
             store,
+            shared,
             thread: Mutex::new(Some(thread)),
         };
         Ok((
@@ -180,53 +233,33 @@ impl Storage {
     /// Queues `write`, never dropping it: when the queue is full a task waits for space (the
     /// caller's thread does not). Must run inside a tokio runtime when the queue is full.
     pub fn write_eventually(&self, write: Write, kind: WriteKind) {
-        let Some(inner) = &self.inner else {
-            return;
-        };
-        match inner.tx.try_send(Queued::Write { write, ack: None }) {
-            Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {}
-            Err(mpsc::error::TrySendError::Full(queued)) => {
-                crate::metrics::storage_queue_full(kind.as_str());
-                let tx = inner.tx.clone();
-                match tokio::runtime::Handle::try_current() {
-                    Ok(rt) => {
-                        rt.spawn(async move {
-                            let _ = tx.send(queued).await;
-                        });
-                    }
-                    Err(_) => {
-                        let _ = tx.blocking_send(queued);
-                    }
-                }
-            }
+        if let Some(inner) = &self.inner {
+            inner.enqueue(Queued::Write { write, ack: None }, kind);
         }
     }
 
-    /// Queues `write` (waiting for space) and resolves once it is committed: true, or false if
-    /// the batch failed or the writer is gone. Disabled storage answers true at once.
-    pub async fn write_confirmed(&self, write: Write, kind: WriteKind) -> bool {
-        let Some(inner) = &self.inner else {
-            return true;
-        };
-        let (ack, done) = oneshot::channel();
-        let queued = Queued::Write {
-            write,
-            ack: Some(ack),
-        };
-        let queued = match inner.tx.try_send(queued) {
-            Ok(()) => None,
-            Err(mpsc::error::TrySendError::Full(q)) => {
-                crate::metrics::storage_queue_full(kind.as_str());
-                Some(q)
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => return false,
-        };
-        if let Some(q) = queued {
-            if inner.tx.send(q).await.is_err() {
-                return false;
+    /// Queues `write` at once (waiting for space on a task, as [`Storage::write_eventually`])
+    /// and returns a future that resolves once it is committed: true, or false if it was
+    /// rejected on its own or the writer is gone. The write stays queued if the future is
+    /// dropped (an end whose wait timed out is still committed when storage recovers).
+    /// Disabled storage answers true at once.
+    pub fn write_confirmed(
+        &self,
+        write: Write,
+        kind: WriteKind,
+    ) -> impl Future<Output = bool> + Send + 'static {
+        let done = self.inner.as_ref().map(|inner| {
+            let (ack, done) = oneshot::channel();
+            let ack = Some(ack);
+            inner.enqueue(Queued::Write { write, ack }, kind);
+            done
+        });
+        async move {
+            match done {
+                None => true,
+                Some(done) => done.await.unwrap_or(false),
             }
         }
-        done.await.unwrap_or(false)
     }
 
     /// Resolves once everything queued before it is committed.
@@ -234,12 +267,16 @@ impl Storage {
         self.write_confirmed(Write::Barrier, WriteKind::Other).await
     }
 
-    /// Commits what is queued and stops the writer thread (at the end of shutdown).
+    /// Commits what is queued and stops the writer thread (at the end of shutdown). While
+    /// commits fail (a full disk), it gives up after the writer's `CLOSE_RETRY`: start-up
+    /// recovery then ends what was left running.
     pub async fn close(&self) {
         let Some(inner) = &self.inner else {
             return;
         };
-        let _ = inner.tx.send(Queued::Stop).await;
+        inner.shared.closing.store(true, Ordering::SeqCst);
+        // Only wakes an idle writer: a full queue means it is busy, and it sees `closing`.
+        let _ = inner.tx.try_send(Queued::Stop);
         let thread = inner
             .thread
             .lock()
@@ -248,6 +285,7 @@ impl Storage {
         if let Some(t) = thread {
             let _ = tokio::task::spawn_blocking(move || t.join()).await;
         }
+        inner.shared.health.set(Component::Storage, PartState::Off);
     }
 
     /// Purges ended records older than `retention_days` now and every [`PURGE_INTERVAL`]

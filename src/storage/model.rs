@@ -100,6 +100,14 @@ pub enum Write {
     Barrier,
 }
 
+/// A write of a batch that failed on its own and was left out (see [`Store::apply_each`]).
+#[derive(Debug)]
+pub struct Rejected {
+    /// Its position in the batch.
+    pub index: usize,
+    pub error: StorageError,
+}
+
 /// A record read back from the store: its creation sequence and the JSON the API serves
 /// (the same fields the in-memory record serializes to).
 #[derive(Debug, Clone, PartialEq)]
@@ -125,6 +133,23 @@ pub struct Recovery {
 pub trait Store: Send + Sync + 'static {
     /// Applies `batch` as one transaction, in order.
     fn apply(&self, batch: &[Write]) -> Result<(), StorageError>;
+    /// Applies `batch` in order, leaving out each write that fails on its own (an error that
+    /// is not [`StorageError::is_transient`]) and returning those; a transient error fails the
+    /// call, and the writer retries the batch. The writer calls it only after [`Store::apply`]
+    /// failed on the whole batch. This default makes each write its own transaction, so a
+    /// retry may apply the writes before a transient error twice (harmless: writes are
+    /// upserts, replayed in order); a backend overrides it with one transaction and savepoints.
+    fn apply_each(&self, batch: &[Write]) -> Result<Vec<Rejected>, StorageError> {
+        let mut rejected = Vec::new();
+        for (index, write) in batch.iter().enumerate() {
+            match self.apply(std::slice::from_ref(write)) {
+                Ok(()) => {}
+                Err(error) if error.is_transient() => return Err(error),
+                Err(error) => rejected.push(Rejected { index, error }),
+            }
+        }
+        Ok(rejected)
+    }
     /// Marks records left `running` by a dead process as ended (`reason`, at `now`).
     fn recover(&self, reason: &str, now: &str) -> Result<Recovery, StorageError>;
     /// Replaces every `file` flow with `flows` (the directory as loaded now).

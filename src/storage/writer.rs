@@ -4,12 +4,23 @@
 //! batches grow and the pages every commit rewrites (b-tree tails, WAL frames) are paid once per
 //! interval rather than once per few calls. Must not call back into the engine. Runs watched
 //! (see `storage`): a panic here ends the process, a failed commit does not.
+//!
+//! A batch is never lost to one bad write or to a passing fault. When the whole batch fails
+//! with an error of one write's own (a row over `storage.max_row_bytes`, a constraint), it is
+//! applied again write by write (`Store::apply_each`): that write is left out, logged and
+//! counted (`storage_write_rejected_total`), the others commit. When it fails for a transient
+//! cause (disk full, busy, I/O) it stays pending and is retried with a back-off (`outage`),
+//! with what was queued meanwhile; `storage` is down in `/readyz` until a commit succeeds.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 
 use super::model::{Store, Write};
+use super::outage::Outage;
+use super::StorageError;
+use crate::health::{Component, Health, PartState};
 
 /// Most writes in one transaction (bounds a transaction's size and an acknowledgement's wait).
 pub(super) const MAX_BATCH: usize = 4096;
@@ -21,76 +32,222 @@ pub(super) const MAX_BATCH: usize = 4096;
 /// 3,000 calls/s and ~47 KiB written per call.
 pub(super) const COMMIT_INTERVAL: Duration = Duration::from_millis(10);
 
+/// Once the store is closing, how long a failing batch is still retried before its writes are
+/// given up (start-up recovery then ends their records with `engine_restart`).
+pub(super) const CLOSE_RETRY: Duration = Duration::from_secs(5);
+
 /// What the queue carries.
 // Boxing `Write` would cost an allocation per write to save space on `Stop`, sent once.
 #[allow(clippy::large_enum_variant)]
 pub(super) enum Queued {
     Write {
         write: Write,
-        /// Told `true` once the write is committed (`false` if its batch failed).
+        /// Told `true` once the write is committed (`false` if it was rejected on its own, or
+        /// given up at close).
         ack: Option<oneshot::Sender<bool>>,
     },
     /// Commit what came before, then end the thread.
     Stop,
 }
 
-pub(super) fn run(store: &dyn Store, rx: &mut mpsc::Receiver<Queued>) {
-    let mut writes: Vec<Write> = Vec::with_capacity(MAX_BATCH);
-    let mut acks: Vec<oneshot::Sender<bool>> = Vec::new();
-    let mut stop = false;
-    let mut last_commit: Option<Instant> = None;
-    while !stop {
-        let Some(first) = rx.blocking_recv() else {
-            break;
-        };
-        // Under load, let the batch fill until the interval is up (the queue keeps taking
-        // writes meanwhile); after an idle spell the first write commits at once.
-        if let Some(wait) = last_commit.and_then(|t| COMMIT_INTERVAL.checked_sub(t.elapsed())) {
-            std::thread::sleep(wait);
+/// What the writer shares with the `Storage` handle.
+pub(super) struct Shared {
+    pub(super) health: Health,
+    /// Set by `Storage::close`: finish what is queued, then stop even if `Stop` cannot be
+    /// queued (a full queue during an outage).
+    pub(super) closing: AtomicBool,
+}
+
+/// The row a write touches, to tell its acknowledgement whether it was the one rejected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum WriteKey {
+    Activeflow(u64),
+    DeleteActiveflow(String),
+    Call(u64),
+    Flow(String),
+    Other,
+}
+
+impl WriteKey {
+    fn of(write: &Write) -> WriteKey {
+        match write {
+            Write::Activeflow { row, .. } => WriteKey::Activeflow(row.sequence),
+            Write::DeleteActiveflow(id) => WriteKey::DeleteActiveflow(id.clone()),
+            Write::Call(row) => WriteKey::Call(row.sequence),
+            Write::Flow(row) => WriteKey::Flow(row.id.clone()),
+            Write::DeleteFlow(id) => WriteKey::Flow(id.clone()),
+            Write::Purge { .. } | Write::Barrier => WriteKey::Other,
         }
-        let mut next = Some(first);
-        while let Some(q) = next.take() {
-            match q {
-                Queued::Write { write, ack } => {
-                    writes.push(write);
-                    acks.extend(ack);
+    }
+}
+
+/// The writes taken from the queue and not yet committed, with their acknowledgements.
+#[derive(Default)]
+struct Pending {
+    writes: Vec<Write>,
+    acks: Vec<(WriteKey, oneshot::Sender<bool>)>,
+    /// `Stop` was taken: commit these, then end.
+    stop: bool,
+}
+
+impl Pending {
+    fn take(&mut self, queued: Queued) {
+        match queued {
+            Queued::Write { write, ack } => {
+                if let Some(ack) = ack {
+                    self.acks.push((WriteKey::of(&write), ack));
                 }
-                Queued::Stop => {
-                    stop = true;
+                self.writes.push(write);
+            }
+            Queued::Stop => self.stop = true,
+        }
+    }
+
+    /// Takes what is queued until the batch is full or `Stop` comes.
+    fn fill(&mut self, rx: &mut mpsc::Receiver<Queued>) {
+        while !self.stop && self.writes.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(q) => self.take(q),
+                Err(_) => break,
+            }
+        }
+    }
+
+    /// Tells every waiting write whether it is committed: all but the `rejected` rows.
+    fn acknowledge(&mut self, rejected: &[WriteKey]) {
+        for (key, ack) in self.acks.drain(..) {
+            let _ = ack.send(!rejected.contains(&key));
+        }
+        self.writes.clear();
+    }
+}
+
+pub(super) fn run(store: &dyn Store, rx: &mut mpsc::Receiver<Queued>, shared: &Shared) {
+    let mut pending = Pending::default();
+    let mut last_commit: Option<Instant> = None;
+    let mut outage: Option<Outage> = None;
+    let mut closing_since: Option<Instant> = None;
+    loop {
+        if pending.writes.is_empty() && pending.acks.is_empty() {
+            if pending.stop {
+                break;
+            }
+            let first = if closing(shared, rx) {
+                rx.try_recv().ok()
+            } else {
+                rx.blocking_recv()
+            };
+            let Some(first) = first else {
+                break;
+            };
+            // Under load, let the batch fill until the interval is up (the queue keeps taking
+            // writes meanwhile); after an idle spell the first write commits at once.
+            if let Some(wait) = last_commit.and_then(|t| COMMIT_INTERVAL.checked_sub(t.elapsed())) {
+                std::thread::sleep(wait);
+            }
+            pending.take(first);
+        }
+        pending.fill(rx);
+        last_commit = Some(Instant::now());
+        match commit(store, &mut pending.writes) {
+            Ok(rejected) => {
+                pending.acknowledge(&rejected);
+                if let Some(o) = outage.take() {
+                    resumed(&o, &shared.health);
+                }
+            }
+            Err(e) => {
+                let now = Instant::now();
+                let retry = if let Some(o) = outage.as_mut() {
+                    o.failed(now)
+                } else {
+                    let (o, retry) = Outage::begin(now);
+                    shared.health.set(Component::Storage, PartState::Down);
+                    outage = Some(o);
+                    retry
+                };
+                let attempts = outage.as_ref().map_or(1, Outage::attempts);
+                if retry.log {
+                    tracing::error!(error = %e, writes = pending.writes.len(), attempts,
+                        retry_in = ?retry.wait,
+                        "storage: commit failed; the writes stay queued and are retried");
+                }
+                if closing(shared, rx) && closing_since.get_or_insert(now).elapsed() >= CLOSE_RETRY
+                {
+                    tracing::error!(error = %e, writes = pending.writes.len(),
+                        "storage: closing with writes not committed; start-up recovery ends \
+                         their records with engine_restart");
+                    let all: Vec<WriteKey> = pending.acks.iter().map(|(k, _)| k.clone()).collect();
+                    pending.acknowledge(&all);
                     break;
                 }
-            }
-            if writes.len() < MAX_BATCH {
-                next = rx.try_recv().ok();
+                std::thread::sleep(retry.wait);
             }
         }
-        last_commit = Some(Instant::now());
-        let ok = commit(store, &mut writes);
-        for ack in acks.drain(..) {
-            let _ = ack.send(ok);
-        }
-        writes.clear();
     }
     tracing::debug!("storage writer stopped");
 }
 
+/// Whether the store is closing: `Storage::close` was called, or every handle is gone.
+fn closing(shared: &Shared, rx: &mpsc::Receiver<Queued>) -> bool {
+    shared.closing.load(Ordering::SeqCst) || rx.is_closed()
+}
+
+/// The end of an outage: logged once, `storage` up again.
+fn resumed(outage: &Outage, health: &Health) {
+    let lasted = outage.lasted(Instant::now());
+    tracing::warn!(failed_commits = outage.attempts(), lasted = ?lasted,
+        "storage: commits succeed again; the writes held back are committed");
+    health.set(Component::Storage, PartState::Up);
+}
+
 /// Commits the batch as one transaction, its writes to the same row folded into one first
-/// (`coalesce`); the counters count the writes as queued.
-fn commit(store: &dyn Store, writes: &mut Vec<Write>) -> bool {
+/// (`coalesce`); the counters count the writes as queued. A write that fails on its own is left
+/// out (logged, counted, its row key returned); a transient failure is the error.
+fn commit(store: &dyn Store, writes: &mut Vec<Write>) -> Result<Vec<WriteKey>, StorageError> {
     let queued = writes.len();
     if queued == 0 {
-        return true;
+        return Ok(Vec::new());
     }
     let started = Instant::now();
     super::coalesce::coalesce(writes);
-    let result = store.apply(writes);
-    crate::metrics::storage_batch(queued, started.elapsed(), result.is_ok());
-    match result {
-        Ok(()) => true,
-        Err(e) => {
-            tracing::error!(error = %e, writes = queued, "storage: batch not committed");
-            false
+    let result = match store.apply(writes) {
+        Err(e) if !e.is_transient() => {
+            tracing::warn!(error = %e, writes = writes.len(),
+                "storage: batch refused; applying its writes one by one");
+            store.apply_each(writes).map(|rejected| {
+                rejected
+                    .into_iter()
+                    .filter_map(|r| {
+                        let write = writes.get(r.index)?;
+                        rejected_write(write, &r.error);
+                        Some(WriteKey::of(write))
+                    })
+                    .collect()
+            })
         }
+        other => other.map(|()| Vec::new()),
+    };
+    crate::metrics::storage_batch(queued, started.elapsed(), result.is_ok());
+    result
+}
+
+/// Logs and counts a write left out of its batch, naming its record.
+fn rejected_write(write: &Write, error: &StorageError) {
+    crate::metrics::storage_write_rejected();
+    let what = "storage: write rejected on its own and dropped; the rest of its batch committed";
+    match write {
+        Write::Activeflow { row, actions } => {
+            tracing::error!(activeflow_id = %row.id, status = row.status,
+                actions = actions.len(), error = %error, "{what}");
+        }
+        Write::Call(row) => tracing::error!(call_id = %row.id, error = %error, "{what}"),
+        Write::Flow(row) => tracing::error!(flow_id = %row.id, error = %error, "{what}"),
+        Write::DeleteActiveflow(id) => {
+            tracing::error!(activeflow_id = %id, error = %error, "{what}");
+        }
+        Write::DeleteFlow(id) => tracing::error!(flow_id = %id, error = %error, "{what}"),
+        Write::Purge { .. } | Write::Barrier => tracing::error!(error = %error, "{what}"),
     }
 }
 

@@ -1,6 +1,7 @@
 //! How an activeflow hands its progress to storage and ends: the end stops work and the call at
-//! once, and is shown (record, registry, metrics, waiting `Stop`s) only once storage has
-//! committed it, so nothing reported ended can be lost (see `storage`).
+//! once, and is shown (record, registry, metrics, waiting `Stop`s) once storage has committed
+//! it, or after `END_COMMIT_TIMEOUT` while storage is failing: the end write then stays queued
+//! and is committed when storage recovers (see `storage`).
 
 use actix::prelude::*;
 
@@ -70,9 +71,9 @@ impl Activeflow {
             variables: &ending.variables,
         };
         let write = crate::engine::persist::ended_write(&lock(&self.record), self.persisted, end);
-        let storage = self.storage.clone();
+        // Queued now: dropping the wait below at its timeout leaves the write queued.
+        let commit = self.storage.write_confirmed(write, WriteKind::Ended);
         let committed = async move {
-            let commit = storage.write_confirmed(write, WriteKind::Ended);
             tokio::time::timeout(END_COMMIT_TIMEOUT, commit)
                 .await
                 .unwrap_or(false)
@@ -89,7 +90,11 @@ impl Activeflow {
     fn record_end(&mut self, ending: Ending, committed: bool, ctx: &mut Context<Self>) {
         let reason = ending.reason;
         if !committed {
-            tracing::error!(activeflow_id = %self.id, "activeflow end not committed to storage");
+            tracing::error!(
+                activeflow_id = %self.id,
+                "activeflow end not committed to storage yet (failing or rejected); shown \
+                 ended now, the write stays queued unless it was rejected"
+            );
         }
         self.show_end(reason, ending.now, ending.variables);
         if matches!(reason, EndReason::Completed | EndReason::Hangup) {

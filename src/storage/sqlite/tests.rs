@@ -1,5 +1,5 @@
 //! SQLite store tests on temporary database files: migrations, upserts that keep ended rows,
-//! recovery, paging, purge.
+//! recovery, paging, purge, the row cap and the one-process lock.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -254,4 +254,68 @@ fn flows_by_source() {
     assert_eq!(names(FlowSource::Api), ["a"]);
     store.apply(&[Write::DeleteFlow("a".into())]).unwrap();
     assert!(names(FlowSource::Api).is_empty());
+}
+
+/// A row over `max_row_bytes` fails the whole batch with SQLite's own "too big", an error of
+/// that write alone (not transient); applied write by write under savepoints, only that write
+/// is left out and every other write of the batch commits, in one transaction.
+#[test]
+fn a_row_over_the_cap_is_left_out_and_the_rest_of_its_batch_commits() {
+    let options = SqliteOptions {
+        max_row_bytes: 4096,
+    };
+    let store = SqliteStore::open_with(&temp_db(), options).unwrap();
+    let mut big = activeflow(2, "ended", Some("2026-01-01T00:00:01.000000Z"));
+    big.variables = Some(format!(r#"{{"x":"{}"}}"#, "y".repeat(8192)));
+    let batch = [
+        Write::Activeflow {
+            row: activeflow(1, "running", None),
+            actions: vec![action(0)],
+        },
+        Write::Activeflow {
+            row: big,
+            actions: vec![action(0)],
+        },
+        Write::Call(call(1, "ringing", None)),
+    ];
+    let e = store.apply(&batch).unwrap_err();
+    assert!(!e.is_transient(), "{e}");
+    assert!(store.activeflow("af-1").unwrap().is_none(), "rolled back");
+
+    let rejected = store.apply_each(&batch).unwrap();
+    assert_eq!(rejected.len(), 1, "{rejected:?}");
+    assert_eq!(rejected[0].index, 1);
+    assert!(
+        rejected[0].error.to_string().contains("too big"),
+        "{}",
+        rejected[0].error
+    );
+    let one = store.activeflow("af-1").unwrap().unwrap().json;
+    assert_eq!(one["executed_actions"].as_array().unwrap().len(), 1);
+    assert!(store.activeflow("af-2").unwrap().is_none());
+    assert!(store.call("call-1").unwrap().is_some());
+}
+
+/// A second store on the same file is refused before it touches the database (its recovery
+/// would end the first one's running records); the first keeps its rows and keeps writing.
+#[test]
+fn a_second_store_on_the_same_file_is_refused() {
+    let path = temp_db();
+    let first = SqliteStore::open(&path).unwrap();
+    let running = |seq| Write::Activeflow {
+        row: activeflow(seq, "running", None),
+        actions: vec![],
+    };
+    first.apply(&[running(1)]).unwrap();
+    let e = SqliteStore::open(&path).err().unwrap();
+    assert!(matches!(e, StorageError::Locked { .. }), "{e}");
+    assert!(e.to_string().contains(&path.display().to_string()), "{e}");
+    first.apply(&[running(2)]).unwrap();
+    let one = first.activeflow("af-1").unwrap().unwrap().json;
+    assert_eq!(
+        one["status"], "running",
+        "not recovered by the refused store"
+    );
+    drop(first);
+    SqliteStore::open(&path).unwrap();
 }

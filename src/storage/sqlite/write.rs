@@ -39,7 +39,7 @@ pub(super) fn apply(conn: &mut Connection, batch: &[Write]) -> Result<(), Storag
     Ok(())
 }
 
-fn apply_one(tx: &Transaction<'_>, write: &Write) -> Result<(), StorageError> {
+pub(super) fn apply_one(tx: &Transaction<'_>, write: &Write) -> Result<(), StorageError> {
     match write {
         Write::Activeflow { row, actions } => {
             upsert_activeflow(tx, row)?;
