@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
 use super::model::{Store, Write};
-use super::outage::Outage;
+use super::outage::{Outage, Retry};
 use super::StorageError;
 use crate::health::{Component, Health, PartState};
 
@@ -158,20 +158,7 @@ pub(super) fn run(store: &dyn Store, rx: &mut mpsc::Receiver<Queued>, shared: &S
             }
             Err(e) => {
                 let now = Instant::now();
-                let retry = if let Some(o) = outage.as_mut() {
-                    o.failed(now)
-                } else {
-                    let (o, retry) = Outage::begin(now);
-                    shared.health.set(Component::Storage, PartState::Down);
-                    outage = Some(o);
-                    retry
-                };
-                let attempts = outage.as_ref().map_or(1, Outage::attempts);
-                if retry.log {
-                    tracing::error!(error = %e, writes = pending.writes.len(), attempts,
-                        retry_in = ?retry.wait,
-                        "storage: commit failed; the writes stay queued and are retried");
-                }
+                let retry = failed(&mut outage, &e, pending.writes.len(), now, &shared.health);
                 if closing(shared, rx) && closing_since.get_or_insert(now).elapsed() >= CLOSE_RETRY
                 {
                     tracing::error!(error = %e, writes = pending.writes.len(),
@@ -186,6 +173,32 @@ pub(super) fn run(store: &dyn Store, rx: &mut mpsc::Receiver<Queued>, shared: &S
         }
     }
     tracing::debug!("storage writer stopped");
+}
+
+/// A failed commit at `now`: starts or extends the outage (`storage` down at its start), logs
+/// as the outage says, and tells how long to wait before the next attempt.
+fn failed(
+    outage: &mut Option<Outage>,
+    error: &StorageError,
+    writes: usize,
+    now: Instant,
+    health: &Health,
+) -> Retry {
+    let retry = match outage {
+        Some(o) => o.failed(now),
+        None => {
+            let (o, retry) = Outage::begin(now);
+            health.set(Component::Storage, PartState::Down);
+            *outage = Some(o);
+            retry
+        }
+    };
+    if retry.log {
+        let attempts = outage.as_ref().map_or(1, Outage::attempts);
+        tracing::error!(error = %error, writes, attempts, retry_in = ?retry.wait,
+            "storage: commit failed; the writes stay queued and are retried");
+    }
+    retry
 }
 
 /// Whether the store is closing: `Storage::close` was called, or every handle is gone.
