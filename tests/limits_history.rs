@@ -127,13 +127,14 @@ fn row(id: &str, sequence: u64, variables: Option<String>) -> ActiveflowRow {
     }
 }
 
-/// One batch, five writes, two of them bad on their own: a row over `storage.max_row_bytes`
-/// (SQLite's "too big") and a second activeflow with an id already stored (a UNIQUE
-/// constraint). The batch is held together by a write lock another connection takes on the
-/// file, so the writer's next transaction holds all five. The three good writes commit and
-/// are acknowledged; the two bad ones are acknowledged `false`, counted in
-/// `storage_write_rejected_total`, and are not in the file. (Before: the one transaction
-/// failed, and every write of the batch was lost.)
+/// One batch, five writes, two of them bad on their own: an ended activeflow whose header is
+/// over `storage.max_row_bytes` with its final variables (SQLite's "too big"), and a second
+/// activeflow with an id already stored (a UNIQUE constraint). The batch is held together by a
+/// write lock another connection takes on the file, so the writer's next transaction holds all
+/// five. The three good writes commit; the big one is stored without its variables (its end
+/// kept); the duplicate is left out and acknowledged `false`; both count in
+/// `storage_write_rejected_total`. (Before: the one transaction failed, and every write of the
+/// batch was lost.)
 #[test]
 fn a_write_that_fails_on_its_own_is_dropped_and_the_rest_of_its_batch_commits() {
     let metrics = activeflow::metrics::install().expect("the only recorder in this process");
@@ -202,12 +203,15 @@ fn a_write_that_fails_on_its_own_is_dropped_and_the_rest_of_its_batch_commits() 
         }
         out
     });
-    assert_eq!(acked, [true, false, false, true, true]);
-    for id in [waiting, good, after] {
+    assert_eq!(acked, [true, true, false, true, true]);
+    for id in [waiting, good, big, after] {
         let a = store.activeflow(id).unwrap();
         assert_eq!(a.unwrap().json["status"], "ended", "{id}");
     }
-    assert!(store.activeflow(big).unwrap().is_none(), "the row too big");
+    let variables = store.activeflow_variables(big).unwrap();
+    assert_eq!(variables, Some(json!({})), "stored without its variables");
+    let big = store.activeflow(big).unwrap().unwrap().json;
+    assert_eq!(big["end_reason"], "completed", "{big}");
     let one = store.activeflow(first).unwrap().unwrap();
     assert_eq!(one.sequence, 1, "the duplicate id did not replace it");
     assert!(store

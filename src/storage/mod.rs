@@ -64,8 +64,8 @@ use crate::health::{spawn_watched, Component, Ended, Health, OnDeath, PartState}
 
 pub use error::StorageError;
 pub use model::{
-    ActionRow, ActiveflowRow, CallRow, FlowRow, FlowSource, Recovery, Rejected, Store, Stored,
-    Write,
+    ActionRow, ActiveflowRow, CallRow, FlowRow, FlowSource, Recovery, Rejected, RejectedPart,
+    Store, Stored, Write,
 };
 pub use sqlite::{SqliteOptions, SqliteStore};
 use writer::{Queued, Shared};

@@ -100,12 +100,26 @@ pub enum Write {
     Barrier,
 }
 
-/// A write of a batch that failed on its own and was left out (see [`Store::apply_each`]).
+/// A row of a batch's write that failed on its own and was left out (see
+/// [`Store::apply_each`]).
 #[derive(Debug)]
 pub struct Rejected {
-    /// Its position in the batch.
+    /// The write's position in the batch.
     pub index: usize,
+    /// Which of its rows.
+    pub part: RejectedPart,
     pub error: StorageError,
+}
+
+/// What of a write was left out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RejectedPart {
+    /// The whole write (for an activeflow: its header, even without its variables).
+    Whole,
+    /// An activeflow's final variables: the header was stored without them.
+    Variables,
+    /// One executed action, by its index in `executed_actions`.
+    Action(usize),
 }
 
 /// A record read back from the store: its creation sequence and the JSON the API serves
@@ -133,7 +147,7 @@ pub struct Recovery {
 pub trait Store: Send + Sync + 'static {
     /// Applies `batch` as one transaction, in order.
     fn apply(&self, batch: &[Write]) -> Result<(), StorageError>;
-    /// Applies `batch` in order, leaving out each write that fails on its own (an error that
+    /// Applies `batch` in order, leaving out each row that fails on its own (an error that
     /// is not [`StorageError::is_transient`]) and returning those; a transient error fails the
     /// call, and the writer retries the batch. The writer calls it only after [`Store::apply`]
     /// failed on the whole batch. This default makes each write its own transaction, so a
@@ -145,7 +159,11 @@ pub trait Store: Send + Sync + 'static {
             match self.apply(std::slice::from_ref(write)) {
                 Ok(()) => {}
                 Err(error) if error.is_transient() => return Err(error),
-                Err(error) => rejected.push(Rejected { index, error }),
+                Err(error) => rejected.push(Rejected {
+                    index,
+                    part: RejectedPart::Whole,
+                    error,
+                }),
             }
         }
         Ok(rejected)

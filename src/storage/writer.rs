@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::model::{Store, Write};
+use super::model::{RejectedPart, Store, Write};
 use super::outage::{Outage, Retry};
 use super::StorageError;
 use crate::health::{Component, Health, PartState};
@@ -233,8 +233,10 @@ fn commit(store: &dyn Store, writes: &mut Vec<Write>) -> Result<Vec<WriteKey>, S
                     .into_iter()
                     .filter_map(|r| {
                         let write = writes.get(r.index)?;
-                        rejected_write(write, &r.error);
-                        Some(WriteKey::of(write))
+                        rejected_row(write, r.part, &r.error);
+                        // Only a write left out whole is not committed; a part left out is
+                        // logged and counted, its record is stored.
+                        (r.part == RejectedPart::Whole).then(|| WriteKey::of(write))
                     })
                     .collect()
             })
@@ -245,14 +247,19 @@ fn commit(store: &dyn Store, writes: &mut Vec<Write>) -> Result<Vec<WriteKey>, S
     result
 }
 
-/// Logs and counts a write left out of its batch, naming its record.
-fn rejected_write(write: &Write, error: &StorageError) {
+/// Logs and counts a row left out of its batch, naming its record and what of it was lost.
+fn rejected_row(write: &Write, part: RejectedPart, error: &StorageError) {
     crate::metrics::storage_write_rejected();
-    let what = "storage: write rejected on its own and dropped; the rest of its batch committed";
+    let what = "storage: row rejected on its own and dropped; the rest of its batch committed";
     match write {
-        Write::Activeflow { row, actions } => {
-            tracing::error!(activeflow_id = %row.id, status = row.status,
-                actions = actions.len(), error = %error, "{what}");
+        Write::Activeflow { row, .. } => {
+            let dropped = match part {
+                RejectedPart::Whole => "the whole write".to_owned(),
+                RejectedPart::Variables => "its final variables (stored without)".to_owned(),
+                RejectedPart::Action(i) => format!("executed action {i}"),
+            };
+            tracing::error!(activeflow_id = %row.id, status = row.status, dropped,
+                error = %error, "{what}");
         }
         Write::Call(row) => tracing::error!(call_id = %row.id, error = %error, "{what}"),
         Write::Flow(row) => tracing::error!(flow_id = %row.id, error = %error, "{what}"),

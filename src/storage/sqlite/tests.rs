@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::*;
-use crate::storage::model::{ActionRow, ActiveflowRow, CallRow};
+use crate::storage::model::{ActionRow, ActiveflowRow, CallRow, RejectedPart};
 
 fn temp_db() -> PathBuf {
     static N: AtomicUsize = AtomicUsize::new(0);
@@ -257,23 +257,39 @@ fn flows_by_source() {
 }
 
 /// A row over `max_row_bytes` fails the whole batch with SQLite's own "too big", an error of
-/// that write alone (not transient); applied write by write under savepoints, only that write
-/// is left out and every other write of the batch commits, in one transaction.
+/// that row alone (not transient). Applied row by row under savepoints, in one transaction:
+/// an activeflow header too big with its final variables is stored without them (its end is
+/// kept), an action too big is left out while its siblings are stored, a header that cannot be
+/// stored at all (a duplicate id) leaves its whole write out, and every other write commits.
 #[test]
-fn a_row_over_the_cap_is_left_out_and_the_rest_of_its_batch_commits() {
+fn rows_over_the_cap_are_left_out_and_the_rest_of_their_batch_commits() {
     let options = SqliteOptions {
         max_row_bytes: 4096,
     };
     let store = SqliteStore::open_with(&temp_db(), options).unwrap();
-    let mut big = activeflow(2, "ended", Some("2026-01-01T00:00:01.000000Z"));
-    big.variables = Some(format!(r#"{{"x":"{}"}}"#, "y".repeat(8192)));
+    let mut big_variables = activeflow(2, "ended", Some("2026-01-01T00:00:01.000000Z"));
+    big_variables.variables = Some(format!(r#"{{"x":"{}"}}"#, "y".repeat(8192)));
+    let big_action = ActionRow {
+        index: 1,
+        body: format!(r#"{{"type":"talk","text":"{}"}}"#, "z".repeat(8192)),
+    };
+    let mut same_id = activeflow(4, "running", None);
+    same_id.id = "af-1".into();
     let batch = [
         Write::Activeflow {
             row: activeflow(1, "running", None),
             actions: vec![action(0)],
         },
         Write::Activeflow {
-            row: big,
+            row: big_variables,
+            actions: vec![action(0)],
+        },
+        Write::Activeflow {
+            row: activeflow(3, "running", None),
+            actions: vec![action(0), big_action, action(2)],
+        },
+        Write::Activeflow {
+            row: same_id,
             actions: vec![action(0)],
         },
         Write::Call(call(1, "ringing", None)),
@@ -283,16 +299,40 @@ fn a_row_over_the_cap_is_left_out_and_the_rest_of_its_batch_commits() {
     assert!(store.activeflow("af-1").unwrap().is_none(), "rolled back");
 
     let rejected = store.apply_each(&batch).unwrap();
-    assert_eq!(rejected.len(), 1, "{rejected:?}");
-    assert_eq!(rejected[0].index, 1);
+    let parts: Vec<(usize, RejectedPart)> = rejected.iter().map(|r| (r.index, r.part)).collect();
+    assert_eq!(
+        parts,
+        [
+            (1, RejectedPart::Variables),
+            (2, RejectedPart::Action(1)),
+            (3, RejectedPart::Whole)
+        ]
+    );
     assert!(
         rejected[0].error.to_string().contains("too big"),
-        "{}",
-        rejected[0].error
+        "{rejected:?}"
     );
-    let one = store.activeflow("af-1").unwrap().unwrap().json;
-    assert_eq!(one["executed_actions"].as_array().unwrap().len(), 1);
-    assert!(store.activeflow("af-2").unwrap().is_none());
+    assert!(
+        rejected[2].error.to_string().contains("UNIQUE"),
+        "{rejected:?}"
+    );
+    let actions = |id: &str| {
+        let a = store.activeflow(id).unwrap().unwrap().json;
+        a["executed_actions"].as_array().unwrap().len()
+    };
+    assert_eq!(actions("af-1"), 1);
+    let two = store.activeflow("af-2").unwrap().unwrap().json;
+    assert_eq!(
+        (&two["status"], &two["end_reason"]),
+        (&"ended".into(), &"completed".into())
+    );
+    assert_eq!(actions("af-2"), 1);
+    assert_eq!(actions("af-3"), 2, "actions 0 and 2");
+    assert_eq!(
+        store.activeflows(None, None, 10).unwrap().len(),
+        3,
+        "no sequence 4"
+    );
     assert!(store.call("call-1").unwrap().is_some());
 }
 
