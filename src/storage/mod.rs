@@ -24,7 +24,8 @@
 //! - **Calls**: progress writes (ringing, answered) are skipped when the queue is full (the
 //!   next write carries the whole row); the `ended` write waits for space on a task, never
 //!   dropped. A call not yet committed as ended when the process dies is ended at recovery.
-//! - **Flows created, replaced or deleted over the API**: committed before the API answers.
+//! - **Flows created, replaced or deleted over the API**: committed before the API answers
+//!   (during an outage, the request waits for the commit).
 //!
 //! The writer thread is watched (`health`): if it dies (a panic in a backend), `/readyz`
 //! answers 503 naming `storage_writer` and the process drains and exits non-zero rather than
@@ -32,9 +33,10 @@
 //! acknowledgements are lost, ends may already be shown), while a restarted process keeps them:
 //! start-up recovery ends what was left `running` with `engine_restart`.
 //!
-//! A batch that fails to commit is no death (see `writer`). A write that fails on its own (a
-//! row over `storage.max_row_bytes`) is dropped, logged and counted, and the rest of its batch
-//! commits. A passing cause (disk full, I/O error, busy) is an outage: `storage` is down in
+//! A batch that fails to commit is no death (see `writer`). A row that fails on its own (over
+//! `storage.max_row_bytes`, a constraint) is left out, logged and counted, and the rest of its
+//! batch commits; an activeflow's header too big with its final variables is stored without
+//! them, so its end is kept. A passing cause (disk full, I/O error, busy) is an outage: `storage` is down in
 //! `/readyz`, the batch stays pending and is retried with a back-off (up to 2 s apart), calls
 //! go on, and the queue fills as above until a commit succeeds. Only a close during an outage
 //! gives writes up (after 5 s; recovery at the next start ends what was left running).
