@@ -101,6 +101,13 @@ pub struct SipConfig {
     /// The shortest session interval we accept (RFC 4028 Min-SE, at least 90).
     #[serde(default = "default_min_se")]
     pub min_se_seconds: u32,
+    /// Out-of-dialog requests (new INVITEs, OPTIONS, REGISTER, ...) accepted per second from one
+    /// source IP (token bucket, one second's burst); 0 = no limit.
+    #[serde(default = "default_max_new_calls_per_source")]
+    pub max_new_calls_per_source_per_second: u32,
+    /// Source networks never rate-limited: the operator's own trunks and proxies.
+    #[serde(default = "default_rate_limit_exempt")]
+    pub rate_limit_exempt: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -258,6 +265,12 @@ pub struct RouteConfig {
     pub flow: String,
 }
 
+fn default_max_new_calls_per_source() -> u32 {
+    100
+}
+fn default_rate_limit_exempt() -> Vec<String> {
+    vec!["127.0.0.0/8".into(), "::1".into()]
+}
 fn default_max_message_size() -> usize {
     65_535
 }
@@ -308,6 +321,8 @@ pub struct Settings {
     pub sip_listen: SocketAddr,
     pub public_address: IpAddr,
     pub rtp_ports: PortRange,
+    /// `sip.rate_limit_exempt`, parsed.
+    pub sip_rate_limit_exempt: Vec<Cidr>,
     pub api_listen: SocketAddr,
     pub metrics_listen: SocketAddr,
     pub trunks: Vec<Trunk>,
@@ -484,6 +499,13 @@ impl Config {
                 })
                 .collect::<Result<Vec<Cidr>, _>>()
         };
+        if self.sip.max_new_calls_per_source_per_second > 1_000_000 {
+            return Err(invalid(
+                "sip.max_new_calls_per_source_per_second",
+                "must be 0 (off) ..= 1000000",
+            ));
+        }
+        let sip_rate_limit_exempt = cidrs("sip.rate_limit_exempt", &self.sip.rate_limit_exempt)?;
         if self.http.timeout_ms == 0 {
             return Err(invalid("http.timeout_ms", "must be at least 1"));
         }
@@ -499,6 +521,7 @@ impl Config {
             sip_listen,
             public_address,
             rtp_ports,
+            sip_rate_limit_exempt,
             api_listen,
             metrics_listen,
             trunks,

@@ -123,3 +123,52 @@ fn unknown_key_is_refused() {
     let e = Config::from_toml_with_env(&text, env(&[])).unwrap_err();
     assert!(e.to_string().contains("extra"), "{e}");
 }
+
+#[test]
+fn source_rate_limit_defaults_overrides_and_errors() {
+    let s = Config::from_toml_with_env(DEFAULT_TOML, env(&[]))
+        .unwrap()
+        .validate()
+        .unwrap();
+    assert_eq!(s.raw.sip.max_new_calls_per_source_per_second, 100);
+    let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+    assert!(s
+        .sip_rate_limit_exempt
+        .iter()
+        .any(|c| c.contains(ip("127.0.0.1"))));
+    assert!(s
+        .sip_rate_limit_exempt
+        .iter()
+        .any(|c| c.contains(ip("::1"))));
+    assert!(!s
+        .sip_rate_limit_exempt
+        .iter()
+        .any(|c| c.contains(ip("192.0.2.1"))));
+    // An empty list from the environment exempts nobody.
+    let s = Config::from_toml_with_env(
+        DEFAULT_TOML,
+        env(&[("ACTIVEFLOW_SIP_RATE_LIMIT_EXEMPT", "")]),
+    )
+    .unwrap()
+    .validate()
+    .unwrap();
+    assert!(s.sip_rate_limit_exempt.is_empty());
+    for (var, value, key) in [
+        (
+            "ACTIVEFLOW_SIP_RATE_LIMIT_EXEMPT",
+            "10.0.0.0/40",
+            "sip.rate_limit_exempt[0]",
+        ),
+        (
+            "ACTIVEFLOW_SIP_MAX_NEW_CALLS_PER_SOURCE_PER_SECOND",
+            "2000000",
+            "sip.max_new_calls_per_source_per_second",
+        ),
+    ] {
+        let e = Config::from_toml_with_env(DEFAULT_TOML, env(&[(var, value)]))
+            .unwrap()
+            .validate()
+            .unwrap_err();
+        assert!(e.to_string().contains(key), "{var}: {e}");
+    }
+}
