@@ -92,6 +92,20 @@ fn a_flooding_source_is_limited_alone_and_counted() {
     let limited = scrape(e.metrics, "sip_rate_limited_total{method=\"INVITE\"}");
     assert_eq!(limited as usize, 20 - admitted);
 
+    // Requests the transport answers itself (an extension method's 501, RFC 3261 §8.2.1; a
+    // malformed request's 400) pass the same limit: a flood of them is not reflected.
+    let stranger = peer_from("127.0.0.5", e.sip);
+    for n in 0..20 {
+        stranger.send(&out_of_dialog(&stranger, "FOO", n, "Max-Forwards: 70\r\n"));
+    }
+    let not_implemented = status_lines(&drain(&stranger), "SIP/2.0 501").len();
+    assert!(
+        (5..=10).contains(&not_implemented),
+        "{not_implemented} answered"
+    );
+    let limited = scrape(e.metrics, "sip_rate_limited_total{method=\"OTHER\"}");
+    assert_eq!(limited as usize, 20 - not_implemented);
+
     // Another source is not charged for the flood; an exempt one (a trunk's proxy) never is.
     let other = peer_from("127.0.0.4", e.sip);
     other.send(&out_of_dialog(&other, "OPTIONS", 0, "Max-Forwards: 70\r\n"));

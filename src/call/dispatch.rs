@@ -284,6 +284,23 @@ impl Dispatcher {
 }
 
 impl InboundHandler for Dispatcher {
+    /// A malformed or extension-method request is answered only inside a trunk's ACL and
+    /// within its source's rate, as any request outside a dialog.
+    fn may_answer(&self, peer: &Peer) -> bool {
+        let ip = peer.addr.ip();
+        if !self.allowed(ip) {
+            return false;
+        }
+        let now = std::time::Instant::now();
+        match self.config.rate_limit.admit(ip, now) {
+            Admission::Admitted | Admission::Exempt => true,
+            Admission::Limited => {
+                crate::metrics::sip_rate_limited("OTHER");
+                false
+            }
+        }
+    }
+
     fn on_message(&self, inbound: Inbound) {
         match inbound.message {
             rsip::SipMessage::Request(req) => {
