@@ -204,8 +204,8 @@ fn ringing_calls_hold_no_rtp_port_and_timer_h_frees_an_unacked_call() {
         &[("100", "waits"), ("200", "hold")],
         &[
             ("ACTIVEFLOW_MEDIA_RTP_PORTS", &range),
-            // 64·T1 = 1.6 s.
-            ("ACTIVEFLOW_SIP_T1_MS", "25"),
+            // 64·T1 = 6.4 s: long enough that a busy machine still sees the pool full first.
+            ("ACTIVEFLOW_SIP_T1_MS", "100"),
         ],
     );
     let in_range = |msg: &str| {
