@@ -118,6 +118,41 @@ fn a_flooding_source_is_limited_alone_and_counted() {
     e.reaper.assert_no_panic();
 }
 
+/// A trunk that names its peer's single address is never rate-limited (a carrier's SBC sends
+/// thousands of calls a second from one address); a source inside a trunk's network is.
+#[test]
+fn a_trunks_single_address_is_exempt_its_networks_are_not() {
+    let e = common::start_with(
+        &[],
+        &[],
+        &[
+            ("ACTIVEFLOW_SIP_MAX_NEW_CALLS_PER_SOURCE_PER_SECOND", "2"),
+            ("ACTIVEFLOW_SIP_RATE_LIMIT_EXEMPT", ""),
+        ],
+        |config| {
+            config.trunks.push(activeflow::config::TrunkConfig {
+                name: "carrier".into(),
+                allow: vec!["127.0.0.6".into()],
+                outbound_proxy: String::new(),
+            })
+        },
+    );
+    let carrier = peer_from("127.0.0.6", e.sip);
+    let phone = peer_from("127.0.0.7", e.sip);
+    for n in 0..40 {
+        carrier.send(&out_of_dialog(
+            &carrier,
+            "OPTIONS",
+            n,
+            "Max-Forwards: 70\r\n",
+        ));
+        phone.send(&out_of_dialog(&phone, "OPTIONS", n, "Max-Forwards: 70\r\n"));
+    }
+    assert_eq!(status_lines(&drain(&carrier), "SIP/2.0 200").len(), 40);
+    let phone_answered = status_lines(&drain(&phone), "SIP/2.0 200").len();
+    assert!((2..=5).contains(&phone_answered), "{phone_answered}");
+}
+
 fn hold() -> serde_json::Value {
     flow(
         "hold",

@@ -105,7 +105,8 @@ pub struct SipConfig {
     /// source IP (token bucket, one second's burst); 0 = no limit.
     #[serde(default = "default_max_new_calls_per_source")]
     pub max_new_calls_per_source_per_second: u32,
-    /// Source networks never rate-limited: the operator's own trunks and proxies.
+    /// Source networks never rate-limited: the operator's own trunks and proxies (besides every
+    /// single-address entry of a trunk's `allow`, exempt as well).
     #[serde(default = "default_rate_limit_exempt")]
     pub rate_limit_exempt: Vec<String>,
 }
@@ -265,6 +266,18 @@ pub struct RouteConfig {
     pub flow: String,
 }
 
+/// `10.0.0.1`, `10.0.0.1/32`, `2001:db8::1/128`: one address, not a network.
+fn is_single_host(cidr: &str) -> bool {
+    match cidr.split_once('/') {
+        None => cidr.parse::<IpAddr>().is_ok(),
+        Some((ip, prefix)) => match ip.parse::<IpAddr>() {
+            Ok(IpAddr::V4(_)) => prefix == "32",
+            Ok(IpAddr::V6(_)) => prefix == "128",
+            Err(_) => false,
+        },
+    }
+}
+
 fn default_max_new_calls_per_source() -> u32 {
     100
 }
@@ -321,7 +334,7 @@ pub struct Settings {
     pub sip_listen: SocketAddr,
     pub public_address: IpAddr,
     pub rtp_ports: PortRange,
-    /// `sip.rate_limit_exempt`, parsed.
+    /// `sip.rate_limit_exempt`, parsed, plus every single-address entry of a trunk's `allow`.
     pub sip_rate_limit_exempt: Vec<Cidr>,
     pub api_listen: SocketAddr,
     pub metrics_listen: SocketAddr,
@@ -505,7 +518,19 @@ impl Config {
                 "must be 0 (off) ..= 1000000",
             ));
         }
-        let sip_rate_limit_exempt = cidrs("sip.rate_limit_exempt", &self.sip.rate_limit_exempt)?;
+        let mut sip_rate_limit_exempt =
+            cidrs("sip.rate_limit_exempt", &self.sip.rate_limit_exempt)?;
+        // A trunk that names its peer's exact address (a carrier's SBC, our own proxy) is
+        // trusted at any rate; one that opens a network is where unknown callers come from.
+        for t in &self.trunks {
+            let hosts: Vec<String> = t
+                .allow
+                .iter()
+                .filter(|c| is_single_host(c))
+                .cloned()
+                .collect();
+            sip_rate_limit_exempt.extend(cidrs("trunks.allow", &hosts)?);
+        }
         if self.http.timeout_ms == 0 {
             return Err(invalid("http.timeout_ms", "must be at least 1"));
         }

@@ -144,7 +144,7 @@ fn source_rate_limit_defaults_overrides_and_errors() {
         .sip_rate_limit_exempt
         .iter()
         .any(|c| c.contains(ip("192.0.2.1"))));
-    // An empty list from the environment exempts nobody.
+    // An empty list from the environment exempts nobody but the default trunk's one address.
     let s = Config::from_toml_with_env(
         DEFAULT_TOML,
         env(&[("ACTIVEFLOW_SIP_RATE_LIMIT_EXEMPT", "")]),
@@ -152,7 +152,22 @@ fn source_rate_limit_defaults_overrides_and_errors() {
     .unwrap()
     .validate()
     .unwrap();
-    assert!(s.sip_rate_limit_exempt.is_empty());
+    assert_eq!(
+        s.sip_rate_limit_exempt,
+        vec!["::1".parse::<Cidr>().unwrap()]
+    );
+    // A trunk's single addresses are exempt; its networks are not.
+    let text = format!(
+        "{DEFAULT_TOML}\n[[trunks]]\nname = \"carrier\"\n\
+         allow = [\"198.51.100.7\", \"198.51.100.9/32\", \"2001:db8::5/128\", \"203.0.113.0/24\"]\n"
+    );
+    let s = Config::from_toml_with_env(&text, env(&[("ACTIVEFLOW_SIP_RATE_LIMIT_EXEMPT", "")]))
+        .unwrap()
+        .validate()
+        .unwrap();
+    let exempt = |a: &str| s.sip_rate_limit_exempt.iter().any(|c| c.contains(ip(a)));
+    assert!(exempt("198.51.100.7") && exempt("198.51.100.9") && exempt("2001:db8::5"));
+    assert!(!exempt("198.51.100.8") && !exempt("203.0.113.1") && !exempt("127.0.0.1"));
     for (var, value, key) in [
         (
             "ACTIVEFLOW_SIP_RATE_LIMIT_EXEMPT",
