@@ -3,7 +3,8 @@
 //! to the trunk ACL (403), admits new INVITEs (shutdown 503, `Require` 420, Max-Forwards 483,
 //! capacity 503) and starts their session on the next arbiter, and answers the rest
 //! statelessly (OPTIONS 200, in-dialog requests for no dialog 481, 405/501). Every request
-//! outside a dialog first passes its source's rate limit (`sip.max_new_calls_per_source_per_second`). An INVITE retransmission that arrives after its
+//! outside a dialog first passes its source's rate limit
+//! (`sip.max_new_calls_per_source_per_second`). An INVITE retransmission that arrives after its
 //! call ended, or after a 503, is absorbed or refused again from the linger table rather than
 //! taken for a new call. Never blocks and never awaits.
 
