@@ -281,6 +281,10 @@ pub async fn start(
             max_active_calls: raw.engine.max_activeflows,
             // Lingering sessions (absorbing retransmissions) are small but must stay bounded.
             max_sessions: raw.engine.max_activeflows.saturating_mul(8).max(1024),
+            rate_limit: crate::sip::rate_limit::SourceRateLimiter::new(
+                raw.sip.max_new_calls_per_source_per_second,
+                settings.sip_rate_limit_exempt.clone(),
+            ),
         },
     ));
     let max_size = raw.sip.max_message_size;

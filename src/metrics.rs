@@ -22,6 +22,8 @@ pub const SIP_REQUESTS_RECEIVED_TOTAL: &str = "sip_requests_received_total";
 pub const SIP_RESPONSES_SENT_TOTAL: &str = "sip_responses_sent_total";
 pub const SIP_RETRANSMISSIONS_TOTAL: &str = "sip_retransmissions_total";
 pub const SIP_MALFORMED_TOTAL: &str = "sip_malformed_total";
+pub const SIP_RATE_LIMITED_TOTAL: &str = "sip_rate_limited_total";
+pub const SIP_DIALOG_TRANSACTIONS_REFUSED_TOTAL: &str = "sip_dialog_transactions_refused_total";
 pub const CALLS_ACTIVE: &str = "calls_active";
 pub const CALLS_TOTAL: &str = "calls_total";
 pub const CALL_SETUP_SECONDS: &str = "call_setup_seconds";
@@ -203,6 +205,14 @@ fn describe_all() {
     );
     describe_counter!(SIP_RETRANSMISSIONS_TOTAL, "SIP retransmissions, in or out");
     describe_counter!(SIP_MALFORMED_TOTAL, "Malformed SIP messages, by transport");
+    describe_counter!(
+        SIP_RATE_LIMITED_TOTAL,
+        "Out-of-dialog SIP requests over their source's rate (sip.max_new_calls_per_source_per_second), by method"
+    );
+    describe_counter!(
+        SIP_DIALOG_TRANSACTIONS_REFUSED_TOTAL,
+        "In-dialog requests refused (503) because their dialog holds its cap of server transactions"
+    );
     describe_gauge!(CALLS_ACTIVE, "Call sessions currently up");
     describe_counter!(CALLS_TOTAL, "Calls finished, by direction and outcome");
     describe_histogram!(
@@ -296,6 +306,7 @@ fn register_zeroes() {
     }
     for m in SIP_METHODS {
         counter!(SIP_REQUESTS_RECEIVED_TOTAL, "method" => *m).absolute(0);
+        counter!(SIP_RATE_LIMITED_TOTAL, "method" => *m).absolute(0);
     }
     for c in SIP_CODES {
         counter!(SIP_RESPONSES_SENT_TOTAL, "code" => *c).absolute(0);
@@ -309,6 +320,7 @@ fn register_zeroes() {
     for t in TRANSPORTS {
         counter!(SIP_MALFORMED_TOTAL, "transport" => *t).absolute(0);
     }
+    counter!(SIP_DIALOG_TRANSACTIONS_REFUSED_TOTAL).absolute(0);
     let _ = histogram!(ACTIVEFLOW_DURATION_SECONDS);
     let _ = histogram!(CALL_SETUP_SECONDS);
     gauge!(MEDIA_SESSIONS_ACTIVE).set(0.0);
@@ -429,6 +441,16 @@ pub fn sip_response_sent(code: u16) {
 pub fn sip_retransmission(inbound: bool) {
     let d = if inbound { "in" } else { "out" };
     counter!(SIP_RETRANSMISSIONS_TOTAL, "direction" => d).increment(1);
+}
+
+/// An out-of-dialog request over its source's rate (refused with 503 or dropped).
+pub fn sip_rate_limited(method: &str) {
+    counter!(SIP_RATE_LIMITED_TOTAL, "method" => method_label(method)).increment(1);
+}
+
+/// An in-dialog request refused because its dialog holds its cap of server transactions.
+pub fn sip_dialog_transaction_refused() {
+    counter!(SIP_DIALOG_TRANSACTIONS_REFUSED_TOTAL).increment(1);
 }
 
 pub fn sip_malformed(transport: &'static str) {

@@ -2,7 +2,9 @@
 //! traffic to its call session by Call-ID and tags (RFC 3261 §12), holds every other request
 //! to the trunk ACL (403), admits new INVITEs (shutdown 503, `Require` 420, Max-Forwards 483,
 //! capacity 503) and starts their session on the next arbiter, and answers the rest
-//! statelessly (OPTIONS 200, in-dialog requests for no dialog 481, 405/501). An INVITE retransmission that arrives after its
+//! statelessly (OPTIONS 200, in-dialog requests for no dialog 481, 405/501). Every request
+//! outside a dialog first passes its source's rate limit
+//! (`sip.max_new_calls_per_source_per_second`). An INVITE retransmission that arrives after its
 //! call ended, or after a 503, is absorbed or refused again from the linger table rather than
 //! taken for a new call. Never blocks and never awaits.
 
@@ -19,11 +21,14 @@ use super::shared::{SessionShared, SipIn};
 use super::{CallId, CallSession};
 use crate::net::Cidr;
 use crate::sip::message::{method_name, reason_phrase, ResponseBuilder, TransactionKey};
+use crate::sip::rate_limit::{Admission, SourceRateLimiter};
 use crate::sip::transaction::InviteFate;
 use crate::sip::transport::{Inbound, InboundHandler, Peer};
 
 /// Seconds a caller is asked to wait after a 503.
 pub const RETRY_AFTER_SECONDS: u32 = 5;
+/// Seconds a rate-limited source is asked to wait: its bucket refills within one.
+pub const RATE_LIMIT_RETRY_AFTER_SECONDS: u32 = 1;
 
 /// What the dispatcher needs besides the shared session state.
 pub struct DispatcherConfig {
@@ -33,6 +38,8 @@ pub struct DispatcherConfig {
     pub max_active_calls: usize,
     /// Hard cap on call sessions (live and lingering), protecting memory under floods.
     pub max_sessions: usize,
+    /// Per-source rate of requests outside any dialog.
+    pub rate_limit: SourceRateLimiter,
 }
 
 pub struct Dispatcher {
@@ -126,6 +133,11 @@ impl Dispatcher {
                 return;
             }
         }
+        if req.method != rsip::Method::Ack
+            && !self.within_rate(&req, &peer, acl_ok && to_tag.is_none(), received_at)
+        {
+            return;
+        }
         if !acl_ok {
             // Every request passes the trunk ACL, not only INVITE (never answer an ACK).
             if req.method != rsip::Method::Ack {
@@ -148,6 +160,32 @@ impl Dispatcher {
             | rsip::Method::Info => self.reply(&req, &peer, 481, &[]),
             ref m if is_unsupported(m) => self.reply(&req, &peer, 405, &[("Allow", ALLOW)]),
             _ => self.reply(&req, &peer, 501, &[]),
+        }
+    }
+
+    /// The source's rate limit, before the ACL (a stranger's flood costs no 403s either). Over
+    /// it, a new INVITE from a trunk source gets 503 + Retry-After (RFC 3261 §21.5.4: its proxy
+    /// may try elsewhere, its UA waits); any other request is dropped unanswered — an answer is
+    /// what a flood from a spoofed source is after, and a real client's retransmissions
+    /// (Timer E) are themselves rate-limited until its bucket refills.
+    fn within_rate(
+        &self,
+        req: &rsip::Request,
+        peer: &Peer,
+        new_call: bool,
+        received_at: tokio::time::Instant,
+    ) -> bool {
+        let at = received_at.into_std();
+        match self.config.rate_limit.admit(peer.addr.ip(), at) {
+            Admission::Admitted | Admission::Exempt => true,
+            Admission::Limited => {
+                crate::metrics::sip_rate_limited(method_name(&req.method));
+                if new_call && req.method == rsip::Method::Invite {
+                    let retry_after = RATE_LIMIT_RETRY_AFTER_SECONDS.to_string();
+                    self.reply(req, peer, 503, &[("Retry-After", &retry_after)]);
+                }
+                false
+            }
         }
     }
 
@@ -247,6 +285,23 @@ impl Dispatcher {
 }
 
 impl InboundHandler for Dispatcher {
+    /// A malformed or extension-method request is answered only inside a trunk's ACL and
+    /// within its source's rate, as any request outside a dialog.
+    fn may_answer(&self, peer: &Peer) -> bool {
+        let ip = peer.addr.ip();
+        if !self.allowed(ip) {
+            return false;
+        }
+        let now = std::time::Instant::now();
+        match self.config.rate_limit.admit(ip, now) {
+            Admission::Admitted | Admission::Exempt => true,
+            Admission::Limited => {
+                crate::metrics::sip_rate_limited("OTHER");
+                false
+            }
+        }
+    }
+
     fn on_message(&self, inbound: Inbound) {
         match inbound.message {
             rsip::SipMessage::Request(req) => {

@@ -101,6 +101,14 @@ pub struct SipConfig {
     /// The shortest session interval we accept (RFC 4028 Min-SE, at least 90).
     #[serde(default = "default_min_se")]
     pub min_se_seconds: u32,
+    /// Out-of-dialog requests (new INVITEs, OPTIONS, REGISTER, ...) accepted per second from one
+    /// source IP (token bucket, one second's burst); 0 = no limit.
+    #[serde(default = "default_max_new_calls_per_source")]
+    pub max_new_calls_per_source_per_second: u32,
+    /// Source networks never rate-limited: the operator's own trunks and proxies (besides every
+    /// single-address entry of a trunk's `allow`, exempt as well).
+    #[serde(default = "default_rate_limit_exempt")]
+    pub rate_limit_exempt: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -265,6 +273,25 @@ pub struct RouteConfig {
 fn default_max_row_bytes() -> usize {
     16 << 20
 }
+
+/// `10.0.0.1`, `10.0.0.1/32`, `2001:db8::1/128`: one address, not a network.
+fn is_single_host(cidr: &str) -> bool {
+    match cidr.split_once('/') {
+        None => cidr.parse::<IpAddr>().is_ok(),
+        Some((ip, prefix)) => match ip.parse::<IpAddr>() {
+            Ok(IpAddr::V4(_)) => prefix == "32",
+            Ok(IpAddr::V6(_)) => prefix == "128",
+            Err(_) => false,
+        },
+    }
+}
+
+fn default_max_new_calls_per_source() -> u32 {
+    100
+}
+fn default_rate_limit_exempt() -> Vec<String> {
+    vec!["127.0.0.0/8".into(), "::1".into()]
+}
 fn default_max_message_size() -> usize {
     65_535
 }
@@ -315,6 +342,8 @@ pub struct Settings {
     pub sip_listen: SocketAddr,
     pub public_address: IpAddr,
     pub rtp_ports: PortRange,
+    /// `sip.rate_limit_exempt`, parsed, plus every single-address entry of a trunk's `allow`.
+    pub sip_rate_limit_exempt: Vec<Cidr>,
     pub api_listen: SocketAddr,
     pub metrics_listen: SocketAddr,
     pub trunks: Vec<Trunk>,
@@ -491,6 +520,25 @@ impl Config {
                 })
                 .collect::<Result<Vec<Cidr>, _>>()
         };
+        if self.sip.max_new_calls_per_source_per_second > 1_000_000 {
+            return Err(invalid(
+                "sip.max_new_calls_per_source_per_second",
+                "must be 0 (off) ..= 1000000",
+            ));
+        }
+        let mut sip_rate_limit_exempt =
+            cidrs("sip.rate_limit_exempt", &self.sip.rate_limit_exempt)?;
+        // A trunk that names its peer's exact address (a carrier's SBC, our own proxy) is
+        // trusted at any rate; one that opens a network is where unknown callers come from.
+        for t in &self.trunks {
+            let hosts: Vec<String> = t
+                .allow
+                .iter()
+                .filter(|c| is_single_host(c))
+                .cloned()
+                .collect();
+            sip_rate_limit_exempt.extend(cidrs("trunks.allow", &hosts)?);
+        }
         if self.http.timeout_ms == 0 {
             return Err(invalid("http.timeout_ms", "must be at least 1"));
         }
@@ -507,6 +555,7 @@ impl Config {
             sip_listen,
             public_address,
             rtp_ports,
+            sip_rate_limit_exempt,
             api_listen,
             metrics_listen,
             trunks,

@@ -128,3 +128,67 @@ fn unknown_key_is_refused() {
     let e = Config::from_toml_with_env(&text, env(&[])).unwrap_err();
     assert!(e.to_string().contains("extra"), "{e}");
 }
+
+#[test]
+fn source_rate_limit_defaults_overrides_and_errors() {
+    let s = Config::from_toml_with_env(DEFAULT_TOML, env(&[]))
+        .unwrap()
+        .validate()
+        .unwrap();
+    assert_eq!(s.raw.sip.max_new_calls_per_source_per_second, 100);
+    let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+    assert!(s
+        .sip_rate_limit_exempt
+        .iter()
+        .any(|c| c.contains(ip("127.0.0.1"))));
+    assert!(s
+        .sip_rate_limit_exempt
+        .iter()
+        .any(|c| c.contains(ip("::1"))));
+    assert!(!s
+        .sip_rate_limit_exempt
+        .iter()
+        .any(|c| c.contains(ip("192.0.2.1"))));
+    // An empty list from the environment exempts nobody but the default trunk's one address.
+    let s = Config::from_toml_with_env(
+        DEFAULT_TOML,
+        env(&[("ACTIVEFLOW_SIP_RATE_LIMIT_EXEMPT", "")]),
+    )
+    .unwrap()
+    .validate()
+    .unwrap();
+    assert_eq!(
+        s.sip_rate_limit_exempt,
+        vec!["::1".parse::<Cidr>().unwrap()]
+    );
+    // A trunk's single addresses are exempt; its networks are not.
+    let text = format!(
+        "{DEFAULT_TOML}\n[[trunks]]\nname = \"carrier\"\n\
+         allow = [\"198.51.100.7\", \"198.51.100.9/32\", \"2001:db8::5/128\", \"203.0.113.0/24\"]\n"
+    );
+    let s = Config::from_toml_with_env(&text, env(&[("ACTIVEFLOW_SIP_RATE_LIMIT_EXEMPT", "")]))
+        .unwrap()
+        .validate()
+        .unwrap();
+    let exempt = |a: &str| s.sip_rate_limit_exempt.iter().any(|c| c.contains(ip(a)));
+    assert!(exempt("198.51.100.7") && exempt("198.51.100.9") && exempt("2001:db8::5"));
+    assert!(!exempt("198.51.100.8") && !exempt("203.0.113.1") && !exempt("127.0.0.1"));
+    for (var, value, key) in [
+        (
+            "ACTIVEFLOW_SIP_RATE_LIMIT_EXEMPT",
+            "10.0.0.0/40",
+            "sip.rate_limit_exempt[0]",
+        ),
+        (
+            "ACTIVEFLOW_SIP_MAX_NEW_CALLS_PER_SOURCE_PER_SECOND",
+            "2000000",
+            "sip.max_new_calls_per_source_per_second",
+        ),
+    ] {
+        let e = Config::from_toml_with_env(DEFAULT_TOML, env(&[(var, value)]))
+            .unwrap()
+            .validate()
+            .unwrap_err();
+        assert!(e.to_string().contains(key), "{var}: {e}");
+    }
+}

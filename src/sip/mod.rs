@@ -1,7 +1,9 @@
 //! SIP stack: message fixes over rsip, TCP framing, UDP/TCP transport, the RFC 3261 §17
-//! transaction state machines and the §12 dialog. Knows nothing of calls, flows or actors.
+//! transaction state machines and the §12 dialog, per-source rate limits. Knows nothing of
+//! calls, flows or actors.
 
 pub mod dialog;
 pub mod message;
+pub mod rate_limit;
 pub mod transaction;
 pub mod transport;

@@ -9,7 +9,7 @@ use super::incoming::ALLOW;
 use super::rules::{
     info_dtmf, is_unsupported, sdp_in, to_tag, unsupported_requirements, InfoBody, INFO_ACCEPT,
 };
-use super::{session_timer, Env, Leg, Output, Phase, Role};
+use super::{session_timer, Env, Leg, Output, Phase, Role, MAX_SERVER_TRANSACTIONS};
 use crate::call::events::{CallEndCause, CallEvent, HangupCause};
 use crate::media::sdp;
 use crate::media::DigitSource;
@@ -18,6 +18,10 @@ use crate::sip::transaction::{
     ClientNonInviteTransaction, ServerInviteTransaction, ServerNonInviteTransaction,
 };
 use crate::sip::transport::{Peer, TransportKind};
+
+/// Seconds a peer refused for its dialog's transaction cap is asked to wait (the oldest of its
+/// answered transactions ends within 64·T1).
+const DIALOG_RETRY_AFTER: &str = "5";
 
 impl Leg {
     /// A request from the network for this leg. `acl_ok`: its source is inside a trunk's
@@ -54,6 +58,15 @@ impl Leg {
             _ => self.on_non_invite(req, key, src, env, now),
         }
         self.prune();
+    }
+
+    /// The dialog holds its cap of server transactions (BYE and CANCEL: twice that).
+    fn over_transaction_cap(&self, req: &rsip::Request) -> bool {
+        let cap = match req.method {
+            rsip::Method::Bye | rsip::Method::Cancel => MAX_SERVER_TRANSACTIONS * 2,
+            _ => MAX_SERVER_TRANSACTIONS,
+        };
+        self.server_txs.len() >= cap
     }
 
     /// The dialog's own peer: where its INVITE came from or went, or its next hop.
@@ -197,11 +210,16 @@ impl Leg {
         env: &Env,
         now: Instant,
     ) {
-        if let Some((_, t)) = self.server_txs.iter_mut().find(|(k, _)| *k == key) {
+        if let Some(t) = self.server_txs.get_mut(&key) {
             crate::metrics::sip_retransmission(true);
             if let Some(b) = t.on_request_retransmit() {
                 self.send_to(src, b);
             }
+            return;
+        }
+        if self.over_transaction_cap(&req) {
+            crate::metrics::sip_dialog_transaction_refused();
+            self.reply(&req, src, 503, &[("Retry-After", DIALOG_RETRY_AFTER)]);
             return;
         }
         let dialog_up = self.dialog.is_some() && self.phase != Phase::Ended;
@@ -248,7 +266,7 @@ impl Leg {
         let bytes = b.build();
         let mut tx = ServerNonInviteTransaction::new(src.transport.is_reliable(), env.timers, now);
         tx.on_final(bytes.clone(), now);
-        self.server_txs.push((key, tx));
+        self.server_txs.insert(key, tx);
         crate::metrics::sip_response_sent(code);
         self.send_to(src, bytes);
         match (&req.method, code) {

@@ -24,6 +24,7 @@ pub(crate) mod session_timer;
 #[cfg(test)]
 mod tests;
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 
 use bytes::Bytes;
@@ -43,6 +44,12 @@ use crate::sip::transaction::{
     TransactionOutput,
 };
 use crate::sip::transport::Peer;
+
+/// Server non-INVITE transactions one dialog may hold at once (answered ones wait out Timer J,
+/// 64·T1 = 32 s on UDP): 4 a second for 32 s covers INFO digits at any human pace. Beyond it
+/// a request gets 503 + Retry-After (RFC 3261 §21.5.4) and nothing is kept; BYE and CANCEL
+/// may use as many again, so a flood of INFO cannot keep a peer from ending the call.
+pub(crate) const MAX_SERVER_TRANSACTIONS: usize = 128;
 
 /// What the leg needs of its surroundings on each input (passed in, never stored).
 #[derive(Debug, Clone, Copy)]
@@ -145,7 +152,9 @@ pub(crate) struct Leg {
     sdp_digest: u64,
     sdp_changes: u64,
     media: MediaState,
-    server_txs: Vec<(TransactionKey, ServerNonInviteTransaction)>,
+    /// The peer's non-INVITE requests by key (a retransmission is found without a scan); at
+    /// most [`MAX_SERVER_TRANSACTIONS`] (twice that with BYE/CANCEL).
+    server_txs: HashMap<TransactionKey, ServerNonInviteTransaction>,
     /// The peer's re-INVITE (boxed, as the BYE: rare, and inline they would grow every leg).
     reinvite: Option<Box<(TransactionKey, ServerInviteTransaction, Peer)>>,
     bye_tx: Option<Box<ClientNonInviteTransaction>>,
@@ -181,7 +190,7 @@ impl Leg {
             sdp_digest: 0,
             sdp_changes: 0,
             media: MediaState::Idle,
-            server_txs: Vec::new(),
+            server_txs: HashMap::new(),
             reinvite: None,
             bye_tx: None,
             created: now,
@@ -268,7 +277,7 @@ impl Leg {
             self.bye_tx.as_ref().and_then(|t| t.next_deadline()),
         ]
         .into_iter()
-        .chain(self.server_txs.iter().map(|(_, t)| t.next_deadline()))
+        .chain(self.server_txs.values().map(|t| t.next_deadline()))
         .flatten()
         .min()
     }
@@ -301,7 +310,7 @@ impl Leg {
         if let Some(t) = &mut self.bye_tx {
             outputs.extend(t.on_tick(now));
         }
-        for (_, t) in &mut self.server_txs {
+        for t in self.server_txs.values_mut() {
             outputs.extend(t.on_tick(now));
         }
         for out in outputs {
@@ -315,7 +324,7 @@ impl Leg {
 
     /// Drops terminated transactions.
     fn prune(&mut self) {
-        self.server_txs.retain(|(_, t)| !t.is_terminated());
+        self.server_txs.retain(|_, t| !t.is_terminated());
         if self
             .reinvite
             .as_deref()
@@ -345,15 +354,15 @@ impl Leg {
         let bye_done = self.bye_tx.as_ref().is_none_or(|t| t.is_completed());
         let servers_done = self
             .server_txs
-            .iter()
-            .all(|(_, t)| t.is_terminated() || t.lingering_response().is_some());
+            .values()
+            .all(|t| t.is_terminated() || t.lingering_response().is_some());
         role_done && reinvite_done && bye_done && servers_done
     }
 
     /// The completed server transactions' answers, for the linger table, once the leg is done.
     pub(crate) fn lingering(&mut self) -> Vec<(TransactionKey, Bytes, Instant)> {
         self.server_txs
-            .drain(..)
+            .drain()
             .filter_map(|(key, tx)| {
                 tx.lingering_response()
                     .map(|(response, until)| (key, response.clone(), until))

@@ -24,6 +24,11 @@ pub use normalize::normalize;
 pub use parse::{parse_datagram, parse_stream_message};
 pub use request::RequestBuilder;
 
+/// Header fields (lines of the header section, the start line included) a message may have:
+/// rsip makes an allocation per header, so a 64 KB message of tiny headers would cost ~13,000.
+/// Real messages carry 10–40; long Via and Record-Route chains of big proxies stay far below.
+pub const MAX_HEADERS: usize = 256;
+
 /// The method's wire token, without allocating (rsip's `Display` builds a `String`).
 pub fn method_name(method: &rsip::Method) -> &'static str {
     use rsip::Method as M;
@@ -66,6 +71,8 @@ pub enum MessageError {
     Empty,
     #[error("message of {size} bytes exceeds limit of {max}")]
     TooLarge { size: usize, max: usize },
+    #[error("more than {max} header lines")]
+    TooManyHeaders { max: usize },
     #[error("no end of header section (CRLFCRLF)")]
     NoHeaderEnd,
     #[error("body shorter than Content-Length (declared {declared}, got {actual})")]

@@ -7,6 +7,7 @@ use rsip::{Header, SipMessage};
 
 use crate::sip::message::{
     content_length, find_header_end, normalize, BadRequestReason, ContentLengthError, MessageError,
+    MAX_HEADERS,
 };
 
 /// Parses one UDP datagram. A body longer than Content-Length is truncated to it; a
@@ -36,6 +37,16 @@ fn parse_framed(raw: &[u8]) -> Result<SipMessage, MessageError> {
     let bytes: &[u8] = &norm;
     let end = find_header_end(bytes).ok_or(MessageError::NoHeaderEnd)?;
     let head = bytes.get(..end.head_len).unwrap_or_default();
+    // Counted before rsip parses (and allocates) anything; the scan is of bytes only.
+    // Every line of the head ends in LF: the start line plus one per header field.
+    let fields = head
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        .saturating_sub(1);
+    if fields > MAX_HEADERS {
+        return Err(MessageError::TooManyHeaders { max: MAX_HEADERS });
+    }
     let body_len = bytes.len().saturating_sub(end.body_start);
     let headers_only = bytes.get(..end.body_start).unwrap_or_default();
     match content_length(head) {
@@ -160,6 +171,39 @@ mod tests {
             SipMessage::Request(r) => r,
             SipMessage::Response(_) => panic!("expected request"),
         }
+    }
+
+    /// `extra` more header fields after the 9 of [`INVITE`].
+    fn with_extra_headers(extra: usize) -> String {
+        let (head, body) = INVITE.split_once("\r\n\r\n").expect("blank line");
+        let filler: String = (0..extra).map(|n| format!("X-F{n}: v\r\n")).collect();
+        format!("{head}\r\n{filler}\r\n{body}")
+    }
+
+    #[test]
+    fn header_count_is_capped_before_rsip_parses() {
+        let at_cap = with_extra_headers(MAX_HEADERS - 9);
+        assert!(parse_datagram(at_cap.as_bytes(), 65535).is_ok());
+        assert!(parse_stream_message(at_cap.as_bytes()).is_ok());
+        let over = with_extra_headers(MAX_HEADERS - 8);
+        let e = parse_datagram(over.as_bytes(), 65535).unwrap_err();
+        assert_eq!(e, MessageError::TooManyHeaders { max: MAX_HEADERS });
+        assert!(!e.is_addressable());
+        let e = parse_stream_message(over.as_bytes()).unwrap_err();
+        assert_eq!(e, MessageError::TooManyHeaders { max: MAX_HEADERS });
+        // The worst case the size cap allows: ~13,000 one-letter headers, refused as cheaply.
+        let flood = with_extra_headers(13_000);
+        assert_eq!(
+            parse_datagram(flood.as_bytes(), 1_048_576).unwrap_err(),
+            MessageError::TooManyHeaders { max: MAX_HEADERS }
+        );
+    }
+
+    #[test]
+    fn size_cap_applies_to_datagrams() {
+        let e = parse_datagram(INVITE.as_bytes(), INVITE.len() - 1).unwrap_err();
+        assert!(matches!(e, MessageError::TooLarge { .. }), "{e}");
+        assert!(parse_datagram(INVITE.as_bytes(), INVITE.len()).is_ok());
     }
 
     #[test]

@@ -73,6 +73,14 @@ pub struct Inbound {
 /// quick and never block (dispatch with `do_send`).
 pub trait InboundHandler: Send + Sync + 'static {
     fn on_message(&self, inbound: Inbound);
+
+    /// Whether the transport may answer `peer` statelessly for a request that never reached
+    /// [`on_message`](Self::on_message) (400 for a malformed one, 501 for an extension method):
+    /// such answers pass the same trunk ACL and source rate limit as every other request, or a
+    /// spoofed flood of them would be reflected unchecked.
+    fn may_answer(&self, _peer: &Peer) -> bool {
+        true
+    }
 }
 
 /// Errors while sending.
@@ -205,10 +213,15 @@ pub(crate) fn malformed(peer: &Peer, error: &dyn fmt::Display) {
 /// so it is never much larger than what provoked it.
 pub(crate) fn reject_malformed(
     sender: &SipSender,
+    handler: &dyn InboundHandler,
     peer: &Peer,
     raw: &[u8],
     error: &crate::sip::message::MessageError,
 ) {
+    if !handler.may_answer(peer) {
+        malformed(peer, error);
+        return;
+    }
     if let Some(reply) = crate::sip::message::unknown_method::not_implemented(raw) {
         // Well-formed, just a method rsip cannot represent: RFC 3261 §8.2.1 says 501.
         crate::metrics::sip_request_received("OTHER");

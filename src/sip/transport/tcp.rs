@@ -242,7 +242,7 @@ fn drain_frames(
                         peer: *peer,
                         received_at: tokio::time::Instant::now(),
                     }),
-                    Err(error) => super::reject_malformed(sender, peer, &raw, &error),
+                    Err(error) => super::reject_malformed(sender, handler, peer, &raw, &error),
                 }
             }
             Err(error) => {

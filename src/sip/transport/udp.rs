@@ -130,7 +130,7 @@ fn receive_loop(
                 peer,
                 received_at: tokio::time::Instant::now(),
             }),
-            Err(error) => super::reject_malformed(sender, &peer, datagram, &error),
+            Err(error) => super::reject_malformed(sender, handler, &peer, datagram, &error),
         }
     }
 }

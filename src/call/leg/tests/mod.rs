@@ -9,6 +9,7 @@ use tokio::time::{advance, Instant};
 use super::*;
 
 mod incoming;
+mod limits;
 mod media;
 mod outgoing;
 mod timers;
