@@ -158,6 +158,11 @@ pub struct HttpConfig {
     /// Destinations flows may not reach: by default loopback, private, link-local and
     /// carrier-grade NAT ranges, so a flow cannot probe the operator's own network.
     pub deny: Vec<String>,
+    /// Non-`sync` `webhook_send` requests waiting per destination (scheme, host, port);
+    /// beyond, the action fails (counted).
+    pub webhook_queue: usize,
+    /// Non-`sync` `webhook_send` requests in flight at once per destination.
+    pub webhook_concurrency: usize,
 }
 
 impl Default for HttpConfig {
@@ -177,9 +182,15 @@ impl Default for HttpConfig {
                 "::1/128",
                 "fc00::/7",
                 "fe80::/10",
+                "::/128",
+                "64:ff9b::/96",
+                "64:ff9b:1::/48",
+                "2002::/16",
             ]
             .map(String::from)
             .to_vec(),
+            webhook_queue: 1000,
+            webhook_concurrency: 4,
         }
     }
 }
@@ -487,12 +498,30 @@ impl Config {
         if self.http.timeout_ms == 0 {
             return Err(invalid("http.timeout_ms", "must be at least 1"));
         }
+        if self.http.webhook_queue == 0 {
+            return Err(invalid("http.webhook_queue", "must be at least 1"));
+        }
+        if self.http.webhook_concurrency == 0 {
+            return Err(invalid("http.webhook_concurrency", "must be at least 1"));
+        }
         validate_events(&self.events)?;
         let http = HttpPolicy {
             allow: cidrs("http.allow", &self.http.allow)?,
             deny: cidrs("http.deny", &self.http.deny)?,
+            // The engine's own addresses: a flow must not reach its API or metrics through them.
+            own: Some(std::sync::Arc::new(crate::http::OwnAddresses::new([
+                public_address,
+                sip_listen.ip(),
+                api_listen.ip(),
+                metrics_listen.ip(),
+            ]))),
             timeout: std::time::Duration::from_millis(self.http.timeout_ms),
             max_response_bytes: self.http.max_response_bytes,
+            webhook_limits: crate::http::QueueLimits {
+                capacity: self.http.webhook_queue,
+                concurrency: self.http.webhook_concurrency,
+                idle: crate::http::WEBHOOK_WORKER_IDLE,
+            },
         };
         Ok(Settings {
             http,
