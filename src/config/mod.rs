@@ -119,6 +119,45 @@ pub struct MediaConfig {
     /// 0 = never.
     #[serde(default = "default_rtp_timeout_seconds")]
     pub rtp_timeout_seconds: u64,
+    /// TTS commands running at once, per engine; 0 = one per core.
+    #[serde(default)]
+    pub max_tts_processes: usize,
+    /// http(s) prompt downloads at once, per engine.
+    #[serde(default = "default_max_prompt_fetches")]
+    pub max_prompt_fetches: usize,
+    /// The TTS disk cache's size; least recently used files are removed beyond it.
+    #[serde(default = "default_cache_max_bytes")]
+    pub cache_max_bytes: u64,
+    /// Recordings older than this are deleted (at start, then hourly); 0 = keep.
+    #[serde(default = "default_recordings_retention_days")]
+    pub recordings_retention_days: u32,
+}
+
+fn default_max_prompt_fetches() -> usize {
+    16
+}
+
+fn default_cache_max_bytes() -> u64 {
+    512 << 20
+}
+
+fn default_recordings_retention_days() -> u32 {
+    30
+}
+
+impl MediaConfig {
+    /// The library's caps, `max_tts_processes` 0 resolved to one per core.
+    pub fn limits(&self) -> crate::media::library::MediaLimits {
+        crate::media::library::MediaLimits {
+            max_tts_processes: match self.max_tts_processes {
+                0 => crate::media::library::default_tts_processes(),
+                n => n,
+            },
+            max_prompt_fetches: self.max_prompt_fetches,
+            cache_max_bytes: self.cache_max_bytes,
+            slot_wait: crate::media::library::SLOT_WAIT,
+        }
+    }
 }
 
 fn default_rtp_timeout_seconds() -> u64 {
@@ -433,6 +472,9 @@ impl Config {
             if value.is_empty() {
                 return Err(invalid(key, "must not be empty"));
             }
+        }
+        if self.media.max_prompt_fetches == 0 {
+            return Err(invalid("media.max_prompt_fetches", "must be at least 1"));
         }
         let api_listen = parse_addr("api.listen", &self.api.listen)?;
         if !api_listen.ip().is_loopback() && self.api.token.is_empty() {
