@@ -1,0 +1,343 @@
+//! Limits on the work flows send out of the engine (issue 16), against real peers on loopback:
+//! HTTP servers that count and hold requests, a proxy listener that must hear nothing, SIPp as a
+//! MESSAGE peer, the real REST API for recordings. Loopback is denied by the default `[http]`
+//! policy, so these engines allow 127.0.0.1 explicitly (`ACTIVEFLOW_HTTP_ALLOW`).
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::http;
+use serde_json::{json, Value};
+
+/// Starts an activeflow with `actions` over the API at `api` and waits for it to end.
+fn run(api: SocketAddr, actions: Value) -> Value {
+    let (status, a) = http(
+        api,
+        "POST",
+        "/v1/activeflows",
+        Some(&json!({ "actions": actions }).to_string()),
+    );
+    assert_eq!(status, 201, "{a}");
+    let id = a["id"].as_str().unwrap().to_owned();
+    common::wait_until("the activeflow to end", Duration::from_secs(30), || {
+        let (_, a) = http(api, "GET", &format!("/v1/activeflows/{id}"), None);
+        (a["status"] == "ended").then_some(a)
+    })
+}
+
+fn results(a: &Value) -> Vec<Value> {
+    a["executed_actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["result"].clone())
+        .collect()
+}
+
+/// A listener that counts connections and never answers (a proxy that must stay unused).
+fn silent_listener() -> (SocketAddr, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let count = Arc::new(AtomicUsize::new(0));
+    let seen = count.clone();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in listener.incoming().flatten() {
+            seen.fetch_add(1, Ordering::SeqCst);
+            held.push(s);
+        }
+    });
+    (addr, count)
+}
+
+/// An HTTP server answering 200 `{}` to everything; returns the paths it saw.
+fn ok_server() -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
+    use std::io::Write;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for mut s in listener.incoming().flatten() {
+            let (_, path, _) = common::read_http_request(&s);
+            log.lock().unwrap().push(path);
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}"
+            );
+        }
+    });
+    (addr, seen)
+}
+
+/// `HTTP_PROXY`, `HTTPS_PROXY` and `ALL_PROXY` in the engine's environment are ignored: a proxy
+/// would get the request with the name unresolved, so the `[http]` policy (which checks the
+/// address actually connected to) could not see where it goes. The proxy hears nothing; a name
+/// that does not resolve fails; an allowed server is reached directly.
+#[test]
+fn proxy_variables_cannot_carry_flow_http_past_the_policy() {
+    let (proxy, connections) = silent_listener();
+    let (server, seen) = ok_server();
+    let proxy_url = format!("http://{proxy}");
+    let mut env: Vec<(&str, &str)> = vec![
+        ("ACTIVEFLOW_HTTP_ALLOW", "127.0.0.1/32"),
+        ("ACTIVEFLOW_HTTP_TIMEOUT_MS", "1000"),
+    ];
+    for var in [
+        "HTTP_PROXY",
+        "http_proxy",
+        "HTTPS_PROXY",
+        "https_proxy",
+        "ALL_PROXY",
+        "all_proxy",
+    ] {
+        env.push((var, &proxy_url));
+    }
+    let engine = common::spawn_engine_with(&[], &env);
+    let a = run(
+        engine.api,
+        json!([
+            // A name only a proxy would "resolve": it must fail here, not reach the proxy.
+            {"type": "webhook_send", "option": {"sync": true, "uri": "http://metadata.invalid/latest", "method": "GET"}},
+            {"type": "webhook_send", "option": {"sync": true, "uri": format!("http://{server}/direct"), "method": "GET"}}
+        ]),
+    );
+    let r = results(&a);
+    assert!(r[0]["error"].is_string(), "{a}");
+    assert_eq!(r[1]["status"], 200, "{a}");
+    assert_eq!(*seen.lock().unwrap(), ["/direct"]);
+    assert_eq!(
+        connections.load(Ordering::SeqCst),
+        0,
+        "the proxy from the environment was used"
+    );
+}
+
+/// Non-`sync` `webhook_send` joins its destination's bounded queue (`http.webhook_queue`): with
+/// a destination that never answers, one request in flight and two waiting, the rest of a burst
+/// fail as action errors at once (the flow goes on), counted in `outbound_refused_total`.
+#[test]
+fn a_full_webhook_queue_fails_the_action_and_the_flow_goes_on() {
+    let (stuck, connections) = silent_listener();
+    let engine = common::spawn_engine_with(
+        &[],
+        &[
+            ("ACTIVEFLOW_HTTP_ALLOW", "127.0.0.1/32"),
+            ("ACTIVEFLOW_HTTP_TIMEOUT_MS", "2000"),
+            ("ACTIVEFLOW_HTTP_WEBHOOK_QUEUE", "2"),
+            ("ACTIVEFLOW_HTTP_WEBHOOK_CONCURRENCY", "1"),
+        ],
+    );
+    let hook = json!({"type": "webhook_send", "option": {"uri": format!("http://{stuck}/hook"), "data": "{}"}});
+    let mut actions: Vec<Value> = (0..8).map(|_| hook.clone()).collect();
+    actions.push(json!({"type": "variable_set", "option": {"key": "after", "value": "yes"}}));
+    let a = run(engine.api, Value::Array(actions));
+    assert_eq!(a["end_reason"], "completed", "{a}");
+    let r = results(&a);
+    let refused: Vec<&Value> = r[..8].iter().filter(|x| x["error"].is_string()).collect();
+    // At most one in flight plus two queued were taken: five or more refused.
+    assert!(refused.len() >= 5, "{a}");
+    assert!(
+        refused[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("queue is full"),
+        "{a}"
+    );
+    assert_eq!(r.len(), 9, "the flow went on: {a}");
+    let counted = common::scrape(
+        engine.metrics,
+        "outbound_refused_total{work=\"webhook_send\"}",
+    );
+    assert_eq!(counted, refused.len() as f64);
+    assert!(
+        connections.load(Ordering::SeqCst) >= 1,
+        "the first one was sent"
+    );
+    assert_eq!(
+        common::scrape(
+            engine.metrics,
+            "webhook_workers_active{queue=\"webhook_send\"}"
+        ),
+        1.0
+    );
+}
+
+/// RFC 3428 §4: each MESSAGE is a non-INVITE client transaction, outstanding until a final
+/// response or Timer F. Outstanding MESSAGEs count against the engine's capacity
+/// (`engine.max_activeflows`): to a peer that never answers, a `message_send` to five
+/// destinations with a capacity of three sends three and refuses two, counted.
+#[test]
+fn outstanding_messages_count_against_capacity() {
+    let peer = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    peer.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let port = peer.local_addr().unwrap().port();
+    let engine = common::spawn_engine_with(
+        &[],
+        &[
+            ("ACTIVEFLOW_ENGINE_MAX_ACTIVEFLOWS", "3"),
+            // Timer F = 64·T1 = 3.2 s: the unanswered MESSAGEs time out soon.
+            ("ACTIVEFLOW_SIP_T1_MS", "50"),
+        ],
+    );
+    let destinations: Vec<Value> = (0..5)
+        .map(|i| json!({"type": "sip", "target": format!("sip:user{i}@127.0.0.1:{port}")}))
+        .collect();
+    let a = run(
+        engine.api,
+        json!([{"type": "message_send", "option": {"destinations": destinations, "text": "hi"}}]),
+    );
+    let r = &results(&a)[0];
+    let errors: Vec<&str> = r["destinations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|d| d["error"].as_str())
+        .collect();
+    assert_eq!(errors.len(), 5, "none answered: {a}");
+    let refused = errors.iter().filter(|e| e.contains("capacity")).count();
+    assert_eq!(refused, 2, "{a}");
+    // The peer saw three transactions (Call-IDs), whatever their retransmissions.
+    let mut call_ids = std::collections::HashSet::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = peer.recv(&mut buf) {
+        let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+        if let Some(id) = common::header(&text, "Call-ID") {
+            call_ids.insert(id.to_owned());
+        }
+    }
+    assert_eq!(call_ids.len(), 3, "{call_ids:?}");
+    assert_eq!(
+        common::scrape(
+            engine.metrics,
+            "outbound_refused_total{work=\"message_send\"}"
+        ),
+        2.0
+    );
+}
+
+/// A fresh directory for one test.
+fn temp_dir(tag: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "activeflow-limits-{tag}-{}-{}",
+        std::process::id(),
+        uuid::Uuid::new_v4()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// `DELETE /v1/recordings/{id}` on a real recording of a SIPp call (its A-law pcap): 409 while
+/// it is being written, then 204 with the file and record gone, then 404; unknown and
+/// malformed ids are 404.
+#[test]
+fn delete_recording_over_the_api() {
+    let dir = temp_dir("rec-delete");
+    let recordings = dir.join("recordings");
+    let f = common::flow(
+        "rec",
+        json!([
+            {"type": "answer"},
+            {"type": "recording_start", "option": {"format": "wav"}},
+            {"type": "sleep", "option": {"duration": 60000}}
+        ]),
+    );
+    let engine = common::start(
+        &[f],
+        &[("rec", "rec")],
+        &[(
+            "ACTIVEFLOW_MEDIA_RECORDINGS_DIR",
+            recordings.to_str().unwrap(),
+        )],
+    );
+    let media_port = common::reserve_ports(4).release().to_string();
+    let mut caller = common::sipp_spawn(
+        engine.sip,
+        "uac_g711a.xml",
+        "rec",
+        &["-m", "1", "-mp", &media_port],
+    );
+    let id = common::wait_until("a recording in progress", Duration::from_secs(20), || {
+        let (_, list) = http(engine.api, "GET", "/v1/recordings", None);
+        let first = list["result"].get(0)?;
+        (first["status"] == "recording").then(|| first["id"].as_str().unwrap().to_owned())
+    });
+    let path = format!("/v1/recordings/{id}");
+    let (status, body) = http(engine.api, "DELETE", &path, None);
+    assert_eq!(status, 409, "still recording: {body}");
+    assert_eq!(body["error"]["code"], "conflict");
+    assert!(caller.wait().unwrap().success(), "the SIPp call completed");
+    common::wait_until("the recording to end", Duration::from_secs(10), || {
+        let (_, r) = http(engine.api, "GET", &path, None);
+        (r["status"] == "ended").then_some(())
+    });
+    let file = recordings.join(format!("{id}.wav"));
+    assert!(file.exists());
+    let (status, _) = http(engine.api, "DELETE", &path, None);
+    assert_eq!(status, 204);
+    assert!(!file.exists(), "the file is gone");
+    assert_eq!(http(engine.api, "GET", &path, None).0, 404);
+    assert_eq!(http(engine.api, "DELETE", &path, None).0, 404);
+    for unknown in [
+        "/v1/recordings/00000000-0000-4000-8000-000000000000",
+        "/v1/recordings/..%2F..%2Fetc%2Fpasswd",
+        "/v1/recordings/not-an-id",
+    ] {
+        assert_eq!(
+            http(engine.api, "DELETE", unknown, None).0,
+            404,
+            "{unknown}"
+        );
+    }
+    drop(engine);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// `media.recordings_retention_days`: at start the engine purges recordings whose file is
+/// older (here one of 40 days against 30), keeps newer ones and files that are not
+/// recordings, and counts the purge.
+#[test]
+fn recordings_past_retention_are_purged_at_start() {
+    let dir = temp_dir("rec-retention");
+    let old = dir.join(format!("{}.wav", uuid::Uuid::new_v4()));
+    let new = dir.join(format!("{}.wav", uuid::Uuid::new_v4()));
+    let other = dir.join("notes.wav");
+    for f in [&old, &new, &other] {
+        std::fs::write(f, b"RIFF").unwrap();
+    }
+    let forty_days = Duration::from_secs(40 * 86_400);
+    for f in [&old, &other] {
+        std::fs::File::options()
+            .write(true)
+            .open(f)
+            .unwrap()
+            .set_modified(std::time::SystemTime::now() - forty_days)
+            .unwrap();
+    }
+    let engine = common::spawn_engine_with(
+        &[],
+        &[
+            ("ACTIVEFLOW_MEDIA_RECORDINGS_DIR", dir.to_str().unwrap()),
+            ("ACTIVEFLOW_MEDIA_RECORDINGS_RETENTION_DAYS", "30"),
+        ],
+    );
+    common::wait_until("the old recording purged", Duration::from_secs(10), || {
+        (!old.exists()).then_some(())
+    });
+    assert!(new.exists() && other.exists());
+    assert_eq!(
+        common::scrape(
+            engine.metrics,
+            "media_files_purged_total{kind=\"recording\"}"
+        ),
+        1.0
+    );
+    drop(engine);
+    let _ = std::fs::remove_dir_all(dir);
+}
