@@ -458,3 +458,60 @@ fn concurrent_calls_share_one_tts_process_and_distinct_texts_stay_under_the_cap(
     drop(engine);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// The default `[http]` policy (nothing allowed) refuses every spelling of the host itself:
+/// the unspecified addresses (`0.0.0.0`, `[::]`, which connect to the local host), IPv4-mapped,
+/// IPv4-compatible, NAT64 and 6to4 forms of 127.0.0.1, and the host's own interface
+/// addresses. A dual-stack server on the port hears nothing.
+#[test]
+fn the_default_policy_refuses_every_spelling_of_the_host_itself() {
+    let listener = TcpListener::bind("[::]:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let heard = Arc::new(AtomicUsize::new(0));
+    let count = heard.clone();
+    std::thread::spawn(move || {
+        for s in listener.incoming().flatten() {
+            count.fetch_add(1, Ordering::SeqCst);
+            drop(s);
+        }
+    });
+    let mut hosts: Vec<String> = [
+        "0.0.0.0",
+        "[::]",
+        "[::ffff:127.0.0.1]",
+        "[::127.0.0.1]",
+        "[64:ff9b::7f00:1]",
+        "[2002:7f00:1::1]",
+    ]
+    .map(String::from)
+    .to_vec();
+    // Every address of this host's interfaces, whatever network it is in.
+    for interface in nix::ifaddrs::getifaddrs().unwrap() {
+        let Some(address) = interface.address else {
+            continue;
+        };
+        if let Some(v4) = address.as_sockaddr_in() {
+            hosts.push(v4.ip().to_string());
+        } else if let Some(v6) = address.as_sockaddr_in6() {
+            if v6.scope_id() == 0 {
+                hosts.push(format!("[{}]", v6.ip()));
+            }
+        }
+    }
+    let engine = common::spawn_engine_with(&[], &[("ACTIVEFLOW_HTTP_TIMEOUT_MS", "1000")]);
+    let actions: Vec<Value> = hosts
+        .iter()
+        .map(|h| {
+            json!({"type": "webhook_send", "option": {"sync": true, "method": "GET", "uri": format!("http://{h}:{port}/")}})
+        })
+        .collect();
+    let a = run(engine.api, Value::Array(actions));
+    for (host, result) in hosts.iter().zip(results(&a)) {
+        let error = result["error"].as_str().unwrap_or_default();
+        assert!(
+            error.contains("not allowed by the [http] policy"),
+            "{host}: {result}"
+        );
+    }
+    assert_eq!(heard.load(Ordering::SeqCst), 0, "the host was reached");
+}

@@ -202,6 +202,8 @@ pub struct HttpConfig {
     pub webhook_queue: usize,
     /// Non-`sync` `webhook_send` requests in flight at once per destination.
     pub webhook_concurrency: usize,
+    /// Destinations with non-`sync` `webhook_send` work queued at once.
+    pub webhook_destinations: usize,
 }
 
 impl Default for HttpConfig {
@@ -230,6 +232,7 @@ impl Default for HttpConfig {
             .to_vec(),
             webhook_queue: 1000,
             webhook_concurrency: 4,
+            webhook_destinations: 1000,
         }
     }
 }
@@ -546,6 +549,9 @@ impl Config {
         if self.http.webhook_concurrency == 0 {
             return Err(invalid("http.webhook_concurrency", "must be at least 1"));
         }
+        if self.http.webhook_destinations == 0 {
+            return Err(invalid("http.webhook_destinations", "must be at least 1"));
+        }
         validate_events(&self.events)?;
         let http = HttpPolicy {
             allow: cidrs("http.allow", &self.http.allow)?,
@@ -563,6 +569,7 @@ impl Config {
                 capacity: self.http.webhook_queue,
                 concurrency: self.http.webhook_concurrency,
                 idle: crate::http::WEBHOOK_WORKER_IDLE,
+                destinations: self.http.webhook_destinations,
             },
         };
         Ok(Settings {

@@ -133,9 +133,10 @@ fn outbound_limits_have_defaults_and_name_their_keys() {
     assert_eq!(
         (
             s.http.webhook_limits.capacity,
-            s.http.webhook_limits.concurrency
+            s.http.webhook_limits.concurrency,
+            s.http.webhook_limits.destinations
         ),
-        (1000, 4)
+        (1000, 4, 1000)
     );
     let limits = s.raw.media.limits();
     assert!(limits.max_tts_processes >= 1, "0 = one per core");
@@ -151,6 +152,10 @@ fn outbound_limits_have_defaults_and_name_their_keys() {
         (
             "ACTIVEFLOW_HTTP_WEBHOOK_CONCURRENCY",
             "http.webhook_concurrency",
+        ),
+        (
+            "ACTIVEFLOW_HTTP_WEBHOOK_DESTINATIONS",
+            "http.webhook_destinations",
         ),
         (
             "ACTIVEFLOW_MEDIA_MAX_PROMPT_FETCHES",

@@ -71,6 +71,8 @@ async fn route(
             capacity: queue,
             concurrency: 1,
             idle: WORKER_IDLE,
+            // Bounded by the global URI plus the flows' own: no cap of its own.
+            destinations: usize::MAX,
         },
     );
     while let Some(d) = rx.recv().await {

@@ -305,6 +305,47 @@ mod tests {
         ));
     }
 
+    /// The host's own addresses are checked on what a name resolves to, and the connection
+    /// goes to a checked address: `localhost` (127.0.0.1, ::1: both on `lo`) is refused with
+    /// no deny list at all, while the same server by an allowed literal answers.
+    #[tokio::test]
+    async fn names_resolving_to_the_hosts_own_addresses_are_refused() {
+        let ok = serve("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi").await;
+        let own = HttpPolicy {
+            own: Some(Arc::new(OwnAddresses::new([]))),
+            ..policy(&[], &[])
+        };
+        let client = HttpClient::new(own.clone()).unwrap();
+        for url in [
+            format!("http://localhost:{}/", ok.port()),
+            format!("http://{ok}/"),
+            format!("http://[::ffff:127.0.0.1]:{}/", ok.port()),
+        ] {
+            let e = client
+                .send(reqwest::Method::GET, &url, None)
+                .await
+                .unwrap_err();
+            assert!(matches!(e, HttpError::Denied { .. }), "{url}: {e}");
+        }
+        let allowed = HttpClient::new(HttpPolicy {
+            allow: vec!["127.0.0.1/32".parse().unwrap()],
+            ..own
+        })
+        .unwrap();
+        let r = allowed
+            .send(
+                reqwest::Method::GET,
+                &format!("http://localhost:{}/", ok.port()),
+                None,
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            r.status, 200,
+            "resolved, checked, and connected to 127.0.0.1"
+        );
+    }
+
     #[tokio::test]
     async fn size_limit_and_timeout() {
         let big = serve("HTTP/1.1 200 OK\r\nContent-Length: 100\r\nConnection: close\r\n\r\n0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789").await;

@@ -41,6 +41,7 @@ impl HttpPolicy {
                 capacity: 1000,
                 concurrency: 4,
                 idle: WEBHOOK_WORKER_IDLE,
+                destinations: 1000,
             },
         }
     }

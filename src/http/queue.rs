@@ -1,7 +1,7 @@
 //! Bounded per-destination work queues: each destination (a `webhook_send` scheme+host+port, an
 //! event webhook URI) gets one queue of at most `capacity` jobs and a worker task that runs at
-//! most `concurrency` of them at once. A full queue refuses the job at once (the caller counts
-//! it); a worker with nothing queued or running for `idle` removes itself, so destinations that
+//! most `concurrency` of them at once; at most `destinations` have a worker at a time. A full
+//! queue (or too many destinations) refuses the job at once (the caller counts it); a worker with nothing queued or running for `idle` removes itself, so destinations that
 //! come and go leave nothing behind. With `concurrency` 1 jobs run in submission order, across a
 //! worker's retirement too: it retires under the map's lock only when its queue is empty.
 
@@ -17,11 +17,13 @@ use tokio::sync::{mpsc, Semaphore};
 /// One unit of work: a request and whatever it reports when done.
 pub type Job = Pin<Box<dyn Future<Output = ()> + Send>>;
 
-/// The destination's queue was full: the job was not taken.
+/// Why a job was not taken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("the destination's queue is full ({capacity} waiting)")]
-pub struct QueueFull {
-    pub capacity: usize,
+pub enum QueueFull {
+    #[error("the destination's queue is full ({capacity} waiting)")]
+    Destination { capacity: usize },
+    #[error("too many destinations with work queued ({destinations})")]
+    Destinations { destinations: usize },
 }
 
 /// How big and how busy each destination's queue may be.
@@ -33,6 +35,8 @@ pub struct QueueLimits {
     pub concurrency: usize,
     /// A worker with nothing to do this long retires.
     pub idle: Duration,
+    /// Destinations with a worker at once: a flow cycling through hosts cannot start more.
+    pub destinations: usize,
 }
 
 /// A destination's (scheme, host, port): what `webhook_send` queues by.
@@ -78,6 +82,7 @@ impl<K: Clone + Eq + Hash + Send + 'static> DestinationQueues<K> {
             limits: QueueLimits {
                 capacity: limits.capacity.max(1),
                 concurrency: limits.concurrency.max(1),
+                destinations: limits.destinations.max(1),
                 ..limits
             },
             workers: Mutex::new(HashMap::new()),
@@ -97,10 +102,15 @@ impl<K: Clone + Eq + Hash + Send + 'static> DestinationQueues<K> {
                 Ok(()) => Ok(()),
                 // A worker only retires under this lock and after removing its entry, so
                 // an entry's queue is open: the only refusal is a full queue.
-                Err(_) => Err(QueueFull {
+                Err(_) => Err(QueueFull::Destination {
                     capacity: self.limits.capacity,
                 }),
             };
+        }
+        if workers.len() >= self.limits.destinations {
+            return Err(QueueFull::Destinations {
+                destinations: self.limits.destinations,
+            });
         }
         let (tx, rx) = mpsc::channel(self.limits.capacity);
         let _ = tx.try_send(job);
@@ -175,6 +185,7 @@ mod tests {
             capacity,
             concurrency,
             idle: Duration::from_secs(60),
+            destinations: 100,
         }
     }
 
@@ -204,7 +215,10 @@ mod tests {
         tokio::task::yield_now().await; // the worker takes the first job and holds it
         queues.submit("a", job()).unwrap();
         queues.submit("a", job()).unwrap();
-        assert_eq!(queues.submit("a", job()), Err(QueueFull { capacity: 2 }));
+        assert_eq!(
+            queues.submit("a", job()),
+            Err(QueueFull::Destination { capacity: 2 })
+        );
         // Another destination has its own queue.
         queues.submit("b", job()).unwrap();
         tokio::task::yield_now().await;
@@ -244,6 +258,27 @@ mod tests {
         // A destination seen again gets a new worker.
         queues.submit(7, Box::pin(async {})).unwrap();
         assert_eq!(queues.destinations(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn destinations_are_capped_until_workers_retire() {
+        let queues = DestinationQueues::new(
+            "webhook_send",
+            QueueLimits {
+                destinations: 3,
+                ..limits(4, 1)
+            },
+        );
+        for host in 0..3 {
+            queues.submit(host, Box::pin(async {})).unwrap();
+        }
+        assert_eq!(
+            queues.submit(3, Box::pin(async {})),
+            Err(QueueFull::Destinations { destinations: 3 })
+        );
+        queues.submit(0, Box::pin(async {})).unwrap(); // a known one still queues
+        tokio::time::sleep(Duration::from_secs(61)).await;
+        queues.submit(3, Box::pin(async {})).unwrap();
     }
 
     #[tokio::test(start_paused = true)]
