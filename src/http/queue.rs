@@ -12,6 +12,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, Semaphore};
 
 /// One unit of work: a request and whatever it reports when done.
@@ -97,16 +98,24 @@ impl<K: Clone + Eq + Hash + Send + 'static> DestinationQueues<K> {
     /// Queues `job` for `destination` without waiting, starting its worker if it has none.
     pub fn submit(self: &Arc<Self>, destination: K, job: Job) -> Result<(), QueueFull> {
         let mut workers = self.lock();
-        if let Some(tx) = workers.get(&destination) {
-            return match tx.try_send(job) {
-                Ok(()) => Ok(()),
-                // A worker only retires under this lock and after removing its entry, so
-                // an entry's queue is open: the only refusal is a full queue.
-                Err(_) => Err(QueueFull::Destination {
-                    capacity: self.limits.capacity,
-                }),
-            };
-        }
+        let job = match workers.get(&destination) {
+            None => job,
+            Some(tx) => match tx.try_send(job) {
+                Ok(()) => return Ok(()),
+                Err(TrySendError::Full(_)) => {
+                    return Err(QueueFull::Destination {
+                        capacity: self.limits.capacity,
+                    })
+                }
+                // A worker retires under this lock after removing its entry, so a closed
+                // queue means its runtime went away with it (an arbiter stopped): replace it.
+                Err(TrySendError::Closed(job)) => {
+                    workers.remove(&destination);
+                    crate::metrics::webhook_workers(self.name, -1.0);
+                    job
+                }
+            },
+        };
         if workers.len() >= self.limits.destinations {
             return Err(QueueFull::Destinations {
                 destinations: self.limits.destinations,
@@ -279,6 +288,34 @@ mod tests {
         queues.submit(0, Box::pin(async {})).unwrap(); // a known one still queues
         tokio::time::sleep(Duration::from_secs(61)).await;
         queues.submit(3, Box::pin(async {})).unwrap();
+    }
+
+    #[test]
+    fn a_worker_lost_with_its_runtime_is_replaced() {
+        let queues = DestinationQueues::new("webhook_send", limits(4, 1));
+        let first = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        first.block_on(async { queues.submit("a", Box::pin(async {})).unwrap() });
+        drop(first); // its worker task is dropped with it, entry and all
+        let second = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let done = Arc::new(AtomicUsize::new(0));
+        let d = done.clone();
+        second.block_on(async {
+            let job: Job = Box::pin(async move {
+                d.fetch_add(1, Ordering::SeqCst);
+            });
+            queues.submit("a", job).unwrap();
+            for _ in 0..10 {
+                tokio::task::yield_now().await;
+            }
+        });
+        assert_eq!(done.load(Ordering::SeqCst), 1);
+        assert_eq!(queues.destinations(), 1);
     }
 
     #[tokio::test(start_paused = true)]
