@@ -47,6 +47,9 @@ pub const SIP_TCP_CONNECTIONS_CLOSED_TOTAL: &str = "sip_tcp_connections_closed_t
 pub const SIP_TCP_MESSAGES_DROPPED_TOTAL: &str = "sip_tcp_messages_dropped_total";
 pub const COMPONENT_UP: &str = "component_up";
 pub const COMPONENT_RESTARTS_TOTAL: &str = "component_restarts_total";
+pub const WEBHOOK_WORKERS_ACTIVE: &str = "webhook_workers_active";
+pub const OUTBOUND_REFUSED_TOTAL: &str = "outbound_refused_total";
+pub const MEDIA_FILES_PURGED_TOTAL: &str = "media_files_purged_total";
 
 /// Label values known at start-up, exported at zero so no series is ever missing.
 pub const REFERENCE_TYPES: &[&str] = &["call", "api"];
@@ -93,6 +96,12 @@ pub const STORAGE_WRITE_KINDS: &[&str] = &["running", "ended", "call", "flow", "
 pub const COMPONENTS: &[&str] = &["sip_udp", "storage_writer", "recording_writer", "storage"];
 /// [`WebhookOutcome`] labels, same order.
 pub const WEBHOOK_OUTCOMES: &[&str] = &["delivered", "failed", "dropped"];
+/// `queue` of `webhook_workers_active`: non-sync `webhook_send`, event webhooks.
+pub const WEBHOOK_QUEUES: &[&str] = &["webhook_send", "event_webhook"];
+/// `work` of `outbound_refused_total`: what a cap refused.
+pub const OUTBOUND_WORK: &[&str] = &["webhook_send", "message_send", "tts", "prompt_fetch"];
+/// `kind` of `media_files_purged_total`.
+pub const MEDIA_FILE_KINDS: &[&str] = &["cache", "recording"];
 /// Why a TCP connection was refused at accept (or an own connection not opened).
 pub const TCP_REFUSE_REASONS: &[&str] = &["acl", "per_ip_limit", "total_limit"];
 /// Why a TCP connection was closed.
@@ -284,6 +293,19 @@ fn describe_all() {
         EVENTS_WINDOW_EXCEEDED_TOTAL,
         "SSE readers that lost events: too slow for, or resuming before, the event window"
     );
+    describe_gauge!(
+        WEBHOOK_WORKERS_ACTIVE,
+        "Webhook destinations with a queue and worker now, by queue (idle ones retire)"
+    );
+    describe_counter!(
+        OUTBOUND_REFUSED_TOTAL,
+        "Outgoing work refused by a cap, by work: webhook_send (destination queue full), \
+         message_send (capacity), tts and prompt_fetch (no slot within the wait)"
+    );
+    describe_counter!(
+        MEDIA_FILES_PURGED_TOTAL,
+        "Files purged: cache (over media.cache_max_bytes), recording (retention or DELETE)"
+    );
     describe_counter!(
         ACTOR_PANICS_TOTAL,
         "Panics contained in an actor (its call or activeflow ended, nothing else harmed)"
@@ -346,6 +368,15 @@ fn register_zeroes() {
     counter!(EVENTS_WINDOW_EXCEEDED_TOTAL).absolute(0);
     for a in ACTORS {
         counter!(ACTOR_PANICS_TOTAL, "actor" => *a).absolute(0);
+    }
+    for q in WEBHOOK_QUEUES {
+        gauge!(WEBHOOK_WORKERS_ACTIVE, "queue" => *q).set(0.0);
+    }
+    for w in OUTBOUND_WORK {
+        counter!(OUTBOUND_REFUSED_TOTAL, "work" => *w).absolute(0);
+    }
+    for k in MEDIA_FILE_KINDS {
+        counter!(MEDIA_FILES_PURGED_TOTAL, "kind" => *k).absolute(0);
     }
     gauge!(SIP_TCP_CONNECTIONS_ACTIVE).set(0.0);
     for r in TCP_REFUSE_REASONS {
@@ -640,6 +671,22 @@ pub fn webhook_delivery(outcome: WebhookOutcome) {
     if let Some(c) = WEBHOOKS.at(WEBHOOK_OUTCOMES, make, index) {
         c.increment(1);
     }
+}
+
+/// A webhook destination's worker started (+1.0) or retired (-1.0); `queue` is one of
+/// [`WEBHOOK_QUEUES`].
+pub fn webhook_workers(queue: &'static str, delta: f64) {
+    gauge!(WEBHOOK_WORKERS_ACTIVE, "queue" => queue).increment(delta);
+}
+
+/// Outgoing work refused by a cap; `work` is one of [`OUTBOUND_WORK`].
+pub fn outbound_refused(work: &'static str) {
+    counter!(OUTBOUND_REFUSED_TOTAL, "work" => work).increment(1);
+}
+
+/// Media files purged; `kind` is one of [`MEDIA_FILE_KINDS`].
+pub fn media_files_purged(kind: &'static str, files: u64) {
+    counter!(MEDIA_FILES_PURGED_TOTAL, "kind" => kind).increment(files);
 }
 
 /// A watched part is up (1) or not (0); `component` is one of [`COMPONENTS`].

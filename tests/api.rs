@@ -450,6 +450,7 @@ fn openapi_lists_every_route() {
         ("post", "/v1/calls/{id}/hangup"),
         ("get", "/v1/recordings"),
         ("get", "/v1/recordings/{id}"),
+        ("delete", "/v1/recordings/{id}"),
         ("get", "/v1/recordings/{id}/file"),
         ("get", "/v1/events"),
         ("get", "/healthz"),

@@ -15,7 +15,7 @@ use super::{activeflows, calls, events, flows, health, recordings};
         activeflows::stop, activeflows::resume, activeflows::get_variables,
         activeflows::put_variables,
         calls::list, calls::get, calls::hangup,
-        recordings::list, recordings::get, recordings::file,
+        recordings::list, recordings::get, recordings::file, recordings::delete,
         events::stream,
         health::healthz, health::readyz, spec,
     ),

@@ -1,14 +1,17 @@
-//! `/v1/recordings`: what `recording_start` recorded, and the WAV files themselves.
+//! `/v1/recordings`: what `recording_start` recorded, the WAV files themselves, and deleting
+//! them (file and record; one still being recorded is a 409: stop it first).
 
 use actix_web::{web, HttpResponse};
 
 use super::page::{page_response, PageQuery};
 use super::{ApiError, ApiState};
+use crate::media::recording::DeleteError;
 use crate::media::{RecordingId, RecordingInfo, RecordingStatus};
 
 pub(super) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/recordings", web::get().to(list))
         .route("/recordings/{id}", web::get().to(get))
+        .route("/recordings/{id}", web::delete().to(delete))
         .route("/recordings/{id}/file", web::get().to(file));
 }
 
@@ -80,4 +83,29 @@ pub(super) async fn file(
             format!("attachment; filename=\"{}.wav\"", info.id),
         ))
         .body(bytes))
+}
+
+#[utoipa::path(operation_id = "recordings_delete", delete, path = "/v1/recordings/{id}", tag = "recordings",
+    params(("id" = String, Path, description = "recording id")),
+    responses((status = 204, description = "the file and its record are gone"),
+              (status = 404, description = "unknown id (no record, no file)", body = serde_json::Value),
+              (status = 409, description = "still recording: stop it first", body = serde_json::Value)))]
+pub(super) async fn delete(
+    state: web::Data<ApiState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let raw = id.into_inner();
+    let id = raw
+        .parse::<RecordingId>()
+        .map_err(|_| ApiError::NotFound(format!("recording {raw:?} not found")))?;
+    let recordings = state.recordings.clone();
+    web::block(move || recordings.delete(id))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .map_err(|e| match e {
+            DeleteError::NotFound(_) => ApiError::NotFound(e.to_string()),
+            DeleteError::InProgress(_) => ApiError::Conflict(e.to_string()),
+            DeleteError::Io { .. } => ApiError::Internal(e.to_string()),
+        })?;
+    Ok(HttpResponse::NoContent().finish())
 }

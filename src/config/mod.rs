@@ -127,6 +127,45 @@ pub struct MediaConfig {
     /// 0 = never.
     #[serde(default = "default_rtp_timeout_seconds")]
     pub rtp_timeout_seconds: u64,
+    /// TTS commands running at once, per engine; 0 = one per core.
+    #[serde(default)]
+    pub max_tts_processes: usize,
+    /// http(s) prompt downloads at once, per engine.
+    #[serde(default = "default_max_prompt_fetches")]
+    pub max_prompt_fetches: usize,
+    /// The TTS disk cache's size; least recently used files are removed beyond it.
+    #[serde(default = "default_cache_max_bytes")]
+    pub cache_max_bytes: u64,
+    /// Recordings older than this are deleted (at start, then hourly); 0 = keep.
+    #[serde(default = "default_recordings_retention_days")]
+    pub recordings_retention_days: u32,
+}
+
+fn default_max_prompt_fetches() -> usize {
+    16
+}
+
+fn default_cache_max_bytes() -> u64 {
+    512 << 20
+}
+
+fn default_recordings_retention_days() -> u32 {
+    30
+}
+
+impl MediaConfig {
+    /// The library's caps, `max_tts_processes` 0 resolved to one per core.
+    pub fn limits(&self) -> crate::media::library::MediaLimits {
+        crate::media::library::MediaLimits {
+            max_tts_processes: match self.max_tts_processes {
+                0 => crate::media::library::default_tts_processes(),
+                n => n,
+            },
+            max_prompt_fetches: self.max_prompt_fetches,
+            cache_max_bytes: self.cache_max_bytes,
+            slot_wait: crate::media::library::SLOT_WAIT,
+        }
+    }
 }
 
 fn default_rtp_timeout_seconds() -> u64 {
@@ -166,6 +205,13 @@ pub struct HttpConfig {
     /// Destinations flows may not reach: by default loopback, private, link-local and
     /// carrier-grade NAT ranges, so a flow cannot probe the operator's own network.
     pub deny: Vec<String>,
+    /// Non-`sync` `webhook_send` requests waiting per destination (scheme, host, port);
+    /// beyond, the action fails (counted).
+    pub webhook_queue: usize,
+    /// Non-`sync` `webhook_send` requests in flight at once per destination.
+    pub webhook_concurrency: usize,
+    /// Destinations with non-`sync` `webhook_send` work queued at once.
+    pub webhook_destinations: usize,
 }
 
 impl Default for HttpConfig {
@@ -185,9 +231,16 @@ impl Default for HttpConfig {
                 "::1/128",
                 "fc00::/7",
                 "fe80::/10",
+                "::/128",
+                "64:ff9b::/96",
+                "64:ff9b:1::/48",
+                "2002::/16",
             ]
             .map(String::from)
             .to_vec(),
+            webhook_queue: 1000,
+            webhook_concurrency: 4,
+            webhook_destinations: 1000,
         }
     }
 }
@@ -459,6 +512,9 @@ impl Config {
                 return Err(invalid(key, "must not be empty"));
             }
         }
+        if self.media.max_prompt_fetches == 0 {
+            return Err(invalid("media.max_prompt_fetches", "must be at least 1"));
+        }
         let api_listen = parse_addr("api.listen", &self.api.listen)?;
         if !api_listen.ip().is_loopback() && self.api.token.is_empty() {
             return Err(invalid(
@@ -542,13 +598,35 @@ impl Config {
         if self.http.timeout_ms == 0 {
             return Err(invalid("http.timeout_ms", "must be at least 1"));
         }
+        if self.http.webhook_queue == 0 {
+            return Err(invalid("http.webhook_queue", "must be at least 1"));
+        }
+        if self.http.webhook_concurrency == 0 {
+            return Err(invalid("http.webhook_concurrency", "must be at least 1"));
+        }
+        if self.http.webhook_destinations == 0 {
+            return Err(invalid("http.webhook_destinations", "must be at least 1"));
+        }
         validate_events(&self.events)?;
         validate_storage(&self.storage)?;
         let http = HttpPolicy {
             allow: cidrs("http.allow", &self.http.allow)?,
             deny: cidrs("http.deny", &self.http.deny)?,
+            // The engine's own addresses: a flow must not reach its API or metrics through them.
+            own: Some(std::sync::Arc::new(crate::http::OwnAddresses::new([
+                public_address,
+                sip_listen.ip(),
+                api_listen.ip(),
+                metrics_listen.ip(),
+            ]))),
             timeout: std::time::Duration::from_millis(self.http.timeout_ms),
             max_response_bytes: self.http.max_response_bytes,
+            webhook_limits: crate::http::QueueLimits {
+                capacity: self.http.webhook_queue,
+                concurrency: self.http.webhook_concurrency,
+                idle: crate::http::WEBHOOK_WORKER_IDLE,
+                destinations: self.http.webhook_destinations,
+            },
         };
         Ok(Settings {
             http,

@@ -192,3 +192,49 @@ fn source_rate_limit_defaults_overrides_and_errors() {
         assert!(e.to_string().contains(key), "{var}: {e}");
     }
 }
+
+#[test]
+fn outbound_limits_have_defaults_and_name_their_keys() {
+    let s = Config::from_toml_with_env(DEFAULT_TOML, env(&[]))
+        .unwrap()
+        .validate()
+        .unwrap();
+    assert_eq!(
+        (
+            s.http.webhook_limits.capacity,
+            s.http.webhook_limits.concurrency,
+            s.http.webhook_limits.destinations
+        ),
+        (1000, 4, 1000)
+    );
+    let limits = s.raw.media.limits();
+    assert!(limits.max_tts_processes >= 1, "0 = one per core");
+    assert_eq!(
+        (limits.max_prompt_fetches, limits.cache_max_bytes),
+        (16, 512 << 20)
+    );
+    assert_eq!(s.raw.media.recordings_retention_days, 30);
+    // The same defaults when a config file leaves the keys out.
+    assert_eq!(HttpConfig::default().webhook_queue, 1000);
+    for (var, key) in [
+        ("ACTIVEFLOW_HTTP_WEBHOOK_QUEUE", "http.webhook_queue"),
+        (
+            "ACTIVEFLOW_HTTP_WEBHOOK_CONCURRENCY",
+            "http.webhook_concurrency",
+        ),
+        (
+            "ACTIVEFLOW_HTTP_WEBHOOK_DESTINATIONS",
+            "http.webhook_destinations",
+        ),
+        (
+            "ACTIVEFLOW_MEDIA_MAX_PROMPT_FETCHES",
+            "media.max_prompt_fetches",
+        ),
+    ] {
+        let e = Config::from_toml_with_env(DEFAULT_TOML, env(&[(var, "0")]))
+            .unwrap()
+            .validate()
+            .unwrap_err();
+        assert!(e.to_string().contains(key), "{e}");
+    }
+}

@@ -1,19 +1,18 @@
 //! Event webhooks: every event to the global webhook (`events.webhook_uri`), an activeflow's
 //! events (and those of the call it drives, from the answer on) to its flow's `webhook_uri`.
 //! Publishers hand events to one bounded queue without waiting (full → dropped, counted); a
-//! router task hands them on to one worker per destination, which POSTs them in order through
-//! the engine's `HttpClient` (timeout, size limit, `[http]` policy) with the shared webhook
-//! retry policy. A slow destination delays only its own queue.
+//! router task hands them on to one worker per destination (`http::DestinationQueues`, one
+//! request at a time), which POSTs them in order through the engine's `HttpClient` (timeout,
+//! size limit, `[http]` policy) with the shared webhook retry policy. A slow destination delays
+//! only its own queue; an idle destination's worker retires and leaves nothing behind.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 
 use super::Event;
-use crate::http::{Attempted, HttpClient, WEBHOOK_RETRY};
+use crate::http::{Attempted, DestinationQueues, HttpClient, QueueLimits, WEBHOOK_RETRY};
 use crate::metrics::WebhookOutcome;
 
 /// A destination's worker idle this long stops (a new one starts with the next event).
@@ -58,82 +57,31 @@ pub(super) fn start(http: HttpClient, global: Option<&str>, queue: usize) -> Fee
     feed
 }
 
-/// A destination's queue and its worker.
-struct Worker {
-    tx: mpsc::Sender<(u64, Arc<Event>)>,
-    task: Option<JoinHandle<()>>,
-}
-
 async fn route(
     mut rx: mpsc::Receiver<Delivery>,
     http: HttpClient,
     global: Option<Arc<str>>,
     queue: usize,
 ) {
-    let mut workers: HashMap<Arc<str>, Worker> = HashMap::new();
+    // In order per destination (one at a time); an idle destination's worker retires and
+    // leaves no entry behind, so flows with many webhook URIs do not accumulate workers.
+    let workers = DestinationQueues::new(
+        "event_webhook",
+        QueueLimits {
+            capacity: queue,
+            concurrency: 1,
+            idle: WORKER_IDLE,
+            // Bounded by the global URI plus the flows' own: no cap of its own.
+            destinations: usize::MAX,
+        },
+    );
     while let Some(d) = rx.recv().await {
         let flow_hook = d.hook.as_ref().filter(|h| Some(*h) != global.as_ref());
         for uri in global.iter().chain(flow_hook) {
-            hand_over(&mut workers, uri, (d.id, d.event.clone()), &http, queue);
-        }
-    }
-}
-
-/// Queues an event for `uri`'s worker, starting one if needed; full → dropped.
-fn hand_over(
-    workers: &mut HashMap<Arc<str>, Worker>,
-    uri: &Arc<str>,
-    item: (u64, Arc<Event>),
-    http: &HttpClient,
-    queue: usize,
-) {
-    let item = match workers.get(uri) {
-        Some(w) => match w.tx.try_send(item) {
-            Ok(()) => return,
-            Err(mpsc::error::TrySendError::Full(_)) => {
+            let (http, uri_owned, event, id) = (http.clone(), uri.clone(), d.event.clone(), d.id);
+            let job = Box::pin(async move { deliver(&http, &uri_owned, id, &event).await });
+            if workers.submit(uri.clone(), job).is_err() {
                 crate::metrics::webhook_delivery(WebhookOutcome::Dropped);
-                return;
-            }
-            // It stopped after idling.
-            Err(mpsc::error::TrySendError::Closed(item)) => item,
-        },
-        None => item,
-    };
-    let previous = workers.remove(uri).and_then(|w| w.task);
-    let (tx, rx) = mpsc::channel(queue);
-    let _ = tx.try_send(item);
-    let task = tokio::spawn(work(uri.clone(), rx, http.clone(), previous));
-    workers.insert(
-        uri.clone(),
-        Worker {
-            tx,
-            task: Some(task),
-        },
-    );
-}
-
-/// Delivers `uri`'s events in order; stops after idling. Waits for the worker it replaces to
-/// finish its last events first, so order holds across the restart.
-async fn work(
-    uri: Arc<str>,
-    mut rx: mpsc::Receiver<(u64, Arc<Event>)>,
-    http: HttpClient,
-    previous: Option<JoinHandle<()>>,
-) {
-    if let Some(p) = previous {
-        let _ = p.await;
-    }
-    loop {
-        match tokio::time::timeout(WORKER_IDLE, rx.recv()).await {
-            Ok(Some((id, event))) => deliver(&http, &uri, id, &event).await,
-            Ok(None) => return,
-            Err(_) => {
-                // Refuse new events, deliver those already queued, stop.
-                rx.close();
-                while let Some((id, event)) = rx.recv().await {
-                    deliver(&http, &uri, id, &event).await;
-                }
-                return;
             }
         }
     }

@@ -8,9 +8,13 @@ use std::sync::Arc;
 
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
+mod own;
 mod policy;
+mod queue;
 
-pub use policy::HttpPolicy;
+pub use own::OwnAddresses;
+pub use policy::{HttpPolicy, WEBHOOK_WORKER_IDLE};
+pub use queue::{Destination, DestinationQueues, Job, QueueFull, QueueLimits};
 
 mod retry;
 pub use retry::{Attempted, RetryPolicy, WEBHOOK_RETRY};
@@ -48,11 +52,24 @@ pub struct Response {
     pub body: Vec<u8>,
 }
 
-/// An HTTP client that obeys the policy. Cheap to clone.
+/// Why a webhook was not queued.
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    #[error("{url}: not an http(s) URL")]
+    BadUrl { url: String },
+    #[error("webhook to {destination} not sent: {full}")]
+    Full {
+        destination: Destination,
+        full: QueueFull,
+    },
+}
+
+/// An HTTP client that obeys the policy. Cheap to clone; clones share the webhook queues.
 #[derive(Clone)]
 pub struct HttpClient {
     client: reqwest::Client,
     policy: Arc<HttpPolicy>,
+    webhooks: Arc<DestinationQueues<Destination>>,
 }
 
 impl HttpClient {
@@ -60,8 +77,24 @@ impl HttpClient {
         let policy = Arc::new(policy);
         Ok(HttpClient {
             client: build_client(&policy).map_err(HttpError::Client)?,
+            webhooks: DestinationQueues::new("webhook_send", policy.webhook_limits),
             policy,
         })
+    }
+
+    /// Queues `job` (a request to `url`) on its destination's bounded queue without waiting;
+    /// a full queue refuses it.
+    pub fn queue_webhook(&self, url: &str, job: Job) -> Result<(), QueueError> {
+        let destination =
+            Destination::of(url).ok_or_else(|| QueueError::BadUrl { url: url.into() })?;
+        self.webhooks
+            .submit(destination.clone(), job)
+            .map_err(|full| QueueError::Full { destination, full })
+    }
+
+    /// Destinations with a webhook worker now.
+    pub fn webhook_destinations(&self) -> usize {
+        self.webhooks.destinations()
     }
 
     /// Sends one request; any status is a response (the caller decides what a 5xx means).
@@ -145,14 +178,17 @@ pub async fn read_body(
 /// Marker in errors raised by the policy inside reqwest.
 const DENIED: &str = "denied by the [http] policy";
 
-/// A reqwest client with the policy's timeouts, its resolver and redirect checks, and no idle
-/// connection pool (a pooled connection stays tied to the arbiter runtime that opened it).
+/// A reqwest client with the policy's timeouts, its resolver and redirect checks, no idle
+/// connection pool (a pooled connection stays tied to the arbiter runtime that opened it) and no
+/// proxy: `HTTP_PROXY`/`HTTPS_PROXY`/`ALL_PROXY` in the environment would send requests to the
+/// proxy unresolved, past the policy's check of the address actually connected to.
 pub fn build_client(policy: &Arc<HttpPolicy>) -> Result<reqwest::Client, reqwest::Error> {
     let redirect_policy = policy.clone();
     reqwest::Client::builder()
         .connect_timeout(policy.timeout)
         .timeout(policy.timeout)
         .pool_max_idle_per_host(0)
+        .no_proxy()
         .dns_resolver(Arc::new(PolicyResolver(policy.clone())))
         .redirect(reqwest::redirect::Policy::custom(move |attempt| {
             if attempt.previous().len() >= MAX_REDIRECTS {
@@ -210,8 +246,8 @@ mod tests {
         HttpPolicy {
             allow: allow.iter().map(|c| c.parse().unwrap()).collect(),
             deny: deny.iter().map(|c| c.parse().unwrap()).collect(),
-            timeout: Duration::from_millis(500),
-            max_response_bytes: 64,
+            own: None,
+            ..HttpPolicy::permissive(Duration::from_millis(500), 64)
         }
     }
 
@@ -267,6 +303,47 @@ mod tests {
             mixed.send(reqwest::Method::GET, "ftp://x/", None).await,
             Err(HttpError::BadUrl { .. })
         ));
+    }
+
+    /// The host's own addresses are checked on what a name resolves to, and the connection
+    /// goes to a checked address: `localhost` (127.0.0.1, ::1: both on `lo`) is refused with
+    /// no deny list at all, while the same server by an allowed literal answers.
+    #[tokio::test]
+    async fn names_resolving_to_the_hosts_own_addresses_are_refused() {
+        let ok = serve("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi").await;
+        let own = HttpPolicy {
+            own: Some(Arc::new(OwnAddresses::new([]))),
+            ..policy(&[], &[])
+        };
+        let client = HttpClient::new(own.clone()).unwrap();
+        for url in [
+            format!("http://localhost:{}/", ok.port()),
+            format!("http://{ok}/"),
+            format!("http://[::ffff:127.0.0.1]:{}/", ok.port()),
+        ] {
+            let e = client
+                .send(reqwest::Method::GET, &url, None)
+                .await
+                .unwrap_err();
+            assert!(matches!(e, HttpError::Denied { .. }), "{url}: {e}");
+        }
+        let allowed = HttpClient::new(HttpPolicy {
+            allow: vec!["127.0.0.1/32".parse().unwrap()],
+            ..own
+        })
+        .unwrap();
+        let r = allowed
+            .send(
+                reqwest::Method::GET,
+                &format!("http://localhost:{}/", ok.port()),
+                None,
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            r.status, 200,
+            "resolved, checked, and connected to 127.0.0.1"
+        );
     }
 
     #[tokio::test]

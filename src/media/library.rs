@@ -1,16 +1,23 @@
 //! The audio library shared by every call: turns a `play` prompt (file in the prompts directory or
 //! http(s) URL) or a `talk` text (through the TTS command) into 8 kHz mono PCM, and caches it.
 //! Its async methods run on actix arbiters (current-thread runtimes), so every file read and
-//! decode happens in `spawn_blocking`; it must never block the calling thread.
+//! decode happens in `spawn_blocking`; it must never block the calling thread. Costly work is
+//! capped per engine ([`MediaLimits`]) and concurrent requests for the same speech or URL share
+//! one process or download.
 
 mod cache;
 mod error;
 mod fetch;
+mod inflight;
+mod quota;
+mod slots;
 mod source;
 mod speech;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_limits;
 #[cfg(test)]
 mod tests_speech;
 
@@ -20,6 +27,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cache::{AudioCache, CacheKey, FileStamp};
+use inflight::Inflight;
+use slots::Slots;
 use source::PromptSource;
 
 use crate::media::wav;
@@ -63,9 +72,51 @@ impl LibraryConfig {
     }
 }
 
+/// Caps on the library's costly work, per engine (`[media]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MediaLimits {
+    /// TTS commands running at once (`media.max_tts_processes`); more wait up to `slot_wait`
+    /// for a slot, then fail.
+    pub max_tts_processes: usize,
+    /// http(s) prompt downloads at once (`media.max_prompt_fetches`); more wait up to
+    /// `slot_wait`, then fail.
+    pub max_prompt_fetches: usize,
+    /// The TTS disk cache's size in bytes (`media.cache_max_bytes`); least recently used files
+    /// are removed beyond it.
+    pub cache_max_bytes: u64,
+    /// How long a request over a cap waits for a slot before it fails ([`SLOT_WAIT`]).
+    pub slot_wait: Duration,
+}
+
+/// A `talk` or `play` over a cap waits this long for a slot: about one slow synthesis or
+/// download, so a burst is smoothed out while a flood fails fast enough to be seen.
+pub const SLOT_WAIT: Duration = Duration::from_secs(10);
+
+impl Default for MediaLimits {
+    fn default() -> Self {
+        MediaLimits {
+            max_tts_processes: default_tts_processes(),
+            max_prompt_fetches: 16,
+            cache_max_bytes: 512 << 20,
+            slot_wait: SLOT_WAIT,
+        }
+    }
+}
+
+/// One TTS process per core: speech synthesis is CPU-bound and single-threaded, so more than
+/// that only slows every one of them (and the RTP pacing beside them) down.
+pub fn default_tts_processes() -> usize {
+    std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
+}
+
 /// Shared behind an `Arc` by all calls; `Send + Sync`.
 pub struct AudioLibrary {
     config: LibraryConfig,
+    limits: MediaLimits,
+    tts_slots: Slots,
+    fetch_slots: Slots,
+    /// Loads running now, by key: the same speech or URL is loaded once at a time.
+    inflight: Inflight,
     /// Building a client can only fail if TLS cannot initialise; then HTTP prompts fail with this
     /// while files and speech still work.
     http: Result<reqwest::Client, Arc<reqwest::Error>>,
@@ -83,7 +134,12 @@ impl std::fmt::Debug for AudioLibrary {
 }
 
 impl AudioLibrary {
+    /// A library with the default [`MediaLimits`].
     pub fn new(config: LibraryConfig) -> Self {
+        Self::with_limits(config, MediaLimits::default())
+    }
+
+    pub fn with_limits(config: LibraryConfig, limits: MediaLimits) -> Self {
         let policy = Arc::new(crate::http::HttpPolicy {
             timeout: config.fetch_timeout,
             ..config.http_policy.clone()
@@ -94,6 +150,10 @@ impl AudioLibrary {
         });
         AudioLibrary {
             config,
+            limits,
+            tts_slots: Slots::new(limits.max_tts_processes, "tts"),
+            fetch_slots: Slots::new(limits.max_prompt_fetches, "prompt_fetch"),
+            inflight: Inflight::default(),
             http,
             cache: Arc::new(AudioCache::new(
                 CACHE_MAX_ENTRIES,
@@ -130,12 +190,25 @@ impl AudioLibrary {
         if let Some(hit) = self.cache.get(&key, None) {
             return Ok(hit);
         }
-        let unique = self.next_temp.fetch_add(1, Ordering::Relaxed);
-        let samples: Arc<[i16]> = speech::synthesize(&self.config, language, text, unique)
-            .await?
-            .into();
-        self.cache.insert(key, Arc::clone(&samples), None);
-        Ok(samples)
+        let load = async {
+            // A request that led just after another finished finds its result here.
+            if let Some(hit) = self.cache.get(&key, None) {
+                return Ok(hit);
+            }
+            let unique = self.next_temp.fetch_add(1, Ordering::Relaxed);
+            let budget = speech::Budget {
+                processes: &self.tts_slots,
+                wait: self.limits.slot_wait,
+                cache_max_bytes: self.limits.cache_max_bytes,
+            };
+            let samples: Arc<[i16]> =
+                speech::synthesize(&self.config, language, text, unique, budget)
+                    .await?
+                    .into();
+            self.cache.insert(key.clone(), Arc::clone(&samples), None);
+            Ok(samples)
+        };
+        self.inflight.once(key.clone(), load).await
     }
 
     async fn file_prompt(&self, prompt: &str, path: PathBuf) -> Result<Arc<[i16]>, AudioError> {
@@ -155,6 +228,16 @@ impl AudioLibrary {
         if let Some(hit) = self.cache.get(&key, None) {
             return Ok(hit);
         }
+        self.inflight
+            .once(key.clone(), self.download(url, key))
+            .await
+    }
+
+    /// Downloads and decodes an http(s) prompt within a fetch slot, then caches it.
+    async fn download(&self, url: &str, key: CacheKey) -> Result<Arc<[i16]>, AudioError> {
+        if let Some(hit) = self.cache.get(&key, None) {
+            return Ok(hit);
+        }
         let client = self.http.as_ref().map_err(|e| AudioError::HttpClient {
             url: url.to_owned(),
             source: Arc::clone(e),
@@ -167,6 +250,7 @@ impl AudioLibrary {
                 url: url.to_owned(),
             });
         }
+        let slot = self.fetch_slots.take(self.limits.slot_wait).await?;
         let body = fetch::fetch(
             client,
             url,
@@ -174,6 +258,7 @@ impl AudioLibrary {
             self.config.fetch_timeout,
         )
         .await?;
+        drop(slot);
         let name = url.to_owned();
         let samples: Arc<[i16]> = tokio::task::spawn_blocking(move || {
             wav::decode_to_8k_mono(&body).map_err(|source| AudioError::Decode { name, source })

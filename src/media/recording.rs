@@ -5,7 +5,8 @@
 //! The writer thread is watched (`health`): if it dies (a panic), `/readyz` answers 503 naming
 //! `recording_writer`, the recordings it had open are marked failed, and it is restarted after
 //! a back-off (`RESTART`) on the same queue. A recording is one call's audio, not the
-//! engine's record, so losing those few is better than refusing calls.
+//! engine's record, so losing those few is better than refusing calls. Deleting and the
+//! retention purge live in `retention`.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -17,6 +18,9 @@ use tokio::sync::mpsc::{self, error::TrySendError};
 
 use super::wav::WavWriter;
 use crate::health::{spawn_watched, Component, Ended, Health, OnDeath};
+
+mod retention;
+pub use retention::{DeleteError, RETENTION_SWEEP};
 
 /// Chunks queued for the writer before sessions start dropping audio (each ~1 s of one call).
 const WRITER_QUEUE: usize = 8192;

@@ -1,8 +1,10 @@
 //! One SIP MESSAGE (RFC 3428) the engine sends: a small actor owning its non-INVITE client
 //! transaction (Timer E retransmits over UDP, Timer F gives up), registered by Call-ID so the
-//! response finds it. Reports the final status once, then stops.
+//! response finds it. Reports the final status once, then stops. Each holds a [`MessageSlot`]
+//! while its transaction is outstanding, so messages count against the engine's capacity.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use actix::prelude::*;
@@ -27,8 +29,40 @@ pub enum MessageOutcome {
     Failed(String),
 }
 
+/// Outstanding MESSAGE transactions (sent, no final response or Timer F yet).
+#[derive(Debug, Default)]
+pub struct MessageSlots(Arc<AtomicUsize>);
+
+/// One outstanding MESSAGE; gives its slot back when dropped (the sender actor stops).
+#[derive(Debug)]
+pub struct MessageSlot(Arc<AtomicUsize>);
+
+impl MessageSlots {
+    pub fn outstanding(&self) -> usize {
+        self.0.load(Ordering::Acquire)
+    }
+
+    /// Takes a slot unless `limit` are outstanding already.
+    pub fn try_take(&self, limit: usize) -> Option<MessageSlot> {
+        self.0
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < limit).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| MessageSlot(self.0.clone()))
+    }
+}
+
+impl Drop for MessageSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 pub struct MessageSender {
     shared: Arc<SessionShared>,
+    /// Held until the sender stops.
+    _slot: MessageSlot,
     sip_call_id: String,
     /// Our From tag: its response is routed to us by it.
     local_tag: String,
@@ -45,6 +79,7 @@ pub struct MessageSender {
 impl MessageSender {
     pub(super) fn new(
         shared: Arc<SessionShared>,
+        slot: MessageSlot,
         sip_call_id: String,
         local_tag: String,
         route: Route,
@@ -53,6 +88,7 @@ impl MessageSender {
     ) -> Self {
         MessageSender {
             shared,
+            _slot: slot,
             sip_call_id,
             local_tag,
             route,
@@ -183,5 +219,23 @@ impl Handler<SipIn> for MessageSender {
         } else {
             self.rearm(ctx);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_are_bounded_and_given_back_on_drop() {
+        let slots = MessageSlots::default();
+        let a = slots.try_take(2).unwrap();
+        let _b = slots.try_take(2).unwrap();
+        assert!(slots.try_take(2).is_none());
+        assert_eq!(slots.outstanding(), 2);
+        drop(a);
+        assert_eq!(slots.outstanding(), 1);
+        assert!(slots.try_take(2).is_some());
+        assert!(slots.try_take(0).is_none());
     }
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use actix::prelude::*;
 
-pub use message::{MessageOutcome, MessageSender};
+pub use message::{MessageOutcome, MessageSender, MessageSlot, MessageSlots};
 pub use target::{route, NextHop, Route, RouteError, Target};
 
 use super::events::{CallCommand, CallEvent};
@@ -72,8 +72,10 @@ pub enum DialError {
 pub struct Dialer {
     trunks: Vec<Trunk>,
     shared: OnceLock<Arc<SessionShared>>,
-    /// Calls beyond this (incoming and outgoing, not yet ended) are refused.
+    /// Calls and outstanding MESSAGEs beyond this (incoming and outgoing, not yet ended) are
+    /// refused.
     max_active_calls: usize,
+    messages: MessageSlots,
 }
 
 impl Dialer {
@@ -82,6 +84,7 @@ impl Dialer {
             trunks,
             shared: OnceLock::new(),
             max_active_calls,
+            messages: MessageSlots::default(),
         }
     }
 
@@ -98,7 +101,7 @@ impl Dialer {
     pub fn dial(&self, request: DialRequest) -> Result<PlacedLeg, DialError> {
         let shared = self.shared()?.clone();
         let route = route(&request.target, request.trunk.as_deref(), &self.trunks)?;
-        if shared.registry.active() >= self.max_active_calls {
+        if shared.registry.active() + self.messages.outstanding() >= self.max_active_calls {
             return Err(DialError::AtCapacity);
         }
         let max_forwards = request
@@ -160,12 +163,20 @@ impl Dialer {
     ) -> Result<tokio::sync::oneshot::Receiver<MessageOutcome>, DialError> {
         let shared = self.shared()?.clone();
         let route = route(&request.target, request.trunk.as_deref(), &self.trunks)?;
+        let free = self
+            .max_active_calls
+            .saturating_sub(shared.registry.active());
+        let Some(slot) = self.messages.try_take(free) else {
+            crate::metrics::outbound_refused("message_send");
+            return Err(DialError::AtCapacity);
+        };
         let (tx, rx) = tokio::sync::oneshot::channel();
         let sip_call_id = format!("{}@activeflow", uuid::Uuid::new_v4().simple());
         let registry = shared.registry.clone();
         let key = sip_call_id.clone();
         let tag = crate::sip::message::new_tag();
-        let addr = MessageSender::new(shared, sip_call_id, tag.clone(), route, request, tx).start();
+        let addr =
+            MessageSender::new(shared, slot, sip_call_id, tag.clone(), route, request, tx).start();
         registry.insert_outgoing(&key, &tag, SessionAddr::Message(addr));
         Ok(rx)
     }

@@ -1,8 +1,9 @@
 //! The activeflow's HTTP actions. `fetch` asks a server for actions (a JSON list, or an object
 //! with `actions`), validates them and pushes them as a sub-stack; any failure ends the activeflow
 //! with `error`, since the flow has nothing to go on with. `webhook_send` retries 5xx answers and
-//! connection failures with backoff; `sync` waits for the outcome, otherwise the flow goes on at
-//! once. A webhook that fails is an action error, not the end of the flow.
+//! connection failures with backoff; `sync` waits for the outcome, otherwise the request joins
+//! its destination's bounded queue (`http.webhook_queue`; full → action error, counted) and the
+//! flow goes on at once. A webhook that fails is an action error, not the end of the flow.
 
 use std::sync::Arc;
 
@@ -95,13 +96,21 @@ impl Activeflow {
         let send = deliver(client, hook.clone());
         if !hook.sync {
             let id = self.id;
-            actix::spawn(async move {
+            let job = Box::pin(async move {
                 if let Err(e) = send.await {
                     crate::metrics::action_failed("webhook_send");
                     tracing::warn!(activeflow_id = %id, error = %e, "webhook failed");
                 }
             });
-            self.merge_result(json!({ "sync": false }));
+            // A bounded queue per destination: a flow cannot pile up unbounded requests.
+            match self.links.http.queue_webhook(&hook.uri, job) {
+                Ok(()) => self.merge_result(json!({ "sync": false })),
+                Err(e) => {
+                    crate::metrics::outbound_refused("webhook_send");
+                    self.merge_result(json!({ "sync": false }));
+                    self.fail_current(e);
+                }
+            }
             return true;
         }
         self.awaiting = Some(Awaiting::Http { next });

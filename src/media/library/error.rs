@@ -103,6 +103,15 @@ pub enum AudioError {
         source: WavError,
         stderr: String,
     },
+    #[error("{work}: all {limit} slots busy for {waited:?} (media.max_tts_processes / media.max_prompt_fetches)")]
+    Busy {
+        work: &'static str,
+        limit: usize,
+        waited: Duration,
+    },
+    /// The outcome of a load another request ran for the same speech or URL.
+    #[error(transparent)]
+    Shared(Arc<AudioError>),
     #[error("loading {what} stopped: {source}")]
     Task {
         what: String,

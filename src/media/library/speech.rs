@@ -1,6 +1,7 @@
 //! Text-to-speech through the configured command, with no shell: the template is split into argv
 //! first and placeholders are filled inside each argument, so the text is always one argument.
-//! Output goes to a temp file renamed into the disk cache. Must not touch the memory cache.
+//! Output goes to a temp file renamed into the disk cache, kept within its quota. At most
+//! `media.max_tts_processes` commands run at once. Must not touch the memory cache.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -10,7 +11,8 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
-use super::{AudioError, LibraryConfig};
+use super::slots::Slots;
+use super::{quota, AudioError, LibraryConfig};
 use crate::media::wav::{self, WavError};
 
 /// How much of the command line and of stderr an error carries.
@@ -112,12 +114,22 @@ async fn read_wav(path: PathBuf) -> Result<Result<Vec<i16>, ReadFailure>, AudioE
     .map_err(|source| AudioError::Task { what, source })
 }
 
+/// What one synthesis may use: a process slot (waiting so long for one), and the disk cache's
+/// quota in bytes.
+pub(super) struct Budget<'a> {
+    pub(super) processes: &'a Slots,
+    /// How long to wait for a process slot.
+    pub(super) wait: Duration,
+    pub(super) cache_max_bytes: u64,
+}
+
 /// Speaks `text`, reusing the disk cache when its file decodes.
 pub(super) async fn synthesize(
     config: &LibraryConfig,
     language: &str,
     text: &str,
     unique: u64,
+    budget: Budget<'_>,
 ) -> Result<Vec<i16>, AudioError> {
     let template: Vec<&str> = config.tts_command.split_whitespace().collect();
     if template.is_empty() {
@@ -134,7 +146,11 @@ pub(super) async fn synthesize(
     let name = cache_name(&config.tts_command, language, text);
     let cached = dir.join(format!("{name}.wav"));
     match read_wav(cached.clone()).await? {
-        Ok(samples) => return Ok(samples),
+        Ok(samples) => {
+            // Used again: the quota removes it last.
+            tokio::task::spawn_blocking(move || quota::touch(&cached));
+            return Ok(samples);
+        }
         Err(ReadFailure::Io(e)) if e.kind() == io::ErrorKind::NotFound => {}
         Err(ReadFailure::Io(e)) => {
             tracing::warn!(file = %cached.display(), error = %e, "TTS cache file unreadable; speaking again")
@@ -156,6 +172,8 @@ pub(super) async fn synthesize(
         .map(|arg| substitute(arg, language, output, text))
         .collect();
     let command = shown_command(&argv);
+    // Held until the command has exited.
+    let _process = budget.processes.take(budget.wait).await?;
     let stderr = match run(&argv, config.tts_timeout, &command).await {
         Ok(stderr) => stderr,
         Err(e) => {
@@ -190,6 +208,13 @@ pub(super) async fn synthesize(
     if let Err(e) = tokio::fs::rename(&temp, &cached).await {
         tracing::warn!(file = %cached.display(), error = %e, "cannot store TTS output in the cache");
         remove_quietly(&temp).await;
+        return Ok(samples);
+    }
+    let (dir, max) = (dir.clone(), budget.cache_max_bytes);
+    if let Ok(purged) = tokio::task::spawn_blocking(move || quota::enforce(&dir, max)).await {
+        if purged > 0 {
+            crate::metrics::media_files_purged("cache", purged);
+        }
     }
     Ok(samples)
 }

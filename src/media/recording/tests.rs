@@ -144,3 +144,66 @@ fn an_unwritable_directory_fails_the_recording_not_the_engine() {
     assert_eq!(info.status, RecordingStatus::Failed);
     assert!(info.error.unwrap().contains(&id.to_string()));
 }
+
+#[test]
+fn delete_removes_file_and_record_but_not_one_in_progress() {
+    let dir = std::env::temp_dir().join(format!("activeflow-rec-{}", uuid::Uuid::new_v4()));
+    let store = Recordings::start(&dir, 10, &Health::new()).unwrap();
+    let (done, live) = (RecordingId::new(), RecordingId::new());
+    for r in [done, live] {
+        store.begin(r, "af", "call").unwrap();
+        assert!(store.write(r, vec![1; 800]));
+    }
+    store.finish(done, "stop_action");
+    wait_ended(&store, done);
+    assert!(matches!(
+        store.delete(live),
+        Err(DeleteError::InProgress(id)) if id == live
+    ));
+    store.delete(done).unwrap();
+    assert!(store.get(done).is_none());
+    assert!(!store.file_path(done).exists());
+    assert!(matches!(store.delete(done), Err(DeleteError::NotFound(_))));
+    // A file without a record (an earlier run's) is deleted too.
+    let orphan = RecordingId::new();
+    std::fs::write(store.file_path(orphan), b"RIFF").unwrap();
+    store.delete(orphan).unwrap();
+    assert!(!store.file_path(orphan).exists());
+    store.finish(live, "stop_action");
+    wait_ended(&store, live);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn purge_removes_only_old_finished_recordings() {
+    let dir = std::env::temp_dir().join(format!("activeflow-rec-{}", uuid::Uuid::new_v4()));
+    let store = Recordings::start(&dir, 10, &Health::new()).unwrap();
+    let (old, new, live) = (RecordingId::new(), RecordingId::new(), RecordingId::new());
+    for r in [old, new, live] {
+        store.begin(r, "af", "call").unwrap();
+    }
+    for r in [old, new] {
+        store.finish(r, "stop_action");
+        wait_ended(&store, r);
+    }
+    let age = |id: RecordingId, secs: u64| {
+        let f = std::fs::File::options()
+            .write(true)
+            .open(store.file_path(id))
+            .unwrap();
+        f.set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(secs))
+            .unwrap();
+    };
+    age(old, 3 * 86_400);
+    age(live, 3 * 86_400);
+    std::fs::write(dir.join("notes.txt"), b"not a recording").unwrap();
+    let cutoff = std::time::SystemTime::now() - std::time::Duration::from_secs(86_400);
+    assert_eq!(store.purge_before(cutoff), 1);
+    assert!(!store.file_path(old).exists() && store.get(old).is_none());
+    assert!(store.file_path(new).exists() && store.get(new).is_some());
+    assert!(store.file_path(live).exists(), "still being written");
+    assert!(dir.join("notes.txt").exists());
+    store.finish(live, "stop_action");
+    wait_ended(&store, live);
+    std::fs::remove_dir_all(dir).unwrap();
+}

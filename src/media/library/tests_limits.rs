@@ -1,0 +1,321 @@
+//! The library's caps with real programs: espeak-ng behind a small `sh` wrapper that logs when
+//! each process starts and ends (so the test can count processes and their overlap), and a real
+//! HTTP server on loopback for prompt downloads. scripts/test.sh installs espeak-ng.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::tests::{config, write_8k, TempDir};
+use super::*;
+
+/// Requests per path.
+type Hits = Arc<Mutex<HashMap<String, usize>>>;
+
+/// An HTTP/1.1 server on 127.0.0.1:0 answering each path's WAV body after its delay.
+async fn serve_slow(routes: HashMap<&'static str, (Duration, Vec<u8>)>) -> (SocketAddr, Hits) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let hits: Hits = Arc::default();
+    let (routes, log) = (Arc::new(routes), hits.clone());
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            let (routes, log) = (routes.clone(), log.clone());
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match conn.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let text = String::from_utf8_lossy(&request);
+                let path = text.split_whitespace().nth(1).unwrap_or("").to_owned();
+                *log.lock().unwrap().entry(path.clone()).or_default() += 1;
+                let Some((delay, body)) = routes.get(path.as_str()) else {
+                    return;
+                };
+                tokio::time::sleep(*delay).await;
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = conn.write_all(head.as_bytes()).await;
+                let _ = conn.write_all(body).await;
+                let _ = conn.shutdown().await;
+            });
+        }
+    });
+    (addr, hits)
+}
+
+/// A TTS command: `sh tts.sh LOG {language} {output} {text}`, which logs `start`/`end` lines
+/// with a nanosecond clock around `sleep HOLD; espeak-ng`.
+fn logged_espeak(dir: &Path, hold: &str) -> (String, PathBuf) {
+    let script = dir.join("tts.sh");
+    let log = dir.join("tts.log");
+    std::fs::write(
+        &script,
+        format!(
+            "log=$1; shift\n\
+             echo \"start $$ $(date +%s%N)\" >> \"$log\"\n\
+             sleep {hold}\n\
+             espeak-ng -v \"$1\" -w \"$2\" \"$3\"; rc=$?\n\
+             echo \"end $$ $(date +%s%N)\" >> \"$log\"\n\
+             exit $rc\n"
+        ),
+    )
+    .expect("script");
+    let command = format!(
+        "sh {} {} {{language}} {{output}} {{text}}",
+        script.display(),
+        log.display()
+    );
+    (command, log)
+}
+
+/// (processes started, most running at once) from the wrapper's log.
+fn processes(log: &Path) -> (usize, usize) {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let mut events: Vec<(u128, i32)> = text
+        .lines()
+        .filter_map(|l| {
+            let mut parts = l.split_whitespace();
+            let kind = parts.next()?;
+            let at: u128 = parts.nth(1)?.parse().ok()?;
+            Some((at, if kind == "start" { 1 } else { -1 }))
+        })
+        .collect();
+    events.sort();
+    let started = events.iter().filter(|(_, d)| *d == 1).count();
+    let (mut now, mut most) = (0, 0);
+    for (_, d) in events {
+        now += d;
+        most = most.max(now);
+    }
+    (started, most as usize)
+}
+
+fn library(dir: &Path, command: &str, limits: MediaLimits) -> Arc<AudioLibrary> {
+    Arc::new(AudioLibrary::with_limits(
+        LibraryConfig {
+            tts_command: command.to_owned(),
+            tts_timeout: Duration::from_secs(20),
+            ..config(dir, &dir.join("tts-cache"))
+        },
+        limits,
+    ))
+}
+
+fn espeak_installed() {
+    let ok = std::process::Command::new("espeak-ng")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(ok, "espeak-ng not installed; scripts/test.sh installs it");
+}
+
+#[tokio::test]
+async fn the_same_text_spoken_at_once_by_many_starts_one_process() {
+    espeak_installed();
+    let dir = TempDir::new("tts-dedup");
+    let (command, log) = logged_espeak(dir.path(), "0.5");
+    let lib = library(dir.path(), &command, MediaLimits::default());
+    let mut calls = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let lib = lib.clone();
+        calls.spawn(async move { lib.speech("Welcome to activeflow.", "en").await });
+    }
+    let mut said = Vec::new();
+    while let Some(r) = calls.join_next().await {
+        said.push(r.unwrap().expect("speech"));
+    }
+    assert_eq!(processes(&log).0, 1, "one espeak-ng for eight requests");
+    assert!(said[0].len() > 4000, "real speech");
+    assert!(said.iter().all(|s| s[..] == said[0][..]));
+}
+
+#[tokio::test]
+async fn distinct_texts_never_run_more_processes_than_the_cap() {
+    espeak_installed();
+    let dir = TempDir::new("tts-cap");
+    let (command, log) = logged_espeak(dir.path(), "0.3");
+    let limits = MediaLimits {
+        max_tts_processes: 2,
+        ..MediaLimits::default()
+    };
+    let lib = library(dir.path(), &command, limits);
+    let mut calls = tokio::task::JoinSet::new();
+    for n in 0..6 {
+        let lib = lib.clone();
+        calls.spawn(async move { lib.speech(&format!("Caller number {n}."), "en").await });
+    }
+    while let Some(r) = calls.join_next().await {
+        r.unwrap().expect("every text is spoken, in turn");
+    }
+    let (started, most) = processes(&log);
+    assert_eq!(started, 6);
+    assert!(most <= 2, "{most} espeak-ng processes at once, cap 2");
+}
+
+#[tokio::test]
+async fn over_the_cap_a_request_waits_then_fails_clearly() {
+    espeak_installed();
+    let dir = TempDir::new("tts-busy");
+    let (command, _) = logged_espeak(dir.path(), "2");
+    let limits = MediaLimits {
+        max_tts_processes: 1,
+        slot_wait: Duration::from_millis(300),
+        ..MediaLimits::default()
+    };
+    let lib = library(dir.path(), &command, limits);
+    let first = {
+        let lib = lib.clone();
+        tokio::spawn(async move { lib.speech("First.", "en").await })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let second = lib.speech("Second.", "en").await.expect_err("no slot");
+    assert!(
+        matches!(
+            second,
+            AudioError::Busy {
+                work: "tts",
+                limit: 1,
+                ..
+            }
+        ),
+        "{second:?}"
+    );
+    assert!(second.to_string().contains("max_tts_processes"), "{second}");
+    first.await.unwrap().expect("the first still speaks");
+}
+
+#[tokio::test]
+async fn the_disk_cache_keeps_within_its_quota_dropping_the_least_recently_used() {
+    espeak_installed();
+    let dir = TempDir::new("tts-quota");
+    let one = {
+        let probe = library(
+            &dir.path().join("probe"),
+            DEFAULT_TTS_COMMAND,
+            MediaLimits::default(),
+        );
+        std::fs::create_dir_all(dir.path().join("probe")).unwrap();
+        probe.speech("Number one.", "en").await.expect("probe");
+        // The file as espeak-ng wrote it (22 kHz), not the decoded 8 kHz audio.
+        std::fs::read_dir(dir.path().join("probe/tts-cache"))
+            .unwrap()
+            .filter_map(Result::ok)
+            .map(|e| e.metadata().unwrap().len())
+            .sum::<u64>()
+    };
+    let limits = MediaLimits {
+        cache_max_bytes: one * 5 / 2,
+        ..MediaLimits::default()
+    };
+    let cache = dir.path().join("tts-cache");
+    let size = || -> u64 {
+        std::fs::read_dir(&cache)
+            .unwrap()
+            .filter_map(Result::ok)
+            .map(|e| e.metadata().unwrap().len())
+            .sum()
+    };
+    let names = || -> std::collections::BTreeSet<String> {
+        std::fs::read_dir(&cache)
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut written = Vec::new();
+    for text in ["Number one.", "Number two.", "Number six."] {
+        // A fresh library each time: its memory cache is empty, so the disk is used.
+        let before = names();
+        library(dir.path(), DEFAULT_TTS_COMMAND, limits)
+            .speech(text, "en")
+            .await
+            .expect("speech");
+        written.push(
+            names()
+                .difference(&before)
+                .next()
+                .cloned()
+                .expect("a new file"),
+        );
+        if text == "Number two." {
+            // "Number one." read from disk again: now more recently used than "Number two.".
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            library(dir.path(), DEFAULT_TTS_COMMAND, limits)
+                .speech("Number one.", "en")
+                .await
+                .unwrap();
+            tokio::time::sleep(Duration::from_millis(100)).await; // its mtime is refreshed
+        }
+    }
+    assert!(
+        size() <= limits.cache_max_bytes,
+        "{} > {}",
+        size(),
+        limits.cache_max_bytes
+    );
+    let kept = names();
+    assert!(kept.contains(&written[0]), "used again: kept {kept:?}");
+    assert!(
+        !kept.contains(&written[1]),
+        "least recently used: purged {kept:?}"
+    );
+    assert!(kept.contains(&written[2]), "newest: kept {kept:?}");
+}
+
+#[tokio::test]
+async fn concurrent_downloads_of_one_url_fetch_once_and_downloads_are_capped() {
+    let dir = TempDir::new("fetch-cap");
+    write_8k(&dir.path().join("x.wav"), &[3; 800]);
+    let wav = std::fs::read(dir.path().join("x.wav")).unwrap();
+    let mut routes = HashMap::new();
+    routes.insert("/slow.wav", (Duration::from_millis(300), wav.clone()));
+    routes.insert("/a.wav", (Duration::from_millis(500), wav.clone()));
+    routes.insert("/b.wav", (Duration::from_millis(500), wav));
+    let (addr, hits) = serve_slow(routes).await;
+    let limits = MediaLimits {
+        max_prompt_fetches: 1,
+        slot_wait: Duration::from_millis(200),
+        ..MediaLimits::default()
+    };
+    let lib = library(dir.path(), DEFAULT_TTS_COMMAND, limits);
+    let mut plays = tokio::task::JoinSet::new();
+    for _ in 0..6 {
+        let (lib, url) = (lib.clone(), format!("http://{addr}/slow.wav"));
+        plays.spawn(async move { lib.prompt(&url).await });
+    }
+    while let Some(r) = plays.join_next().await {
+        assert_eq!(r.unwrap().expect("prompt").len(), 800);
+    }
+    assert_eq!(hits.lock().unwrap().get("/slow.wav"), Some(&1));
+    // Two different URLs with one slot and a short wait: the second fails clearly.
+    let a = {
+        let (lib, url) = (lib.clone(), format!("http://{addr}/a.wav"));
+        tokio::spawn(async move { lib.prompt(&url).await })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let b = lib.prompt(&format!("http://{addr}/b.wav")).await;
+    assert!(
+        matches!(
+            b,
+            Err(AudioError::Busy {
+                work: "prompt_fetch",
+                ..
+            })
+        ),
+        "{b:?}"
+    );
+    a.await.unwrap().expect("the first downloads");
+}
