@@ -37,6 +37,8 @@ pub const STORAGE_WRITE_ERRORS_TOTAL: &str = "storage_write_errors_total";
 pub const STORAGE_BATCH_SECONDS: &str = "storage_batch_seconds";
 pub const WEBHOOK_DELIVERIES_TOTAL: &str = "webhook_deliveries_total";
 pub const EVENTS_WINDOW_EXCEEDED_TOTAL: &str = "events_window_exceeded_total";
+pub const EVENTS_READERS: &str = "events_readers";
+pub const EVENTS_READERS_REFUSED_TOTAL: &str = "events_readers_refused_total";
 pub const ACTOR_PANICS_TOTAL: &str = "actor_panics_total";
 pub const SIP_TCP_CONNECTIONS_ACTIVE: &str = "sip_tcp_connections_active";
 pub const SIP_TCP_CONNECTIONS_REFUSED_TOTAL: &str = "sip_tcp_connections_refused_total";
@@ -267,6 +269,14 @@ fn describe_all() {
         EVENTS_WINDOW_EXCEEDED_TOTAL,
         "SSE readers that lost events: too slow for, or resuming before, the event window"
     );
+    describe_gauge!(
+        EVENTS_READERS,
+        "SSE readers (GET /v1/events streams) connected"
+    );
+    describe_counter!(
+        EVENTS_READERS_REFUSED_TOTAL,
+        "SSE readers refused with 503: events.max_readers already connected"
+    );
     describe_counter!(
         ACTOR_PANICS_TOTAL,
         "Panics contained in an actor (its call or activeflow ended, nothing else harmed)"
@@ -324,6 +334,8 @@ fn register_zeroes() {
         counter!(WEBHOOK_DELIVERIES_TOTAL, "outcome" => *o).absolute(0);
     }
     counter!(EVENTS_WINDOW_EXCEEDED_TOTAL).absolute(0);
+    gauge!(EVENTS_READERS).set(0.0);
+    counter!(EVENTS_READERS_REFUSED_TOTAL).absolute(0);
     for a in ACTORS {
         counter!(ACTOR_PANICS_TOTAL, "actor" => *a).absolute(0);
     }
@@ -620,6 +632,16 @@ pub fn component_restarted(component: &'static str) {
 /// An SSE reader was told it lost events (`window_exceeded`).
 pub fn events_window_exceeded() {
     counter!(EVENTS_WINDOW_EXCEEDED_TOTAL).increment(1);
+}
+
+/// An SSE reader came (`+1`) or went (`-1`).
+pub fn events_readers(delta: f64) {
+    gauge!(EVENTS_READERS).increment(delta);
+}
+
+/// An SSE reader was refused at `events.max_readers`.
+pub fn events_reader_refused() {
+    counter!(EVENTS_READERS_REFUSED_TOTAL).increment(1);
 }
 
 /// A panic was contained in an actor of kind `actor` (one of [`ACTORS`]).

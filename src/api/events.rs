@@ -22,6 +22,8 @@ use crate::events::{Batch, EventFilter, Subscription};
 const MAX_BATCH: usize = 256;
 /// Rendered chunks waiting for the socket at most (the rest waits in the window).
 const CHUNKS_QUEUED: usize = 4;
+/// `Retry-After` (seconds) for a reader refused at `events.max_readers`.
+const READERS_FULL_RETRY_AFTER: u32 = 5;
 
 pub(super) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/events", web::get().to(stream));
@@ -39,7 +41,8 @@ pub(super) struct EventsQuery {
     params(("types" = Option<String>, Query, description = "comma-separated: activeflow_created, activeflow_updated, activeflow_ended, call_created, call_answered, call_ended"),
            ("Last-Event-ID" = Option<u64>, Header, description = "resume after this event id (also ?last_event_id=)")),
     responses((status = 200, description = "text/event-stream: `id:`, `event:` and `data:` (JSON) per event; `event: window_exceeded` when events were lost; `: keep-alive` comments", content_type = "text/event-stream"),
-              (status = 400, description = "unknown event type or bad Last-Event-ID", body = serde_json::Value)))]
+              (status = 400, description = "unknown event type or bad Last-Event-ID", body = serde_json::Value),
+              (status = 503, description = "events.max_readers streams already open (Retry-After)", body = serde_json::Value)))]
 pub(super) async fn stream(
     state: web::Data<ApiState>,
     req: HttpRequest,
@@ -60,7 +63,13 @@ pub(super) async fn stream(
             ApiError::BadRequest(format!("Last-Event-ID: {raw:?} is not an event id"))
         })?),
     };
-    let subscription = state.events.subscribe(last_event_id);
+    let subscription = state.events.try_subscribe(last_event_id).map_err(|full| {
+        crate::metrics::events_reader_refused();
+        ApiError::Busy {
+            message: full.to_string(),
+            retry_after_seconds: READERS_FULL_RETRY_AFTER,
+        }
+    })?;
     let (tx, rx) = mpsc::channel(CHUNKS_QUEUED);
     actix_web::rt::spawn(pump(subscription, filter, state.events.keep_alive(), tx));
     Ok(HttpResponse::Ok()
