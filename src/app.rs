@@ -20,7 +20,7 @@ use crate::config::Settings;
 use crate::engine::{
     ActiveflowRegistry, EngineLimits, RouteTable, Services, Supervisor, Supervisors,
 };
-use crate::events::{EventBus, EventsOptions};
+use crate::events::{EventBus, EventsOptions, ReaderLimits};
 use crate::flow::FlowStore;
 use crate::health::Health;
 use crate::media::library::{AudioLibrary, LibraryConfig};
@@ -378,7 +378,10 @@ fn events_options(raw: &crate::config::EventsConfig) -> EventsOptions {
         keep_alive: Duration::from_millis(raw.keepalive_ms),
         webhook_uri: Some(raw.webhook_uri.clone()).filter(|u| !u.is_empty()),
         webhook_queue: raw.webhook_queue,
-        max_readers: raw.max_readers,
+        readers: ReaderLimits {
+            max_readers: raw.max_readers,
+            stall_timeout: Duration::from_millis(raw.reader_stall_timeout_ms),
+        },
     }
 }
 

@@ -39,6 +39,7 @@ pub const WEBHOOK_DELIVERIES_TOTAL: &str = "webhook_deliveries_total";
 pub const EVENTS_WINDOW_EXCEEDED_TOTAL: &str = "events_window_exceeded_total";
 pub const EVENTS_READERS: &str = "events_readers";
 pub const EVENTS_READERS_REFUSED_TOTAL: &str = "events_readers_refused_total";
+pub const EVENTS_READERS_DROPPED_TOTAL: &str = "events_readers_dropped_total";
 pub const ACTOR_PANICS_TOTAL: &str = "actor_panics_total";
 pub const SIP_TCP_CONNECTIONS_ACTIVE: &str = "sip_tcp_connections_active";
 pub const SIP_TCP_CONNECTIONS_REFUSED_TOTAL: &str = "sip_tcp_connections_refused_total";
@@ -278,6 +279,10 @@ fn describe_all() {
         "SSE readers refused with 503: events.max_readers already connected"
     );
     describe_counter!(
+        EVENTS_READERS_DROPPED_TOTAL,
+        "SSE readers dropped after taking no data for events.reader_stall_timeout_ms"
+    );
+    describe_counter!(
         ACTOR_PANICS_TOTAL,
         "Panics contained in an actor (its call or activeflow ended, nothing else harmed)"
     );
@@ -336,6 +341,7 @@ fn register_zeroes() {
     counter!(EVENTS_WINDOW_EXCEEDED_TOTAL).absolute(0);
     gauge!(EVENTS_READERS).set(0.0);
     counter!(EVENTS_READERS_REFUSED_TOTAL).absolute(0);
+    counter!(EVENTS_READERS_DROPPED_TOTAL).absolute(0);
     for a in ACTORS {
         counter!(ACTOR_PANICS_TOTAL, "actor" => *a).absolute(0);
     }
@@ -642,6 +648,11 @@ pub fn events_readers(delta: f64) {
 /// An SSE reader was refused at `events.max_readers`.
 pub fn events_reader_refused() {
     counter!(EVENTS_READERS_REFUSED_TOTAL).increment(1);
+}
+
+/// A stalled SSE reader was dropped.
+pub fn events_reader_dropped() {
+    counter!(EVENTS_READERS_DROPPED_TOTAL).increment(1);
 }
 
 /// A panic was contained in an actor of kind `actor` (one of [`ACTORS`]).

@@ -452,3 +452,76 @@ async fn api_and_metrics_listen_https_with_the_configured_certificate() {
     let refused = untrusting.get(format!("{api}/healthz")).send().await;
     assert!(refused.is_err(), "{refused:?}");
 }
+
+/// An SSE stream on a socket with a tiny receive buffer, whose body is never read.
+fn open_stalled_stream(api: SocketAddr) -> TcpStream {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket.connect(&api.into()).unwrap();
+    let stream: TcpStream = socket.into();
+    write!(&stream, "GET /v1/events HTTP/1.1\r\nHost: {api}\r\n\r\n").unwrap();
+    stream
+}
+
+#[test]
+fn a_reader_that_never_reads_is_dropped_and_resumes_behind_the_window() {
+    let engine = common::spawn_engine_with(
+        &[],
+        &[
+            ("ACTIVEFLOW_EVENTS_MAX_READERS", "1"),
+            ("ACTIVEFLOW_EVENTS_WINDOW", "2000"),
+            ("ACTIVEFLOW_EVENTS_READER_STALL_TIMEOUT_MS", "500"),
+        ],
+    );
+    let (api, metrics) = (engine.api, engine.metrics);
+    let _stalled = open_stalled_stream(api);
+    common::wait_until(
+        "the stalled reader subscribed",
+        Duration::from_secs(5),
+        || (common::scrape(metrics, "events_readers") == 1.0).then_some(()),
+    );
+    // Each activeflow publishes ~800 updates carrying a 4 KiB option: megabytes of events,
+    // far beyond the socket buffers, for a reader that takes none of them.
+    let first = uuid::Uuid::new_v4();
+    let looping = json!({"actions": [
+        {"id": first, "type": "variable_set", "option": {"key": "pad", "value": "x".repeat(4096)}},
+        {"type": "goto", "option": {"target_id": first, "loop_count": 399}}
+    ]});
+    for _ in 0..8 {
+        let a = local_with(api, "POST", "/v1/activeflows", None, Some(&looping));
+        assert_eq!(a.status, 201, "{}", a.body);
+    }
+    common::wait_until(
+        "the stalled reader dropped",
+        Duration::from_secs(30),
+        || {
+            let text = common::raw_get(metrics, "/metrics");
+            let dropped = common::metric(&text, "events_readers_dropped_total");
+            let readers = common::metric(&text, "events_readers");
+            (dropped == Some(1.0) && readers == Some(0.0)).then_some(())
+        },
+    );
+    // Its place is free (max_readers 1); resuming from an id long gone says so, then goes on.
+    let stream = TcpStream::connect(api).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        &stream,
+        "GET /v1/events HTTP/1.1\r\nHost: {api}\r\nLast-Event-ID: 1\r\n\r\n"
+    )
+    .unwrap();
+    let mut reader = BufReader::new(stream);
+    let mut seen = Vec::new();
+    while !seen.iter().any(|l: &String| l.starts_with("event: ")) {
+        let mut line = String::new();
+        assert!(reader.read_line(&mut line).unwrap() > 0, "closed: {seen:?}");
+        seen.push(line.trim().to_owned());
+    }
+    assert!(seen[0].starts_with("HTTP/1.1 200"), "{seen:?}");
+    assert_eq!(
+        seen.last().map(String::as_str),
+        Some("event: window_exceeded"),
+        "{seen:?}"
+    );
+}

@@ -236,6 +236,8 @@ pub struct EventsConfig {
     pub keepalive_ms: u64,
     /// SSE readers (`GET /v1/events` streams) at once; more get 503 + Retry-After.
     pub max_readers: usize,
+    /// An SSE reader that takes no data this long is dropped (it resumes with Last-Event-ID).
+    pub reader_stall_timeout_ms: u64,
 }
 
 impl Default for EventsConfig {
@@ -246,6 +248,7 @@ impl Default for EventsConfig {
             webhook_queue: 10_000,
             keepalive_ms: 15_000,
             max_readers: 256,
+            reader_stall_timeout_ms: 30_000,
         }
     }
 }
@@ -565,6 +568,12 @@ impl Config {
 fn validate_events(events: &EventsConfig) -> Result<(), ConfigError> {
     if events.max_readers == 0 {
         return Err(invalid("events.max_readers", "must be at least 1"));
+    }
+    if events.reader_stall_timeout_ms == 0 {
+        return Err(invalid(
+            "events.reader_stall_timeout_ms",
+            "must be at least 1",
+        ));
     }
     if !(1..=16_777_216).contains(&events.window) {
         return Err(invalid("events.window", "must be 1..=16777216"));

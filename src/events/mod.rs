@@ -36,12 +36,27 @@ pub struct EventsOptions {
     pub webhook_uri: Option<String>,
     /// Events waiting for webhook delivery, per queue, before new ones are dropped.
     pub webhook_queue: usize,
-    /// SSE readers at once ([`EventBus::try_subscribe`] refuses more).
-    pub max_readers: usize,
+    /// SSE readers at once and when a stalled one is dropped.
+    pub readers: ReaderLimits,
 }
 
-/// The reader cap of a bus built without options (`events.max_readers`' default).
-pub const DEFAULT_MAX_READERS: usize = 256;
+/// What SSE readers may hold (`events.max_readers`, `events.reader_stall_timeout_ms`).
+#[derive(Debug, Clone, Copy)]
+pub struct ReaderLimits {
+    /// Readers at once ([`EventBus::try_subscribe`] refuses more).
+    pub max_readers: usize,
+    /// A reader that takes no data this long is dropped (it resumes with `Last-Event-ID`).
+    pub stall_timeout: Duration,
+}
+
+impl Default for ReaderLimits {
+    fn default() -> Self {
+        ReaderLimits {
+            max_readers: 256,
+            stall_timeout: Duration::from_secs(30),
+        }
+    }
+}
 
 /// [`EventBus::try_subscribe`]: `max` readers already read the stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -62,8 +77,8 @@ struct Inner {
     notify: Notify,
     /// Readers subscribed: publishing skips the wake-up when there are none.
     readers: AtomicUsize,
-    /// The most readers [`EventBus::try_subscribe`] admits.
-    max_readers: usize,
+    /// The most readers [`EventBus::try_subscribe`] admits, and the stall timeout.
+    limits: ReaderLimits,
     webhooks: Option<webhook::Feed>,
     /// Per-flow webhooks of calls that activeflows drive (call id → URI).
     call_hooks: DashMap<Uuid, Arc<str>>,
@@ -83,20 +98,20 @@ impl EventBus {
             options.window,
             options.keep_alive,
             Some(feed),
-            options.max_readers,
+            options.readers,
         )
     }
 
     /// A bus that only keeps the window (for tests and tools).
     pub fn without_webhooks(window: usize, keep_alive: Duration) -> EventBus {
-        Self::build(window, keep_alive, None, DEFAULT_MAX_READERS)
+        Self::build(window, keep_alive, None, ReaderLimits::default())
     }
 
     fn build(
         window: usize,
         keep_alive: Duration,
         webhooks: Option<webhook::Feed>,
-        max_readers: usize,
+        limits: ReaderLimits,
     ) -> EventBus {
         // Ids start at the start-up time in microseconds: they grow across restarts too, so an
         // id from an earlier run is recognised as older than the window, never taken for a
@@ -107,7 +122,10 @@ impl EventBus {
                 window: Mutex::new(Window::new(window, first_id)),
                 notify: Notify::new(),
                 readers: AtomicUsize::new(0),
-                max_readers: max_readers.max(1),
+                limits: ReaderLimits {
+                    max_readers: limits.max_readers.max(1),
+                    ..limits
+                },
                 webhooks,
                 call_hooks: DashMap::new(),
                 call_hooks_bound: AtomicUsize::new(0),
@@ -120,6 +138,11 @@ impl EventBus {
     /// How often idle SSE readers get a keep-alive comment.
     pub fn keep_alive(&self) -> Duration {
         self.inner.keep_alive
+    }
+
+    /// How long an SSE reader may take no data before it is dropped.
+    pub fn stall_timeout(&self) -> Duration {
+        self.inner.limits.stall_timeout
     }
 
     fn window(&self) -> MutexGuard<'_, Window> {
@@ -203,7 +226,7 @@ impl EventBus {
 
     /// Like [`EventBus::subscribe`], unless `max_readers` readers are already subscribed.
     pub fn try_subscribe(&self, last_event_id: Option<u64>) -> Result<Subscription, ReadersFull> {
-        let max = self.inner.max_readers;
+        let max = self.inner.limits.max_readers;
         // Counted before the cursor is read (see `subscribe`), and never past the cap.
         self.inner
             .readers
@@ -411,7 +434,11 @@ mod tests {
 
     #[test]
     fn readers_beyond_the_cap_are_refused_until_one_leaves() {
-        let bus = EventBus::build(8, Duration::from_secs(15), None, 2);
+        let limits = ReaderLimits {
+            max_readers: 2,
+            ..ReaderLimits::default()
+        };
+        let bus = EventBus::build(8, Duration::from_secs(15), None, limits);
         let first = bus.try_subscribe(None).unwrap();
         let second = bus.try_subscribe(Some(1)).unwrap();
         assert_eq!(bus.try_subscribe(None).err(), Some(ReadersFull { max: 2 }));
