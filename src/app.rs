@@ -334,6 +334,13 @@ pub async fn start(
              to every local process; only requests addressed to localhost are served"
         );
     }
+    if !api_addr.ip().is_loopback() && settings.api_tls.is_none() {
+        tracing::warn!(
+            listen = %api_addr,
+            "api: listening beyond loopback without TLS (api.tls_cert, api.tls_key): bearer \
+             tokens cross the network in clear"
+        );
+    }
     let api_server = HttpServer::new(move || {
         actix_web::App::new()
             .app_data(state.clone())

@@ -197,6 +197,23 @@ fn a_token_file_is_read_at_start_and_any_host_may_then_call() {
     let auth = [("Authorization", "Bearer from-a-file")];
     let proxied = request(api, "GET", "/v1/flows", "api.example.com", &auth, None);
     assert_eq!(proxied.status, 200);
+    drop(engine);
+    // Beyond loopback without TLS, the start says the token travels in clear.
+    let public = common::spawn_engine_with(
+        &[],
+        &[
+            ("ACTIVEFLOW_API_TOKEN_FILE", file.to_str().unwrap()),
+            ("ACTIVEFLOW_API_LISTEN", "0.0.0.0:0"),
+        ],
+    );
+    assert!(
+        public
+            .startup_log
+            .iter()
+            .any(|l| l.contains("WARN") && l.contains("without TLS")),
+        "{:#?}",
+        public.startup_log
+    );
 }
 
 #[test]
@@ -524,4 +541,30 @@ fn a_reader_that_never_reads_is_dropped_and_resumes_behind_the_window() {
         Some("event: window_exceeded"),
         "{seen:?}"
     );
+}
+
+#[test]
+fn every_route_in_the_spec_is_behind_the_guard() {
+    let engine = common::spawn_engine_with(&[], &[("ACTIVEFLOW_API_TOKEN", "root")]);
+    let api = engine.api;
+    let spec = local(api, "GET", "/v1/openapi.json", None);
+    assert_eq!(spec.status, 200, "the spec stays open");
+    let paths = spec.body["paths"].as_object().unwrap();
+    let id = uuid::Uuid::new_v4().to_string();
+    let mut checked = 0;
+    for (path, operations) in paths {
+        if path == "/v1/openapi.json" || !path.starts_with("/v1") {
+            continue;
+        }
+        let concrete = path.replace("{id}", &id);
+        for method in operations.as_object().unwrap().keys() {
+            let method = method.to_ascii_uppercase();
+            let a = local(api, &method, &concrete, None);
+            assert_eq!(a.status, 401, "{method} {path} without a token: {}", a.body);
+            let scope = a.body["error"]["scope"].as_str().unwrap();
+            assert_eq!(scope == "read", method == "GET", "{method} {path}: {scope}");
+            checked += 1;
+        }
+    }
+    assert!(checked >= 15, "only {checked} operations in the spec");
 }
