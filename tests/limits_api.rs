@@ -557,12 +557,18 @@ fn every_route_in_the_spec_is_behind_the_guard() {
             continue;
         }
         let concrete = path.replace("{id}", &id);
-        for method in operations.as_object().unwrap().keys() {
+        for (method, operation) in operations.as_object().unwrap() {
             let method = method.to_ascii_uppercase();
             let a = local(api, &method, &concrete, None);
             assert_eq!(a.status, 401, "{method} {path} without a token: {}", a.body);
             let scope = a.body["error"]["scope"].as_str().unwrap();
             assert_eq!(scope == "read", method == "GET", "{method} {path}: {scope}");
+            // The spec documents the scope the guard asks for.
+            assert_eq!(
+                operation["security"],
+                json!([{ "bearer": [scope] }]),
+                "{method} {path}"
+            );
             checked += 1;
         }
     }
