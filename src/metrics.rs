@@ -266,10 +266,6 @@ fn describe_all() {
         COMPONENT_RESTARTS_TOTAL,
         "Watched parts restarted after dying, by component"
     );
-    describe_counter!(
-        EVENTS_WINDOW_EXCEEDED_TOTAL,
-        "SSE readers that lost events: too slow for, or resuming before, the event window"
-    );
     describe_gauge!(
         EVENTS_READERS,
         "SSE readers (GET /v1/events streams) connected"
@@ -281,6 +277,10 @@ fn describe_all() {
     describe_counter!(
         EVENTS_READERS_DROPPED_TOTAL,
         "SSE readers dropped after taking no data for events.reader_stall_timeout_ms"
+    );
+    describe_counter!(
+        EVENTS_WINDOW_EXCEEDED_TOTAL,
+        "SSE readers that lost events: too slow for, or resuming before, the event window"
     );
     describe_counter!(
         ACTOR_PANICS_TOTAL,
