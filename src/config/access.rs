@@ -117,3 +117,153 @@ pub(super) fn tls_files(
         )),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{Config, DEFAULT_TOML};
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    }
+    fn scratch_file(name: &str, text: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("activeflow-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    #[test]
+    fn the_token_file_is_read_and_conflicts_with_the_token() {
+        let file = scratch_file("token", "from-file\n");
+        let path = file.display().to_string();
+        let s =
+            Config::from_toml_with_env(DEFAULT_TOML, env(&[("ACTIVEFLOW_API_TOKEN_FILE", &path)]))
+                .unwrap()
+                .validate()
+                .unwrap();
+        assert!(!s.api_access.is_open());
+        let both = env(&[
+            ("ACTIVEFLOW_API_TOKEN_FILE", &path),
+            ("ACTIVEFLOW_API_TOKEN", "inline"),
+        ]);
+        let e = Config::from_toml_with_env(DEFAULT_TOML, both)
+            .unwrap()
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("api.token_file") && e.contains("api.token and"),
+            "{e}"
+        );
+        let empty = scratch_file("empty", "\n").display().to_string();
+        for value in [empty.as_str(), "/nonexistent/token"] {
+            let e = Config::from_toml_with_env(
+                DEFAULT_TOML,
+                env(&[("ACTIVEFLOW_API_TOKEN_FILE", value)]),
+            )
+            .unwrap()
+            .validate()
+            .unwrap_err();
+            assert!(e.to_string().contains("api.token_file"), "{e}");
+        }
+        // The embedded default: no token, open to local processes only.
+        let open = Config::from_toml_with_env(DEFAULT_TOML, env(&[])).unwrap();
+        assert!(open.validate().unwrap().api_access.is_open());
+    }
+
+    #[test]
+    fn scoped_tokens_name_the_entry_at_fault() {
+        let with = |entry: &str| {
+            let text = format!("{DEFAULT_TOML}\n[[api.tokens]]\n{entry}\n");
+            Config::from_toml_with_env(&text, env(&[]))
+                .and_then(Config::validate)
+                .map(|s| s.api_access.is_open())
+        };
+        assert!(!with("name = \"d\"\ntoken = \"t\"\nscopes = [\"read\"]").unwrap());
+        let hash = "2bb80d537b1da3e38bd30361aa855686bde0eacd7162fef6a25fe97bf527a25b";
+        assert!(with(&format!(
+            "name = \"d\"\ntoken_sha256 = \"{hash}\"\nscopes = [\"admin\"]"
+        ))
+        .is_ok());
+        let cases = [
+            (
+                "name = \"\"\ntoken = \"t\"\nscopes = [\"read\"]",
+                "api.tokens[0].name",
+            ),
+            (
+                "name = \"api.token\"\ntoken = \"t\"\nscopes = [\"read\"]",
+                "api.tokens[0].name",
+            ),
+            ("name = \"d\"\nscopes = [\"read\"]", "api.tokens[0].token"),
+            (
+                "name = \"d\"\ntoken = \"t\"\ntoken_sha256 = \"00\"\nscopes = [\"read\"]",
+                "api.tokens[0].token",
+            ),
+            (
+                "name = \"d\"\ntoken_sha256 = \"abc\"\nscopes = [\"read\"]",
+                "api.tokens[0].token_sha256",
+            ),
+            (
+                "name = \"d\"\ntoken = \"t\"\nscopes = []",
+                "api.tokens[0].scopes",
+            ),
+            (
+                "name = \"d\"\ntoken = \"t\"\nscopes = [\"read\", \"root\"]",
+                "api.tokens[0].scopes[1]",
+            ),
+        ];
+        for (entry, key) in cases {
+            let e = with(entry).unwrap_err().to_string();
+            assert!(e.contains(key), "{entry}: {e}");
+        }
+        // A scoped token alone is enough for a public listen address.
+        let text = format!(
+            "{DEFAULT_TOML}\n[[api.tokens]]\nname = \"d\"\ntoken = \"t\"\nscopes = [\"read\"]\n"
+        );
+        let public = env(&[("ACTIVEFLOW_API_LISTEN", "0.0.0.0:8080")]);
+        assert!(Config::from_toml_with_env(&text, public)
+            .unwrap()
+            .validate()
+            .is_ok());
+    }
+
+    #[test]
+    fn tls_needs_both_files_and_names_the_bad_one() {
+        let cases = [
+            (
+                vec![("ACTIVEFLOW_API_TLS_CERT", "/x/cert.pem")],
+                "api.tls_key",
+            ),
+            (
+                vec![("ACTIVEFLOW_API_TLS_KEY", "/x/key.pem")],
+                "api.tls_cert",
+            ),
+            (
+                vec![("ACTIVEFLOW_METRICS_TLS_CERT", "/x/cert.pem")],
+                "metrics.tls_key",
+            ),
+            (
+                vec![
+                    ("ACTIVEFLOW_METRICS_TLS_CERT", "/nonexistent/cert.pem"),
+                    ("ACTIVEFLOW_METRICS_TLS_KEY", "/nonexistent/key.pem"),
+                ],
+                "metrics.tls_cert",
+            ),
+            (
+                vec![("ACTIVEFLOW_EVENTS_MAX_READERS", "0")],
+                "events.max_readers",
+            ),
+        ];
+        for (vars, key) in cases {
+            let e = Config::from_toml_with_env(DEFAULT_TOML, env(&vars))
+                .unwrap()
+                .validate()
+                .unwrap_err();
+            assert!(e.to_string().contains(key), "{vars:?}: {e}");
+        }
+    }
+}
