@@ -369,7 +369,14 @@ fn open_stream(api: SocketAddr) -> (TcpStream, Vec<String>) {
 
 #[test]
 fn event_stream_readers_beyond_the_cap_get_503_with_retry_after() {
-    let engine = common::spawn_engine_with(&[], &[("ACTIVEFLOW_EVENTS_MAX_READERS", "2")]);
+    // A reader that hangs up is noticed at the next write: keep-alives come often here.
+    let engine = common::spawn_engine_with(
+        &[],
+        &[
+            ("ACTIVEFLOW_EVENTS_MAX_READERS", "2"),
+            ("ACTIVEFLOW_EVENTS_KEEPALIVE_MS", "100"),
+        ],
+    );
     let (api, metrics) = (engine.api, engine.metrics);
     let (first, head) = open_stream(api);
     assert!(head[0].starts_with("http/1.1 200"), "{head:?}");
