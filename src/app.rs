@@ -20,7 +20,7 @@ use crate::config::Settings;
 use crate::engine::{
     ActiveflowRegistry, EngineLimits, RouteTable, Services, Supervisor, Supervisors,
 };
-use crate::events::{EventBus, EventsOptions};
+use crate::events::{EventBus, EventsOptions, ReaderLimits};
 use crate::flow::FlowStore;
 use crate::health::Health;
 use crate::media::library::{AudioLibrary, LibraryConfig};
@@ -28,6 +28,7 @@ use crate::media::{Recordings, RtpPortPool};
 use crate::sip::transaction::{LingerTable, Timers};
 use crate::sip::transport::{self, SipSender, UdpReceiver};
 use crate::storage::{FlowSource, Storage, StorageError};
+use crate::tls::TlsConfig;
 
 /// Kernel socket buffer for SIP over UDP; the default drops datagrams under load.
 const UDP_BUFFER_BYTES: usize = 4 << 20;
@@ -37,6 +38,17 @@ const RECORDINGS_RETAINED: usize = 10_000;
 const STOP_COMMIT_WAIT: Duration = Duration::from_secs(5);
 /// How often expired lingering responses are dropped.
 const LINGER_SWEEP: Duration = Duration::from_millis(500);
+
+/// Serves an `HttpServer` on a bound listener, over TLS when a [`TlsConfig`] is given (a macro:
+/// `HttpServer`'s service types cannot be named outside actix-web).
+macro_rules! listen {
+    ($server:expr, $listener:expr, $tls:expr) => {
+        match $tls {
+            None => $server.listen($listener),
+            Some(tls) => $server.listen_rustls_0_23($listener, TlsConfig::server_config(tls)),
+        }
+    };
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -319,22 +331,36 @@ pub async fn start(
         recordings: recordings.clone(),
         storage: storage.clone(),
         events: events.clone(),
-        token: raw.api.token.clone(),
+        access: settings.api_access.clone(),
         ready: ready.clone(),
         health: health.clone(),
     });
+    if settings.api_access.is_open() {
+        tracing::warn!(
+            listen = %api_addr,
+            "api: no token configured (api.token, api.token_file, api.tokens): the API is open \
+             to every local process; only requests addressed to localhost are served"
+        );
+    }
+    if !api_addr.ip().is_loopback() && settings.api_tls.is_none() {
+        tracing::warn!(
+            listen = %api_addr,
+            "api: listening beyond loopback without TLS (api.tls_cert, api.tls_key): bearer \
+             tokens cross the network in clear"
+        );
+    }
     let api_server = HttpServer::new(move || {
         actix_web::App::new()
             .app_data(state.clone())
             .configure(api::configure)
     })
     .workers(1)
-    .disable_signals()
-    .listen(listeners.api)
-    .map_err(start_err("api"))?
-    .run();
-    let metrics_server =
-        metrics_server(listeners.metrics, metrics).map_err(start_err("metrics"))?;
+    .disable_signals();
+    let api_server = listen!(api_server, listeners.api, settings.api_tls.as_ref())
+        .map_err(start_err("api"))?
+        .run();
+    let metrics_server = metrics_server(listeners.metrics, settings.metrics_tls.as_ref(), metrics)
+        .map_err(start_err("metrics"))?;
     let servers = vec![api_server.handle(), metrics_server.handle()];
     actix_rt::spawn(api_server);
     actix_rt::spawn(metrics_server);
@@ -367,6 +393,10 @@ fn events_options(raw: &crate::config::EventsConfig) -> EventsOptions {
         keep_alive: Duration::from_millis(raw.keepalive_ms),
         webhook_uri: Some(raw.webhook_uri.clone()).filter(|u| !u.is_empty()),
         webhook_queue: raw.webhook_queue,
+        readers: ReaderLimits {
+            max_readers: raw.max_readers,
+            stall_timeout: Duration::from_millis(raw.reader_stall_timeout_ms),
+        },
     }
 }
 
@@ -420,9 +450,11 @@ fn open_storage(
     Ok(storage)
 }
 
-/// Serves `/metrics` from the installed recorder (404 when none is installed, as in tests).
+/// Serves `/metrics` from the installed recorder (404 when none is installed, as in tests), over
+/// TLS when `metrics.tls_cert`/`tls_key` are set.
 fn metrics_server(
     listener: TcpListener,
+    tls: Option<&TlsConfig>,
     handle: Option<PrometheusHandle>,
 ) -> std::io::Result<actix_web::dev::Server> {
     if let Some(h) = handle.clone() {
@@ -436,7 +468,7 @@ fn metrics_server(
         });
     }
     let handle = web::Data::new(handle);
-    Ok(HttpServer::new(move || {
+    let server = HttpServer::new(move || {
         actix_web::App::new().app_data(handle.clone()).route(
             "/metrics",
             web::get().to(|h: web::Data<Option<PrometheusHandle>>| async move {
@@ -453,9 +485,8 @@ fn metrics_server(
         )
     })
     .workers(1)
-    .disable_signals()
-    .listen(listener)?
-    .run())
+    .disable_signals();
+    Ok(listen!(server, listener, tls)?.run())
 }
 
 /// TCP limits and timers from the `[sip]` section.

@@ -47,6 +47,7 @@
 //!   Imports only `metrics`.
 //! - [`paging`]: newest-first pages with sequence tokens, shared by every list.
 //! - [`clock`]: RFC 3339 timestamps shared by `call` and `engine`.
+//! - [`tls`]: PEM key pairs loaded into rustls (ring) for the API and metrics listeners.
 //! - [`app`]: wires the layers together from a validated config and already-bound sockets.
 //! - [`shutdown`]: the drain sequence on SIGINT/SIGTERM.
 
@@ -67,3 +68,4 @@ pub mod paging;
 pub mod shutdown;
 pub mod sip;
 pub mod storage;
+pub mod tls;

@@ -40,6 +40,9 @@ pub const STORAGE_WRITE_REJECTED_TOTAL: &str = "storage_write_rejected_total";
 pub const STORAGE_BATCH_SECONDS: &str = "storage_batch_seconds";
 pub const WEBHOOK_DELIVERIES_TOTAL: &str = "webhook_deliveries_total";
 pub const EVENTS_WINDOW_EXCEEDED_TOTAL: &str = "events_window_exceeded_total";
+pub const EVENTS_READERS: &str = "events_readers";
+pub const EVENTS_READERS_REFUSED_TOTAL: &str = "events_readers_refused_total";
+pub const EVENTS_READERS_DROPPED_TOTAL: &str = "events_readers_dropped_total";
 pub const ACTOR_PANICS_TOTAL: &str = "actor_panics_total";
 pub const SIP_TCP_CONNECTIONS_ACTIVE: &str = "sip_tcp_connections_active";
 pub const SIP_TCP_CONNECTIONS_REFUSED_TOTAL: &str = "sip_tcp_connections_refused_total";
@@ -289,6 +292,18 @@ fn describe_all() {
         COMPONENT_RESTARTS_TOTAL,
         "Watched parts restarted after dying, by component"
     );
+    describe_gauge!(
+        EVENTS_READERS,
+        "SSE readers (GET /v1/events streams) connected"
+    );
+    describe_counter!(
+        EVENTS_READERS_REFUSED_TOTAL,
+        "SSE readers refused with 503: events.max_readers already connected"
+    );
+    describe_counter!(
+        EVENTS_READERS_DROPPED_TOTAL,
+        "SSE readers dropped after taking no data for events.reader_stall_timeout_ms"
+    );
     describe_counter!(
         EVENTS_WINDOW_EXCEEDED_TOTAL,
         "SSE readers that lost events: too slow for, or resuming before, the event window"
@@ -366,6 +381,9 @@ fn register_zeroes() {
         counter!(WEBHOOK_DELIVERIES_TOTAL, "outcome" => *o).absolute(0);
     }
     counter!(EVENTS_WINDOW_EXCEEDED_TOTAL).absolute(0);
+    gauge!(EVENTS_READERS).set(0.0);
+    counter!(EVENTS_READERS_REFUSED_TOTAL).absolute(0);
+    counter!(EVENTS_READERS_DROPPED_TOTAL).absolute(0);
     for a in ACTORS {
         counter!(ACTOR_PANICS_TOTAL, "actor" => *a).absolute(0);
     }
@@ -702,6 +720,21 @@ pub fn component_restarted(component: &'static str) {
 /// An SSE reader was told it lost events (`window_exceeded`).
 pub fn events_window_exceeded() {
     counter!(EVENTS_WINDOW_EXCEEDED_TOTAL).increment(1);
+}
+
+/// An SSE reader came (`+1`) or went (`-1`).
+pub fn events_readers(delta: f64) {
+    gauge!(EVENTS_READERS).increment(delta);
+}
+
+/// An SSE reader was refused at `events.max_readers`.
+pub fn events_reader_refused() {
+    counter!(EVENTS_READERS_REFUSED_TOTAL).increment(1);
+}
+
+/// A stalled SSE reader was dropped.
+pub fn events_reader_dropped() {
+    counter!(EVENTS_READERS_DROPPED_TOTAL).increment(1);
 }
 
 /// A panic was contained in an actor of kind `actor` (one of [`ACTORS`]).

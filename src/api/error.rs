@@ -5,12 +5,22 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde_json::json;
 
+use super::auth::Scope;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("{0}")]
     BadRequest(String),
-    #[error("missing or invalid bearer token")]
-    Unauthorized,
+    #[error("missing or invalid bearer token (this route needs a token with scope \"{scope}\")")]
+    Unauthorized { scope: Scope },
+    #[error("token \"{token}\" lacks scope \"{scope}\", which this route needs")]
+    Forbidden { token: String, scope: Scope },
+    /// A token-less API answers only requests addressed to a loopback host.
+    #[error(
+        "Host {0:?} is not a loopback name or address: with no api.token the API serves only \
+         requests addressed to localhost, 127.0.0.0/8 or [::1] (DNS-rebinding guard)"
+    )]
+    HostNotLoopback(String),
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -21,6 +31,12 @@ pub enum ApiError {
     Unprocessable(String),
     #[error("{0}")]
     Unavailable(String),
+    /// Full for now: 503 with `Retry-After`.
+    #[error("{message}")]
+    Busy {
+        message: String,
+        retry_after_seconds: u32,
+    },
     #[error("{0}")]
     Internal(String),
 }
@@ -29,12 +45,14 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         match self {
             ApiError::BadRequest(_) => "bad_request",
-            ApiError::Unauthorized => "unauthorized",
+            ApiError::Unauthorized { .. } => "unauthorized",
+            ApiError::Forbidden { .. } => "forbidden",
+            ApiError::HostNotLoopback(_) => "host_not_loopback",
             ApiError::NotFound(_) => "not_found",
             ApiError::Conflict(_) => "conflict",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::Unprocessable(_) => "unprocessable",
-            ApiError::Unavailable(_) => "unavailable",
+            ApiError::Unavailable(_) | ApiError::Busy { .. } => "unavailable",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -55,22 +73,42 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden { .. } | ApiError::HostNotLoopback(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     fn error_response(&self) -> HttpResponse {
         let mut r = HttpResponse::build(self.status_code());
-        if matches!(self, ApiError::Unauthorized) {
-            r.insert_header(("WWW-Authenticate", "Bearer"));
+        let mut error = json!({ "code": self.code(), "message": self.to_string() });
+        match self {
+            ApiError::Unauthorized { scope } => {
+                r.insert_header(("WWW-Authenticate", "Bearer"));
+                error["scope"] = scope.as_str().into();
+            }
+            ApiError::Forbidden { scope, .. } => {
+                // RFC 6750 §3.1: the token is valid but too weak.
+                r.insert_header((
+                    "WWW-Authenticate",
+                    format!("Bearer error=\"insufficient_scope\", scope=\"{scope}\""),
+                ));
+                error["scope"] = scope.as_str().into();
+            }
+            ApiError::Busy {
+                retry_after_seconds,
+                ..
+            } => {
+                r.insert_header(("Retry-After", retry_after_seconds.to_string()));
+            }
+            _ => {}
         }
-        r.json(json!({ "error": { "code": self.code(), "message": self.to_string() } }))
+        r.json(json!({ "error": error }))
     }
 }
 

@@ -3,8 +3,9 @@
 //! the engine's threads); the connection holds at most a few rendered batches, so a slow reader
 //! falls behind in the window and is told (`window_exceeded`), never buffered without bound.
 
-use std::convert::Infallible;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -22,6 +23,8 @@ use crate::events::{Batch, EventFilter, Subscription};
 const MAX_BATCH: usize = 256;
 /// Rendered chunks waiting for the socket at most (the rest waits in the window).
 const CHUNKS_QUEUED: usize = 4;
+/// `Retry-After` (seconds) for a reader refused at `events.max_readers`.
+const READERS_FULL_RETRY_AFTER: u32 = 5;
 
 pub(super) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/events", web::get().to(stream));
@@ -39,7 +42,8 @@ pub(super) struct EventsQuery {
     params(("types" = Option<String>, Query, description = "comma-separated: activeflow_created, activeflow_updated, activeflow_ended, call_created, call_answered, call_ended"),
            ("Last-Event-ID" = Option<u64>, Header, description = "resume after this event id (also ?last_event_id=)")),
     responses((status = 200, description = "text/event-stream: `id:`, `event:` and `data:` (JSON) per event; `event: window_exceeded` when events were lost; `: keep-alive` comments", content_type = "text/event-stream"),
-              (status = 400, description = "unknown event type or bad Last-Event-ID", body = serde_json::Value)))]
+              (status = 400, description = "unknown event type or bad Last-Event-ID", body = serde_json::Value),
+              (status = 503, description = "events.max_readers streams already open (Retry-After)", body = serde_json::Value)))]
 pub(super) async fn stream(
     state: web::Data<ApiState>,
     req: HttpRequest,
@@ -60,34 +64,69 @@ pub(super) async fn stream(
             ApiError::BadRequest(format!("Last-Event-ID: {raw:?} is not an event id"))
         })?),
     };
-    let subscription = state.events.subscribe(last_event_id);
+    let subscription = state.events.try_subscribe(last_event_id).map_err(|full| {
+        crate::metrics::events_reader_refused();
+        ApiError::Busy {
+            message: full.to_string(),
+            retry_after_seconds: READERS_FULL_RETRY_AFTER,
+        }
+    })?;
     let (tx, rx) = mpsc::channel(CHUNKS_QUEUED);
-    actix_web::rt::spawn(pump(subscription, filter, state.events.keep_alive(), tx));
+    let stalled = Arc::new(AtomicBool::new(false));
+    let timing = Timing {
+        keep_alive: state.events.keep_alive(),
+        stall: state.events.stall_timeout(),
+    };
+    actix_web::rt::spawn(pump(subscription, filter, timing, tx, stalled.clone()));
     Ok(HttpResponse::Ok()
         .content_type("text/event-stream")
         .insert_header(("Cache-Control", "no-cache"))
         .insert_header(("X-Accel-Buffering", "no"))
-        .body(SseBody(rx)))
+        .body(SseBody { rx, stalled }))
 }
 
-/// Feeds one reader until it goes away.
+/// A reader's clocks.
+#[derive(Debug, Clone, Copy)]
+struct Timing {
+    /// A comment goes out after this long without events.
+    keep_alive: Duration,
+    /// A reader whose queue stays full this long is dropped (`events.reader_stall_timeout_ms`).
+    stall: Duration,
+}
+
+/// Feeds one reader until it goes away, or stops taking chunks for `timing.stall`: then its
+/// subscription ends (its place among `events.max_readers` is free again), `stalled` is set so
+/// the body ends the connection with an error once polled, and the reader resumes later with
+/// `Last-Event-ID` (or learns it is behind the window). What it holds meanwhile is at most
+/// `CHUNKS_QUEUED` rendered chunks.
 async fn pump(
     mut subscription: Subscription,
     filter: EventFilter,
-    keep_alive: Duration,
+    timing: Timing,
     tx: mpsc::Sender<Bytes>,
+    stalled: Arc<AtomicBool>,
 ) {
+    let send = |chunk: Bytes| {
+        let (tx, stalled) = (&tx, &stalled);
+        async move {
+            match tokio::time::timeout(timing.stall, tx.send(chunk)).await {
+                Ok(sent) => sent.is_ok(),
+                Err(_) => {
+                    stalled.store(true, Ordering::SeqCst);
+                    crate::metrics::events_reader_dropped();
+                    false
+                }
+            }
+        }
+    };
     // At once, so the reader knows it is subscribed (headers and a first chunk go out).
-    if tx
-        .send(Bytes::from_static(b": activeflow events\n\n"))
-        .await
-        .is_err()
-    {
+    if !send(Bytes::from_static(b": activeflow events\n\n")).await {
         return;
     }
     let mut last_sent = Instant::now();
     loop {
-        let next = tokio::time::timeout_at(last_sent + keep_alive, subscription.next(MAX_BATCH));
+        let next =
+            tokio::time::timeout_at(last_sent + timing.keep_alive, subscription.next(MAX_BATCH));
         let batch = tokio::select! {
             b = next => b,
             () = tx.closed() => return,
@@ -101,7 +140,7 @@ async fn pump(
                 None => continue,
             },
         };
-        if tx.send(chunk).await.is_err() {
+        if !send(chunk).await {
             return;
         }
         last_sent = Instant::now();
@@ -139,10 +178,20 @@ fn render(batch: &Batch, filter: EventFilter) -> Option<Bytes> {
 }
 
 /// The response body: chunks from the reader's task.
-struct SseBody(mpsc::Receiver<Bytes>);
+struct SseBody {
+    rx: mpsc::Receiver<Bytes>,
+    /// The reader stalled and was dropped: the connection ends with an error (not a clean end,
+    /// so the client knows to reconnect with `Last-Event-ID`).
+    stalled: Arc<AtomicBool>,
+}
+
+/// The reader took no data for `events.reader_stall_timeout_ms`.
+#[derive(Debug, thiserror::Error)]
+#[error("event stream reader stalled; dropped")]
+struct ReaderStalled;
 
 impl MessageBody for SseBody {
-    type Error = Infallible;
+    type Error = ReaderStalled;
 
     fn size(&self) -> BodySize {
         BodySize::Stream
@@ -152,6 +201,61 @@ impl MessageBody for SseBody {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Bytes, Self::Error>>> {
-        self.get_mut().0.poll_recv(cx).map(|chunk| chunk.map(Ok))
+        let body = self.get_mut();
+        if body.stalled.load(Ordering::SeqCst) {
+            return Poll::Ready(Some(Err(ReaderStalled)));
+        }
+        body.rx.poll_recv(cx).map(|chunk| chunk.map(Ok))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::{call_event, EventBus};
+
+    #[tokio::test(start_paused = true)]
+    async fn a_reader_that_never_reads_holds_a_few_chunks_then_is_dropped() {
+        let bus = EventBus::without_webhooks(100_000, Duration::from_secs(15));
+        let subscription = bus.try_subscribe(None).unwrap();
+        let (tx, mut rx) = mpsc::channel(CHUNKS_QUEUED);
+        let stalled = Arc::new(AtomicBool::new(false));
+        let timing = Timing {
+            keep_alive: Duration::from_secs(15),
+            stall: Duration::from_secs(1),
+        };
+        let pump = tokio::spawn(pump(
+            subscription,
+            EventFilter::ALL,
+            timing,
+            tx,
+            stalled.clone(),
+        ));
+        // 20,000 events (far more than the queue) while nobody reads the body.
+        for i in 0..20_000 {
+            bus.publish(call_event(i), None);
+            if i % 500 == 0 {
+                tokio::task::yield_now().await;
+            }
+        }
+        tokio::time::timeout(Duration::from_secs(5), pump)
+            .await
+            .expect("a stalled reader's pump ends")
+            .unwrap();
+        assert!(stalled.load(Ordering::SeqCst));
+        assert_eq!(bus.readers(), 0, "its place among max_readers is free");
+        let mut queued = Vec::new();
+        while let Ok(chunk) = rx.try_recv() {
+            queued.push(chunk);
+        }
+        assert!(queued.len() <= CHUNKS_QUEUED, "{} chunks", queued.len());
+        let events: usize = queued
+            .iter()
+            .map(|c| c.windows(4).filter(|w| w == b"id: ").count())
+            .sum();
+        assert!(events <= CHUNKS_QUEUED * MAX_BATCH, "{events} events held");
+        // The connection then ends with an error, not a clean end of stream.
+        let body = SseBody { rx, stalled };
+        assert!(actix_web::body::to_bytes(body).await.is_err());
     }
 }

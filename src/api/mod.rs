@@ -1,9 +1,10 @@
 //! The operator REST API (actix-web, DESIGN §6): a router function tests can mount without a
-//! socket, bearer-token auth, and JSON errors. Reads the engine's registry and sends the engine
+//! socket, one access guard in front of every route (scoped bearer tokens, or loopback-only
+//! when none are configured), and JSON errors. Reads the engine's registry and sends the engine
 //! messages; holds no engine state of its own.
 
 mod activeflows;
-mod auth;
+pub mod auth;
 mod calls;
 pub mod error;
 mod events;
@@ -40,8 +41,8 @@ pub struct ApiState {
     pub storage: crate::storage::Storage,
     /// The event stream (`GET /v1/events`).
     pub events: crate::events::EventBus,
-    /// Empty = no auth (only allowed on loopback, enforced by config validation).
-    pub token: String,
+    /// Who may call (tokens and scopes; none = loopback hosts only).
+    pub access: auth::AccessPolicy,
     /// False until the engine is up, and again once shutdown starts.
     pub ready: Arc<AtomicBool>,
     /// The watched parts (`/readyz` answers 503 while one is down).
@@ -62,19 +63,27 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::QueryConfig::default()
             .error_handler(|e, _| ApiError::BadRequest(e.to_string()).into()),
     )
-    .route("/healthz", web::get().to(health::healthz))
-    .route("/readyz", web::get().to(health::readyz))
-    .route("/v1/openapi.json", web::get().to(openapi::spec))
     .service(
-        web::scope("/v1")
-            .wrap(middleware::from_fn(auth::require_token))
-            .configure(flows::configure)
-            .configure(activeflows::configure)
-            .configure(calls::configure)
-            .configure(recordings::configure)
-            .configure(events::configure),
+        // One scope around everything, so the guard sees every request, routes and 404s alike.
+        web::scope("")
+            .wrap(middleware::from_fn(auth::guard))
+            .route("/healthz", web::get().to(health::healthz))
+            .route("/readyz", web::get().to(health::readyz))
+            .route("/v1/openapi.json", web::get().to(openapi::spec))
+            .service(
+                web::scope("/v1")
+                    .configure(flows::configure)
+                    .configure(activeflows::configure)
+                    .configure(calls::configure)
+                    .configure(recordings::configure)
+                    .configure(events::configure),
+            )
+            .default_service(web::to(no_such_route)),
     )
-    .default_service(web::to(|| async {
-        ApiError::NotFound("no such route".into())
-    }));
+    // Nested scopes without a route fall back to the app's default (still behind the guard).
+    .default_service(web::to(no_such_route));
+}
+
+async fn no_such_route() -> ApiError {
+    ApiError::NotFound("no such route".into())
 }

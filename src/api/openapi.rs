@@ -37,6 +37,29 @@ impl utoipa::Modify for BearerAuth {
             "bearer",
             Vec::<String>::new(),
         )]);
+        // Each operation names the token scope it needs, from the guard's own classification.
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let operations = [
+                ("GET", &mut item.get),
+                ("PUT", &mut item.put),
+                ("POST", &mut item.post),
+                ("DELETE", &mut item.delete),
+                ("PATCH", &mut item.patch),
+            ];
+            for (method, operation) in operations {
+                let Some(operation) = operation.as_mut() else {
+                    continue;
+                };
+                operation.security = Some(match super::auth::scope::required_scope(method, path) {
+                    Some(scope) => vec![utoipa::openapi::security::SecurityRequirement::new(
+                        "bearer",
+                        [scope.as_str()],
+                    )],
+                    // Open: an empty requirement.
+                    None => vec![utoipa::openapi::security::SecurityRequirement::default()],
+                });
+            }
+        }
     }
 }
 

@@ -7,10 +7,15 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use crate::api::auth::AccessPolicy;
 use crate::call::Trunk;
 use crate::http::HttpPolicy;
 use crate::media::rtp_ports::PortRange;
 use crate::net::{Cidr, ParseCidrError};
+use crate::tls::TlsConfig;
+
+mod access;
+use access::{api_access, tls_files};
 
 /// The embedded default configuration (`config/default.toml`).
 pub const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
@@ -184,14 +189,47 @@ fn default_cache_dir() -> String {
 #[serde(deny_unknown_fields)]
 pub struct ApiConfig {
     pub listen: String,
+    /// A token granting every scope; empty = none.
     #[serde(default)]
     pub token: String,
+    /// A file holding `token` (read at start, trailing newline trimmed); empty = none.
+    #[serde(default)]
+    pub token_file: String,
+    /// Scoped tokens (`[[api.tokens]]`).
+    #[serde(default)]
+    pub tokens: Vec<ApiTokenConfig>,
+    /// PEM certificate chain: with `tls_key`, the API listens HTTPS.
+    #[serde(default)]
+    pub tls_cert: String,
+    /// PEM private key of `tls_cert`.
+    #[serde(default)]
+    pub tls_key: String,
+}
+
+/// One `[[api.tokens]]` entry: a named token, in clear or as its SHA-256, and its scopes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiTokenConfig {
+    pub name: String,
+    #[serde(default)]
+    pub token: String,
+    /// Hex SHA-256 of the token (`printf %s TOKEN | sha256sum`): the config holds no secret.
+    #[serde(default)]
+    pub token_sha256: String,
+    /// Some of `read`, `control`, `flows`, `admin`.
+    pub scopes: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MetricsConfig {
     pub listen: String,
+    /// PEM certificate chain: with `tls_key`, `/metrics` is served over HTTPS.
+    #[serde(default)]
+    pub tls_cert: String,
+    /// PEM private key of `tls_cert`.
+    #[serde(default)]
+    pub tls_key: String,
 }
 
 /// Outgoing HTTP from flows (`fetch`, `webhook_send`, http(s) prompts).
@@ -257,6 +295,10 @@ pub struct EventsConfig {
     pub webhook_queue: usize,
     /// Idle SSE readers get a `: keep-alive` comment this often.
     pub keepalive_ms: u64,
+    /// SSE readers (`GET /v1/events` streams) at once; more get 503 + Retry-After.
+    pub max_readers: usize,
+    /// An SSE reader that takes no data this long is dropped (it resumes with Last-Event-ID).
+    pub reader_stall_timeout_ms: u64,
 }
 
 impl Default for EventsConfig {
@@ -266,6 +308,8 @@ impl Default for EventsConfig {
             webhook_uri: String::new(),
             webhook_queue: 10_000,
             keepalive_ms: 15_000,
+            max_readers: 256,
+            reader_stall_timeout_ms: 30_000,
         }
     }
 }
@@ -398,7 +442,13 @@ pub struct Settings {
     /// `sip.rate_limit_exempt`, parsed, plus every single-address entry of a trunk's `allow`.
     pub sip_rate_limit_exempt: Vec<Cidr>,
     pub api_listen: SocketAddr,
+    /// Who may call the API (`api.token`, `api.token_file`, `api.tokens`).
+    pub api_access: AccessPolicy,
+    /// `api.tls_cert` + `api.tls_key`, loaded: the API serves HTTPS.
+    pub api_tls: Option<TlsConfig>,
     pub metrics_listen: SocketAddr,
+    /// `metrics.tls_cert` + `metrics.tls_key`, loaded.
+    pub metrics_tls: Option<TlsConfig>,
     pub trunks: Vec<Trunk>,
     pub flows_dir: PathBuf,
     pub http: HttpPolicy,
@@ -516,13 +566,17 @@ impl Config {
             return Err(invalid("media.max_prompt_fetches", "must be at least 1"));
         }
         let api_listen = parse_addr("api.listen", &self.api.listen)?;
-        if !api_listen.ip().is_loopback() && self.api.token.is_empty() {
+        let api_access = api_access(&self.api)?;
+        if !api_listen.ip().is_loopback() && api_access.is_open() {
             return Err(invalid(
                 "api.token",
-                "required when api.listen is not a loopback address",
+                "api.token, api.token_file or api.tokens required when api.listen is not a \
+                 loopback address",
             ));
         }
+        let api_tls = tls_files("api", &self.api.tls_cert, &self.api.tls_key)?;
         let metrics_listen = parse_addr("metrics.listen", &self.metrics.listen)?;
+        let metrics_tls = tls_files("metrics", &self.metrics.tls_cert, &self.metrics.tls_key)?;
         if self.engine.max_activeflows == 0 {
             return Err(invalid("engine.max_activeflows", "must be at least 1"));
         }
@@ -635,7 +689,10 @@ impl Config {
             rtp_ports,
             sip_rate_limit_exempt,
             api_listen,
+            api_access,
+            api_tls,
             metrics_listen,
+            metrics_tls,
             trunks,
             flows_dir,
             raw: self,
@@ -655,6 +712,15 @@ fn validate_storage(storage: &StorageConfig) -> Result<(), ConfigError> {
 }
 
 fn validate_events(events: &EventsConfig) -> Result<(), ConfigError> {
+    if events.max_readers == 0 {
+        return Err(invalid("events.max_readers", "must be at least 1"));
+    }
+    if events.reader_stall_timeout_ms == 0 {
+        return Err(invalid(
+            "events.reader_stall_timeout_ms",
+            "must be at least 1",
+        ));
+    }
     if !(1..=16_777_216).contains(&events.window) {
         return Err(invalid("events.window", "must be 1..=16777216"));
     }

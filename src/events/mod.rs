@@ -36,6 +36,33 @@ pub struct EventsOptions {
     pub webhook_uri: Option<String>,
     /// Events waiting for webhook delivery, per queue, before new ones are dropped.
     pub webhook_queue: usize,
+    /// SSE readers at once and when a stalled one is dropped.
+    pub readers: ReaderLimits,
+}
+
+/// What SSE readers may hold (`events.max_readers`, `events.reader_stall_timeout_ms`).
+#[derive(Debug, Clone, Copy)]
+pub struct ReaderLimits {
+    /// Readers at once ([`EventBus::try_subscribe`] refuses more).
+    pub max_readers: usize,
+    /// A reader that takes no data this long is dropped (it resumes with `Last-Event-ID`).
+    pub stall_timeout: Duration,
+}
+
+impl Default for ReaderLimits {
+    fn default() -> Self {
+        ReaderLimits {
+            max_readers: 256,
+            stall_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// [`EventBus::try_subscribe`]: `max` readers already read the stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{max} event stream readers already connected (events.max_readers)")]
+pub struct ReadersFull {
+    pub max: usize,
 }
 
 /// The engine's event bus. Cheap to clone.
@@ -50,6 +77,8 @@ struct Inner {
     notify: Notify,
     /// Readers subscribed: publishing skips the wake-up when there are none.
     readers: AtomicUsize,
+    /// The most readers [`EventBus::try_subscribe`] admits, and the stall timeout.
+    limits: ReaderLimits,
     webhooks: Option<webhook::Feed>,
     /// Per-flow webhooks of calls that activeflows drive (call id → URI).
     call_hooks: DashMap<Uuid, Arc<str>>,
@@ -65,15 +94,25 @@ impl EventBus {
     /// Must run inside a tokio runtime: the webhook router is spawned on it.
     pub fn start(options: &EventsOptions, http: crate::http::HttpClient) -> EventBus {
         let feed = webhook::start(http, options.webhook_uri.as_deref(), options.webhook_queue);
-        Self::build(options.window, options.keep_alive, Some(feed))
+        Self::build(
+            options.window,
+            options.keep_alive,
+            Some(feed),
+            options.readers,
+        )
     }
 
     /// A bus that only keeps the window (for tests and tools).
     pub fn without_webhooks(window: usize, keep_alive: Duration) -> EventBus {
-        Self::build(window, keep_alive, None)
+        Self::build(window, keep_alive, None, ReaderLimits::default())
     }
 
-    fn build(window: usize, keep_alive: Duration, webhooks: Option<webhook::Feed>) -> EventBus {
+    fn build(
+        window: usize,
+        keep_alive: Duration,
+        webhooks: Option<webhook::Feed>,
+        limits: ReaderLimits,
+    ) -> EventBus {
         // Ids start at the start-up time in microseconds: they grow across restarts too, so an
         // id from an earlier run is recognised as older than the window, never taken for a
         // future one.
@@ -83,6 +122,10 @@ impl EventBus {
                 window: Mutex::new(Window::new(window, first_id)),
                 notify: Notify::new(),
                 readers: AtomicUsize::new(0),
+                limits: ReaderLimits {
+                    max_readers: limits.max_readers.max(1),
+                    ..limits
+                },
                 webhooks,
                 call_hooks: DashMap::new(),
                 call_hooks_bound: AtomicUsize::new(0),
@@ -95,6 +138,11 @@ impl EventBus {
     /// How often idle SSE readers get a keep-alive comment.
     pub fn keep_alive(&self) -> Duration {
         self.inner.keep_alive
+    }
+
+    /// How long an SSE reader may take no data before it is dropped.
+    pub fn stall_timeout(&self) -> Duration {
+        self.inner.limits.stall_timeout
     }
 
     fn window(&self) -> MutexGuard<'_, Window> {
@@ -176,12 +224,36 @@ impl EventBus {
         }
     }
 
+    /// Like [`EventBus::subscribe`], unless `max_readers` readers are already subscribed.
+    pub fn try_subscribe(&self, last_event_id: Option<u64>) -> Result<Subscription, ReadersFull> {
+        let max = self.inner.limits.max_readers;
+        // Counted before the cursor is read (see `subscribe`), and never past the cap.
+        self.inner
+            .readers
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .map_err(|_| ReadersFull { max })?;
+        Ok(self.subscribed(last_event_id))
+    }
+
     /// A reader starting after event `last_event_id` (a reconnect's `Last-Event-ID`), or at the
-    /// next event published when `None`.
+    /// next event published when `None`. Not capped: for the engine's own readers and tests.
     pub fn subscribe(&self, last_event_id: Option<u64>) -> Subscription {
         // Counted before the cursor is read: a publisher that saw no reader published before
         // the cursor was taken, so its event is either in the replay or not wanted.
         self.inner.readers.fetch_add(1, Ordering::SeqCst);
+        self.subscribed(last_event_id)
+    }
+
+    /// SSE readers subscribed now.
+    pub fn readers(&self) -> usize {
+        self.inner.readers.load(Ordering::SeqCst)
+    }
+
+    /// The subscription of a reader already counted.
+    fn subscribed(&self, last_event_id: Option<u64>) -> Subscription {
+        crate::metrics::events_readers(1.0);
         let cursor = match last_event_id {
             Some(last) => last.saturating_add(1),
             None => self.window().next_id(),
@@ -258,6 +330,7 @@ impl Subscription {
 impl Drop for Subscription {
     fn drop(&mut self) {
         self.bus.inner.readers.fetch_sub(1, Ordering::SeqCst);
+        crate::metrics::events_readers(-1.0);
     }
 }
 
@@ -357,6 +430,24 @@ mod tests {
             ids(sub.next(100).await.unwrap()),
             (first + 22..first + 30).collect::<Vec<_>>()
         );
+    }
+
+    #[test]
+    fn readers_beyond_the_cap_are_refused_until_one_leaves() {
+        let limits = ReaderLimits {
+            max_readers: 2,
+            ..ReaderLimits::default()
+        };
+        let bus = EventBus::build(8, Duration::from_secs(15), None, limits);
+        let first = bus.try_subscribe(None).unwrap();
+        let second = bus.try_subscribe(Some(1)).unwrap();
+        assert_eq!(bus.try_subscribe(None).err(), Some(ReadersFull { max: 2 }));
+        assert_eq!(bus.readers(), 2);
+        drop(first);
+        let third = bus.try_subscribe(None).unwrap();
+        assert!(bus.try_subscribe(None).is_err());
+        drop((second, third));
+        assert_eq!(bus.readers(), 0);
     }
 
     #[test]

@@ -1,0 +1,198 @@
+//! What a request may do: the four token scopes and the classification of every (method, path)
+//! of the API into the one scope it needs. Classifying by shape, not by route registration, so
+//! a route someone adds later is covered at once: reads need `read`, the known writes their own
+//! scope, and any other write `admin`. Sans-IO: plain strings in, a scope out.
+
+use std::fmt;
+
+/// One permission a token can hold (`[[api.tokens]] scopes`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Every `GET` (lists, records, the event stream, recordings).
+    Read,
+    /// Acting on what runs: stop, continue, variables, hang up, delete activeflows, calls and
+    /// recordings.
+    Control,
+    /// Creating, changing and deleting flows, and starting activeflows over the API (which runs
+    /// flow code of the caller's choosing).
+    Flows,
+    /// Everything, including routes no other scope names.
+    Admin,
+}
+
+impl Scope {
+    pub const ALL: [Scope; 4] = [Scope::Read, Scope::Control, Scope::Flows, Scope::Admin];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Read => "read",
+            Scope::Control => "control",
+            Scope::Flows => "flows",
+            Scope::Admin => "admin",
+        }
+    }
+
+    fn bit(self) -> u8 {
+        match self {
+            Scope::Read => 1,
+            Scope::Control => 2,
+            Scope::Flows => 4,
+            // Admin holds every bit: it implies the others.
+            Scope::Admin => 0xf,
+        }
+    }
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Not one of `read`, `control`, `flows`, `admin`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown scope {0:?} (expected read, control, flows or admin)")]
+pub struct UnknownScope(pub String);
+
+impl std::str::FromStr for Scope {
+    type Err = UnknownScope;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Scope::ALL
+            .into_iter()
+            .find(|scope| scope.as_str() == s)
+            .ok_or_else(|| UnknownScope(s.to_owned()))
+    }
+}
+
+/// The scopes one token holds.
+#[derive(Clone, Copy, PartialEq, Eq, Default)]
+pub struct Scopes(u8);
+
+impl Scopes {
+    /// Every scope (`api.token`, or a token with `admin`).
+    pub const ALL: Scopes = Scopes(0xf);
+
+    pub fn with(self, scope: Scope) -> Scopes {
+        Scopes(self.0 | scope.bit())
+    }
+
+    /// Whether a request needing `scope` is allowed.
+    pub fn permits(self, scope: Scope) -> bool {
+        self.0 & scope.bit() == scope.bit()
+    }
+}
+
+impl FromIterator<Scope> for Scopes {
+    fn from_iter<I: IntoIterator<Item = Scope>>(iter: I) -> Self {
+        iter.into_iter().fold(Scopes::default(), Scopes::with)
+    }
+}
+
+impl fmt::Debug for Scopes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let held = [Scope::Read, Scope::Control, Scope::Flows]
+            .into_iter()
+            .filter(|s| self.permits(*s));
+        f.debug_list().entries(held.map(Scope::as_str)).finish()
+    }
+}
+
+/// The scope a request needs, or `None` for the open routes outside `/v1` (`/healthz`,
+/// `/readyz`) and the spec (`/v1/openapi.json`). `path` is the request path as received.
+pub fn required_scope(method: &str, path: &str) -> Option<Scope> {
+    let rest = match path.strip_prefix("/v1") {
+        Some("") => "",
+        Some(rest) if rest.starts_with('/') => rest.trim_start_matches('/'),
+        // Outside the API proper; `/v1foo` is not `/v1`.
+        _ => return None,
+    };
+    if rest == "openapi.json" {
+        return None;
+    }
+    if matches!(method, "GET" | "HEAD") {
+        return Some(Scope::Read);
+    }
+    let segments: Vec<&str> = rest.trim_end_matches('/').split('/').collect();
+    let scope = match (method, segments.as_slice()) {
+        (_, ["flows", ..]) => Scope::Flows,
+        ("POST", ["activeflows"]) => Scope::Flows,
+        ("DELETE", ["activeflows", _]) => Scope::Control,
+        ("POST", ["activeflows", _, "stop" | "continue"]) => Scope::Control,
+        ("PUT", ["activeflows", _, "variables"]) => Scope::Control,
+        ("DELETE", ["calls", _]) => Scope::Control,
+        ("POST", ["calls", _, "hangup"]) => Scope::Control,
+        ("DELETE", ["recordings", _]) => Scope::Control,
+        _ => Scope::Admin,
+    };
+    Some(scope)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_route_of_the_api_needs_its_scope() {
+        let cases = [
+            ("GET", "/healthz", None),
+            ("GET", "/readyz", None),
+            ("GET", "/v1/openapi.json", None),
+            ("GET", "/v1/activeflows", Some(Scope::Read)),
+            ("GET", "/v1/events", Some(Scope::Read)),
+            ("GET", "/v1/recordings/abc/file", Some(Scope::Read)),
+            ("HEAD", "/v1/calls", Some(Scope::Read)),
+            ("POST", "/v1/flows", Some(Scope::Flows)),
+            ("PUT", "/v1/flows/abc", Some(Scope::Flows)),
+            ("DELETE", "/v1/flows/abc", Some(Scope::Flows)),
+            ("POST", "/v1/activeflows", Some(Scope::Flows)),
+            ("DELETE", "/v1/activeflows/abc", Some(Scope::Control)),
+            ("POST", "/v1/activeflows/abc/stop", Some(Scope::Control)),
+            ("POST", "/v1/activeflows/abc/continue", Some(Scope::Control)),
+            ("PUT", "/v1/activeflows/abc/variables", Some(Scope::Control)),
+            ("POST", "/v1/calls/abc/hangup", Some(Scope::Control)),
+            ("DELETE", "/v1/calls/abc", Some(Scope::Control)),
+            ("DELETE", "/v1/recordings/abc", Some(Scope::Control)),
+        ];
+        for (method, path, want) in cases {
+            assert_eq!(required_scope(method, path), want, "{method} {path}");
+        }
+    }
+
+    #[test]
+    fn unknown_writes_need_admin_and_lookalikes_get_no_discount() {
+        for (method, path) in [
+            ("POST", "/v1/activeflows/abc/explode"),
+            ("PATCH", "/v1/activeflows/abc"),
+            ("POST", "/v1/storage/vacuum"),
+            ("DELETE", "/v1/activeflows"),
+            ("POST", "/v1/calls/abc/hangup/now"),
+            ("OPTIONS", "/v1/calls"),
+            ("POST", "/v1"),
+            // Encoded segments are not the routes they spell.
+            ("POST", "/v1/activeflows/abc/%73top"),
+        ] {
+            assert_eq!(
+                required_scope(method, path),
+                Some(Scope::Admin),
+                "{method} {path}"
+            );
+        }
+        assert_eq!(required_scope("POST", "/v1foo"), None);
+        assert_eq!(required_scope("GET", "/v1"), Some(Scope::Read));
+    }
+
+    #[test]
+    fn admin_implies_every_scope_and_others_only_themselves() {
+        let admin: Scopes = [Scope::Admin].into_iter().collect();
+        assert!(Scope::ALL.iter().all(|s| admin.permits(*s)));
+        let reader: Scopes = [Scope::Read].into_iter().collect();
+        assert!(reader.permits(Scope::Read));
+        assert!(!reader.permits(Scope::Control) && !reader.permits(Scope::Admin));
+        let both: Scopes = [Scope::Read, Scope::Control].into_iter().collect();
+        assert!(both.permits(Scope::Control) && !both.permits(Scope::Flows));
+        assert!(!both.permits(Scope::Admin));
+        assert_eq!("flows".parse::<Scope>(), Ok(Scope::Flows));
+        assert!("Read".parse::<Scope>().is_err());
+    }
+}
