@@ -111,7 +111,8 @@ pub struct Activeflow {
     /// The end is recorded: the record says ended.
     finished: bool,
     storage: Storage,
-    /// Executed actions already handed to storage.
+    /// Executed actions (by index) handed to storage as they stand: every write sends the rows
+    /// from here on. A result merged into an action moves it back (see `merge_result`).
     persisted: usize,
     /// `Stop` senders waiting for the end to be recorded.
     end_waiters: Vec<oneshot::Sender<()>>,
