@@ -14,7 +14,7 @@ use activeflow::app::{self, Listeners};
 use activeflow::config::{Config, DEFAULT_TOML};
 use activeflow::engine::execute::{execute, ExecState};
 use activeflow::engine::{EndReason, StartActiveflow, Status};
-use activeflow::flow::{Action, ActionId, ActionKind, Flow, FlowStore, Variables};
+use activeflow::flow::{Action, ActionId, ActionKind, Flow, FlowStore, VariableLimits, Variables};
 use criterion::{Criterion, Throughput};
 use serde_json::json;
 
@@ -43,6 +43,7 @@ fn state<'a>(
         goto_counts,
         has_call: false,
         now: chrono::Utc::now(),
+        limits: VariableLimits::default(),
     }
 }
 

@@ -147,3 +147,216 @@ fn digits_merged_after_the_progress_write_are_stored() {
     assert_eq!(digits["digits"], "1", "stored record lost the digits: {a}");
     assert_eq!(digits["finished_by"], "length", "{a}");
 }
+
+// ---- Flows cannot exhaust the engine: variable caps ----
+
+/// `x = "${x}${x}"` in a `goto` loop doubles `x` each time: at 2^17 bytes it is over
+/// `engine.max_variable_bytes` (64 KiB by default), and the activeflow ends `error` with the
+/// failing action's result naming the cap, instead of growing until the process dies. (On the
+/// old engine this loop of 20 completes with a 1 MiB variable.)
+#[test]
+fn a_doubling_variable_ends_the_activeflow_with_error_naming_the_cap() {
+    let e = engine(&[], &[], &[]);
+    let id = start_api(
+        &e,
+        json!([
+            {"type": "variable_set", "option": {"key": "x", "value": "a"}},
+            {"id": A, "type": "variable_set", "option": {"key": "x", "value": "${x}${x}"}},
+            {"type": "goto", "option": {"target_id": A, "loop_count": 20}}
+        ]),
+    );
+    let a = stored(&e, &id);
+    assert_eq!(a["end_reason"], "error", "{}", summary(&a));
+    let executed = a["executed_actions"].as_array().unwrap();
+    let last = executed.last().unwrap();
+    assert_eq!(last["type"], "variable_set");
+    assert_eq!(
+        last["result"]["error"],
+        "variable x would be 131072 bytes, over engine.max_variable_bytes 65536"
+    );
+    // 1 + 16 doublings with their gotos, then the 17th doubling fails.
+    assert_eq!(executed.len(), 1 + 16 * 2 + 1);
+    let (_, vars) = http(
+        e.api,
+        "GET",
+        &format!("/v1/activeflows/{id}/variables"),
+        None,
+    );
+    assert_eq!(vars["variables"]["x"].as_str().unwrap().len(), 65536);
+}
+
+/// Every name and value of one activeflow together are capped too
+/// (`engine.max_variables_bytes`): many variables each under the value cap end it as well.
+#[test]
+fn the_variables_of_one_activeflow_are_capped_together() {
+    let e = engine(
+        &[],
+        &[],
+        &[
+            ("ACTIVEFLOW_ENGINE_MAX_VARIABLE_BYTES", "2048"),
+            ("ACTIVEFLOW_ENGINE_MAX_VARIABLES_BYTES", "8192"),
+        ],
+    );
+    let chunk = "c".repeat(2000);
+    let (status, a) = http(
+        e.api,
+        "POST",
+        "/v1/activeflows",
+        Some(
+            &json!({"variables": {"chunk": chunk}, "actions": [
+                {"type": "variable_set", "option": {"key": "a", "value": "${chunk}"}},
+                {"type": "variable_set", "option": {"key": "b", "value": "${chunk}"}},
+                {"type": "variable_set", "option": {"key": "c", "value": "${chunk}"}},
+                {"type": "variable_set", "option": {"key": "d", "value": "${chunk}"}},
+                {"type": "stop"}
+            ]})
+            .to_string(),
+        ),
+    );
+    assert_eq!(status, 201, "{a}");
+    let a = stored(&e, a["id"].as_str().unwrap());
+    assert_eq!(a["end_reason"], "error", "{}", summary(&a));
+    let last = a["executed_actions"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(last["option"]["key"], "d", "{last}");
+    let why = last["result"]["error"].as_str().unwrap();
+    assert!(
+        why.starts_with("variable d would bring the variables to ")
+            && why.ends_with(" bytes, over engine.max_variables_bytes 8192"),
+        "{why}"
+    );
+}
+
+/// `PUT /v1/activeflows/{id}/variables` and `POST /v1/activeflows` over a cap are refused with
+/// 400 naming it; the running activeflow keeps its variables as they were.
+#[test]
+fn the_api_refuses_variables_over_the_caps() {
+    let e = engine(&[], &[], &[]);
+    let id = start_api(&e, json!([{"type": "block"}]));
+    let path = format!("/v1/activeflows/{id}/variables");
+    let big = "v".repeat(65_537);
+    let (status, body) = http(
+        e.api,
+        "PUT",
+        &path,
+        Some(&json!({"variables": {"ok": "1", "big": big}}).to_string()),
+    );
+    assert_eq!(status, 400, "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert_eq!(
+        message,
+        "variable big would be 65537 bytes, over engine.max_variable_bytes 65536"
+    );
+    let (status, vars) = http(e.api, "GET", &path, None);
+    assert_eq!(status, 200);
+    assert!(
+        vars["variables"].get("ok").is_none(),
+        "nothing merged: {vars}"
+    );
+    // Values of 60,000 bytes, each under the value cap: 16 fit in 1 MiB (one request body
+    // at most), two more do not.
+    let put = |range: std::ops::Range<usize>| {
+        let many: serde_json::Map<String, Value> = range
+            .map(|i| (format!("v{i}"), json!("w".repeat(60_000))))
+            .collect();
+        http(
+            e.api,
+            "PUT",
+            &path,
+            Some(&json!({ "variables": many }).to_string()),
+        )
+    };
+    assert_eq!(put(0..16).0, 200);
+    let (status, body) = put(16..18);
+    assert_eq!(status, 400, "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("variable v1")
+            && message.ends_with("over engine.max_variables_bytes 1048576"),
+        "{message}"
+    );
+    let (_, vars) = http(e.api, "GET", &path, None);
+    assert!(vars["variables"].get("v15").is_some());
+    assert!(
+        vars["variables"].get("v16").is_none(),
+        "nothing of the refused merge"
+    );
+    let (status, _) = http(
+        e.api,
+        "PUT",
+        &path,
+        Some(&json!({"variables": {"ok": "1"}}).to_string()),
+    );
+    assert_eq!(status, 200, "a merge within the caps still works");
+
+    let (status, body) = http(
+        e.api,
+        "POST",
+        "/v1/activeflows",
+        Some(&json!({"variables": {"big": big}, "actions": [{"type": "stop"}]}).to_string()),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("over engine.max_variable_bytes 65536"),
+        "{body}"
+    );
+    let (status, _) = http(e.api, "POST", &format!("/v1/activeflows/{id}/stop"), None);
+    assert_eq!(status, 200);
+}
+
+/// The caller's own addresses are seeded as `call.source.target` and
+/// `call.destination.target`: an INVITE whose From user is over the value cap is refused with
+/// a final 400 (RFC 3261 §21.4.1) and starts nothing.
+#[test]
+fn a_caller_address_over_the_cap_refuses_the_call() {
+    let f = flow(
+        "hold",
+        json!([{"type": "sleep", "option": {"duration": 60000}}]),
+    );
+    let e = engine(
+        &[f],
+        &[("*", "hold")],
+        &[("ACTIVEFLOW_ENGINE_MAX_VARIABLE_BYTES", "64")],
+    );
+    let peer = common::RawPeer::new(e.sip);
+    let user = "1".repeat(100);
+    let invite = peer.invite("100", "cap-call", "z9hG4bK-cap").replacen(
+        "<sip:raw@",
+        &format!("<sip:{user}@"),
+        1,
+    );
+    peer.send(&invite);
+    let answer = peer.recv_final();
+    assert!(answer.starts_with("SIP/2.0 400 "), "{answer}");
+    assert!(e.activeflows().is_empty());
+    // A caller within the cap gets its flow.
+    let peer = common::RawPeer::new(e.sip);
+    peer.send(&peer.invite("100", "ok-call", "z9hG4bK-ok"));
+    e.wait_for("the call's activeflow", Duration::from_secs(10), |all| {
+        all.len() == 1
+    });
+}
+
+/// A short summary of a record for assertion messages (a failing record can be megabytes).
+fn summary(a: &Value) -> String {
+    let executed = a["executed_actions"].as_array().map_or(0, Vec::len);
+    let last = a["executed_actions"]
+        .as_array()
+        .and_then(|x| x.last())
+        .map(|l| l["result"].to_string())
+        .unwrap_or_default();
+    let last: String = last.chars().take(300).collect();
+    format!(
+        "status {} end_reason {} executed {executed} last result {last}",
+        a["status"], a["end_reason"]
+    )
+}
+
+const A: &str = "aaaaaaaa-0000-4000-8000-000000000001";

@@ -8,6 +8,7 @@ pub mod error;
 pub mod hangup;
 pub mod id;
 pub mod integration;
+pub mod limits;
 pub mod media;
 pub mod model;
 mod options;
@@ -22,6 +23,7 @@ pub use condition::{Comparison, ConditionDatetime, ConditionVariable, ValueType}
 pub use error::FlowError;
 pub use hangup::HangupReason;
 pub use id::{ActionId, FlowId};
+pub use limits::{VariableError, VariableLimits};
 pub use media::{DigitsHandle, EndOfKey};
 pub use model::{find_action, Action, Flow};
 pub use store::FlowStore;

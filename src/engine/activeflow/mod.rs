@@ -21,6 +21,7 @@ mod http;
 mod publish;
 #[cfg(test)]
 mod supervision_tests;
+mod variables;
 mod waiting;
 
 use super::cursor::Cursor;
@@ -35,6 +36,7 @@ use crate::call::{CallCommand, CallEndCause, CallEvent, CallId, HangupCause};
 use crate::flow::{Action, ActionId, ActionKind, Flow, HangupReason, Variables};
 use crate::media::MediaJob;
 use crate::storage::Storage;
+pub use variables::{GetVariables, MergeError, MergeVariables};
 use waiting::Awaiting;
 
 /// Longest wait for storage to commit an end before it is reported anyway (a stalled disk must
@@ -48,18 +50,6 @@ pub(super) const END_COMMIT_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct Stop {
     pub reason: EndReason,
 }
-
-/// Merges operator-given variables (`PUT /v1/activeflows/{id}/variables`); answers the merged
-/// set, or `None` once ended.
-#[derive(Message)]
-#[rtype(result = "Option<Variables>")]
-pub struct MergeVariables(pub Variables);
-
-/// The live variables (`GET /v1/activeflows/{id}/variables`); `None` once ended (the record
-/// then holds the final set).
-#[derive(Message)]
-#[rtype(result = "Option<Variables>")]
-pub struct GetVariables;
 
 /// Resumes an activeflow waiting in a `block` action (`POST /v1/activeflows/{id}/continue`).
 #[derive(Message)]
@@ -210,6 +200,7 @@ impl Activeflow {
             goto_counts: &mut self.goto_counts,
             has_call,
             now: chrono::Utc::now(),
+            limits: self.links.limits.variables,
         };
         let result = catch_unwind(AssertUnwindSafe(|| {
             let kind = resolved.typed().map_err(|e| e.to_string())?;
@@ -480,26 +471,5 @@ impl Handler<Stop> for Activeflow {
         Box::pin(async move {
             let _ = rx.await;
         })
-    }
-}
-
-impl Handler<MergeVariables> for Activeflow {
-    type Result = Option<Variables>;
-
-    fn handle(&mut self, msg: MergeVariables, _ctx: &mut Self::Context) -> Option<Variables> {
-        if self.ended {
-            return None;
-        }
-        self.variables.merge(msg.0);
-        lock(&self.record).tm_update = timestamp();
-        Some(self.variables.clone())
-    }
-}
-
-impl Handler<GetVariables> for Activeflow {
-    type Result = Option<Variables>;
-
-    fn handle(&mut self, _: GetVariables, _ctx: &mut Self::Context) -> Option<Variables> {
-        (!self.ended).then(|| self.variables.clone())
     }
 }

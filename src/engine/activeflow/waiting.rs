@@ -69,7 +69,7 @@ impl Activeflow {
         if digits.len() > MAX_BUFFERED_DIGITS {
             digits.remove(0);
         }
-        self.variables.set(CALL_DIGITS, digits);
+        self.set_variable(CALL_DIGITS, digits);
         if let Some(Awaiting::Digits { spec, .. }) = &self.awaiting {
             if self.length_reached(spec) {
                 self.finish_digits("length", None, ctx);
