@@ -96,7 +96,7 @@ fn pure_execute(c: &mut Criterion) {
     g.bench_function("loop of 3 (substitute + typed + execute)", |b| {
         b.iter(|| {
             for a in [&actions[0], &actions[1], &actions[3]] {
-                let resolved = a.substituted(&vars);
+                let resolved = a.substituted(&vars, usize::MAX).unwrap();
                 let kind = resolved.typed().unwrap();
                 let mut st = state(&mut vars, &mut gotos);
                 black_box(execute(resolved.id, &kind, &mut st).unwrap());

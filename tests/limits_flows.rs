@@ -44,13 +44,11 @@ fn http_server(delay: Duration) -> (SocketAddr, Seen) {
     (addr, seen)
 }
 
-/// An engine whose flows may reach 127.0.0.1 and which keeps no ended activeflow in memory
-/// (`engine.ended_retained` 0): an ended record is served from storage only.
+/// An engine whose flows may reach 127.0.0.1.
 fn engine(flows: &[Value], routes: &[(&str, &str)], env: &[(&str, &str)]) -> TestEngine {
     let mut all = vec![
         ("ACTIVEFLOW_HTTP_ALLOW", "127.0.0.1/32"),
         ("ACTIVEFLOW_HTTP_TIMEOUT_MS", "5000"),
-        ("ACTIVEFLOW_ENGINE_ENDED_RETAINED", "0"),
     ];
     all.extend_from_slice(env);
     start(flows, routes, &all)
@@ -68,8 +66,21 @@ fn start_api(e: &TestEngine, actions: Value) -> String {
     a["id"].as_str().unwrap().to_owned()
 }
 
-/// The stored record once it has ended and left memory (`ended_retained` 0 drops it at its
-/// end): the API serves it from storage.
+/// Keeps no ended activeflow in memory: an ended record is served from storage only. (Only
+/// for activeflows that do not end at once: `POST /v1/activeflows` answers 500 when the one
+/// it started has already left memory.)
+const LEAVE_MEMORY: (&str, &str) = ("ACTIVEFLOW_ENGINE_ENDED_RETAINED", "0");
+
+/// Polls `GET /v1/activeflows/{id}` until it says ended; the record.
+fn ended(e: &TestEngine, id: &str) -> Value {
+    common::wait_until("the activeflow to end", Duration::from_secs(30), || {
+        let (status, a) = http(e.api, "GET", &format!("/v1/activeflows/{id}"), None);
+        (status == 200 && a["status"] == "ended").then_some(a)
+    })
+}
+
+/// The stored record once it has ended and left memory (with [`LEAVE_MEMORY`]): the API
+/// serves it from storage.
 fn stored(e: &TestEngine, id: &str) -> Value {
     let parsed = id.parse().unwrap();
     common::wait_until(
@@ -103,7 +114,7 @@ fn result_of<'a>(a: &'a Value, kind: &str) -> &'a Value {
 #[test]
 fn a_webhook_status_merged_after_the_progress_write_is_stored() {
     let (server, seen) = http_server(Duration::from_millis(300));
-    let e = engine(&[], &[], &[]);
+    let e = engine(&[], &[], &[LEAVE_MEMORY]);
     let id = start_api(
         &e,
         json!([
@@ -133,7 +144,7 @@ fn digits_merged_after_the_progress_write_are_stored() {
             {"type": "hangup"}
         ]),
     );
-    let e = engine(&[f], &[("ivr", "ivr")], &[]);
+    let e = engine(&[f], &[("ivr", "ivr")], &[LEAVE_MEMORY]);
     let mp = common::reserve_ports(4).release().to_string();
     let run = sipp(e.sip, "uac_dtmf.xml", "ivr", &["-m", "1", "-mp", &mp]);
     run.assert_all_ok(1);
@@ -165,7 +176,7 @@ fn a_doubling_variable_ends_the_activeflow_with_error_naming_the_cap() {
             {"type": "goto", "option": {"target_id": A, "loop_count": 20}}
         ]),
     );
-    let a = stored(&e, &id);
+    let a = ended(&e, &id);
     assert_eq!(a["end_reason"], "error", "{}", summary(&a));
     let executed = a["executed_actions"].as_array().unwrap();
     let last = executed.last().unwrap();
@@ -214,7 +225,7 @@ fn the_variables_of_one_activeflow_are_capped_together() {
         ),
     );
     assert_eq!(status, 201, "{a}");
-    let a = stored(&e, a["id"].as_str().unwrap());
+    let a = ended(&e, a["id"].as_str().unwrap());
     assert_eq!(a["end_reason"], "error", "{}", summary(&a));
     let last = a["executed_actions"]
         .as_array()
@@ -342,6 +353,117 @@ fn a_caller_address_over_the_cap_refuses_the_call() {
     e.wait_for("the call's activeflow", Duration::from_secs(10), |all| {
         all.len() == 1
     });
+}
+
+// ---- Caller-controlled values in URLs and JSON bodies ----
+
+/// A caller whose From user is `1/admin?x=` (a legal SIP user part, RFC 3261 §25.1
+/// `user-unreserved`) reaches the flow as `call.source.target`. Substituted into a `fetch`
+/// `event_url` and a `webhook_send` `uri`, it is percent-encoded (RFC 3986 §2.1): one path
+/// segment and one query value, never a new path or parameter; the literal parts of the URL
+/// reach the server as the flow author wrote them.
+#[test]
+fn a_callers_number_cannot_change_the_path_or_query_of_a_url() {
+    let (server, seen) = http_server(Duration::ZERO);
+    let f = flow(
+        "lookup",
+        json!([
+            {"type": "fetch", "option": {"event_method": "GET",
+                "event_url": format!("http://{server}/lookup/${{call.source.target}}?from=${{call.source.target}}&v=1")}},
+            {"type": "webhook_send", "option": {"method": "GET", "sync": true,
+                "uri": format!("http://{server}/hook/${{call.source.target}}")}},
+            {"type": "sleep", "option": {"duration": 60000}}
+        ]),
+    );
+    let e = engine(&[f], &[("*", "lookup")], &[]);
+    let peer = common::RawPeer::new(e.sip);
+    let invite =
+        peer.invite("100", "url-call", "z9hG4bK-url")
+            .replacen("<sip:raw@", "<sip:1/admin?x=@", 1);
+    peer.send(&invite);
+    let paths = common::wait_until("both requests", Duration::from_secs(20), || {
+        let seen = seen.lock().unwrap();
+        (seen.len() == 2).then(|| seen.iter().map(|(_, p, _)| p.clone()).collect::<Vec<_>>())
+    });
+    assert_eq!(
+        paths,
+        [
+            "/lookup/1%2Fadmin%3Fx%3D?from=1%2Fadmin%3Fx%3D&v=1",
+            "/hook/1%2Fadmin%3Fx%3D"
+        ]
+    );
+    let a = &e.activeflows()[0];
+    let fetched = &a.executed_actions[0].action.option["event_url"];
+    assert_eq!(
+        fetched.as_str().unwrap(),
+        format!("http://{server}/lookup/1%2Fadmin%3Fx%3D?from=1%2Fadmin%3Fx%3D&v=1"),
+        "the record shows the URL as sent"
+    );
+}
+
+/// A value of dots would be a dot segment (`/a/../b` is `/b`): refused in a URL path, so the
+/// activeflow ends `error` naming the variable, and nothing is sent.
+#[test]
+fn a_dot_segment_value_is_refused_in_a_url_path() {
+    let (server, seen) = http_server(Duration::ZERO);
+    let e = engine(&[], &[], &[]);
+    let (status, a) = http(
+        e.api,
+        "POST",
+        "/v1/activeflows",
+        Some(
+            &json!({"variables": {"who": ".."}, "actions": [
+                {"type": "webhook_send", "option": {"sync": true,
+                    "uri": format!("http://{server}/users/${{who}}/profile")}}
+            ]})
+            .to_string(),
+        ),
+    );
+    assert_eq!(status, 201, "{a}");
+    let a = ended(&e, a["id"].as_str().unwrap());
+    assert_eq!(a["end_reason"], "error", "{}", summary(&a));
+    let why = result_of(&a, "webhook_send")["error"].as_str().unwrap();
+    assert!(
+        why.contains("option.uri: variable who is \"..\", which would be a dot segment"),
+        "{why}"
+    );
+    assert!(seen.lock().unwrap().is_empty());
+}
+
+/// Substituted into a JSON `webhook_send` body (RFC 8259), a value with `"` stays one string:
+/// it cannot close the author's string and add keys. Outside a string literal a non-number
+/// value goes in quoted. A body that is not JSON (`text/plain`) gets values as they are.
+#[test]
+fn values_in_a_json_webhook_body_cannot_add_keys() {
+    let (server, seen) = http_server(Duration::ZERO);
+    let e = engine(&[], &[], &[]);
+    let hostile = r#"x", "admin": true, "y": ""#;
+    let (status, a) = http(
+        e.api,
+        "POST",
+        "/v1/activeflows",
+        Some(
+            &json!({"variables": {"name": hostile, "n": "7"}, "actions": [
+                {"type": "webhook_send", "option": {"sync": true, "uri": format!("http://{server}/json"),
+                    "data": r#"{"name": "${name}", "count": ${n}, "raw": ${name}}"#}},
+                {"type": "webhook_send", "option": {"sync": true, "uri": format!("http://{server}/text"),
+                    "data_type": "text/plain", "data": "name=${name}"}}
+            ]})
+            .to_string(),
+        ),
+    );
+    assert_eq!(status, 201, "{a}");
+    let a = ended(&e, a["id"].as_str().unwrap());
+    assert_eq!(a["end_reason"], "completed", "{}", summary(&a));
+    let seen = seen.lock().unwrap();
+    let body: Value = serde_json::from_str(&seen[0].2).unwrap();
+    assert_eq!(
+        body,
+        json!({"name": hostile, "count": 7, "raw": hostile}),
+        "{}",
+        seen[0].2
+    );
+    assert_eq!(seen[1].2, format!("name={hostile}"));
 }
 
 /// A short summary of a record for assertion messages (a failing record can be megabytes).

@@ -329,7 +329,9 @@ mod tests {
         }
 
         fn run(&mut self, action: &Action) -> Result<Outcome, ActionError> {
-            let resolved = action.substituted(&self.vars);
+            let resolved = action
+                .substituted(&self.vars, self.limits.max_total_bytes)
+                .expect("substituted");
             let kind = resolved.typed().expect("valid action");
             let mut state = ExecState {
                 variables: &mut self.vars,

@@ -14,6 +14,7 @@ pub mod model;
 mod options;
 pub mod outbound;
 pub mod store;
+pub mod substitute;
 pub mod types;
 pub mod validate;
 pub mod variables;
@@ -27,6 +28,7 @@ pub use limits::{VariableError, VariableLimits};
 pub use media::{DigitsHandle, EndOfKey};
 pub use model::{find_action, Action, Flow};
 pub use store::FlowStore;
+pub use substitute::SubstituteError;
 pub use types::{NOT_YET_SUPPORTED_TYPES, SUPPORTED_TYPES};
 pub use validate::{validate_actions, MAX_ACTIONS};
 pub use variables::{

@@ -191,25 +191,33 @@ impl Activeflow {
         }
     }
 
-    /// Substitutes, executes (catching panics) and records one action.
+    /// Substitutes, executes (catching panics) and records one action. An option whose
+    /// substitution fails (values over `engine.max_variables_bytes`, a dot segment in a URL)
+    /// is recorded as written, with the error.
     fn execute_one(&mut self, action: &Action) -> Result<(&'static str, Outcome), ()> {
-        let resolved = action.substituted(&self.variables);
-        let has_call = self.call.is_some() && !self.call_released;
-        let mut state = ExecState {
-            variables: &mut self.variables,
-            goto_counts: &mut self.goto_counts,
-            has_call,
-            now: chrono::Utc::now(),
-            limits: self.links.limits.variables,
+        let limits = self.links.limits.variables;
+        let (resolved, result) = match action.substituted(&self.variables, limits.max_total_bytes) {
+            Ok(resolved) => {
+                let has_call = self.call.is_some() && !self.call_released;
+                let mut state = ExecState {
+                    variables: &mut self.variables,
+                    goto_counts: &mut self.goto_counts,
+                    has_call,
+                    now: chrono::Utc::now(),
+                    limits,
+                };
+                let result = catch_unwind(AssertUnwindSafe(|| {
+                    let kind = resolved.typed().map_err(|e| e.to_string())?;
+                    let name = action_label(&kind);
+                    execute(resolved.id, &kind, &mut state)
+                        .map(|o| (name, o))
+                        .map_err(|e| e.to_string())
+                }))
+                .unwrap_or_else(|_| Err("action panicked".to_string()));
+                (resolved, result)
+            }
+            Err(e) => (action.clone(), Err(e.to_string())),
         };
-        let result = catch_unwind(AssertUnwindSafe(|| {
-            let kind = resolved.typed().map_err(|e| e.to_string())?;
-            let name = action_label(&kind);
-            execute(resolved.id, &kind, &mut state)
-                .map(|o| (name, o))
-                .map_err(|e| e.to_string())
-        }))
-        .unwrap_or_else(|_| Err("action panicked".to_string()));
         let (label, recorded_result) = match &result {
             Ok((name, o)) => (*name, o.result.clone()),
             Err(message) => {
