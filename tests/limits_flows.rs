@@ -466,6 +466,81 @@ fn values_in_a_json_webhook_body_cannot_add_keys() {
     assert_eq!(seen[1].2, format!("name={hostile}"));
 }
 
+// ---- executed_actions in memory ----
+
+/// With `engine.max_executed_actions` 5, a loop of 24 actions keeps the newest 5 in memory
+/// and says how many left (`executed_actions_dropped`); storage has all 24 in order, with the
+/// result merged into a row after the older ones were dropped. An option over 8 KiB is kept as
+/// a truncated marker, in memory and in storage.
+#[test]
+fn executed_actions_in_memory_are_capped_and_storage_keeps_them_all() {
+    let (server, _seen) = http_server(Duration::from_millis(200));
+    let e = engine(
+        &[],
+        &[],
+        &[
+            ("ACTIVEFLOW_ENGINE_MAX_EXECUTED_ACTIONS", "5"),
+            LEAVE_MEMORY,
+        ],
+    );
+    let (status, a) = http(
+        e.api,
+        "POST",
+        "/v1/activeflows",
+        Some(
+            &json!({"variables": {"big": "b".repeat(50_000)}, "actions": [
+                {"id": A, "type": "variable_set", "option": {"key": "i", "value": "${i}1"}},
+                {"type": "goto", "option": {"target_id": A, "loop_count": 10}},
+                {"type": "webhook_send", "option": {"sync": true, "uri": format!("http://{server}/hook")}},
+                {"type": "variable_set", "option": {"key": "copy", "value": "${big}"}},
+                {"id": B, "type": "block"}
+            ]})
+            .to_string(),
+        ),
+    );
+    assert_eq!(status, 201, "{a}");
+    let id = a["id"].as_str().unwrap().to_owned();
+    let running = common::wait_until("the block", Duration::from_secs(20), || {
+        let (_, a) = http(e.api, "GET", &format!("/v1/activeflows/{id}"), None);
+        (a["current_action"]["id"] == B).then_some(a)
+    });
+    let executed = running["executed_actions"].as_array().unwrap();
+    assert_eq!(executed.len(), 5, "{}", summary(&running));
+    assert_eq!(running["executed_actions_dropped"], 20);
+    let kinds: Vec<&str> = executed
+        .iter()
+        .map(|x| x["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "variable_set",
+            "goto",
+            "webhook_send",
+            "variable_set",
+            "block"
+        ]
+    );
+    let copy = &executed[3]["option"];
+    assert_eq!(copy["truncated"], true, "{}", copy.to_string().len());
+    assert!(copy["bytes"].as_u64().unwrap() > 50_000);
+
+    let (status, _) = http(e.api, "POST", &format!("/v1/activeflows/{id}/stop"), None);
+    assert_eq!(status, 200);
+    let a = stored(&e, &id);
+    let all = a["executed_actions"].as_array().unwrap();
+    assert_eq!(all.len(), 25, "{}", summary(&a));
+    assert!(
+        a.get("executed_actions_dropped").is_none(),
+        "storage has them all"
+    );
+    assert_eq!(all[0]["option"]["value"], "1");
+    assert_eq!(all[20]["option"]["value"], "11111111111");
+    assert_eq!(all[22]["result"]["status"], 200, "{}", all[22]);
+    assert_eq!(all[23]["option"]["truncated"], true);
+    assert_eq!(all[24]["type"], "block");
+}
+
 /// A short summary of a record for assertion messages (a failing record can be megabytes).
 fn summary(a: &Value) -> String {
     let executed = a["executed_actions"].as_array().map_or(0, Vec::len);
@@ -482,3 +557,4 @@ fn summary(a: &Value) -> String {
 }
 
 const A: &str = "aaaaaaaa-0000-4000-8000-000000000001";
+const B: &str = "aaaaaaaa-0000-4000-8000-000000000002";

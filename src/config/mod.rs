@@ -232,6 +232,9 @@ pub struct EngineConfig {
     /// Bytes one activeflow's variables (names and values) may hold together.
     #[serde(default = "default_max_variables_bytes")]
     pub max_variables_bytes: usize,
+    /// Executed actions one activeflow keeps in memory (older ones are in storage only).
+    #[serde(default = "default_max_executed_actions")]
+    pub max_executed_actions: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -311,6 +314,9 @@ fn default_max_variable_bytes() -> usize {
 }
 fn default_max_variables_bytes() -> usize {
     crate::flow::limits::DEFAULT_MAX_VARIABLES_BYTES
+}
+fn default_max_executed_actions() -> usize {
+    crate::engine::DEFAULT_MAX_EXECUTED_ACTIONS
 }
 
 /// The config after validation: addresses parsed, ACLs compiled.
@@ -461,6 +467,11 @@ impl Config {
                 "engine.max_variables_bytes",
                 self.engine.max_variables_bytes,
                 4096,
+            ),
+            (
+                "engine.max_executed_actions",
+                self.engine.max_executed_actions,
+                1,
             ),
         ] {
             if value < min {

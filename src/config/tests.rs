@@ -128,8 +128,12 @@ fn unknown_key_is_refused() {
 fn flow_size_caps_default_and_are_checked() {
     let c = Config::from_toml_with_env(DEFAULT_TOML, env(&[])).unwrap();
     assert_eq!(
-        (c.engine.max_variable_bytes, c.engine.max_variables_bytes),
-        (65_536, 1_048_576)
+        (
+            c.engine.max_variable_bytes,
+            c.engine.max_variables_bytes,
+            c.engine.max_executed_actions
+        ),
+        (65_536, 1_048_576, 1000)
     );
     for (key, value, named) in [
         (
@@ -141,6 +145,11 @@ fn flow_size_caps_default_and_are_checked() {
             "ACTIVEFLOW_ENGINE_MAX_VARIABLES_BYTES",
             "4095",
             "engine.max_variables_bytes",
+        ),
+        (
+            "ACTIVEFLOW_ENGINE_MAX_EXECUTED_ACTIONS",
+            "0",
+            "engine.max_executed_actions",
         ),
         (
             "ACTIVEFLOW_ENGINE_MAX_VARIABLE_BYTES",

@@ -17,6 +17,7 @@ mod abandon;
 mod chain;
 mod connect;
 mod ending;
+mod history;
 mod http;
 mod publish;
 #[cfg(test)]
@@ -26,12 +27,9 @@ mod waiting;
 
 use super::cursor::Cursor;
 use super::execute::{execute, CallRequest, ExecState, Outcome, Step};
-use super::record::timestamp;
 use super::registry::lock;
 use super::supervisor::{Links, Parent, StartActiveflow};
-use super::{
-    ActiveflowId, ActiveflowRecord, ActiveflowRegistry, EndReason, ExecutedAction, MAX_CHAIN_DEPTH,
-};
+use super::{ActiveflowId, ActiveflowRecord, ActiveflowRegistry, EndReason, MAX_CHAIN_DEPTH};
 use crate::call::{CallCommand, CallEndCause, CallEvent, CallId, HangupCause};
 use crate::flow::{Action, ActionId, ActionKind, Flow, HangupReason, Variables};
 use crate::media::MediaJob;
@@ -101,8 +99,9 @@ pub struct Activeflow {
     /// The end is recorded: the record says ended.
     finished: bool,
     storage: Storage,
-    /// Executed actions (by index) handed to storage as they stand: every write sends the rows
-    /// from here on. A result merged into an action moves it back (see `merge_result`).
+    /// Executed actions (by index, counting any dropped from memory) handed to storage as they
+    /// stand: every write sends the rows from here on. A result merged into an action moves it
+    /// back (see `merge_result`).
     persisted: usize,
     /// `Stop` senders waiting for the end to be recorded.
     end_waiters: Vec<oneshot::Sender<()>>,
@@ -234,23 +233,7 @@ impl Activeflow {
             ok = result.is_ok(),
             "action executed"
         );
-        {
-            let mut r = lock(&self.record);
-            let now = timestamp();
-            r.current_action = Some(resolved.clone());
-            // Capacity 1, 2, 4, ... rather than Vec's first 4: most activeflows wait (answer,
-            // sleep, talk) after their first few actions, and 100,000 of them hold these.
-            let (len, cap) = (r.executed_actions.len(), r.executed_actions.capacity());
-            if len == cap {
-                r.executed_actions.reserve_exact(len.max(1));
-            }
-            r.executed_actions.push(ExecutedAction {
-                action: resolved,
-                tm_execute: now.clone(),
-                result: recorded_result,
-            });
-            r.tm_update = now;
-        }
+        self.record_executed(resolved, recorded_result);
         self.publish_executed();
         result.map_err(|_| ())
     }

@@ -6,7 +6,6 @@ use actix::prelude::*;
 use serde_json::{json, Value};
 
 use super::Activeflow;
-use crate::engine::registry::lock;
 use crate::flow::media::DigitsReceive;
 use crate::flow::{ActionId, CALL_DIGITS};
 use crate::media::{MediaJob, MediaResult};
@@ -128,22 +127,5 @@ impl Activeflow {
         }
         tracing::warn!(activeflow_id = %self.id, call_id = %self.call_id(), error = %error, "action failed");
         self.merge_result(json!({ "error": error.to_string() }));
-    }
-
-    /// Adds `value`'s fields to the `result` of the action being executed. Its row may already
-    /// be with storage (the progress write before a wait): moving `persisted` back to it makes
-    /// the next write (progress or end) send that row again, and storage replaces a row by its
-    /// index, so the stored record gets the digits, statuses and outcomes learnt after the wait.
-    pub(super) fn merge_result(&mut self, value: Value) {
-        let mut record = lock(&self.record);
-        let index = record.executed_actions.len().saturating_sub(1);
-        let Some(last) = record.executed_actions.last_mut() else {
-            return;
-        };
-        match (&mut last.result, value) {
-            (Some(Value::Object(existing)), Value::Object(new)) => existing.extend(new),
-            (slot, value) => *slot = Some(value),
-        }
-        self.persisted = self.persisted.min(index);
     }
 }
