@@ -99,6 +99,9 @@ pub enum ActionError {
     /// process running out of memory.
     #[error(transparent)]
     Variable(#[from] VariableError),
+    /// A `condition_variable` template expanding past `engine.max_variables_bytes`.
+    #[error(transparent)]
+    Substitute(#[from] crate::flow::SubstituteError),
 }
 
 /// Executes one action (already substituted) of identity `id`.
@@ -160,8 +163,9 @@ pub fn execute(
             }
         }
         ActionKind::ConditionVariable(c) => {
-            let holds = c.evaluate(state.variables);
-            let result = json!({ "value": c.actual_value(state.variables), "result": holds });
+            let actual = c.actual_value(state.variables, state.limits.max_total_bytes)?;
+            let holds = c.holds(&actual);
+            let result = json!({ "value": actual, "result": holds });
             condition_outcome(holds, c.false_target_id, result)
         }
         ActionKind::ConditionDatetime(c) => {
@@ -491,6 +495,42 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "variable z would bring the variables to 21 bytes, over engine.max_variables_bytes 20"
+        );
+    }
+
+    #[test]
+    fn a_condition_template_is_expanded_once() {
+        let mut f = Fixture::new();
+        let no = ActionId::new();
+        let c = action(
+            "condition_variable",
+            json!({"condition": ">=", "variable": "${n}", "value_type": "number",
+                   "value_number": 10, "false_target_id": no.to_string()}),
+        );
+        f.vars.set("n", "12");
+        let out = f.run(&c).unwrap();
+        assert_eq!(out.step, Step::Next, "{:?}", out.result);
+        assert_eq!(out.result.unwrap()["value"], "12");
+        // A value naming other variables is data: compared as written, never looked up.
+        f.vars.set("who", "${n}${n}");
+        f.vars.set("one", "x");
+        let c = action(
+            "condition_variable",
+            json!({"condition": "==", "variable": "${who}", "value_type": "string",
+                   "value_string": "${n}${n}", "false_target_id": no.to_string()}),
+        );
+        let out = f.run(&c).unwrap();
+        assert_eq!(out.result.unwrap()["value"], "${n}${n}");
+        let c = action(
+            "condition_variable",
+            json!({"condition": "==", "variable": "${who}", "value_type": "string",
+                   "value_string": "x", "false_target_id": no.to_string()}),
+        );
+        f.limits.max_total_bytes = 3;
+        let e = f.run(&c).unwrap_err();
+        assert!(
+            e.to_string().contains("over engine.max_variables_bytes 3"),
+            "{e}"
         );
     }
 }

@@ -25,6 +25,10 @@ pub enum FieldKind {
     Text,
     Url,
     Json,
+    /// Names a variable, maybe as a template (`condition_variable` `variable`): left as
+    /// written, its reader expands it once. Expanding it here too would expand values a
+    /// second time (a caller's `${x}${x}...` would become lookups).
+    Name,
 }
 
 /// Why an option could not be expanded.
@@ -77,14 +81,14 @@ impl<'a> Expander<'a> {
                     match kind {
                         FieldKind::Json => json.literal(t),
                         FieldKind::Url => in_path &= !t.contains(['?', '#']),
-                        FieldKind::Text => {}
+                        FieldKind::Text | FieldKind::Name => {}
                     }
                 }
                 Piece::Name(name) => {
                     let value = self.vars.get(name).unwrap_or("");
                     let before = out.len();
                     match kind {
-                        FieldKind::Text => out.push_str(value),
+                        FieldKind::Text | FieldKind::Name => out.push_str(value),
                         FieldKind::Url if i == 0 => {
                             out.push_str(value);
                             in_path &= !value.contains(['?', '#']);
@@ -151,6 +155,7 @@ fn field_kind(kind: &str, key: &str, json_data: bool) -> FieldKind {
             FieldKind::Url
         }
         ("webhook_send", "data") if json_data => FieldKind::Json,
+        ("condition_variable", "variable") => FieldKind::Name,
         _ => FieldKind::Text,
     }
 }
@@ -188,6 +193,7 @@ fn substitute_value(
     expander: &mut Expander<'_>,
 ) -> Result<Value, SubstituteError> {
     Ok(match v {
+        _ if kind == FieldKind::Name => v.clone(),
         Value::String(s) if s.contains("${") => Value::String(expander.expand(s, kind, field)?),
         Value::Array(items) => Value::Array(
             items
