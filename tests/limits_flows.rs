@@ -355,6 +355,47 @@ fn a_caller_address_over_the_cap_refuses_the_call() {
     });
 }
 
+/// Caps hit are counted in `activeflow_limit_exceeded_total{limit}` (registered at zero from
+/// start-up), on the real binary's Prometheus endpoint.
+#[test]
+fn caps_hit_are_counted_by_their_key() {
+    let (_engine, _sip, api, metrics) = common::spawn_engine(&[]);
+    let series = |limit: &str| format!(r#"activeflow_limit_exceeded_total{{limit="{limit}"}}"#);
+    let text = common::raw_get(metrics, "/metrics");
+    assert_eq!(
+        common::metric(&text, &series("max_variable_bytes")),
+        Some(0.0),
+        "registered"
+    );
+    assert_eq!(
+        common::metric(&text, &series("max_variables_bytes")),
+        Some(0.0),
+        "registered"
+    );
+    let (status, a) = http(
+        api,
+        "POST",
+        "/v1/activeflows",
+        Some(
+            &json!({"actions": [
+                {"type": "block"},
+                {"id": A, "type": "variable_set", "option": {"key": "x", "value": "${x}${x}1"}},
+                {"type": "goto", "option": {"target_id": A, "loop_count": 20}}
+            ]})
+            .to_string(),
+        ),
+    );
+    assert_eq!(status, 201, "{a}");
+    let id = a["id"].as_str().unwrap();
+    let (status, _) = http(api, "POST", &format!("/v1/activeflows/{id}/continue"), None);
+    assert_eq!(status, 200);
+    common::wait_until("the cap to be counted", Duration::from_secs(30), || {
+        (common::scrape(metrics, &series("max_variable_bytes")) == 1.0).then_some(())
+    });
+    let (_, a) = http(api, "GET", &format!("/v1/activeflows/{id}"), None);
+    assert_eq!(a["end_reason"], "error", "{}", summary(&a));
+}
+
 // ---- Caller-controlled values in URLs and JSON bodies ----
 
 /// A caller whose From user is `1/admin?x=` (a legal SIP user part, RFC 3261 §25.1

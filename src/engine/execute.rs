@@ -104,6 +104,17 @@ pub enum ActionError {
     Substitute(#[from] crate::flow::SubstituteError),
 }
 
+impl ActionError {
+    /// The `[engine]` key of the size cap this broke, if it was one.
+    pub fn limit(&self) -> Option<&'static str> {
+        match self {
+            ActionError::NoCall => None,
+            ActionError::Variable(e) => Some(e.limit()),
+            ActionError::Substitute(e) => e.limit(),
+        }
+    }
+}
+
 /// Executes one action (already substituted) of identity `id`.
 pub fn execute(
     id: ActionId,

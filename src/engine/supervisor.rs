@@ -175,6 +175,7 @@ impl Handler<CallOffer> for Supervisor {
         // The caller chose the source and destination: addresses over the caps refuse the
         // call (400) before anything runs, rather than starting a flow that cannot hold them.
         if let Err(e) = variables.check(&self.limits.variables) {
+            crate::metrics::flow_limit_exceeded(e.limit());
             tracing::info!(call_id = %offer.call_id, error = %e, "call refused");
             offer.commands.do_send(CallCommand::Reject { status: 400 });
             return;
@@ -214,6 +215,7 @@ impl Handler<StartActiveflow> for Supervisor {
         // dozen bytes): an API start over a cap is a 400; a chain's successor starts with its
         // parent's final set, which was within them.
         if let Err(e) = variables.check(&self.limits.variables) {
+            crate::metrics::flow_limit_exceeded(e.limit());
             tracing::warn!(parent = ?msg.parent.as_ref().map(|p| p.id), error = %e, "activeflow not started");
             return Err(e.into());
         }

@@ -7,6 +7,9 @@ pub const DEFAULT_MAX_VARIABLE_BYTES: usize = 64 * 1024;
 /// Default `engine.max_variables_bytes`: every name and value of one activeflow together.
 pub const DEFAULT_MAX_VARIABLES_BYTES: usize = 1024 * 1024;
 
+/// The caps by their `[engine]` key (a metrics label).
+pub const LIMIT_NAMES: &[&str] = &["max_variable_bytes", "max_variables_bytes"];
+
 /// How large one activeflow's variables may grow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct VariableLimits {
@@ -46,6 +49,14 @@ pub enum VariableError {
 }
 
 impl VariableError {
+    /// The `[engine]` key of the cap this write broke.
+    pub fn limit(&self) -> &'static str {
+        match self {
+            VariableError::ValueTooLarge { .. } => "max_variable_bytes",
+            VariableError::TotalTooLarge { .. } => "max_variables_bytes",
+        }
+    }
+
     /// A key shown in a message: long keys (they count against the caps too) are cut.
     pub(crate) fn shown_key(key: &str) -> String {
         const SHOWN: usize = 64;

@@ -46,6 +46,16 @@ pub enum SubstituteError {
     },
 }
 
+impl SubstituteError {
+    /// The `[engine]` key of the cap this broke, if it was one.
+    pub fn limit(&self) -> Option<&'static str> {
+        match self {
+            SubstituteError::TooLarge { .. } => Some("max_variables_bytes"),
+            SubstituteError::DotSegment { .. } => None,
+        }
+    }
+}
+
 /// Expands strings against `vars`, counting the bytes values add against one budget.
 pub struct Expander<'a> {
     vars: &'a Variables,

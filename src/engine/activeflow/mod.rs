@@ -210,12 +210,22 @@ impl Activeflow {
                     let name = action_label(&kind);
                     execute(resolved.id, &kind, &mut state)
                         .map(|o| (name, o))
-                        .map_err(|e| e.to_string())
+                        .map_err(|e| {
+                            if let Some(limit) = e.limit() {
+                                crate::metrics::flow_limit_exceeded(limit);
+                            }
+                            e.to_string()
+                        })
                 }))
                 .unwrap_or_else(|_| Err("action panicked".to_string()));
                 (resolved, result)
             }
-            Err(e) => (action.clone(), Err(e.to_string())),
+            Err(e) => {
+                if let Some(limit) = e.limit() {
+                    crate::metrics::flow_limit_exceeded(limit);
+                }
+                (action.clone(), Err(e.to_string()))
+            }
         };
         let (label, recorded_result) = match &result {
             Ok((name, o)) => (*name, o.result.clone()),

@@ -39,7 +39,8 @@ impl Handler<MergeVariables> for Activeflow {
             return Err(MergeError::Ended);
         }
         self.variables
-            .try_merge(msg.0, &self.links.limits.variables)?;
+            .try_merge(msg.0, &self.links.limits.variables)
+            .inspect_err(|e| crate::metrics::flow_limit_exceeded(e.limit()))?;
         lock(&self.record).tm_update = timestamp();
         Ok(self.variables.clone())
     }
@@ -61,6 +62,7 @@ impl Activeflow {
     pub(super) fn set_variable(&mut self, key: &str, value: impl Into<String>) {
         let limits = self.links.limits.variables;
         if let Err(e) = self.variables.try_set(key, value, &limits) {
+            crate::metrics::flow_limit_exceeded(e.limit());
             self.fail_current(e);
         }
     }
