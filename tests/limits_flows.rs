@@ -507,6 +507,50 @@ fn values_in_a_json_webhook_body_cannot_add_keys() {
     assert_eq!(seen[1].2, format!("name={hostile}"));
 }
 
+/// A value substituted into the user part of a `sip` destination (RFC 3261 §19.1.2 escaped)
+/// cannot move the request: `x@127.0.0.1:<port>;` would otherwise end the user part and name
+/// another host and port. The MESSAGE reaches the host the flow author wrote, on a real UDP
+/// socket; the other socket hears nothing.
+#[test]
+fn a_value_in_a_sip_destination_cannot_change_its_host() {
+    let good = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let evil = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    good.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    evil.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let e = engine(&[], &[], &[]);
+    let hostile = format!("x@{};", evil.local_addr().unwrap());
+    let target = format!("sip:${{who}}@{}", good.local_addr().unwrap());
+    let (status, a) = http(
+        e.api,
+        "POST",
+        "/v1/activeflows",
+        Some(
+            &json!({"variables": {"who": hostile}, "actions": [
+                {"type": "message_send", "option": {"text": "hi",
+                    "destinations": [{"type": "sip", "target": target}]}}
+            ]})
+            .to_string(),
+        ),
+    );
+    assert_eq!(status, 201, "{a}");
+    let mut buf = [0u8; 65536];
+    let (n, _) = good
+        .recv_from(&mut buf)
+        .expect("the MESSAGE at the author's host");
+    let message = String::from_utf8_lossy(&buf[..n]);
+    let request_line = message.lines().next().unwrap();
+    assert!(
+        request_line.starts_with("MESSAGE sip:x%40127.0.0.1%3A") && request_line.contains("%3B@"),
+        "{request_line}"
+    );
+    assert!(
+        evil.recv_from(&mut buf).is_err(),
+        "nothing at the injected host"
+    );
+}
+
 // ---- executed_actions in memory ----
 
 /// With `engine.max_executed_actions` 5, a loop of 24 actions keeps the newest 5 in memory

@@ -370,4 +370,29 @@ mod tests {
             "{e}"
         );
     }
+
+    #[test]
+    fn sip_address_targets_are_escaped_tel_ones_checked() {
+        let vars: Variables = [("who", "bob@evil.example:5060;"), ("num", "+1555")]
+            .into_iter()
+            .collect();
+        let a = Action::new(
+            "message_send",
+            json!({"text": "hi ${who}",
+                   "source": {"type": "sip", "target": "sip:${who}@pbx"},
+                   "destinations": [{"type": "sip", "target": "sip:${who}@pbx"},
+                                    {"type": "tel", "target": "${num}"}]}),
+        );
+        let s = a.substituted(&vars, 1 << 20).unwrap();
+        let escaped = "sip:bob%40evil.example%3A5060%3B@pbx";
+        assert_eq!(s.option["source"]["target"], escaped);
+        assert_eq!(s.option["destinations"][0]["target"], escaped);
+        assert_eq!(s.option["destinations"][1]["target"], "+1555");
+        assert_eq!(s.option["text"], "hi bob@evil.example:5060;");
+        assert!(s.typed().is_ok());
+        // A tel target is checked to be a number once substituted.
+        let bad: Variables = [("num", "1@evil")].into_iter().collect();
+        let s = a.substituted(&bad, 1 << 20).unwrap();
+        assert!(s.typed().is_err());
+    }
 }

@@ -11,6 +11,10 @@
 //! - `Json` (RFC 8259): inside a string literal a value is escaped (§7), so a `"` cannot close
 //!   the string and add keys; outside one it goes in as written only when it is a number,
 //!   `true`, `false` or `null`, else as a quoted string.
+//! - `SipUri` (the `target` of a `sip` address in `connect`/`message_send`): like `Url`, values
+//!   are escaped (RFC 3261 §19.1.2 `escaped`; `+` stays for E.164 numbers), so `x@evil:5060;`
+//!   cannot move the request to another host, port or transport. A leading placeholder is the
+//!   whole URI, as written.
 //!
 //! Every value inserted counts against a byte budget (`engine.max_variables_bytes` per action):
 //! `"${x}${x}..."` can neither allocate without bound. Pure: no I/O.
@@ -25,6 +29,12 @@ pub enum FieldKind {
     Text,
     Url,
     Json,
+    /// The `target` of a `sip` address.
+    SipUri,
+    /// The `destinations` or `source` of `connect`/`message_send`: address objects, whose
+    /// `target` is a `SipUri` when their `type` is `sip` (a `tel` target is checked to be a
+    /// number after substitution).
+    Address,
     /// Names a variable, maybe as a template (`condition_variable` `variable`): left as
     /// written, its reader expands it once. Expanding it here too would expand values a
     /// second time (a caller's `${x}${x}...` would become lookups).
@@ -91,14 +101,21 @@ impl<'a> Expander<'a> {
                     match kind {
                         FieldKind::Json => json.literal(t),
                         FieldKind::Url => in_path &= !t.contains(['?', '#']),
-                        FieldKind::Text | FieldKind::Name => {}
+                        FieldKind::Text
+                        | FieldKind::Name
+                        | FieldKind::SipUri
+                        | FieldKind::Address => {}
                     }
                 }
                 Piece::Name(name) => {
                     let value = self.vars.get(name).unwrap_or("");
                     let before = out.len();
                     match kind {
-                        FieldKind::Text | FieldKind::Name => out.push_str(value),
+                        FieldKind::Text | FieldKind::Name | FieldKind::Address => {
+                            out.push_str(value)
+                        }
+                        FieldKind::SipUri if i == 0 => out.push_str(value),
+                        FieldKind::SipUri => percent_encode(value, b"+", &mut out),
                         FieldKind::Url if i == 0 => {
                             out.push_str(value);
                             in_path &= !value.contains(['?', '#']);
@@ -111,7 +128,7 @@ impl<'a> Expander<'a> {
                                     value: value.to_owned(),
                                 });
                             }
-                            percent_encode(value, &mut out);
+                            percent_encode(value, b"", &mut out);
                         }
                         FieldKind::Json => json.value(value, &mut out),
                     }
@@ -166,6 +183,7 @@ fn field_kind(kind: &str, key: &str, json_data: bool) -> FieldKind {
         }
         ("webhook_send", "data") if json_data => FieldKind::Json,
         ("condition_variable", "variable") => FieldKind::Name,
+        ("connect" | "message_send", "destinations" | "source") => FieldKind::Address,
         _ => FieldKind::Text,
     }
 }
@@ -204,6 +222,19 @@ fn substitute_value(
 ) -> Result<Value, SubstituteError> {
     Ok(match v {
         _ if kind == FieldKind::Name => v.clone(),
+        Value::Object(m) if kind == FieldKind::Address => {
+            let sip = m.get("type").and_then(Value::as_str) == Some("sip");
+            let mut out = serde_json::Map::with_capacity(m.len());
+            for (k, item) in m {
+                let item_kind = match k.as_str() {
+                    "target" if sip => FieldKind::SipUri,
+                    _ => FieldKind::Text,
+                };
+                let value = substitute_value(item, item_kind, &format!("{field}.{k}"), expander)?;
+                out.insert(k.clone(), value);
+            }
+            Value::Object(out)
+        }
         Value::String(s) if s.contains("${") => Value::String(expander.expand(s, kind, field)?),
         Value::Array(items) => Value::Array(
             items
@@ -224,11 +255,13 @@ fn substitute_value(
     })
 }
 
-/// Appends `value` percent-encoded: every byte but RFC 3986 §2.3's unreserved characters.
-fn percent_encode(value: &str, out: &mut String) {
+/// Appends `value` percent-encoded: every byte but RFC 3986 §2.3's unreserved characters and
+/// those in `keep`.
+fn percent_encode(value: &str, keep: &[u8], out: &mut String) {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
     for b in value.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') || keep.contains(&b)
+        {
             out.push(char::from(b));
         } else {
             out.push('%');
@@ -402,5 +435,29 @@ mod tests {
         assert!(Expander::new(&big, 1 << 20)
             .expand(&many, FieldKind::Text, "c")
             .is_err());
+    }
+
+    #[test]
+    fn sip_targets_cannot_move_the_request() {
+        let out = expand("sip:${call.source.target}@pbx.example", FieldKind::SipUri).unwrap();
+        assert_eq!(out, "sip:x%2F..%2Fadmin%3Fy%3D@pbx.example");
+        let mut v = Variables::new();
+        v.set("who", "bob@evil.example:5060;transport=tcp");
+        v.set("num", "+15550100");
+        let mut e = Expander::new(&v, 1 << 20);
+        assert_eq!(
+            e.expand("sip:${who}@pbx", FieldKind::SipUri, "t").unwrap(),
+            "sip:bob%40evil.example%3A5060%3Btransport%3Dtcp@pbx"
+        );
+        assert_eq!(
+            e.expand("sip:${num}@pbx", FieldKind::SipUri, "t").unwrap(),
+            "sip:+15550100@pbx"
+        );
+        v.set("uri", "sip:alice@host;transport=tcp");
+        let mut e = Expander::new(&v, 1 << 20);
+        assert_eq!(
+            e.expand("${uri}", FieldKind::SipUri, "t").unwrap(),
+            "sip:alice@host;transport=tcp"
+        );
     }
 }
