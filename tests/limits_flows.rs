@@ -20,6 +20,15 @@ type Seen = Arc<Mutex<Vec<(String, String, String)>>>;
 /// action list (what `fetch` wants; webhooks ignore it) after `delay` (so an activeflow's
 /// progress write goes out while it waits).
 fn http_server(delay: Duration) -> (SocketAddr, Seen) {
+    let answer = r#"[{"type": "variable_set", "option": {"key": "fetched", "value": "1"}}]"#;
+    http_server_answering(delay, move |_| answer.to_owned())
+}
+
+/// Like [`http_server`], answering `answer(address)` (a JSON body) to every request.
+fn http_server_answering(
+    delay: Duration,
+    answer: impl Fn(SocketAddr) -> String + Send + 'static,
+) -> (SocketAddr, Seen) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let seen: Seen = Arc::default();
@@ -32,8 +41,7 @@ fn http_server(delay: Duration) -> (SocketAddr, Seen) {
                 .unwrap()
                 .push((method, path, String::from_utf8_lossy(&body).into()));
             std::thread::sleep(delay);
-            let answer =
-                r#"[{"type": "variable_set", "option": {"key": "fetched", "value": "1"}}]"#;
+            let answer = answer(addr);
             let _ = write!(
                 stream,
                 "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
@@ -394,6 +402,39 @@ fn caps_hit_are_counted_by_their_key() {
     });
     let (_, a) = http(api, "GET", &format!("/v1/activeflows/{id}"), None);
     assert_eq!(a["end_reason"], "error", "{}", summary(&a));
+}
+
+/// A server whose every `fetch` answer (600 KB) fetches again would nest answers until the
+/// stack depth cap, 100 of them (60 MB) in one activeflow. Fetched lists together are capped
+/// (4 MiB): the seventh answer ends the activeflow `error` naming the cap.
+#[test]
+fn nested_fetch_answers_are_capped_in_bytes() {
+    let pad = "p".repeat(600_000);
+    let (server, seen) = http_server_answering(Duration::ZERO, move |addr| {
+        json!([
+            {"type": "fetch", "option": {"event_method": "GET", "event_url": format!("http://{addr}/again")}},
+            {"type": "sleep", "option": {"duration": 1, "pad": pad}}
+        ])
+        .to_string()
+    });
+    let e = engine(&[], &[], &[]);
+    let id = start_api(
+        &e,
+        json!([{"type": "fetch", "option": {"event_method": "GET", "event_url": format!("http://{server}/first")}}]),
+    );
+    let a = ended(&e, &id);
+    assert_eq!(a["end_reason"], "error", "{}", summary(&a));
+    let last = a["executed_actions"].as_array().unwrap().last().unwrap();
+    let why = last["result"]["error"].as_str().unwrap_or_default();
+    assert!(
+        why.contains("fetched actions would hold more than 4194304 bytes"),
+        "{why}"
+    );
+    assert_eq!(
+        seen.lock().unwrap().len(),
+        7,
+        "six answers held, the seventh refused"
+    );
 }
 
 // ---- Caller-controlled values in URLs and JSON bodies ----

@@ -152,10 +152,16 @@ pub fn truncated(value: &Value, bytes: usize) -> Value {
     serde_json::json!({ "truncated": true, "bytes": bytes, "head": text })
 }
 
-/// The JSON size of `value` (strings and keys counted by their bytes plus quotes, other
-/// tokens by a few bytes) when it is over `limit`, else `None`. Stops walking once over: a
-/// cheap check for every executed action.
+/// The JSON size of `value` when it is over `limit`, else `None`: a cheap check for every
+/// executed action.
 fn json_bytes_over(value: &Value, limit: usize) -> Option<usize> {
+    let total = json_bytes_up_to(value, limit);
+    (total > limit).then_some(total)
+}
+
+/// The JSON size of `value` (strings and keys counted by their bytes plus quotes, other tokens
+/// by a few bytes), or a count past `limit` once it is over (the walk stops there).
+pub(crate) fn json_bytes_up_to(value: &Value, limit: usize) -> usize {
     fn walk(v: &Value, total: &mut usize, limit: usize) {
         if *total > limit {
             return;
@@ -182,7 +188,7 @@ fn json_bytes_over(value: &Value, limit: usize) -> Option<usize> {
     }
     let mut total = 0;
     walk(value, &mut total, limit);
-    (total > limit).then_some(total)
+    total
 }
 
 #[derive(Debug, Clone, Serialize)]
