@@ -14,7 +14,7 @@ use activeflow::app::{self, Listeners};
 use activeflow::config::{Config, DEFAULT_TOML};
 use activeflow::engine::execute::{execute, ExecState};
 use activeflow::engine::{EndReason, StartActiveflow, Status};
-use activeflow::flow::{Action, ActionId, ActionKind, Flow, FlowStore, Variables};
+use activeflow::flow::{Action, ActionId, ActionKind, Flow, FlowStore, VariableLimits, Variables};
 use criterion::{Criterion, Throughput};
 use serde_json::json;
 
@@ -43,6 +43,7 @@ fn state<'a>(
         goto_counts,
         has_call: false,
         now: chrono::Utc::now(),
+        limits: VariableLimits::default(),
     }
 }
 
@@ -95,7 +96,7 @@ fn pure_execute(c: &mut Criterion) {
     g.bench_function("loop of 3 (substitute + typed + execute)", |b| {
         b.iter(|| {
             for a in [&actions[0], &actions[1], &actions[3]] {
-                let resolved = a.substituted(&vars);
+                let resolved = a.substituted(&vars, usize::MAX).unwrap();
                 let kind = resolved.typed().unwrap();
                 let mut st = state(&mut vars, &mut gotos);
                 black_box(execute(resolved.id, &kind, &mut st).unwrap());

@@ -188,10 +188,7 @@ pub async fn start(
     let calls = Arc::new(CallRegistry::new());
     let health = Health::new();
     let storage = open_storage(settings, &flows, &registry, &calls, &health)?;
-    let limits = EngineLimits {
-        max_activeflows: raw.engine.max_activeflows,
-        max_execute_count: raw.engine.max_execute_count,
-    };
+    let limits = EngineLimits::from(&raw.engine);
     let routes = Arc::new(RouteTable::new(&raw.routes));
     let http =
         crate::http::HttpClient::new(settings.http.clone()).map_err(|e| AppError::Start {

@@ -18,6 +18,7 @@ pub const ACTIVEFLOW_DURATION_SECONDS: &str = "activeflow_duration_seconds";
 pub const ACTIVEFLOW_ACTIONS_EXECUTED_TOTAL: &str = "activeflow_actions_executed_total";
 pub const ACTIVEFLOW_ACTION_ERRORS_TOTAL: &str = "activeflow_action_errors_total";
 pub const ACTIVEFLOW_ACTION_DURATION_SECONDS: &str = "activeflow_action_duration_seconds";
+pub const ACTIVEFLOW_LIMIT_EXCEEDED_TOTAL: &str = "activeflow_limit_exceeded_total";
 pub const SIP_REQUESTS_RECEIVED_TOTAL: &str = "sip_requests_received_total";
 pub const SIP_RESPONSES_SENT_TOTAL: &str = "sip_responses_sent_total";
 pub const SIP_RETRANSMISSIONS_TOTAL: &str = "sip_retransmissions_total";
@@ -72,6 +73,8 @@ pub const END_REASONS: &[&str] = &[
 ];
 /// Every action type the engine runs (the flow module's list, so the two never drift).
 pub const ACTION_TYPES: &[&str] = crate::flow::SUPPORTED_TYPES;
+/// `limit` label of `activeflow_limit_exceeded_total`: the `[engine]` key of the cap.
+pub const FLOW_LIMITS: &[&str] = crate::flow::limits::LIMIT_NAMES;
 pub const SIP_METHODS: &[&str] = &[
     "INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "INFO", "UPDATE", "PRACK", "REGISTER", "MESSAGE",
     "OTHER",
@@ -322,6 +325,10 @@ fn describe_all() {
         "Files purged: cache (over media.cache_max_bytes), recording (retention or DELETE)"
     );
     describe_counter!(
+        ACTIVEFLOW_LIMIT_EXCEEDED_TOTAL,
+        "Variable writes and substitutions refused by a size cap, by [engine] key"
+    );
+    describe_counter!(
         ACTOR_PANICS_TOTAL,
         "Panics contained in an actor (its call or activeflow ended, nothing else harmed)"
     );
@@ -335,6 +342,9 @@ fn register_zeroes() {
     }
     for r in END_REASONS {
         counter!(ACTIVEFLOW_ENDED_TOTAL, "reason" => *r).absolute(0);
+    }
+    for l in FLOW_LIMITS {
+        counter!(ACTIVEFLOW_LIMIT_EXCEEDED_TOTAL, "limit" => *l).absolute(0);
     }
     for t in ACTION_TYPES {
         counter!(ACTIVEFLOW_ACTIONS_EXECUTED_TOTAL, "type" => *t).absolute(0);
@@ -735,6 +745,11 @@ pub fn events_reader_refused() {
 /// A stalled SSE reader was dropped.
 pub fn events_reader_dropped() {
     counter!(EVENTS_READERS_DROPPED_TOTAL).increment(1);
+}
+
+/// A variable write or substitution was refused by the cap `limit` (one of [`FLOW_LIMITS`]).
+pub fn flow_limit_exceeded(limit: &'static str) {
+    counter!(ACTIVEFLOW_LIMIT_EXCEEDED_TOTAL, "limit" => limit).increment(1);
 }
 
 /// A panic was contained in an actor of kind `actor` (one of [`ACTORS`]).

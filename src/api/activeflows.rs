@@ -10,7 +10,7 @@ use super::history;
 use super::page::{page_response, PageQuery};
 use super::{ApiError, ApiState};
 use crate::engine::{
-    ActiveflowId, Continue, ContinueError, EndReason, GetVariables, MergeVariables,
+    ActiveflowId, Continue, ContinueError, EndReason, GetVariables, MergeError, MergeVariables,
     StartActiveflow, StartError, Status, Stop,
 };
 use crate::flow::{self, Action, Flow, FlowId, Variables};
@@ -105,6 +105,7 @@ pub(super) async fn create(
         .map_err(|e| ApiError::Unavailable(format!("engine unavailable: {e}")))?;
     let id = started.map_err(|e| match e {
         StartError::AtCapacity(_) | StartError::Draining => ApiError::Unavailable(e.to_string()),
+        StartError::Variables(_) => ApiError::BadRequest(e.to_string()),
     })?;
     let entry = state
         .registry
@@ -273,6 +274,7 @@ pub(super) struct VariablesBody {
     params(("id" = String, Path, description = "activeflow id")),
     request_body(content = serde_json::Value, description = "{variables: {name: value}} merged into the activeflow's"),
     responses((status = 200, description = "{variables: {...}} after the merge", body = serde_json::Value),
+              (status = 400, description = "the merge would break engine.max_variable_bytes or engine.max_variables_bytes", body = serde_json::Value),
               (status = 404, description = "unknown id", body = serde_json::Value),
               (status = 409, description = "the activeflow has ended", body = serde_json::Value)))]
 pub(super) async fn put_variables(
@@ -281,12 +283,15 @@ pub(super) async fn put_variables(
     body: web::Json<VariablesBody>,
 ) -> Result<HttpResponse, ApiError> {
     let entry = entry(&state, &id)?;
+    let ended = || ApiError::Conflict("the activeflow has ended".into());
     let merged = entry
         .addr
         .send(MergeVariables(body.into_inner().variables))
         .await
-        .ok()
-        .flatten()
-        .ok_or_else(|| ApiError::Conflict("the activeflow has ended".into()))?;
+        .map_err(|_| ended())?
+        .map_err(|e| match e {
+            MergeError::Ended => ended(),
+            MergeError::TooLarge(e) => ApiError::BadRequest(e.to_string()),
+        })?;
     Ok(HttpResponse::Ok().json(json!({ "variables": merged })))
 }

@@ -331,6 +331,15 @@ pub struct EngineConfig {
     /// A hard cap on every call's life from its INVITE, in seconds; 0 = none.
     #[serde(default)]
     pub max_call_seconds: u64,
+    /// Bytes one variable's value may hold.
+    #[serde(default = "default_max_variable_bytes")]
+    pub max_variable_bytes: usize,
+    /// Bytes one activeflow's variables (names and values) may hold together.
+    #[serde(default = "default_max_variables_bytes")]
+    pub max_variables_bytes: usize,
+    /// Executed actions one activeflow keeps in memory (older ones are in storage only).
+    #[serde(default = "default_max_executed_actions")]
+    pub max_executed_actions: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -430,6 +439,15 @@ fn default_grace() -> u64 {
 }
 fn default_ended_retained() -> usize {
     10_000
+}
+fn default_max_variable_bytes() -> usize {
+    crate::flow::limits::DEFAULT_MAX_VARIABLE_BYTES
+}
+fn default_max_variables_bytes() -> usize {
+    crate::flow::limits::DEFAULT_MAX_VARIABLES_BYTES
+}
+fn default_max_executed_actions() -> usize {
+    crate::engine::DEFAULT_MAX_EXECUTED_ACTIONS
 }
 
 /// The config after validation: addresses parsed, ACLs compiled.
@@ -582,6 +600,35 @@ impl Config {
         }
         if self.engine.max_execute_count == 0 {
             return Err(invalid("engine.max_execute_count", "must be at least 1"));
+        }
+        // Every activeflow starts with a dozen seeded variables (ids are 36 bytes, about 400
+        // bytes in all): caps below these minimums would refuse every call.
+        for (key, value, min) in [
+            (
+                "engine.max_variable_bytes",
+                self.engine.max_variable_bytes,
+                64,
+            ),
+            (
+                "engine.max_variables_bytes",
+                self.engine.max_variables_bytes,
+                4096,
+            ),
+            (
+                "engine.max_executed_actions",
+                self.engine.max_executed_actions,
+                1,
+            ),
+        ] {
+            if value < min {
+                return Err(invalid(key, format!("must be at least {min}")));
+            }
+        }
+        if self.engine.max_variable_bytes > self.engine.max_variables_bytes {
+            return Err(invalid(
+                "engine.max_variable_bytes",
+                "must not be more than engine.max_variables_bytes",
+            ));
         }
         let mut trunks = Vec::with_capacity(self.trunks.len());
         for (i, t) in self.trunks.iter().enumerate() {

@@ -238,3 +238,44 @@ fn outbound_limits_have_defaults_and_name_their_keys() {
         assert!(e.to_string().contains(key), "{e}");
     }
 }
+
+#[test]
+fn flow_size_caps_default_and_are_checked() {
+    let c = Config::from_toml_with_env(DEFAULT_TOML, env(&[])).unwrap();
+    assert_eq!(
+        (
+            c.engine.max_variable_bytes,
+            c.engine.max_variables_bytes,
+            c.engine.max_executed_actions
+        ),
+        (65_536, 1_048_576, 1000)
+    );
+    for (key, value, named) in [
+        (
+            "ACTIVEFLOW_ENGINE_MAX_VARIABLE_BYTES",
+            "63",
+            "engine.max_variable_bytes",
+        ),
+        (
+            "ACTIVEFLOW_ENGINE_MAX_VARIABLES_BYTES",
+            "4095",
+            "engine.max_variables_bytes",
+        ),
+        (
+            "ACTIVEFLOW_ENGINE_MAX_EXECUTED_ACTIONS",
+            "0",
+            "engine.max_executed_actions",
+        ),
+        (
+            "ACTIVEFLOW_ENGINE_MAX_VARIABLE_BYTES",
+            "2000000",
+            "engine.max_variable_bytes",
+        ),
+    ] {
+        let e = Config::from_toml_with_env(DEFAULT_TOML, env(&[(key, value)]))
+            .unwrap()
+            .validate()
+            .unwrap_err();
+        assert!(e.to_string().contains(named), "{key}={value}: {e}");
+    }
+}

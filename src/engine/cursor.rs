@@ -1,23 +1,33 @@
 //! The action cursor over a stack of action lists (DESIGN §4 sub-stacks): the main flow at the
 //! bottom, pushed lists (`fetch`, `fetch_flow`) above. When a stack runs out the cursor returns to
 //! the action after the push; jump targets resolve in the current stack, then its parents.
+//! Fetched lists are this activeflow's own copies: together they hold at most
+//! [`MAX_FETCHED_BYTES`] (registered flows pushed by `fetch_flow` are shared, not counted).
 
 use std::sync::Arc;
 
+use super::record::json_bytes_up_to;
 use super::MAX_STACK_DEPTH;
 use crate::flow::{find_action, Action, ActionId, Flow};
 
-/// An action list shared, never copied: a registered flow's, or one pushed by fetch.
+/// Bytes (JSON, about) of fetched action lists one activeflow may hold on its stacks at once.
+/// One `fetch` answer is at most `http.max_response_bytes` (1 MiB by default); without this, a
+/// server answering a fetch that fetches again would pile up `MAX_STACK_DEPTH` answers (100
+/// MiB) per activeflow. 4 MiB keeps ordinary nesting (a few small lists) untouched.
+pub(crate) const MAX_FETCHED_BYTES: usize = 4 * 1024 * 1024;
+
+/// An action list shared, never copied: a registered flow's, or one pushed by fetch (with its
+/// size, counted against [`MAX_FETCHED_BYTES`]).
 enum Actions {
     Flow(Arc<Flow>),
-    List(Arc<Vec<Action>>),
+    List(Arc<Vec<Action>>, usize),
 }
 
 impl Actions {
     fn as_slice(&self) -> &[Action] {
         match self {
             Actions::Flow(f) => &f.actions,
-            Actions::List(l) => l,
+            Actions::List(l, _) => l,
         }
     }
 }
@@ -30,6 +40,8 @@ struct Stack {
 
 pub(crate) struct Cursor {
     stacks: Vec<Stack>,
+    /// Bytes of the fetched lists on `stacks`.
+    fetched_bytes: usize,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -38,6 +50,8 @@ pub(crate) enum CursorError {
     UnknownTarget(ActionId),
     #[error("more than {MAX_STACK_DEPTH} nested stacks")]
     TooDeep,
+    #[error("fetched actions would hold more than {MAX_FETCHED_BYTES} bytes in this activeflow")]
+    TooLarge,
 }
 
 impl Cursor {
@@ -48,6 +62,7 @@ impl Cursor {
                 actions: Actions::Flow(flow),
                 next: 0,
             }],
+            fetched_bytes: 0,
         }
     }
 
@@ -62,7 +77,7 @@ impl Cursor {
             if self.stacks.len() == 1 {
                 return None;
             }
-            self.stacks.pop();
+            self.pop();
         }
         let top = self.stacks.last_mut()?;
         let index = top.next;
@@ -78,7 +93,9 @@ impl Cursor {
             .iter()
             .rposition(|s| find_action(s.actions.as_slice(), target).is_some())
             .ok_or(CursorError::UnknownTarget(*target))?;
-        self.stacks.truncate(depth + 1);
+        while self.stacks.len() > depth + 1 {
+            self.pop();
+        }
         let top = self
             .stacks
             .last_mut()
@@ -88,9 +105,21 @@ impl Cursor {
         Ok(())
     }
 
-    /// Pushes an action list as a sub-stack; its actions run next.
+    /// Pushes a fetched action list as a sub-stack; its actions run next.
     pub(crate) fn push(&mut self, actions: Arc<Vec<Action>>) -> Result<(), CursorError> {
-        self.push_stack(Actions::List(actions))
+        let left = MAX_FETCHED_BYTES.saturating_sub(self.fetched_bytes);
+        let mut bytes = 0;
+        for a in actions.iter() {
+            // The option dominates; type, ids and punctuation are about 100 bytes.
+            bytes += 100 + a.kind.len();
+            bytes += json_bytes_up_to(&a.option, left);
+            if bytes > left {
+                return Err(CursorError::TooLarge);
+            }
+        }
+        self.push_stack(Actions::List(actions, bytes))?;
+        self.fetched_bytes += bytes;
+        Ok(())
     }
 
     /// Pushes a registered flow's actions as a sub-stack (`fetch_flow`), shared, not copied.
@@ -104,6 +133,17 @@ impl Cursor {
         }
         self.stacks.push(Stack { actions, next: 0 });
         Ok(())
+    }
+
+    /// Drops the top stack (not the flow's own, at the bottom).
+    fn pop(&mut self) {
+        if let Some(Stack {
+            actions: Actions::List(_, bytes),
+            ..
+        }) = self.stacks.pop()
+        {
+            self.fetched_bytes -= bytes;
+        }
     }
 }
 
@@ -149,5 +189,33 @@ mod tests {
             c.push(list(&["sleep"])).unwrap();
         }
         assert_eq!(c.push(list(&["sleep"])), Err(CursorError::TooDeep));
+    }
+
+    #[test]
+    fn fetched_lists_are_capped_in_bytes_and_freed_when_left() {
+        let big = || {
+            let pad = "p".repeat(MAX_FETCHED_BYTES / 4);
+            Arc::new(vec![Action::new(
+                "sleep",
+                json!({"duration": 1, "pad": pad}),
+            )])
+        };
+        let main = flow(&["answer", "hangup"]);
+        let mut c = Cursor::new(main.clone());
+        c.advance();
+        for _ in 0..3 {
+            c.push(big()).unwrap();
+        }
+        assert_eq!(c.push(big()), Err(CursorError::TooLarge));
+        assert!(c.fetched_bytes > 3 * MAX_FETCHED_BYTES / 4);
+        // Falling out of a sub-stack frees its bytes; so does a jump to a parent.
+        assert_eq!(c.advance().unwrap().kind, "sleep");
+        assert_eq!(c.advance().unwrap().kind, "sleep");
+        c.push(big()).unwrap();
+        c.jump(&main.actions[1].id).unwrap();
+        assert_eq!(c.fetched_bytes, 0);
+        // A registered flow is shared, not counted.
+        c.push_flow(flow(&["sleep"])).unwrap();
+        assert_eq!(c.fetched_bytes, 0);
     }
 }

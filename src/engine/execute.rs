@@ -8,7 +8,9 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::flow::media::{DigitsReceive, EndOfKey, RecordingStart, DTMF_DIGITS, MAX_DURATION_MS};
-use crate::flow::{ActionId, ActionKind, DigitsHandle, HangupReason, Variables};
+use crate::flow::{
+    ActionId, ActionKind, DigitsHandle, HangupReason, VariableError, VariableLimits, Variables,
+};
 use crate::media::{AudioSource, MediaRequest, RecordingId, RecordingRequest};
 
 /// The variable holding the id of the recording a flow started last.
@@ -82,13 +84,35 @@ pub struct ExecState<'a> {
     /// Whether this activeflow holds a call.
     pub has_call: bool,
     pub now: chrono::DateTime<chrono::Utc>,
+    /// Caps on what actions may write into `variables`.
+    pub limits: VariableLimits,
 }
 
-/// Why an action could not run.
+/// Why an action could not run. Every one ends the activeflow with `error` (the flow cannot
+/// go on as written), the message in the action's `result`.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ActionError {
     #[error("action needs a call, but this activeflow has none")]
     NoCall,
+    /// A variable write over `engine.max_variable_bytes` / `engine.max_variables_bytes`: a
+    /// flow growing its variables (`x = "${x}${x}"` in a loop) ends here, not in the
+    /// process running out of memory.
+    #[error(transparent)]
+    Variable(#[from] VariableError),
+    /// A `condition_variable` template expanding past `engine.max_variables_bytes`.
+    #[error(transparent)]
+    Substitute(#[from] crate::flow::SubstituteError),
+}
+
+impl ActionError {
+    /// The `[engine]` key of the size cap this broke, if it was one.
+    pub fn limit(&self) -> Option<&'static str> {
+        match self {
+            ActionError::NoCall => None,
+            ActionError::Variable(e) => Some(e.limit()),
+            ActionError::Substitute(e) => e.limit(),
+        }
+    }
 }
 
 /// Executes one action (already substituted) of identity `id`.
@@ -150,8 +174,9 @@ pub fn execute(
             }
         }
         ActionKind::ConditionVariable(c) => {
-            let holds = c.evaluate(state.variables);
-            let result = json!({ "value": c.actual_value(state.variables), "result": holds });
+            let actual = c.actual_value(state.variables, state.limits.max_total_bytes)?;
+            let holds = c.holds(&actual);
+            let result = json!({ "value": actual, "result": holds });
             condition_outcome(holds, c.false_target_id, result)
         }
         ActionKind::ConditionDatetime(c) => {
@@ -160,7 +185,9 @@ pub fn execute(
             condition_outcome(holds, c.false_target_id, result)
         }
         ActionKind::VariableSet { key, value } => {
-            state.variables.set(key.clone(), value.clone());
+            state
+                .variables
+                .try_set(key.clone(), value.clone(), &state.limits)?;
             Outcome::step(Step::Next)
         }
         ActionKind::DigitsReceive(d) => {
@@ -214,7 +241,7 @@ pub fn execute(
             },
         )?,
         ActionKind::RecordingStart(r) => {
-            let request = recording_request(r, state);
+            let request = recording_request(r, state)?;
             let result = json!({ "recording_id": request.id.to_string() });
             media(state, MediaRequest::StartRecording(request))?.with_result(result)
         }
@@ -253,9 +280,14 @@ fn media(state: &ExecState<'_>, request: MediaRequest) -> Result<Outcome, Action
 }
 
 /// A new recording's request; its id goes in the `recording.id` variable.
-fn recording_request(r: &RecordingStart, state: &mut ExecState<'_>) -> RecordingRequest {
+fn recording_request(
+    r: &RecordingStart,
+    state: &mut ExecState<'_>,
+) -> Result<RecordingRequest, VariableError> {
     let id = RecordingId::new();
-    state.variables.set(RECORDING_ID, id.to_string());
+    state
+        .variables
+        .try_set(RECORDING_ID, id.to_string(), &state.limits)?;
     let max_s = match r.duration_s {
         0 => MAX_DURATION_MS / 1000,
         s => u64::from(s),
@@ -265,7 +297,7 @@ fn recording_request(r: &RecordingStart, state: &mut ExecState<'_>) -> Recording
         EndOfKey::Any => DTMF_DIGITS.to_owned(),
         EndOfKey::Key(k) => k.to_string(),
     };
-    RecordingRequest {
+    Ok(RecordingRequest {
         id,
         activeflow_id: state
             .variables
@@ -277,7 +309,7 @@ fn recording_request(r: &RecordingStart, state: &mut ExecState<'_>) -> Recording
             .then(|| Duration::from_secs(u64::from(r.end_of_silence_s))),
         end_keys,
         beep_start: r.beep_start,
-    }
+    })
 }
 
 fn condition_outcome(holds: bool, false_target: Option<ActionId>, result: Value) -> Outcome {
@@ -298,6 +330,7 @@ mod tests {
         vars: Variables,
         gotos: HashMap<ActionId, u32>,
         has_call: bool,
+        limits: VariableLimits,
     }
 
     impl Fixture {
@@ -306,11 +339,14 @@ mod tests {
                 vars: Variables::new(),
                 gotos: HashMap::new(),
                 has_call: true,
+                limits: VariableLimits::default(),
             }
         }
 
         fn run(&mut self, action: &Action) -> Result<Outcome, ActionError> {
-            let resolved = action.substituted(&self.vars);
+            let resolved = action
+                .substituted(&self.vars, self.limits.max_total_bytes)
+                .expect("substituted");
             let kind = resolved.typed().expect("valid action");
             let mut state = ExecState {
                 variables: &mut self.vars,
@@ -319,6 +355,7 @@ mod tests {
                 now: chrono::Utc
                     .with_ymd_and_hms(2026, 11, 26, 10, 30, 0)
                     .unwrap(),
+                limits: self.limits,
             };
             execute(resolved.id, &kind, &mut state)
         }
@@ -439,5 +476,72 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(f.vars.get("who"), Some("from +1555"));
+    }
+
+    #[test]
+    fn variable_set_over_a_cap_is_an_error_naming_it() {
+        let mut f = Fixture::new();
+        f.limits = VariableLimits {
+            max_value_bytes: 8,
+            max_total_bytes: 20,
+        };
+        f.vars.set("x", "abcd");
+        let double = action("variable_set", json!({"key": "x", "value": "${x}${x}"}));
+        f.run(&double).unwrap();
+        assert_eq!(f.vars.get("x"), Some("abcdabcd"));
+        let e = f.run(&double).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "variable x would be 16 bytes, over engine.max_variable_bytes 8"
+        );
+        assert_eq!(f.vars.get("x"), Some("abcdabcd"), "nothing written");
+        f.run(&action(
+            "variable_set",
+            json!({"key": "y", "value": "12345678"}),
+        ))
+        .unwrap();
+        let e = f
+            .run(&action("variable_set", json!({"key": "z", "value": "12"})))
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "variable z would bring the variables to 21 bytes, over engine.max_variables_bytes 20"
+        );
+    }
+
+    #[test]
+    fn a_condition_template_is_expanded_once() {
+        let mut f = Fixture::new();
+        let no = ActionId::new();
+        let c = action(
+            "condition_variable",
+            json!({"condition": ">=", "variable": "${n}", "value_type": "number",
+                   "value_number": 10, "false_target_id": no.to_string()}),
+        );
+        f.vars.set("n", "12");
+        let out = f.run(&c).unwrap();
+        assert_eq!(out.step, Step::Next, "{:?}", out.result);
+        assert_eq!(out.result.unwrap()["value"], "12");
+        // A value naming other variables is data: compared as written, never looked up.
+        f.vars.set("who", "${n}${n}");
+        f.vars.set("one", "x");
+        let c = action(
+            "condition_variable",
+            json!({"condition": "==", "variable": "${who}", "value_type": "string",
+                   "value_string": "${n}${n}", "false_target_id": no.to_string()}),
+        );
+        let out = f.run(&c).unwrap();
+        assert_eq!(out.result.unwrap()["value"], "${n}${n}");
+        let c = action(
+            "condition_variable",
+            json!({"condition": "==", "variable": "${who}", "value_type": "string",
+                   "value_string": "x", "false_target_id": no.to_string()}),
+        );
+        f.limits.max_total_bytes = 3;
+        let e = f.run(&c).unwrap_err();
+        assert!(
+            e.to_string().contains("over engine.max_variables_bytes 3"),
+            "{e}"
+        );
     }
 }

@@ -23,7 +23,8 @@ pub(crate) struct End<'a> {
     pub variables: &'a Variables,
 }
 
-/// The record's header and every executed action from index `from` on.
+/// The record's header and every executed action from index `from` on (counting those dropped
+/// from memory: rows keep their index in the activeflow, whatever memory still holds).
 pub(crate) fn write(record: &ActiveflowRecord, from: usize) -> Write {
     build(record, from, None)
 }
@@ -35,13 +36,14 @@ pub(crate) fn ended_write(record: &ActiveflowRecord, from: usize, end: End<'_>) 
 }
 
 fn build(record: &ActiveflowRecord, from: usize, end: Option<End<'_>>) -> Write {
+    let dropped = record.executed_actions_dropped;
     let actions = record
         .executed_actions
         .iter()
         .enumerate()
-        .skip(from)
-        .map(|(index, a)| ActionRow {
-            index,
+        .skip(from.saturating_sub(dropped))
+        .map(|(i, a)| ActionRow {
+            index: dropped + i,
             body: json(a),
         })
         .collect();
@@ -109,7 +111,9 @@ mod tests {
                 action,
                 tm_execute: crate::clock::timestamp(),
                 result: Some(serde_json::json!({"digits": "1"})),
-            }],
+            }]
+            .into(),
+            executed_actions_dropped: 0,
             tm_create: crate::clock::timestamp(),
             tm_update: crate::clock::timestamp(),
             tm_end: Some(crate::clock::timestamp()),

@@ -1,6 +1,10 @@
 //! The activeflow record operators see (DESIGN §5/§6): status, end reason, the cursor's current
-//! action and every executed action with `tm_execute` and `result`. Plain data, shared between
-//! the activeflow actor (writer) and the API (reader) behind a mutex.
+//! action and the newest executed actions with `tm_execute` and `result` (at most
+//! `engine.max_executed_actions`; older ones are in storage only, and counted). Plain data,
+//! shared between the activeflow actor (writer) and the API (reader) behind a mutex.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
 
 use serde::Serialize;
 use serde_json::Value;
@@ -98,6 +102,95 @@ pub struct ExecutedAction {
     pub result: Option<Value>,
 }
 
+/// Largest `option` or `result` (JSON bytes, about) one executed action keeps; a larger one is
+/// kept as a [`truncated`] marker. Options are small (a prompt, a URL, a few keys; a long
+/// `talk` text is a few KiB): 8 KiB keeps every ordinary one whole while `max_executed_actions`
+/// entries of a flow that substitutes 1 MiB of variables into each option stay near 16 MiB
+/// (option and result) instead of 1 GiB, in memory and in each stored row.
+pub const MAX_RECORDED_JSON_BYTES: usize = 8 * 1024;
+/// How much of a truncated option or result its marker shows.
+const TRUNCATED_HEAD_BYTES: usize = 1024;
+
+impl ExecutedAction {
+    /// The entry for `action`, its option and result capped at [`MAX_RECORDED_JSON_BYTES`].
+    pub fn new(action: Action, tm_execute: String, result: Option<Value>) -> Self {
+        let option = cap(action.option);
+        ExecutedAction {
+            action: Action { option, ..action },
+            tm_execute,
+            result: result.map(|r| Arc::unwrap_or_clone(cap(Arc::new(r)))),
+        }
+    }
+
+    /// Caps `result` again (after fields were merged into it).
+    pub(crate) fn cap_result(&mut self) {
+        if let Some(r) = self.result.take() {
+            self.result = Some(Arc::unwrap_or_clone(cap(Arc::new(r))));
+        }
+    }
+}
+
+/// `value` itself when small enough (a shared option stays shared), else its marker.
+fn cap(value: Arc<Value>) -> Arc<Value> {
+    match json_bytes_over(&value, MAX_RECORDED_JSON_BYTES) {
+        None => value,
+        Some(bytes) => Arc::new(truncated(&value, bytes)),
+    }
+}
+
+/// `{"truncated": true, "bytes": N, "head": "<the first KiB of its JSON text>"}`: what a record
+/// keeps of an option or result over [`MAX_RECORDED_JSON_BYTES`].
+pub fn truncated(value: &Value, bytes: usize) -> Value {
+    let mut text = serde_json::to_string(value).unwrap_or_default();
+    if text.len() > TRUNCATED_HEAD_BYTES {
+        let mut end = TRUNCATED_HEAD_BYTES;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
+    serde_json::json!({ "truncated": true, "bytes": bytes, "head": text })
+}
+
+/// The JSON size of `value` when it is over `limit`, else `None`: a cheap check for every
+/// executed action.
+fn json_bytes_over(value: &Value, limit: usize) -> Option<usize> {
+    let total = json_bytes_up_to(value, limit);
+    (total > limit).then_some(total)
+}
+
+/// The JSON size of `value` (strings and keys counted by their bytes plus quotes, other tokens
+/// by a few bytes), or a count past `limit` once it is over (the walk stops there).
+pub(crate) fn json_bytes_up_to(value: &Value, limit: usize) -> usize {
+    fn walk(v: &Value, total: &mut usize, limit: usize) {
+        if *total > limit {
+            return;
+        }
+        match v {
+            Value::String(s) => *total += s.len() + 2,
+            Value::Array(items) => {
+                *total += 2;
+                for item in items {
+                    *total += 1;
+                    walk(item, total, limit);
+                }
+            }
+            Value::Object(m) => {
+                *total += 2;
+                for (k, item) in m {
+                    *total += k.len() + 4;
+                    walk(item, total, limit);
+                }
+            }
+            Value::Number(_) => *total += 8,
+            Value::Bool(_) | Value::Null => *total += 5,
+        }
+    }
+    let mut total = 0;
+    walk(value, &mut total, limit);
+    total
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct ActiveflowRecord {
     pub id: ActiveflowId,
@@ -109,7 +202,12 @@ pub struct ActiveflowRecord {
     /// The activeflow whose `on_complete_flow_id` started this one.
     pub reference_activeflow_id: Option<ActiveflowId>,
     pub current_action: Option<Action>,
-    pub executed_actions: Vec<ExecutedAction>,
+    /// The newest executed actions, at most `engine.max_executed_actions`.
+    pub executed_actions: VecDeque<ExecutedAction>,
+    /// How many older executed actions left memory (storage has them): the first entry of
+    /// `executed_actions` is the activeflow's action number `executed_actions_dropped`.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub executed_actions_dropped: usize,
     pub tm_create: String,
     pub tm_update: String,
     pub tm_end: Option<String>,
@@ -120,6 +218,17 @@ pub struct ActiveflowRecord {
     /// Creation order, for newest-first listing and page tokens.
     #[serde(skip)]
     pub sequence: u64,
+}
+
+impl ActiveflowRecord {
+    /// Actions executed so far, those dropped from memory included.
+    pub fn executed_count(&self) -> usize {
+        self.executed_actions_dropped + self.executed_actions.len()
+    }
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 pub use crate::clock::timestamp;
@@ -148,5 +257,36 @@ mod tests {
         ] {
             assert_eq!(serde_json::to_value(r).unwrap(), r.as_str());
         }
+    }
+
+    #[test]
+    fn large_options_and_results_are_kept_as_a_marker() {
+        let small = Action::new("talk", serde_json::json!({"text": "hello"}));
+        let kept = ExecutedAction::new(small.clone(), timestamp(), None);
+        assert!(
+            Arc::ptr_eq(&kept.action.option, &small.option),
+            "shared, not copied"
+        );
+
+        let text = "é".repeat(MAX_RECORDED_JSON_BYTES);
+        let big = Action::new("talk", serde_json::json!({ "text": text }));
+        let result = serde_json::json!({ "error": "x".repeat(MAX_RECORDED_JSON_BYTES) });
+        let e = ExecutedAction::new(big.clone(), timestamp(), Some(result));
+        let option = &*e.action.option;
+        assert_eq!(option["truncated"], true);
+        assert!(option["bytes"].as_u64().unwrap() > 2 * MAX_RECORDED_JSON_BYTES as u64);
+        let head = option["head"].as_str().unwrap();
+        assert!(
+            head.starts_with(r#"{"text":"éé"#) && head.len() <= 1024,
+            "{head}"
+        );
+        assert_eq!((e.action.id, e.action.kind.as_str()), (big.id, "talk"));
+        assert_eq!(e.result.as_ref().unwrap()["truncated"], true);
+        assert!(serde_json::to_string(&e).unwrap().len() < 3 * 1024);
+
+        let mut merged = ExecutedAction::new(small, timestamp(), Some(serde_json::json!({})));
+        merged.result = Some(serde_json::json!({ "body": "y".repeat(20_000) }));
+        merged.cap_result();
+        assert_eq!(merged.result.unwrap()["truncated"], true);
     }
 }

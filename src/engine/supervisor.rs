@@ -66,6 +66,10 @@ pub enum StartError {
     AtCapacity(usize),
     #[error("the engine is shutting down")]
     Draining,
+    /// The variables it would start with break a cap (`engine.max_variable_bytes`,
+    /// `engine.max_variables_bytes`): nothing starts.
+    #[error(transparent)]
+    Variables(#[from] crate::flow::VariableError),
 }
 
 /// Stop admitting new calls (shutdown has begun).
@@ -168,6 +172,14 @@ impl Handler<CallOffer> for Supervisor {
         variables.set(flow::CALL_DESTINATION_TARGET, offer.destination.clone());
         variables.set(flow::CALL_DIRECTION, "incoming");
         variables.set(flow::CALL_DIGITS, "");
+        // The caller chose the source and destination: addresses over the caps refuse the
+        // call (400) before anything runs, rather than starting a flow that cannot hold them.
+        if let Err(e) = variables.check(&self.limits.variables) {
+            crate::metrics::flow_limit_exceeded(e.limit());
+            tracing::info!(call_id = %offer.call_id, error = %e, "call refused");
+            offer.commands.do_send(CallCommand::Reject { status: 400 });
+            return;
+        }
         let record = new_record(
             &self.registry,
             id,
@@ -199,6 +211,14 @@ impl Handler<StartActiveflow> for Supervisor {
         }
         let id = ActiveflowId::new();
         let mut variables = msg.variables;
+        // Checked before the `activeflow.*` seeds are added (they are the engine's, a few
+        // dozen bytes): an API start over a cap is a 400; a chain's successor starts with its
+        // parent's final set, which was within them.
+        if let Err(e) = variables.check(&self.limits.variables) {
+            crate::metrics::flow_limit_exceeded(e.limit());
+            tracing::warn!(parent = ?msg.parent.as_ref().map(|p| p.id), error = %e, "activeflow not started");
+            return Err(e.into());
+        }
         let (reference_type, reference_id, depth) = match &msg.parent {
             Some(p) => (p.reference_type, p.reference_id.clone(), p.depth + 1),
             None => (ReferenceType::Api, String::new(), 1),
@@ -261,7 +281,8 @@ pub(crate) fn new_record(
         reference_id,
         reference_activeflow_id,
         current_action: None,
-        executed_actions: Vec::new(),
+        executed_actions: std::collections::VecDeque::new(),
+        executed_actions_dropped: 0,
         tm_create: now.clone(),
         tm_update: now,
         tm_end: None,

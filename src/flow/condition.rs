@@ -7,7 +7,9 @@ use serde::{Deserialize, Serialize};
 
 use super::error::FlowError;
 use super::id::ActionId;
+use super::limits::DEFAULT_MAX_VARIABLES_BYTES;
 use super::options::{path, Opt};
+use super::substitute::{Expander, FieldKind, SubstituteError};
 use super::variables::Variables;
 
 /// Comparison operator, spelled in JSON as `==`, `!=`, `>`, `>=`, `<`, `<=`.
@@ -124,22 +126,28 @@ impl ConditionVariable {
 
     /// Current value of the tested variable. VoIPBIN flows often write the
     /// variable as a template (`${voipbin.call.digits}`), others as a bare
-    /// name; both are accepted. Unset reads as "".
-    pub fn actual_value(&self, vars: &Variables) -> String {
+    /// name; both are accepted. Unset reads as "". The template is expanded here, once (the
+    /// action's substitution leaves this field alone, so a value holding `${...}` is never
+    /// expanded again), and may insert at most `limit` bytes.
+    pub fn actual_value(&self, vars: &Variables, limit: usize) -> Result<String, SubstituteError> {
         if self.variable.contains("${") {
-            vars.substitute(&self.variable)
+            Expander::new(vars, limit).expand(&self.variable, FieldKind::Text, "option.variable")
         } else {
-            vars.get(&self.variable).unwrap_or_default().to_owned()
+            Ok(vars.get(&self.variable).unwrap_or_default().to_owned())
         }
     }
 
-    /// True when `variable <condition> value` holds.
+    /// True when `variable <condition> value` holds (within the default size caps; the engine
+    /// uses [`ConditionVariable::actual_value`] and [`ConditionVariable::holds`]).
     pub fn evaluate(&self, vars: &Variables) -> bool {
-        let actual = self.actual_value(vars);
+        self.actual_value(vars, DEFAULT_MAX_VARIABLES_BYTES)
+            .is_ok_and(|actual| self.holds(&actual))
+    }
+
+    /// True when `actual <condition> value` holds.
+    pub fn holds(&self, actual: &str) -> bool {
         match self.value_type {
-            ValueType::String => self
-                .condition
-                .holds(actual.as_str(), self.value_string.as_str()),
+            ValueType::String => self.condition.holds(actual, self.value_string.as_str()),
             ValueType::Number => match actual.trim().parse::<f64>() {
                 // "NaN"/"inf" parse as f64 but are not numbers a caller typed.
                 Ok(n) if n.is_finite() => self.condition.holds(&n, &self.value_number),

@@ -8,11 +8,13 @@ pub mod error;
 pub mod hangup;
 pub mod id;
 pub mod integration;
+pub mod limits;
 pub mod media;
 pub mod model;
 mod options;
 pub mod outbound;
 pub mod store;
+pub mod substitute;
 pub mod types;
 pub mod validate;
 pub mod variables;
@@ -22,9 +24,11 @@ pub use condition::{Comparison, ConditionDatetime, ConditionVariable, ValueType}
 pub use error::FlowError;
 pub use hangup::HangupReason;
 pub use id::{ActionId, FlowId};
+pub use limits::{VariableError, VariableLimits};
 pub use media::{DigitsHandle, EndOfKey};
 pub use model::{find_action, Action, Flow};
 pub use store::FlowStore;
+pub use substitute::SubstituteError;
 pub use types::{NOT_YET_SUPPORTED_TYPES, SUPPORTED_TYPES};
 pub use validate::{validate_actions, MAX_ACTIONS};
 pub use variables::{

@@ -10,6 +10,7 @@ use serde_json::Value;
 use super::action::ActionKind;
 use super::error::FlowError;
 use super::id::{ActionId, FlowId};
+use super::substitute::{self, SubstituteError};
 use super::variables::Variables;
 
 /// A registered list of actions plus metadata.
@@ -153,44 +154,22 @@ impl Action {
         ActionKind::parse(&self.kind, &self.option)
     }
 
-    /// A copy whose option has `${name}` expanded in every string value,
-    /// recursively; object keys, ids and the type are left alone. An option without `${`
-    /// is shared, not copied.
-    pub fn substituted(&self, vars: &Variables) -> Action {
-        let option = if has_placeholder(&self.option) {
-            Arc::new(substitute_value(&self.option, vars))
+    /// A copy whose option has `${name}` expanded in every string value, recursively; object
+    /// keys, ids and the type are left alone. Expansion is field-aware (see `substitute`): URL
+    /// options (`fetch` `event_url`, `webhook_send` `uri`, `play` `stream_urls`) get
+    /// percent-encoded values, a JSON `webhook_send` `data` gets JSON-escaped ones, and the
+    /// values inserted into the whole option may add at most `limit` bytes. An option without
+    /// `${` is shared, not copied.
+    pub fn substituted(&self, vars: &Variables, limit: usize) -> Result<Action, SubstituteError> {
+        let option = if substitute::has_placeholder(&self.option) {
+            Arc::new(substitute::option(&self.kind, &self.option, vars, limit)?)
         } else {
             Arc::clone(&self.option)
         };
-        Action {
+        Ok(Action {
             option,
             ..self.clone()
-        }
-    }
-}
-
-/// Whether any string value in `v` may name a variable.
-fn has_placeholder(v: &Value) -> bool {
-    match v {
-        Value::String(s) => s.contains("${"),
-        Value::Array(items) => items.iter().any(has_placeholder),
-        Value::Object(m) => m.values().any(has_placeholder),
-        _ => false,
-    }
-}
-
-fn substitute_value(v: &Value, vars: &Variables) -> Value {
-    match v {
-        Value::String(s) => Value::String(vars.substitute(s)),
-        Value::Array(items) => {
-            Value::Array(items.iter().map(|i| substitute_value(i, vars)).collect())
-        }
-        Value::Object(m) => Value::Object(
-            m.iter()
-                .map(|(k, v)| (k.clone(), substitute_value(v, vars)))
-                .collect(),
-        ),
-        other => other.clone(),
+        })
     }
 }
 
@@ -297,9 +276,12 @@ mod tests {
     fn substituted_shares_an_option_without_placeholders() {
         let vars: Variables = [("who", "x")].into_iter().collect();
         let plain = Action::new("sleep", json!({"duration": 600000, "note": "$ {who}"}));
-        assert!(Arc::ptr_eq(&plain.substituted(&vars).option, &plain.option));
+        assert!(Arc::ptr_eq(
+            &plain.substituted(&vars, 1 << 20).unwrap().option,
+            &plain.option
+        ));
         let templated = Action::new("talk", json!({"text": ["hi ${who}"]}));
-        let s = templated.substituted(&vars);
+        let s = templated.substituted(&vars, 1 << 20).unwrap();
         assert!(!Arc::ptr_eq(&s.option, &templated.option));
         assert_eq!(*s.option, json!({"text": ["hi x"]}));
     }
@@ -318,7 +300,7 @@ mod tests {
                 "n": 3, "b": true, "z": null
             })),
         };
-        let s = a.substituted(&vars);
+        let s = a.substituted(&vars, 1 << 20).unwrap();
         assert_eq!(s.id, a.id);
         assert_eq!(s.next_id, a.next_id);
         assert_eq!(s.kind, a.kind);
@@ -331,5 +313,86 @@ mod tests {
                 "n": 3, "b": true, "z": null
             })
         );
+    }
+
+    #[test]
+    fn substitution_is_field_aware() {
+        let vars: Variables = [("who", "1/admin?x="), ("q", r#"a"b"#)]
+            .into_iter()
+            .collect();
+        let run = |kind: &str, option: Value| {
+            (*Action::new(kind, option)
+                .substituted(&vars, 1 << 20)
+                .unwrap()
+                .option)
+                .clone()
+        };
+        let f = run(
+            "fetch",
+            json!({"event_url": "http://h/u/${who}?a=${who}", "note": "${who}"}),
+        );
+        assert_eq!(
+            f["event_url"],
+            "http://h/u/1%2Fadmin%3Fx%3D?a=1%2Fadmin%3Fx%3D"
+        );
+        assert_eq!(f["note"], "1/admin?x=");
+        let p = run("play", json!({"stream_urls": ["http://h/${who}.wav"]}));
+        assert_eq!(p["stream_urls"][0], "http://h/1%2Fadmin%3Fx%3D.wav");
+        let w = run(
+            "webhook_send",
+            json!({"uri": "http://h/${who}", "data": r#"{"q": "${q}"}"#}),
+        );
+        assert_eq!(w["uri"], "http://h/1%2Fadmin%3Fx%3D");
+        assert_eq!(w["data"], r#"{"q": "a\"b"}"#);
+        let w = run(
+            "webhook_send",
+            json!({"uri": "http://h/", "data_type": "text/plain", "data": "q=${q}"}),
+        );
+        assert_eq!(w["data"], r#"q=a"b"#);
+        let w = run(
+            "webhook_send",
+            json!({"uri": "http://h/", "data_type": "application/vnd.x+json; charset=utf-8", "data": "${q}"}),
+        );
+        assert_eq!(w["data"], r#""a\"b""#);
+        // Talk text and other fields: as is.
+        assert_eq!(run("talk", json!({"text": "${who}"}))["text"], "1/admin?x=");
+    }
+
+    #[test]
+    fn substitution_stops_at_its_budget() {
+        let vars: Variables = [("x", "y".repeat(1000))].into_iter().collect();
+        let a = Action::new("talk", json!({"text": "${x}".repeat(3), "more": ["${x}"]}));
+        assert!(a.substituted(&vars, 4000).is_ok());
+        let e = a.substituted(&vars, 3500).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("over engine.max_variables_bytes 3500"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn sip_address_targets_are_escaped_tel_ones_checked() {
+        let vars: Variables = [("who", "bob@evil.example:5060;"), ("num", "+1555")]
+            .into_iter()
+            .collect();
+        let a = Action::new(
+            "message_send",
+            json!({"text": "hi ${who}",
+                   "source": {"type": "sip", "target": "sip:${who}@pbx"},
+                   "destinations": [{"type": "sip", "target": "sip:${who}@pbx"},
+                                    {"type": "tel", "target": "${num}"}]}),
+        );
+        let s = a.substituted(&vars, 1 << 20).unwrap();
+        let escaped = "sip:bob%40evil.example%3A5060%3B@pbx";
+        assert_eq!(s.option["source"]["target"], escaped);
+        assert_eq!(s.option["destinations"][0]["target"], escaped);
+        assert_eq!(s.option["destinations"][1]["target"], "+1555");
+        assert_eq!(s.option["text"], "hi bob@evil.example:5060;");
+        assert!(s.typed().is_ok());
+        // A tel target is checked to be a number once substituted.
+        let bad: Variables = [("num", "1@evil")].into_iter().collect();
+        let s = a.substituted(&bad, 1 << 20).unwrap();
+        assert!(s.typed().is_err());
     }
 }

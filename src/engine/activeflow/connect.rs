@@ -202,7 +202,7 @@ impl Activeflow {
             });
         }
         let target = connecting.legs[index].target.clone();
-        self.variables.set("connect.destination", target);
+        self.set_variable("connect.destination", target);
     }
 
     /// The callee hung up after answering: the flow goes on with `connect.result = answered`.
@@ -214,7 +214,7 @@ impl Activeflow {
             call.commands
                 .do_send(CallCommand::StopMedia { job: caller_job });
         }
-        self.variables.set(CONNECT_RESULT, "answered");
+        self.set_variable(CONNECT_RESULT, "answered");
         let mut result = connect_result("answered", &connecting.legs);
         result["answered_destination"] = json!(connecting.legs[index].target);
         result["duration_ms"] = json!(since.elapsed().as_millis() as u64);
@@ -239,7 +239,7 @@ impl Activeflow {
             .find(|s| connecting.legs.iter().any(|l| l.status == *s))
             .unwrap_or("failed");
         let result = connect_result(outcome, &connecting.legs);
-        self.variables.set(CONNECT_RESULT, outcome);
+        self.set_variable(CONNECT_RESULT, outcome);
         self.merge_result(result);
         true
     }

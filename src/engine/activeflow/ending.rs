@@ -30,7 +30,7 @@ impl Activeflow {
             let r = lock(&self.record);
             (
                 crate::engine::persist::write(&r, self.persisted),
-                r.executed_actions.len(),
+                r.executed_count(),
             )
         };
         if self.storage.try_write(write, WriteKind::Running) {

@@ -17,24 +17,24 @@ mod abandon;
 mod chain;
 mod connect;
 mod ending;
+mod history;
 mod http;
 mod publish;
 #[cfg(test)]
 mod supervision_tests;
+mod variables;
 mod waiting;
 
 use super::cursor::Cursor;
 use super::execute::{execute, CallRequest, ExecState, Outcome, Step};
-use super::record::timestamp;
 use super::registry::lock;
 use super::supervisor::{Links, Parent, StartActiveflow};
-use super::{
-    ActiveflowId, ActiveflowRecord, ActiveflowRegistry, EndReason, ExecutedAction, MAX_CHAIN_DEPTH,
-};
+use super::{ActiveflowId, ActiveflowRecord, ActiveflowRegistry, EndReason, MAX_CHAIN_DEPTH};
 use crate::call::{CallCommand, CallEndCause, CallEvent, CallId, HangupCause};
 use crate::flow::{Action, ActionId, ActionKind, Flow, HangupReason, Variables};
 use crate::media::MediaJob;
 use crate::storage::Storage;
+pub use variables::{GetVariables, MergeError, MergeVariables};
 use waiting::Awaiting;
 
 /// Longest wait for storage to commit an end before it is reported anyway (a stalled disk must
@@ -48,18 +48,6 @@ pub(super) const END_COMMIT_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct Stop {
     pub reason: EndReason,
 }
-
-/// Merges operator-given variables (`PUT /v1/activeflows/{id}/variables`); answers the merged
-/// set, or `None` once ended.
-#[derive(Message)]
-#[rtype(result = "Option<Variables>")]
-pub struct MergeVariables(pub Variables);
-
-/// The live variables (`GET /v1/activeflows/{id}/variables`); `None` once ended (the record
-/// then holds the final set).
-#[derive(Message)]
-#[rtype(result = "Option<Variables>")]
-pub struct GetVariables;
 
 /// Resumes an activeflow waiting in a `block` action (`POST /v1/activeflows/{id}/continue`).
 #[derive(Message)]
@@ -111,7 +99,9 @@ pub struct Activeflow {
     /// The end is recorded: the record says ended.
     finished: bool,
     storage: Storage,
-    /// Executed actions already handed to storage.
+    /// Executed actions (by index, counting any dropped from memory) handed to storage as they
+    /// stand: every write sends the rows from here on. A result merged into an action moves it
+    /// back (see `merge_result`).
     persisted: usize,
     /// `Stop` senders waiting for the end to be recorded.
     end_waiters: Vec<oneshot::Sender<()>>,
@@ -200,24 +190,43 @@ impl Activeflow {
         }
     }
 
-    /// Substitutes, executes (catching panics) and records one action.
+    /// Substitutes, executes (catching panics) and records one action. An option whose
+    /// substitution fails (values over `engine.max_variables_bytes`, a dot segment in a URL)
+    /// is recorded as written, with the error.
     fn execute_one(&mut self, action: &Action) -> Result<(&'static str, Outcome), ()> {
-        let resolved = action.substituted(&self.variables);
-        let has_call = self.call.is_some() && !self.call_released;
-        let mut state = ExecState {
-            variables: &mut self.variables,
-            goto_counts: &mut self.goto_counts,
-            has_call,
-            now: chrono::Utc::now(),
+        let limits = self.links.limits.variables;
+        let (resolved, result) = match action.substituted(&self.variables, limits.max_total_bytes) {
+            Ok(resolved) => {
+                let has_call = self.call.is_some() && !self.call_released;
+                let mut state = ExecState {
+                    variables: &mut self.variables,
+                    goto_counts: &mut self.goto_counts,
+                    has_call,
+                    now: chrono::Utc::now(),
+                    limits,
+                };
+                let result = catch_unwind(AssertUnwindSafe(|| {
+                    let kind = resolved.typed().map_err(|e| e.to_string())?;
+                    let name = action_label(&kind);
+                    execute(resolved.id, &kind, &mut state)
+                        .map(|o| (name, o))
+                        .map_err(|e| {
+                            if let Some(limit) = e.limit() {
+                                crate::metrics::flow_limit_exceeded(limit);
+                            }
+                            e.to_string()
+                        })
+                }))
+                .unwrap_or_else(|_| Err("action panicked".to_string()));
+                (resolved, result)
+            }
+            Err(e) => {
+                if let Some(limit) = e.limit() {
+                    crate::metrics::flow_limit_exceeded(limit);
+                }
+                (action.clone(), Err(e.to_string()))
+            }
         };
-        let result = catch_unwind(AssertUnwindSafe(|| {
-            let kind = resolved.typed().map_err(|e| e.to_string())?;
-            let name = action_label(&kind);
-            execute(resolved.id, &kind, &mut state)
-                .map(|o| (name, o))
-                .map_err(|e| e.to_string())
-        }))
-        .unwrap_or_else(|_| Err("action panicked".to_string()));
         let (label, recorded_result) = match &result {
             Ok((name, o)) => (*name, o.result.clone()),
             Err(message) => {
@@ -234,23 +243,7 @@ impl Activeflow {
             ok = result.is_ok(),
             "action executed"
         );
-        {
-            let mut r = lock(&self.record);
-            let now = timestamp();
-            r.current_action = Some(resolved.clone());
-            // Capacity 1, 2, 4, ... rather than Vec's first 4: most activeflows wait (answer,
-            // sleep, talk) after their first few actions, and 100,000 of them hold these.
-            let (len, cap) = (r.executed_actions.len(), r.executed_actions.capacity());
-            if len == cap {
-                r.executed_actions.reserve_exact(len.max(1));
-            }
-            r.executed_actions.push(ExecutedAction {
-                action: resolved,
-                tm_execute: now.clone(),
-                result: recorded_result,
-            });
-            r.tm_update = now;
-        }
+        self.record_executed(resolved, recorded_result);
         self.publish_executed();
         result.map_err(|_| ())
     }
@@ -479,26 +472,5 @@ impl Handler<Stop> for Activeflow {
         Box::pin(async move {
             let _ = rx.await;
         })
-    }
-}
-
-impl Handler<MergeVariables> for Activeflow {
-    type Result = Option<Variables>;
-
-    fn handle(&mut self, msg: MergeVariables, _ctx: &mut Self::Context) -> Option<Variables> {
-        if self.ended {
-            return None;
-        }
-        self.variables.merge(msg.0);
-        lock(&self.record).tm_update = timestamp();
-        Some(self.variables.clone())
-    }
-}
-
-impl Handler<GetVariables> for Activeflow {
-    type Result = Option<Variables>;
-
-    fn handle(&mut self, _: GetVariables, _ctx: &mut Self::Context) -> Option<Variables> {
-        (!self.ended).then(|| self.variables.clone())
     }
 }

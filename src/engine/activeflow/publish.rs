@@ -14,7 +14,7 @@ impl Activeflow {
             flow_id: r.flow_id,
             reference_type: r.reference_type.as_str(),
             reference_id: r.reference_id.clone(),
-            execute_count: r.executed_actions.len(),
+            execute_count: r.executed_count(),
         }
     }
 
@@ -36,7 +36,7 @@ impl Activeflow {
     pub(super) fn publish_executed(&self) {
         let body = {
             let r = lock(&self.record);
-            let Some(last) = r.executed_actions.last() else {
+            let Some(last) = r.executed_actions.back() else {
                 return;
             };
             let executed = ExecutedFacts {

@@ -6,7 +6,6 @@ use actix::prelude::*;
 use serde_json::{json, Value};
 
 use super::Activeflow;
-use crate::engine::registry::lock;
 use crate::flow::media::DigitsReceive;
 use crate::flow::{ActionId, CALL_DIGITS};
 use crate::media::{MediaJob, MediaResult};
@@ -69,7 +68,7 @@ impl Activeflow {
         if digits.len() > MAX_BUFFERED_DIGITS {
             digits.remove(0);
         }
-        self.variables.set(CALL_DIGITS, digits);
+        self.set_variable(CALL_DIGITS, digits);
         if let Some(Awaiting::Digits { spec, .. }) = &self.awaiting {
             if self.length_reached(spec) {
                 self.finish_digits("length", None, ctx);
@@ -128,17 +127,5 @@ impl Activeflow {
         }
         tracing::warn!(activeflow_id = %self.id, call_id = %self.call_id(), error = %error, "action failed");
         self.merge_result(json!({ "error": error.to_string() }));
-    }
-
-    /// Adds `value`'s fields to the `result` of the action being executed.
-    pub(super) fn merge_result(&mut self, value: Value) {
-        let mut record = lock(&self.record);
-        let Some(last) = record.executed_actions.last_mut() else {
-            return;
-        };
-        match (&mut last.result, value) {
-            (Some(Value::Object(existing)), Value::Object(new)) => existing.extend(new),
-            (slot, value) => *slot = Some(value),
-        }
     }
 }

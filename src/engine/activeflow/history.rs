@@ -1,0 +1,79 @@
+//! The activeflow's executed actions in its record: each one appended as it runs (option and
+//! result capped, see `ExecutedAction::new`), results merged in as the call reports them, and
+//! at most `engine.max_executed_actions` kept in memory. Also tracks which rows storage has as
+//! they stand (`persisted`), so a row changed after its write is written again.
+
+use serde_json::Value;
+
+use super::Activeflow;
+use crate::engine::record::timestamp;
+use crate::engine::registry::lock;
+use crate::engine::ExecutedAction;
+use crate::flow::Action;
+
+impl Activeflow {
+    /// Appends the action just executed (after substitution) with its result so far, and makes
+    /// it the current action.
+    pub(super) fn record_executed(&mut self, resolved: Action, result: Option<Value>) {
+        {
+            let mut r = lock(&self.record);
+            let now = timestamp();
+            r.current_action = Some(resolved.clone());
+            // Capacity 1, 2, 4, ... rather than the default's first 4: most activeflows wait
+            // (answer, sleep, talk) after their first few actions, and 100,000 of them hold these.
+            let (len, cap) = (r.executed_actions.len(), r.executed_actions.capacity());
+            if len == cap {
+                r.executed_actions.reserve_exact(len.max(1));
+            }
+            r.executed_actions
+                .push_back(ExecutedAction::new(resolved, now.clone(), result));
+            r.tm_update = now;
+        }
+        self.trim_executed();
+    }
+
+    /// Keeps at most `engine.max_executed_actions` executed actions in memory, dropping the
+    /// oldest. Only rows handed to storage are dropped: the rows not yet written are handed to
+    /// it first, and while its queue is full they stay (memory is then bounded by
+    /// `engine.max_execute_count` instead), so history is never lost to the cap.
+    fn trim_executed(&mut self) {
+        let max = self.links.limits.max_executed_actions;
+        let (len, dropped) = {
+            let r = lock(&self.record);
+            (r.executed_actions.len(), r.executed_actions_dropped)
+        };
+        let Some(excess) = len.checked_sub(max).filter(|n| *n > 0) else {
+            return;
+        };
+        let stored = self.storage.is_enabled();
+        if stored && self.persisted < dropped + excess {
+            self.persist_progress();
+        }
+        let droppable = if stored {
+            excess.min(self.persisted.saturating_sub(dropped))
+        } else {
+            excess
+        };
+        let mut r = lock(&self.record);
+        r.executed_actions.drain(..droppable);
+        r.executed_actions_dropped += droppable;
+    }
+
+    /// Adds `value`'s fields to the `result` of the action being executed. Its row may already
+    /// be with storage (the progress write before a wait): moving `persisted` back to it makes
+    /// the next write (progress or end) send that row again, and storage replaces a row by its
+    /// index, so the stored record gets the digits, statuses and outcomes learnt after the wait.
+    pub(super) fn merge_result(&mut self, value: Value) {
+        let mut record = lock(&self.record);
+        let index = record.executed_count().saturating_sub(1);
+        let Some(last) = record.executed_actions.back_mut() else {
+            return;
+        };
+        match (&mut last.result, value) {
+            (Some(Value::Object(existing)), Value::Object(new)) => existing.extend(new),
+            (slot, value) => *slot = Some(value),
+        }
+        last.cap_result();
+        self.persisted = self.persisted.min(index);
+    }
+}
