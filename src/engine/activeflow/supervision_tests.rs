@@ -296,7 +296,11 @@ fn broken_actor_is_cleaned_up(hook: impl FnOnce(&Addr<Activeflow>)) {
     );
     assert_eq!(metric(&text, "activeflow_running"), Some(0.0));
 
-    // The slot is free: the next call is admitted (503 if it were still held).
+    // The slot is free: the next call is admitted (503 if it were still held). The call's own
+    // slot goes when its session has seen the BYE's 200, a moment after the activeflow ended.
+    wait_until("the call to end", || {
+        metric(&metrics.render(), "calls_active") == Some(0.0)
+    });
     let second = caller.call("sup-2");
     assert!(second.starts_with("SIP/2.0 200"), "{second}");
 }
