@@ -107,11 +107,12 @@ pub(super) async fn create(
         StartError::AtCapacity(_) | StartError::Draining => ApiError::Unavailable(e.to_string()),
         StartError::Variables(_) => ApiError::BadRequest(e.to_string()),
     })?;
-    let entry = state
-        .registry
-        .get(&id)
-        .ok_or_else(|| ApiError::Internal(format!("activeflow {id} vanished")))?;
-    Ok(HttpResponse::Created().json(entry.snapshot()))
+    // One that ended at once may have left memory already (`engine.ended_retained`): storage
+    // has it then, as for GET.
+    Ok(match find(&state, &id.to_string()).await? {
+        Found::Live(entry) => HttpResponse::Created().json(entry.snapshot()),
+        Found::Stored(json) => HttpResponse::Created().json(json),
+    })
 }
 
 fn parse_id(raw: &str) -> Result<ActiveflowId, ApiError> {
