@@ -580,4 +580,34 @@ fn every_route_in_the_spec_is_behind_the_guard() {
         }
     }
     assert!(checked >= 15, "only {checked} operations in the spec");
+
+    // The guard classifies the path the router matches (percent-decoded), and what it does not
+    // know needs a token all the same: `/%761/flows` is routed to `POST /v1/flows`.
+    let flow = json!({"name": "sneaky", "actions": [{"type": "answer"}]});
+    let stop = format!("/%76%31/activeflows/{id}/stop");
+    for (method, path) in [
+        ("POST", "/%761/flows"),
+        ("POST", "/%76%31/flows"),
+        ("POST", "/v1/%66lows"),
+        ("POST", stop.as_str()),
+        ("POST", "//v1/flows"),
+        ("POST", "/v1//flows"),
+        ("POST", "/v1/flows/"),
+        ("GET", "/%761/flows"),
+        ("GET", "//v1/flows"),
+        ("GET", "/v1/openapi.json/"),
+        ("GET", "/healthz/"),
+        ("POST", "/healthz"),
+        ("DELETE", "/elsewhere"),
+    ] {
+        let a = local_with(api, method, path, None, Some(&flow));
+        assert_eq!(a.status, 401, "{method} {path} without a token: {}", a.body);
+    }
+    let a = local(api, "GET", "/v1/flows", Some("root"));
+    assert_eq!(a.status, 200, "{}", a.body);
+    let names: Vec<&Value> = a.body["result"]
+        .as_array()
+        .map(|items| items.iter().map(|f| &f["name"]).collect())
+        .unwrap_or_default();
+    assert!(!names.contains(&&json!("sneaky")), "{}", a.body);
 }

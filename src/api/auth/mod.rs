@@ -1,8 +1,9 @@
 //! Who may call the API, as one guard in front of every route (so routes added later are
-//! covered by default). With tokens configured, `/v1` needs a bearer token holding the scope
-//! the (method, path) needs ([`scope::required_scope`]); `/healthz` and `/readyz` stay open so
-//! orchestrators can probe. With none, the API is open only to local processes: every request
-//! must address a loopback host ([`host`], the DNS-rebinding guard).
+//! covered by default). With tokens configured, every request needs a bearer token holding the
+//! scope the (method, decoded path) needs ([`scope::required_scope`]), except reads of
+//! [`scope::OPEN_PATHS`] (`/healthz`, `/readyz` so orchestrators can probe, and the spec).
+//! With none, the API is open only to local processes: every request must address a loopback
+//! host ([`host`], the DNS-rebinding guard).
 
 pub mod host;
 pub mod scope;
@@ -92,7 +93,9 @@ pub(super) async fn guard(
         .or_else(|| req.uri().authority().map(|a| a.as_str()));
     let facts = RequestFacts {
         method: req.method().as_str(),
-        path: req.path(),
+        // The path the router matches, percent-decoded (actix's `Url`), not the raw
+        // `req.path()`: `/%761/flows` is routed to `/v1/flows` and must be classified as it.
+        path: req.match_info().as_str(),
         host,
         authorization: headers
             .get(actix_web::http::header::AUTHORIZATION)

@@ -1,7 +1,8 @@
 //! What a request may do: the four token scopes and the classification of every (method, path)
 //! of the API into the one scope it needs. Classifying by shape, not by route registration, so
 //! a route someone adds later is covered at once: reads need `read`, the known writes their own
-//! scope, and any other write `admin`. Sans-IO: plain strings in, a scope out.
+//! scope, and any other write `admin`, inside `/v1` or not. Sans-IO: plain strings in, a scope
+//! out; the caller passes the path as the router decodes it.
 
 use std::fmt;
 
@@ -98,22 +99,29 @@ impl fmt::Debug for Scopes {
     }
 }
 
-/// The scope a request needs, or `None` for the open routes outside `/v1` (`/healthz`,
-/// `/readyz`) and the spec (`/v1/openapi.json`). `path` is the request path as received.
+/// The paths served without a token (`GET`/`HEAD` only): the orchestrators' probes and the spec.
+/// Exact: `/healthz/` or `/v1/openapi.json/` are other paths and need `read`.
+pub const OPEN_PATHS: [&str; 3] = ["/healthz", "/readyz", "/v1/openapi.json"];
+
+/// The scope a request needs, or `None` for a read of one of the [`OPEN_PATHS`].
+///
+/// `path` must be the path the router matches: percent-decoded as actix decodes it (the guard
+/// passes `match_info().as_str()`), or `/%761/flows` would not be seen as `/v1/flows`. Fails
+/// closed: every other read needs `read`, and any write not spelled exactly as a known route
+/// (`//v1/flows`, `/v1/flows/`, outside `/v1`) needs `admin`.
 pub fn required_scope(method: &str, path: &str) -> Option<Scope> {
-    let rest = match path.strip_prefix("/v1") {
-        Some("") => "",
-        Some(rest) if rest.starts_with('/') => rest.trim_start_matches('/'),
-        // Outside the API proper; `/v1foo` is not `/v1`.
-        _ => return None,
-    };
-    if rest == "openapi.json" {
+    let read = matches!(method, "GET" | "HEAD");
+    if read && OPEN_PATHS.contains(&path) {
         return None;
     }
-    if matches!(method, "GET" | "HEAD") {
+    if read {
         return Some(Scope::Read);
     }
-    let segments: Vec<&str> = rest.trim_end_matches('/').split('/').collect();
+    let Some(rest) = path.strip_prefix("/v1/") else {
+        return Some(Scope::Admin);
+    };
+    // No trimming: an empty segment is no route's, so it gets no discount.
+    let segments: Vec<&str> = rest.split('/').collect();
     let scope = match (method, segments.as_slice()) {
         (_, ["flows", ..]) => Scope::Flows,
         ("POST", ["activeflows"]) => Scope::Flows,
@@ -125,6 +133,9 @@ pub fn required_scope(method: &str, path: &str) -> Option<Scope> {
         ("DELETE", ["recordings", _]) => Scope::Control,
         _ => Scope::Admin,
     };
+    if scope != Scope::Admin && segments.iter().any(|s| s.is_empty()) {
+        return Some(Scope::Admin);
+    }
     Some(scope)
 }
 
@@ -169,8 +180,19 @@ mod tests {
             ("POST", "/v1/calls/abc/hangup/now"),
             ("OPTIONS", "/v1/calls"),
             ("POST", "/v1"),
-            // Encoded segments are not the routes they spell.
-            ("POST", "/v1/activeflows/abc/%73top"),
+            ("POST", "/v1/"),
+            // What actix leaves encoded (`%2F`) is not the route it spells.
+            ("POST", "/v1/activeflows/abc%2Fstop"),
+            // Empty segments and other prefixes are no route's.
+            ("POST", "/v1/flows/"),
+            ("POST", "/v1//flows"),
+            ("POST", "//v1/flows"),
+            ("DELETE", "/v1/recordings/abc/"),
+            ("POST", "/v1/activeflows//stop"),
+            ("POST", "/v1foo"),
+            ("POST", "/flows"),
+            ("POST", "/healthz"),
+            ("DELETE", "/v1/openapi.json"),
         ] {
             assert_eq!(
                 required_scope(method, path),
@@ -178,8 +200,19 @@ mod tests {
                 "{method} {path}"
             );
         }
-        assert_eq!(required_scope("POST", "/v1foo"), None);
         assert_eq!(required_scope("GET", "/v1"), Some(Scope::Read));
+        // Only the exact open paths are open.
+        for path in [
+            "/healthz/",
+            "//healthz",
+            "/v1/openapi.json/",
+            "/v1foo",
+            "/",
+            "",
+        ] {
+            assert_eq!(required_scope("GET", path), Some(Scope::Read), "{path}");
+        }
+        assert_eq!(required_scope("HEAD", "/readyz"), None);
     }
 
     #[test]
