@@ -1,6 +1,7 @@
 //! Validation of who may reach the HTTP listeners: the API's tokens (`api.token`,
 //! `api.token_file`, `[[api.tokens]]`) into an [`AccessPolicy`], and the TLS key pairs of
-//! `[api]` and `[metrics]`, loaded now so a bad file stops the start naming its key.
+//! `[api]` and `[metrics]`, loaded now so a bad file stops the start naming its key. Each
+//! secret is accepted once: two entries with one token are refused, not resolved by order.
 
 use std::collections::HashSet;
 
@@ -45,6 +46,16 @@ pub(super) fn api_access(api: &ApiConfig) -> Result<AccessPolicy, ConfigError> {
                     ))
                 }
             };
+        // Two entries with one secret: whichever `Tokens::find` met last would win, silently
+        // granting the other entry's scopes. Refuse, naming the entry and the first holder.
+        if let Some(first) = tokens.iter().find(|held| held.digest == digest) {
+            let field = if t.token.is_empty() {
+                "token_sha256"
+            } else {
+                "token"
+            };
+            return Err(invalid(key(field), format!("same token as {}", first.name)));
+        }
         if t.scopes.is_empty() {
             return Err(invalid(key("scopes"), "must name at least one scope"));
         }
@@ -229,6 +240,50 @@ mod tests {
             .unwrap()
             .validate()
             .is_ok());
+    }
+
+    #[test]
+    fn one_secret_given_twice_is_refused_naming_the_entry_and_the_first() {
+        let validate = |entries: &str, token: &str| {
+            let text = format!("{DEFAULT_TOML}\n{entries}\n");
+            let vars = env(&[("ACTIVEFLOW_API_TOKEN", token)]);
+            Config::from_toml_with_env(&text, vars).and_then(Config::validate)
+        };
+        let entry = |name: &str, secret: &str| {
+            format!("[[api.tokens]]\nname = \"{name}\"\n{secret}\nscopes = [\"read\"]\n")
+        };
+        // printf %s secret | sha256sum
+        let hash = "2bb80d537b1da3e38bd30361aa855686bde0eacd7162fef6a25fe97bf527a25b";
+        let plain = "token = \"secret\"";
+        let hashed = format!("token_sha256 = \"{hash}\"");
+        let cases = [
+            (
+                entry("d", plain),
+                "secret",
+                "api.tokens[0].token: same token as api.token",
+            ),
+            (
+                entry("d", plain) + &entry("e", plain),
+                "",
+                "api.tokens[1].token: same token as d",
+            ),
+            (
+                entry("d", plain) + &entry("e", "token = \"other\"") + &entry("f", &hashed),
+                "",
+                "api.tokens[2].token_sha256: same token as d",
+            ),
+            (
+                entry("d", &hashed),
+                "secret",
+                "api.tokens[0].token_sha256: same token as api.token",
+            ),
+        ];
+        for (entries, token, want) in cases {
+            let e = validate(&entries, token).unwrap_err().to_string();
+            assert!(e.contains(want), "{entries}: {e}");
+        }
+        let distinct = entry("d", plain) + &entry("e", "token = \"other\"");
+        assert!(validate(&distinct, "root").is_ok());
     }
 
     #[test]

@@ -80,7 +80,8 @@ impl Tokens {
     }
 
     /// The token `presented` is, if any. Every digest is compared (no early exit), so timing
-    /// does not tell which one matched or how far.
+    /// does not tell which one matched or how far. At most one matches: config validation
+    /// (`config::access`) refuses two entries with one secret.
     pub fn find(&self, presented: &str) -> Option<&ApiToken> {
         let digest = TokenDigest::of(presented);
         self.0.iter().fold(None, |found, t| {
