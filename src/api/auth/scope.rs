@@ -11,8 +11,8 @@ use std::fmt;
 pub enum Scope {
     /// Every `GET` (lists, records, the event stream, recordings).
     Read,
-    /// Acting on what runs: stop, continue, variables, hang up, delete activeflows, calls and
-    /// recordings.
+    /// Acting on what runs: stop, continue and delete activeflows, set their variables, hang up
+    /// calls, delete recordings.
     Control,
     /// Creating, changing and deleting flows, and starting activeflows over the API (which runs
     /// flow code of the caller's choosing).
@@ -128,7 +128,6 @@ pub fn required_scope(method: &str, path: &str) -> Option<Scope> {
         ("DELETE", ["activeflows", _]) => Scope::Control,
         ("POST", ["activeflows", _, "stop" | "continue"]) => Scope::Control,
         ("PUT", ["activeflows", _, "variables"]) => Scope::Control,
-        ("DELETE", ["calls", _]) => Scope::Control,
         ("POST", ["calls", _, "hangup"]) => Scope::Control,
         ("DELETE", ["recordings", _]) => Scope::Control,
         _ => Scope::Admin,
@@ -162,7 +161,6 @@ mod tests {
             ("POST", "/v1/activeflows/abc/continue", Some(Scope::Control)),
             ("PUT", "/v1/activeflows/abc/variables", Some(Scope::Control)),
             ("POST", "/v1/calls/abc/hangup", Some(Scope::Control)),
-            ("DELETE", "/v1/calls/abc", Some(Scope::Control)),
             ("DELETE", "/v1/recordings/abc", Some(Scope::Control)),
         ];
         for (method, path, want) in cases {
@@ -178,6 +176,8 @@ mod tests {
             ("POST", "/v1/storage/vacuum"),
             ("DELETE", "/v1/activeflows"),
             ("POST", "/v1/calls/abc/hangup/now"),
+            // Calls are hung up, not deleted: no such route, no discount.
+            ("DELETE", "/v1/calls/abc"),
             ("OPTIONS", "/v1/calls"),
             ("POST", "/v1"),
             ("POST", "/v1/"),
