@@ -2,10 +2,10 @@
 //! worker that reads the bus's window from its own cursor and renders events there (never on
 //! the engine's threads); the connection holds at most a few rendered batches, so a slow reader
 //! falls behind in the window and is told (`window_exceeded`), never buffered without bound.
+//! A reader's place among `events.max_readers` lasts as long as its response body, so it bounds
+//! the connections (and their buffers) held, not only the readers still being fed.
 
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -13,7 +13,7 @@ use actix_web::body::{BodySize, MessageBody};
 use actix_web::{web, HttpRequest, HttpResponse};
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::Deserialize;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::{ApiError, ApiState};
@@ -72,17 +72,17 @@ pub(super) async fn stream(
         }
     })?;
     let (tx, rx) = mpsc::channel(CHUNKS_QUEUED);
-    let stalled = Arc::new(AtomicBool::new(false));
+    let (hand_over, handed_over) = oneshot::channel();
     let timing = Timing {
         keep_alive: state.events.keep_alive(),
         stall: state.events.stall_timeout(),
     };
-    actix_web::rt::spawn(pump(subscription, filter, timing, tx, stalled.clone()));
+    actix_web::rt::spawn(pump(subscription, filter, timing, tx, hand_over));
     Ok(HttpResponse::Ok()
         .content_type("text/event-stream")
         .insert_header(("Cache-Control", "no-cache"))
         .insert_header(("X-Accel-Buffering", "no"))
-        .body(SseBody { rx, stalled }))
+        .body(SseBody::new(rx, handed_over)))
 }
 
 /// A reader's clocks.
@@ -94,37 +94,24 @@ struct Timing {
     stall: Duration,
 }
 
-/// Feeds one reader until it goes away, or stops taking chunks for `timing.stall`: then its
-/// subscription ends (its place among `events.max_readers` is free again), `stalled` is set so
-/// the body ends the connection with an error once polled, and the reader resumes later with
-/// `Last-Event-ID` (or learns it is behind the window). What it holds meanwhile is at most
-/// `CHUNKS_QUEUED` rendered chunks.
+/// Feeds one reader until it goes away, or stops taking chunks for `timing.stall`: then it is
+/// dropped. Its subscription is handed over to the body (`hand_over`), so its place among
+/// `events.max_readers` stays taken until the body, and with it the connection, is gone: a
+/// stalled connection is not polled by actix (its write buffer is full), yet holds its buffers.
+/// The body ends the connection with an error once polled, and the reader resumes later with
+/// `Last-Event-ID` (or learns it is behind the window). What the body holds meanwhile is at
+/// most `CHUNKS_QUEUED` rendered chunks.
 async fn pump(
     mut subscription: Subscription,
     filter: EventFilter,
     timing: Timing,
     tx: mpsc::Sender<Bytes>,
-    stalled: Arc<AtomicBool>,
+    hand_over: oneshot::Sender<Subscription>,
 ) {
-    let send = |chunk: Bytes| {
-        let (tx, stalled) = (&tx, &stalled);
-        async move {
-            match tokio::time::timeout(timing.stall, tx.send(chunk)).await {
-                Ok(sent) => sent.is_ok(),
-                Err(_) => {
-                    stalled.store(true, Ordering::SeqCst);
-                    crate::metrics::events_reader_dropped();
-                    false
-                }
-            }
-        }
-    };
     // At once, so the reader knows it is subscribed (headers and a first chunk go out).
-    if !send(Bytes::from_static(b": activeflow events\n\n")).await {
-        return;
-    }
+    let mut sent = send(&tx, Bytes::from_static(b": activeflow events\n\n"), timing).await;
     let mut last_sent = Instant::now();
-    loop {
+    while sent == Sent::Queued {
         let next =
             tokio::time::timeout_at(last_sent + timing.keep_alive, subscription.next(MAX_BATCH));
         let batch = tokio::select! {
@@ -140,10 +127,32 @@ async fn pump(
                 None => continue,
             },
         };
-        if !send(chunk).await {
-            return;
-        }
+        sent = send(&tx, chunk, timing).await;
         last_sent = Instant::now();
+    }
+    if sent == Sent::Stalled {
+        crate::metrics::events_reader_dropped();
+        // Before `tx` drops, so a body woken by the closed queue finds it and fails; if the
+        // body is already gone the subscription drops here.
+        let _ = hand_over.send(subscription);
+    }
+}
+
+/// What became of one chunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sent {
+    Queued,
+    /// The body is gone.
+    Gone,
+    /// The queue stayed full for `timing.stall`.
+    Stalled,
+}
+
+async fn send(tx: &mpsc::Sender<Bytes>, chunk: Bytes, timing: Timing) -> Sent {
+    match tokio::time::timeout(timing.stall, tx.send(chunk)).await {
+        Ok(Ok(())) => Sent::Queued,
+        Ok(Err(_)) => Sent::Gone,
+        Err(_) => Sent::Stalled,
     }
 }
 
@@ -177,12 +186,26 @@ fn render(batch: &Batch, filter: EventFilter) -> Option<Bytes> {
     (!out.is_empty()).then(|| out.freeze())
 }
 
-/// The response body: chunks from the reader's task.
+/// The response body: chunks from the reader's task. Dropped with the connection, and only
+/// then does a stalled reader's subscription (its place among `events.max_readers`) end.
 struct SseBody {
     rx: mpsc::Receiver<Bytes>,
-    /// The reader stalled and was dropped: the connection ends with an error (not a clean end,
-    /// so the client knows to reconnect with `Last-Event-ID`).
-    stalled: Arc<AtomicBool>,
+    /// Sent when the reader stalled and was dropped; unread, the subscription lives in the
+    /// channel until the body drops.
+    handed_over: oneshot::Receiver<Subscription>,
+    /// The stalled reader's subscription once seen: the connection ends with an error (not a
+    /// clean end, so the client knows to reconnect with `Last-Event-ID`).
+    stalled: Option<Subscription>,
+}
+
+impl SseBody {
+    fn new(rx: mpsc::Receiver<Bytes>, handed_over: oneshot::Receiver<Subscription>) -> SseBody {
+        SseBody {
+            rx,
+            handed_over,
+            stalled: None,
+        }
+    }
 }
 
 /// The reader took no data for `events.reader_stall_timeout_ms`.
@@ -202,7 +225,10 @@ impl MessageBody for SseBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Bytes, Self::Error>>> {
         let body = self.get_mut();
-        if body.stalled.load(Ordering::SeqCst) {
+        if body.stalled.is_none() {
+            body.stalled = body.handed_over.try_recv().ok();
+        }
+        if body.stalled.is_some() {
             return Poll::Ready(Some(Err(ReaderStalled)));
         }
         body.rx.poll_recv(cx).map(|chunk| chunk.map(Ok))
@@ -219,18 +245,12 @@ mod tests {
         let bus = EventBus::without_webhooks(100_000, Duration::from_secs(15));
         let subscription = bus.try_subscribe(None).unwrap();
         let (tx, mut rx) = mpsc::channel(CHUNKS_QUEUED);
-        let stalled = Arc::new(AtomicBool::new(false));
+        let (hand_over, handed_over) = oneshot::channel();
         let timing = Timing {
             keep_alive: Duration::from_secs(15),
             stall: Duration::from_secs(1),
         };
-        let pump = tokio::spawn(pump(
-            subscription,
-            EventFilter::ALL,
-            timing,
-            tx,
-            stalled.clone(),
-        ));
+        let pump = tokio::spawn(pump(subscription, EventFilter::ALL, timing, tx, hand_over));
         // 20,000 events (far more than the queue) while nobody reads the body.
         for i in 0..20_000 {
             bus.publish(call_event(i), None);
@@ -242,8 +262,8 @@ mod tests {
             .await
             .expect("a stalled reader's pump ends")
             .unwrap();
-        assert!(stalled.load(Ordering::SeqCst));
-        assert_eq!(bus.readers(), 0, "its place among max_readers is free");
+        // The connection (the body) is still held: so is its place among max_readers.
+        assert_eq!(bus.readers(), 1);
         let mut queued = Vec::new();
         while let Ok(chunk) = rx.try_recv() {
             queued.push(chunk);
@@ -254,8 +274,57 @@ mod tests {
             .map(|c| c.windows(4).filter(|w| w == b"id: ").count())
             .sum();
         assert!(events <= CHUNKS_QUEUED * MAX_BATCH, "{events} events held");
-        // The connection then ends with an error, not a clean end of stream.
-        let body = SseBody { rx, stalled };
+        // The connection then ends with an error, not a clean end of stream, and its place is
+        // free once the body is dropped.
+        let body = SseBody::new(rx, handed_over);
         assert!(actix_web::body::to_bytes(body).await.is_err());
+        assert_eq!(bus.readers(), 0, "its place among max_readers is free");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stalled_body_never_polled_again_frees_its_place_when_dropped() {
+        let bus = EventBus::without_webhooks(100_000, Duration::from_secs(15));
+        let (tx, rx) = mpsc::channel(CHUNKS_QUEUED);
+        let (hand_over, handed_over) = oneshot::channel();
+        let body = SseBody::new(rx, handed_over);
+        let timing = Timing {
+            keep_alive: Duration::from_secs(15),
+            stall: Duration::from_secs(1),
+        };
+        let subscription = bus.try_subscribe(None).unwrap();
+        let pump = tokio::spawn(pump(subscription, EventFilter::ALL, timing, tx, hand_over));
+        for i in 0..20_000 {
+            bus.publish(call_event(i), None);
+            if i % 500 == 0 {
+                tokio::task::yield_now().await;
+            }
+        }
+        tokio::time::timeout(Duration::from_secs(5), pump)
+            .await
+            .expect("a stalled reader's pump ends")
+            .unwrap();
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        assert_eq!(bus.readers(), 1, "held while the connection is");
+        drop(body);
+        assert_eq!(bus.readers(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_closed_connection_ends_its_reader() {
+        let bus = EventBus::without_webhooks(100_000, Duration::from_secs(15));
+        let (tx, rx) = mpsc::channel(CHUNKS_QUEUED);
+        let (hand_over, handed_over) = oneshot::channel();
+        let timing = Timing {
+            keep_alive: Duration::from_secs(15),
+            stall: Duration::from_secs(1),
+        };
+        let subscription = bus.try_subscribe(None).unwrap();
+        let pump = tokio::spawn(pump(subscription, EventFilter::ALL, timing, tx, hand_over));
+        drop(SseBody::new(rx, handed_over));
+        tokio::time::timeout(Duration::from_secs(5), pump)
+            .await
+            .expect("the pump sees the body gone")
+            .unwrap();
+        assert_eq!(bus.readers(), 0);
     }
 }
