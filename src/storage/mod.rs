@@ -41,8 +41,9 @@
 //! go on, and the queue fills as above until a commit succeeds. Only a close during an outage
 //! gives writes up (after 5 s; recovery at the next start ends what was left running).
 //!
-//! One process per database: the store holds an exclusive lock on `<path>.lock`, and a second
-//! engine on the same file refuses to start (see `sqlite::lock`).
+//! One process per database: the store holds an exclusive lock on `<path>.lock` (the path
+//! canonicalized: a symlink or another spelling of the same file takes the same lock), and a
+//! second engine on the same file refuses to start (see `sqlite::lock`).
 //!
 //! `synchronous = NORMAL` in WAL mode: a committed transaction survives the process dying; an
 //! OS crash or power cut may lose the last transactions since the previous checkpoint.
