@@ -89,6 +89,9 @@ impl WriteKey {
 struct Pending {
     writes: Vec<Write>,
     acks: Vec<(WriteKey, oneshot::Sender<bool>)>,
+    /// Writes taken since the last commit, as queued: `writes` may hold fewer once a failed
+    /// attempt has folded them (`coalesce`), and a retry adds what came meanwhile.
+    queued: usize,
     /// `Stop` was taken: commit these and what is still on its way, then end.
     stop: bool,
 }
@@ -101,6 +104,7 @@ impl Pending {
                     self.acks.push((WriteKey::of(&write), ack));
                 }
                 self.writes.push(write);
+                self.queued += 1;
             }
             Queued::Stop => self.stop = true,
         }
@@ -122,6 +126,7 @@ impl Pending {
             let _ = ack.send(!rejected.contains(&key));
         }
         self.writes.clear();
+        self.queued = 0;
     }
 }
 
@@ -151,7 +156,7 @@ pub(super) fn run(store: &dyn Store, rx: &mut mpsc::Receiver<Queued>, shared: &S
         }
         pending.fill(rx);
         last_commit = Some(Instant::now());
-        match commit(store, &mut pending.writes) {
+        match commit(store, &mut pending.writes, pending.queued) {
             Ok(rejected) => {
                 pending.acknowledge(&rejected);
                 if let Some(o) = outage.take() {
@@ -242,11 +247,16 @@ fn resumed(outage: &Outage, health: &Health) {
 }
 
 /// Commits the batch as one transaction, its writes to the same row folded into one first
-/// (`coalesce`); the counters count the writes as queued. A write that fails on its own is left
-/// out (logged, counted, its row key returned); a transient failure is the error.
-fn commit(store: &dyn Store, writes: &mut Vec<Write>) -> Result<Vec<WriteKey>, StorageError> {
-    let queued = writes.len();
-    if queued == 0 {
+/// (`coalesce`). A write that fails on its own is left out (logged, counted, its row key
+/// returned); a transient failure is the error. Counted: a failed attempt in
+/// `storage_write_errors_total`; on success, the `queued` writes (as queued, not as folded)
+/// but those left out whole in `storage_writes_total`.
+fn commit(
+    store: &dyn Store,
+    writes: &mut Vec<Write>,
+    queued: usize,
+) -> Result<Vec<WriteKey>, StorageError> {
+    if writes.is_empty() {
         return Ok(Vec::new());
     }
     let started = Instant::now();
@@ -270,7 +280,11 @@ fn commit(store: &dyn Store, writes: &mut Vec<Write>) -> Result<Vec<WriteKey>, S
         }
         other => other.map(|()| Vec::new()),
     };
-    crate::metrics::storage_batch(queued, started.elapsed(), result.is_ok());
+    // A write left out whole counts as one even if it folded several (they are one row).
+    let committed = result
+        .as_ref()
+        .map_or(0, |r| queued.saturating_sub(r.len()));
+    crate::metrics::storage_batch(committed, started.elapsed(), result.is_ok());
     result
 }
 
