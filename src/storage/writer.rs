@@ -140,7 +140,7 @@ pub(super) fn run(store: &dyn Store, rx: &mut mpsc::Receiver<Queued>, shared: &S
             // Never "closing and the queue momentarily empty": a write granted room may not
             // be pushed yet, and stopping then would drop it (issue: ends lost at shutdown).
             let first = if pending.stop {
-                after_stop(rx)
+                after_stop(rx, shared)
             } else {
                 rx.blocking_recv()
             };
@@ -224,13 +224,17 @@ fn give_up(
 /// waited for room; but room is granted in turn and used (the write pushed) when its task
 /// next runs, so such a write can land after `Stop`. The queue is settled when nothing is in
 /// it and all its room is free (no room granted and not yet used). A task dropped with its
-/// room (a runtime shutting down) frees it, so this does not hang.
-fn after_stop(rx: &mut mpsc::Receiver<Queued>) -> Option<Queued> {
+/// room (a runtime shutting down) frees it. Writes that keep coming after `Stop` are
+/// committed too, until `close` gives up waiting (`closing`): then an empty queue ends it,
+/// so a steady trickle cannot hold shutdown for ever.
+fn after_stop(rx: &mut mpsc::Receiver<Queued>, shared: &Shared) -> Option<Queued> {
     loop {
         match rx.try_recv() {
             Ok(q) => return Some(q),
             Err(mpsc::error::TryRecvError::Disconnected) => return None,
-            Err(mpsc::error::TryRecvError::Empty) if rx.capacity() == rx.max_capacity() => {
+            Err(mpsc::error::TryRecvError::Empty)
+                if rx.capacity() == rx.max_capacity() || shared.closing.load(Ordering::SeqCst) =>
+            {
                 return None;
             }
             Err(mpsc::error::TryRecvError::Empty) => std::thread::sleep(Duration::from_millis(1)),
