@@ -254,8 +254,8 @@ fn describe_all() {
     describe_counter!(STORAGE_WRITES_TOTAL, "Storage writes committed");
     describe_counter!(
         STORAGE_WRITE_ERRORS_TOTAL,
-        "Storage commits that failed for a passing cause (disk full, busy, I/O): retried, \
-         their writes kept"
+        "Failed storage commit attempts, a passing cause (disk full, busy, I/O): each retry \
+         counts; their writes are kept"
     );
     describe_counter!(
         STORAGE_WRITE_REJECTED_TOTAL,

@@ -6,7 +6,7 @@
 
 #![allow(clippy::unwrap_used)] // test helpers: a failed unwrap is a failed test
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -24,6 +24,8 @@ struct Gated {
     opened: Condvar,
     /// Set once the writer is inside `apply`, holding the batch it took.
     entered: AtomicBool,
+    /// Writes handed to `apply` after folding (barriers are never folded).
+    applied: AtomicUsize,
 }
 
 impl Gated {
@@ -41,6 +43,7 @@ impl Store for Gated {
             open = self.opened.wait(open).unwrap();
         }
         drop(open);
+        self.applied.fetch_add(batch.len(), Ordering::SeqCst);
         self.inner.apply(batch)
     }
     fn recover(&self, reason: &str, now: &str) -> Result<Recovery, StorageError> {
@@ -117,6 +120,7 @@ fn a_full_queue_defers_progress_and_never_drops_an_end() {
         open: Mutex::new(false),
         opened: Condvar::new(),
         entered: AtomicBool::new(false),
+        applied: AtomicUsize::new(0),
     });
     let (storage, _) = Storage::start(gated.clone(), &Health::new()).unwrap();
 
@@ -182,6 +186,69 @@ fn a_full_queue_defers_progress_and_never_drops_an_end() {
         gated.activeflow(running).unwrap(),
         None,
         "a refused write is not queued"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A normal shutdown under load loses no write: with the queue full and writes parked on
+/// tasks waiting for room, `close` commits every one of them. The runtime's thread is held
+/// while the writer drains the queue, so the parked writes are granted room but not pushed
+/// yet: the queue looks empty for a while, and the writer must not take that for the end.
+#[test]
+fn close_with_a_full_queue_commits_the_writes_waiting_for_room() {
+    const PARKED: usize = 1000;
+    let dir = std::env::temp_dir().join(format!("activeflow-close-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let gated = Arc::new(Gated {
+        inner: SqliteStore::open(&dir.join("close.db")).unwrap(),
+        open: Mutex::new(false),
+        opened: Condvar::new(),
+        entered: AtomicBool::new(false),
+        applied: AtomicUsize::new(0),
+    });
+    let (storage, _) = Storage::start(gated.clone(), &Health::new()).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let total = 1 + QUEUE_CAPACITY + PARKED;
+    rt.block_on(async {
+        // The writer takes a first write and stalls in its commit; the queue fills, and
+        // the rest wait for room on tasks.
+        storage.write_eventually(Write::Barrier, WriteKind::Other);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !gated.entered.load(Ordering::SeqCst) {
+            assert!(
+                Instant::now() < deadline,
+                "the writer never started a commit"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        for _ in 1..total {
+            storage.write_eventually(Write::Barrier, WriteKind::Other);
+        }
+        // The parked tasks run once and wait for room; then `close` starts.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let closing = tokio::spawn({
+            let storage = storage.clone();
+            async move { storage.close().await }
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+
+        // The disk comes back while this thread holds the runtime.
+        gated.open_gate();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while gated.applied.load(Ordering::SeqCst) < 1 + QUEUE_CAPACITY {
+            assert!(Instant::now() < deadline, "the queue was not drained");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        closing.await.unwrap();
+    });
+    assert_eq!(
+        gated.applied.load(Ordering::SeqCst),
+        total,
+        "writes dropped at close"
     );
     let _ = std::fs::remove_dir_all(&dir);
 }

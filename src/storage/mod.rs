@@ -41,8 +41,9 @@
 //! go on, and the queue fills as above until a commit succeeds. Only a close during an outage
 //! gives writes up (after 5 s; recovery at the next start ends what was left running).
 //!
-//! One process per database: the store holds an exclusive lock on `<path>.lock`, and a second
-//! engine on the same file refuses to start (see `sqlite::lock`).
+//! One process per database: the store holds an exclusive lock on `<path>.lock` (the path
+//! canonicalized: a symlink or another spelling of the same file takes the same lock), and a
+//! second engine on the same file refuses to start (see `sqlite::lock`).
 //!
 //! `synchronous = NORMAL` in WAL mode: a committed transaction survives the process dying; an
 //! OS crash or power cut may lose the last transactions since the previous checkpoint.
@@ -269,23 +270,42 @@ impl Storage {
         self.write_confirmed(Write::Barrier, WriteKind::Other).await
     }
 
-    /// Commits what is queued and stops the writer thread (at the end of shutdown). While
-    /// commits fail (a full disk), it gives up after the writer's `CLOSE_RETRY`: start-up
-    /// recovery then ends what was left running.
+    /// Commits what is queued, the writes waiting for room included, and stops the writer
+    /// thread (at the end of shutdown). While commits fail (a full disk), it gives up after
+    /// the writer's `CLOSE_RETRY`: start-up recovery then ends what was left running.
     pub async fn close(&self) {
         let Some(inner) = &self.inner else {
             return;
         };
-        inner.shared.closing.store(true, Ordering::SeqCst);
-        // Only wakes an idle writer: a full queue means it is busy, and it sees `closing`.
-        let _ = inner.tx.try_send(Queued::Stop);
+        let deadline = tokio::time::Instant::now() + writer::CLOSE_RETRY;
+        // Room is granted in turn, so `Stop` waits behind every write parked on a full queue
+        // and the writer meets it after them (see `writer::after_stop`).
+        let stop = inner.tx.send(Queued::Stop);
+        tokio::pin!(stop);
+        let sent = tokio::time::timeout_at(deadline, stop.as_mut())
+            .await
+            .is_ok();
         let thread = inner
             .thread
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .take();
         if let Some(t) = thread {
-            let _ = tokio::task::spawn_blocking(move || t.join()).await;
+            let mut joined = tokio::task::spawn_blocking(move || t.join());
+            if tokio::time::timeout_at(deadline, &mut joined)
+                .await
+                .is_err()
+            {
+                // Not done in time, commits failing: the writer gives up at its next failed
+                // attempt. Should they succeed again, `Stop` keeps its place and ends it.
+                inner.shared.closing.store(true, Ordering::SeqCst);
+                let stop = async {
+                    if !sent {
+                        let _ = stop.await;
+                    }
+                };
+                let _ = tokio::join!(joined, stop);
+            }
         }
         inner.shared.health.set(Component::Storage, PartState::Off);
     }

@@ -32,8 +32,9 @@ pub(super) const MAX_BATCH: usize = 4096;
 /// 3,000 calls/s and ~47 KiB written per call.
 pub(super) const COMMIT_INTERVAL: Duration = Duration::from_millis(10);
 
-/// Once the store is closing, how long a failing batch is still retried before its writes are
-/// given up (start-up recovery then ends their records with `engine_restart`).
+/// How long `Storage::close` waits for the writer to commit what is queued while commits fail
+/// (and how long a writer whose handles are all gone retries), before the writes not committed
+/// are given up (start-up recovery then ends their records with `engine_restart`).
 pub(super) const CLOSE_RETRY: Duration = Duration::from_secs(5);
 
 /// What the queue carries.
@@ -46,15 +47,17 @@ pub(super) enum Queued {
         /// given up at close).
         ack: Option<oneshot::Sender<bool>>,
     },
-    /// Commit what came before, then end the thread.
+    /// Commit what came before, then end the thread. `Storage::close` waits for room to send
+    /// it, so it comes after every write that was waiting for room (see `after_stop`).
     Stop,
 }
 
 /// What the writer shares with the `Storage` handle.
 pub(super) struct Shared {
     pub(super) health: Health,
-    /// Set by `Storage::close`: finish what is queued, then stop even if `Stop` cannot be
-    /// queued (a full queue during an outage).
+    /// Set by `Storage::close` once it has waited [`CLOSE_RETRY`] in vain (commits still
+    /// failing): the writer gives up what is not committed at its next failed attempt. Never
+    /// a reason to stop while commits succeed: only `Stop` is.
     pub(super) closing: AtomicBool,
 }
 
@@ -86,7 +89,10 @@ impl WriteKey {
 struct Pending {
     writes: Vec<Write>,
     acks: Vec<(WriteKey, oneshot::Sender<bool>)>,
-    /// `Stop` was taken: commit these, then end.
+    /// Writes taken since the last commit, as queued: `writes` may hold fewer once a failed
+    /// attempt has folded them (`coalesce`), and a retry adds what came meanwhile.
+    queued: usize,
+    /// `Stop` was taken: commit these and what is still on its way, then end.
     stop: bool,
 }
 
@@ -98,14 +104,15 @@ impl Pending {
                     self.acks.push((WriteKey::of(&write), ack));
                 }
                 self.writes.push(write);
+                self.queued += 1;
             }
             Queued::Stop => self.stop = true,
         }
     }
 
-    /// Takes what is queued until the batch is full or `Stop` comes.
+    /// Takes what is queued until the batch is full (past `Stop` too: see `after_stop`).
     fn fill(&mut self, rx: &mut mpsc::Receiver<Queued>) {
-        while !self.stop && self.writes.len() < MAX_BATCH {
+        while self.writes.len() < MAX_BATCH {
             match rx.try_recv() {
                 Ok(q) => self.take(q),
                 Err(_) => break,
@@ -119,6 +126,7 @@ impl Pending {
             let _ = ack.send(!rejected.contains(&key));
         }
         self.writes.clear();
+        self.queued = 0;
     }
 }
 
@@ -129,11 +137,10 @@ pub(super) fn run(store: &dyn Store, rx: &mut mpsc::Receiver<Queued>, shared: &S
     let mut closing_since: Option<Instant> = None;
     loop {
         if pending.writes.is_empty() && pending.acks.is_empty() {
-            if pending.stop {
-                break;
-            }
-            let first = if closing(shared, rx) {
-                rx.try_recv().ok()
+            // Never "closing and the queue momentarily empty": a write granted room may not
+            // be pushed yet, and stopping then would drop it (issue: ends lost at shutdown).
+            let first = if pending.stop {
+                after_stop(rx, shared)
             } else {
                 rx.blocking_recv()
             };
@@ -149,7 +156,7 @@ pub(super) fn run(store: &dyn Store, rx: &mut mpsc::Receiver<Queued>, shared: &S
         }
         pending.fill(rx);
         last_commit = Some(Instant::now());
-        match commit(store, &mut pending.writes) {
+        match commit(store, &mut pending.writes, pending.queued) {
             Ok(rejected) => {
                 pending.acknowledge(&rejected);
                 if let Some(o) = outage.take() {
@@ -159,8 +166,7 @@ pub(super) fn run(store: &dyn Store, rx: &mut mpsc::Receiver<Queued>, shared: &S
             Err(e) => {
                 let now = Instant::now();
                 let retry = failed(&mut outage, &e, pending.writes.len(), now, &shared.health);
-                if closing(shared, rx) && closing_since.get_or_insert(now).elapsed() >= CLOSE_RETRY
-                {
+                if give_up(shared, rx, &mut closing_since, now) {
                     tracing::error!(error = %e, writes = pending.writes.len(),
                         "storage: closing with writes not committed; start-up recovery ends \
                          their records with engine_restart");
@@ -201,9 +207,39 @@ fn failed(
     retry
 }
 
-/// Whether the store is closing: `Storage::close` was called, or every handle is gone.
-fn closing(shared: &Shared, rx: &mpsc::Receiver<Queued>) -> bool {
-    shared.closing.load(Ordering::SeqCst) || rx.is_closed()
+/// After a failed commit: whether to give up the pending writes. `Storage::close` has waited
+/// [`CLOSE_RETRY`] (`closing`), or every handle is gone and commits have failed that long.
+fn give_up(
+    shared: &Shared,
+    rx: &mpsc::Receiver<Queued>,
+    closing_since: &mut Option<Instant>,
+    now: Instant,
+) -> bool {
+    shared.closing.load(Ordering::SeqCst)
+        || (rx.is_closed() && now.duration_since(*closing_since.get_or_insert(now)) >= CLOSE_RETRY)
+}
+
+/// Once `Stop` is taken and committed up to: the next write still on its way, or `None` when
+/// there is none. `close` sent `Stop` only once its turn for room came, after every write that
+/// waited for room; but room is granted in turn and used (the write pushed) when its task
+/// next runs, so such a write can land after `Stop`. The queue is settled when nothing is in
+/// it and all its room is free (no room granted and not yet used). A task dropped with its
+/// room (a runtime shutting down) frees it. Writes that keep coming after `Stop` are
+/// committed too, until `close` gives up waiting (`closing`): then an empty queue ends it,
+/// so a steady trickle cannot hold shutdown for ever.
+fn after_stop(rx: &mut mpsc::Receiver<Queued>, shared: &Shared) -> Option<Queued> {
+    loop {
+        match rx.try_recv() {
+            Ok(q) => return Some(q),
+            Err(mpsc::error::TryRecvError::Disconnected) => return None,
+            Err(mpsc::error::TryRecvError::Empty)
+                if rx.capacity() == rx.max_capacity() || shared.closing.load(Ordering::SeqCst) =>
+            {
+                return None;
+            }
+            Err(mpsc::error::TryRecvError::Empty) => std::thread::sleep(Duration::from_millis(1)),
+        }
+    }
 }
 
 /// The end of an outage: logged once, `storage` up again.
@@ -215,11 +251,16 @@ fn resumed(outage: &Outage, health: &Health) {
 }
 
 /// Commits the batch as one transaction, its writes to the same row folded into one first
-/// (`coalesce`); the counters count the writes as queued. A write that fails on its own is left
-/// out (logged, counted, its row key returned); a transient failure is the error.
-fn commit(store: &dyn Store, writes: &mut Vec<Write>) -> Result<Vec<WriteKey>, StorageError> {
-    let queued = writes.len();
-    if queued == 0 {
+/// (`coalesce`). A write that fails on its own is left out (logged, counted, its row key
+/// returned); a transient failure is the error. Counted: a failed attempt in
+/// `storage_write_errors_total`; on success, the `queued` writes (as queued, not as folded)
+/// but those left out whole in `storage_writes_total`.
+fn commit(
+    store: &dyn Store,
+    writes: &mut Vec<Write>,
+    queued: usize,
+) -> Result<Vec<WriteKey>, StorageError> {
+    if writes.is_empty() {
         return Ok(Vec::new());
     }
     let started = Instant::now();
@@ -243,7 +284,11 @@ fn commit(store: &dyn Store, writes: &mut Vec<Write>) -> Result<Vec<WriteKey>, S
         }
         other => other.map(|()| Vec::new()),
     };
-    crate::metrics::storage_batch(queued, started.elapsed(), result.is_ok());
+    // A write left out whole counts as one even if it folded several (they are one row).
+    let committed = result
+        .as_ref()
+        .map_or(0, |r| queued.saturating_sub(r.len()));
+    crate::metrics::storage_batch(committed, started.elapsed(), result.is_ok());
     result
 }
 
