@@ -114,20 +114,21 @@ pub(super) fn stale_temp_age(config: &LibraryConfig) -> Duration {
 /// otherwise leave its output outside the quota for good.
 struct TempFile {
     path: PathBuf,
-    renamed: bool,
+    /// Renamed into the cache or already removed: nothing left for the drop to do.
+    settled: bool,
 }
 
 impl TempFile {
     /// Removes it now, on the error paths that can wait for it.
     async fn remove(mut self) {
-        self.renamed = true;
+        self.settled = true;
         remove_quietly(&self.path).await;
     }
 }
 
 impl Drop for TempFile {
     fn drop(&mut self) {
-        if self.renamed {
+        if self.settled {
             return;
         }
         let path = std::mem::take(&mut self.path);
@@ -224,9 +225,9 @@ pub(super) async fn synthesize(
         .collect();
     let command = shown_command(&argv);
     let process = budget.processes.take(budget.wait).await?;
-    let temp = TempFile {
+    let mut temp = TempFile {
         path: temp,
-        renamed: false,
+        settled: false,
     };
     let ran = run(&argv, config.tts_timeout, &command).await;
     // The slot caps running commands; reading and storing the output need not hold it.
@@ -269,8 +270,7 @@ pub(super) async fn synthesize(
         temp.remove().await;
         return Ok(samples);
     }
-    let mut temp = temp;
-    temp.renamed = true;
+    temp.settled = true;
     let len = tokio::fs::metadata(&cached).await.map_or(0, |m| m.len());
     budget
         .disk
