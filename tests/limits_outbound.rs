@@ -223,6 +223,65 @@ fn outstanding_messages_count_against_capacity() {
     );
 }
 
+/// An incoming INVITE is admitted against the same number as `dial` and `message_send`: calls
+/// not yet ended plus MESSAGEs outstanding. With a capacity of two, two MESSAGEs outstanding to
+/// a peer that never answers make an INVITE get 503; once they time out (Timer F), the next
+/// INVITE is not refused for capacity.
+#[test]
+fn outstanding_messages_make_incoming_calls_busy() {
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    silent
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let engine = common::spawn_engine_with(
+        &[],
+        &[
+            ("ACTIVEFLOW_ENGINE_MAX_ACTIVEFLOWS", "2"),
+            // Timer F = 64·T1 = 3.2 s: long enough to call in, short enough to wait out.
+            ("ACTIVEFLOW_SIP_T1_MS", "50"),
+        ],
+    );
+    let destinations: Vec<Value> = (0..2)
+        .map(|i| json!({"type": "sip", "target": format!("sip:user{i}@127.0.0.1:{port}")}))
+        .collect();
+    let actions =
+        json!([{"type": "message_send", "option": {"destinations": destinations, "text": "hi"}}]);
+    let (status, a) = http(
+        engine.api,
+        "POST",
+        "/v1/activeflows",
+        Some(&json!({ "actions": actions }).to_string()),
+    );
+    assert_eq!(status, 201, "{a}");
+    let id = a["id"].as_str().unwrap().to_owned();
+    // Both MESSAGEs are out (and unanswered) once the peer has seen both Call-IDs.
+    let mut call_ids = std::collections::HashSet::new();
+    let mut buf = [0u8; 4096];
+    common::wait_until("both MESSAGEs sent", Duration::from_secs(3), || {
+        if let Ok(n) = silent.recv(&mut buf) {
+            let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+            if let Some(id) = common::header(&text, "Call-ID") {
+                call_ids.insert(id.to_owned());
+            }
+        }
+        (call_ids.len() == 2).then_some(())
+    });
+
+    let caller = common::RawPeer::new(engine.sip);
+    caller.send(&caller.invite("100", "busy-1", "z9hG4bK-busy-1"));
+    let refused = caller.recv_final();
+    assert!(refused.starts_with("SIP/2.0 503"), "{refused}");
+
+    common::wait_until("the MESSAGEs to time out", Duration::from_secs(30), || {
+        let (_, a) = http(engine.api, "GET", &format!("/v1/activeflows/{id}"), None);
+        (a["status"] == "ended").then_some(())
+    });
+    caller.send(&caller.invite("100", "free-1", "z9hG4bK-free-1"));
+    let answered = caller.recv_final();
+    assert!(!answered.starts_with("SIP/2.0 503"), "{answered}");
+}
+
 /// The default `[http]` policy (nothing allowed) refuses every spelling of the host itself:
 /// the unspecified addresses (`0.0.0.0`, `[::]`, which connect to the local host), IPv4-mapped,
 /// IPv4-compatible, NAT64 and 6to4 forms of 127.0.0.1, and the host's own interface

@@ -34,7 +34,8 @@ pub const RATE_LIMIT_RETRY_AFTER_SECONDS: u32 = 1;
 pub struct DispatcherConfig {
     /// Source networks allowed to send INVITEs (union of every trunk's `allow`).
     pub allow: Vec<Cidr>,
-    /// Calls (not yet ended) beyond this get 503 before any session is made.
+    /// Calls not yet ended plus outstanding MESSAGEs (the registry's `occupied`) beyond this
+    /// get 503 before any session is made.
     pub max_active_calls: usize,
     /// Hard cap on call sessions (live and lingering), protecting memory under floods.
     pub max_sessions: usize,
@@ -230,7 +231,7 @@ impl Dispatcher {
             return;
         }
         if self.shared.overload.is_overloaded()
-            || self.shared.registry.active() >= self.config.max_active_calls
+            || self.shared.registry.occupied() >= self.config.max_active_calls
             || self.shared.rtp_ports.available() == 0
             || self.shared.registry.len() >= self.config.max_sessions
         {

@@ -75,6 +75,19 @@ pub struct CallRegistry {
     sequence: AtomicU64,
     /// Sessions that still hold a live (not yet ended) call; lingering ones are not counted.
     active: AtomicUsize,
+    /// MESSAGE transactions outstanding (sent, no final response or Timer F yet).
+    messages: Arc<AtomicUsize>,
+}
+
+/// One outstanding MESSAGE (RFC 3428: a non-INVITE client transaction until its final response
+/// or Timer F); gives its place back when dropped (its sender actor stops).
+#[derive(Debug)]
+pub struct MessageSlot(Arc<AtomicUsize>);
+
+impl Drop for MessageSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl CallRegistry {
@@ -168,6 +181,24 @@ impl CallRegistry {
         self.active.load(Ordering::Relaxed)
     }
 
+    /// Calls not yet ended plus MESSAGEs outstanding: the one number `engine.max_activeflows`
+    /// bounds, for legs we dial, MESSAGEs we send and INVITEs we answer alike.
+    pub fn occupied(&self) -> usize {
+        self.active() + self.messages.load(Ordering::Acquire)
+    }
+
+    /// A place for one more MESSAGE unless [`CallRegistry::occupied`] is `limit` already; held
+    /// by the MESSAGE's sender until it stops.
+    pub(crate) fn message_started(&self, limit: usize) -> Option<MessageSlot> {
+        let calls = self.active();
+        self.messages
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (calls + n < limit).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| MessageSlot(Arc::clone(&self.messages)))
+    }
+
     /// Continues numbering after `last` (the highest sequence in storage).
     pub fn continue_after(&self, last: u64) {
         self.sequence.fetch_max(last, Ordering::Relaxed);
@@ -227,5 +258,27 @@ impl CallRegistry {
             wanted.then(|| (info.sequence, info.clone()))
         });
         crate::paging::newest_first(calls, page_size, page_token)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_are_bounded_with_calls_and_given_back_on_drop() {
+        let registry = CallRegistry::new();
+        let a = registry.message_started(2).unwrap();
+        let _b = registry.message_started(2).unwrap();
+        assert!(registry.message_started(2).is_none());
+        assert_eq!(registry.occupied(), 2);
+        drop(a);
+        assert_eq!(registry.occupied(), 1);
+        assert!(registry.message_started(2).is_some());
+        assert!(registry.message_started(0).is_none());
+        // A live call takes a place too.
+        registry.active.fetch_add(1, Ordering::Relaxed);
+        assert_eq!(registry.occupied(), 2);
+        assert!(registry.message_started(2).is_none());
     }
 }

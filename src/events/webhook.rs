@@ -7,16 +7,12 @@
 //! only its own queue; an idle destination's worker retires and leaves nothing behind.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::sync::mpsc;
 
 use super::Event;
 use crate::http::{Attempted, DestinationQueues, HttpClient, QueueLimits, WEBHOOK_RETRY};
 use crate::metrics::WebhookOutcome;
-
-/// A destination's worker idle this long stops (a new one starts with the next event).
-const WORKER_IDLE: Duration = Duration::from_secs(60);
 
 /// One event on its way to webhooks.
 struct Delivery {
@@ -70,7 +66,8 @@ async fn route(
         QueueLimits {
             capacity: queue,
             concurrency: 1,
-            idle: WORKER_IDLE,
+            // A destination's worker idle this long stops (a new one starts with the next event).
+            idle: crate::http::WEBHOOK_WORKER_IDLE,
             // Bounded by the global URI plus the flows' own: no cap of its own.
             destinations: usize::MAX,
         },

@@ -183,6 +183,10 @@ const DENIED: &str = "denied by the [http] policy";
 /// proxy: `HTTP_PROXY`/`HTTPS_PROXY`/`ALL_PROXY` in the environment would send requests to the
 /// proxy unresolved, past the policy's check of the address actually connected to.
 pub fn build_client(policy: &Arc<HttpPolicy>) -> Result<reqwest::Client, reqwest::Error> {
+    if let Some(own) = &policy.own {
+        // The resolver checks own addresses on a snapshot this keeps fresh.
+        own.refresh_in_background();
+    }
     let redirect_policy = policy.clone();
     reqwest::Client::builder()
         .connect_timeout(policy.timeout)

@@ -146,7 +146,9 @@ async fn work<K: Clone + Eq + Hash + Send + 'static>(
     loop {
         let job = match tokio::time::timeout(limits.idle, rx.recv()).await {
             Ok(Some(job)) => job,
-            Ok(None) => break,
+            // Every sender gone: our entry was already taken out of the map (it holds one),
+            // and whatever is there now is a replacement's.
+            Ok(None) => return,
             Err(_) => {
                 if running.available_permits() < limits.concurrency {
                     continue; // still busy: not idle
@@ -167,7 +169,8 @@ async fn work<K: Clone + Eq + Hash + Send + 'static>(
             }
         };
         let Ok(permit) = running.clone().acquire_owned().await else {
-            break;
+            // Never closed. Were it, our closed queue would make the next submit replace us.
+            return;
         };
         if limits.concurrency == 1 {
             // In order: the next job starts after this one.
@@ -180,8 +183,6 @@ async fn work<K: Clone + Eq + Hash + Send + 'static>(
             });
         }
     }
-    queues.lock().remove(&destination);
-    crate::metrics::webhook_workers(queues.name, -1.0);
 }
 
 #[cfg(test)]

@@ -28,6 +28,7 @@ use std::time::Duration;
 
 use cache::{AudioCache, CacheKey, FileStamp};
 use inflight::Inflight;
+use quota::DiskUsage;
 use slots::Slots;
 use source::PromptSource;
 
@@ -40,6 +41,9 @@ pub const DEFAULT_TTS_COMMAND: &str = "espeak-ng -v {language} -w {output} {text
 /// In-memory cache bounds: whichever is reached first evicts the least recently used.
 pub const CACHE_MAX_ENTRIES: usize = 256;
 pub const CACHE_MAX_BYTES: usize = 64 * 1024 * 1024;
+/// A phrase served from memory marks its disk file used at most this often: often enough that
+/// the disk quota (by mtime) ranks it as hot, rarely enough that hits cost no file-system work.
+const DISK_TOUCH_EVERY: Duration = Duration::from_secs(300);
 
 #[derive(Debug, Clone)]
 pub struct LibraryConfig {
@@ -121,6 +125,8 @@ pub struct AudioLibrary {
     /// while files and speech still work.
     http: Result<reqwest::Client, Arc<reqwest::Error>>,
     cache: Arc<AudioCache>,
+    /// The TTS disk cache's running size, so its quota needs no scan per synthesis.
+    disk: DiskUsage,
     /// Makes TTS temp file names unique within the process.
     next_temp: AtomicU64,
 }
@@ -159,6 +165,7 @@ impl AudioLibrary {
                 CACHE_MAX_ENTRIES,
                 CACHE_MAX_BYTES / std::mem::size_of::<i16>(),
             )),
+            disk: DiskUsage::default(),
             next_temp: AtomicU64::new(0),
         }
     }
@@ -187,12 +194,12 @@ impl AudioLibrary {
             language: language.to_owned(),
             text: text.to_owned(),
         };
-        if let Some(hit) = self.cache.get(&key, None) {
+        if let Some(hit) = self.speech_hit(&key, language, text) {
             return Ok(hit);
         }
         let load = async {
             // A request that led just after another finished finds its result here.
-            if let Some(hit) = self.cache.get(&key, None) {
+            if let Some(hit) = self.speech_hit(&key, language, text) {
                 return Ok(hit);
             }
             let unique = self.next_temp.fetch_add(1, Ordering::Relaxed);
@@ -200,6 +207,7 @@ impl AudioLibrary {
                 processes: &self.tts_slots,
                 wait: self.limits.slot_wait,
                 cache_max_bytes: self.limits.cache_max_bytes,
+                disk: &self.disk,
             };
             let samples: Arc<[i16]> =
                 speech::synthesize(&self.config, language, text, unique, budget)
@@ -209,6 +217,17 @@ impl AudioLibrary {
             Ok(samples)
         };
         self.inflight.once(key.clone(), load).await
+    }
+
+    /// Speech from memory; now and then also marks its disk file used (off this thread), since
+    /// the disk quota ranks files by mtime and only a disk read would refresh it otherwise.
+    fn speech_hit(&self, key: &CacheKey, language: &str, text: &str) -> Option<Arc<[i16]>> {
+        let hit = self.cache.get(key, None)?;
+        if self.cache.disk_touch_due(key, DISK_TOUCH_EVERY) {
+            let path = speech::cache_path(&self.config, language, text);
+            drop(tokio::task::spawn_blocking(move || quota::touch(&path)));
+        }
+        Some(hit)
     }
 
     async fn file_prompt(&self, prompt: &str, path: PathBuf) -> Result<Arc<[i16]>, AudioError> {

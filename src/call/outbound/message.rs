@@ -4,13 +4,13 @@
 //! while its transaction is outstanding, so messages count against the engine's capacity.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use actix::prelude::*;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
+use super::super::registry::MessageSlot;
 use super::super::shared::{SessionShared, SipIn};
 use super::target::{NextHop, Route};
 use super::MessageRequest;
@@ -27,36 +27,6 @@ pub enum MessageOutcome {
     Timeout,
     /// It could not be sent (the host did not resolve).
     Failed(String),
-}
-
-/// Outstanding MESSAGE transactions (sent, no final response or Timer F yet).
-#[derive(Debug, Default)]
-pub struct MessageSlots(Arc<AtomicUsize>);
-
-/// One outstanding MESSAGE; gives its slot back when dropped (the sender actor stops).
-#[derive(Debug)]
-pub struct MessageSlot(Arc<AtomicUsize>);
-
-impl MessageSlots {
-    pub fn outstanding(&self) -> usize {
-        self.0.load(Ordering::Acquire)
-    }
-
-    /// Takes a slot unless `limit` are outstanding already.
-    pub fn try_take(&self, limit: usize) -> Option<MessageSlot> {
-        self.0
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < limit).then_some(n + 1)
-            })
-            .ok()
-            .map(|_| MessageSlot(self.0.clone()))
-    }
-}
-
-impl Drop for MessageSlot {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
-    }
 }
 
 pub struct MessageSender {
@@ -219,23 +189,5 @@ impl Handler<SipIn> for MessageSender {
         } else {
             self.rearm(ctx);
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn slots_are_bounded_and_given_back_on_drop() {
-        let slots = MessageSlots::default();
-        let a = slots.try_take(2).unwrap();
-        let _b = slots.try_take(2).unwrap();
-        assert!(slots.try_take(2).is_none());
-        assert_eq!(slots.outstanding(), 2);
-        drop(a);
-        assert_eq!(slots.outstanding(), 1);
-        assert!(slots.try_take(2).is_some());
-        assert!(slots.try_take(0).is_none());
     }
 }

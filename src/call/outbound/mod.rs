@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use actix::prelude::*;
 
-pub use message::{MessageOutcome, MessageSender, MessageSlot, MessageSlots};
+pub use super::registry::MessageSlot;
+pub use message::{MessageOutcome, MessageSender};
 pub use target::{route, NextHop, Route, RouteError, Target};
 
 use super::events::{CallCommand, CallEvent};
@@ -72,10 +73,9 @@ pub enum DialError {
 pub struct Dialer {
     trunks: Vec<Trunk>,
     shared: OnceLock<Arc<SessionShared>>,
-    /// Calls and outstanding MESSAGEs beyond this (incoming and outgoing, not yet ended) are
-    /// refused.
+    /// Calls and outstanding MESSAGEs beyond this (incoming and outgoing, not yet ended; the
+    /// registry's `occupied`) are refused.
     max_active_calls: usize,
-    messages: MessageSlots,
 }
 
 impl Dialer {
@@ -84,7 +84,6 @@ impl Dialer {
             trunks,
             shared: OnceLock::new(),
             max_active_calls,
-            messages: MessageSlots::default(),
         }
     }
 
@@ -101,7 +100,7 @@ impl Dialer {
     pub fn dial(&self, request: DialRequest) -> Result<PlacedLeg, DialError> {
         let shared = self.shared()?.clone();
         let route = route(&request.target, request.trunk.as_deref(), &self.trunks)?;
-        if shared.registry.active() + self.messages.outstanding() >= self.max_active_calls {
+        if shared.registry.occupied() >= self.max_active_calls {
             return Err(DialError::AtCapacity);
         }
         let max_forwards = request
@@ -163,10 +162,7 @@ impl Dialer {
     ) -> Result<tokio::sync::oneshot::Receiver<MessageOutcome>, DialError> {
         let shared = self.shared()?.clone();
         let route = route(&request.target, request.trunk.as_deref(), &self.trunks)?;
-        let free = self
-            .max_active_calls
-            .saturating_sub(shared.registry.active());
-        let Some(slot) = self.messages.try_take(free) else {
+        let Some(slot) = shared.registry.message_started(self.max_active_calls) else {
             crate::metrics::outbound_refused("message_send");
             return Err(DialError::AtCapacity);
         };

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(super) enum CacheKey {
@@ -30,6 +30,8 @@ struct Entry {
     samples: Arc<[i16]>,
     stamp: Option<FileStamp>,
     last_used: u64,
+    /// When a hit here last marked the disk copy used (speech only); `None` until the first.
+    disk_touched: Option<Instant>,
 }
 
 #[derive(Default)]
@@ -92,6 +94,7 @@ impl AudioCache {
             samples,
             stamp,
             last_used: now,
+            disk_touched: None,
         };
         if let Some(old) = inner.entries.insert(key.clone(), entry) {
             inner.samples -= old.samples.len();
@@ -106,6 +109,24 @@ impl AudioCache {
                 inner.samples -= old.samples.len();
             }
         }
+    }
+
+    /// Whether a hit on `key` should also mark its disk copy used: on the first hit, then at most
+    /// once every `every`, so a phrase heard from memory all day is not the quota's first victim
+    /// while hits stay free of file-system work. Records the touch when it says yes.
+    pub(super) fn disk_touch_due(&self, key: &CacheKey, every: Duration) -> bool {
+        let mut inner = self.lock();
+        let Some(entry) = inner.entries.get_mut(key) else {
+            return false;
+        };
+        let now = Instant::now();
+        let due = entry
+            .disk_touched
+            .is_none_or(|at| now.saturating_duration_since(at) >= every);
+        if due {
+            entry.disk_touched = Some(now);
+        }
+        due
     }
 
     #[cfg(test)]
@@ -158,6 +179,16 @@ mod tests {
         cache.insert(url(1), audio(40), None);
         cache.insert(url(1), audio(30), None);
         assert_eq!(cache.usage(), (1, 30));
+    }
+
+    #[test]
+    fn disk_touches_are_due_on_the_first_hit_then_rarely() {
+        let cache = AudioCache::new(10, 1000);
+        assert!(!cache.disk_touch_due(&url(1), Duration::ZERO), "not cached");
+        cache.insert(url(1), audio(5), None);
+        assert!(cache.disk_touch_due(&url(1), Duration::from_secs(60)));
+        assert!(!cache.disk_touch_due(&url(1), Duration::from_secs(60)));
+        assert!(cache.disk_touch_due(&url(1), Duration::ZERO));
     }
 
     #[test]

@@ -194,6 +194,9 @@ mod tests {
             })
         };
         tokio::task::yield_now().await;
+        // The follower is waiting on the leader's load, not running its own.
+        assert_eq!(inflight.running(), 1);
+        assert!(!follower.is_finished());
         leader.abort();
         assert_eq!(&*follower.await.unwrap().unwrap(), &[9]);
         assert_eq!(inflight.running(), 0);

@@ -11,8 +11,9 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
+use super::quota::{self, DiskUsage};
 use super::slots::Slots;
-use super::{quota, AudioError, LibraryConfig};
+use super::{AudioError, LibraryConfig};
 use crate::media::wav::{self, WavError};
 
 /// How much of the command line and of stderr an error carries.
@@ -97,6 +98,56 @@ fn cache_name(template: &str, language: &str, text: &str) -> String {
     format!("tts-{hex}")
 }
 
+/// Where the disk cache keeps the speech for `language` and `text`.
+pub(super) fn cache_path(config: &LibraryConfig, language: &str, text: &str) -> PathBuf {
+    let name = cache_name(&config.tts_command, language, text);
+    config.cache_dir.join(format!("{name}.wav"))
+}
+
+/// A temp file beyond which no TTS run can still be writing: the quota removes it.
+pub(super) fn stale_temp_age(config: &LibraryConfig) -> Duration {
+    config.tts_timeout.saturating_mul(2)
+}
+
+/// Removes the TTS temp file unless it was renamed into the cache, however synthesis ends:
+/// also when the caller drops the future (the call hung up), which kills the command and would
+/// otherwise leave its output outside the quota for good.
+struct TempFile {
+    path: PathBuf,
+    /// Renamed into the cache or already removed: nothing left for the drop to do.
+    settled: bool,
+}
+
+impl TempFile {
+    /// Removes it now, on the error paths that can wait for it.
+    async fn remove(mut self) {
+        self.settled = true;
+        remove_quietly(&self.path).await;
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if self.settled {
+            return;
+        }
+        let path = std::mem::take(&mut self.path);
+        // Dropped on an arbiter thread when the call hangs up: unlink off it.
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn_blocking(move || remove_blocking(&path))),
+            Err(_) => remove_blocking(&path),
+        }
+    }
+}
+
+fn remove_blocking(path: &Path) {
+    if let Err(e) = std::fs::remove_file(path) {
+        if e.kind() != io::ErrorKind::NotFound {
+            tracing::warn!(file = %path.display(), error = %e, "cannot remove TTS temp file");
+        }
+    }
+}
+
 /// Why reading a WAV from disk failed.
 enum ReadFailure {
     Io(io::Error),
@@ -115,12 +166,13 @@ async fn read_wav(path: PathBuf) -> Result<Result<Vec<i16>, ReadFailure>, AudioE
 }
 
 /// What one synthesis may use: a process slot (waiting so long for one), and the disk cache's
-/// quota in bytes.
+/// quota in bytes with its running total.
 pub(super) struct Budget<'a> {
     pub(super) processes: &'a Slots,
     /// How long to wait for a process slot.
     pub(super) wait: Duration,
     pub(super) cache_max_bytes: u64,
+    pub(super) disk: &'a DiskUsage,
 }
 
 /// Speaks `text`, reusing the disk cache when its file decodes.
@@ -144,7 +196,7 @@ pub(super) async fn synthesize(
         .await
         .map_err(cache_dir_error)?;
     let name = cache_name(&config.tts_command, language, text);
-    let cached = dir.join(format!("{name}.wav"));
+    let cached = cache_path(config, language, text);
     match read_wav(cached.clone()).await? {
         Ok(samples) => {
             // Used again: the quota removes it last.
@@ -172,50 +224,58 @@ pub(super) async fn synthesize(
         .map(|arg| substitute(arg, language, output, text))
         .collect();
     let command = shown_command(&argv);
-    // Held until the command has exited.
-    let _process = budget.processes.take(budget.wait).await?;
-    let stderr = match run(&argv, config.tts_timeout, &command).await {
+    let process = budget.processes.take(budget.wait).await?;
+    let mut temp = TempFile {
+        path: temp,
+        settled: false,
+    };
+    let ran = run(&argv, config.tts_timeout, &command).await;
+    // The slot caps running commands; reading and storing the output need not hold it.
+    drop(process);
+    let stderr = match ran {
         Ok(stderr) => stderr,
         Err(e) => {
-            remove_quietly(&temp).await;
+            temp.remove().await;
             return Err(e);
         }
     };
-    let samples = match read_wav(temp.clone()).await? {
+    let samples = match read_wav(temp.path.clone()).await? {
         Ok(samples) => samples,
         Err(ReadFailure::Io(e)) if e.kind() == io::ErrorKind::NotFound => {
             return Err(AudioError::TtsNoOutput {
                 command,
-                output: temp,
+                output: temp.path.clone(),
                 stderr,
             })
         }
         Err(ReadFailure::Io(source)) => {
-            remove_quietly(&temp).await;
-            return Err(AudioError::Read { path: temp, source });
+            let path = temp.path.clone();
+            temp.remove().await;
+            return Err(AudioError::Read { path, source });
         }
         Err(ReadFailure::Wav(source)) => {
-            remove_quietly(&temp).await;
+            let output = temp.path.clone();
+            temp.remove().await;
             return Err(AudioError::TtsBadOutput {
                 command,
-                output: temp,
+                output,
                 source,
                 stderr,
             });
         }
     };
     // Atomic: a concurrent reader sees the old file or the new one, never half of one.
-    if let Err(e) = tokio::fs::rename(&temp, &cached).await {
+    if let Err(e) = tokio::fs::rename(&temp.path, &cached).await {
         tracing::warn!(file = %cached.display(), error = %e, "cannot store TTS output in the cache");
-        remove_quietly(&temp).await;
+        temp.remove().await;
         return Ok(samples);
     }
-    let (dir, max) = (dir.clone(), budget.cache_max_bytes);
-    if let Ok(purged) = tokio::task::spawn_blocking(move || quota::enforce(&dir, max)).await {
-        if purged > 0 {
-            crate::metrics::media_files_purged("cache", purged);
-        }
-    }
+    temp.settled = true;
+    let len = tokio::fs::metadata(&cached).await.map_or(0, |m| m.len());
+    budget
+        .disk
+        .stored(dir, len, budget.cache_max_bytes, stale_temp_age(config))
+        .await;
     Ok(samples)
 }
 

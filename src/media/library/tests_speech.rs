@@ -219,3 +219,81 @@ async fn espeak_speaks_and_its_output_is_reused() {
     let from_disk = fresh.speech(text, "en").await.expect("disk cache");
     assert_eq!(&*from_disk, &*said);
 }
+
+fn set_age(path: &Path, age: Duration) {
+    let f = std::fs::File::options().write(true).open(path).unwrap();
+    f.set_modified(std::time::SystemTime::now() - age).unwrap();
+}
+
+fn age(path: &Path) -> Duration {
+    let modified = std::fs::metadata(path).unwrap().modified().unwrap();
+    modified.elapsed().unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_phrase_heard_from_memory_outlives_colder_files_on_disk() {
+    let dir = TempDir::new("tts-hot");
+    let fixture = dir.path().join("fixture.wav");
+    write_8k(&fixture, &[1, 2, 3, 4]);
+    let lib = with_command(dir.path(), &format!("cp {} {{output}}", fixture.display()));
+    let cache_dir = dir.path().join("tts-cache");
+    lib.speech("hot", "en").await.expect("hot");
+    lib.speech("cold", "en").await.expect("cold");
+    let hot = speech::cache_path(&lib.config, "en", "hot");
+    let cold = speech::cache_path(&lib.config, "en", "cold");
+    // Spoken long ago, both; the cold one more recently.
+    set_age(&hot, Duration::from_secs(7200));
+    set_age(&cold, Duration::from_secs(3600));
+
+    lib.speech("hot", "en").await.expect("from memory");
+    // The mark happens off-thread.
+    let until = Instant::now() + Duration::from_secs(5);
+    while age(&hot) > Duration::from_secs(60) && Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let one_file = std::fs::metadata(&hot).unwrap().len();
+    let enforced = quota::enforce(&cache_dir, one_file, Duration::from_secs(60));
+    assert_eq!(enforced.removed, 1);
+    assert!(hot.exists(), "the phrase heard from memory stays");
+    assert!(!cold.exists());
+}
+
+#[tokio::test]
+async fn a_hung_up_synthesis_leaves_no_temp_file() {
+    let dir = TempDir::new("tts-hangup");
+    let fixture = dir.path().join("fixture.wav");
+    write_8k(&fixture, &[1, 2, 3, 4]);
+    // Writes its output, then keeps running: the caller gives up before it exits.
+    let script = dir.path().join("slow-tts.sh");
+    std::fs::write(
+        &script,
+        format!("cp {} \"$1\"\nexec sleep 30\n", fixture.display()),
+    )
+    .unwrap();
+    let lib = Arc::new(with_command(
+        dir.path(),
+        &format!("sh {} {{output}}", script.display()),
+    ));
+    let speaking = tokio::spawn({
+        let lib = Arc::clone(&lib);
+        async move { lib.speech("slow", "en").await }
+    });
+    let temp_files = || {
+        cache_files(dir.path())
+            .into_iter()
+            .filter(|n| n.contains(".tmp-"))
+            .count()
+    };
+    let until = Instant::now() + Duration::from_secs(5);
+    while temp_files() == 0 && Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(temp_files(), 1, "the command wrote its output");
+    speaking.abort();
+    assert!(speaking.await.unwrap_err().is_cancelled());
+    let until = Instant::now() + Duration::from_secs(5);
+    while temp_files() > 0 && Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(cache_files(dir.path()), Vec::<String>::new());
+}

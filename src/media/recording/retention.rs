@@ -37,10 +37,7 @@ impl Recordings {
             return Err(DeleteError::InProgress(id));
         }
         match std::fs::remove_file(self.file_path(id)) {
-            Ok(()) => {
-                crate::metrics::media_files_purged("recording", 1);
-                Ok(())
-            }
+            Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => match known {
                 Some(_) => Ok(()),
                 None => Err(DeleteError::NotFound(id)),
@@ -74,6 +71,8 @@ impl Recordings {
             }
         }
         if purged > 0 {
+            // Only here: a delete through the API is not a purge.
+            crate::metrics::media_files_purged("recording", purged);
             tracing::info!(purged, dir = %self.dir.display(), "recordings past retention purged");
         }
         purged

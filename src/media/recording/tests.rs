@@ -207,3 +207,34 @@ fn purge_removes_only_old_finished_recordings() {
     wait_ended(&store, live);
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn only_the_retention_sweep_counts_files_as_purged() {
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    let dir = std::env::temp_dir().join(format!("activeflow-rec-{}", uuid::Uuid::new_v4()));
+    let store = Recordings::start(&dir, 10, &Health::new()).unwrap();
+    let (deleted, old) = (RecordingId::new(), RecordingId::new());
+    for r in [deleted, old] {
+        store.begin(r, "af", "call").unwrap();
+        store.finish(r, "stop_action");
+        wait_ended(&store, r);
+    }
+    let f = std::fs::File::options()
+        .write(true)
+        .open(store.file_path(old))
+        .unwrap();
+    f.set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(3 * 86_400))
+        .unwrap();
+    let cutoff = std::time::SystemTime::now() - std::time::Duration::from_secs(86_400);
+    metrics::with_local_recorder(&recorder, || {
+        store.delete(deleted).unwrap();
+        assert_eq!(store.purge_before(cutoff), 1);
+    });
+    let text = handle.render();
+    assert!(
+        text.contains("media_files_purged_total{kind=\"recording\"} 1\n"),
+        "{text}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
