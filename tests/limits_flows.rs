@@ -619,7 +619,7 @@ fn executed_actions_in_memory_are_capped_and_storage_keeps_them_all() {
                 {"type": "goto", "option": {"target_id": A, "loop_count": 10}},
                 {"type": "webhook_send", "option": {"sync": true, "uri": format!("http://{server}/hook")}},
                 {"type": "variable_set", "option": {"key": "copy", "value": "${big}"}},
-                {"id": B, "type": "block"}
+                {"id": B, "type": "block", "option": {"note": "${big}"}}
             ]})
             .to_string(),
         ),
@@ -650,6 +650,10 @@ fn executed_actions_in_memory_are_capped_and_storage_keeps_them_all() {
     let copy = &executed[3]["option"];
     assert_eq!(copy["truncated"], true, "{}", copy.to_string().len());
     assert!(copy["bytes"].as_u64().unwrap() > 50_000);
+    // The current action is capped as its entry is: the API and every progress write carry it.
+    let current = &running["current_action"]["option"];
+    assert_eq!(current["truncated"], true, "{}", current.to_string().len());
+    assert_eq!(executed[4]["option"], *current);
 
     let (status, _) = http(e.api, "POST", &format!("/v1/activeflows/{id}/stop"), None);
     assert_eq!(status, 200);
@@ -665,6 +669,7 @@ fn executed_actions_in_memory_are_capped_and_storage_keeps_them_all() {
     assert_eq!(all[22]["result"]["status"], 200, "{}", all[22]);
     assert_eq!(all[23]["option"]["truncated"], true);
     assert_eq!(all[24]["type"], "block");
+    assert_eq!(a["current_action"]["option"]["truncated"], true);
 }
 
 /// A short summary of a record for assertion messages (a failing record can be megabytes).

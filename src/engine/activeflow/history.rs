@@ -13,20 +13,21 @@ use crate::flow::Action;
 
 impl Activeflow {
     /// Appends the action just executed (after substitution) with its result so far, and makes
-    /// it the current action.
+    /// it the current action: both capped as the entry is (`current_action` is written with
+    /// every progress write and served by the API, so it must not escape the cap either).
     pub(super) fn record_executed(&mut self, resolved: Action, result: Option<Value>) {
         {
-            let mut r = lock(&self.record);
             let now = timestamp();
-            r.current_action = Some(resolved.clone());
+            let entry = ExecutedAction::new(resolved, now.clone(), result);
+            let mut r = lock(&self.record);
+            r.current_action = Some(entry.action.clone());
             // Capacity 1, 2, 4, ... rather than the default's first 4: most activeflows wait
             // (answer, sleep, talk) after their first few actions, and 100,000 of them hold these.
             let (len, cap) = (r.executed_actions.len(), r.executed_actions.capacity());
             if len == cap {
                 r.executed_actions.reserve_exact(len.max(1));
             }
-            r.executed_actions
-                .push_back(ExecutedAction::new(resolved, now.clone(), result));
+            r.executed_actions.push_back(entry);
             r.tm_update = now;
         }
         self.trim_executed();
