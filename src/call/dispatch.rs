@@ -123,15 +123,10 @@ impl Dispatcher {
             });
             return;
         }
-        if !matches!(req.method, rsip::Method::Invite | rsip::Method::Ack) {
-            if let Some(response) = TransactionKey::from_request(&req)
-                .ok()
-                .and_then(|k| self.shared.linger.lookup(&k))
-            {
-                crate::metrics::sip_retransmission(true);
-                let _ = self.shared.sender.send(&peer, &response);
-                return;
-            }
+        // Retransmissions the linger table answers are not charged to the source's rate: over
+        // it they would get 503 Retry-After instead of their own answer (or none).
+        if self.answered_by_linger(&req, &peer, acl_ok && to_tag.is_none()) {
+            return;
         }
         if req.method != rsip::Method::Ack
             && !self.within_rate(&req, &peer, acl_ok && to_tag.is_none(), received_at)
@@ -161,6 +156,37 @@ impl Dispatcher {
             ref m if is_unsupported(m) => self.reply(&req, &peer, 405, &[("Allow", ALLOW)]),
             _ => self.reply(&req, &peer, 501, &[]),
         }
+    }
+
+    /// Whether `req` is a retransmission the linger table answers: a non-INVITE's kept final
+    /// response is sent again; a new INVITE (`new_call`: out of dialog, from inside a trunk's
+    /// ACL, as when it was first seen) whose call ended is absorbed, one we refused is refused
+    /// again.
+    fn answered_by_linger(&self, req: &rsip::Request, peer: &Peer, new_call: bool) -> bool {
+        let is_invite = req.method == rsip::Method::Invite;
+        if req.method == rsip::Method::Ack || (is_invite && !new_call) {
+            return false;
+        }
+        let Ok(key) = TransactionKey::from_request(req) else {
+            return false;
+        };
+        if !is_invite {
+            let Some(response) = self.shared.linger.lookup(&key) else {
+                return false;
+            };
+            crate::metrics::sip_retransmission(true);
+            let _ = self.shared.sender.send(peer, &response);
+            return true;
+        }
+        match self.shared.linger.lookup_invite(&key) {
+            Some(InviteFate::Absorb) => crate::metrics::sip_retransmission(true),
+            Some(InviteFate::Refuse) => {
+                crate::metrics::sip_retransmission(true);
+                self.refuse(req, peer, None);
+            }
+            None => return false,
+        }
+        true
     }
 
     /// The source's rate limit, before the ACL (a stranger's flood costs no 403s either). Over
@@ -194,19 +220,6 @@ impl Dispatcher {
             self.reply(&req, &peer, 400, &[]);
             return;
         };
-        // A retransmission whose call ended, or that we refused, while it waited in a queue.
-        match self.shared.linger.lookup_invite(&key) {
-            Some(InviteFate::Absorb) => {
-                crate::metrics::sip_retransmission(true);
-                return;
-            }
-            Some(InviteFate::Refuse) => {
-                crate::metrics::sip_retransmission(true);
-                self.refuse(&req, &peer, None);
-                return;
-            }
-            None => {}
-        }
         if !self.is_accepting() {
             self.refuse(&req, &peer, Some(&key));
             return;
