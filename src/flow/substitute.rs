@@ -11,6 +11,8 @@
 //! - `Json` (RFC 8259): inside a string literal a value is escaped (§7), so a `"` cannot close
 //!   the string and add keys; outside one it goes in as written only when it is a number,
 //!   `true`, `false` or `null`, else as a quoted string.
+//! - `Form` (an `application/x-www-form-urlencoded` body, WHATWG URL §5): values are
+//!   percent-encoded as in a URL, so `1&admin=true` stays one value and adds no parameter.
 //! - `SipUri` (the `target` of a `sip` address in `connect`/`message_send`): like `Url`, values
 //!   are escaped (RFC 3261 §19.1.2 `escaped`; `+` stays for E.164 numbers), so `x@evil:5060;`
 //!   cannot move the request to another host, port or transport. A leading placeholder is the
@@ -29,6 +31,8 @@ pub enum FieldKind {
     Text,
     Url,
     Json,
+    /// A `webhook_send` `data` sent as `application/x-www-form-urlencoded`.
+    Form,
     /// The `target` of a `sip` address.
     SipUri,
     /// The `destinations` or `source` of `connect`/`message_send`: address objects, whose
@@ -103,6 +107,7 @@ impl<'a> Expander<'a> {
                         FieldKind::Url => in_path &= !t.contains(['?', '#']),
                         FieldKind::Text
                         | FieldKind::Name
+                        | FieldKind::Form
                         | FieldKind::SipUri
                         | FieldKind::Address => {}
                     }
@@ -116,6 +121,7 @@ impl<'a> Expander<'a> {
                         }
                         FieldKind::SipUri if i == 0 => out.push_str(value),
                         FieldKind::SipUri => percent_encode(value, b"+", &mut out),
+                        FieldKind::Form => percent_encode(value, b"", &mut out),
                         FieldKind::Url if i == 0 => {
                             out.push_str(value);
                             in_path &= !value.contains(['?', '#']);
@@ -157,12 +163,26 @@ pub fn option(
     limit: usize,
 ) -> Result<Value, SubstituteError> {
     let mut expander = Expander::new(vars, limit);
-    let json_data = kind == "webhook_send" && json_data(option, &mut expander)?;
+    // A webhook's `data_type` is expanded first (it says how `data` is), and only once.
+    let (mut data_type, data_kind) = match option.get("data_type") {
+        Some(Value::String(raw)) if kind == "webhook_send" => {
+            let expanded = expander.expand(raw, FieldKind::Text, "option.data_type")?;
+            let data_kind = data_kind(&expanded);
+            (Some(expanded), data_kind)
+        }
+        _ => (None, FieldKind::Json),
+    };
     Ok(match option {
         Value::Object(m) => {
             let mut out = serde_json::Map::with_capacity(m.len());
             for (k, v) in m {
-                let field_kind = field_kind(kind, k, json_data);
+                if k == "data_type" {
+                    if let Some(expanded) = data_type.take() {
+                        out.insert(k.clone(), Value::String(expanded));
+                        continue;
+                    }
+                }
+                let field_kind = field_kind(kind, k, data_kind);
                 let field = format!("option.{k}");
                 out.insert(
                     k.clone(),
@@ -176,32 +196,35 @@ pub fn option(
 }
 
 /// How the option `key` of an action of type `kind` is expanded.
-fn field_kind(kind: &str, key: &str, json_data: bool) -> FieldKind {
+fn field_kind(kind: &str, key: &str, data_kind: FieldKind) -> FieldKind {
     match (kind, key) {
         ("fetch", "event_url") | ("webhook_send", "uri") | ("play", "stream_urls") => {
             FieldKind::Url
         }
-        ("webhook_send", "data") if json_data => FieldKind::Json,
+        ("webhook_send", "data") => data_kind,
         ("condition_variable", "variable") => FieldKind::Name,
         ("connect" | "message_send", "destinations" | "source") => FieldKind::Address,
         _ => FieldKind::Text,
     }
 }
 
-/// Whether a `webhook_send`'s `data` is JSON: its `data_type` (expanded) is `application/json`
-/// or `*+json`, or is not given (the default is JSON).
-fn json_data(option: &Value, expander: &mut Expander<'_>) -> Result<bool, SubstituteError> {
-    let Some(Value::String(raw)) = option.get("data_type") else {
-        return Ok(true);
-    };
-    let data_type = expander.expand(raw, FieldKind::Text, "option.data_type")?;
+/// How a `webhook_send`'s `data` is expanded, from its `data_type` (expanded): `Json` for
+/// `application/json`, `*+json` or none (the default is JSON), `Form` for
+/// `application/x-www-form-urlencoded`, else `Text`.
+fn data_kind(data_type: &str) -> FieldKind {
     let essence = data_type
         .split(';')
         .next()
         .unwrap_or("")
         .trim()
         .to_ascii_lowercase();
-    Ok(essence.is_empty() || essence == "application/json" || essence.ends_with("+json"))
+    if essence.is_empty() || essence == "application/json" || essence.ends_with("+json") {
+        FieldKind::Json
+    } else if essence == "application/x-www-form-urlencoded" {
+        FieldKind::Form
+    } else {
+        FieldKind::Text
+    }
 }
 
 /// Whether any string value in `v` may name a variable.
@@ -435,6 +458,27 @@ mod tests {
         assert!(Expander::new(&big, 1 << 20)
             .expand(&many, FieldKind::Text, "c")
             .is_err());
+    }
+
+    #[test]
+    fn form_values_cannot_add_parameters_and_data_type_is_charged_once() {
+        assert_eq!(
+            expand("a=${n}&b=${call.source.target}", FieldKind::Form).unwrap(),
+            "a=42&b=x%2F..%2Fadmin%3Fy%3D"
+        );
+        let mut v = Variables::new();
+        v.set(
+            "t",
+            format!("application/x-www-form-urlencoded;{}", " ".repeat(600)),
+        );
+        v.set("who", "1&admin=true");
+        let o = serde_json::json!({"uri": "http://h/", "data_type": "${t}", "data": "who=${who}"});
+        let out = option("webhook_send", &o, &v, 1000).unwrap();
+        assert_eq!(out["data"], "who=1%26admin%3Dtrue");
+        assert_eq!(out["data_type"], v.get("t").unwrap());
+        let text = serde_json::json!({"data_type": "text/plain", "data": "who=${who}"});
+        let out = option("webhook_send", &text, &v, 1000).unwrap();
+        assert_eq!(out["data"], "who=1&admin=true");
     }
 
     #[test]
