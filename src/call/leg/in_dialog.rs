@@ -60,10 +60,12 @@ impl Leg {
         self.prune();
     }
 
-    /// The dialog holds its cap of server transactions (BYE and CANCEL: twice that).
-    fn over_transaction_cap(&self, req: &rsip::Request) -> bool {
+    /// The dialog holds its cap of server transactions (BYE and the CANCEL of our INVITE:
+    /// twice that, so that a flood of other requests cannot keep the peer from ending it).
+    fn over_transaction_cap(&self, req: &rsip::Request, cancels_invite: bool) -> bool {
         let cap = match req.method {
-            rsip::Method::Bye | rsip::Method::Cancel => MAX_SERVER_TRANSACTIONS * 2,
+            rsip::Method::Bye => MAX_SERVER_TRANSACTIONS * 2,
+            rsip::Method::Cancel if cancels_invite => MAX_SERVER_TRANSACTIONS * 2,
             _ => MAX_SERVER_TRANSACTIONS,
         };
         self.server_txs.len() >= cap
@@ -217,21 +219,26 @@ impl Leg {
             }
             return;
         }
-        if self.over_transaction_cap(&req) {
+        let cancels_invite = req.method == rsip::Method::Cancel
+            && self
+                .incoming()
+                .is_some_and(|i| i.invite_key.branch() == key.branch());
+        if req.method == rsip::Method::Cancel && !cancels_invite {
+            // §9.2: a CANCEL matching no transaction gets 481. Stateless: kept for Timer J,
+            // a flood of them would fill the dialog's transactions (and its BYE headroom).
+            self.reply(&req, src, 481, &[]);
+            return;
+        }
+        if self.over_transaction_cap(&req, cancels_invite) {
             crate::metrics::sip_dialog_transaction_refused();
             self.reply(&req, src, 503, &[("Retry-After", DIALOG_RETRY_AFTER)]);
             return;
         }
         let dialog_up = self.dialog.is_some() && self.phase != Phase::Ended;
-        let cancels_invite = req.method == rsip::Method::Cancel
-            && self
-                .incoming()
-                .is_some_and(|i| i.invite_key.branch() == key.branch());
         let mut info_digit = None;
         let unsupported = unsupported_requirements(&req.headers);
         let (code, extra): (u16, Option<(&str, String)>) = match &req.method {
-            rsip::Method::Cancel if cancels_invite => (200, None),
-            rsip::Method::Cancel => (481, None),
+            rsip::Method::Cancel => (200, None),
             _ if !dialog_up && req.method != rsip::Method::Options => (481, None),
             // CANCEL and BYE cannot be refused for a Require (§8.2.2.3 exempts CANCEL; a BYE
             // must always end the call).
