@@ -37,18 +37,30 @@ impl Activeflow {
     /// oldest. Only rows handed to storage are dropped: the rows not yet written are handed to
     /// it first, and while its queue is full they stay (memory is then bounded by
     /// `engine.max_execute_count` instead), so history is never lost to the cap.
+    ///
+    /// A refused write is retried only after as many more actions as it had rows unwritten (at
+    /// least a quarter of the cap): each attempt serializes every unwritten row, so retrying on
+    /// every action would cost O(n²) while the queue stays full; this keeps it O(n).
     fn trim_executed(&mut self) {
         let max = self.links.limits.max_executed_actions;
-        let (len, dropped) = {
+        let (len, dropped, executed) = {
             let r = lock(&self.record);
-            (r.executed_actions.len(), r.executed_actions_dropped)
+            (
+                r.executed_actions.len(),
+                r.executed_actions_dropped,
+                r.executed_count(),
+            )
         };
         let Some(excess) = len.checked_sub(max).filter(|n| *n > 0) else {
             return;
         };
         let stored = self.storage.is_enabled();
-        if stored && self.persisted < dropped + excess {
+        if stored && self.persisted < dropped + excess && executed >= self.trim_retry_at {
             self.persist_progress();
+            if self.persisted < dropped + excess {
+                let unwritten = executed.saturating_sub(self.persisted);
+                self.trim_retry_at = executed + unwritten.max(max / 4).max(1);
+            }
         }
         let droppable = if stored {
             excess.min(self.persisted.saturating_sub(dropped))
