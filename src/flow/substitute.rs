@@ -481,6 +481,69 @@ mod tests {
         assert_eq!(out["data"], "who=1&admin=true");
     }
 
+    /// The cases `Variables::substitute` had: `Text` expansion is that, with the budget.
+    fn variables() -> Variables {
+        [("call.digits", "123"), ("name", "Ünïcødé"), ("empty", "")]
+            .into_iter()
+            .collect()
+    }
+
+    fn as_text(v: &Variables, text: &str) -> String {
+        Expander::new(v, 1 << 20)
+            .expand(text, FieldKind::Text, "option.f")
+            .unwrap()
+    }
+
+    #[test]
+    fn text_basic_and_alias() {
+        let v = variables();
+        assert_eq!(as_text(&v, "d=${call.digits}!"), "d=123!");
+        assert_eq!(as_text(&v, "${voipbin.call.digits}"), "123");
+        assert_eq!(as_text(&v, "${ call.digits }"), "123");
+        assert_eq!(as_text(&v, "${a}${call.digits}${b}"), "123");
+    }
+
+    #[test]
+    fn text_edge_cases() {
+        let v = variables();
+        assert_eq!(as_text(&v, ""), "");
+        assert_eq!(as_text(&v, "$"), "$");
+        assert_eq!(as_text(&v, "cost $5 {x}"), "cost $5 {x}");
+        assert_eq!(as_text(&v, "a ${unknown} b"), "a  b");
+        assert_eq!(as_text(&v, "${}"), "");
+        assert_eq!(as_text(&v, "x ${call.digits"), "x ${call.digits");
+        assert_eq!(as_text(&v, "${call.digits} ${"), "123 ${");
+        assert_eq!(as_text(&v, "$${call.digits}"), "$123");
+        assert_eq!(as_text(&v, "}${empty}{"), "}{");
+    }
+
+    #[test]
+    fn text_does_not_reexpand_values() {
+        let mut v = Variables::new();
+        v.set("a", "${b}");
+        v.set("b", "secret");
+        assert_eq!(as_text(&v, "${a}"), "${b}");
+    }
+
+    #[test]
+    fn text_multibyte() {
+        let v = variables();
+        assert_eq!(as_text(&v, "héllo ${name} 日本"), "héllo Ünïcødé 日本");
+        assert_eq!(as_text(&v, "${日本}é"), "é");
+        assert_eq!(as_text(&v, "€${é"), "€${é");
+        assert_eq!(as_text(&v, "🎉$🎉${🎉"), "🎉$🎉${🎉");
+    }
+
+    #[test]
+    fn text_large_input_is_fast() {
+        let text = "${".repeat(100_000) + &"x}".repeat(100_000);
+        let vars = variables();
+        let out = as_text(&vars, &text);
+        assert!(out.len() < text.len());
+        let text = "$".repeat(200_000);
+        assert_eq!(as_text(&vars, &text), text);
+    }
+
     #[test]
     fn sip_targets_cannot_move_the_request() {
         let out = expand("sip:${call.source.target}@pbx.example", FieldKind::SipUri).unwrap();
