@@ -201,15 +201,24 @@ impl Dispatcher {
         new_call: bool,
         received_at: tokio::time::Instant,
     ) -> bool {
-        let at = received_at.into_std();
-        match self.config.rate_limit.admit(peer.addr.ip(), at) {
+        let method = method_name(&req.method);
+        if self.admit_source(peer.addr.ip(), received_at, method) {
+            return true;
+        }
+        if new_call && req.method == rsip::Method::Invite {
+            let retry_after = RATE_LIMIT_RETRY_AFTER_SECONDS.to_string();
+            self.reply(req, peer, 503, &[("Retry-After", &retry_after)]);
+        }
+        false
+    }
+
+    /// One request from `ip` at `at` against its source's rate; a refusal is counted under
+    /// `method`. Tokio's clock, so that tests on paused time drive it.
+    fn admit_source(&self, ip: IpAddr, at: tokio::time::Instant, method: &str) -> bool {
+        match self.config.rate_limit.admit(ip, at.into_std()) {
             Admission::Admitted | Admission::Exempt => true,
             Admission::Limited => {
-                crate::metrics::sip_rate_limited(method_name(&req.method));
-                if new_call && req.method == rsip::Method::Invite {
-                    let retry_after = RATE_LIMIT_RETRY_AFTER_SECONDS.to_string();
-                    self.reply(req, peer, 503, &[("Retry-After", &retry_after)]);
-                }
+                crate::metrics::sip_rate_limited(method);
                 false
             }
         }
@@ -302,17 +311,7 @@ impl InboundHandler for Dispatcher {
     /// within its source's rate, as any request outside a dialog.
     fn may_answer(&self, peer: &Peer) -> bool {
         let ip = peer.addr.ip();
-        if !self.allowed(ip) {
-            return false;
-        }
-        let now = std::time::Instant::now();
-        match self.config.rate_limit.admit(ip, now) {
-            Admission::Admitted | Admission::Exempt => true,
-            Admission::Limited => {
-                crate::metrics::sip_rate_limited("OTHER");
-                false
-            }
-        }
+        self.allowed(ip) && self.admit_source(ip, tokio::time::Instant::now(), "OTHER")
     }
 
     fn on_message(&self, inbound: Inbound) {

@@ -10,6 +10,7 @@ use super::rules::{
     info_dtmf, is_unsupported, sdp_in, to_tag, unsupported_requirements, InfoBody, INFO_ACCEPT,
 };
 use super::{session_timer, Env, Leg, Output, Phase, Role, MAX_SERVER_TRANSACTIONS};
+use crate::call::dispatch::RETRY_AFTER_SECONDS;
 use crate::call::events::{CallEndCause, CallEvent, HangupCause};
 use crate::media::sdp;
 use crate::media::DigitSource;
@@ -18,10 +19,6 @@ use crate::sip::transaction::{
     ClientNonInviteTransaction, ServerInviteTransaction, ServerNonInviteTransaction,
 };
 use crate::sip::transport::{Peer, TransportKind};
-
-/// Seconds a peer refused for its dialog's transaction cap is asked to wait (the oldest of its
-/// answered transactions ends within 64·T1).
-const DIALOG_RETRY_AFTER: &str = "5";
 
 impl Leg {
     /// A request from the network for this leg. `acl_ok`: its source is inside a trunk's
@@ -231,7 +228,10 @@ impl Leg {
         }
         if self.over_transaction_cap(&req, cancels_invite) {
             crate::metrics::sip_dialog_transaction_refused();
-            self.reply(&req, src, 503, &[("Retry-After", DIALOG_RETRY_AFTER)]);
+            // The oldest of its answered transactions ends within 64·T1: the same wait as a
+            // refused INVITE's.
+            let retry_after = RETRY_AFTER_SECONDS.to_string();
+            self.reply(&req, src, 503, &[("Retry-After", &retry_after)]);
             return;
         }
         let dialog_up = self.dialog.is_some() && self.phase != Phase::Ended;
