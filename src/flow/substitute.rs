@@ -21,6 +21,7 @@
 //! Every value inserted counts against a byte budget (`engine.max_variables_bytes` per action):
 //! `"${x}${x}..."` can neither allocate without bound. Pure: no I/O.
 
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde_json::Value;
 
 use super::variables::{pieces, Piece, Variables};
@@ -120,8 +121,10 @@ impl<'a> Expander<'a> {
                             out.push_str(value)
                         }
                         FieldKind::SipUri if i == 0 => out.push_str(value),
-                        FieldKind::SipUri => percent_encode(value, b"+", &mut out),
-                        FieldKind::Form => percent_encode(value, b"", &mut out),
+                        FieldKind::SipUri => {
+                            percent_encode(value, NOT_UNRESERVED_OR_PLUS, &mut out)
+                        }
+                        FieldKind::Form => percent_encode(value, NOT_UNRESERVED, &mut out),
                         FieldKind::Url if i == 0 => {
                             out.push_str(value);
                             in_path &= !value.contains(['?', '#']);
@@ -134,7 +137,7 @@ impl<'a> Expander<'a> {
                                     value: value.to_owned(),
                                 });
                             }
-                            percent_encode(value, b"", &mut out);
+                            percent_encode(value, NOT_UNRESERVED, &mut out);
                         }
                         FieldKind::Json => json.value(value, &mut out),
                     }
@@ -278,20 +281,19 @@ fn substitute_value(
     })
 }
 
-/// Appends `value` percent-encoded: every byte but RFC 3986 §2.3's unreserved characters and
-/// those in `keep`.
-fn percent_encode(value: &str, keep: &[u8], out: &mut String) {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    for b in value.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') || keep.contains(&b)
-        {
-            out.push(char::from(b));
-        } else {
-            out.push('%');
-            out.push(char::from(HEX[usize::from(b >> 4)]));
-            out.push(char::from(HEX[usize::from(b & 0x0f)]));
-        }
-    }
+/// All but RFC 3986 §2.3's unreserved characters (ALPHA / DIGIT / "-" / "." / "_" / "~").
+const NOT_UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+/// As [`NOT_UNRESERVED`], keeping `+` (an E.164 number's, in a SIP URI user part).
+const NOT_UNRESERVED_OR_PLUS: &AsciiSet = &NOT_UNRESERVED.remove(b'+');
+
+/// Appends `value` percent-encoded (upper-case hex): every byte in `set`, and every non-ASCII
+/// byte.
+fn percent_encode(value: &str, set: &'static AsciiSet, out: &mut String) {
+    out.extend(utf8_percent_encode(value, set));
 }
 
 /// Where a JSON template's literal text has left off: inside a string literal or not.
@@ -542,6 +544,27 @@ mod tests {
         assert!(out.len() < text.len());
         let text = "$".repeat(200_000);
         assert_eq!(as_text(&vars, &text), text);
+    }
+
+    /// The crate's encoding is the hand-rolled one it replaced: unreserved characters (and `+`
+    /// for SIP) kept, every other byte `%XX` in upper-case hex.
+    #[test]
+    fn percent_encoding_keeps_unreserved_only() {
+        let all: String = (0u8..=127).map(char::from).chain("é€".chars()).collect();
+        for (set, keep) in [(NOT_UNRESERVED, ""), (NOT_UNRESERVED_OR_PLUS, "+")] {
+            let mut want = String::new();
+            for b in all.bytes() {
+                if b.is_ascii_alphanumeric() || b"-._~".contains(&b) || keep.as_bytes().contains(&b)
+                {
+                    want.push(char::from(b));
+                } else {
+                    want.push_str(&format!("%{b:02X}"));
+                }
+            }
+            let mut out = String::new();
+            percent_encode(&all, set, &mut out);
+            assert_eq!(out, want);
+        }
     }
 
     #[test]
