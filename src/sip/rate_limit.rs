@@ -16,7 +16,8 @@ const SHARDS: usize = 64;
 /// Sources remembered at most, over all shards (~64 bytes each: about 4 MiB when full).
 pub const MAX_SOURCES: usize = 65_536;
 const PER_SHARD: usize = MAX_SOURCES / SHARDS;
-/// A full shard forgets its idle sources at most this often; between sweeps it evicts one.
+/// A full shard forgets its idle sources at most this often; between sweeps a new source is
+/// admitted untracked (no bucket is evicted: it could be a Limited one).
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
 /// What the limiter says of one request.
@@ -221,7 +222,7 @@ mod tests {
         let t0 = Instant::now();
         for n in 0..(MAX_SOURCES as u32 * 3) {
             // Every source sends once, all at the same instant: nothing refills, so only
-            // eviction keeps the table bounded.
+            // admitting new sources untracked keeps the table bounded.
             limiter.admit(ip(n), t0);
         }
         assert!(limiter.tracked() <= MAX_SOURCES, "{}", limiter.tracked());
