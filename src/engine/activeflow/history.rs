@@ -58,8 +58,7 @@ impl Activeflow {
         if stored && self.persisted < dropped + excess && executed >= self.trim_retry_at {
             self.persist_progress();
             if self.persisted < dropped + excess {
-                let unwritten = executed.saturating_sub(self.persisted);
-                self.trim_retry_at = executed + unwritten.max(max / 4).max(1);
+                self.trim_retry_at = retry_at(executed, self.persisted, max);
             }
         }
         let droppable = if stored {
@@ -88,5 +87,42 @@ impl Activeflow {
         }
         last.cap_result();
         self.persisted = self.persisted.min(index);
+    }
+}
+
+/// When trimming may hand rows to storage again after a write refused at `executed` actions
+/// with rows from `persisted` on unwritten: after as many more actions as there were unwritten
+/// rows (at least a quarter of the cap `max`), so attempts serialize O(actions) rows in all.
+fn retry_at(executed: usize, persisted: usize, max: usize) -> usize {
+    let unwritten = executed.saturating_sub(persisted);
+    executed + unwritten.max(max / 4).max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::retry_at;
+
+    /// Rows serialized by every attempt over `actions` actions with the cap at `max`, every
+    /// write refused (a full queue), attempting only when due.
+    fn rows_serialized(actions: usize, max: usize) -> usize {
+        let (mut due, mut rows) = (0, 0);
+        for executed in (max + 1)..=actions {
+            if executed >= due {
+                rows += executed;
+                due = retry_at(executed, 0, max);
+            }
+        }
+        rows
+    }
+
+    #[test]
+    fn refused_writes_are_retried_at_a_doubling_interval() {
+        assert_eq!(retry_at(100, 0, 100), 200);
+        assert_eq!(retry_at(110, 100, 100), 135);
+        assert_eq!(retry_at(5, 5, 2), 6);
+        // Retrying on every action would serialize about actions²/2 rows (5·10⁷ here); the
+        // doubling interval keeps it within a few times the actions.
+        let rows = rows_serialized(10_000, 100);
+        assert!(rows <= 4 * 10_000, "{rows}");
     }
 }
