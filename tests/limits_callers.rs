@@ -373,3 +373,47 @@ fn size_and_header_count_caps_hold_on_udp_and_tcp() {
     assert_eq!(malformed("tcp"), 2.0);
     e.reaper.assert_no_panic();
 }
+
+/// A retransmission of an INVITE whose call has ended is absorbed by the linger table (RFC 3261
+/// §17.2.1), not charged to its source's rate: over the rate it used to get 503 Retry-After 1.
+#[test]
+fn a_retransmitted_invite_of_an_ended_call_is_not_rate_limited() {
+    let e = start(
+        &[flow("bye", json!([{"type": "hangup"}]))],
+        &[("100", "bye")],
+        &[
+            ("ACTIVEFLOW_SIP_MAX_NEW_CALLS_PER_SOURCE_PER_SECOND", "1"),
+            ("ACTIVEFLOW_SIP_RATE_LIMIT_EXEMPT", ""),
+            ("ACTIVEFLOW_SIP_T4_MS", "100"),
+        ],
+    );
+    let p = RawPeer::new(e.sip);
+    let invite = p.invite("100", "ended@t", "z9hG4bK-ended");
+    p.send(&invite);
+    let refused = p.recv_final();
+    assert!(!refused.starts_with("SIP/2.0 2"), "{refused}");
+    p.send(&non_2xx_ack(&p, &refused, "z9hG4bK-ended"));
+    common::wait_until("the call to end", Duration::from_secs(20), || {
+        e.calls.is_empty().then_some(())
+    });
+    // The INVITE's token has refilled a second later; it goes to an OPTIONS, and the
+    // retransmission comes after it (the linger lasts 64·T1 = 32 s).
+    std::thread::sleep(Duration::from_millis(1100));
+    p.send(&out_of_dialog(&p, "OPTIONS", 0, "Max-Forwards: 70\r\n"));
+    assert!(p.recv_until("SIP/2.0").starts_with("SIP/2.0 200"));
+    p.send(&invite);
+    let msgs = drain(&p);
+    assert!(msgs.is_empty(), "{msgs:#?}");
+}
+
+/// The ACK of a non-2xx final response (RFC 3261 §17.1.1.3: the INVITE's branch, its To tag).
+fn non_2xx_ack(peer: &RawPeer, response: &str, branch: &str) -> String {
+    let port = peer.port();
+    format!(
+        "ACK sip:100@{engine} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch={branch}\r\n\
+         From: <sip:raw@127.0.0.1:{port}>;tag=raw-ended@t\r\nTo: {to}\r\nCall-ID: ended@t\r\n\
+         CSeq: 1 ACK\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+        engine = peer.engine,
+        to = header(response, "To").unwrap(),
+    )
+}

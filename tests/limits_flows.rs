@@ -514,7 +514,8 @@ fn a_dot_segment_value_is_refused_in_a_url_path() {
 
 /// Substituted into a JSON `webhook_send` body (RFC 8259), a value with `"` stays one string:
 /// it cannot close the author's string and add keys. Outside a string literal a non-number
-/// value goes in quoted. A body that is not JSON (`text/plain`) gets values as they are.
+/// value goes in quoted. A form body (`application/x-www-form-urlencoded`) gets them
+/// percent-encoded, so they add no parameter; a `text/plain` one gets them as they are.
 #[test]
 fn values_in_a_json_webhook_body_cannot_add_keys() {
     let (server, seen) = http_server(Duration::ZERO);
@@ -525,11 +526,14 @@ fn values_in_a_json_webhook_body_cannot_add_keys() {
         "POST",
         "/v1/activeflows",
         Some(
-            &json!({"variables": {"name": hostile, "n": "7"}, "actions": [
+            &json!({"variables": {"name": hostile, "n": "7", "flag": "1&admin=true"}, "actions": [
                 {"type": "webhook_send", "option": {"sync": true, "uri": format!("http://{server}/json"),
                     "data": r#"{"name": "${name}", "count": ${n}, "raw": ${name}}"#}},
                 {"type": "webhook_send", "option": {"sync": true, "uri": format!("http://{server}/text"),
-                    "data_type": "text/plain", "data": "name=${name}"}}
+                    "data_type": "text/plain", "data": "name=${name}"}},
+                {"type": "webhook_send", "option": {"sync": true, "uri": format!("http://{server}/form"),
+                    "data_type": "application/x-www-form-urlencoded; charset=utf-8",
+                    "data": "n=${n}&flag=${flag}"}}
             ]})
             .to_string(),
         ),
@@ -546,6 +550,8 @@ fn values_in_a_json_webhook_body_cannot_add_keys() {
         seen[0].2
     );
     assert_eq!(seen[1].2, format!("name={hostile}"));
+    // A form body gets values percent-encoded: `&admin=true` stays inside `flag`.
+    assert_eq!(seen[2].2, "n=7&flag=1%26admin%3Dtrue");
 }
 
 /// A value substituted into the user part of a `sip` destination (RFC 3261 §19.1.2 escaped)
@@ -619,7 +625,7 @@ fn executed_actions_in_memory_are_capped_and_storage_keeps_them_all() {
                 {"type": "goto", "option": {"target_id": A, "loop_count": 10}},
                 {"type": "webhook_send", "option": {"sync": true, "uri": format!("http://{server}/hook")}},
                 {"type": "variable_set", "option": {"key": "copy", "value": "${big}"}},
-                {"id": B, "type": "block"}
+                {"id": B, "type": "block", "option": {"note": "${big}"}}
             ]})
             .to_string(),
         ),
@@ -650,6 +656,10 @@ fn executed_actions_in_memory_are_capped_and_storage_keeps_them_all() {
     let copy = &executed[3]["option"];
     assert_eq!(copy["truncated"], true, "{}", copy.to_string().len());
     assert!(copy["bytes"].as_u64().unwrap() > 50_000);
+    // The current action is capped as its entry is: the API and every progress write carry it.
+    let current = &running["current_action"]["option"];
+    assert_eq!(current["truncated"], true, "{}", current.to_string().len());
+    assert_eq!(executed[4]["option"], *current);
 
     let (status, _) = http(e.api, "POST", &format!("/v1/activeflows/{id}/stop"), None);
     assert_eq!(status, 200);
@@ -665,6 +675,7 @@ fn executed_actions_in_memory_are_capped_and_storage_keeps_them_all() {
     assert_eq!(all[22]["result"]["status"], 200, "{}", all[22]);
     assert_eq!(all[23]["option"]["truncated"], true);
     assert_eq!(all[24]["type"], "block");
+    assert_eq!(a["current_action"]["option"]["truncated"], true);
 }
 
 /// A short summary of a record for assertion messages (a failing record can be megabytes).

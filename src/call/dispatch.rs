@@ -124,15 +124,10 @@ impl Dispatcher {
             });
             return;
         }
-        if !matches!(req.method, rsip::Method::Invite | rsip::Method::Ack) {
-            if let Some(response) = TransactionKey::from_request(&req)
-                .ok()
-                .and_then(|k| self.shared.linger.lookup(&k))
-            {
-                crate::metrics::sip_retransmission(true);
-                let _ = self.shared.sender.send(&peer, &response);
-                return;
-            }
+        // Retransmissions the linger table answers are not charged to the source's rate: over
+        // it they would get 503 Retry-After instead of their own answer (or none).
+        if self.answered_by_linger(&req, &peer, acl_ok && to_tag.is_none()) {
+            return;
         }
         if req.method != rsip::Method::Ack
             && !self.within_rate(&req, &peer, acl_ok && to_tag.is_none(), received_at)
@@ -164,6 +159,37 @@ impl Dispatcher {
         }
     }
 
+    /// Whether `req` is a retransmission the linger table answers: a non-INVITE's kept final
+    /// response is sent again; a new INVITE (`new_call`: out of dialog, from inside a trunk's
+    /// ACL, as when it was first seen) whose call ended is absorbed, one we refused is refused
+    /// again.
+    fn answered_by_linger(&self, req: &rsip::Request, peer: &Peer, new_call: bool) -> bool {
+        let is_invite = req.method == rsip::Method::Invite;
+        if req.method == rsip::Method::Ack || (is_invite && !new_call) {
+            return false;
+        }
+        let Ok(key) = TransactionKey::from_request(req) else {
+            return false;
+        };
+        if !is_invite {
+            let Some(response) = self.shared.linger.lookup(&key) else {
+                return false;
+            };
+            crate::metrics::sip_retransmission(true);
+            let _ = self.shared.sender.send(peer, &response);
+            return true;
+        }
+        match self.shared.linger.lookup_invite(&key) {
+            Some(InviteFate::Absorb) => crate::metrics::sip_retransmission(true),
+            Some(InviteFate::Refuse) => {
+                crate::metrics::sip_retransmission(true);
+                self.refuse(req, peer, None);
+            }
+            None => return false,
+        }
+        true
+    }
+
     /// The source's rate limit, before the ACL (a stranger's flood costs no 403s either). Over
     /// it, a new INVITE from a trunk source gets 503 + Retry-After (RFC 3261 §21.5.4: its proxy
     /// may try elsewhere, its UA waits); any other request is dropped unanswered — an answer is
@@ -176,15 +202,24 @@ impl Dispatcher {
         new_call: bool,
         received_at: tokio::time::Instant,
     ) -> bool {
-        let at = received_at.into_std();
-        match self.config.rate_limit.admit(peer.addr.ip(), at) {
+        let method = method_name(&req.method);
+        if self.admit_source(peer.addr.ip(), received_at, method) {
+            return true;
+        }
+        if new_call && req.method == rsip::Method::Invite {
+            let retry_after = RATE_LIMIT_RETRY_AFTER_SECONDS.to_string();
+            self.reply(req, peer, 503, &[("Retry-After", &retry_after)]);
+        }
+        false
+    }
+
+    /// One request from `ip` at `at` against its source's rate; a refusal is counted under
+    /// `method`. Tokio's clock, so that tests on paused time drive it.
+    fn admit_source(&self, ip: IpAddr, at: tokio::time::Instant, method: &str) -> bool {
+        match self.config.rate_limit.admit(ip, at.into_std()) {
             Admission::Admitted | Admission::Exempt => true,
             Admission::Limited => {
-                crate::metrics::sip_rate_limited(method_name(&req.method));
-                if new_call && req.method == rsip::Method::Invite {
-                    let retry_after = RATE_LIMIT_RETRY_AFTER_SECONDS.to_string();
-                    self.reply(req, peer, 503, &[("Retry-After", &retry_after)]);
-                }
+                crate::metrics::sip_rate_limited(method);
                 false
             }
         }
@@ -195,19 +230,6 @@ impl Dispatcher {
             self.reply(&req, &peer, 400, &[]);
             return;
         };
-        // A retransmission whose call ended, or that we refused, while it waited in a queue.
-        match self.shared.linger.lookup_invite(&key) {
-            Some(InviteFate::Absorb) => {
-                crate::metrics::sip_retransmission(true);
-                return;
-            }
-            Some(InviteFate::Refuse) => {
-                crate::metrics::sip_retransmission(true);
-                self.refuse(&req, &peer, None);
-                return;
-            }
-            None => {}
-        }
         if !self.is_accepting() {
             self.refuse(&req, &peer, Some(&key));
             return;
@@ -290,17 +312,7 @@ impl InboundHandler for Dispatcher {
     /// within its source's rate, as any request outside a dialog.
     fn may_answer(&self, peer: &Peer) -> bool {
         let ip = peer.addr.ip();
-        if !self.allowed(ip) {
-            return false;
-        }
-        let now = std::time::Instant::now();
-        match self.config.rate_limit.admit(ip, now) {
-            Admission::Admitted | Admission::Exempt => true,
-            Admission::Limited => {
-                crate::metrics::sip_rate_limited("OTHER");
-                false
-            }
-        }
+        self.allowed(ip) && self.admit_source(ip, tokio::time::Instant::now(), "OTHER")
     }
 
     fn on_message(&self, inbound: Inbound) {

@@ -7,7 +7,6 @@ use serde::{Deserialize, Serialize};
 
 use super::error::FlowError;
 use super::id::ActionId;
-use super::limits::DEFAULT_MAX_VARIABLES_BYTES;
 use super::options::{path, Opt};
 use super::substitute::{Expander, FieldKind, SubstituteError};
 use super::variables::Variables;
@@ -137,13 +136,6 @@ impl ConditionVariable {
         }
     }
 
-    /// True when `variable <condition> value` holds (within the default size caps; the engine
-    /// uses [`ConditionVariable::actual_value`] and [`ConditionVariable::holds`]).
-    pub fn evaluate(&self, vars: &Variables) -> bool {
-        self.actual_value(vars, DEFAULT_MAX_VARIABLES_BYTES)
-            .is_ok_and(|actual| self.holds(&actual))
-    }
-
     /// True when `actual <condition> value` holds.
     pub fn holds(&self, actual: &str) -> bool {
         match self.value_type {
@@ -252,6 +244,14 @@ mod tests {
     use chrono::TimeZone;
     use serde_json::json;
 
+    use crate::flow::limits::DEFAULT_MAX_VARIABLES_BYTES;
+
+    /// What the engine does with a `condition_variable`: its actual value, then `holds`.
+    fn evaluate(c: &ConditionVariable, vars: &Variables) -> bool {
+        c.actual_value(vars, DEFAULT_MAX_VARIABLES_BYTES)
+            .is_ok_and(|actual| c.holds(&actual))
+    }
+
     fn cv(option: serde_json::Value) -> Result<ConditionVariable, FlowError> {
         ConditionVariable::from_opt(&Opt::new(&option)?)
     }
@@ -291,7 +291,7 @@ mod tests {
         for (actual, results) in expect {
             for (op, want) in ALL.iter().zip(results) {
                 let c = cv(json!({"condition": op, "variable": "x", "value_string": "a"})).unwrap();
-                assert_eq!(c.evaluate(&vars(actual)), want, "{actual} {op} a");
+                assert_eq!(evaluate(&c, &vars(actual)), want, "{actual} {op} a");
             }
         }
     }
@@ -301,10 +301,10 @@ mod tests {
         for (op, want) in ALL.iter().zip([false, true, true, true, false, false]) {
             let c = cv(json!({"condition": op, "variable": "x", "value_type": "number", "value_number": 10}))
                 .unwrap();
-            assert_eq!(c.evaluate(&vars(" 10.5 ")), want, "10.5 {op} 10");
-            assert!(!c.evaluate(&vars("abc")), "unparseable is false for {op}");
-            assert!(!c.evaluate(&vars("NaN")));
-            assert!(!c.evaluate(&Variables::new()));
+            assert_eq!(evaluate(&c, &vars(" 10.5 ")), want, "10.5 {op} 10");
+            assert!(!evaluate(&c, &vars("abc")), "unparseable is false for {op}");
+            assert!(!evaluate(&c, &vars("NaN")));
+            assert!(!evaluate(&c, &Variables::new()));
         }
     }
 
@@ -314,7 +314,7 @@ mod tests {
             let c = cv(json!({"condition": op, "variable": "x", "value_type": "length", "value_length": 3}))
                 .unwrap();
             // Three chars, six bytes: length counts chars.
-            assert_eq!(c.evaluate(&vars("日本語")), want, "len {op} 3");
+            assert_eq!(evaluate(&c, &vars("日本語")), want, "len {op} 3");
         }
     }
 
@@ -325,11 +325,11 @@ mod tests {
         )
         .unwrap();
         let v: Variables = [("call.digits", "1")].into_iter().collect();
-        assert!(c.evaluate(&v));
+        assert!(evaluate(&c, &v));
         let c =
             cv(json!({"condition": "==", "variable": "voipbin.call.digits", "value_string": "1"}))
                 .unwrap();
-        assert!(c.evaluate(&v));
+        assert!(evaluate(&c, &v));
     }
 
     #[test]

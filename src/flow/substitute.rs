@@ -11,6 +11,8 @@
 //! - `Json` (RFC 8259): inside a string literal a value is escaped (§7), so a `"` cannot close
 //!   the string and add keys; outside one it goes in as written only when it is a number,
 //!   `true`, `false` or `null`, else as a quoted string.
+//! - `Form` (an `application/x-www-form-urlencoded` body, WHATWG URL §5): values are
+//!   percent-encoded as in a URL, so `1&admin=true` stays one value and adds no parameter.
 //! - `SipUri` (the `target` of a `sip` address in `connect`/`message_send`): like `Url`, values
 //!   are escaped (RFC 3261 §19.1.2 `escaped`; `+` stays for E.164 numbers), so `x@evil:5060;`
 //!   cannot move the request to another host, port or transport. A leading placeholder is the
@@ -19,6 +21,7 @@
 //! Every value inserted counts against a byte budget (`engine.max_variables_bytes` per action):
 //! `"${x}${x}..."` can neither allocate without bound. Pure: no I/O.
 
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde_json::Value;
 
 use super::variables::{pieces, Piece, Variables};
@@ -29,6 +32,8 @@ pub enum FieldKind {
     Text,
     Url,
     Json,
+    /// A `webhook_send` `data` sent as `application/x-www-form-urlencoded`.
+    Form,
     /// The `target` of a `sip` address.
     SipUri,
     /// The `destinations` or `source` of `connect`/`message_send`: address objects, whose
@@ -103,6 +108,7 @@ impl<'a> Expander<'a> {
                         FieldKind::Url => in_path &= !t.contains(['?', '#']),
                         FieldKind::Text
                         | FieldKind::Name
+                        | FieldKind::Form
                         | FieldKind::SipUri
                         | FieldKind::Address => {}
                     }
@@ -115,7 +121,10 @@ impl<'a> Expander<'a> {
                             out.push_str(value)
                         }
                         FieldKind::SipUri if i == 0 => out.push_str(value),
-                        FieldKind::SipUri => percent_encode(value, b"+", &mut out),
+                        FieldKind::SipUri => {
+                            percent_encode(value, NOT_UNRESERVED_OR_PLUS, &mut out)
+                        }
+                        FieldKind::Form => percent_encode(value, NOT_UNRESERVED, &mut out),
                         FieldKind::Url if i == 0 => {
                             out.push_str(value);
                             in_path &= !value.contains(['?', '#']);
@@ -128,7 +137,7 @@ impl<'a> Expander<'a> {
                                     value: value.to_owned(),
                                 });
                             }
-                            percent_encode(value, b"", &mut out);
+                            percent_encode(value, NOT_UNRESERVED, &mut out);
                         }
                         FieldKind::Json => json.value(value, &mut out),
                     }
@@ -157,12 +166,26 @@ pub fn option(
     limit: usize,
 ) -> Result<Value, SubstituteError> {
     let mut expander = Expander::new(vars, limit);
-    let json_data = kind == "webhook_send" && json_data(option, &mut expander)?;
+    // A webhook's `data_type` is expanded first (it says how `data` is), and only once.
+    let (mut data_type, data_kind) = match option.get("data_type") {
+        Some(Value::String(raw)) if kind == "webhook_send" => {
+            let expanded = expander.expand(raw, FieldKind::Text, "option.data_type")?;
+            let data_kind = data_kind(&expanded);
+            (Some(expanded), data_kind)
+        }
+        _ => (None, FieldKind::Json),
+    };
     Ok(match option {
         Value::Object(m) => {
             let mut out = serde_json::Map::with_capacity(m.len());
             for (k, v) in m {
-                let field_kind = field_kind(kind, k, json_data);
+                if k == "data_type" {
+                    if let Some(expanded) = data_type.take() {
+                        out.insert(k.clone(), Value::String(expanded));
+                        continue;
+                    }
+                }
+                let field_kind = field_kind(kind, k, data_kind);
                 let field = format!("option.{k}");
                 out.insert(
                     k.clone(),
@@ -176,32 +199,35 @@ pub fn option(
 }
 
 /// How the option `key` of an action of type `kind` is expanded.
-fn field_kind(kind: &str, key: &str, json_data: bool) -> FieldKind {
+fn field_kind(kind: &str, key: &str, data_kind: FieldKind) -> FieldKind {
     match (kind, key) {
         ("fetch", "event_url") | ("webhook_send", "uri") | ("play", "stream_urls") => {
             FieldKind::Url
         }
-        ("webhook_send", "data") if json_data => FieldKind::Json,
+        ("webhook_send", "data") => data_kind,
         ("condition_variable", "variable") => FieldKind::Name,
         ("connect" | "message_send", "destinations" | "source") => FieldKind::Address,
         _ => FieldKind::Text,
     }
 }
 
-/// Whether a `webhook_send`'s `data` is JSON: its `data_type` (expanded) is `application/json`
-/// or `*+json`, or is not given (the default is JSON).
-fn json_data(option: &Value, expander: &mut Expander<'_>) -> Result<bool, SubstituteError> {
-    let Some(Value::String(raw)) = option.get("data_type") else {
-        return Ok(true);
-    };
-    let data_type = expander.expand(raw, FieldKind::Text, "option.data_type")?;
+/// How a `webhook_send`'s `data` is expanded, from its `data_type` (expanded): `Json` for
+/// `application/json`, `*+json` or none (the default is JSON), `Form` for
+/// `application/x-www-form-urlencoded`, else `Text`.
+fn data_kind(data_type: &str) -> FieldKind {
     let essence = data_type
         .split(';')
         .next()
         .unwrap_or("")
         .trim()
         .to_ascii_lowercase();
-    Ok(essence.is_empty() || essence == "application/json" || essence.ends_with("+json"))
+    if essence.is_empty() || essence == "application/json" || essence.ends_with("+json") {
+        FieldKind::Json
+    } else if essence == "application/x-www-form-urlencoded" {
+        FieldKind::Form
+    } else {
+        FieldKind::Text
+    }
 }
 
 /// Whether any string value in `v` may name a variable.
@@ -255,20 +281,19 @@ fn substitute_value(
     })
 }
 
-/// Appends `value` percent-encoded: every byte but RFC 3986 §2.3's unreserved characters and
-/// those in `keep`.
-fn percent_encode(value: &str, keep: &[u8], out: &mut String) {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    for b in value.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') || keep.contains(&b)
-        {
-            out.push(char::from(b));
-        } else {
-            out.push('%');
-            out.push(char::from(HEX[usize::from(b >> 4)]));
-            out.push(char::from(HEX[usize::from(b & 0x0f)]));
-        }
-    }
+/// All but RFC 3986 §2.3's unreserved characters (ALPHA / DIGIT / "-" / "." / "_" / "~").
+const NOT_UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+/// As [`NOT_UNRESERVED`], keeping `+` (an E.164 number's, in a SIP URI user part).
+const NOT_UNRESERVED_OR_PLUS: &AsciiSet = &NOT_UNRESERVED.remove(b'+');
+
+/// Appends `value` percent-encoded (upper-case hex): every byte in `set`, and every non-ASCII
+/// byte.
+fn percent_encode(value: &str, set: &'static AsciiSet, out: &mut String) {
+    out.extend(utf8_percent_encode(value, set));
 }
 
 /// Where a JSON template's literal text has left off: inside a string literal or not.
@@ -435,6 +460,111 @@ mod tests {
         assert!(Expander::new(&big, 1 << 20)
             .expand(&many, FieldKind::Text, "c")
             .is_err());
+    }
+
+    #[test]
+    fn form_values_cannot_add_parameters_and_data_type_is_charged_once() {
+        assert_eq!(
+            expand("a=${n}&b=${call.source.target}", FieldKind::Form).unwrap(),
+            "a=42&b=x%2F..%2Fadmin%3Fy%3D"
+        );
+        let mut v = Variables::new();
+        v.set(
+            "t",
+            format!("application/x-www-form-urlencoded;{}", " ".repeat(600)),
+        );
+        v.set("who", "1&admin=true");
+        let o = serde_json::json!({"uri": "http://h/", "data_type": "${t}", "data": "who=${who}"});
+        let out = option("webhook_send", &o, &v, 1000).unwrap();
+        assert_eq!(out["data"], "who=1%26admin%3Dtrue");
+        assert_eq!(out["data_type"], v.get("t").unwrap());
+        let text = serde_json::json!({"data_type": "text/plain", "data": "who=${who}"});
+        let out = option("webhook_send", &text, &v, 1000).unwrap();
+        assert_eq!(out["data"], "who=1&admin=true");
+    }
+
+    /// The cases `Variables::substitute` had: `Text` expansion is that, with the budget.
+    fn variables() -> Variables {
+        [("call.digits", "123"), ("name", "Ünïcødé"), ("empty", "")]
+            .into_iter()
+            .collect()
+    }
+
+    fn as_text(v: &Variables, text: &str) -> String {
+        Expander::new(v, 1 << 20)
+            .expand(text, FieldKind::Text, "option.f")
+            .unwrap()
+    }
+
+    #[test]
+    fn text_basic_and_alias() {
+        let v = variables();
+        assert_eq!(as_text(&v, "d=${call.digits}!"), "d=123!");
+        assert_eq!(as_text(&v, "${voipbin.call.digits}"), "123");
+        assert_eq!(as_text(&v, "${ call.digits }"), "123");
+        assert_eq!(as_text(&v, "${a}${call.digits}${b}"), "123");
+    }
+
+    #[test]
+    fn text_edge_cases() {
+        let v = variables();
+        assert_eq!(as_text(&v, ""), "");
+        assert_eq!(as_text(&v, "$"), "$");
+        assert_eq!(as_text(&v, "cost $5 {x}"), "cost $5 {x}");
+        assert_eq!(as_text(&v, "a ${unknown} b"), "a  b");
+        assert_eq!(as_text(&v, "${}"), "");
+        assert_eq!(as_text(&v, "x ${call.digits"), "x ${call.digits");
+        assert_eq!(as_text(&v, "${call.digits} ${"), "123 ${");
+        assert_eq!(as_text(&v, "$${call.digits}"), "$123");
+        assert_eq!(as_text(&v, "}${empty}{"), "}{");
+    }
+
+    #[test]
+    fn text_does_not_reexpand_values() {
+        let mut v = Variables::new();
+        v.set("a", "${b}");
+        v.set("b", "secret");
+        assert_eq!(as_text(&v, "${a}"), "${b}");
+    }
+
+    #[test]
+    fn text_multibyte() {
+        let v = variables();
+        assert_eq!(as_text(&v, "héllo ${name} 日本"), "héllo Ünïcødé 日本");
+        assert_eq!(as_text(&v, "${日本}é"), "é");
+        assert_eq!(as_text(&v, "€${é"), "€${é");
+        assert_eq!(as_text(&v, "🎉$🎉${🎉"), "🎉$🎉${🎉");
+    }
+
+    #[test]
+    fn text_large_input_is_fast() {
+        let text = "${".repeat(100_000) + &"x}".repeat(100_000);
+        let vars = variables();
+        let out = as_text(&vars, &text);
+        assert!(out.len() < text.len());
+        let text = "$".repeat(200_000);
+        assert_eq!(as_text(&vars, &text), text);
+    }
+
+    /// The crate's encoding is the hand-rolled one it replaced: unreserved characters (and `+`
+    /// for SIP) kept, every other byte `%XX` in upper-case hex.
+    #[test]
+    fn percent_encoding_keeps_unreserved_only() {
+        let all: String = (0u8..=127).map(char::from).chain("é€".chars()).collect();
+        for (set, keep) in [(NOT_UNRESERVED, ""), (NOT_UNRESERVED_OR_PLUS, "+")] {
+            let mut want = String::new();
+            for b in all.bytes() {
+                if b.is_ascii_alphanumeric() || b"-._~".contains(&b) || keep.as_bytes().contains(&b)
+                {
+                    want.push(char::from(b));
+                } else {
+                    want.push_str(&format!("%{b:02X}"));
+                }
+            }
+            let mut out = String::new();
+            percent_encode(&all, set, &mut out);
+            assert_eq!(out, want);
+        }
     }
 
     #[test]

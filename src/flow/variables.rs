@@ -159,22 +159,6 @@ impl Variables {
         let old = self.map.get(key).map_or(0, |v| key.len() + v.len());
         self.bytes - old + key.len() + value_len
     }
-
-    /// Replaces each `${name}` in `text` with the variable's value (empty
-    /// when unset). A `$` not followed by `{`, or a `${` without a closing
-    /// `}`, stays literal. Values are not re-expanded, so a caller-supplied
-    /// value cannot inject further lookups. Single forward pass: linear time.
-    /// Unbounded: options go through `substitute` (capped and field-aware).
-    pub fn substitute(&self, text: &str) -> String {
-        let mut out = String::with_capacity(text.len());
-        for piece in pieces(text) {
-            match piece {
-                Piece::Text(t) => out.push_str(t),
-                Piece::Name(name) => out.push_str(self.get(name).unwrap_or("")),
-            }
-        }
-        out
-    }
 }
 
 /// A checked write: `value_len` within the value cap and `bytes` (0: not checked here) within
@@ -309,55 +293,6 @@ mod tests {
         assert_eq!(v.len(), 1);
         assert_eq!(v.remove("voipbin.call.digits"), Some("7".to_owned()));
         assert!(v.is_empty());
-    }
-
-    #[test]
-    fn substitute_basic_and_alias() {
-        let v = vars();
-        assert_eq!(v.substitute("d=${call.digits}!"), "d=123!");
-        assert_eq!(v.substitute("${voipbin.call.digits}"), "123");
-        assert_eq!(v.substitute("${ call.digits }"), "123");
-        assert_eq!(v.substitute("${a}${call.digits}${b}"), "123");
-    }
-
-    #[test]
-    fn substitute_edge_cases() {
-        let v = vars();
-        assert_eq!(v.substitute(""), "");
-        assert_eq!(v.substitute("$"), "$");
-        assert_eq!(v.substitute("cost $5 {x}"), "cost $5 {x}");
-        assert_eq!(v.substitute("a ${unknown} b"), "a  b");
-        assert_eq!(v.substitute("${}"), "");
-        assert_eq!(v.substitute("x ${call.digits"), "x ${call.digits");
-        assert_eq!(v.substitute("${call.digits} ${"), "123 ${");
-        assert_eq!(v.substitute("$${call.digits}"), "$123");
-        assert_eq!(v.substitute("}${empty}{"), "}{");
-    }
-
-    #[test]
-    fn substitute_does_not_reexpand_values() {
-        let mut v = Variables::new();
-        v.set("a", "${b}");
-        v.set("b", "secret");
-        assert_eq!(v.substitute("${a}"), "${b}");
-    }
-
-    #[test]
-    fn substitute_multibyte() {
-        let v = vars();
-        assert_eq!(v.substitute("héllo ${name} 日本"), "héllo Ünïcødé 日本");
-        assert_eq!(v.substitute("${日本}é"), "é");
-        assert_eq!(v.substitute("€${é"), "€${é");
-        assert_eq!(v.substitute("🎉$🎉${🎉"), "🎉$🎉${🎉");
-    }
-
-    #[test]
-    fn substitute_large_input_is_fast() {
-        let text = "${".repeat(100_000) + &"x}".repeat(100_000);
-        let out = vars().substitute(&text);
-        assert!(out.len() < text.len());
-        let text = "$".repeat(200_000);
-        assert_eq!(vars().substitute(&text), text);
     }
 
     #[test]

@@ -16,7 +16,8 @@ const SHARDS: usize = 64;
 /// Sources remembered at most, over all shards (~64 bytes each: about 4 MiB when full).
 pub const MAX_SOURCES: usize = 65_536;
 const PER_SHARD: usize = MAX_SOURCES / SHARDS;
-/// A full shard forgets its idle sources at most this often; between sweeps it evicts one.
+/// A full shard forgets its idle sources at most this often; between sweeps a new source is
+/// admitted untracked (no bucket is evicted: it could be a Limited one).
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
 /// What the limiter says of one request.
@@ -86,8 +87,11 @@ impl SourceRateLimiter {
         if let Some(bucket) = shard.buckets.get_mut(&source) {
             return self.take(bucket, now);
         }
-        if shard.buckets.len() >= PER_SHARD {
-            self.make_room(&mut shard, now);
+        if shard.buckets.len() >= PER_SHARD && !self.make_room(&mut shard, now) {
+            // Admitted untracked: evicting a bucket instead could evict a Limited one, and a
+            // source churning spoofed addresses would then reset its own bucket. A source
+            // starts with a full bucket anyway, so this admits what tracking would.
+            return Admission::Admitted;
         }
         let mut bucket = Bucket {
             tokens: self.burst,
@@ -123,10 +127,10 @@ impl SourceRateLimiter {
         }
     }
 
-    /// A full shard first forgets the sources whose bucket has refilled (forgetting them loses
-    /// nothing: an unseen source starts full); if none has, or it swept lately, one source is
-    /// evicted — it merely starts again with a full bucket.
-    fn make_room(&self, shard: &mut Shard, now: Instant) {
+    /// A full shard forgets the sources whose bucket has refilled (forgetting them loses
+    /// nothing: an unseen source starts full), at most once per `SWEEP_EVERY`; whether that
+    /// made room. Nothing is evicted otherwise: a bucket still refilling may be a Limited one.
+    fn make_room(&self, shard: &mut Shard, now: Instant) -> bool {
         let may_sweep = shard
             .last_sweep
             .is_none_or(|t| now.saturating_duration_since(t) >= SWEEP_EVERY);
@@ -137,11 +141,7 @@ impl SourceRateLimiter {
                     < self.burst
             });
         }
-        if shard.buckets.len() >= PER_SHARD {
-            if let Some(victim) = shard.buckets.keys().next().copied() {
-                shard.buckets.remove(&victim);
-            }
-        }
+        shard.buckets.len() < PER_SHARD
     }
 }
 
@@ -222,7 +222,7 @@ mod tests {
         let t0 = Instant::now();
         for n in 0..(MAX_SOURCES as u32 * 3) {
             // Every source sends once, all at the same instant: nothing refills, so only
-            // eviction keeps the table bounded.
+            // admitting new sources untracked keeps the table bounded.
             limiter.admit(ip(n), t0);
         }
         assert!(limiter.tracked() <= MAX_SOURCES, "{}", limiter.tracked());
@@ -246,6 +246,27 @@ mod tests {
             limiter.admit(ip(0x0B00_0000 + n), t0);
         }
         assert_eq!(limiter.admit(attacker, t0), Admission::Limited);
+    }
+
+    /// A full shard swept lately evicts nobody: churning spoofed sources through the
+    /// attacker's own shard cannot reset its Limited bucket.
+    #[test]
+    fn churning_a_full_shard_does_not_reset_a_limited_source() {
+        let limiter = SourceRateLimiter::new(1, Vec::new());
+        let t0 = Instant::now();
+        let attacker = ip(0xC000_0201);
+        assert_eq!(limiter.admit(attacker, t0), Admission::Admitted);
+        let shard = shard_of(attacker);
+        let mut same_shard = (0x0B00_0000u32..).map(ip).filter(|s| shard_of(*s) == shard);
+        for source in same_shard.by_ref().take(PER_SHARD * 4) {
+            limiter.admit(source, t0);
+        }
+        let t1 = t0 + Duration::from_millis(500);
+        for source in same_shard.take(PER_SHARD * 64) {
+            assert_eq!(limiter.admit(source, t1), Admission::Admitted);
+        }
+        assert_eq!(limiter.admit(attacker, t1), Admission::Limited);
+        assert!(limiter.tracked() <= PER_SHARD, "{}", limiter.tracked());
     }
 
     #[test]

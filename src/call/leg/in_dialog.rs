@@ -10,6 +10,7 @@ use super::rules::{
     info_dtmf, is_unsupported, sdp_in, to_tag, unsupported_requirements, InfoBody, INFO_ACCEPT,
 };
 use super::{session_timer, Env, Leg, Output, Phase, Role, MAX_SERVER_TRANSACTIONS};
+use crate::call::dispatch::RETRY_AFTER_SECONDS;
 use crate::call::events::{CallEndCause, CallEvent, HangupCause};
 use crate::media::sdp;
 use crate::media::DigitSource;
@@ -18,10 +19,6 @@ use crate::sip::transaction::{
     ClientNonInviteTransaction, ServerInviteTransaction, ServerNonInviteTransaction,
 };
 use crate::sip::transport::{Peer, TransportKind};
-
-/// Seconds a peer refused for its dialog's transaction cap is asked to wait (the oldest of its
-/// answered transactions ends within 64·T1).
-const DIALOG_RETRY_AFTER: &str = "5";
 
 impl Leg {
     /// A request from the network for this leg. `acl_ok`: its source is inside a trunk's
@@ -60,10 +57,12 @@ impl Leg {
         self.prune();
     }
 
-    /// The dialog holds its cap of server transactions (BYE and CANCEL: twice that).
-    fn over_transaction_cap(&self, req: &rsip::Request) -> bool {
+    /// The dialog holds its cap of server transactions (BYE and the CANCEL of our INVITE:
+    /// twice that, so that a flood of other requests cannot keep the peer from ending it).
+    fn over_transaction_cap(&self, req: &rsip::Request, cancels_invite: bool) -> bool {
         let cap = match req.method {
-            rsip::Method::Bye | rsip::Method::Cancel => MAX_SERVER_TRANSACTIONS * 2,
+            rsip::Method::Bye => MAX_SERVER_TRANSACTIONS * 2,
+            rsip::Method::Cancel if cancels_invite => MAX_SERVER_TRANSACTIONS * 2,
             _ => MAX_SERVER_TRANSACTIONS,
         };
         self.server_txs.len() >= cap
@@ -217,21 +216,29 @@ impl Leg {
             }
             return;
         }
-        if self.over_transaction_cap(&req) {
-            crate::metrics::sip_dialog_transaction_refused();
-            self.reply(&req, src, 503, &[("Retry-After", DIALOG_RETRY_AFTER)]);
-            return;
-        }
-        let dialog_up = self.dialog.is_some() && self.phase != Phase::Ended;
         let cancels_invite = req.method == rsip::Method::Cancel
             && self
                 .incoming()
                 .is_some_and(|i| i.invite_key.branch() == key.branch());
+        if req.method == rsip::Method::Cancel && !cancels_invite {
+            // §9.2: a CANCEL matching no transaction gets 481. Stateless: kept for Timer J,
+            // a flood of them would fill the dialog's transactions (and its BYE headroom).
+            self.reply(&req, src, 481, &[]);
+            return;
+        }
+        if self.over_transaction_cap(&req, cancels_invite) {
+            crate::metrics::sip_dialog_transaction_refused();
+            // The oldest of its answered transactions ends within 64·T1: the same wait as a
+            // refused INVITE's.
+            let retry_after = RETRY_AFTER_SECONDS.to_string();
+            self.reply(&req, src, 503, &[("Retry-After", &retry_after)]);
+            return;
+        }
+        let dialog_up = self.dialog.is_some() && self.phase != Phase::Ended;
         let mut info_digit = None;
         let unsupported = unsupported_requirements(&req.headers);
         let (code, extra): (u16, Option<(&str, String)>) = match &req.method {
-            rsip::Method::Cancel if cancels_invite => (200, None),
-            rsip::Method::Cancel => (481, None),
+            rsip::Method::Cancel => (200, None),
             _ if !dialog_up && req.method != rsip::Method::Options => (481, None),
             // CANCEL and BYE cannot be refused for a Require (§8.2.2.3 exempts CANCEL; a BYE
             // must always end the call).

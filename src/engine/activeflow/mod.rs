@@ -103,6 +103,9 @@ pub struct Activeflow {
     /// stand: every write sends the rows from here on. A result merged into an action moves it
     /// back (see `merge_result`).
     persisted: usize,
+    /// The executed count before which trimming does not hand rows to storage again after a
+    /// write refused on a full queue (see `trim_executed`).
+    trim_retry_at: usize,
     /// `Stop` senders waiting for the end to be recorded.
     end_waiters: Vec<oneshot::Sender<()>>,
 }
@@ -144,6 +147,7 @@ impl Activeflow {
             pending_end: None,
             finished: false,
             persisted: 0,
+            trim_retry_at: 0,
             end_waiters: Vec::new(),
         }
     }

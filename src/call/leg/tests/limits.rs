@@ -50,7 +50,8 @@ async fn in_dialog_requests_beyond_the_cap_get_503_and_keep_nothing() {
 #[tokio::test(start_paused = true)]
 async fn a_full_dialog_still_takes_the_peers_bye() {
     let mut leg = confirmed();
-    for n in 0..MAX_SERVER_TRANSACTIONS as u32 {
+    let cap = MAX_SERVER_TRANSACTIONS as u32;
+    for n in 0..cap {
         from_caller(&mut leg, info(&format!("i{n}"), n + 2));
     }
     leg.take_outputs();
@@ -61,12 +62,55 @@ async fn a_full_dialog_still_takes_the_peers_bye() {
     let out = leg.take_outputs();
     assert_eq!(first_lines(&out), ["SIP/2.0 200 OK"]);
     assert_eq!(ended_with(&out), Some(CallEndCause::RemoteBye));
-    // Distinct BYEs after the end are bounded too (481 each, then 503).
-    for n in 0..(MAX_SERVER_TRANSACTIONS as u32 * 2) {
+    // Distinct BYEs after the end are bounded too: 481 each up to twice the cap, then 503.
+    let mut answers = Vec::new();
+    for n in 0..cap * 2 {
         from_caller(
             &mut leg,
             caller_request("BYE", &format!("b{n}"), 501 + n, Some("us"), false),
         );
+        answers.extend(first_lines(&leg.take_outputs()));
     }
-    assert!(leg.server_txs.len() <= MAX_SERVER_TRANSACTIONS * 2);
+    let kept = MAX_SERVER_TRANSACTIONS * 2 - (MAX_SERVER_TRANSACTIONS + 1);
+    assert_eq!(answers.len(), MAX_SERVER_TRANSACTIONS * 2);
+    assert!(
+        answers[..kept].iter().all(|l| l.starts_with("SIP/2.0 481")),
+        "{answers:?}"
+    );
+    assert!(
+        answers[kept..].iter().all(|l| l.starts_with("SIP/2.0 503")),
+        "{answers:?}"
+    );
+    assert_eq!(leg.server_txs.len(), MAX_SERVER_TRANSACTIONS * 2);
+}
+
+/// Stray CANCELs (matching no transaction, §9.2) get 481 and keep nothing: a flood of them
+/// cannot use up the headroom the peer's BYE has.
+#[tokio::test(start_paused = true)]
+async fn a_cancel_flood_does_not_keep_the_peers_bye_out() {
+    let mut leg = confirmed();
+    let cap = MAX_SERVER_TRANSACTIONS as u32;
+    for n in 0..cap {
+        from_caller(&mut leg, info(&format!("i{n}"), n + 2));
+    }
+    leg.take_outputs();
+    for n in 0..cap * 2 {
+        from_caller(
+            &mut leg,
+            caller_request("CANCEL", &format!("c{n}"), 1000 + n, Some("us"), false),
+        );
+        assert_eq!(
+            first_lines(&leg.take_outputs()),
+            ["SIP/2.0 481 Call/Transaction Does Not Exist"],
+            "CANCEL {n}"
+        );
+    }
+    assert_eq!(leg.server_txs.len(), MAX_SERVER_TRANSACTIONS);
+    from_caller(
+        &mut leg,
+        caller_request("BYE", "bye", 5000, Some("us"), false),
+    );
+    let out = leg.take_outputs();
+    assert_eq!(first_lines(&out), ["SIP/2.0 200 OK"]);
+    assert_eq!(ended_with(&out), Some(CallEndCause::RemoteBye));
 }
