@@ -240,18 +240,19 @@ mod tests {
     use super::*;
     use crate::events::{call_event, EventBus};
 
-    #[tokio::test(start_paused = true)]
-    async fn a_reader_that_never_reads_holds_a_few_chunks_then_is_dropped() {
-        let bus = EventBus::without_webhooks(100_000, Duration::from_secs(15));
+    /// A reader on `bus` whose body nobody polls while 20,000 events (far more than its queue)
+    /// are published; returns once its pump has ended on the stall, with what the body gets.
+    async fn stall_a_reader(
+        bus: &EventBus,
+    ) -> (mpsc::Receiver<Bytes>, oneshot::Receiver<Subscription>) {
         let subscription = bus.try_subscribe(None).unwrap();
-        let (tx, mut rx) = mpsc::channel(CHUNKS_QUEUED);
+        let (tx, rx) = mpsc::channel(CHUNKS_QUEUED);
         let (hand_over, handed_over) = oneshot::channel();
         let timing = Timing {
             keep_alive: Duration::from_secs(15),
             stall: Duration::from_secs(1),
         };
         let pump = tokio::spawn(pump(subscription, EventFilter::ALL, timing, tx, hand_over));
-        // 20,000 events (far more than the queue) while nobody reads the body.
         for i in 0..20_000 {
             bus.publish(call_event(i), None);
             if i % 500 == 0 {
@@ -262,6 +263,13 @@ mod tests {
             .await
             .expect("a stalled reader's pump ends")
             .unwrap();
+        (rx, handed_over)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_reader_that_never_reads_holds_a_few_chunks_then_is_dropped() {
+        let bus = EventBus::without_webhooks(100_000, Duration::from_secs(15));
+        let (mut rx, handed_over) = stall_a_reader(&bus).await;
         // The connection (the body) is still held: so is its place among max_readers.
         assert_eq!(bus.readers(), 1);
         let mut queued = Vec::new();
@@ -284,25 +292,8 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_stalled_body_never_polled_again_frees_its_place_when_dropped() {
         let bus = EventBus::without_webhooks(100_000, Duration::from_secs(15));
-        let (tx, rx) = mpsc::channel(CHUNKS_QUEUED);
-        let (hand_over, handed_over) = oneshot::channel();
+        let (rx, handed_over) = stall_a_reader(&bus).await;
         let body = SseBody::new(rx, handed_over);
-        let timing = Timing {
-            keep_alive: Duration::from_secs(15),
-            stall: Duration::from_secs(1),
-        };
-        let subscription = bus.try_subscribe(None).unwrap();
-        let pump = tokio::spawn(pump(subscription, EventFilter::ALL, timing, tx, hand_over));
-        for i in 0..20_000 {
-            bus.publish(call_event(i), None);
-            if i % 500 == 0 {
-                tokio::task::yield_now().await;
-            }
-        }
-        tokio::time::timeout(Duration::from_secs(5), pump)
-            .await
-            .expect("a stalled reader's pump ends")
-            .unwrap();
         tokio::time::sleep(Duration::from_secs(60)).await;
         assert_eq!(bus.readers(), 1, "held while the connection is");
         drop(body);

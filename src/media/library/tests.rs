@@ -212,8 +212,19 @@ async fn a_changed_file_is_reloaded() {
 }
 
 /// A one-route-per-path HTTP/1.1 server on 127.0.0.1:0 that writes canned raw responses and
-/// counts requests per path. A path with no response never answers.
+/// logs each request's path. A path with no response never answers.
 async fn serve(routes: HashMap<&'static str, Vec<u8>>) -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
+    let routes = routes
+        .into_iter()
+        .map(|(path, response)| (path, (Duration::ZERO, response)))
+        .collect();
+    serve_delayed(routes).await
+}
+
+/// [`serve`] with each response written after its route's delay.
+pub(super) async fn serve_delayed(
+    routes: HashMap<&'static str, (Duration, Vec<u8>)>,
+) -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -238,7 +249,8 @@ async fn serve(routes: HashMap<&'static str, Vec<u8>>) -> (SocketAddr, Arc<Mutex
                 let path = text.split_whitespace().nth(1).unwrap_or("").to_owned();
                 log.lock().expect("log").push(path.clone());
                 match routes.get(path.as_str()) {
-                    Some(response) => {
+                    Some((delay, response)) => {
+                        tokio::time::sleep(*delay).await;
                         let _ = conn.write_all(response).await;
                         let _ = conn.shutdown().await;
                     }
@@ -256,7 +268,7 @@ fn response(status: &str, headers: &str, body: &[u8]) -> Vec<u8> {
     r
 }
 
-fn with_length(status: &str, body: &[u8]) -> Vec<u8> {
+pub(super) fn with_length(status: &str, body: &[u8]) -> Vec<u8> {
     response(status, &format!("Content-Length: {}\r\n", body.len()), body)
 }
 

@@ -3,56 +3,12 @@
 //! HTTP server on loopback for prompt downloads. scripts/test.sh installs espeak-ng.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-use super::tests::{config, write_8k, TempDir};
+use super::tests::{config, serve_delayed, with_length, write_8k, TempDir};
 use super::*;
-
-/// Requests per path.
-type Hits = Arc<Mutex<HashMap<String, usize>>>;
-
-/// An HTTP/1.1 server on 127.0.0.1:0 answering each path's WAV body after its delay.
-async fn serve_slow(routes: HashMap<&'static str, (Duration, Vec<u8>)>) -> (SocketAddr, Hits) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let hits: Hits = Arc::default();
-    let (routes, log) = (Arc::new(routes), hits.clone());
-    tokio::spawn(async move {
-        while let Ok((mut conn, _)) = listener.accept().await {
-            let (routes, log) = (routes.clone(), log.clone());
-            tokio::spawn(async move {
-                let mut request = Vec::new();
-                let mut buf = [0u8; 1024];
-                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match conn.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => request.extend_from_slice(&buf[..n]),
-                    }
-                }
-                let text = String::from_utf8_lossy(&request);
-                let path = text.split_whitespace().nth(1).unwrap_or("").to_owned();
-                *log.lock().unwrap().entry(path.clone()).or_default() += 1;
-                let Some((delay, body)) = routes.get(path.as_str()) else {
-                    return;
-                };
-                tokio::time::sleep(*delay).await;
-                let head = format!(
-                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                    body.len()
-                );
-                let _ = conn.write_all(head.as_bytes()).await;
-                let _ = conn.write_all(body).await;
-                let _ = conn.shutdown().await;
-            });
-        }
-    });
-    (addr, hits)
-}
 
 /// A TTS command: `sh tts.sh LOG {language} {output} {text}`, which logs `start`/`end` lines
 /// with a nanosecond clock around `sleep HOLD; espeak-ng`.
@@ -281,10 +237,11 @@ async fn concurrent_downloads_of_one_url_fetch_once_and_downloads_are_capped() {
     write_8k(&dir.path().join("x.wav"), &[3; 800]);
     let wav = std::fs::read(dir.path().join("x.wav")).unwrap();
     let mut routes = HashMap::new();
-    routes.insert("/slow.wav", (Duration::from_millis(300), wav.clone()));
-    routes.insert("/a.wav", (Duration::from_millis(500), wav.clone()));
-    routes.insert("/b.wav", (Duration::from_millis(500), wav));
-    let (addr, hits) = serve_slow(routes).await;
+    let ok = with_length("200 OK", &wav);
+    routes.insert("/slow.wav", (Duration::from_millis(300), ok.clone()));
+    routes.insert("/a.wav", (Duration::from_millis(500), ok.clone()));
+    routes.insert("/b.wav", (Duration::from_millis(500), ok));
+    let (addr, seen) = serve_delayed(routes).await;
     let limits = MediaLimits {
         max_prompt_fetches: 1,
         slot_wait: Duration::from_millis(200),
@@ -299,7 +256,13 @@ async fn concurrent_downloads_of_one_url_fetch_once_and_downloads_are_capped() {
     while let Some(r) = plays.join_next().await {
         assert_eq!(r.unwrap().expect("prompt").len(), 800);
     }
-    assert_eq!(hits.lock().unwrap().get("/slow.wav"), Some(&1));
+    let fetched = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|p| *p == "/slow.wav")
+        .count();
+    assert_eq!(fetched, 1);
     // Two different URLs with one slot and a short wait: the second fails clearly.
     let a = {
         let (lib, url) = (lib.clone(), format!("http://{addr}/a.wav"));
