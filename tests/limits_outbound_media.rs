@@ -9,6 +9,7 @@ mod common;
 use std::time::Duration;
 
 use common::http;
+use common::tts_log::{logged_espeak, processes};
 use serde_json::{json, Value};
 
 /// A fresh directory for one test.
@@ -131,51 +132,6 @@ fn recordings_past_retention_are_purged_at_start() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-/// A TTS command that logs each process's start and end (nanosecond clock) around a pause and
-/// espeak-ng itself: `sh tts.sh LOG {language} {output} {text}`.
-fn logged_espeak(dir: &std::path::Path) -> (String, std::path::PathBuf) {
-    let script = dir.join("tts.sh");
-    let log = dir.join("tts.log");
-    std::fs::write(
-        &script,
-        "log=$1; shift\n\
-         echo \"start $$ $(date +%s%N)\" >> \"$log\"\n\
-         sleep 0.5\n\
-         espeak-ng -v \"$1\" -w \"$2\" \"$3\"; rc=$?\n\
-         echo \"end $$ $(date +%s%N)\" >> \"$log\"\n\
-         exit $rc\n",
-    )
-    .unwrap();
-    let command = format!(
-        "sh {} {} {{language}} {{output}} {{text}}",
-        script.display(),
-        log.display()
-    );
-    (command, log)
-}
-
-/// (processes started, most running at once) from [`logged_espeak`]'s log.
-fn tts_processes(log: &std::path::Path) -> (usize, i32) {
-    let text = std::fs::read_to_string(log).unwrap_or_default();
-    let mut events: Vec<(u128, i32)> = text
-        .lines()
-        .filter_map(|l| {
-            let mut parts = l.split_whitespace();
-            let kind = parts.next()?;
-            let at: u128 = parts.nth(1)?.parse().ok()?;
-            Some((at, if kind == "start" { 1 } else { -1 }))
-        })
-        .collect();
-    events.sort();
-    let started = events.iter().filter(|(_, d)| *d == 1).count();
-    let (mut now, mut most) = (0, 0);
-    for (_, d) in events {
-        now += d;
-        most = most.max(now);
-    }
-    (started, most)
-}
-
 /// `talk` through real espeak-ng from concurrent SIPp calls: five calls speaking the same text
 /// at once start one TTS process (the others wait for its result); four calls speaking
 /// distinct texts (the dialled number is in the text) never run more than
@@ -184,7 +140,7 @@ fn tts_processes(log: &std::path::Path) -> (usize, i32) {
 fn concurrent_calls_share_one_tts_process_and_distinct_texts_stay_under_the_cap() {
     common::require("espeak-ng");
     let dir = temp_dir("tts");
-    let (command, log) = logged_espeak(&dir);
+    let (command, log) = logged_espeak(&dir, "0.5");
     let f = common::flow(
         "talk",
         json!([
@@ -213,7 +169,7 @@ fn concurrent_calls_share_one_tts_process_and_distinct_texts_stay_under_the_cap(
         &["-m", "5", "-r", "50", "-l", "5", "-mp", &media_port],
     )
     .assert_all_ok(5);
-    assert_eq!(tts_processes(&log), (1, 1), "five calls, one espeak-ng");
+    assert_eq!(processes(&log), (1, 1), "five calls, one espeak-ng");
 
     let callers: Vec<std::process::Child> = (201..205)
         .map(|number| {
@@ -229,7 +185,7 @@ fn concurrent_calls_share_one_tts_process_and_distinct_texts_stay_under_the_cap(
     for mut caller in callers {
         assert!(caller.wait().unwrap().success(), "a SIPp call failed");
     }
-    let (started, most) = tts_processes(&log);
+    let (started, most) = processes(&log);
     assert_eq!(started, 1 + 4, "each distinct text spoken once");
     assert!(most <= 2, "{most} espeak-ng processes at once, cap 2");
     engine.wait_for("every activeflow to end", Duration::from_secs(20), |all| {

@@ -3,59 +3,17 @@
 //! HTTP server on loopback for prompt downloads. scripts/test.sh installs espeak-ng.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::tests::{config, serve_delayed, with_length, write_8k, TempDir};
+use super::tests_speech::espeak_installed;
 use super::*;
 
-/// A TTS command: `sh tts.sh LOG {language} {output} {text}`, which logs `start`/`end` lines
-/// with a nanosecond clock around `sleep HOLD; espeak-ng`.
-fn logged_espeak(dir: &Path, hold: &str) -> (String, PathBuf) {
-    let script = dir.join("tts.sh");
-    let log = dir.join("tts.log");
-    std::fs::write(
-        &script,
-        format!(
-            "log=$1; shift\n\
-             echo \"start $$ $(date +%s%N)\" >> \"$log\"\n\
-             sleep {hold}\n\
-             espeak-ng -v \"$1\" -w \"$2\" \"$3\"; rc=$?\n\
-             echo \"end $$ $(date +%s%N)\" >> \"$log\"\n\
-             exit $rc\n"
-        ),
-    )
-    .expect("script");
-    let command = format!(
-        "sh {} {} {{language}} {{output}} {{text}}",
-        script.display(),
-        log.display()
-    );
-    (command, log)
-}
-
-/// (processes started, most running at once) from the wrapper's log.
-fn processes(log: &Path) -> (usize, usize) {
-    let text = std::fs::read_to_string(log).unwrap_or_default();
-    let mut events: Vec<(u128, i32)> = text
-        .lines()
-        .filter_map(|l| {
-            let mut parts = l.split_whitespace();
-            let kind = parts.next()?;
-            let at: u128 = parts.nth(1)?.parse().ok()?;
-            Some((at, if kind == "start" { 1 } else { -1 }))
-        })
-        .collect();
-    events.sort();
-    let started = events.iter().filter(|(_, d)| *d == 1).count();
-    let (mut now, mut most) = (0, 0);
-    for (_, d) in events {
-        now += d;
-        most = most.max(now);
-    }
-    (started, most as usize)
-}
+#[path = "../../../tests/common/tts_log.rs"]
+mod tts_log;
+use tts_log::{logged_espeak, processes};
 
 fn library(dir: &Path, command: &str, limits: MediaLimits) -> Arc<AudioLibrary> {
     Arc::new(AudioLibrary::with_limits(
@@ -66,14 +24,6 @@ fn library(dir: &Path, command: &str, limits: MediaLimits) -> Arc<AudioLibrary> 
         },
         limits,
     ))
-}
-
-fn espeak_installed() {
-    let ok = std::process::Command::new("espeak-ng")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(ok, "espeak-ng not installed; scripts/test.sh installs it");
 }
 
 #[tokio::test]

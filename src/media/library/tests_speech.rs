@@ -177,7 +177,8 @@ async fn bad_language_and_empty_text_run_nothing() {
     );
 }
 
-fn espeak_installed() {
+/// Fails loudly when espeak-ng is missing (scripts/test.sh installs it).
+pub(super) fn espeak_installed() {
     let ok = std::process::Command::new("espeak-ng")
         .arg("--version")
         .output()
