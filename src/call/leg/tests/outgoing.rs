@@ -14,6 +14,7 @@ fn outgoing() -> Leg {
         user: "bob".into(),
         next_hop: NextHop::Addr("10.0.0.7:5080".parse().unwrap()),
         transport: crate::sip::transport::TransportKind::Udp,
+        tls_ca: None,
     };
     let mut leg = Leg::outgoing(
         CallId::new(),
@@ -148,6 +149,7 @@ async fn a_422_is_retried_once_with_the_callees_min_se() {
         user: "bob".into(),
         next_hop: NextHop::Addr("10.0.0.7:5080".parse().unwrap()),
         transport: crate::sip::transport::TransportKind::Udp,
+        tls_ca: None,
     };
     let placement = Placement {
         route,
