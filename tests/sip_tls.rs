@@ -239,7 +239,8 @@ fn sipp_over_tls_calls_the_tls_listener_and_the_dialog_stays_on_tls() {
             .split("message received")
             .find(|m| m.contains("BYE "))
             .unwrap_or_else(|| panic!("no BYE received:\n{trace}"));
-        assert!(bye.contains("Via: SIP/2.0/TLS 127.0.0.1:"), "{bye}");
+        let via = format!("Via: SIP/2.0/TLS 127.0.0.1:{};branch=", tls.port());
+        assert!(bye.contains(&via), "{via} in {bye}");
     }
     engine.wait_for("both activeflows to end", Duration::from_secs(15), |all| {
         all.len() == 2 && all.iter().all(|a| a.status == Status::Ended)
@@ -250,9 +251,9 @@ fn sipp_over_tls_calls_the_tls_listener_and_the_dialog_stays_on_tls() {
     }
 }
 
-/// SIPp as a TCP callee behind a TLS server (socat with a certificate for "localhost" only,
-/// signed by the test CA); waits until it listens.
-fn tls_callee(pki: &Pki) -> (Child, Socat, u16) {
+/// SIPp as a TCP callee behind a TLS server (socat with `pki`'s certificate); waits until it
+/// listens. Returns SIPp, the TLS server, its port and the directory of SIPp's message trace.
+fn tls_callee(pki: &Pki) -> (Child, Socat, u16, PathBuf) {
     let sipp_port = free_port();
     let dir = pki.dir.join(format!("uas-{sipp_port}"));
     std::fs::create_dir_all(&dir).unwrap();
@@ -260,7 +261,7 @@ fn tls_callee(pki: &Pki) -> (Child, Socat, u16) {
         .current_dir(&dir)
         .args(["-sf", scenario("uas_answer_then_bye.xml").to_str().unwrap()])
         .args(["-t", "t1", "-i", "127.0.0.1", "-p", &sipp_port.to_string()])
-        .args(["-m", "1", "-d", "500"])
+        .args(["-m", "1", "-d", "500", "-trace_msg"])
         .args(["-key", "rtp_port", &free_port().to_string()])
         .args(["-nostdin", "-timeout", "30s", "-timeout_error"])
         .stdout(Stdio::null())
@@ -282,7 +283,16 @@ fn tls_callee(pki: &Pki) -> (Child, Socat, u16) {
         &format!("TCP:127.0.0.1:{sipp_port}"),
         tls_port,
     );
-    (child, server, tls_port)
+    (child, server, tls_port, dir)
+}
+
+/// Every file SIPp wrote in `dir`, concatenated.
+fn read_dir_text(dir: &Path) -> String {
+    let mut text = String::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        text.push_str(&std::fs::read_to_string(e.path()).unwrap_or_default());
+    }
+    text
 }
 
 fn connect_flow() -> Value {
@@ -306,7 +316,7 @@ fn connect_through_a_tls_trunk_checks_the_proxy_name_against_its_ca() {
     require_on_path("sipp");
     require_on_path("socat");
     let pki = pki("out", &["localhost"]);
-    let (mut callee, _server, tls_port) = tls_callee(&pki);
+    let (mut callee, _server, tls_port, trace_dir) = tls_callee(&pki);
     let engine = engine(&[connect_flow()], &[], |t| {
         t["outbound_proxy"] = json!(format!("localhost:{tls_port}"));
         t["transport"] = json!("tls");
@@ -328,44 +338,159 @@ fn connect_through_a_tls_trunk_checks_the_proxy_name_against_its_ca() {
         status.is_some_and(|s| s.success()),
         "the TLS callee's scenario"
     );
+    // What arrived through the TLS server: our INVITE over TLS, to the proxy's name.
+    let trace = read_dir_text(&trace_dir);
+    assert!(
+        trace.contains(&format!(
+            "INVITE sip:+15550199@localhost:{tls_port};transport=tls SIP/2.0"
+        )),
+        "{trace}"
+    );
+    assert!(trace.contains("Via: SIP/2.0/TLS "), "{trace}");
+    assert!(trace.contains(";transport=tls>"), "our Contact: {trace}");
     let record = ended_one(&engine);
     let result = result_of(&record, "connect");
     assert_eq!(result["result"], "answered", "{result}");
     assert_eq!(result["ended_by"], "callee", "{result}");
 }
 
-/// RFC 3261 §26.3.1: the same trunk trusting a CA that did not sign the proxy's certificate
-/// fails the handshake, so the leg fails at once (`connect` result `failed`) and the flow goes
-/// on to its hangup.
+/// RFC 3261 §26.3.1: the same trunk trusting a CA that did not sign the proxy's certificate, or
+/// reaching a proxy whose certificate (from the right CA) names another host, fails the
+/// handshake, so the leg fails at once (`connect` result `failed`) and the flow goes on to its
+/// hangup.
 #[test]
-fn a_proxy_certificate_from_another_ca_fails_the_leg() {
+fn a_proxy_certificate_from_another_ca_or_for_another_name_fails_the_leg() {
     require_on_path("sipp");
     require_on_path("socat");
-    let server_pki = pki("server", &["localhost"]);
-    let other = pki("other", &["localhost"]);
-    let tls_port = free_port();
+    let right = pki("server", &["localhost"]);
+    let other_ca = pki("other", &["localhost"]);
+    let other_name = pki("name", &["sbc.example.com", "127.0.0.1"]);
+    for (server, trusted) in [(&right, &other_ca), (&other_name, &other_name)] {
+        let tls_port = free_port();
+        let _server = Socat::start(
+            &format!(
+                "OPENSSL-LISTEN:{tls_port},bind=127.0.0.1,reuseaddr,cert={},key={},verify=0",
+                path(&server.cert),
+                path(&server.key)
+            ),
+            "TCP:127.0.0.1:9",
+            tls_port,
+        );
+        let engine = engine(&[connect_flow()], &[], |t| {
+            t["outbound_proxy"] = json!(format!("localhost:{tls_port}"));
+            t["transport"] = json!("tls");
+            t["tls_ca"] = json!(path(&trusted.ca));
+        });
+        let started = Instant::now();
+        sipp(engine.sip, "uac_engine_bye.xml", "tls-out", &["-m", "1"]).assert_all_ok(1);
+        let record = ended_one(&engine);
+        let result = result_of(&record, "connect");
+        assert_eq!(result["result"], "failed", "{result}");
+        assert_eq!(record.end_reason, Some(EndReason::Completed));
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "failed at the handshake, not by a transaction timeout"
+        );
+    }
+}
+
+struct Drop_;
+
+impl activeflow::sip::transport::InboundHandler for Drop_ {
+    fn on_message(&self, _inbound: activeflow::sip::transport::Inbound) {}
+}
+
+/// RFC 3261 §26.3.1 at the transport: `SipSender::connect_tls` to an OpenSSL server says why a
+/// certificate is refused (an unknown issuer; a name that does not match), and once a
+/// connection is up, a message sent to that peer over TLS arrives in clear behind the server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_tls_says_why_a_certificate_is_refused_and_sends_over_the_connection() {
+    use activeflow::sip::transport::{
+        serve_tcp, Peer, SipSender, TlsClient, TlsTarget, TransportKind,
+    };
+    require_on_path("socat");
+    let right = pki("unit", &["localhost"]);
+    let other = pki("unit-other", &["localhost"]);
+    let udp = std::sync::Arc::new(std::net::UdpSocket::bind("127.0.0.1:0").unwrap());
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let sender = SipSender::new(udp, listener.local_addr().unwrap());
+    let serving = serve_tcp(
+        listener,
+        std::sync::Arc::new(Drop_),
+        sender.clone(),
+        65_535,
+        Vec::new(),
+    );
+    tokio::spawn(serving);
+    while !sender.tcp_serving() {
+        tokio::task::yield_now().await;
+    }
+    let behind = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let behind_port = behind.local_addr().unwrap().port();
+    let target = |name: &str, pki: &Pki| TlsTarget {
+        server_name: name.into(),
+        client: Some(TlsClient::from_ca_file(&pki.ca).unwrap()),
+    };
+    for (name, trusted, why) in [
+        ("localhost", &other, "UnknownIssuer"),
+        ("sbc.example.com", &right, "not valid for name"),
+    ] {
+        let port = free_port();
+        let _server = Socat::start(
+            &format!(
+                "OPENSSL-LISTEN:{port},bind=127.0.0.1,reuseaddr,cert={},key={},verify=0",
+                path(&right.cert),
+                path(&right.key)
+            ),
+            &format!("TCP:127.0.0.1:{behind_port}"),
+            port,
+        );
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let e = sender
+            .connect_tls(addr, target(name, trusted))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(why) && e.contains(name), "{e}");
+        assert_eq!(sender.tls_connection_count(), 0);
+    }
+    let port = free_port();
     let _server = Socat::start(
         &format!(
-            "OPENSSL-LISTEN:{tls_port},bind=127.0.0.1,reuseaddr,cert={},key={},verify=0",
-            path(&server_pki.cert),
-            path(&server_pki.key)
+            "OPENSSL-LISTEN:{port},bind=127.0.0.1,reuseaddr,cert={},key={},verify=0",
+            path(&right.cert),
+            path(&right.key)
         ),
-        "TCP:127.0.0.1:9",
-        tls_port,
+        &format!("TCP:127.0.0.1:{behind_port}"),
+        port,
     );
-    let engine = engine(&[connect_flow()], &[], |t| {
-        t["outbound_proxy"] = json!(format!("localhost:{tls_port}"));
-        t["transport"] = json!("tls");
-        t["tls_ca"] = json!(path(&other.ca));
-    });
-    let started = Instant::now();
-    sipp(engine.sip, "uac_engine_bye.xml", "tls-out", &["-m", "1"]).assert_all_ok(1);
-    let record = ended_one(&engine);
-    let result = result_of(&record, "connect");
-    assert_eq!(result["result"], "failed", "{result}");
-    assert_eq!(record.end_reason, Some(EndReason::Completed));
-    assert!(
-        started.elapsed() < Duration::from_secs(10),
-        "failed at the handshake, not by a transaction timeout"
-    );
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    sender
+        .connect_tls(addr, target("localhost", &right))
+        .await
+        .unwrap();
+    assert_eq!(sender.tls_connection_count(), 1);
+    let peer = Peer {
+        addr,
+        transport: TransportKind::Tls,
+    };
+    let message = bytes::Bytes::from_static(b"\r\n\r\nhello over tls");
+    sender.send(&peer, &message).unwrap();
+    let got = tokio::task::spawn_blocking(move || {
+        use std::io::Read;
+        let (mut conn, _) = behind.accept().unwrap();
+        conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 256];
+        while !String::from_utf8_lossy(&seen).contains("hello over tls") {
+            match conn.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => seen.extend_from_slice(&buf[..n]),
+            }
+        }
+        String::from_utf8_lossy(&seen).into_owned()
+    })
+    .await
+    .unwrap();
+    assert!(got.contains("hello over tls"), "{got:?}");
 }

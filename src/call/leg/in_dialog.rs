@@ -372,7 +372,7 @@ impl Leg {
         let Some((to, _)) = self.in_dialog_destination() else {
             return;
         };
-        let sent_by = env.sent_by();
+        let sent_by = env.sent_by_over(to.transport);
         let Some(dialog) = &mut self.dialog else {
             return;
         };

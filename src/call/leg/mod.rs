@@ -75,6 +75,19 @@ impl Env {
         format!("{}:{}", crate::sip::dialog::host(self.public_ip), self.port)
     }
 
+    /// `host:port` for Via sent-by over `transport`: the TLS listener's port over TLS
+    /// (RFC 3261 §18.2.2: where a response goes if the connection is gone).
+    pub(crate) fn sent_by_over(&self, transport: crate::sip::transport::TransportKind) -> String {
+        match transport {
+            crate::sip::transport::TransportKind::Tls => format!(
+                "{}:{}",
+                crate::sip::dialog::host(self.public_ip),
+                self.tls_port()
+            ),
+            _ => self.sent_by(),
+        }
+    }
+
     /// Our Contact over `peer`'s transport; over TLS it names the TLS listener's port with
     /// `;transport=tls` (RFC 3261 §19.1.1).
     pub(crate) fn contact(&self, peer: Option<&Peer>) -> String {

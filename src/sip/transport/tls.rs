@@ -264,6 +264,7 @@ pub(super) async fn connect(
             }
             Err((reason, why)) => {
                 tcp::give_up(&sender, addr, TransportKind::Tls, registered, reason);
+                drop(slot); // counted closed before the caller hears of it
                 let _ = done.send(Err(why));
             }
         }
