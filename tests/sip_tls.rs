@@ -3,6 +3,7 @@
 //! with OpenSSL"), so SIPp speaks SIP over TCP through `socat`, which does the TLS with OpenSSL:
 //! a TLS stack independent of ours on the far side of every handshake. Certificates (a test CA
 //! and a server certificate it signs) are made here with rcgen.
+#![allow(clippy::unwrap_used)] // test helpers: a failed unwrap is a failed test
 
 mod common;
 
