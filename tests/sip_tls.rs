@@ -254,13 +254,13 @@ fn sipp_over_tls_calls_the_tls_listener_and_the_dialog_stays_on_tls() {
 
 /// SIPp as a TCP callee behind a TLS server (socat with `pki`'s certificate); waits until it
 /// listens. Returns SIPp, the TLS server, its port and the directory of SIPp's message trace.
-fn tls_callee(pki: &Pki) -> (Child, Socat, u16, PathBuf) {
+fn tls_callee(pki: &Pki, scenario_name: &str) -> (Child, Socat, u16, PathBuf) {
     let sipp_port = free_port();
     let dir = pki.dir.join(format!("uas-{sipp_port}"));
     std::fs::create_dir_all(&dir).unwrap();
     let child = Command::new("sipp")
         .current_dir(&dir)
-        .args(["-sf", scenario("uas_answer_then_bye.xml").to_str().unwrap()])
+        .args(["-sf", scenario(scenario_name).to_str().unwrap()])
         .args(["-t", "t1", "-i", "127.0.0.1", "-p", &sipp_port.to_string()])
         .args(["-m", "1", "-d", "500", "-trace_msg"])
         .args(["-key", "rtp_port", &free_port().to_string()])
@@ -317,26 +317,15 @@ fn connect_through_a_tls_trunk_checks_the_proxy_name_against_its_ca() {
     require_on_path("sipp");
     require_on_path("socat");
     let pki = pki("out", &["localhost"]);
-    let (mut callee, _server, tls_port, trace_dir) = tls_callee(&pki);
+    let (mut callee, _server, tls_port, trace_dir) = tls_callee(&pki, "uas_answer_then_bye.xml");
     let engine = engine(&[connect_flow()], &[], |t| {
         t["outbound_proxy"] = json!(format!("localhost:{tls_port}"));
         t["transport"] = json!("tls");
         t["tls_ca"] = json!(path(&pki.ca));
     });
     sipp(engine.sip, "uac_engine_bye.xml", "tls-out", &["-m", "1"]).assert_all_ok(1);
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let status = loop {
-        if let Ok(Some(status)) = callee.try_wait() {
-            break Some(status);
-        }
-        if Instant::now() > deadline {
-            let _ = callee.kill();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
     assert!(
-        status.is_some_and(|s| s.success()),
+        succeeded(&mut callee, Duration::from_secs(15)),
         "the TLS callee's scenario"
     );
     // What arrived through the TLS server: our INVITE over TLS, to the proxy's name.
@@ -494,4 +483,57 @@ async fn connect_tls_says_why_a_certificate_is_refused_and_sends_over_the_connec
     .await
     .unwrap();
     assert!(got.contains("hello over tls"), "{got:?}");
+}
+
+/// Waits for a SIPp child to finish; true when its scenario succeeded.
+fn succeeded(child: &mut Child, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return status.success();
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// RFC 3428 over RFC 3261 §26.2: `message_send` through a TLS trunk reaches SIPp behind the
+/// TLS server (certificate checked against the trunk's CA and the proxy's name) and its 200
+/// comes back over the same connection.
+#[test]
+fn message_send_through_a_tls_trunk_is_delivered() {
+    require_on_path("sipp");
+    require_on_path("socat");
+    let pki = pki("message", &["localhost"]);
+    let (mut peer, _server, tls_port, trace_dir) = tls_callee(&pki, "uas_message.xml");
+    let engine = engine(&[], &[], |t| {
+        t["outbound_proxy"] = json!(format!("localhost:{tls_port}"));
+        t["transport"] = json!("tls");
+        t["tls_ca"] = json!(path(&pki.ca));
+    });
+    let body = json!({"actions": [
+        {"type": "message_send", "option": {
+            "source": {"type": "tel", "target": "+15550100"},
+            "destinations": [{"type": "tel", "target": "+15550199"}],
+            "text": "hello from activeflow"}}
+    ]});
+    let (status, created) = common::http(
+        engine.api,
+        "POST",
+        "/v1/activeflows",
+        Some(&body.to_string()),
+    );
+    assert_eq!(status, 201, "{created}");
+    assert!(
+        succeeded(&mut peer, Duration::from_secs(15)),
+        "the peer got the MESSAGE"
+    );
+    let record = ended_one(&engine);
+    let result = result_of(&record, "message_send");
+    assert_eq!(result["destinations"][0]["status"], 200, "{result}");
+    let trace = read_dir_text(&trace_dir);
+    assert!(trace.contains("Via: SIP/2.0/TLS "), "{trace}");
 }
