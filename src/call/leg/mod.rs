@@ -107,8 +107,14 @@ impl Env {
     /// Our Contact in answer to `request`: a `sips:` Request-URI that came over TLS gets a
     /// `sips:` Contact (RFC 5630 §3.1.3: the dialog stays secure end to end).
     pub(crate) fn contact_for(&self, peer: Option<&Peer>, request: &rsip::Request) -> String {
+        self.contact_secure(peer, request.uri.scheme == Some(rsip::Scheme::Sips))
+    }
+
+    /// Our Contact, a `sips:` URI when `sips` (a `sips:` Request-URI, RFC 3261 §8.1.1.8,
+    /// §12.1.1) and `peer` is over TLS; else as [`Env::contact`].
+    pub(crate) fn contact_secure(&self, peer: Option<&Peer>, sips: bool) -> String {
         let tls = peer.is_some_and(|p| p.transport == crate::sip::transport::TransportKind::Tls);
-        if tls && request.uri.scheme == Some(rsip::Scheme::Sips) {
+        if tls && sips {
             let host = crate::sip::dialog::host(self.public_ip);
             return format!("<sips:activeflow@{host}:{}>", self.tls_port());
         }

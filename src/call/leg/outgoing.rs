@@ -176,9 +176,14 @@ impl Leg {
         let Some(b) = self.transaction_request(rsip::Method::Invite, env) else {
             return;
         };
+        let sips = self.outgoing_ref().is_some_and(|o| {
+            let uri = o.route.request_uri.trim_start();
+            uri.get(..5)
+                .is_some_and(|s| s.eq_ignore_ascii_case("sips:"))
+        });
         let mut b = b
             .to_addr(&self.to_uri(), None)
-            .contact(&env.contact(Some(&peer)))
+            .contact(&env.contact_secure(Some(&peer), sips))
             .header("Allow", super::incoming::ALLOW);
         let asked = self.outgoing_ref().and_then(|o| o.session_expires);
         if let Some(seconds) = asked.or(env.session_expires) {

@@ -79,8 +79,7 @@ impl MessageSender {
     }
 
     fn send_to(&mut self, peer: Peer, ctx: &mut Context<Self>) {
-        let ip = crate::sip::dialog::host(self.shared.public_ip);
-        let sent_by = format!("{ip}:{}", self.shared.sender.local_addr().port());
+        let sent_by = self.shared.env().sent_by_over(peer.transport);
         let bytes = RequestBuilder::new(rsip::Method::Message, &self.route.request_uri)
             .via(&sent_by, peer.transport.via_token(), &self.branch)
             .from_addr(
