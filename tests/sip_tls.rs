@@ -537,3 +537,89 @@ fn message_send_through_a_tls_trunk_is_delivered() {
     let trace = read_dir_text(&trace_dir);
     assert!(trace.contains("Via: SIP/2.0/TLS "), "{trace}");
 }
+
+/// RFC 3261 §26.2: the TLS listener speaks only TLS. A peer sending SIP in clear to it fails the
+/// handshake and is disconnected; the listener goes on serving TLS (a second, real TLS client
+/// completes its handshake through OpenSSL).
+#[test]
+fn clear_text_on_the_tls_port_is_disconnected_and_tls_still_serves() {
+    use std::io::{Read, Write};
+    require_on_path("socat");
+    let pki = pki("clear", &["localhost"]);
+    let engine = engine(
+        &[],
+        &[
+            ("ACTIVEFLOW_SIP_TLS_LISTEN", "127.0.0.1:0"),
+            ("ACTIVEFLOW_SIP_TLS_CERT", path(&pki.cert)),
+            ("ACTIVEFLOW_SIP_TLS_KEY", path(&pki.key)),
+        ],
+        |_| {},
+    );
+    let tls = engine.sip_tls.unwrap();
+    let mut clear = std::net::TcpStream::connect(tls).unwrap();
+    clear
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    clear
+        .write_all(b"OPTIONS sip:x@127.0.0.1 SIP/2.0\r\nContent-Length: 0\r\n\r\n")
+        .unwrap();
+    let mut rest = Vec::new();
+    // Closed by the engine (at most a TLS alert first), not left hanging until the timeout.
+    let closed = clear.read_to_end(&mut rest);
+    let timed_out = closed.as_ref().is_err_and(|e| {
+        matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        )
+    });
+    assert!(!timed_out, "the clear-text peer was left connected");
+    assert!(
+        !String::from_utf8_lossy(&rest).contains("SIP/2.0"),
+        "{rest:?}"
+    );
+    // A real TLS client still gets through: openssl s_client via socat's OPENSSL address.
+    let out = Command::new("socat")
+        .args([
+            "-T",
+            "5",
+            "STDIO",
+            &format!(
+                "OPENSSL:127.0.0.1:{},cafile={},commonname=localhost",
+                tls.port(),
+                path(&pki.ca)
+            ),
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut child = out;
+    // Kept open until the answer is read: socat ends soon after its input does.
+    let mut stdin = child.stdin.take().unwrap();
+    stdin
+        .write_all(
+            b"OPTIONS sip:x@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TLS 127.0.0.1:9;branch=z9hG4bKclear\r\n\
+              From: <sip:a@127.0.0.1>;tag=1\r\nTo: <sip:x@127.0.0.1>\r\nCall-ID: clear-1\r\n\
+              CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+        )
+        .unwrap();
+    let mut answer = String::new();
+    let mut stdout = child.stdout.take().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut buf = [0u8; 1024];
+    while !answer.contains("\r\n\r\n") && Instant::now() < deadline {
+        match stdout.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => answer.push_str(&String::from_utf8_lossy(&buf[..n])),
+        }
+    }
+    drop(stdin);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(answer.starts_with("SIP/2.0 200"), "{answer:?}");
+    assert!(
+        answer.contains("Via: SIP/2.0/TLS 127.0.0.1:9"),
+        "{answer:?}"
+    );
+}
