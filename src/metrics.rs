@@ -275,15 +275,15 @@ fn describe_all() {
     );
     describe_gauge!(
         SIP_TCP_CONNECTIONS_ACTIVE,
-        "Open SIP/TCP connections, accepted and our own"
+        "Open SIP/TCP and SIP/TLS connections, accepted and our own"
     );
     describe_counter!(
         SIP_TCP_CONNECTIONS_REFUSED_TOTAL,
-        "SIP/TCP connections refused: source outside every trunk ACL, or over a connection cap"
+        "SIP/TCP and SIP/TLS connections refused: source outside every trunk ACL, or over a cap"
     );
     describe_counter!(
         SIP_TCP_CONNECTIONS_CLOSED_TOTAL,
-        "SIP/TCP connections closed, by reason (stalled_reader: its write queue was full)"
+        "SIP/TCP and SIP/TLS connections closed, by reason (stalled_reader: its write queue was full)"
     );
     describe_counter!(
         SIP_TLS_HANDSHAKE_FAILURES_TOTAL,
