@@ -15,7 +15,9 @@ use crate::net::{Cidr, ParseCidrError};
 use crate::tls::TlsConfig;
 
 mod access;
+mod trunk_transport;
 use access::{api_access, tls_files};
+use trunk_transport::sip_tls;
 
 /// The embedded default configuration (`config/default.toml`).
 pub const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
@@ -114,6 +116,16 @@ pub struct SipConfig {
     /// single-address entry of a trunk's `allow`, exempt as well).
     #[serde(default = "default_rate_limit_exempt")]
     pub rate_limit_exempt: Vec<String>,
+    /// SIP over TLS listen address (RFC 3261 §26.2, e.g. `0.0.0.0:5061`); empty = no TLS
+    /// listener. Needs `tls_cert` and `tls_key`.
+    #[serde(default)]
+    pub tls_listen: String,
+    /// PEM certificate chain of the SIP/TLS listener.
+    #[serde(default)]
+    pub tls_cert: String,
+    /// PEM private key of `tls_cert`.
+    #[serde(default)]
+    pub tls_key: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -359,14 +371,22 @@ pub struct StorageConfig {
     pub max_row_bytes: usize,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrunkConfig {
     pub name: String,
     #[serde(default)]
     pub allow: Vec<String>,
+    /// `host:port`, `ip:port` or `[ipv6]:port`; the port defaults to 5060 (5061 over TLS).
     #[serde(default)]
     pub outbound_proxy: String,
+    /// `udp` (default), `tcp` or `tls`: how legs and messages reach `outbound_proxy`.
+    #[serde(default)]
+    pub transport: String,
+    /// PEM CA certificate(s): over TLS, the proxy's certificate must chain to these only
+    /// (empty = the system's roots).
+    #[serde(default)]
+    pub tls_ca: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -467,6 +487,8 @@ pub struct Settings {
     pub metrics_listen: SocketAddr,
     /// `metrics.tls_cert` + `metrics.tls_key`, loaded.
     pub metrics_tls: Option<TlsConfig>,
+    /// `sip.tls_listen` with `sip.tls_cert` + `sip.tls_key`, loaded: SIP over TLS is served.
+    pub sip_tls: Option<(SocketAddr, TlsConfig)>,
     pub trunks: Vec<Trunk>,
     pub flows_dir: PathBuf,
     pub http: HttpPolicy,
@@ -593,6 +615,7 @@ impl Config {
             ));
         }
         let api_tls = tls_files("api", &self.api.tls_cert, &self.api.tls_key)?;
+        let sip_tls = sip_tls(&self.sip)?;
         let metrics_listen = parse_addr("metrics.listen", &self.metrics.listen)?;
         let metrics_tls = tls_files("metrics", &self.metrics.tls_cert, &self.metrics.tls_key)?;
         if self.engine.max_activeflows == 0 {
@@ -645,19 +668,7 @@ impl Config {
                     })
                 })
                 .collect::<Result<Vec<Cidr>, _>>()?;
-            let outbound_proxy = if t.outbound_proxy.is_empty() {
-                None
-            } else {
-                Some(parse_addr(
-                    &format!("trunks[{i}].outbound_proxy"),
-                    &t.outbound_proxy,
-                )?)
-            };
-            trunks.push(Trunk {
-                name: t.name.clone(),
-                allow,
-                outbound_proxy,
-            });
+            trunks.push(trunk_transport::trunk(i, t, allow)?);
         }
         for (i, r) in self.routes.iter().enumerate() {
             if r.number.is_empty() {
@@ -740,6 +751,7 @@ impl Config {
             api_tls,
             metrics_listen,
             metrics_tls,
+            sip_tls,
             trunks,
             flows_dir,
             raw: self,

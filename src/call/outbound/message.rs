@@ -3,7 +3,6 @@
 //! response finds it. Reports the final status once, then stops. Each holds a [`MessageSlot`]
 //! while its transaction is outstanding, so messages count against the engine's capacity.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use actix::prelude::*;
@@ -12,11 +11,11 @@ use tokio::time::Instant;
 
 use super::super::registry::MessageSlot;
 use super::super::shared::{SessionShared, SipIn};
-use super::target::{NextHop, Route};
+use super::target::Route;
 use super::MessageRequest;
 use crate::sip::message::{new_branch, RequestBuilder, TransactionKey};
 use crate::sip::transaction::{ClientNonInviteTransaction, TransactionOutput};
-use crate::sip::transport::{Peer, TransportKind};
+use crate::sip::transport::Peer;
 
 /// How a MESSAGE ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,15 +78,10 @@ impl MessageSender {
         ctx.stop();
     }
 
-    fn send_to(&mut self, addr: SocketAddr, ctx: &mut Context<Self>) {
-        let peer = Peer {
-            addr,
-            transport: TransportKind::Udp,
-        };
-        let ip = crate::sip::dialog::host(self.shared.public_ip);
-        let sent_by = format!("{ip}:{}", self.shared.sender.local_addr().port());
+    fn send_to(&mut self, peer: Peer, ctx: &mut Context<Self>) {
+        let sent_by = self.shared.env().sent_by_over(peer.transport);
         let bytes = RequestBuilder::new(rsip::Method::Message, &self.route.request_uri)
-            .via(&sent_by, "UDP", &self.branch)
+            .via(&sent_by, peer.transport.via_token(), &self.branch)
             .from_addr(
                 &super::caller_uri(&self.source, self.shared.public_ip),
                 &self.local_tag,
@@ -104,7 +98,7 @@ impl MessageSender {
         self.peer = Some(peer);
         self.tx = Some(ClientNonInviteTransaction::new(
             bytes,
-            false,
+            peer.transport.is_reliable(),
             self.shared.timers,
             Instant::now(),
         ));
@@ -147,19 +141,14 @@ impl Actor for MessageSender {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        match self.route.next_hop.clone() {
-            NextHop::Addr(addr) => self.send_to(addr, ctx),
-            NextHop::Host(host, port) => {
-                let lookup = super::target::resolve_host(host, port);
-                ctx.spawn(lookup.into_actor(self).map(|found, act, ctx| match found {
-                    Some(addr) => act.send_to(addr, ctx),
-                    None => act.finish(
-                        MessageOutcome::Failed("destination host did not resolve".into()),
-                        ctx,
-                    ),
-                }));
+        let reach = super::reach(self.shared.sender.clone(), self.route.clone());
+        ctx.spawn(reach.into_actor(self).map(|found, act, ctx| match found {
+            Ok(peer) => act.send_to(peer, ctx),
+            Err(e) => {
+                tracing::warn!(error = %e, "message_send: next hop unreachable");
+                act.finish(MessageOutcome::Failed(e.to_string()), ctx)
             }
-        }
+        }));
     }
 
     fn stopping(&mut self, _ctx: &mut Self::Context) -> Running {
