@@ -255,7 +255,8 @@ pub async fn start(
             tts_timeout: Duration::from_secs(10),
         },
         raw.media.limits(),
-    ));
+    )
+    .with_ringback(raw.media.ringback_tone));
     let shared = Arc::new(SessionShared {
         sender: sender.clone(),
         registry: calls.clone(),

@@ -18,7 +18,7 @@ use crate::sip::transaction::{ServerInviteTransaction, TransactionOutput};
 use crate::sip::transport::Peer;
 
 /// Methods we answer inside a dialog (RFC 3261 §20.5 Allow).
-pub(crate) const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO";
+pub(crate) const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, PRACK";
 /// How often a provisional goes out again while the call waits (RFC 3261 §13.3.1.1: proxies
 /// cancel an INVITE that got nothing for three minutes, Timer C).
 pub(crate) const PROVISIONAL_REPEAT: Duration = Duration::from_secs(60);
@@ -41,11 +41,26 @@ pub(crate) struct Incoming {
     pub(crate) max_forwards: u8,
     /// The RFC 4028 session timer the INVITE asked for, as we agree to it at the answer.
     timer: Option<(u32, bool, bool)>,
+    /// The caller's stance on 100rel, its INVITE's CSeq, and our reliable provisional
+    /// awaiting PRACK (RFC 3262 §3; see `early.rs`).
+    pub(super) rel100: super::reliable::PeerSupport,
+    pub(super) invite_cseq: u32,
+    pub(super) reliable: Option<Box<super::reliable::ReliableProvisional>>,
+    pub(super) last_rseq: u32,
+    /// The flow answered while our reliable 183 with SDP was unacknowledged: the 200 waits
+    /// for its PRACK (§3).
+    pub(super) answer_deferred: bool,
+    /// Early media was asked for while a reliable 180 awaited its PRACK: the 183 follows it.
+    pub(super) early_queued: bool,
 }
 
 impl Incoming {
     pub(super) fn next_deadline(&self) -> Option<Instant> {
-        [self.invite_tx.next_deadline(), self.repeat_at]
+        [
+            self.invite_tx.next_deadline(),
+            self.repeat_at,
+            self.reliable.as_ref().and_then(|r| r.next_deadline()),
+        ]
             .into_iter()
             .flatten()
             .min()
@@ -55,6 +70,7 @@ impl Incoming {
         self.invite = None;
         self.ringing = None;
         self.repeat_at = None;
+        self.reliable = None;
     }
 
     /// No ACK is awaited any more.
@@ -87,7 +103,14 @@ impl Leg {
         let timer = super::session_timer::as_uas(&invite.headers, env.session_expires, env.min_se)
             .ok()
             .flatten();
+        let invite_cseq = invite.cseq_header().ok().and_then(|c| c.seq().ok()).unwrap_or(1);
         let role = Incoming {
+            rel100: super::reliable::PeerSupport::of(&invite.headers),
+            invite_cseq,
+            reliable: None,
+            last_rseq: 0,
+            answer_deferred: false,
+            early_queued: false,
             timer,
             max_forwards,
             invite: Some(Box::new(invite)),
@@ -156,9 +179,22 @@ impl Leg {
     }
 
     /// A provisional response: 100 without a tag; others with our tag, Contact and the
-    /// Record-Route (an early dialog, §12.1.1).
-    fn send_provisional(&mut self, code: u16, env: &Env) {
+    /// Record-Route (an early dialog, §12.1.1), `sdp` (early media) and, when the caller
+    /// asked for it, sent reliably (RFC 3262 §3, `early.rs`).
+    pub(super) fn send_provisional(&mut self, code: u16, env: &Env) {
+        self.send_provisional_with(code, None, env, Instant::now());
+    }
+
+    pub(super) fn send_provisional_with(
+        &mut self,
+        code: u16,
+        sdp: Option<Bytes>,
+        env: &Env,
+        now: Instant,
+    ) {
         let peer = self.peer;
+        let reliable = code > 100 && self.provisional_reliable(sdp.is_some());
+        let rseq = self.incoming().map_or(1, |i| i.last_rseq + 1);
         let Some(invite) = self.invite() else { return };
         let mut b = ResponseBuilder::new(invite, code, reason_phrase(code));
         if let Some(p) = peer {
@@ -170,11 +206,29 @@ impl Leg {
                 .header("Contact", &env.contact(peer.as_ref()))
                 .record_route();
         }
+        if reliable {
+            b = b
+                .header("Require", super::reliable::TAG)
+                .header("RSeq", &rseq.to_string());
+        }
+        if let Some(sdp) = sdp {
+            b = b.body("application/sdp", sdp);
+        }
         let bytes = b.build();
         let Some(role) = self.role_in() else { return };
         role.invite_tx.on_provisional(bytes.clone());
         if code > 100 {
             role.ringing = Some(bytes.clone());
+        }
+        if reliable {
+            role.last_rseq = rseq;
+            role.reliable = Some(Box::new(super::reliable::ReliableProvisional::new(
+                rseq,
+                role.invite_cseq,
+                bytes.clone(),
+                env.timers,
+                now,
+            )));
         }
         crate::metrics::sip_response_sent(code);
         self.send(bytes);
@@ -228,7 +282,12 @@ impl Leg {
         if self.phase != Phase::Early || !self.is_incoming() {
             return;
         }
+        // After early media the 200 carries the SDP of the 183 (§13.3.1.1: same session).
+        let media = self.local_media.unwrap_or(media);
         self.local_media = Some(media);
+        if self.answer_waits_for_prack() {
+            return;
+        }
         if let Some((interval, we_refresh, peer_supports)) = self.incoming().and_then(|i| i.timer) {
             let timer =
                 super::session_timer::SessionTimer::new(interval, we_refresh, peer_supports, now);
@@ -238,7 +297,9 @@ impl Leg {
         self.send_final(200, env, now);
         self.phase = Phase::Answered;
         crate::metrics::call_setup(now.saturating_duration_since(self.created));
-        self.media = if media.offer {
+        self.media = if self.media == MediaState::Started {
+            MediaState::Started
+        } else if media.offer {
             MediaState::AwaitAck
         } else {
             MediaState::StartAt(now + MEDIA_START_DELAY)
@@ -279,6 +340,7 @@ impl Leg {
     }
 
     pub(super) fn incoming_tick(&mut self, env: &Env, now: Instant) {
+        self.reliable_tick(env, now);
         let Some(role) = self.role_in() else { return };
         let outputs = role.invite_tx.on_tick(now);
         let repeat = match (role.repeat_at, &role.ringing) {

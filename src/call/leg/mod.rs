@@ -13,12 +13,14 @@
 //! After `Ended` the leg lingers while a transaction still needs it (an ACK awaited, a BYE
 //! unanswered, a retransmitted final to re-ACK); [`Leg::is_done`] says when it may go.
 
+mod early;
 mod in_dialog;
 mod incoming;
 mod media;
 use media::MediaState;
 mod outgoing;
 mod refresh;
+mod reliable;
 mod rules;
 pub(crate) mod session_timer;
 #[cfg(test)]
@@ -152,6 +154,9 @@ pub(crate) struct Leg {
     sdp_digest: u64,
     sdp_changes: u64,
     media: MediaState,
+    /// Media runs before the answer (a 183 with SDP, either way): RTP goes to the peer's SDP
+    /// address before the dialog is confirmed.
+    early_media: bool,
     /// The peer's non-INVITE requests by key (a retransmission is found without a scan); at
     /// most [`MAX_SERVER_TRANSACTIONS`] (twice that with BYE/CANCEL).
     server_txs: HashMap<TransactionKey, ServerNonInviteTransaction>,
@@ -190,6 +195,7 @@ impl Leg {
             sdp_digest: 0,
             sdp_changes: 0,
             media: MediaState::Idle,
+            early_media: false,
             server_txs: HashMap::new(),
             reinvite: None,
             bye_tx: None,

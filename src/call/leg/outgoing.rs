@@ -26,11 +26,13 @@ pub(crate) const INVITE_CSEQ: u32 = 1;
 pub(crate) struct Outgoing {
     pub(crate) route: Route,
     /// Our From (`<sip:source@us>`).
-    local_uri: String,
+    pub(super) local_uri: String,
     /// The INVITE's branch, shared by its CANCEL and non-2xx ACK.
     branch: String,
     /// The INVITE's CSeq (one more after a 422 retry).
-    invite_cseq: u32,
+    pub(super) invite_cseq: u32,
+    /// PRACKs for reliable provisionals (RFC 3262 §4, `early.rs`).
+    pub(super) early: super::early::UacEarly,
     /// The `Session-Expires` a 422's `Min-SE` asked for (RFC 4028 §7.4), once.
     session_expires: Option<u32>,
     /// Max-Forwards of our INVITE (the caller's less one when bridging, §16.6 step 3 in spirit).
@@ -51,6 +53,7 @@ impl Outgoing {
             self.ring_deadline,
             self.invite_tx.as_ref().and_then(|t| t.next_deadline()),
             self.cancel_tx.as_ref().and_then(|t| t.next_deadline()),
+            self.early.next_deadline(),
         ]
         .into_iter()
         .flatten()
@@ -93,6 +96,7 @@ impl Leg {
             local_uri: placement.local_uri,
             branch: new_branch(),
             invite_cseq: INVITE_CSEQ,
+            early: Default::default(),
             session_expires: None,
             max_forwards: placement.max_forwards,
             invite_tx: None,
@@ -180,9 +184,12 @@ impl Leg {
         if let Some(seconds) = asked.or(env.session_expires) {
             // RFC 4028 §7.1: we support timers and ask for ours; the 2xx says who refreshes.
             b = b
-                .header("Supported", "timer")
+                .header("Supported", "100rel, timer")
                 .header("Session-Expires", &seconds.to_string())
                 .header("Min-SE", &env.min_se.to_string());
+        } else {
+            // RFC 3262 §4: the callee may send its provisionals reliably.
+            b = b.header("Supported", super::reliable::TAG);
         }
         let bytes = b.body("application/sdp", sdp).build();
         let reliable = peer.transport.is_reliable();
@@ -260,6 +267,10 @@ impl Leg {
         if let Some(t) = &mut o.cancel_tx {
             outputs.extend(t.on_tick(now));
         }
+        for b in self.prack_tick(now) {
+            crate::metrics::sip_retransmission(false);
+            self.send(b);
+        }
         if timed_out {
             // Timer B: the callee never answered the INVITE at all (§17.1.1.2).
             self.end(CallEndCause::Failed);
@@ -291,6 +302,7 @@ impl Leg {
                     t.on_response(code, now);
                 }
             }
+            rsip::Method::PRack => self.prack_response(key, code, now),
             _ => {}
         }
     }
@@ -301,6 +313,9 @@ impl Leg {
         };
         match tx.on_response(code, now) {
             InviteResponse::Provisional => {
+                if !self.outgoing_provisional(resp, code, env, now) {
+                    return;
+                }
                 if self.phase == Phase::Early && code > 100 {
                     self.emit(CallEvent::Progress {
                         call_id: self.id,
@@ -376,19 +391,36 @@ impl Leg {
             self.send_bye(env, now);
             return;
         }
-        let answer = super::rules::sdp_in(&resp.headers, &resp.body)
-            .ok_or(crate::media::sdp::SdpError::NoAudio)
-            .and_then(crate::media::sdp::negotiate);
+        // After early media the answer may be the 18x's alone (a reliable 183 carried it,
+        // RFC 3262 §5 / RFC 3261 §13.2.1: no SDP in the 200 then); if the 200 has one it is
+        // the answer (without 100rel the 18x's SDP was only a preview) and media follows it.
+        let early = self.negotiated.clone().filter(|_| self.early_media);
+        let answer = match super::rules::sdp_in(&resp.headers, &resp.body) {
+            Some(sdp) => crate::media::sdp::negotiate(sdp),
+            None => early.clone().ok_or(crate::media::sdp::SdpError::NoAudio),
+        };
         match answer {
             Ok(negotiated) => {
-                self.negotiated = Some(negotiated);
+                let changed = early.as_ref().is_some_and(|e| *e != negotiated);
+                self.negotiated = Some(negotiated.clone());
                 self.phase = Phase::Confirmed;
+                // Our PRACKs used CSeqs above the INVITE's: later requests go above them.
+                let pracks = self.outgoing_ref().map_or(0, |o| o.early.last_cseq);
+                if let Some(d) = &mut self.dialog {
+                    d.local_cseq = d.local_cseq.max(pracks);
+                }
                 self.session_timer = super::session_timer::as_uac(&resp.headers, now).map(Box::new);
                 self.out.push(super::Output::Answered);
                 crate::metrics::call_setup(now.saturating_duration_since(self.created));
-                // The relay needs media at once.
-                self.media = MediaState::StartAt(now);
-                self.start_media_now();
+                if self.media_started() {
+                    if changed {
+                        self.out.push(super::Output::MediaUpdate(negotiated));
+                    }
+                } else {
+                    // The relay needs media at once.
+                    self.media = MediaState::StartAt(now);
+                    self.start_media_now();
+                }
                 self.emit(CallEvent::Answered { call_id: self.id });
             }
             Err(e) => {
