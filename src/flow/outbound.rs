@@ -73,7 +73,10 @@ fn early_media(o: &Opt<'_>) -> Result<bool, FlowError> {
     match o.raw("early_media") {
         None | Some(Value::Null) => Ok(false),
         Some(Value::Bool(b)) => Ok(*b),
-        Some(_) => Err(FlowError::field(path("early_media"), "must be true or false")),
+        Some(_) => Err(FlowError::field(
+            path("early_media"),
+            "must be true or false",
+        )),
     }
 }
 

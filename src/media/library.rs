@@ -92,9 +92,7 @@ pub struct MediaLimits {
     pub slot_wait: Duration,
 }
 
-fn ringback_of(
-    tone: super::ringback::RingbackTone,
-) -> (super::ringback::RingbackTone, Arc<[i16]>) {
+fn ringback_of(tone: super::ringback::RingbackTone) -> (super::ringback::RingbackTone, Arc<[i16]>) {
     (tone, tone.cadence().into())
 }
 

@@ -84,10 +84,7 @@ mod tests {
     fn eu_tone_is_425_hz() {
         let samples = RingbackTone::Eu.cadence();
         let on = &samples[..8000];
-        let crossings = on
-            .windows(2)
-            .filter(|p| (p[0] < 0) != (p[1] < 0))
-            .count();
+        let crossings = on.windows(2).filter(|p| (p[0] < 0) != (p[1] < 0)).count();
         assert!((845..=855).contains(&crossings), "{crossings}");
     }
 

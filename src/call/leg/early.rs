@@ -28,7 +28,10 @@ pub(crate) struct UacEarly {
 
 impl UacEarly {
     pub(super) fn next_deadline(&self) -> Option<Instant> {
-        self.pracks.iter().filter_map(|(_, t)| t.next_deadline()).min()
+        self.pracks
+            .iter()
+            .filter_map(|(_, t)| t.next_deadline())
+            .min()
     }
 }
 

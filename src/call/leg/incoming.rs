@@ -61,9 +61,9 @@ impl Incoming {
             self.repeat_at,
             self.reliable.as_ref().and_then(|r| r.next_deadline()),
         ]
-            .into_iter()
-            .flatten()
-            .min()
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     pub(super) fn on_end(&mut self) {
@@ -103,7 +103,11 @@ impl Leg {
         let timer = super::session_timer::as_uas(&invite.headers, env.session_expires, env.min_se)
             .ok()
             .flatten();
-        let invite_cseq = invite.cseq_header().ok().and_then(|c| c.seq().ok()).unwrap_or(1);
+        let invite_cseq = invite
+            .cseq_header()
+            .ok()
+            .and_then(|c| c.seq().ok())
+            .unwrap_or(1);
         let role = Incoming {
             rel100: super::reliable::PeerSupport::of(&invite.headers),
             invite_cseq,

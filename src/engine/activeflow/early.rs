@@ -89,7 +89,10 @@ impl Activeflow {
 
     /// The connect is over unanswered: ringback and early media stop.
     pub(super) fn stop_early(&mut self, connecting: &mut Connecting) {
-        let jobs = [connecting.ringback.take(), connecting.early.take().map(|e| e.1)];
+        let jobs = [
+            connecting.ringback.take(),
+            connecting.early.take().map(|e| e.1),
+        ];
         for job in jobs.into_iter().flatten() {
             self.stop_caller_media(job);
         }

@@ -427,9 +427,7 @@ impl Handler<CallEvent> for Activeflow {
             CallEvent::Digit { .. } => {}
             CallEvent::Progress { .. }
             | CallEvent::Answered { .. }
-            | CallEvent::EarlyMedia { .. } => {
-                self.on_leg_event(event, ctx)
-            }
+            | CallEvent::EarlyMedia { .. } => self.on_leg_event(event, ctx),
             CallEvent::Ended { call_id, .. } if Some(call_id) != ours => {
                 self.on_leg_event(event, ctx)
             }

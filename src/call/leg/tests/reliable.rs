@@ -71,11 +71,16 @@ async fn reliable_provisional_backs_off_and_times_out() {
 #[test]
 fn uac_pracks_each_rseq_once_in_order() {
     let mut seq = PrackSequence::default();
-    assert!(matches!(seq.on_reliable("a", 5, 1), Received::Prack(r) if r.to_string() == "5 1 INVITE"));
+    assert!(
+        matches!(seq.on_reliable("a", 5, 1), Received::Prack(r) if r.to_string() == "5 1 INVITE")
+    );
     assert_eq!(seq.on_reliable("a", 5, 1), Received::Drop, "retransmission");
     assert_eq!(seq.on_reliable("a", 7, 1), Received::Drop, "out of order");
     assert!(matches!(seq.on_reliable("a", 6, 1), Received::Prack(_)));
-    assert!(matches!(seq.on_reliable("fork", 1, 1), Received::Prack(_)), "another dialog");
+    assert!(
+        matches!(seq.on_reliable("fork", 1, 1), Received::Prack(_)),
+        "another dialog"
+    );
 }
 
 /// §3: a caller that supports 100rel gets our early-media 183 reliably; the flow's answer
@@ -87,7 +92,10 @@ async fn reliable_183_holds_the_200_until_prack() {
     let out = leg.take_outputs();
     let (_, p) = sent(&out).into_iter().next().unwrap();
     assert!(p.starts_with("SIP/2.0 183 "), "{p}");
-    assert!(p.contains("Require: 100rel") && p.contains("RSeq: 1"), "{p}");
+    assert!(
+        p.contains("Require: 100rel") && p.contains("RSeq: 1"),
+        "{p}"
+    );
     assert!(p.contains("m=audio 20000"), "{p}");
     let started = out.iter().find_map(|o| match o {
         Output::StartMedia(n) => Some(n.clone()),
@@ -99,14 +107,24 @@ async fn reliable_183_holds_the_200_until_prack() {
     );
     leg.answer(media(), &env(), Instant::now());
     let held = run_for(&mut leg, Duration::from_millis(600)).await;
-    assert_eq!(first_lines(&held), ["SIP/2.0 183 Session Progress"], "T1 retransmit, no 200");
+    assert_eq!(
+        first_lines(&held),
+        ["SIP/2.0 183 Session Progress"],
+        "T1 retransmit, no 200"
+    );
     from_caller(&mut leg, prack("1 9 INVITE", "pr0"));
-    assert_eq!(first_lines(&leg.take_outputs()), ["SIP/2.0 481 Call/Transaction Does Not Exist"]);
+    assert_eq!(
+        first_lines(&leg.take_outputs()),
+        ["SIP/2.0 481 Call/Transaction Does Not Exist"]
+    );
     from_caller(&mut leg, prack("1 1 INVITE", "pr1"));
     let out = sent(&leg.take_outputs());
     assert!(out[0].1.starts_with("SIP/2.0 200 OK") && out[0].1.contains("CSeq: 2 PRACK"));
     let ok = &out[1].1;
-    assert!(ok.starts_with("SIP/2.0 200 OK") && ok.contains("CSeq: 1 INVITE"), "{ok}");
+    assert!(
+        ok.starts_with("SIP/2.0 200 OK") && ok.contains("CSeq: 1 INVITE"),
+        "{ok}"
+    );
     let sdp = |m: &str| m.split("\r\n\r\n").nth(1).unwrap_or_default().to_string();
     assert_eq!(sdp(ok), sdp(&p), "the 200's SDP is the 183's");
     assert!(ok.contains("Supported: 100rel"));
@@ -121,8 +139,14 @@ async fn no_prack_refuses_the_call() {
     leg.take_outputs();
     let out = run_for(&mut leg, Timers::default().t1 * 64).await;
     let lines = first_lines(&out);
-    assert!(lines.iter().filter(|l| l.contains(" 183 ")).count() >= 5, "{lines:?}");
-    assert_eq!(lines.last().map(String::as_str), Some("SIP/2.0 504 Server Time-out"));
+    assert!(
+        lines.iter().filter(|l| l.contains(" 183 ")).count() >= 5,
+        "{lines:?}"
+    );
+    assert_eq!(
+        lines.last().map(String::as_str),
+        Some("SIP/2.0 504 Server Time-out")
+    );
     assert_eq!(ended_with(&out), Some(CallEndCause::Failed));
 }
 
@@ -151,22 +175,45 @@ async fn uac_pracks_a_reliable_183_and_keeps_its_media() {
     p183.headers.push(header("RSeq", "1"));
     leg.on_response(&p183, &env(), Instant::now());
     let first = leg.take_outputs();
-    let pracks: Vec<_> = sent(&first).into_iter().filter(|(_, m)| m.starts_with("PRACK ")).collect();
+    let pracks: Vec<_> = sent(&first)
+        .into_iter()
+        .filter(|(_, m)| m.starts_with("PRACK "))
+        .collect();
     assert_eq!(pracks.len(), 1);
     let prack = &pracks[0].1;
-    assert!(prack.contains("RAck: 1 1 INVITE") && prack.contains("CSeq: 2 PRACK"), "{prack}");
+    assert!(
+        prack.contains("RAck: 1 1 INVITE") && prack.contains("CSeq: 2 PRACK"),
+        "{prack}"
+    );
     assert!(prack.contains(";tag=callee") && prack.contains("Route: <sip:10.0.0.6;lr>"));
-    assert!(first.iter().any(|o| matches!(o, Output::Event(CallEvent::EarlyMedia { .. }))));
-    assert!(first.iter().any(|o| matches!(o, Output::StartMedia(Some(n)) if n.remote_rtp.is_some())));
+    assert!(first
+        .iter()
+        .any(|o| matches!(o, Output::Event(CallEvent::EarlyMedia { .. }))));
+    assert!(first
+        .iter()
+        .any(|o| matches!(o, Output::StartMedia(Some(n)) if n.remote_rtp.is_some())));
     leg.on_response(&p183, &env(), Instant::now());
-    assert!(first_lines(&leg.take_outputs()).is_empty(), "a retransmission is not PRACKed");
+    assert!(
+        first_lines(&leg.take_outputs()).is_empty(),
+        "a retransmission is not PRACKed"
+    );
     leg.on_response(&callee_response(&out, 200, false), &env(), Instant::now());
     let answered = leg.take_outputs();
     assert!(answered.iter().any(|o| matches!(o, Output::Answered)));
-    assert!(!answered.iter().any(|o| matches!(o, Output::StartMedia(_) | Output::Ended { .. })));
+    assert!(!answered
+        .iter()
+        .any(|o| matches!(o, Output::StartMedia(_) | Output::Ended { .. })));
     assert_eq!(leg.phase, Phase::Confirmed);
-    leg.hangup(crate::call::events::HangupCause::Normal, &env(), Instant::now());
-    let bye = sent(&leg.take_outputs()).into_iter().find(|(_, m)| m.starts_with("BYE ")).unwrap().1;
+    leg.hangup(
+        crate::call::events::HangupCause::Normal,
+        &env(),
+        Instant::now(),
+    );
+    let bye = sent(&leg.take_outputs())
+        .into_iter()
+        .find(|(_, m)| m.starts_with("BYE "))
+        .unwrap()
+        .1;
     assert!(bye.contains("CSeq: 3 BYE"), "{bye}");
 }
 
@@ -177,12 +224,17 @@ async fn uac_follows_a_changed_sdp_in_the_200() {
     let mut leg = outgoing();
     let out = leg.take_outputs();
     leg.on_response(&callee_response(&out, 183, true), &env(), Instant::now());
-    assert!(leg.take_outputs().iter().any(|o| matches!(o, Output::StartMedia(_))));
+    assert!(leg
+        .take_outputs()
+        .iter()
+        .any(|o| matches!(o, Output::StartMedia(_))));
     let mut ok = callee_response(&out, 200, false);
     let moved = SDP.replace("4000", "4002");
     ok.headers.push(header("Content-Type", "application/sdp"));
     ok.body = moved.into_bytes();
     leg.on_response(&ok, &env(), Instant::now());
     let after = leg.take_outputs();
-    assert!(after.iter().any(|o| matches!(o, Output::MediaUpdate(n) if n.remote_rtp.map(|a| a.port()) == Some(4002))));
+    assert!(after.iter().any(
+        |o| matches!(o, Output::MediaUpdate(n) if n.remote_rtp.map(|a| a.port()) == Some(4002))
+    ));
 }
