@@ -30,7 +30,8 @@ impl Callee {
             .current_dir(&dir)
             .args(["-sf", scenario(name).to_str().expect("path")])
             .args(["-i", "127.0.0.1", "-p", &port.to_string(), "-m", "1"])
-            .args(["-mp", &free_port().to_string()])
+            // SIPp binds its media port and the three above it (RTCP, video).
+            .args(["-mp", &common::reserve_ports(4).release().to_string()])
             .args(["-buff_size", "4194304", "-nostdin", "-trace_err"])
             .args(["-timeout", "30s", "-timeout_error"])
             .stdout(Stdio::null())
@@ -69,6 +70,14 @@ impl Drop for Callee {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// One call at a time: SIPp callees' media port blocks and the tests' single ports come
+/// from one range, and the timing checks want a quiet machine.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// RTP packets received: (arrival, payload type, payload), until `quiet` after the last.
@@ -162,6 +171,7 @@ fn ended(engine: &TestEngine) {
 /// reaches the caller before anyone answers; the answer keeps the same session.
 #[test]
 fn early_media_reaches_the_caller_before_the_answer() {
+    let _serial = serial();
     let callee = Callee::start("uas_183_early_media.xml");
     let engine = start(
         &[connect_flow("early", &callee, true, false)],
@@ -195,6 +205,7 @@ fn early_media_reaches_the_caller_before_the_answer() {
 /// only then the 200 comes. The early audio reaches the caller before its answer.
 #[test]
 fn reliable_early_media_both_ways() {
+    let _serial = serial();
     let callee = Callee::start("uas_183_100rel.xml");
     let engine = start(
         &[connect_flow("rel", &callee, true, false)],
@@ -220,13 +231,14 @@ fn reliable_early_media_both_ways() {
 /// callee cannot reach it as SIP; it hears a tone (non-silent PCMA) until the callee answers.
 #[test]
 fn an_answered_caller_hears_ringback_until_the_callee_answers() {
+    let _serial = serial();
     let callee = Callee::start("uas_180_then_answer.xml");
     let engine = start(
         &[connect_flow("ring", &callee, true, true)],
         &[("ring", "ring")],
         &[],
     );
-    let packets = call(&engine, "uac_rtp_wait.xml", "ring", "1500");
+    let packets = call(&engine, "uac_rtp_wait.xml", "ring", "3000");
     assert!(
         callee.succeeded(Duration::from_secs(10)),
         "the callee's scenario"
