@@ -199,6 +199,40 @@ fn early_media_reaches_the_caller_before_the_answer() {
     ended(&engine);
 }
 
+/// RFC 3960 §3 with a forked `connect` (RFC 3261 §13.2.1: one early dialog per callee): the
+/// first callee's early media wins until an answer; the second's (RFC 2833 events, PT 101, from
+/// 300 ms on) never reaches the caller, and it is cancelled when the first answers.
+#[test]
+fn the_first_early_media_wins_over_a_second_callee() {
+    let _serial = serial();
+    let first = Callee::start("uas_183_early_media.xml");
+    let second = Callee::start("uas_183_late_cancel.xml");
+    let f = flow(
+        "fork",
+        json!([{"type": "connect", "option": {
+            "destinations": [{"type": "sip", "target": first.uri()},
+                             {"type": "sip", "target": second.uri()}],
+            "ring_timeout": 10000,
+            "early_media": true}}]),
+    );
+    let engine = start(&[f], &[("fork", "fork")], &[]);
+    let packets = call(&engine, "uac_early_media.xml", "fork", "1000");
+    assert!(
+        first.succeeded(Duration::from_secs(10)),
+        "the first callee answered"
+    );
+    assert!(
+        second.succeeded(Duration::from_secs(10)),
+        "the second was cancelled"
+    );
+    let answer = answered_at(&engine, "incoming");
+    let before = packets.iter().filter(|p| p.0 < answer && p.1 == 8).count();
+    assert!(before >= 25, "{before} PCMA packets before the answer");
+    let events = packets.iter().filter(|p| p.1 == 101).count();
+    assert_eq!(events, 0, "the second callee's early media was relayed");
+    ended(&engine);
+}
+
 /// RFC 3262 §3, §4, §7.2, both ways: the callee's 183 requires 100rel, so the engine PRACKs it
 /// (`RAck: 1 1 INVITE`, checked by the callee's scenario); the caller supports 100rel, so our
 /// 183 comes reliably (Require + RSeq, checked by the caller's scenario), it PRACKs it, and
