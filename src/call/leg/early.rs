@@ -7,14 +7,58 @@
 use bytes::Bytes;
 use tokio::time::Instant;
 
-use super::reliable::{PeerSupport, PrackSequence, Received, ReliableTick};
+use super::reliable::{PeerSupport, PrackSequence, Received, ReliableProvisional, ReliableTick};
 use super::rules::{sdp_in, tag_of};
 use super::{Env, Leg, LocalMedia, MediaState, Phase, Role};
 use crate::call::events::{CallEndCause, CallEvent};
 use crate::sip::dialog::Dialog;
 use crate::sip::message::{reason_phrase, ResponseBuilder, TransactionKey};
-use crate::sip::transaction::{ClientNonInviteTransaction, ServerNonInviteTransaction};
+use crate::sip::transaction::{ClientNonInviteTransaction, ServerNonInviteTransaction, Timers};
 use crate::sip::transport::Peer;
+
+/// The UAS's 100rel state for one incoming call.
+pub(crate) struct UasEarly {
+    /// The caller's stance on 100rel and its INVITE's CSeq (what a PRACK's RAck names).
+    pub(super) rel100: PeerSupport,
+    invite_cseq: u32,
+    /// Our reliable provisional awaiting (or past) its PRACK, and the last RSeq used.
+    pub(super) reliable: Option<Box<ReliableProvisional>>,
+    last_rseq: u32,
+    /// The flow answered while our reliable provisional was unacknowledged: the 200 waits
+    /// for its PRACK (§3).
+    answer_deferred: bool,
+    /// Early media was asked for while a reliable 180 awaited its PRACK: the 183 follows it.
+    early_queued: bool,
+}
+
+impl UasEarly {
+    pub(super) fn of(invite: &rsip::Request) -> UasEarly {
+        use rsip::prelude::*;
+        UasEarly {
+            rel100: PeerSupport::of(&invite.headers),
+            invite_cseq: invite
+                .cseq_header()
+                .ok()
+                .and_then(|c| c.seq().ok())
+                .unwrap_or(1),
+            reliable: None,
+            last_rseq: 0,
+            answer_deferred: false,
+            early_queued: false,
+        }
+    }
+
+    pub(super) fn next_deadline(&self) -> Option<Instant> {
+        self.reliable.as_ref().and_then(|r| r.next_deadline())
+    }
+
+    /// `bytes`, with `RSeq: rseq`, went out: retransmitted until PRACK.
+    pub(super) fn sent_reliably(&mut self, rseq: u32, bytes: Bytes, timers: Timers, now: Instant) {
+        self.last_rseq = rseq;
+        let r = ReliableProvisional::new(rseq, self.invite_cseq, bytes, timers, now);
+        self.reliable = Some(Box::new(r));
+    }
+}
 
 /// The UAC's PRACK state for one outgoing leg.
 #[derive(Default)]
@@ -36,19 +80,37 @@ impl UacEarly {
 }
 
 impl Leg {
-    /// Whether a provisional we send now must be reliable (RFC 3262 §3: always when the
-    /// caller requires 100rel; with `Supported` we choose to for the one carrying SDP).
-    pub(super) fn provisional_reliable(&self, has_sdp: bool) -> bool {
-        match self.incoming().map(|i| i.rel100) {
-            Some(PeerSupport::Required) => true,
-            Some(PeerSupport::Supported) => has_sdp,
-            _ => false,
+    /// `Require: 100rel` and the next `RSeq` when provisional `code` must be reliable (RFC
+    /// 3262 §3: always when the caller requires 100rel; with `Supported` we choose to for the
+    /// one carrying SDP); the RSeq used.
+    pub(super) fn reliable_headers(
+        &self,
+        b: ResponseBuilder,
+        code: u16,
+        has_sdp: bool,
+    ) -> (ResponseBuilder, Option<u32>) {
+        let Some(early) = self.incoming().map(|i| &i.early) else {
+            return (b, None);
+        };
+        let reliable = code > 100
+            && match early.rel100 {
+                PeerSupport::Required => true,
+                PeerSupport::Supported => has_sdp,
+                PeerSupport::None => false,
+            };
+        if !reliable {
+            return (b, None);
         }
+        let rseq = early.last_rseq + 1;
+        let b = b
+            .header("Require", super::reliable::TAG)
+            .header("RSeq", &rseq.to_string());
+        (b, Some(rseq))
     }
 
     fn reliable_pending(&self) -> bool {
         self.incoming()
-            .and_then(|i| i.reliable.as_ref())
+            .and_then(|i| i.early.reliable.as_ref())
             .is_some_and(|r| !r.is_acknowledged())
     }
 
@@ -59,7 +121,7 @@ impl Leg {
             return false;
         }
         if let Role::Incoming(i) = &mut self.role {
-            i.answer_deferred = true;
+            i.early.answer_deferred = true;
         }
         true
     }
@@ -77,7 +139,7 @@ impl Leg {
         if self.reliable_pending() {
             // §3: one reliable provisional at a time; the 183 follows the PRACK.
             if let Role::Incoming(i) = &mut self.role {
-                i.early_queued = true;
+                i.early.early_queued = true;
             }
             return;
         }
@@ -95,7 +157,9 @@ impl Leg {
         let Role::Incoming(i) = &mut self.role else {
             return;
         };
-        let Some(r) = i.reliable.as_mut() else { return };
+        let Some(r) = i.early.reliable.as_mut() else {
+            return;
+        };
         match r.on_tick(now) {
             ReliableTick::Retransmit(bytes) if self.phase == Phase::Early => {
                 crate::metrics::sip_retransmission(false);
@@ -123,6 +187,7 @@ impl Leg {
         let rack = super::reliable::RAck::of(&req.headers);
         let matched = match (&mut self.role, rack) {
             (Role::Incoming(i), Some(rack)) if self.phase != Phase::Ended => i
+                .early
                 .reliable
                 .as_mut()
                 .is_some_and(|r| !r.is_acknowledged() && r.on_prack(&rack)),
@@ -145,8 +210,8 @@ impl Leg {
             return;
         };
         let (deferred, queued) = (
-            std::mem::take(&mut i.answer_deferred),
-            std::mem::take(&mut i.early_queued),
+            std::mem::take(&mut i.early.answer_deferred),
+            std::mem::take(&mut i.early.early_queued),
         );
         if queued {
             if let Some(media) = self.local_media {
@@ -193,6 +258,33 @@ impl Leg {
         self.start_media_now();
         self.emit(CallEvent::EarlyMedia { call_id: self.id });
         true
+    }
+
+    /// The answer in the callee's 2xx (the dialog is set up): its SDP, or, with none, the SDP
+    /// of its 18x (a reliable 183 carried the answer, RFC 3262 §5: the 2xx need not repeat
+    /// it). A 2xx SDP that differs from the 18x's wins (RFC 3261 §13.2.1: without 100rel the
+    /// answer is in the first reliable response, the 2xx; the 18x's was a preview): running
+    /// media follows it. The dialog's CSeq goes above our PRACKs'.
+    pub(super) fn answer_in_2xx(
+        &mut self,
+        resp: &rsip::Response,
+    ) -> Result<crate::media::Negotiated, crate::media::SdpError> {
+        let pracks = match &self.role {
+            Role::Outgoing(o) => o.early.last_cseq,
+            Role::Incoming(_) => 0,
+        };
+        if let Some(d) = &mut self.dialog {
+            d.local_cseq = d.local_cseq.max(pracks);
+        }
+        let early = self.negotiated.clone().filter(|_| self.early_media);
+        let answer = match sdp_in(&resp.headers, &resp.body) {
+            Some(sdp) => crate::media::sdp::negotiate(sdp)?,
+            None => early.clone().ok_or(crate::media::SdpError::NoAudio)?,
+        };
+        if self.media_started() && early.is_some_and(|e| e != answer) {
+            self.out.push(super::Output::MediaUpdate(answer.clone()));
+        }
+        Ok(answer)
     }
 
     /// Sends PRACK for a reliable provisional unless §4 says drop it; false when dropped.

@@ -41,17 +41,8 @@ pub(crate) struct Incoming {
     pub(crate) max_forwards: u8,
     /// The RFC 4028 session timer the INVITE asked for, as we agree to it at the answer.
     timer: Option<(u32, bool, bool)>,
-    /// The caller's stance on 100rel, its INVITE's CSeq, and our reliable provisional
-    /// awaiting PRACK (RFC 3262 §3; see `early.rs`).
-    pub(super) rel100: super::reliable::PeerSupport,
-    pub(super) invite_cseq: u32,
-    pub(super) reliable: Option<Box<super::reliable::ReliableProvisional>>,
-    pub(super) last_rseq: u32,
-    /// The flow answered while our reliable 183 with SDP was unacknowledged: the 200 waits
-    /// for its PRACK (§3).
-    pub(super) answer_deferred: bool,
-    /// Early media was asked for while a reliable 180 awaited its PRACK: the 183 follows it.
-    pub(super) early_queued: bool,
+    /// 100rel and early media (RFC 3262 §3; see `early.rs`).
+    pub(super) early: super::early::UasEarly,
 }
 
 impl Incoming {
@@ -59,7 +50,7 @@ impl Incoming {
         [
             self.invite_tx.next_deadline(),
             self.repeat_at,
-            self.reliable.as_ref().and_then(|r| r.next_deadline()),
+            self.early.next_deadline(),
         ]
         .into_iter()
         .flatten()
@@ -70,7 +61,7 @@ impl Incoming {
         self.invite = None;
         self.ringing = None;
         self.repeat_at = None;
-        self.reliable = None;
+        self.early.reliable = None;
     }
 
     /// No ACK is awaited any more.
@@ -103,18 +94,8 @@ impl Leg {
         let timer = super::session_timer::as_uas(&invite.headers, env.session_expires, env.min_se)
             .ok()
             .flatten();
-        let invite_cseq = invite
-            .cseq_header()
-            .ok()
-            .and_then(|c| c.seq().ok())
-            .unwrap_or(1);
         let role = Incoming {
-            rel100: super::reliable::PeerSupport::of(&invite.headers),
-            invite_cseq,
-            reliable: None,
-            last_rseq: 0,
-            answer_deferred: false,
-            early_queued: false,
+            early: super::early::UasEarly::of(&invite),
             timer,
             max_forwards,
             invite: Some(Box::new(invite)),
@@ -197,8 +178,6 @@ impl Leg {
         now: Instant,
     ) {
         let peer = self.peer;
-        let reliable = code > 100 && self.provisional_reliable(sdp.is_some());
-        let rseq = self.incoming().map_or(1, |i| i.last_rseq + 1);
         let Some(invite) = self.invite() else { return };
         let mut b = ResponseBuilder::new(invite, code, reason_phrase(code));
         if let Some(p) = peer {
@@ -210,11 +189,7 @@ impl Leg {
                 .header("Contact", &env.contact(peer.as_ref()))
                 .record_route();
         }
-        if reliable {
-            b = b
-                .header("Require", super::reliable::TAG)
-                .header("RSeq", &rseq.to_string());
-        }
+        let (mut b, rseq) = self.reliable_headers(b, code, sdp.is_some());
         if let Some(sdp) = sdp {
             b = b.body("application/sdp", sdp);
         }
@@ -224,15 +199,9 @@ impl Leg {
         if code > 100 {
             role.ringing = Some(bytes.clone());
         }
-        if reliable {
-            role.last_rseq = rseq;
-            role.reliable = Some(Box::new(super::reliable::ReliableProvisional::new(
-                rseq,
-                role.invite_cseq,
-                bytes.clone(),
-                env.timers,
-                now,
-            )));
+        if let Some(rseq) = rseq {
+            role.early
+                .sent_reliably(rseq, bytes.clone(), env.timers, now);
         }
         crate::metrics::sip_response_sent(code);
         self.send(bytes);

@@ -391,33 +391,17 @@ impl Leg {
             self.send_bye(env, now);
             return;
         }
-        // After early media the answer may be the 18x's alone (a reliable 183 carried it,
-        // RFC 3262 §5 / RFC 3261 §13.2.1: no SDP in the 200 then); if the 200 has one it is
-        // the answer (without 100rel the 18x's SDP was only a preview) and media follows it.
-        let early = self.negotiated.clone().filter(|_| self.early_media);
-        let answer = match super::rules::sdp_in(&resp.headers, &resp.body) {
-            Some(sdp) => crate::media::sdp::negotiate(sdp),
-            None => early.clone().ok_or(crate::media::sdp::SdpError::NoAudio),
-        };
+        // After early media the 18x's SDP may be the answer (early.rs).
+        let answer = self.answer_in_2xx(resp);
         match answer {
             Ok(negotiated) => {
-                let changed = early.as_ref().is_some_and(|e| *e != negotiated);
-                self.negotiated = Some(negotiated.clone());
+                self.negotiated = Some(negotiated);
                 self.phase = Phase::Confirmed;
-                // Our PRACKs used CSeqs above the INVITE's: later requests go above them.
-                let pracks = self.outgoing_ref().map_or(0, |o| o.early.last_cseq);
-                if let Some(d) = &mut self.dialog {
-                    d.local_cseq = d.local_cseq.max(pracks);
-                }
                 self.session_timer = super::session_timer::as_uac(&resp.headers, now).map(Box::new);
                 self.out.push(super::Output::Answered);
                 crate::metrics::call_setup(now.saturating_duration_since(self.created));
-                if self.media_started() {
-                    if changed {
-                        self.out.push(super::Output::MediaUpdate(negotiated));
-                    }
-                } else {
-                    // The relay needs media at once.
+                // The relay needs media at once (running already after early media).
+                if !self.media_started() {
                     self.media = MediaState::StartAt(now);
                     self.start_media_now();
                 }
