@@ -175,7 +175,8 @@ impl Leg {
     }
 
     /// A PRACK (RFC 3262 §3): 200 when its RAck matches our unacknowledged reliable
-    /// provisional, else 481. Then a held answer or early media goes out.
+    /// provisional, 481 when it names another, 400 without a readable RAck. Then a held
+    /// answer or early media goes out.
     pub(super) fn on_prack(
         &mut self,
         req: &rsip::Request,
@@ -185,6 +186,7 @@ impl Leg {
         now: Instant,
     ) {
         let rack = super::reliable::RAck::of(&req.headers);
+        let readable = rack.is_some();
         let matched = match (&mut self.role, rack) {
             (Role::Incoming(i), Some(rack)) if self.phase != Phase::Ended => i
                 .early
@@ -193,7 +195,13 @@ impl Leg {
                 .is_some_and(|r| !r.is_acknowledged() && r.on_prack(&rack)),
             _ => false,
         };
-        let code = if matched { 200 } else { 481 };
+        // No or a malformed RAck is a bad request (§7.2 makes it mandatory); one that names
+        // no unacknowledged provisional of ours gets 481 (§3).
+        let code = match (matched, readable) {
+            (true, _) => 200,
+            (false, true) => 481,
+            (false, false) => 400,
+        };
         let bytes = ResponseBuilder::new(req, code, reason_phrase(code))
             .received_from(src.addr)
             .to_tag(&self.local_tag)

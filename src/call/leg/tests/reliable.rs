@@ -117,6 +117,13 @@ async fn reliable_183_holds_the_200_until_prack() {
         first_lines(&leg.take_outputs()),
         ["SIP/2.0 481 Call/Transaction Does Not Exist"]
     );
+    let mut bare = caller_request("PRACK", "pr9", 2, Some("us"), false);
+    bare.headers.push(header("RAck", "one 1 INVITE"));
+    from_caller(&mut leg, bare);
+    assert_eq!(
+        first_lines(&leg.take_outputs()),
+        ["SIP/2.0 400 Bad Request"]
+    );
     from_caller(&mut leg, prack("1 1 INVITE", "pr1"));
     let out = sent(&leg.take_outputs());
     assert!(out[0].1.starts_with("SIP/2.0 200 OK") && out[0].1.contains("CSeq: 2 PRACK"));
