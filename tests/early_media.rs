@@ -199,6 +199,57 @@ fn early_media_reaches_the_caller_before_the_answer() {
     ended(&engine);
 }
 
+/// The payloads of a pcap of RTP over UDP/IPv4/Ethernet (as `tests/connect.rs` reads them).
+fn pcap_payloads(path: &str) -> Vec<Vec<u8>> {
+    let data = std::fs::read(path).expect("pcap");
+    let mut out = Vec::new();
+    let mut at = 24;
+    while at + 16 <= data.len() {
+        let len = u32::from_le_bytes(data[at + 8..at + 12].try_into().unwrap()) as usize;
+        let packet = &data[at + 16..(at + 16 + len).min(data.len())];
+        at += 16 + len;
+        let Some(ip) = packet.get(14..) else { continue };
+        let ihl = usize::from(ip[0] & 0x0f) * 4;
+        if let Some(rtp) = ip.get(ihl + 8..).filter(|r| r.len() > 12) {
+            out.push(rtp[12..].to_vec());
+        }
+    }
+    out
+}
+
+/// An answered caller whose callee has early media hears that media, relayed, not our
+/// ringback (RFC 3960 §3: the early session is the callee's): every packet before the callee
+/// answers is one of the callee's pcap payloads.
+#[test]
+fn an_answered_caller_hears_the_callees_early_media_not_ringback() {
+    let _serial = serial();
+    let callee = Callee::start("uas_183_early_media.xml");
+    let engine = start(
+        &[connect_flow("relay", &callee, true, true)],
+        &[("relay", "relay")],
+        &[],
+    );
+    let packets = call(&engine, "uac_rtp_wait.xml", "relay", "2500");
+    assert!(
+        callee.succeeded(Duration::from_secs(10)),
+        "the callee's scenario"
+    );
+    let callee_answered = answered_at(&engine, "outgoing");
+    let pcap = pcap_payloads("/usr/share/sip-tester/g711a.pcap");
+    let before: Vec<_> = packets.iter().filter(|p| p.0 < callee_answered).collect();
+    assert!(
+        before.len() >= 25,
+        "{} packets before the callee answered",
+        before.len()
+    );
+    let foreign = before
+        .iter()
+        .filter(|p| p.1 != 8 || !pcap.contains(&p.2))
+        .count();
+    assert_eq!(foreign, 0, "only the callee's audio, no ringback");
+    ended(&engine);
+}
+
 /// RFC 3960 §3 with a forked `connect` (RFC 3261 §13.2.1: one early dialog per callee): the
 /// first callee's early media wins until an answer; the second's (RFC 2833 events, PT 101, from
 /// 300 ms on) never reaches the caller, and it is cancelled when the first answers.

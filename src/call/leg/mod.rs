@@ -1,6 +1,7 @@
 //! The call leg: one sans-IO state machine for a SIP dialog (RFC 3261 §12–§15) in either role,
 //! the call we answer (`incoming.rs`, the UAS) or the leg we place (`outgoing.rs`, the UAC),
-//! with the in-dialog part both share (`in_dialog.rs`). Inputs are SIP messages, timer ticks
+//! with the in-dialog part both share (`in_dialog.rs`) and early media with 100rel/PRACK
+//! (`early.rs`, rules in `reliable.rs`, RFC 3262). Inputs are SIP messages, timer ticks
 //! and commands; outputs ([`Output`]) are bytes to send, events for the activeflow, record
 //! changes and media starts. It owns every transaction of the dialog; no sockets, no clocks
 //! but the instants passed in. `CallSession` is its actor shell.
