@@ -245,3 +245,29 @@ async fn uac_follows_a_changed_sdp_in_the_200() {
         |o| matches!(o, Output::MediaUpdate(n) if n.remote_rtp.map(|a| a.port()) == Some(4002))
     ));
 }
+
+/// §3: a caller that requires 100rel gets every provisional reliably, one at a time: the 183
+/// with SDP waits for the PRACK of the 180 and then goes with the next RSeq.
+#[tokio::test(start_paused = true)]
+async fn required_100rel_sends_one_reliable_provisional_at_a_time() {
+    let mut invite = caller_request("INVITE", "req", 1, None, true);
+    invite.headers.push(header("Require", "100rel"));
+    let mut leg = offered_with(invite, &env());
+    leg.take_outputs();
+    leg.ring(&env());
+    let ring = &sent(&leg.take_outputs())[0].1;
+    assert!(
+        ring.starts_with("SIP/2.0 180 ") && ring.contains("RSeq: 1"),
+        "{ring}"
+    );
+    leg.early_media(media(), &env(), Instant::now());
+    assert!(first_lines(&leg.take_outputs()).is_empty(), "the 183 waits");
+    from_caller(&mut leg, prack("1 1 INVITE", "pr1"));
+    let out = sent(&leg.take_outputs());
+    assert!(out[0].1.starts_with("SIP/2.0 200 OK") && out[0].1.contains("PRACK"));
+    let p183 = &out[1].1;
+    assert!(
+        p183.starts_with("SIP/2.0 183 ") && p183.contains("RSeq: 2"),
+        "{p183}"
+    );
+}
