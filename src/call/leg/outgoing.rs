@@ -433,7 +433,8 @@ impl Leg {
         }
         let min = super::session_timer::min_se(&resp.headers).unwrap_or(env.min_se);
         o.session_expires = Some(min.max(env.min_se));
-        o.invite_cseq += 1;
+        // Above any PRACK of ours too (RFC 3261 §8.1.1.5: CSeq grows under one Call-ID).
+        o.invite_cseq = o.invite_cseq.max(o.early.last_cseq) + 1;
         o.branch = new_branch();
         o.invite_tx = None;
         self.send_invite(env, now);
