@@ -257,18 +257,21 @@ pub async fn start(
     )
     .map_err(start_err("recordings (media.recordings_dir)"))?;
     recordings.keep_for(raw.media.recordings_retention_days);
-    let library = Arc::new(AudioLibrary::with_limits(
-        LibraryConfig {
-            prompts_dir: raw.media.prompts_dir.clone().into(),
-            tts_command: raw.media.tts_command.clone(),
-            cache_dir: raw.media.cache_dir.clone().into(),
-            fetch_timeout: settings.http.timeout,
-            http_policy: settings.http.clone(),
-            max_download_bytes: 16 << 20,
-            tts_timeout: Duration::from_secs(10),
-        },
-        raw.media.limits(),
-    ));
+    let library = Arc::new(
+        AudioLibrary::with_limits(
+            LibraryConfig {
+                prompts_dir: raw.media.prompts_dir.clone().into(),
+                tts_command: raw.media.tts_command.clone(),
+                cache_dir: raw.media.cache_dir.clone().into(),
+                fetch_timeout: settings.http.timeout,
+                http_policy: settings.http.clone(),
+                max_download_bytes: 16 << 20,
+                tts_timeout: Duration::from_secs(10),
+            },
+            raw.media.limits(),
+        )
+        .with_ringback(raw.media.ringback_tone),
+    );
     let shared = Arc::new(SessionShared {
         sender: sender.clone(),
         registry: calls.clone(),

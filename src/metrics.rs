@@ -25,6 +25,9 @@ pub const SIP_RETRANSMISSIONS_TOTAL: &str = "sip_retransmissions_total";
 pub const SIP_MALFORMED_TOTAL: &str = "sip_malformed_total";
 pub const SIP_RATE_LIMITED_TOTAL: &str = "sip_rate_limited_total";
 pub const SIP_DIALOG_TRANSACTIONS_REFUSED_TOTAL: &str = "sip_dialog_transactions_refused_total";
+pub const SIP_PRACKS_SENT_TOTAL: &str = "sip_pracks_sent_total";
+pub const SIP_PRACK_TIMEOUTS_TOTAL: &str = "sip_prack_timeouts_total";
+pub const CONNECT_EARLY_MEDIA_TOTAL: &str = "connect_early_media_total";
 pub const CALLS_ACTIVE: &str = "calls_active";
 pub const CALLS_TOTAL: &str = "calls_total";
 pub const CALL_SETUP_SECONDS: &str = "call_setup_seconds";
@@ -230,6 +233,18 @@ fn describe_all() {
         SIP_DIALOG_TRANSACTIONS_REFUSED_TOTAL,
         "In-dialog requests refused (503) because their dialog holds its cap of server transactions"
     );
+    describe_counter!(
+        SIP_PRACKS_SENT_TOTAL,
+        "PRACKs we sent for callees' reliable provisional responses (RFC 3262)"
+    );
+    describe_counter!(
+        SIP_PRACK_TIMEOUTS_TOTAL,
+        "Calls refused (504) because our reliable provisional got no PRACK within 64*T1"
+    );
+    describe_counter!(
+        CONNECT_EARLY_MEDIA_TOTAL,
+        "connect legs whose early media (SDP in 18x) was relayed to the caller, by kind"
+    );
     describe_gauge!(CALLS_ACTIVE, "Call sessions currently up");
     describe_counter!(CALLS_TOTAL, "Calls finished, by direction and outcome");
     describe_histogram!(
@@ -374,6 +389,11 @@ fn register_zeroes() {
         counter!(SIP_MALFORMED_TOTAL, "transport" => *t).absolute(0);
     }
     counter!(SIP_DIALOG_TRANSACTIONS_REFUSED_TOTAL).absolute(0);
+    counter!(SIP_PRACKS_SENT_TOTAL).absolute(0);
+    counter!(SIP_PRACK_TIMEOUTS_TOTAL).absolute(0);
+    for kind in ["early_media", "ringback"] {
+        counter!(CONNECT_EARLY_MEDIA_TOTAL, "kind" => kind).absolute(0);
+    }
     let _ = histogram!(ACTIVEFLOW_DURATION_SECONDS);
     let _ = histogram!(CALL_SETUP_SECONDS);
     gauge!(MEDIA_SESSIONS_ACTIVE).set(0.0);
@@ -517,6 +537,20 @@ pub fn sip_rate_limited(method: &str) {
 }
 
 /// An in-dialog request refused because its dialog holds its cap of server transactions.
+pub fn prack_sent() {
+    counter!(SIP_PRACKS_SENT_TOTAL).increment(1);
+}
+
+pub fn prack_timeout() {
+    counter!(SIP_PRACK_TIMEOUTS_TOTAL).increment(1);
+}
+
+/// A `connect` gave its caller media before the answer: the callee's early media
+/// (`early_media`) or our in-band ringback (`ringback`).
+pub fn connect_early_media(kind: &'static str) {
+    counter!(CONNECT_EARLY_MEDIA_TOTAL, "kind" => kind).increment(1);
+}
+
 pub fn sip_dialog_transaction_refused() {
     counter!(SIP_DIALOG_TRANSACTIONS_REFUSED_TOTAL).increment(1);
 }

@@ -550,13 +550,14 @@ fn require_max_forwards_and_in_dialog_options() {
             "req-1@t",
             None,
             1,
-            "Require: 100rel\r\n",
+            "Require: 100rel, precondition\r\n",
             SDP,
         ),
     );
     let (r, _) = caller.recv_until("SIP/2.0 4");
     assert!(r.starts_with("SIP/2.0 420 Bad Extension"), "{r}");
-    assert_eq!(header(&r, "Unsupported"), Some("100rel"));
+    // 100rel is ours (RFC 3262); preconditions (RFC 3312) are not.
+    assert_eq!(header(&r, "Unsupported"), Some("precondition"));
     let zero = req("INVITE", &uri, caller.addr(), "mf-1@t", None, 1, "", SDP)
         .replace("Max-Forwards: 70", "Max-Forwards: 0");
     caller.send(e.sip, &zero);

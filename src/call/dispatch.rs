@@ -153,7 +153,8 @@ impl Dispatcher {
             rsip::Method::Invite
             | rsip::Method::Bye
             | rsip::Method::Cancel
-            | rsip::Method::Info => self.reply(&req, &peer, 481, &[]),
+            | rsip::Method::Info
+            | rsip::Method::PRack => self.reply(&req, &peer, 481, &[]),
             ref m if is_unsupported(m) => self.reply(&req, &peer, 405, &[("Allow", ALLOW)]),
             _ => self.reply(&req, &peer, 501, &[]),
         }

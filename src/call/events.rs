@@ -53,6 +53,9 @@ pub enum CallCommand {
     Ring,
     /// Send 200 OK with our SDP.
     Answer,
+    /// Send 183 Session Progress with our SDP (reliably when the caller supports 100rel) and
+    /// start the RTP session before the answer: a `connect` leg's early media is relayed.
+    EarlyMedia,
     /// End the call: a final response before answer, BYE after.
     Hangup(HangupCause),
     /// Play, record, echo or send digits on the call's media; answered by
@@ -115,6 +118,8 @@ pub enum CallEvent {
     Answered { call_id: CallId },
     /// A leg we place got a provisional response (180 ringing, 183 progress).
     Progress { call_id: CallId, code: u16 },
+    /// A leg we place got SDP in a provisional: its media runs before the answer.
+    EarlyMedia { call_id: CallId },
     /// The dialog is over; no more commands will be honoured.
     Ended {
         call_id: CallId,

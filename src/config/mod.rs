@@ -156,6 +156,10 @@ pub struct MediaConfig {
     /// Recordings older than this are deleted (at start, then hourly); 0 = keep.
     #[serde(default = "default_recordings_retention_days")]
     pub recordings_retention_days: u32,
+    /// The in-band ringback a caller already answered hears while `connect` rings: `us`,
+    /// `eu` or `uk`.
+    #[serde(default)]
+    pub ringback_tone: crate::media::ringback::RingbackTone,
 }
 
 fn default_max_prompt_fetches() -> usize {

@@ -402,3 +402,24 @@ fn trunk_transport_tls_ca_and_proxy_names_are_validated() {
         assert!(e.contains(key), "{extra}: {e}");
     }
 }
+
+#[test]
+fn ringback_tone_is_us_eu_or_uk() {
+    use crate::media::ringback::RingbackTone;
+    let s = Config::from_toml_with_env(DEFAULT_TOML, env(&[])).unwrap();
+    assert_eq!(s.media.ringback_tone, RingbackTone::Us);
+    let eu = Config::from_toml_with_env(
+        DEFAULT_TOML,
+        env(&[("ACTIVEFLOW_MEDIA_RINGBACK_TONE", "eu")]),
+    )
+    .unwrap();
+    assert_eq!(eu.media.ringback_tone, RingbackTone::Eu);
+    let e = Config::from_toml_with_env(
+        DEFAULT_TOML,
+        env(&[("ACTIVEFLOW_MEDIA_RINGBACK_TONE", "fr")]),
+    )
+    .err()
+    .map(|e| e.to_string())
+    .unwrap_or_default();
+    assert!(e.contains("ringback_tone"), "{e}");
+}

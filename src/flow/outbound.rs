@@ -36,6 +36,9 @@ pub struct Connect {
     pub ring_timeout_ms: u64,
     /// The trunk to route through (by name).
     pub trunk: Option<String>,
+    /// Relay a callee's early media (SDP in 180/183) to the caller before anyone answers
+    /// (RFC 3960 gateway model): an unanswered caller gets 183 with our SDP.
+    pub early_media: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,7 +63,20 @@ impl Connect {
             destinations: destinations(o)?,
             ring_timeout_ms,
             trunk: o.str("trunk")?.map(str::to_owned),
+            early_media: early_media(o)?,
         })
+    }
+}
+
+/// `early_media`: a JSON bool (a string is refused, not read as true).
+fn early_media(o: &Opt<'_>) -> Result<bool, FlowError> {
+    match o.raw("early_media") {
+        None | Some(Value::Null) => Ok(false),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(_) => Err(FlowError::field(
+            path("early_media"),
+            "must be true or false",
+        )),
     }
 }
 
@@ -174,6 +190,12 @@ mod tests {
         assert_eq!(c.destinations.len(), 2);
         assert_eq!(c.destinations[0].kind, AddressType::Sip);
         assert_eq!(c.source.unwrap().target, "+15550100");
+        assert!(!c.early_media, "off unless asked");
+        let ok = json!([{"type": "tel", "target": "1"}]);
+        let c = connect(json!({"destinations": ok, "early_media": true})).unwrap();
+        assert!(c.early_media);
+        let e = connect(json!({"destinations": ok, "early_media": "yes"})).unwrap_err();
+        assert_eq!(field(e), "option.early_media");
     }
 
     #[test]

@@ -92,6 +92,10 @@ pub struct MediaLimits {
     pub slot_wait: Duration,
 }
 
+fn ringback_of(tone: super::ringback::RingbackTone) -> (super::ringback::RingbackTone, Arc<[i16]>) {
+    (tone, tone.cadence().into())
+}
+
 /// A `talk` or `play` over a cap waits this long for a slot: about one slow synthesis or
 /// download, so a burst is smoothed out while a flood fails fast enough to be seen.
 pub const SLOT_WAIT: Duration = Duration::from_secs(10);
@@ -127,6 +131,8 @@ pub struct AudioLibrary {
     cache: Arc<AudioCache>,
     /// The TTS disk cache's running size, so its quota needs no scan per synthesis.
     disk: DiskUsage,
+    /// One cadence of `media.ringback_tone`, made once and shared by every ringing call.
+    ringback: (super::ringback::RingbackTone, Arc<[i16]>),
     /// Makes TTS temp file names unique within the process.
     next_temp: AtomicU64,
 }
@@ -167,7 +173,19 @@ impl AudioLibrary {
             )),
             disk: DiskUsage::default(),
             next_temp: AtomicU64::new(0),
+            ringback: ringback_of(super::ringback::RingbackTone::default()),
         }
+    }
+
+    /// Uses `tone` (`media.ringback_tone`) for in-band ringback.
+    pub fn with_ringback(mut self, tone: super::ringback::RingbackTone) -> Self {
+        self.ringback = ringback_of(tone);
+        self
+    }
+
+    /// One cadence of the configured ringback tone and its length in ms.
+    pub fn ringback(&self) -> (Arc<[i16]>, u32) {
+        (self.ringback.1.clone(), self.ringback.0.period_ms())
     }
 
     /// A prompt for `play`: a path relative to the prompts directory (`welcome.wav`,

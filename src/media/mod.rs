@@ -11,6 +11,7 @@ pub mod recording;
 pub mod relay;
 pub mod request;
 pub mod resample;
+pub mod ringback;
 pub mod rtp;
 pub mod rtp_ports;
 pub mod rtp_session;

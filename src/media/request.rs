@@ -20,6 +20,9 @@ pub enum AudioSource {
     Speech { text: String, language: String },
     /// `beep`: the 1 kHz tone.
     Beep { duration_ms: u32 },
+    /// In-band ringback (`media.ringback_tone`), its cadence repeated for at least
+    /// `duration_ms` (`connect` stops it when a callee answers).
+    Ringback { duration_ms: u32 },
 }
 
 /// Where and how to record the caller.

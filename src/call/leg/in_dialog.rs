@@ -234,6 +234,10 @@ impl Leg {
             self.reply(&req, src, 503, &[("Retry-After", &retry_after)]);
             return;
         }
+        if req.method == rsip::Method::PRack {
+            // RFC 3262 §3: matched against our reliable provisional (early.rs).
+            return self.on_prack(&req, key, src, env, now);
+        }
         let dialog_up = self.dialog.is_some() && self.phase != Phase::Ended;
         let mut info_digit = None;
         let unsupported = unsupported_requirements(&req.headers);
@@ -387,12 +391,12 @@ impl Leg {
     }
 }
 
-/// Our `Supported` value: `timer` while session timers are on (RFC 4028 §7.1).
+/// Our `Supported` value: `100rel` (RFC 3262) and `timer` while session timers are on (RFC 4028 §7.1).
 pub(super) fn supported(env: &Env) -> &'static str {
     if env.session_expires.is_some() {
-        "timer"
+        "100rel, timer"
     } else {
-        ""
+        "100rel"
     }
 }
 

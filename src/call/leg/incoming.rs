@@ -18,7 +18,7 @@ use crate::sip::transaction::{ServerInviteTransaction, TransactionOutput};
 use crate::sip::transport::Peer;
 
 /// Methods we answer inside a dialog (RFC 3261 §20.5 Allow).
-pub(crate) const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO";
+pub(crate) const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, PRACK";
 /// How often a provisional goes out again while the call waits (RFC 3261 §13.3.1.1: proxies
 /// cancel an INVITE that got nothing for three minutes, Timer C).
 pub(crate) const PROVISIONAL_REPEAT: Duration = Duration::from_secs(60);
@@ -41,20 +41,27 @@ pub(crate) struct Incoming {
     pub(crate) max_forwards: u8,
     /// The RFC 4028 session timer the INVITE asked for, as we agree to it at the answer.
     timer: Option<(u32, bool, bool)>,
+    /// 100rel and early media (RFC 3262 §3; see `early.rs`).
+    pub(super) early: super::early::UasEarly,
 }
 
 impl Incoming {
     pub(super) fn next_deadline(&self) -> Option<Instant> {
-        [self.invite_tx.next_deadline(), self.repeat_at]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.invite_tx.next_deadline(),
+            self.repeat_at,
+            self.early.next_deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     pub(super) fn on_end(&mut self) {
         self.invite = None;
         self.ringing = None;
         self.repeat_at = None;
+        self.early.reliable = None;
     }
 
     /// No ACK is awaited any more.
@@ -88,6 +95,7 @@ impl Leg {
             .ok()
             .flatten();
         let role = Incoming {
+            early: super::early::UasEarly::of(&invite),
             timer,
             max_forwards,
             invite: Some(Box::new(invite)),
@@ -156,8 +164,19 @@ impl Leg {
     }
 
     /// A provisional response: 100 without a tag; others with our tag, Contact and the
-    /// Record-Route (an early dialog, §12.1.1).
-    fn send_provisional(&mut self, code: u16, env: &Env) {
+    /// Record-Route (an early dialog, §12.1.1), `sdp` (early media) and, when the caller
+    /// asked for it, sent reliably (RFC 3262 §3, `early.rs`).
+    pub(super) fn send_provisional(&mut self, code: u16, env: &Env) {
+        self.send_provisional_with(code, None, env, Instant::now());
+    }
+
+    pub(super) fn send_provisional_with(
+        &mut self,
+        code: u16,
+        sdp: Option<Bytes>,
+        env: &Env,
+        now: Instant,
+    ) {
         let peer = self.peer;
         let Some(invite) = self.invite() else { return };
         let mut b = ResponseBuilder::new(invite, code, reason_phrase(code));
@@ -170,11 +189,19 @@ impl Leg {
                 .header("Contact", &env.contact_for(peer.as_ref(), invite))
                 .record_route();
         }
+        let (mut b, rseq) = self.reliable_headers(b, code, sdp.is_some());
+        if let Some(sdp) = sdp {
+            b = b.body("application/sdp", sdp);
+        }
         let bytes = b.build();
         let Some(role) = self.role_in() else { return };
         role.invite_tx.on_provisional(bytes.clone());
         if code > 100 {
             role.ringing = Some(bytes.clone());
+        }
+        if let Some(rseq) = rseq {
+            role.early
+                .sent_reliably(rseq, bytes.clone(), env.timers, now);
         }
         crate::metrics::sip_response_sent(code);
         self.send(bytes);
@@ -228,7 +255,12 @@ impl Leg {
         if self.phase != Phase::Early || !self.is_incoming() {
             return;
         }
+        // After early media the 200 carries the SDP of the 183 (§13.3.1.1: same session).
+        let media = self.local_media.unwrap_or(media);
         self.local_media = Some(media);
+        if self.answer_waits_for_prack() {
+            return;
+        }
         if let Some((interval, we_refresh, peer_supports)) = self.incoming().and_then(|i| i.timer) {
             let timer =
                 super::session_timer::SessionTimer::new(interval, we_refresh, peer_supports, now);
@@ -238,7 +270,9 @@ impl Leg {
         self.send_final(200, env, now);
         self.phase = Phase::Answered;
         crate::metrics::call_setup(now.saturating_duration_since(self.created));
-        self.media = if media.offer {
+        self.media = if self.media == MediaState::Started {
+            MediaState::Started
+        } else if media.offer {
             MediaState::AwaitAck
         } else {
             MediaState::StartAt(now + MEDIA_START_DELAY)
@@ -279,6 +313,7 @@ impl Leg {
     }
 
     pub(super) fn incoming_tick(&mut self, env: &Env, now: Instant) {
+        self.reliable_tick(env, now);
         let Some(role) = self.role_in() else { return };
         let outputs = role.invite_tx.on_tick(now);
         let repeat = match (role.repeat_at, &role.ringing) {

@@ -28,7 +28,7 @@ impl Leg {
         if matches!(self.media, MediaState::StartAt(_)) && self.phase != Phase::Ended {
             self.media = MediaState::Started;
             let mut negotiated = self.negotiated.clone();
-            if self.phase != Phase::Confirmed {
+            if self.phase != Phase::Confirmed && !self.early_media {
                 if let Some(n) = &mut negotiated {
                     n.remote_rtp = None;
                 }

@@ -1,6 +1,7 @@
 //! The call leg: one sans-IO state machine for a SIP dialog (RFC 3261 §12–§15) in either role,
 //! the call we answer (`incoming.rs`, the UAS) or the leg we place (`outgoing.rs`, the UAC),
-//! with the in-dialog part both share (`in_dialog.rs`). Inputs are SIP messages, timer ticks
+//! with the in-dialog part both share (`in_dialog.rs`) and early media with 100rel/PRACK
+//! (`early.rs`, rules in `reliable.rs`, RFC 3262). Inputs are SIP messages, timer ticks
 //! and commands; outputs ([`Output`]) are bytes to send, events for the activeflow, record
 //! changes and media starts. It owns every transaction of the dialog; no sockets, no clocks
 //! but the instants passed in. `CallSession` is its actor shell.
@@ -13,12 +14,14 @@
 //! After `Ended` the leg lingers while a transaction still needs it (an ACK awaited, a BYE
 //! unanswered, a retransmitted final to re-ACK); [`Leg::is_done`] says when it may go.
 
+mod early;
 mod in_dialog;
 mod incoming;
 mod media;
 use media::MediaState;
 mod outgoing;
 mod refresh;
+mod reliable;
 mod rules;
 pub(crate) mod session_timer;
 #[cfg(test)]
@@ -197,6 +200,9 @@ pub(crate) struct Leg {
     sdp_digest: u64,
     sdp_changes: u64,
     media: MediaState,
+    /// Media runs before the answer (a 183 with SDP, either way): RTP goes to the peer's SDP
+    /// address before the dialog is confirmed.
+    early_media: bool,
     /// The peer's non-INVITE requests by key (a retransmission is found without a scan); at
     /// most [`MAX_SERVER_TRANSACTIONS`] (twice that with BYE/CANCEL).
     server_txs: HashMap<TransactionKey, ServerNonInviteTransaction>,
@@ -235,6 +241,7 @@ impl Leg {
             sdp_digest: 0,
             sdp_changes: 0,
             media: MediaState::Idle,
+            early_media: false,
             server_txs: HashMap::new(),
             reinvite: None,
             bye_tx: None,

@@ -26,11 +26,13 @@ pub(crate) const INVITE_CSEQ: u32 = 1;
 pub(crate) struct Outgoing {
     pub(crate) route: Route,
     /// Our From (`<sip:source@us>`).
-    local_uri: String,
+    pub(super) local_uri: String,
     /// The INVITE's branch, shared by its CANCEL and non-2xx ACK.
     branch: String,
     /// The INVITE's CSeq (one more after a 422 retry).
-    invite_cseq: u32,
+    pub(super) invite_cseq: u32,
+    /// PRACKs for reliable provisionals (RFC 3262 §4, `early.rs`).
+    pub(super) early: super::early::UacEarly,
     /// The `Session-Expires` a 422's `Min-SE` asked for (RFC 4028 §7.4), once.
     session_expires: Option<u32>,
     /// Max-Forwards of our INVITE (the caller's less one when bridging, §16.6 step 3 in spirit).
@@ -51,6 +53,7 @@ impl Outgoing {
             self.ring_deadline,
             self.invite_tx.as_ref().and_then(|t| t.next_deadline()),
             self.cancel_tx.as_ref().and_then(|t| t.next_deadline()),
+            self.early.next_deadline(),
         ]
         .into_iter()
         .flatten()
@@ -93,6 +96,7 @@ impl Leg {
             local_uri: placement.local_uri,
             branch: new_branch(),
             invite_cseq: INVITE_CSEQ,
+            early: Default::default(),
             session_expires: None,
             max_forwards: placement.max_forwards,
             invite_tx: None,
@@ -189,9 +193,12 @@ impl Leg {
         if let Some(seconds) = asked.or(env.session_expires) {
             // RFC 4028 §7.1: we support timers and ask for ours; the 2xx says who refreshes.
             b = b
-                .header("Supported", "timer")
+                .header("Supported", "100rel, timer")
                 .header("Session-Expires", &seconds.to_string())
                 .header("Min-SE", &env.min_se.to_string());
+        } else {
+            // RFC 3262 §4: the callee may send its provisionals reliably.
+            b = b.header("Supported", super::reliable::TAG);
         }
         let bytes = b.body("application/sdp", sdp).build();
         let reliable = peer.transport.is_reliable();
@@ -269,6 +276,10 @@ impl Leg {
         if let Some(t) = &mut o.cancel_tx {
             outputs.extend(t.on_tick(now));
         }
+        for b in self.prack_tick(now) {
+            crate::metrics::sip_retransmission(false);
+            self.send(b);
+        }
         if timed_out {
             // Timer B: the callee never answered the INVITE at all (§17.1.1.2).
             self.end(CallEndCause::Failed);
@@ -300,6 +311,7 @@ impl Leg {
                     t.on_response(code, now);
                 }
             }
+            rsip::Method::PRack => self.prack_response(key, code, now),
             _ => {}
         }
     }
@@ -310,6 +322,9 @@ impl Leg {
         };
         match tx.on_response(code, now) {
             InviteResponse::Provisional => {
+                if !self.outgoing_provisional(resp, code, env, now) {
+                    return;
+                }
                 if self.phase == Phase::Early && code > 100 {
                     self.emit(CallEvent::Progress {
                         call_id: self.id,
@@ -390,9 +405,8 @@ impl Leg {
             self.send_bye(env, now);
             return;
         }
-        let answer = super::rules::sdp_in(&resp.headers, &resp.body)
-            .ok_or(crate::media::sdp::SdpError::NoAudio)
-            .and_then(crate::media::sdp::negotiate);
+        // After early media the 18x's SDP may be the answer (early.rs).
+        let answer = self.answer_in_2xx(resp);
         match answer {
             Ok(negotiated) => {
                 self.negotiated = Some(negotiated);
@@ -400,9 +414,11 @@ impl Leg {
                 self.session_timer = super::session_timer::as_uac(&resp.headers, now).map(Box::new);
                 self.out.push(super::Output::Answered);
                 crate::metrics::call_setup(now.saturating_duration_since(self.created));
-                // The relay needs media at once.
-                self.media = MediaState::StartAt(now);
-                self.start_media_now();
+                // The relay needs media at once (running already after early media).
+                if !self.media_started() {
+                    self.media = MediaState::StartAt(now);
+                    self.start_media_now();
+                }
                 self.emit(CallEvent::Answered { call_id: self.id });
             }
             Err(e) => {
@@ -431,7 +447,8 @@ impl Leg {
         }
         let min = super::session_timer::min_se(&resp.headers).unwrap_or(env.min_se);
         o.session_expires = Some(min.max(env.min_se));
-        o.invite_cseq += 1;
+        // Above any PRACK of ours too (RFC 3261 §8.1.1.5: CSeq grows under one Call-ID).
+        o.invite_cseq = o.invite_cseq.max(o.early.last_cseq) + 1;
         o.branch = new_branch();
         o.invite_tx = None;
         self.send_invite(env, now);

@@ -3,8 +3,8 @@
 
 use rsip::prelude::*;
 
-/// Option tags we support (RFC 3261 §8.2.2.3): none yet, so any `Require` gets 420.
-pub(crate) const SUPPORTED: &[&str] = &[];
+/// Option tags we support (RFC 3261 §8.2.2.3); any other `Require` gets 420.
+pub(crate) const SUPPORTED: &[&str] = &[super::reliable::TAG];
 
 /// INFO bodies we take DTMF from (RFC 6086 legacy INFO usage).
 pub(super) const INFO_ACCEPT: &str = "application/dtmf-relay, application/dtmf";
@@ -14,15 +14,10 @@ pub(super) const INFO_ACCEPT: &str = "application/dtmf-relay, application/dtmf";
 pub(crate) fn is_unsupported(method: &rsip::Method) -> bool {
     use rsip::Method as M;
     match method {
-        M::Register
-        | M::Subscribe
-        | M::Notify
-        | M::Publish
-        | M::Message
-        | M::Refer
-        | M::Update
-        | M::PRack => true,
-        M::Ack | M::Bye | M::Cancel | M::Info | M::Invite | M::Options => false,
+        M::Register | M::Subscribe | M::Notify | M::Publish | M::Message | M::Refer | M::Update => {
+            true
+        }
+        M::Ack | M::Bye | M::Cancel | M::Info | M::Invite | M::Options | M::PRack => false,
     }
 }
 

@@ -209,6 +209,31 @@ impl CallSession {
     }
 }
 
+impl CallSession {
+    /// Leases an RTP port and sends 183 with our SDP (early media); without a free port or
+    /// an offer to answer, the caller just keeps ringing.
+    pub(super) fn early_media(&mut self, now: Instant) {
+        let env = self.shared.env();
+        let offered = self.leg.negotiated.is_some() && self.leg.local_media.is_none();
+        if !self.leg.is_incoming() || self.leg.phase != crate::call::leg::Phase::Early || !offered {
+            return;
+        }
+        match self.shared.rtp_ports.lease() {
+            Ok(lease) => {
+                let media = crate::call::leg::LocalMedia {
+                    port: lease.port(),
+                    session_id: u64::from(lease.port())
+                        ^ (self.leg.created.elapsed().as_nanos() as u64),
+                    offer: false,
+                };
+                self.rtp = Some(lease);
+                self.leg.early_media(media, &env, now);
+            }
+            Err(e) => tracing::warn!(call_id = %self.id(), error = %e, "no port for early media"),
+        }
+    }
+}
+
 /// What the media session must change to follow a negotiated SDP.
 fn media_update(n: &crate::media::Negotiated) -> crate::media::MediaUpdate {
     crate::media::MediaUpdate {

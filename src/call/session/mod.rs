@@ -237,6 +237,7 @@ impl CallSession {
             }
             CallCommand::Ring => self.leg.ring(&env),
             CallCommand::Answer => self.answer(now),
+            CallCommand::EarlyMedia => self.early_media(now),
             CallCommand::Hangup(cause) => self.leg.hangup(cause, &env, now),
             CallCommand::Media { job, request } => {
                 self.leg.start_media_now();
@@ -263,6 +264,10 @@ impl CallSession {
         let env = self.shared.env();
         if !self.leg.is_incoming() || self.leg.phase != super::leg::Phase::Early {
             return;
+        }
+        if let Some(media) = self.leg.local_media {
+            // Early media leased the port already: the 200 repeats the 183's SDP.
+            return self.leg.answer(media, &env, now);
         }
         match self.shared.rtp_ports.lease() {
             Ok(lease) => {

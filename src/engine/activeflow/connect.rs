@@ -3,7 +3,9 @@
 //! it was not yet, and the two legs' media are relayed. The callee hanging up moves the flow
 //! on; the caller hanging up ends it (and the callee gets BYE, see `end`). How it went is in
 //! the action's `result` and in `connect.result` (`answered`, `busy`, `noanswer`, `rejected`,
-//! `failed`) so a flow can branch on it.
+//! `failed`) so a flow can branch on it. Before an answer the caller hears the callee's early
+//! media (`early_media`, first leg to have it wins) or, if already answered, our in-band
+//! ringback (`early.rs`).
 
 use std::time::{Duration, Instant};
 
@@ -28,7 +30,7 @@ const CALL_SOURCE: &str = "call.source.target";
 pub(super) struct Dialed {
     target: String,
     call_id: Option<CallId>,
-    commands: Option<Recipient<CallCommand>>,
+    pub(super) commands: Option<Recipient<CallCommand>>,
     /// `calling`, `ringing`, `answered`, or how it ended.
     status: &'static str,
     code: Option<u16>,
@@ -38,8 +40,14 @@ pub(super) struct Dialed {
 pub(super) struct Connecting {
     pub(super) legs: Vec<Dialed>,
     /// The leg that answered, with when, and the caller's relay job.
-    winner: Option<(usize, Instant, MediaJob)>,
+    pub(super) winner: Option<(usize, Instant, MediaJob)>,
     pub(super) next: Option<ActionId>,
+    /// Media before the answer: the option, the leg relayed early with the caller's relay
+    /// job, and our ringback's job on the caller.
+    pub(super) early_media: bool,
+    pub(super) early: Option<(usize, MediaJob)>,
+    pub(super) ringback: Option<MediaJob>,
+    pub(super) ring_timeout_ms: u64,
 }
 
 fn target(address: &Address) -> Target {
@@ -106,6 +114,10 @@ impl Activeflow {
             legs,
             winner: None,
             next,
+            early_media: spec.early_media,
+            early: None,
+            ringback: None,
+            ring_timeout_ms: spec.ring_timeout_ms,
         };
         // Every destination may have failed at once: then the flow goes on now.
         if self.settle_connect(&connecting) {
@@ -123,6 +135,7 @@ impl Activeflow {
         };
         let id = match &event {
             CallEvent::Progress { call_id, .. }
+            | CallEvent::EarlyMedia { call_id }
             | CallEvent::Answered { call_id }
             | CallEvent::Ended { call_id, .. } => Some(*call_id),
             _ => None,
@@ -133,13 +146,13 @@ impl Activeflow {
             return;
         };
         match event {
-            CallEvent::Progress { .. } if connecting.legs[index].status == "calling" => {
-                connecting.legs[index].status = "ringing";
-                // The caller hears that it rings (a no-op once answered or rung).
-                if let Some(call) = self.call.as_ref().filter(|_| !self.call_released) {
-                    call.commands.do_send(CallCommand::Ring);
+            CallEvent::Progress { .. } => {
+                if connecting.legs[index].status == "calling" {
+                    connecting.legs[index].status = "ringing";
                 }
+                self.ring_caller(&mut connecting);
             }
+            CallEvent::EarlyMedia { .. } => self.leg_early_media(&mut connecting, index),
             CallEvent::Answered { .. } => self.leg_answered(&mut connecting, index),
             CallEvent::Ended { cause, .. } => {
                 if connecting.winner.is_some_and(|(w, _, _)| w == index) {
@@ -153,7 +166,9 @@ impl Activeflow {
                 }
                 leg.code = code;
                 leg.commands = None;
+                self.early_leg_ended(&mut connecting, index);
                 if self.settle_connect(&connecting) {
+                    self.stop_early(&mut connecting);
                     return self.resume(connecting.next, ctx);
                 }
             }
@@ -173,6 +188,10 @@ impl Activeflow {
             return;
         }
         connecting.legs[index].status = "answered";
+        if let Some(job) = connecting.ringback.take() {
+            self.stop_caller_media(job);
+        }
+
         for (i, leg) in connecting.legs.iter_mut().enumerate() {
             if i != index && matches!(leg.status, "calling" | "ringing") {
                 if let Some(commands) = leg.commands.take() {
@@ -180,6 +199,20 @@ impl Activeflow {
                 }
                 leg.status = "cancelled";
             }
+        }
+        if let Some((early, caller_job)) = connecting.early.take() {
+            if early == index {
+                // Its media runs both ways already: the caller gets its 200 (same SDP as the
+                // 183) and the relay simply continues.
+                connecting.winner = Some((index, Instant::now(), caller_job));
+                if let Some(call) = self.call.as_ref().filter(|_| !self.call_released) {
+                    call.commands.do_send(CallCommand::Answer);
+                }
+                let target = connecting.legs[index].target.clone();
+                self.set_variable("connect.destination", target);
+                return;
+            }
+            // Another leg answered: its relay replaces the early one on the caller.
         }
         let (caller_end, callee_end) = RelayLink::pair();
         self.last_job += 1;

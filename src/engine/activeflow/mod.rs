@@ -16,6 +16,7 @@ use tokio::sync::oneshot;
 mod abandon;
 mod chain;
 mod connect;
+mod early;
 mod ending;
 mod history;
 mod http;
@@ -83,6 +84,8 @@ pub struct Activeflow {
     call: Option<CallLink>,
     /// The call is over (or was torn down by us); send it nothing more.
     call_released: bool,
+    /// Our call reported its answer (`connect` then rings it with in-band ringback).
+    call_answered: bool,
     reference_type: &'static str,
     started_at: Instant,
     wait: Option<SpawnHandle>,
@@ -137,6 +140,7 @@ impl Activeflow {
             execute_count: 0,
             call,
             call_released: false,
+            call_answered: false,
             reference_type,
             started_at: Instant::now(),
             wait: None,
@@ -419,11 +423,11 @@ impl Handler<CallEvent> for Activeflow {
                 self.on_digit(digit, ctx)
             }
             CallEvent::MediaDone { job, result } => self.on_media_done(job, result, ctx),
-            CallEvent::Answered { call_id } if Some(call_id) == ours => {}
+            CallEvent::Answered { call_id } if Some(call_id) == ours => self.call_answered = true,
             CallEvent::Digit { .. } => {}
-            CallEvent::Progress { .. } | CallEvent::Answered { .. } => {
-                self.on_leg_event(event, ctx)
-            }
+            CallEvent::Progress { .. }
+            | CallEvent::Answered { .. }
+            | CallEvent::EarlyMedia { .. } => self.on_leg_event(event, ctx),
             CallEvent::Ended { call_id, .. } if Some(call_id) != ours => {
                 self.on_leg_event(event, ctx)
             }

@@ -82,10 +82,18 @@ impl Session {
         self.loading = Some(Box::pin(async move {
             let mut audio = Vec::with_capacity(sources.len());
             for source in sources {
+                if let AudioSource::Ringback { duration_ms } = source {
+                    // One shared cadence, repeated: no per-call copy of the tone.
+                    let (cadence, period_ms) = library.ringback();
+                    let repeats = duration_ms.div_ceil(period_ms.max(1)).max(1);
+                    audio.extend((0..repeats).map(|_| cadence.clone()));
+                    continue;
+                }
                 let loaded = match &source {
                     AudioSource::Prompt(url) => library.prompt(url).await,
                     AudioSource::Speech { text, language } => library.speech(text, language).await,
                     AudioSource::Beep { duration_ms } => Ok(tone::beep(*duration_ms).into()),
+                    AudioSource::Ringback { .. } => continue,
                 };
                 match loaded {
                     Ok(a) => audio.push(a),

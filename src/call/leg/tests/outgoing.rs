@@ -8,7 +8,7 @@ use tokio::time::Instant;
 use super::*;
 use crate::call::outbound::{NextHop, Route};
 
-fn outgoing() -> Leg {
+pub(super) fn outgoing() -> Leg {
     let route = Route {
         request_uri: "sip:bob@10.0.0.7:5080".into(),
         user: "bob".into(),
@@ -38,7 +38,7 @@ fn outgoing() -> Leg {
     leg
 }
 
-fn callee_response(leg_out: &[Output], code: u16, with_sdp: bool) -> rsip::Response {
+pub(super) fn callee_response(leg_out: &[Output], code: u16, with_sdp: bool) -> rsip::Response {
     let invite = &sent(leg_out)
         .into_iter()
         .find(|(_, m)| m.starts_with("INVITE "))

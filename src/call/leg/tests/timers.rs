@@ -78,7 +78,7 @@ async fn the_session_expires_when_the_peer_does_not_refresh() {
         "{ok}"
     );
     assert!(
-        ok.contains("Require: timer\r\n") && ok.contains("Supported: timer\r\n"),
+        ok.contains("Require: timer\r\n") && ok.contains("Supported: 100rel, timer\r\n"),
         "{ok}"
     );
     assert!(run(&mut leg, Duration::from_secs(87))
