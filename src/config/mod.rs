@@ -15,6 +15,7 @@ use crate::net::{Cidr, ParseCidrError};
 use crate::tls::TlsConfig;
 
 mod access;
+mod trunk;
 use access::{api_access, tls_files};
 
 /// The embedded default configuration (`config/default.toml`).
@@ -114,6 +115,14 @@ pub struct SipConfig {
     /// single-address entry of a trunk's `allow`, exempt as well).
     #[serde(default = "default_rate_limit_exempt")]
     pub rate_limit_exempt: Vec<String>,
+    /// DNS servers (`ip:port`) for RFC 3263 resolution of trunks and URIs; empty = the
+    /// system's (`/etc/resolv.conf`).
+    #[serde(default)]
+    pub dns_servers: Vec<String>,
+    /// A request with no provisional response from one target this long goes to the next
+    /// resolved target (RFC 3263 §4.3); the last target waits for Timer B/F as usual.
+    #[serde(default = "default_failover_timeout")]
+    pub failover_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -367,6 +376,9 @@ pub struct TrunkConfig {
     pub allow: Vec<String>,
     #[serde(default)]
     pub outbound_proxy: String,
+    /// `udp`, `tcp` or `tls`; empty = RFC 3263 NAPTR picks (UDP when DNS names none).
+    #[serde(default)]
+    pub transport: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -394,6 +406,9 @@ fn is_single_host(cidr: &str) -> bool {
 
 fn default_max_new_calls_per_source() -> u32 {
     100
+}
+fn default_failover_timeout() -> u64 {
+    4000
 }
 fn default_rate_limit_exempt() -> Vec<String> {
     vec!["127.0.0.0/8".into(), "::1".into()]
@@ -468,6 +483,8 @@ pub struct Settings {
     /// `metrics.tls_cert` + `metrics.tls_key`, loaded.
     pub metrics_tls: Option<TlsConfig>,
     pub trunks: Vec<Trunk>,
+    /// `sip.dns_servers`, parsed (empty: the system's).
+    pub dns_servers: Vec<SocketAddr>,
     pub flows_dir: PathBuf,
     pub http: HttpPolicy,
 }
@@ -645,18 +662,12 @@ impl Config {
                     })
                 })
                 .collect::<Result<Vec<Cidr>, _>>()?;
-            let outbound_proxy = if t.outbound_proxy.is_empty() {
-                None
-            } else {
-                Some(parse_addr(
-                    &format!("trunks[{i}].outbound_proxy"),
-                    &t.outbound_proxy,
-                )?)
-            };
+            let (outbound_proxy, transport) = trunk::addressing(i, t)?;
             trunks.push(Trunk {
                 name: t.name.clone(),
                 allow,
                 outbound_proxy,
+                transport,
             });
         }
         for (i, r) in self.routes.iter().enumerate() {
@@ -710,6 +721,7 @@ impl Config {
         }
         validate_events(&self.events)?;
         validate_storage(&self.storage)?;
+        let dns_servers = trunk::dns_servers(&self.sip)?;
         let http = HttpPolicy {
             allow: cidrs("http.allow", &self.http.allow)?,
             deny: cidrs("http.deny", &self.http.deny)?,
@@ -741,6 +753,7 @@ impl Config {
             metrics_listen,
             metrics_tls,
             trunks,
+            dns_servers,
             flows_dir,
             raw: self,
         })

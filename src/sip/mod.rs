@@ -5,5 +5,6 @@
 pub mod dialog;
 pub mod message;
 pub mod rate_limit;
+pub mod resolve;
 pub mod transaction;
 pub mod transport;

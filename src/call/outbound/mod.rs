@@ -14,7 +14,7 @@ use actix::prelude::*;
 
 pub use super::registry::MessageSlot;
 pub use message::{MessageOutcome, MessageSender};
-pub use target::{route, NextHop, Route, RouteError, Target};
+pub use target::{route, Route, RouteError, Target};
 
 use super::events::{CallCommand, CallEvent};
 use super::leg::{Leg, LocalMedia, Placement};
@@ -189,20 +189,38 @@ fn caller_uri(source: &str, ip: std::net::IpAddr) -> String {
     format!("<sip:{user}@{}>", crate::sip::dialog::host(ip))
 }
 
-/// Finds the next hop of a leg the session places (a host name is looked up without blocking
-/// the arbiter), then lets the leg send its INVITE.
+/// Resolves the next hop of a leg the session places (RFC 3263, without blocking the
+/// arbiter), then lets the leg send its INVITE to the first target and fail over through the
+/// rest.
 pub(super) fn start_resolution(session: &mut CallSession, ctx: &mut Context<CallSession>) {
     let Some(route) = session.leg.outgoing_route() else {
         return;
     };
-    let transport = route.transport;
-    match route.next_hop.clone() {
-        NextHop::Addr(addr) => session.resolved(Some(Peer { addr, transport }), ctx),
-        NextHop::Host(host, port) => {
-            let lookup = target::resolve_host(host, port);
-            ctx.spawn(lookup.into_actor(session).map(move |found, act, ctx| {
-                act.resolved(found.map(|addr| Peer { addr, transport }), ctx)
-            }));
+    let (hop, transport) = (route.next_hop.clone(), route.transport);
+    let resolver = session.resolver();
+    let lookup = async move { resolver.resolve(&hop, transport).await };
+    ctx.spawn(lookup.into_actor(session).map(|found, act, ctx| {
+        act.resolved(peers(found), ctx);
+    }));
+}
+
+/// The resolved targets this build can send to (TLS ones wait for the TLS transport).
+pub(super) fn peers(
+    found: Result<Vec<crate::sip::resolve::ResolvedTarget>, crate::sip::resolve::ResolveError>,
+) -> Vec<Peer> {
+    match found {
+        Ok(targets) => targets
+            .into_iter()
+            .filter_map(|t| {
+                t.transport.kind().map(|transport| Peer {
+                    addr: t.addr,
+                    transport,
+                })
+            })
+            .collect(),
+        Err(e) => {
+            tracing::info!(error = %e, "next hop did not resolve");
+            Vec::new()
         }
     }
 }

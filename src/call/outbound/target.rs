@@ -1,16 +1,13 @@
 //! Where a leg we place goes (DESIGN §4): a `tel` number goes to
-//! `sip:<number>@<outbound_proxy>` of the named trunk (or the first trunk with a proxy); a `sip`
-//! URI goes to its own host (over TCP when it says `;transport=tcp`, RFC 3261 §19.1.1, §18.1.1),
-//! or through the named trunk's proxy (UDP: trunks have no transport yet). Pure: resolving a
-//! host name to an address is the leg's (it must not block a thread).
+//! `sip:<number>@<outbound_proxy>` of the named trunk (or the first trunk with a proxy), over
+//! the trunk's `transport`; a `sip` URI goes to its own host (over the transport its
+//! `;transport=` names, RFC 3261 §19.1.1), or through the named trunk's proxy. Pure: turning
+//! the next hop into addresses (RFC 3263) is the leg's, without blocking a thread.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 
 use crate::call::trunk::Trunk;
-use crate::sip::transport::TransportKind;
-
-/// The default SIP port (RFC 3261 §19.1.2).
-const SIP_PORT: u16 = 5060;
+use crate::sip::resolve::{Host, ProxyAddress, Transport};
 
 /// A destination as a flow gives it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,22 +27,17 @@ impl Target {
     }
 }
 
-/// The first hop of a request: an address, or a host name still to resolve.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum NextHop {
-    Addr(SocketAddr),
-    Host(String, u16),
-}
-
 /// Where and how a request is sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Route {
     pub request_uri: String,
     /// The dialled user (number or URI user part), for the call record.
     pub user: String,
-    pub next_hop: NextHop,
-    /// The transport to send to `next_hop` by (the URI's `transport` parameter; UDP if none).
-    pub transport: TransportKind,
+    /// The first hop, as written (a name is resolved per RFC 3263 into targets to try in turn).
+    pub next_hop: ProxyAddress,
+    /// The transport asked for (a trunk's `transport`, a URI's `;transport=`); `None`: DNS
+    /// picks (NAPTR, RFC 3263 §4.1), UDP when it names none.
+    pub transport: Option<Transport>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -66,16 +58,17 @@ pub enum RouteError {
 
 /// Routes `target` through the trunk named `trunk` (or the first with a proxy for numbers).
 pub fn route(target: &Target, trunk: Option<&str>, trunks: &[Trunk]) -> Result<Route, RouteError> {
-    let proxy = match trunk {
+    let named = match trunk {
         Some(name) => {
             let t = trunks
                 .iter()
                 .find(|t| t.name == name)
                 .ok_or_else(|| RouteError::UnknownTrunk(name.to_string()))?;
-            Some(
-                t.outbound_proxy
-                    .ok_or_else(|| RouteError::NoProxy(name.to_string()))?,
-            )
+            let proxy = t
+                .outbound_proxy
+                .clone()
+                .ok_or_else(|| RouteError::NoProxy(name.to_string()))?;
+            Some((proxy, t.transport))
         }
         None => None,
     };
@@ -89,31 +82,32 @@ pub fn route(target: &Target, trunk: Option<&str>, trunks: &[Trunk]) -> Result<R
             if !valid {
                 return Err(RouteError::BadNumber(number.clone()));
             }
-            let proxy = match proxy {
+            let (proxy, transport) = match named {
                 Some(p) => p,
                 None => trunks
                     .iter()
-                    .find_map(|t| t.outbound_proxy)
+                    .find_map(|t| t.outbound_proxy.clone().map(|p| (p, t.transport)))
                     .ok_or(RouteError::NoTrunk)?,
             };
+            // The proxy as configured (its host name, not a resolved address), and the
+            // transport when it is not UDP (RFC 3261 §19.1.1).
+            let param = match transport {
+                Some(Transport::Tcp) => ";transport=tcp",
+                Some(Transport::Tls) => ";transport=tls",
+                Some(Transport::Udp) | None => "",
+            };
             Ok(Route {
-                request_uri: format!("sip:{number}@{proxy}"),
+                request_uri: format!("sip:{number}@{proxy}{param}"),
                 user: number.clone(),
-                next_hop: NextHop::Addr(proxy),
-                transport: TransportKind::Udp,
+                next_hop: proxy,
+                transport,
             })
         }
         Target::Sip(uri) => {
             let parsed = parse_sip_uri(uri).ok_or_else(|| RouteError::BadUri(uri.clone()))?;
-            let (next_hop, transport) = match proxy {
-                Some(p) => (NextHop::Addr(p), TransportKind::Udp),
-                None => {
-                    let hop = match parsed.host.parse::<IpAddr>() {
-                        Ok(ip) => NextHop::Addr(SocketAddr::new(ip, parsed.port)),
-                        Err(_) => NextHop::Host(parsed.host.clone(), parsed.port),
-                    };
-                    (hop, uri_transport(uri)?)
-                }
+            let (next_hop, transport) = match named {
+                Some(p) => p,
+                None => (parsed.hop, uri_transport(uri)?),
             };
             Ok(Route {
                 request_uri: uri.trim().to_string(),
@@ -125,16 +119,8 @@ pub fn route(target: &Target, trunk: Option<&str>, trunks: &[Trunk]) -> Result<R
     }
 }
 
-/// Looks a host name up without blocking the thread; the first address found.
-pub(super) async fn resolve_host(host: String, port: u16) -> Option<SocketAddr> {
-    tokio::net::lookup_host((host.as_str(), port))
-        .await
-        .ok()
-        .and_then(|mut addrs| addrs.next())
-}
-
-/// The `transport` URI parameter (RFC 3261 §19.1.1; case-insensitive); UDP when absent.
-fn uri_transport(uri: &str) -> Result<TransportKind, RouteError> {
+/// The `transport` URI parameter (RFC 3261 §19.1.1; case-insensitive); `None` when absent.
+fn uri_transport(uri: &str) -> Result<Option<Transport>, RouteError> {
     let params = uri.split('?').next().unwrap_or_default().split(';').skip(1);
     for param in params {
         let (name, value) = param.split_once('=').unwrap_or((param, ""));
@@ -142,21 +128,17 @@ fn uri_transport(uri: &str) -> Result<TransportKind, RouteError> {
             continue;
         }
         let value = value.trim();
-        return if value.eq_ignore_ascii_case("tcp") {
-            Ok(TransportKind::Tcp)
-        } else if value.eq_ignore_ascii_case("udp") {
-            Ok(TransportKind::Udp)
-        } else {
-            Err(RouteError::UnsupportedTransport(value.to_string()))
+        return match Transport::parse(value).filter(|t| t.kind().is_some()) {
+            Some(t) => Ok(Some(t)),
+            None => Err(RouteError::UnsupportedTransport(value.to_string())),
         };
     }
-    Ok(TransportKind::Udp)
+    Ok(None)
 }
 
 struct SipUri {
     user: String,
-    host: String,
-    port: u16,
+    hop: ProxyAddress,
 }
 
 /// `sip:[user@]host[:port][;params][?headers]`; `sips:` is refused (no TLS transport here).
@@ -167,30 +149,21 @@ fn parse_sip_uri(uri: &str) -> Option<SipUri> {
         Some((u, h)) => (u.to_string(), h),
         None => (String::new(), rest),
     };
-    let (host, port) = if let Some(v6) = host_port.strip_prefix('[') {
-        let (h, after) = v6.split_once(']')?;
-        let port = match after.strip_prefix(':') {
-            Some(p) => p.parse().ok()?,
-            None if after.is_empty() => SIP_PORT,
-            None => return None,
-        };
-        (h.to_string(), port)
-    } else {
-        match host_port.split_once(':') {
-            Some((h, p)) => (h.to_string(), p.parse().ok()?),
-            None => (host_port.to_string(), SIP_PORT),
-        }
-    };
-    let host_ok = !host.is_empty()
-        && host
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || ".-:".contains(c));
-    host_ok.then_some(SipUri { user, host, port })
+    let hop = ProxyAddress::parse(host_port).ok()?;
+    // A bare IPv6 address is not a URI host (RFC 3261 §25.1 wants brackets).
+    if matches!(hop.host, Host::Ip(IpAddr::V6(_))) && !host_port.starts_with('[') {
+        return None;
+    }
+    Some(SipUri { user, hop })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn hop(s: &str) -> ProxyAddress {
+        ProxyAddress::parse(s).unwrap()
+    }
 
     fn trunks() -> Vec<Trunk> {
         vec![
@@ -198,11 +171,19 @@ mod tests {
                 name: "acl-only".into(),
                 allow: Vec::new(),
                 outbound_proxy: None,
+                transport: None,
             },
             Trunk {
                 name: "carrier".into(),
                 allow: Vec::new(),
-                outbound_proxy: Some("10.0.0.9:5070".parse().unwrap()),
+                outbound_proxy: Some(hop("10.0.0.9:5070")),
+                transport: None,
+            },
+            Trunk {
+                name: "named".into(),
+                allow: Vec::new(),
+                outbound_proxy: Some(hop("sip.carrier.example")),
+                transport: Some(Transport::Tcp),
             },
         ]
     }
@@ -211,7 +192,8 @@ mod tests {
     fn tel_goes_to_the_first_trunk_with_a_proxy() {
         let r = route(&Target::Tel("+15550100".into()), None, &trunks()).unwrap();
         assert_eq!(r.request_uri, "sip:+15550100@10.0.0.9:5070");
-        assert_eq!(r.next_hop, NextHop::Addr("10.0.0.9:5070".parse().unwrap()));
+        assert_eq!(r.next_hop, hop("10.0.0.9:5070"));
+        assert_eq!(r.transport, None);
         assert_eq!(
             route(&Target::Tel("1".into()), Some("acl-only"), &trunks()),
             Err(RouteError::NoProxy("acl-only".into()))
@@ -227,6 +209,19 @@ mod tests {
         assert!(route(&Target::Tel("12a".into()), None, &trunks()).is_err());
     }
 
+    /// The Request-URI names the trunk's host as configured (not an address DNS gave), with
+    /// `;transport=tcp` when the trunk is reached over TCP (RFC 3261 §19.1.1).
+    #[test]
+    fn a_trunk_by_name_keeps_its_host_and_transport() {
+        let r = route(&Target::Tel("+15550100".into()), Some("named"), &trunks()).unwrap();
+        assert_eq!(
+            r.request_uri,
+            "sip:+15550100@sip.carrier.example;transport=tcp"
+        );
+        assert_eq!(r.next_hop, hop("sip.carrier.example"));
+        assert_eq!(r.transport, Some(Transport::Tcp));
+    }
+
     #[test]
     fn sip_goes_to_its_host_or_the_named_proxy() {
         let r = route(
@@ -235,25 +230,26 @@ mod tests {
             &trunks(),
         )
         .unwrap();
-        assert_eq!(r.next_hop, NextHop::Addr("127.0.0.1:5062".parse().unwrap()));
+        assert_eq!(r.next_hop, hop("127.0.0.1:5062"));
         assert_eq!(r.user, "bob");
         let r = route(&Target::Sip("sip:bob@example.com".into()), None, &trunks()).unwrap();
-        assert_eq!(r.next_hop, NextHop::Host("example.com".into(), 5060));
+        assert_eq!(r.next_hop, hop("example.com"));
         let r = route(&Target::Sip("sip:[::1]:5099".into()), None, &trunks()).unwrap();
-        assert_eq!(r.next_hop, NextHop::Addr("[::1]:5099".parse().unwrap()));
+        assert_eq!(r.next_hop, hop("[::1]:5099"));
         let r = route(
             &Target::Sip("sip:bob@example.com;transport=udp".into()),
             Some("carrier"),
             &trunks(),
         )
         .unwrap();
-        assert_eq!(r.next_hop, NextHop::Addr("10.0.0.9:5070".parse().unwrap()));
+        assert_eq!(r.next_hop, hop("10.0.0.9:5070"));
         for bad in [
             "bob@h",
             "sips:bob@h",
             "sip:bob@",
             "sip:b@h:port",
             "sip:b@h h",
+            "sip:b@::1",
         ] {
             assert!(
                 route(&Target::Sip(bad.into()), None, &trunks()).is_err(),
@@ -263,7 +259,7 @@ mod tests {
     }
 
     /// RFC 3261 §19.1.1 / §18.1.1: `;transport=tcp` on a `sip:` destination sends the leg over
-    /// TCP; no parameter (or `udp`) means UDP; a trunk's proxy is reached over UDP.
+    /// TCP; `udp` means UDP; no parameter lets RFC 3263 choose; a trunk's own transport wins.
     #[test]
     fn the_uri_transport_parameter_picks_tcp() {
         let via = |uri: &str, trunk: Option<&str>| {
@@ -271,26 +267,25 @@ mod tests {
         };
         assert_eq!(
             via("sip:bob@127.0.0.1:5062;transport=tcp", None),
-            Ok(TransportKind::Tcp)
+            Ok(Some(Transport::Tcp))
         );
         assert_eq!(
             via("sip:bob@[::1];lr;Transport=TCP?x=y", None),
-            Ok(TransportKind::Tcp)
+            Ok(Some(Transport::Tcp))
         );
-        assert_eq!(via("sip:bob@127.0.0.1:5062", None), Ok(TransportKind::Udp));
+        assert_eq!(via("sip:bob@127.0.0.1:5062", None), Ok(None));
         assert_eq!(
             via("sip:bob@127.0.0.1;transport=udp", None),
-            Ok(TransportKind::Udp)
+            Ok(Some(Transport::Udp))
         );
+        assert_eq!(via("sip:bob@h;transport=tcp", Some("carrier")), Ok(None));
         assert_eq!(
-            via("sip:bob@h;transport=tcp", Some("carrier")),
-            Ok(TransportKind::Udp)
+            via("sip:bob@h;transport=udp", Some("named")),
+            Ok(Some(Transport::Tcp))
         );
         assert_eq!(
             via("sip:bob@h;transport=tls", None),
             Err(RouteError::UnsupportedTransport("tls".into()))
         );
-        let tel = route(&Target::Tel("+15550100".into()), None, &trunks()).unwrap();
-        assert_eq!(tel.transport, TransportKind::Udp);
     }
 }

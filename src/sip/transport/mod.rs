@@ -142,31 +142,51 @@ impl SipSender {
     /// If the connect fails the queued messages are dropped (counted in
     /// `sip_tcp_messages_dropped_total`) and a later send tries again.
     pub fn send(&self, peer: &Peer, bytes: &Bytes) -> Result<(), TransportError> {
+        self.send_inner(peer, bytes, false).map(|_| ())
+    }
+
+    /// Like [`SipSender::send`], and over TCP a receiver that gets `()` if the connection the
+    /// message was queued on fails to connect (refused, timed out): the sender learns of a
+    /// transport error (RFC 3263 §4.3) instead of waiting for its transaction to time out.
+    /// `None` when no connect is pending (UDP, or the connection is up).
+    pub fn send_watched(
+        &self,
+        peer: &Peer,
+        bytes: &Bytes,
+    ) -> Result<Option<tokio::sync::oneshot::Receiver<()>>, TransportError> {
+        self.send_inner(peer, bytes, true)
+    }
+
+    fn send_inner(
+        &self,
+        peer: &Peer,
+        bytes: &Bytes,
+        watch: bool,
+    ) -> Result<Option<tokio::sync::oneshot::Receiver<()>>, TransportError> {
         match peer.transport {
             TransportKind::Udp => {
                 self.udp
                     .send_to(bytes, peer.addr)
-                    .map(|_| ())
+                    .map(|_| None)
                     .map_err(|source| TransportError::Udp {
                         addr: peer.addr,
                         source,
                     })
             }
-            TransportKind::Tcp => match self.tcp.queue(peer.addr, bytes) {
-                Queued::Sent => Ok(()),
-                Queued::Full => {
+            TransportKind::Tcp => match self.tcp.queue_watched(peer.addr, bytes, watch) {
+                (Queued::Sent, watcher) => Ok(watcher),
+                (Queued::Full, _) => {
                     crate::metrics::sip_tcp_dropped(1);
                     Err(TransportError::WriteQueueFull(peer.addr))
                 }
-                Queued::NoConnection => {
+                (Queued::NoConnection, _) => {
                     let slot = self.tcp.admit(peer.addr, false).map_err(|refused| {
                         crate::metrics::sip_tcp_refused(refused.label());
                         TransportError::TooManyConnections(peer.addr)
                     })?;
-                    if tcp::open(self, peer.addr, slot, bytes) {
-                        Ok(())
-                    } else {
-                        Err(TransportError::NoTcpConnection(peer.addr))
+                    match tcp::open(self, peer.addr, slot, bytes, watch) {
+                        tcp::Opened::Queued(watcher) => Ok(watcher),
+                        tcp::Opened::NotServing => Err(TransportError::NoTcpConnection(peer.addr)),
                     }
                 }
             },

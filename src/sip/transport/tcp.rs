@@ -11,7 +11,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use super::connections::{ConnState, Registered, Slot};
 use super::log_limit::RECEIVE_LOG;
@@ -85,25 +85,44 @@ pub async fn serve_tcp(
     }
 }
 
+/// What [`open`] did.
+pub(super) enum Opened {
+    /// The accept side is not serving yet: nowhere to run the connection.
+    NotServing,
+    /// `first` is queued on a connection to `addr`; the receiver (when watched and still
+    /// connecting) hears if the connect fails.
+    Queued(Option<oneshot::Receiver<()>>),
+}
+
 /// Opens a connection of our own to `addr` with `first` queued; never blocks the caller.
-/// Returns false when the accept side is not serving yet (nowhere to run the connection).
-pub(super) fn open(sender: &SipSender, addr: SocketAddr, slot: Slot, first: &Bytes) -> bool {
+pub(super) fn open(
+    sender: &SipSender,
+    addr: SocketAddr,
+    slot: Slot,
+    first: &Bytes,
+    watch: bool,
+) -> Opened {
     let Some(serving) = sender.serving.get() else {
-        return false;
+        return Opened::NotServing;
     };
-    let Some(registered) = sender.tcp.register_with(addr, first) else {
-        return true; // another send opened it meanwhile; `first` is queued there
+    let registered = match sender.tcp.register_with(addr, first) {
+        Ok(registered) => registered,
+        // Another send opened it meanwhile; `first` is queued there.
+        Err(state) => return Opened::Queued(watch.then(|| state.watch_connect()).flatten()),
     };
+    let watcher = watch.then(|| registered.state.watch_connect()).flatten();
     let sender = sender.clone();
     let timeout = sender.tcp.options.connect_timeout;
     serving.runtime.spawn(async move {
         match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
             Ok(Ok(stream)) => {
                 let _ = stream.set_nodelay(true);
+                registered.state.connected(true);
                 run(stream, addr, registered, sender, slot).await;
             }
             Ok(Err(_)) | Err(_) => {
                 sender.tcp.unregister(addr, registered.id);
+                registered.state.connected(false);
                 let dropped = drain(registered.rx);
                 crate::metrics::sip_tcp_closed("connect_failed");
                 crate::metrics::sip_tcp_dropped(dropped);
@@ -113,7 +132,7 @@ pub(super) fn open(sender: &SipSender, addr: SocketAddr, slot: Slot, first: &Byt
             }
         }
     });
-    true
+    Opened::Queued(watcher)
 }
 
 /// Runs one connection until it closes, then unregisters it and counts why it closed.

@@ -6,14 +6,15 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::*;
-use crate::call::outbound::{NextHop, Route};
+use crate::call::outbound::Route;
+use crate::sip::resolve::ProxyAddress;
 
 fn outgoing() -> Leg {
     let route = Route {
         request_uri: "sip:bob@10.0.0.7:5080".into(),
         user: "bob".into(),
-        next_hop: NextHop::Addr("10.0.0.7:5080".parse().unwrap()),
-        transport: crate::sip::transport::TransportKind::Udp,
+        next_hop: ProxyAddress::parse("10.0.0.7:5080").unwrap(),
+        transport: None,
     };
     let mut leg = Leg::outgoing(
         CallId::new(),
@@ -146,8 +147,8 @@ async fn a_422_is_retried_once_with_the_callees_min_se() {
     let route = Route {
         request_uri: "sip:bob@10.0.0.7:5080".into(),
         user: "bob".into(),
-        next_hop: NextHop::Addr("10.0.0.7:5080".parse().unwrap()),
-        transport: crate::sip::transport::TransportKind::Udp,
+        next_hop: ProxyAddress::parse("10.0.0.7:5080").unwrap(),
+        transport: None,
     };
     let placement = Placement {
         route,
