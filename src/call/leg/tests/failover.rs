@@ -73,8 +73,7 @@ fn invites(out: &[Output]) -> Vec<(String, String, String, String, String)> {
 fn answer(out: &[Output], code: u16) -> rsip::Response {
     let (_, invite) = sent(out)
         .into_iter()
-        .filter(|(_, m)| m.starts_with("INVITE "))
-        .last()
+        .rfind(|(_, m)| m.starts_with("INVITE "))
         .unwrap();
     let line = |name: &str| {
         invite
