@@ -3,6 +3,8 @@
 //! response at all within `sip.failover_timeout_ms` moves it to the next target: a new client
 //! transaction (new branch) with the same Call-ID and From tag and the next CSeq. Once a target
 //! has answered anything, only its 503 moves on. With no target left the leg fails as before.
+//! A target left for its silence that wakes up later gets a CANCEL (provisional) or an ACK
+//! and a BYE (2xx), so it never holds a second, orphaned call.
 //!
 //! ```text
 //!  target 1 ──503 / Timer B / connect refused / silent past the failover timeout──▶ target 2 ─ …
@@ -16,8 +18,12 @@ use tokio::time::Instant;
 
 use super::{Env, Leg, Output, Phase};
 use crate::call::events::CallEndCause;
-use crate::sip::message::new_branch;
+use crate::sip::dialog::Dialog;
+use crate::sip::message::{new_branch, RequestBuilder};
 use crate::sip::transport::Peer;
+
+/// Abandoned targets remembered per leg (as many as RFC 3263 resolution may give).
+const MAX_ABANDONED: usize = 16;
 
 /// Why the INVITE moved on (the metric label).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +54,17 @@ pub(crate) struct Failover {
     attempt: u32,
     /// No response from the current target by then: next target (set only while one remains).
     deadline: Option<Instant>,
+    /// Targets left for their silence, whose INVITE transaction may still wake up.
+    abandoned: Vec<Abandoned>,
+}
+
+/// An INVITE we stopped waiting for: its branch, where it went, its CSeq.
+#[derive(Debug)]
+struct Abandoned {
+    branch: String,
+    peer: Peer,
+    cseq: u32,
+    cancelled: bool,
 }
 
 impl Failover {
@@ -95,12 +112,23 @@ impl Leg {
         if self.phase != Phase::Early {
             return false;
         }
+        let current = self.peer;
         let Some(o) = self.role_out() else {
             return false;
         };
         let Some(next) = o.failover.remaining.pop_front() else {
             return false;
         };
+        if reason == FailoverReason::Timeout && o.failover.abandoned.len() < MAX_ABANDONED {
+            if let Some(peer) = current {
+                o.failover.abandoned.push(Abandoned {
+                    branch: o.branch.clone(),
+                    peer,
+                    cseq: o.invite_cseq,
+                    cancelled: false,
+                });
+            }
+        }
         o.failover.attempt += 1;
         o.failover.arm(env, now);
         o.invite_cseq += 1;
@@ -139,6 +167,72 @@ impl Leg {
                 o.failover.deadline = None;
             }
             self.fail_over(FailoverReason::Timeout, env, now);
+        }
+    }
+
+    /// A response to the INVITE sent to a target we left for its silence: a provisional gets
+    /// a CANCEL (RFC 3261 §9.1), a 2xx an ACK and a BYE (§15: we do not want that dialog), a
+    /// final failure its ACK (§17.1.1.3). Other branches are not ours and are ignored.
+    pub(super) fn stale_invite_response(
+        &mut self,
+        resp: &rsip::Response,
+        branch: &str,
+        code: u16,
+        env: &Env,
+    ) {
+        let local_tag = self.local_tag.clone();
+        let call_id = self.sip_call_id.clone();
+        let Some(o) = self.role_out() else { return };
+        let Some(i) = o.failover.abandoned.iter().position(|a| a.branch == branch) else {
+            return;
+        };
+        let (local_uri, uri) = (o.local_uri.clone(), o.route.request_uri.clone());
+        let entry = &mut o.failover.abandoned[i];
+        let (peer, cseq) = (entry.peer, entry.cseq);
+        let via = peer.transport.via_token();
+        let request = |method| {
+            RequestBuilder::new(method, &uri)
+                .via(&env.sent_by(), via, branch)
+                .from_addr(&local_uri, &local_tag)
+                .call_id(&call_id)
+                .cseq(cseq)
+                .max_forwards(70)
+        };
+        let to = || {
+            use rsip::prelude::*;
+            resp.to_header()
+                .map(|t| t.value().to_string())
+                .unwrap_or_else(|_| format!("<{uri}>"))
+        };
+        let mut out = Vec::new();
+        match code {
+            100..=199 if !entry.cancelled => {
+                entry.cancelled = true;
+                out.push(
+                    request(rsip::Method::Cancel)
+                        .to_addr(&format!("<{uri}>"), None)
+                        .build(),
+                );
+            }
+            200..=299 => {
+                o.failover.abandoned.remove(i);
+                let mut dialog = Dialog::as_uac(resp, &local_uri, &local_tag, cseq, &uri);
+                out.push(
+                    dialog
+                        .request(rsip::Method::Ack, cseq, &env.sent_by(), via)
+                        .build(),
+                );
+                out.push(dialog.bye(&env.sent_by(), via));
+                tracing::info!(call_id = %self.id, %peer, "late 2xx from an abandoned target: BYE");
+            }
+            300..=699 => {
+                o.failover.abandoned.remove(i);
+                out.push(request(rsip::Method::Ack).to_addr(&to(), None).build());
+            }
+            _ => {}
+        }
+        for bytes in out {
+            self.send_to(peer, bytes);
         }
     }
 

@@ -26,7 +26,7 @@ pub(crate) const INVITE_CSEQ: u32 = 1;
 pub(crate) struct Outgoing {
     pub(crate) route: Route,
     /// Our From (`<sip:source@us>`).
-    local_uri: String,
+    pub(super) local_uri: String,
     /// The INVITE's branch, shared by its CANCEL and non-2xx ACK.
     pub(super) branch: String,
     /// The INVITE's CSeq (one more after a 422 retry or a failover).
@@ -286,6 +286,10 @@ impl Leg {
         match key.method() {
             rsip::Method::Invite if key.branch() == o.branch => {
                 self.on_invite_response(resp, code, env, now)
+            }
+            rsip::Method::Invite => {
+                let branch = key.branch().to_string();
+                self.stale_invite_response(resp, &branch, code, env);
             }
             rsip::Method::Cancel => {
                 if let Some(t) = &mut o.cancel_tx {

@@ -219,3 +219,37 @@ fn random_up_to(n: u32) -> u32 {
     let r = uuid::Uuid::new_v4().as_u128() as u64;
     (r % (u64::from(n) + 1)) as u32
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// RFC 3263 §4.2: a numeric address needs no DNS; a name in the hosts file (`localhost`)
+    /// resolves without asking the (here unreachable) DNS server, as `getaddrinfo` did before.
+    #[tokio::test]
+    async fn literals_and_hosts_file_names_need_no_dns_server() {
+        let resolver = SipResolver::new(&["127.0.0.1:9".parse().unwrap()]).unwrap();
+        let literal = ProxyAddress::parse("[::1]:5080").unwrap();
+        let found = resolver
+            .resolve(&literal, Some(Transport::Tcp))
+            .await
+            .unwrap();
+        assert_eq!(
+            found,
+            vec![ResolvedTarget {
+                addr: "[::1]:5080".parse().unwrap(),
+                transport: Transport::Tcp
+            }]
+        );
+        let started = std::time::Instant::now();
+        let host = ProxyAddress::parse("localhost:5070").unwrap();
+        let found = resolver.resolve(&host, None).await.unwrap();
+        assert!(
+            found
+                .iter()
+                .all(|t| t.addr.ip().is_loopback() && t.addr.port() == 5070),
+            "{found:?}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(1));
+    }
+}

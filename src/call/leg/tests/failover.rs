@@ -190,3 +190,42 @@ async fn transport_errors_move_on_and_stale_ones_are_ignored() {
     let mut leg = placed(&[]);
     assert_eq!(ended_with(&leg.take_outputs()), Some(CallEndCause::Failed));
 }
+
+/// A target left for its silence that wakes up: its late 180 gets a CANCEL on its own branch,
+/// its late 2xx an ACK and a BYE (no orphaned second call); the leg goes on with the next.
+#[tokio::test(start_paused = true)]
+async fn a_late_answer_from_an_abandoned_target_is_cancelled_and_hung_up() {
+    let mut leg = placed(&[FIRST, SECOND]);
+    let first = leg.take_outputs();
+    let old_branch = invites(&first)[0].1.clone();
+    let moved = run_for(&mut leg, env().failover_timeout).await;
+    assert_eq!(invites(&moved).last().unwrap().0, SECOND);
+    leg.on_response(&answer(&first, 180), &env(), Instant::now());
+    let out = sent(&leg.take_outputs());
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!(out[0].0, FIRST);
+    assert!(out[0].1.starts_with("CANCEL "), "{}", out[0].1);
+    assert!(out[0].1.contains(&old_branch));
+    assert!(out[0].1.contains("CSeq: 1 CANCEL"));
+    leg.on_response(&answer(&first, 200), &env(), Instant::now());
+    let outputs = leg.take_outputs();
+    let methods: Vec<(String, String)> = sent(&outputs)
+        .into_iter()
+        .map(|(to, m)| (to, m.split(' ').next().unwrap_or_default().to_string()))
+        .collect();
+    assert_eq!(
+        methods,
+        vec![
+            (FIRST.to_string(), "ACK".to_string()),
+            (FIRST.to_string(), "BYE".to_string())
+        ]
+    );
+    assert!(ended_with(&outputs).is_none(), "the leg itself goes on");
+    assert!(!outputs.iter().any(|o| matches!(o, Output::Answered)));
+    // The second target still answers the leg.
+    leg.on_response(&answer(&moved, 180), &env(), Instant::now());
+    assert!(leg
+        .take_outputs()
+        .iter()
+        .any(|o| matches!(o, Output::Event(CallEvent::Progress { .. }))));
+}
