@@ -1,6 +1,6 @@
 //! SIP stack: message fixes over rsip, TCP framing, UDP/TCP transport, the RFC 3261 §17
-//! transaction state machines and the §12 dialog, per-source rate limits. Knows nothing of
-//! calls, flows or actors.
+//! transaction state machines and the §12 dialog, per-source rate limits, RFC 3263 server
+//! location (`resolve`). Knows nothing of calls, flows or actors.
 
 pub mod dialog;
 pub mod message;

@@ -48,7 +48,18 @@ impl SipResolver {
     pub fn new(servers: &[SocketAddr]) -> Result<SipResolver, ResolveError> {
         let setup = |e: &dyn std::fmt::Display| ResolveError::Setup(e.to_string());
         let mut builder = if servers.is_empty() {
-            TokioResolver::builder_tokio().map_err(|e| setup(&e))?
+            match TokioResolver::builder_tokio() {
+                Ok(builder) => builder,
+                Err(e) => {
+                    // No usable /etc/resolv.conf (a bare container): literal addresses and the
+                    // hosts file still work; names fail to resolve (counted), the engine runs.
+                    tracing::warn!(error = %e, "no system DNS configuration; set sip.dns_servers");
+                    TokioResolver::builder_with_config(
+                        ResolverConfig::from_name_servers(Vec::new()),
+                        TokioRuntimeProvider::default(),
+                    )
+                }
+            }
         } else {
             let name_servers = servers
                 .iter()
