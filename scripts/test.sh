@@ -2,7 +2,8 @@
 # Runs every check and test: installs the real peers the tests need (SIPp from Debian's
 # sip-tester; Prometheus and promtool from Debian's prometheus; espeak-ng for the TTS tests;
 # Kamailio as the record-routing proxy and baresip as the softphone of tests/kamailio.rs and
-# tests/baresip.rs), then rustfmt, clippy and the whole cargo test suite.
+# tests/baresip.rs; dnsmasq as the DNS server of tests/trunk_dns.rs), then rustfmt, clippy and
+# the whole cargo test suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,6 +19,8 @@ command -v baresip >/dev/null 2>&1 || missing+=(baresip)
 # tests/baresip.rs runs baresip under stdbuf for line-buffered output.
 command -v stdbuf >/dev/null 2>&1 || missing+=(coreutils)
 command -v socat >/dev/null 2>&1 || missing+=(socat)  # TLS in front of SIPp (its Debian build has no TLS): tests/sip_tls.rs
+# tests/trunk_dns.rs runs a private dnsmasq (NAPTR/SRV/A records for RFC 3263); /usr/sbin too.
+{ command -v dnsmasq || [ -x /usr/sbin/dnsmasq ]; } >/dev/null 2>&1 || missing+=(dnsmasq-base)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
   as_root apt-get update -qq

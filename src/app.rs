@@ -296,6 +296,13 @@ pub async fn start(
         min_se: raw.sip.min_se_seconds,
         rtp_timeout: (raw.media.rtp_timeout_seconds > 0)
             .then(|| Duration::from_secs(raw.media.rtp_timeout_seconds)),
+        resolver: crate::sip::resolve::SipResolver::new(&settings.dns_servers).map_err(|e| {
+            AppError::Start {
+                what: "dns resolver (sip.dns_servers, /etc/resolv.conf)",
+                source: std::io::Error::other(e.to_string()),
+            }
+        })?,
+        failover_timeout: Duration::from_millis(raw.sip.failover_timeout_ms),
     });
     dialer.attach(shared.clone());
     let dispatcher = Arc::new(Dispatcher::new(

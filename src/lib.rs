@@ -18,8 +18,9 @@
 //! - [`net`]: networks in CIDR notation, shared by trunk ACLs and the HTTP policy; depends on
 //!   nothing else.
 //! - [`sip`]: message fixes over rsip, TCP framing, UDP/TCP/TLS transport, RFC 3261 §17
-//!   transaction state machines, the linger table of completed answers and the per-source rate
-//!   limit. Knows nothing of calls or flows.
+//!   transaction state machines, the linger table of completed answers, the per-source rate
+//!   limit, digest authentication and RFC 3263 server location (`sip::resolve`: NAPTR/SRV/A
+//!   lookups, target order for failover). Knows nothing of calls or flows.
 //! - [`media`]: SDP offer/answer, the RTP port pool, one RTP session task per answered call
 //!   (prompts, speech, DTMF, echo, recording, the `connect` relay between two legs), the audio
 //!   library and recordings. Knows nothing of SIP dialogs or flows.

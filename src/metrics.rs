@@ -53,6 +53,8 @@ pub const SIP_TCP_CONNECTIONS_REFUSED_TOTAL: &str = "sip_tcp_connections_refused
 pub const SIP_TCP_CONNECTIONS_CLOSED_TOTAL: &str = "sip_tcp_connections_closed_total";
 pub const SIP_TLS_HANDSHAKE_FAILURES_TOTAL: &str = "sip_tls_handshake_failures_total";
 pub const SIP_TCP_MESSAGES_DROPPED_TOTAL: &str = "sip_tcp_messages_dropped_total";
+pub const SIP_DNS_RESOLUTIONS_TOTAL: &str = "sip_dns_resolutions_total";
+pub const SIP_FAILOVERS_TOTAL: &str = "sip_failovers_total";
 pub const COMPONENT_UP: &str = "component_up";
 pub const COMPONENT_RESTARTS_TOTAL: &str = "component_restarts_total";
 pub const WEBHOOK_WORKERS_ACTIVE: &str = "webhook_workers_active";
@@ -126,6 +128,11 @@ pub const TCP_CLOSE_REASONS: &[&str] = &[
     "connect_failed",
     "tls_handshake",
 ];
+
+/// `result` of `sip_dns_resolutions_total` (RFC 3263 resolution of a trunk or URI host).
+pub const DNS_RESULTS: &[&str] = &["resolved", "not_found"];
+/// `reason` of `sip_failovers_total`: why a request moved to the next target (RFC 3263 §4.3).
+pub const FAILOVER_REASONS: &[&str] = &["503", "timeout", "transport"];
 
 /// Seconds buckets for call set-up: milliseconds to tens of seconds.
 const SETUP_BUCKETS: &[f64] = &[
@@ -305,6 +312,14 @@ fn describe_all() {
         "SIP/TLS handshakes that failed (bad or untrusted certificate, timeout), by direction"
     );
     describe_counter!(
+        SIP_DNS_RESOLUTIONS_TOTAL,
+        "RFC 3263 resolutions of a next hop (NAPTR/SRV/A/AAAA), by result"
+    );
+    describe_counter!(
+        SIP_FAILOVERS_TOTAL,
+        "Requests moved to the next resolved target (503, no answer in time, transport error)"
+    );
+    describe_counter!(
         SIP_TCP_MESSAGES_DROPPED_TOTAL,
         "SIP messages dropped unsent: connect failed or the connection closed with them queued"
     );
@@ -443,6 +458,12 @@ fn register_zeroes() {
     for d in DIRECTIONS {
         counter!(SIP_TLS_HANDSHAKE_FAILURES_TOTAL, "direction" => *d).absolute(0);
     }
+    for r in DNS_RESULTS {
+        counter!(SIP_DNS_RESOLUTIONS_TOTAL, "result" => *r).absolute(0);
+    }
+    for r in FAILOVER_REASONS {
+        counter!(SIP_FAILOVERS_TOTAL, "reason" => *r).absolute(0);
+    }
     for c in COMPONENTS {
         gauge!(COMPONENT_UP, "component" => *c).set(0.0);
         counter!(COMPONENT_RESTARTS_TOTAL, "component" => *c).absolute(0);
@@ -578,6 +599,17 @@ pub fn sip_tcp_closed(reason: &'static str) {
 pub fn sip_tls_handshake_failed(inbound: bool) {
     let direction = if inbound { "in" } else { "out" };
     counter!(SIP_TLS_HANDSHAKE_FAILURES_TOTAL, "direction" => direction).increment(1);
+}
+
+/// One RFC 3263 resolution finished, with at least one target or none.
+pub fn sip_dns_resolution(resolved: bool) {
+    let result = if resolved { "resolved" } else { "not_found" };
+    counter!(SIP_DNS_RESOLUTIONS_TOTAL, "result" => result).increment(1);
+}
+
+/// A request moved to its next target; `reason` is one of [`FAILOVER_REASONS`].
+pub fn sip_failover(reason: &'static str) {
+    counter!(SIP_FAILOVERS_TOTAL, "reason" => reason).increment(1);
 }
 
 /// SIP messages dropped unsent on a TCP connection.

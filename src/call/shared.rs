@@ -43,6 +43,10 @@ pub struct SessionShared {
     pub min_se: u32,
     /// `media.rtp_timeout_seconds`: an answered call silent this long is hung up (`None`: off).
     pub rtp_timeout: Option<std::time::Duration>,
+    /// RFC 3263 resolution of next hops (one resolver, one TTL cache, for every leg).
+    pub resolver: crate::sip::resolve::SipResolver,
+    /// `sip.failover_timeout_ms`.
+    pub failover_timeout: std::time::Duration,
 }
 
 impl SessionShared {
@@ -56,6 +60,7 @@ impl SessionShared {
             max_call: self.max_call,
             session_expires: self.session_expires,
             min_se: self.min_se,
+            failover_timeout: self.failover_timeout,
         }
     }
 }

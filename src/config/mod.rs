@@ -15,6 +15,7 @@ use crate::net::{Cidr, ParseCidrError};
 use crate::tls::TlsConfig;
 
 mod access;
+mod trunk;
 mod trunk_transport;
 use access::{api_access, tls_files};
 use trunk_transport::sip_tls;
@@ -126,6 +127,14 @@ pub struct SipConfig {
     /// PEM private key of `tls_cert`.
     #[serde(default)]
     pub tls_key: String,
+    /// DNS servers (`ip:port`) for RFC 3263 resolution of trunks and URIs; empty = the
+    /// system's (`/etc/resolv.conf`).
+    #[serde(default)]
+    pub dns_servers: Vec<String>,
+    /// A request with no provisional response from one target this long goes to the next
+    /// resolved target (RFC 3263 §4.3); the last target waits for Timer B/F as usual.
+    #[serde(default = "default_failover_timeout")]
+    pub failover_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -384,7 +393,7 @@ pub struct TrunkConfig {
     /// `host:port`, `ip:port` or `[ipv6]:port`; the port defaults to 5060 (5061 over TLS).
     #[serde(default)]
     pub outbound_proxy: String,
-    /// `udp` (default), `tcp` or `tls`: how legs and messages reach `outbound_proxy`.
+    /// `udp`, `tcp` or `tls`; empty = RFC 3263 NAPTR picks (UDP when DNS names none).
     #[serde(default)]
     pub transport: String,
     /// PEM CA certificate(s): over TLS, the proxy's certificate must chain to these only
@@ -418,6 +427,9 @@ fn is_single_host(cidr: &str) -> bool {
 
 fn default_max_new_calls_per_source() -> u32 {
     100
+}
+fn default_failover_timeout() -> u64 {
+    4000
 }
 fn default_rate_limit_exempt() -> Vec<String> {
     vec!["127.0.0.0/8".into(), "::1".into()]
@@ -494,6 +506,8 @@ pub struct Settings {
     /// `sip.tls_listen` with `sip.tls_cert` + `sip.tls_key`, loaded: SIP over TLS is served.
     pub sip_tls: Option<(SocketAddr, TlsConfig)>,
     pub trunks: Vec<Trunk>,
+    /// `sip.dns_servers`, parsed (empty: the system's).
+    pub dns_servers: Vec<SocketAddr>,
     pub flows_dir: PathBuf,
     pub http: HttpPolicy,
 }
@@ -672,7 +686,15 @@ impl Config {
                     })
                 })
                 .collect::<Result<Vec<Cidr>, _>>()?;
-            trunks.push(trunk_transport::trunk(i, t, allow)?);
+            let (outbound_proxy, transport) = trunk::addressing(i, t)?;
+            let tls_ca = trunk_transport::tls_ca(i, t, transport)?;
+            trunks.push(Trunk {
+                name: t.name.clone(),
+                allow,
+                outbound_proxy,
+                transport,
+                tls_ca,
+            });
         }
         for (i, r) in self.routes.iter().enumerate() {
             if r.number.is_empty() {
@@ -725,6 +747,7 @@ impl Config {
         }
         validate_events(&self.events)?;
         validate_storage(&self.storage)?;
+        let dns_servers = trunk::dns_servers(&self.sip)?;
         let http = HttpPolicy {
             allow: cidrs("http.allow", &self.http.allow)?,
             deny: cidrs("http.deny", &self.http.deny)?,
@@ -757,6 +780,7 @@ impl Config {
             metrics_tls,
             sip_tls,
             trunks,
+            dns_servers,
             flows_dir,
             raw: self,
         })

@@ -370,21 +370,11 @@ fn trunk_transport_tls_ca_and_proxy_names_are_validated() {
     ))
     .unwrap();
     let t = &ok.trunks[1];
-    assert_eq!(t.transport, crate::sip::transport::TransportKind::Tls);
+    assert_eq!(t.transport, Some(crate::sip::resolve::Transport::Tls));
     assert!(t.tls_ca.is_some());
     assert_eq!(
         t.outbound_proxy,
-        Some(crate::call::trunk::ProxyAddr::Host(
-            "sbc.example.com".into(),
-            5061
-        ))
-    );
-    let tcp = trunk("outbound_proxy = \"10.0.0.1\"\ntransport = \"tcp\"").unwrap();
-    assert_eq!(
-        tcp.trunks[1].outbound_proxy,
-        Some(crate::call::trunk::ProxyAddr::Addr(
-            "10.0.0.1:5060".parse().unwrap()
-        ))
+        Some(crate::sip::resolve::ProxyAddress::parse("sbc.example.com").unwrap())
     );
     for (extra, key) in [
         ("transport = \"sctp\"", "trunks[1].transport"),
@@ -422,4 +412,97 @@ fn ringback_tone_is_us_eu_or_uk() {
     .map(|e| e.to_string())
     .unwrap_or_default();
     assert!(e.contains("ringback_tone"), "{e}");
+}
+
+/// A config with one more trunk (`trunks[1]`) made of `body`.
+fn with_trunk(body: &str) -> Result<Settings, ConfigError> {
+    let text = format!("{DEFAULT_TOML}\n[[trunks]]\nname = \"carrier\"\n{body}\n");
+    Config::from_toml_with_env(&text, env(&[]))?.validate()
+}
+
+/// `outbound_proxy` takes every RFC 3261 §25.1 hostport form; `transport` is udp, tcp or tls,
+/// or empty for NAPTR (RFC 3263 §4.1).
+#[test]
+fn trunk_addressing_accepts_hostports_and_checks_transport() {
+    use crate::sip::resolve::{Host, Transport};
+    for (proxy, host, port) in [
+        ("sip.carrier.example", "sip.carrier.example", None),
+        (
+            "sip.carrier.example:5070",
+            "sip.carrier.example",
+            Some(5070),
+        ),
+        ("192.0.2.7", "192.0.2.7", None),
+        ("[2001:db8::7]:5080", "[2001:db8::7]", Some(5080)),
+        ("[::1]", "[::1]", None),
+    ] {
+        let s = with_trunk(&format!("outbound_proxy = \"{proxy}\"")).unwrap();
+        let p = s.trunks[1].outbound_proxy.clone().unwrap();
+        assert_eq!((p.host_text().as_str(), p.port), (host, port), "{proxy}");
+        assert_eq!(s.trunks[1].transport, None);
+    }
+    let s = with_trunk("outbound_proxy = \"pbx.example\"\ntransport = \"TCP\"").unwrap();
+    assert_eq!(s.trunks[1].transport, Some(Transport::Tcp));
+    assert!(matches!(
+        s.trunks[1].outbound_proxy.as_ref().unwrap().host,
+        Host::Name(_)
+    ));
+    for (body, key) in [
+        (
+            "outbound_proxy = \"pbx.example:99999\"",
+            "trunks[1].outbound_proxy",
+        ),
+        ("outbound_proxy = \"[::1\"", "trunks[1].outbound_proxy"),
+        ("outbound_proxy = \"bad host\"", "trunks[1].outbound_proxy"),
+        (
+            "outbound_proxy = \"h\"\ntransport = \"sctp\"",
+            "trunks[1].transport",
+        ),
+        ("transport = \"tcp\"", "trunks[1].transport"),
+    ] {
+        let e = with_trunk(body).unwrap_err().to_string();
+        assert!(e.contains(key), "{body}: {e}");
+    }
+    let s = with_trunk("outbound_proxy = \"h\"\ntransport = \"tls\"").unwrap();
+    assert_eq!(s.trunks[1].transport, Some(Transport::Tls));
+}
+
+/// `sip.dns_servers` (empty = the system's) and `sip.failover_timeout_ms` (default 4000).
+#[test]
+fn dns_servers_and_failover_timeout_are_checked() {
+    let s = Config::from_toml_with_env(DEFAULT_TOML, env(&[]))
+        .unwrap()
+        .validate()
+        .unwrap();
+    assert!(s.dns_servers.is_empty());
+    assert_eq!(s.raw.sip.failover_timeout_ms, 4000);
+    let text = DEFAULT_TOML.replace(
+        "dns_servers = []",
+        "dns_servers = [\"127.0.0.1:5353\", \"[::1]:53\"]",
+    );
+    let s = Config::from_toml_with_env(&text, env(&[]))
+        .unwrap()
+        .validate()
+        .unwrap();
+    assert_eq!(
+        s.dns_servers,
+        vec![
+            "127.0.0.1:5353".parse().unwrap(),
+            "[::1]:53".parse().unwrap()
+        ]
+    );
+    let text = DEFAULT_TOML.replace("dns_servers = []", "dns_servers = [\"10.0.0.1\"]");
+    let e = Config::from_toml_with_env(&text, env(&[]))
+        .unwrap()
+        .validate()
+        .unwrap_err();
+    assert!(e.to_string().contains("sip.dns_servers[0]"), "{e}");
+    let e = Config::from_toml_with_env(
+        DEFAULT_TOML,
+        env(&[("ACTIVEFLOW_SIP_FAILOVER_TIMEOUT_MS", "0")]),
+    )
+    .unwrap()
+    .validate()
+    .unwrap_err();
+    assert!(e.to_string().contains("sip.failover_timeout_ms"), "{e}");
 }

@@ -15,6 +15,7 @@
 //! unanswered, a retransmitted final to re-ACK); [`Leg::is_done`] says when it may go.
 
 mod early;
+mod failover;
 mod in_dialog;
 mod incoming;
 mod media;
@@ -70,6 +71,8 @@ pub(crate) struct Env {
     pub(crate) session_expires: Option<u32>,
     /// `sip.min_se_seconds`: shorter intervals get 422.
     pub(crate) min_se: u32,
+    /// `sip.failover_timeout_ms`: no response from a target this long → the next one.
+    pub(crate) failover_timeout: std::time::Duration,
 }
 
 impl Env {
@@ -159,6 +162,13 @@ pub(crate) enum Output {
         to: Peer,
         bytes: Bytes,
         fallback: Option<Peer>,
+    },
+    /// Our INVITE to a target (the first send of each attempt): sent like [`Output::Send`],
+    /// and a failed TCP connect comes back as [`Leg::transport_failed`] with `attempt`.
+    SendInvite {
+        to: Peer,
+        bytes: Bytes,
+        attempt: u32,
     },
     /// For the activeflow.
     Event(CallEvent),

@@ -9,6 +9,7 @@ use bytes::Bytes;
 use rsip::prelude::*;
 use tokio::time::Instant;
 
+use super::failover::{Failover, FailoverReason};
 use super::{Env, Leg, MediaState, Phase, Role};
 use crate::call::events::{CallEndCause, CallEvent};
 use crate::call::outbound::Route;
@@ -18,7 +19,7 @@ use crate::sip::message::{new_branch, RequestBuilder, TransactionKey};
 use crate::sip::transaction::{
     ClientInviteTransaction, ClientNonInviteTransaction, InviteResponse, TransactionOutput,
 };
-use crate::sip::transport::{Peer, TransportKind};
+use crate::sip::transport::TransportKind;
 
 /// The CSeq of our first INVITE (and of its CANCEL and ACK).
 pub(crate) const INVITE_CSEQ: u32 = 1;
@@ -28,8 +29,8 @@ pub(crate) struct Outgoing {
     /// Our From (`<sip:source@us>`).
     pub(super) local_uri: String,
     /// The INVITE's branch, shared by its CANCEL and non-2xx ACK.
-    branch: String,
-    /// The INVITE's CSeq (one more after a 422 retry).
+    pub(super) branch: String,
+    /// The INVITE's CSeq (one more after a 422 retry or a failover).
     pub(super) invite_cseq: u32,
     /// PRACKs for reliable provisionals (RFC 3262 §4, `early.rs`).
     pub(super) early: super::early::UacEarly,
@@ -37,20 +38,23 @@ pub(crate) struct Outgoing {
     session_expires: Option<u32>,
     /// Max-Forwards of our INVITE (the caller's less one when bridging, §16.6 step 3 in spirit).
     max_forwards: u8,
-    invite_tx: Option<ClientInviteTransaction>,
+    pub(super) invite_tx: Option<ClientInviteTransaction>,
     cancel_tx: Option<ClientNonInviteTransaction>,
     /// The ACK for the callee's 2xx, sent again for each retransmitted 2xx.
     ack: Option<Bytes>,
-    ring_timeout: Duration,
-    ring_deadline: Option<Instant>,
+    pub(super) ring_timeout: Duration,
+    pub(super) ring_deadline: Option<Instant>,
     /// A CANCEL is owed as soon as a provisional arrives (RFC 3261 §9.1).
     cancel_owed: bool,
+    /// The resolved targets still to try (RFC 3263 §4.3).
+    pub(super) failover: Failover,
 }
 
 impl Outgoing {
     pub(super) fn next_deadline(&self) -> Option<Instant> {
         [
             self.ring_deadline,
+            self.failover.deadline(),
             self.invite_tx.as_ref().and_then(|t| t.next_deadline()),
             self.cancel_tx.as_ref().and_then(|t| t.next_deadline()),
             self.early.next_deadline(),
@@ -62,6 +66,7 @@ impl Outgoing {
 
     pub(super) fn on_end(&mut self) {
         self.ring_deadline = None;
+        self.failover.disarm();
     }
 
     /// Until Timer D (or M) ends it, the INVITE transaction re-ACKs retransmitted finals;
@@ -105,6 +110,7 @@ impl Leg {
             ring_timeout: placement.ring_timeout,
             ring_deadline: None,
             cancel_owed: false,
+            failover: Failover::default(),
         };
         Leg::new(
             id,
@@ -117,7 +123,7 @@ impl Leg {
         )
     }
 
-    fn role_out(&mut self) -> Option<&mut Outgoing> {
+    pub(super) fn role_out(&mut self) -> Option<&mut Outgoing> {
         match &mut self.role {
             Role::Outgoing(o) => Some(o),
             Role::Incoming(_) => None,
@@ -129,7 +135,7 @@ impl Leg {
         self.outgoing_ref().map(|o| &o.route)
     }
 
-    fn outgoing_ref(&self) -> Option<&Outgoing> {
+    pub(super) fn outgoing_ref(&self) -> Option<&Outgoing> {
         match &self.role {
             Role::Outgoing(o) => Some(o),
             Role::Incoming(_) => None,
@@ -160,21 +166,15 @@ impl Leg {
             .unwrap_or_default()
     }
 
-    /// The next hop is known: send the INVITE (with our SDP offer) and start ringing.
-    pub(crate) fn resolved(&mut self, peer: Peer, env: &Env, now: Instant) {
-        let pending = self.outgoing_ref().is_some_and(|o| o.invite_tx.is_none());
-        if self.phase != Phase::Early || !pending {
-            return;
-        }
-        self.peer = Some(peer);
-        self.send_invite(env, now);
-        if let Some(o) = self.role_out() {
-            o.ring_deadline = Some(now + o.ring_timeout);
-        }
+    /// The next hop is one known target: send the INVITE (with our SDP offer) and start
+    /// ringing. (The shell hands over every target: [`Leg::resolved_targets`].)
+    #[cfg(test)]
+    pub(crate) fn resolved(&mut self, peer: crate::sip::transport::Peer, env: &Env, now: Instant) {
+        self.resolved_targets(vec![peer], env, now);
     }
 
     /// Our INVITE with our SDP offer, through a new client INVITE transaction.
-    fn send_invite(&mut self, env: &Env, now: Instant) {
+    pub(super) fn send_invite(&mut self, env: &Env, now: Instant) {
         let Some(peer) = self.peer else { return };
         let sdp = self.local_sdp(env).unwrap_or_default();
         let Some(b) = self.transaction_request(rsip::Method::Invite, env) else {
@@ -210,7 +210,7 @@ impl Leg {
                 now,
             ));
         }
-        self.send(bytes);
+        self.send_invite_bytes(bytes);
     }
 
     /// Sends the owed CANCEL once a provisional allows it (RFC 3261 §9.1).
@@ -280,10 +280,12 @@ impl Leg {
             crate::metrics::sip_retransmission(false);
             self.send(b);
         }
-        if timed_out {
-            // Timer B: the callee never answered the INVITE at all (§17.1.1.2).
+        // Timer B: the callee never answered the INVITE at all (§17.1.1.2); the next
+        // resolved target gets it (RFC 3263 §4.3), or the leg fails.
+        if timed_out && !self.fail_over(FailoverReason::Timeout, env, now) {
             self.end(CallEndCause::Failed);
         }
+        self.failover_tick(env, now);
         for out in outputs {
             if let TransactionOutput::Retransmit(b) = out {
                 crate::metrics::sip_retransmission(false);
@@ -306,6 +308,10 @@ impl Leg {
             rsip::Method::Invite if key.branch() == o.branch => {
                 self.on_invite_response(resp, code, env, now)
             }
+            rsip::Method::Invite => {
+                let branch = key.branch().to_string();
+                self.stale_invite_response(resp, &branch, code, env);
+            }
             rsip::Method::Cancel => {
                 if let Some(t) = &mut o.cancel_tx {
                     t.on_response(code, now);
@@ -317,7 +323,9 @@ impl Leg {
     }
 
     fn on_invite_response(&mut self, resp: &rsip::Response, code: u16, env: &Env, now: Instant) {
-        let Some(tx) = self.role_out().and_then(|o| o.invite_tx.as_mut()) else {
+        let Some(o) = self.role_out() else { return };
+        o.failover.disarm();
+        let Some(tx) = o.invite_tx.as_mut() else {
             return;
         };
         match tx.on_response(code, now) {
@@ -360,7 +368,10 @@ impl Leg {
                     tx.store_ack(ack.clone());
                 }
                 self.send(ack);
-                if !self.retry_after_422(resp, code, env, now) {
+                // RFC 3263 §4.3: a 503 sends the INVITE to the next target, if any.
+                let failed_over =
+                    code == 503 && self.fail_over(FailoverReason::Unavailable, env, now);
+                if !failed_over && !self.retry_after_422(resp, code, env, now) {
                     self.end(CallEndCause::Rejected(code));
                 }
             }

@@ -1,8 +1,10 @@
 //! One SIP MESSAGE (RFC 3428) the engine sends: a small actor owning its non-INVITE client
 //! transaction (Timer E retransmits over UDP, Timer F gives up), registered by Call-ID so the
-//! response finds it. Reports the final status once, then stops. Each holds a [`MessageSlot`]
+//! response finds it. Fails over through the resolved targets on 503, timeout or transport
+//! error (RFC 3263 §4.3). Reports the final status once, then stops. Each holds a [`MessageSlot`]
 //! while its transaction is outstanding, so messages count against the engine's capacity.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use actix::prelude::*;
@@ -24,7 +26,7 @@ pub enum MessageOutcome {
     Status(u16),
     /// No final response within Timer F (64·T1).
     Timeout,
-    /// It could not be sent (the host did not resolve).
+    /// It could not be sent (the host did not resolve, the last target's connect failed).
     Failed(String),
 }
 
@@ -39,10 +41,17 @@ pub struct MessageSender {
     source: String,
     text: String,
     branch: String,
+    /// One more for each target tried (RFC 3263 §4.3: a new transaction, same Call-ID).
+    cseq: u32,
     peer: Option<Peer>,
+    /// Resolved targets not tried yet.
+    remaining: VecDeque<Peer>,
+    /// Whether the current target answered anything (then only its 503 moves on).
+    answered: bool,
     tx: Option<ClientNonInviteTransaction>,
     reply: Option<oneshot::Sender<MessageOutcome>>,
     timer: Option<SpawnHandle>,
+    failover_timer: Option<SpawnHandle>,
 }
 
 impl MessageSender {
@@ -64,10 +73,14 @@ impl MessageSender {
             source: request.source,
             text: request.text,
             branch: new_branch(),
+            cseq: 0,
             peer: None,
+            remaining: VecDeque::new(),
+            answered: false,
             tx: None,
             reply: Some(reply),
             timer: None,
+            failover_timer: None,
         }
     }
 
@@ -78,7 +91,21 @@ impl MessageSender {
         ctx.stop();
     }
 
-    fn send_to(&mut self, peer: Peer, ctx: &mut Context<Self>) {
+    /// Sends the MESSAGE to the next resolved target; false when none is left.
+    fn next_target(&mut self, ctx: &mut Context<Self>) -> bool {
+        let Some(peer) = self.remaining.pop_front() else {
+            return false;
+        };
+        for handle in [self.timer.take(), self.failover_timer.take()]
+            .into_iter()
+            .flatten()
+        {
+            ctx.cancel_future(handle);
+        }
+        self.cseq += 1;
+        self.branch = new_branch();
+        self.answered = false;
+        self.peer = Some(peer);
         let sent_by = self.shared.env().sent_by_over(peer.transport);
         let bytes = RequestBuilder::new(rsip::Method::Message, &self.route.request_uri)
             .via(&sent_by, peer.transport.via_token(), &self.branch)
@@ -88,21 +115,62 @@ impl MessageSender {
             )
             .to_addr(&format!("<{}>", self.route.request_uri), None)
             .call_id(&self.sip_call_id)
-            .cseq(1)
+            .cseq(self.cseq)
             .max_forwards(70)
             .body("text/plain;charset=UTF-8", self.text.clone().into_bytes())
             .build();
-        if let Err(e) = self.shared.sender.send(&peer, &bytes) {
-            return self.finish(MessageOutcome::Failed(e.to_string()), ctx);
-        }
-        self.peer = Some(peer);
         self.tx = Some(ClientNonInviteTransaction::new(
-            bytes,
+            bytes.clone(),
             peer.transport.is_reliable(),
             self.shared.timers,
             Instant::now(),
         ));
+        let cseq = self.cseq;
+        match self.shared.sender.send_watched(&peer, &bytes) {
+            Ok(None) => {}
+            Ok(Some(failed)) => {
+                ctx.spawn(failed.into_actor(self).map(move |result, act, ctx| {
+                    if result.is_ok() && act.cseq == cseq && !act.answered {
+                        act.fail_over(
+                            "transport",
+                            MessageOutcome::Failed("connect failed".into()),
+                            ctx,
+                        );
+                    }
+                }));
+            }
+            Err(e) => {
+                self.tx = None;
+                self.fail_over("transport", MessageOutcome::Failed(e.to_string()), ctx);
+                return true;
+            }
+        }
+        if !self.remaining.is_empty() {
+            let wait = self.shared.failover_timeout;
+            self.failover_timer = Some(ctx.run_later(wait, move |act, ctx| {
+                act.failover_timer = None;
+                if act.cseq == cseq && !act.answered {
+                    act.fail_over("timeout", MessageOutcome::Timeout, ctx);
+                }
+            }));
+        }
         self.rearm(ctx);
+        true
+    }
+
+    /// RFC 3263 §4.3: the next target, or `outcome` when none is left.
+    fn fail_over(
+        &mut self,
+        reason: &'static str,
+        outcome: MessageOutcome,
+        ctx: &mut Context<Self>,
+    ) {
+        if self.remaining.is_empty() {
+            return self.finish(outcome, ctx);
+        }
+        crate::metrics::sip_failover(reason);
+        tracing::info!(reason, "MESSAGE failing over to the next target");
+        self.next_target(ctx);
     }
 
     fn rearm(&mut self, ctx: &mut Context<Self>) {
@@ -129,7 +197,9 @@ impl MessageSender {
                         let _ = self.shared.sender.send(peer, &bytes);
                     }
                 }
-                TransactionOutput::Timeout => return self.finish(MessageOutcome::Timeout, ctx),
+                TransactionOutput::Timeout => {
+                    return self.fail_over("timeout", MessageOutcome::Timeout, ctx)
+                }
                 TransactionOutput::Terminated => {}
             }
         }
@@ -141,12 +211,16 @@ impl Actor for MessageSender {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        let reach = super::reach(self.shared.sender.clone(), self.route.clone());
-        ctx.spawn(reach.into_actor(self).map(|found, act, ctx| match found {
-            Ok(peer) => act.send_to(peer, ctx),
-            Err(e) => {
-                tracing::warn!(error = %e, "message_send: next hop unreachable");
-                act.finish(MessageOutcome::Failed(e.to_string()), ctx)
+        let resolver = self.shared.resolver.clone();
+        let (hop, transport) = (self.route.next_hop.clone(), self.route.transport);
+        let lookup = async move { resolver.resolve(&hop, transport).await };
+        ctx.spawn(lookup.into_actor(self).map(|found, act, ctx| {
+            act.remaining = super::peers(found, &act.route, &act.shared.sender).into();
+            if !act.next_target(ctx) {
+                act.finish(
+                    MessageOutcome::Failed("destination host did not resolve".into()),
+                    ctx,
+                );
             }
         }));
     }
@@ -173,7 +247,10 @@ impl Handler<SipIn> for MessageSender {
         };
         let code = u16::from(resp.status_code.clone());
         tx.on_response(code, Instant::now());
-        if code >= 200 {
+        self.answered = true;
+        if code == 503 {
+            self.fail_over("503", MessageOutcome::Status(code), ctx);
+        } else if code >= 200 {
             self.finish(MessageOutcome::Status(code), ctx);
         } else {
             self.rearm(ctx);

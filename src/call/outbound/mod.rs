@@ -14,7 +14,7 @@ use actix::prelude::*;
 
 pub use super::registry::MessageSlot;
 pub use message::{MessageOutcome, MessageSender};
-pub use target::{route, NextHop, Route, RouteError, Target};
+pub use target::{route, Route, RouteError, Target};
 
 use super::events::{CallCommand, CallEvent};
 use super::leg::{Leg, LocalMedia, Placement};
@@ -189,55 +189,51 @@ fn caller_uri(source: &str, ip: std::net::IpAddr) -> String {
     format!("<sip:{user}@{}>", crate::sip::dialog::host(ip))
 }
 
-/// Finds the next hop of a leg the session places (a host name is looked up, and a TLS
-/// connection set up with its certificate checked, without blocking the arbiter), then lets the
-/// leg send its INVITE.
+/// Resolves the next hop of a leg the session places (RFC 3263, without blocking the
+/// arbiter), then lets the leg send its INVITE to the first target and fail over through the
+/// rest.
 pub(super) fn start_resolution(session: &mut CallSession, ctx: &mut Context<CallSession>) {
     let Some(route) = session.leg.outgoing_route() else {
         return;
     };
-    let transport = route.transport;
-    if let (NextHop::Addr(addr), None) = (&route.next_hop, route.tls_target()) {
-        let peer = Peer {
-            addr: *addr,
-            transport,
-        };
-        return session.resolved(Ok(peer), ctx);
-    }
-    let reach = reach(session.sender(), route.clone());
-    ctx.spawn(
-        reach
-            .into_actor(session)
-            .map(|found, act, ctx| act.resolved(found, ctx)),
-    );
-}
-
-/// Why a leg or message found no way to its next hop.
-#[derive(Debug, thiserror::Error)]
-pub enum NextHopError {
-    #[error("destination host {0:?} did not resolve")]
-    Unresolved(String),
-    #[error("{0}")]
-    Transport(#[from] crate::sip::transport::TransportError),
-}
-
-/// Resolves `route`'s next hop and, over TLS, opens the connection to it (handshake done,
-/// certificate checked against the route's server name and CA: RFC 3261 §26.3.1).
-pub(super) async fn reach(
-    sender: crate::sip::transport::SipSender,
-    route: Route,
-) -> Result<Peer, NextHopError> {
-    let addr = match route.next_hop.clone() {
-        NextHop::Addr(addr) => addr,
-        NextHop::Host(host, port) => target::resolve_host(host.clone(), port)
-            .await
-            .ok_or(NextHopError::Unresolved(host))?,
+    let route = route.clone();
+    let resolver = session.resolver();
+    let lookup = async move {
+        let found = resolver.resolve(&route.next_hop, route.transport).await;
+        (found, route)
     };
-    if let Some(tls) = route.tls_target() {
-        sender.connect_tls(addr, tls).await?;
+    ctx.spawn(lookup.into_actor(session).map(|(found, route), act, ctx| {
+        let targets = peers(found, &route, &act.sender());
+        act.resolved(targets, ctx);
+    }));
+}
+
+/// The resolved targets as peers to send to. Each TLS target is told to the sender with the
+/// route's server name and trust anchors, so the connection the first send opens checks the
+/// certificate against them (RFC 3261 §26.3.1), and a failed handshake is a transport error
+/// that moves the request to the next target (RFC 3263 §4.3).
+pub(super) fn peers(
+    found: Result<Vec<crate::sip::resolve::ResolvedTarget>, crate::sip::resolve::ResolveError>,
+    route: &Route,
+    sender: &crate::sip::transport::SipSender,
+) -> Vec<Peer> {
+    match found {
+        Ok(targets) => targets
+            .into_iter()
+            .map(|t| {
+                let peer = Peer {
+                    addr: t.addr,
+                    transport: t.transport.kind(),
+                };
+                if peer.transport == crate::sip::transport::TransportKind::Tls {
+                    sender.learn_tls(t.addr, route.tls_target());
+                }
+                peer
+            })
+            .collect(),
+        Err(e) => {
+            tracing::info!(error = %e, "next hop did not resolve");
+            Vec::new()
+        }
     }
-    Ok(Peer {
-        addr,
-        transport: route.transport,
-    })
 }

@@ -21,6 +21,9 @@ impl CallSession {
                     media.send(MediaCommand::Remote(addr));
                 }
             }
+            Some(Output::SendInvite { to, bytes, attempt }) => {
+                self.send_invite(to, &bytes, attempt, ctx)
+            }
             Some(Output::MediaUpdate(negotiated)) => {
                 // Codec, address and hold follow the peer's new SDP (RFC 3264 §8).
                 if let Some(media) = &self.media {
@@ -72,6 +75,41 @@ impl CallSession {
         };
         if let Err(e) = sender.send(&to, bytes) {
             tracing::debug!(call_id = %self.id(), error = %e, "send failed");
+        }
+    }
+
+    /// Sends an INVITE to a (new) target: the call's peer and connection hold follow it, and
+    /// a send or TCP connect that fails is reported to the leg (RFC 3263 §4.3 failover).
+    fn send_invite(
+        &mut self,
+        to: Peer,
+        bytes: &bytes::Bytes,
+        attempt: u32,
+        ctx: &mut Context<Self>,
+    ) {
+        if let Some(entry) = &self.entry {
+            entry.info().peer = to.to_string();
+        }
+        self.connection = self.shared.sender.hold(&to);
+        match self.shared.sender.send_watched(&to, bytes) {
+            Ok(None) => {}
+            Ok(Some(failed)) => {
+                ctx.spawn(failed.into_actor(self).map(move |result, act, ctx| {
+                    // `Err`: the sender was dropped because the connection came up.
+                    if result.is_ok() {
+                        act.guarded(ctx, |act, ctx| {
+                            act.leg
+                                .transport_failed(attempt, &act.shared.env(), Instant::now());
+                            act.drive(ctx);
+                        });
+                    }
+                }));
+            }
+            Err(e) => {
+                tracing::debug!(call_id = %self.id(), error = %e, "INVITE send failed");
+                self.leg
+                    .transport_failed(attempt, &self.shared.env(), Instant::now());
+            }
         }
     }
 

@@ -92,10 +92,17 @@ impl CallSession {
         }
     }
 
-    /// Carries out what the machine output, then re-arms the wake-up.
+    /// Carries out what the machine output (and what that in turn made it output: a send
+    /// that fails at once moves an INVITE to its next target), then re-arms the wake-up.
     fn drive(&mut self, ctx: &mut Context<Self>) {
-        for output in self.leg.take_outputs() {
-            self.execute(output, ctx);
+        loop {
+            let outputs = self.leg.take_outputs();
+            if outputs.is_empty() {
+                break;
+            }
+            for output in outputs {
+                self.execute(output, ctx);
+            }
         }
         self.rearm(ctx);
     }
@@ -174,31 +181,24 @@ impl CallSession {
         }
     }
 
-    /// The next hop of a leg we place is known (or not).
-    /// The SIP sender (for work the session spawns, such as reaching its next hop).
+    /// The SIP sender (for work the session spawns, such as telling it a TLS target).
     pub(in crate::call) fn sender(&self) -> crate::sip::transport::SipSender {
         self.shared.sender.clone()
     }
 
-    pub(in crate::call) fn resolved(
-        &mut self,
-        peer: Result<Peer, crate::call::outbound::NextHopError>,
-        ctx: &mut Context<Self>,
-    ) {
-        match peer {
-            Ok(peer) => {
-                if let Some(entry) = &self.entry {
-                    entry.info().peer = peer.to_string();
-                }
-                self.connection = self.shared.sender.hold(&peer);
-                self.leg.resolved(peer, &self.shared.env(), Instant::now());
-            }
-            Err(error) => {
-                tracing::warn!(call_id = %self.id(), %error, "outbound leg: next hop unreachable");
-                self.leg.end(CallEndCause::Failed);
-            }
+    /// The next hop of a leg we place resolved to these targets, in order (none: it did not).
+    pub(in crate::call) fn resolved(&mut self, targets: Vec<Peer>, ctx: &mut Context<Self>) {
+        if targets.is_empty() {
+            tracing::info!(call_id = %self.id(), "destination host did not resolve");
         }
+        self.leg
+            .resolved_targets(targets, &self.shared.env(), Instant::now());
         self.drive(ctx);
+    }
+
+    /// The resolver shared by every leg (its cache keeps answers for their TTL).
+    pub(in crate::call) fn resolver(&self) -> crate::sip::resolve::SipResolver {
+        self.shared.resolver.clone()
     }
 
     /// Offers a new incoming call to the flow layer on this arbiter.

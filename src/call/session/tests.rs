@@ -95,6 +95,9 @@ fn shared(
         session_expires: None,
         min_se: 90,
         rtp_timeout: None,
+        resolver: crate::sip::resolve::SipResolver::new(&["127.0.0.1:53".parse().unwrap()])
+            .unwrap(),
+        failover_timeout: Duration::from_secs(4),
     })
 }
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use dashmap::DashMap;
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::{mpsc, oneshot, Notify};
 
 /// TCP limits and timers (from the `[sip]` config section).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,15 +61,62 @@ impl Refused {
     }
 }
 
+/// Where a connection of our own stands, with who waits to hear that its connect failed.
+#[derive(Debug, Default)]
+enum Connect {
+    /// Accepted, or ours and connected.
+    #[default]
+    Up,
+    /// Ours, connecting: these hear if it fails (a dropped sender means it connected).
+    Pending(Vec<oneshot::Sender<()>>),
+    Failed,
+}
+
 /// Shared between a connection's task and the table: the close request and the last write.
 #[derive(Debug, Default)]
 pub(super) struct ConnState {
     close: Notify,
     close_reason: Mutex<Option<&'static str>>,
     last_write_ms: AtomicU64,
+    connect: Mutex<Connect>,
 }
 
 impl ConnState {
+    fn connecting() -> ConnState {
+        ConnState {
+            connect: Mutex::new(Connect::Pending(Vec::new())),
+            ..ConnState::default()
+        }
+    }
+
+    /// A receiver that gets `()` if this connection's connect fails (RFC 3263 §4.3: the request
+    /// goes to the next target); `None` when it is already up.
+    pub(super) fn watch_connect(&self) -> Option<oneshot::Receiver<()>> {
+        let mut c = self.connect.lock().unwrap_or_else(|e| e.into_inner());
+        let (tx, rx) = oneshot::channel();
+        match &mut *c {
+            Connect::Up => return None,
+            Connect::Pending(waiting) => waiting.push(tx),
+            Connect::Failed => {
+                let _ = tx.send(());
+            }
+        }
+        Some(rx)
+    }
+
+    /// The connect finished: tell the watchers if it failed (dropping them says it worked).
+    pub(super) fn connected(&self, ok: bool) {
+        let mut c = self.connect.lock().unwrap_or_else(|e| e.into_inner());
+        let next = if ok { Connect::Up } else { Connect::Failed };
+        if let Connect::Pending(waiting) = std::mem::replace(&mut *c, next) {
+            if !ok {
+                for w in waiting {
+                    let _ = w.send(());
+                }
+            }
+        }
+    }
+
     /// Asks the connection's task to close with `reason` (first reason wins).
     pub(super) fn close(&self, reason: &'static str) {
         let mut r = self.close_reason.lock().unwrap_or_else(|e| e.into_inner());
@@ -139,13 +186,22 @@ impl Connections {
         }
     }
 
-    /// Queues `bytes` on the connection to `addr`, if there is one. Never blocks.
-    pub(super) fn queue(&self, addr: SocketAddr, bytes: &Bytes) -> Queued {
+    /// Queues `bytes` on the connection to `addr`, if there is one. Never blocks. With `watch`,
+    /// also a receiver that hears if that connection fails to connect (`None`: it is up).
+    pub(super) fn queue_watched(
+        &self,
+        addr: SocketAddr,
+        bytes: &Bytes,
+        watch: bool,
+    ) -> (Queued, Option<oneshot::Receiver<()>>) {
         let Some(conn) = self.conns.get(&addr) else {
-            return Queued::NoConnection;
+            return (Queued::NoConnection, None);
         };
-        match conn.tx.try_send(bytes.clone()) {
-            Ok(()) => Queued::Sent,
+        let queued = match conn.tx.try_send(bytes.clone()) {
+            Ok(()) => {
+                let watcher = watch.then(|| conn.state.watch_connect()).flatten();
+                return (Queued::Sent, watcher);
+            }
             Err(mpsc::error::TrySendError::Full(_)) => {
                 conn.state.close("stalled_reader");
                 let id = conn.id;
@@ -159,7 +215,8 @@ impl Connections {
                 self.conns.remove_if(&addr, |_, c| c.id == id);
                 Queued::NoConnection
             }
-        }
+        };
+        (queued, None)
     }
 
     /// Takes a slot for a new connection to or from `addr` (per-IP cap only for accepted ones).
@@ -209,20 +266,20 @@ impl Connections {
         Registered { id, rx, state }
     }
 
-    /// Like [`Connections::register`] with `first` (if any) already queued, unless a
-    /// connection to `addr` appeared meanwhile (then `first` goes on that one and `None` is
-    /// returned).
+    /// Like [`Connections::register`] with `first` (if any) already queued, for a connection
+    /// of our own still to connect, unless a connection to `addr` appeared meanwhile (then
+    /// `first` goes on that one and its state is returned as `Err`, to watch its connect).
     pub(super) fn register_with(
         &self,
         addr: SocketAddr,
         first: Option<&Bytes>,
-    ) -> Option<Registered> {
+    ) -> Result<Registered, Arc<ConnState>> {
         match self.conns.entry(addr) {
             dashmap::Entry::Occupied(c) => {
                 if let Some(first) = first {
                     let _ = c.get().tx.try_send(first.clone());
                 }
-                None
+                Err(c.get().state.clone())
             }
             dashmap::Entry::Vacant(v) => {
                 let (tx, rx) = mpsc::channel(self.options.write_queue.max(1));
@@ -230,13 +287,13 @@ impl Connections {
                     let _ = tx.try_send(first.clone()); // capacity >= 1, empty
                 }
                 let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-                let state = Arc::new(ConnState::default());
+                let state = Arc::new(ConnState::connecting());
                 v.insert(Conn {
                     id,
                     tx,
                     state: state.clone(),
                 });
-                Some(Registered { id, rx, state })
+                Ok(Registered { id, rx, state })
             }
         }
     }

@@ -174,36 +174,57 @@ impl SipSender {
     /// checks the server against what [`SipSender::connect_tls`] learned for that address, or
     /// else the system roots and the address itself.
     pub fn send(&self, peer: &Peer, bytes: &Bytes) -> Result<(), TransportError> {
+        self.send_inner(peer, bytes, false).map(|_| ())
+    }
+
+    /// Like [`SipSender::send`], and over TCP or TLS a receiver that gets `()` if the
+    /// connection the message was queued on fails to connect (refused, timed out, handshake
+    /// failed): the sender learns of a transport error (RFC 3263 §4.3) instead of waiting for
+    /// its transaction to time out. `None` when no connect is pending (UDP, or the connection
+    /// is up).
+    pub fn send_watched(
+        &self,
+        peer: &Peer,
+        bytes: &Bytes,
+    ) -> Result<Option<tokio::sync::oneshot::Receiver<()>>, TransportError> {
+        self.send_inner(peer, bytes, true)
+    }
+
+    fn send_inner(
+        &self,
+        peer: &Peer,
+        bytes: &Bytes,
+        watch: bool,
+    ) -> Result<Option<tokio::sync::oneshot::Receiver<()>>, TransportError> {
         if peer.transport == TransportKind::Udp {
             return self
                 .udp
                 .send_to(bytes, peer.addr)
-                .map(|_| ())
+                .map(|_| None)
                 .map_err(|source| TransportError::Udp {
                     addr: peer.addr,
                     source,
                 });
         }
         let table = self.table(peer.transport);
-        match table.queue(peer.addr, bytes) {
-            Queued::Sent => Ok(()),
-            Queued::Full => {
+        match table.queue_watched(peer.addr, bytes, watch) {
+            (Queued::Sent, watcher) => Ok(watcher),
+            (Queued::Full, _) => {
                 crate::metrics::sip_tcp_dropped(1);
                 Err(TransportError::WriteQueueFull(peer.addr))
             }
-            Queued::NoConnection => {
+            (Queued::NoConnection, _) => {
                 let slot = table.admit(peer.addr, false).map_err(|refused| {
                     crate::metrics::sip_tcp_refused(refused.label());
                     TransportError::TooManyConnections(peer.addr)
                 })?;
                 let opened = match peer.transport {
-                    TransportKind::Tls => tls::open(self, peer.addr, slot, bytes),
-                    _ => tcp::open(self, peer.addr, slot, bytes),
+                    TransportKind::Tls => tls::open(self, peer.addr, slot, bytes, watch),
+                    _ => tcp::open(self, peer.addr, slot, bytes, watch),
                 };
-                if opened {
-                    Ok(())
-                } else {
-                    Err(TransportError::NoTcpConnection(peer.addr))
+                match opened {
+                    tcp::Opened::Queued(watcher) => Ok(watcher),
+                    tcp::Opened::NotServing => Err(TransportError::NoTcpConnection(peer.addr)),
                 }
             }
         }
@@ -220,6 +241,13 @@ impl SipSender {
         target: TlsTarget,
     ) -> Result<(), TransportError> {
         tls::connect(self, addr, target).await
+    }
+
+    /// Remembers whom a TLS connection to `addr` must reach (server name, trust anchors), for
+    /// the connection a later send opens; a failed check then fails that connect like a refused
+    /// one (watchers of [`SipSender::send_watched`] hear of it).
+    pub fn learn_tls(&self, addr: SocketAddr, target: TlsTarget) {
+        self.tls.learn(addr, target);
     }
 
     /// Keeps TCP or TLS connections to `peer` from being closed for idleness while the

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use super::connections::{ConnState, Connections, Registered, Slot};
 use super::log_limit::RECEIVE_LOG;
@@ -111,21 +111,39 @@ pub(super) async fn accept(
     }
 }
 
+/// What [`open`] did.
+pub(super) enum Opened {
+    /// The accept side is not serving yet: nowhere to run the connection.
+    NotServing,
+    /// `first` is queued on a connection to `addr`; the receiver (when watched and still
+    /// connecting) hears if the connect fails.
+    Queued(Option<oneshot::Receiver<()>>),
+}
+
 /// Opens a connection of our own to `addr` with `first` queued; never blocks the caller.
-/// Returns false when the accept side is not serving yet (nowhere to run the connection).
-pub(super) fn open(sender: &SipSender, addr: SocketAddr, slot: Slot, first: &Bytes) -> bool {
+pub(super) fn open(
+    sender: &SipSender,
+    addr: SocketAddr,
+    slot: Slot,
+    first: &Bytes,
+    watch: bool,
+) -> Opened {
     let Some(serving) = sender.serving.get() else {
-        return false;
+        return Opened::NotServing;
     };
-    let Some(registered) = sender.tcp.register_with(addr, Some(first)) else {
-        return true; // another send opened it meanwhile; `first` is queued there
+    let registered = match sender.tcp.register_with(addr, Some(first)) {
+        Ok(registered) => registered,
+        // Another send opened it meanwhile; `first` is queued there.
+        Err(state) => return Opened::Queued(watch.then(|| state.watch_connect()).flatten()),
     };
+    let watcher = watch.then(|| registered.state.watch_connect()).flatten();
     let sender = sender.clone();
     let timeout = sender.tcp.options.connect_timeout;
     serving.runtime.spawn(async move {
         match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
             Ok(Ok(stream)) => {
                 let _ = stream.set_nodelay(true);
+                registered.state.connected(true);
                 let (reader, writer) = stream.into_split();
                 let peer = Peer {
                     addr,
@@ -147,10 +165,11 @@ pub(super) fn open(sender: &SipSender, addr: SocketAddr, slot: Slot, first: &Byt
             }
         }
     });
-    true
+    Opened::Queued(watcher)
 }
 
-/// Forgets a connection of our own that never came up, dropping (and counting) what it queued.
+/// Forgets a connection of our own that never came up, dropping (and counting) what it queued
+/// and telling whoever watches its connect (RFC 3263 §4.3: the request goes to the next target).
 pub(super) fn give_up(
     sender: &SipSender,
     addr: SocketAddr,
@@ -159,6 +178,7 @@ pub(super) fn give_up(
     reason: &'static str,
 ) {
     sender.table(transport).unregister(addr, registered.id);
+    registered.state.connected(false);
     let dropped = drain(registered.rx);
     crate::metrics::sip_tcp_closed(reason);
     crate::metrics::sip_tcp_dropped(dropped);

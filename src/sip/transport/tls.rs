@@ -146,7 +146,7 @@ impl TlsSide {
         }
     }
 
-    fn learn(&self, addr: SocketAddr, target: TlsTarget) {
+    pub(super) fn learn(&self, addr: SocketAddr, target: TlsTarget) {
         if self.targets.len() >= MAX_TARGETS && !self.targets.contains_key(&addr) {
             self.targets.clear();
         }
@@ -251,7 +251,7 @@ pub(super) async fn connect(
         crate::metrics::sip_tcp_refused(refused.label());
         TransportError::TooManyConnections(addr)
     })?;
-    let Some(registered) = sender.tls.conns.register_with(addr, None) else {
+    let Ok(registered) = sender.tls.conns.register_with(addr, None) else {
         return Ok(()); // another leg is opening it now
     };
     let (done, result) = tokio::sync::oneshot::channel();
@@ -259,6 +259,7 @@ pub(super) async fn connect(
     serving.runtime.spawn(async move {
         match establish(&sender, addr, name, client).await {
             Ok(stream) => {
+                registered.state.connected(true);
                 let _ = done.send(Ok(()));
                 start(stream, addr, registered, sender, slot).await;
             }
@@ -277,32 +278,47 @@ pub(super) async fn connect(
 }
 
 /// Opens a connection of our own to `addr` with `first` queued, for a send that found none
-/// (like `tcp::open`); checks the server as [`TlsSide::client_for`] says. False when nothing
-/// can be opened (not serving yet, or no usable server name).
-pub(super) fn open(sender: &SipSender, addr: SocketAddr, slot: Slot, first: &bytes::Bytes) -> bool {
+/// (like `tcp::open`, and watched the same way); checks the server as
+/// [`TlsSide::client_for`] says. `NotServing` when nothing can be opened (not serving yet, or
+/// no usable server name).
+pub(super) fn open(
+    sender: &SipSender,
+    addr: SocketAddr,
+    slot: Slot,
+    first: &bytes::Bytes,
+    watch: bool,
+) -> tcp::Opened {
     let Some(serving) = sender.serving.get() else {
-        return false;
+        return tcp::Opened::NotServing;
     };
     let (name, client) = match sender.tls.client_for(addr) {
         Ok(v) => v,
         Err(reason) => {
             tracing::warn!(%addr, reason, "sip tls: cannot open a connection");
-            return false;
+            return tcp::Opened::NotServing;
         }
     };
-    let Some(registered) = sender.tls.conns.register_with(addr, Some(first)) else {
-        return true; // another send opened it meanwhile; `first` is queued there
+    let registered = match sender.tls.conns.register_with(addr, Some(first)) {
+        Ok(registered) => registered,
+        // Another send opened it meanwhile; `first` is queued there.
+        Err(state) => {
+            return tcp::Opened::Queued(watch.then(|| state.watch_connect()).flatten());
+        }
     };
+    let watcher = watch.then(|| registered.state.watch_connect()).flatten();
     let sender = sender.clone();
     serving.runtime.spawn(async move {
         match establish(&sender, addr, name, client).await {
-            Ok(stream) => start(stream, addr, registered, sender, slot).await,
+            Ok(stream) => {
+                registered.state.connected(true);
+                start(stream, addr, registered, sender, slot).await
+            }
             Err((reason, _)) => {
                 tcp::give_up(&sender, addr, TransportKind::Tls, registered, reason);
             }
         }
     });
-    true
+    tcp::Opened::Queued(watcher)
 }
 
 type ClientStream = tokio_rustls::client::TlsStream<TcpStream>;

@@ -8,6 +8,7 @@ use tokio::time::{advance, Instant};
 
 use super::*;
 
+mod failover;
 mod incoming;
 mod limits;
 mod media;
@@ -30,6 +31,7 @@ pub(super) fn env() -> Env {
         max_call: None,
         session_expires: None,
         min_se: 90,
+        failover_timeout: std::time::Duration::from_secs(4),
     }
 }
 
@@ -153,7 +155,7 @@ pub(super) fn confirmed() -> Leg {
 pub(super) fn sent(out: &[Output]) -> Vec<(String, String)> {
     out.iter()
         .filter_map(|o| match o {
-            Output::Send { to, bytes, .. } => Some((
+            Output::Send { to, bytes, .. } | Output::SendInvite { to, bytes, .. } => Some((
                 to.addr.to_string(),
                 String::from_utf8_lossy(bytes).into_owned(),
             )),

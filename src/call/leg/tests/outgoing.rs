@@ -6,14 +6,15 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::*;
-use crate::call::outbound::{NextHop, Route};
+use crate::call::outbound::Route;
+use crate::sip::resolve::ProxyAddress;
 
 pub(super) fn outgoing() -> Leg {
     let route = Route {
         request_uri: "sip:bob@10.0.0.7:5080".into(),
         user: "bob".into(),
-        next_hop: NextHop::Addr("10.0.0.7:5080".parse().unwrap()),
-        transport: crate::sip::transport::TransportKind::Udp,
+        next_hop: ProxyAddress::parse("10.0.0.7:5080").unwrap(),
+        transport: None,
         tls_ca: None,
     };
     let mut leg = Leg::outgoing(
@@ -147,8 +148,8 @@ async fn a_422_is_retried_once_with_the_callees_min_se() {
     let route = Route {
         request_uri: "sip:bob@10.0.0.7:5080".into(),
         user: "bob".into(),
-        next_hop: NextHop::Addr("10.0.0.7:5080".parse().unwrap()),
-        transport: crate::sip::transport::TransportKind::Udp,
+        next_hop: ProxyAddress::parse("10.0.0.7:5080").unwrap(),
+        transport: None,
         tls_ca: None,
     };
     let placement = Placement {
@@ -237,8 +238,8 @@ fn a_leg_over_tls_names_the_tls_port_and_a_sips_contact_for_a_sips_uri() {
         let route = Route {
             request_uri: uri.into(),
             user: "bob".into(),
-            next_hop: NextHop::Addr(tls.addr),
-            transport: tls.transport,
+            next_hop: crate::sip::resolve::ProxyAddress::parse("10.0.0.7:5061").unwrap(),
+            transport: Some(crate::sip::resolve::Transport::Tls),
             tls_ca: None,
         };
         let placement = Placement {

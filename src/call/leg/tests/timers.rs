@@ -50,7 +50,10 @@ fn up(headers: &[(&str, &str)]) -> (Leg, String) {
 
 /// Nothing sent and nothing ended (media starting is fine).
 fn quiet(o: &Output) -> bool {
-    !matches!(o, Output::Send { .. } | Output::Ended { .. })
+    !matches!(
+        o,
+        Output::Send { .. } | Output::SendInvite { .. } | Output::Ended { .. }
+    )
 }
 
 async fn run(leg: &mut Leg, until: Duration) -> Vec<Output> {
