@@ -217,7 +217,8 @@ fn send_message(engine: &TestEngine) -> Value {
     result_of(&ended_one(engine, Duration::from_secs(15)), "message_send")
 }
 
-/// RFC 3263 §4.1: NAPTR picks UDP (the SIPS record is for a transport we do not support);
+/// RFC 3263 §4.1: NAPTR picks UDP (the better-ordered SCTP record is for a transport we do not
+/// support, the SIPS one comes later in order);
 /// §4.2: its SRV set is tried by priority; §4.3: the first target's 503 sends the INVITE to the
 /// second, which answers, so the call connects through it.
 #[test]
@@ -225,8 +226,9 @@ fn naptr_and_srv_fail_over_from_a_503_target_to_the_next() {
     let dead = Server::start("uas_503.xml", "u1", "127.0.0.1", &[]);
     let live = Server::start("uas_answer_then_bye.xml", "u1", "127.0.0.1", &["-d", "500"]);
     let dns = Dns::start(&[
-        "--naptr-record=trunk.test,5,10,S,SIPS+D2T,,_sips._tcp.trunk.test".into(),
+        "--naptr-record=trunk.test,5,10,S,SIP+D2S,,_sip._sctp.trunk.test".into(),
         "--naptr-record=trunk.test,10,10,S,SIP+D2U,,_sip._udp.trunk.test".into(),
+        "--naptr-record=trunk.test,20,10,S,SIPS+D2T,,_sips._tcp.trunk.test".into(),
         format!(
             "--srv-host=_sip._udp.trunk.test,one.trunk.test,{},10,0",
             dead.port

@@ -380,7 +380,7 @@ fn trunk_transport_tls_ca_and_proxy_names_are_validated() {
         ("transport = \"sctp\"", "trunks[1].transport"),
         (&format!("tls_ca = {ca:?}") as &str, "trunks[1].tls_ca"),
         (
-            "transport = \"tls\"\ntls_ca = \"/nonexistent/ca.pem\"",
+            "outbound_proxy = \"sbc.example.com\"\ntransport = \"tls\"\ntls_ca = \"/nonexistent/ca.pem\"",
             "trunks[1].tls_ca",
         ),
         (

@@ -82,7 +82,8 @@ fn the_plan_follows_what_the_address_says() {
 }
 
 /// RFC 3263 §4.1: only `S`-flagged records for SIP transports we support count, sorted by
-/// order then preference; ENUM (`E2U+sip`), SCTP and (for now) TLS records are discarded.
+/// order then preference; ENUM (`E2U+sip`) and SCTP records are discarded, and a client that
+/// supports TLS keeps `SIPS+D2T` for a `sip:` URI ("SHOULD retain").
 #[test]
 fn naptr_keeps_supported_sip_transports_in_order() {
     let records = vec![
@@ -96,14 +97,18 @@ fn naptr_keeps_supported_sip_transports_in_order() {
     assert_eq!(
         naptr_choices(&records, SUPPORTED_TRANSPORTS),
         vec![
+            (Transport::Tls, "_sips._tcp.example.com".to_string()),
             (Transport::Tcp, "_sip._tcp.example.com".to_string()),
             (Transport::Udp, "_sip._udp.example.com".to_string()),
         ]
     );
-    let with_tls = [Transport::Udp, Transport::Tcp, Transport::Tls];
+    let without_tls = [Transport::Udp, Transport::Tcp];
     assert_eq!(
-        naptr_choices(&records, &with_tls)[0],
-        (Transport::Tls, "_sips._tcp.example.com".to_string())
+        naptr_choices(&records, &without_tls),
+        vec![
+            (Transport::Tcp, "_sip._tcp.example.com".to_string()),
+            (Transport::Udp, "_sip._udp.example.com".to_string()),
+        ]
     );
     assert!(naptr_choices(&records[3..], SUPPORTED_TRANSPORTS).is_empty());
 }
