@@ -3,6 +3,7 @@
 //! [`Dispatcher`] on the transport's threads. Talks upward only through the `Recipient`s in
 //! [`events`]; never imports `engine`.
 
+pub(crate) mod auth;
 pub mod dispatch;
 pub mod events;
 mod id;

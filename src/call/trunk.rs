@@ -1,7 +1,10 @@
 //! A trunk as the call layer uses it: its name, the source networks it takes requests from
-//! (the ACL every request passes) and the outbound proxy legs and messages go through.
+//! (the ACL every request passes), the outbound proxy legs and messages go through, and its
+//! account there (issue 17): digest credentials, the caller identity put in From, and whether
+//! the engine registers with it.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use crate::net::Cidr;
 
@@ -11,4 +14,49 @@ pub struct Trunk {
     pub name: String,
     pub allow: Vec<Cidr>,
     pub outbound_proxy: Option<SocketAddr>,
+    /// Credentials, identity and registration; all off by default.
+    pub account: TrunkAccount,
+}
+
+/// What a trunk's carrier knows us by (`username`, `password`, `realm`, `from_user`,
+/// `from_domain`, `register`, `register_expires`).
+#[derive(Debug, Clone, Default)]
+pub struct TrunkAccount {
+    /// Digest credentials answering the carrier's 401/407 (RFC 3261 §22.2–22.3).
+    pub credentials: Option<Arc<TrunkCredentials>>,
+    /// The From user on requests through the trunk, instead of the flow's `source`.
+    pub from_user: Option<String>,
+    /// The From host on requests through the trunk (default: the proxy's host).
+    pub from_domain: Option<String>,
+    /// Register `username` at the proxy for this many seconds (RFC 3261 §10.2; `None`: off).
+    pub register_expires: Option<u32>,
+}
+
+/// A trunk's digest credentials.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TrunkCredentials {
+    pub username: String,
+    pub password: String,
+    /// When set, only challenges for this realm are answered.
+    pub realm: Option<String>,
+}
+
+impl std::fmt::Debug for TrunkCredentials {
+    /// Never prints the password (config dumps, tracing).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TrunkCredentials")
+            .field("username", &self.username)
+            .field("realm", &self.realm)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Trunk {
+    /// The host of From on requests through this trunk: `from_domain`, else the proxy's host.
+    pub fn from_host(&self) -> Option<String> {
+        self.account.from_domain.clone().or_else(|| {
+            self.outbound_proxy
+                .map(|p| crate::sip::dialog::host(p.ip()))
+        })
+    }
 }

@@ -16,6 +16,7 @@ use crate::tls::TlsConfig;
 
 mod access;
 use access::{api_access, tls_files};
+mod trunk;
 
 /// The embedded default configuration (`config/default.toml`).
 pub const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
@@ -367,6 +368,21 @@ pub struct TrunkConfig {
     pub allow: Vec<String>,
     #[serde(default)]
     pub outbound_proxy: String,
+    /// Digest credentials for the carrier's challenges (issue 17; validated in `trunk.rs`).
+    #[serde(default)]
+    pub username: String,
+    #[serde(default)]
+    pub password: String,
+    #[serde(default)]
+    pub realm: String,
+    #[serde(default)]
+    pub register: bool,
+    #[serde(default = "trunk::default_register_expires")]
+    pub register_expires: u32,
+    #[serde(default)]
+    pub from_user: String,
+    #[serde(default)]
+    pub from_domain: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -653,10 +669,12 @@ impl Config {
                     &t.outbound_proxy,
                 )?)
             };
+            let account = trunk::account(i, t, outbound_proxy.is_some())?;
             trunks.push(Trunk {
                 name: t.name.clone(),
                 allow,
                 outbound_proxy,
+                account,
             });
         }
         for (i, r) in self.routes.iter().enumerate() {

@@ -36,6 +36,9 @@ pub struct Connect {
     pub ring_timeout_ms: u64,
     /// The trunk to route through (by name).
     pub trunk: Option<String>,
+    /// Hide the caller: From `Anonymous`, the real identity in P-Asserted-Identity with
+    /// `Privacy: id` (RFC 3325 §9.1, RFC 3323).
+    pub anonymous: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,6 +63,7 @@ impl Connect {
             destinations: destinations(o)?,
             ring_timeout_ms,
             trunk: o.str("trunk")?.map(str::to_owned),
+            anonymous: o.bool("anonymous")?.unwrap_or(false),
         })
     }
 }
@@ -193,5 +197,19 @@ mod tests {
         assert_eq!(field(e), "option.source");
         let m = MessageSend::from_opt(&Opt::new(&json!({"destinations": ok})).unwrap());
         assert_eq!(field(m.unwrap_err()), "option.text");
+    }
+
+    /// RFC 3325 §9.1 / RFC 3323: `anonymous` hides the caller; it must be a JSON boolean.
+    #[test]
+    fn connect_anonymous_is_a_boolean() {
+        let ok = json!([{"type": "tel", "target": "1"}]);
+        assert!(!connect(json!({"destinations": ok})).unwrap().anonymous);
+        assert!(
+            connect(json!({"destinations": ok, "anonymous": true}))
+                .unwrap()
+                .anonymous
+        );
+        let e = connect(json!({"destinations": ok, "anonymous": "yes"})).unwrap_err();
+        assert_eq!(field(e), "option.anonymous");
     }
 }

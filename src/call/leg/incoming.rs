@@ -41,6 +41,8 @@ pub(crate) struct Incoming {
     pub(crate) max_forwards: u8,
     /// The RFC 4028 session timer the INVITE asked for, as we agree to it at the answer.
     timer: Option<(u32, bool, bool)>,
+    /// The INVITE's Diversion values (RFC 5806), for the legs `connect` places.
+    pub(crate) diversion: Vec<String>,
 }
 
 impl Incoming {
@@ -88,6 +90,7 @@ impl Leg {
             .ok()
             .flatten();
         let role = Incoming {
+            diversion: super::rules::diversion(&invite.headers),
             timer,
             max_forwards,
             invite: Some(Box::new(invite)),

@@ -43,6 +43,10 @@ pub(crate) struct Outgoing {
     ring_deadline: Option<Instant>,
     /// A CANCEL is owed as soon as a provisional arrives (RFC 3261 §9.1).
     cancel_owed: bool,
+    /// Identity headers our INVITE carries (P-Asserted-Identity, Privacy, Diversion).
+    headers: Vec<(String, String)>,
+    /// The trunk's digest credentials and the challenge state of our requests (`auth.rs`).
+    pub(super) auth: Option<Box<super::auth::LegAuth>>,
 }
 
 impl Outgoing {
@@ -76,6 +80,10 @@ pub(crate) struct Placement {
     pub(crate) local_uri: String,
     pub(crate) max_forwards: u8,
     pub(crate) ring_timeout: Duration,
+    /// Extra headers of the INVITE (caller identity, RFC 3325 / RFC 5806).
+    pub(crate) headers: Vec<(String, String)>,
+    /// The trunk's digest credentials, when it has them.
+    pub(crate) credentials: Option<std::sync::Arc<crate::call::trunk::TrunkCredentials>>,
 }
 
 impl Leg {
@@ -101,6 +109,10 @@ impl Leg {
             ring_timeout: placement.ring_timeout,
             ring_deadline: None,
             cancel_owed: false,
+            headers: placement.headers,
+            auth: placement
+                .credentials
+                .map(|c| Box::new(super::auth::LegAuth::new(c))),
         };
         Leg::new(
             id,
@@ -136,14 +148,13 @@ impl Leg {
     fn transaction_request(&self, method: rsip::Method, env: &Env) -> Option<RequestBuilder> {
         let o = self.outgoing_ref()?;
         let via = self.peer?.transport.via_token();
-        Some(
-            RequestBuilder::new(method, &o.route.request_uri)
-                .via(&env.sent_by(), via, &o.branch)
-                .from_addr(&o.local_uri, &self.local_tag)
-                .call_id(&self.sip_call_id)
-                .cseq(o.invite_cseq)
-                .max_forwards(o.max_forwards),
-        )
+        let b = RequestBuilder::new(method, &o.route.request_uri)
+            .via(&env.sent_by(), via, &o.branch)
+            .from_addr(&o.local_uri, &self.local_tag)
+            .call_id(&self.sip_call_id)
+            .cseq(o.invite_cseq)
+            .max_forwards(o.max_forwards);
+        Some(super::auth::with_invite_credentials(b, o.auth.as_deref()))
     }
 
     fn to_uri(&self) -> String {
@@ -176,6 +187,9 @@ impl Leg {
             .to_addr(&self.to_uri(), None)
             .contact(&env.contact(Some(&peer)))
             .header("Allow", super::incoming::ALLOW);
+        for (name, value) in self.outgoing_ref().map_or(&[][..], |o| &o.headers) {
+            b = b.header(name, value);
+        }
         let asked = self.outgoing_ref().and_then(|o| o.session_expires);
         if let Some(seconds) = asked.or(env.session_expires) {
             // RFC 4028 §7.1: we support timers and ask for ours; the 2xx says who refreshes.
@@ -336,7 +350,9 @@ impl Leg {
                     tx.store_ack(ack.clone());
                 }
                 self.send(ack);
-                if !self.retry_after_422(resp, code, env, now) {
+                if !self.retry_after_422(resp, code, env, now)
+                    && !self.retry_invite_with_credentials(resp, code, env, now)
+                {
                     self.end(CallEndCause::Rejected(code));
                 }
             }
@@ -363,9 +379,9 @@ impl Leg {
             &o.route.request_uri,
         );
         let via = self.peer.map_or("UDP", |p| p.transport.via_token());
-        let ack = dialog
-            .request(rsip::Method::Ack, cseq, &env.sent_by(), via)
-            .build();
+        let ack = dialog.request(rsip::Method::Ack, cseq, &env.sent_by(), via);
+        // RFC 3261 §22.1: the ACK for a 2xx carries the INVITE's credentials.
+        let ack = super::auth::with_invite_credentials(ack, o.auth.as_deref()).build();
         self.dialog = Some(dialog);
         if let Some(o) = self.role_out() {
             o.ack = Some(ack.clone());
@@ -417,10 +433,17 @@ impl Leg {
         }
         let min = super::session_timer::min_se(&resp.headers).unwrap_or(env.min_se);
         o.session_expires = Some(min.max(env.min_se));
+        self.resend_invite(env, now);
+        true
+    }
+
+    /// Our INVITE again after a final response asked for a change (422, 401/407): a new
+    /// transaction with the next CSeq and a new branch, the same Call-ID and From tag.
+    pub(super) fn resend_invite(&mut self, env: &Env, now: Instant) {
+        let Some(o) = self.role_out() else { return };
         o.invite_cseq += 1;
         o.branch = new_branch();
         o.invite_tx = None;
         self.send_invite(env, now);
-        true
     }
 }

@@ -134,3 +134,44 @@ pub(super) fn digest_without_origin(sdp: &str) -> u64 {
     }
     h.finish().max(1)
 }
+
+/// Diversion values (RFC 5806) a leg carries on: at most this many, each at most this long.
+const MAX_DIVERSIONS: usize = 8;
+const MAX_DIVERSION_LEN: usize = 256;
+
+/// The request's Diversion header values in order (comma-joined ones split), bounded: a
+/// caller's list is copied onto the legs we place, not an amplifier.
+pub(crate) fn diversion(headers: &rsip::Headers) -> Vec<String> {
+    headers
+        .iter()
+        .filter_map(|h| match h {
+            rsip::Header::Other(name, value) if name.eq_ignore_ascii_case("diversion") => {
+                Some(value)
+            }
+            _ => None,
+        })
+        .flat_map(|v| split_outside_quotes(v))
+        .filter(|v| !v.is_empty() && v.len() <= MAX_DIVERSION_LEN)
+        .take(MAX_DIVERSIONS)
+        .collect()
+}
+
+/// Splits a header value on commas outside quotes and angle brackets.
+fn split_outside_quotes(value: &str) -> Vec<String> {
+    let mut parts = Vec::new();
+    let (mut quoted, mut angle, mut start) = (false, false, 0);
+    for (i, c) in value.char_indices() {
+        match c {
+            '"' => quoted = !quoted,
+            '<' if !quoted => angle = true,
+            '>' if !quoted => angle = false,
+            ',' if !quoted && !angle => {
+                parts.push(value[start..i].trim().to_string());
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(value[start..].trim().to_string());
+    parts
+}

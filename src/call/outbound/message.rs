@@ -1,7 +1,9 @@
 //! One SIP MESSAGE (RFC 3428) the engine sends: a small actor owning its non-INVITE client
 //! transaction (Timer E retransmits over UDP, Timer F gives up), registered by Call-ID so the
-//! response finds it. Reports the final status once, then stops. Each holds a [`MessageSlot`]
-//! while its transaction is outstanding, so messages count against the engine's capacity.
+//! response finds it. A 401/407 from a trunk with credentials is answered once (RFC 3261
+//! §22.2–22.3: the MESSAGE again with the next CSeq, a new branch and the credentials).
+//! Reports the final status once, then stops. Each holds a [`MessageSlot`] while its
+//! transaction is outstanding, so messages count against the engine's capacity.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -10,8 +12,10 @@ use actix::prelude::*;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
+use super::super::auth::{is_challenge, new_cnonce, AuthHeader, DigestClient};
 use super::super::registry::MessageSlot;
 use super::super::shared::{SessionShared, SipIn};
+use super::identity::Identity;
 use super::target::{NextHop, Route};
 use super::MessageRequest;
 use crate::sip::message::{new_branch, RequestBuilder, TransactionKey};
@@ -37,9 +41,14 @@ pub struct MessageSender {
     /// Our From tag: its response is routed to us by it.
     local_tag: String,
     route: Route,
-    source: String,
+    /// From (without tag), per the trunk's identity.
+    from: String,
     text: String,
     branch: String,
+    cseq: u32,
+    /// The trunk's challenges and what the MESSAGE carries since one was answered.
+    auth: DigestClient,
+    auth_header: Option<AuthHeader>,
     peer: Option<Peer>,
     tx: Option<ClientNonInviteTransaction>,
     reply: Option<oneshot::Sender<MessageOutcome>>,
@@ -47,12 +56,16 @@ pub struct MessageSender {
 }
 
 impl MessageSender {
+    // Each argument is a distinct part the sender owns; a struct for them would only move
+    // the same list into `Dialer::send_message`.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn new(
         shared: Arc<SessionShared>,
         slot: MessageSlot,
         sip_call_id: String,
         local_tag: String,
         route: Route,
+        identity: Identity,
         request: MessageRequest,
         reply: oneshot::Sender<MessageOutcome>,
     ) -> Self {
@@ -62,9 +75,12 @@ impl MessageSender {
             sip_call_id,
             local_tag,
             route,
-            source: request.source,
+            from: identity.from,
             text: request.text,
             branch: new_branch(),
+            cseq: 1,
+            auth: DigestClient::new(identity.credentials),
+            auth_header: None,
             peer: None,
             tx: None,
             reply: Some(reply),
@@ -80,28 +96,34 @@ impl MessageSender {
     }
 
     fn send_to(&mut self, addr: SocketAddr, ctx: &mut Context<Self>) {
-        let peer = Peer {
+        self.peer = Some(Peer {
             addr,
             transport: TransportKind::Udp,
-        };
+        });
+        self.send_request(ctx);
+    }
+
+    /// The MESSAGE (again, after a challenge) through a new client transaction.
+    fn send_request(&mut self, ctx: &mut Context<Self>) {
+        let Some(peer) = self.peer else { return };
         let ip = crate::sip::dialog::host(self.shared.public_ip);
         let sent_by = format!("{ip}:{}", self.shared.sender.local_addr().port());
-        let bytes = RequestBuilder::new(rsip::Method::Message, &self.route.request_uri)
+        let mut b = RequestBuilder::new(rsip::Method::Message, &self.route.request_uri)
             .via(&sent_by, "UDP", &self.branch)
-            .from_addr(
-                &super::caller_uri(&self.source, self.shared.public_ip),
-                &self.local_tag,
-            )
+            .from_addr(&self.from, &self.local_tag)
             .to_addr(&format!("<{}>", self.route.request_uri), None)
             .call_id(&self.sip_call_id)
-            .cseq(1)
-            .max_forwards(70)
+            .cseq(self.cseq)
+            .max_forwards(70);
+        if let Some(h) = &self.auth_header {
+            b = b.header(h.name, &h.value);
+        }
+        let bytes = b
             .body("text/plain;charset=UTF-8", self.text.clone().into_bytes())
             .build();
         if let Err(e) = self.shared.sender.send(&peer, &bytes) {
             return self.finish(MessageOutcome::Failed(e.to_string()), ctx);
         }
-        self.peer = Some(peer);
         self.tx = Some(ClientNonInviteTransaction::new(
             bytes,
             false,
@@ -184,6 +206,18 @@ impl Handler<SipIn> for MessageSender {
         };
         let code = u16::from(resp.status_code.clone());
         tx.on_response(code, Instant::now());
+        if is_challenge(code) {
+            let uri = self.route.request_uri.clone();
+            match self.auth.answer(&resp, "MESSAGE", &uri, &new_cnonce()) {
+                Ok(header) => {
+                    self.auth_header = Some(header);
+                    self.cseq += 1;
+                    self.branch = new_branch();
+                    return self.send_request(ctx);
+                }
+                Err(e) => tracing::info!(code, error = %e, "MESSAGE challenge not answered"),
+            }
+        }
         if code >= 200 {
             self.finish(MessageOutcome::Status(code), ctx);
         } else {

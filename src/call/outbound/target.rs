@@ -198,11 +198,13 @@ mod tests {
                 name: "acl-only".into(),
                 allow: Vec::new(),
                 outbound_proxy: None,
+                account: Default::default(),
             },
             Trunk {
                 name: "carrier".into(),
                 allow: Vec::new(),
                 outbound_proxy: Some("10.0.0.9:5070".parse().unwrap()),
+                account: Default::default(),
             },
         ]
     }

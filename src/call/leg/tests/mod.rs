@@ -8,6 +8,7 @@ use tokio::time::{advance, Instant};
 
 use super::*;
 
+mod auth;
 mod incoming;
 mod limits;
 mod media;

@@ -24,6 +24,8 @@ fn outgoing() -> Leg {
             local_uri: "<sip:alice@10.0.0.9>".into(),
             max_forwards: 69,
             ring_timeout: Duration::from_secs(60),
+            headers: Vec::new(),
+            credentials: None,
         },
         &env(),
         Instant::now(),
@@ -154,6 +156,8 @@ async fn a_422_is_retried_once_with_the_callees_min_se() {
         local_uri: "<sip:alice@10.0.0.9>".into(),
         max_forwards: 70,
         ring_timeout: Duration::from_secs(60),
+        headers: Vec::new(),
+        credentials: None,
     };
     let now = Instant::now();
     let mut leg = Leg::outgoing(
