@@ -14,6 +14,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::api::{self, ApiState};
 use crate::call::outbound::Dialer;
+use crate::call::registration::Registrations;
 use crate::call::session::SessionShared;
 use crate::call::{CallRegistry, Dispatcher, DispatcherConfig, OverloadGuard};
 use crate::config::Settings;
@@ -131,6 +132,8 @@ pub struct App {
     pub api_addr: SocketAddr,
     pub metrics_addr: SocketAddr,
     pub events: EventBus,
+    /// Trunk registrations (removed at shutdown).
+    pub registrations: Arc<Registrations>,
     udp: Option<UdpReceiver>,
     servers: Vec<actix_web::dev::ServerHandle>,
     arbiters: Vec<Arbiter>,
@@ -282,6 +285,7 @@ pub async fn start(
             .then(|| Duration::from_secs(raw.media.rtp_timeout_seconds)),
     });
     dialer.attach(shared.clone());
+    let registrations = Arc::new(Registrations::start(&settings.trunks, &shared));
     let dispatcher = Arc::new(Dispatcher::new(
         shared,
         handles.clone(),
@@ -331,6 +335,8 @@ pub async fn start(
         access: settings.api_access.clone(),
         ready: ready.clone(),
         health: health.clone(),
+        trunks: settings.trunks.clone(),
+        registrations: registrations.clone(),
     });
     if settings.api_access.is_open() {
         tracing::warn!(
@@ -377,6 +383,7 @@ pub async fn start(
         api_addr,
         metrics_addr,
         events,
+        registrations,
         udp: Some(udp_rx),
         servers,
         arbiters,

@@ -134,6 +134,7 @@ fn a_trunks_single_address_is_exempt_its_networks_are_not() {
                 name: "carrier".into(),
                 allow: vec!["127.0.0.6".into()],
                 outbound_proxy: String::new(),
+                ..Default::default()
             })
         },
     );

@@ -11,6 +11,7 @@ pub mod info;
 mod leg;
 pub mod outbound;
 pub mod overload;
+pub mod registration;
 pub mod registry;
 pub mod session;
 mod shared;

@@ -47,6 +47,8 @@ pub enum SessionAddr {
     Call(Addr<CallSession>),
     /// A SIP MESSAGE waiting for its response (no dialog, no call record).
     Message(Addr<MessageSender>),
+    /// A trunk registration (REGISTER responses).
+    Register(Addr<super::registration::RegisterClient>),
 }
 
 impl SessionAddr {
@@ -55,6 +57,7 @@ impl SessionAddr {
         match self {
             SessionAddr::Call(a) => a.do_send(message),
             SessionAddr::Message(a) => a.do_send(message),
+            SessionAddr::Register(a) => a.do_send(message),
         }
     }
 }

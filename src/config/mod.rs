@@ -385,6 +385,24 @@ pub struct TrunkConfig {
     pub from_domain: String,
 }
 
+impl Default for TrunkConfig {
+    /// A trunk as an empty `[[trunks]]` table reads (for configs built in code).
+    fn default() -> Self {
+        TrunkConfig {
+            name: String::new(),
+            allow: Vec::new(),
+            outbound_proxy: String::new(),
+            username: String::new(),
+            password: String::new(),
+            realm: String::new(),
+            register: false,
+            register_expires: trunk::default_register_expires(),
+            from_user: String::new(),
+            from_domain: String::new(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RouteConfig {
