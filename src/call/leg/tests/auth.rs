@@ -158,3 +158,48 @@ async fn a_401_to_our_bye_is_answered_with_a_new_bye() {
     let later = run_for(&mut leg, Duration::from_secs(5)).await;
     assert!(first_lines(&later).is_empty(), "{:?}", first_lines(&later));
 }
+
+/// RFC 4028 refresh through a trunk (§22.3 on a re-INVITE): a 407 to our refreshing
+/// re-INVITE is ACKed and the re-INVITE goes again with the next CSeq and credentials; its
+/// 2xx keeps the call up.
+#[tokio::test(start_paused = true)]
+async fn a_407_to_our_refresh_is_answered() {
+    let mut leg = with_credentials();
+    let out = leg.take_outputs();
+    let timer = "Session-Expires: 90;refresher=uac\r\n";
+    leg.on_response(&answer(&out, "INVITE", 200, timer), &env(), Instant::now());
+    leg.take_outputs();
+    let refresh = run_for(&mut leg, Duration::from_secs(46)).await;
+    let (_, reinvite) = sent(&refresh)
+        .into_iter()
+        .find(|(_, m)| m.starts_with("INVITE "))
+        .expect("a refresh");
+    assert!(header(&reinvite, "Proxy-Authorization").is_none());
+    let cseq = header(&reinvite, "CSeq").unwrap().to_string();
+    leg.on_response(
+        &answer(&refresh, "INVITE", 407, CHALLENGE),
+        &env(),
+        Instant::now(),
+    );
+    let again = leg.take_outputs();
+    let lines = first_lines(&again);
+    assert!(
+        lines[0].starts_with("ACK ") && lines[1].starts_with("INVITE "),
+        "{lines:?}"
+    );
+    let (_, second) = &sent(&again)[1];
+    let number = |c: &str| c.split_whitespace().next().unwrap().parse::<u32>().unwrap();
+    assert_eq!(number(header(second, "CSeq").unwrap()), number(&cseq) + 1);
+    let creds = Credentials::parse(header(second, "Proxy-Authorization").unwrap()).unwrap();
+    assert!(creds.verify("secret", "INVITE"));
+    leg.on_response(
+        &answer(&again, "INVITE", 200, timer),
+        &env(),
+        Instant::now(),
+    );
+    assert_eq!(
+        first_lines(&leg.take_outputs()),
+        ["ACK sip:bob@10.0.0.7:5080 SIP/2.0"]
+    );
+    assert_eq!(leg.phase, Phase::Confirmed);
+}
