@@ -36,6 +36,9 @@ pub(crate) struct Outgoing {
     /// Max-Forwards of our INVITE (the caller's less one when bridging, §16.6 step 3 in spirit).
     max_forwards: u8,
     invite_tx: Option<ClientInviteTransaction>,
+    /// The INVITE a 422 or 401/407 made us resend, with its branch: it re-ACKs its final's
+    /// retransmissions until Timer D (§17.1.1.2), as any completed INVITE transaction.
+    previous: Option<Box<(String, ClientInviteTransaction)>>,
     cancel_tx: Option<ClientNonInviteTransaction>,
     /// The ACK for the callee's 2xx, sent again for each retransmitted 2xx.
     ack: Option<Bytes>,
@@ -54,6 +57,9 @@ impl Outgoing {
         [
             self.ring_deadline,
             self.invite_tx.as_ref().and_then(|t| t.next_deadline()),
+            self.previous
+                .as_deref()
+                .and_then(|(_, t)| t.next_deadline()),
             self.cancel_tx.as_ref().and_then(|t| t.next_deadline()),
         ]
         .into_iter()
@@ -69,6 +75,10 @@ impl Outgoing {
     /// a CANCEL waits for its answer.
     pub(super) fn is_done(&self) -> bool {
         self.invite_tx.as_ref().is_none_or(|t| t.is_terminated())
+            && self
+                .previous
+                .as_deref()
+                .is_none_or(|(_, t)| t.is_terminated())
             && self.cancel_tx.as_ref().is_none_or(|t| t.is_completed())
     }
 }
@@ -104,6 +114,7 @@ impl Leg {
             session_expires: None,
             max_forwards: placement.max_forwards,
             invite_tx: None,
+            previous: None,
             cancel_tx: None,
             ack: None,
             ring_timeout: placement.ring_timeout,
@@ -274,6 +285,13 @@ impl Leg {
         if let Some(t) = &mut o.cancel_tx {
             outputs.extend(t.on_tick(now));
         }
+        if let Some((_, t)) = o.previous.as_deref_mut() {
+            // Completed: only Timer D is left to fire.
+            let _ = t.on_tick(now);
+            if t.is_terminated() {
+                o.previous = None;
+            }
+        }
         if timed_out {
             // Timer B: the callee never answered the INVITE at all (§17.1.1.2).
             self.end(CallEndCause::Failed);
@@ -299,6 +317,18 @@ impl Leg {
         match key.method() {
             rsip::Method::Invite if key.branch() == o.branch => {
                 self.on_invite_response(resp, code, env, now)
+            }
+            rsip::Method::Invite => {
+                let previous = o.previous.as_deref_mut().filter(|(b, _)| b == key.branch());
+                if let Some((_, tx)) = previous {
+                    if let InviteResponse::Rejected {
+                        retransmission: Some(ack),
+                    } = tx.on_response(code, now)
+                    {
+                        crate::metrics::sip_retransmission(true);
+                        self.send(ack);
+                    }
+                }
             }
             rsip::Method::Cancel => {
                 if let Some(t) = &mut o.cancel_tx {
@@ -442,8 +472,8 @@ impl Leg {
     pub(super) fn resend_invite(&mut self, env: &Env, now: Instant) {
         let Some(o) = self.role_out() else { return };
         o.invite_cseq += 1;
-        o.branch = new_branch();
-        o.invite_tx = None;
+        let branch = std::mem::replace(&mut o.branch, new_branch());
+        o.previous = o.invite_tx.take().map(|tx| Box::new((branch, tx)));
         self.send_invite(env, now);
     }
 }

@@ -203,3 +203,21 @@ async fn a_407_to_our_refresh_is_answered() {
     );
     assert_eq!(leg.phase, Phase::Confirmed);
 }
+
+/// §17.1.1.2: the challenged INVITE's transaction outlives the resend: a retransmission of
+/// its 407 (our ACK was lost) is ACKed again on its branch and does not touch the new INVITE.
+#[tokio::test(start_paused = true)]
+async fn a_retransmitted_challenge_is_acked_again() {
+    let mut leg = with_credentials();
+    let first = leg.take_outputs();
+    let challenge = answer(&first, "INVITE", 407, CHALLENGE);
+    leg.on_response(&challenge, &env(), Instant::now());
+    let retry = leg.take_outputs();
+    leg.on_response(&challenge, &env(), Instant::now());
+    let again = sent(&leg.take_outputs());
+    assert_eq!(again.len(), 1, "{again:?}");
+    assert_eq!(again[0].1, sent(&retry)[0].1, "the same ACK");
+    assert_eq!(leg.phase, Phase::Early);
+    leg.on_response(&answer(&retry, "INVITE", 200, ""), &env(), Instant::now());
+    assert_eq!(leg.phase, Phase::Confirmed);
+}
