@@ -115,6 +115,9 @@ impl Drop for Carrier {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some(dir) = self.messages.parent() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 
