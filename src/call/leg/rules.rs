@@ -175,3 +175,41 @@ fn split_outside_quotes(value: &str) -> Vec<String> {
     parts.push(value[start..].trim().to_string());
     parts
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// RFC 5806: each Diversion value in order, comma-joined ones split outside quotes and
+    /// angle brackets, at most [`MAX_DIVERSIONS`].
+    #[test]
+    fn diversion_values_in_order_and_bounded() {
+        let mut headers = rsip::Headers::default();
+        headers.push(rsip::Header::Other(
+            "Diversion".into(),
+            "<sip:100@a;x=1,2>;reason=busy, \"Bob, Jr\" <sip:200@b>".into(),
+        ));
+        headers.push(rsip::Header::Other(
+            "diversion".into(),
+            "<sip:300@c>".into(),
+        ));
+        assert_eq!(
+            diversion(&headers),
+            [
+                "<sip:100@a;x=1,2>;reason=busy",
+                "\"Bob, Jr\" <sip:200@b>",
+                "<sip:300@c>"
+            ]
+        );
+        let mut many = rsip::Headers::default();
+        for n in 0..20 {
+            many.push(rsip::Header::Other(
+                "Diversion".into(),
+                format!("<sip:{n}@h>"),
+            ));
+        }
+        many.push(rsip::Header::Other("Diversion".into(), "x".repeat(300)));
+        assert_eq!(diversion(&many).len(), MAX_DIVERSIONS);
+        assert!(diversion(&rsip::Headers::default()).is_empty());
+    }
+}
