@@ -17,6 +17,7 @@ command -v espeak-ng >/dev/null 2>&1 || missing+=(espeak-ng)
 command -v baresip >/dev/null 2>&1 || missing+=(baresip)
 # tests/baresip.rs runs baresip under stdbuf for line-buffered output.
 command -v stdbuf >/dev/null 2>&1 || missing+=(coreutils)
+command -v socat >/dev/null 2>&1 || missing+=(socat)  # TLS in front of SIPp (its Debian build has no TLS): tests/sip_tls.rs
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
   as_root apt-get update -qq

@@ -72,6 +72,8 @@ pub enum AppError {
 pub struct Listeners {
     pub sip_udp: UdpSocket,
     pub sip_tcp: TcpListener,
+    /// `sip.tls_listen`, when set.
+    pub sip_tls: Option<TcpListener>,
     pub api: TcpListener,
     pub metrics: TcpListener,
 }
@@ -82,6 +84,10 @@ impl Listeners {
         let bind_err = |what, addr| move |source| AppError::Bind { what, addr, source };
         let sip = settings.sip_listen;
         let (sip_udp, sip_tcp) = bind_sip_pair(sip).map_err(bind_err("sip", sip))?;
+        let sip_tls = match &settings.sip_tls {
+            Some((addr, _)) => Some(TcpListener::bind(addr).map_err(bind_err("sip tls", *addr))?),
+            None => None,
+        };
         let api =
             TcpListener::bind(settings.api_listen).map_err(bind_err("api", settings.api_listen))?;
         let metrics = TcpListener::bind(settings.metrics_listen)
@@ -89,6 +95,7 @@ impl Listeners {
         Ok(Listeners {
             sip_udp,
             sip_tcp,
+            sip_tls,
             api,
             metrics,
         })
@@ -129,6 +136,8 @@ pub struct App {
     pub health: Health,
     pub storage: Storage,
     pub sip_addr: SocketAddr,
+    /// The SIP/TLS listener's address (`sip.tls_listen`).
+    pub sip_tls_addr: Option<SocketAddr>,
     pub api_addr: SocketAddr,
     pub metrics_addr: SocketAddr,
     pub events: EventBus,
@@ -174,6 +183,10 @@ pub async fn start(
     let start_err = |what| move |source| AppError::Start { what, source };
     let sip_addr = listeners.sip_udp.local_addr().map_err(start_err("sip"))?;
     let api_addr = listeners.api.local_addr().map_err(start_err("api"))?;
+    let sip_tls_addr = match &listeners.sip_tls {
+        Some(l) => Some(l.local_addr().map_err(start_err("sip tls"))?),
+        None => None,
+    };
     let metrics_addr = listeners
         .metrics
         .local_addr()
@@ -309,14 +322,22 @@ pub async fn start(
         transport::spawn_udp_receiver(udp, dispatcher.clone(), sender.clone(), max_size, &health)
             .map_err(start_err("sip udp receiver"))?;
     let tcp_listener = listeners.sip_tcp;
-    let (h, s) = (dispatcher.clone(), sender);
+    let (h, s) = (dispatcher.clone(), sender.clone());
     // The TCP ACL at accept: the union of every trunk's `allow`, as the dispatcher checks it.
-    let tcp_allow = settings
+    let tcp_allow: Vec<_> = settings
         .trunks
         .iter()
         .flat_map(|t| t.allow.clone())
         .collect();
     let tcp_arbiter = handles.first().cloned().unwrap_or_else(Arbiter::current);
+    if let (Some(listener), Some((_, tls))) = (listeners.sip_tls, settings.sip_tls.clone()) {
+        let (h, s, allow) = (dispatcher.clone(), sender, tcp_allow.clone());
+        tcp_arbiter.spawn(async move {
+            if let Err(e) = transport::serve_tls(listener, tls, h, s, max_size, allow).await {
+                tracing::error!(error = %e, "sip tls listener failed");
+            }
+        });
+    }
     tcp_arbiter.spawn(async move {
         if let Err(e) = transport::serve_tcp(tcp_listener, h, s, max_size, tcp_allow).await {
             tracing::error!(error = %e, "sip tcp listener failed");
@@ -380,6 +401,7 @@ pub async fn start(
         health,
         storage,
         sip_addr,
+        sip_tls_addr,
         api_addr,
         metrics_addr,
         events,

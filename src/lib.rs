@@ -1,7 +1,7 @@
 //! activeflow — an actor-based telephony orchestration engine.
 //!
 //! ```text
-//!  UDP/TCP ─▶ sip::transport ─▶ call::dispatch ─▶ call::CallSession ◀──▶ engine::Activeflow
+//!  UDP/TCP/TLS ▶ sip::transport ─▶ call::dispatch ─▶ call::CallSession ◀──▶ engine::Activeflow
 //!            (framing, parse)   (dialog lookup,    (one actor per SIP     (one actor per
 //!                                stateless 4xx)     dialog, transactions)  activeflow)
 //!                                                          ▲                     ▲
@@ -17,9 +17,9 @@
 //!   `media::rtp_ports::PortRange`, `http::HttpPolicy`).
 //! - [`net`]: networks in CIDR notation, shared by trunk ACLs and the HTTP policy; depends on
 //!   nothing else.
-//! - [`sip`]: message fixes over rsip, TCP framing, UDP/TCP transport, RFC 3261 §17 transaction
-//!   state machines, the linger table of completed answers and the per-source rate limit.
-//!   Knows nothing of calls or flows.
+//! - [`sip`]: message fixes over rsip, TCP framing, UDP/TCP/TLS transport, RFC 3261 §17
+//!   transaction state machines, the linger table of completed answers and the per-source rate
+//!   limit. Knows nothing of calls or flows.
 //! - [`media`]: SDP offer/answer, the RTP port pool, one RTP session task per answered call
 //!   (prompts, speech, DTMF, echo, recording, the `connect` relay between two legs), the audio
 //!   library and recordings. Knows nothing of SIP dialogs or flows.

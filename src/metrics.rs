@@ -48,6 +48,7 @@ pub const ACTOR_PANICS_TOTAL: &str = "actor_panics_total";
 pub const SIP_TCP_CONNECTIONS_ACTIVE: &str = "sip_tcp_connections_active";
 pub const SIP_TCP_CONNECTIONS_REFUSED_TOTAL: &str = "sip_tcp_connections_refused_total";
 pub const SIP_TCP_CONNECTIONS_CLOSED_TOTAL: &str = "sip_tcp_connections_closed_total";
+pub const SIP_TLS_HANDSHAKE_FAILURES_TOTAL: &str = "sip_tls_handshake_failures_total";
 pub const SIP_TCP_MESSAGES_DROPPED_TOTAL: &str = "sip_tcp_messages_dropped_total";
 pub const COMPONENT_UP: &str = "component_up";
 pub const COMPONENT_RESTARTS_TOTAL: &str = "component_restarts_total";
@@ -89,7 +90,7 @@ pub const SIP_CODES: &[&str] = &[
 const SIP_CODE_VALUES: &[u16] = &[
     100, 180, 200, 400, 403, 404, 405, 481, 486, 480, 487, 488, 500, 501, 503, 603,
 ];
-pub const TRANSPORTS: &[&str] = &["udp", "tcp"];
+pub const TRANSPORTS: &[&str] = &["udp", "tcp", "tls"];
 pub const DIRECTIONS: &[&str] = &["in", "out"];
 pub const CALL_OUTCOMES: &[&str] = &["answered", "rejected", "cancelled", "failed"];
 pub const DTMF_SOURCES: &[&str] = &["rfc4733", "sip_info"];
@@ -122,6 +123,7 @@ pub const TCP_CLOSE_REASONS: &[&str] = &[
     "write_timeout",
     "write_error",
     "connect_failed",
+    "tls_handshake",
 ];
 
 /// Seconds buckets for call set-up: milliseconds to tens of seconds.
@@ -275,15 +277,19 @@ fn describe_all() {
     );
     describe_gauge!(
         SIP_TCP_CONNECTIONS_ACTIVE,
-        "Open SIP/TCP connections, accepted and our own"
+        "Open SIP/TCP and SIP/TLS connections, accepted and our own"
     );
     describe_counter!(
         SIP_TCP_CONNECTIONS_REFUSED_TOTAL,
-        "SIP/TCP connections refused: source outside every trunk ACL, or over a connection cap"
+        "SIP/TCP and SIP/TLS connections refused: source outside every trunk ACL, or over a cap"
     );
     describe_counter!(
         SIP_TCP_CONNECTIONS_CLOSED_TOTAL,
-        "SIP/TCP connections closed, by reason (stalled_reader: its write queue was full)"
+        "SIP/TCP and SIP/TLS connections closed, by reason (stalled_reader: its write queue was full)"
+    );
+    describe_counter!(
+        SIP_TLS_HANDSHAKE_FAILURES_TOTAL,
+        "SIP/TLS handshakes that failed (bad or untrusted certificate, timeout), by direction"
     );
     describe_counter!(
         SIP_TCP_MESSAGES_DROPPED_TOTAL,
@@ -424,6 +430,9 @@ fn register_zeroes() {
         counter!(SIP_TCP_CONNECTIONS_CLOSED_TOTAL, "reason" => *r).absolute(0);
     }
     counter!(SIP_TCP_MESSAGES_DROPPED_TOTAL).absolute(0);
+    for d in DIRECTIONS {
+        counter!(SIP_TLS_HANDSHAKE_FAILURES_TOTAL, "direction" => *d).absolute(0);
+    }
     for c in COMPONENTS {
         gauge!(COMPONENT_UP, "component" => *c).set(0.0);
         counter!(COMPONENT_RESTARTS_TOTAL, "component" => *c).absolute(0);
@@ -539,6 +548,12 @@ pub fn sip_tcp_refused(reason: &'static str) {
 /// A SIP/TCP connection closed; `reason` is one of [`TCP_CLOSE_REASONS`].
 pub fn sip_tcp_closed(reason: &'static str) {
     counter!(SIP_TCP_CONNECTIONS_CLOSED_TOTAL, "reason" => reason).increment(1);
+}
+
+/// A SIP/TLS handshake failed; `inbound` for connections we accepted.
+pub fn sip_tls_handshake_failed(inbound: bool) {
+    let direction = if inbound { "in" } else { "out" };
+    counter!(SIP_TLS_HANDSHAKE_FAILURES_TOTAL, "direction" => direction).increment(1);
 }
 
 /// SIP messages dropped unsent on a TCP connection.

@@ -133,7 +133,6 @@ fn a_trunks_single_address_is_exempt_its_networks_are_not() {
             config.trunks.push(activeflow::config::TrunkConfig {
                 name: "carrier".into(),
                 allow: vec!["127.0.0.6".into()],
-                outbound_proxy: String::new(),
                 ..Default::default()
             })
         },

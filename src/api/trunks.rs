@@ -21,8 +21,8 @@ pub(super) async fn list(state: web::Data<ApiState>) -> HttpResponse {
         .map(|t| {
             json!({
                 "name": t.name,
-                "outbound_proxy": t.outbound_proxy.map(|p| p.to_string()),
-                "transport": "udp",
+                "outbound_proxy": t.outbound_proxy.as_ref().map(ToString::to_string),
+                "transport": t.transport.via_token().to_ascii_lowercase(),
                 "register": t.account.register_expires.is_some(),
                 "username": t.account.credentials.as_ref().map(|c| &c.username),
                 "registration": state.registrations.status(&t.name),

@@ -52,6 +52,7 @@ impl SessionShared {
             timers: self.timers,
             public_ip: self.public_ip,
             port: self.sender.local_addr().port(),
+            tls_port: self.sender.tls_local_addr().map(|a| a.port()),
             max_call: self.max_call,
             session_expires: self.session_expires,
             min_se: self.min_se,

@@ -1,21 +1,55 @@
 //! A trunk as the call layer uses it: its name, the source networks it takes requests from
-//! (the ACL every request passes), the outbound proxy legs and messages go through, and its
-//! account there (issue 17): digest credentials, the caller identity put in From, and whether
-//! the engine registers with it.
+//! (the ACL every request passes), the outbound proxy legs and messages go through, how they
+//! reach it (transport; over TLS, whom to trust), and its account there (issue 17): digest
+//! credentials, the caller identity put in From, and whether the engine registers with it.
 
+use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use crate::net::Cidr;
+use crate::sip::transport::{TlsClient, TransportKind};
 
 /// A trunk with its parsed ACL (`[[trunks]]`, validated by the config).
 #[derive(Debug, Clone)]
 pub struct Trunk {
     pub name: String,
     pub allow: Vec<Cidr>,
-    pub outbound_proxy: Option<SocketAddr>,
+    pub outbound_proxy: Option<ProxyAddr>,
+    /// How requests reach `outbound_proxy` (`trunks[].transport`).
+    pub transport: TransportKind,
+    /// Over TLS, the only CA the proxy's certificate may chain to (`trunks[].tls_ca`); `None`
+    /// trusts the system roots.
+    pub tls_ca: Option<TlsClient>,
     /// Credentials, identity and registration; all off by default.
     pub account: TrunkAccount,
+}
+
+/// An outbound proxy: an address, or a host name resolved when a leg is placed (its name is
+/// also the TLS server name, RFC 3261 §26.3.1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProxyAddr {
+    Addr(SocketAddr),
+    Host(String, u16),
+}
+
+impl ProxyAddr {
+    /// The host part: an IP address (IPv6 in brackets) or the name.
+    pub fn host(&self) -> String {
+        match self {
+            ProxyAddr::Addr(a) => crate::sip::dialog::host(a.ip()),
+            ProxyAddr::Host(h, _) => h.clone(),
+        }
+    }
+}
+
+impl fmt::Display for ProxyAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ProxyAddr::Addr(a) => a.fmt(f),
+            ProxyAddr::Host(h, p) => write!(f, "{h}:{p}"),
+        }
+    }
 }
 
 /// What a trunk's carrier knows us by (`username`, `password`, `realm`, `from_user`,
@@ -41,9 +75,9 @@ pub struct TrunkCredentials {
     pub realm: Option<String>,
 }
 
-impl std::fmt::Debug for TrunkCredentials {
+impl fmt::Debug for TrunkCredentials {
     /// Never prints the password (config dumps, tracing).
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TrunkCredentials")
             .field("username", &self.username)
             .field("realm", &self.realm)
@@ -54,9 +88,9 @@ impl std::fmt::Debug for TrunkCredentials {
 impl Trunk {
     /// The host of From on requests through this trunk: `from_domain`, else the proxy's host.
     pub fn from_host(&self) -> Option<String> {
-        self.account.from_domain.clone().or_else(|| {
-            self.outbound_proxy
-                .map(|p| crate::sip::dialog::host(p.ip()))
-        })
+        self.account
+            .from_domain
+            .clone()
+            .or_else(|| self.outbound_proxy.as_ref().map(ProxyAddr::host))
     }
 }

@@ -15,8 +15,10 @@ use crate::net::{Cidr, ParseCidrError};
 use crate::tls::TlsConfig;
 
 mod access;
+mod trunk_transport;
 use access::{api_access, tls_files};
 mod trunk;
+use trunk_transport::sip_tls;
 
 /// The embedded default configuration (`config/default.toml`).
 pub const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
@@ -115,6 +117,16 @@ pub struct SipConfig {
     /// single-address entry of a trunk's `allow`, exempt as well).
     #[serde(default = "default_rate_limit_exempt")]
     pub rate_limit_exempt: Vec<String>,
+    /// SIP over TLS listen address (RFC 3261 §26.2, e.g. `0.0.0.0:5061`); empty = no TLS
+    /// listener. Needs `tls_cert` and `tls_key`.
+    #[serde(default)]
+    pub tls_listen: String,
+    /// PEM certificate chain of the SIP/TLS listener.
+    #[serde(default)]
+    pub tls_cert: String,
+    /// PEM private key of `tls_cert`.
+    #[serde(default)]
+    pub tls_key: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -366,8 +378,16 @@ pub struct TrunkConfig {
     pub name: String,
     #[serde(default)]
     pub allow: Vec<String>,
+    /// `host:port`, `ip:port` or `[ipv6]:port`; the port defaults to 5060 (5061 over TLS).
     #[serde(default)]
     pub outbound_proxy: String,
+    /// `udp` (default), `tcp` or `tls`: how legs and messages reach `outbound_proxy`.
+    #[serde(default)]
+    pub transport: String,
+    /// PEM CA certificate(s): over TLS, the proxy's certificate must chain to these only
+    /// (empty = the system's roots).
+    #[serde(default)]
+    pub tls_ca: String,
     /// Digest credentials for the carrier's challenges (issue 17; validated in `trunk.rs`).
     #[serde(default)]
     pub username: String,
@@ -392,6 +412,8 @@ impl Default for TrunkConfig {
             name: String::new(),
             allow: Vec::new(),
             outbound_proxy: String::new(),
+            transport: String::new(),
+            tls_ca: String::new(),
             username: String::new(),
             password: String::new(),
             realm: String::new(),
@@ -501,6 +523,8 @@ pub struct Settings {
     pub metrics_listen: SocketAddr,
     /// `metrics.tls_cert` + `metrics.tls_key`, loaded.
     pub metrics_tls: Option<TlsConfig>,
+    /// `sip.tls_listen` with `sip.tls_cert` + `sip.tls_key`, loaded: SIP over TLS is served.
+    pub sip_tls: Option<(SocketAddr, TlsConfig)>,
     pub trunks: Vec<Trunk>,
     pub flows_dir: PathBuf,
     pub http: HttpPolicy,
@@ -627,6 +651,7 @@ impl Config {
             ));
         }
         let api_tls = tls_files("api", &self.api.tls_cert, &self.api.tls_key)?;
+        let sip_tls = sip_tls(&self.sip)?;
         let metrics_listen = parse_addr("metrics.listen", &self.metrics.listen)?;
         let metrics_tls = tls_files("metrics", &self.metrics.tls_cert, &self.metrics.tls_key)?;
         if self.engine.max_activeflows == 0 {
@@ -679,21 +704,9 @@ impl Config {
                     })
                 })
                 .collect::<Result<Vec<Cidr>, _>>()?;
-            let outbound_proxy = if t.outbound_proxy.is_empty() {
-                None
-            } else {
-                Some(parse_addr(
-                    &format!("trunks[{i}].outbound_proxy"),
-                    &t.outbound_proxy,
-                )?)
-            };
-            let account = trunk::account(i, t, outbound_proxy.is_some())?;
-            trunks.push(Trunk {
-                name: t.name.clone(),
-                allow,
-                outbound_proxy,
-                account,
-            });
+            let mut trunk = trunk_transport::trunk(i, t, allow)?;
+            trunk.account = trunk::account(i, t, trunk.outbound_proxy.is_some())?;
+            trunks.push(trunk);
         }
         for (i, r) in self.routes.iter().enumerate() {
             if r.number.is_empty() {
@@ -776,6 +789,7 @@ impl Config {
             api_tls,
             metrics_listen,
             metrics_tls,
+            sip_tls,
             trunks,
             flows_dir,
             raw: self,

@@ -342,3 +342,126 @@ fn trunk_account_keys_are_validated() {
         .unwrap_err();
     assert!(e.to_string().contains("trunks[1].register"), "{e}");
 }
+
+/// A self-signed pair written to a temp dir: (cert path, key path).
+fn tls_pair(tag: &str) -> (String, String) {
+    let dir = std::env::temp_dir().join(format!(
+        "activeflow-config-tls-{}-{tag}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let made = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let cert = dir.join("cert.pem");
+    let key = dir.join("key.pem");
+    std::fs::write(&cert, made.cert.pem()).unwrap();
+    std::fs::write(&key, made.signing_key.serialize_pem()).unwrap();
+    (cert.display().to_string(), key.display().to_string())
+}
+
+fn validate_with(pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+    Config::from_toml_with_env(DEFAULT_TOML, env(pairs))
+        .unwrap()
+        .validate()
+}
+
+/// RFC 3261 §26.2: the SIP/TLS listener needs an address, a certificate and its key; each
+/// missing or bad piece is refused naming its key, and the default has no TLS listener.
+#[test]
+fn sip_tls_listener_keys_are_checked_together() {
+    assert!(validate_with(&[]).unwrap().sip_tls.is_none());
+    let (cert, key) = tls_pair("sip");
+    let ok = validate_with(&[
+        ("ACTIVEFLOW_SIP_TLS_LISTEN", "127.0.0.1:5061"),
+        ("ACTIVEFLOW_SIP_TLS_CERT", &cert),
+        ("ACTIVEFLOW_SIP_TLS_KEY", &key),
+    ])
+    .unwrap();
+    assert_eq!(
+        ok.sip_tls.map(|(addr, _)| addr),
+        Some("127.0.0.1:5061".parse().unwrap())
+    );
+    let cases: [(&[(&str, &str)], &str); 5] = [
+        (
+            &[("ACTIVEFLOW_SIP_TLS_LISTEN", "127.0.0.1:5061")],
+            "sip.tls_cert",
+        ),
+        (&[("ACTIVEFLOW_SIP_TLS_CERT", &cert)], "sip.tls_listen"),
+        (
+            &[
+                ("ACTIVEFLOW_SIP_TLS_LISTEN", "nowhere"),
+                ("ACTIVEFLOW_SIP_TLS_CERT", &cert),
+                ("ACTIVEFLOW_SIP_TLS_KEY", &key),
+            ],
+            "sip.tls_listen",
+        ),
+        (
+            &[
+                ("ACTIVEFLOW_SIP_TLS_LISTEN", "127.0.0.1:5061"),
+                ("ACTIVEFLOW_SIP_TLS_CERT", "/nonexistent/cert.pem"),
+                ("ACTIVEFLOW_SIP_TLS_KEY", &key),
+            ],
+            "sip.tls_cert",
+        ),
+        (
+            &[
+                ("ACTIVEFLOW_SIP_TLS_LISTEN", "127.0.0.1:5061"),
+                ("ACTIVEFLOW_SIP_TLS_CERT", &cert),
+                ("ACTIVEFLOW_SIP_TLS_KEY", &cert),
+            ],
+            "sip.tls_key",
+        ),
+    ];
+    for (pairs, key) in cases {
+        let e = validate_with(pairs).unwrap_err().to_string();
+        assert!(e.contains(key), "{pairs:?}: {e}");
+    }
+}
+
+/// A trunk's `transport` is udp, tcp or tls; `tls_ca` is a PEM CA file and only goes with
+/// `tls`; `outbound_proxy` may be a host name. Errors name `trunks[i].<key>`.
+#[test]
+fn trunk_transport_tls_ca_and_proxy_names_are_validated() {
+    let (ca, _) = tls_pair("trunk");
+    let trunk = |extra: &str| {
+        let text = format!("{DEFAULT_TOML}\n[[trunks]]\nname = \"carrier\"\n{extra}\n");
+        Config::from_toml_with_env(&text, Vec::new())
+            .unwrap()
+            .validate()
+    };
+    let ok = trunk(&format!(
+        "outbound_proxy = \"sbc.example.com\"\ntransport = \"TLS\"\ntls_ca = {ca:?}"
+    ))
+    .unwrap();
+    let t = &ok.trunks[1];
+    assert_eq!(t.transport, crate::sip::transport::TransportKind::Tls);
+    assert!(t.tls_ca.is_some());
+    assert_eq!(
+        t.outbound_proxy,
+        Some(crate::call::trunk::ProxyAddr::Host(
+            "sbc.example.com".into(),
+            5061
+        ))
+    );
+    let tcp = trunk("outbound_proxy = \"10.0.0.1\"\ntransport = \"tcp\"").unwrap();
+    assert_eq!(
+        tcp.trunks[1].outbound_proxy,
+        Some(crate::call::trunk::ProxyAddr::Addr(
+            "10.0.0.1:5060".parse().unwrap()
+        ))
+    );
+    for (extra, key) in [
+        ("transport = \"sctp\"", "trunks[1].transport"),
+        (&format!("tls_ca = {ca:?}") as &str, "trunks[1].tls_ca"),
+        (
+            "transport = \"tls\"\ntls_ca = \"/nonexistent/ca.pem\"",
+            "trunks[1].tls_ca",
+        ),
+        (
+            "outbound_proxy = \"bad host:5060\"",
+            "trunks[1].outbound_proxy",
+        ),
+    ] {
+        let e = trunk(extra).unwrap_err().to_string();
+        assert!(e.contains(key), "{extra}: {e}");
+    }
+}

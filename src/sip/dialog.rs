@@ -12,6 +12,8 @@ use crate::sip::transport::TransportKind;
 
 /// The default SIP port (RFC 3261 §19.1.2).
 const SIP_PORT: u16 = 5060;
+/// The default port of a `sips:` URI (RFC 3261 §19.1.2).
+const SIPS_PORT: u16 = 5061;
 
 /// What in-dialog requests need once the INVITE itself is gone.
 #[derive(Debug, Clone)]
@@ -240,11 +242,17 @@ fn has_param(uri: &str, name: &str) -> bool {
 }
 
 /// A SIP URI's address when its host is an IP literal (IPv6 in brackets), with the transport
-/// its `;transport=` parameter names.
+/// its `;transport=` parameter names; a `sips:` URI is reached over TLS (RFC 3261 §26.2.2,
+/// default port 5061).
 pub fn uri_address(uri: &str) -> Option<(SocketAddr, Option<TransportKind>)> {
-    let rest = uri
-        .strip_prefix("sip:")
-        .or_else(|| uri.strip_prefix("SIP:"))?;
+    let (rest, sips) = match uri.get(..5) {
+        Some(s) if s.eq_ignore_ascii_case("sips:") => (&uri[5..], true),
+        _ => (
+            uri.get(4..)
+                .filter(|_| uri[..4].eq_ignore_ascii_case("sip:"))?,
+            false,
+        ),
+    };
     let (hostport, params) = match rest.find(';') {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest.split('?').next().unwrap_or(rest), ""),
@@ -261,8 +269,12 @@ pub fn uri_address(uri: &str) -> Option<(SocketAddr, Option<TransportKind>)> {
     };
     let port = match port {
         Some(p) => p.parse().ok()?,
+        None if sips => SIPS_PORT,
         None => SIP_PORT,
     };
+    if sips {
+        return Some((SocketAddr::new(ip, port), Some(TransportKind::Tls)));
+    }
     let transport = params.split(';').find_map(|p| {
         let (k, v) = p.split_once('=')?;
         if !k.trim().eq_ignore_ascii_case("transport") {
@@ -271,6 +283,7 @@ pub fn uri_address(uri: &str) -> Option<(SocketAddr, Option<TransportKind>)> {
         match v.trim().to_ascii_lowercase().as_str() {
             "tcp" => Some(TransportKind::Tcp),
             "udp" => Some(TransportKind::Udp),
+            "tls" => Some(TransportKind::Tls),
             _ => None,
         }
     });

@@ -30,6 +30,8 @@ pub use ports::{reserve_port, reserve_ports, rtp_port_range, PortGuard};
 
 pub struct TestEngine {
     pub sip: SocketAddr,
+    /// The SIP/TLS listener, when the config sets `sip.tls_listen`.
+    pub sip_tls: Option<SocketAddr>,
     pub api: SocketAddr,
     pub registry: Arc<ActiveflowRegistry>,
     pub calls: Arc<CallRegistry>,
@@ -110,7 +112,7 @@ pub fn start_with(
                     .expect("engine starts");
                 ready_tx
                     .send((
-                        app.sip_addr,
+                        (app.sip_addr, app.sip_tls_addr),
                         app.api_addr,
                         app.registry.clone(),
                         app.calls.clone(),
@@ -122,9 +124,11 @@ pub fn start_with(
             })
         })
         .expect("engine thread");
-    let (sip, api, registry, calls, system_id) = ready_rx.recv().expect("engine started");
+    let ((sip, sip_tls), api, registry, calls, system_id) =
+        ready_rx.recv().expect("engine started");
     TestEngine {
         sip,
+        sip_tls,
         api,
         registry,
         calls,

@@ -136,7 +136,7 @@ impl Leg {
                 return false;
             }
         };
-        let sent_by = env.sent_by();
+        let sent_by = env.sent_by_over(to.transport);
         let Some(dialog) = &mut self.dialog else {
             return false;
         };

@@ -18,7 +18,7 @@ use crate::sip::message::{reason_phrase, ResponseBuilder, TransactionKey};
 use crate::sip::transaction::{
     ClientNonInviteTransaction, ServerInviteTransaction, ServerNonInviteTransaction,
 };
-use crate::sip::transport::{Peer, TransportKind};
+use crate::sip::transport::Peer;
 
 impl Leg {
     /// A request from the network for this leg. `acl_ok`: its source is inside a trunk's
@@ -340,7 +340,7 @@ impl Leg {
     }
 
     /// Where our in-dialog requests go: the first loose route or the remote target (§12.2.1.1);
-    /// a dialog peer on TCP with no route set keeps its connection while it is open, with the
+    /// a dialog peer on TCP or TLS with no route set keeps its connection while it is open, with the
     /// Contact as the fallback when it is gone (§18.2.2). A host name falls back to the peer.
     pub(super) fn in_dialog_destination(&self) -> Option<(Peer, Option<Peer>)> {
         let peer = self.peer?;
@@ -354,7 +354,7 @@ impl Leg {
             addr,
             transport: transport.unwrap_or(peer.transport),
         };
-        if dialog.route_set.is_empty() && peer.transport == TransportKind::Tcp && target != peer {
+        if dialog.route_set.is_empty() && peer.transport.is_reliable() && target != peer {
             return Some((peer, Some(target)));
         }
         Some((target, None))
@@ -376,7 +376,7 @@ impl Leg {
         let Some((to, _)) = self.in_dialog_destination() else {
             return;
         };
-        let sent_by = env.sent_by();
+        let sent_by = env.sent_by_over(to.transport);
         let Some(dialog) = &mut self.dialog else {
             return;
         };

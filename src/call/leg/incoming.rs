@@ -170,7 +170,7 @@ impl Leg {
         if code > 100 {
             b = b
                 .to_tag(&self.local_tag)
-                .header("Contact", &env.contact(peer.as_ref()))
+                .header("Contact", &env.contact_for(peer.as_ref(), invite))
                 .record_route();
         }
         let bytes = b.build();
@@ -201,7 +201,7 @@ impl Leg {
         if (200..300).contains(&code) {
             b = b
                 .record_route()
-                .header("Contact", &env.contact(self.peer.as_ref()))
+                .header("Contact", &env.contact_for(self.peer.as_ref(), &invite))
                 .header("Allow", ALLOW)
                 .header("Supported", super::in_dialog::supported(env));
             if let Some(sdp) = self.local_sdp(env) {

@@ -60,6 +60,8 @@ pub(crate) struct Env {
     pub(crate) public_ip: IpAddr,
     /// The SIP port we listen on.
     pub(crate) port: u16,
+    /// The SIP/TLS port we listen on, if any (`sip.tls_listen`).
+    pub(crate) tls_port: Option<u16>,
     /// `engine.max_call_seconds`: the call ends this long after its INVITE.
     pub(crate) max_call: Option<std::time::Duration>,
     /// `sip.session_expires_seconds` (RFC 4028; `None`: no session timers).
@@ -74,13 +76,56 @@ impl Env {
         format!("{}:{}", crate::sip::dialog::host(self.public_ip), self.port)
     }
 
-    /// Our Contact over `peer`'s transport.
+    /// `host:port` for Via sent-by over `transport`: the TLS listener's port over TLS
+    /// (RFC 3261 §18.2.2: where a response goes if the connection is gone).
+    pub(crate) fn sent_by_over(&self, transport: crate::sip::transport::TransportKind) -> String {
+        match transport {
+            crate::sip::transport::TransportKind::Tls => format!(
+                "{}:{}",
+                crate::sip::dialog::host(self.public_ip),
+                self.tls_port()
+            ),
+            _ => self.sent_by(),
+        }
+    }
+
+    /// Our Contact over `peer`'s transport; over TLS it names the TLS listener's port with
+    /// `;transport=tls` (RFC 3261 §19.1.1).
     pub(crate) fn contact(&self, peer: Option<&Peer>) -> String {
-        let transport = match peer.map(|p| p.transport) {
-            Some(crate::sip::transport::TransportKind::Tcp) => ";transport=tcp",
-            _ => "",
-        };
-        format!("<sip:activeflow@{}{transport}>", self.sent_by())
+        use crate::sip::transport::TransportKind;
+        let host = crate::sip::dialog::host(self.public_ip);
+        match peer.map(|p| p.transport) {
+            Some(TransportKind::Tcp) => {
+                format!("<sip:activeflow@{host}:{};transport=tcp>", self.port)
+            }
+            Some(TransportKind::Tls) => {
+                format!("<sip:activeflow@{host}:{};transport=tls>", self.tls_port())
+            }
+            _ => format!("<sip:activeflow@{host}:{}>", self.port),
+        }
+    }
+
+    /// Our Contact in answer to `request`: a `sips:` Request-URI that came over TLS gets a
+    /// `sips:` Contact (RFC 5630 §3.1.3: the dialog stays secure end to end).
+    pub(crate) fn contact_for(&self, peer: Option<&Peer>, request: &rsip::Request) -> String {
+        self.contact_secure(peer, request.uri.scheme == Some(rsip::Scheme::Sips))
+    }
+
+    /// Our Contact, a `sips:` URI when `sips` (a `sips:` Request-URI, RFC 3261 §8.1.1.8,
+    /// §12.1.1) and `peer` is over TLS; else as [`Env::contact`].
+    pub(crate) fn contact_secure(&self, peer: Option<&Peer>, sips: bool) -> String {
+        let tls = peer.is_some_and(|p| p.transport == crate::sip::transport::TransportKind::Tls);
+        if tls && sips {
+            let host = crate::sip::dialog::host(self.public_ip);
+            return format!("<sips:activeflow@{host}:{}>", self.tls_port());
+        }
+        self.contact(peer)
+    }
+
+    /// The port our TLS listener serves on (the SIP port when there is none: a TLS peer then
+    /// reached us through a connection of our own).
+    fn tls_port(&self) -> u16 {
+        self.tls_port.unwrap_or(self.port)
     }
 }
 

@@ -18,7 +18,7 @@ use crate::sip::message::{new_branch, RequestBuilder, TransactionKey};
 use crate::sip::transaction::{
     ClientInviteTransaction, ClientNonInviteTransaction, InviteResponse, TransactionOutput,
 };
-use crate::sip::transport::Peer;
+use crate::sip::transport::{Peer, TransportKind};
 
 /// The CSeq of our first INVITE (and of its CANCEL and ACK).
 pub(crate) const INVITE_CSEQ: u32 = 1;
@@ -158,9 +158,13 @@ impl Leg {
     /// A request of the INVITE transaction (INVITE, CANCEL, non-2xx ACK): same branch and CSeq.
     fn transaction_request(&self, method: rsip::Method, env: &Env) -> Option<RequestBuilder> {
         let o = self.outgoing_ref()?;
-        let via = self.peer?.transport.via_token();
+        let transport = self.peer?.transport;
         let b = RequestBuilder::new(method, &o.route.request_uri)
-            .via(&env.sent_by(), via, &o.branch)
+            .via(
+                &env.sent_by_over(transport),
+                transport.via_token(),
+                &o.branch,
+            )
             .from_addr(&o.local_uri, &self.local_tag)
             .call_id(&self.sip_call_id)
             .cseq(o.invite_cseq)
@@ -194,9 +198,14 @@ impl Leg {
         let Some(b) = self.transaction_request(rsip::Method::Invite, env) else {
             return;
         };
+        let sips = self.outgoing_ref().is_some_and(|o| {
+            let uri = o.route.request_uri.trim_start();
+            uri.get(..5)
+                .is_some_and(|s| s.eq_ignore_ascii_case("sips:"))
+        });
         let mut b = b
             .to_addr(&self.to_uri(), None)
-            .contact(&env.contact(Some(&peer)))
+            .contact(&env.contact_secure(Some(&peer), sips))
             .header("Allow", super::incoming::ALLOW);
         for (name, value) in self.outgoing_ref().map_or(&[][..], |o| &o.headers) {
             b = b.header(name, value);
@@ -408,8 +417,13 @@ impl Leg {
             cseq,
             &o.route.request_uri,
         );
-        let via = self.peer.map_or("UDP", |p| p.transport.via_token());
-        let ack = dialog.request(rsip::Method::Ack, cseq, &env.sent_by(), via);
+        let transport = self.peer.map_or(TransportKind::Udp, |p| p.transport);
+        let ack = dialog.request(
+            rsip::Method::Ack,
+            cseq,
+            &env.sent_by_over(transport),
+            transport.via_token(),
+        );
         // RFC 3261 §22.1: the ACK for a 2xx carries the INVITE's credentials.
         let ack = super::auth::with_invite_credentials(ack, o.auth.as_deref()).build();
         self.dialog = Some(dialog);

@@ -11,6 +11,7 @@ use super::{Env, Leg, Phase};
 use crate::call::events::CallEndCause;
 use crate::sip::message::{new_branch, TransactionKey};
 use crate::sip::transaction::{ClientInviteTransaction, InviteResponse, TransactionOutput};
+use crate::sip::transport::TransportKind;
 
 /// Our refreshing re-INVITE.
 pub(crate) struct Refresh {
@@ -93,7 +94,7 @@ impl Leg {
         let b = dialog.request_on_branch(
             rsip::Method::Invite,
             cseq,
-            &env.sent_by(),
+            &env.sent_by_over(to.transport),
             to.transport.via_token(),
             &branch,
         );
@@ -143,9 +144,14 @@ impl Leg {
                 let Some(dialog) = &self.dialog else {
                     return true;
                 };
-                let via = self.peer.map_or("UDP", |p| p.transport.via_token());
+                let transport = self.peer.map_or(TransportKind::Udp, |p| p.transport);
                 let ack = dialog
-                    .request(rsip::Method::Ack, cseq, &env.sent_by(), via)
+                    .request(
+                        rsip::Method::Ack,
+                        cseq,
+                        &env.sent_by_over(transport),
+                        transport.via_token(),
+                    )
                     .build();
                 if let Some(r) = self.refresh.as_deref_mut() {
                     r.ack = Some(ack.clone());
@@ -190,9 +196,14 @@ impl Leg {
             .to_header()
             .map(|t| t.value().to_string())
             .unwrap_or_default();
-        let via = self.peer.map_or("UDP", |p| p.transport.via_token());
-        let mut ack =
-            dialog.request_on_branch(rsip::Method::Ack, r.cseq, &env.sent_by(), via, &r.branch);
+        let transport = self.peer.map_or(TransportKind::Udp, |p| p.transport);
+        let mut ack = dialog.request_on_branch(
+            rsip::Method::Ack,
+            r.cseq,
+            &env.sent_by_over(transport),
+            transport.via_token(),
+            &r.branch,
+        );
         ack = ack.to_addr(
             &crate::sip::dialog::strip_tag(&to),
             dialog.remote_tag.as_deref(),

@@ -92,13 +92,16 @@ pub(crate) fn identity(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::call::trunk::TrunkAccount;
+    use crate::call::trunk::{ProxyAddr, TrunkAccount};
+    use crate::sip::transport::TransportKind;
 
     fn carrier(account: TrunkAccount) -> Trunk {
         Trunk {
             name: "carrier".into(),
             allow: Vec::new(),
-            outbound_proxy: Some("10.0.0.9:5070".parse().unwrap()),
+            outbound_proxy: Some(ProxyAddr::Addr("10.0.0.9:5070".parse().unwrap())),
+            transport: TransportKind::Udp,
+            tls_ca: None,
             account,
         }
     }
@@ -160,6 +163,8 @@ mod tests {
                 name: "acl".into(),
                 allow: Vec::new(),
                 outbound_proxy: None,
+                transport: TransportKind::Udp,
+                tls_ca: None,
                 account: TrunkAccount::default(),
             },
             carrier(TrunkAccount::default()),

@@ -5,7 +5,6 @@
 //! Reports the final status once, then stops. Each holds a [`MessageSlot`] while its
 //! transaction is outstanding, so messages count against the engine's capacity.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use actix::prelude::*;
@@ -16,11 +15,11 @@ use super::super::auth::{is_challenge, new_cnonce, AuthHeader, DigestClient};
 use super::super::registry::MessageSlot;
 use super::super::shared::{SessionShared, SipIn};
 use super::identity::Identity;
-use super::target::{NextHop, Route};
+use super::target::Route;
 use super::MessageRequest;
 use crate::sip::message::{new_branch, RequestBuilder, TransactionKey};
 use crate::sip::transaction::{ClientNonInviteTransaction, TransactionOutput};
-use crate::sip::transport::{Peer, TransportKind};
+use crate::sip::transport::Peer;
 
 /// How a MESSAGE ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,21 +94,17 @@ impl MessageSender {
         ctx.stop();
     }
 
-    fn send_to(&mut self, addr: SocketAddr, ctx: &mut Context<Self>) {
-        self.peer = Some(Peer {
-            addr,
-            transport: TransportKind::Udp,
-        });
+    fn send_to(&mut self, peer: Peer, ctx: &mut Context<Self>) {
+        self.peer = Some(peer);
         self.send_request(ctx);
     }
 
     /// The MESSAGE (again, after a challenge) through a new client transaction.
     fn send_request(&mut self, ctx: &mut Context<Self>) {
         let Some(peer) = self.peer else { return };
-        let ip = crate::sip::dialog::host(self.shared.public_ip);
-        let sent_by = format!("{ip}:{}", self.shared.sender.local_addr().port());
+        let sent_by = self.shared.env().sent_by_over(peer.transport);
         let mut b = RequestBuilder::new(rsip::Method::Message, &self.route.request_uri)
-            .via(&sent_by, "UDP", &self.branch)
+            .via(&sent_by, peer.transport.via_token(), &self.branch)
             .from_addr(&self.from, &self.local_tag)
             .to_addr(&format!("<{}>", self.route.request_uri), None)
             .call_id(&self.sip_call_id)
@@ -126,7 +121,7 @@ impl MessageSender {
         }
         self.tx = Some(ClientNonInviteTransaction::new(
             bytes,
-            false,
+            peer.transport.is_reliable(),
             self.shared.timers,
             Instant::now(),
         ));
@@ -169,19 +164,14 @@ impl Actor for MessageSender {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        match self.route.next_hop.clone() {
-            NextHop::Addr(addr) => self.send_to(addr, ctx),
-            NextHop::Host(host, port) => {
-                let lookup = super::target::resolve_host(host, port);
-                ctx.spawn(lookup.into_actor(self).map(|found, act, ctx| match found {
-                    Some(addr) => act.send_to(addr, ctx),
-                    None => act.finish(
-                        MessageOutcome::Failed("destination host did not resolve".into()),
-                        ctx,
-                    ),
-                }));
+        let reach = super::reach(self.shared.sender.clone(), self.route.clone());
+        ctx.spawn(reach.into_actor(self).map(|found, act, ctx| match found {
+            Ok(peer) => act.send_to(peer, ctx),
+            Err(e) => {
+                tracing::warn!(error = %e, "message_send: next hop unreachable");
+                act.finish(MessageOutcome::Failed(e.to_string()), ctx)
             }
-        }
+        }));
     }
 
     fn stopping(&mut self, _ctx: &mut Self::Context) -> Running {

@@ -203,20 +203,55 @@ impl Dialer {
     }
 }
 
-/// Finds the next hop of a leg the session places (a host name is looked up without blocking
-/// the arbiter), then lets the leg send its INVITE.
+/// Finds the next hop of a leg the session places (a host name is looked up, and a TLS
+/// connection set up with its certificate checked, without blocking the arbiter), then lets the
+/// leg send its INVITE.
 pub(super) fn start_resolution(session: &mut CallSession, ctx: &mut Context<CallSession>) {
     let Some(route) = session.leg.outgoing_route() else {
         return;
     };
     let transport = route.transport;
-    match route.next_hop.clone() {
-        NextHop::Addr(addr) => session.resolved(Some(Peer { addr, transport }), ctx),
-        NextHop::Host(host, port) => {
-            let lookup = target::resolve_host(host, port);
-            ctx.spawn(lookup.into_actor(session).map(move |found, act, ctx| {
-                act.resolved(found.map(|addr| Peer { addr, transport }), ctx)
-            }));
-        }
+    if let (NextHop::Addr(addr), None) = (&route.next_hop, route.tls_target()) {
+        let peer = Peer {
+            addr: *addr,
+            transport,
+        };
+        return session.resolved(Ok(peer), ctx);
     }
+    let reach = reach(session.sender(), route.clone());
+    ctx.spawn(
+        reach
+            .into_actor(session)
+            .map(|found, act, ctx| act.resolved(found, ctx)),
+    );
+}
+
+/// Why a leg or message found no way to its next hop.
+#[derive(Debug, thiserror::Error)]
+pub enum NextHopError {
+    #[error("destination host {0:?} did not resolve")]
+    Unresolved(String),
+    #[error("{0}")]
+    Transport(#[from] crate::sip::transport::TransportError),
+}
+
+/// Resolves `route`'s next hop and, over TLS, opens the connection to it (handshake done,
+/// certificate checked against the route's server name and CA: RFC 3261 §26.3.1).
+pub(crate) async fn reach(
+    sender: crate::sip::transport::SipSender,
+    route: Route,
+) -> Result<Peer, NextHopError> {
+    let addr = match route.next_hop.clone() {
+        NextHop::Addr(addr) => addr,
+        NextHop::Host(host, port) => target::resolve_host(host.clone(), port)
+            .await
+            .ok_or(NextHopError::Unresolved(host))?,
+    };
+    if let Some(tls) = route.tls_target() {
+        sender.connect_tls(addr, tls).await?;
+    }
+    Ok(Peer {
+        addr,
+        transport: route.transport,
+    })
 }

@@ -1,16 +1,19 @@
 //! Where a leg we place goes (DESIGN §4): a `tel` number goes to
 //! `sip:<number>@<outbound_proxy>` of the named trunk (or the first trunk with a proxy); a `sip`
-//! URI goes to its own host (over TCP when it says `;transport=tcp`, RFC 3261 §19.1.1, §18.1.1),
-//! or through the named trunk's proxy (UDP: trunks have no transport yet). Pure: resolving a
-//! host name to an address is the leg's (it must not block a thread).
+//! URI goes to its own host (over TCP or TLS when it says `;transport=tcp|tls`, over TLS when it
+//! is `sips:`, RFC 3261 §19.1.1, §18.1.1, §26.2.2), or through the named trunk's proxy by the
+//! trunk's `transport`. Pure: resolving a host name to an address, and the TLS handshake, are
+//! the leg's (they must not block a thread).
 
 use std::net::{IpAddr, SocketAddr};
 
-use crate::call::trunk::Trunk;
-use crate::sip::transport::TransportKind;
+use crate::call::trunk::{ProxyAddr, Trunk};
+use crate::sip::transport::{TlsClient, TlsTarget, TransportKind};
 
 /// The default SIP port (RFC 3261 §19.1.2).
 const SIP_PORT: u16 = 5060;
+/// The default port of `sips:` URIs (RFC 3261 §19.1.2).
+const SIPS_PORT: u16 = 5061;
 
 /// A destination as a flow gives it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +40,15 @@ pub enum NextHop {
     Host(String, u16),
 }
 
+impl From<&ProxyAddr> for NextHop {
+    fn from(p: &ProxyAddr) -> NextHop {
+        match p {
+            ProxyAddr::Addr(a) => NextHop::Addr(*a),
+            ProxyAddr::Host(h, port) => NextHop::Host(h.clone(), *port),
+        }
+    }
+}
+
 /// Where and how a request is sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Route {
@@ -44,8 +56,29 @@ pub struct Route {
     /// The dialled user (number or URI user part), for the call record.
     pub user: String,
     pub next_hop: NextHop,
-    /// The transport to send to `next_hop` by (the URI's `transport` parameter; UDP if none).
+    /// The transport to send to `next_hop` by (the trunk's, or the URI's `transport`
+    /// parameter or `sips:` scheme; UDP if none).
     pub transport: TransportKind,
+    /// Over TLS, the trunk's own CA (`tls_ca`); `None` trusts the system roots.
+    pub tls_ca: Option<TlsClient>,
+}
+
+impl Route {
+    /// Over TLS, whom the connection must reach: the next hop's host name (or IP literal) and
+    /// the trust anchors (RFC 3261 §26.3.1). `None` for UDP and TCP.
+    pub fn tls_target(&self) -> Option<TlsTarget> {
+        if self.transport != TransportKind::Tls {
+            return None;
+        }
+        let server_name = match &self.next_hop {
+            NextHop::Addr(a) => a.ip().to_string(),
+            NextHop::Host(h, _) => h.clone(),
+        };
+        Some(TlsTarget {
+            server_name,
+            client: self.tls_ca.clone(),
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -60,24 +93,32 @@ pub enum RouteError {
     BadUri(String),
     #[error("not a telephone number: {0:?}")]
     BadNumber(String),
-    #[error("unsupported transport {0:?} (udp and tcp are)")]
+    #[error("unsupported transport {0:?} (udp, tcp and tls are)")]
     UnsupportedTransport(String),
 }
 
 /// Routes `target` through the trunk named `trunk` (or the first with a proxy for numbers).
 pub fn route(target: &Target, trunk: Option<&str>, trunks: &[Trunk]) -> Result<Route, RouteError> {
-    let proxy = match trunk {
+    let named = match trunk {
         Some(name) => {
             let t = trunks
                 .iter()
                 .find(|t| t.name == name)
                 .ok_or_else(|| RouteError::UnknownTrunk(name.to_string()))?;
-            Some(
-                t.outbound_proxy
-                    .ok_or_else(|| RouteError::NoProxy(name.to_string()))?,
-            )
+            let proxy = t
+                .outbound_proxy
+                .as_ref()
+                .ok_or_else(|| RouteError::NoProxy(name.to_string()))?;
+            Some((t, proxy))
         }
         None => None,
+    };
+    let via_proxy = |t: &Trunk, proxy: &ProxyAddr| Route {
+        request_uri: String::new(),
+        user: String::new(),
+        next_hop: NextHop::from(proxy),
+        transport: t.transport,
+        tls_ca: t.tls_ca.clone(),
     };
     match target {
         Target::Tel(number) => {
@@ -89,37 +130,49 @@ pub fn route(target: &Target, trunk: Option<&str>, trunks: &[Trunk]) -> Result<R
             if !valid {
                 return Err(RouteError::BadNumber(number.clone()));
             }
-            let proxy = match proxy {
-                Some(p) => p,
+            let (t, proxy) = match named {
+                Some(v) => v,
                 None => trunks
                     .iter()
-                    .find_map(|t| t.outbound_proxy)
+                    .find_map(|t| t.outbound_proxy.as_ref().map(|p| (t, p)))
                     .ok_or(RouteError::NoTrunk)?,
             };
+            let param = match t.transport {
+                TransportKind::Udp => "",
+                TransportKind::Tcp => ";transport=tcp",
+                TransportKind::Tls => ";transport=tls",
+            };
             Ok(Route {
-                request_uri: format!("sip:{number}@{proxy}"),
+                request_uri: format!("sip:{number}@{proxy}{param}"),
                 user: number.clone(),
-                next_hop: NextHop::Addr(proxy),
-                transport: TransportKind::Udp,
+                ..via_proxy(t, proxy)
             })
         }
         Target::Sip(uri) => {
             let parsed = parse_sip_uri(uri).ok_or_else(|| RouteError::BadUri(uri.clone()))?;
-            let (next_hop, transport) = match proxy {
-                Some(p) => (NextHop::Addr(p), TransportKind::Udp),
-                None => {
-                    let hop = match parsed.host.parse::<IpAddr>() {
-                        Ok(ip) => NextHop::Addr(SocketAddr::new(ip, parsed.port)),
-                        Err(_) => NextHop::Host(parsed.host.clone(), parsed.port),
-                    };
-                    (hop, uri_transport(uri)?)
-                }
+            let request_uri = uri.trim().to_string();
+            if let Some((t, proxy)) = named {
+                return Ok(Route {
+                    request_uri,
+                    user: parsed.user,
+                    ..via_proxy(t, proxy)
+                });
+            }
+            let next_hop = match parsed.host.parse::<IpAddr>() {
+                Ok(ip) => NextHop::Addr(SocketAddr::new(ip, parsed.port)),
+                Err(_) => NextHop::Host(parsed.host.clone(), parsed.port),
+            };
+            let transport = if parsed.sips {
+                TransportKind::Tls
+            } else {
+                uri_transport(uri)?
             };
             Ok(Route {
-                request_uri: uri.trim().to_string(),
+                request_uri,
                 user: parsed.user,
                 next_hop,
                 transport,
+                tls_ca: None,
             })
         }
     }
@@ -144,6 +197,8 @@ fn uri_transport(uri: &str) -> Result<TransportKind, RouteError> {
         let value = value.trim();
         return if value.eq_ignore_ascii_case("tcp") {
             Ok(TransportKind::Tcp)
+        } else if value.eq_ignore_ascii_case("tls") {
+            Ok(TransportKind::Tls)
         } else if value.eq_ignore_ascii_case("udp") {
             Ok(TransportKind::Udp)
         } else {
@@ -157,11 +212,17 @@ struct SipUri {
     user: String,
     host: String,
     port: u16,
+    sips: bool,
 }
 
-/// `sip:[user@]host[:port][;params][?headers]`; `sips:` is refused (no TLS transport here).
+/// `sip[s]:[user@]host[:port][;params][?headers]` (the port defaults by scheme).
 fn parse_sip_uri(uri: &str) -> Option<SipUri> {
-    let rest = uri.trim().strip_prefix("sip:")?;
+    let uri = uri.trim();
+    let (rest, sips) = match uri.strip_prefix("sips:") {
+        Some(rest) => (rest, true),
+        None => (uri.strip_prefix("sip:")?, false),
+    };
+    let default_port = if sips { SIPS_PORT } else { SIP_PORT };
     let rest = rest.split(['?', ';']).next()?;
     let (user, host_port) = match rest.rsplit_once('@') {
         Some((u, h)) => (u.to_string(), h),
@@ -171,21 +232,26 @@ fn parse_sip_uri(uri: &str) -> Option<SipUri> {
         let (h, after) = v6.split_once(']')?;
         let port = match after.strip_prefix(':') {
             Some(p) => p.parse().ok()?,
-            None if after.is_empty() => SIP_PORT,
+            None if after.is_empty() => default_port,
             None => return None,
         };
         (h.to_string(), port)
     } else {
         match host_port.split_once(':') {
             Some((h, p)) => (h.to_string(), p.parse().ok()?),
-            None => (host_port.to_string(), SIP_PORT),
+            None => (host_port.to_string(), default_port),
         }
     };
     let host_ok = !host.is_empty()
         && host
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || ".-:".contains(c));
-    host_ok.then_some(SipUri { user, host, port })
+    host_ok.then_some(SipUri {
+        user,
+        host,
+        port,
+        sips,
+    })
 }
 
 #[cfg(test)]
@@ -198,12 +264,24 @@ mod tests {
                 name: "acl-only".into(),
                 allow: Vec::new(),
                 outbound_proxy: None,
+                transport: TransportKind::Udp,
+                tls_ca: None,
                 account: Default::default(),
             },
             Trunk {
                 name: "carrier".into(),
                 allow: Vec::new(),
-                outbound_proxy: Some("10.0.0.9:5070".parse().unwrap()),
+                outbound_proxy: Some(ProxyAddr::Addr("10.0.0.9:5070".parse().unwrap())),
+                transport: TransportKind::Udp,
+                tls_ca: None,
+                account: Default::default(),
+            },
+            Trunk {
+                name: "secure".into(),
+                allow: Vec::new(),
+                outbound_proxy: Some(ProxyAddr::Host("sbc.example.com".into(), 5061)),
+                transport: TransportKind::Tls,
+                tls_ca: None,
                 account: Default::default(),
             },
         ]
@@ -252,7 +330,7 @@ mod tests {
         assert_eq!(r.next_hop, NextHop::Addr("10.0.0.9:5070".parse().unwrap()));
         for bad in [
             "bob@h",
-            "sips:bob@h",
+            "sips:bob@",
             "sip:bob@",
             "sip:b@h:port",
             "sip:b@h h",
@@ -289,10 +367,41 @@ mod tests {
             Ok(TransportKind::Udp)
         );
         assert_eq!(
-            via("sip:bob@h;transport=tls", None),
-            Err(RouteError::UnsupportedTransport("tls".into()))
+            via("sip:bob@h;transport=sctp", None),
+            Err(RouteError::UnsupportedTransport("sctp".into()))
         );
         let tel = route(&Target::Tel("+15550100".into()), None, &trunks()).unwrap();
         assert_eq!(tel.transport, TransportKind::Udp);
+    }
+
+    /// RFC 3261 §26.2.2 / §19.1.1: a `sips:` URI (default port 5061) or `;transport=tls` goes
+    /// over TLS, checked against the URI's host; a TLS trunk reaches its proxy over TLS with the
+    /// proxy's host name as the server name, and says `;transport=tls` in the Request-URI.
+    #[test]
+    fn sips_and_transport_tls_and_tls_trunks_go_over_tls() {
+        let r = route(&Target::Sip("sips:bob@example.com".into()), None, &trunks()).unwrap();
+        assert_eq!(r.transport, TransportKind::Tls);
+        assert_eq!(r.next_hop, NextHop::Host("example.com".into(), 5061));
+        let t = r.tls_target().unwrap();
+        assert_eq!(t.server_name, "example.com");
+        assert_eq!(t.client, None);
+        let r = route(
+            &Target::Sip("sip:bob@127.0.0.1:5070;transport=TLS".into()),
+            None,
+            &trunks(),
+        )
+        .unwrap();
+        assert_eq!(r.transport, TransportKind::Tls);
+        assert_eq!(r.tls_target().unwrap().server_name, "127.0.0.1");
+        let r = route(&Target::Tel("+15550100".into()), Some("secure"), &trunks()).unwrap();
+        assert_eq!(r.transport, TransportKind::Tls);
+        assert_eq!(
+            r.request_uri,
+            "sip:+15550100@sbc.example.com:5061;transport=tls"
+        );
+        assert_eq!(r.next_hop, NextHop::Host("sbc.example.com".into(), 5061));
+        assert_eq!(r.tls_target().unwrap().server_name, "sbc.example.com");
+        let r = route(&Target::Tel("+15550100".into()), Some("carrier"), &trunks()).unwrap();
+        assert_eq!(r.tls_target(), None);
     }
 }

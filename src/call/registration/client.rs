@@ -12,9 +12,10 @@ use tokio::time::Instant;
 
 use super::machine::{Registration, RegistrationOutput, RegistrationSpec, RegistrationState};
 use super::RegistrationStatus;
+use crate::call::outbound::{NextHop, Route};
 use crate::call::registry::SessionAddr;
 use crate::call::shared::{SessionShared, SipIn};
-use crate::call::trunk::Trunk;
+use crate::call::trunk::{ProxyAddr, Trunk};
 use crate::sip::transport::{Peer, TransportKind};
 
 /// Remove the binding; the sender fires once the registrar answered (or gave up).
@@ -26,7 +27,9 @@ pub struct RegisterClient {
     trunk: String,
     machine: Registration,
     shared: Arc<SessionShared>,
-    peer: Peer,
+    /// How the registrar is reached (its host resolved, over TLS the connection checked).
+    route: Route,
+    peer: Option<Peer>,
     status: Arc<DashMap<String, RegistrationStatus>>,
     timer: Option<SpawnHandle>,
     unregistered: Option<oneshot::Sender<()>>,
@@ -41,19 +44,32 @@ impl RegisterClient {
     ) -> Option<RegisterClient> {
         let expires = trunk.account.register_expires?;
         let credentials = trunk.account.credentials.clone()?;
-        let proxy = trunk.outbound_proxy?;
+        let proxy = trunk.outbound_proxy.clone()?;
         let domain = trunk.from_host()?;
-        let ip = crate::sip::dialog::host(shared.public_ip);
-        let sent_by = format!("{ip}:{}", shared.sender.local_addr().port());
+        let sent_by = shared.env().sent_by_over(trunk.transport);
+        let (next_hop, registrar_uri) = match &proxy {
+            ProxyAddr::Addr(a) => (NextHop::Addr(*a), format!("sip:{a}")),
+            ProxyAddr::Host(h, p) => (NextHop::Host(h.clone(), *p), format!("sip:{h}:{p}")),
+        };
+        let transport_param = match trunk.transport {
+            TransportKind::Udp => "",
+            TransportKind::Tcp => ";transport=tcp",
+            TransportKind::Tls => ";transport=tls",
+        };
+        let route = Route {
+            request_uri: registrar_uri.clone(),
+            user: credentials.username.clone(),
+            next_hop,
+            transport: trunk.transport,
+            tls_ca: trunk.tls_ca.clone(),
+        };
         let spec = RegistrationSpec {
-            registrar_uri: format!(
-                "sip:{}:{}",
-                crate::sip::dialog::host(proxy.ip()),
-                proxy.port()
-            ),
+            registrar_uri,
             aor: format!("sip:{}@{domain}", credentials.username),
-            contact: format!("sip:{}@{sent_by}", credentials.username),
+            contact: format!("sip:{}@{sent_by}{transport_param}", credentials.username),
             sent_by,
+            via: trunk.transport.via_token(),
+            reliable: trunk.transport.is_reliable(),
             expires,
             credentials,
         };
@@ -70,10 +86,8 @@ impl RegisterClient {
             trunk: trunk.name.clone(),
             machine,
             shared: shared.clone(),
-            peer: Peer {
-                addr: proxy,
-                transport: TransportKind::Udp,
-            },
+            route,
+            peer: None,
             status: status.clone(),
             timer: None,
             unregistered: None,
@@ -85,7 +99,8 @@ impl RegisterClient {
         for out in self.machine.take_outputs() {
             match out {
                 RegistrationOutput::Send(bytes) => {
-                    if let Err(e) = self.shared.sender.send(&self.peer, &bytes) {
+                    let Some(peer) = self.peer else { continue };
+                    if let Err(e) = self.shared.sender.send(&peer, &bytes) {
                         tracing::info!(trunk = %self.trunk, error = %e, "REGISTER not sent");
                     }
                 }
@@ -105,10 +120,30 @@ impl RegisterClient {
             let delay = at.saturating_duration_since(Instant::now());
             self.timer = Some(ctx.run_later(delay, |act, ctx| {
                 act.timer = None;
+                if act.peer.is_none() {
+                    // The last attempt to reach the registrar failed: try again.
+                    return act.reach(ctx);
+                }
                 act.machine.on_tick(Instant::now());
                 act.flush(ctx);
             }));
         }
+    }
+
+    /// Resolves the registrar (over TLS, connects and checks it), then registers.
+    fn reach(&mut self, ctx: &mut Context<Self>) {
+        let reach = crate::call::outbound::reach(self.shared.sender.clone(), self.route.clone());
+        ctx.spawn(reach.into_actor(self).map(|found, act, ctx| {
+            let now = Instant::now();
+            match found {
+                Ok(peer) => {
+                    act.peer = Some(peer);
+                    act.machine.start(now);
+                }
+                Err(e) => act.machine.unreachable(e.to_string(), now),
+            }
+            act.flush(ctx);
+        }));
     }
 
     fn publish(&self) {
@@ -147,8 +182,7 @@ impl Actor for RegisterClient {
             self.machine.local_tag(),
             SessionAddr::Register(ctx.address()),
         );
-        self.machine.start(Instant::now());
-        self.flush(ctx);
+        self.reach(ctx);
     }
 
     fn stopping(&mut self, _ctx: &mut Self::Context) -> Running {

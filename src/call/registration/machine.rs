@@ -49,8 +49,11 @@ pub(crate) struct RegistrationSpec {
     pub(crate) aor: String,
     /// Our Contact URI (`sip:username@our-address:port`).
     pub(crate) contact: String,
-    /// Via sent-by (`our-address:port`).
+    /// Via sent-by (`our-address:port`) and transport token (`UDP`, `TCP`, `TLS`).
     pub(crate) sent_by: String,
+    pub(crate) via: &'static str,
+    /// TCP or TLS: no retransmissions (Timer E), §17.1.2.2.
+    pub(crate) reliable: bool,
     /// The interval we ask for (`register_expires`).
     pub(crate) expires: u32,
     pub(crate) credentials: Arc<TrunkCredentials>,
@@ -178,7 +181,7 @@ impl Registration {
         self.branch = new_branch();
         let contact = format!("<{}>;expires={}", self.spec.contact, self.asking);
         let mut b = RequestBuilder::new(rsip::Method::Register, &self.spec.registrar_uri)
-            .via(&self.spec.sent_by, "UDP", &self.branch)
+            .via(&self.spec.sent_by, self.spec.via, &self.branch)
             .from_addr(&format!("<{}>", self.spec.aor), &self.local_tag)
             .to_addr(&format!("<{}>", self.spec.aor), None)
             .call_id(&self.call_id)
@@ -192,7 +195,7 @@ impl Registration {
         let bytes = b.build();
         self.tx = Some(ClientNonInviteTransaction::new(
             bytes.clone(),
-            false,
+            self.spec.reliable,
             self.timers,
             now,
         ));
@@ -244,6 +247,13 @@ impl Registration {
         if self.next_at.is_some_and(|at| at <= now) && self.tx.is_none() && !self.stopping {
             self.begin(self.spec.expires, now);
         }
+    }
+
+    /// The registrar could not be reached (its name did not resolve, TLS failed): a failure,
+    /// retried after the backoff like any other.
+    pub(crate) fn unreachable(&mut self, error: String, now: Instant) {
+        self.state = RegistrationState::Registering;
+        self.fail(None, error, now);
     }
 
     /// A response with our Call-ID and tag.

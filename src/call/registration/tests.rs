@@ -20,6 +20,8 @@ fn machine() -> Registration {
             aor: "sip:alice@carrier.example".into(),
             contact: "sip:alice@10.0.0.9:5060".into(),
             sent_by: "10.0.0.9:5060".into(),
+            via: "UDP",
+            reliable: false,
             expires: 3600,
             credentials: Arc::new(TrunkCredentials {
                 username: "alice".into(),

@@ -10,7 +10,7 @@ use crate::call::events::{CallEndCause, CallEvent};
 use crate::call::info::CallStatus;
 use crate::call::leg::Output;
 use crate::media::{DigitSource, MediaCommand};
-use crate::sip::transport::{Peer, TransportKind};
+use crate::sip::transport::Peer;
 
 impl CallSession {
     pub(super) fn execute(&mut self, output: Output, ctx: &mut Context<Self>) {
@@ -61,10 +61,11 @@ impl CallSession {
         None
     }
 
-    /// Sends to `to`; when `to` is a TCP connection that is gone, to `fallback` (a new one).
+    /// Sends to `to`; when `to` is a TCP or TLS connection that is gone, to `fallback` (a new
+    /// one).
     pub(super) fn send(&self, to: Peer, fallback: Option<Peer>, bytes: &bytes::Bytes) {
         let sender = &self.shared.sender;
-        let gone = |p: &Peer| p.transport == TransportKind::Tcp && !sender.tcp_connected(p.addr);
+        let gone = |p: &Peer| p.transport.is_reliable() && !sender.connected(p);
         let to = match fallback {
             Some(f) if gone(&to) => f,
             _ => to,

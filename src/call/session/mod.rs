@@ -181,17 +181,26 @@ impl CallSession {
     }
 
     /// The next hop of a leg we place is known (or not).
-    pub(in crate::call) fn resolved(&mut self, peer: Option<Peer>, ctx: &mut Context<Self>) {
+    /// The SIP sender (for work the session spawns, such as reaching its next hop).
+    pub(in crate::call) fn sender(&self) -> crate::sip::transport::SipSender {
+        self.shared.sender.clone()
+    }
+
+    pub(in crate::call) fn resolved(
+        &mut self,
+        peer: Result<Peer, crate::call::outbound::NextHopError>,
+        ctx: &mut Context<Self>,
+    ) {
         match peer {
-            Some(peer) => {
+            Ok(peer) => {
                 if let Some(entry) = &self.entry {
                     entry.info().peer = peer.to_string();
                 }
                 self.connection = self.shared.sender.hold(&peer);
                 self.leg.resolved(peer, &self.shared.env(), Instant::now());
             }
-            None => {
-                tracing::info!(call_id = %self.id(), "destination host did not resolve");
+            Err(error) => {
+                tracing::warn!(call_id = %self.id(), %error, "outbound leg: next hop unreachable");
                 self.leg.end(CallEndCause::Failed);
             }
         }

@@ -1,4 +1,5 @@
-//! The table of open SIP/TCP connections, accepted or opened by us (RFC 3261 §18.1.1, §18.2.2):
+//! A table of open SIP/TCP (or SIP/TLS: one table each) connections, accepted or opened by us
+//! (RFC 3261 §18.1.1, §18.2.2):
 //! one bounded write queue per connection, caps in total and per source IP, and the holds that
 //! keep a connection a dialog uses from being closed for idleness. No I/O here: `tcp.rs` runs
 //! the connections; this file only decides and counts.
@@ -208,17 +209,26 @@ impl Connections {
         Registered { id, rx, state }
     }
 
-    /// Like [`Connections::register`] with `first` already queued, unless a connection to
-    /// `addr` appeared meanwhile (then `first` goes on that one and `None` is returned).
-    pub(super) fn register_with(&self, addr: SocketAddr, first: &Bytes) -> Option<Registered> {
+    /// Like [`Connections::register`] with `first` (if any) already queued, unless a
+    /// connection to `addr` appeared meanwhile (then `first` goes on that one and `None` is
+    /// returned).
+    pub(super) fn register_with(
+        &self,
+        addr: SocketAddr,
+        first: Option<&Bytes>,
+    ) -> Option<Registered> {
         match self.conns.entry(addr) {
             dashmap::Entry::Occupied(c) => {
-                let _ = c.get().tx.try_send(first.clone());
+                if let Some(first) = first {
+                    let _ = c.get().tx.try_send(first.clone());
+                }
                 None
             }
             dashmap::Entry::Vacant(v) => {
                 let (tx, rx) = mpsc::channel(self.options.write_queue.max(1));
-                let _ = tx.try_send(first.clone()); // capacity >= 1, empty
+                if let Some(first) = first {
+                    let _ = tx.try_send(first.clone()); // capacity >= 1, empty
+                }
                 let id = self.next_id.fetch_add(1, Ordering::Relaxed);
                 let state = Arc::new(ConnState::default());
                 v.insert(Conn {

@@ -1,10 +1,11 @@
-//! UDP and TCP transport on one port: receive, parse and hand every message to an
-//! [`InboundHandler`]; send through a cloneable [`SipSender`]. Owns sockets and framing only;
-//! what a message means is decided above.
+//! UDP and TCP transport on one port, and TLS on its own (RFC 3261 §18, §26.2): receive, parse
+//! and hand every message to an [`InboundHandler`]; send through a cloneable [`SipSender`]. Owns
+//! sockets and framing only; what a message means is decided above.
 
 mod connections;
 pub mod log_limit;
 mod tcp;
+mod tls;
 mod udp;
 
 use std::fmt;
@@ -16,6 +17,7 @@ use bytes::Bytes;
 pub use connections::{ConnectionHold, TcpOptions};
 use connections::{Connections, Queued};
 pub use tcp::serve_tcp;
+pub use tls::{serve_tls, TlsClient, TlsClientError, TlsTarget};
 pub use udp::{spawn_udp_receiver, UdpReceiver};
 
 /// Which transport a message came over or must leave by.
@@ -23,6 +25,8 @@ pub use udp::{spawn_udp_receiver, UdpReceiver};
 pub enum TransportKind {
     Udp,
     Tcp,
+    /// TLS over TCP (RFC 3261 §26.2); framed like TCP.
+    Tls,
 }
 
 impl TransportKind {
@@ -31,6 +35,7 @@ impl TransportKind {
         match self {
             TransportKind::Udp => "UDP",
             TransportKind::Tcp => "TCP",
+            TransportKind::Tls => "TLS",
         }
     }
 
@@ -39,12 +44,13 @@ impl TransportKind {
         match self {
             TransportKind::Udp => "udp",
             TransportKind::Tcp => "tcp",
+            TransportKind::Tls => "tls",
         }
     }
 
     /// Reliable transports need no retransmission timers.
     pub fn is_reliable(self) -> bool {
-        matches!(self, TransportKind::Tcp)
+        matches!(self, TransportKind::Tcp | TransportKind::Tls)
     }
 }
 
@@ -100,15 +106,24 @@ pub enum TransportError {
     /// No connection to the peer and no room for a new one (`sip.tcp_max_connections`).
     #[error("tcp connection limit reached; cannot connect to {0}")]
     TooManyConnections(SocketAddr),
+    /// A TLS connection of our own could not be set up (RFC 3261 §26.3.1: the server's
+    /// certificate must match the host name we meant to reach).
+    #[error("tls connection to {addr} ({server_name}): {reason}")]
+    Tls {
+        addr: SocketAddr,
+        server_name: String,
+        reason: String,
+    },
 }
 
 /// Outbound path shared by every actor: UDP through the listening socket (so replies come from
-/// the port peers know); TCP through the open connection to the peer's address, accepted or
-/// ours, or else a new connection of our own (RFC 3261 §18.1.1, §18.2.2).
+/// the port peers know); TCP and TLS through the open connection to the peer's address,
+/// accepted or ours, or else a new connection of our own (RFC 3261 §18.1.1, §18.2.2).
 #[derive(Clone)]
 pub struct SipSender {
     udp: Arc<std::net::UdpSocket>,
     tcp: Arc<Connections>,
+    tls: Arc<tls::TlsSide>,
     serving: tcp::ServingCell,
     local_addr: SocketAddr,
 }
@@ -118,7 +133,8 @@ impl SipSender {
         Self::with_tcp_options(udp, local_addr, TcpOptions::default())
     }
 
-    /// Like [`SipSender::new`] with TCP limits and timers (`[sip]` config).
+    /// Like [`SipSender::new`] with TCP limits and timers (`[sip]` config; TLS connections
+    /// have the same limits, counted apart).
     pub fn with_tcp_options(
         udp: Arc<std::net::UdpSocket>,
         local_addr: SocketAddr,
@@ -127,6 +143,7 @@ impl SipSender {
         SipSender {
             udp,
             tcp: Arc::new(Connections::new(options)),
+            tls: Arc::new(tls::TlsSide::new(options)),
             serving: Arc::default(),
             local_addr,
         }
@@ -137,49 +154,82 @@ impl SipSender {
         self.local_addr
     }
 
-    /// Sends one whole message to `peer`; never blocks. Over TCP without an open connection to
-    /// `peer.addr` it opens one and queues the message until connected: `Ok` then means queued.
-    /// If the connect fails the queued messages are dropped (counted in
-    /// `sip_tcp_messages_dropped_total`) and a later send tries again.
-    pub fn send(&self, peer: &Peer, bytes: &Bytes) -> Result<(), TransportError> {
-        match peer.transport {
-            TransportKind::Udp => {
-                self.udp
-                    .send_to(bytes, peer.addr)
-                    .map(|_| ())
-                    .map_err(|source| TransportError::Udp {
-                        addr: peer.addr,
-                        source,
-                    })
-            }
-            TransportKind::Tcp => match self.tcp.queue(peer.addr, bytes) {
-                Queued::Sent => Ok(()),
-                Queued::Full => {
-                    crate::metrics::sip_tcp_dropped(1);
-                    Err(TransportError::WriteQueueFull(peer.addr))
-                }
-                Queued::NoConnection => {
-                    let slot = self.tcp.admit(peer.addr, false).map_err(|refused| {
-                        crate::metrics::sip_tcp_refused(refused.label());
-                        TransportError::TooManyConnections(peer.addr)
-                    })?;
-                    if tcp::open(self, peer.addr, slot, bytes) {
-                        Ok(())
-                    } else {
-                        Err(TransportError::NoTcpConnection(peer.addr))
-                    }
-                }
-            },
+    /// The TLS listener's address, once [`serve_tls`] runs (for Contact over TLS).
+    pub fn tls_local_addr(&self) -> Option<SocketAddr> {
+        self.tls.listen.get().copied()
+    }
+
+    /// The connection table of a stream transport (UDP has none; it maps to TCP's).
+    fn table(&self, transport: TransportKind) -> &Arc<Connections> {
+        match transport {
+            TransportKind::Tls => &self.tls.conns,
+            TransportKind::Udp | TransportKind::Tcp => &self.tcp,
         }
     }
 
-    /// Keeps TCP connections to `peer` from being closed for idleness while the returned hold
-    /// lives (a dialog holds its peer for its lifetime; drop the hold when the dialog ends).
-    /// `None` for UDP. A hold does not keep a connection the peer closes, or a stalled one.
+    /// Sends one whole message to `peer`; never blocks. Over TCP or TLS without an open
+    /// connection to `peer.addr` it opens one and queues the message until connected: `Ok` then
+    /// means queued. If the connect fails the queued messages are dropped (counted in
+    /// `sip_tcp_messages_dropped_total`) and a later send tries again. A new TLS connection
+    /// checks the server against what [`SipSender::connect_tls`] learned for that address, or
+    /// else the system roots and the address itself.
+    pub fn send(&self, peer: &Peer, bytes: &Bytes) -> Result<(), TransportError> {
+        if peer.transport == TransportKind::Udp {
+            return self
+                .udp
+                .send_to(bytes, peer.addr)
+                .map(|_| ())
+                .map_err(|source| TransportError::Udp {
+                    addr: peer.addr,
+                    source,
+                });
+        }
+        let table = self.table(peer.transport);
+        match table.queue(peer.addr, bytes) {
+            Queued::Sent => Ok(()),
+            Queued::Full => {
+                crate::metrics::sip_tcp_dropped(1);
+                Err(TransportError::WriteQueueFull(peer.addr))
+            }
+            Queued::NoConnection => {
+                let slot = table.admit(peer.addr, false).map_err(|refused| {
+                    crate::metrics::sip_tcp_refused(refused.label());
+                    TransportError::TooManyConnections(peer.addr)
+                })?;
+                let opened = match peer.transport {
+                    TransportKind::Tls => tls::open(self, peer.addr, slot, bytes),
+                    _ => tcp::open(self, peer.addr, slot, bytes),
+                };
+                if opened {
+                    Ok(())
+                } else {
+                    Err(TransportError::NoTcpConnection(peer.addr))
+                }
+            }
+        }
+    }
+
+    /// Opens (or finds open) a TLS connection to `addr`, checking the server's certificate
+    /// against `target` (its name and trust anchors), and remembers `target` for `addr`: later
+    /// connections to `addr` (after this one closed) are checked the same way. Resolves once
+    /// the handshake is done, so a certificate error fails what was about to be sent
+    /// (RFC 3261 §26.3.1); the caller logs it.
+    pub async fn connect_tls(
+        &self,
+        addr: SocketAddr,
+        target: TlsTarget,
+    ) -> Result<(), TransportError> {
+        tls::connect(self, addr, target).await
+    }
+
+    /// Keeps TCP or TLS connections to `peer` from being closed for idleness while the
+    /// returned hold lives (a dialog holds its peer for its lifetime; drop the hold when the
+    /// dialog ends). `None` for UDP. A hold does not keep a connection the peer closes, or a
+    /// stalled one.
     pub fn hold(&self, peer: &Peer) -> Option<ConnectionHold> {
         match peer.transport {
             TransportKind::Udp => None,
-            TransportKind::Tcp => Some(self.tcp.hold(peer.addr)),
+            kind => Some(self.table(kind).hold(peer.addr)),
         }
     }
 
@@ -194,9 +244,19 @@ impl SipSender {
         self.tcp.is_open(addr)
     }
 
+    /// Whether `peer` is a stream (TCP or TLS) peer whose connection is open now; false for UDP.
+    pub fn connected(&self, peer: &Peer) -> bool {
+        peer.transport.is_reliable() && self.table(peer.transport).is_open(peer.addr)
+    }
+
     /// TCP connections open now, accepted and our own.
     pub fn tcp_connection_count(&self) -> usize {
         self.tcp.len()
+    }
+
+    /// TLS connections open now, accepted and our own.
+    pub fn tls_connection_count(&self) -> usize {
+        self.tls.conns.len()
     }
 }
 

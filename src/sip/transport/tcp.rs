@@ -1,19 +1,20 @@
 //! SIP over TCP: accepts connections (ACL and caps checked at accept) and opens our own
 //! (RFC 3261 §18.1.1, §18.2.2); both kinds are framed by Content-Length and handed to the same
-//! handler, and both write from a bounded queue. A framing error, a message stalled longer than
-//! [`STALL_TIMEOUT`], a write with no progress, or a full write queue closes the connection.
+//! handler, and both write from a bounded queue. [`run`] is generic over the stream, so TLS
+//! connections (`tls.rs`) go through this same code once their handshake is done. A framing
+//! error, a message stalled longer than [`STALL_TIMEOUT`], a write with no progress, or a full
+//! write queue closes the connection.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
-use super::connections::{ConnState, Registered, Slot};
+use super::connections::{ConnState, Connections, Registered, Slot};
 use super::log_limit::RECEIVE_LOG;
 use super::{Inbound, InboundHandler, Peer, SipSender, TransportKind};
 use crate::net::Cidr;
@@ -24,13 +25,25 @@ const STALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What connections of our own need that only the accept side knows: where to run, who reads.
 pub(super) struct Serving {
-    runtime: tokio::runtime::Handle,
-    handler: Arc<dyn InboundHandler>,
-    max_message_size: usize,
+    pub(super) runtime: tokio::runtime::Handle,
+    pub(super) handler: Arc<dyn InboundHandler>,
+    pub(super) max_message_size: usize,
     epoch: Instant,
 }
 
-/// Set once by [`serve_tcp`]; until then no connection of our own can be opened.
+impl Serving {
+    pub(super) fn new(handler: Arc<dyn InboundHandler>, max_message_size: usize) -> Serving {
+        Serving {
+            runtime: tokio::runtime::Handle::current(),
+            handler,
+            max_message_size,
+            epoch: Instant::now(),
+        }
+    }
+}
+
+/// Set once by [`serve_tcp`] (or `serve_tls`); until then no connection of our own can be
+/// opened.
 pub(super) type ServingCell = Arc<OnceLock<Serving>>;
 
 /// Accept loop; run it inside an actix arbiter or any tokio runtime (connections, accepted and
@@ -45,12 +58,26 @@ pub async fn serve_tcp(
 ) -> std::io::Result<()> {
     listener.set_nonblocking(true)?;
     let listener = TcpListener::from_std(listener)?;
-    let _ = sender.serving.set(Serving {
-        runtime: tokio::runtime::Handle::current(),
-        handler,
-        max_message_size,
-        epoch: Instant::now(),
-    });
+    let _ = sender.serving.set(Serving::new(handler, max_message_size));
+    loop {
+        let (stream, addr, slot) = accept(&listener, &allow, &sender.tcp).await;
+        let registered = sender.tcp.register(addr);
+        let (reader, writer) = stream.into_split();
+        let peer = Peer {
+            addr,
+            transport: TransportKind::Tcp,
+        };
+        tokio::spawn(run(reader, writer, peer, registered, sender.clone(), slot));
+    }
+}
+
+/// Waits for the next connection from a source inside `allow` that `table`'s caps admit; the
+/// others are closed at once (counted in `sip_tcp_connections_refused_total`).
+pub(super) async fn accept(
+    listener: &TcpListener,
+    allow: &[Cidr],
+    table: &Arc<Connections>,
+) -> (TcpStream, SocketAddr, Slot) {
     loop {
         let (stream, addr) = match listener.accept().await {
             Ok(v) => v,
@@ -64,24 +91,23 @@ pub async fn serve_tcp(
             }
         };
         let admitted = if allow.iter().any(|c| c.contains(addr.ip())) {
-            sender.tcp.admit(addr, true)
+            table.admit(addr, true)
         } else {
             Err(super::connections::Refused::Acl)
         };
-        let slot = match admitted {
-            Ok(slot) => slot,
+        match admitted {
+            Ok(slot) => {
+                let _ = stream.set_nodelay(true);
+                return (stream, addr, slot);
+            }
             Err(refused) => {
                 crate::metrics::sip_tcp_refused(refused.label());
                 if let Some(suppressed) = RECEIVE_LOG.allow() {
-                    tracing::info!(%addr, reason = refused.label(), suppressed, "tcp connection refused");
+                    tracing::info!(%addr, reason = refused.label(), suppressed, "connection refused");
                 }
                 drop(stream); // closed at once
-                continue;
             }
-        };
-        let _ = stream.set_nodelay(true);
-        let registered = sender.tcp.register(addr);
-        tokio::spawn(run(stream, addr, registered, sender.clone(), slot));
+        }
     }
 }
 
@@ -91,7 +117,7 @@ pub(super) fn open(sender: &SipSender, addr: SocketAddr, slot: Slot, first: &Byt
     let Some(serving) = sender.serving.get() else {
         return false;
     };
-    let Some(registered) = sender.tcp.register_with(addr, first) else {
+    let Some(registered) = sender.tcp.register_with(addr, Some(first)) else {
         return true; // another send opened it meanwhile; `first` is queued there
     };
     let sender = sender.clone();
@@ -100,15 +126,23 @@ pub(super) fn open(sender: &SipSender, addr: SocketAddr, slot: Slot, first: &Byt
         match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
             Ok(Ok(stream)) => {
                 let _ = stream.set_nodelay(true);
-                run(stream, addr, registered, sender, slot).await;
+                let (reader, writer) = stream.into_split();
+                let peer = Peer {
+                    addr,
+                    transport: TransportKind::Tcp,
+                };
+                run(reader, writer, peer, registered, sender, slot).await;
             }
             Ok(Err(_)) | Err(_) => {
-                sender.tcp.unregister(addr, registered.id);
-                let dropped = drain(registered.rx);
-                crate::metrics::sip_tcp_closed("connect_failed");
-                crate::metrics::sip_tcp_dropped(dropped);
+                give_up(
+                    &sender,
+                    addr,
+                    TransportKind::Tcp,
+                    registered,
+                    "connect_failed",
+                );
                 if let Some(suppressed) = RECEIVE_LOG.allow() {
-                    tracing::info!(%addr, dropped, suppressed, "tcp connect failed");
+                    tracing::info!(%addr, suppressed, "tcp connect failed");
                 }
             }
         }
@@ -116,32 +150,50 @@ pub(super) fn open(sender: &SipSender, addr: SocketAddr, slot: Slot, first: &Byt
     true
 }
 
-/// Runs one connection until it closes, then unregisters it and counts why it closed.
-async fn run(
-    stream: TcpStream,
+/// Forgets a connection of our own that never came up, dropping (and counting) what it queued.
+pub(super) fn give_up(
+    sender: &SipSender,
     addr: SocketAddr,
+    transport: TransportKind,
+    registered: Registered,
+    reason: &'static str,
+) {
+    sender.table(transport).unregister(addr, registered.id);
+    let dropped = drain(registered.rx);
+    crate::metrics::sip_tcp_closed(reason);
+    crate::metrics::sip_tcp_dropped(dropped);
+}
+
+/// Runs one connection (TCP, or TLS after its handshake) until it closes, then unregisters it
+/// and counts why it closed.
+pub(super) async fn run<R, W>(
+    reader: R,
+    writer: W,
+    peer: Peer,
     registered: Registered,
     sender: SipSender,
     _slot: Slot,
-) {
+) where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
     let Registered { id, mut rx, state } = registered;
-    let (reader, writer) = stream.into_split();
     let reason = tokio::select! {
-        r = read_loop(reader, addr, &sender, &state) => r,
+        r = read_loop(reader, peer, &sender, &state) => r,
         r = write_loop(writer, &mut rx, &sender, &state) => r,
         r = state.closed() => r,
     };
-    sender.tcp.unregister(addr, id);
+    sender.table(peer.transport).unregister(peer.addr, id);
     let dropped = drain(rx);
     crate::metrics::sip_tcp_dropped(dropped);
     crate::metrics::sip_tcp_closed(reason);
     if let Some(suppressed) = RECEIVE_LOG.allow() {
-        tracing::debug!(%addr, reason, suppressed, "tcp connection closed");
+        tracing::debug!(%peer, reason, suppressed, "connection closed");
     }
 }
 
 /// Closes a queue and counts the messages left in it (they are dropped unsent).
-fn drain(mut rx: mpsc::Receiver<Bytes>) -> u64 {
+pub(super) fn drain(mut rx: mpsc::Receiver<Bytes>) -> u64 {
     rx.close();
     let mut dropped = 0u64;
     while rx.try_recv().is_ok() {
@@ -157,15 +209,20 @@ fn now_ms(sender: &SipSender) -> u64 {
         .map_or(0, |s| s.epoch.elapsed().as_millis() as u64)
 }
 
-async fn write_loop(
-    mut writer: OwnedWriteHalf,
+async fn write_loop<W: AsyncWrite + Unpin>(
+    mut writer: W,
     rx: &mut mpsc::Receiver<Bytes>,
     sender: &SipSender,
     state: &ConnState,
 ) -> &'static str {
     let limit = sender.tcp.options.write_timeout;
     while let Some(bytes) = rx.recv().await {
-        match tokio::time::timeout(limit, writer.write_all(&bytes)).await {
+        // Flush: a TLS writer buffers records until flushed (a no-op on TCP).
+        let write = async {
+            writer.write_all(&bytes).await?;
+            writer.flush().await
+        };
+        match tokio::time::timeout(limit, write).await {
             Ok(Ok(())) => state.wrote(now_ms(sender)),
             Ok(Err(_)) => return "write_error",
             Err(_) => return "write_timeout",
@@ -175,20 +232,18 @@ async fn write_loop(
     "peer_closed"
 }
 
-async fn read_loop(
-    mut reader: OwnedReadHalf,
-    addr: SocketAddr,
+async fn read_loop<R: AsyncRead + Unpin>(
+    mut reader: R,
+    peer: Peer,
     sender: &SipSender,
     state: &ConnState,
 ) -> &'static str {
     let Some(serving) = sender.serving.get() else {
         return "peer_closed";
     };
-    let idle = sender.tcp.options.idle_timeout;
-    let peer = Peer {
-        addr,
-        transport: TransportKind::Tcp,
-    };
+    let table = sender.table(peer.transport);
+    let idle = table.options.idle_timeout;
+    let addr = peer.addr;
     let mut buf = BytesMut::with_capacity(4096);
     loop {
         let limit = if buf.is_empty() { idle } else { STALL_TIMEOUT };
@@ -204,7 +259,7 @@ async fn read_loop(
                 let since_write = now_ms(sender).saturating_sub(state.last_write_ms());
                 let wrote_lately =
                     state.last_write_ms() > 0 && since_write < idle.as_millis() as u64;
-                if sender.tcp.is_held(addr) || wrote_lately {
+                if table.is_held(addr) || wrote_lately {
                     continue;
                 }
                 return "idle";

@@ -17,6 +17,7 @@ fn with_credentials() -> Leg {
         user: "bob".into(),
         next_hop: NextHop::Addr("10.0.0.7:5080".parse().unwrap()),
         transport: crate::sip::transport::TransportKind::Udp,
+        tls_ca: None,
     };
     let mut leg = Leg::outgoing(
         CallId::new(),

@@ -26,6 +26,7 @@ pub(super) fn env() -> Env {
         timers: Timers::default(),
         public_ip: "10.0.0.9".parse().unwrap(),
         port: 5060,
+        tls_port: None,
         max_call: None,
         session_expires: None,
         min_se: 90,

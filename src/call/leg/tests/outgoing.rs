@@ -14,6 +14,7 @@ fn outgoing() -> Leg {
         user: "bob".into(),
         next_hop: NextHop::Addr("10.0.0.7:5080".parse().unwrap()),
         transport: crate::sip::transport::TransportKind::Udp,
+        tls_ca: None,
     };
     let mut leg = Leg::outgoing(
         CallId::new(),
@@ -150,6 +151,7 @@ async fn a_422_is_retried_once_with_the_callees_min_se() {
         user: "bob".into(),
         next_hop: NextHop::Addr("10.0.0.7:5080".parse().unwrap()),
         transport: crate::sip::transport::TransportKind::Udp,
+        tls_ca: None,
     };
     let placement = Placement {
         route,
@@ -211,4 +213,74 @@ async fn a_422_is_retried_once_with_the_callees_min_se() {
 fn header_value<'a>(msg: &'a str, name: &str) -> Option<&'a str> {
     msg.lines()
         .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(": ")))
+}
+
+/// RFC 3261 §8.1.1.8, §18.1.1, §26.2: a leg to a `sips:` URI over TLS sends its INVITE with a
+/// `SIP/2.0/TLS` Via naming our TLS port and a `sips:` Contact; a `sip:` URI over TLS gets
+/// `;transport=tls`; over UDP nothing changes.
+#[test]
+fn a_leg_over_tls_names_the_tls_port_and_a_sips_contact_for_a_sips_uri() {
+    let env = Env {
+        tls_port: Some(5061),
+        ..env()
+    };
+    let tls = Peer {
+        addr: "10.0.0.7:5061".parse().unwrap(),
+        transport: crate::sip::transport::TransportKind::Tls,
+    };
+    for (uri, contact) in [
+        (
+            "sips:bob@example.com",
+            "Contact: <sips:activeflow@10.0.0.9:5061>",
+        ),
+        (
+            "sip:bob@example.com;transport=tls",
+            "Contact: <sip:activeflow@10.0.0.9:5061;transport=tls>",
+        ),
+    ] {
+        let route = Route {
+            request_uri: uri.into(),
+            user: "bob".into(),
+            next_hop: NextHop::Addr(tls.addr),
+            transport: tls.transport,
+            tls_ca: None,
+        };
+        let placement = Placement {
+            route,
+            local_uri: "<sip:alice@10.0.0.9>".into(),
+            max_forwards: 70,
+            ring_timeout: Duration::from_secs(60),
+            headers: Vec::new(),
+            credentials: None,
+        };
+        let now = Instant::now();
+        let mut leg = Leg::outgoing(
+            CallId::new(),
+            "tls@test".into(),
+            "t".into(),
+            placement,
+            &env,
+            now,
+        );
+        leg.resolved(tls, &env, now);
+        let sent = sent(&leg.take_outputs());
+        let invite = &sent[0].1;
+        assert!(
+            invite.starts_with(&format!("INVITE {uri} SIP/2.0")),
+            "{invite}"
+        );
+        assert!(
+            invite.contains("Via: SIP/2.0/TLS 10.0.0.9:5061;branch="),
+            "{invite}"
+        );
+        assert!(invite.contains(contact), "{invite}");
+    }
+    assert_eq!(
+        env.contact(Some(&udp("10.0.0.7:5060"))),
+        "<sip:activeflow@10.0.0.9:5060>"
+    );
+    assert_eq!(
+        env.contact_secure(Some(&udp("10.0.0.7:5060")), true),
+        "<sip:activeflow@10.0.0.9:5060>"
+    );
 }
