@@ -125,6 +125,14 @@ mod tests {
         let id = identity(Some(&named), "+15550100", false, &[], IP);
         assert_eq!(id.from, "<sip:4420@sip.carrier.example>");
         assert!(id.headers.is_empty());
+        let by_name = Trunk {
+            outbound_proxy: Some(ProxyAddr::Host("sbc.example.com".into(), 5061)),
+            ..carrier(TrunkAccount::default())
+        };
+        assert_eq!(
+            identity(Some(&by_name), "100", false, &[], IP).from,
+            "<sip:100@sbc.example.com>"
+        );
         assert_eq!(
             identity(None, "", false, &[], IP).from,
             "<sip:activeflow@192.0.2.1>"

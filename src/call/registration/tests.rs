@@ -226,3 +226,19 @@ async fn unregisters_with_expires_zero() {
     idle.unregister(Instant::now());
     assert!(idle.is_done() && sent(&mut idle).is_empty());
 }
+
+/// A registrar that cannot be reached (its name does not resolve, TLS fails) is a failure
+/// with its reason, retried after the backoff.
+#[tokio::test(start_paused = true)]
+async fn an_unreachable_registrar_is_a_failure_retried_later() {
+    let mut m = machine();
+    m.unreachable("sbc.example.com did not resolve".into(), Instant::now());
+    assert_eq!(m.state(), RegistrationState::Failed);
+    assert_eq!(m.last_error(), Some("sbc.example.com did not resolve"));
+    assert_eq!(m.take_outputs(), [RegistrationOutput::Failure]);
+    let wait = m.next_deadline().unwrap() - Instant::now();
+    assert!(
+        wait >= Duration::from_secs(1) && wait <= Duration::from_secs(2),
+        "{wait:?}"
+    );
+}
