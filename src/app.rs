@@ -14,6 +14,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::api::{self, ApiState};
 use crate::call::outbound::Dialer;
+use crate::call::registration::Registrations;
 use crate::call::session::SessionShared;
 use crate::call::{CallRegistry, Dispatcher, DispatcherConfig, OverloadGuard};
 use crate::config::Settings;
@@ -140,6 +141,8 @@ pub struct App {
     pub api_addr: SocketAddr,
     pub metrics_addr: SocketAddr,
     pub events: EventBus,
+    /// Trunk registrations (removed at shutdown).
+    pub registrations: Arc<Registrations>,
     udp: Option<UdpReceiver>,
     servers: Vec<actix_web::dev::ServerHandle>,
     arbiters: Vec<Arbiter>,
@@ -305,6 +308,7 @@ pub async fn start(
         failover_timeout: Duration::from_millis(raw.sip.failover_timeout_ms),
     });
     dialer.attach(shared.clone());
+    let registrations = Arc::new(Registrations::start(&settings.trunks, &shared));
     let dispatcher = Arc::new(Dispatcher::new(
         shared,
         handles.clone(),
@@ -362,6 +366,8 @@ pub async fn start(
         access: settings.api_access.clone(),
         ready: ready.clone(),
         health: health.clone(),
+        trunks: settings.trunks.clone(),
+        registrations: registrations.clone(),
     });
     if settings.api_access.is_open() {
         tracing::warn!(
@@ -409,6 +415,7 @@ pub async fn start(
         api_addr,
         metrics_addr,
         events,
+        registrations,
         udp: Some(udp_rx),
         servers,
         arbiters,

@@ -28,7 +28,9 @@
 //!   leg we place, and its thin actor shell, the call session (one per SIP dialog); the dialer
 //!   that routes legs through trunks and the SIP MESSAGE sender (`call::outbound`); the
 //!   dispatcher that matches every message to its dialog by Call-ID and tags and holds requests
-//!   to the trunk ACL; the call registry and the overload guard. Turns SIP into `CallEvent`s
+//!   to the trunk ACL; the call registry and the overload guard; a trunk's account: digest
+//!   answers to its 401/407 (`call::auth`), the caller identity in From, and its registration
+//!   (`call::registration`, RFC 3261 §10.2). Turns SIP into `CallEvent`s
 //!   sent to a `Recipient`, never importing `engine`.
 //! - [`http`]: flows' outgoing HTTP with timeouts, size limits and the `[http]` destination
 //!   policy enforced on every resolved address and redirect.

@@ -59,6 +59,8 @@ pub const COMPONENT_UP: &str = "component_up";
 pub const COMPONENT_RESTARTS_TOTAL: &str = "component_restarts_total";
 pub const WEBHOOK_WORKERS_ACTIVE: &str = "webhook_workers_active";
 pub const OUTBOUND_REFUSED_TOTAL: &str = "outbound_refused_total";
+pub const TRUNK_REGISTERED: &str = "trunk_registered";
+pub const TRUNK_REGISTER_FAILURES_TOTAL: &str = "trunk_register_failures_total";
 pub const MEDIA_FILES_PURGED_TOTAL: &str = "media_files_purged_total";
 
 /// Label values known at start-up, exported at zero so no series is ever missing.
@@ -363,6 +365,14 @@ fn describe_all() {
     describe_counter!(
         ACTIVEFLOW_LIMIT_EXCEEDED_TOTAL,
         "Variable writes and substitutions refused by a size cap, by [engine] key"
+    );
+    describe_gauge!(
+        TRUNK_REGISTERED,
+        "1 while the trunk's registration (register = true) is bound, else 0, by trunk name"
+    );
+    describe_counter!(
+        TRUNK_REGISTER_FAILURES_TOTAL,
+        "Failed REGISTER attempts (final error, refused credentials, timeout), by trunk name"
     );
     describe_counter!(
         ACTOR_PANICS_TOTAL,
@@ -786,6 +796,23 @@ pub fn webhook_delivery(outcome: WebhookOutcome) {
 /// [`WEBHOOK_QUEUES`].
 pub fn webhook_workers(queue: &'static str, delta: f64) {
     gauge!(WEBHOOK_WORKERS_ACTIVE, "queue" => queue).increment(delta);
+}
+
+/// A registering trunk's series, at zero from its start (trunk names come from the config:
+/// few, and known before any traffic).
+pub fn trunk_register_init(trunk: &str) {
+    gauge!(TRUNK_REGISTERED, "trunk" => trunk.to_string()).set(0.0);
+    counter!(TRUNK_REGISTER_FAILURES_TOTAL, "trunk" => trunk.to_string()).absolute(0);
+}
+
+/// Whether `trunk`'s registration is bound now.
+pub fn trunk_registered(trunk: &str, registered: bool) {
+    gauge!(TRUNK_REGISTERED, "trunk" => trunk.to_string()).set(if registered { 1.0 } else { 0.0 });
+}
+
+/// One failed REGISTER attempt of `trunk`.
+pub fn trunk_register_failure(trunk: &str) {
+    counter!(TRUNK_REGISTER_FAILURES_TOTAL, "trunk" => trunk.to_string()).increment(1);
 }
 
 /// Outgoing work refused by a cap; `work` is one of [`OUTBOUND_WORK`].

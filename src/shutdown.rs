@@ -1,7 +1,8 @@
 //! The drain sequence (DESIGN, STYLE §8): on SIGINT/SIGTERM stop taking INVITEs (503), give
 //! running activeflows a grace period, end the rest with reason `shutdown` (their calls get BYE),
-//! give those BYEs a moment to be answered, then stop. The same drain runs when a watched part
-//! whose death is fatal dies (the storage writer, see `health`); the process then exits non-zero.
+//! give those BYEs a moment to be answered, remove trunk registrations (Expires: 0), then stop.
+//! The same drain runs when a watched part whose death is fatal dies (the storage writer, see
+//! `health`); the process then exits non-zero.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -14,6 +15,8 @@ use crate::health::{Component, Health};
 
 /// How long BYEs sent at shutdown may take to be answered before the process exits.
 const BYE_WAIT: Duration = Duration::from_secs(2);
+/// How long the registrars may take to answer our unregistering REGISTERs.
+const UNREGISTER_WAIT: Duration = Duration::from_secs(2);
 /// Poll interval while waiting for counts to drop (shutdown only, not a hot path).
 const POLL: Duration = Duration::from_millis(20);
 
@@ -81,6 +84,8 @@ pub async fn drain(app: App, grace: Duration) -> usize {
         tracing::info!(stopped, "shutdown: ended remaining activeflows");
     }
     wait_until(BYE_WAIT, || app.calls.active() == 0 && app.calls.is_empty()).await;
+    // RFC 3261 §10.2.2: trunks we registered lose their binding (Expires: 0) before we go.
+    app.registrations.unregister_all(UNREGISTER_WAIT).await;
     app.stop().await;
     stopped
 }

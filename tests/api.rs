@@ -453,6 +453,7 @@ fn openapi_lists_every_route() {
         ("delete", "/v1/recordings/{id}"),
         ("get", "/v1/recordings/{id}/file"),
         ("get", "/v1/events"),
+        ("get", "/v1/trunks"),
         ("get", "/healthz"),
         ("get", "/readyz"),
         ("get", "/v1/openapi.json"),

@@ -14,6 +14,7 @@ mod history;
 pub mod openapi;
 mod page;
 mod recordings;
+mod trunks;
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -47,6 +48,9 @@ pub struct ApiState {
     pub ready: Arc<AtomicBool>,
     /// The watched parts (`/readyz` answers 503 while one is down).
     pub health: crate::health::Health,
+    /// The configured trunks and their registrations (`GET /v1/trunks`).
+    pub trunks: Vec<crate::call::Trunk>,
+    pub registrations: Arc<crate::call::registration::Registrations>,
 }
 
 /// Mounts every route; `state` must already be registered as `web::Data<ApiState>`.
@@ -76,7 +80,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     .configure(activeflows::configure)
                     .configure(calls::configure)
                     .configure(recordings::configure)
-                    .configure(events::configure),
+                    .configure(events::configure)
+                    .configure(trunks::configure),
             )
             .default_service(web::to(no_such_route)),
     )

@@ -4,7 +4,7 @@
 use actix_web::HttpResponse;
 use utoipa::OpenApi;
 
-use super::{activeflows, calls, events, flows, health, recordings};
+use super::{activeflows, calls, events, flows, health, recordings, trunks};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -17,6 +17,7 @@ use super::{activeflows, calls, events, flows, health, recordings};
         calls::list, calls::get, calls::hangup,
         recordings::list, recordings::get, recordings::file, recordings::delete,
         events::stream,
+        trunks::list,
         health::healthz, health::readyz, spec,
     ),
     modifiers(&BearerAuth),

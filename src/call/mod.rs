@@ -1,8 +1,10 @@
 //! Calls: one actor per SIP dialog ([`CallSession`]), the thin shell of a sans-IO leg machine
 //! (`leg`: the call we answer and the leg we place, one machine with two roles), fed by the
-//! [`Dispatcher`] on the transport's threads. Talks upward only through the `Recipient`s in
+//! [`Dispatcher`] on the transport's threads; trunk accounts: digest answers (`auth`) and
+//! registrations ([`registration`]). Talks upward only through the `Recipient`s in
 //! [`events`]; never imports `engine`.
 
+pub(crate) mod auth;
 pub mod dispatch;
 pub mod events;
 mod id;
@@ -10,6 +12,7 @@ pub mod info;
 mod leg;
 pub mod outbound;
 pub mod overload;
+pub mod registration;
 pub mod registry;
 pub mod session;
 mod shared;

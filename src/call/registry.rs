@@ -27,6 +27,8 @@ pub struct CallEntry {
     /// carries one less (RFC 3261 §16.6 step 3, as a B2BUA), so a call looping through the
     /// engine dies out instead of multiplying.
     pub max_forwards: u8,
+    /// The call's Diversion values (RFC 5806), copied onto legs bridged for it.
+    pub diversion: Vec<String>,
 }
 
 impl CallEntry {
@@ -45,6 +47,8 @@ pub enum SessionAddr {
     Call(Addr<CallSession>),
     /// A SIP MESSAGE waiting for its response (no dialog, no call record).
     Message(Addr<MessageSender>),
+    /// A trunk registration (REGISTER responses).
+    Register(Addr<super::registration::RegisterClient>),
 }
 
 impl SessionAddr {
@@ -53,6 +57,7 @@ impl SessionAddr {
         match self {
             SessionAddr::Call(a) => a.do_send(message),
             SessionAddr::Message(a) => a.do_send(message),
+            SessionAddr::Register(a) => a.do_send(message),
         }
     }
 }
@@ -214,6 +219,7 @@ impl CallRegistry {
         info: CallInfo,
         commands: Recipient<CallCommand>,
         max_forwards: u8,
+        diversion: Vec<String>,
     ) -> Arc<CallEntry> {
         self.active.fetch_add(1, Ordering::Relaxed);
         crate::metrics::calls_active(1.0);
@@ -221,6 +227,7 @@ impl CallRegistry {
             info: Mutex::new(info),
             commands,
             max_forwards,
+            diversion,
         });
         let id = entry.info().id;
         self.calls.insert(id, entry.clone());

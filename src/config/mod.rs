@@ -18,6 +18,7 @@ mod access;
 mod trunk;
 mod trunk_transport;
 use access::{api_access, tls_files};
+mod trunk_account;
 use trunk_transport::sip_tls;
 
 /// The embedded default configuration (`config/default.toml`).
@@ -384,7 +385,7 @@ pub struct StorageConfig {
     pub max_row_bytes: usize,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrunkConfig {
     pub name: String,
@@ -400,6 +401,41 @@ pub struct TrunkConfig {
     /// (empty = the system's roots).
     #[serde(default)]
     pub tls_ca: String,
+    /// Digest credentials for the carrier's challenges (issue 17; validated in `trunk.rs`).
+    #[serde(default)]
+    pub username: String,
+    #[serde(default)]
+    pub password: String,
+    #[serde(default)]
+    pub realm: String,
+    #[serde(default)]
+    pub register: bool,
+    #[serde(default = "trunk_account::default_register_expires")]
+    pub register_expires: u32,
+    #[serde(default)]
+    pub from_user: String,
+    #[serde(default)]
+    pub from_domain: String,
+}
+
+impl Default for TrunkConfig {
+    /// A trunk as an empty `[[trunks]]` table reads (for configs built in code).
+    fn default() -> Self {
+        TrunkConfig {
+            name: String::new(),
+            allow: Vec::new(),
+            outbound_proxy: String::new(),
+            transport: String::new(),
+            tls_ca: String::new(),
+            username: String::new(),
+            password: String::new(),
+            realm: String::new(),
+            register: false,
+            register_expires: trunk_account::default_register_expires(),
+            from_user: String::new(),
+            from_domain: String::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -687,6 +723,7 @@ impl Config {
                 })
                 .collect::<Result<Vec<Cidr>, _>>()?;
             let (outbound_proxy, transport) = trunk::addressing(i, t)?;
+            let outbound_proxy_set = outbound_proxy.is_some();
             let tls_ca = trunk_transport::tls_ca(i, t, transport)?;
             trunks.push(Trunk {
                 name: t.name.clone(),
@@ -694,6 +731,7 @@ impl Config {
                 outbound_proxy,
                 transport,
                 tls_ca,
+                account: trunk_account::account(i, t, outbound_proxy_set)?,
             });
         }
         for (i, r) in self.routes.iter().enumerate() {

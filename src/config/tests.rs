@@ -280,6 +280,69 @@ fn flow_size_caps_default_and_are_checked() {
     }
 }
 
+/// A trunk's account keys (issue 17): credentials come in pairs, registration needs them and a
+/// proxy, identities must fit a SIP URI; each error names its key.
+#[test]
+fn trunk_account_keys_are_validated() {
+    let trunk = |extra: &str| {
+        let text = format!(
+            "{DEFAULT_TOML}\n[[trunks]]\nname = \"carrier\"\noutbound_proxy = \"127.0.0.1:5070\"\n{extra}\n"
+        );
+        Config::from_toml_with_env(&text, env(&[]))
+            .unwrap()
+            .validate()
+    };
+    let s = trunk(
+        "username = \"alice\"\npassword = \"s3cret\"\nrealm = \"carrier\"\nregister = true\n\
+         from_user = \"+15550100\"\nfrom_domain = \"sip.example.com\"",
+    )
+    .unwrap();
+    let account = &s.trunks[1].account;
+    let creds = account.credentials.as_ref().unwrap();
+    assert_eq!(
+        (creds.username.as_str(), creds.realm.as_deref()),
+        ("alice", Some("carrier"))
+    );
+    assert_eq!(account.register_expires, Some(3600));
+    assert_eq!(account.from_user.as_deref(), Some("+15550100"));
+    assert_eq!(s.trunks[1].from_host().as_deref(), Some("sip.example.com"));
+    assert!(!format!("{creds:?}").contains("s3cret"));
+    let plain = trunk("").unwrap();
+    assert!(plain.trunks[1].account.credentials.is_none());
+    assert_eq!(plain.trunks[1].from_host().as_deref(), Some("127.0.0.1"));
+    for (extra, key) in [
+        ("username = \"alice\"", "trunks[1].password"),
+        ("password = \"x\"", "trunks[1].username"),
+        ("realm = \"r\"", "trunks[1].realm"),
+        (
+            "username = \"al\\\"ice\"\npassword = \"x\"",
+            "trunks[1].username",
+        ),
+        ("register = true", "trunks[1].register"),
+        (
+            "username = \"a\"\npassword = \"x\"\nregister = true\nregister_expires = 0",
+            "trunks[1].register_expires",
+        ),
+        (
+            "username = \"a b\"\npassword = \"x\"\nregister = true",
+            "trunks[1].username",
+        ),
+        ("from_user = \"a@b\"", "trunks[1].from_user"),
+        ("from_domain = \"h:5060\"", "trunks[1].from_domain"),
+    ] {
+        let e = trunk(extra).unwrap_err();
+        assert!(e.to_string().contains(key), "{extra}: {e}");
+    }
+    let text = format!(
+        "{DEFAULT_TOML}\n[[trunks]]\nname = \"noproxy\"\nusername = \"a\"\npassword = \"x\"\nregister = true\n"
+    );
+    let e = Config::from_toml_with_env(&text, env(&[]))
+        .unwrap()
+        .validate()
+        .unwrap_err();
+    assert!(e.to_string().contains("trunks[1].register"), "{e}");
+}
+
 /// A self-signed pair written to a temp dir: (cert path, key path).
 fn tls_pair(tag: &str) -> (String, String) {
     let dir = std::env::temp_dir().join(format!(

@@ -39,6 +39,9 @@ pub struct Connect {
     /// Relay a callee's early media (SDP in 180/183) to the caller before anyone answers
     /// (RFC 3960 gateway model): an unanswered caller gets 183 with our SDP.
     pub early_media: bool,
+    /// Hide the caller: From `Anonymous`, the real identity in P-Asserted-Identity with
+    /// `Privacy: id` (RFC 3325 §9.1, RFC 3323).
+    pub anonymous: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,6 +67,7 @@ impl Connect {
             ring_timeout_ms,
             trunk: o.str("trunk")?.map(str::to_owned),
             early_media: early_media(o)?,
+            anonymous: o.bool("anonymous")?.unwrap_or(false),
         })
     }
 }
@@ -215,5 +219,19 @@ mod tests {
         assert_eq!(field(e), "option.source");
         let m = MessageSend::from_opt(&Opt::new(&json!({"destinations": ok})).unwrap());
         assert_eq!(field(m.unwrap_err()), "option.text");
+    }
+
+    /// RFC 3325 §9.1 / RFC 3323: `anonymous` hides the caller; it must be a JSON boolean.
+    #[test]
+    fn connect_anonymous_is_a_boolean() {
+        let ok = json!([{"type": "tel", "target": "1"}]);
+        assert!(!connect(json!({"destinations": ok})).unwrap().anonymous);
+        assert!(
+            connect(json!({"destinations": ok, "anonymous": true}))
+                .unwrap()
+                .anonymous
+        );
+        let e = connect(json!({"destinations": ok, "anonymous": "yes"})).unwrap_err();
+        assert_eq!(field(e), "option.anonymous");
     }
 }

@@ -152,6 +152,7 @@ mod tests {
             ("GET", "/v1/events", Some(Scope::Read)),
             ("GET", "/v1/recordings/abc/file", Some(Scope::Read)),
             ("HEAD", "/v1/calls", Some(Scope::Read)),
+            ("GET", "/v1/trunks", Some(Scope::Read)),
             ("POST", "/v1/flows", Some(Scope::Flows)),
             ("PUT", "/v1/flows/abc", Some(Scope::Flows)),
             ("DELETE", "/v1/flows/abc", Some(Scope::Flows)),

@@ -131,7 +131,7 @@ impl Leg {
         }
         o.failover.attempt += 1;
         o.failover.arm(env, now);
-        o.invite_cseq += 1;
+        o.invite_cseq = o.invite_cseq.max(o.early.last_cseq) + 1;
         o.branch = new_branch();
         o.invite_tx = None;
         crate::metrics::sip_failover(reason.label());

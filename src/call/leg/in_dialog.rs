@@ -309,6 +309,10 @@ impl Leg {
             return;
         }
         if key.method() == rsip::Method::Bye {
+            if self.retry_bye_with_credentials(resp, &key, env, now) {
+                self.prune();
+                return;
+            }
             if let Some(tx) = &mut self.bye_tx {
                 tx.on_response(u16::from(resp.status_code.clone()), now);
             }

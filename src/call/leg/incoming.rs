@@ -43,6 +43,8 @@ pub(crate) struct Incoming {
     timer: Option<(u32, bool, bool)>,
     /// 100rel and early media (RFC 3262 §3; see `early.rs`).
     pub(super) early: super::early::UasEarly,
+    /// The INVITE's Diversion values (RFC 5806), for the legs `connect` places.
+    pub(crate) diversion: Vec<String>,
 }
 
 impl Incoming {
@@ -96,6 +98,7 @@ impl Leg {
             .flatten();
         let role = Incoming {
             early: super::early::UasEarly::of(&invite),
+            diversion: super::rules::diversion(&invite.headers),
             timer,
             max_forwards,
             invite: Some(Box::new(invite)),

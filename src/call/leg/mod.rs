@@ -14,6 +14,7 @@
 //! After `Ended` the leg lingers while a transaction still needs it (an ACK awaited, a BYE
 //! unanswered, a retransmitted final to re-ACK); [`Leg::is_done`] says when it may go.
 
+mod auth;
 mod early;
 mod failover;
 mod in_dialog;

@@ -39,6 +39,9 @@ pub(crate) struct Outgoing {
     /// Max-Forwards of our INVITE (the caller's less one when bridging, §16.6 step 3 in spirit).
     max_forwards: u8,
     pub(super) invite_tx: Option<ClientInviteTransaction>,
+    /// The INVITE a 422 or 401/407 made us resend, with its branch: it re-ACKs its final's
+    /// retransmissions until Timer D (§17.1.1.2), as any completed INVITE transaction.
+    previous: Option<Box<(String, ClientInviteTransaction)>>,
     cancel_tx: Option<ClientNonInviteTransaction>,
     /// The ACK for the callee's 2xx, sent again for each retransmitted 2xx.
     ack: Option<Bytes>,
@@ -48,6 +51,10 @@ pub(crate) struct Outgoing {
     cancel_owed: bool,
     /// The resolved targets still to try (RFC 3263 §4.3).
     pub(super) failover: Failover,
+    /// Identity headers our INVITE carries (P-Asserted-Identity, Privacy, Diversion).
+    headers: Vec<(String, String)>,
+    /// The trunk's digest credentials and the challenge state of our requests (`auth.rs`).
+    pub(super) auth: Option<Box<super::auth::LegAuth>>,
 }
 
 impl Outgoing {
@@ -56,6 +63,9 @@ impl Outgoing {
             self.ring_deadline,
             self.failover.deadline(),
             self.invite_tx.as_ref().and_then(|t| t.next_deadline()),
+            self.previous
+                .as_deref()
+                .and_then(|(_, t)| t.next_deadline()),
             self.cancel_tx.as_ref().and_then(|t| t.next_deadline()),
             self.early.next_deadline(),
         ]
@@ -73,6 +83,10 @@ impl Outgoing {
     /// a CANCEL waits for its answer.
     pub(super) fn is_done(&self) -> bool {
         self.invite_tx.as_ref().is_none_or(|t| t.is_terminated())
+            && self
+                .previous
+                .as_deref()
+                .is_none_or(|(_, t)| t.is_terminated())
             && self.cancel_tx.as_ref().is_none_or(|t| t.is_completed())
     }
 }
@@ -84,6 +98,10 @@ pub(crate) struct Placement {
     pub(crate) local_uri: String,
     pub(crate) max_forwards: u8,
     pub(crate) ring_timeout: Duration,
+    /// Extra headers of the INVITE (caller identity, RFC 3325 / RFC 5806).
+    pub(crate) headers: Vec<(String, String)>,
+    /// The trunk's digest credentials, when it has them.
+    pub(crate) credentials: Option<std::sync::Arc<crate::call::trunk::TrunkCredentials>>,
 }
 
 impl Leg {
@@ -105,12 +123,17 @@ impl Leg {
             session_expires: None,
             max_forwards: placement.max_forwards,
             invite_tx: None,
+            previous: None,
             cancel_tx: None,
             ack: None,
             ring_timeout: placement.ring_timeout,
             ring_deadline: None,
             cancel_owed: false,
             failover: Failover::default(),
+            headers: placement.headers,
+            auth: placement
+                .credentials
+                .map(|c| Box::new(super::auth::LegAuth::new(c))),
         };
         Leg::new(
             id,
@@ -146,18 +169,17 @@ impl Leg {
     fn transaction_request(&self, method: rsip::Method, env: &Env) -> Option<RequestBuilder> {
         let o = self.outgoing_ref()?;
         let transport = self.peer?.transport;
-        Some(
-            RequestBuilder::new(method, &o.route.request_uri)
-                .via(
-                    &env.sent_by_over(transport),
-                    transport.via_token(),
-                    &o.branch,
-                )
-                .from_addr(&o.local_uri, &self.local_tag)
-                .call_id(&self.sip_call_id)
-                .cseq(o.invite_cseq)
-                .max_forwards(o.max_forwards),
-        )
+        let b = RequestBuilder::new(method, &o.route.request_uri)
+            .via(
+                &env.sent_by_over(transport),
+                transport.via_token(),
+                &o.branch,
+            )
+            .from_addr(&o.local_uri, &self.local_tag)
+            .call_id(&self.sip_call_id)
+            .cseq(o.invite_cseq)
+            .max_forwards(o.max_forwards);
+        Some(super::auth::with_invite_credentials(b, o.auth.as_deref()))
     }
 
     fn to_uri(&self) -> String {
@@ -189,6 +211,9 @@ impl Leg {
             .to_addr(&self.to_uri(), None)
             .contact(&env.contact_secure(Some(&peer), sips))
             .header("Allow", super::incoming::ALLOW);
+        for (name, value) in self.outgoing_ref().map_or(&[][..], |o| &o.headers) {
+            b = b.header(name, value);
+        }
         let asked = self.outgoing_ref().and_then(|o| o.session_expires);
         if let Some(seconds) = asked.or(env.session_expires) {
             // RFC 4028 §7.1: we support timers and ask for ours; the 2xx says who refreshes.
@@ -276,6 +301,13 @@ impl Leg {
         if let Some(t) = &mut o.cancel_tx {
             outputs.extend(t.on_tick(now));
         }
+        if let Some((_, t)) = o.previous.as_deref_mut() {
+            // Completed: only Timer D is left to fire.
+            let _ = t.on_tick(now);
+            if t.is_terminated() {
+                o.previous = None;
+            }
+        }
         for b in self.prack_tick(now) {
             crate::metrics::sip_retransmission(false);
             self.send(b);
@@ -309,8 +341,20 @@ impl Leg {
                 self.on_invite_response(resp, code, env, now)
             }
             rsip::Method::Invite => {
-                let branch = key.branch().to_string();
-                self.stale_invite_response(resp, &branch, code, env);
+                let previous = o.previous.as_deref_mut().filter(|(b, _)| b == key.branch());
+                if let Some((_, tx)) = previous {
+                    // A retransmitted challenge or 422 to the INVITE we resent: ACK it again.
+                    if let InviteResponse::Rejected {
+                        retransmission: Some(ack),
+                    } = tx.on_response(code, now)
+                    {
+                        crate::metrics::sip_retransmission(true);
+                        self.send(ack);
+                    }
+                } else {
+                    let branch = key.branch().to_string();
+                    self.stale_invite_response(resp, &branch, code, env);
+                }
             }
             rsip::Method::Cancel => {
                 if let Some(t) = &mut o.cancel_tx {
@@ -371,7 +415,10 @@ impl Leg {
                 // RFC 3263 §4.3: a 503 sends the INVITE to the next target, if any.
                 let failed_over =
                     code == 503 && self.fail_over(FailoverReason::Unavailable, env, now);
-                if !failed_over && !self.retry_after_422(resp, code, env, now) {
+                if !failed_over
+                    && !self.retry_after_422(resp, code, env, now)
+                    && !self.retry_invite_with_credentials(resp, code, env, now)
+                {
                     self.end(CallEndCause::Rejected(code));
                 }
             }
@@ -398,14 +445,14 @@ impl Leg {
             &o.route.request_uri,
         );
         let transport = self.peer.map_or(TransportKind::Udp, |p| p.transport);
-        let ack = dialog
-            .request(
-                rsip::Method::Ack,
-                cseq,
-                &env.sent_by_over(transport),
-                transport.via_token(),
-            )
-            .build();
+        let ack = dialog.request(
+            rsip::Method::Ack,
+            cseq,
+            &env.sent_by_over(transport),
+            transport.via_token(),
+        );
+        // RFC 3261 §22.1: the ACK for a 2xx carries the INVITE's credentials.
+        let ack = super::auth::with_invite_credentials(ack, o.auth.as_deref()).build();
         self.dialog = Some(dialog);
         if let Some(o) = self.role_out() {
             o.ack = Some(ack.clone());
@@ -458,11 +505,18 @@ impl Leg {
         }
         let min = super::session_timer::min_se(&resp.headers).unwrap_or(env.min_se);
         o.session_expires = Some(min.max(env.min_se));
+        self.resend_invite(env, now);
+        true
+    }
+
+    /// Our INVITE again after a final response asked for a change (422, 401/407): a new
+    /// transaction with the next CSeq and a new branch, the same Call-ID and From tag.
+    pub(super) fn resend_invite(&mut self, env: &Env, now: Instant) {
+        let Some(o) = self.role_out() else { return };
         // Above any PRACK of ours too (RFC 3261 §8.1.1.5: CSeq grows under one Call-ID).
         o.invite_cseq = o.invite_cseq.max(o.early.last_cseq) + 1;
-        o.branch = new_branch();
-        o.invite_tx = None;
+        let branch = std::mem::replace(&mut o.branch, new_branch());
+        o.previous = o.invite_tx.take().map(|tx| Box::new((branch, tx)));
         self.send_invite(env, now);
-        true
     }
 }

@@ -91,14 +91,15 @@ impl Leg {
         dialog.local_cseq += 1;
         let cseq = dialog.local_cseq;
         let branch = new_branch();
-        let bytes = dialog
-            .request_on_branch(
-                rsip::Method::Invite,
-                cseq,
-                &env.sent_by_over(to.transport),
-                to.transport.via_token(),
-                &branch,
-            )
+        let b = dialog.request_on_branch(
+            rsip::Method::Invite,
+            cseq,
+            &env.sent_by_over(to.transport),
+            to.transport.via_token(),
+            &branch,
+        );
+        let bytes = self
+            .with_refresh_credentials(b)
             .contact(&env.contact(self.peer.as_ref()))
             .header("Allow", super::incoming::ALLOW)
             .header("Supported", "timer")
@@ -156,6 +157,7 @@ impl Leg {
                     r.ack = Some(ack.clone());
                 }
                 self.send_in_dialog(ack);
+                self.refresh_authenticated();
                 // The 2xx's Session-Expires is what holds now; without one, ours goes on.
                 match as_uac(&resp.headers, now) {
                     Some(t) => self.session_timer = Some(Box::new(t)),
@@ -211,6 +213,10 @@ impl Leg {
             r.tx.store_ack(ack.clone());
         }
         self.send_in_dialog(ack);
+        if self.answer_refresh_challenge(resp, code) {
+            self.send_refresh(env, now);
+            return;
+        }
         match code {
             408 | 481 => {
                 self.send_bye(env, now);

@@ -129,3 +129,82 @@ pub(super) fn digest_without_origin(sdp: &str) -> u64 {
     }
     h.finish().max(1)
 }
+
+/// Diversion values (RFC 5806) a leg carries on: at most this many, each at most this long.
+const MAX_DIVERSIONS: usize = 8;
+const MAX_DIVERSION_LEN: usize = 256;
+
+/// The request's Diversion header values in order (comma-joined ones split), bounded: a
+/// caller's list is copied onto the legs we place, not an amplifier.
+pub(crate) fn diversion(headers: &rsip::Headers) -> Vec<String> {
+    headers
+        .iter()
+        .filter_map(|h| match h {
+            rsip::Header::Other(name, value) if name.eq_ignore_ascii_case("diversion") => {
+                Some(value)
+            }
+            _ => None,
+        })
+        .flat_map(|v| split_outside_quotes(v))
+        .filter(|v| !v.is_empty() && v.len() <= MAX_DIVERSION_LEN)
+        .take(MAX_DIVERSIONS)
+        .collect()
+}
+
+/// Splits a header value on commas outside quotes and angle brackets.
+fn split_outside_quotes(value: &str) -> Vec<String> {
+    let mut parts = Vec::new();
+    let (mut quoted, mut angle, mut start) = (false, false, 0);
+    for (i, c) in value.char_indices() {
+        match c {
+            '"' => quoted = !quoted,
+            '<' if !quoted => angle = true,
+            '>' if !quoted => angle = false,
+            ',' if !quoted && !angle => {
+                parts.push(value[start..i].trim().to_string());
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(value[start..].trim().to_string());
+    parts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// RFC 5806: each Diversion value in order, comma-joined ones split outside quotes and
+    /// angle brackets, at most [`MAX_DIVERSIONS`].
+    #[test]
+    fn diversion_values_in_order_and_bounded() {
+        let mut headers = rsip::Headers::default();
+        headers.push(rsip::Header::Other(
+            "Diversion".into(),
+            "<sip:100@a;x=1,2>;reason=busy, \"Bob, Jr\" <sip:200@b>".into(),
+        ));
+        headers.push(rsip::Header::Other(
+            "diversion".into(),
+            "<sip:300@c>".into(),
+        ));
+        assert_eq!(
+            diversion(&headers),
+            [
+                "<sip:100@a;x=1,2>;reason=busy",
+                "\"Bob, Jr\" <sip:200@b>",
+                "<sip:300@c>"
+            ]
+        );
+        let mut many = rsip::Headers::default();
+        for n in 0..20 {
+            many.push(rsip::Header::Other(
+                "Diversion".into(),
+                format!("<sip:{n}@h>"),
+            ));
+        }
+        many.push(rsip::Header::Other("Diversion".into(), "x".repeat(300)));
+        assert_eq!(diversion(&many).len(), MAX_DIVERSIONS);
+        assert!(diversion(&rsip::Headers::default()).is_empty());
+    }
+}

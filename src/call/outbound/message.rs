@@ -1,8 +1,10 @@
 //! One SIP MESSAGE (RFC 3428) the engine sends: a small actor owning its non-INVITE client
 //! transaction (Timer E retransmits over UDP, Timer F gives up), registered by Call-ID so the
 //! response finds it. Fails over through the resolved targets on 503, timeout or transport
-//! error (RFC 3263 §4.3). Reports the final status once, then stops. Each holds a [`MessageSlot`]
-//! while its transaction is outstanding, so messages count against the engine's capacity.
+//! error (RFC 3263 §4.3); a 401/407 from a trunk with credentials is answered once (RFC 3261
+//! §22.2–22.3: the MESSAGE again with the next CSeq, a new branch and the credentials).
+//! Reports the final status once, then stops. Each holds a [`MessageSlot`] while its
+//! transaction is outstanding, so messages count against the engine's capacity.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -11,8 +13,10 @@ use actix::prelude::*;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
+use super::super::auth::{is_challenge, new_cnonce, AuthHeader, DigestClient};
 use super::super::registry::MessageSlot;
 use super::super::shared::{SessionShared, SipIn};
+use super::identity::Identity;
 use super::target::Route;
 use super::MessageRequest;
 use crate::sip::message::{new_branch, RequestBuilder, TransactionKey};
@@ -38,11 +42,16 @@ pub struct MessageSender {
     /// Our From tag: its response is routed to us by it.
     local_tag: String,
     route: Route,
-    source: String,
+    /// From (without tag), per the trunk's identity.
+    from: String,
     text: String,
     branch: String,
-    /// One more for each target tried (RFC 3263 §4.3: a new transaction, same Call-ID).
+    /// One more for each target tried (RFC 3263 §4.3: a new transaction, same Call-ID) and
+    /// each challenge answered.
     cseq: u32,
+    /// The trunk's challenges and what the MESSAGE carries since one was answered.
+    auth: DigestClient,
+    auth_header: Option<AuthHeader>,
     peer: Option<Peer>,
     /// Resolved targets not tried yet.
     remaining: VecDeque<Peer>,
@@ -55,12 +64,16 @@ pub struct MessageSender {
 }
 
 impl MessageSender {
+    // Each argument is a distinct part the sender owns; a struct for them would only move
+    // the same list into `Dialer::send_message`.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn new(
         shared: Arc<SessionShared>,
         slot: MessageSlot,
         sip_call_id: String,
         local_tag: String,
         route: Route,
+        identity: Identity,
         request: MessageRequest,
         reply: oneshot::Sender<MessageOutcome>,
     ) -> Self {
@@ -70,10 +83,12 @@ impl MessageSender {
             sip_call_id,
             local_tag,
             route,
-            source: request.source,
+            from: identity.from,
             text: request.text,
             branch: new_branch(),
             cseq: 0,
+            auth: DigestClient::new(identity.credentials),
+            auth_header: None,
             peer: None,
             remaining: VecDeque::new(),
             answered: false,
@@ -96,27 +111,36 @@ impl MessageSender {
         let Some(peer) = self.remaining.pop_front() else {
             return false;
         };
+        self.cseq += 1;
+        self.branch = new_branch();
+        self.answered = false;
+        self.peer = Some(peer);
+        self.send_request(ctx);
+        true
+    }
+
+    /// The MESSAGE (again, after a challenge) to the current target through a new client
+    /// transaction, with the failover timer armed while other targets are left.
+    fn send_request(&mut self, ctx: &mut Context<Self>) {
+        let Some(peer) = self.peer else { return };
         for handle in [self.timer.take(), self.failover_timer.take()]
             .into_iter()
             .flatten()
         {
             ctx.cancel_future(handle);
         }
-        self.cseq += 1;
-        self.branch = new_branch();
-        self.answered = false;
-        self.peer = Some(peer);
         let sent_by = self.shared.env().sent_by_over(peer.transport);
-        let bytes = RequestBuilder::new(rsip::Method::Message, &self.route.request_uri)
+        let mut b = RequestBuilder::new(rsip::Method::Message, &self.route.request_uri)
             .via(&sent_by, peer.transport.via_token(), &self.branch)
-            .from_addr(
-                &super::caller_uri(&self.source, self.shared.public_ip),
-                &self.local_tag,
-            )
+            .from_addr(&self.from, &self.local_tag)
             .to_addr(&format!("<{}>", self.route.request_uri), None)
             .call_id(&self.sip_call_id)
             .cseq(self.cseq)
-            .max_forwards(70)
+            .max_forwards(70);
+        if let Some(h) = &self.auth_header {
+            b = b.header(h.name, &h.value);
+        }
+        let bytes = b
             .body("text/plain;charset=UTF-8", self.text.clone().into_bytes())
             .build();
         self.tx = Some(ClientNonInviteTransaction::new(
@@ -141,8 +165,7 @@ impl MessageSender {
             }
             Err(e) => {
                 self.tx = None;
-                self.fail_over("transport", MessageOutcome::Failed(e.to_string()), ctx);
-                return true;
+                return self.fail_over("transport", MessageOutcome::Failed(e.to_string()), ctx);
             }
         }
         if !self.remaining.is_empty() {
@@ -155,7 +178,6 @@ impl MessageSender {
             }));
         }
         self.rearm(ctx);
-        true
     }
 
     /// RFC 3263 §4.3: the next target, or `outcome` when none is left.
@@ -248,6 +270,18 @@ impl Handler<SipIn> for MessageSender {
         let code = u16::from(resp.status_code.clone());
         tx.on_response(code, Instant::now());
         self.answered = true;
+        if is_challenge(code) {
+            let uri = self.route.request_uri.clone();
+            match self.auth.answer(&resp, "MESSAGE", &uri, &new_cnonce()) {
+                Ok(header) => {
+                    self.auth_header = Some(header);
+                    self.cseq += 1;
+                    self.branch = new_branch();
+                    return self.send_request(ctx);
+                }
+                Err(e) => tracing::info!(code, error = %e, "MESSAGE challenge not answered"),
+            }
+        }
         if code == 503 {
             self.fail_over("503", MessageOutcome::Status(code), ctx);
         } else if code >= 200 {

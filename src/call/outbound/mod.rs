@@ -4,6 +4,7 @@
 //! answer. SIP MESSAGE (RFC 3428) goes out through [`Dialer::send_message`]. Never imports
 //! `engine`.
 
+mod identity;
 mod message;
 mod target;
 
@@ -36,8 +37,11 @@ pub struct DialRequest {
     pub ring_timeout: Duration,
     /// Where the leg's events go.
     pub events: Recipient<CallEvent>,
-    /// The call this leg is placed for: its Max-Forwards less one goes on our INVITE.
+    /// The call this leg is placed for: its Max-Forwards less one goes on our INVITE, its
+    /// Diversion headers too.
     pub parent: Option<CallId>,
+    /// Hide the caller (From anonymous, P-Asserted-Identity, `Privacy: id`).
+    pub anonymous: bool,
 }
 
 /// A placed leg: its id and where its commands go.
@@ -103,10 +107,18 @@ impl Dialer {
         if shared.registry.occupied() >= self.max_active_calls {
             return Err(DialError::AtCapacity);
         }
-        let max_forwards = request
-            .parent
-            .and_then(|id| shared.registry.call(&id))
+        let parent = request.parent.and_then(|id| shared.registry.call(&id));
+        let max_forwards = parent
+            .as_ref()
             .map_or(70, |c| c.max_forwards.min(71).saturating_sub(1));
+        let trunk = identity::trunk_for(&request.target, request.trunk.as_deref(), &self.trunks);
+        let identity = identity::identity(
+            trunk,
+            &request.source,
+            request.anonymous,
+            parent.as_ref().map_or(&[][..], |c| &c.diversion),
+            shared.public_ip,
+        );
         if max_forwards == 0 {
             return Err(DialError::TooManyHops);
         }
@@ -125,9 +137,11 @@ impl Dialer {
             local_tag.clone(),
             Placement {
                 route,
-                local_uri: caller_uri(&request.source, shared.public_ip),
+                local_uri: identity.from,
                 max_forwards,
                 ring_timeout: request.ring_timeout,
+                headers: identity.headers,
+                credentials: identity.credentials,
             },
             &shared.env(),
             now,
@@ -171,22 +185,22 @@ impl Dialer {
         let registry = shared.registry.clone();
         let key = sip_call_id.clone();
         let tag = crate::sip::message::new_tag();
-        let addr =
-            MessageSender::new(shared, slot, sip_call_id, tag.clone(), route, request, tx).start();
+        let trunk = identity::trunk_for(&request.target, request.trunk.as_deref(), &self.trunks);
+        let identity = identity::identity(trunk, &request.source, false, &[], shared.public_ip);
+        let addr = MessageSender::new(
+            shared,
+            slot,
+            sip_call_id,
+            tag.clone(),
+            route,
+            identity,
+            request,
+            tx,
+        )
+        .start();
         registry.insert_outgoing(&key, &tag, SessionAddr::Message(addr));
         Ok(rx)
     }
-}
-
-/// `<sip:{user}@{our address}>` for From: the flow's source with only URI-safe characters
-/// kept (`activeflow` when none is left).
-fn caller_uri(source: &str, ip: std::net::IpAddr) -> String {
-    let user: String = source
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric() || "+-_.*".contains(*c))
-        .collect();
-    let user = if user.is_empty() { "activeflow" } else { &user };
-    format!("<sip:{user}@{}>", crate::sip::dialog::host(ip))
 }
 
 /// Resolves the next hop of a leg the session places (RFC 3263, without blocking the
@@ -212,7 +226,7 @@ pub(super) fn start_resolution(session: &mut CallSession, ctx: &mut Context<Call
 /// route's server name and trust anchors, so the connection the first send opens checks the
 /// certificate against them (RFC 3261 §26.3.1), and a failed handshake is a transport error
 /// that moves the request to the next target (RFC 3263 §4.3).
-pub(super) fn peers(
+pub(crate) fn peers(
     found: Result<Vec<crate::sip::resolve::ResolvedTarget>, crate::sip::resolve::ResolveError>,
     route: &Route,
     sender: &crate::sip::transport::SipSender,

@@ -205,6 +205,7 @@ mod tests {
                 outbound_proxy: None,
                 transport: None,
                 tls_ca: None,
+                account: Default::default(),
             },
             Trunk {
                 name: "carrier".into(),
@@ -212,6 +213,7 @@ mod tests {
                 outbound_proxy: Some(hop("10.0.0.9:5070")),
                 transport: None,
                 tls_ca: None,
+                account: Default::default(),
             },
             Trunk {
                 name: "named".into(),
@@ -219,6 +221,7 @@ mod tests {
                 outbound_proxy: Some(hop("sip.carrier.example")),
                 transport: Some(Transport::Tcp),
                 tls_ca: None,
+                account: Default::default(),
             },
             Trunk {
                 name: "secure".into(),
@@ -226,6 +229,7 @@ mod tests {
                 outbound_proxy: Some(hop("sbc.example.com:5061")),
                 transport: Some(Transport::Tls),
                 tls_ca: None,
+                account: Default::default(),
             },
         ]
     }

@@ -170,11 +170,17 @@ impl CallSession {
         };
         info.persist(&self.shared.storage);
         info.publish(&self.shared.events);
-        self.entry = Some(self.shared.registry.call_started(
-            info,
-            ctx.address().recipient(),
-            self.leg.max_forwards(),
-        ));
+        self.entry = Some(
+            self.shared.registry.call_started(
+                info,
+                ctx.address().recipient(),
+                self.leg.max_forwards(),
+                self.leg
+                    .incoming()
+                    .map(|i| i.diversion.clone())
+                    .unwrap_or_default(),
+            ),
+        );
         self.live = true;
         if let Some(peer) = self.leg.peer {
             self.connection = self.shared.sender.hold(&peer);

@@ -87,6 +87,7 @@ impl Activeflow {
                 ring_timeout: Duration::from_millis(spec.ring_timeout_ms),
                 events: ctx.address().recipient(),
                 parent: self.call.as_ref().map(|c| c.id),
+                anonymous: spec.anonymous,
             };
             let mut dialed = Dialed {
                 target: destination.target.clone(),

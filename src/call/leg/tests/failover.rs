@@ -31,6 +31,8 @@ fn placed(targets: &[&str]) -> Leg {
             local_uri: "<sip:alice@10.0.0.9>".into(),
             max_forwards: 70,
             ring_timeout: Duration::from_secs(60),
+            headers: Vec::new(),
+            credentials: None,
         },
         &env(),
         Instant::now(),

@@ -8,6 +8,7 @@ use tokio::time::{advance, Instant};
 
 use super::*;
 
+mod auth;
 mod failover;
 mod incoming;
 mod limits;

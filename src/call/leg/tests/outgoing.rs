@@ -26,6 +26,8 @@ pub(super) fn outgoing() -> Leg {
             local_uri: "<sip:alice@10.0.0.9>".into(),
             max_forwards: 69,
             ring_timeout: Duration::from_secs(60),
+            headers: Vec::new(),
+            credentials: None,
         },
         &env(),
         Instant::now(),
@@ -157,6 +159,8 @@ async fn a_422_is_retried_once_with_the_callees_min_se() {
         local_uri: "<sip:alice@10.0.0.9>".into(),
         max_forwards: 70,
         ring_timeout: Duration::from_secs(60),
+        headers: Vec::new(),
+        credentials: None,
     };
     let now = Instant::now();
     let mut leg = Leg::outgoing(
@@ -247,6 +251,8 @@ fn a_leg_over_tls_names_the_tls_port_and_a_sips_contact_for_a_sips_uri() {
             local_uri: "<sip:alice@10.0.0.9>".into(),
             max_forwards: 70,
             ring_timeout: Duration::from_secs(60),
+            headers: Vec::new(),
+            credentials: None,
         };
         let now = Instant::now();
         let mut leg = Leg::outgoing(
