@@ -43,6 +43,8 @@ pub struct SessionShared {
     pub min_se: u32,
     /// `media.rtp_timeout_seconds`: an answered call silent this long is hung up (`None`: off).
     pub rtp_timeout: Option<std::time::Duration>,
+    /// Registered phones' contacts (`[[users]]`), where `extension` destinations go.
+    pub location: Arc<crate::sip::registrar::LocationService>,
 }
 
 impl SessionShared {

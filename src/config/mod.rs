@@ -15,7 +15,9 @@ use crate::net::{Cidr, ParseCidrError};
 use crate::tls::TlsConfig;
 
 mod access;
+mod phones;
 use access::{api_access, tls_files};
+pub use phones::UserConfig;
 
 /// The embedded default configuration (`config/default.toml`).
 pub const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
@@ -59,6 +61,9 @@ pub struct Config {
     pub trunks: Vec<TrunkConfig>,
     #[serde(default)]
     pub routes: Vec<RouteConfig>,
+    /// Phones that authenticate with SIP digest and may register (`[[users]]`).
+    #[serde(default)]
+    pub users: Vec<phones::UserConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -114,6 +119,23 @@ pub struct SipConfig {
     /// single-address entry of a trunk's `allow`, exempt as well).
     #[serde(default = "default_rate_limit_exempt")]
     pub rate_limit_exempt: Vec<String>,
+    /// Digest realm phones (`[[users]]`) authenticate in (RFC 3261 §22.1).
+    #[serde(default = "phones::default_realm")]
+    pub realm: String,
+    /// Failed authentications from one source IP within `auth_fail_window_secs` that ban it.
+    #[serde(default = "phones::default_auth_fail_limit")]
+    pub auth_fail_limit: u32,
+    #[serde(default = "phones::default_auth_fail_window")]
+    pub auth_fail_window_secs: u64,
+    /// How long a banned source's requests are dropped unanswered.
+    #[serde(default = "phones::default_auth_ban")]
+    pub auth_ban_secs: u64,
+    /// Shortest registration accepted (RFC 3261 §10.3 step 7: shorter gets 423).
+    #[serde(default = "phones::default_register_min_expires")]
+    pub register_min_expires: u32,
+    /// Longest registration granted (longer requests are shortened to this).
+    #[serde(default = "phones::default_register_max_expires")]
+    pub register_max_expires: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -470,6 +492,8 @@ pub struct Settings {
     pub trunks: Vec<Trunk>,
     pub flows_dir: PathBuf,
     pub http: HttpPolicy,
+    /// `[[users]]` and the `sip.realm` / `sip.auth_*` / `sip.register_*` keys, checked.
+    pub phones: phones::PhoneSettings,
 }
 
 impl Config {
@@ -710,6 +734,7 @@ impl Config {
         }
         validate_events(&self.events)?;
         validate_storage(&self.storage)?;
+        let phones = phones::validate(&self)?;
         let http = HttpPolicy {
             allow: cidrs("http.allow", &self.http.allow)?,
             deny: cidrs("http.deny", &self.http.deny)?,
@@ -742,6 +767,7 @@ impl Config {
             metrics_tls,
             trunks,
             flows_dir,
+            phones,
             raw: self,
         })
     }

@@ -6,5 +6,6 @@ pub mod auth;
 pub mod dialog;
 pub mod message;
 pub mod rate_limit;
+pub mod registrar;
 pub mod transaction;
 pub mod transport;
