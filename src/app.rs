@@ -362,6 +362,7 @@ pub async fn start(
         access: settings.api_access.clone(),
         ready: ready.clone(),
         health: health.clone(),
+        location,
     });
     if settings.api_access.is_open() {
         tracing::warn!(

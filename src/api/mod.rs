@@ -14,6 +14,7 @@ mod history;
 pub mod openapi;
 mod page;
 mod recordings;
+mod registrations;
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -47,6 +48,8 @@ pub struct ApiState {
     pub ready: Arc<AtomicBool>,
     /// The watched parts (`/readyz` answers 503 while one is down).
     pub health: crate::health::Health,
+    /// Registered phones (`GET /v1/registrations`).
+    pub location: Arc<crate::sip::registrar::LocationService>,
 }
 
 /// Mounts every route; `state` must already be registered as `web::Data<ApiState>`.
@@ -76,6 +79,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     .configure(activeflows::configure)
                     .configure(calls::configure)
                     .configure(recordings::configure)
+                    .configure(registrations::configure)
                     .configure(events::configure),
             )
             .default_service(web::to(no_such_route)),

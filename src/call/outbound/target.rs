@@ -1,13 +1,15 @@
 //! Where a leg we place goes (DESIGN §4): a `tel` number goes to
 //! `sip:<number>@<outbound_proxy>` of the named trunk (or the first trunk with a proxy); a `sip`
 //! URI goes to its own host (over TCP when it says `;transport=tcp`, RFC 3261 §19.1.1, §18.1.1),
-//! or through the named trunk's proxy (UDP: trunks have no transport yet). Pure: resolving a
+//! or through the named trunk's proxy (UDP: trunks have no transport yet); a phone's
+//! registered contact goes to the address and transport its REGISTER came from (it may be
+//! behind NAT: its Contact's own address may be private). Pure: resolving a
 //! host name to an address is the leg's (it must not block a thread).
 
 use std::net::{IpAddr, SocketAddr};
 
 use crate::call::trunk::Trunk;
-use crate::sip::transport::TransportKind;
+use crate::sip::transport::{Peer, TransportKind};
 
 /// The default SIP port (RFC 3261 §19.1.2).
 const SIP_PORT: u16 = 5060;
@@ -19,6 +21,13 @@ pub enum Target {
     Tel(String),
     /// A SIP URI (`sip:bob@host[:port]`).
     Sip(String),
+    /// One contact a `[[users]]` phone registered: `uri` is the Request-URI, `source` where
+    /// the REGISTER came from (RFC 3261 §10.3; RFC 5626-lite NAT handling).
+    Registered {
+        user: String,
+        uri: String,
+        source: Peer,
+    },
 }
 
 impl Target {
@@ -26,6 +35,7 @@ impl Target {
     pub fn label(&self) -> &str {
         match self {
             Target::Tel(n) | Target::Sip(n) => n,
+            Target::Registered { user, .. } => user,
         }
     }
 }
@@ -80,6 +90,13 @@ pub fn route(target: &Target, trunk: Option<&str>, trunks: &[Trunk]) -> Result<R
         None => None,
     };
     match target {
+        // A phone is reached directly, never through a trunk.
+        Target::Registered { user, uri, source } => Ok(Route {
+            request_uri: uri.clone(),
+            user: user.clone(),
+            next_hop: NextHop::Addr(source.addr),
+            transport: source.transport,
+        }),
         Target::Tel(number) => {
             let valid = !number.is_empty()
                 && number
@@ -260,6 +277,26 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    /// RFC 3261 §10.3 / RFC 5626 §4.4 (lite): a registered contact is sent to the REGISTER's
+    /// source address and transport, whatever address its URI names, and never via a trunk.
+    #[test]
+    fn a_registered_contact_goes_to_its_source() {
+        let source = Peer {
+            addr: "198.51.100.9:40000".parse().unwrap(),
+            transport: TransportKind::Tcp,
+        };
+        let target = Target::Registered {
+            user: "alice".into(),
+            uri: "sip:alice@192.168.1.20:5060;transport=tcp".into(),
+            source,
+        };
+        let r = route(&target, Some("carrier"), &trunks()).unwrap();
+        assert_eq!(r.request_uri, "sip:alice@192.168.1.20:5060;transport=tcp");
+        assert_eq!(r.next_hop, NextHop::Addr(source.addr));
+        assert_eq!(r.transport, TransportKind::Tcp);
+        assert_eq!((r.user.as_str(), target.label()), ("alice", "alice"));
     }
 
     /// RFC 3261 §19.1.1 / §18.1.1: `;transport=tcp` on a `sip:` destination sends the leg over
