@@ -88,6 +88,21 @@ impl Dispatcher {
         self.reply_kept(req, peer, code, headers, false);
     }
 
+    /// 401 with our digest challenges (RFC 3261 §22.2), each a whole header: they are ours,
+    /// bounded by `sip.realm`'s length, so the stateless cut of extra values does not apply.
+    fn challenge(&self, req: &rsip::Request, peer: &Peer, challenges: &[String]) {
+        let mut b = ResponseBuilder::stateless(req, 401, reason_phrase(401))
+            .received_from(peer.addr)
+            .to_tag(&crate::sip::message::new_tag());
+        for c in challenges {
+            b = b.header_uncut("WWW-Authenticate", c);
+        }
+        crate::metrics::sip_response_sent(401);
+        if let Err(e) = self.shared.sender.send(peer, &b.build()) {
+            tracing::debug!(%peer, error = %e, "401 failed");
+        }
+    }
+
     /// `reply`; with `keep`, the response also answers this transaction's retransmissions
     /// for 64·T1 (a non-INVITE whose effect must not repeat: a REGISTER's nonce count).
     fn reply_kept(
@@ -175,11 +190,7 @@ impl Dispatcher {
             {
                 PhoneAdmission::User(name) => user = Some(name),
                 PhoneAdmission::Challenge(challenges) => {
-                    let headers: Vec<(&str, &str)> = challenges
-                        .iter()
-                        .map(|c| ("WWW-Authenticate", c.as_str()))
-                        .collect();
-                    self.reply(&req, &peer, 401, &headers);
+                    self.challenge(&req, &peer, &challenges);
                     return;
                 }
                 PhoneAdmission::Drop => return,

@@ -122,6 +122,9 @@ pub struct SipConfig {
     /// Digest realm phones (`[[users]]`) authenticate in (RFC 3261 §22.1).
     #[serde(default = "phones::default_realm")]
     pub realm: String,
+    /// Digest algorithms challenged with, most preferred first (`SHA-256`, `MD5`).
+    #[serde(default = "phones::default_auth_algorithms")]
+    pub auth_algorithms: Vec<String>,
     /// Failed authentications from one source IP within `auth_fail_window_secs` that ban it.
     #[serde(default = "phones::default_auth_fail_limit")]
     pub auth_fail_limit: u32,

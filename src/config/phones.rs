@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 use super::{invalid, Config, ConfigError};
 use crate::sip::auth::server::{AuthSettings, BanSettings};
+use crate::sip::auth::Algorithm;
 use crate::sip::registrar::ExpiryLimits;
 
 /// One `[[users]]` entry.
@@ -39,6 +40,9 @@ pub struct PhoneSettings {
 pub(super) fn default_realm() -> String {
     "activeflow".into()
 }
+pub(super) fn default_auth_algorithms() -> Vec<String> {
+    vec!["SHA-256".into(), "MD5".into()]
+}
 pub(super) fn default_auth_fail_limit() -> u32 {
     5
 }
@@ -68,11 +72,30 @@ fn valid_username(name: &str) -> bool {
 pub(super) fn validate(config: &Config) -> Result<PhoneSettings, ConfigError> {
     let sip = &config.sip;
     let realm = sip.realm.trim();
-    if realm.is_empty() || realm.contains(['"', '\\']) || realm.chars().any(char::is_control) {
+    if realm.is_empty()
+        || realm.len() > 64
+        || realm.contains(['"', '\\'])
+        || realm.chars().any(char::is_control)
+    {
         return Err(invalid(
             "sip.realm",
-            "must be non-empty text without quotes, backslashes or control characters",
+            "must be 1-64 bytes of text without quotes, backslashes or control characters",
         ));
+    }
+    let mut algorithms = Vec::with_capacity(sip.auth_algorithms.len());
+    for (i, name) in sip.auth_algorithms.iter().enumerate() {
+        let key = format!("sip.auth_algorithms[{i}]");
+        let algorithm = [Algorithm::Sha256, Algorithm::Md5]
+            .into_iter()
+            .find(|a| a.token().eq_ignore_ascii_case(name.trim()))
+            .ok_or_else(|| invalid(&key, "must be \"SHA-256\" or \"MD5\""))?;
+        if algorithms.contains(&algorithm) {
+            return Err(invalid(key, "is listed twice"));
+        }
+        algorithms.push(algorithm);
+    }
+    if algorithms.is_empty() {
+        return Err(invalid("sip.auth_algorithms", "must name at least one algorithm"));
     }
     let mut users = HashMap::with_capacity(config.users.len());
     for (i, u) in config.users.iter().enumerate() {
@@ -119,6 +142,7 @@ pub(super) fn validate(config: &Config) -> Result<PhoneSettings, ConfigError> {
     Ok(PhoneSettings {
         auth: AuthSettings {
             realm: realm.to_string(),
+            algorithms,
             users,
         },
         bans: BanSettings {

@@ -288,6 +288,10 @@ fn users_and_phone_keys_are_checked() {
         .validate()
         .unwrap();
     assert_eq!(s.phones.auth.realm, "activeflow");
+    assert_eq!(
+        s.phones.auth.algorithms,
+        [crate::sip::auth::Algorithm::Sha256, crate::sip::auth::Algorithm::Md5]
+    );
     assert!(s.phones.auth.users.is_empty());
     assert_eq!(s.phones.bans.limit, 5);
     assert_eq!(s.phones.bans.window, std::time::Duration::from_secs(60));
@@ -318,6 +322,9 @@ fn users_and_phone_keys_are_checked() {
         ("ACTIVEFLOW_SIP_REALM", "", "sip.realm"),
         ("ACTIVEFLOW_SIP_REALM", "a\"b", "sip.realm"),
         ("ACTIVEFLOW_SIP_AUTH_FAIL_LIMIT", "0", "sip.auth_fail_limit"),
+        ("ACTIVEFLOW_SIP_AUTH_ALGORITHMS", "", "sip.auth_algorithms"),
+        ("ACTIVEFLOW_SIP_AUTH_ALGORITHMS", "MD5,md5", "sip.auth_algorithms[1]"),
+        ("ACTIVEFLOW_SIP_AUTH_ALGORITHMS", "SHA-512", "sip.auth_algorithms[0]"),
         ("ACTIVEFLOW_SIP_AUTH_FAIL_WINDOW_SECS", "0", "sip.auth_fail_window_secs"),
         ("ACTIVEFLOW_SIP_AUTH_BAN_SECS", "99999999", "sip.auth_ban_secs"),
         ("ACTIVEFLOW_SIP_REGISTER_MIN_EXPIRES", "0", "sip.register_min_expires"),

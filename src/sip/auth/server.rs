@@ -22,6 +22,8 @@ const MAX_TRACKED_NONCES: usize = 65_536;
 #[derive(Clone)]
 pub struct AuthSettings {
     pub realm: String,
+    /// Challenged with, most preferred first (`sip.auth_algorithms`; never empty).
+    pub algorithms: Vec<Algorithm>,
     /// User name → password.
     pub users: HashMap<String, String>,
 }
@@ -33,6 +35,7 @@ impl std::fmt::Debug for AuthSettings {
         names.sort();
         f.debug_struct("AuthSettings")
             .field("realm", &self.realm)
+            .field("algorithms", &self.algorithms)
             .field("users", &names)
             .finish()
     }
@@ -121,13 +124,14 @@ impl Authenticator {
         self.settings.users.contains_key(name)
     }
 
-    /// `WWW-Authenticate` values for a 401, in our order of preference (RFC 8760 §2.4): one
-    /// SHA-256 and one MD5 challenge sharing a fresh nonce.
+    /// `WWW-Authenticate` values for a 401, in the configured order of preference (RFC 7616
+    /// §3.7, RFC 8760 §2.4: SHA-256 before MD5 by default), sharing one fresh nonce.
     pub fn challenges(&self, stale: bool, now: Instant) -> Vec<String> {
         let nonce = self.nonces.issue(now);
-        [Algorithm::Sha256, Algorithm::Md5]
-            .into_iter()
-            .map(|algorithm| {
+        self.settings
+            .algorithms
+            .iter()
+            .map(|&algorithm| {
                 Challenge {
                     realm: self.settings.realm.clone(),
                     nonce: nonce.clone(),

@@ -7,6 +7,7 @@ fn auth(epoch: Instant) -> Authenticator {
     Authenticator::new(
         AuthSettings {
             realm: "activeflow".into(),
+            algorithms: vec![Algorithm::Sha256, Algorithm::Md5],
             users: HashMap::from([("alice".to_string(), "secret".to_string())]),
         },
         epoch,
