@@ -30,8 +30,13 @@ pub const REGISTRATIONS_ACTIVE: &str = "registrations_active";
 pub const SIP_AUTH_FAILURES_TOTAL: &str = "sip_auth_failures_total";
 pub const SIP_AUTH_BANNED_TOTAL: &str = "sip_auth_banned_total";
 /// `reason` values of `sip_auth_failures_total` (`sip::auth::server::AuthFailure::label`).
-pub const AUTH_FAILURE_REASONS: &[&str] =
-    &["unknown_user", "wrong_password", "malformed", "bad_nonce", "replay"];
+pub const AUTH_FAILURE_REASONS: &[&str] = &[
+    "unknown_user",
+    "wrong_password",
+    "malformed",
+    "bad_nonce",
+    "replay",
+];
 pub const CALLS_TOTAL: &str = "calls_total";
 pub const CALL_SETUP_SECONDS: &str = "call_setup_seconds";
 pub const MEDIA_SESSIONS_ACTIVE: &str = "media_sessions_active";
@@ -235,7 +240,10 @@ fn describe_all() {
         "In-dialog requests refused (503) because their dialog holds its cap of server transactions"
     );
     describe_gauge!(CALLS_ACTIVE, "Call sessions currently up");
-    describe_gauge!(REGISTRATIONS_ACTIVE, "Phone contacts currently registered ([[users]])");
+    describe_gauge!(
+        REGISTRATIONS_ACTIVE,
+        "Phone contacts currently registered ([[users]])"
+    );
     describe_counter!(
         SIP_AUTH_FAILURES_TOTAL,
         "Digest authentications refused, by reason"

@@ -8,10 +8,15 @@
 
 mod common;
 
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::Duration;
 
 use activeflow::config::UserConfig;
-use common::{sipp, start_with, TestEngine};
+use activeflow::engine::{EndReason, Status};
+use common::peers::{private_dir, write_tone_wav, Peer};
+use common::{free_port, sipp, start_with, TestEngine};
 use serde_json::{json, Value};
 
 /// How long a step may take on a loaded 2-core machine.
@@ -20,14 +25,19 @@ const PATIENCE: Duration = Duration::from_secs(20);
 /// The engine with users alice/secret and bob/hunter2, a trunk that does not cover 127.0.0.1,
 /// and `flows` routed by `routes`.
 fn engine(flows: &[Value], routes: &[(&str, &str)]) -> TestEngine {
+    // SIPp 3.6 reads only the first challenge and knows MD5 alone: MD5 is offered first here
+    // (the default order, SHA-256 first, is checked by the unit tests).
+    engine_offering(flows, routes, &["MD5", "SHA-256"])
+}
+
+/// [`engine`] challenging with `algorithms` (`sip.auth_algorithms`).
+fn engine_offering(flows: &[Value], routes: &[(&str, &str)], algorithms: &[&str]) -> TestEngine {
     start_with(flows, routes, &[], |c| {
         for t in &mut c.trunks {
             t.allow = vec!["192.0.2.0/24".into()];
         }
         c.sip.rate_limit_exempt = vec!["192.0.2.0/24".into()];
-        // SIPp 3.6 reads only the first challenge and knows MD5 alone: MD5 is offered first
-        // here (the default order, SHA-256 first, is checked by the unit tests).
-        c.sip.auth_algorithms = vec!["MD5".into(), "SHA-256".into()];
+        c.sip.auth_algorithms = algorithms.iter().map(|a| a.to_string()).collect();
         c.users = vec![
             UserConfig {
                 username: "alice".into(),
@@ -44,8 +54,18 @@ fn engine(flows: &[Value], routes: &[(&str, &str)]) -> TestEngine {
 /// SIPp's arguments for one REGISTER of alice with `password`, asking for `expires`.
 fn register_args<'a>(password: &'a str, expires: &'a str) -> Vec<&'a str> {
     vec![
-        "-m", "1", "-au", "alice", "-ap", password, "-set", "expires", expires, "-set",
-        "contact_port", "5999",
+        "-m",
+        "1",
+        "-au",
+        "alice",
+        "-ap",
+        password,
+        "-set",
+        "expires",
+        expires,
+        "-set",
+        "contact_port",
+        "5999",
     ]
 }
 
@@ -79,9 +99,15 @@ fn sipp_registers_with_digest_and_unregisters_with_expires_zero() {
     );
     // Where the REGISTER came from (SIPp's own port), not the Contact's port.
     let source = rows[0]["source"].as_str().unwrap();
-    assert!(source.starts_with("127.0.0.1:") && !source.ends_with(":5999"), "{source}");
+    assert!(
+        source.starts_with("127.0.0.1:") && !source.ends_with(":5999"),
+        "{source}"
+    );
     let expires_at = rows[0]["expires_at"].as_str().unwrap();
-    let left = chrono::DateTime::parse_from_rfc3339(expires_at).unwrap().to_utc() - chrono::Utc::now();
+    let left = chrono::DateTime::parse_from_rfc3339(expires_at)
+        .unwrap()
+        .to_utc()
+        - chrono::Utc::now();
     assert!((100..=121).contains(&left.num_seconds()), "{expires_at}");
 
     let run = sipp(
@@ -92,4 +118,236 @@ fn sipp_registers_with_digest_and_unregisters_with_expires_zero() {
     );
     run.assert_all_ok(1);
     assert!(registrations(&e).is_empty());
+}
+
+/// RFC 3261 §22.4 and the fail2ban-style limit: a wrong password gets a fresh 401 each time;
+/// the 5th failure within the window (`sip.auth_fail_limit` 5) bans the source, so the 5th
+/// wrong REGISTER and then even a right one get no answer at all; another user's phone elsewhere
+/// would be unaffected (the ban is per source IP).
+#[test]
+fn wrong_passwords_get_401_then_the_source_is_banned() {
+    let e = engine(&[], &[]);
+    let refused = |m: &str| {
+        sipp(
+            e.sip,
+            "uac_register_auth_refused.xml",
+            "alice",
+            &["-m", m, "-au", "alice", "-ap", "wrong"],
+        )
+    };
+    // Four failures: each answered 401 again.
+    refused("4").assert_all_ok(4);
+    assert!(registrations(&e).is_empty());
+    // The fifth bans: its wrong REGISTER gets no 401 (SIPp's 1 s wait runs out).
+    let run = refused("1");
+    assert_eq!((run.successful, run.failed), (0, 1), "{}", run.errors);
+    assert!(
+        run.errors.contains("timeout"),
+        "not a wait for nothing: {}",
+        run.errors
+    );
+    // Banned: even the right password gets no answer now.
+    let run = sipp(
+        e.sip,
+        "uac_register_auth.xml",
+        "alice",
+        &register_args("secret", "120"),
+    );
+    assert_eq!((run.successful, run.failed), (0, 1), "{}", run.errors);
+    assert!(
+        run.errors.contains("timeout"),
+        "not a wait for nothing: {}",
+        run.errors
+    );
+    assert!(registrations(&e).is_empty());
+}
+
+/// SIPp calls `number` at the engine as the phone bob (digest answer to the 401, RFC 3261
+/// §22.2); it hangs up itself after a second of answered call.
+fn call_as_bob(e: &TestEngine, number: &str) -> common::SippRun {
+    // SIPp's digest `uri` is the engine's address unless told (RFC 7616 §3.4.6: it must be the
+    // Request-URI, and the engine checks it).
+    let uri = format!("{number}@{}", e.sip); // SIPp puts `sip:` in front
+    sipp(
+        e.sip,
+        "uac_auth_call.xml",
+        number,
+        &["-m", "1", "-au", "bob", "-ap", "hunter2", "-auth_uri", &uri],
+    )
+}
+
+/// A private baresip (the `tests/baresip/config` template) registered at the engine as alice
+/// with her password, answering incoming calls at once (`answermode=auto`).
+struct Phone {
+    peer: Peer,
+    dir: PathBuf,
+}
+
+impl Drop for Phone {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+impl Phone {
+    fn register(engine: SocketAddr, user: &str, password: &str) -> Phone {
+        common::require_on_path("baresip");
+        common::require("stdbuf");
+        let dir = private_dir("phone");
+        let recordings = dir.join("recordings");
+        std::fs::create_dir_all(&recordings).unwrap();
+        let source = dir.join("microphone.wav");
+        // Longer than the test: aufile ends the call when its file runs out.
+        write_tone_wav(&source, 440.0, Duration::from_secs(30));
+        // baresip also listens on its SIP port + 1 (TLS): the console must not be there.
+        let sip_port = free_port();
+        let console_port = loop {
+            let p = free_port();
+            if p != sip_port && p != sip_port.wrapping_add(1) {
+                break p;
+            }
+        };
+        let templates = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/baresip");
+        let config = std::fs::read_to_string(templates.join("config"))
+            .unwrap()
+            .replace("@SIP_PORT@", &sip_port.to_string())
+            .replace("@CONS_PORT@", &console_port.to_string())
+            .replace("@SOURCE_WAV@", source.to_str().unwrap())
+            .replace("@RECORDINGS@", recordings.to_str().unwrap());
+        std::fs::write(dir.join("config"), config).unwrap();
+        // The AoR's host is the registrar (RFC 3261 §10.2.6 default): the engine.
+        std::fs::write(
+            dir.join("accounts"),
+            format!(
+                "<sip:{user}@{engine}>;auth_pass={password};regint=600;answermode=auto;\
+                 audio_codecs=PCMU\n"
+            ),
+        )
+        .unwrap();
+        let mut cmd = Command::new("stdbuf");
+        cmd.current_dir(&dir)
+            .args(["-oL", "-eL", "baresip", "-s"])
+            .arg("-f")
+            .arg(&dir);
+        Phone {
+            peer: Peer::spawn("baresip", cmd),
+            dir,
+        }
+    }
+
+    fn log(&self) -> String {
+        self.peer.output().join("\n")
+    }
+}
+
+/// Waits until `user` has a registration listed (baresip's output on failure).
+fn wait_registered(e: &TestEngine, user: &str, phone: &Phone) -> Value {
+    let deadline = std::time::Instant::now() + PATIENCE;
+    loop {
+        if let Some(row) = registrations(e).into_iter().find(|r| r["user"] == user) {
+            return row;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{user} did not register; baresip's output:\n{}",
+            phone.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// RFC 3261 §10.3 and §22.4 with a real softphone: baresip registers as alice (401, then 200
+/// with her password). A SIPp phone outside the trunk's ACL calls with bob's credentials (401,
+/// INVITE again with Authorization, §22.2); the flow `connect`s to the extension alice: the
+/// engine sends the INVITE to baresip's registered contact at the address its REGISTER came
+/// from, baresip answers, and the caller is bridged (200) until it hangs up. The flow sees who
+/// called (`call.source.user` = bob) and whom it reached (`connect.destination` = alice).
+#[test]
+fn baresip_registers_and_an_authenticated_caller_reaches_it_as_an_extension() {
+    let ring = common::flow(
+        "ring-alice",
+        json!([{"type": "connect", "option": {
+            "destinations": [{"type": "extension", "target": "alice"}],
+            "ring_timeout": 10000}}]),
+    );
+    // baresip 1.0 (libre) gives up on a 401 holding any challenge but MD5.
+    let e = engine_offering(&[ring], &[("2000", "ring-alice")], &["MD5"]);
+    let phone = Phone::register(e.sip, "alice", "secret");
+    let row = wait_registered(&e, "alice", &phone);
+    assert_eq!(row["transport"], "udp", "{row}");
+    assert!(
+        !phone
+            .peer
+            .matching(&["SIP/2.0 401 Unauthorized"])
+            .is_empty(),
+        "baresip was not challenged first:\n{}",
+        phone.log()
+    );
+
+    let run = call_as_bob(&e, "2000");
+    run.assert_all_ok(1);
+    assert!(
+        !phone.peer.matching(&["INVITE sip:alice"]).is_empty(),
+        "baresip got no INVITE:\n{}",
+        phone.log()
+    );
+    e.wait_for("the activeflow to end", PATIENCE, |all| {
+        all.len() == 1 && all[0].status == Status::Ended
+    });
+    let a = e.activeflows().remove(0);
+    assert_eq!(a.end_reason, Some(EndReason::Hangup), "{a:?}");
+    let (status, vars) = common::http(
+        e.api,
+        "GET",
+        &format!("/v1/activeflows/{}/variables", a.id),
+        None,
+    );
+    assert_eq!(status, 200, "{vars}");
+    let vars = if vars.get("variables").is_some() {
+        vars["variables"].clone()
+    } else {
+        vars
+    };
+    assert_eq!(vars["call.source.user"], "bob", "{vars}");
+    assert_eq!(vars["connect.destination"], "alice", "{vars}");
+}
+
+/// A `connect` to an extension with no registration fails at once, `connect.result` `failed`
+/// with reason `not_registered` (users change: the flow is valid when saved); the flow goes on
+/// and answers the authenticated caller itself.
+#[test]
+fn connect_to_an_unregistered_extension_fails_with_not_registered() {
+    let flow = common::flow(
+        "ring-alice",
+        json!([
+            {"type": "connect", "option": {"destinations": [{"type": "extension", "target": "alice"}]}},
+            {"type": "answer"},
+            {"type": "sleep", "option": {"duration": 10000}}
+        ]),
+    );
+    let e = engine(&[flow], &[("2000", "ring-alice")]);
+    call_as_bob(&e, "2000").assert_all_ok(1);
+    e.wait_for("the activeflow to end", PATIENCE, |all| {
+        all.len() == 1 && all[0].status == Status::Ended
+    });
+    let a = e.activeflows().remove(0);
+    let connect = a
+        .executed_actions
+        .iter()
+        .find(|x| x.action.kind == "connect")
+        .unwrap_or_else(|| panic!("{a:?}"));
+    let result = connect.result.clone().unwrap_or(Value::Null);
+    assert_eq!(result["result"], "failed", "{result}");
+    assert_eq!(
+        result["destinations"][0]["reason"], "not_registered",
+        "{result}"
+    );
+    assert!(
+        result["errors"]["alice"]
+            .as_str()
+            .is_some_and(|m| m.contains("not_registered")),
+        "{result}"
+    );
 }

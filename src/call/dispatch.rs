@@ -17,8 +17,8 @@ use std::sync::Arc;
 use actix::prelude::*;
 use rsip::prelude::*;
 
-use super::phones::{Admission as PhoneAdmission, PhoneGate};
 use super::leg::{is_unsupported, unsupported_requirements, Leg, ALLOW};
+use super::phones::{Admission as PhoneAdmission, PhoneGate};
 use super::registry::SessionAddr;
 use super::shared::{SessionShared, SipIn};
 use super::{CallId, CallSession};
@@ -195,7 +195,8 @@ impl Dispatcher {
                 }
                 PhoneAdmission::Drop => return,
             }
-        } else if !acl_ok && !(self.config.phones.is_enabled() && req.method == rsip::Method::Cancel)
+        } else if !acl_ok
+            && !(self.config.phones.is_enabled() && req.method == rsip::Method::Cancel)
         {
             // Every request passes the trunk ACL, not only INVITE (never answer an ACK).
             if req.method != rsip::Method::Ack {
@@ -206,9 +207,7 @@ impl Dispatcher {
         }
         let in_dialog = to_tag.is_some();
         match req.method {
-            rsip::Method::Invite if !in_dialog => {
-                self.on_new_invite(req, peer, received_at, user)
-            }
+            rsip::Method::Invite if !in_dialog => self.on_new_invite(req, peer, received_at, user),
             rsip::Method::Register if !in_dialog && user.is_some() => {
                 let name = user.unwrap_or_default();
                 let now = received_at.into_std();
@@ -380,15 +379,8 @@ impl Dispatcher {
                         &shared.env(),
                         received_at,
                     );
-                    let mut session = CallSession::with_leg(
-                        leg,
-                        shared,
-                        index,
-                        None,
-                        None,
-                        source,
-                        destination,
-                    );
+                    let mut session =
+                        CallSession::with_leg(leg, shared, index, None, None, source, destination);
                     session.source_user = user;
                     session
                 }))
@@ -417,7 +409,8 @@ impl InboundHandler for Dispatcher {
         let ip = peer.addr.ip();
         let now = tokio::time::Instant::now();
         let phones = &self.config.phones;
-        let known = self.allowed(ip) || (phones.is_enabled() && !phones.is_banned(ip, now.into_std()));
+        let known =
+            self.allowed(ip) || (phones.is_enabled() && !phones.is_banned(ip, now.into_std()));
         known && self.admit_source(ip, now, "OTHER")
     }
 

@@ -95,7 +95,10 @@ pub(super) fn validate(config: &Config) -> Result<PhoneSettings, ConfigError> {
         algorithms.push(algorithm);
     }
     if algorithms.is_empty() {
-        return Err(invalid("sip.auth_algorithms", "must name at least one algorithm"));
+        return Err(invalid(
+            "sip.auth_algorithms",
+            "must name at least one algorithm",
+        ));
     }
     let mut users = HashMap::with_capacity(config.users.len());
     for (i, u) in config.users.iter().enumerate() {

@@ -290,7 +290,10 @@ fn users_and_phone_keys_are_checked() {
     assert_eq!(s.phones.auth.realm, "activeflow");
     assert_eq!(
         s.phones.auth.algorithms,
-        [crate::sip::auth::Algorithm::Sha256, crate::sip::auth::Algorithm::Md5]
+        [
+            crate::sip::auth::Algorithm::Sha256,
+            crate::sip::auth::Algorithm::Md5
+        ]
     );
     assert!(s.phones.auth.users.is_empty());
     assert_eq!(s.phones.bans.limit, 5);
@@ -303,7 +306,10 @@ fn users_and_phone_keys_are_checked() {
             .validate()
     };
     let s = with("[[users]]\nusername = \"alice\"\npassword = \"secret\"\n").unwrap();
-    assert_eq!(s.phones.auth.users.get("alice").map(String::as_str), Some("secret"));
+    assert_eq!(
+        s.phones.auth.users.get("alice").map(String::as_str),
+        Some("secret")
+    );
     // The password never shows in Debug output (logs).
     assert!(!format!("{:?} {:?}", s.phones, s.raw.users).contains("secret"));
     for (extra, key) in [
@@ -323,12 +329,36 @@ fn users_and_phone_keys_are_checked() {
         ("ACTIVEFLOW_SIP_REALM", "a\"b", "sip.realm"),
         ("ACTIVEFLOW_SIP_AUTH_FAIL_LIMIT", "0", "sip.auth_fail_limit"),
         ("ACTIVEFLOW_SIP_AUTH_ALGORITHMS", "", "sip.auth_algorithms"),
-        ("ACTIVEFLOW_SIP_AUTH_ALGORITHMS", "MD5,md5", "sip.auth_algorithms[1]"),
-        ("ACTIVEFLOW_SIP_AUTH_ALGORITHMS", "SHA-512", "sip.auth_algorithms[0]"),
-        ("ACTIVEFLOW_SIP_AUTH_FAIL_WINDOW_SECS", "0", "sip.auth_fail_window_secs"),
-        ("ACTIVEFLOW_SIP_AUTH_BAN_SECS", "99999999", "sip.auth_ban_secs"),
-        ("ACTIVEFLOW_SIP_REGISTER_MIN_EXPIRES", "0", "sip.register_min_expires"),
-        ("ACTIVEFLOW_SIP_REGISTER_MAX_EXPIRES", "30", "sip.register_max_expires"),
+        (
+            "ACTIVEFLOW_SIP_AUTH_ALGORITHMS",
+            "MD5,md5",
+            "sip.auth_algorithms[1]",
+        ),
+        (
+            "ACTIVEFLOW_SIP_AUTH_ALGORITHMS",
+            "SHA-512",
+            "sip.auth_algorithms[0]",
+        ),
+        (
+            "ACTIVEFLOW_SIP_AUTH_FAIL_WINDOW_SECS",
+            "0",
+            "sip.auth_fail_window_secs",
+        ),
+        (
+            "ACTIVEFLOW_SIP_AUTH_BAN_SECS",
+            "99999999",
+            "sip.auth_ban_secs",
+        ),
+        (
+            "ACTIVEFLOW_SIP_REGISTER_MIN_EXPIRES",
+            "0",
+            "sip.register_min_expires",
+        ),
+        (
+            "ACTIVEFLOW_SIP_REGISTER_MAX_EXPIRES",
+            "30",
+            "sip.register_max_expires",
+        ),
     ] {
         let e = Config::from_toml_with_env(DEFAULT_TOML, env(&[(key, value)]))
             .unwrap()

@@ -216,15 +216,17 @@ mod tests {
     /// call layer answers `not_registered` at run time.
     #[test]
     fn extension_destinations_are_for_connect() {
-        let c = connect(json!({"destinations": [{"type": "extension", "target": "alice"}]}))
-            .unwrap();
+        let c =
+            connect(json!({"destinations": [{"type": "extension", "target": "alice"}]})).unwrap();
         assert_eq!(c.destinations[0].kind, AddressType::Extension);
-        let e = connect(json!({"destinations": [{"type": "extension", "target": "a@b"}]}))
-            .unwrap_err();
+        let e =
+            connect(json!({"destinations": [{"type": "extension", "target": "a@b"}]})).unwrap_err();
         assert_eq!(field(e), "option.destinations[0].target");
         let ext = json!([{"type": "tel", "target": "1"}]);
-        let e = connect(json!({"destinations": ext, "source": {"type": "extension", "target": "alice"}}))
-            .unwrap_err();
+        let e = connect(
+            json!({"destinations": ext, "source": {"type": "extension", "target": "alice"}}),
+        )
+        .unwrap_err();
         assert_eq!(field(e), "option.source.type");
         let m = json!({"text": "hi", "destinations": [{"type": "extension", "target": "alice"}]});
         let e = MessageSend::from_opt(&Opt::new(&m).unwrap()).unwrap_err();

@@ -219,7 +219,10 @@ mod tests {
         let late: IpAddr = "203.0.113.1".parse().unwrap();
         assert_eq!(b.failed(late, t), Failure::Untracked);
         // Once the window is over the old records are swept to make room.
-        assert_eq!(b.failed(late, t + Duration::from_secs(61)), Failure::Counted);
+        assert_eq!(
+            b.failed(late, t + Duration::from_secs(61)),
+            Failure::Counted
+        );
         assert_eq!(b.tracked(), 1);
     }
 }

@@ -168,7 +168,13 @@ impl Authenticator {
         self.verify(&creds, method, &req.uri.to_string(), now)
     }
 
-    fn verify(&self, creds: &Credentials, method: &str, request_uri: &str, now: Instant) -> Verdict {
+    fn verify(
+        &self,
+        creds: &Credentials,
+        method: &str,
+        request_uri: &str,
+        now: Instant,
+    ) -> Verdict {
         let issued = match self.nonces.check(&creds.nonce, now) {
             NonceState::Invalid => return Verdict::Failed(AuthFailure::BadNonce),
             NonceState::Stale => None,
@@ -176,6 +182,7 @@ impl Authenticator {
         };
         // RFC 7616 §3.4.6: the credentials are for this request's URI.
         if !same_uri(&creds.uri, request_uri) {
+            tracing::debug!(credentials_uri = %creds.uri, %request_uri, "digest uri is not the Request-URI");
             return Verdict::Failed(AuthFailure::Malformed);
         }
         let Some(password) = self.settings.users.get(&creds.username) else {
@@ -240,7 +247,9 @@ fn same_uri(credentials_uri: &str, request_uri: &str) -> bool {
     ) {
         (Ok(a), Ok(b)) => {
             a.user() == b.user()
-                && a.host_with_port.to_string().eq_ignore_ascii_case(&b.host_with_port.to_string())
+                && a.host_with_port
+                    .to_string()
+                    .eq_ignore_ascii_case(&b.host_with_port.to_string())
         }
         _ => false,
     }

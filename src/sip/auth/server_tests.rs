@@ -30,7 +30,14 @@ fn register(authorization: Option<String>) -> rsip::Request {
 }
 
 /// Answers the `index`-th challenge of a 401 the way a phone would.
-fn answer(a: &Authenticator, index: usize, user: &str, pass: &str, nc: u32, now: Instant) -> String {
+fn answer(
+    a: &Authenticator,
+    index: usize,
+    user: &str,
+    pass: &str,
+    nc: u32,
+    now: Instant,
+) -> String {
     let challenge = Challenge::parse(&a.challenges(false, now)[index]).unwrap();
     challenge
         .answer(user, pass, "REGISTER", "sip:127.0.0.1:5060", nc, "cn")
@@ -45,7 +52,9 @@ fn challenges_offer_sha256_then_md5() {
     let parsed: Vec<Challenge> = c.iter().map(|v| Challenge::parse(v).unwrap()).collect();
     assert_eq!(parsed[0].algorithm, Algorithm::Sha256);
     assert_eq!(parsed[1].algorithm, Algorithm::Md5);
-    assert!(parsed.iter().all(|c| c.qop_auth && c.stale && c.realm == "activeflow"));
+    assert!(parsed
+        .iter()
+        .all(|c| c.qop_auth && c.stale && c.realm == "activeflow"));
     assert_eq!(parsed[0].nonce, parsed[1].nonce);
 }
 
@@ -94,13 +103,26 @@ fn a_replayed_nonce_count_is_refused() {
     let with = |nc| {
         register(Some(
             challenge
-                .answer("alice", "secret", "REGISTER", "sip:127.0.0.1:5060", nc, "cn")
+                .answer(
+                    "alice",
+                    "secret",
+                    "REGISTER",
+                    "sip:127.0.0.1:5060",
+                    nc,
+                    "cn",
+                )
                 .to_header_value(),
         ))
     };
-    assert_eq!(a.check(&with(1), now), Verdict::Authenticated("alice".into()));
+    assert_eq!(
+        a.check(&with(1), now),
+        Verdict::Authenticated("alice".into())
+    );
     assert_eq!(a.check(&with(1), now), Verdict::Failed(AuthFailure::Replay));
-    assert_eq!(a.check(&with(2), now), Verdict::Authenticated("alice".into()));
+    assert_eq!(
+        a.check(&with(2), now),
+        Verdict::Authenticated("alice".into())
+    );
     assert_eq!(a.check(&with(2), now), Verdict::Failed(AuthFailure::Replay));
 }
 
@@ -137,7 +159,14 @@ fn other_uri_garbage_and_other_realms() {
     let a = auth(now);
     let challenge = Challenge::parse(&a.challenges(false, now)[0]).unwrap();
     let creds = challenge
-        .answer("alice", "secret", "REGISTER", "sip:elsewhere.example", 1, "cn")
+        .answer(
+            "alice",
+            "secret",
+            "REGISTER",
+            "sip:elsewhere.example",
+            1,
+            "cn",
+        )
         .to_header_value();
     assert_eq!(
         a.check(&register(Some(creds)), now),

@@ -96,7 +96,12 @@ impl LocationService {
 
     /// Applies `f` to `user`'s bindings (expired ones removed first) under the lock; returns
     /// its result and the number of live bindings over all users afterwards.
-    fn update<T>(&self, user: &str, now: Instant, f: impl FnOnce(&mut Vec<Binding>) -> T) -> Option<(T, usize)> {
+    fn update<T>(
+        &self,
+        user: &str,
+        now: Instant,
+        f: impl FnOnce(&mut Vec<Binding>) -> T,
+    ) -> Option<(T, usize)> {
         let mut map = self.bindings.lock().ok()?;
         let list = map.entry(user.to_string()).or_default();
         list.retain(|b| b.expires_at > now);

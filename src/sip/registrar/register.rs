@@ -36,7 +36,10 @@ impl RegisterReply {
 enum ContactSpec {
     /// `*`: every binding.
     Wildcard,
-    Uri { uri: String, expires: Option<u32> },
+    Uri {
+        uri: String,
+        expires: Option<u32>,
+    },
 }
 
 /// Handles `req`, a REGISTER authenticated as `user`, received from `source` at `now`.
@@ -115,7 +118,9 @@ pub fn process(
             next.clear();
         }
         for (uri, expires) in &wanted {
-            let existing = next.iter().position(|b| b.contact.eq_ignore_ascii_case(uri));
+            let existing = next
+                .iter()
+                .position(|b| b.contact.eq_ignore_ascii_case(uri));
             if existing.is_some_and(|i| next.get(i).is_some_and(stale)) {
                 return Err(500);
             }
@@ -138,7 +143,12 @@ pub fn process(
         *list = next;
         Ok(list
             .iter()
-            .map(|b| ("Contact", format!("<{}>;expires={}", b.contact, b.remaining(now))))
+            .map(|b| {
+                (
+                    "Contact",
+                    format!("<{}>;expires={}", b.contact, b.remaining(now)),
+                )
+            })
             .collect::<Vec<_>>())
     });
     match result {

@@ -37,27 +37,44 @@ fn register_binds_and_lists_with_expires() {
     let (l, now) = (location(), Instant::now());
     let r = run(
         &l,
-        &register("alice", "c1", 1, "Contact: <sip:alice@10.0.0.5:5060>\r\nExpires: 120\r\n"),
+        &register(
+            "alice",
+            "c1",
+            1,
+            "Contact: <sip:alice@10.0.0.5:5060>\r\nExpires: 120\r\n",
+        ),
         now,
     );
     assert_eq!(r.code, 200);
     assert_eq!(
         r.headers,
-        vec![("Contact", "<sip:alice@10.0.0.5:5060>;expires=120".to_string())]
+        vec![(
+            "Contact",
+            "<sip:alice@10.0.0.5:5060>;expires=120".to_string()
+        )]
     );
     assert_eq!(r.active, Some(1));
     let b = &l.lookup("alice", now)[0];
     assert_eq!(b.source, source());
     let r = run(
         &l,
-        &register("alice", "c1", 2, "Contact: <sip:alice@10.0.0.6>;expires=99999, \"P\" <sip:alice@10.0.0.7>\r\n"),
+        &register(
+            "alice",
+            "c1",
+            2,
+            "Contact: <sip:alice@10.0.0.6>;expires=99999, \"P\" <sip:alice@10.0.0.7>\r\n",
+        ),
         now,
     );
     assert_eq!(r.code, 200);
     assert_eq!(r.headers.len(), 3);
-    assert!(r.headers.contains(&("Contact", "<sip:alice@10.0.0.6>;expires=3600".into())));
+    assert!(r
+        .headers
+        .contains(&("Contact", "<sip:alice@10.0.0.6>;expires=3600".into())));
     // The binding without a parameter or header gets the default (the maximum).
-    assert!(r.headers.contains(&("Contact", "<sip:alice@10.0.0.7>;expires=3600".into())));
+    assert!(r
+        .headers
+        .contains(&("Contact", "<sip:alice@10.0.0.7>;expires=3600".into())));
     // A query (no Contact) lists without changing.
     let r = run(&l, &register("alice", "c1", 3, ""), now);
     assert_eq!((r.code, r.headers.len()), (200, 3));
@@ -71,7 +88,16 @@ fn register_binds_and_lists_with_expires() {
 #[test]
 fn too_brief_gets_423() {
     let (l, now) = (location(), Instant::now());
-    let r = run(&l, &register("alice", "c1", 1, "Contact: <sip:alice@10.0.0.5>;expires=10\r\n"), now);
+    let r = run(
+        &l,
+        &register(
+            "alice",
+            "c1",
+            1,
+            "Contact: <sip:alice@10.0.0.5>;expires=10\r\n",
+        ),
+        now,
+    );
     assert_eq!(r.code, 423);
     assert_eq!(r.headers, vec![("Min-Expires", "60".to_string())]);
     assert!(l.all(now).is_empty());
@@ -84,17 +110,40 @@ fn expires_zero_and_wildcard_remove() {
     let (l, now) = (location(), Instant::now());
     let two = "Contact: <sip:alice@10.0.0.5>, <sip:alice@10.0.0.6>\r\nExpires: 600\r\n";
     assert_eq!(run(&l, &register("alice", "c1", 1, two), now).code, 200);
-    let r = run(&l, &register("alice", "c1", 2, "Contact: <sip:alice@10.0.0.5>\r\nExpires: 0\r\n"), now);
+    let r = run(
+        &l,
+        &register(
+            "alice",
+            "c1",
+            2,
+            "Contact: <sip:alice@10.0.0.5>\r\nExpires: 0\r\n",
+        ),
+        now,
+    );
     assert_eq!((r.code, r.headers.len()), (200, 1));
     assert_eq!(
         run(&l, &register("alice", "c1", 3, "Contact: *\r\n"), now).code,
         400
     );
     assert_eq!(
-        run(&l, &register("alice", "c1", 3, "Contact: *, <sip:alice@h>\r\nExpires: 0\r\n"), now).code,
+        run(
+            &l,
+            &register(
+                "alice",
+                "c1",
+                3,
+                "Contact: *, <sip:alice@h>\r\nExpires: 0\r\n"
+            ),
+            now
+        )
+        .code,
         400
     );
-    let r = run(&l, &register("alice", "c1", 3, "Contact: *\r\nExpires: 0\r\n"), now);
+    let r = run(
+        &l,
+        &register("alice", "c1", 3, "Contact: *\r\nExpires: 0\r\n"),
+        now,
+    );
     assert_eq!((r.code, r.headers.len(), r.active), (200, 0, Some(0)));
 }
 
@@ -123,7 +172,11 @@ fn other_aors_and_bad_input_are_refused() {
         "Contact: <sip:alice@h>;expires=x\r\n",
         "Contact: <sip:alice@h>\r\nExpires: soon\r\n",
     ] {
-        assert_eq!(run(&l, &register("alice", "c1", 1, bad), now).code, 400, "{bad}");
+        assert_eq!(
+            run(&l, &register("alice", "c1", 1, bad), now).code,
+            400,
+            "{bad}"
+        );
     }
     assert!(l.all(now).is_empty());
 }
