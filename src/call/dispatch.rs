@@ -181,6 +181,8 @@ impl Dispatcher {
         {
             return;
         }
+        // A phone's CANCEL that matched no INVITE (one challenged, or already over) gets 481.
+        let phone_cancel = self.config.phones.is_enabled() && req.method == rsip::Method::Cancel;
         let mut user = None;
         if self.must_authenticate(&req, acl_ok) {
             match self
@@ -195,9 +197,7 @@ impl Dispatcher {
                 }
                 PhoneAdmission::Drop => return,
             }
-        } else if !acl_ok
-            && !(self.config.phones.is_enabled() && req.method == rsip::Method::Cancel)
-        {
+        } else if !acl_ok && !phone_cancel {
             // Every request passes the trunk ACL, not only INVITE (never answer an ACK).
             if req.method != rsip::Method::Ack {
                 tracing::info!(%peer, method = %req.method, "request from outside every trunk ACL");
