@@ -120,16 +120,59 @@ fn sipp_registers_with_digest_and_unregisters_with_expires_zero() {
     assert!(registrations(&e).is_empty());
 }
 
-/// RFC 3261 §22.4 and the fail2ban-style limit: a wrong password gets a fresh 401 each time;
-/// the 5th failure within the window (`sip.auth_fail_limit` 5) bans the source, so the 5th
-/// wrong REGISTER and then even a right one get no answer at all; another user's phone elsewhere
-/// would be unaffected (the ban is per source IP).
+/// The engine binary (`serve --config FILE`) with [`engine`]'s users and trunk, written as an
+/// operator would; its /metrics are real.
+fn spawn_binary() -> (common::Spawned, PathBuf) {
+    let dir = private_dir("phones-config");
+    let config = activeflow::config::DEFAULT_TOML
+        .replace(
+            r#"allow = ["127.0.0.0/8", "::1"]  # source CIDRs"#,
+            r#"allow = ["192.0.2.0/24"]  # source CIDRs"#,
+        )
+        .replace(
+            r#"rate_limit_exempt = ["127.0.0.0/8", "::1"]"#,
+            r#"rate_limit_exempt = ["192.0.2.0/24"]"#,
+        )
+        .replace(
+            r#"auth_algorithms = ["SHA-256", "MD5"]"#,
+            r#"auth_algorithms = ["MD5", "SHA-256"]"#,
+        )
+        + "\n[[users]]\nusername = \"alice\"\npassword = \"secret\"\n";
+    assert!(
+        config.contains(r#"allow = ["192.0.2.0/24"]"#)
+            && config.contains(r#"rate_limit_exempt = ["192.0.2.0/24"]"#),
+        "config/default.toml changed: this test no longer edits it"
+    );
+    let path = dir.join("activeflow.toml");
+    std::fs::write(&path, config).unwrap();
+    (
+        common::spawn_engine_with(&["--config", path.to_str().unwrap()], &[]),
+        dir,
+    )
+}
+
+/// RFC 3261 §22.4 and the fail2ban-style limit, on the binary: alice registers
+/// (`registrations_active` 1); then a wrong password gets a fresh 401 each time; the 5th
+/// failure within the window (`sip.auth_fail_limit` 5) bans the source, so the 5th wrong
+/// REGISTER and then even a right one get no answer at all. `sip_auth_failures_total` counts
+/// the 5 wrong passwords, `sip_auth_banned_total` the ban.
 #[test]
 fn wrong_passwords_get_401_then_the_source_is_banned() {
-    let e = engine(&[], &[]);
+    let (engine, dir) = spawn_binary();
+    let scrape = |series: &str| common::scrape(engine.metrics, series);
+    assert_eq!(scrape("registrations_active"), 0.0);
+    assert_eq!(scrape("sip_auth_banned_total"), 0.0);
+    sipp(
+        engine.sip,
+        "uac_register_auth.xml",
+        "alice",
+        &register_args("secret", "120"),
+    )
+    .assert_all_ok(1);
+    assert_eq!(scrape("registrations_active"), 1.0);
     let refused = |m: &str| {
         sipp(
-            e.sip,
+            engine.sip,
             "uac_register_auth_refused.xml",
             "alice",
             &["-m", m, "-au", "alice", "-ap", "wrong"],
@@ -137,7 +180,11 @@ fn wrong_passwords_get_401_then_the_source_is_banned() {
     };
     // Four failures: each answered 401 again.
     refused("4").assert_all_ok(4);
-    assert!(registrations(&e).is_empty());
+    assert_eq!(
+        scrape(r#"sip_auth_failures_total{reason="wrong_password"}"#),
+        4.0
+    );
+    assert_eq!(scrape("sip_auth_banned_total"), 0.0);
     // The fifth bans: its wrong REGISTER gets no 401 (SIPp's 1 s wait runs out).
     let run = refused("1");
     assert_eq!((run.successful, run.failed), (0, 1), "{}", run.errors);
@@ -148,7 +195,7 @@ fn wrong_passwords_get_401_then_the_source_is_banned() {
     );
     // Banned: even the right password gets no answer now.
     let run = sipp(
-        e.sip,
+        engine.sip,
         "uac_register_auth.xml",
         "alice",
         &register_args("secret", "120"),
@@ -159,7 +206,13 @@ fn wrong_passwords_get_401_then_the_source_is_banned() {
         "not a wait for nothing: {}",
         run.errors
     );
-    assert!(registrations(&e).is_empty());
+    assert_eq!(
+        scrape(r#"sip_auth_failures_total{reason="wrong_password"}"#),
+        5.0
+    );
+    assert_eq!(scrape("sip_auth_banned_total"), 1.0);
+    drop(engine);
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// SIPp calls `number` at the engine as the phone bob (digest answer to the 401, RFC 3261
