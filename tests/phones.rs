@@ -218,12 +218,17 @@ fn wrong_passwords_get_401_then_the_source_is_banned() {
 /// SIPp calls `number` at the engine as the phone bob (digest answer to the 401, RFC 3261
 /// §22.2); it hangs up itself after a second of answered call.
 fn call_as_bob(e: &TestEngine, number: &str) -> common::SippRun {
+    call_as_bob_with(e, number, "uac_auth_call.xml")
+}
+
+/// [`call_as_bob`] running SIPp scenario `scenario`.
+fn call_as_bob_with(e: &TestEngine, number: &str, scenario: &str) -> common::SippRun {
     // SIPp's digest `uri` is the engine's address unless told (RFC 7616 §3.4.6: it must be the
     // Request-URI, and the engine checks it).
     let uri = format!("{number}@{}", e.sip); // SIPp puts `sip:` in front
     sipp(
         e.sip,
-        "uac_auth_call.xml",
+        scenario,
         number,
         &["-m", "1", "-au", "bob", "-ap", "hunter2", "-auth_uri", &uri],
     )
@@ -403,4 +408,23 @@ fn connect_to_an_unregistered_extension_fails_with_not_registered() {
             .is_some_and(|m| m.contains("not_registered")),
         "{result}"
     );
+}
+
+/// RFC 3261 §22.1 and §9.2: a CANCEL is never challenged; the phone's CANCEL of its
+/// authenticated INVITE matches that INVITE's transaction (200 to the CANCEL, 487 to the
+/// INVITE), and the activeflow ends with `hangup`. The ACK for the first INVITE's 401 was
+/// absorbed (no second call, no answer).
+#[test]
+fn an_authenticated_caller_cancels_and_the_cancel_is_not_challenged() {
+    let wait = common::flow(
+        "wait",
+        json!([{"type": "sleep", "option": {"duration": 10000}}, {"type": "answer"}]),
+    );
+    let e = engine(&[wait], &[("2000", "wait")]);
+    call_as_bob_with(&e, "2000", "uac_auth_cancel.xml").assert_all_ok(1);
+    e.wait_for("the activeflow to end", PATIENCE, |all| {
+        all.len() == 1 && all[0].status == Status::Ended
+    });
+    let a = e.activeflows().remove(0);
+    assert_eq!(a.end_reason, Some(EndReason::Hangup), "{a:?}");
 }
