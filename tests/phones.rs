@@ -30,25 +30,31 @@ fn engine(flows: &[Value], routes: &[(&str, &str)]) -> TestEngine {
     engine_offering(flows, routes, &["MD5", "SHA-256"])
 }
 
-/// [`engine`] challenging with `algorithms` (`sip.auth_algorithms`).
+/// [`engine`] challenging with `algorithms` (`sip.auth_algorithms`); idle TCP connections
+/// no one holds are closed after 1 s.
 fn engine_offering(flows: &[Value], routes: &[(&str, &str)], algorithms: &[&str]) -> TestEngine {
-    start_with(flows, routes, &[], |c| {
-        for t in &mut c.trunks {
-            t.allow = vec!["192.0.2.0/24".into()];
-        }
-        c.sip.rate_limit_exempt = vec!["192.0.2.0/24".into()];
-        c.sip.auth_algorithms = algorithms.iter().map(|a| a.to_string()).collect();
-        c.users = vec![
-            UserConfig {
-                username: "alice".into(),
-                password: "secret".into(),
-            },
-            UserConfig {
-                username: "bob".into(),
-                password: "hunter2".into(),
-            },
-        ];
-    })
+    start_with(
+        flows,
+        routes,
+        &[("ACTIVEFLOW_SIP_TCP_IDLE_TIMEOUT_S", "1")],
+        |c| {
+            for t in &mut c.trunks {
+                t.allow = vec!["192.0.2.0/24".into()];
+            }
+            c.sip.rate_limit_exempt = vec!["192.0.2.0/24".into()];
+            c.sip.auth_algorithms = algorithms.iter().map(|a| a.to_string()).collect();
+            c.users = vec![
+                UserConfig {
+                    username: "alice".into(),
+                    password: "secret".into(),
+                },
+                UserConfig {
+                    username: "bob".into(),
+                    password: "hunter2".into(),
+                },
+            ];
+        },
+    )
 }
 
 /// SIPp's arguments for one REGISTER of alice with `password`, asking for `expires`.
@@ -427,4 +433,158 @@ fn an_authenticated_caller_cancels_and_the_cancel_is_not_challenged() {
     });
     let a = e.activeflows().remove(0);
     assert_eq!(a.end_reason, Some(EndReason::Hangup), "{a:?}");
+}
+
+/// A phone over TCP written by hand (SIPp matches an incoming INVITE to no call of its own
+/// once it has registered, so it cannot be this phone): one connection, whole messages
+/// framed by Content-Length.
+struct TcpPhone {
+    stream: std::net::TcpStream,
+    buffer: Vec<u8>,
+}
+
+impl TcpPhone {
+    fn send(&mut self, message: &str) {
+        use std::io::Write;
+        self.stream.write_all(message.as_bytes()).unwrap();
+    }
+
+    /// The next whole message (head and body), or a panic after `PATIENCE`.
+    fn recv(&mut self) -> String {
+        use std::io::Read;
+        let deadline = std::time::Instant::now() + PATIENCE;
+        loop {
+            if let Some(end) = self.buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&self.buffer[..end]).to_string();
+                let length: usize = common::header(&head, "Content-Length")
+                    .and_then(|v| v.trim().parse().ok())
+                    .unwrap_or(0);
+                if self.buffer.len() >= end + 4 + length {
+                    let message: Vec<u8> = self.buffer.drain(..end + 4 + length).collect();
+                    return String::from_utf8_lossy(&message).to_string();
+                }
+            }
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            assert!(
+                !left.is_zero(),
+                "no whole message over TCP: {:?}",
+                self.buffer
+            );
+            self.stream.set_read_timeout(Some(left)).unwrap();
+            let mut chunk = [0u8; 4096];
+            let n = self.stream.read(&mut chunk).unwrap_or(0);
+            assert!(n > 0, "the engine closed the phone's TCP connection");
+            self.buffer.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    /// A response to `request` echoing its Via, From, To (with our tag), Call-ID and CSeq.
+    fn answer(&mut self, request: &str, status: &str, extra: &str) {
+        let h = |name| {
+            common::header(request, name)
+                .unwrap_or_default()
+                .to_string()
+        };
+        let to = h("To");
+        let to = if to.contains("tag=") {
+            to
+        } else {
+            format!("{to};tag=phone1")
+        };
+        let response = format!(
+            "SIP/2.0 {status}\r\nVia: {}\r\nFrom: {}\r\nTo: {to}\r\nCall-ID: {}\r\nCSeq: {}\r\n{extra}",
+            h("Via"),
+            h("From"),
+            h("Call-ID"),
+            h("CSeq"),
+        );
+        self.send(&response);
+    }
+}
+
+/// RFC 3261 §10.3 with RFC 5626-lite over TCP: a phone behind NAT registers over TCP with a
+/// Contact nobody can connect to (port 5999); its connection is held while the binding lives
+/// (here past `sip.tcp_idle_timeout_s`, 1 s, which closes idle connections no one holds), and
+/// a call to the extension reaches the phone over that very connection: it answers, and the
+/// caller is bridged until it hangs up (the engine's BYE comes over it too).
+#[test]
+fn a_phone_registered_over_tcp_is_called_back_over_its_connection() {
+    let ring = common::flow(
+        "ring-alice",
+        json!([{"type": "connect", "option": {
+            "destinations": [{"type": "extension", "target": "alice"}],
+            "ring_timeout": 10000}}]),
+    );
+    let e = engine(&[ring], &[("2000", "ring-alice")]);
+    let stream = std::net::TcpStream::connect(e.sip).unwrap();
+    let local = stream.local_addr().unwrap();
+    let mut phone = TcpPhone {
+        stream,
+        buffer: Vec::new(),
+    };
+    let uri = format!("sip:{}", e.sip);
+    let register = |cseq: u32, authorization: &str| {
+        format!(
+            "REGISTER {uri} SIP/2.0\r\nVia: SIP/2.0/TCP {local};branch=z9hG4bK-reg{cseq}\r\n\
+             From: <sip:alice@{}>;tag=reg\r\nTo: <sip:alice@{}>\r\nCall-ID: tcp-reg\r\n\
+             CSeq: {cseq} REGISTER\r\nContact: <sip:alice@127.0.0.1:5999;transport=tcp>\r\n\
+             Expires: 120\r\n{authorization}Content-Length: 0\r\n\r\n",
+            e.sip, e.sip
+        )
+    };
+    phone.send(&register(1, ""));
+    let challenge = phone.recv();
+    assert!(challenge.starts_with("SIP/2.0 401"), "{challenge}");
+    let challenge = activeflow::sip::auth::Challenge::parse(
+        common::header(&challenge, "WWW-Authenticate").unwrap(),
+    )
+    .unwrap();
+    let credentials = challenge
+        .answer("alice", "secret", "REGISTER", &uri, 1, "tcpphone")
+        .to_header_value();
+    phone.send(&register(2, &format!("Authorization: {credentials}\r\n")));
+    let ok = phone.recv();
+    assert!(ok.starts_with("SIP/2.0 200"), "{ok}");
+    let row = registrations(&e).into_iter().next().unwrap();
+    assert_eq!(
+        (&row["transport"], &row["source"]),
+        (&json!("tcp"), &json!(local.to_string()))
+    );
+
+    // Longer than the idle timeout: an unheld connection would be closed by now.
+    std::thread::sleep(Duration::from_millis(2500));
+    let caller = std::thread::spawn({
+        let e_sip = e.sip;
+        move || {
+            let uri = format!("2000@{e_sip}");
+            sipp(
+                e_sip,
+                "uac_auth_call.xml",
+                "2000",
+                &["-m", "1", "-au", "bob", "-ap", "hunter2", "-auth_uri", &uri],
+            )
+        }
+    });
+    let invite = phone.recv();
+    assert!(
+        invite.starts_with("INVITE sip:alice@127.0.0.1:5999;transport=tcp SIP/2.0"),
+        "{invite}"
+    );
+    let sdp = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+               m=audio 5998 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n";
+    phone.answer(
+        &invite,
+        "200 OK",
+        &format!(
+            "Contact: <sip:alice@127.0.0.1:5999;transport=tcp>\r\nContent-Type: application/sdp\r\n\
+             Content-Length: {}\r\n\r\n{sdp}",
+            sdp.len()
+        ),
+    );
+    let ack = phone.recv();
+    assert!(ack.starts_with("ACK "), "{ack}");
+    let bye = phone.recv();
+    assert!(bye.starts_with("BYE "), "{bye}");
+    phone.answer(&bye, "200 OK", "Content-Length: 0\r\n\r\n");
+    caller.join().unwrap().assert_all_ok(1);
 }

@@ -211,7 +211,10 @@ impl Dispatcher {
             rsip::Method::Register if !in_dialog && user.is_some() => {
                 let name = user.unwrap_or_default();
                 let now = received_at.into_std();
-                let reply = self.config.phones.register(&req, &name, peer, now);
+                let reply =
+                    self.config
+                        .phones
+                        .register(&req, &name, peer, &self.shared.sender, now);
                 let headers: Vec<(&str, &str)> = reply
                     .headers
                     .iter()

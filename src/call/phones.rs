@@ -4,13 +4,14 @@
 //! authenticated REGISTERs go to the location service (RFC 3261 §10.3). Decides only: the
 //! dispatcher sends what this says.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use crate::sip::auth::server::{AuthBans, Authenticator, Failure, Verdict};
 use crate::sip::registrar::{LocationService, RegisterReply};
-use crate::sip::transport::Peer;
+use crate::sip::transport::{ConnectionHold, Peer, SipSender};
 
 /// What to do with a request that must authenticate.
 #[derive(Debug, PartialEq, Eq)]
@@ -28,6 +29,10 @@ pub struct PhoneGate {
     auth: Authenticator,
     bans: AuthBans,
     location: Arc<LocationService>,
+    /// The TCP connections registered phones came over, kept open from idle close while a
+    /// binding made over them lives: calls to the phone go back over it (a phone behind NAT
+    /// cannot be connected to; RFC 5626-lite). By user and source.
+    connections: Mutex<HashMap<(String, Peer), (ConnectionHold, Instant)>>,
 }
 
 impl PhoneGate {
@@ -36,6 +41,7 @@ impl PhoneGate {
             auth,
             bans,
             location,
+            connections: Mutex::new(HashMap::new()),
         }
     }
 
@@ -67,17 +73,30 @@ impl PhoneGate {
         }
     }
 
-    /// An authenticated REGISTER of `user` from `source`.
+    /// An authenticated REGISTER of `user` from `source`; over TCP, its connection is held
+    /// (through `sender`) as long as a binding made over it lives.
     pub(crate) fn register(
         &self,
         req: &rsip::Request,
         user: &str,
         source: Peer,
+        sender: &SipSender,
         now: Instant,
     ) -> RegisterReply {
         let reply = crate::sip::registrar::process(&self.location, req, user, source, now);
         if let Some(active) = reply.active {
             crate::metrics::registrations_active(active);
+            if let Ok(mut held) = self.connections.lock() {
+                let key = (user.to_string(), source);
+                match (reply.source_until, sender.hold(&source)) {
+                    (Some(until), Some(hold)) => {
+                        held.insert(key, (hold, until));
+                    }
+                    _ => {
+                        held.remove(&key);
+                    }
+                }
+            }
         }
         reply
     }
@@ -85,6 +104,9 @@ impl PhoneGate {
     /// Expired bindings, nonce counts and bans are forgotten (called periodically).
     pub fn purge(&self, now: Instant) {
         crate::metrics::registrations_active(self.location.purge(now));
+        if let Ok(mut held) = self.connections.lock() {
+            held.retain(|_, (_, until)| *until > now);
+        }
         self.auth.purge(now);
         self.bans.purge(now);
     }

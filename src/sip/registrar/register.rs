@@ -19,6 +19,9 @@ pub struct RegisterReply {
     pub headers: Vec<(&'static str, String)>,
     /// Live bindings over all users after the request (for `registrations_active`).
     pub active: Option<usize>,
+    /// When the last of this user's bindings from this source expires (`None`: it has none
+    /// left): a TCP connection is kept open until then (RFC 5626-lite).
+    pub source_until: Option<Instant>,
 }
 
 impl RegisterReply {
@@ -27,6 +30,7 @@ impl RegisterReply {
             code,
             headers: Vec::new(),
             active: None,
+            source_until: None,
         }
     }
 }
@@ -102,6 +106,7 @@ pub fn process(
                     code: 423,
                     headers: vec![("Min-Expires", limits.min.to_string())],
                     active: None,
+                    source_until: None,
                 };
             }
             wanted.push((uri.clone(), expires.min(limits.max)));
@@ -141,7 +146,12 @@ pub fn process(
             return Err(403);
         }
         *list = next;
-        Ok(list
+        let until = list
+            .iter()
+            .filter(|b| b.source == source)
+            .map(|b| b.expires_at)
+            .max();
+        let headers = list
             .iter()
             .map(|b| {
                 (
@@ -149,13 +159,15 @@ pub fn process(
                     format!("<{}>;expires={}", b.contact, b.remaining(now)),
                 )
             })
-            .collect::<Vec<_>>())
+            .collect::<Vec<_>>();
+        Ok((headers, until))
     });
     match result {
-        Some((Ok(headers), active)) => RegisterReply {
+        Some((Ok((headers, source_until)), active)) => RegisterReply {
             code: 200,
             headers,
             active: Some(active),
+            source_until,
         },
         Some((Err(code), _)) => RegisterReply::refuse(code),
         None => RegisterReply::refuse(500),

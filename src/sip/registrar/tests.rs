@@ -54,6 +54,7 @@ fn register_binds_and_lists_with_expires() {
         )]
     );
     assert_eq!(r.active, Some(1));
+    assert_eq!(r.source_until, Some(now + Duration::from_secs(120)));
     let b = &l.lookup("alice", now)[0];
     assert_eq!(b.source, source());
     let r = run(
@@ -145,6 +146,7 @@ fn expires_zero_and_wildcard_remove() {
         now,
     );
     assert_eq!((r.code, r.headers.len(), r.active), (200, 0, Some(0)));
+    assert_eq!(r.source_until, None);
 }
 
 /// §10.3 step 7: the same Call-ID with a CSeq not above the binding's aborts (500); another
