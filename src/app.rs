@@ -245,12 +245,33 @@ pub async fn start(
     let udp = Arc::new(listeners.sip_udp);
     let sender = SipSender::with_tcp_options(udp.clone(), sip_addr, tcp_options(&raw.sip));
     let linger = Arc::new(LingerTable::new());
+    let location = Arc::new(crate::sip::registrar::LocationService::new(
+        settings.phones.expiry,
+    ));
+    let phones = Arc::new(crate::call::PhoneGate::new(
+        crate::sip::auth::server::Authenticator::new(
+            settings.phones.auth.clone(),
+            tokio::time::Instant::now().into_std(),
+        )
+        .map_err(|e| AppError::Start {
+            what: "sip digest nonces",
+            source: std::io::Error::other(e),
+        })?,
+        crate::sip::auth::server::AuthBans::new(
+            settings.phones.bans,
+            settings.sip_rate_limit_exempt.clone(),
+        ),
+        location.clone(),
+    ));
     let sweep = linger.clone();
+    let phone_sweep = phones.clone();
     actix_rt::spawn(async move {
         let mut tick = tokio::time::interval(LINGER_SWEEP);
         loop {
             tick.tick().await;
-            sweep.purge(tokio::time::Instant::now());
+            let now = tokio::time::Instant::now();
+            sweep.purge(now);
+            phone_sweep.purge(now.into_std());
         }
     });
     let recordings = Recordings::start(
@@ -306,6 +327,7 @@ pub async fn start(
             }
         })?,
         failover_timeout: Duration::from_millis(raw.sip.failover_timeout_ms),
+        location: location.clone(),
     });
     dialer.attach(shared.clone());
     let registrations = Arc::new(Registrations::start(&settings.trunks, &shared));
@@ -325,6 +347,7 @@ pub async fn start(
                 raw.sip.max_new_calls_per_source_per_second,
                 settings.sip_rate_limit_exempt.clone(),
             ),
+            phones: phones.clone(),
         },
     ));
     let max_size = raw.sip.max_message_size;
@@ -333,12 +356,20 @@ pub async fn start(
             .map_err(start_err("sip udp receiver"))?;
     let tcp_listener = listeners.sip_tcp;
     let (h, s) = (dispatcher.clone(), sender.clone());
-    // The TCP ACL at accept: the union of every trunk's `allow`, as the dispatcher checks it.
-    let tcp_allow: Vec<_> = settings
-        .trunks
-        .iter()
-        .flat_map(|t| t.allow.clone())
-        .collect();
+    // The TCP ACL at accept: the union of every trunk's `allow`, as the dispatcher checks it;
+    // with `[[users]]`, phones connect from anywhere (the dispatcher challenges them).
+    let tcp_allow: Vec<crate::net::Cidr> = if phones.is_enabled() {
+        ["0.0.0.0/0", "::/0"]
+            .iter()
+            .filter_map(|c| c.parse().ok())
+            .collect()
+    } else {
+        settings
+            .trunks
+            .iter()
+            .flat_map(|t| t.allow.clone())
+            .collect()
+    };
     let tcp_arbiter = handles.first().cloned().unwrap_or_else(Arbiter::current);
     if let (Some(listener), Some((_, tls))) = (listeners.sip_tls, settings.sip_tls.clone()) {
         let (h, s, allow) = (dispatcher.clone(), sender, tcp_allow.clone());
@@ -368,6 +399,7 @@ pub async fn start(
         health: health.clone(),
         trunks: settings.trunks.clone(),
         registrations: registrations.clone(),
+        location,
     });
     if settings.api_access.is_open() {
         tracing::warn!(

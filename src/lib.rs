@@ -19,8 +19,10 @@
 //!   nothing else.
 //! - [`sip`]: message fixes over rsip, TCP framing, UDP/TCP/TLS transport, RFC 3261 §17
 //!   transaction state machines, the linger table of completed answers, the per-source rate
-//!   limit, digest authentication and RFC 3263 server location (`sip::resolve`: NAPTR/SRV/A
-//!   lookups, target order for failover). Knows nothing of calls or flows.
+//!   limit, digest authentication (`sip::auth`: the digest core, server nonces, the failed-auth
+//!   ban table), the registrar's location service (`sip::registrar`) and RFC 3263 server
+//!   location (`sip::resolve`: NAPTR/SRV/A lookups, target order for failover). Knows nothing
+//!   of calls or flows.
 //! - [`media`]: SDP offer/answer, the RTP port pool, one RTP session task per answered call
 //!   (prompts, speech, DTMF, echo, recording, the `connect` relay between two legs), the audio
 //!   library and recordings. Knows nothing of SIP dialogs or flows.
@@ -28,9 +30,10 @@
 //!   leg we place, and its thin actor shell, the call session (one per SIP dialog); the dialer
 //!   that routes legs through trunks and the SIP MESSAGE sender (`call::outbound`); the
 //!   dispatcher that matches every message to its dialog by Call-ID and tags and holds requests
-//!   to the trunk ACL; the call registry and the overload guard; a trunk's account: digest
-//!   answers to its 401/407 (`call::auth`), the caller identity in From, and its registration
-//!   (`call::registration`, RFC 3261 §10.2). Turns SIP into `CallEvent`s
+//!   to the trunk ACL, or to digest authentication for phones (`call::phones`); the call
+//!   registry and the overload guard; a trunk's account: digest answers to its 401/407
+//!   (`call::auth`), the caller identity in From, and its registration (`call::registration`,
+//!   RFC 3261 §10.2). Turns SIP into `CallEvent`s
 //!   sent to a `Recipient`, never importing `engine`.
 //! - [`http`]: flows' outgoing HTTP with timeouts, size limits and the `[http]` destination
 //!   policy enforced on every resolved address and redirect.

@@ -29,6 +29,17 @@ pub const SIP_PRACKS_SENT_TOTAL: &str = "sip_pracks_sent_total";
 pub const SIP_PRACK_TIMEOUTS_TOTAL: &str = "sip_prack_timeouts_total";
 pub const CONNECT_EARLY_MEDIA_TOTAL: &str = "connect_early_media_total";
 pub const CALLS_ACTIVE: &str = "calls_active";
+pub const REGISTRATIONS_ACTIVE: &str = "registrations_active";
+pub const SIP_AUTH_FAILURES_TOTAL: &str = "sip_auth_failures_total";
+pub const SIP_AUTH_BANNED_TOTAL: &str = "sip_auth_banned_total";
+/// `reason` values of `sip_auth_failures_total` (`sip::auth::server::AuthFailure::label`).
+pub const AUTH_FAILURE_REASONS: &[&str] = &[
+    "unknown_user",
+    "wrong_password",
+    "malformed",
+    "bad_nonce",
+    "replay",
+];
 pub const CALLS_TOTAL: &str = "calls_total";
 pub const CALL_SETUP_SECONDS: &str = "call_setup_seconds";
 pub const MEDIA_SESSIONS_ACTIVE: &str = "media_sessions_active";
@@ -255,6 +266,18 @@ fn describe_all() {
         "connect legs whose early media (SDP in 18x) was relayed to the caller, by kind"
     );
     describe_gauge!(CALLS_ACTIVE, "Call sessions currently up");
+    describe_gauge!(
+        REGISTRATIONS_ACTIVE,
+        "Phone contacts currently registered ([[users]])"
+    );
+    describe_counter!(
+        SIP_AUTH_FAILURES_TOTAL,
+        "Digest authentications refused, by reason"
+    );
+    describe_counter!(
+        SIP_AUTH_BANNED_TOTAL,
+        "Sources banned after sip.auth_fail_limit failed authentications"
+    );
     describe_counter!(CALLS_TOTAL, "Calls finished, by direction and outcome");
     describe_histogram!(
         CALL_SETUP_SECONDS,
@@ -383,6 +406,11 @@ fn describe_all() {
 fn register_zeroes() {
     gauge!(ACTIVEFLOW_RUNNING).set(0.0);
     gauge!(CALLS_ACTIVE).set(0.0);
+    gauge!(REGISTRATIONS_ACTIVE).set(0.0);
+    counter!(SIP_AUTH_BANNED_TOTAL).absolute(0);
+    for r in AUTH_FAILURE_REASONS {
+        counter!(SIP_AUTH_FAILURES_TOTAL, "reason" => *r).absolute(0);
+    }
     for r in REFERENCE_TYPES {
         counter!(ACTIVEFLOW_STARTED_TOTAL, "reference_type" => *r).absolute(0);
     }
@@ -560,6 +588,21 @@ pub fn sip_response_sent(code: u16) {
 pub fn sip_retransmission(inbound: bool) {
     let d = if inbound { "in" } else { "out" };
     counter!(SIP_RETRANSMISSIONS_TOTAL, "direction" => d).increment(1);
+}
+
+/// A refused digest authentication (`reason`: one of `AUTH_FAILURE_REASONS`).
+pub fn sip_auth_failure(reason: &'static str) {
+    counter!(SIP_AUTH_FAILURES_TOTAL, "reason" => reason).increment(1);
+}
+
+/// A source banned for failed authentications.
+pub fn sip_auth_banned() {
+    counter!(SIP_AUTH_BANNED_TOTAL).increment(1);
+}
+
+/// Live registered contacts.
+pub fn registrations_active(count: usize) {
+    gauge!(REGISTRATIONS_ACTIVE).set(count as f64);
 }
 
 /// An out-of-dialog request over its source's rate (refused with 503 or dropped).

@@ -452,6 +452,7 @@ fn openapi_lists_every_route() {
         ("get", "/v1/recordings/{id}"),
         ("delete", "/v1/recordings/{id}"),
         ("get", "/v1/recordings/{id}/file"),
+        ("get", "/v1/registrations"),
         ("get", "/v1/events"),
         ("get", "/v1/trunks"),
         ("get", "/healthz"),

@@ -13,7 +13,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use activeflow::engine::{ActiveflowRecord, EndReason, Status};
-use common::peers::{private_dir, Peer};
+use common::peers::{private_dir, write_tone_wav, Peer};
 use common::rtp::{rms, tone_frequency};
 use common::{executed_types, free_port, start, TestEngine};
 use serde_json::Value;
@@ -252,31 +252,6 @@ impl Baresip {
     fn log(&self) -> String {
         self.peer.output().join("\n")
     }
-}
-
-/// A 16-bit 8 kHz mono WAV with a sine of `frequency` Hz.
-fn write_tone_wav(path: &Path, frequency: f64, length: Duration) {
-    let frames = (8000.0 * length.as_secs_f64()) as usize;
-    let mut data = Vec::with_capacity(frames * 2);
-    for i in 0..frames {
-        let s = 6000.0 * (2.0 * std::f64::consts::PI * frequency * i as f64 / 8000.0).sin();
-        data.extend_from_slice(&(s as i16).to_le_bytes());
-    }
-    let mut wav = Vec::with_capacity(44 + data.len());
-    wav.extend_from_slice(b"RIFF");
-    wav.extend_from_slice(&(36 + data.len() as u32).to_le_bytes());
-    wav.extend_from_slice(b"WAVEfmt ");
-    wav.extend_from_slice(&16u32.to_le_bytes());
-    wav.extend_from_slice(&1u16.to_le_bytes()); // PCM
-    wav.extend_from_slice(&1u16.to_le_bytes()); // mono
-    wav.extend_from_slice(&8000u32.to_le_bytes());
-    wav.extend_from_slice(&16000u32.to_le_bytes());
-    wav.extend_from_slice(&2u16.to_le_bytes());
-    wav.extend_from_slice(&16u16.to_le_bytes());
-    wav.extend_from_slice(b"data");
-    wav.extend_from_slice(&(data.len() as u32).to_le_bytes());
-    wav.extend_from_slice(&data);
-    std::fs::write(path, wav).unwrap();
 }
 
 /// The 16-bit samples of a PCM WAV's `data` chunk (to the end of the file, whatever its size

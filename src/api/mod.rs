@@ -14,6 +14,7 @@ mod history;
 pub mod openapi;
 mod page;
 mod recordings;
+mod registrations;
 mod trunks;
 
 use std::sync::atomic::AtomicBool;
@@ -51,6 +52,8 @@ pub struct ApiState {
     /// The configured trunks and their registrations (`GET /v1/trunks`).
     pub trunks: Vec<crate::call::Trunk>,
     pub registrations: Arc<crate::call::registration::Registrations>,
+    /// Registered phones (`GET /v1/registrations`).
+    pub location: Arc<crate::sip::registrar::LocationService>,
 }
 
 /// Mounts every route; `state` must already be registered as `web::Data<ApiState>`.
@@ -80,6 +83,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     .configure(activeflows::configure)
                     .configure(calls::configure)
                     .configure(recordings::configure)
+                    .configure(registrations::configure)
                     .configure(events::configure)
                     .configure(trunks::configure),
             )

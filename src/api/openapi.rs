@@ -4,7 +4,7 @@
 use actix_web::HttpResponse;
 use utoipa::OpenApi;
 
-use super::{activeflows, calls, events, flows, health, recordings, trunks};
+use super::{activeflows, calls, events, flows, health, recordings, registrations, trunks};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -16,6 +16,7 @@ use super::{activeflows, calls, events, flows, health, recordings, trunks};
         activeflows::put_variables,
         calls::list, calls::get, calls::hangup,
         recordings::list, recordings::get, recordings::file, recordings::delete,
+        registrations::list,
         events::stream,
         trunks::list,
         health::healthz, health::readyz, spec,

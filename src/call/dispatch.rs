@@ -6,7 +6,9 @@
 //! outside a dialog first passes its source's rate limit
 //! (`sip.max_new_calls_per_source_per_second`). An INVITE retransmission that arrives after its
 //! call ended, or after a 503, is absorbed or refused again from the linger table rather than
-//! taken for a new call. Never blocks and never awaits.
+//! taken for a new call. With `[[users]]`, a request from outside every ACL (and every
+//! REGISTER) must authenticate instead (`phones`: 401 challenges, REGISTER to the location
+//! service, banned sources dropped). Never blocks and never awaits.
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -16,6 +18,7 @@ use actix::prelude::*;
 use rsip::prelude::*;
 
 use super::leg::{is_unsupported, unsupported_requirements, Leg, ALLOW};
+use super::phones::{Admission as PhoneAdmission, PhoneGate};
 use super::registry::SessionAddr;
 use super::shared::{SessionShared, SipIn};
 use super::{CallId, CallSession};
@@ -41,6 +44,8 @@ pub struct DispatcherConfig {
     pub max_sessions: usize,
     /// Per-source rate of requests outside any dialog.
     pub rate_limit: SourceRateLimiter,
+    /// Phones: digest authentication, bans, registrations (disabled without `[[users]]`).
+    pub phones: Arc<PhoneGate>,
 }
 
 pub struct Dispatcher {
@@ -80,6 +85,34 @@ impl Dispatcher {
     }
 
     fn reply(&self, req: &rsip::Request, peer: &Peer, code: u16, headers: &[(&str, &str)]) {
+        self.reply_kept(req, peer, code, headers, false);
+    }
+
+    /// 401 with our digest challenges (RFC 3261 §22.2), each a whole header: they are ours,
+    /// bounded by `sip.realm`'s length, so the stateless cut of extra values does not apply.
+    fn challenge(&self, req: &rsip::Request, peer: &Peer, challenges: &[String]) {
+        let mut b = ResponseBuilder::stateless(req, 401, reason_phrase(401))
+            .received_from(peer.addr)
+            .to_tag(&crate::sip::message::new_tag());
+        for c in challenges {
+            b = b.header_uncut("WWW-Authenticate", c);
+        }
+        crate::metrics::sip_response_sent(401);
+        if let Err(e) = self.shared.sender.send(peer, &b.build()) {
+            tracing::debug!(%peer, error = %e, "401 failed");
+        }
+    }
+
+    /// `reply`; with `keep`, the response also answers this transaction's retransmissions
+    /// for 64·T1 (a non-INVITE whose effect must not repeat: a REGISTER's nonce count).
+    fn reply_kept(
+        &self,
+        req: &rsip::Request,
+        peer: &Peer,
+        code: u16,
+        headers: &[(&str, &str)],
+        keep: bool,
+    ) {
         let mut b =
             ResponseBuilder::stateless(req, code, reason_phrase(code)).received_from(peer.addr);
         if code >= 200
@@ -94,8 +127,15 @@ impl Dispatcher {
             b = b.header(name, value);
         }
         crate::metrics::sip_response_sent(code);
-        if let Err(e) = self.shared.sender.send(peer, &b.build()) {
+        let response = b.build();
+        if let Err(e) = self.shared.sender.send(peer, &response) {
             tracing::debug!(%peer, error = %e, "stateless reply failed");
+        }
+        if keep {
+            if let Ok(key) = TransactionKey::from_request(req) {
+                let until = tokio::time::Instant::now() + self.shared.timers.t1 * 64;
+                self.shared.linger.insert(key, response, until);
+            }
         }
     }
 
@@ -104,6 +144,13 @@ impl Dispatcher {
         let Ok(call_id) = req.call_id_header().map(|h| h.value()) else {
             return;
         };
+        if self
+            .config
+            .phones
+            .is_banned(peer.addr.ip(), received_at.into_std())
+        {
+            return;
+        }
         let to_tag = super::leg::tag_of(req.to_header().ok().map(|h| h.value()));
         let from_tag = super::leg::tag_of(req.from_header().ok().map(|h| h.value()));
         let acl_ok = self.allowed(peer.addr.ip());
@@ -134,7 +181,23 @@ impl Dispatcher {
         {
             return;
         }
-        if !acl_ok {
+        // A phone's CANCEL that matched no INVITE (one challenged, or already over) gets 481.
+        let phone_cancel = self.config.phones.is_enabled() && req.method == rsip::Method::Cancel;
+        let mut user = None;
+        if self.must_authenticate(&req, acl_ok) {
+            match self
+                .config
+                .phones
+                .admit(&req, peer.addr.ip(), received_at.into_std())
+            {
+                PhoneAdmission::User(name) => user = Some(name),
+                PhoneAdmission::Challenge(challenges) => {
+                    self.challenge(&req, &peer, &challenges);
+                    return;
+                }
+                PhoneAdmission::Drop => return,
+            }
+        } else if !acl_ok && !phone_cancel {
             // Every request passes the trunk ACL, not only INVITE (never answer an ACK).
             if req.method != rsip::Method::Ack {
                 tracing::info!(%peer, method = %req.method, "request from outside every trunk ACL");
@@ -144,7 +207,21 @@ impl Dispatcher {
         }
         let in_dialog = to_tag.is_some();
         match req.method {
-            rsip::Method::Invite if !in_dialog => self.on_new_invite(req, peer, received_at),
+            rsip::Method::Invite if !in_dialog => self.on_new_invite(req, peer, received_at, user),
+            rsip::Method::Register if !in_dialog && user.is_some() => {
+                let name = user.unwrap_or_default();
+                let now = received_at.into_std();
+                let reply =
+                    self.config
+                        .phones
+                        .register(&req, &name, peer, &self.shared.sender, now);
+                let headers: Vec<(&str, &str)> = reply
+                    .headers
+                    .iter()
+                    .map(|(n, v)| (*n, v.as_str()))
+                    .collect();
+                self.reply_kept(&req, &peer, reply.code, &headers, true);
+            }
             // ACKs for stateless non-2xx answers, or stray ones: nothing to do.
             rsip::Method::Ack => {}
             // §12.2.2: a request inside a dialog we do not have gets 481.
@@ -158,6 +235,17 @@ impl Dispatcher {
             ref m if is_unsupported(m) => self.reply(&req, &peer, 405, &[("Allow", ALLOW)]),
             _ => self.reply(&req, &peer, 501, &[]),
         }
+    }
+
+    /// Whether `req` must carry digest credentials: with users configured, any request from
+    /// outside every trunk ACL and every REGISTER (a trunk has no AoR), but never an ACK or
+    /// a CANCEL (RFC 3261 §22.1: they cannot be resubmitted; a CANCEL matches its INVITE's
+    /// transaction or gets 481).
+    fn must_authenticate(&self, req: &rsip::Request, acl_ok: bool) -> bool {
+        let phones = &self.config.phones;
+        phones.is_enabled()
+            && !matches!(req.method, rsip::Method::Ack | rsip::Method::Cancel)
+            && (!acl_ok || req.method == rsip::Method::Register)
     }
 
     /// Whether `req` is a retransmission the linger table answers: a non-INVITE's kept final
@@ -226,7 +314,14 @@ impl Dispatcher {
         }
     }
 
-    fn on_new_invite(&self, req: rsip::Request, peer: Peer, received_at: tokio::time::Instant) {
+    /// A new INVITE; `user`: the phone it authenticated as (`call.source.user`).
+    fn on_new_invite(
+        &self,
+        req: rsip::Request,
+        peer: Peer,
+        received_at: tokio::time::Instant,
+        user: Option<String>,
+    ) {
         let Ok(key) = TransactionKey::from_request(&req) else {
             self.reply(&req, &peer, 400, &[]);
             return;
@@ -288,7 +383,10 @@ impl Dispatcher {
                         &shared.env(),
                         received_at,
                     );
-                    CallSession::with_leg(leg, shared, index, None, None, source, destination)
+                    let mut session =
+                        CallSession::with_leg(leg, shared, index, None, None, source, destination);
+                    session.source_user = user;
+                    session
                 }))
             });
     }
@@ -313,7 +411,11 @@ impl InboundHandler for Dispatcher {
     /// within its source's rate, as any request outside a dialog.
     fn may_answer(&self, peer: &Peer) -> bool {
         let ip = peer.addr.ip();
-        self.allowed(ip) && self.admit_source(ip, tokio::time::Instant::now(), "OTHER")
+        let now = tokio::time::Instant::now();
+        let phones = &self.config.phones;
+        let known =
+            self.allowed(ip) || (phones.is_enabled() && !phones.is_banned(ip, now.into_std()));
+        known && self.admit_source(ip, now, "OTHER")
     }
 
     fn on_message(&self, inbound: Inbound) {

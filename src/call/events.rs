@@ -18,6 +18,8 @@ pub struct CallOffer {
     pub destination: String,
     /// From URI user part: the caller's number.
     pub source: String,
+    /// The `[[users]]` name the caller authenticated as (digest, RFC 3261 §22), if any.
+    pub source_user: Option<String>,
     pub peer: Peer,
     pub commands: Recipient<CallCommand>,
 }

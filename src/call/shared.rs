@@ -47,6 +47,8 @@ pub struct SessionShared {
     pub resolver: crate::sip::resolve::SipResolver,
     /// `sip.failover_timeout_ms`.
     pub failover_timeout: std::time::Duration,
+    /// Registered phones' contacts (`[[users]]`), where `extension` destinations go.
+    pub location: Arc<crate::sip::registrar::LocationService>,
 }
 
 impl SessionShared {

@@ -20,6 +20,8 @@ mod trunk_transport;
 use access::{api_access, tls_files};
 mod trunk_account;
 use trunk_transport::sip_tls;
+mod phones;
+pub use phones::UserConfig;
 
 /// The embedded default configuration (`config/default.toml`).
 pub const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
@@ -63,6 +65,9 @@ pub struct Config {
     pub trunks: Vec<TrunkConfig>,
     #[serde(default)]
     pub routes: Vec<RouteConfig>,
+    /// Phones that authenticate with SIP digest and may register (`[[users]]`).
+    #[serde(default)]
+    pub users: Vec<phones::UserConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -136,6 +141,26 @@ pub struct SipConfig {
     /// resolved target (RFC 3263 §4.3); the last target waits for Timer B/F as usual.
     #[serde(default = "default_failover_timeout")]
     pub failover_timeout_ms: u64,
+    /// Digest realm phones (`[[users]]`) authenticate in (RFC 3261 §22.1).
+    #[serde(default = "phones::default_realm")]
+    pub realm: String,
+    /// Digest algorithms challenged with, most preferred first (`SHA-256`, `MD5`).
+    #[serde(default = "phones::default_auth_algorithms")]
+    pub auth_algorithms: Vec<String>,
+    /// Failed authentications from one source IP within `auth_fail_window_secs` that ban it.
+    #[serde(default = "phones::default_auth_fail_limit")]
+    pub auth_fail_limit: u32,
+    #[serde(default = "phones::default_auth_fail_window")]
+    pub auth_fail_window_secs: u64,
+    /// How long a banned source's requests are dropped unanswered.
+    #[serde(default = "phones::default_auth_ban")]
+    pub auth_ban_secs: u64,
+    /// Shortest registration accepted (RFC 3261 §10.3 step 7: shorter gets 423).
+    #[serde(default = "phones::default_register_min_expires")]
+    pub register_min_expires: u32,
+    /// Longest registration granted (longer requests are shortened to this).
+    #[serde(default = "phones::default_register_max_expires")]
+    pub register_max_expires: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -546,6 +571,8 @@ pub struct Settings {
     pub dns_servers: Vec<SocketAddr>,
     pub flows_dir: PathBuf,
     pub http: HttpPolicy,
+    /// `[[users]]` and the `sip.realm` / `sip.auth_*` / `sip.register_*` keys, checked.
+    pub phones: phones::PhoneSettings,
 }
 
 impl Config {
@@ -786,6 +813,7 @@ impl Config {
         validate_events(&self.events)?;
         validate_storage(&self.storage)?;
         let dns_servers = trunk::dns_servers(&self.sip)?;
+        let phones = phones::validate(&self)?;
         let http = HttpPolicy {
             allow: cidrs("http.allow", &self.http.allow)?,
             deny: cidrs("http.deny", &self.http.deny)?,
@@ -820,6 +848,7 @@ impl Config {
             trunks,
             dns_servers,
             flows_dir,
+            phones,
             raw: self,
         })
     }

@@ -569,3 +569,91 @@ fn dns_servers_and_failover_timeout_are_checked() {
     .unwrap_err();
     assert!(e.to_string().contains("sip.failover_timeout_ms"), "{e}");
 }
+
+/// `[[users]]` and the phone keys: defaults, and errors that name the key.
+#[test]
+fn users_and_phone_keys_are_checked() {
+    let s = Config::from_toml_with_env(DEFAULT_TOML, env(&[]))
+        .unwrap()
+        .validate()
+        .unwrap();
+    assert_eq!(s.phones.auth.realm, "activeflow");
+    assert_eq!(
+        s.phones.auth.algorithms,
+        [
+            crate::sip::auth::Algorithm::Sha256,
+            crate::sip::auth::Algorithm::Md5
+        ]
+    );
+    assert!(s.phones.auth.users.is_empty());
+    assert_eq!(s.phones.bans.limit, 5);
+    assert_eq!(s.phones.bans.window, std::time::Duration::from_secs(60));
+    assert_eq!(s.phones.bans.ban, std::time::Duration::from_secs(300));
+    assert_eq!((s.phones.expiry.min, s.phones.expiry.max), (60, 3600));
+    let with = |extra: &str| {
+        Config::from_toml_with_env(&format!("{DEFAULT_TOML}\n{extra}"), env(&[]))
+            .unwrap()
+            .validate()
+    };
+    let s = with("[[users]]\nusername = \"alice\"\npassword = \"secret\"\n").unwrap();
+    assert_eq!(
+        s.phones.auth.users.get("alice").map(String::as_str),
+        Some("secret")
+    );
+    // The password never shows in Debug output (logs).
+    assert!(!format!("{:?} {:?}", s.phones, s.raw.users).contains("secret"));
+    for (extra, key) in [
+        ("[[users]]\nusername = \"\"\npassword = \"x\"\n", "users[0].username"),
+        ("[[users]]\nusername = \"a@b\"\npassword = \"x\"\n", "users[0].username"),
+        ("[[users]]\nusername = \"a\"\npassword = \"\"\n", "users[0].password"),
+        (
+            "[[users]]\nusername = \"a\"\npassword = \"x\"\n[[users]]\nusername = \"a\"\npassword = \"y\"\n",
+            "users[1].username",
+        ),
+    ] {
+        let e = with(extra).unwrap_err();
+        assert!(e.to_string().contains(key), "{extra}: {e}");
+    }
+    for (key, value, named) in [
+        ("ACTIVEFLOW_SIP_REALM", "", "sip.realm"),
+        ("ACTIVEFLOW_SIP_REALM", "a\"b", "sip.realm"),
+        ("ACTIVEFLOW_SIP_AUTH_FAIL_LIMIT", "0", "sip.auth_fail_limit"),
+        ("ACTIVEFLOW_SIP_AUTH_ALGORITHMS", "", "sip.auth_algorithms"),
+        (
+            "ACTIVEFLOW_SIP_AUTH_ALGORITHMS",
+            "MD5,md5",
+            "sip.auth_algorithms[1]",
+        ),
+        (
+            "ACTIVEFLOW_SIP_AUTH_ALGORITHMS",
+            "SHA-512",
+            "sip.auth_algorithms[0]",
+        ),
+        (
+            "ACTIVEFLOW_SIP_AUTH_FAIL_WINDOW_SECS",
+            "0",
+            "sip.auth_fail_window_secs",
+        ),
+        (
+            "ACTIVEFLOW_SIP_AUTH_BAN_SECS",
+            "99999999",
+            "sip.auth_ban_secs",
+        ),
+        (
+            "ACTIVEFLOW_SIP_REGISTER_MIN_EXPIRES",
+            "0",
+            "sip.register_min_expires",
+        ),
+        (
+            "ACTIVEFLOW_SIP_REGISTER_MAX_EXPIRES",
+            "30",
+            "sip.register_max_expires",
+        ),
+    ] {
+        let e = Config::from_toml_with_env(DEFAULT_TOML, env(&[(key, value)]))
+            .unwrap()
+            .validate()
+            .unwrap_err();
+        assert!(e.to_string().contains(named), "{key}={value}: {e}");
+    }
+}

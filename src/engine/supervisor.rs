@@ -169,6 +169,9 @@ impl Handler<CallOffer> for Supervisor {
         let mut variables = Variables::new();
         variables.set(flow::CALL_ID, offer.call_id.to_string());
         variables.set(flow::CALL_SOURCE_TARGET, offer.source.clone());
+        if let Some(user) = &offer.source_user {
+            variables.set(flow::CALL_SOURCE_USER, user.clone());
+        }
         variables.set(flow::CALL_DESTINATION_TARGET, offer.destination.clone());
         variables.set(flow::CALL_DIRECTION, "incoming");
         variables.set(flow::CALL_DIGITS, "");

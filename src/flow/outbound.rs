@@ -1,6 +1,7 @@
 //! Typed options of the actions that place SIP requests: `connect` (a B2BUA leg per
 //! destination) and `message_send` (SIP MESSAGE). Addresses are VoIPBIN's
-//! `{"type": "tel" | "sip", "target": ...}`. Checks what can be checked before substitution;
+//! `{"type": "tel" | "sip", "target": ...}`; `connect` also takes `{"type": "extension",
+//! "target": "alice"}`, a `[[users]]` phone rung at its registered contacts. Checks what can be checked before substitution;
 //! routing through trunks is the call layer's.
 
 use serde_json::Value;
@@ -20,6 +21,8 @@ pub const MAX_MESSAGE_TEXT: usize = 1300;
 pub enum AddressType {
     Tel,
     Sip,
+    /// A `[[users]]` name: every contact it registered (connect destinations only).
+    Extension,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,7 +66,7 @@ impl Connect {
         }
         Ok(Connect {
             source: source(o)?,
-            destinations: destinations(o)?,
+            destinations: destinations(o, true)?,
             ring_timeout_ms,
             trunk: o.str("trunk")?.map(str::to_owned),
             early_media: early_media(o)?,
@@ -95,7 +98,7 @@ impl MessageSend {
         }
         Ok(MessageSend {
             source: source(o)?,
-            destinations: destinations(o)?,
+            destinations: destinations(o, false)?,
             text: text.to_owned(),
             trunk: o.str("trunk")?.map(str::to_owned),
         })
@@ -104,11 +107,13 @@ impl MessageSend {
 
 fn source(o: &Opt<'_>) -> Result<Option<Address>, FlowError> {
     o.raw("source")
-        .map(|v| address(v, &path("source")))
+        .map(|v| address(v, &path("source"), false))
         .transpose()
 }
 
-fn destinations(o: &Opt<'_>) -> Result<Vec<Address>, FlowError> {
+/// `extensions`: whether `extension` addresses are allowed (a call rings phones; a MESSAGE
+/// to a phone is not supported).
+fn destinations(o: &Opt<'_>, extensions: bool) -> Result<Vec<Address>, FlowError> {
     let field = path("destinations");
     let list = match o.raw("destinations") {
         Some(Value::Array(list)) if !list.is_empty() => list,
@@ -127,12 +132,12 @@ fn destinations(o: &Opt<'_>) -> Result<Vec<Address>, FlowError> {
     }
     list.iter()
         .enumerate()
-        .map(|(i, v)| address(v, &format!("{field}[{i}]")))
+        .map(|(i, v)| address(v, &format!("{field}[{i}]"), extensions))
         .collect()
 }
 
 /// One `{"type", "target"}` object; the target's shape is checked unless it holds `${...}`.
-fn address(v: &Value, field: &str) -> Result<Address, FlowError> {
+fn address(v: &Value, field: &str, extensions: bool) -> Result<Address, FlowError> {
     let o = Opt::new(v).map_err(|_| FlowError::field(field, "must be an address object"))?;
     let at = |name: &str| format!("{field}.{name}");
     let kind = match o
@@ -141,6 +146,13 @@ fn address(v: &Value, field: &str) -> Result<Address, FlowError> {
     {
         Some("tel") => AddressType::Tel,
         Some("sip") => AddressType::Sip,
+        Some("extension") if extensions => AddressType::Extension,
+        _ if extensions => {
+            return Err(FlowError::field(
+                at("type"),
+                r#"must be "tel", "sip" or "extension""#,
+            ))
+        }
         _ => return Err(FlowError::field(at("type"), r#"must be "tel" or "sip""#)),
     };
     let target = match o.str("target") {
@@ -154,11 +166,15 @@ fn address(v: &Value, field: &str) -> Result<Address, FlowError> {
                 .enumerate()
                 .all(|(i, c)| c.is_ascii_digit() || (i == 0 && c == '+') || "*#".contains(c)),
             AddressType::Sip => target.starts_with("sip:") && target.len() > 4,
+            AddressType::Extension => target
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+-_.!~*'".contains(c)),
         };
         if !ok {
             let want = match kind {
                 AddressType::Tel => "must be a number (digits, an optional leading +, * or #)",
                 AddressType::Sip => "must be a sip: URI",
+                AddressType::Extension => "must be a user name of [[users]]",
             };
             return Err(FlowError::field(at("target"), want));
         }
@@ -233,5 +249,27 @@ mod tests {
         );
         let e = connect(json!({"destinations": ok, "anonymous": "yes"})).unwrap_err();
         assert_eq!(field(e), "option.anonymous");
+    }
+
+    /// `extension` destinations are accepted in `connect` only (not as a source, nor in
+    /// `message_send`); the user need not exist when the flow is saved (users change), the
+    /// call layer answers `not_registered` at run time.
+    #[test]
+    fn extension_destinations_are_for_connect() {
+        let c =
+            connect(json!({"destinations": [{"type": "extension", "target": "alice"}]})).unwrap();
+        assert_eq!(c.destinations[0].kind, AddressType::Extension);
+        let e =
+            connect(json!({"destinations": [{"type": "extension", "target": "a@b"}]})).unwrap_err();
+        assert_eq!(field(e), "option.destinations[0].target");
+        let ext = json!([{"type": "tel", "target": "1"}]);
+        let e = connect(
+            json!({"destinations": ext, "source": {"type": "extension", "target": "alice"}}),
+        )
+        .unwrap_err();
+        assert_eq!(field(e), "option.source.type");
+        let m = json!({"text": "hi", "destinations": [{"type": "extension", "target": "alice"}]});
+        let e = MessageSend::from_opt(&Opt::new(&m).unwrap()).unwrap_err();
+        assert_eq!(field(e), "option.destinations[0].type");
     }
 }

@@ -20,6 +20,8 @@ pub const ACTIVEFLOW_REFERENCE_ID: &str = "activeflow.reference_id";
 pub const CALL_ID: &str = "call.id";
 /// Seeded: the caller's address.
 pub const CALL_SOURCE_TARGET: &str = "call.source.target";
+/// Seeded when the caller authenticated as a `[[users]]` phone: its user name.
+pub const CALL_SOURCE_USER: &str = "call.source.user";
 /// Seeded: the called address.
 pub const CALL_DESTINATION_TARGET: &str = "call.destination.target";
 /// Seeded: `incoming` or `outgoing`.

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod dialog;
 pub mod message;
 pub mod rate_limit;
+pub mod registrar;
 pub mod resolve;
 pub mod transaction;
 pub mod transport;

@@ -3,7 +3,7 @@
 //! and print everything a peer said when an assertion fails. The child is killed on drop.
 
 use std::io::{BufRead, BufReader, Read};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -133,4 +133,29 @@ pub fn private_dir(tag: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("activeflow-{tag}-{}", super::unique()));
     std::fs::create_dir_all(&dir).expect("peer dir");
     dir
+}
+
+/// A 16-bit 8 kHz mono WAV with a sine of `frequency` Hz.
+pub fn write_tone_wav(path: &Path, frequency: f64, length: Duration) {
+    let frames = (8000.0 * length.as_secs_f64()) as usize;
+    let mut data = Vec::with_capacity(frames * 2);
+    for i in 0..frames {
+        let s = 6000.0 * (2.0 * std::f64::consts::PI * frequency * i as f64 / 8000.0).sin();
+        data.extend_from_slice(&(s as i16).to_le_bytes());
+    }
+    let mut wav = Vec::with_capacity(44 + data.len());
+    wav.extend_from_slice(b"RIFF");
+    wav.extend_from_slice(&(36 + data.len() as u32).to_le_bytes());
+    wav.extend_from_slice(b"WAVEfmt ");
+    wav.extend_from_slice(&16u32.to_le_bytes());
+    wav.extend_from_slice(&1u16.to_le_bytes()); // PCM
+    wav.extend_from_slice(&1u16.to_le_bytes()); // mono
+    wav.extend_from_slice(&8000u32.to_le_bytes());
+    wav.extend_from_slice(&16000u32.to_le_bytes());
+    wav.extend_from_slice(&2u16.to_le_bytes());
+    wav.extend_from_slice(&16u16.to_le_bytes());
+    wav.extend_from_slice(b"data");
+    wav.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    wav.extend_from_slice(&data);
+    std::fs::write(path, wav).unwrap();
 }

@@ -34,6 +34,8 @@ pub(crate) fn trunk_for<'a>(
     trunks: &'a [Trunk],
 ) -> Option<&'a Trunk> {
     match (name, target) {
+        // A phone is reached directly, never through a trunk (`route` does the same).
+        (_, Target::Registered { .. }) => None,
         (Some(name), _) => trunks.iter().find(|t| t.name == name),
         (None, Target::Tel(_)) => trunks.iter().find(|t| t.outbound_proxy.is_some()),
         (None, Target::Sip(_)) => None,

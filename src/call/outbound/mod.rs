@@ -69,6 +69,22 @@ pub enum DialError {
     /// The call's Max-Forwards is spent: it has looped through SIP hops (this engine, say).
     #[error("too many hops: the call's Max-Forwards is spent (a routing loop?)")]
     TooManyHops,
+    /// An `extension` with no live registration (or no such user).
+    #[error("not_registered: user {0:?} has no registered contact")]
+    NotRegistered(String),
+}
+
+impl DialError {
+    /// A short word for `connect`'s result (`not_registered`, `at_capacity`, ...).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            DialError::Route(_) => "no_route",
+            DialError::NotReady => "not_ready",
+            DialError::AtCapacity => "at_capacity",
+            DialError::TooManyHops => "too_many_hops",
+            DialError::NotRegistered(_) => "not_registered",
+        }
+    }
 }
 
 /// Places legs and sends messages; shared by every activeflow. Made before the SIP layer it
@@ -98,6 +114,27 @@ impl Dialer {
 
     fn shared(&self) -> Result<&Arc<SessionShared>, DialError> {
         self.shared.get().ok_or(DialError::NotReady)
+    }
+
+    /// One target per contact `user` registered (RFC 3261 §10.3), for `connect` to ring in
+    /// parallel; `NotRegistered` when there is none (or no such user).
+    pub fn extension(&self, user: &str) -> Result<Vec<Target>, DialError> {
+        let shared = self.shared()?;
+        let now = tokio::time::Instant::now().into_std();
+        let targets: Vec<Target> = shared
+            .location
+            .lookup(user, now)
+            .into_iter()
+            .map(|b| Target::Registered {
+                user: user.to_string(),
+                uri: b.contact,
+                source: b.source,
+            })
+            .collect();
+        if targets.is_empty() {
+            return Err(DialError::NotRegistered(user.to_string()));
+        }
+        Ok(targets)
     }
 
     /// Starts a leg on the current arbiter; its first event comes after this returns.

@@ -2,14 +2,16 @@
 //! `sip:<number>@<outbound_proxy>` of the named trunk (or the first trunk with a proxy), over
 //! the trunk's `transport`; a `sip` URI goes to its own host (over the transport its
 //! `;transport=` names, RFC 3261 §19.1.1, over TLS when it is `sips:`, §26.2.2), or through the
-//! named trunk's proxy. Pure: turning the next hop into addresses (RFC 3263) and the TLS
-//! handshake are the leg's, without blocking a thread.
+//! named trunk's proxy; a phone's registered contact goes to the address and transport its
+//! REGISTER came from (it may be behind NAT: its Contact's own address may be private). Pure:
+//! turning the next hop into addresses (RFC 3263) and the TLS handshake are the leg's, without
+//! blocking a thread.
 
 use std::net::IpAddr;
 
 use crate::call::trunk::Trunk;
 use crate::sip::resolve::{Host, ProxyAddress, Transport};
-use crate::sip::transport::{TlsClient, TlsTarget};
+use crate::sip::transport::{Peer, TlsClient, TlsTarget};
 
 /// A destination as a flow gives it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,6 +20,13 @@ pub enum Target {
     Tel(String),
     /// A SIP URI (`sip:bob@host[:port]`).
     Sip(String),
+    /// One contact a `[[users]]` phone registered: `uri` is the Request-URI, `source` where
+    /// the REGISTER came from (RFC 3261 §10.3; RFC 5626-lite NAT handling).
+    Registered {
+        user: String,
+        uri: String,
+        source: Peer,
+    },
 }
 
 impl Target {
@@ -25,6 +34,7 @@ impl Target {
     pub fn label(&self) -> &str {
         match self {
             Target::Tel(n) | Target::Sip(n) => n,
+            Target::Registered { user, .. } => user,
         }
     }
 }
@@ -93,6 +103,17 @@ pub fn route(target: &Target, trunk: Option<&str>, trunks: &[Trunk]) -> Result<R
         None => None,
     };
     match target {
+        // A phone is reached directly, never through a trunk.
+        Target::Registered { user, uri, source } => Ok(Route {
+            request_uri: uri.clone(),
+            user: user.clone(),
+            next_hop: ProxyAddress {
+                host: Host::Ip(source.addr.ip()),
+                port: Some(source.addr.port()),
+            },
+            transport: Some(Transport::of(source.transport)),
+            tls_ca: None,
+        }),
         Target::Tel(number) => {
             let valid = !number.is_empty()
                 && number
@@ -301,6 +322,26 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    /// RFC 3261 §10.3 / RFC 5626 §4.4 (lite): a registered contact is sent to the REGISTER's
+    /// source address and transport, whatever address its URI names, and never via a trunk.
+    #[test]
+    fn a_registered_contact_goes_to_its_source() {
+        let source = Peer {
+            addr: "198.51.100.9:40000".parse().unwrap(),
+            transport: crate::sip::transport::TransportKind::Tcp,
+        };
+        let target = Target::Registered {
+            user: "alice".into(),
+            uri: "sip:alice@192.168.1.20:5060;transport=tcp".into(),
+            source,
+        };
+        let r = route(&target, Some("carrier"), &trunks()).unwrap();
+        assert_eq!(r.request_uri, "sip:alice@192.168.1.20:5060;transport=tcp");
+        assert_eq!(r.next_hop, hop("198.51.100.9:40000"));
+        assert_eq!(r.transport, Some(Transport::Tcp));
+        assert_eq!((r.user.as_str(), target.label()), ("alice", "alice"));
     }
 
     /// RFC 3261 §19.1.1 / §18.1.1: `;transport=tcp` on a `sip:` destination sends the leg over

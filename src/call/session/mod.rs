@@ -40,6 +40,8 @@ pub struct CallSession {
     pending_events: Vec<CallEvent>,
     source: String,
     destination: String,
+    /// The `[[users]]` name the caller authenticated as (RFC 3261 §22), if it did.
+    pub(in crate::call) source_user: Option<String>,
     /// The operator-visible record in the registry.
     entry: Option<Arc<CallEntry>>,
     timer: Option<(SpawnHandle, Instant)>,
@@ -72,6 +74,7 @@ impl CallSession {
             pending_events: Vec::new(),
             source,
             destination,
+            source_user: None,
             entry: None,
             timer: None,
             live: false,
@@ -214,6 +217,7 @@ impl CallSession {
             call_id: self.id(),
             destination: self.destination.clone(),
             source: self.source.clone(),
+            source_user: self.source_user.clone(),
             peer,
             commands: ctx.address().recipient(),
         };

@@ -92,6 +92,9 @@ fn shared(
         storage: crate::storage::Storage::disabled(),
         events: crate::events::EventBus::without_webhooks(100, Duration::from_secs(15)),
         max_call: None,
+        location: Arc::new(crate::sip::registrar::LocationService::new(
+            crate::sip::registrar::ExpiryLimits { min: 60, max: 3600 },
+        )),
         session_expires: None,
         min_se: 90,
         rtp_timeout: None,

@@ -5,7 +5,8 @@
 //! the action's `result` and in `connect.result` (`answered`, `busy`, `noanswer`, `rejected`,
 //! `failed`) so a flow can branch on it. Before an answer the caller hears the callee's early
 //! media (`early_media`, first leg to have it wins) or, if already answered, our in-band
-//! ringback (`early.rs`).
+//! ringback (`early.rs`). An `extension` destination rings every contact its phone registered
+//! (one leg each); with none, its leg fails with reason `not_registered`.
 
 use std::time::{Duration, Instant};
 
@@ -14,7 +15,7 @@ use serde_json::{json, Value};
 
 use super::waiting::Awaiting;
 use super::Activeflow;
-use crate::call::outbound::{DialRequest, MessageOutcome, MessageRequest, Target};
+use crate::call::outbound::{DialError, DialRequest, MessageOutcome, MessageRequest, Target};
 use crate::call::{CallCommand, CallEndCause, CallEvent, CallId, HangupCause};
 use crate::flow::outbound::{Address, AddressType, Connect, MessageSend};
 use crate::flow::ActionId;
@@ -34,6 +35,8 @@ pub(super) struct Dialed {
     /// `calling`, `ringing`, `answered`, or how it ended.
     status: &'static str,
     code: Option<u16>,
+    /// Why it could not be placed (`not_registered`, ...).
+    reason: Option<&'static str>,
 }
 
 /// A `connect` in progress.
@@ -50,10 +53,12 @@ pub(super) struct Connecting {
     pub(super) ring_timeout_ms: u64,
 }
 
-fn target(address: &Address) -> Target {
+/// The target of a `tel` or `sip` address; `None` for an `extension` (see `targets`).
+fn target(address: &Address) -> Option<Target> {
     match address.kind {
-        AddressType::Tel => Target::Tel(address.target.clone()),
-        AddressType::Sip => Target::Sip(address.target.clone()),
+        AddressType::Tel => Some(Target::Tel(address.target.clone())),
+        AddressType::Sip => Some(Target::Sip(address.target.clone())),
+        AddressType::Extension => None,
     }
 }
 
@@ -79,22 +84,36 @@ impl Activeflow {
     ) -> bool {
         let source = self.source_of(spec.source.as_ref());
         let mut legs = Vec::with_capacity(spec.destinations.len());
-        for destination in &spec.destinations {
-            let request = DialRequest {
-                target: target(destination),
-                trunk: spec.trunk.clone(),
-                source: source.clone(),
-                ring_timeout: Duration::from_millis(spec.ring_timeout_ms),
-                events: ctx.address().recipient(),
-                parent: self.call.as_ref().map(|c| c.id),
-                anonymous: spec.anonymous,
-            };
+        for (destination, target) in self.targets(&spec.destinations) {
             let mut dialed = Dialed {
                 target: destination.target.clone(),
                 call_id: None,
                 commands: None,
                 status: "calling",
                 code: None,
+                reason: None,
+            };
+            let target = match target {
+                Ok(t) => t,
+                Err(e) => {
+                    tracing::info!(activeflow_id = %self.id, error = %e, "connect leg not placed");
+                    dialed.status = "failed";
+                    dialed.reason = Some(e.reason());
+                    self.merge_result(
+                        json!({ "errors": { destination.target.clone(): e.to_string() } }),
+                    );
+                    legs.push(dialed);
+                    continue;
+                }
+            };
+            let request = DialRequest {
+                target,
+                trunk: spec.trunk.clone(),
+                source: source.clone(),
+                ring_timeout: Duration::from_millis(spec.ring_timeout_ms),
+                events: ctx.address().recipient(),
+                parent: self.call.as_ref().map(|c| c.id),
+                anonymous: spec.anonymous,
             };
             match self.links.dialer.dial(request) {
                 Ok(leg) => {
@@ -104,6 +123,7 @@ impl Activeflow {
                 Err(e) => {
                     tracing::info!(activeflow_id = %self.id, error = %e, "connect leg not placed");
                     dialed.status = "failed";
+                    dialed.reason = Some(e.reason());
                     self.merge_result(
                         json!({ "errors": { destination.target.clone(): e.to_string() } }),
                     );
@@ -126,6 +146,25 @@ impl Activeflow {
         }
         self.awaiting = Some(Awaiting::Connect(connecting));
         false
+    }
+
+    /// Each destination with the target(s) to dial: an `extension` expands to one per
+    /// registered contact, or to its error.
+    fn targets<'a>(
+        &self,
+        destinations: &'a [Address],
+    ) -> Vec<(&'a Address, Result<Target, DialError>)> {
+        let mut out = Vec::with_capacity(destinations.len());
+        for destination in destinations {
+            match target(destination) {
+                Some(t) => out.push((destination, Ok(t))),
+                None => match self.links.dialer.extension(&destination.target) {
+                    Ok(contacts) => out.extend(contacts.into_iter().map(|t| (destination, Ok(t)))),
+                    Err(e) => out.push((destination, Err(e))),
+                },
+            }
+        }
+        out
     }
 
     /// An event of a leg `connect` placed (not of our own call).
@@ -311,13 +350,16 @@ impl Activeflow {
         let source = self.source_of(spec.source.as_ref());
         let mut pending = Vec::new();
         for destination in &spec.destinations {
-            let request = MessageRequest {
-                target: target(destination),
-                trunk: spec.trunk.clone(),
-                source: source.clone(),
-                text: spec.text.clone(),
+            // Validation keeps `extension` out of message_send; refused here all the same.
+            let sent = match target(destination) {
+                Some(target) => self.links.dialer.send_message(MessageRequest {
+                    target,
+                    trunk: spec.trunk.clone(),
+                    source: source.clone(),
+                    text: spec.text.clone(),
+                }),
+                None => Err(DialError::NotRegistered(destination.target.clone())),
             };
-            let sent = self.links.dialer.send_message(request);
             pending.push((destination.target.clone(), sent));
         }
         self.awaiting = Some(Awaiting::Http { next });
@@ -359,7 +401,13 @@ impl Activeflow {
 fn connect_result(outcome: &str, legs: &[Dialed]) -> Value {
     let destinations: Vec<Value> = legs
         .iter()
-        .map(|l| json!({ "target": l.target, "status": l.status, "code": l.code }))
+        .map(|l| {
+            let mut v = json!({ "target": l.target, "status": l.status, "code": l.code });
+            if let Some(reason) = l.reason {
+                v["reason"] = json!(reason);
+            }
+            v
+        })
         .collect();
     json!({ "result": outcome, "destinations": destinations })
 }

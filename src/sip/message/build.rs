@@ -244,6 +244,13 @@ impl ResponseBuilder {
         self
     }
 
+    /// Extra header never cut, even on a stateless reply: for values the engine makes itself
+    /// and bounds itself (a digest challenge: realm, nonce and algorithm), never the request's.
+    pub fn header_uncut(mut self, name: &str, value: &str) -> ResponseBuilder {
+        self.extra.push((name.to_string(), value.to_string()));
+        self
+    }
+
     /// The body; ignored on a stateless reply.
     pub fn body(mut self, content_type: &str, body: impl Into<Bytes>) -> ResponseBuilder {
         if !self.stateless {

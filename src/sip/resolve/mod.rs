@@ -65,6 +65,15 @@ impl Transport {
         }
     }
 
+    /// The transport of a peer's `kind` (a phone registered over it, say).
+    pub fn of(kind: TransportKind) -> Transport {
+        match kind {
+            TransportKind::Udp => Transport::Udp,
+            TransportKind::Tcp => Transport::Tcp,
+            TransportKind::Tls => Transport::Tls,
+        }
+    }
+
     /// The transport kind the SIP sender sends by.
     pub fn kind(self) -> TransportKind {
         match self {
