@@ -22,6 +22,7 @@ mod http;
 mod publish;
 #[cfg(test)]
 mod supervision_tests;
+mod transfer;
 mod variables;
 mod waiting;
 
@@ -108,6 +109,8 @@ pub struct Activeflow {
     trim_retry_at: usize,
     /// `Stop` senders waiting for the end to be recorded.
     end_waiters: Vec<oneshot::Sender<()>>,
+    /// A bridged party's REFER being carried out (see `transfer`).
+    transfer: Option<Box<transfer::InboundTransfer>>,
 }
 
 impl Activeflow {
@@ -149,6 +152,7 @@ impl Activeflow {
             persisted: 0,
             trim_retry_at: 0,
             end_waiters: Vec::new(),
+            transfer: None,
         }
     }
 
@@ -318,6 +322,12 @@ impl Activeflow {
                 self.start_message_send(spec, action.next_id, ctx);
                 return false;
             }
+            Step::Transfer(spec) => {
+                if !self.start_transfer(spec, action.next_id, ctx) {
+                    return false;
+                }
+                action.next_id
+            }
             Step::End(reason) => {
                 self.end(reason, ctx);
                 return false;
@@ -413,6 +423,9 @@ impl Handler<CallEvent> for Activeflow {
         if self.ended {
             return;
         }
+        let Some(event) = self.on_transfer_event(event, ctx) else {
+            return;
+        };
         let ours = self.call.as_ref().map(|c| c.id);
         match event {
             CallEvent::Digit { call_id, digit, .. } if Some(call_id) == ours => {
@@ -420,7 +433,10 @@ impl Handler<CallEvent> for Activeflow {
             }
             CallEvent::MediaDone { job, result } => self.on_media_done(job, result, ctx),
             CallEvent::Answered { call_id } if Some(call_id) == ours => {}
-            CallEvent::Digit { .. } => {}
+            CallEvent::Digit { .. }
+            | CallEvent::TransferRequested { .. }
+            | CallEvent::TransferAnswered { .. }
+            | CallEvent::TransferProgress { .. } => {}
             CallEvent::Progress { .. } | CallEvent::Answered { .. } => {
                 self.on_leg_event(event, ctx)
             }
@@ -437,9 +453,10 @@ impl Handler<CallEvent> for Activeflow {
                     CallEndCause::Failed | CallEndCause::Rejected(_) | CallEndCause::NoAnswer => {
                         EndReason::Error
                     }
-                    CallEndCause::RemoteBye | CallEndCause::Cancelled | CallEndCause::Local => {
-                        EndReason::Hangup
-                    }
+                    CallEndCause::RemoteBye
+                    | CallEndCause::Cancelled
+                    | CallEndCause::Local
+                    | CallEndCause::Transferred => EndReason::Hangup,
                 };
                 self.end(reason, ctx);
             }
