@@ -12,6 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use activeflow::engine::{ActiveflowRecord, EndReason, Status};
+use common::ports::reserve_ports;
 use common::{executed_types, flow, free_port, http, scenario, sipp, start_with, TestEngine};
 use serde_json::{json, Value};
 
@@ -142,7 +143,8 @@ fn a_bridged_caller_refers_its_callee_to_a_third_party() {
     let bob_media = UdpSocket::bind("127.0.0.1:0").unwrap();
     let bob_rtp = bob_media.local_addr().unwrap().port();
     let bob = Uas::start("uas_answer_wait_bye.xml", bob_rtp, &[]);
-    let carol_rtp = free_port();
+    // SIPp binds -mp N and N+2 (video): four ports of our own for carol's media.
+    let carol_rtp = reserve_ports(4).release();
     let mp = carol_rtp.to_string();
     // Carol plays her pcap from her SDP's port and hangs up after 3 s.
     let carol = Uas::start(
@@ -226,6 +228,57 @@ fn a_bridged_caller_refers_its_callee_to_a_third_party() {
         .collect();
     assert_eq!(incoming.len(), 1, "{calls}");
     assert_eq!(incoming[0]["end_cause"], "transferred", "{calls}");
+}
+
+/// RFC 3515 §2.4.2, §2.4.4, §2.4.5 from the other side: the callee bob REFERs the caller to
+/// carol; carol takes bob's place in the `connect` (bob gets BYE after the last NOTIFY, the
+/// caller stays); when carol hangs up the flow goes on as after any callee's hang-up.
+#[test]
+fn a_bridged_callee_refers_the_caller_to_a_third_party() {
+    let carol_mp = reserve_ports(4).release().to_string();
+    let carol = Uas::start("uas_refer_target.xml", 0, &["-mp", &carol_mp, "-d", "2000"]);
+    let refer_port = carol.port.to_string();
+    let bob = Uas::start(
+        "uas_refer.xml",
+        free_port(),
+        &["-key", "refer_port", &refer_port],
+    );
+    let carol_uri = format!("sip:carol@127.0.0.1:{}", carol.port);
+    let f = flow(
+        "xfer-callee",
+        json!([
+            {"type": "answer"},
+            {"type": "connect", "option": {
+                "destinations": [{"type": "sip", "target": format!("sip:bob@127.0.0.1:{}", bob.port)}]}},
+            {"type": "variable_set", "option": {"key": "after", "value": "${connect.result}"}},
+            {"type": "hangup"}
+        ]),
+    );
+    let engine = engine(f);
+    let caller = std::thread::spawn({
+        let sip = engine.sip;
+        move || sipp(sip, "uac_engine_bye.xml", "xfer-callee", &["-m", "1"])
+    });
+    assert!(bob.succeeded(Duration::from_secs(15)), "bob's scenario");
+    assert!(carol.succeeded(Duration::from_secs(15)), "carol's scenario");
+    caller.join().unwrap().assert_all_ok(1);
+
+    let record = ended_one(&engine);
+    assert_eq!(record.end_reason, Some(EndReason::Completed));
+    assert_eq!(
+        executed_types(&record),
+        ["answer", "connect", "transfer", "variable_set", "hangup"]
+    );
+    let transfer = result_of(&record, "transfer");
+    assert_eq!(transfer["result"], "transferred", "{transfer}");
+    assert_eq!(transfer["referred_by"], "callee", "{transfer}");
+    assert_eq!(transfer["target"], carol_uri, "{transfer}");
+    // The connect's own outcome stays on the connect: carol answered in bob's place and ended it.
+    let connect = result_of(&record, "connect");
+    assert_eq!(connect["result"], "answered", "{connect}");
+    assert_eq!(connect["answered_destination"], carol_uri, "{connect}");
+    assert_eq!(connect["ended_by"], "callee", "{connect}");
+    assert_eq!(record.variables.get("after"), Some("answered"));
 }
 
 /// RFC 3515 §2.4.1 (exactly one Refer-To, a URI we can call: else 400) and §2.4.2 (a REFER

@@ -221,7 +221,7 @@ impl Activeflow {
             | CallEvent::Ended { call_id, .. }
                 if self.transfer.as_ref().is_some_and(|t| t.leg.0 == call_id) =>
             {
-                self.on_transfer_leg(event, ctx);
+                self.on_transfer_leg(event);
                 None
             }
             CallEvent::Ended { call_id, .. } if self.in_bridge(call_id, ours) => {
@@ -326,9 +326,9 @@ impl Activeflow {
     }
 
     /// An event of the leg to the Refer-To target.
-    fn on_transfer_leg(&mut self, event: CallEvent, ctx: &mut Context<Self>) {
+    fn on_transfer_leg(&mut self, event: CallEvent) {
         match event {
-            CallEvent::Answered { .. } => self.transfer_answered(ctx),
+            CallEvent::Answered { .. } => self.transfer_answered(),
             CallEvent::Ended { cause, .. } => {
                 let Some(t) = self.transfer.take() else {
                     return;
@@ -348,7 +348,7 @@ impl Activeflow {
 
     /// The target answered: bridge it with the party the referrer was talking to, tell the
     /// referrer (NOTIFY 200, then its BYE), record the transfer.
-    fn transfer_answered(&mut self, ctx: &mut Context<Self>) {
+    fn transfer_answered(&mut self) {
         let Some(t) = self.transfer.take() else {
             return;
         };
@@ -419,7 +419,6 @@ impl Activeflow {
         let mut result = inbound_result(t.referrer, &t.target, "transferred", 200);
         result["setup_ms"] = json!(t.started.elapsed().as_millis() as u64);
         self.record_inbound(&t.target, result);
-        let _ = ctx;
     }
 
     /// A party of the bridge the caller left hung up: the other is hung up, the activeflow ends.
@@ -481,6 +480,11 @@ impl Activeflow {
         self.set_variable(TRANSFER_RESULT, outcome);
         self.persist_progress();
     }
+}
+
+/// An executed entry recorded for a party's REFER (not an action of the flow).
+pub(super) fn is_inbound_record(action: &Action) -> bool {
+    action.kind == "transfer" && action.option.get("direction") == Some(&json!("inbound"))
 }
 
 fn inbound_result(referrer: Referrer, target: &str, outcome: &str, code: u16) -> Value {
