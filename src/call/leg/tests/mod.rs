@@ -12,6 +12,7 @@ mod incoming;
 mod limits;
 mod media;
 mod outgoing;
+mod refer;
 mod timers;
 use crate::call::events::HangupCause;
 use crate::sip::message::parse_datagram;
