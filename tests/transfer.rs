@@ -162,7 +162,7 @@ fn a_bridged_caller_refers_its_callee_to_a_third_party() {
         ]),
     );
     let engine = engine(f);
-    let caller_mp = free_port().to_string();
+    let caller_mp = reserve_ports(4).release().to_string();
     let refer_port = carol.port.to_string();
     let caller = std::thread::spawn({
         let sip = engine.sip;

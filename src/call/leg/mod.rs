@@ -19,6 +19,7 @@ mod media;
 use media::MediaState;
 mod outgoing;
 mod refer;
+mod refer_headers;
 mod refresh;
 mod rules;
 pub(crate) mod session_timer;

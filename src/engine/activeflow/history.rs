@@ -84,7 +84,7 @@ impl Activeflow {
             .executed_actions
             .iter()
             .rev()
-            .take_while(|e| super::transfer::is_inbound_record(&e.action))
+            .take_while(|e| super::referred::is_inbound_record(&e.action))
             .count();
         let len = record.executed_actions.len();
         if skipped == len {

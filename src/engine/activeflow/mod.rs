@@ -20,6 +20,7 @@ mod ending;
 mod history;
 mod http;
 mod publish;
+mod referred;
 #[cfg(test)]
 mod supervision_tests;
 mod transfer;
@@ -110,7 +111,7 @@ pub struct Activeflow {
     /// `Stop` senders waiting for the end to be recorded.
     end_waiters: Vec<oneshot::Sender<()>>,
     /// A bridged party's REFER being carried out (see `transfer`).
-    transfer: Option<Box<transfer::InboundTransfer>>,
+    transfer: Option<Box<referred::InboundTransfer>>,
 }
 
 impl Activeflow {

@@ -34,7 +34,7 @@ pub(super) enum Awaiting {
     Transfer(super::transfer::Referring),
     /// The caller transferred itself away: the activeflow keeps the two parties it left
     /// bridged until one hangs up.
-    Transferred(super::transfer::Bridge),
+    Transferred(super::referred::Bridge),
 }
 
 impl Activeflow {
