@@ -286,7 +286,7 @@ impl Leg {
                 self.reinvite = None;
                 self.end(CallEndCause::RemoteBye);
             }
-            (rsip::Method::Refer, 202) => self.refer_accepted(&req, env, now),
+            (rsip::Method::Refer, code) => self.refer_answered(&req, code, env, now),
             (rsip::Method::Notify, 200) => self.notify_received(&req),
             _ => {}
         }

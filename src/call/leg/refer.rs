@@ -91,9 +91,24 @@ impl Leg {
         }
     }
 
+    /// After our answer `code` to the peer's REFER: counted, and carried out when 202.
+    pub(super) fn refer_answered(
+        &mut self,
+        req: &rsip::Request,
+        code: u16,
+        env: &Env,
+        now: Instant,
+    ) {
+        if code == 202 {
+            self.refer_accepted(req, env, now);
+        } else {
+            crate::metrics::transfer("inbound", "rejected");
+        }
+    }
+
     /// After our 202: the engine hears of it, the peer gets NOTIFY "100 Trying" at once
     /// (RFC 3515 §2.4.4).
-    pub(super) fn refer_accepted(&mut self, req: &rsip::Request, env: &Env, now: Instant) {
+    fn refer_accepted(&mut self, req: &rsip::Request, env: &Env, now: Instant) {
         let Ok(target) = refer_to(&req.headers) else {
             return;
         };

@@ -153,6 +153,7 @@ impl Activeflow {
             Err(e) => {
                 tracing::info!(activeflow_id = %self.id, error = %e, "transfer target not dialled");
                 let status = dial_failure_status(&e);
+                crate::metrics::transfer("inbound", "failed");
                 referrer_commands.do_send(CallCommand::TransferNotify {
                     status,
                     then_hangup: false,
