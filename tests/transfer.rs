@@ -230,6 +230,38 @@ fn a_bridged_caller_refers_its_callee_to_a_third_party() {
     assert_eq!(incoming[0]["end_cause"], "transferred", "{calls}");
 }
 
+/// RFC 4488 §4 (`Refer-Sub: false`: 202 and no NOTIFY) with RFC 3515 §2.4.2: a caller that
+/// hangs up right after the 202, as many phones do, still gets its callee transferred: carol
+/// answers after the caller left and bob stays up, bridged with her, until she hangs up.
+#[test]
+fn a_caller_that_leaves_right_after_the_202_still_transfers_its_callee() {
+    let bob = Uas::start("uas_answer_wait_bye.xml", free_port(), &[]);
+    let carol_mp = reserve_ports(4).release().to_string();
+    let carol = Uas::start("uas_refer_target.xml", 0, &["-mp", &carol_mp, "-d", "1500"]);
+    let f = flow(
+        "xfer-bye",
+        json!([
+            {"type": "connect", "option": {
+                "destinations": [{"type": "sip", "target": format!("sip:bob@127.0.0.1:{}", bob.port)}]}}
+        ]),
+    );
+    let engine = engine(f);
+    let refer_port = carol.port.to_string();
+    let args = ["-m", "1", "-key", "refer_port", &refer_port];
+    sipp(engine.sip, "uac_refer_bye.xml", "xfer-bye", &args).assert_all_ok(1);
+    assert!(carol.succeeded(Duration::from_secs(15)), "carol's scenario");
+    assert!(
+        bob.succeeded(Duration::from_secs(15)),
+        "bob got BYE once carol hung up"
+    );
+    let record = ended_one(&engine);
+    assert_eq!(record.end_reason, Some(EndReason::Hangup));
+    assert_eq!(executed_types(&record), ["connect", "transfer"]);
+    let result = result_of(&record, "transfer");
+    assert_eq!(result["result"], "transferred", "{result}");
+    assert_eq!(result["referred_by"], "caller", "{result}");
+}
+
 /// RFC 3515 §2.4.2, §2.4.4, §2.4.5 from the other side: the callee bob REFERs the caller to
 /// carol; carol takes bob's place in the `connect` (bob gets BYE after the last NOTIFY, the
 /// caller stays); when carol hangs up the flow goes on as after any callee's hang-up.

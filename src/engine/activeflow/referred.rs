@@ -47,12 +47,21 @@ pub(super) struct InboundTransfer {
     target: String,
     leg: (CallId, Recipient<CallCommand>),
     started: Instant,
+    referrer_id: CallId,
+    /// The referrer hung up before the outcome (many phones send BYE right after the 202):
+    /// its end, replayed if the transfer fails so that the flow sees it then.
+    referrer_gone: Option<CallEndCause>,
 }
 
 impl InboundTransfer {
     /// The leg to the Refer-To target.
     pub(super) fn leg_id(&self) -> CallId {
         self.leg.0
+    }
+
+    /// The leg of the party that sent the REFER.
+    pub(super) fn referrer_id(&self) -> CallId {
+        self.referrer_id
     }
 }
 
@@ -148,6 +157,8 @@ impl Activeflow {
                     target,
                     leg: (leg.call_id, leg.commands),
                     started: Instant::now(),
+                    referrer_id: from,
+                    referrer_gone: None,
                 }));
             }
             Err(e) => {
@@ -162,6 +173,17 @@ impl Activeflow {
                 result["error"] = json!(e.to_string());
                 self.record_inbound(&target, result);
             }
+        }
+    }
+
+    /// The referrer hung up while its target rings: the transfer goes on without it.
+    pub(super) fn referrer_left(&mut self, cause: CallEndCause, ours: Option<CallId>) {
+        let Some(t) = self.transfer.as_mut() else {
+            return;
+        };
+        t.referrer_gone = Some(cause);
+        if Some(t.referrer_id) == ours {
+            self.call_released = true;
         }
     }
 
@@ -185,13 +207,22 @@ impl Activeflow {
     }
 
     /// An event of the leg to the Refer-To target.
-    pub(super) fn on_transfer_leg(&mut self, event: CallEvent) {
+    pub(super) fn on_transfer_leg(&mut self, event: CallEvent, ctx: &mut Context<Self>) {
         match event {
             CallEvent::Answered { .. } => self.transfer_answered(),
             CallEvent::Ended { cause, .. } => {
                 let Some(t) = self.transfer.take() else {
                     return;
                 };
+                if let Some(gone) = t.referrer_gone {
+                    // Nobody is left to stay with the other party: the referrer's end now
+                    // counts as the hang-up it was (the caller's ends the activeflow, the
+                    // callee's ends the connect).
+                    ctx.notify(CallEvent::Ended {
+                        call_id: t.referrer_id,
+                        cause: gone,
+                    });
+                }
                 let status = failure_status(cause);
                 t.referrer_commands.do_send(CallCommand::TransferNotify {
                     status,

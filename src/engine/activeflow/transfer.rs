@@ -157,7 +157,16 @@ impl Activeflow {
                     .as_ref()
                     .is_some_and(|t| t.leg_id() == call_id) =>
             {
-                self.on_transfer_leg(event);
+                self.on_transfer_leg(event, ctx);
+                None
+            }
+            CallEvent::Ended { call_id, cause }
+                if self
+                    .transfer
+                    .as_ref()
+                    .is_some_and(|t| t.referrer_id() == call_id) =>
+            {
+                self.referrer_left(cause, ours);
                 None
             }
             CallEvent::Ended { call_id, .. } if self.in_bridge(call_id, ours) => {
