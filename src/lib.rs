@@ -27,7 +27,7 @@
 //!   (prompts, speech, DTMF, echo, recording, the `connect` relay between two legs), the audio
 //!   library and recordings. Knows nothing of SIP dialogs or flows.
 //! - [`call`]: one sans-IO leg machine (`call::leg`) for both roles, the call we answer and the
-//!   leg we place, and its thin actor shell, the call session (one per SIP dialog); the dialer
+//!   leg we place (with REFER/NOTIFY for blind transfer, `call::leg::refer`), and its thin actor shell, the call session (one per SIP dialog); the dialer
 //!   that routes legs through trunks and the SIP MESSAGE sender (`call::outbound`); the
 //!   dispatcher that matches every message to its dialog by Call-ID and tags and holds requests
 //!   to the trunk ACL, or to digest authentication for phones (`call::phones`); the call

@@ -47,6 +47,7 @@ pub const RTP_PACKETS_SENT_TOTAL: &str = "rtp_packets_sent_total";
 pub const RTP_PACKETS_RECEIVED_TOTAL: &str = "rtp_packets_received_total";
 pub const RTP_LATE_TICKS_TOTAL: &str = "rtp_late_ticks_total";
 pub const DTMF_RECEIVED_TOTAL: &str = "dtmf_received_total";
+pub const CALL_TRANSFERS_TOTAL: &str = "call_transfers_total";
 pub const RTP_PACKETS_DROPPED_TOTAL: &str = "rtp_packets_dropped_total";
 pub const STORAGE_QUEUE_FULL_TOTAL: &str = "storage_queue_full_total";
 pub const STORAGE_WRITES_TOTAL: &str = "storage_writes_total";
@@ -96,7 +97,7 @@ pub const ACTION_TYPES: &[&str] = crate::flow::SUPPORTED_TYPES;
 pub const FLOW_LIMITS: &[&str] = crate::flow::limits::LIMIT_NAMES;
 pub const SIP_METHODS: &[&str] = &[
     "INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "INFO", "UPDATE", "PRACK", "REGISTER", "MESSAGE",
-    "OTHER",
+    "REFER", "NOTIFY", "OTHER",
 ];
 pub const SIP_CODES: &[&str] = &[
     "100", "180", "200", "400", "403", "404", "405", "481", "486", "480", "487", "488", "500",
@@ -110,6 +111,10 @@ pub const TRANSPORTS: &[&str] = &["udp", "tcp", "tls"];
 pub const DIRECTIONS: &[&str] = &["in", "out"];
 pub const CALL_OUTCOMES: &[&str] = &["answered", "rejected", "cancelled", "failed"];
 pub const DTMF_SOURCES: &[&str] = &["rfc4733", "sip_info"];
+/// `direction` of `call_transfers_total`: the peer's REFER (`inbound`) or ours (`outbound`).
+pub const TRANSFER_DIRECTIONS: &[&str] = &["inbound", "outbound"];
+/// `outcome` of `call_transfers_total`: a REFER accepted (`requested`), then how it ended.
+pub const TRANSFER_OUTCOMES: &[&str] = &["requested", "transferred", "failed", "rejected"];
 /// Why strict RTP dropped a packet: another source than the latched one, or no peer address
 /// known yet.
 pub const RTP_DROP_REASONS: &[&str] = &["source", "no_remote"];
@@ -293,6 +298,10 @@ fn describe_all() {
     );
     describe_counter!(DTMF_RECEIVED_TOTAL, "DTMF digits received, by source");
     describe_counter!(
+        CALL_TRANSFERS_TOTAL,
+        "Blind transfers by REFER (RFC 3515), by direction and outcome"
+    );
+    describe_counter!(
         RTP_PACKETS_DROPPED_TOTAL,
         "RTP packets dropped by strict RTP, by reason (source: not the latched peer)"
     );
@@ -458,6 +467,11 @@ fn register_zeroes() {
     }
     for s in DTMF_SOURCES {
         counter!(DTMF_RECEIVED_TOTAL, "source" => *s).absolute(0);
+    }
+    for d in TRANSFER_DIRECTIONS {
+        for o in TRANSFER_OUTCOMES {
+            counter!(CALL_TRANSFERS_TOTAL, "direction" => *d, "outcome" => *o).absolute(0);
+        }
     }
     for k in STORAGE_WRITE_KINDS {
         counter!(STORAGE_QUEUE_FULL_TOTAL, "kind" => *k).absolute(0);
@@ -722,6 +736,11 @@ pub fn rtp_late_ticks(ticks: u64) {
 /// RTP packets strict RTP dropped; `reason` is one of [`RTP_DROP_REASONS`].
 pub fn rtp_packets_dropped(reason: &'static str, packets: u64) {
     counter!(RTP_PACKETS_DROPPED_TOTAL, "reason" => reason).increment(packets);
+}
+
+/// A transfer step; `direction` in [`TRANSFER_DIRECTIONS`], `outcome` in [`TRANSFER_OUTCOMES`].
+pub fn transfer(direction: &'static str, outcome: &'static str) {
+    counter!(CALL_TRANSFERS_TOTAL, "direction" => direction, "outcome" => outcome).increment(1);
 }
 
 /// One DTMF digit; `source` is one of [`DTMF_SOURCES`].

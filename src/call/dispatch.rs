@@ -231,7 +231,10 @@ impl Dispatcher {
             | rsip::Method::Bye
             | rsip::Method::Cancel
             | rsip::Method::Info
-            | rsip::Method::PRack => self.reply(&req, &peer, 481, &[]),
+            | rsip::Method::PRack
+            // Only in-dialog REFER (RFC 3515 §2.4.2) and the NOTIFYs of our own REFER.
+            | rsip::Method::Refer
+            | rsip::Method::Notify => self.reply(&req, &peer, 481, &[]),
             ref m if is_unsupported(m) => self.reply(&req, &peer, 405, &[("Allow", ALLOW)]),
             _ => self.reply(&req, &peer, 501, &[]),
         }

@@ -68,6 +68,15 @@ pub enum CallCommand {
     },
     /// Cut a play or echo short (it still reports `MediaDone`).
     StopMedia { job: MediaJob },
+    /// Whether the peer may transfer this call by REFER now: only while the engine bridges
+    /// it with another party (`connect`); otherwise its REFER gets 403 (RFC 3515 §2.4.2).
+    Transferable(bool),
+    /// Report the progress of the peer's accepted REFER in a NOTIFY (RFC 3515 §2.4.4): a
+    /// status of 200 or more is the last one; `then_hangup`: BYE once that NOTIFY is answered.
+    TransferNotify { status: u16, then_hangup: bool },
+    /// Send REFER to the peer (the `transfer` action): answered by
+    /// [`CallEvent::TransferAnswered`], then [`CallEvent::TransferProgress`].
+    Refer { target: String },
 }
 
 /// How a call ended.
@@ -93,6 +102,9 @@ pub enum CallEndCause {
     Rejected(u16),
     /// Our outbound INVITE rang past its ring timeout and was cancelled.
     NoAnswer,
+    /// The peer transferred the call by REFER (RFC 3515) and we sent BYE after the last
+    /// NOTIFY.
+    Transferred,
 }
 
 impl CallEndCause {
@@ -108,6 +120,7 @@ impl CallEndCause {
             CallEndCause::Failed => "failed",
             CallEndCause::Rejected(_) => "rejected",
             CallEndCause::NoAnswer => "no_answer",
+            CallEndCause::Transferred => "transferred",
         }
     }
 }
@@ -135,6 +148,18 @@ pub enum CallEvent {
     },
     /// A [`CallCommand::Media`] request finished.
     MediaDone { job: MediaJob, result: MediaResult },
+    /// The peer asked to transfer the call (an accepted REFER, RFC 3515 §2.4.2): `target` is
+    /// its Refer-To URI. Answer with [`CallCommand::TransferNotify`].
+    TransferRequested { call_id: CallId, target: String },
+    /// Our REFER was answered (2xx: accepted; otherwise refused; 408 when nothing came).
+    TransferAnswered { call_id: CallId, code: u16 },
+    /// The peer's NOTIFY about our REFER: the status of its `message/sipfrag` body (RFC 3420);
+    /// `terminated`: the subscription is over (the last NOTIFY).
+    TransferProgress {
+        call_id: CallId,
+        code: u16,
+        terminated: bool,
+    },
 }
 
 impl CallEvent {

@@ -42,6 +42,8 @@ pub enum Step {
     Connect(crate::flow::outbound::Connect),
     /// Send a SIP MESSAGE to each destination; `Next` once every one has its final status.
     MessageSend(crate::flow::outbound::MessageSend),
+    /// REFER the caller to the destination; the end once it is transferred, else `Next`.
+    Transfer(crate::flow::outbound::Transfer),
     /// The activeflow ends.
     End(crate::engine::EndReason),
 }
@@ -257,6 +259,12 @@ pub fn execute(
             Outcome::step(Step::Connect(c.clone()))
         }
         ActionKind::MessageSend(m) => Outcome::step(Step::MessageSend(m.clone())),
+        ActionKind::Transfer(t) => {
+            if !state.has_call {
+                return Err(ActionError::NoCall);
+            }
+            Outcome::step(Step::Transfer(t.clone()))
+        }
     })
 }
 

@@ -13,7 +13,7 @@ use super::id::ActionId;
 use super::integration::{Fetch, WebhookSend};
 use super::media::{self, DigitsReceive, DigitsSend, Echo, Play, RecordingStart, Talk};
 use super::options::{parse_action_id, path, Opt};
-use super::outbound::{Connect, MessageSend};
+use super::outbound::{Connect, MessageSend, Transfer};
 use super::types::{NOT_YET_SUPPORTED_TYPES, SUPPORTED_TYPES};
 use super::variables::CALL_DIGITS;
 
@@ -62,6 +62,8 @@ pub enum ActionKind {
     Connect(Connect),
     /// Sends a SIP MESSAGE to each destination.
     MessageSend(MessageSend),
+    /// Transfers the caller elsewhere by REFER (blind transfer, RFC 3515).
+    Transfer(Transfer),
     /// Pushes a registered flow's actions as a sub-stack.
     FetchFlow {
         /// The flow's id (or a `${...}` reference resolved when the action runs).
@@ -126,6 +128,7 @@ impl ActionKind {
             "webhook_send" => Self::WebhookSend(WebhookSend::from_opt(&o)?),
             "connect" => Self::Connect(Connect::from_opt(&o)?),
             "message_send" => Self::MessageSend(MessageSend::from_opt(&o)?),
+            "transfer" => Self::Transfer(Transfer::from_opt(&o)?),
             "fetch_flow" => {
                 let flow_id = o.str_req("flow_id")?;
                 if !flow_id.contains("${") && flow_id.parse::<super::FlowId>().is_err() {
@@ -175,6 +178,7 @@ impl ActionKind {
             Self::FetchFlow { .. } => "fetch_flow",
             Self::Connect(_) => "connect",
             Self::MessageSend(_) => "message_send",
+            Self::Transfer(_) => "transfer",
         }
     }
 

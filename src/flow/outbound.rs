@@ -1,7 +1,8 @@
 //! Typed options of the actions that place SIP requests: `connect` (a B2BUA leg per
-//! destination) and `message_send` (SIP MESSAGE). Addresses are VoIPBIN's
-//! `{"type": "tel" | "sip", "target": ...}`; `connect` also takes `{"type": "extension",
-//! "target": "alice"}`, a `[[users]]` phone rung at its registered contacts. Checks what can be checked before substitution;
+//! destination), `message_send` (SIP MESSAGE) and `transfer` (REFER to the caller).
+//! Addresses are VoIPBIN's `{"type": "tel" | "sip", "target": ...}`; `connect` also takes
+//! `{"type": "extension", "target": "alice"}`, a `[[users]]` phone rung at its registered
+//! contacts. Checks what can be checked before substitution;
 //! routing through trunks is the call layer's.
 
 use serde_json::Value;
@@ -53,6 +54,29 @@ pub struct MessageSend {
     pub destinations: Vec<Address>,
     pub text: String,
     pub trunk: Option<String>,
+}
+
+/// `transfer`: a blind transfer of the caller to `destination` by REFER (RFC 3515).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transfer {
+    pub destination: Address,
+    /// The trunk whose outbound proxy a `tel` destination's Refer-To URI names.
+    pub trunk: Option<String>,
+}
+
+impl Transfer {
+    pub(crate) fn from_opt(o: &Opt<'_>) -> Result<Self, FlowError> {
+        let field = path("destination");
+        let destination = match o.raw("destination") {
+            // A phone is no REFER target (yet): `extension` is refused here.
+            Some(v) => address(v, &field, false)?,
+            None => return Err(FlowError::field(field, "is required (an address)")),
+        };
+        Ok(Transfer {
+            destination,
+            trunk: o.str("trunk")?.map(str::to_owned),
+        })
+    }
 }
 
 impl Connect {
@@ -271,5 +295,27 @@ mod tests {
         let m = json!({"text": "hi", "destinations": [{"type": "extension", "target": "alice"}]});
         let e = MessageSend::from_opt(&Opt::new(&m).unwrap()).unwrap_err();
         assert_eq!(field(e), "option.destinations[0].type");
+    }
+
+    fn transfer(v: Value) -> Result<Transfer, FlowError> {
+        Transfer::from_opt(&Opt::new(&v).unwrap())
+    }
+
+    #[test]
+    fn transfer_needs_one_address() {
+        let t = transfer(json!({"destination": {"type": "sip", "target": "sip:carol@h"}}));
+        assert_eq!(t.unwrap().destination.target, "sip:carol@h");
+        let t = transfer(json!({"destination": {"type": "tel", "target": "+1555"}, "trunk": "c"}));
+        assert_eq!(t.unwrap().trunk.as_deref(), Some("c"));
+        assert_eq!(
+            field(transfer(json!({})).unwrap_err()),
+            "option.destination"
+        );
+        let e = transfer(json!({"destination": {"type": "sip", "target": "carol"}})).unwrap_err();
+        assert_eq!(field(e), "option.destination.target");
+        let e = transfer(json!({"destination": [{"type": "tel", "target": "1"}]})).unwrap_err();
+        assert_eq!(field(e), "option.destination");
+        let e = transfer(json!({"destination": {"type": "tel", "target": "1"}, "trunk": 3}));
+        assert_eq!(field(e.unwrap_err()), "option.trunk");
     }
 }

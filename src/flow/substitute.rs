@@ -207,6 +207,7 @@ fn field_kind(kind: &str, key: &str, data_kind: FieldKind) -> FieldKind {
         ("webhook_send", "data") => data_kind,
         ("condition_variable", "variable") => FieldKind::Name,
         ("connect" | "message_send", "destinations" | "source") => FieldKind::Address,
+        ("transfer", "destination") => FieldKind::Address,
         _ => FieldKind::Text,
     }
 }

@@ -26,6 +26,7 @@ pub const SUPPORTED_TYPES: &[&str] = &[
     "webhook_send",
     "connect",
     "message_send",
+    "transfer",
 ];
 
 /// VoIPBIN action types recognised but not implemented yet. Enabling one

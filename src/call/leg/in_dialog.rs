@@ -1,6 +1,6 @@
 //! What both roles share once a dialog exists (RFC 3261 §12.2, §14, §15): the peer's requests
 //! (BYE, re-INVITE through a server INVITE transaction with 491 on overlap and target refresh,
-//! INFO digits, OPTIONS, CANCEL), answered to where each came from (§18.2.2, RFC 3581); our
+//! INFO digits, OPTIONS, CANCEL, REFER and NOTIFY: see `refer.rs`), answered to where each came from (§18.2.2, RFC 3581); our
 //! BYE along the route set to the remote target; the trunk ACL on every request; tag checks.
 
 use tokio::time::Instant;
@@ -198,6 +198,7 @@ impl Leg {
         }
         if self.is_incoming() {
             self.incoming_ack(req, key, env, now);
+            self.send_pending_refer(env, now);
         }
     }
 
@@ -250,6 +251,8 @@ impl Leg {
             _ if unsupported.is_some() => {
                 (420, Some(("Unsupported", unsupported.unwrap_or_default())))
             }
+            rsip::Method::Refer => self.refer_code(&req),
+            rsip::Method::Notify => self.notify_code(&req),
             rsip::Method::Options if !dialog_up && to_tag(&req).is_some() => (481, None),
             rsip::Method::Options => (200, Some(("Allow", ALLOW.to_string()))),
             rsip::Method::Info => match info_dtmf(&req) {
@@ -287,6 +290,8 @@ impl Leg {
                 self.reinvite = None;
                 self.end(CallEndCause::RemoteBye);
             }
+            (rsip::Method::Refer, code) => self.refer_answered(&req, code, env, now),
+            (rsip::Method::Notify, 200) => self.notify_received(&req),
             _ => {}
         }
         if let Some(digit) = info_digit {
@@ -305,6 +310,10 @@ impl Leg {
             return;
         };
         if self.refresh_response(resp, &key, env, now) {
+            self.prune();
+            return;
+        }
+        if self.transfer_response(resp, &key, env, now) {
             self.prune();
             return;
         }

@@ -18,7 +18,7 @@ use crate::sip::transaction::{ServerInviteTransaction, TransactionOutput};
 use crate::sip::transport::Peer;
 
 /// Methods we answer inside a dialog (RFC 3261 §20.5 Allow).
-pub(crate) const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, PRACK";
+pub(crate) const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, PRACK, REFER, NOTIFY";
 /// How often a provisional goes out again while the call waits (RFC 3261 §13.3.1.1: proxies
 /// cancel an INVITE that got nothing for three minutes, Timer C).
 pub(crate) const PROVISIONAL_REPEAT: Duration = Duration::from_secs(60);

@@ -22,6 +22,8 @@ mod incoming;
 mod media;
 use media::MediaState;
 mod outgoing;
+mod refer;
+mod refer_headers;
 mod refresh;
 mod reliable;
 mod rules;
@@ -226,6 +228,8 @@ pub(crate) struct Leg {
     /// The agreed RFC 4028 session timer, and our refreshing re-INVITE while it is out.
     session_timer: Option<Box<session_timer::SessionTimer>>,
     refresh: Option<Box<refresh::Refresh>>,
+    /// REFER either way and its NOTIFYs (RFC 3515), once the first one comes or goes.
+    transfer: Option<Box<refer::Transfers>>,
     out: Vec<Output>,
 }
 
@@ -260,6 +264,7 @@ impl Leg {
             max_until: env.max_call.map(|d| crate::sip::transaction::after(now, d)),
             session_timer: None,
             refresh: None,
+            transfer: None,
             out: Vec::new(),
         }
     }
@@ -334,6 +339,7 @@ impl Leg {
             role,
             self.max_until.filter(|_| self.phase != Phase::Ended),
             self.refresh_deadline(),
+            self.transfer_deadline(),
             self.reinvite
                 .as_deref()
                 .and_then(|(_, t, _)| t.next_deadline()),
@@ -360,6 +366,7 @@ impl Leg {
             Role::Outgoing(_) => self.outgoing_tick(env, now),
         }
         self.refresh_tick(env, now);
+        self.transfer_tick(env, now);
         if let Some((_, t, src)) = self.reinvite.as_deref_mut() {
             let src = *src;
             for out in t.on_tick(now) {

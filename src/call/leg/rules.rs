@@ -14,10 +14,16 @@ pub(super) const INFO_ACCEPT: &str = "application/dtmf-relay, application/dtmf";
 pub(crate) fn is_unsupported(method: &rsip::Method) -> bool {
     use rsip::Method as M;
     match method {
-        M::Register | M::Subscribe | M::Notify | M::Publish | M::Message | M::Refer | M::Update => {
-            true
-        }
-        M::Ack | M::Bye | M::Cancel | M::Info | M::Invite | M::Options | M::PRack => false,
+        M::Register | M::Subscribe | M::Publish | M::Message | M::Update => true,
+        M::Ack
+        | M::Bye
+        | M::Cancel
+        | M::Info
+        | M::Invite
+        | M::Options
+        | M::PRack
+        | M::Refer
+        | M::Notify => false,
     }
 }
 

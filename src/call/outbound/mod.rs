@@ -137,6 +137,12 @@ impl Dialer {
         Ok(targets)
     }
 
+    /// Where `target` routes through `trunk` (the Request-URI a leg to it would carry; the
+    /// Refer-To of a `transfer`).
+    pub fn route_of(&self, target: &Target, trunk: Option<&str>) -> Result<Route, DialError> {
+        Ok(route(target, trunk, &self.trunks)?)
+    }
+
     /// Starts a leg on the current arbiter; its first event comes after this returns.
     pub fn dial(&self, request: DialRequest) -> Result<PlacedLeg, DialError> {
         let shared = self.shared()?.clone();

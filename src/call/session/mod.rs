@@ -261,6 +261,12 @@ impl CallSession {
                     }
                 }
             }
+            CallCommand::Transferable(allowed) => self.leg.set_transferable(allowed),
+            CallCommand::TransferNotify {
+                status,
+                then_hangup,
+            } => self.leg.transfer_notify(status, then_hangup, &env, now),
+            CallCommand::Refer { target } => self.leg.send_refer(&target, &env, now),
             CallCommand::StopMedia { job } => {
                 if let Some(media) = &self.media {
                     media.send(MediaCommand::Stop { job });

@@ -1,7 +1,7 @@
 //! The activeflow actor going away without having recorded its end: a panic in any handler
 //! (actix then drops the actor without calling `stopping`), an unexpected `ctx.stop()`, or its
 //! arbiter stopping. Its `Drop` ends it `error` the way `end` would — the call and every
-//! `connect` leg hung up, the ended write queued, the record, event, registry slot and metrics
+//! `connect` or transfer leg hung up, the ended write queued, the record, event, registry slot and metrics
 //! shown — so nothing stays `running`. Must not panic: it may run while a panic unwinds.
 
 use super::{Activeflow, CallRequest};
@@ -49,6 +49,7 @@ impl Activeflow {
         self.ended = true;
         self.finish_current();
         self.release_legs();
+        self.release_transfer();
         self.awaiting = None;
         self.send_call(CallRequest::Hangup(HangupReason::Normal));
         if self.storage.is_enabled() {

@@ -276,6 +276,8 @@ impl Activeflow {
         }
         let target = connecting.legs[index].target.clone();
         self.set_variable("connect.destination", target);
+        // Bridged: either party may now transfer the other away by REFER (see `transfer`).
+        self.allow_transfer(connecting.legs[index].commands.as_ref(), true);
     }
 
     /// The callee hung up after answering: the flow goes on with `connect.result = answered`.
@@ -287,6 +289,7 @@ impl Activeflow {
             call.commands
                 .do_send(CallCommand::StopMedia { job: caller_job });
         }
+        self.allow_transfer(None, false);
         self.set_variable(CONNECT_RESULT, "answered");
         let mut result = connect_result("answered", &connecting.legs);
         result["answered_destination"] = json!(connecting.legs[index].target);
@@ -395,6 +398,34 @@ impl Activeflow {
             act.merge_result(json!({ "destinations": statuses, "delivered": delivered }));
             act.resume(next, ctx);
         }));
+    }
+}
+
+impl Connecting {
+    /// The callee bridged with the caller: its id and commands (for a transfer).
+    pub(super) fn bridged(&self) -> Option<(CallId, Recipient<CallCommand>)> {
+        let (index, _, _) = self.winner?;
+        let leg = self.legs.get(index)?;
+        Some((leg.call_id?, leg.commands.clone()?))
+    }
+
+    /// The callee transferred itself away: `call_id` is bridged with the caller in its place
+    /// (on the caller's relay job `caller_job`) and ends the connect when it hangs up.
+    pub(super) fn replace_winner(
+        &mut self,
+        call_id: CallId,
+        commands: Recipient<CallCommand>,
+        target: String,
+        caller_job: MediaJob,
+    ) {
+        if let Some((index, _, job)) = &mut self.winner {
+            if let Some(leg) = self.legs.get_mut(*index) {
+                leg.call_id = Some(call_id);
+                leg.commands = Some(commands);
+                leg.target = target;
+                *job = caller_job;
+            }
+        }
     }
 }
 

@@ -51,6 +51,7 @@ impl Activeflow {
             ctx.cancel_future(handle);
         }
         self.release_legs();
+        self.release_transfer();
         self.awaiting = None;
         if reason != EndReason::Hangup {
             self.send_call(CallRequest::Hangup(HangupReason::Normal));

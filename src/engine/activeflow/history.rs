@@ -75,10 +75,23 @@ impl Activeflow {
     /// be with storage (the progress write before a wait): moving `persisted` back to it makes
     /// the next write (progress or end) send that row again, and storage replaces a row by its
     /// index, so the stored record gets the digits, statuses and outcomes learnt after the wait.
+    ///
+    /// A party's REFER during `connect` is recorded as its own `transfer` entry while the
+    /// `connect` still runs (see `transfer`): results go past such entries to the action.
     pub(super) fn merge_result(&mut self, value: Value) {
         let mut record = lock(&self.record);
-        let index = record.executed_count().saturating_sub(1);
-        let Some(last) = record.executed_actions.back_mut() else {
+        let skipped = record
+            .executed_actions
+            .iter()
+            .rev()
+            .take_while(|e| super::referred::is_inbound_record(&e.action))
+            .count();
+        let len = record.executed_actions.len();
+        if skipped == len {
+            return;
+        }
+        let index = record.executed_count().saturating_sub(1 + skipped);
+        let Some(last) = record.executed_actions.get_mut(len - 1 - skipped) else {
             return;
         };
         match (&mut last.result, value) {

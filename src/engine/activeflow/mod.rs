@@ -21,8 +21,10 @@ mod ending;
 mod history;
 mod http;
 mod publish;
+mod referred;
 #[cfg(test)]
 mod supervision_tests;
+mod transfer;
 mod variables;
 mod waiting;
 
@@ -111,6 +113,8 @@ pub struct Activeflow {
     trim_retry_at: usize,
     /// `Stop` senders waiting for the end to be recorded.
     end_waiters: Vec<oneshot::Sender<()>>,
+    /// A bridged party's REFER being carried out (see `transfer`).
+    transfer: Option<Box<referred::InboundTransfer>>,
 }
 
 impl Activeflow {
@@ -153,6 +157,7 @@ impl Activeflow {
             persisted: 0,
             trim_retry_at: 0,
             end_waiters: Vec::new(),
+            transfer: None,
         }
     }
 
@@ -322,6 +327,12 @@ impl Activeflow {
                 self.start_message_send(spec, action.next_id, ctx);
                 return false;
             }
+            Step::Transfer(spec) => {
+                if !self.start_transfer(spec, action.next_id, ctx) {
+                    return false;
+                }
+                action.next_id
+            }
             Step::End(reason) => {
                 self.end(reason, ctx);
                 return false;
@@ -417,6 +428,9 @@ impl Handler<CallEvent> for Activeflow {
         if self.ended {
             return;
         }
+        let Some(event) = self.on_transfer_event(event, ctx) else {
+            return;
+        };
         let ours = self.call.as_ref().map(|c| c.id);
         match event {
             CallEvent::Digit { call_id, digit, .. } if Some(call_id) == ours => {
@@ -424,7 +438,10 @@ impl Handler<CallEvent> for Activeflow {
             }
             CallEvent::MediaDone { job, result } => self.on_media_done(job, result, ctx),
             CallEvent::Answered { call_id } if Some(call_id) == ours => self.call_answered = true,
-            CallEvent::Digit { .. } => {}
+            CallEvent::Digit { .. }
+            | CallEvent::TransferRequested { .. }
+            | CallEvent::TransferAnswered { .. }
+            | CallEvent::TransferProgress { .. } => {}
             CallEvent::Progress { .. }
             | CallEvent::Answered { .. }
             | CallEvent::EarlyMedia { .. } => self.on_leg_event(event, ctx),
@@ -441,9 +458,10 @@ impl Handler<CallEvent> for Activeflow {
                     CallEndCause::Failed | CallEndCause::Rejected(_) | CallEndCause::NoAnswer => {
                         EndReason::Error
                     }
-                    CallEndCause::RemoteBye | CallEndCause::Cancelled | CallEndCause::Local => {
-                        EndReason::Hangup
-                    }
+                    CallEndCause::RemoteBye
+                    | CallEndCause::Cancelled
+                    | CallEndCause::Local
+                    | CallEndCause::Transferred => EndReason::Hangup,
                 };
                 self.end(reason, ctx);
             }

@@ -30,6 +30,11 @@ pub(super) enum Awaiting {
     Http { next: Option<ActionId> },
     /// `connect`: legs ringing, or one bridged with the caller.
     Connect(super::connect::Connecting),
+    /// `transfer`: our REFER, until the peer's last NOTIFY.
+    Transfer(super::transfer::Referring),
+    /// The caller transferred itself away: the activeflow keeps the two parties it left
+    /// bridged until one hangs up.
+    Transferred(super::referred::Bridge),
 }
 
 impl Activeflow {

@@ -374,8 +374,8 @@ mod tests {
     #[test]
     fn every_code_the_engine_sends_has_its_phrase() {
         let sent = [
-            100, 180, 200, 400, 403, 404, 405, 408, 415, 420, 480, 481, 483, 486, 487, 488, 491,
-            500, 501, 503, 603,
+            100, 180, 200, 202, 400, 403, 404, 405, 408, 415, 420, 480, 481, 483, 486, 487, 488,
+            491, 500, 501, 503, 603,
         ];
         for code in sent {
             let phrase = reason_phrase(code);

@@ -14,6 +14,7 @@ mod incoming;
 mod limits;
 mod media;
 mod outgoing;
+mod refer;
 mod reliable;
 mod timers;
 use crate::call::events::HangupCause;

@@ -1,0 +1,379 @@
+//! Blind transfer by REFER (RFC 3515) with real peers, both ways. In: a SIPp caller bridged to
+//! a SIPp callee (bob) by `connect` REFERs bob to a third SIPp UAS (carol): 202, NOTIFY 100,
+//! NOTIFY 200, BYE to the caller, and carol's audio reaches bob (checked byte for byte against
+//! her pcap on a socket of this test). Refused REFERs get 400 / 403. Out: the `transfer` action
+//! REFERs a SIPp caller, which answers 202 and NOTIFYs the outcome.
+#![allow(clippy::unwrap_used)] // test helpers: a failed unwrap is a failed test
+
+mod common;
+
+use std::net::UdpSocket;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use activeflow::engine::{ActiveflowRecord, EndReason, Status};
+use common::ports::reserve_ports;
+use common::{executed_types, flow, free_port, http, scenario, sipp, start_with, TestEngine};
+use serde_json::{json, Value};
+
+const PCAP: &str = "/usr/share/sip-tester/g711a.pcap";
+
+/// A SIPp UAS on its own port for one call, its SDP media at `rtp_port`.
+struct Uas {
+    child: Child,
+    port: u16,
+}
+
+impl Uas {
+    fn start(name: &str, rtp_port: u16, extra: &[&str]) -> Uas {
+        let port = free_port();
+        let dir =
+            std::env::temp_dir().join(format!("activeflow-xfer-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let child = Command::new("sipp")
+            .current_dir(&dir)
+            .args(["-sf", scenario(name).to_str().expect("path")])
+            .args(["-i", "127.0.0.1", "-p", &port.to_string(), "-m", "1"])
+            .args(["-key", "rtp_port", &rtp_port.to_string()])
+            .args(["-buff_size", "4194304", "-nostdin", "-trace_err"])
+            .args(["-timeout", "30s", "-timeout_error"])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run sipp ({e}); scripts/test.sh installs it"));
+        // Polls until SIPp holds its port (no fixed sleep).
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while UdpSocket::bind(("127.0.0.1", port)).is_ok() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Uas { child, port }
+    }
+
+    /// Waits for SIPp to finish its one call; true when it succeeded.
+    fn succeeded(mut self, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.success();
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Uas {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn engine(f: Value) -> TestEngine {
+    let name = f["name"].as_str().unwrap().to_owned();
+    start_with(&[f], &[(&name, &name)], &[], |_| {})
+}
+
+fn ended_one(engine: &TestEngine) -> ActiveflowRecord {
+    engine.wait_for("the activeflow to end", Duration::from_secs(20), |all| {
+        !all.is_empty() && all.iter().all(|a| a.status == Status::Ended)
+    });
+    engine.activeflows().remove(0)
+}
+
+fn result_of(record: &ActiveflowRecord, kind: &str) -> Value {
+    record
+        .executed_actions
+        .iter()
+        .find(|e| e.action.kind == kind)
+        .and_then(|e| e.result.clone())
+        .unwrap_or_else(|| panic!("no {kind} result in {:?}", record.executed_actions))
+}
+
+/// The RTP payloads of a pcap of RTP over UDP/IPv4/Ethernet, in order.
+fn pcap_payloads(path: &str) -> Vec<Vec<u8>> {
+    let data = std::fs::read(path).expect("pcap");
+    let mut out = Vec::new();
+    let mut at = 24;
+    while at + 16 <= data.len() {
+        let len = u32::from_le_bytes(data[at + 8..at + 12].try_into().unwrap()) as usize;
+        let packet = &data[at + 16..(at + 16 + len).min(data.len())];
+        at += 16 + len;
+        let Some(ip) = packet.get(14..) else { continue };
+        let ihl = usize::from(ip[0] & 0x0f) * 4;
+        if let Some(rtp) = ip.get(ihl + 8..).filter(|r| r.len() > 12) {
+            out.push(rtp[12..].to_vec());
+        }
+    }
+    out
+}
+
+/// PCMA payloads received on `socket` until `quiet` passes after the last packet.
+fn capture_pcma(socket: &UdpSocket, quiet: Duration, limit: Duration) -> Vec<Vec<u8>> {
+    socket
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let deadline = Instant::now() + limit;
+    let mut last = Instant::now();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 2048];
+    while Instant::now() < deadline {
+        match socket.recv_from(&mut buf) {
+            Ok((n, _)) if n > 12 && buf[1] & 0x7f == 8 => {
+                last = Instant::now();
+                got.push(buf[12..n].to_vec());
+            }
+            _ if !got.is_empty() && last.elapsed() > quiet => break,
+            _ => {}
+        }
+    }
+    got
+}
+
+/// RFC 3515 §2.4.2 (202 Accepted), §2.4.4 (the immediate NOTIFY "100 Trying"), §2.4.5 (the
+/// final sipfrag, subscription terminated), §2.4.7 (the REFER-recipient places the call): the
+/// caller REFERs bob, whom `connect` bridged it to, to carol; the engine calls carol, bridges
+/// bob with her (her audio reaches bob unchanged), reports to the caller and hangs it up.
+#[test]
+fn a_bridged_caller_refers_its_callee_to_a_third_party() {
+    let bob_media = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let bob_rtp = bob_media.local_addr().unwrap().port();
+    let bob = Uas::start("uas_answer_wait_bye.xml", bob_rtp, &[]);
+    // SIPp binds -mp N and N+2 (video): four ports of our own for carol's media.
+    let carol_rtp = reserve_ports(4).release();
+    let mp = carol_rtp.to_string();
+    // Carol plays her pcap from her SDP's port and hangs up after 3 s.
+    let carol = Uas::start(
+        "uas_refer_target.xml",
+        carol_rtp,
+        &["-mp", &mp, "-d", "3000"],
+    );
+    let carol_uri = format!("sip:carol@127.0.0.1:{}", carol.port);
+    let f = flow(
+        "xfer",
+        json!([
+            {"type": "connect", "option": {
+                "destinations": [{"type": "sip", "target": format!("sip:bob@127.0.0.1:{}", bob.port)}]}},
+            {"type": "talk", "option": {"text": "never reached: the caller left"}}
+        ]),
+    );
+    let engine = engine(f);
+    let caller_mp = reserve_ports(4).release().to_string();
+    let refer_port = carol.port.to_string();
+    let caller = std::thread::spawn({
+        let sip = engine.sip;
+        move || {
+            sipp(
+                sip,
+                "uac_refer.xml",
+                "xfer",
+                &[
+                    "-m",
+                    "1",
+                    "-mp",
+                    &caller_mp,
+                    "-key",
+                    "refer_port",
+                    &refer_port,
+                ],
+            )
+        }
+    });
+    let audio = capture_pcma(
+        &bob_media,
+        Duration::from_millis(1000),
+        Duration::from_secs(15),
+    );
+    caller.join().unwrap().assert_all_ok(1);
+    assert!(carol.succeeded(Duration::from_secs(15)), "carol's scenario");
+    // Bob stayed up through the transfer and got BYE only once carol hung up.
+    assert!(bob.succeeded(Duration::from_secs(15)), "bob's scenario");
+
+    // Carol's audio reached bob unaltered, in her pcap's order (about 3 s of it).
+    let sent = pcap_payloads(PCAP);
+    assert!(
+        audio.len() >= 50,
+        "{} PCMA packets reached bob",
+        audio.len()
+    );
+    let mut next = 0;
+    for (i, got) in audio.iter().enumerate() {
+        let at = sent[next..]
+            .iter()
+            .position(|want| want == got)
+            .unwrap_or_else(|| panic!("payload {i} reaching bob is not carol's (from {next})"));
+        next += at + 1;
+    }
+
+    let record = ended_one(&engine);
+    assert_eq!(record.end_reason, Some(EndReason::Hangup));
+    assert_eq!(executed_types(&record), ["connect", "transfer"]);
+    let result = result_of(&record, "transfer");
+    assert_eq!(result["result"], "transferred", "{result}");
+    assert_eq!(result["code"], 200, "{result}");
+    assert_eq!(result["referred_by"], "caller", "{result}");
+    assert_eq!(result["target"], carol_uri, "{result}");
+    assert_eq!(record.variables.get("transfer.result"), Some("transferred"));
+    // The caller's call record says how it ended.
+    let (_, calls) = http(engine.api, "GET", "/v1/calls", None);
+    let incoming: Vec<&Value> = calls["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["direction"] == "incoming")
+        .collect();
+    assert_eq!(incoming.len(), 1, "{calls}");
+    assert_eq!(incoming[0]["end_cause"], "transferred", "{calls}");
+}
+
+/// RFC 4488 §4 (`Refer-Sub: false`: 202 and no NOTIFY) with RFC 3515 §2.4.2: a caller that
+/// hangs up right after the 202, as many phones do, still gets its callee transferred: carol
+/// answers after the caller left and bob stays up, bridged with her, until she hangs up.
+#[test]
+fn a_caller_that_leaves_right_after_the_202_still_transfers_its_callee() {
+    let bob = Uas::start("uas_answer_wait_bye.xml", free_port(), &[]);
+    let carol_mp = reserve_ports(4).release().to_string();
+    let carol = Uas::start("uas_refer_target.xml", 0, &["-mp", &carol_mp, "-d", "1500"]);
+    let f = flow(
+        "xfer-bye",
+        json!([
+            {"type": "connect", "option": {
+                "destinations": [{"type": "sip", "target": format!("sip:bob@127.0.0.1:{}", bob.port)}]}}
+        ]),
+    );
+    let engine = engine(f);
+    let refer_port = carol.port.to_string();
+    let args = ["-m", "1", "-key", "refer_port", &refer_port];
+    sipp(engine.sip, "uac_refer_bye.xml", "xfer-bye", &args).assert_all_ok(1);
+    assert!(carol.succeeded(Duration::from_secs(15)), "carol's scenario");
+    assert!(
+        bob.succeeded(Duration::from_secs(15)),
+        "bob got BYE once carol hung up"
+    );
+    let record = ended_one(&engine);
+    assert_eq!(record.end_reason, Some(EndReason::Hangup));
+    assert_eq!(executed_types(&record), ["connect", "transfer"]);
+    let result = result_of(&record, "transfer");
+    assert_eq!(result["result"], "transferred", "{result}");
+    assert_eq!(result["referred_by"], "caller", "{result}");
+}
+
+/// RFC 3515 §2.4.2, §2.4.4, §2.4.5 from the other side: the callee bob REFERs the caller to
+/// carol; carol takes bob's place in the `connect` (bob gets BYE after the last NOTIFY, the
+/// caller stays); when carol hangs up the flow goes on as after any callee's hang-up.
+#[test]
+fn a_bridged_callee_refers_the_caller_to_a_third_party() {
+    let carol_mp = reserve_ports(4).release().to_string();
+    let carol = Uas::start("uas_refer_target.xml", 0, &["-mp", &carol_mp, "-d", "2000"]);
+    let refer_port = carol.port.to_string();
+    let bob = Uas::start(
+        "uas_refer.xml",
+        free_port(),
+        &["-key", "refer_port", &refer_port],
+    );
+    let carol_uri = format!("sip:carol@127.0.0.1:{}", carol.port);
+    let f = flow(
+        "xfer-callee",
+        json!([
+            {"type": "answer"},
+            {"type": "connect", "option": {
+                "destinations": [{"type": "sip", "target": format!("sip:bob@127.0.0.1:{}", bob.port)}]}},
+            {"type": "variable_set", "option": {"key": "after", "value": "${connect.result}"}},
+            {"type": "hangup"}
+        ]),
+    );
+    let engine = engine(f);
+    let caller = std::thread::spawn({
+        let sip = engine.sip;
+        move || sipp(sip, "uac_engine_bye.xml", "xfer-callee", &["-m", "1"])
+    });
+    assert!(bob.succeeded(Duration::from_secs(15)), "bob's scenario");
+    assert!(carol.succeeded(Duration::from_secs(15)), "carol's scenario");
+    caller.join().unwrap().assert_all_ok(1);
+
+    let record = ended_one(&engine);
+    assert_eq!(record.end_reason, Some(EndReason::Completed));
+    assert_eq!(
+        executed_types(&record),
+        ["answer", "connect", "transfer", "variable_set", "hangup"]
+    );
+    let transfer = result_of(&record, "transfer");
+    assert_eq!(transfer["result"], "transferred", "{transfer}");
+    assert_eq!(transfer["referred_by"], "callee", "{transfer}");
+    assert_eq!(transfer["target"], carol_uri, "{transfer}");
+    // The connect's own outcome stays on the connect: carol answered in bob's place and ended it.
+    let connect = result_of(&record, "connect");
+    assert_eq!(connect["result"], "answered", "{connect}");
+    assert_eq!(connect["answered_destination"], carol_uri, "{connect}");
+    assert_eq!(connect["ended_by"], "callee", "{connect}");
+    assert_eq!(record.variables.get("after"), Some("answered"));
+}
+
+/// RFC 3515 §2.4.1 (exactly one Refer-To, a URI we can call: else 400) and §2.4.2 (a REFER
+/// we will not act on is refused: 403 outside a bridge).
+#[test]
+fn refers_without_one_usable_refer_to_or_outside_a_bridge_are_refused() {
+    let f = flow(
+        "refused",
+        json!([{"type": "answer"}, {"type": "sleep", "option": {"duration": 20000}}]),
+    );
+    let engine = engine(f);
+    sipp(engine.sip, "uac_refer_refused.xml", "refused", &["-m", "1"]).assert_all_ok(1);
+    let record = ended_one(&engine);
+    assert_eq!(record.end_reason, Some(EndReason::Hangup));
+    assert_eq!(executed_types(&record), ["answer", "sleep"]);
+    assert_eq!(record.variables.get("transfer.result"), None);
+}
+
+fn transfer_flow(name: &str) -> Value {
+    flow(
+        name,
+        json!([
+            {"type": "answer"},
+            {"type": "transfer", "option": {
+                "destination": {"type": "sip", "target": "sip:carol@example.com"}}},
+            {"type": "beep", "option": {"duration": 200}},
+            {"type": "hangup"}
+        ]),
+    )
+}
+
+/// RFC 3515 §2.4.1 (our REFER carries Refer-To and Referred-By), §2.4.4–2.4.5 (we answer each
+/// NOTIFY 200 and read its sipfrag): a 2xx sipfrag means transferred, and the call ends (BYE).
+#[test]
+fn the_transfer_action_refers_the_caller_and_ends_the_call_when_it_succeeds() {
+    let engine = engine(transfer_flow("refer-ok"));
+    let args = ["-m", "1", "-key", "final", "200 OK"];
+    sipp(engine.sip, "uac_refer_accept.xml", "refer-ok", &args).assert_all_ok(1);
+    let record = ended_one(&engine);
+    assert_eq!(record.end_reason, Some(EndReason::Completed));
+    assert_eq!(executed_types(&record), ["answer", "transfer"]);
+    let result = result_of(&record, "transfer");
+    assert_eq!(result["result"], "transferred", "{result}");
+    assert_eq!(result["code"], 200, "{result}");
+    assert_eq!(result["target"], "sip:carol@example.com", "{result}");
+    assert_eq!(record.variables.get("transfer.result"), Some("transferred"));
+}
+
+/// RFC 3515 §2.4.5: a final sipfrag that is not 2xx means the transfer failed; the call is
+/// still up and the flow goes on (a beep, then its hangup sends BYE).
+#[test]
+fn a_failed_transfer_lets_the_flow_go_on() {
+    let engine = engine(transfer_flow("refer-busy"));
+    let args = ["-m", "1", "-key", "final", "486 Busy Here"];
+    sipp(engine.sip, "uac_refer_accept.xml", "refer-busy", &args).assert_all_ok(1);
+    let record = ended_one(&engine);
+    assert_eq!(record.end_reason, Some(EndReason::Completed));
+    assert_eq!(
+        executed_types(&record),
+        ["answer", "transfer", "beep", "hangup"]
+    );
+    let result = result_of(&record, "transfer");
+    assert_eq!(result["result"], "failed", "{result}");
+    assert_eq!(result["code"], 486, "{result}");
+    assert_eq!(record.variables.get("transfer.result"), Some("failed"));
+}
