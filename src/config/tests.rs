@@ -657,3 +657,24 @@ fn users_and_phone_keys_are_checked() {
         assert!(e.to_string().contains(named), "{key}={value}: {e}");
     }
 }
+
+/// The trunk of README's "Connecting a carrier" example is a valid `[[trunks]]` entry, so the
+/// example an operator copies works (DNS name, TLS with the system roots, account, registration).
+#[test]
+fn the_readme_carrier_trunk_validates() {
+    let readme = include_str!("../../README.md");
+    let start = readme
+        .find("[[trunks]]\nname = \"carrier\"")
+        .expect("README has the carrier trunk");
+    let end = start + readme[start..].find("\n\n").expect("the trunk block ends");
+    let text = format!("{DEFAULT_TOML}\n{}\n", &readme[start..end]);
+    let s = Config::from_toml_with_env(&text, env(&[]))
+        .unwrap()
+        .validate()
+        .unwrap();
+    let t = &s.trunks[1];
+    assert_eq!(t.name, "carrier");
+    assert_eq!(t.transport, Some(crate::sip::resolve::Transport::Tls));
+    assert_eq!(t.account.register_expires, Some(3600));
+    assert_eq!(t.from_host().as_deref(), Some("carrier.example"));
+}
