@@ -60,6 +60,9 @@ impl UasEarly {
     }
 }
 
+/// Our PRACK transactions one outgoing leg keeps at most (each lives up to 64·T1 on UDP).
+pub(super) const MAX_PRACKS_IN_FLIGHT: usize = 16;
+
 /// The UAC's PRACK state for one outgoing leg.
 #[derive(Default)]
 pub(crate) struct UacEarly {
@@ -196,8 +199,12 @@ impl Leg {
             _ => false,
         };
         // No or a malformed RAck is a bad request (§7.2 makes it mandatory); one that names
-        // no unacknowledged provisional of ours gets 481 (§3).
+        // no unacknowledged provisional of ours gets 481 (§3). An offer in the PRACK (§5) is
+        // one we do not take: 488, the session stays as the 183 set it (RFC 3264 §6, as for
+        // a re-INVITE), while the PRACK still acknowledges its provisional.
+        let offer = sdp_in(&req.headers, &req.body).is_some();
         let code = match (matched, readable) {
+            (true, _) if offer => 488,
             (true, _) => 200,
             (false, true) => 481,
             (false, false) => 400,
@@ -221,14 +228,16 @@ impl Leg {
             std::mem::take(&mut i.early.answer_deferred),
             std::mem::take(&mut i.early.early_queued),
         );
-        if queued {
-            if let Some(media) = self.local_media {
-                self.early_media(media, env, now);
-            }
-        }
+        // A held answer goes first and the queued 183 is skipped: the 200 carries the SDP
+        // the 183 would have (RFC 3261 §13.3.1.1), and a reliable 183 now would hold the
+        // 200 for a PRACK of its own.
         if deferred && !self.reliable_pending() {
             if let Some(media) = self.local_media {
                 self.answer(media, env, now);
+            }
+        } else if queued {
+            if let Some(media) = self.local_media {
+                self.early_media(media, env, now);
             }
         }
     }
@@ -303,6 +312,14 @@ impl Leg {
             return false;
         };
         let invite_cseq = o.invite_cseq;
+        // A callee streaming reliable 18x and never answering our PRACKs gets no more than
+        // MAX_PRACKS_IN_FLIGHT of them; the rest are dropped unprocessed (its retransmission
+        // is PRACKed once room frees, §4). One with its final response is done with.
+        o.early.pracks.retain(|(_, t)| !t.is_completed());
+        if o.early.pracks.len() >= MAX_PRACKS_IN_FLIGHT {
+            tracing::debug!(call_id = %self.id, "too many PRACKs in flight; reliable 18x dropped");
+            return false;
+        }
         let rack = match o.early.sequence.on_reliable(&to_tag, rseq, invite_cseq) {
             Received::Prack(rack) => rack,
             Received::Drop => return false,

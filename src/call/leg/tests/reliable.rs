@@ -271,3 +271,107 @@ async fn required_100rel_sends_one_reliable_provisional_at_a_time() {
         "{p183}"
     );
 }
+
+/// §3 with a caller requiring 100rel: our reliable 180 awaits its PRACK, early media queues
+/// its 183 and the flow answers meanwhile (the callee sent 183 then 200 before the caller's
+/// PRACK came). The PRACK releases the held 200 (with the SDP the 183 would have carried),
+/// not the queued 183: a reliable 183 then would hold the 200 for good.
+#[tokio::test(start_paused = true)]
+async fn a_held_answer_goes_before_a_queued_183() {
+    let mut invite = caller_request("INVITE", "req", 1, None, true);
+    invite.headers.push(header("Require", "100rel"));
+    let mut leg = offered_with(invite, &env());
+    leg.take_outputs();
+    leg.ring(&env());
+    assert!(sent(&leg.take_outputs())[0].1.contains("RSeq: 1"));
+    leg.early_media(media(), &env(), Instant::now());
+    leg.answer(media(), &env(), Instant::now());
+    assert!(first_lines(&leg.take_outputs()).is_empty(), "both wait");
+    from_caller(&mut leg, prack("1 1 INVITE", "pr1"));
+    let out = sent(&leg.take_outputs());
+    assert_eq!(out.len(), 2, "{out:?}");
+    assert!(out[0].1.starts_with("SIP/2.0 200 OK") && out[0].1.contains("CSeq: 2 PRACK"));
+    let ok = &out[1].1;
+    assert!(
+        ok.starts_with("SIP/2.0 200 OK") && ok.contains("CSeq: 1 INVITE"),
+        "{ok}"
+    );
+    assert!(ok.contains("m=audio 20000"), "{ok}");
+    assert_eq!(leg.phase, Phase::Answered);
+}
+
+/// §5: an offer in a PRACK is refused with 488 (RFC 3264 §6: the session stays as it was);
+/// the PRACK still acknowledges our 183 (no more retransmissions, the held 200 goes out).
+#[tokio::test(start_paused = true)]
+async fn an_offer_in_a_prack_gets_488() {
+    let mut leg = offered_100rel();
+    leg.early_media(media(), &env(), Instant::now());
+    leg.take_outputs();
+    leg.answer(media(), &env(), Instant::now());
+    let mut offer = caller_request("PRACK", "pr1", 2, Some("us"), true);
+    offer.headers.push(header("RAck", "1 1 INVITE"));
+    from_caller(&mut leg, offer);
+    let out = sent(&leg.take_outputs());
+    assert!(
+        out[0].1.starts_with("SIP/2.0 488 ") && out[0].1.contains("CSeq: 2 PRACK"),
+        "{}",
+        out[0].1
+    );
+    assert!(out[1].1.starts_with("SIP/2.0 200 OK") && out[1].1.contains("CSeq: 1 INVITE"));
+    assert_eq!(leg.phase, Phase::Answered);
+    let later = run_for(&mut leg, Duration::from_secs(2)).await;
+    assert!(
+        !first_lines(&later).iter().any(|l| l.contains(" 183 ")),
+        "the 183 is acknowledged"
+    );
+}
+
+/// §4 against a hostile callee: reliable 183s with RSeq + 1 each, none of our PRACKs
+/// answered: no more than `MAX_PRACKS_IN_FLIGHT` PRACK transactions; once one is answered,
+/// the next retransmitted 183 is PRACKed.
+#[tokio::test(start_paused = true)]
+async fn pracks_in_flight_are_capped() {
+    use super::super::early::MAX_PRACKS_IN_FLIGHT;
+    let mut leg = outgoing();
+    let out = leg.take_outputs();
+    let reliable = |rseq: u32| {
+        let mut p = callee_response(&out, 183, false);
+        p.headers.push(header("Require", "100rel"));
+        p.headers.push(header("RSeq", &rseq.to_string()));
+        p
+    };
+    let mut pracks = Vec::new();
+    for rseq in 1..=40 {
+        leg.on_response(&reliable(rseq), &env(), Instant::now());
+        pracks.extend(
+            sent(&leg.take_outputs())
+                .into_iter()
+                .filter(|(_, m)| m.starts_with("PRACK ")),
+        );
+    }
+    assert_eq!(pracks.len(), MAX_PRACKS_IN_FLIGHT);
+    // The callee answers the first PRACK: room for the next RSeq (17), retransmitted.
+    let first = &pracks[0].1;
+    let line = |name: &str| {
+        first
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap()
+            .to_string()
+    };
+    let ok = response(&format!(
+        "SIP/2.0 200 OK\r\n{}\r\n{}\r\nTo: <sip:bob@10.0.0.7:5080>;tag=callee\r\n\
+         Call-ID: out@test\r\n{}\r\nContent-Length: 0\r\n\r\n",
+        line("Via: "),
+        line("From: "),
+        line("CSeq: ")
+    ));
+    leg.on_response(&ok, &env(), Instant::now());
+    leg.on_response(&reliable(17), &env(), Instant::now());
+    let next: Vec<_> = sent(&leg.take_outputs())
+        .into_iter()
+        .filter(|(_, m)| m.starts_with("PRACK "))
+        .collect();
+    assert_eq!(next.len(), 1);
+    assert!(next[0].1.contains("RAck: 17 1 INVITE"), "{}", next[0].1);
+}
