@@ -312,6 +312,33 @@ fn reliable_early_media_both_ways() {
     ended(&engine);
 }
 
+/// RFC 3264 §5 (delayed offer) with RFC 3960 §3: a caller whose INVITE has no SDP cannot
+/// get early media (its relay never starts), yet once the callee answers the caller hears it:
+/// the answer starts a fresh relay (the callee's pcap plays on ~5 s past its 200).
+#[test]
+fn a_late_offer_caller_hears_the_early_callee_once_answered() {
+    let _serial = serial();
+    let callee = Callee::start("uas_183_early_media.xml");
+    let engine = start(
+        &[connect_flow("late", &callee, true, false)],
+        &[("late", "late")],
+        &[],
+    );
+    let packets = call(&engine, "uac_late_offer_early.xml", "late", "2000");
+    assert!(
+        callee.succeeded(Duration::from_secs(10)),
+        "the callee's scenario"
+    );
+    let answer = answered_at(&engine, "incoming");
+    let after = packets.iter().filter(|p| p.0 > answer).count();
+    assert!(
+        after >= 25,
+        "{after} of {} packets after the answer",
+        packets.len()
+    );
+    ended(&engine);
+}
+
 /// In-band ringback (ITU-T E.180 US cadence): the flow answered the caller, so a 180 from the
 /// callee cannot reach it as SIP; it hears a tone (non-silent PCMA) until the callee answers.
 #[test]

@@ -240,20 +240,10 @@ impl Activeflow {
                 leg.status = "cancelled";
             }
         }
-        if let Some((early, caller_job)) = connecting.early.take() {
-            if early == index {
-                // Its media runs both ways already: the caller gets its 200 (same SDP as the
-                // 183) and the relay simply continues.
-                connecting.winner = Some((index, Instant::now(), caller_job));
-                if let Some(call) = self.call.as_ref().filter(|_| !self.call_released) {
-                    call.commands.do_send(CallCommand::Answer);
-                }
-                let target = connecting.legs[index].target.clone();
-                self.set_variable("connect.destination", target);
-                return;
-            }
-            // Another leg answered: its relay replaces the early one on the caller.
-        }
+        // A fresh relay pair always, also for the leg whose early media was relayed: the
+        // caller's early relay may never have started (a late offer, no RTP port free, its
+        // 183 still waiting for a PRACK), and a new relay replaces a running one on both legs.
+        connecting.early = None;
         let (caller_end, callee_end) = RelayLink::pair();
         self.last_job += 1;
         let caller_job = MediaJob(self.last_job);
