@@ -160,12 +160,18 @@ fn spawn_binary() -> (common::Spawned, PathBuf) {
 /// RFC 3261 §22.4 and the fail2ban-style limit, on the binary: alice registers
 /// (`registrations_active` 1); then a wrong password gets a fresh 401 each time; the 5th
 /// failure within the window (`sip.auth_fail_limit` 5) bans the source, so the 5th wrong
-/// REGISTER and then even a right one get no answer at all. `sip_auth_failures_total` counts
-/// the 5 wrong passwords, `sip_auth_banned_total` the ban.
+/// REGISTER and then even a right one get no answer at all, and a new TCP connection from it
+/// is closed at accept. `sip_auth_failures_total` counts the 5 wrong passwords,
+/// `sip_auth_banned_total` the ban.
 #[test]
 fn wrong_passwords_get_401_then_the_source_is_banned() {
     let (engine, dir) = spawn_binary();
     let scrape = |series: &str| common::scrape(engine.metrics, series);
+    // Not banned yet: a phone's TCP connection is accepted and stays open.
+    assert!(
+        !tcp_closed_at_accept(engine.sip),
+        "connection refused before any ban"
+    );
     assert_eq!(scrape("registrations_active"), 0.0);
     assert_eq!(scrape("sip_auth_banned_total"), 0.0);
     sipp(
@@ -217,8 +223,42 @@ fn wrong_passwords_get_401_then_the_source_is_banned() {
         5.0
     );
     assert_eq!(scrape("sip_auth_banned_total"), 1.0);
+    // Banned, the source gets no new SIP/TCP connection either: closed at accept.
+    assert!(
+        tcp_closed_at_accept(engine.sip),
+        "a banned source's connection was kept"
+    );
+    assert_eq!(
+        scrape(r#"sip_tcp_connections_refused_total{reason="banned"}"#),
+        1.0
+    );
     drop(engine);
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Whether a TCP connection to `sip` is closed by the engine within a second (`false`: it
+/// is still open, idle, after that second).
+fn tcp_closed_at_accept(sip: SocketAddr) -> bool {
+    use std::io::Read;
+    let mut stream = std::net::TcpStream::connect(sip).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(1)))
+        .unwrap();
+    let mut buf = [0u8; 64];
+    match stream.read(&mut buf) {
+        Ok(0) => true,
+        Ok(_) => panic!("the engine spoke first"),
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => true,
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ) =>
+        {
+            false
+        }
+        Err(e) => panic!("read: {e}"),
+    }
 }
 
 /// SIPp calls `number` at the engine as the phone bob (digest answer to the 401, RFC 3261
