@@ -1,10 +1,11 @@
 //! Failed-authentication limiting, fail2ban-style: a source IP that fails digest
 //! authentication `limit` times (wrong password, unknown user) within `window` is banned for
-//! `ban`; the dispatcher drops its requests unanswered meanwhile. Sources in
-//! `sip.rate_limit_exempt` (a proxy in front of many phones) are never banned. An IPv6 source
-//! is its /64 (one host holds a whole /64: banning one address of it would ban nothing). The
-//! table is bounded: when full, the oldest record not banned makes room, so a flood of new
-//! sources cannot keep a guesser untracked. Sans-IO: the caller passes the clock.
+//! `ban`; the dispatcher drops its requests no dialog takes meanwhile, and TCP/TLS accept
+//! closes its new connections. Sources in `sip.rate_limit_exempt` (a proxy in front of many
+//! phones) and in a trunk ACL (the caller does not count theirs) are never banned. An IPv6
+//! source is its /64 (one host holds a whole /64: banning one address of it would ban
+//! nothing). The table is bounded: when full, the oldest record not banned makes room, so a
+//! flood of new sources cannot keep a guesser untracked. Sans-IO: the caller passes the clock.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
