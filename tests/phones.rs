@@ -261,6 +261,48 @@ fn tcp_closed_at_accept(sip: SocketAddr) -> bool {
     }
 }
 
+/// The ban stops what no dialog takes, not established calls: bob's authenticated call is up
+/// when wrong passwords from the same source (127.0.0.1) ban it; a new REGISTER then gets no
+/// answer, yet bob's BYE inside the call (RFC 3261 §15.1.2) still gets its 200 and ends it.
+#[test]
+fn a_ban_leaves_the_sources_established_calls_alone() {
+    let hold = common::flow(
+        "hold",
+        json!([{"type": "answer"}, {"type": "sleep", "option": {"duration": 10000}}]),
+    );
+    let e = engine(&[hold], &[("2000", "hold")]);
+    let caller = std::thread::spawn({
+        let e_sip = e.sip;
+        move || {
+            let uri = format!("2000@{e_sip}");
+            sipp(
+                e_sip,
+                "uac_auth_call_long.xml",
+                "2000",
+                &["-m", "1", "-au", "bob", "-ap", "hunter2", "-auth_uri", &uri],
+            )
+        }
+    });
+    e.wait_for("the call to be answered", PATIENCE, |all| {
+        all.iter()
+            .any(|a| a.executed_actions.iter().any(|x| x.action.kind == "answer"))
+    });
+    let run = sipp(
+        e.sip,
+        "uac_register_auth_refused.xml",
+        "alice",
+        &["-m", "5", "-au", "alice", "-ap", "wrong"],
+    );
+    assert_eq!((run.successful, run.failed), (4, 1), "{}", run.errors);
+    assert!(run.errors.contains("timeout"), "not banned: {}", run.errors);
+    caller.join().unwrap().assert_all_ok(1);
+    e.wait_for("the activeflow to end", PATIENCE, |all| {
+        all.len() == 1 && all[0].status == Status::Ended
+    });
+    let a = e.activeflows().remove(0);
+    assert_eq!(a.end_reason, Some(EndReason::Hangup), "{a:?}");
+}
+
 /// SIPp calls `number` at the engine as the phone bob (digest answer to the 401, RFC 3261
 /// §22.2); it hangs up itself after a second of answered call.
 fn call_as_bob(e: &TestEngine, number: &str) -> common::SippRun {
