@@ -133,7 +133,7 @@ pub const OUTBOUND_WORK: &[&str] = &["webhook_send", "message_send", "tts", "pro
 /// `kind` of `media_files_purged_total`.
 pub const MEDIA_FILE_KINDS: &[&str] = &["cache", "recording"];
 /// Why a TCP connection was refused at accept (or an own connection not opened).
-pub const TCP_REFUSE_REASONS: &[&str] = &["acl", "per_ip_limit", "total_limit"];
+pub const TCP_REFUSE_REASONS: &[&str] = &["acl", "banned", "per_ip_limit", "total_limit"];
 /// Why a TCP connection was closed.
 pub const TCP_CLOSE_REASONS: &[&str] = &[
     "peer_closed",
@@ -335,7 +335,7 @@ fn describe_all() {
     );
     describe_counter!(
         SIP_TCP_CONNECTIONS_REFUSED_TOTAL,
-        "SIP/TCP and SIP/TLS connections refused: source outside every trunk ACL, or over a cap"
+        "SIP/TCP and SIP/TLS connections refused: source outside every trunk ACL, banned, or over a cap"
     );
     describe_counter!(
         SIP_TCP_CONNECTIONS_CLOSED_TOTAL,

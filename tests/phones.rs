@@ -160,12 +160,18 @@ fn spawn_binary() -> (common::Spawned, PathBuf) {
 /// RFC 3261 §22.4 and the fail2ban-style limit, on the binary: alice registers
 /// (`registrations_active` 1); then a wrong password gets a fresh 401 each time; the 5th
 /// failure within the window (`sip.auth_fail_limit` 5) bans the source, so the 5th wrong
-/// REGISTER and then even a right one get no answer at all. `sip_auth_failures_total` counts
-/// the 5 wrong passwords, `sip_auth_banned_total` the ban.
+/// REGISTER and then even a right one get no answer at all, and a new TCP connection from it
+/// is closed at accept. `sip_auth_failures_total` counts the 5 wrong passwords,
+/// `sip_auth_banned_total` the ban.
 #[test]
 fn wrong_passwords_get_401_then_the_source_is_banned() {
     let (engine, dir) = spawn_binary();
     let scrape = |series: &str| common::scrape(engine.metrics, series);
+    // Not banned yet: a phone's TCP connection is accepted and stays open.
+    assert!(
+        !tcp_closed_at_accept(engine.sip),
+        "connection refused before any ban"
+    );
     assert_eq!(scrape("registrations_active"), 0.0);
     assert_eq!(scrape("sip_auth_banned_total"), 0.0);
     sipp(
@@ -217,8 +223,84 @@ fn wrong_passwords_get_401_then_the_source_is_banned() {
         5.0
     );
     assert_eq!(scrape("sip_auth_banned_total"), 1.0);
+    // Banned, the source gets no new SIP/TCP connection either: closed at accept.
+    assert!(
+        tcp_closed_at_accept(engine.sip),
+        "a banned source's connection was kept"
+    );
+    assert_eq!(
+        scrape(r#"sip_tcp_connections_refused_total{reason="banned"}"#),
+        1.0
+    );
     drop(engine);
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Whether a TCP connection to `sip` is closed by the engine within a second (`false`: it
+/// is still open, idle, after that second).
+fn tcp_closed_at_accept(sip: SocketAddr) -> bool {
+    use std::io::Read;
+    let mut stream = std::net::TcpStream::connect(sip).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(1)))
+        .unwrap();
+    let mut buf = [0u8; 64];
+    match stream.read(&mut buf) {
+        Ok(0) => true,
+        Ok(_) => panic!("the engine spoke first"),
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => true,
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ) =>
+        {
+            false
+        }
+        Err(e) => panic!("read: {e}"),
+    }
+}
+
+/// The ban stops what no dialog takes, not established calls: bob's authenticated call is up
+/// when wrong passwords from the same source (127.0.0.1) ban it; a new REGISTER then gets no
+/// answer, yet bob's BYE inside the call (RFC 3261 §15.1.2) still gets its 200 and ends it.
+#[test]
+fn a_ban_leaves_the_sources_established_calls_alone() {
+    let hold = common::flow(
+        "hold",
+        json!([{"type": "answer"}, {"type": "sleep", "option": {"duration": 10000}}]),
+    );
+    let e = engine(&[hold], &[("2000", "hold")]);
+    let caller = std::thread::spawn({
+        let e_sip = e.sip;
+        move || {
+            let uri = format!("2000@{e_sip}");
+            sipp(
+                e_sip,
+                "uac_auth_call_long.xml",
+                "2000",
+                &["-m", "1", "-au", "bob", "-ap", "hunter2", "-auth_uri", &uri],
+            )
+        }
+    });
+    e.wait_for("the call to be answered", PATIENCE, |all| {
+        all.iter()
+            .any(|a| a.executed_actions.iter().any(|x| x.action.kind == "answer"))
+    });
+    let run = sipp(
+        e.sip,
+        "uac_register_auth_refused.xml",
+        "alice",
+        &["-m", "5", "-au", "alice", "-ap", "wrong"],
+    );
+    assert_eq!((run.successful, run.failed), (4, 1), "{}", run.errors);
+    assert!(run.errors.contains("timeout"), "not banned: {}", run.errors);
+    caller.join().unwrap().assert_all_ok(1);
+    e.wait_for("the activeflow to end", PATIENCE, |all| {
+        all.len() == 1 && all[0].status == Status::Ended
+    });
+    let a = e.activeflows().remove(0);
+    assert_eq!(a.end_reason, Some(EndReason::Hangup), "{a:?}");
 }
 
 /// SIPp calls `number` at the engine as the phone bob (digest answer to the 401, RFC 3261

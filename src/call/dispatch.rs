@@ -144,13 +144,6 @@ impl Dispatcher {
         let Ok(call_id) = req.call_id_header().map(|h| h.value()) else {
             return;
         };
-        if self
-            .config
-            .phones
-            .is_banned(peer.addr.ip(), received_at.into_std())
-        {
-            return;
-        }
         let to_tag = super::leg::tag_of(req.to_header().ok().map(|h| h.value()));
         let from_tag = super::leg::tag_of(req.from_header().ok().map(|h| h.value()));
         let acl_ok = self.allowed(peer.addr.ip());
@@ -171,6 +164,15 @@ impl Dispatcher {
             });
             return;
         }
+        // A banned source's requests are dropped unanswered, but only those no dialog takes:
+        // its established calls go on (the ban stops new requests, RFC-agnostic fail2ban).
+        if self
+            .config
+            .phones
+            .is_banned(peer.addr.ip(), received_at.into_std())
+        {
+            return;
+        }
         // Retransmissions the linger table answers are not charged to the source's rate: over
         // it they would get 503 Retry-After instead of their own answer (or none).
         if self.answered_by_linger(&req, &peer, acl_ok && to_tag.is_none()) {
@@ -188,7 +190,7 @@ impl Dispatcher {
             match self
                 .config
                 .phones
-                .admit(&req, peer.addr.ip(), received_at.into_std())
+                .admit(&req, peer.addr.ip(), acl_ok, received_at.into_std())
             {
                 PhoneAdmission::User(name) => user = Some(name),
                 PhoneAdmission::Challenge(challenges) => {
@@ -419,6 +421,13 @@ impl InboundHandler for Dispatcher {
         let known =
             self.allowed(ip) || (phones.is_enabled() && !phones.is_banned(ip, now.into_std()));
         known && self.admit_source(ip, now, "OTHER")
+    }
+
+    /// A source banned for failed authentication gets no new connection (its open ones, which
+    /// may carry its established calls, stay).
+    fn may_connect(&self, ip: IpAddr) -> bool {
+        let now = tokio::time::Instant::now().into_std();
+        !self.config.phones.is_banned(ip, now)
     }
 
     fn on_message(&self, inbound: Inbound) {

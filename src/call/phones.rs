@@ -1,7 +1,7 @@
 //! The dispatcher's door for phones (`[[users]]`): requests that must authenticate (any from
 //! outside every trunk's ACL, and every REGISTER) are checked against digest credentials
-//! (RFC 3261 §22.1, §22.4); failures are counted per source and ban it (fail2ban-style);
-//! authenticated REGISTERs go to the location service (RFC 3261 §10.3). Decides only: the
+//! (RFC 3261 §22.1, §22.4); failures are counted per source and ban it (fail2ban-style),
+//! except a source inside a trunk ACL (a carrier is never banned); authenticated REGISTERs go to the location service (RFC 3261 §10.3). Decides only: the
 //! dispatcher sends what this says.
 
 use std::collections::HashMap;
@@ -11,7 +11,11 @@ use std::time::Instant;
 
 use crate::sip::auth::server::{AuthBans, Authenticator, Failure, Verdict};
 use crate::sip::registrar::{LocationService, RegisterReply};
+use crate::sip::transport::log_limit::LogLimit;
 use crate::sip::transport::{ConnectionHold, Peer, SipSender};
+
+/// Failed authentications logged per second at most (a guesser must not flood the log).
+static AUTH_LOG: LogLimit = LogLimit::new(10);
 
 /// What to do with a request that must authenticate.
 #[derive(Debug, PartialEq, Eq)]
@@ -55,20 +59,32 @@ impl PhoneGate {
         self.bans.is_banned(ip, now)
     }
 
-    /// Checks `req`'s credentials from `ip` at `now`.
-    pub(crate) fn admit(&self, req: &rsip::Request, ip: IpAddr, now: Instant) -> Admission {
-        match self.auth.check(req, now) {
+    /// Checks `req`'s credentials from `ip` at `now`; `in_trunk_acl`: `ip` is inside a
+    /// trunk's ACL, so its failures never count toward a ban.
+    pub(crate) fn admit(
+        &self,
+        req: &rsip::Request,
+        ip: IpAddr,
+        in_trunk_acl: bool,
+        now: Instant,
+    ) -> Admission {
+        match self.auth.check(req, now, ip) {
             Verdict::Authenticated(user) => Admission::User(user),
-            Verdict::Challenge { stale } => Admission::Challenge(self.auth.challenges(stale, now)),
+            Verdict::Challenge { stale } => {
+                Admission::Challenge(self.auth.challenges(stale, now, ip))
+            }
             Verdict::Failed(reason) => {
                 crate::metrics::sip_auth_failure(reason.label());
-                tracing::info!(%ip, reason = reason.label(), method = %req.method, "digest authentication failed");
-                if reason.is_guess() && self.bans.failed(ip, now) == Failure::Banned {
+                if let Some(suppressed) = AUTH_LOG.allow() {
+                    tracing::info!(%ip, reason = reason.label(), method = %req.method, suppressed, "digest authentication failed");
+                }
+                let counts = reason.is_guess() && !in_trunk_acl;
+                if counts && self.bans.failed(ip, now) == Failure::Banned {
                     crate::metrics::sip_auth_banned();
                     tracing::warn!(%ip, "source banned after repeated failed authentication");
                     return Admission::Drop;
                 }
-                Admission::Challenge(self.auth.challenges(false, now))
+                Admission::Challenge(self.auth.challenges(false, now, ip))
             }
         }
     }
@@ -109,5 +125,108 @@ impl PhoneGate {
         }
         self.auth.purge(now);
         self.bans.purge(now);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sip::auth::server::{AuthSettings, BanSettings};
+    use crate::sip::auth::{Algorithm, Challenge};
+    use crate::sip::registrar::ExpiryLimits;
+    use std::time::Duration;
+
+    fn gate(now: Instant) -> PhoneGate {
+        let auth = Authenticator::new(
+            AuthSettings {
+                realm: "activeflow".into(),
+                algorithms: vec![Algorithm::Sha256],
+                users: HashMap::from([("alice".to_string(), "secret".to_string())]),
+            },
+            now,
+        )
+        .unwrap();
+        let bans = AuthBans::new(
+            BanSettings {
+                limit: 3,
+                window: Duration::from_secs(60),
+                ban: Duration::from_secs(300),
+            },
+            Vec::new(),
+        );
+        let location = Arc::new(LocationService::new(ExpiryLimits { min: 60, max: 3600 }));
+        PhoneGate::new(auth, bans, location)
+    }
+
+    /// A REGISTER from `ip` answering a fresh challenge to `ip` with a wrong password.
+    fn wrong_register(g: &PhoneGate, ip: IpAddr, now: Instant) -> rsip::Request {
+        let Admission::Challenge(c) = g.admit(&register(None), ip, false, now) else {
+            panic!("no challenge");
+        };
+        let creds = Challenge::parse(&c[0])
+            .unwrap()
+            .answer("alice", "guess", "REGISTER", "sip:127.0.0.1:5060", 1, "cn")
+            .to_header_value();
+        register(Some(creds))
+    }
+
+    fn register(authorization: Option<String>) -> rsip::Request {
+        let mut text = String::from(
+            "REGISTER sip:127.0.0.1:5060 SIP/2.0\r\n\
+             Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK1\r\n\
+             From: <sip:alice@127.0.0.1>;tag=a\r\nTo: <sip:alice@127.0.0.1>\r\n\
+             Call-ID: c1\r\nCSeq: 2 REGISTER\r\nContent-Length: 0\r\n",
+        );
+        if let Some(a) = authorization {
+            text.push_str(&format!("Authorization: {a}\r\n"));
+        }
+        text.push_str("\r\n");
+        rsip::Request::try_from(text.as_bytes()).unwrap()
+    }
+
+    /// Wrong passwords from a source inside a trunk's ACL never ban it (a carrier's calls
+    /// must not be cut by failures a forger provokes); outside every ACL the limit-th does.
+    #[test]
+    fn a_trunk_source_is_never_banned() {
+        let now = Instant::now();
+        let g = gate(now);
+        let carrier: IpAddr = "192.0.2.10".parse().unwrap();
+        for _ in 0..10 {
+            let req = wrong_register(&g, carrier, now);
+            assert!(matches!(
+                g.admit(&req, carrier, true, now),
+                Admission::Challenge(_)
+            ));
+        }
+        assert!(!g.is_banned(carrier, now));
+        let phone: IpAddr = "198.51.100.7".parse().unwrap();
+        for _ in 0..2 {
+            let req = wrong_register(&g, phone, now);
+            assert!(matches!(
+                g.admit(&req, phone, false, now),
+                Admission::Challenge(_)
+            ));
+        }
+        let req = wrong_register(&g, phone, now);
+        assert_eq!(g.admit(&req, phone, false, now), Admission::Drop);
+        assert!(g.is_banned(phone, now));
+    }
+
+    /// The spoofing attack: a nonce fetched from the forger's own address, then wrong answers
+    /// with a victim's forged source address, never ban the victim (bad nonce, not a guess).
+    #[test]
+    fn forged_sources_cannot_get_a_victim_banned() {
+        let now = Instant::now();
+        let g = gate(now);
+        let forger: IpAddr = "203.0.113.66".parse().unwrap();
+        let victim: IpAddr = "198.51.100.7".parse().unwrap();
+        for _ in 0..10 {
+            let req = wrong_register(&g, forger, now);
+            assert!(matches!(
+                g.admit(&req, victim, false, now),
+                Admission::Challenge(_)
+            ));
+        }
+        assert!(!g.is_banned(victim, now));
     }
 }

@@ -1,8 +1,11 @@
 //! Failed-authentication limiting, fail2ban-style: a source IP that fails digest
 //! authentication `limit` times (wrong password, unknown user) within `window` is banned for
-//! `ban`; the dispatcher drops its requests unanswered meanwhile. Sources in
-//! `sip.rate_limit_exempt` (a proxy in front of many phones) are never banned. The table is
-//! bounded like the rate limiter's (`sip::rate_limit`); sans-IO: the caller passes the clock.
+//! `ban`; the dispatcher drops its requests no dialog takes meanwhile, and TCP/TLS accept
+//! closes its new connections. Sources in `sip.rate_limit_exempt` (a proxy in front of many
+//! phones) and in a trunk ACL (the caller does not count theirs) are never banned. An IPv6
+//! source is its /64 (one host holds a whole /64: banning one address of it would ban
+//! nothing). The table is bounded: when full, the oldest record not banned makes room, so a
+//! flood of new sources cannot keep a guesser untracked. Sans-IO: the caller passes the clock.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -73,6 +76,7 @@ impl AuthBans {
         if self.banned.load(Ordering::Relaxed) == 0 {
             return false;
         }
+        let source = key(source);
         let Ok(sources) = self.sources.lock() else {
             return false;
         };
@@ -87,12 +91,14 @@ impl AuthBans {
         if self.exempt.iter().any(|c| c.contains(source)) {
             return Failure::Untracked;
         }
+        let source = key(source);
         let Ok(mut sources) = self.sources.lock() else {
             return Failure::Untracked;
         };
         if !sources.contains_key(&source) && sources.len() >= MAX_SOURCES {
             self.sweep(&mut sources, now);
-            if sources.len() >= MAX_SOURCES {
+            if sources.len() >= MAX_SOURCES && !self.evict_oldest_unbanned(&mut sources, now) {
+                // Every record is a live ban: those are never forgotten early.
                 return Failure::Untracked;
             }
         }
@@ -139,9 +145,37 @@ impl AuthBans {
         self.banned.fetch_sub(unbanned, Ordering::Relaxed);
     }
 
+    /// Removes the record with the oldest window among those not banned at `now`; false when
+    /// every record is banned.
+    fn evict_oldest_unbanned(&self, sources: &mut HashMap<IpAddr, Record>, now: Instant) -> bool {
+        let oldest = sources
+            .iter()
+            .filter(|(_, r)| r.banned_until.is_none_or(|u| u <= now))
+            .min_by_key(|(_, r)| r.window_start)
+            .map(|(ip, _)| *ip);
+        let Some(removed) = oldest.and_then(|ip| sources.remove(&ip)) else {
+            return false;
+        };
+        if removed.banned_until.is_some() {
+            self.banned.fetch_sub(1, Ordering::Relaxed);
+        }
+        true
+    }
+
     /// Sources tracked (for tests and bounds checks).
     pub fn tracked(&self) -> usize {
         self.sources.lock().map_or(0, |s| s.len())
+    }
+}
+
+/// The table's key for `ip`: IPv4 (also IPv4-mapped IPv6) as is, IPv6 its /64.
+fn key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let bits = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(bits.into())
+        }
+        v4 => v4,
     }
 }
 
@@ -206,23 +240,63 @@ mod tests {
         assert_eq!(b.tracked(), 0);
     }
 
-    /// The table never holds more than MAX_SOURCES; a full table of live records leaves new
-    /// sources untracked rather than evicting a banned one.
+    /// The table never holds more than MAX_SOURCES; when full, a new source evicts the oldest
+    /// record not banned (it is tracked, and can be banned); a table full of live bans leaves
+    /// new sources untracked rather than forgetting a ban.
     #[test]
     fn the_table_is_bounded() {
         let t = Instant::now();
         let b = bans(&[]);
+        let first = IpAddr::from(0u32.to_be_bytes());
         for i in 0..MAX_SOURCES as u32 {
-            b.failed(IpAddr::from(i.to_be_bytes()), t);
+            let at = if i == 0 {
+                t
+            } else {
+                t + Duration::from_millis(1)
+            };
+            b.failed(IpAddr::from(i.to_be_bytes()), at);
         }
         assert_eq!(b.tracked(), MAX_SOURCES);
         let late: IpAddr = "203.0.113.1".parse().unwrap();
-        assert_eq!(b.failed(late, t), Failure::Untracked);
-        // Once the window is over the old records are swept to make room.
+        assert_eq!(b.failed(late, t), Failure::Counted);
+        assert_eq!(b.failed(late, t), Failure::Counted);
+        assert_eq!(b.failed(late, t), Failure::Banned);
+        assert_eq!(b.tracked(), MAX_SOURCES);
+        // The oldest record (the first source's) made room; the others stay.
+        assert_eq!(b.failed(first, t), Failure::Counted);
+        assert!(b.is_banned(late, t));
+
+        let full = bans(&[]);
+        for i in 0..MAX_SOURCES as u32 {
+            let ip = IpAddr::from(i.to_be_bytes());
+            for _ in 0..3 {
+                full.failed(ip, t);
+            }
+        }
+        assert_eq!(full.failed(late, t), Failure::Untracked);
+        assert!(full.is_banned(first, t + Duration::from_secs(1)));
+        // Once the bans are over the old records are swept to make room.
         assert_eq!(
-            b.failed(late, t + Duration::from_secs(61)),
+            full.failed(late, t + Duration::from_secs(301)),
             Failure::Counted
         );
-        assert_eq!(b.tracked(), 1);
+        assert_eq!(full.tracked(), 1);
+    }
+
+    /// An IPv6 source is its /64: failures from addresses of one /64 add up and ban it all;
+    /// another /64 is another source. IPv4-mapped IPv6 is the IPv4 source.
+    #[test]
+    fn ipv6_sources_are_keyed_by_their_64() {
+        let t = Instant::now();
+        let b = bans(&[]);
+        for host in ["2001:db8:1:2::1", "2001:db8:1:2::2", "2001:db8:1:2:ffff::3"] {
+            b.failed(host.parse().unwrap(), t);
+        }
+        assert!(b.is_banned("2001:db8:1:2:abcd::9".parse().unwrap(), t));
+        assert!(!b.is_banned("2001:db8:1:3::1".parse().unwrap(), t));
+        for _ in 0..3 {
+            b.failed("::ffff:198.51.100.7".parse().unwrap(), t);
+        }
+        assert!(b.is_banned("198.51.100.7".parse().unwrap(), t));
     }
 }

@@ -1,10 +1,13 @@
 //! Server nonces for digest challenges (RFC 7616 §3.3, §5.4): stateless-verifiable, so a
 //! challenge keeps no state. A nonce is `<seconds>-<serial>-<tag>`: seconds since this
 //! process's epoch, a serial that makes each challenge's nonce unique (nonce counts are kept
-//! per nonce), and an HMAC-SHA-256 of both under a per-process random key. A nonce from
-//! another process, or altered, is invalid; an authentic one older than its life is stale.
-//! Sans-IO: the caller passes the clock.
+//! per nonce), and an HMAC-SHA-256 of both and of the source IP it was sent to, under a
+//! per-process random key. A nonce from another process, altered, or presented from another
+//! IP than it was sent to is invalid (so a forged source cannot use a nonce the forger fetched
+//! for itself); an authentic one older than its life is stale. Sans-IO: the caller passes the
+//! clock.
 
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -50,24 +53,24 @@ impl NonceIssuer {
         })
     }
 
-    /// A new nonce, issued `now`.
-    pub fn issue(&self, now: Instant) -> String {
+    /// A new nonce for `source`, issued `now`.
+    pub fn issue(&self, now: Instant, source: IpAddr) -> String {
         let seconds = now.saturating_duration_since(self.epoch).as_secs();
         let serial = self.serial.fetch_add(1, Ordering::Relaxed);
         let body = format!("{seconds:x}-{serial:x}");
-        let tag = hmac::sign(&self.key, body.as_bytes());
+        let tag = hmac::sign(&self.key, signed(&body, source).as_bytes());
         format!("{body}-{}", hex(tag.as_ref()))
     }
 
-    /// What `nonce` is at `now`.
-    pub fn check(&self, nonce: &str, now: Instant) -> NonceState {
+    /// What `nonce`, presented from `source`, is at `now`.
+    pub fn check(&self, nonce: &str, now: Instant, source: IpAddr) -> NonceState {
         let Some((body, tag)) = nonce.rsplit_once('-') else {
             return NonceState::Invalid;
         };
         let Some(tag) = unhex(tag) else {
             return NonceState::Invalid;
         };
-        if hmac::verify(&self.key, body.as_bytes(), &tag).is_err() {
+        if hmac::verify(&self.key, signed(body, source).as_bytes(), &tag).is_err() {
             return NonceState::Invalid;
         }
         let Some(seconds) = body
@@ -91,6 +94,12 @@ impl NonceIssuer {
     pub fn life(&self) -> Duration {
         self.life
     }
+}
+
+/// What the tag covers: the nonce's body and the source IP (canonical: an IPv4-mapped IPv6
+/// address is its IPv4 one, as a dual-stack socket may report either).
+fn signed(body: &str, source: IpAddr) -> String {
+    format!("{body}@{}", source.to_canonical())
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -119,29 +128,53 @@ mod tests {
     #[test]
     fn nonces_verify_expire_and_resist_forgery() {
         let epoch = Instant::now();
+        let ip: IpAddr = "198.51.100.7".parse().unwrap();
         let issuer = NonceIssuer::new(epoch, NONCE_LIFE).unwrap();
         let at = epoch + Duration::from_secs(10);
-        let a = issuer.issue(at);
-        let b = issuer.issue(at);
+        let a = issuer.issue(at, ip);
+        let b = issuer.issue(at, ip);
         assert_ne!(a, b, "every challenge gets its own nonce");
-        assert!(matches!(issuer.check(&a, at), NonceState::Fresh { .. }));
+        assert!(matches!(issuer.check(&a, at, ip), NonceState::Fresh { .. }));
         assert!(matches!(
-            issuer.check(&a, at + NONCE_LIFE),
+            issuer.check(&a, at + NONCE_LIFE, ip),
             NonceState::Fresh { .. }
         ));
         assert_eq!(
-            issuer.check(&a, at + NONCE_LIFE + Duration::from_secs(1)),
+            issuer.check(&a, at + NONCE_LIFE + Duration::from_secs(1), ip),
             NonceState::Stale
         );
         let other = NonceIssuer::new(epoch, NONCE_LIFE).unwrap();
-        assert_eq!(other.check(&a, at), NonceState::Invalid);
+        assert_eq!(other.check(&a, at, ip), NonceState::Invalid);
         // Moving the timestamp forward breaks the tag.
         let forged = a.replacen("a-", "b-", 1);
-        assert_eq!(issuer.check(&forged, at), NonceState::Invalid);
+        assert_eq!(issuer.check(&forged, at, ip), NonceState::Invalid);
         for junk in ["", "-", "x-y-z", "a-0-zz", "a-0-", &format!("{a}0")] {
-            assert_eq!(issuer.check(junk, at), NonceState::Invalid, "{junk}");
+            assert_eq!(issuer.check(junk, at, ip), NonceState::Invalid, "{junk}");
         }
         // A nonce from the future (clock skew or forgery) is not accepted.
-        assert_eq!(issuer.check(&a, epoch), NonceState::Invalid);
+        assert_eq!(issuer.check(&a, epoch, ip), NonceState::Invalid);
+    }
+
+    /// A nonce is bound to the IP it was sent to: presented from another IP it is invalid,
+    /// so a forged source cannot use a nonce its forger fetched (and cannot get it banned).
+    #[test]
+    fn a_nonce_is_bound_to_its_source_ip() {
+        let epoch = Instant::now();
+        let issuer = NonceIssuer::new(epoch, NONCE_LIFE).unwrap();
+        let ip: IpAddr = "198.51.100.7".parse().unwrap();
+        let nonce = issuer.issue(epoch, ip);
+        assert!(matches!(
+            issuer.check(&nonce, epoch, ip),
+            NonceState::Fresh { .. }
+        ));
+        for other in ["198.51.100.8", "2001:db8::7"] {
+            let other: IpAddr = other.parse().unwrap();
+            assert_eq!(issuer.check(&nonce, epoch, other), NonceState::Invalid);
+        }
+        let mapped: IpAddr = "::ffff:198.51.100.7".parse().unwrap();
+        assert!(matches!(
+            issuer.check(&nonce, epoch, mapped),
+            NonceState::Fresh { .. }
+        ));
     }
 }

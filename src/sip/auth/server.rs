@@ -5,6 +5,7 @@
 //! request is refused (RFC 7616 §3.4.6, §5.4). Sans-IO: the caller passes the clock and sends.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -116,18 +117,11 @@ impl Authenticator {
         !self.settings.users.is_empty()
     }
 
-    pub fn realm(&self) -> &str {
-        &self.settings.realm
-    }
-
-    pub fn has_user(&self, name: &str) -> bool {
-        self.settings.users.contains_key(name)
-    }
-
     /// `WWW-Authenticate` values for a 401, in the configured order of preference (RFC 7616
-    /// §3.7, RFC 8760 §2.4: SHA-256 before MD5 by default), sharing one fresh nonce.
-    pub fn challenges(&self, stale: bool, now: Instant) -> Vec<String> {
-        let nonce = self.nonces.issue(now);
+    /// §3.7, RFC 8760 §2.4: SHA-256 before MD5 by default), sharing one fresh nonce bound to
+    /// `source`, the IP the 401 goes to.
+    pub fn challenges(&self, stale: bool, now: Instant, source: IpAddr) -> Vec<String> {
+        let nonce = self.nonces.issue(now, source);
         self.settings
             .algorithms
             .iter()
@@ -145,8 +139,8 @@ impl Authenticator {
             .collect()
     }
 
-    /// The verdict on `req`'s `Authorization` for our realm at `now`.
-    pub fn check(&self, req: &rsip::Request, now: Instant) -> Verdict {
+    /// The verdict on `req`'s `Authorization` for our realm, received from `source` at `now`.
+    pub fn check(&self, req: &rsip::Request, now: Instant, source: IpAddr) -> Verdict {
         let mut ours = None;
         for header in req.headers.iter() {
             let rsip::Header::Authorization(h) = header else {
@@ -165,7 +159,7 @@ impl Authenticator {
             return Verdict::Challenge { stale: false };
         };
         let method = crate::sip::message::method_name(&req.method);
-        self.verify(&creds, method, &req.uri.to_string(), now)
+        self.verify(&creds, method, &req.uri.to_string(), now, source)
     }
 
     fn verify(
@@ -174,27 +168,41 @@ impl Authenticator {
         method: &str,
         request_uri: &str,
         now: Instant,
+        source: IpAddr,
     ) -> Verdict {
-        let issued = match self.nonces.check(&creds.nonce, now) {
-            NonceState::Invalid => return Verdict::Failed(AuthFailure::BadNonce),
-            NonceState::Stale => None,
-            NonceState::Fresh { issued } => Some(issued),
-        };
+        // Only what we challenged with is accepted: an algorithm the operator removed from
+        // `sip.auth_algorithms`, or the RFC 2069 form without `qop` (every challenge offers
+        // `qop="auth"`, RFC 7616 §3.4: the client MUST then use it), is malformed.
+        if !self.settings.algorithms.contains(&creds.algorithm) || creds.qop.is_none() {
+            return Verdict::Failed(AuthFailure::Malformed);
+        }
         // RFC 7616 §3.4.6: the credentials are for this request's URI.
         if !same_uri(&creds.uri, request_uri) {
             tracing::debug!(credentials_uri = %creds.uri, %request_uri, "digest uri is not the Request-URI");
             return Verdict::Failed(AuthFailure::Malformed);
         }
-        let Some(password) = self.settings.users.get(&creds.username) else {
-            return Verdict::Failed(AuthFailure::UnknownUser);
+        let state = self.nonces.check(&creds.nonce, now, source);
+        let password = self.settings.users.get(&creds.username);
+        let right = password.is_some_and(|p| creds.verify(p, method));
+        let issued = match state {
+            NonceState::Fresh { issued } => issued,
+            // RFC 7616 §3.3: the password was right but the nonce is not (expired, an earlier
+            // process's, or sent to the phone's previous address): retry with a new one
+            // without asking the user (`stale=true`).
+            NonceState::Stale | NonceState::Invalid if right => {
+                return Verdict::Challenge { stale: true }
+            }
+            // A nonce we did not send to this source proves nothing about who sent the
+            // request (a forged source): a failure, never a guess that bans.
+            NonceState::Invalid => return Verdict::Failed(AuthFailure::BadNonce),
+            NonceState::Stale => now,
         };
-        if !creds.verify(password, method) {
+        if password.is_none() {
+            return Verdict::Failed(AuthFailure::UnknownUser);
+        }
+        if !right {
             return Verdict::Failed(AuthFailure::WrongPassword);
         }
-        let Some(issued) = issued else {
-            return Verdict::Challenge { stale: true };
-        };
-        // Without qop (RFC 2069 form) there is no count: the nonce is good once.
         let nc = creds.qop.as_ref().map_or(0, |q| q.nc);
         if !self.count(&creds.nonce, nc, issued, now) {
             return Verdict::Failed(AuthFailure::Replay);

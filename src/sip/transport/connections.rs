@@ -47,6 +47,8 @@ impl Default for TcpOptions {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Refused {
     Acl,
+    /// Banned for failed authentication (`InboundHandler::may_connect`).
+    Banned,
     PerIpLimit,
     TotalLimit,
 }
@@ -55,6 +57,7 @@ impl Refused {
     pub(super) fn label(self) -> &'static str {
         match self {
             Refused::Acl => "acl",
+            Refused::Banned => "banned",
             Refused::PerIpLimit => "per_ip_limit",
             Refused::TotalLimit => "total_limit",
         }

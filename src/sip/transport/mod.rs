@@ -87,6 +87,12 @@ pub trait InboundHandler: Send + Sync + 'static {
     fn may_answer(&self, _peer: &Peer) -> bool {
         true
     }
+
+    /// Whether a TCP/TLS connection from `ip` (inside the accept ACL) may be accepted: a
+    /// source banned for failed authentication is closed at accept.
+    fn may_connect(&self, _ip: std::net::IpAddr) -> bool {
+        true
+    }
 }
 
 /// Errors while sending.

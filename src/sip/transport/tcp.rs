@@ -58,9 +58,11 @@ pub async fn serve_tcp(
 ) -> std::io::Result<()> {
     listener.set_nonblocking(true)?;
     let listener = TcpListener::from_std(listener)?;
-    let _ = sender.serving.set(Serving::new(handler, max_message_size));
+    let _ = sender
+        .serving
+        .set(Serving::new(handler.clone(), max_message_size));
     loop {
-        let (stream, addr, slot) = accept(&listener, &allow, &sender.tcp).await;
+        let (stream, addr, slot) = accept(&listener, &allow, handler.as_ref(), &sender.tcp).await;
         let registered = sender.tcp.register(addr);
         let (reader, writer) = stream.into_split();
         let peer = Peer {
@@ -71,11 +73,13 @@ pub async fn serve_tcp(
     }
 }
 
-/// Waits for the next connection from a source inside `allow` that `table`'s caps admit; the
-/// others are closed at once (counted in `sip_tcp_connections_refused_total`).
+/// Waits for the next connection from a source inside `allow` that `handler` does not refuse
+/// (a banned source) and `table`'s caps admit; the others are closed at once (counted in
+/// `sip_tcp_connections_refused_total`).
 pub(super) async fn accept(
     listener: &TcpListener,
     allow: &[Cidr],
+    handler: &dyn InboundHandler,
     table: &Arc<Connections>,
 ) -> (TcpStream, SocketAddr, Slot) {
     loop {
@@ -90,10 +94,12 @@ pub(super) async fn accept(
                 continue;
             }
         };
-        let admitted = if allow.iter().any(|c| c.contains(addr.ip())) {
-            table.admit(addr, true)
-        } else {
+        let admitted = if !allow.iter().any(|c| c.contains(addr.ip())) {
             Err(super::connections::Refused::Acl)
+        } else if !handler.may_connect(addr.ip()) {
+            Err(super::connections::Refused::Banned)
+        } else {
+            table.admit(addr, true)
         };
         match admitted {
             Ok(slot) => {

@@ -194,10 +194,13 @@ pub async fn serve_tls(
     listener.set_nonblocking(true)?;
     let listener = TcpListener::from_std(listener)?;
     let _ = sender.tls.listen.set(listener.local_addr()?);
-    let _ = sender.serving.set(Serving::new(handler, max_message_size));
+    let _ = sender
+        .serving
+        .set(Serving::new(handler.clone(), max_message_size));
     let acceptor = TlsAcceptor::from(Arc::new(config.server_config()));
     loop {
-        let (stream, addr, slot) = tcp::accept(&listener, &allow, &sender.tls.conns).await;
+        let (stream, addr, slot) =
+            tcp::accept(&listener, &allow, handler.as_ref(), &sender.tls.conns).await;
         let (acceptor, sender) = (acceptor.clone(), sender.clone());
         tokio::spawn(async move {
             match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
