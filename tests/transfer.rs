@@ -391,6 +391,40 @@ fn a_refer_to_an_internal_address_is_not_dialled() {
     assert_eq!(result["code"], 403, "{result}");
 }
 
+/// RFC 3515 §2.4.5 (the last NOTIFY reports how the referenced request ended): the caller
+/// REFERs bob to carol, and bob hangs up while carol still rings; the transfer is cancelled
+/// then and there (CANCEL to carol, NOTIFY 487 to the caller, recorded before the flow goes
+/// on), so no later action can be bridged with carol.
+#[test]
+fn a_callee_that_hangs_up_cancels_the_callers_transfer() {
+    let carol = Uas::start("uas_ring_cancel.xml", 0, &[]);
+    let bob = Uas::start("uas_answer_then_bye.xml", free_port(), &["-d", "1500"]);
+    let f = flow(
+        "xfer-cancel",
+        json!([
+            {"type": "connect", "option": {
+                "transfer": true,
+                "destinations": [{"type": "sip", "target": format!("sip:bob@127.0.0.1:{}", bob.port)}]}},
+            {"type": "sleep", "option": {"duration": 1000}},
+            {"type": "hangup"}
+        ]),
+    );
+    let engine = engine(f);
+    let refer_port = carol.port.to_string();
+    let args = ["-m", "1", "-key", "refer_port", &refer_port];
+    sipp(engine.sip, "uac_refer_cancelled.xml", "xfer-cancel", &args).assert_all_ok(1);
+    assert!(bob.succeeded(Duration::from_secs(10)), "bob's scenario");
+    assert!(carol.succeeded(Duration::from_secs(10)), "carol got CANCEL");
+    let record = ended_one(&engine);
+    assert_eq!(
+        executed_types(&record),
+        ["connect", "transfer", "sleep", "hangup"]
+    );
+    let result = result_of(&record, "transfer");
+    assert_eq!(result["result"], "failed", "{result}");
+    assert_eq!(result["code"], 487, "{result}");
+}
+
 fn transfer_flow(name: &str) -> Value {
     flow(
         name,
