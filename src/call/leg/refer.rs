@@ -97,13 +97,14 @@ impl Leg {
             Err(e) => (400, warning(&e.to_string())),
             Ok(_) if !transfers.is_some_and(|t| t.allowed) => (
                 403,
-                warning("transfers are off: allowed only while bridged by a connect with transfer on"),
+                warning(
+                    "transfers are off: allowed only while bridged by a connect with transfer on",
+                ),
             ),
             Ok(_) if transfers.is_some_and(|t| t.inbound.is_some()) => (491, None),
-            Ok(_) if transfers.is_some_and(|t| t.accepted >= MAX_INBOUND_REFERS) => (
-                403,
-                warning("too many transfers on this call"),
-            ),
+            Ok(_) if transfers.is_some_and(|t| t.accepted >= MAX_INBOUND_REFERS) => {
+                (403, warning("too many transfers on this call"))
+            }
             Ok(_) if !refer_sub(&req.headers) => (202, Some(("Refer-Sub", "false".into()))),
             Ok(_) => (202, None),
         }
