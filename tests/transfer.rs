@@ -152,11 +152,12 @@ fn a_bridged_caller_refers_its_callee_to_a_third_party() {
         carol_rtp,
         &["-mp", &mp, "-d", "3000"],
     );
-    let carol_uri = format!("sip:carol@127.0.0.1:{}", carol.port);
+    let carol_uri = format!("sip:carol@localhost:{}", carol.port);
     let f = flow(
         "xfer",
         json!([
             {"type": "connect", "option": {
+                "transfer": true,
                 "destinations": [{"type": "sip", "target": format!("sip:bob@127.0.0.1:{}", bob.port)}]}},
             {"type": "talk", "option": {"text": "never reached: the caller left"}}
         ]),
@@ -242,6 +243,7 @@ fn a_caller_that_leaves_right_after_the_202_still_transfers_its_callee() {
         "xfer-bye",
         json!([
             {"type": "connect", "option": {
+                "transfer": true,
                 "destinations": [{"type": "sip", "target": format!("sip:bob@127.0.0.1:{}", bob.port)}]}}
         ]),
     );
@@ -275,12 +277,13 @@ fn a_bridged_callee_refers_the_caller_to_a_third_party() {
         free_port(),
         &["-key", "refer_port", &refer_port],
     );
-    let carol_uri = format!("sip:carol@127.0.0.1:{}", carol.port);
+    let carol_uri = format!("sip:carol@localhost:{}", carol.port);
     let f = flow(
         "xfer-callee",
         json!([
             {"type": "answer"},
             {"type": "connect", "option": {
+                "transfer": true,
                 "destinations": [{"type": "sip", "target": format!("sip:bob@127.0.0.1:{}", bob.port)}]}},
             {"type": "variable_set", "option": {"key": "after", "value": "${connect.result}"}},
             {"type": "hangup"}
@@ -327,6 +330,99 @@ fn refers_without_one_usable_refer_to_or_outside_a_bridge_are_refused() {
     assert_eq!(record.end_reason, Some(EndReason::Hangup));
     assert_eq!(executed_types(&record), ["answer", "sleep"]);
     assert_eq!(record.variables.get("transfer.result"), None);
+}
+
+/// A UDP socket standing in for a Refer-To target: true when anything reached it (an INVITE).
+fn reached(target: &UdpSocket) -> bool {
+    target
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let mut buf = [0u8; 2048];
+    target.recv_from(&mut buf).is_ok()
+}
+
+/// A flow that bridges the caller with bob, `transfer` as given.
+fn bridge_flow(name: &str, bob: &Uas, transfer: bool) -> Value {
+    flow(
+        name,
+        json!([
+            {"type": "connect", "option": {
+                "transfer": transfer,
+                "destinations": [{"type": "sip", "target": format!("sip:bob@127.0.0.1:{}", bob.port)}]}}
+        ]),
+    )
+}
+
+/// RFC 3515 §2.4.2 and §5: a bridged party's REFER is carried out only when the `connect`
+/// says `transfer: true`; without it the REFER gets 403 (Warning: transfers are off) and no
+/// INVITE goes to the Refer-To target.
+#[test]
+fn a_refer_without_the_connect_transfer_option_is_refused() {
+    let bob = Uas::start("uas_answer_wait_bye.xml", free_port(), &[]);
+    let carol = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let refer_port = carol.local_addr().unwrap().port().to_string();
+    let engine = engine(bridge_flow("xfer-off", &bob, false));
+    let args = ["-m", "1", "-key", "refer_port", &refer_port];
+    sipp(engine.sip, "uac_refer_off.xml", "xfer-off", &args).assert_all_ok(1);
+    assert!(bob.succeeded(Duration::from_secs(10)), "bob's scenario");
+    assert!(!reached(&carol), "no INVITE to the Refer-To target");
+    let record = ended_one(&engine);
+    assert_eq!(executed_types(&record), ["connect"]);
+    assert_eq!(record.variables.get("transfer.result"), None);
+}
+
+/// RFC 3515 §5 (the REFER recipient must not act on any URI it is given): with `transfer`
+/// on, a Refer-To naming a loopback address is accepted (202) but never dialled: the last
+/// NOTIFY carries 403 and the transfer is recorded as failed.
+#[test]
+fn a_refer_to_an_internal_address_is_not_dialled() {
+    let bob = Uas::start("uas_answer_wait_bye.xml", free_port(), &[]);
+    let carol = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let refer_port = carol.local_addr().unwrap().port().to_string();
+    let engine = engine(bridge_flow("xfer-internal", &bob, true));
+    let args = ["-m", "1", "-key", "refer_port", &refer_port];
+    sipp(engine.sip, "uac_refer_internal.xml", "xfer-internal", &args).assert_all_ok(1);
+    assert!(bob.succeeded(Duration::from_secs(10)), "bob's scenario");
+    assert!(!reached(&carol), "no INVITE to the internal target");
+    let record = ended_one(&engine);
+    assert_eq!(executed_types(&record), ["connect", "transfer"]);
+    let result = result_of(&record, "transfer");
+    assert_eq!(result["result"], "failed", "{result}");
+    assert_eq!(result["code"], 403, "{result}");
+}
+
+/// RFC 3515 §2.4.5 (the last NOTIFY reports how the referenced request ended): the caller
+/// REFERs bob to carol, and bob hangs up while carol still rings; the transfer is cancelled
+/// then and there (CANCEL to carol, NOTIFY 487 to the caller, recorded before the flow goes
+/// on), so no later action can be bridged with carol.
+#[test]
+fn a_callee_that_hangs_up_cancels_the_callers_transfer() {
+    let carol = Uas::start("uas_ring_cancel.xml", 0, &[]);
+    let bob = Uas::start("uas_answer_then_bye.xml", free_port(), &["-d", "1500"]);
+    let f = flow(
+        "xfer-cancel",
+        json!([
+            {"type": "connect", "option": {
+                "transfer": true,
+                "destinations": [{"type": "sip", "target": format!("sip:bob@127.0.0.1:{}", bob.port)}]}},
+            {"type": "sleep", "option": {"duration": 1000}},
+            {"type": "hangup"}
+        ]),
+    );
+    let engine = engine(f);
+    let refer_port = carol.port.to_string();
+    let args = ["-m", "1", "-key", "refer_port", &refer_port];
+    sipp(engine.sip, "uac_refer_cancelled.xml", "xfer-cancel", &args).assert_all_ok(1);
+    assert!(bob.succeeded(Duration::from_secs(10)), "bob's scenario");
+    assert!(carol.succeeded(Duration::from_secs(10)), "carol got CANCEL");
+    let record = ended_one(&engine);
+    assert_eq!(
+        executed_types(&record),
+        ["connect", "transfer", "sleep", "hangup"]
+    );
+    let result = result_of(&record, "transfer");
+    assert_eq!(result["result"], "failed", "{result}");
+    assert_eq!(result["code"], 487, "{result}");
 }
 
 fn transfer_flow(name: &str) -> Value {

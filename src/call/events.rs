@@ -77,6 +77,8 @@ pub enum CallCommand {
     /// Send REFER to the peer (the `transfer` action): answered by
     /// [`CallEvent::TransferAnswered`], then [`CallEvent::TransferProgress`].
     Refer { target: String },
+    /// Give up on our REFER (no last NOTIFY came in time): another may be sent.
+    ReferAbandoned,
 }
 
 /// How a call ended.

@@ -46,6 +46,9 @@ pub struct Connect {
     /// Hide the caller: From `Anonymous`, the real identity in P-Asserted-Identity with
     /// `Privacy: id` (RFC 3325 §9.1, RFC 3323).
     pub anonymous: bool,
+    /// Let the bridged parties transfer each other by REFER (RFC 3515); off by default: a
+    /// REFER could dial anything on the operator's trunks.
+    pub transfer: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,21 +96,19 @@ impl Connect {
             destinations: destinations(o, true)?,
             ring_timeout_ms,
             trunk: o.str("trunk")?.map(str::to_owned),
-            early_media: early_media(o)?,
+            early_media: flag(o, "early_media")?,
             anonymous: o.bool("anonymous")?.unwrap_or(false),
+            transfer: flag(o, "transfer")?,
         })
     }
 }
 
-/// `early_media`: a JSON bool (a string is refused, not read as true).
-fn early_media(o: &Opt<'_>) -> Result<bool, FlowError> {
-    match o.raw("early_media") {
+/// An optional JSON bool, false when absent (a string is refused, not read as true).
+fn flag(o: &Opt<'_>, name: &str) -> Result<bool, FlowError> {
+    match o.raw(name) {
         None | Some(Value::Null) => Ok(false),
         Some(Value::Bool(b)) => Ok(*b),
-        Some(_) => Err(FlowError::field(
-            path("early_media"),
-            "must be true or false",
-        )),
+        Some(_) => Err(FlowError::field(path(name), "must be true or false")),
     }
 }
 
@@ -240,6 +241,17 @@ mod tests {
         assert!(c.early_media);
         let e = connect(json!({"destinations": ok, "early_media": "yes"})).unwrap_err();
         assert_eq!(field(e), "option.early_media");
+    }
+
+    /// RFC 3515 §5: taking REFERs from the bridged parties is the flow's explicit choice.
+    #[test]
+    fn connect_transfer_is_an_opt_in_boolean() {
+        let ok = json!([{"type": "tel", "target": "1"}]);
+        assert!(!connect(json!({"destinations": ok})).unwrap().transfer);
+        let c = connect(json!({"destinations": ok, "transfer": true})).unwrap();
+        assert!(c.transfer);
+        let e = connect(json!({"destinations": ok, "transfer": "true"})).unwrap_err();
+        assert_eq!(field(e), "option.transfer");
     }
 
     #[test]

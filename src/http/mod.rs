@@ -92,6 +92,12 @@ impl HttpClient {
             .map_err(|full| QueueError::Full { destination, full })
     }
 
+    /// Whether `ip` is one of the host's own addresses (the `[http]` policy's snapshot).
+    pub fn is_own(&self, ip: std::net::IpAddr) -> bool {
+        let ip = policy::canonical(ip);
+        self.policy.own.as_ref().is_some_and(|own| own.contains(ip))
+    }
+
     /// Destinations with a webhook worker now.
     pub fn webhook_destinations(&self) -> usize {
         self.webhooks.destinations()

@@ -24,13 +24,19 @@ use crate::sip::transaction::{ClientNonInviteTransaction, TransactionOutput};
 /// §4.1.2.2); the last NOTIFY ends it sooner.
 pub(crate) const SUBSCRIPTION_EXPIRES: u32 = 120;
 
+/// REFERs the peer may have accepted on one call; later ones get 403 (each one dials, sends
+/// NOTIFYs and writes history: a flood is refused here).
+pub(crate) const MAX_INBOUND_REFERS: u8 = 3;
+
 /// The transfer state of one leg (boxed on the leg: most calls never see a REFER).
 #[derive(Default)]
 pub(super) struct Transfers {
     /// The engine bridges this leg with another party: the peer's REFER may be accepted.
     allowed: bool,
-    /// The peer's accepted REFER, while NOTIFYs are owed.
+    /// The peer's accepted REFER, while NOTIFYs are owed or the last one is unanswered.
     inbound: Option<Inbound>,
+    /// The peer's REFERs accepted so far (at most [`MAX_INBOUND_REFERS`]).
+    accepted: u8,
     /// Our REFER, until its subscription ends (or the REFER is refused).
     outbound: Option<Outbound>,
     /// Our REFER and NOTIFY client transactions (RFC 3261 §17.1.2).
@@ -44,9 +50,14 @@ struct Inbound {
     id: u32,
     /// False with `Refer-Sub: false` (RFC 4488 §4): no NOTIFY at all.
     subscribed: bool,
+    /// The last NOTIFY went out: the subscription ends when it is answered.
+    finished: bool,
 }
 
-struct Outbound;
+/// Our REFER: its CSeq, the `id` the peer's NOTIFYs carry (RFC 3515 §2.4.6).
+struct Outbound {
+    cseq: u32,
+}
 
 struct Sent {
     key: TransactionKey,
@@ -57,8 +68,10 @@ struct Sent {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum SentKind {
     Refer,
-    /// `hangup`: the last NOTIFY of a transfer that succeeded; BYE once it is answered.
+    /// `last`: it ends the subscription; `hangup`: the last NOTIFY of a transfer that
+    /// succeeded, BYE once it is answered.
     Notify {
+        last: bool,
         hangup: bool,
     },
 }
@@ -75,7 +88,8 @@ impl Leg {
 
     /// How we answer the peer's REFER in a confirmed dialog (RFC 3515 §2.4.2): 400 for a
     /// missing, repeated or unusable Refer-To; 403 unless the engine bridges this call with
-    /// another party; 491 while an earlier one is still in progress; else 202.
+    /// another party by a `connect` with `transfer` on, and after [`MAX_INBOUND_REFERS`];
+    /// 491 while an earlier one is in progress (its last NOTIFY unanswered too); else 202.
     pub(super) fn refer_code(&self, req: &rsip::Request) -> (u16, Option<(&'static str, String)>) {
         let warning = |text: &str| Some(("Warning", format!("399 activeflow \"{text}\"")));
         let transfers = self.transfer.as_deref();
@@ -83,9 +97,14 @@ impl Leg {
             Err(e) => (400, warning(&e.to_string())),
             Ok(_) if !transfers.is_some_and(|t| t.allowed) => (
                 403,
-                warning("a call is transferred only while bridged with another party"),
+                warning(
+                    "transfers are off: allowed only while bridged by a connect with transfer on",
+                ),
             ),
             Ok(_) if transfers.is_some_and(|t| t.inbound.is_some()) => (491, None),
+            Ok(_) if transfers.is_some_and(|t| t.accepted >= MAX_INBOUND_REFERS) => {
+                (403, warning("too many transfers on this call"))
+            }
             Ok(_) if !refer_sub(&req.headers) => (202, Some(("Refer-Sub", "false".into()))),
             Ok(_) => (202, None),
         }
@@ -113,9 +132,12 @@ impl Leg {
             return;
         };
         let subscribed = refer_sub(&req.headers);
-        self.transfers().inbound = Some(Inbound {
+        let transfers = self.transfers();
+        transfers.accepted = transfers.accepted.saturating_add(1);
+        transfers.inbound = Some(Inbound {
             id: cseq_number(req),
             subscribed,
+            finished: false,
         });
         crate::metrics::transfer("inbound", "requested");
         self.emit(CallEvent::TransferRequested {
@@ -123,12 +145,12 @@ impl Leg {
             target,
         });
         if subscribed {
-            self.send_notify(100, false, env, now);
+            self.send_notify(100, false, false, env, now);
         }
     }
 
     /// [`crate::call::CallCommand::TransferNotify`]: a NOTIFY with `status`; the last one
-    /// (200 or more) ends the subscription, then BYE when `then_hangup`.
+    /// (200 or more) ends the subscription once answered, then BYE when `then_hangup`.
     pub(crate) fn transfer_notify(
         &mut self,
         status: u16,
@@ -139,23 +161,29 @@ impl Leg {
         let Some(inbound) = self.transfer.as_deref().and_then(|t| t.inbound.as_ref()) else {
             return;
         };
-        if self.phase == Phase::Ended {
+        if self.phase == Phase::Ended || inbound.finished {
             return;
         }
         let last = status >= 200;
         let subscribed = inbound.subscribed;
         if subscribed {
-            self.send_notify(status, last && then_hangup, env, now);
+            self.send_notify(status, last, last && then_hangup, env, now);
         }
         if last {
-            self.transfers().inbound = None;
-            if !subscribed && then_hangup {
-                self.transfer_hangup(env, now);
+            if subscribed {
+                if let Some(i) = self.transfers().inbound.as_mut() {
+                    i.finished = true;
+                }
+            } else {
+                self.transfers().inbound = None;
+                if then_hangup {
+                    self.transfer_hangup(env, now);
+                }
             }
         }
     }
 
-    fn send_notify(&mut self, status: u16, hangup: bool, env: &Env, now: Instant) {
+    fn send_notify(&mut self, status: u16, last: bool, hangup: bool, env: &Env, now: Instant) {
         let Some(id) = self
             .transfer
             .as_deref()
@@ -178,7 +206,7 @@ impl Leg {
             rsip::Method::Notify,
             &headers,
             Some(body),
-            SentKind::Notify { hangup },
+            SentKind::Notify { last, hangup },
             env,
             now,
         );
@@ -215,7 +243,6 @@ impl Leg {
             ("Refer-To", format!("<{target}>")),
             ("Referred-By", referred_by),
         ];
-        self.transfers().outbound = Some(Outbound);
         crate::metrics::transfer("outbound", "requested");
         self.send_request(
             rsip::Method::Refer,
@@ -225,6 +252,17 @@ impl Leg {
             env,
             now,
         );
+        let cseq = self.dialog.as_ref().map_or(0, |d| d.local_cseq);
+        self.transfers().outbound = Some(Outbound { cseq });
+    }
+
+    /// [`crate::call::CallCommand::ReferAbandoned`]: the engine gave up on our REFER (no last
+    /// NOTIFY in time): a later `transfer` may REFER again, late NOTIFYs get 481.
+    pub(crate) fn refer_abandoned(&mut self) {
+        if let Some(t) = self.transfer.as_deref_mut() {
+            t.outbound = None;
+            t.pending_refer = None;
+        }
     }
 
     /// The dialog is confirmed (the ACK came): a REFER held for it goes now.
@@ -325,8 +363,15 @@ impl Leg {
                     code,
                 });
             }
-            SentKind::Notify { hangup: true } => self.transfer_hangup(env, now),
-            SentKind::Notify { hangup: false } => {}
+            SentKind::Notify { last, hangup } => {
+                if last {
+                    // The subscription is over (RFC 6665 §4.1.2.2): a new REFER may come.
+                    self.transfers().inbound = None;
+                }
+                if hangup {
+                    self.transfer_hangup(env, now);
+                }
+            }
         }
     }
 
@@ -340,17 +385,34 @@ impl Leg {
     }
 
     /// How we answer the peer's NOTIFY (RFC 6665 §4.1.3): 481 unless it reports on our
-    /// REFER (`Event: refer`), 400 without a readable sipfrag status line, else 200.
+    /// REFER (`Event: refer`, its `id` our REFER's CSeq when given, RFC 3515 §2.4.6), 400
+    /// without a readable sipfrag status line, else 200.
     pub(super) fn notify_code(&self, req: &rsip::Request) -> (u16, Option<(&'static str, String)>) {
         let ours = self
             .transfer
             .as_deref()
-            .is_some_and(|t| t.outbound.is_some());
-        let refer_event = header_values(&req.headers, &["event", "o"])
+            .and_then(|t| t.outbound.as_ref())
+            .map(|o| o.cseq);
+        let event = header_values(&req.headers, &["event", "o"])
             .first()
-            .and_then(|v| v.split(';').next().map(str::trim))
+            .cloned()
+            .unwrap_or_default();
+        let mut parts = event.split(';').map(str::trim);
+        let refer_event = parts
+            .next()
             .is_some_and(|v| v.eq_ignore_ascii_case("refer"));
-        if !ours || !refer_event {
+        let id = parts.find_map(|p| {
+            let (name, value) = p.split_once('=')?;
+            name.trim()
+                .eq_ignore_ascii_case("id")
+                .then(|| value.trim().parse::<u32>().ok())
+        });
+        let matches = match (ours, id) {
+            (None, _) => false,
+            (Some(_), None) => true,
+            (Some(cseq), Some(id)) => id == Some(cseq),
+        };
+        if !matches || !refer_event {
             return (481, None);
         }
         if sipfrag_status(&req.body).is_none() {

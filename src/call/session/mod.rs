@@ -267,6 +267,7 @@ impl CallSession {
                 then_hangup,
             } => self.leg.transfer_notify(status, then_hangup, &env, now),
             CallCommand::Refer { target } => self.leg.send_refer(&target, &env, now),
+            CallCommand::ReferAbandoned => self.leg.refer_abandoned(),
             CallCommand::StopMedia { job } => {
                 if let Some(media) = &self.media {
                     media.send(MediaCommand::Stop { job });

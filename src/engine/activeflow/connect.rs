@@ -51,6 +51,8 @@ pub(super) struct Connecting {
     pub(super) early: Option<(usize, MediaJob)>,
     pub(super) ringback: Option<MediaJob>,
     pub(super) ring_timeout_ms: u64,
+    /// `transfer`: the bridged parties may REFER (off: their REFERs get 403).
+    pub(super) transfer: bool,
 }
 
 /// The target of a `tel` or `sip` address; `None` for an `extension` (see `targets`).
@@ -139,6 +141,7 @@ impl Activeflow {
             early: None,
             ringback: None,
             ring_timeout_ms: spec.ring_timeout_ms,
+            transfer: spec.transfer,
         };
         // Every destination may have failed at once: then the flow goes on now.
         if self.settle_connect(&connecting) {
@@ -266,8 +269,10 @@ impl Activeflow {
         }
         let target = connecting.legs[index].target.clone();
         self.set_variable("connect.destination", target);
-        // Bridged: either party may now transfer the other away by REFER (see `transfer`).
-        self.allow_transfer(connecting.legs[index].commands.as_ref(), true);
+        // Bridged: with `transfer` on, either party may now transfer the other away by REFER.
+        if connecting.transfer {
+            self.allow_transfer(connecting.legs[index].commands.as_ref(), true);
+        }
     }
 
     /// The callee hung up after answering: the flow goes on with `connect.result = answered`.
@@ -280,6 +285,8 @@ impl Activeflow {
                 .do_send(CallCommand::StopMedia { job: caller_job });
         }
         self.allow_transfer(None, false);
+        // A transfer the caller asked for has nobody left to bridge its target with.
+        self.cancel_caller_transfer(ctx);
         self.set_variable(CONNECT_RESULT, "answered");
         let mut result = connect_result("answered", &connecting.legs);
         result["answered_destination"] = json!(connecting.legs[index].target);
@@ -392,6 +399,12 @@ impl Activeflow {
 }
 
 impl Connecting {
+    /// The commands of the leg `id` while this connect holds it.
+    pub(super) fn leg_commands(&self, id: CallId) -> Option<Recipient<CallCommand>> {
+        let leg = self.legs.iter().find(|l| l.call_id == Some(id))?;
+        leg.commands.clone()
+    }
+
     /// The callee bridged with the caller: its id and commands (for a transfer).
     pub(super) fn bridged(&self) -> Option<(CallId, Recipient<CallCommand>)> {
         let (index, _, _) = self.winner?;

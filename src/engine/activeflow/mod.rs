@@ -115,6 +115,8 @@ pub struct Activeflow {
     end_waiters: Vec<oneshot::Sender<()>>,
     /// A bridged party's REFER being carried out (see `transfer`).
     transfer: Option<Box<referred::InboundTransfer>>,
+    /// Bridged parties' REFERs taken so far (at most `referred::MAX_REFERS`).
+    refers: u8,
 }
 
 impl Activeflow {
@@ -158,6 +160,7 @@ impl Activeflow {
             trim_retry_at: 0,
             end_waiters: Vec::new(),
             transfer: None,
+            refers: 0,
         }
     }
 

@@ -5,6 +5,7 @@
 //! callee leaves, the target takes its place in the `connect`. Recorded as an executed
 //! `transfer` entry (`direction` `inbound`) and `transfer.result`.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,6 +24,9 @@ use crate::media::{MediaJob, MediaRequest};
 
 /// How long the leg to a Refer-To target may ring (as `connect`'s default `ring_timeout`).
 const TRANSFER_RING_TIMEOUT: Duration = Duration::from_secs(30);
+/// REFERs the bridged parties of one activeflow may make in all; later ones get 403 (each
+/// one dials, sends NOTIFYs and writes history).
+pub(super) const MAX_REFERS: u8 = 3;
 
 /// Which bridged party sent the REFER.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,6 +85,47 @@ fn refer_target(uri: &str) -> Target {
     }
 }
 
+/// Whether a Refer-To must not be dialled: a `sip:`/`sips:` URI whose host is an IP literal
+/// in loopback, link-local, unspecified (`0.0.0.0/8`, `::`), multicast or broadcast, or one of
+/// the engine's own addresses (`is_own`): a peer must not make the engine reach internal
+/// hosts. Host names are dialled (resolved as any `connect` target); `tel:` goes to a trunk.
+fn forbidden_target(uri: &str, is_own: impl Fn(IpAddr) -> bool) -> bool {
+    let lower = uri.to_ascii_lowercase();
+    let Some(rest) = ["sip:", "sips:"].iter().find_map(|s| lower.strip_prefix(s)) else {
+        return false;
+    };
+    let rest = rest.split(['?', '>']).next().unwrap_or_default();
+    let hostport = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+    let hostport = hostport.split(';').next().unwrap_or_default();
+    let host = match hostport.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => hostport.split(':').next().unwrap_or_default(),
+    };
+    let Ok(ip) = host.parse::<IpAddr>() else {
+        return false;
+    };
+    let ip = match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    };
+    let internal = match ip {
+        IpAddr::V4(v4) => {
+            v4.is_loopback()
+                || v4.is_link_local()
+                || v4.octets()[0] == 0
+                || v4.is_multicast()
+                || v4.is_broadcast()
+        }
+        IpAddr::V6(v6) => {
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (v6.segments()[0] & 0xffc0) == 0xfe80
+        }
+    };
+    internal || is_own(ip)
+}
+
 /// The sipfrag status reported for a leg to the target that ended unanswered.
 fn failure_status(cause: CallEndCause) -> u16 {
     match cause {
@@ -118,16 +163,33 @@ impl Activeflow {
         };
         let Some((callee_id, callee_commands)) = bridged else {
             // The bridge ended between the call's 202 and now.
-            return self.notify_referrer(from, ours, 403);
+            return self.notify_referrer(from, 403);
         };
-        let (referrer, referrer_commands) = if Some(from) == ours {
-            let Some(call) = &self.call else { return };
-            (Referrer::Caller, call.commands.clone())
-        } else if from == callee_id {
-            (Referrer::Callee, callee_commands)
-        } else {
-            return;
+        let (referrer, referrer_commands) = match &self.call {
+            Some(call) if Some(from) == ours => (Referrer::Caller, call.commands.clone()),
+            _ if from == callee_id => (Referrer::Callee, callee_commands.clone()),
+            // A party no longer bridged (its REFER crossed our Transferable(false)).
+            _ => return self.notify_referrer(from, 403),
         };
+        self.refers = self.refers.saturating_add(1);
+        if self.refers >= MAX_REFERS {
+            // That was the last one: both parties' later REFERs get 403 from their call.
+            self.allow_transfer(Some(&callee_commands), false);
+        }
+        if self.refers > MAX_REFERS {
+            return self.notify_referrer(from, 403);
+        }
+        if forbidden_target(&target, |ip| self.links.http.is_own(ip)) {
+            tracing::warn!(activeflow_id = %self.id, %target, "REFER to an internal address refused");
+            crate::metrics::transfer("inbound", "rejected");
+            referrer_commands.do_send(CallCommand::TransferNotify {
+                status: 403,
+                then_hangup: false,
+            });
+            let mut result = inbound_result(referrer, &target, "failed", 403);
+            result["error"] = json!("the Refer-To host is an internal or own address");
+            return self.record_inbound(&target, result);
+        }
         if self.transfer.is_some() {
             // The other party's transfer is under way.
             let notify = CallCommand::TransferNotify {
@@ -188,23 +250,70 @@ impl Activeflow {
         }
     }
 
-    /// A final NOTIFY for a REFER the engine cannot carry out.
-    fn notify_referrer(&self, from: CallId, ours: Option<CallId>, status: u16) {
+    /// A final NOTIFY for a REFER the engine cannot carry out, to whichever leg sent it (a
+    /// leg we no longer hold is being hung up: its subscription ends with it).
+    fn notify_referrer(&self, from: CallId, status: u16) {
         let notify = CallCommand::TransferNotify {
             status,
             then_hangup: false,
         };
-        if Some(from) == ours {
-            if let Some(call) = &self.call {
-                call.commands.do_send(notify);
-            }
-        } else if let Some(Awaiting::Connect(c)) = &self.awaiting {
-            if let Some((id, commands)) = c.bridged() {
-                if id == from {
-                    commands.do_send(notify);
-                }
-            }
+        match self.commands_of(from) {
+            Some(commands) => commands.do_send(notify),
+            None => tracing::debug!(activeflow_id = %self.id, %from, "REFER of a released leg"),
         }
+    }
+
+    /// The commands of any leg this activeflow holds: its call, a connect's legs, a
+    /// transfer's target, a bridge's parties.
+    fn commands_of(&self, id: CallId) -> Option<Recipient<CallCommand>> {
+        if let Some(call) = self.call.as_ref().filter(|c| c.id == id) {
+            return Some(call.commands.clone());
+        }
+        let held = match &self.awaiting {
+            Some(Awaiting::Connect(c)) => c.leg_commands(id),
+            Some(Awaiting::Transferred(b)) => b
+                .legs
+                .iter()
+                .find(|(leg, _)| *leg == id)
+                .map(|(_, commands)| commands.clone()),
+            _ => None,
+        };
+        held.or_else(|| {
+            self.transfer
+                .as_ref()
+                .filter(|t| t.leg.0 == id)
+                .map(|t| t.leg.1.clone())
+        })
+    }
+
+    /// The callee hung up while the caller's REFER target rings: nobody is left to bridge
+    /// the target with, so its leg is hung up and the caller gets its last NOTIFY (487); a
+    /// caller that left meanwhile ends the activeflow as the hang-up it was.
+    pub(super) fn cancel_caller_transfer(&mut self, ctx: &mut Context<Self>) {
+        if !self
+            .transfer
+            .as_ref()
+            .is_some_and(|t| t.referrer == Referrer::Caller)
+        {
+            return;
+        }
+        let Some(t) = self.transfer.take() else {
+            return;
+        };
+        t.leg.1.do_send(CallCommand::Hangup(HangupCause::Normal));
+        t.referrer_commands.do_send(CallCommand::TransferNotify {
+            status: 487,
+            then_hangup: false,
+        });
+        if let Some(gone) = t.referrer_gone {
+            ctx.notify(CallEvent::Ended {
+                call_id: t.referrer_id,
+                cause: gone,
+            });
+        }
+        crate::metrics::transfer("inbound", "failed");
+        let result = inbound_result(t.referrer, &t.target, "failed", 487);
+        self.record_inbound(&t.target, result);
     }
 
     /// An event of the leg to the Refer-To target.
@@ -303,7 +412,9 @@ impl Activeflow {
                 if let Some(Awaiting::Connect(c)) = &mut self.awaiting {
                     c.replace_winner(new_id, new_commands.clone(), t.target.clone(), kept_job);
                 }
-                new_commands.do_send(CallCommand::Transferable(true));
+                if self.refers < MAX_REFERS {
+                    new_commands.do_send(CallCommand::Transferable(true));
+                }
             }
         }
         crate::metrics::transfer("inbound", "transferred");
@@ -384,4 +495,40 @@ fn inbound_result(referrer: Referrer, target: &str, outcome: &str, code: u16) ->
         "referred_by": referrer.as_str(),
         "target": target,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// RFC 3515 §5 (security: the REFER recipient must not blindly act on any URI): IP
+    /// literals the engine must not reach are refused; names, public addresses and tel: pass.
+    #[test]
+    fn internal_and_own_refer_targets_are_refused() {
+        let own: IpAddr = "198.51.100.9".parse().unwrap();
+        let is_own = |ip: IpAddr| ip == own;
+        for uri in [
+            "sip:x@127.0.0.1:6379;transport=tcp",
+            "sip:169.254.169.254",
+            "sips:x@[::1]:5061",
+            "sip:x@[fe80::1]",
+            "sip:x@0.0.0.0",
+            "sip:x@0.1.2.3:80",
+            "sip:x@224.0.0.1",
+            "sip:x@[::ffff:127.0.0.1]",
+            "SIP:x@198.51.100.9:5060",
+            "sip:a;npdi@[::]",
+        ] {
+            assert!(forbidden_target(uri, is_own), "{uri}");
+        }
+        for uri in [
+            "sip:carol@localhost:5070",
+            "sip:carol@203.0.113.5:5060",
+            "sip:carol@[2001:db8::1]",
+            "tel:+15550100",
+            "sip:127.0.0.1@example.com",
+        ] {
+            assert!(!forbidden_target(uri, is_own), "{uri}");
+        }
+    }
 }

@@ -26,13 +26,14 @@ const TRANSFER_TIMEOUT: Duration = Duration::from_secs(90);
 pub(super) struct Referring {
     next: Option<ActionId>,
     target: String,
-    accepted: bool,
     timer: Option<SpawnHandle>,
 }
 
 impl Activeflow {
     /// Lets (or stops letting) the bridged parties REFER: the callee leg given, and our call.
+    /// Never once the activeflow took its last REFER (`referred::MAX_REFERS`).
     pub(super) fn allow_transfer(&self, callee: Option<&Recipient<CallCommand>>, allowed: bool) {
+        let allowed = allowed && self.refers < super::referred::MAX_REFERS;
         if let Some(commands) = callee {
             commands.do_send(CallCommand::Transferable(allowed));
         }
@@ -80,6 +81,10 @@ impl Activeflow {
         let timer = ctx.run_later(TRANSFER_TIMEOUT, |act, ctx| {
             if let Some(Awaiting::Transfer(r)) = &mut act.awaiting {
                 r.timer = None;
+                // The leg forgets our REFER: a later `transfer` may REFER again.
+                if let Some(call) = &act.call {
+                    call.commands.do_send(CallCommand::ReferAbandoned);
+                }
                 act.end_referring("failed", None, ctx);
             }
         });
@@ -87,7 +92,6 @@ impl Activeflow {
         self.awaiting = Some(Awaiting::Transfer(Referring {
             next,
             target,
-            accepted: false,
             timer: Some(timer),
         }));
         false
@@ -134,8 +138,9 @@ impl Activeflow {
             }
             CallEvent::TransferAnswered { call_id, code } if Some(call_id) == ours => {
                 match &mut self.awaiting {
-                    Some(Awaiting::Transfer(r)) if (200..300).contains(&code) => r.accepted = true,
-                    Some(Awaiting::Transfer(_)) => self.end_referring("rejected", Some(code), ctx),
+                    Some(Awaiting::Transfer(_)) if !(200..300).contains(&code) => {
+                        self.end_referring("rejected", Some(code), ctx)
+                    }
                     _ => {}
                 }
                 None

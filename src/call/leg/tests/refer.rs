@@ -2,6 +2,7 @@
 //! REFER gets and the NOTIFYs that follow, our own REFER and the peer's NOTIFYs.
 
 use super::*;
+use crate::call::leg::refer::MAX_INBOUND_REFERS;
 use crate::sip::message::ResponseBuilder;
 
 fn refer(branch: &str, cseq: u32, extra: &str) -> rsip::Request {
@@ -228,4 +229,78 @@ async fn a_refused_refer_is_reported() {
         notify("n1", 2, "active", "SIP/2.0 100 Trying\r\n"),
     );
     assert!(first_lines(&leg.take_outputs())[0].starts_with("SIP/2.0 481"));
+}
+
+/// RFC 3515 §2.4.2 with RFC 6665 §4.1.2.2: while our last NOTIFY is unanswered the
+/// subscription is still active, so another REFER gets 491; after it, 202 again, and past
+/// `MAX_INBOUND_REFERS` accepted on the call, 403 (a flood is refused).
+#[tokio::test(start_paused = true)]
+async fn refers_wait_for_the_last_notify_and_are_capped_per_call() {
+    let mut leg = confirmed();
+    leg.set_transferable(true);
+    let mut cseq = 2;
+    for round in 0..MAX_INBOUND_REFERS {
+        from_caller(&mut leg, refer(&format!("a{round}"), cseq, TO_CAROL));
+        cseq += 1;
+        let out = leg.take_outputs();
+        assert!(first_lines(&out)[0].starts_with("SIP/2.0 202"), "{out:?}");
+        leg.transfer_notify(486, false, &env(), Instant::now());
+        let out = leg.take_outputs();
+        let (_, last_notify) = sent(&out).remove(0);
+        from_caller(&mut leg, refer(&format!("b{round}"), cseq, TO_CAROL));
+        cseq += 1;
+        let out = leg.take_outputs();
+        assert!(
+            first_lines(&out)[0].starts_with("SIP/2.0 491"),
+            "last NOTIFY unanswered: {out:?}"
+        );
+        leg.on_response(&answer(&last_notify, 200), &env(), Instant::now());
+        leg.take_outputs();
+    }
+    from_caller(&mut leg, refer("over", cseq, TO_CAROL));
+    let out = leg.take_outputs();
+    let (_, refused) = &sent(&out)[0];
+    assert!(refused.starts_with("SIP/2.0 403"), "{refused}");
+    assert!(refused.contains("too many transfers"), "{refused}");
+    assert!(events(&out).is_empty(), "the engine hears nothing of it");
+}
+
+/// RFC 3515 §2.4.6: NOTIFYs name our REFER by `Event: refer;id=<its CSeq>`; another id gets
+/// 481. An abandoned REFER (the `transfer` action's timeout) no longer blocks the next one.
+#[tokio::test(start_paused = true)]
+async fn notifies_match_our_refer_and_an_abandoned_refer_frees_the_leg() {
+    let mut leg = confirmed();
+    leg.send_refer("sip:carol@10.0.0.7", &env(), Instant::now());
+    let out = leg.take_outputs();
+    let (_, our_refer) = sent(&out).remove(0);
+    let cseq = our_refer
+        .lines()
+        .find_map(|l| l.strip_prefix("CSeq: "))
+        .and_then(|v| v.split(' ').next())
+        .expect("CSeq")
+        .to_owned();
+    leg.on_response(&answer(&our_refer, 202), &env(), Instant::now());
+    leg.take_outputs();
+    let with_id = |branch: &str, n: u32, id: &str| {
+        let msg = notify(branch, n, "active", "SIP/2.0 100 Trying\r\n");
+        let text = msg
+            .to_string()
+            .replace("Event: refer\r\n", &format!("Event: refer;id={id}\r\n"));
+        request(&text)
+    };
+    from_caller(&mut leg, with_id("n1", 2, "999"));
+    assert!(first_lines(&leg.take_outputs())[0].starts_with("SIP/2.0 481"));
+    from_caller(&mut leg, with_id("n2", 3, &cseq));
+    assert!(first_lines(&leg.take_outputs())[0].starts_with("SIP/2.0 200"));
+
+    // No last NOTIFY: a second REFER is 491 until the engine abandons the first.
+    leg.send_refer("sip:dave@10.0.0.7", &env(), Instant::now());
+    assert!(matches!(
+        &events(&leg.take_outputs())[..],
+        [CallEvent::TransferAnswered { code: 491, .. }]
+    ));
+    leg.refer_abandoned();
+    leg.send_refer("sip:dave@10.0.0.7", &env(), Instant::now());
+    let out = leg.take_outputs();
+    assert!(first_lines(&out)[0].starts_with("REFER "), "{out:?}");
 }
