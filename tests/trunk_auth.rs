@@ -290,8 +290,9 @@ fn a_401_to_message_send_is_answered() {
     assert_eq!(result["delivered"], 1, "{result}");
 }
 
-/// RFC 3261 §22.2 on BYE: the callee challenges the BYE the engine sends when the caller
-/// hangs up; a new BYE with Authorization (verifyauth) ends the leg.
+/// RFC 3261 §22.2 on BYE: the carrier challenges the INVITE, then the BYE the engine sends
+/// when the caller hangs up, in the same realm; a new BYE with Authorization (verifyauth)
+/// ends the leg.
 #[test]
 fn a_401_to_our_bye_is_answered() {
     let mut carrier = Carrier::start("uas_auth_bye.xml");

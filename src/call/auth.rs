@@ -25,6 +25,8 @@ pub(crate) enum AuthError {
     Refused,
     #[error("challenged {MAX_ANSWERS} times with stale nonces")]
     TooManyStale,
+    #[error("in-dialog challenge for realm {0:?}, but the INVITE was not challenged")]
+    NotChallengedBefore(String),
 }
 
 /// The header a resent request carries: `Authorization` or `Proxy-Authorization` and its value.
@@ -40,6 +42,8 @@ pub(crate) struct DigestClient {
     credentials: Option<Arc<TrunkCredentials>>,
     answers: u8,
     last_nonce: Option<String>,
+    /// The realm of the last challenge answered.
+    realm: Option<String>,
 }
 
 impl DigestClient {
@@ -48,7 +52,42 @@ impl DigestClient {
             credentials,
             answers: 0,
             last_nonce: None,
+            realm: None,
         }
+    }
+
+    /// Forgets the challenges answered: the request goes to a new target (RFC 3263 §4.3),
+    /// whose server challenges with its own nonce.
+    pub(crate) fn reset(&mut self) {
+        self.answers = 0;
+        self.last_nonce = None;
+        self.realm = None;
+    }
+
+    /// The realm of the last challenge this client answered.
+    pub(crate) fn answered_realm(&self) -> Option<&str> {
+        self.realm.as_deref()
+    }
+
+    /// [`DigestClient::answer`] for an in-dialog request (BYE, re-INVITE): only a challenge in
+    /// the realm the dialog's INVITE answered (`invite_realm`) is answered; none when the
+    /// INVITE was never challenged. A callee or a directly reached Contact then gets no
+    /// digest of our credentials to attack offline.
+    pub(crate) fn answer_in_dialog(
+        &mut self,
+        invite_realm: Option<&str>,
+        response: &rsip::Response,
+        method: &str,
+        uri: &str,
+        cnonce: &str,
+    ) -> Result<AuthHeader, AuthError> {
+        let (_, challenge) = challenge_of(response)?;
+        match invite_realm {
+            None => return Err(AuthError::NotChallengedBefore(challenge.realm)),
+            Some(r) if r != challenge.realm => return Err(AuthError::OtherRealm(challenge.realm)),
+            Some(_) => {}
+        }
+        self.answer(response, method, uri, cnonce)
     }
 
     /// The credentials for resending `method` to `uri` after `response` (a 401 or 407), or
@@ -87,6 +126,7 @@ impl DigestClient {
         );
         self.answers += 1;
         self.last_nonce = Some(challenge.nonce);
+        self.realm = Some(challenge.realm);
         Ok(AuthHeader {
             name: kind.credentials_header(),
             value: credentials.to_header_value(),
@@ -203,6 +243,53 @@ mod tests {
             Err(AuthError::TooManyStale)
         );
         assert_eq!(c.answers, MAX_ANSWERS);
+    }
+
+    /// RFC 3261 §22.3: in-dialog requests answer only the realm of the INVITE's challenge;
+    /// with the trunk's `realm` unset a callee's `407 realm="x"` to our BYE gets nothing, nor
+    /// does any challenge when the INVITE was never challenged.
+    #[test]
+    fn in_dialog_challenges_are_answered_only_in_the_invites_realm() {
+        let mut invite = DigestClient::new(creds(None));
+        assert_eq!(invite.answered_realm(), None);
+        let mut bye = DigestClient::new(creds(None));
+        let carrier = challenge(407, r#"Digest realm="carrier", nonce="n""#);
+        let other = challenge(407, r#"Digest realm="x", nonce="m""#);
+        assert_eq!(
+            bye.answer_in_dialog(None, &carrier, "BYE", "sip:b@h", "c"),
+            Err(AuthError::NotChallengedBefore("carrier".into()))
+        );
+        assert!(invite.answer(&carrier, "INVITE", "sip:b@h", "c").is_ok());
+        assert_eq!(invite.answered_realm(), Some("carrier"));
+        assert_eq!(
+            bye.answer_in_dialog(invite.answered_realm(), &other, "BYE", "sip:b@h", "c"),
+            Err(AuthError::OtherRealm("x".into()))
+        );
+        assert!(bye
+            .answer_in_dialog(invite.answered_realm(), &carrier, "BYE", "sip:b@h", "c")
+            .is_ok());
+    }
+
+    /// RFC 3263 §4.3: a new target is a new server with its own nonce; after `reset` its
+    /// first challenge is answered (not refused as a repeated one).
+    #[test]
+    fn reset_answers_a_new_targets_challenge() {
+        let mut c = DigestClient::new(creds(None));
+        assert!(c
+            .answer(
+                &challenge(407, r#"Digest realm="r", nonce="sbc1""#),
+                "INVITE",
+                "sip:b@h",
+                "c"
+            )
+            .is_ok());
+        let sbc2 = challenge(407, r#"Digest realm="r", nonce="sbc2""#);
+        assert_eq!(
+            c.clone().answer(&sbc2, "INVITE", "sip:b@h", "c"),
+            Err(AuthError::Refused)
+        );
+        c.reset();
+        assert!(c.answer(&sbc2, "INVITE", "sip:b@h", "c").is_ok());
     }
 
     /// No credentials, another realm than the configured one, an unsupported algorithm: the

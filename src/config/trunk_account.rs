@@ -79,6 +79,13 @@ pub(super) fn account(
                     "must not contain quotes, backslashes or control characters",
                 ));
             }
+            if t.realm.is_empty() {
+                tracing::warn!(
+                    key = %key("realm"),
+                    "trunk has credentials but no realm: the INVITE answers a challenge in any \
+                     realm (BYE and re-INVITE only the INVITE's); set realm to the carrier's"
+                );
+            }
             Some(Arc::new(TrunkCredentials {
                 username: t.username.clone(),
                 password: t.password.clone(),

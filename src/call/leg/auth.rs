@@ -129,13 +129,18 @@ impl Leg {
         let Some(auth) = self.leg_auth() else {
             return false;
         };
-        let header = match auth.bye.answer(resp, "BYE", &uri, &new_cnonce()) {
-            Ok(h) => h,
-            Err(e) => {
-                tracing::info!(call_id = %id, code, error = %e, "BYE challenge not answered");
-                return false;
-            }
-        };
+        let realm = auth.invite.answered_realm().map(str::to_string);
+        let header =
+            match auth
+                .bye
+                .answer_in_dialog(realm.as_deref(), resp, "BYE", &uri, &new_cnonce())
+            {
+                Ok(h) => h,
+                Err(e) => {
+                    tracing::info!(call_id = %id, code, error = %e, "BYE challenge not answered");
+                    return false;
+                }
+            };
         let sent_by = env.sent_by_over(to.transport);
         let Some(dialog) = &mut self.dialog else {
             return false;
@@ -174,7 +179,11 @@ impl Leg {
         let Some(auth) = self.leg_auth() else {
             return false;
         };
-        match auth.refresh.answer(resp, "INVITE", &uri, &new_cnonce()) {
+        let realm = auth.invite.answered_realm().map(str::to_string);
+        match auth
+            .refresh
+            .answer_in_dialog(realm.as_deref(), resp, "INVITE", &uri, &new_cnonce())
+        {
             Ok(h) => {
                 auth.refresh_header = Some(h);
                 true
@@ -183,6 +192,15 @@ impl Leg {
                 tracing::info!(call_id = %id, code, error = %e, "re-INVITE challenge not answered");
                 false
             }
+        }
+    }
+
+    /// A new target for the INVITE (RFC 3263 §4.3 failover): its server challenges with its
+    /// own nonce, so the INVITE starts unchallenged again.
+    pub(super) fn reset_invite_credentials(&mut self) {
+        if let Some(auth) = self.leg_auth() {
+            auth.invite.reset();
+            auth.invite_header = None;
         }
     }
 

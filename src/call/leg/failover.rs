@@ -55,21 +55,36 @@ pub(crate) struct Failover {
     /// No response from the current target by then: next target (set only while one remains).
     deadline: Option<Instant>,
     /// Targets left for their silence, whose INVITE transaction may still wake up.
-    abandoned: Vec<Abandoned>,
+    pub(super) abandoned: Vec<Abandoned>,
+    /// When the current target's INVITE was sent.
+    sent: Option<Instant>,
 }
 
-/// An INVITE we stopped waiting for: its branch, where it went, its CSeq.
+/// An INVITE we stopped waiting for: its branch, where it went, its CSeq, and until when its
+/// transaction could still answer (sent + 64·T1, Timer B's span, §17.1.1.2): the leg lives
+/// that long, to CANCEL or ACK+BYE a late answer.
 #[derive(Debug)]
-struct Abandoned {
+pub(super) struct Abandoned {
     branch: String,
     peer: Peer,
     cseq: u32,
     cancelled: bool,
+    until: Instant,
 }
 
 impl Failover {
+    /// The failover timeout, or the earliest abandoned target's end.
     pub(super) fn deadline(&self) -> Option<Instant> {
-        self.deadline
+        self.abandoned
+            .iter()
+            .map(|a| a.until)
+            .chain(self.deadline)
+            .min()
+    }
+
+    /// No abandoned target can still answer.
+    pub(super) fn is_settled(&self) -> bool {
+        self.abandoned.is_empty()
     }
 
     /// The current target answered (it is alive), or the leg ended: no failover timeout.
@@ -78,6 +93,7 @@ impl Failover {
     }
 
     fn arm(&mut self, env: &Env, now: Instant) {
+        self.sent = Some(now);
         self.deadline = (!self.remaining.is_empty()).then(|| now + env.failover_timeout);
     }
 }
@@ -121,22 +137,30 @@ impl Leg {
         };
         if reason == FailoverReason::Timeout && o.failover.abandoned.len() < MAX_ABANDONED {
             if let Some(peer) = current {
+                let until = o.failover.sent.unwrap_or(now) + env.timers.t1 * 64;
                 o.failover.abandoned.push(Abandoned {
                     branch: o.branch.clone(),
                     peer,
                     cseq: o.invite_cseq,
                     cancelled: false,
+                    until,
                 });
             }
         }
         o.failover.attempt += 1;
         o.failover.arm(env, now);
         o.invite_cseq = o.invite_cseq.max(o.early.last_cseq) + 1;
-        o.branch = new_branch();
-        o.invite_tx = None;
+        let branch = std::mem::replace(&mut o.branch, new_branch());
+        let old = o.invite_tx.take();
+        if reason == FailoverReason::Unavailable {
+            // The 503's transaction stays to re-ACK its retransmissions (§17.1.1.2).
+            o.keep_previous(branch, old, current);
+        }
         crate::metrics::sip_failover(reason.label());
         tracing::info!(call_id = %self.id, reason = reason.label(), next = %next, "failing over");
         self.peer = Some(next);
+        // The next target's server challenges with its own nonce.
+        self.reset_invite_credentials();
         self.send_invite(env, now);
         true
     }
@@ -158,6 +182,9 @@ impl Leg {
 
     /// The failover timeout passed with no response from the current target.
     pub(super) fn failover_tick(&mut self, env: &Env, now: Instant) {
+        if let Some(o) = self.role_out() {
+            o.failover.abandoned.retain(|a| a.until > now);
+        }
         let due = self
             .outgoing_ref()
             .and_then(|o| o.failover.deadline)
@@ -190,9 +217,11 @@ impl Leg {
         let entry = &mut o.failover.abandoned[i];
         let (peer, cseq) = (entry.peer, entry.cseq);
         let via = peer.transport.via_token();
+        // The sent-by the INVITE carried (a TLS or TCP listener's port).
+        let sent_by = env.sent_by_over(peer.transport);
         let request = |method| {
             RequestBuilder::new(method, &uri)
-                .via(&env.sent_by(), via, branch)
+                .via(&sent_by, via, branch)
                 .from_addr(&local_uri, &local_tag)
                 .call_id(&call_id)
                 .cseq(cseq)
@@ -219,10 +248,10 @@ impl Leg {
                 let mut dialog = Dialog::as_uac(resp, &local_uri, &local_tag, cseq, &uri);
                 out.push(
                     dialog
-                        .request(rsip::Method::Ack, cseq, &env.sent_by(), via)
+                        .request(rsip::Method::Ack, cseq, &sent_by, via)
                         .build(),
                 );
-                out.push(dialog.bye(&env.sent_by(), via));
+                out.push(dialog.bye(&sent_by, via));
                 tracing::info!(call_id = %self.id, %peer, "late 2xx from an abandoned target: BYE");
             }
             300..=699 => {

@@ -19,7 +19,7 @@ use crate::sip::message::{new_branch, RequestBuilder, TransactionKey};
 use crate::sip::transaction::{
     ClientInviteTransaction, ClientNonInviteTransaction, InviteResponse, TransactionOutput,
 };
-use crate::sip::transport::TransportKind;
+use crate::sip::transport::{Peer, TransportKind};
 
 /// The CSeq of our first INVITE (and of its CANCEL and ACK).
 pub(crate) const INVITE_CSEQ: u32 = 1;
@@ -42,6 +42,8 @@ pub(crate) struct Outgoing {
     /// The INVITE a 422 or 401/407 made us resend, with its branch: it re-ACKs its final's
     /// retransmissions until Timer D (§17.1.1.2), as any completed INVITE transaction.
     previous: Option<Box<(String, ClientInviteTransaction)>>,
+    /// Where the previous INVITE went (another target after a 503 failover).
+    previous_peer: Option<Peer>,
     cancel_tx: Option<ClientNonInviteTransaction>,
     /// The ACK for the callee's 2xx, sent again for each retransmitted 2xx.
     ack: Option<Bytes>,
@@ -88,6 +90,19 @@ impl Outgoing {
                 .as_deref()
                 .is_none_or(|(_, t)| t.is_terminated())
             && self.cancel_tx.as_ref().is_none_or(|t| t.is_completed())
+            && self.failover.is_settled()
+    }
+
+    /// Keeps a completed INVITE transaction (and where it went) to re-ACK its final's
+    /// retransmissions until Timer D.
+    pub(super) fn keep_previous(
+        &mut self,
+        branch: String,
+        tx: Option<ClientInviteTransaction>,
+        peer: Option<Peer>,
+    ) {
+        self.previous = tx.map(|tx| Box::new((branch, tx)));
+        self.previous_peer = peer;
     }
 }
 
@@ -124,6 +139,7 @@ impl Leg {
             max_forwards: placement.max_forwards,
             invite_tx: None,
             previous: None,
+            previous_peer: None,
             cancel_tx: None,
             ack: None,
             ring_timeout: placement.ring_timeout,
@@ -349,7 +365,10 @@ impl Leg {
                     } = tx.on_response(code, now)
                     {
                         crate::metrics::sip_retransmission(true);
-                        self.send(ack);
+                        match o.previous_peer {
+                            Some(to) => self.send_to(to, ack),
+                            None => self.send(ack),
+                        }
                     }
                 } else {
                     let branch = key.branch().to_string();
@@ -512,11 +531,13 @@ impl Leg {
     /// Our INVITE again after a final response asked for a change (422, 401/407): a new
     /// transaction with the next CSeq and a new branch, the same Call-ID and From tag.
     pub(super) fn resend_invite(&mut self, env: &Env, now: Instant) {
+        let peer = self.peer;
         let Some(o) = self.role_out() else { return };
         // Above any PRACK of ours too (RFC 3261 §8.1.1.5: CSeq grows under one Call-ID).
         o.invite_cseq = o.invite_cseq.max(o.early.last_cseq) + 1;
         let branch = std::mem::replace(&mut o.branch, new_branch());
-        o.previous = o.invite_tx.take().map(|tx| Box::new((branch, tx)));
+        let tx = o.invite_tx.take();
+        o.keep_previous(branch, tx, peer);
         self.send_invite(env, now);
     }
 }

@@ -114,6 +114,9 @@ impl MessageSender {
         self.cseq += 1;
         self.branch = new_branch();
         self.answered = false;
+        // A new target challenges with its own nonce: start unchallenged (RFC 3263 §4.3).
+        self.auth.reset();
+        self.auth_header = None;
         self.peer = Some(peer);
         self.send_request(ctx);
         true

@@ -34,6 +34,12 @@ pub struct RegisterClient {
     status: Arc<DashMap<String, RegistrationStatus>>,
     timer: Option<SpawnHandle>,
     unregistered: Option<oneshot::Sender<()>>,
+    /// An attempt failed: the next one resolves the registrar again (RFC 3263 §4.3).
+    re_resolve: bool,
+    /// Failed attempts: the next resolution starts at this target (mod their number).
+    rotate: usize,
+    /// REGISTERs sent: a connect failure reported for an older one is stale.
+    sends: u64,
 }
 
 impl RegisterClient {
@@ -93,6 +99,9 @@ impl RegisterClient {
             status: status.clone(),
             timer: None,
             unregistered: None,
+            re_resolve: false,
+            rotate: 0,
+            sends: 0,
         })
     }
 
@@ -102,11 +111,31 @@ impl RegisterClient {
             match out {
                 RegistrationOutput::Send(bytes) => {
                     let Some(peer) = self.peer else { continue };
-                    if let Err(e) = self.shared.sender.send(&peer, &bytes) {
-                        tracing::info!(trunk = %self.trunk, error = %e, "REGISTER not sent");
+                    self.sends += 1;
+                    let sends = self.sends;
+                    match self.shared.sender.send_watched(&peer, &bytes) {
+                        Ok(None) => {}
+                        Ok(Some(failed)) => {
+                            // A connect or TLS failure is a failed attempt at once.
+                            ctx.spawn(failed.into_actor(self).map(move |result, act, ctx| {
+                                if result.is_ok() && act.sends == sends {
+                                    let now = Instant::now();
+                                    act.machine
+                                        .unreachable("connect to the registrar failed".into(), now);
+                                    act.flush(ctx);
+                                }
+                            }));
+                        }
+                        Err(e) => {
+                            tracing::info!(trunk = %self.trunk, error = %e, "REGISTER not sent");
+                        }
                     }
                 }
-                RegistrationOutput::Failure => crate::metrics::trunk_register_failure(&self.trunk),
+                RegistrationOutput::Failure => {
+                    crate::metrics::trunk_register_failure(&self.trunk);
+                    self.re_resolve = true;
+                    self.rotate = self.rotate.wrapping_add(1);
+                }
             }
         }
         self.publish();
@@ -122,8 +151,9 @@ impl RegisterClient {
             let delay = at.saturating_duration_since(Instant::now());
             self.timer = Some(ctx.run_later(delay, |act, ctx| {
                 act.timer = None;
-                if act.peer.is_none() {
-                    // The last attempt to reach the registrar failed: try again.
+                if act.peer.is_none() || (act.re_resolve && !act.machine.is_stopping()) {
+                    // The last attempt failed: resolve again, from the next target.
+                    act.re_resolve = false;
                     return act.reach(ctx);
                 }
                 act.machine.on_tick(Instant::now());
@@ -137,11 +167,12 @@ impl RegisterClient {
     fn reach(&mut self, ctx: &mut Context<Self>) {
         let (resolver, sender) = (self.shared.resolver.clone(), self.shared.sender.clone());
         let route = self.route.clone();
+        let rotate = self.rotate;
         let lookup = async move {
             let found = resolver.resolve(&route.next_hop, route.transport).await;
-            crate::call::outbound::peers(found, &route, &sender)
-                .into_iter()
-                .next()
+            let peers = crate::call::outbound::peers(found, &route, &sender);
+            let n = peers.len().max(1);
+            peers.into_iter().nth(rotate % n)
         };
         ctx.spawn(lookup.into_actor(self).map(|found, act, ctx| {
             let now = Instant::now();

@@ -80,6 +80,8 @@ pub(crate) struct Registration {
     asking: u32,
     /// One 423 answered per attempt.
     brief_retried: bool,
+    /// The registrar's `Min-Expires` (a 423's): every later REGISTER asks at least this.
+    min_expires: u32,
     auth: DigestClient,
     auth_header: Option<AuthHeader>,
     state: RegistrationState,
@@ -115,6 +117,7 @@ impl Registration {
             branch: new_branch(),
             tx: None,
             brief_retried: false,
+            min_expires: 0,
             auth: DigestClient::new(credentials),
             auth_header: None,
             state: RegistrationState::Unregistered,
@@ -152,6 +155,11 @@ impl Registration {
         std::mem::take(&mut self.out)
     }
 
+    /// Shutdown began (no more refreshes or retries).
+    pub(crate) fn is_stopping(&self) -> bool {
+        self.stopping
+    }
+
     /// Shutdown is over for this registration: no binding left to remove, none in flight.
     pub(crate) fn is_done(&self) -> bool {
         self.stopping && self.tx.is_none()
@@ -159,6 +167,10 @@ impl Registration {
 
     /// The first REGISTER.
     pub(crate) fn start(&mut self, now: Instant) {
+        // A lookup finishing after shutdown's unregister registers nothing.
+        if self.stopping {
+            return;
+        }
         self.begin(self.spec.expires, now);
     }
 
@@ -167,7 +179,11 @@ impl Registration {
         self.auth = DigestClient::new(Some(self.spec.credentials.clone()));
         self.auth_header = None;
         self.brief_retried = false;
-        self.asking = expires;
+        self.asking = if expires > 0 {
+            expires.max(self.min_expires)
+        } else {
+            0
+        };
         self.next_at = None;
         if expires > 0 {
             self.state = RegistrationState::Registering;
@@ -209,7 +225,10 @@ impl Registration {
         }
         self.stopping = true;
         self.next_at = None;
-        let bound = self.state == RegistrationState::Registered || self.tx.is_some();
+        // A failed refresh leaves the binding live until it expires: remove it too.
+        let bound = self.state == RegistrationState::Registered
+            || self.tx.is_some()
+            || self.expires_at.is_some_and(|at| at > now);
         if bound {
             self.begin(0, now);
         } else {
@@ -286,7 +305,12 @@ impl Registration {
                 // §10.2.8: ask again for at least the registrar's minimum.
                 self.brief_retried = true;
                 let min = header_u32(resp, "Min-Expires").unwrap_or(self.asking);
+                self.min_expires = self.min_expires.max(min);
                 self.asking = self.asking.max(min);
+                // Never the same nonce count and cnonce twice (RFC 7616 §3.4): without the
+                // used credentials, the registrar's next challenge is answered afresh.
+                self.auth = DigestClient::new(Some(self.spec.credentials.clone()));
+                self.auth_header = None;
                 self.send(now);
             }
             _ => {

@@ -242,3 +242,56 @@ async fn an_unreachable_registrar_is_a_failure_retried_later() {
         "{wait:?}"
     );
 }
+
+/// §10.2.2: a registrar lookup finishing after shutdown's unregister sends no REGISTER.
+#[tokio::test(start_paused = true)]
+async fn start_after_unregister_sends_nothing() {
+    let mut m = machine();
+    m.unregister(Instant::now());
+    m.start(Instant::now());
+    assert!(sent(&mut m).is_empty());
+    assert!(m.is_done());
+}
+
+/// §10.2.2: a refresh that failed leaves the binding live until it expires; shutdown still
+/// removes it with Expires: 0.
+#[tokio::test(start_paused = true)]
+async fn a_live_binding_after_a_failed_refresh_is_removed() {
+    let (mut m, _) = registered("Expires: 600\r\n");
+    advance(Duration::from_secs(300)).await;
+    m.on_tick(Instant::now());
+    let refresh = sent(&mut m).remove(0);
+    m.on_response(&reply(&refresh, 500, ""), Instant::now());
+    assert_eq!(m.state(), RegistrationState::Failed);
+    sent(&mut m);
+    m.unregister(Instant::now());
+    let out = sent(&mut m);
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!(header(&out[0], "Expires"), Some("0"));
+}
+
+/// §10.2.8: a 423's Min-Expires holds for later refreshes too, and the resend does not reuse
+/// the answered nonce's credentials (nc/cnonce, RFC 7616 §3.4): the registrar challenges again.
+#[tokio::test(start_paused = true)]
+async fn min_expires_is_kept_and_credentials_are_not_reused() {
+    let (mut m, second) = registered("Expires: 600\r\n");
+    assert!(header(&second, "Authorization").is_some());
+    advance(Duration::from_secs(300)).await;
+    m.on_tick(Instant::now());
+    let refresh = sent(&mut m).remove(0);
+    m.on_response(&reply(&refresh, 401, WWW), Instant::now());
+    let answered = sent(&mut m).remove(0);
+    let brief = reply(&answered, 423, "Min-Expires: 7200\r\n");
+    m.on_response(&brief, Instant::now());
+    let again = sent(&mut m).remove(0);
+    assert_eq!(header(&again, "Expires"), Some("7200"));
+    assert!(header(&again, "Authorization").is_none(), "{again}");
+    m.on_response(&reply(&again, 401, WWW), Instant::now());
+    let fresh = sent(&mut m).remove(0);
+    assert!(header(&fresh, "Authorization").is_some());
+    m.on_response(&reply(&fresh, 200, "Expires: 7200\r\n"), Instant::now());
+    advance(Duration::from_secs(3600)).await;
+    m.on_tick(Instant::now());
+    let next = sent(&mut m).remove(0);
+    assert_eq!(header(&next, "Expires"), Some("7200"));
+}

@@ -6,6 +6,7 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -25,8 +26,9 @@ use crate::tls::TlsConfig;
 /// An accepted connection that has not finished its handshake by then is closed.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Addresses whose TLS server name and trust anchors are remembered; beyond, the table is
-/// cleared (entries are learned again on the next dial: [`SipSender::connect_tls`]).
+/// Addresses whose TLS server name and trust anchors are remembered; beyond, the least
+/// recently learned or used one is forgotten (it is learned again on its next dial:
+/// [`SipSender::connect_tls`]). A trunk's targets, dialled and used often, stay.
 const MAX_TARGETS: usize = 4096;
 
 /// System CA bundles, first found wins (Debian/Ubuntu, Fedora/RHEL, Alpine/BSD).
@@ -132,7 +134,9 @@ pub(super) struct TlsSide {
     pub(super) conns: Arc<Connections>,
     /// Set by [`serve_tls`].
     pub(super) listen: OnceLock<SocketAddr>,
-    targets: DashMap<SocketAddr, TlsTarget>,
+    /// Each target with the tick it was last learned or used (least recent is evicted).
+    targets: DashMap<SocketAddr, (TlsTarget, u64)>,
+    clock: AtomicU64,
     system: OnceLock<Option<TlsClient>>,
 }
 
@@ -142,21 +146,34 @@ impl TlsSide {
             conns: Arc::new(Connections::new(options)),
             listen: OnceLock::new(),
             targets: DashMap::new(),
+            clock: AtomicU64::new(0),
             system: OnceLock::new(),
         }
     }
 
     pub(super) fn learn(&self, addr: SocketAddr, target: TlsTarget) {
         if self.targets.len() >= MAX_TARGETS && !self.targets.contains_key(&addr) {
-            self.targets.clear();
+            // Evict the least recent entry, never the whole table (a trunk's names and CAs).
+            let oldest = self
+                .targets
+                .iter()
+                .min_by_key(|e| e.value().1)
+                .map(|e| *e.key());
+            if let Some(oldest) = oldest {
+                self.targets.remove(&oldest);
+            }
         }
-        self.targets.insert(addr, target);
+        let tick = self.clock.fetch_add(1, Ordering::Relaxed);
+        self.targets.insert(addr, (target, tick));
     }
 
     /// The name and config to check `addr`'s server with: learned, or the system roots and
     /// the address itself.
     fn client_for(&self, addr: SocketAddr) -> Result<(ServerName<'static>, TlsClient), String> {
-        let target = self.targets.get(&addr).map(|t| t.clone());
+        let target = self.targets.get_mut(&addr).map(|mut t| {
+            t.1 = self.clock.fetch_add(1, Ordering::Relaxed);
+            t.0.clone()
+        });
         let name = target
             .as_ref()
             .map_or_else(|| addr.ip().to_string(), |t| t.server_name.clone());
@@ -373,4 +390,42 @@ async fn start(
         transport: TransportKind::Tls,
     };
     tcp::run(reader, writer, peer, registered, sender, slot).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(name: &str) -> TlsTarget {
+        TlsTarget {
+            server_name: name.into(),
+            client: None,
+        }
+    }
+
+    /// RFC 3261 §26.3.1: a trunk's server name must survive many other learned targets: a
+    /// full table evicts the least recent entry, it is never wiped.
+    #[test]
+    fn a_full_table_evicts_one_entry_and_keeps_a_used_trunk() {
+        let side = TlsSide::new(TcpOptions::default());
+        let trunk: SocketAddr = "192.0.2.1:5061".parse().unwrap();
+        side.learn(trunk, target("sbc.carrier.example"));
+        let addr =
+            |i: usize| SocketAddr::from(([10, (i >> 16) as u8, (i >> 8) as u8, i as u8], 5061));
+        for i in 0..MAX_TARGETS + 10 {
+            side.learn(addr(i), target("other"));
+            if i % 100 == 0 {
+                // The trunk is dialled now and then: it stays recent.
+                let _ = side.client_for(trunk);
+            }
+        }
+        assert_eq!(side.targets.len(), MAX_TARGETS);
+        assert_eq!(
+            side.targets.get(&trunk).map(|t| t.0.server_name.clone()),
+            Some("sbc.carrier.example".to_string())
+        );
+        // The oldest unused entries went first; the newest are kept.
+        assert!(!side.targets.contains_key(&addr(0)));
+        assert!(side.targets.contains_key(&addr(MAX_TARGETS + 9)));
+    }
 }

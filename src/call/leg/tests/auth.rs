@@ -130,12 +130,50 @@ async fn a_407_is_answered_once_then_the_leg_fails_with_407() {
     assert_eq!(ended_with(&out), Some(CallEndCause::Rejected(407)));
 }
 
+/// The INVITE challenged in realm "carrier" and resent with credentials: its outputs.
+fn authenticated_invite(leg: &mut Leg) -> Vec<Output> {
+    let out = leg.take_outputs();
+    leg.on_response(
+        &answer(&out, "INVITE", 407, CHALLENGE),
+        &env(),
+        Instant::now(),
+    );
+    leg.take_outputs()
+}
+
+/// §22.3: in-dialog challenges are answered only in the realm the INVITE's challenge used;
+/// a never-challenged INVITE means no BYE challenge is answered (a callee or a Contact
+/// reached directly gets no digest of our credentials). The BYE fails instead.
+#[tokio::test(start_paused = true)]
+async fn a_bye_challenge_in_another_realm_is_not_answered() {
+    let www = "WWW-Authenticate: Digest realm=\"x\", nonce=\"b1\"\r\n";
+    let carrier = "WWW-Authenticate: Digest realm=\"carrier\", nonce=\"b1\"\r\n";
+    for (challenged, extra) in [(false, carrier), (true, www)] {
+        let mut leg = with_credentials();
+        let out = if challenged {
+            authenticated_invite(&mut leg)
+        } else {
+            leg.take_outputs()
+        };
+        leg.on_response(&answer(&out, "INVITE", 200, ""), &env(), Instant::now());
+        leg.take_outputs();
+        leg.hangup(HangupCause::Normal, &env(), Instant::now());
+        let bye = leg.take_outputs();
+        leg.on_response(&answer(&bye, "BYE", 401, extra), &env(), Instant::now());
+        let again = sent(&leg.take_outputs());
+        assert!(
+            again.iter().all(|(_, m)| !m.starts_with("BYE ")),
+            "{challenged}: {again:?}"
+        );
+    }
+}
+
 /// §22.2: a 401 to our BYE gets a new BYE (next CSeq, new branch) with Authorization; a
 /// retransmission of that 401 is not answered again.
 #[tokio::test(start_paused = true)]
 async fn a_401_to_our_bye_is_answered_with_a_new_bye() {
     let mut leg = with_credentials();
-    let out = leg.take_outputs();
+    let out = authenticated_invite(&mut leg);
     leg.on_response(&answer(&out, "INVITE", 200, ""), &env(), Instant::now());
     leg.take_outputs();
     leg.hangup(HangupCause::Normal, &env(), Instant::now());
@@ -147,8 +185,8 @@ async fn a_401_to_our_bye_is_answered_with_a_new_bye() {
     let (_, second) = sent(&again).pop().unwrap();
     assert!(second.starts_with("BYE "), "{second}");
     let first_bye = &sent(&bye)[0].1;
-    assert_eq!(header(first_bye, "CSeq"), Some("2 BYE"));
-    assert_eq!(header(&second, "CSeq"), Some("3 BYE"));
+    assert_eq!(header(first_bye, "CSeq"), Some("3 BYE"));
+    assert_eq!(header(&second, "CSeq"), Some("4 BYE"));
     assert_ne!(header(&second, "Via"), header(first_bye, "Via"));
     let creds = Credentials::parse(header(&second, "Authorization").unwrap()).unwrap();
     assert!(creds.verify("secret", "BYE"));
@@ -166,7 +204,7 @@ async fn a_401_to_our_bye_is_answered_with_a_new_bye() {
 #[tokio::test(start_paused = true)]
 async fn a_407_to_our_refresh_is_answered() {
     let mut leg = with_credentials();
-    let out = leg.take_outputs();
+    let out = authenticated_invite(&mut leg);
     let timer = "Session-Expires: 90;refresher=uac\r\n";
     leg.on_response(&answer(&out, "INVITE", 200, timer), &env(), Instant::now());
     leg.take_outputs();

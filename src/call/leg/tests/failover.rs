@@ -9,12 +9,22 @@ use tokio::time::Instant;
 use super::*;
 use crate::call::outbound::Route;
 use crate::sip::resolve::ProxyAddress;
+use crate::sip::transport::{Peer, TransportKind};
 
 const FIRST: &str = "10.0.0.7:5080";
 const SECOND: &str = "10.0.0.8:5080";
 const THIRD: &str = "10.0.0.9:5080";
 
 fn placed(targets: &[&str]) -> Leg {
+    let peers = targets.iter().map(|t| udp(t)).collect();
+    placed_with(peers, None, &env())
+}
+
+fn placed_with(
+    peers: Vec<Peer>,
+    credentials: Option<std::sync::Arc<crate::call::trunk::TrunkCredentials>>,
+    env: &Env,
+) -> Leg {
     let route = Route {
         request_uri: "sip:+15550100@carrier.example".into(),
         user: "+15550100".into(),
@@ -32,9 +42,9 @@ fn placed(targets: &[&str]) -> Leg {
             max_forwards: 70,
             ring_timeout: Duration::from_secs(60),
             headers: Vec::new(),
-            credentials: None,
+            credentials,
         },
-        &env(),
+        env,
         Instant::now(),
     );
     leg.local_media = Some(LocalMedia {
@@ -42,9 +52,15 @@ fn placed(targets: &[&str]) -> Leg {
         session_id: 4,
         offer: true,
     });
-    let peers = targets.iter().map(|t| udp(t)).collect();
-    leg.resolved_targets(peers, &env(), Instant::now());
+    leg.resolved_targets(peers, env, Instant::now());
     leg
+}
+
+fn over(addr: &str, transport: TransportKind) -> Peer {
+    Peer {
+        addr: addr.parse().unwrap(),
+        transport,
+    }
 }
 
 /// The INVITEs in `out`: destination, branch, CSeq line, Call-ID line, From line.
@@ -74,6 +90,11 @@ fn invites(out: &[Output]) -> Vec<(String, String, String, String, String)> {
 
 /// A response to the last INVITE in `out` (its Via and CSeq).
 fn answer(out: &[Output], code: u16) -> rsip::Response {
+    answer_with(out, code, "")
+}
+
+/// Like [`answer`], with `extra` header lines (each ending in CRLF).
+fn answer_with(out: &[Output], code: u16, extra: &str) -> rsip::Response {
     let (_, invite) = sent(out)
         .into_iter()
         .rfind(|(_, m)| m.starts_with("INVITE "))
@@ -88,7 +109,7 @@ fn answer(out: &[Output], code: u16) -> rsip::Response {
     response(&format!(
         "SIP/2.0 {code} {}\r\n{}\r\nFrom: <sip:alice@10.0.0.9>;tag=ours\r\n\
          To: <sip:+15550100@carrier.example>;tag=t{code}\r\nCall-ID: fo@test\r\n{}\r\n\
-         Content-Length: 0\r\n\r\n",
+         {extra}Content-Length: 0\r\n\r\n",
         crate::sip::message::reason_phrase(code),
         line("Via: "),
         line("CSeq: "),
@@ -231,4 +252,117 @@ async fn a_late_answer_from_an_abandoned_target_is_cancelled_and_hung_up() {
         .take_outputs()
         .iter()
         .any(|o| matches!(o, Output::Event(CallEvent::Progress { .. }))));
+}
+
+/// RFC 3261 §17.1.1.2: the 503's INVITE transaction is kept after failing over; a
+/// retransmitted 503 is ACKed again, at the target that sent it.
+#[tokio::test(start_paused = true)]
+async fn a_retransmitted_503_is_acked_again_at_its_target() {
+    let mut leg = placed(&[FIRST, SECOND]);
+    let first = leg.take_outputs();
+    leg.on_response(&answer(&first, 503), &env(), Instant::now());
+    leg.take_outputs();
+    leg.on_response(&answer(&first, 503), &env(), Instant::now());
+    let again = sent(&leg.take_outputs());
+    assert_eq!(again.len(), 1, "{again:?}");
+    assert_eq!(again[0].0, FIRST);
+    assert!(again[0].1.starts_with("ACK "), "{}", again[0].1);
+}
+
+/// RFC 3263 §4.3 with RFC 3261 §9.1: over TCP (Timer D = 0) a target left for its silence
+/// keeps the leg alive for 64·T1 after its INVITE, even when the next target's 486 ended
+/// the leg: its late 180 still gets a CANCEL. Then the leg is done.
+#[tokio::test(start_paused = true)]
+async fn an_abandoned_target_keeps_an_ended_leg_alive_until_64_t1() {
+    let start = Instant::now();
+    let peers = vec![
+        over(FIRST, TransportKind::Tcp),
+        over(SECOND, TransportKind::Tcp),
+    ];
+    let mut leg = placed_with(peers, None, &env());
+    let first = leg.take_outputs();
+    let moved = run_for(&mut leg, env().failover_timeout).await;
+    leg.on_response(&answer(&moved, 486), &env(), Instant::now());
+    assert_eq!(
+        ended_with(&leg.take_outputs()),
+        Some(CallEndCause::Rejected(486))
+    );
+    run_for(&mut leg, Duration::from_secs(1)).await;
+    assert!(!leg.is_done(), "target 1 may still answer");
+    leg.on_response(&answer(&first, 180), &env(), Instant::now());
+    let out = sent(&leg.take_outputs());
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert!(out[0].1.starts_with("CANCEL "), "{}", out[0].1);
+    tokio::time::advance((start + env().timers.t1 * 64) - Instant::now()).await;
+    run_for(&mut leg, Duration::from_secs(1)).await;
+    assert!(leg.is_done());
+}
+
+/// RFC 3261 §9.1/§18.2.1: the CANCEL to an abandoned TLS target carries the Via sent-by its
+/// INVITE carried (the TLS listener's port), not the UDP one.
+#[tokio::test(start_paused = true)]
+async fn an_abandoned_tls_targets_cancel_uses_the_invites_sent_by() {
+    let env = Env {
+        tls_port: Some(5061),
+        ..env()
+    };
+    let peers = vec![
+        over(FIRST, TransportKind::Tls),
+        over(SECOND, TransportKind::Tls),
+    ];
+    let mut leg = placed_with(peers, None, &env);
+    let first = leg.take_outputs();
+    assert!(sent(&first)[0].1.contains("SIP/2.0/TLS 10.0.0.9:5061;"));
+    let mut moved = Vec::new();
+    let end = Instant::now() + env.failover_timeout;
+    while Instant::now() < end {
+        tokio::time::advance(Duration::from_millis(100)).await;
+        leg.on_tick(&env, Instant::now());
+        moved.extend(leg.take_outputs());
+    }
+    assert_eq!(invites(&moved).last().unwrap().0, SECOND);
+    leg.on_response(&answer(&first, 180), &env, Instant::now());
+    let out = sent(&leg.take_outputs());
+    assert!(out[0].1.starts_with("CANCEL "), "{}", out[0].1);
+    assert!(
+        out[0].1.contains("SIP/2.0/TLS 10.0.0.9:5061;"),
+        "{}",
+        out[0].1
+    );
+}
+
+/// RFC 3263 §4.3 with RFC 3261 §22.2: after failing over, the next target's own challenge is
+/// answered (its nonce), not refused as a repeat of the first target's.
+#[tokio::test(start_paused = true)]
+async fn a_new_target_gets_its_own_challenge_answered() {
+    let creds = std::sync::Arc::new(crate::call::trunk::TrunkCredentials {
+        username: "alice".into(),
+        password: "secret".into(),
+        realm: None,
+    });
+    let peers = vec![udp(FIRST), udp(SECOND)];
+    let mut leg = placed_with(peers, Some(creds), &env());
+    let first = leg.take_outputs();
+    let sbc1 = "Proxy-Authenticate: Digest realm=\"carrier\", nonce=\"sbc1\"\r\n";
+    leg.on_response(&answer_with(&first, 407, sbc1), &env(), Instant::now());
+    let resent = leg.take_outputs();
+    assert!(invites(&resent).iter().all(|i| i.0 == FIRST));
+    leg.on_response(&answer(&resent, 503), &env(), Instant::now());
+    let second = leg.take_outputs();
+    let invite = sent(&second)
+        .into_iter()
+        .rfind(|(_, m)| m.starts_with("INVITE "))
+        .unwrap();
+    assert_eq!(invite.0, SECOND);
+    assert!(!invite.1.contains("Proxy-Authorization"), "{}", invite.1);
+    let sbc2 = "Proxy-Authenticate: Digest realm=\"carrier\", nonce=\"sbc2\"\r\n";
+    leg.on_response(&answer_with(&second, 407, sbc2), &env(), Instant::now());
+    let out = leg.take_outputs();
+    assert!(ended_with(&out).is_none());
+    let invite = sent(&out)
+        .into_iter()
+        .rfind(|(_, m)| m.starts_with("INVITE "))
+        .unwrap();
+    assert_eq!(invite.0, SECOND);
+    assert!(invite.1.contains("nonce=\"sbc2\""), "{}", invite.1);
 }
