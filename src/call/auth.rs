@@ -70,9 +70,10 @@ impl DigestClient {
     }
 
     /// [`DigestClient::answer`] for an in-dialog request (BYE, re-INVITE): only a challenge in
-    /// the realm the dialog's INVITE answered (`invite_realm`) is answered; none when the
-    /// INVITE was never challenged. A callee or a directly reached Contact then gets no
-    /// digest of our credentials to attack offline.
+    /// the realm the dialog's INVITE answered (`invite_realm`) is answered; when the INVITE was
+    /// never challenged, only one in the trunk's configured `realm` (a carrier that trusts the
+    /// INVITE by source but challenges the BYE), else none. A callee or a directly reached
+    /// Contact then gets no digest of our credentials to attack offline.
     pub(crate) fn answer_in_dialog(
         &mut self,
         invite_realm: Option<&str>,
@@ -82,7 +83,10 @@ impl DigestClient {
         cnonce: &str,
     ) -> Result<AuthHeader, AuthError> {
         let (_, challenge) = challenge_of(response)?;
+        let pinned = self.credentials.as_ref().is_some_and(|c| c.realm.is_some());
         match invite_realm {
+            // `answer` checks the challenge is in the pinned realm.
+            None if pinned => {}
             None => return Err(AuthError::NotChallengedBefore(challenge.realm)),
             Some(r) if r != challenge.realm => return Err(AuthError::OtherRealm(challenge.realm)),
             Some(_) => {}
@@ -267,6 +271,18 @@ mod tests {
         );
         assert!(bye
             .answer_in_dialog(invite.answered_realm(), &carrier, "BYE", "sip:b@h", "c")
+            .is_ok());
+        // With `realm` configured, a BYE challenge in that realm is answered though the INVITE
+        // was never challenged; one in another realm is not.
+        let mut pinned = DigestClient::new(creds(Some("carrier")));
+        assert_eq!(
+            pinned
+                .clone()
+                .answer_in_dialog(None, &other, "BYE", "sip:b@h", "c"),
+            Err(AuthError::OtherRealm("x".into()))
+        );
+        assert!(pinned
+            .answer_in_dialog(None, &carrier, "BYE", "sip:b@h", "c")
             .is_ok());
     }
 
