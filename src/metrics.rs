@@ -150,7 +150,7 @@ pub const TCP_CLOSE_REASONS: &[&str] = &[
 /// `result` of `sip_dns_resolutions_total` (RFC 3263 resolution of a trunk or URI host).
 pub const DNS_RESULTS: &[&str] = &["resolved", "not_found"];
 /// `reason` of `sip_failovers_total`: why a request moved to the next target (RFC 3263 §4.3).
-pub const FAILOVER_REASONS: &[&str] = &["503", "timeout", "transport"];
+pub const FAILOVER_REASONS: &[&str] = &["unavailable", "timeout", "transport"];
 
 /// Seconds buckets for call set-up: milliseconds to tens of seconds.
 const SETUP_BUCKETS: &[f64] = &[

@@ -39,7 +39,7 @@ pub(crate) enum FailoverReason {
 impl FailoverReason {
     fn label(self) -> &'static str {
         match self {
-            FailoverReason::Unavailable => "503",
+            FailoverReason::Unavailable => "unavailable",
             FailoverReason::Timeout => "timeout",
             FailoverReason::Transport => "transport",
         }

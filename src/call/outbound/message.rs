@@ -286,7 +286,7 @@ impl Handler<SipIn> for MessageSender {
             }
         }
         if code == 503 {
-            self.fail_over("503", MessageOutcome::Status(code), ctx);
+            self.fail_over("unavailable", MessageOutcome::Status(code), ctx);
         } else if code >= 200 {
             self.finish(MessageOutcome::Status(code), ctx);
         } else {
