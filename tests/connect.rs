@@ -7,73 +7,15 @@
 mod common;
 
 use std::net::UdpSocket;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use activeflow::engine::{EndReason, Status};
+use common::uas::SippUas;
 use common::{flow, free_port, http, scenario, sipp, start_with, TestEngine};
 use serde_json::{json, Value};
 
 const PCAP: &str = "/usr/share/sip-tester/g711a.pcap";
-
-/// A SIPp UAS on its own port, for one call (`-m 1`), with `-key rtp_port` for its SDP.
-struct Callee {
-    child: Child,
-    port: u16,
-}
-
-impl Callee {
-    fn start(name: &str, rtp_port: u16, extra: &[&str]) -> Callee {
-        let port = free_port();
-        let dir =
-            std::env::temp_dir().join(format!("activeflow-uas-{}-{port}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("dir");
-        let child = Command::new("sipp")
-            .current_dir(&dir)
-            .args(["-sf", scenario(name).to_str().expect("path")])
-            .args(["-i", "127.0.0.1", "-p", &port.to_string(), "-m", "1"])
-            .args(["-key", "rtp_port", &rtp_port.to_string()])
-            .args(["-buff_size", "4194304", "-nostdin", "-trace_err"])
-            .args(["-timeout", "60s", "-timeout_error"])
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run sipp ({e}); scripts/test.sh installs it"));
-        // SIPp binds its port at once; give it a moment to be listening.
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while UdpSocket::bind(("127.0.0.1", port)).is_ok() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Callee { child, port }
-    }
-
-    fn uri(&self) -> String {
-        format!("sip:bob@127.0.0.1:{}", self.port)
-    }
-
-    /// Waits for SIPp to finish its one call; true when it succeeded.
-    fn succeeded(mut self, limit: Duration) -> bool {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return status.success();
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Callee {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn engine(flows: &[Value], proxy: Option<u16>) -> TestEngine {
     let routes: Vec<(String, String)> = flows
@@ -160,8 +102,8 @@ fn connect_relays_the_callers_audio_cancels_the_loser_and_goes_on_when_the_calle
     let media_port = media.local_addr().unwrap().port();
     // The winner answers at once and hangs up after 8.5 s (the pcap lasts 7.08 s); the loser
     // rings until it is cancelled.
-    let winner = Callee::start("uas_answer_then_bye.xml", media_port, &["-d", "8500"]);
-    let loser = Callee::start("uas_ring_cancel.xml", free_port(), &[]);
+    let winner = SippUas::start_with_rtp("uas_answer_then_bye.xml", media_port, &["-d", "8500"]);
+    let loser = SippUas::start_with_rtp("uas_ring_cancel.xml", free_port(), &[]);
     let f = flow(
         "bridge",
         json!([
@@ -271,7 +213,7 @@ fn winner_uri(result: &Value) -> Value {
 
 #[test]
 fn the_caller_hanging_up_sends_bye_to_the_callee_and_ends_the_activeflow() {
-    let callee = Callee::start("uas_answer_wait_bye.xml", free_port(), &[]);
+    let callee = SippUas::start_with_rtp("uas_answer_wait_bye.xml", free_port(), &[]);
     let f = flow(
         "bye",
         json!([
@@ -304,7 +246,7 @@ fn busy_and_no_answer_are_recorded_and_branchable() {
         ("uas_busy.xml", "busy", 20_000),
         ("uas_ring_cancel.xml", "noanswer", 1_000),
     ] {
-        let callee = Callee::start(scenario_name, free_port(), &[]);
+        let callee = SippUas::start_with_rtp(scenario_name, free_port(), &[]);
         let (on_busy, on_noanswer) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
         let f = flow(
             "fail",
@@ -342,7 +284,7 @@ fn busy_and_no_answer_are_recorded_and_branchable() {
 
 #[test]
 fn message_send_reaches_a_sip_peer_through_the_trunks_outbound_proxy() {
-    let peer = Callee::start("uas_message.xml", free_port(), &[]);
+    let peer = SippUas::start_with_rtp("uas_message.xml", free_port(), &[]);
     let engine = engine(&[], Some(peer.port));
     let body = json!({"actions": [
         {"type": "message_send", "option": {

@@ -7,69 +7,18 @@
 mod common;
 
 use std::net::UdpSocket;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
 use activeflow::engine::Status;
-use common::{flow, free_port, http, scenario, sipp, start, TestEngine};
+use common::uas::SippUas;
+use common::{flow, http, sipp, start, TestEngine};
 use serde_json::{json, Value};
 
-/// A SIPp UAS on its own SIP and media ports for one call.
-struct Callee {
-    child: Child,
-    port: u16,
-}
-
-impl Callee {
-    fn start(name: &str) -> Callee {
-        let port = free_port();
-        let dir =
-            std::env::temp_dir().join(format!("activeflow-early-{}-{port}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("dir");
-        let child = Command::new("sipp")
-            .current_dir(&dir)
-            .args(["-sf", scenario(name).to_str().expect("path")])
-            .args(["-i", "127.0.0.1", "-p", &port.to_string(), "-m", "1"])
-            // SIPp binds its media port and the three above it (RTCP, video).
-            .args(["-mp", &common::reserve_ports(4).release().to_string()])
-            .args(["-buff_size", "4194304", "-nostdin", "-trace_err"])
-            .args(["-timeout", "30s", "-timeout_error"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run sipp ({e}); scripts/test.sh installs it"));
-        // Polls until SIPp holds its port (never a fixed sleep).
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while UdpSocket::bind(("127.0.0.1", port)).is_ok() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Callee { child, port }
-    }
-
-    fn uri(&self) -> String {
-        format!("sip:bob@127.0.0.1:{}", self.port)
-    }
-
-    fn succeeded(mut self, limit: Duration) -> bool {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return status.success();
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Callee {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// A SIPp callee on its own SIP port and a block of media ports (SIPp binds its media port
+/// and the three above it: RTCP, video).
+fn callee(name: &str) -> SippUas {
+    let media = common::reserve_ports(4).release().to_string();
+    SippUas::start(name, &["-mp", &media])
 }
 
 /// One call at a time: SIPp callees' media port blocks and the tests' single ports come
@@ -149,7 +98,7 @@ fn call(
     packets
 }
 
-fn connect_flow(name: &str, callee: &Callee, early_media: bool, answer_first: bool) -> Value {
+fn connect_flow(name: &str, callee: &SippUas, early_media: bool, answer_first: bool) -> Value {
     let mut actions = vec![json!({"type": "connect", "option": {
         "destinations": [{"type": "sip", "target": callee.uri()}],
         "ring_timeout": 10000,
@@ -172,7 +121,7 @@ fn ended(engine: &TestEngine) {
 #[test]
 fn early_media_reaches_the_caller_before_the_answer() {
     let _serial = serial();
-    let callee = Callee::start("uas_183_early_media.xml");
+    let callee = callee("uas_183_early_media.xml");
     let engine = start(
         &[connect_flow("early", &callee, true, false)],
         &[("early", "early")],
@@ -223,7 +172,7 @@ fn pcap_payloads(path: &str) -> Vec<Vec<u8>> {
 #[test]
 fn an_answered_caller_hears_the_callees_early_media_not_ringback() {
     let _serial = serial();
-    let callee = Callee::start("uas_183_early_media.xml");
+    let callee = callee("uas_183_early_media.xml");
     let engine = start(
         &[connect_flow("relay", &callee, true, true)],
         &[("relay", "relay")],
@@ -256,8 +205,8 @@ fn an_answered_caller_hears_the_callees_early_media_not_ringback() {
 #[test]
 fn the_first_early_media_wins_over_a_second_callee() {
     let _serial = serial();
-    let first = Callee::start("uas_183_early_media.xml");
-    let second = Callee::start("uas_183_late_cancel.xml");
+    let first = callee("uas_183_early_media.xml");
+    let second = callee("uas_183_late_cancel.xml");
     let f = flow(
         "fork",
         json!([{"type": "connect", "option": {
@@ -291,7 +240,7 @@ fn the_first_early_media_wins_over_a_second_callee() {
 #[test]
 fn reliable_early_media_both_ways() {
     let _serial = serial();
-    let callee = Callee::start("uas_183_100rel.xml");
+    let callee = callee("uas_183_100rel.xml");
     let engine = start(
         &[connect_flow("rel", &callee, true, false)],
         &[("rel", "rel")],
@@ -318,7 +267,7 @@ fn reliable_early_media_both_ways() {
 #[test]
 fn a_late_offer_caller_hears_the_early_callee_once_answered() {
     let _serial = serial();
-    let callee = Callee::start("uas_183_early_media.xml");
+    let callee = callee("uas_183_early_media.xml");
     let engine = start(
         &[connect_flow("late", &callee, true, false)],
         &[("late", "late")],
@@ -344,7 +293,7 @@ fn a_late_offer_caller_hears_the_early_callee_once_answered() {
 #[test]
 fn an_answered_caller_hears_ringback_until_the_callee_answers() {
     let _serial = serial();
-    let callee = Callee::start("uas_180_then_answer.xml");
+    let callee = callee("uas_180_then_answer.xml");
     let engine = start(
         &[connect_flow("ring", &callee, true, true)],
         &[("ring", "ring")],

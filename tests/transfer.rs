@@ -8,70 +8,15 @@
 mod common;
 
 use std::net::UdpSocket;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use activeflow::engine::{ActiveflowRecord, EndReason, Status};
 use common::ports::reserve_ports;
-use common::{executed_types, flow, free_port, http, scenario, sipp, start_with, TestEngine};
+use common::uas::SippUas;
+use common::{executed_types, flow, free_port, http, sipp, start_with, TestEngine};
 use serde_json::{json, Value};
 
 const PCAP: &str = "/usr/share/sip-tester/g711a.pcap";
-
-/// A SIPp UAS on its own port for one call, its SDP media at `rtp_port`.
-struct Uas {
-    child: Child,
-    port: u16,
-}
-
-impl Uas {
-    fn start(name: &str, rtp_port: u16, extra: &[&str]) -> Uas {
-        let port = free_port();
-        let dir =
-            std::env::temp_dir().join(format!("activeflow-xfer-{}-{port}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("dir");
-        let child = Command::new("sipp")
-            .current_dir(&dir)
-            .args(["-sf", scenario(name).to_str().expect("path")])
-            .args(["-i", "127.0.0.1", "-p", &port.to_string(), "-m", "1"])
-            .args(["-key", "rtp_port", &rtp_port.to_string()])
-            .args(["-buff_size", "4194304", "-nostdin", "-trace_err"])
-            .args(["-timeout", "30s", "-timeout_error"])
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run sipp ({e}); scripts/test.sh installs it"));
-        // Polls until SIPp holds its port (no fixed sleep).
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while UdpSocket::bind(("127.0.0.1", port)).is_ok() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Uas { child, port }
-    }
-
-    /// Waits for SIPp to finish its one call; true when it succeeded.
-    fn succeeded(mut self, limit: Duration) -> bool {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return status.success();
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Uas {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn engine(f: Value) -> TestEngine {
     let name = f["name"].as_str().unwrap().to_owned();
@@ -142,12 +87,12 @@ fn capture_pcma(socket: &UdpSocket, quiet: Duration, limit: Duration) -> Vec<Vec
 fn a_bridged_caller_refers_its_callee_to_a_third_party() {
     let bob_media = UdpSocket::bind("127.0.0.1:0").unwrap();
     let bob_rtp = bob_media.local_addr().unwrap().port();
-    let bob = Uas::start("uas_answer_wait_bye.xml", bob_rtp, &[]);
+    let bob = SippUas::start_with_rtp("uas_answer_wait_bye.xml", bob_rtp, &[]);
     // SIPp binds -mp N and N+2 (video): four ports of our own for carol's media.
     let carol_rtp = reserve_ports(4).release();
     let mp = carol_rtp.to_string();
     // Carol plays her pcap from her SDP's port and hangs up after 3 s.
-    let carol = Uas::start(
+    let carol = SippUas::start_with_rtp(
         "uas_refer_target.xml",
         carol_rtp,
         &["-mp", &mp, "-d", "3000"],
@@ -236,9 +181,10 @@ fn a_bridged_caller_refers_its_callee_to_a_third_party() {
 /// answers after the caller left and bob stays up, bridged with her, until she hangs up.
 #[test]
 fn a_caller_that_leaves_right_after_the_202_still_transfers_its_callee() {
-    let bob = Uas::start("uas_answer_wait_bye.xml", free_port(), &[]);
+    let bob = SippUas::start_with_rtp("uas_answer_wait_bye.xml", free_port(), &[]);
     let carol_mp = reserve_ports(4).release().to_string();
-    let carol = Uas::start("uas_refer_target.xml", 0, &["-mp", &carol_mp, "-d", "1500"]);
+    let carol =
+        SippUas::start_with_rtp("uas_refer_target.xml", 0, &["-mp", &carol_mp, "-d", "1500"]);
     let f = flow(
         "xfer-bye",
         json!([
@@ -270,9 +216,10 @@ fn a_caller_that_leaves_right_after_the_202_still_transfers_its_callee() {
 #[test]
 fn a_bridged_callee_refers_the_caller_to_a_third_party() {
     let carol_mp = reserve_ports(4).release().to_string();
-    let carol = Uas::start("uas_refer_target.xml", 0, &["-mp", &carol_mp, "-d", "2000"]);
+    let carol =
+        SippUas::start_with_rtp("uas_refer_target.xml", 0, &["-mp", &carol_mp, "-d", "2000"]);
     let refer_port = carol.port.to_string();
-    let bob = Uas::start(
+    let bob = SippUas::start_with_rtp(
         "uas_refer.xml",
         free_port(),
         &["-key", "refer_port", &refer_port],
@@ -342,7 +289,7 @@ fn reached(target: &UdpSocket) -> bool {
 }
 
 /// A flow that bridges the caller with bob, `transfer` as given.
-fn bridge_flow(name: &str, bob: &Uas, transfer: bool) -> Value {
+fn bridge_flow(name: &str, bob: &SippUas, transfer: bool) -> Value {
     flow(
         name,
         json!([
@@ -358,7 +305,7 @@ fn bridge_flow(name: &str, bob: &Uas, transfer: bool) -> Value {
 /// INVITE goes to the Refer-To target.
 #[test]
 fn a_refer_without_the_connect_transfer_option_is_refused() {
-    let bob = Uas::start("uas_answer_wait_bye.xml", free_port(), &[]);
+    let bob = SippUas::start_with_rtp("uas_answer_wait_bye.xml", free_port(), &[]);
     let carol = UdpSocket::bind("127.0.0.1:0").unwrap();
     let refer_port = carol.local_addr().unwrap().port().to_string();
     let engine = engine(bridge_flow("xfer-off", &bob, false));
@@ -376,7 +323,7 @@ fn a_refer_without_the_connect_transfer_option_is_refused() {
 /// NOTIFY carries 403 and the transfer is recorded as failed.
 #[test]
 fn a_refer_to_an_internal_address_is_not_dialled() {
-    let bob = Uas::start("uas_answer_wait_bye.xml", free_port(), &[]);
+    let bob = SippUas::start_with_rtp("uas_answer_wait_bye.xml", free_port(), &[]);
     let carol = UdpSocket::bind("127.0.0.1:0").unwrap();
     let refer_port = carol.local_addr().unwrap().port().to_string();
     let engine = engine(bridge_flow("xfer-internal", &bob, true));
@@ -397,8 +344,8 @@ fn a_refer_to_an_internal_address_is_not_dialled() {
 /// on), so no later action can be bridged with carol.
 #[test]
 fn a_callee_that_hangs_up_cancels_the_callers_transfer() {
-    let carol = Uas::start("uas_ring_cancel.xml", 0, &[]);
-    let bob = Uas::start("uas_answer_then_bye.xml", free_port(), &["-d", "1500"]);
+    let carol = SippUas::start_with_rtp("uas_ring_cancel.xml", 0, &[]);
+    let bob = SippUas::start_with_rtp("uas_answer_then_bye.xml", free_port(), &["-d", "1500"]);
     let f = flow(
         "xfer-cancel",
         json!([

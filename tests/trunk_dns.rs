@@ -6,12 +6,13 @@
 
 mod common;
 
-use std::net::{TcpListener, UdpSocket};
+use std::net::UdpSocket;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use activeflow::engine::{ActiveflowRecord, Status};
-use common::{flow, free_port, http, scenario, sipp, start_with, TestEngine};
+use common::uas::SippUas;
+use common::{flow, free_port, http, sipp, start_with, TestEngine};
 use serde_json::{json, Value};
 
 const DNSMASQ: &str = "/usr/sbin/dnsmasq";
@@ -61,71 +62,6 @@ impl Dns {
 }
 
 impl Drop for Dns {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A SIPp UAS for one call or message, over UDP (`u1`) or TCP (`t1`), on `ip`.
-struct Server {
-    child: Child,
-    port: u16,
-}
-
-impl Server {
-    fn start(name: &str, transport: &str, ip: &str, extra: &[&str]) -> Server {
-        let port = free_port();
-        let dir =
-            std::env::temp_dir().join(format!("activeflow-dns-uas-{}-{port}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let child = Command::new("sipp")
-            .current_dir(&dir)
-            .args(["-sf", scenario(name).to_str().unwrap()])
-            .args([
-                "-t",
-                transport,
-                "-i",
-                ip,
-                "-p",
-                &port.to_string(),
-                "-m",
-                "1",
-            ])
-            .args(["-key", "rtp_port", &free_port().to_string()])
-            .args(["-nostdin", "-timeout", "30s", "-timeout_error"])
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run sipp ({e}); scripts/test.sh installs it"));
-        let deadline = Instant::now() + Duration::from_secs(5);
-        let bound = |p: u16| match (transport, ip) {
-            ("t1", _) => TcpListener::bind((ip, p)).is_err(),
-            _ => UdpSocket::bind((ip, p)).is_err(),
-        };
-        while !bound(port) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Server { child, port }
-    }
-
-    /// Waits for SIPp to finish its one call; true when it succeeded.
-    fn succeeded(mut self, limit: Duration) -> bool {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return status.success();
-            }
-            if Instant::now() > deadline {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -217,14 +153,22 @@ fn send_message(engine: &TestEngine) -> Value {
     result_of(&ended_one(engine, Duration::from_secs(15)), "message_send")
 }
 
+/// A SIPp UAS for one call or message, over UDP (`u1`) or TCP (`t1`), on `ip`.
+fn server(name: &str, transport: &str, ip: &str, extra: &[&str]) -> SippUas {
+    let rtp = free_port().to_string();
+    let mut args = vec!["-key", "rtp_port", rtp.as_str()];
+    args.extend_from_slice(extra);
+    SippUas::start_on(name, ip, transport, &args)
+}
+
 /// RFC 3263 §4.1: NAPTR picks UDP (the better-ordered SCTP record is for a transport we do not
 /// support, the SIPS one comes later in order);
 /// §4.2: its SRV set is tried by priority; §4.3: the first target's 503 sends the INVITE to the
 /// second, which answers, so the call connects through it.
 #[test]
 fn naptr_and_srv_fail_over_from_a_503_target_to_the_next() {
-    let dead = Server::start("uas_503.xml", "u1", "127.0.0.1", &[]);
-    let live = Server::start("uas_answer_then_bye.xml", "u1", "127.0.0.1", &["-d", "500"]);
+    let dead = server("uas_503.xml", "u1", "127.0.0.1", &[]);
+    let live = server("uas_answer_then_bye.xml", "u1", "127.0.0.1", &["-d", "500"]);
     let dns = Dns::start(&[
         "--naptr-record=trunk.test,5,10,S,SIP+D2S,,_sip._sctp.trunk.test".into(),
         "--naptr-record=trunk.test,10,10,S,SIP+D2U,,_sip._udp.trunk.test".into(),
@@ -266,7 +210,7 @@ fn naptr_and_srv_fail_over_from_a_503_target_to_the_next() {
 #[test]
 fn a_tcp_trunk_uses_srv_and_fails_over_on_a_refused_connection() {
     let refused = free_port(); // nothing listens there
-    let live = Server::start("uas_answer_then_bye.xml", "t1", "127.0.0.1", &["-d", "500"]);
+    let live = server("uas_answer_then_bye.xml", "t1", "127.0.0.1", &["-d", "500"]);
     let dns = Dns::start(&[
         "--naptr-record=tcp.test,10,10,S,SIP+D2U,,_sip._udp.tcp.test".into(),
         format!(
@@ -314,7 +258,7 @@ fn a_tcp_trunk_uses_srv_and_fails_over_on_a_refused_connection() {
 /// RFC 3263 §4.3: with one target only, its 503 is the leg's final answer: failed, 503.
 #[test]
 fn a_single_target_answering_503_fails_the_leg_with_503() {
-    let dead = Server::start("uas_503.xml", "u1", "127.0.0.1", &[]);
+    let dead = server("uas_503.xml", "u1", "127.0.0.1", &[]);
     let dns = Dns::start(&[
         format!(
             "--srv-host=_sip._udp.only.test,one.only.test,{},10,0",
@@ -345,7 +289,7 @@ fn a_single_target_answering_503_fails_the_leg_with_503() {
 /// nobody serves): the A record of the host, with that port, reaches the SIPp peer.
 #[test]
 fn a_host_and_port_proxy_resolves_through_a_records() {
-    let peer = Server::start("uas_message.xml", "u1", "127.0.0.1", &[]);
+    let peer = server("uas_message.xml", "u1", "127.0.0.1", &[]);
     let dns = Dns::start(&[
         "--naptr-record=pbx.test,10,10,S,SIP+D2U,,_sip._udp.pbx.test".into(),
         format!(
@@ -367,7 +311,7 @@ fn a_host_and_port_proxy_resolves_through_a_records() {
 /// so after `sip.failover_timeout_ms` the MESSAGE goes to the second target, which answers.
 #[test]
 fn a_message_fails_over_from_a_silent_target() {
-    let peer = Server::start("uas_message.xml", "u1", "127.0.0.1", &[]);
+    let peer = server("uas_message.xml", "u1", "127.0.0.1", &[]);
     let dns = Dns::start(&[
         "--naptr-record=msg.test,10,10,S,SIP+D2U,,_sip._udp.msg.test".into(),
         format!(
@@ -394,7 +338,7 @@ fn a_message_fails_over_from_a_silent_target() {
 /// reached over IPv6 from an engine listening on both stacks.
 #[test]
 fn an_ipv6_literal_proxy_is_reached_over_ipv6() {
-    let peer = Server::start("uas_message.xml", "u1", "::1", &[]);
+    let peer = server("uas_message.xml", "u1", "::1", &[]);
     let dns = Dns::start(&[]);
     let proxy = format!("[::1]:{}", peer.port);
     let (server, proxy2) = (dns.server(), proxy.clone());

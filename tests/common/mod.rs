@@ -24,6 +24,7 @@ pub mod peers;
 pub mod ports;
 pub mod rtp;
 pub mod tts_log;
+pub mod uas;
 
 #[allow(unused_imports)] // each test binary uses a different part of the harness
 pub use ports::{reserve_port, reserve_ports, rtp_port_range, PortGuard};
