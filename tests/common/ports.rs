@@ -44,12 +44,19 @@ impl PortGuard {
     }
 }
 
+/// Every reservation takes whole blocks of this many ports, so blocks handed out by one
+/// counter never overlap: a single port and a SIPp media block (its port and the three above)
+/// reserved one after the other cannot land on each other once the first is released to its
+/// peer (SIPp exits 254 when it cannot bind).
+const BLOCK: u16 = 4;
+
 /// `count` consecutive ports free for UDP (and TCP on the first) on 127.0.0.1, held bound.
 pub fn reserve_ports(count: u16) -> PortGuard {
     static NEXT: AtomicU32 = AtomicU32::new(0);
-    let blocks = u32::from((PEER_LAST - PEER_FIRST + 1) / count);
+    let stride = count.div_ceil(BLOCK) * BLOCK;
+    let blocks = u32::from((PEER_LAST - PEER_FIRST + 1) / stride);
     for _ in 0..blocks {
-        let first = PEER_FIRST + count * next(&NEXT, blocks) as u16;
+        let first = PEER_FIRST + stride * next(&NEXT, blocks) as u16;
         let Ok(tcp) = TcpListener::bind(("127.0.0.1", first)) else {
             continue;
         };
