@@ -10,9 +10,12 @@ use std::net::UdpSocket;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use activeflow::engine::{EndReason, Status};
+use activeflow::engine::EndReason;
 use common::uas::SippUas;
-use common::{flow, free_port, http, scenario, sipp, start_with, TestEngine};
+use common::{
+    ended_one, flow, free_port, http, pcap_payloads, result_of, scenario, sipp, start_with,
+    TestEngine,
+};
 use serde_json::{json, Value};
 
 const PCAP: &str = "/usr/share/sip-tester/g711a.pcap";
@@ -35,41 +38,6 @@ fn engine(flows: &[Value], proxy: Option<u16>) -> TestEngine {
             config.trunks[0].outbound_proxy = format!("127.0.0.1:{port}");
         }
     })
-}
-
-fn ended_one(engine: &TestEngine, limit: Duration) -> activeflow::engine::ActiveflowRecord {
-    engine.wait_for("the activeflow to end", limit, |all| {
-        !all.is_empty() && all.iter().all(|a| a.status == Status::Ended)
-    });
-    engine.activeflows().remove(0)
-}
-
-fn result_of(record: &activeflow::engine::ActiveflowRecord, kind: &str) -> Value {
-    record
-        .executed_actions
-        .iter()
-        .find(|e| e.action.kind == kind)
-        .and_then(|e| e.result.clone())
-        .unwrap_or_else(|| panic!("no {kind} result in {:?}", record.executed_actions))
-}
-
-/// The RTP payloads of a pcap of RTP over UDP/IPv4/Ethernet, in order.
-fn pcap_payloads(path: &str) -> Vec<Vec<u8>> {
-    let data = std::fs::read(path).expect("pcap");
-    let mut out = Vec::new();
-    let mut at = 24;
-    while at + 16 <= data.len() {
-        let len = u32::from_le_bytes(data[at + 8..at + 12].try_into().unwrap()) as usize;
-        let packet = &data[at + 16..(at + 16 + len).min(data.len())];
-        at += 16 + len;
-        // Ethernet 14, IPv4 header (IHL words), UDP 8, RTP 12 (no CSRC in these pcaps).
-        let Some(ip) = packet.get(14..) else { continue };
-        let ihl = usize::from(ip[0] & 0x0f) * 4;
-        if let Some(rtp) = ip.get(ihl + 8..).filter(|r| r.len() > 12) {
-            out.push(rtp[12..].to_vec());
-        }
-    }
-    out
 }
 
 /// Received RTP: (payload type, sequence, ssrc, payload), until `quiet` passes after the last.

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use activeflow::engine::Status;
 use common::uas::SippUas;
-use common::{flow, http, sipp, start, TestEngine};
+use common::{flow, http, pcap_payloads, sipp, start, TestEngine};
 use serde_json::{json, Value};
 
 /// A SIPp callee on its own SIP port and a block of media ports (SIPp binds its media port
@@ -146,24 +146,6 @@ fn early_media_reaches_the_caller_before_the_answer() {
         "the callee's PCMA, relayed"
     );
     ended(&engine);
-}
-
-/// The payloads of a pcap of RTP over UDP/IPv4/Ethernet (as `tests/connect.rs` reads them).
-fn pcap_payloads(path: &str) -> Vec<Vec<u8>> {
-    let data = std::fs::read(path).expect("pcap");
-    let mut out = Vec::new();
-    let mut at = 24;
-    while at + 16 <= data.len() {
-        let len = u32::from_le_bytes(data[at + 8..at + 12].try_into().unwrap()) as usize;
-        let packet = &data[at + 16..(at + 16 + len).min(data.len())];
-        at += 16 + len;
-        let Some(ip) = packet.get(14..) else { continue };
-        let ihl = usize::from(ip[0] & 0x0f) * 4;
-        if let Some(rtp) = ip.get(ihl + 8..).filter(|r| r.len() > 12) {
-            out.push(rtp[12..].to_vec());
-        }
-    }
-    out
 }
 
 /// An answered caller whose callee has early media hears that media, relayed, not our

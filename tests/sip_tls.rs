@@ -12,8 +12,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use activeflow::engine::{ActiveflowRecord, EndReason, Status};
-use common::{flow, free_port, require_on_path, scenario, sipp, start_with, TestEngine};
+use activeflow::engine::{EndReason, Status};
+use common::{
+    ended_one, flow, free_port, require_on_path, result_of, scenario, sipp, start_with, TestEngine,
+};
 use serde_json::{json, Value};
 
 /// A CA and a server certificate it signed, as PEM files in `dir`.
@@ -113,22 +115,6 @@ fn engine(flows: &[Value], env: &[(&str, &str)], trunk: impl FnOnce(&mut Value))
         t0.transport = field("transport");
         t0.tls_ca = field("tls_ca");
     })
-}
-
-fn ended_one(engine: &TestEngine) -> ActiveflowRecord {
-    engine.wait_for("the activeflow to end", Duration::from_secs(15), |all| {
-        !all.is_empty() && all.iter().all(|a| a.status == Status::Ended)
-    });
-    engine.activeflows().remove(0)
-}
-
-fn result_of(record: &ActiveflowRecord, kind: &str) -> Value {
-    record
-        .executed_actions
-        .iter()
-        .find(|e| e.action.kind == kind)
-        .and_then(|e| e.result.clone())
-        .unwrap_or_else(|| panic!("no {kind} result in {:?}", record.executed_actions))
 }
 
 /// A 300 ms 8 kHz mono 16-bit WAV tone at `path`.
@@ -338,7 +324,7 @@ fn connect_through_a_tls_trunk_checks_the_proxy_name_against_its_ca() {
     );
     assert!(trace.contains("Via: SIP/2.0/TLS "), "{trace}");
     assert!(trace.contains(";transport=tls>"), "our Contact: {trace}");
-    let record = ended_one(&engine);
+    let record = ended_one(&engine, Duration::from_secs(15));
     let result = result_of(&record, "connect");
     assert_eq!(result["result"], "answered", "{result}");
     assert_eq!(result["ended_by"], "callee", "{result}");
@@ -373,7 +359,7 @@ fn a_proxy_certificate_from_another_ca_or_for_another_name_fails_the_leg() {
         });
         let started = Instant::now();
         sipp(engine.sip, "uac_engine_bye.xml", "tls-out", &["-m", "1"]).assert_all_ok(1);
-        let record = ended_one(&engine);
+        let record = ended_one(&engine, Duration::from_secs(15));
         let result = result_of(&record, "connect");
         assert_eq!(result["result"], "failed", "{result}");
         assert_eq!(record.end_reason, Some(EndReason::Completed));
@@ -531,7 +517,7 @@ fn message_send_through_a_tls_trunk_is_delivered() {
         succeeded(&mut peer, Duration::from_secs(15)),
         "the peer got the MESSAGE"
     );
-    let record = ended_one(&engine);
+    let record = ended_one(&engine, Duration::from_secs(15));
     let result = result_of(&record, "message_send");
     assert_eq!(result["destinations"][0]["status"], 200, "{result}");
     let trace = read_dir_text(&trace_dir);

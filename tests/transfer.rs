@@ -10,10 +10,13 @@ mod common;
 use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
-use activeflow::engine::{ActiveflowRecord, EndReason, Status};
+use activeflow::engine::EndReason;
 use common::ports::reserve_ports;
 use common::uas::SippUas;
-use common::{executed_types, flow, free_port, http, sipp, start_with, TestEngine};
+use common::{
+    ended_one, executed_types, flow, free_port, http, pcap_payloads, result_of, sipp, start_with,
+    TestEngine,
+};
 use serde_json::{json, Value};
 
 const PCAP: &str = "/usr/share/sip-tester/g711a.pcap";
@@ -21,40 +24,6 @@ const PCAP: &str = "/usr/share/sip-tester/g711a.pcap";
 fn engine(f: Value) -> TestEngine {
     let name = f["name"].as_str().unwrap().to_owned();
     start_with(&[f], &[(&name, &name)], &[], |_| {})
-}
-
-fn ended_one(engine: &TestEngine) -> ActiveflowRecord {
-    engine.wait_for("the activeflow to end", Duration::from_secs(20), |all| {
-        !all.is_empty() && all.iter().all(|a| a.status == Status::Ended)
-    });
-    engine.activeflows().remove(0)
-}
-
-fn result_of(record: &ActiveflowRecord, kind: &str) -> Value {
-    record
-        .executed_actions
-        .iter()
-        .find(|e| e.action.kind == kind)
-        .and_then(|e| e.result.clone())
-        .unwrap_or_else(|| panic!("no {kind} result in {:?}", record.executed_actions))
-}
-
-/// The RTP payloads of a pcap of RTP over UDP/IPv4/Ethernet, in order.
-fn pcap_payloads(path: &str) -> Vec<Vec<u8>> {
-    let data = std::fs::read(path).expect("pcap");
-    let mut out = Vec::new();
-    let mut at = 24;
-    while at + 16 <= data.len() {
-        let len = u32::from_le_bytes(data[at + 8..at + 12].try_into().unwrap()) as usize;
-        let packet = &data[at + 16..(at + 16 + len).min(data.len())];
-        at += 16 + len;
-        let Some(ip) = packet.get(14..) else { continue };
-        let ihl = usize::from(ip[0] & 0x0f) * 4;
-        if let Some(rtp) = ip.get(ihl + 8..).filter(|r| r.len() > 12) {
-            out.push(rtp[12..].to_vec());
-        }
-    }
-    out
 }
 
 /// PCMA payloads received on `socket` until `quiet` passes after the last packet.
@@ -155,7 +124,7 @@ fn a_bridged_caller_refers_its_callee_to_a_third_party() {
         next += at + 1;
     }
 
-    let record = ended_one(&engine);
+    let record = ended_one(&engine, Duration::from_secs(20));
     assert_eq!(record.end_reason, Some(EndReason::Hangup));
     assert_eq!(executed_types(&record), ["connect", "transfer"]);
     let result = result_of(&record, "transfer");
@@ -202,7 +171,7 @@ fn a_caller_that_leaves_right_after_the_202_still_transfers_its_callee() {
         bob.succeeded(Duration::from_secs(15)),
         "bob got BYE once carol hung up"
     );
-    let record = ended_one(&engine);
+    let record = ended_one(&engine, Duration::from_secs(20));
     assert_eq!(record.end_reason, Some(EndReason::Hangup));
     assert_eq!(executed_types(&record), ["connect", "transfer"]);
     let result = result_of(&record, "transfer");
@@ -245,7 +214,7 @@ fn a_bridged_callee_refers_the_caller_to_a_third_party() {
     assert!(carol.succeeded(Duration::from_secs(15)), "carol's scenario");
     caller.join().unwrap().assert_all_ok(1);
 
-    let record = ended_one(&engine);
+    let record = ended_one(&engine, Duration::from_secs(20));
     assert_eq!(record.end_reason, Some(EndReason::Completed));
     assert_eq!(
         executed_types(&record),
@@ -273,7 +242,7 @@ fn refers_without_one_usable_refer_to_or_outside_a_bridge_are_refused() {
     );
     let engine = engine(f);
     sipp(engine.sip, "uac_refer_refused.xml", "refused", &["-m", "1"]).assert_all_ok(1);
-    let record = ended_one(&engine);
+    let record = ended_one(&engine, Duration::from_secs(20));
     assert_eq!(record.end_reason, Some(EndReason::Hangup));
     assert_eq!(executed_types(&record), ["answer", "sleep"]);
     assert_eq!(record.variables.get("transfer.result"), None);
@@ -313,7 +282,7 @@ fn a_refer_without_the_connect_transfer_option_is_refused() {
     sipp(engine.sip, "uac_refer_off.xml", "xfer-off", &args).assert_all_ok(1);
     assert!(bob.succeeded(Duration::from_secs(10)), "bob's scenario");
     assert!(!reached(&carol), "no INVITE to the Refer-To target");
-    let record = ended_one(&engine);
+    let record = ended_one(&engine, Duration::from_secs(20));
     assert_eq!(executed_types(&record), ["connect"]);
     assert_eq!(record.variables.get("transfer.result"), None);
 }
@@ -331,7 +300,7 @@ fn a_refer_to_an_internal_address_is_not_dialled() {
     sipp(engine.sip, "uac_refer_internal.xml", "xfer-internal", &args).assert_all_ok(1);
     assert!(bob.succeeded(Duration::from_secs(10)), "bob's scenario");
     assert!(!reached(&carol), "no INVITE to the internal target");
-    let record = ended_one(&engine);
+    let record = ended_one(&engine, Duration::from_secs(20));
     assert_eq!(executed_types(&record), ["connect", "transfer"]);
     let result = result_of(&record, "transfer");
     assert_eq!(result["result"], "failed", "{result}");
@@ -362,7 +331,7 @@ fn a_callee_that_hangs_up_cancels_the_callers_transfer() {
     sipp(engine.sip, "uac_refer_cancelled.xml", "xfer-cancel", &args).assert_all_ok(1);
     assert!(bob.succeeded(Duration::from_secs(10)), "bob's scenario");
     assert!(carol.succeeded(Duration::from_secs(10)), "carol got CANCEL");
-    let record = ended_one(&engine);
+    let record = ended_one(&engine, Duration::from_secs(20));
     assert_eq!(
         executed_types(&record),
         ["connect", "transfer", "sleep", "hangup"]
@@ -392,7 +361,7 @@ fn the_transfer_action_refers_the_caller_and_ends_the_call_when_it_succeeds() {
     let engine = engine(transfer_flow("refer-ok"));
     let args = ["-m", "1", "-key", "final", "200 OK"];
     sipp(engine.sip, "uac_refer_accept.xml", "refer-ok", &args).assert_all_ok(1);
-    let record = ended_one(&engine);
+    let record = ended_one(&engine, Duration::from_secs(20));
     assert_eq!(record.end_reason, Some(EndReason::Completed));
     assert_eq!(executed_types(&record), ["answer", "transfer"]);
     let result = result_of(&record, "transfer");
@@ -409,7 +378,7 @@ fn a_failed_transfer_lets_the_flow_go_on() {
     let engine = engine(transfer_flow("refer-busy"));
     let args = ["-m", "1", "-key", "final", "486 Busy Here"];
     sipp(engine.sip, "uac_refer_accept.xml", "refer-busy", &args).assert_all_ok(1);
-    let record = ended_one(&engine);
+    let record = ended_one(&engine, Duration::from_secs(20));
     assert_eq!(record.end_reason, Some(EndReason::Completed));
     assert_eq!(
         executed_types(&record),

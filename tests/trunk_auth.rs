@@ -12,8 +12,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use activeflow::config::Config;
-use activeflow::engine::Status;
-use common::{flow, free_port, http, scenario, sipp, start_with, wait_until, TestEngine};
+use common::{
+    ended_one, flow, free_port, http, result_of, scenario, sipp, start_with, wait_until, TestEngine,
+};
 use serde_json::{json, Value};
 
 /// SIPp as the carrier, on its own port, for one call, its messages traced to a file.
@@ -147,22 +148,6 @@ fn engine(
         trunk.password = "s3cret".into();
         change(trunk);
     })
-}
-
-fn ended_one(engine: &TestEngine, limit: Duration) -> activeflow::engine::ActiveflowRecord {
-    engine.wait_for("the activeflow to end", limit, |all| {
-        !all.is_empty() && all.iter().all(|a| a.status == Status::Ended)
-    });
-    engine.activeflows().remove(0)
-}
-
-fn result_of(record: &activeflow::engine::ActiveflowRecord, kind: &str) -> Value {
-    record
-        .executed_actions
-        .iter()
-        .find(|e| e.action.kind == kind)
-        .and_then(|e| e.result.clone())
-        .unwrap_or_else(|| panic!("no {kind} result in {:?}", record.executed_actions))
 }
 
 /// A flow that answers, connects to `+15550199` through the trunk with `extra` options, then

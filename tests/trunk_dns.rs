@@ -10,9 +10,8 @@ use std::net::UdpSocket;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use activeflow::engine::{ActiveflowRecord, Status};
 use common::uas::SippUas;
-use common::{flow, free_port, http, sipp, start_with, TestEngine};
+use common::{ended_one, flow, free_port, http, result_of, sipp, start_with, TestEngine};
 use serde_json::{json, Value};
 
 const DNSMASQ: &str = "/usr/sbin/dnsmasq";
@@ -106,22 +105,6 @@ fn engine_with(
             config.trunks[0].transport = transport;
         },
     )
-}
-
-fn ended_one(engine: &TestEngine, limit: Duration) -> ActiveflowRecord {
-    engine.wait_for("the activeflow to end", limit, |all| {
-        !all.is_empty() && all.iter().all(|a| a.status == Status::Ended)
-    });
-    engine.activeflows().remove(0)
-}
-
-fn result_of(record: &ActiveflowRecord, kind: &str) -> Value {
-    record
-        .executed_actions
-        .iter()
-        .find(|e| e.action.kind == kind)
-        .and_then(|e| e.result.clone())
-        .unwrap_or_else(|| panic!("no {kind} result in {:?}", record.executed_actions))
 }
 
 /// A flow that connects the caller to a number through the trunk, then hangs up.

@@ -249,6 +249,43 @@ pub fn executed_types(a: &ActiveflowRecord) -> Vec<String> {
 // ---- HTTP ----
 
 /// One HTTP/1.1 request with `Connection: close`; returns status and JSON body (Null if none).
+/// Waits (up to `limit`) until the engine's activeflows have all ended; the first of them.
+pub fn ended_one(engine: &TestEngine, limit: Duration) -> ActiveflowRecord {
+    engine.wait_for("the activeflow to end", limit, |all| {
+        !all.is_empty() && all.iter().all(|a| a.status == Status::Ended)
+    });
+    engine.activeflows().remove(0)
+}
+
+/// The `result` of the first executed action of type `kind` (panics naming the log when none).
+pub fn result_of(record: &ActiveflowRecord, kind: &str) -> Value {
+    record
+        .executed_actions
+        .iter()
+        .find(|e| e.action.kind == kind)
+        .and_then(|e| e.result.clone())
+        .unwrap_or_else(|| panic!("no {kind} result in {:?}", record.executed_actions))
+}
+
+/// The RTP payloads of a pcap of RTP over UDP/IPv4/Ethernet, in order (SIPp's pcaps).
+pub fn pcap_payloads(path: &str) -> Vec<Vec<u8>> {
+    let data = std::fs::read(path).expect("pcap");
+    let mut out = Vec::new();
+    let mut at = 24;
+    while at + 16 <= data.len() {
+        let len = u32::from_le_bytes(data[at + 8..at + 12].try_into().expect("4 bytes")) as usize;
+        let packet = &data[at + 16..(at + 16 + len).min(data.len())];
+        at += 16 + len;
+        // Ethernet 14, IPv4 header (IHL words), UDP 8, RTP 12 (no CSRC in these pcaps).
+        let Some(ip) = packet.get(14..) else { continue };
+        let ihl = usize::from(ip[0] & 0x0f) * 4;
+        if let Some(rtp) = ip.get(ihl + 8..).filter(|r| r.len() > 12) {
+            out.push(rtp[12..].to_vec());
+        }
+    }
+    out
+}
+
 pub fn http(addr: SocketAddr, method: &str, path: &str, body: Option<&str>) -> (u16, Value) {
     http_with(addr, method, path, body, &[])
 }
