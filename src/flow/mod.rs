@@ -18,6 +18,7 @@ pub mod substitute;
 pub mod types;
 pub mod validate;
 pub mod variables;
+pub mod webhook;
 
 pub use action::ActionKind;
 pub use condition::{Comparison, ConditionDatetime, ConditionVariable, ValueType};
@@ -36,3 +37,4 @@ pub use variables::{
     ACTIVEFLOW_REFERENCE_TYPE, CALL_DESTINATION_TARGET, CALL_DIGITS, CALL_DIRECTION, CALL_ID,
     CALL_SOURCE_TARGET, CALL_SOURCE_USER,
 };
+pub use webhook::{WebhookFormat, WebhookMethod};

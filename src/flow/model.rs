@@ -12,6 +12,7 @@ use super::error::FlowError;
 use super::id::{ActionId, FlowId};
 use super::substitute::{self, SubstituteError};
 use super::variables::Variables;
+use super::webhook::{WebhookFormat, WebhookMethod};
 
 /// A registered list of actions plus metadata.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -26,6 +27,12 @@ pub struct Flow {
     /// Gets this flow's activeflow events (and their calls') as JSON POSTs; http(s) only.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub webhook_uri: Option<String>,
+    /// How `webhook_uri` is called (VoIPBIN's `webhook_method`; `None` = POST).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook_method: Option<WebhookMethod>,
+    /// The body shape `webhook_uri` gets (`None` = `events.webhook_format`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook_format: Option<WebhookFormat>,
 }
 
 /// One step of a flow. `option` stays raw JSON so unknown fields survive a
@@ -60,6 +67,10 @@ struct RawFlow {
     on_complete_flow_id: Option<FlowId>,
     #[serde(default)]
     webhook_uri: Option<String>,
+    #[serde(default)]
+    webhook_method: Option<WebhookMethod>,
+    #[serde(default)]
+    webhook_format: Option<WebhookFormat>,
 }
 
 impl From<RawFlow> for Flow {
@@ -73,6 +84,8 @@ impl From<RawFlow> for Flow {
             on_complete_flow_id: r.on_complete_flow_id.filter(|id| !id.is_nil()),
             // VoIPBIN-style documents may send "" for "none".
             webhook_uri: r.webhook_uri.filter(|u| !u.is_empty()),
+            webhook_method: r.webhook_method,
+            webhook_format: r.webhook_format,
         }
     }
 }
@@ -114,6 +127,8 @@ impl Flow {
             actions,
             on_complete_flow_id: None,
             webhook_uri: None,
+            webhook_method: None,
+            webhook_format: None,
         }
     }
 
@@ -186,6 +201,25 @@ mod tests {
     const A1: &str = "11111111-1111-4111-8111-111111111111";
     const A2: &str = "22222222-2222-4222-8222-222222222222";
     const NIL: &str = "00000000-0000-0000-0000-000000000000";
+
+    #[test]
+    fn webhook_method_and_format_parse_or_name_the_field() {
+        let flow = Flow::from_json(
+            br#"{"webhook_uri":"http://h/x","webhook_method":"PUT","webhook_format":"voipbin",
+                "actions":[{"type":"answer"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(flow.webhook_method, Some(WebhookMethod::Put));
+        assert_eq!(flow.webhook_format, Some(WebhookFormat::Voipbin));
+        let e = Flow::from_json(br#"{"webhook_method":"PATCH","actions":[{"type":"answer"}]}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("webhook_method") && e.contains("PATCH"), "{e}");
+        let e = Flow::from_json(br#"{"webhook_format":"xml","actions":[{"type":"answer"}]}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("xml"), "{e}");
+    }
 
     #[test]
     fn parse_assigns_missing_ids_and_defaults() {
