@@ -460,6 +460,8 @@ fn events_options(raw: &crate::config::EventsConfig) -> EventsOptions {
         window: raw.window,
         keep_alive: Duration::from_millis(raw.keepalive_ms),
         webhook_uri: Some(raw.webhook_uri.clone()).filter(|u| !u.is_empty()),
+        // Validated: anything else was refused before start-up.
+        webhook_format: crate::flow::WebhookFormat::parse(&raw.webhook_format).unwrap_or_default(),
         webhook_queue: raw.webhook_queue,
         readers: ReaderLimits {
             max_readers: raw.max_readers,

@@ -209,6 +209,7 @@ pub(super) async fn delete(
         Found::Stored(json) => (json["id"].as_str().unwrap_or_default().to_string(), json),
     };
     history::write(&state.storage, Write::DeleteActiveflow(key)).await?;
+    state.events.publish_deleted(&body, &state.flows);
     Ok(HttpResponse::Ok().json(body))
 }
 

@@ -342,6 +342,9 @@ pub struct EventsConfig {
     pub window: usize,
     /// Gets every event (POST, JSON); empty = none.
     pub webhook_uri: String,
+    /// The body `webhook_uri` (and a flow's webhook naming no `webhook_format`) gets:
+    /// `native` (this engine's events) or `voipbin` (VoIPBIN's `{type, data}`).
+    pub webhook_format: String,
     /// Events waiting for webhook delivery (per destination) before new ones are dropped.
     pub webhook_queue: usize,
     /// Idle SSE readers get a `: keep-alive` comment this often.
@@ -357,6 +360,7 @@ impl Default for EventsConfig {
         EventsConfig {
             window: 65_536,
             webhook_uri: String::new(),
+            webhook_format: "native".into(),
             webhook_queue: 10_000,
             keepalive_ms: 15_000,
             max_readers: 256,
@@ -886,6 +890,15 @@ fn validate_events(events: &EventsConfig) -> Result<(), ConfigError> {
     }
     if !events.webhook_uri.is_empty() && !is_http_url(&events.webhook_uri) {
         return Err(invalid("events.webhook_uri", "not an http(s) URL"));
+    }
+    if crate::flow::WebhookFormat::parse(&events.webhook_format).is_none() {
+        return Err(invalid(
+            "events.webhook_format",
+            format!(
+                "{:?} is not \"native\" or \"voipbin\"",
+                events.webhook_format
+            ),
+        ));
     }
     Ok(())
 }

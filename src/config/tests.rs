@@ -112,6 +112,11 @@ fn invalid_values_name_the_key() {
             "100",
             "storage.max_row_bytes",
         ),
+        (
+            "ACTIVEFLOW_EVENTS_WEBHOOK_FORMAT",
+            "VoIPBIN",
+            "events.webhook_format",
+        ),
     ];
     for (var, value, key) in cases {
         let e = Config::from_toml_with_env(DEFAULT_TOML, env(&[(var, value)]))
@@ -677,4 +682,21 @@ fn the_readme_carrier_trunk_validates() {
     assert_eq!(t.transport, Some(crate::sip::resolve::Transport::Tls));
     assert_eq!(t.account.register_expires, Some(3600));
     assert_eq!(t.from_host().as_deref(), Some("carrier.example"));
+}
+
+#[test]
+fn events_webhook_format_defaults_to_native_and_takes_voipbin() {
+    let c = Config::from_toml_with_env(DEFAULT_TOML, env(&[])).unwrap();
+    assert_eq!(c.events.webhook_format, "native");
+    let c = Config::from_toml_with_env(
+        DEFAULT_TOML,
+        env(&[("ACTIVEFLOW_EVENTS_WEBHOOK_FORMAT", "voipbin")]),
+    )
+    .unwrap();
+    assert_eq!(c.events.webhook_format, "voipbin");
+    c.validate().unwrap();
+    // A file without the key (older configs) gets the default.
+    let text = DEFAULT_TOML.replace("webhook_format = \"native\"", "");
+    let c = Config::from_toml_with_env(&text, env(&[])).unwrap();
+    assert_eq!(c.events.webhook_format, "native");
 }

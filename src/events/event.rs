@@ -2,6 +2,8 @@
 //! publishing costs no serialisation; [`Event::to_json`] renders it when it is sent (SSE,
 //! webhooks). Knows no actors: the engine and call sessions build these from their records.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::ser::{SerializeMap, Serializer};
 use serde_json::Value;
@@ -18,13 +20,16 @@ pub enum EventType {
     CallCreated,
     CallAnswered,
     CallEnded,
+    /// `DELETE /v1/activeflows/{id}` removed it (VoIPBIN's `activeflow_deleted`).
+    ActiveflowDeleted,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 6] = [
+    pub const ALL: [EventType; 7] = [
         EventType::ActiveflowCreated,
         EventType::ActiveflowUpdated,
         EventType::ActiveflowEnded,
+        EventType::ActiveflowDeleted,
         EventType::CallCreated,
         EventType::CallAnswered,
         EventType::CallEnded,
@@ -38,6 +43,7 @@ impl EventType {
             EventType::CallCreated => "call_created",
             EventType::CallAnswered => "call_answered",
             EventType::CallEnded => "call_ended",
+            EventType::ActiveflowDeleted => "activeflow_deleted",
         }
     }
 
@@ -56,7 +62,7 @@ impl EventType {
 pub struct EventFilter(u8);
 
 impl EventFilter {
-    pub const ALL: EventFilter = EventFilter(0b11_1111);
+    pub const ALL: EventFilter = EventFilter(0b111_1111);
 
     /// Parses a comma-separated list; an unknown name is returned as the error.
     pub fn parse(list: &str) -> Result<EventFilter, String> {
@@ -86,6 +92,9 @@ pub struct ActiveflowFacts {
     pub reference_id: String,
     /// Actions executed so far (the cursor's position in `executed_actions`).
     pub execute_count: usize,
+    /// The whole activeflow as `GET /v1/activeflows/{id}` returns it (JSON text), taken at
+    /// publish time only when a webhook wants VoIPBIN's shape (its `data`); `None` otherwise.
+    pub record: Option<Arc<str>>,
 }
 
 /// The action an `activeflow_updated` reports, as `executed_actions` holds it.
@@ -116,6 +125,7 @@ pub enum EventBody {
     ActiveflowCreated(ActiveflowFacts),
     ActiveflowUpdated(ActiveflowFacts, Box<ExecutedFacts>),
     ActiveflowEnded(ActiveflowFacts, &'static str),
+    ActiveflowDeleted(ActiveflowFacts),
     CallCreated(CallFacts),
     CallAnswered(CallFacts),
     CallEnded(CallFacts),
@@ -145,6 +155,7 @@ impl Event {
             EventBody::ActiveflowCreated(_) => EventType::ActiveflowCreated,
             EventBody::ActiveflowUpdated(..) => EventType::ActiveflowUpdated,
             EventBody::ActiveflowEnded(..) => EventType::ActiveflowEnded,
+            EventBody::ActiveflowDeleted(_) => EventType::ActiveflowDeleted,
             EventBody::CallCreated(_) => EventType::CallCreated,
             EventBody::CallAnswered(_) => EventType::CallAnswered,
             EventBody::CallEnded(_) => EventType::CallEnded,
@@ -183,6 +194,8 @@ impl Event {
                 activeflow(&mut m, a, "ended")?;
                 m.serialize_entry("end_reason", end_reason)?;
             }
+            // Only ended activeflows are removed (a running one is stopped first).
+            EventBody::ActiveflowDeleted(a) => activeflow(&mut m, a, "ended")?,
             EventBody::CallCreated(c) | EventBody::CallAnswered(c) | EventBody::CallEnded(c) => {
                 m.serialize_entry("direction", c.direction)?;
                 m.serialize_entry("source", &c.source)?;
@@ -256,6 +269,7 @@ mod tests {
             reference_type: "call",
             reference_id: "c".into(),
             execute_count: 2,
+            record: None,
         };
         let e = Event::now(
             Uuid::nil(),

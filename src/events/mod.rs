@@ -2,10 +2,14 @@
 //! sessions, kept in a bounded window for SSE readers (`GET /v1/events`, resumable by id) and
 //! fed to webhooks. Publishing never blocks or awaits: one short lock to append to the window
 //! (and, when a webhook wants the event, a `try_send` to its bounded queue); serialisation
-//! happens later, on the reader's or the webhook's task. Imports only `flow` (the action model),
+//! happens later, on the reader's or the webhook's task; only a webhook in VoIPBIN's format
+//! makes the engine add a snapshot of the activeflow. Imports only `flow` (the action model),
 //! `http`, `metrics` and `clock`-like plain data: `call` and `engine` build the events.
 
+mod deleted;
 mod event;
+mod hook;
+pub mod voipbin;
 mod webhook;
 mod window;
 
@@ -20,7 +24,10 @@ use uuid::Uuid;
 pub use event::{
     ActiveflowFacts, CallFacts, Event, EventBody, EventFilter, EventType, ExecutedFacts,
 };
+pub use hook::FlowHook;
 pub use window::{Published, Read, Window};
+
+use crate::flow::{Flow, WebhookFormat};
 
 /// Events kept for resuming readers by default (`events.window`).
 pub const DEFAULT_WINDOW: usize = 65_536;
@@ -34,6 +41,8 @@ pub struct EventsOptions {
     pub keep_alive: Duration,
     /// Gets every event; `None` = no global webhook.
     pub webhook_uri: Option<String>,
+    /// The global webhook's body format, and flows' when they name none.
+    pub webhook_format: WebhookFormat,
     /// Events waiting for webhook delivery, per queue, before new ones are dropped.
     pub webhook_queue: usize,
     /// SSE readers at once and when a stalled one is dropped.
@@ -80,8 +89,10 @@ struct Inner {
     /// The most readers [`EventBus::try_subscribe`] admits, and the stall timeout.
     limits: ReaderLimits,
     webhooks: Option<webhook::Feed>,
-    /// Per-flow webhooks of calls that activeflows drive (call id → URI).
-    call_hooks: DashMap<Uuid, Arc<str>>,
+    /// A flow's webhook format when it names none (`events.webhook_format`).
+    default_format: WebhookFormat,
+    /// Per-flow webhooks of calls that activeflows drive (call id → hook).
+    call_hooks: DashMap<Uuid, Arc<FlowHook>>,
     /// Entries in `call_hooks`: calls skip the lookup while it is zero.
     call_hooks_bound: AtomicUsize,
     keep_alive: Duration,
@@ -93,11 +104,15 @@ impl EventBus {
     /// A bus with webhook delivery (global webhook from `options`, per-flow ones as they come).
     /// Must run inside a tokio runtime: the webhook router is spawned on it.
     pub fn start(options: &EventsOptions, http: crate::http::HttpClient) -> EventBus {
-        let feed = webhook::start(http, options.webhook_uri.as_deref(), options.webhook_queue);
+        let global = options
+            .webhook_uri
+            .as_deref()
+            .map(|uri| (uri, options.webhook_format));
+        let feed = webhook::start(http, global, options.webhook_queue);
         Self::build(
             options.window,
             options.keep_alive,
-            Some(feed),
+            Some((feed, options.webhook_format)),
             options.readers,
         )
     }
@@ -110,9 +125,13 @@ impl EventBus {
     fn build(
         window: usize,
         keep_alive: Duration,
-        webhooks: Option<webhook::Feed>,
+        webhooks: Option<(webhook::Feed, WebhookFormat)>,
         limits: ReaderLimits,
     ) -> EventBus {
+        let (webhooks, default_format) = match webhooks {
+            Some((feed, format)) => (Some(feed), format),
+            None => (None, WebhookFormat::Native),
+        };
         // Ids start at the start-up time in microseconds: they grow across restarts too, so an
         // id from an earlier run is recognised as older than the window, never taken for a
         // future one.
@@ -127,6 +146,7 @@ impl EventBus {
                     ..limits
                 },
                 webhooks,
+                default_format,
                 call_hooks: DashMap::new(),
                 call_hooks_bound: AtomicUsize::new(0),
                 keep_alive,
@@ -150,13 +170,30 @@ impl EventBus {
         self.inner.window.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Publishes an event; `flow_hook` is the webhook URI of the activeflow's flow, if any.
+    /// The webhook of `flow` for activeflow `activeflow` (`None` when the flow has none, or
+    /// this bus sends no webhooks): allocates only for a flow with a `webhook_uri`.
+    pub fn flow_hook(&self, flow: &Flow, activeflow: Uuid) -> Option<Arc<FlowHook>> {
+        self.inner.webhooks.as_ref()?;
+        FlowHook::of(flow, activeflow, self.inner.default_format).map(Arc::new)
+    }
+
+    /// Whether an activeflow event published with `flow_hook` goes to a webhook in VoIPBIN's
+    /// format, so it must carry a snapshot of the activeflow ([`ActiveflowFacts::record`]).
+    /// False, for nothing, in the default native-only configuration.
+    pub fn wants_snapshot(&self, flow_hook: Option<&FlowHook>) -> bool {
+        self.inner.webhooks.as_ref().is_some_and(|f| {
+            f.global_wants_voipbin()
+                || flow_hook.is_some_and(|h| h.format == WebhookFormat::Voipbin)
+        })
+    }
+
+    /// Publishes an event; `flow_hook` is the webhook of the activeflow's flow, if any.
     /// Never blocks: a full webhook queue drops the event for webhooks (counted).
-    pub fn publish(&self, event: Event, flow_hook: Option<&str>) {
+    pub fn publish(&self, event: Event, flow_hook: Option<Arc<FlowHook>>) {
         let inner = &*self.inner;
         let call_end = matches!(event.body, EventBody::CallEnded(_));
-        let hook: Option<Arc<str>> = match flow_hook {
-            Some(uri) => Some(Arc::from(uri)),
+        let hook: Option<Arc<FlowHook>> = match flow_hook {
+            Some(hook) => Some(hook),
             None if inner.call_hooks_bound.load(Ordering::Relaxed) > 0
                 && matches!(
                     event.body,
@@ -203,13 +240,8 @@ impl EventBus {
     }
 
     /// Sends the events of call `call` (answered, ended) to a flow's webhook too, until it ends.
-    pub fn bind_call(&self, call: Uuid, hook: &str) {
-        if self
-            .inner
-            .call_hooks
-            .insert(call, Arc::from(hook))
-            .is_none()
-        {
+    pub fn bind_call(&self, call: Uuid, hook: Arc<FlowHook>) {
+        if self.inner.call_hooks.insert(call, hook).is_none() {
             self.inner.call_hooks_bound.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -451,10 +483,55 @@ mod tests {
     }
 
     #[test]
+    fn a_snapshot_is_wanted_only_by_a_voipbin_webhook() {
+        let plain =
+            Flow::from_json(br#"{"webhook_uri":"http://h/x","actions":[{"type":"answer"}]}"#)
+                .unwrap();
+        let mut voipbin = plain.clone();
+        voipbin.webhook_format = Some(WebhookFormat::Voipbin);
+        let no_hook = Flow::from_json(br#"{"actions":[{"type":"answer"}]}"#).unwrap();
+        let id = Uuid::from_u128(1);
+        let bus = |global, default| {
+            let feed = webhook::detached(global);
+            EventBus::build(
+                8,
+                Duration::from_secs(1),
+                Some((feed, default)),
+                ReaderLimits::default(),
+            )
+        };
+        let wants = |bus: &EventBus, flow: &Flow| {
+            let hook = bus.flow_hook(flow, id);
+            bus.wants_snapshot(hook.as_deref())
+        };
+        // No webhooks at all: no hook is even built.
+        let none = EventBus::without_webhooks(8, Duration::from_secs(1));
+        assert!(none.flow_hook(&voipbin, id).is_none() && !wants(&none, &voipbin));
+        // The default: a native global webhook.
+        let native = bus(Some(WebhookFormat::Native), WebhookFormat::Native);
+        assert!(!wants(&native, &no_hook) && !wants(&native, &plain));
+        assert!(wants(&native, &voipbin));
+        // A VoIPBIN global webhook wants every activeflow's; a flow naming no format follows it.
+        let global = bus(Some(WebhookFormat::Voipbin), WebhookFormat::Voipbin);
+        assert!(wants(&global, &no_hook));
+        assert_eq!(
+            global.flow_hook(&plain, id).unwrap().format,
+            WebhookFormat::Voipbin
+        );
+        // No global webhook, VoIPBIN by default: only flows with a webhook.
+        let flows_only = bus(None, WebhookFormat::Voipbin);
+        assert!(!wants(&flows_only, &no_hook) && wants(&flows_only, &plain));
+    }
+
+    #[test]
     fn call_hooks_are_forgotten_when_the_call_ends() {
         let bus = EventBus::without_webhooks(8, Duration::from_secs(15));
         let call = Uuid::from_u128(7);
-        bus.bind_call(call, "http://example.com/hook");
+        let flow =
+            Flow::from_json(br#"{"webhook_uri":"http://h/x","actions":[{"type":"answer"}]}"#)
+                .unwrap();
+        let hook = FlowHook::of(&flow, Uuid::nil(), WebhookFormat::Native).unwrap();
+        bus.bind_call(call, Arc::new(hook));
         assert_eq!(bus.inner.call_hooks_bound.load(Ordering::Relaxed), 1);
         let mut ended = call_event(7);
         ended.body = EventBody::CallEnded(CallFacts {

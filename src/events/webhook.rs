@@ -2,15 +2,18 @@
 //! events (and those of the call it drives, from the answer on) to its flow's `webhook_uri`.
 //! Publishers hand events to one bounded queue without waiting (full → dropped, counted); a
 //! router task hands them on to one worker per destination (`http::DestinationQueues`, one
-//! request at a time), which POSTs them in order through the engine's `HttpClient` (timeout,
-//! size limit, `[http]` policy) with the shared webhook retry policy. A slow destination delays
-//! only its own queue; an idle destination's worker retires and leaves nothing behind.
+//! request at a time), which sends them in order through the engine's `HttpClient` (timeout,
+//! size limit, `[http]` policy) with the shared webhook retry policy: the global one POSTed, a
+//! flow's with its `webhook_method`, each in its format (native or VoIPBIN's, rendered here).
+//! A slow destination delays only its own queue; an idle destination's worker retires.
 
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
-use super::Event;
+use super::hook::{FlowHook, GlobalHook};
+use super::{voipbin, Event};
+use crate::flow::{WebhookFormat, WebhookMethod};
 use crate::http::{Attempted, DestinationQueues, HttpClient, QueueLimits, WEBHOOK_RETRY};
 use crate::metrics::WebhookOutcome;
 
@@ -19,44 +22,71 @@ struct Delivery {
     id: u64,
     event: Arc<Event>,
     /// The flow's webhook, besides the global one.
-    hook: Option<Arc<str>>,
+    hook: Option<Arc<FlowHook>>,
 }
 
 /// The publishers' end of the webhook queue.
 pub(super) struct Feed {
     tx: mpsc::Sender<Delivery>,
-    global: bool,
+    /// The global webhook's format, when there is one.
+    global: Option<WebhookFormat>,
 }
 
 impl Feed {
     /// Whether a global webhook wants every event.
     pub(super) fn has_global(&self) -> bool {
-        self.global
+        self.global.is_some()
+    }
+
+    /// Whether the global webhook wants VoIPBIN's shape (so activeflow events need a snapshot).
+    pub(super) fn global_wants_voipbin(&self) -> bool {
+        self.global == Some(WebhookFormat::Voipbin)
     }
 
     /// Queues an event without waiting; false when the queue is full (or the router is gone).
-    pub(super) fn offer(&self, id: u64, event: Arc<Event>, hook: Option<Arc<str>>) -> bool {
+    pub(super) fn offer(&self, id: u64, event: Arc<Event>, hook: Option<Arc<FlowHook>>) -> bool {
         self.tx.try_send(Delivery { id, event, hook }).is_ok()
     }
 }
 
-/// Starts the router on the current tokio runtime.
-pub(super) fn start(http: HttpClient, global: Option<&str>, queue: usize) -> Feed {
+/// Starts the router on the current tokio runtime; `global` is the global webhook's URI and
+/// format.
+pub(super) fn start(http: HttpClient, global: Option<(&str, WebhookFormat)>, queue: usize) -> Feed {
     let queue = queue.max(1);
     let (tx, rx) = mpsc::channel(queue);
-    let global: Option<Arc<str>> = global.filter(|u| !u.is_empty()).map(Arc::from);
+    let global = global
+        .filter(|(u, _)| !u.is_empty())
+        .map(|(uri, format)| GlobalHook {
+            uri: Arc::from(uri),
+            format,
+        });
     let feed = Feed {
         tx,
-        global: global.is_some(),
+        global: global.as_ref().map(|g| g.format),
     };
     tokio::spawn(route(rx, http, global, queue));
     feed
 }
 
+/// A feed whose router is gone (every offer fails): for tests of what publishing decides.
+#[cfg(test)]
+pub(super) fn detached(global: Option<WebhookFormat>) -> Feed {
+    let (tx, _) = mpsc::channel(1);
+    Feed { tx, global }
+}
+
+/// Where one event goes: URI, method, format, and the activeflow a call event belongs to.
+struct Target {
+    uri: Arc<str>,
+    method: WebhookMethod,
+    format: WebhookFormat,
+    activeflow: Option<uuid::Uuid>,
+}
+
 async fn route(
     mut rx: mpsc::Receiver<Delivery>,
     http: HttpClient,
-    global: Option<Arc<str>>,
+    global: Option<GlobalHook>,
     queue: usize,
 ) {
     // In order per destination (one at a time); an idle destination's worker retires and
@@ -73,23 +103,53 @@ async fn route(
         },
     );
     while let Some(d) = rx.recv().await {
-        let flow_hook = d.hook.as_ref().filter(|h| Some(*h) != global.as_ref());
-        for uri in global.iter().chain(flow_hook) {
-            let (http, uri_owned, event, id) = (http.clone(), uri.clone(), d.event.clone(), d.id);
-            let job = Box::pin(async move { deliver(&http, &uri_owned, id, &event).await });
-            if workers.submit(uri.clone(), job).is_err() {
+        // The flow's activeflow also tags a call event sent to the global webhook.
+        let activeflow = d.hook.as_ref().map(|h| h.activeflow);
+        let global_target = global.as_ref().map(|g| Target {
+            uri: g.uri.clone(),
+            method: WebhookMethod::Post,
+            format: g.format,
+            activeflow,
+        });
+        // The very same request to the same URI goes once.
+        let flow_target = d
+            .hook
+            .as_ref()
+            .filter(|h| !global.as_ref().is_some_and(|g| g.same_as(h)))
+            .map(|h| Target {
+                uri: h.uri.clone(),
+                method: h.method,
+                format: h.format,
+                activeflow,
+            });
+        for target in global_target.into_iter().chain(flow_target) {
+            let key = target.uri.clone();
+            let (http, event, id) = (http.clone(), d.event.clone(), d.id);
+            let job = Box::pin(async move { deliver(&http, &target, id, &event).await });
+            if workers.submit(key, job).is_err() {
                 crate::metrics::webhook_delivery(WebhookOutcome::Dropped);
             }
         }
     }
 }
 
-/// POSTs one event as JSON, retrying 5xx and transient failures.
-async fn deliver(http: &HttpClient, uri: &str, id: u64, event: &Event) {
-    let body = event.to_json(id);
+/// Sends one event as JSON with the target's method (a GET or DELETE carries the body too, as
+/// VoIPBIN's webhook-manager sends it), retrying 5xx and transient failures.
+async fn deliver(http: &HttpClient, target: &Target, id: u64, event: &Event) {
+    let body = match target.format {
+        WebhookFormat::Native => event.to_json(id),
+        WebhookFormat::Voipbin => voipbin::to_json(event, target.activeflow),
+    };
+    let method = match target.method {
+        WebhookMethod::Post => reqwest::Method::POST,
+        WebhookMethod::Put => reqwest::Method::PUT,
+        WebhookMethod::Get => reqwest::Method::GET,
+        WebhookMethod::Delete => reqwest::Method::DELETE,
+    };
+    let uri = &*target.uri;
     let Attempted { outcome, attempts } = http
         .send_retrying(
-            reqwest::Method::POST,
+            method,
             uri,
             Some(("application/json", &body)),
             WEBHOOK_RETRY,
