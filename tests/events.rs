@@ -2,7 +2,7 @@
 //! call's and its activeflow's events in the engine's exact order; a reconnect with
 //! `Last-Event-ID` gets every later event exactly once (or `window_exceeded` when it is older
 //! than the window); global and per-flow webhooks on a loopback HTTP server get their events,
-//! a 5xx answer retried.
+//! a 5xx answer retried; an activeflow deleted over the API is streamed as `activeflow_deleted`.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -712,4 +712,30 @@ fn a_full_webhook_queue_drops_and_counts_without_holding_up_the_engine() {
     assert!(event_ids.windows(2).all(|w| w[0] < w[1]), "{event_ids:?}");
     assert_eq!(got[0].2["type"], "activeflow_created", "{:#?}", got[0].2);
     assert_eq!(outcome("failed"), 0.0);
+}
+
+#[test]
+fn deleting_an_activeflow_streams_activeflow_deleted_and_the_filter_takes_it() {
+    let waits = json!({"name": "waits", "actions": [{"type": "block"}]});
+    let e = start(&[waits], &[], &[]);
+    let mut deleted_only = SseReader::connect(e.api, "?types=activeflow_deleted", None);
+    let (status, started) = http(
+        e.api,
+        "POST",
+        "/v1/activeflows",
+        Some(&json!({"flow_id": "waits"}).to_string()),
+    );
+    assert_eq!(status, 201, "{started}");
+    let id = started["id"].as_str().unwrap();
+    let (status, _) = http(e.api, "DELETE", &format!("/v1/activeflows/{id}"), None);
+    assert_eq!(status, 200);
+    // Created, updated and ended were filtered out: the first message is the deletion.
+    let m = deleted_only.next();
+    assert_eq!(m.event, "activeflow_deleted");
+    assert_eq!(m.data["type"], "activeflow_deleted");
+    assert_eq!(m.data["id"], id);
+    assert_eq!(m.data["status"], "ended");
+    assert_eq!(m.data["reference_type"], "api");
+    assert_eq!(m.data["execute_count"], 1);
+    assert_eq!(m.data["event_id"].as_u64(), m.id);
 }

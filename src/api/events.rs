@@ -39,7 +39,7 @@ pub(super) struct EventsQuery {
 }
 
 #[utoipa::path(operation_id = "events_stream", get, path = "/v1/events", tag = "events",
-    params(("types" = Option<String>, Query, description = "comma-separated: activeflow_created, activeflow_updated, activeflow_ended, call_created, call_answered, call_ended"),
+    params(("types" = Option<String>, Query, description = "comma-separated: activeflow_created, activeflow_updated, activeflow_ended, activeflow_deleted, call_created, call_answered, call_ended"),
            ("Last-Event-ID" = Option<u64>, Header, description = "resume after this event id (also ?last_event_id=)")),
     responses((status = 200, description = "text/event-stream: `id:`, `event:` and `data:` (JSON) per event; `event: window_exceeded` when events were lost; `: keep-alive` comments", content_type = "text/event-stream"),
               (status = 400, description = "unknown event type or bad Last-Event-ID", body = serde_json::Value),
