@@ -27,7 +27,7 @@ pub use event::{
 pub use hook::FlowHook;
 pub use window::{Published, Read, Window};
 
-use crate::flow::{Flow, WebhookFormat};
+use crate::flow::WebhookFormat;
 
 /// Events kept for resuming readers by default (`events.window`).
 pub const DEFAULT_WINDOW: usize = 65_536;
@@ -168,23 +168,6 @@ impl EventBus {
     fn window(&self) -> MutexGuard<'_, Window> {
         // The window is only ever appended to; a panic elsewhere leaves it consistent.
         self.inner.window.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// The webhook of `flow` for activeflow `activeflow` (`None` when the flow has none, or
-    /// this bus sends no webhooks): allocates only for a flow with a `webhook_uri`.
-    pub fn flow_hook(&self, flow: &Flow, activeflow: Uuid) -> Option<Arc<FlowHook>> {
-        self.inner.webhooks.as_ref()?;
-        FlowHook::of(flow, activeflow, self.inner.default_format).map(Arc::new)
-    }
-
-    /// Whether an activeflow event published with `flow_hook` goes to a webhook in VoIPBIN's
-    /// format, so it must carry a snapshot of the activeflow ([`ActiveflowFacts::record`]).
-    /// False, for nothing, in the default native-only configuration.
-    pub fn wants_snapshot(&self, flow_hook: Option<&FlowHook>) -> bool {
-        self.inner.webhooks.as_ref().is_some_and(|f| {
-            f.global_wants_voipbin()
-                || flow_hook.is_some_and(|h| h.format == WebhookFormat::Voipbin)
-        })
     }
 
     /// Publishes an event; `flow_hook` is the webhook of the activeflow's flow, if any.
@@ -384,6 +367,7 @@ pub(crate) fn call_event(n: usize) -> Event {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::flow::Flow;
 
     fn ids(b: Batch) -> Vec<u64> {
         match b {
@@ -480,47 +464,6 @@ mod tests {
         assert!(bus.try_subscribe(None).is_err());
         drop((second, third));
         assert_eq!(bus.readers(), 0);
-    }
-
-    #[test]
-    fn a_snapshot_is_wanted_only_by_a_voipbin_webhook() {
-        let plain =
-            Flow::from_json(br#"{"webhook_uri":"http://h/x","actions":[{"type":"answer"}]}"#)
-                .unwrap();
-        let mut voipbin = plain.clone();
-        voipbin.webhook_format = Some(WebhookFormat::Voipbin);
-        let no_hook = Flow::from_json(br#"{"actions":[{"type":"answer"}]}"#).unwrap();
-        let id = Uuid::from_u128(1);
-        let bus = |global, default| {
-            let feed = webhook::detached(global);
-            EventBus::build(
-                8,
-                Duration::from_secs(1),
-                Some((feed, default)),
-                ReaderLimits::default(),
-            )
-        };
-        let wants = |bus: &EventBus, flow: &Flow| {
-            let hook = bus.flow_hook(flow, id);
-            bus.wants_snapshot(hook.as_deref())
-        };
-        // No webhooks at all: no hook is even built.
-        let none = EventBus::without_webhooks(8, Duration::from_secs(1));
-        assert!(none.flow_hook(&voipbin, id).is_none() && !wants(&none, &voipbin));
-        // The default: a native global webhook.
-        let native = bus(Some(WebhookFormat::Native), WebhookFormat::Native);
-        assert!(!wants(&native, &no_hook) && !wants(&native, &plain));
-        assert!(wants(&native, &voipbin));
-        // A VoIPBIN global webhook wants every activeflow's; a flow naming no format follows it.
-        let global = bus(Some(WebhookFormat::Voipbin), WebhookFormat::Voipbin);
-        assert!(wants(&global, &no_hook));
-        assert_eq!(
-            global.flow_hook(&plain, id).unwrap().format,
-            WebhookFormat::Voipbin
-        );
-        // No global webhook, VoIPBIN by default: only flows with a webhook.
-        let flows_only = bus(None, WebhookFormat::Voipbin);
-        assert!(!wants(&flows_only, &no_hook) && wants(&flows_only, &plain));
     }
 
     #[test]
