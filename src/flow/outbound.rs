@@ -277,9 +277,9 @@ fn sip_uri_ok(target: &str) -> bool {
     let Some(rest) = target.strip_prefix("sip:") else {
         return false;
     };
-    let host =
-        rest.rsplit_once('@')
-            .map_or(rest, |(user, host)| if user.is_empty() { "" } else { host });
+    let host = rest
+        .rsplit_once('@')
+        .map_or(rest, |(user, host)| if user.is_empty() { "" } else { host });
     !host.is_empty() && !host.starts_with([':', ';', '?'])
 }
 
