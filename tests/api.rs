@@ -544,7 +544,8 @@ fn media_actions_are_validated_and_recordings_listed() {
             "actions[1].option.format",
         ),
         (
-            json!({"type": "echo", "option": {}}),
+            // No duration is VoIPBIN's 180 s default; a string is still refused.
+            json!({"type": "echo", "option": {"duration": "10"}}),
             "actions[1].option.duration",
         ),
         (

@@ -186,6 +186,25 @@ pub fn execute(
             let result = json!({ "now": state.now.to_rfc3339(), "result": holds });
             condition_outcome(holds, c.false_target_id, result)
         }
+        ActionKind::ConditionCallDigits(c) => {
+            let digits = state
+                .variables
+                .get(crate::flow::CALL_DIGITS)
+                .unwrap_or_default();
+            let holds = c.holds(digits);
+            let result = json!({ "value": digits, "result": holds });
+            condition_outcome(holds, c.false_target_id, result)
+        }
+        ActionKind::ConditionCallStatus(c) => {
+            let status = state
+                .variables
+                .get(crate::flow::CALL_STATUS)
+                .unwrap_or_default();
+            let holds = c.holds(status);
+            let result = json!({ "value": status, "result": holds });
+            condition_outcome(holds, c.false_target_id, result)
+        }
+        ActionKind::Empty => Outcome::step(Step::Next),
         ActionKind::VariableSet { key, value } => {
             state
                 .variables
@@ -551,5 +570,69 @@ mod tests {
             e.to_string().contains("over engine.max_variables_bytes 3"),
             "{e}"
         );
+    }
+
+    /// bin-flow-manager actionhandle.go actionHandleConditionCallDigits: on to the next action
+    /// when `call.digits` is `length` long or holds `key`, else to `false_target_id`. The
+    /// digits stay (unlike `branch`), and no call is needed to read the variable.
+    #[test]
+    fn condition_call_digits_reads_call_digits() {
+        let mut f = Fixture::new();
+        f.has_call = false;
+        let no = ActionId::new();
+        let c = action(
+            "condition_call_digits",
+            json!({"length": 3, "key": "#", "false_target_id": no.to_string()}),
+        );
+        assert_eq!(
+            f.run(&c).unwrap().step,
+            Step::Jump(no),
+            "unset reads as empty"
+        );
+        f.vars.set("voipbin.call.digits", "12");
+        let out = f.run(&c).unwrap();
+        assert_eq!(out.step, Step::Jump(no));
+        assert_eq!(out.result, Some(json!({"value": "12", "result": false})));
+        f.vars.set("call.digits", "1#");
+        assert_eq!(f.run(&c).unwrap().step, Step::Next);
+        f.vars.set("call.digits", "123");
+        assert_eq!(f.run(&c).unwrap().step, Step::Next);
+        assert_eq!(f.vars.get("call.digits"), Some("123"));
+        let no_false_target = action("condition_call_digits", json!({"length": 9}));
+        assert_eq!(f.run(&no_false_target).unwrap().step, Step::Next);
+    }
+
+    /// actionHandleConditionCallStatus: on when the call's status equals `status`.
+    #[test]
+    fn condition_call_status_reads_call_status() {
+        let mut f = Fixture::new();
+        let no = ActionId::new();
+        let c = action(
+            "condition_call_status",
+            json!({"status": "progressing", "false_target_id": no.to_string()}),
+        );
+        assert_eq!(
+            f.run(&c).unwrap().step,
+            Step::Jump(no),
+            "unset is no status"
+        );
+        f.vars.set(crate::flow::CALL_STATUS, "ringing");
+        assert_eq!(f.run(&c).unwrap().step, Step::Jump(no));
+        f.vars.set(crate::flow::CALL_STATUS, "progressing");
+        let out = f.run(&c).unwrap();
+        assert_eq!(out.step, Step::Next);
+        assert_eq!(
+            out.result,
+            Some(json!({"value": "progressing", "result": true}))
+        );
+    }
+
+    /// VoIPBIN's `empty` moves on and asks nothing of the call.
+    #[test]
+    fn empty_moves_on() {
+        let mut f = Fixture::new();
+        f.has_call = false;
+        let out = f.run(&action("empty", json!({}))).unwrap();
+        assert_eq!((out.step, out.call, out.result), (Step::Next, None, None));
     }
 }

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
+use super::call_condition::{ConditionCallDigits, ConditionCallStatus};
 use super::condition::{ConditionDatetime, ConditionVariable};
 use super::error::FlowError;
 use super::hangup::HangupReason;
@@ -39,6 +40,12 @@ pub enum ActionKind {
     },
     ConditionVariable(ConditionVariable),
     ConditionDatetime(ConditionDatetime),
+    /// VoIPBIN's deprecated digit test on `call.digits`.
+    ConditionCallDigits(ConditionCallDigits),
+    /// VoIPBIN's deprecated test of `call.status`.
+    ConditionCallStatus(ConditionCallStatus),
+    /// Does nothing; the cursor moves on (VoIPBIN's `empty`).
+    Empty,
     VariableSet {
         key: String,
         value: String,
@@ -109,6 +116,13 @@ impl ActionKind {
             },
             "condition_variable" => Self::ConditionVariable(ConditionVariable::from_opt(&o)?),
             "condition_datetime" => Self::ConditionDatetime(ConditionDatetime::from_opt(&o)?),
+            "condition_call_digits" => {
+                Self::ConditionCallDigits(ConditionCallDigits::from_opt(&o)?)
+            }
+            "condition_call_status" => {
+                Self::ConditionCallStatus(ConditionCallStatus::from_opt(&o)?)
+            }
+            "empty" => Self::Empty,
             "variable_set" => Self::VariableSet {
                 key: o.str_req("key")?.to_owned(),
                 value: o.str("value")?.unwrap_or_default().to_owned(),
@@ -163,6 +177,9 @@ impl ActionKind {
             Self::Branch { .. } => "branch",
             Self::ConditionVariable(_) => "condition_variable",
             Self::ConditionDatetime(_) => "condition_datetime",
+            Self::ConditionCallDigits(_) => "condition_call_digits",
+            Self::ConditionCallStatus(_) => "condition_call_status",
+            Self::Empty => "empty",
             Self::VariableSet { .. } => "variable_set",
             Self::Talk(_) => "talk",
             Self::Play(_) => "play",
@@ -200,6 +217,12 @@ impl ActionKind {
                 false_target_id, ..
             })
             | Self::ConditionDatetime(ConditionDatetime {
+                false_target_id, ..
+            })
+            | Self::ConditionCallDigits(ConditionCallDigits {
+                false_target_id, ..
+            })
+            | Self::ConditionCallStatus(ConditionCallStatus {
                 false_target_id, ..
             }) => false_target_id
                 .map(|id| (path("false_target_id"), id))
@@ -363,6 +386,106 @@ mod tests {
         let k =
             ActionKind::parse("condition_datetime", &json!({"condition": ">", "hour": 8})).unwrap();
         assert!(k.jump_targets().is_empty());
+        for (kind, option) in [
+            (
+                "condition_call_digits",
+                json!({"length": 1, "false_target_id": T1}),
+            ),
+            (
+                "condition_call_status",
+                json!({"status": "ringing", "false_target_id": T1}),
+            ),
+        ] {
+            let k = ActionKind::parse(kind, &option).unwrap();
+            assert_eq!(k.type_name(), kind);
+            assert_eq!(
+                k.jump_targets(),
+                vec![("option.false_target_id".to_owned(), id(T1))]
+            );
+        }
+        assert_eq!(
+            field_of("condition_call_status", json!({"status": "up"})),
+            "option.status"
+        );
+    }
+
+    /// VoIPBIN's `empty` (bin-flow-manager execute.go: "Move to the next action").
+    #[test]
+    fn empty_is_a_no_op_kind() {
+        let k = ActionKind::parse("empty", &json!({})).unwrap();
+        assert_eq!((k.type_name(), k.jump_targets()), ("empty", Vec::new()));
+    }
+
+    /// Every type of bin-flow-manager models/action/action.go is either run here or refused
+    /// as "not supported by this engine yet", never "unknown".
+    #[test]
+    fn every_voipbin_type_is_known() {
+        const VOIPBIN_TYPES: &[&str] = &[
+            "amd",
+            "answer",
+            "ai_summary",
+            "ai_talk",
+            "ai_task",
+            "beep",
+            "block",
+            "branch",
+            "call",
+            "case_create",
+            "condition_call_digits",
+            "condition_call_status",
+            "condition_datetime",
+            "condition_variable",
+            "confbridge_join",
+            "conference_join",
+            "connect",
+            "conversation_send",
+            "digits_receive",
+            "digits_send",
+            "echo",
+            "email_send",
+            "empty",
+            "external_media_start",
+            "external_media_stop",
+            "fetch",
+            "fetch_flow",
+            "goto",
+            "hangup",
+            "message_send",
+            "mute",
+            "play",
+            "queue_join",
+            "recording_start",
+            "recording_stop",
+            "sleep",
+            "stop",
+            "stream_echo",
+            "talk",
+            "transcribe_start",
+            "transcribe_stop",
+            "transcribe_recording",
+            "variable_set",
+            "webhook_send",
+        ];
+        for t in VOIPBIN_TYPES {
+            let known = SUPPORTED_TYPES.contains(t) || NOT_YET_SUPPORTED_TYPES.contains(t);
+            assert!(known, "{t}");
+            if let Err(e) = ActionKind::parse(t, &json!({})) {
+                assert!(!e.to_string().contains("unknown action type"), "{t}: {e}");
+            }
+        }
+        for t in [
+            "ai_talk",
+            "ai_summary",
+            "ai_task",
+            "case_create",
+            "conversation_send",
+        ] {
+            let e = ActionKind::parse(t, &json!({})).unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                format!(r#"type: action type "{t}" is not supported by this engine yet"#)
+            );
+        }
     }
 
     #[test]

@@ -9,7 +9,7 @@ use super::error::FlowError;
 use super::id::ActionId;
 use super::options::{path, Opt};
 use super::substitute::{Expander, FieldKind, SubstituteError};
-use super::variables::Variables;
+use super::variables::{pieces, Piece, Variables};
 
 /// Comparison operator, spelled in JSON as `==`, `!=`, `>`, `>=`, `<`, `<=`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -123,16 +123,30 @@ impl ConditionVariable {
         })
     }
 
-    /// Current value of the tested variable. VoIPBIN flows often write the
-    /// variable as a template (`${voipbin.call.digits}`), others as a bare
-    /// name; both are accepted. Unset reads as "". The template is expanded here, once (the
-    /// action's substitution leaves this field alone, so a value holding `${...}` is never
-    /// expanded again), and may insert at most `limit` bytes.
+    /// Current value of the tested variable. VoIPBIN flows write the variable as a
+    /// placeholder (`${voipbin.call.digits}`, bin-api-manager flow_struct_action.rst), others
+    /// as a bare name; both read the named variable (either spelling of the `voipbin.` alias).
+    /// Anything else holding `${...}` (`${a}${b}`, `prefix ${x}`) is a template. Unset reads
+    /// as "". A template is expanded here, once (the action's substitution leaves this field
+    /// alone, so a value holding `${...}` is never expanded again), and may insert at most
+    /// `limit` bytes.
     pub fn actual_value(&self, vars: &Variables, limit: usize) -> Result<String, SubstituteError> {
-        if self.variable.contains("${") {
+        if let Some(name) = lone_placeholder(&self.variable) {
+            let value = vars.get(name).unwrap_or_default();
+            if value.len() > limit {
+                return Err(SubstituteError::TooLarge {
+                    field: "option.variable".to_owned(),
+                    limit,
+                });
+            }
+            Ok(value.to_owned())
+        } else if self.variable.contains("${") {
             Expander::new(vars, limit).expand(&self.variable, FieldKind::Text, "option.variable")
         } else {
-            Ok(vars.get(&self.variable).unwrap_or_default().to_owned())
+            Ok(vars
+                .get(self.variable.trim())
+                .unwrap_or_default()
+                .to_owned())
         }
     }
 
@@ -153,8 +167,18 @@ impl ConditionVariable {
     }
 }
 
+/// The name in `text` when `text` is exactly one `${name}` (spaces around it allowed).
+fn lone_placeholder(text: &str) -> Option<&str> {
+    let mut pieces = pieces(text.trim());
+    match (pieces.next(), pieces.next()) {
+        (Some(Piece::Name(name)), None) => Some(name),
+        _ => None,
+    }
+}
+
 /// Option of `condition_datetime`: compares parts of the current UTC time.
-/// `None` parts (missing or -1 in JSON) are ignored.
+/// `None` parts (missing or -1 in JSON; for `day` and `month` also 0, VoIPBIN's "any" —
+/// bin-flow-manager actionhandle.go checks them only when > 0) are ignored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConditionDatetime {
     pub condition: Comparison,
@@ -225,15 +249,21 @@ impl ConditionDatetime {
     }
 }
 
-/// Reads one time part: missing or -1 → ignored; otherwise must lie in
-/// `lo..=hi` so typos like `hour: 24` are caught at registration.
+/// Reads one time part: missing or -1 → ignored, and 0 too for parts counted from 1 (`day`,
+/// `month`: VoIPBIN's wildcard); otherwise must lie in `lo..=hi` so typos like `hour: 24`
+/// are caught at registration.
 fn part(o: &Opt<'_>, name: &str, lo: i64, hi: i64) -> Result<Option<i32>, FlowError> {
     match o.i64(name)? {
         None | Some(-1) => Ok(None),
+        Some(0) if lo == 1 => Ok(None),
         Some(v) if (lo..=hi).contains(&v) => Ok(i32::try_from(v).ok()),
+        Some(_) if lo == 1 => Err(FlowError::field(
+            path(name),
+            format!("must be 0 or -1 (any) or between {lo} and {hi}"),
+        )),
         Some(_) => Err(FlowError::field(
             path(name),
-            format!("must be -1 (ignore) or between {lo} and {hi}"),
+            format!("must be -1 (any) or between {lo} and {hi}"),
         )),
     }
 }
@@ -390,6 +420,49 @@ mod tests {
         assert!(c.evaluate(now));
     }
 
+    /// bin-flow-manager actionhandle.go actionHandleConditionDatetime: `month` and `day` are
+    /// compared only when > 0, so VoIPBIN flows write 0 for "any"; -1 and missing stay "any".
+    #[test]
+    fn datetime_zero_month_and_day_mean_any() {
+        let now = Utc.with_ymd_and_hms(2024, 3, 5, 14, 30, 0).unwrap();
+        let c =
+            cd(json!({"condition": "==", "month": 0, "day": 0, "hour": 14, "minute": 30})).unwrap();
+        assert_eq!((c.month, c.day), (None, None));
+        assert!(c.evaluate(now));
+        let c = cd(json!({"condition": ">=", "month": 0, "day": -1, "hour": 15})).unwrap();
+        assert!(!c.evaluate(now), "the hour is still compared");
+        // 0 is a real value for hour and minute.
+        let c = cd(json!({"condition": "==", "hour": 0, "minute": 0})).unwrap();
+        assert_eq!((c.hour, c.minute), (Some(0), Some(0)));
+        assert!(!c.evaluate(now));
+    }
+
+    /// `${name}` alone reads `name`; other text holding placeholders is a template; a bare
+    /// name is a name; unset is "" in every form.
+    #[test]
+    fn variable_placeholder_template_and_unset() {
+        let v: Variables = [("a", "1"), ("b", "2"), ("call.digits", "${b}")]
+            .into_iter()
+            .collect();
+        let actual = |variable: &str| {
+            cv(json!({"condition": "==", "variable": variable}))
+                .unwrap()
+                .actual_value(&v, DEFAULT_MAX_VARIABLES_BYTES)
+                .unwrap()
+        };
+        assert_eq!(actual("${a}"), "1");
+        assert_eq!(actual(" ${ voipbin.a } "), "1");
+        assert_eq!(actual("${a}${b}"), "12");
+        assert_eq!(actual("prefix ${a}"), "prefix 1");
+        assert_eq!(actual("${a} suffix"), "1 suffix");
+        // A value holding `${...}` is data, never expanded again.
+        assert_eq!(actual("${voipbin.call.digits}"), "${b}");
+        assert_eq!(actual("call.digits"), "${b}");
+        assert_eq!(actual("${unset}"), "");
+        assert_eq!(actual("voipbin.unset"), "");
+        assert_eq!(actual("x ${unset}"), "x ");
+    }
+
     #[test]
     fn datetime_parse_errors() {
         let field = |o| match cd(o).unwrap_err() {
@@ -402,7 +475,15 @@ mod tests {
             field(json!({"condition": "==", "minute": -2})),
             "option.minute"
         );
-        assert_eq!(field(json!({"condition": "==", "day": 0})), "option.day");
+        assert_eq!(field(json!({"condition": "==", "day": 32})), "option.day");
+        assert_eq!(
+            field(json!({"condition": "==", "month": 13})),
+            "option.month"
+        );
+        assert_eq!(
+            field(json!({"condition": "==", "month": -2})),
+            "option.month"
+        );
         assert_eq!(
             field(json!({"condition": "==", "month": "1"})),
             "option.month"

@@ -210,10 +210,18 @@ impl DigitsSend {
     }
 }
 
+/// `echo`'s `duration` (ms) when it is missing, 0 or negative: VoIPBIN's 180 s
+/// (bin-call-manager callhandler/action.go actionExecuteEcho).
+pub const DEFAULT_ECHO_MS: u64 = 180_000;
+
 impl Echo {
     pub(crate) fn from_opt(o: &Opt<'_>) -> Result<Self, FlowError> {
+        let duration_ms = match o.i64("duration")? {
+            Some(ms) if ms > 0 => duration(o, "duration", None)?,
+            _ => DEFAULT_ECHO_MS,
+        };
         Ok(Self {
-            duration_ms: duration(o, "duration", None)?,
+            duration_ms,
             dtmf: bool_opt(o, "dtmf")?,
         })
     }
@@ -438,8 +446,22 @@ mod tests {
                 dtmf: true
             }
         );
+        // VoIPBIN's default: 180 s when missing, 0 or negative (flow_struct_action.rst: ms).
+        for v in [json!({}), json!({"duration": 0}), json!({"duration": -5})] {
+            assert_eq!(
+                Echo::from_opt(&opt(&v)).unwrap().duration_ms,
+                DEFAULT_ECHO_MS
+            );
+        }
+        assert_eq!(DEFAULT_ECHO_MS, 180_000);
+        let v = json!({"duration": MAX_DURATION_MS + 1});
         assert_eq!(
-            field(Echo::from_opt(&opt(&json!({}))).unwrap_err()),
+            field(Echo::from_opt(&opt(&v)).unwrap_err()),
+            "option.duration"
+        );
+        let v = json!({"duration": "30"});
+        assert_eq!(
+            field(Echo::from_opt(&opt(&v)).unwrap_err()),
             "option.duration"
         );
         let v = json!({"format": "wav", "end_of_key": "#", "duration": 60, "beep_start": true});

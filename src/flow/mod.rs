@@ -3,6 +3,7 @@
 //! registry. Pure data: must not perform call I/O or run timers.
 
 pub mod action;
+pub mod call_condition;
 pub mod condition;
 pub mod error;
 pub mod hangup;
@@ -21,6 +22,7 @@ pub mod variables;
 pub mod webhook;
 
 pub use action::ActionKind;
+pub use call_condition::{ConditionCallDigits, ConditionCallStatus, CALL_STATUSES};
 pub use condition::{Comparison, ConditionDatetime, ConditionVariable, ValueType};
 pub use error::FlowError;
 pub use hangup::HangupReason;
@@ -35,6 +37,6 @@ pub use validate::{validate_actions, MAX_ACTIONS};
 pub use variables::{
     Variables, ACTIVEFLOW_FLOW_ID, ACTIVEFLOW_ID, ACTIVEFLOW_REFERENCE_ID,
     ACTIVEFLOW_REFERENCE_TYPE, CALL_DESTINATION_TARGET, CALL_DIGITS, CALL_DIRECTION, CALL_ID,
-    CALL_SOURCE_TARGET, CALL_SOURCE_USER,
+    CALL_SOURCE_TARGET, CALL_SOURCE_USER, CALL_STATUS,
 };
 pub use webhook::{WebhookFormat, WebhookMethod};

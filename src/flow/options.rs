@@ -55,14 +55,6 @@ impl<'a> Opt<'a> {
         }
     }
 
-    pub(crate) fn bool(&self, name: &str) -> Result<Option<bool>, FlowError> {
-        match self.raw(name) {
-            None => Ok(None),
-            Some(Value::Bool(b)) => Ok(Some(*b)),
-            Some(_) => Err(wrong(name, "true or false")),
-        }
-    }
-
     pub(crate) fn u64_req(&self, name: &str) -> Result<u64, FlowError> {
         self.u64(name)?.ok_or_else(|| missing(name))
     }

@@ -1,8 +1,10 @@
 //! Typed options of the actions that place SIP requests: `connect` (a B2BUA leg per
 //! destination), `message_send` (SIP MESSAGE) and `transfer` (REFER to the caller).
-//! Addresses are VoIPBIN's `{"type": "tel" | "sip", "target": ...}`; `connect` also takes
-//! `{"type": "extension", "target": "alice"}`, a `[[users]]` phone rung at its registered
-//! contacts. Checks what can be checked before substitution;
+//! Addresses are VoIPBIN's `{"type": "tel" | "sip", "target": ...}` (bin-common-handler
+//! models/address); a `sip` target may be written `user@domain[:port]` as VoIPBIN does and is
+//! dialled as `sip:user@domain[:port]`. `connect` also takes `{"type": "extension", "target":
+//! "alice"}`, a `[[users]]` phone rung at its registered contacts. VoIPBIN's other address
+//! types are refused by name. Checks what can be checked before substitution;
 //! routing through trunks is the call layer's.
 
 use serde_json::Value;
@@ -97,9 +99,25 @@ impl Connect {
             ring_timeout_ms,
             trunk: o.str("trunk")?.map(str::to_owned),
             early_media: flag(o, "early_media")?,
-            anonymous: o.bool("anonymous")?.unwrap_or(false),
+            anonymous: anonymous(o)?,
             transfer: flag(o, "transfer")?,
         })
+    }
+}
+
+/// `anonymous`: a JSON bool, or VoIPBIN's tri-state string (bin-flow-manager option.go
+/// OptionConnect): "yes" hides the caller; "no", "" and "auto" do not ("auto" inherits the
+/// incoming Privacy header in VoIPBIN; here it is "no").
+fn anonymous(o: &Opt<'_>) -> Result<bool, FlowError> {
+    match o.raw("anonymous") {
+        None => Ok(false),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(Value::String(s)) if s == "yes" => Ok(true),
+        Some(Value::String(s)) if matches!(s.as_str(), "no" | "" | "auto") => Ok(false),
+        Some(_) => Err(FlowError::field(
+            path("anonymous"),
+            r#"must be true, false, "yes", "no" or "auto""#,
+        )),
     }
 }
 
@@ -161,6 +179,20 @@ fn destinations(o: &Opt<'_>, extensions: bool) -> Result<Vec<Address>, FlowError
         .collect()
 }
 
+/// VoIPBIN address types (bin-common-handler models/address/main.go) this engine cannot dial
+/// the way VoIPBIN does: their targets are VoIPBIN resource ids or other media.
+pub const UNSUPPORTED_ADDRESS_TYPES: &[&str] = &[
+    "agent",
+    "ai",
+    "ai_team",
+    "conference",
+    "email",
+    "line",
+    "webchat",
+    "web_session",
+    "whatsapp",
+];
+
 /// One `{"type", "target"}` object; the target's shape is checked unless it holds `${...}`.
 fn address(v: &Value, field: &str, extensions: bool) -> Result<Address, FlowError> {
     let o = Opt::new(v).map_err(|_| FlowError::field(field, "must be an address object"))?;
@@ -172,6 +204,18 @@ fn address(v: &Value, field: &str, extensions: bool) -> Result<Address, FlowErro
         Some("tel") => AddressType::Tel,
         Some("sip") => AddressType::Sip,
         Some("extension") if extensions => AddressType::Extension,
+        Some("agent") => {
+            return Err(FlowError::field(
+                at("type"),
+                "agent destinations are not supported by this engine yet",
+            ))
+        }
+        Some(t) if UNSUPPORTED_ADDRESS_TYPES.contains(&t) => {
+            return Err(FlowError::field(
+                at("type"),
+                format!(r#"address type "{t}" is not supported by this engine yet"#),
+            ))
+        }
         _ if extensions => {
             return Err(FlowError::field(
                 at("type"),
@@ -180,17 +224,25 @@ fn address(v: &Value, field: &str, extensions: bool) -> Result<Address, FlowErro
         }
         _ => return Err(FlowError::field(at("type"), r#"must be "tel" or "sip""#)),
     };
-    let target = match o.str("target") {
+    let mut target = match o.str("target") {
         Ok(Some(t)) if !t.trim().is_empty() => t.trim().to_owned(),
         _ => return Err(FlowError::field(at("target"), "must be a non-empty string")),
     };
+    if kind == AddressType::Sip
+        && !target.contains("${")
+        && target.contains('@')
+        && !has_scheme(&target)
+    {
+        // VoIPBIN writes sip targets as `user@domain[:port]` (address/validate.go).
+        target.insert_str(0, "sip:");
+    }
     if !target.contains("${") {
         let ok = match kind {
             AddressType::Tel => target
                 .chars()
                 .enumerate()
                 .all(|(i, c)| c.is_ascii_digit() || (i == 0 && c == '+') || "*#".contains(c)),
-            AddressType::Sip => target.starts_with("sip:") && target.len() > 4,
+            AddressType::Sip => sip_uri_ok(&target),
             AddressType::Extension => target
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || "+-_.!~*'".contains(c)),
@@ -198,13 +250,37 @@ fn address(v: &Value, field: &str, extensions: bool) -> Result<Address, FlowErro
         if !ok {
             let want = match kind {
                 AddressType::Tel => "must be a number (digits, an optional leading +, * or #)",
-                AddressType::Sip => "must be a sip: URI",
+                AddressType::Sip => "must be a sip: URI or user@domain[:port]",
                 AddressType::Extension => "must be a user name of [[users]]",
             };
             return Err(FlowError::field(at("target"), want));
         }
     }
     Ok(Address { kind, target })
+}
+
+/// True when `target` starts with a URI scheme (`sip:`, `sips:`, `tel:`, ...) before any `@`.
+fn has_scheme(target: &str) -> bool {
+    let Some((scheme, _)) = target.split_once(':') else {
+        return false;
+    };
+    !scheme.is_empty()
+        && !scheme.contains('@')
+        && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+}
+
+/// A `sip:` URI with a host: `sip:host`, `sip:user@host[:port][;params]`.
+fn sip_uri_ok(target: &str) -> bool {
+    let Some(rest) = target.strip_prefix("sip:") else {
+        return false;
+    };
+    let host = rest
+        .rsplit_once('@')
+        .map_or(rest, |(user, host)| if user.is_empty() { "" } else { host });
+    !host.is_empty() && !host.starts_with([':', ';', '?'])
 }
 
 #[cfg(test)]
@@ -262,7 +338,7 @@ mod tests {
         assert_eq!(field(e), "option.destinations[0].type");
         let e = connect(json!({"destinations": [{"type": "tel", "target": "12ab"}]})).unwrap_err();
         assert_eq!(field(e), "option.destinations[0].target");
-        let e = connect(json!({"destinations": [{"type": "sip", "target": "bob@h"}]})).unwrap_err();
+        let e = connect(json!({"destinations": [{"type": "sip", "target": "bob"}]})).unwrap_err();
         assert_eq!(field(e), "option.destinations[0].target");
         let ok = json!([{"type": "tel", "target": "1"}]);
         let e = connect(json!({"destinations": ok, "ring_timeout": 0})).unwrap_err();
@@ -283,8 +359,15 @@ mod tests {
                 .unwrap()
                 .anonymous
         );
-        let e = connect(json!({"destinations": ok, "anonymous": "yes"})).unwrap_err();
-        assert_eq!(field(e), "option.anonymous");
+        // VoIPBIN's tri-state string (option.go OptionConnect).
+        for (v, want) in [("yes", true), ("no", false), ("auto", false), ("", false)] {
+            let c = connect(json!({"destinations": ok, "anonymous": v})).unwrap();
+            assert_eq!(c.anonymous, want, "{v}");
+        }
+        for bad in [json!("true"), json!(1)] {
+            let e = connect(json!({"destinations": ok, "anonymous": bad})).unwrap_err();
+            assert_eq!(field(e), "option.anonymous");
+        }
     }
 
     /// `extension` destinations are accepted in `connect` only (not as a source, nor in
@@ -323,11 +406,78 @@ mod tests {
             field(transfer(json!({})).unwrap_err()),
             "option.destination"
         );
-        let e = transfer(json!({"destination": {"type": "sip", "target": "carol"}})).unwrap_err();
+        let e = transfer(json!({"destination": {"type": "sip", "target": "carol@"}})).unwrap_err();
         assert_eq!(field(e), "option.destination.target");
         let e = transfer(json!({"destination": [{"type": "tel", "target": "1"}]})).unwrap_err();
         assert_eq!(field(e), "option.destination");
         let e = transfer(json!({"destination": {"type": "tel", "target": "1"}, "trunk": 3}));
         assert_eq!(field(e.unwrap_err()), "option.trunk");
+    }
+
+    /// bin-common-handler models/address/validate.go: VoIPBIN's sip target is `user@domain`;
+    /// it is dialled as `sip:user@domain[:port]`. A `sip:` URI stays as written.
+    #[test]
+    fn sip_targets_without_a_scheme_get_one() {
+        let dests = json!([
+            {"type": "sip", "target": "bob@example.com"},
+            {"type": "sip", "target": " bob@127.0.0.1:5062 "},
+            {"type": "sip", "target": "sip:carol@h:5070"},
+            {"type": "sip", "target": "${who}@h"},
+        ]);
+        let c = connect(json!({ "destinations": dests })).unwrap();
+        let targets: Vec<&str> = c.destinations.iter().map(|d| d.target.as_str()).collect();
+        assert_eq!(
+            targets,
+            [
+                "sip:bob@example.com",
+                "sip:bob@127.0.0.1:5062",
+                "sip:carol@h:5070",
+                "${who}@h"
+            ]
+        );
+        let t = transfer(json!({"destination": {"type": "sip", "target": "dave@h"}})).unwrap();
+        assert_eq!(t.destination.target, "sip:dave@h");
+        for bad in [
+            "bob",
+            "@h",
+            "bob@",
+            "sip:",
+            "sip:@h",
+            "tel:+1555",
+            "sips:bob@h",
+        ] {
+            let e = connect(json!({"destinations": [{"type": "sip", "target": bad}]}));
+            assert_eq!(
+                field(e.unwrap_err()),
+                "option.destinations[0].target",
+                "{bad}"
+            );
+        }
+    }
+
+    /// bin-common-handler models/address/main.go: types with no dialable target here are
+    /// refused by name; `agent` with its own message.
+    #[test]
+    fn voipbin_address_types_we_cannot_dial_are_refused_by_name() {
+        let e = connect(json!({"destinations": [{"type": "agent", "target": "a"}]})).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "option.destinations[0].type: agent destinations are not supported by this engine yet"
+        );
+        for t in UNSUPPORTED_ADDRESS_TYPES.iter().filter(|t| **t != "agent") {
+            let e = connect(json!({"destinations": [{"type": t, "target": "x"}]})).unwrap_err();
+            let want = format!(
+                r#"option.destinations[0].type: address type "{t}" is not supported by this engine yet"#
+            );
+            assert_eq!(e.to_string(), want);
+            let m = json!({"text": "hi", "destinations": [{"type": "tel", "target": "1"}],
+                           "source": {"type": t, "target": "x"}});
+            let e = MessageSend::from_opt(&Opt::new(&m).unwrap()).unwrap_err();
+            assert_eq!(field(e), "option.source.type");
+        }
+        let e = transfer(json!({"destination": {"type": "agent", "target": "a"}})).unwrap_err();
+        assert_eq!(field(e), "option.destination.type");
+        let e = connect(json!({"destinations": [{"target": "1"}]})).unwrap_err();
+        assert_eq!(field(e), "option.destinations[0].type");
     }
 }

@@ -11,6 +11,9 @@ pub const SUPPORTED_TYPES: &[&str] = &[
     "branch",
     "condition_variable",
     "condition_datetime",
+    "condition_call_digits",
+    "condition_call_status",
+    "empty",
     "variable_set",
     "talk",
     "play",
@@ -29,21 +32,28 @@ pub const SUPPORTED_TYPES: &[&str] = &[
     "transfer",
 ];
 
-/// VoIPBIN action types recognised but not implemented yet. Enabling one
-/// means deleting it here and adding its arm to `ActionKind::parse`.
+/// VoIPBIN action types recognised but not implemented yet: every type of
+/// bin-flow-manager models/action/action.go this engine does not run, plus `chatbot_talk`
+/// (older flows; VoIPBIN's docs now name `ai_talk`). Enabling one means deleting it here and
+/// adding its arm to `ActionKind::parse`.
 pub const NOT_YET_SUPPORTED_TYPES: &[&str] = &[
-    "conference_join",
-    "queue_join",
-    "external_media_start",
-    "external_media_stop",
-    "transcribe_start",
-    "transcribe_stop",
-    "transcribe_recording",
+    "ai_summary",
+    "ai_talk",
+    "ai_task",
     "amd",
     "call",
+    "case_create",
     "chatbot_talk",
     "confbridge_join",
+    "conference_join",
+    "conversation_send",
     "email_send",
+    "external_media_start",
+    "external_media_stop",
     "mute",
+    "queue_join",
     "stream_echo",
+    "transcribe_recording",
+    "transcribe_start",
+    "transcribe_stop",
 ];

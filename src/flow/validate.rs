@@ -187,6 +187,29 @@ mod tests {
         );
     }
 
+    /// VoIPBIN-only types and addresses are refused naming the action's index and field.
+    #[test]
+    fn voipbin_refusals_name_action_and_field() {
+        let (i, f, m) = action_err(json!([{"type": "answer"}, {"type": "ai_talk"}]));
+        assert_eq!((i, f.as_str()), (1, "type"));
+        assert_eq!(
+            m,
+            r#"action type "ai_talk" is not supported by this engine yet"#
+        );
+        let agent = json!({"destinations": [{"type": "tel", "target": "1"},
+                                            {"type": "agent", "target": "a"}]});
+        let e = flow(json!([{"type": "answer"}, {"type": "connect", "option": agent}]))
+            .validate()
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "actions[1].option.destinations[1].type: agent destinations are not supported by this engine yet"
+        );
+        let status = json!({"status": "answered"});
+        let (i, f, _) = action_err(json!([{"type": "condition_call_status", "option": status}]));
+        assert_eq!((i, f.as_str()), (0, "option.status"));
+    }
+
     #[test]
     fn option_errors() {
         assert_eq!(field(json!([{"type": "sleep"}])), "option.duration");

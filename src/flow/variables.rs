@@ -28,6 +28,11 @@ pub const CALL_DESTINATION_TARGET: &str = "call.destination.target";
 pub const CALL_DIRECTION: &str = "call.direction";
 /// Digits received from the caller; the default `branch` variable.
 pub const CALL_DIGITS: &str = "call.digits";
+/// The call's status, as VoIPBIN names it (bin-call-manager models/call/call.go): `dialing`
+/// (created, dialling the destination), `ringing` (the destination rings), `progressing`
+/// (answered, both ends talking), `terminating` (being torn down), `canceling` (the
+/// originator cancels before answer), `hangup` (ended). Read by `condition_call_status`.
+pub const CALL_STATUS: &str = "call.status";
 
 /// VoIPBIN flows name variables with this prefix; we accept it as an alias.
 const ALIAS_PREFIX: &str = "voipbin.";
