@@ -42,6 +42,7 @@ fn state<'a>(
         variables,
         goto_counts,
         has_call: false,
+        answered: false,
         now: chrono::Utc::now(),
         limits: VariableLimits::default(),
     }

@@ -18,6 +18,7 @@ use actix::prelude::*;
 use rsip::prelude::*;
 
 use super::leg::{is_unsupported, unsupported_requirements, Leg, ALLOW};
+use super::party::Parties;
 use super::phones::{Admission as PhoneAdmission, PhoneGate};
 use super::registry::SessionAddr;
 use super::shared::{SessionShared, SipIn};
@@ -371,6 +372,7 @@ impl Dispatcher {
             return;
         };
         let shared = self.shared.clone();
+        let phones = self.config.phones.clone();
         let local_tag = crate::sip::message::new_tag();
         let tag = local_tag.clone();
         self.shared
@@ -379,6 +381,9 @@ impl Dispatcher {
                 SessionAddr::Call(CallSession::start_in_arbiter(&arbiter, move |_| {
                     let source = user_of(req.from_header().ok().and_then(|f| f.uri().ok()));
                     let destination = req.uri.user().unwrap_or_default().to_string();
+                    let parties = Parties::of_invite(&req, user.is_some(), |u| {
+                        phones.is_enabled() && phones.is_registered(u, std::time::Instant::now())
+                    });
                     let leg = Leg::new_incoming(
                         CallId::new(),
                         req,
@@ -391,6 +396,7 @@ impl Dispatcher {
                     let mut session =
                         CallSession::with_leg(leg, shared, index, None, None, source, destination);
                     session.source_user = user;
+                    session.parties = parties;
                     session
                 }))
             });

@@ -20,6 +20,8 @@ pub struct CallOffer {
     pub source: String,
     /// The `[[users]]` name the caller authenticated as (digest, RFC 3261 §22), if any.
     pub source_user: Option<String>,
+    /// VoIPBIN address types and display names of the caller and the callee.
+    pub parties: super::party::Parties,
     pub peer: Peer,
     pub commands: Recipient<CallCommand>,
 }

@@ -12,6 +12,7 @@ pub mod info;
 mod leg;
 pub mod outbound;
 pub mod overload;
+pub mod party;
 pub mod phones;
 pub mod registration;
 pub mod registry;

@@ -54,6 +54,11 @@ impl PhoneGate {
         self.auth.is_enabled()
     }
 
+    /// Whether `user` has a live registration (a call to it is to an `extension`).
+    pub fn is_registered(&self, user: &str, now: std::time::Instant) -> bool {
+        !self.location.lookup(user, now).is_empty()
+    }
+
     /// Whether `ip` is banned at `now` (its requests are dropped).
     pub fn is_banned(&self, ip: IpAddr, now: Instant) -> bool {
         self.bans.is_banned(ip, now)

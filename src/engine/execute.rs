@@ -1,6 +1,9 @@
 //! What one action does, as a pure function of the action and the activeflow's state: the next
 //! cursor step, the call request to make, and the `result` recorded in `executed_actions`.
 //! No actors, no I/O, no clocks beyond the `now` it is given — so every action is unit-testable.
+//! VoIPBIN semantics (bin-flow-manager `executeAction`/`verifyActionType`): a call action in an
+//! activeflow without a call is skipped, not an error; a media action on an unanswered inbound
+//! call answers it first (Asterisk's playback does; VoIPBIN flows rely on it).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -59,17 +62,30 @@ pub enum CallRequest {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Outcome {
     pub step: Step,
+    /// Answer the (inbound, unanswered) call before `call` and `step`: the 200 OK goes out
+    /// before any media, as VoIPBIN's `talk`/`play`/... do on a ringing call.
+    pub answer_first: bool,
     pub call: Option<CallRequest>,
     pub result: Option<Value>,
 }
+
+/// The `result` of a call action skipped because the activeflow has no call.
+pub const SKIPPED_NO_CALL: &str = "no call";
 
 impl Outcome {
     fn step(step: Step) -> Self {
         Outcome {
             step,
+            answer_first: false,
             call: None,
             result: None,
         }
+    }
+
+    /// A call action in an activeflow without a call: recorded as skipped, the cursor goes on
+    /// (VoIPBIN `verifyActionType` moves to the next action; it never errors).
+    pub fn skipped_no_call() -> Self {
+        Outcome::step(Step::Next).with_result(json!({ "skipped": SKIPPED_NO_CALL }))
     }
 
     fn with_result(mut self, result: Value) -> Self {
@@ -85,6 +101,9 @@ pub struct ExecState<'a> {
     pub goto_counts: &'a mut HashMap<ActionId, u32>,
     /// Whether this activeflow holds a call.
     pub has_call: bool,
+    /// Whether its call was answered (or an answer was asked for): false only for an inbound
+    /// call still ringing, which a media action answers first.
+    pub answered: bool,
     pub now: chrono::DateTime<chrono::Utc>,
     /// Caps on what actions may write into `variables`.
     pub limits: VariableLimits,
@@ -94,6 +113,8 @@ pub struct ExecState<'a> {
 /// go on as written), the message in the action's `result`.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ActionError {
+    /// Not produced by the actions [`needs_call`] lists (they are skipped without a call);
+    /// kept for a call action that cannot be skipped.
     #[error("action needs a call, but this activeflow has none")]
     NoCall,
     /// A variable write over `engine.max_variable_bytes` / `engine.max_variables_bytes`: a
@@ -124,21 +145,18 @@ pub fn execute(
     state: &mut ExecState<'_>,
 ) -> Result<Outcome, ActionError> {
     use crate::engine::EndReason;
-    Ok(match kind {
-        ActionKind::Answer => {
-            if !state.has_call {
-                return Err(ActionError::NoCall);
-            }
-            Outcome {
-                step: Step::Next,
-                call: Some(CallRequest::Answer),
-                result: None,
-            }
-        }
+    if needs_call(kind) && !state.has_call {
+        return Ok(Outcome::skipped_no_call());
+    }
+    let mut outcome = match kind {
+        ActionKind::Answer => Outcome {
+            call: Some(CallRequest::Answer),
+            ..Outcome::step(Step::Next)
+        },
         ActionKind::Hangup { reason } => Outcome {
-            step: Step::End(EndReason::Completed),
-            call: state.has_call.then(|| CallRequest::Hangup(reason.clone())),
+            call: Some(CallRequest::Hangup(reason.clone())),
             result: Some(json!({ "reason": reason.as_str() })),
+            ..Outcome::step(Step::End(EndReason::Completed))
         },
         ActionKind::Sleep { duration_ms } => {
             Outcome::step(Step::Wait(Duration::from_millis(*duration_ms)))
@@ -211,80 +229,90 @@ pub fn execute(
                 .try_set(key.clone(), value.clone(), &state.limits)?;
             Outcome::step(Step::Next)
         }
-        ActionKind::DigitsReceive(d) => {
-            if !state.has_call {
-                return Err(ActionError::NoCall);
-            }
-            Outcome::step(Step::AwaitDigits(d.clone()))
-        }
-        ActionKind::Talk(t) => media(
-            state,
-            play(
-                vec![AudioSource::Speech {
-                    text: t.text.clone(),
-                    language: t.language.clone(),
-                }],
-                t.digits_handle,
-            ),
-        )?,
-        ActionKind::Play(p) => media(
-            state,
-            play(
-                p.stream_urls
-                    .iter()
-                    .map(|u| AudioSource::Prompt(u.clone()))
-                    .collect(),
-                p.digits_handle,
-            ),
-        )?,
-        ActionKind::Beep { duration_ms } => media(
-            state,
-            play(
-                vec![AudioSource::Beep {
-                    duration_ms: *duration_ms,
-                }],
-                DigitsHandle::Keep,
-            ),
-        )?,
-        ActionKind::DigitsSend(d) => media(
-            state,
-            MediaRequest::SendDigits {
-                digits: d.digits.clone(),
-                duration_ms: d.duration_ms,
-                interval_ms: d.interval_ms,
-            },
-        )?,
-        ActionKind::Echo(e) => media(
-            state,
-            MediaRequest::Echo {
-                duration: Duration::from_millis(e.duration_ms),
-                dtmf: e.dtmf,
-            },
-        )?,
+        ActionKind::DigitsReceive(d) => Outcome::step(Step::AwaitDigits(d.clone())),
+        ActionKind::Talk(t) => media(play(
+            vec![AudioSource::Speech {
+                text: t.text.clone(),
+                language: t.language.clone(),
+            }],
+            t.digits_handle,
+        )),
+        ActionKind::Play(p) => media(play(
+            p.stream_urls
+                .iter()
+                .map(|u| AudioSource::Prompt(u.clone()))
+                .collect(),
+            p.digits_handle,
+        )),
+        ActionKind::Beep { duration_ms } => media(play(
+            vec![AudioSource::Beep {
+                duration_ms: *duration_ms,
+            }],
+            DigitsHandle::Keep,
+        )),
+        ActionKind::DigitsSend(d) => media(MediaRequest::SendDigits {
+            digits: d.digits.clone(),
+            duration_ms: d.duration_ms,
+            interval_ms: d.interval_ms,
+        }),
+        ActionKind::Echo(e) => media(MediaRequest::Echo {
+            duration: Duration::from_millis(e.duration_ms),
+            dtmf: e.dtmf,
+        }),
         ActionKind::RecordingStart(r) => {
             let request = recording_request(r, state)?;
             let result = json!({ "recording_id": request.id.to_string() });
-            media(state, MediaRequest::StartRecording(request))?.with_result(result)
+            media(MediaRequest::StartRecording(request)).with_result(result)
         }
-        ActionKind::RecordingStop => media(state, MediaRequest::StopRecording)?,
+        ActionKind::RecordingStop => media(MediaRequest::StopRecording),
         ActionKind::Block => Outcome::step(Step::Block),
         ActionKind::FetchFlow { flow_id } => Outcome::step(Step::PushFlow(flow_id.clone())),
         ActionKind::Fetch(f) => Outcome::step(Step::Fetch(f.clone())),
         ActionKind::WebhookSend(w) => Outcome::step(Step::Webhook(w.clone())),
-        ActionKind::Connect(c) => {
-            if !state.has_call {
-                return Err(ActionError::NoCall);
-            }
-            Outcome::step(Step::Connect(c.clone()))
-        }
+        ActionKind::Connect(c) => Outcome::step(Step::Connect(c.clone())),
         ActionKind::MessageSend(m) => Outcome::step(Step::MessageSend(m.clone())),
-        ActionKind::Transfer(t) => {
-            if !state.has_call {
-                return Err(ActionError::NoCall);
-            }
-            Outcome::step(Step::Transfer(t.clone()))
-        }
-    })
+        ActionKind::Transfer(t) => Outcome::step(Step::Transfer(t.clone())),
+    };
+    outcome.answer_first = answers_first(kind) && !state.answered;
+    Ok(outcome)
+}
+
+/// Actions that act on the activeflow's call: skipped in one without a call (VoIPBIN
+/// `MapRequiredMediasByType`: the `rtc` actions). `hangup` included: VoIPBIN moves past it
+/// in an `api` activeflow rather than ending it. `sleep` is not (a wait needs no call),
+/// unlike VoIPBIN.
+pub fn needs_call(kind: &ActionKind) -> bool {
+    matches!(
+        kind,
+        ActionKind::Answer
+            | ActionKind::Hangup { .. }
+            | ActionKind::DigitsReceive(_)
+            | ActionKind::Talk(_)
+            | ActionKind::Play(_)
+            | ActionKind::Beep { .. }
+            | ActionKind::DigitsSend(_)
+            | ActionKind::Echo(_)
+            | ActionKind::RecordingStart(_)
+            | ActionKind::RecordingStop
+            | ActionKind::Connect(_)
+            | ActionKind::Transfer(_)
+            // VoIPBIN's action.go maps both to MediaTypeRealTimeCommunication.
+            | ActionKind::ConditionCallDigits(_)
+            | ActionKind::ConditionCallStatus(_)
+    )
+}
+
+/// Actions that answer a ringing inbound call before they run (VoIPBIN: media on a call
+/// answers it).
+fn answers_first(kind: &ActionKind) -> bool {
+    matches!(
+        kind,
+        ActionKind::Talk(_)
+            | ActionKind::Play(_)
+            | ActionKind::Beep { .. }
+            | ActionKind::DigitsReceive(_)
+            | ActionKind::Echo(_)
+    )
 }
 
 fn play(sources: Vec<AudioSource>, handle: DigitsHandle) -> MediaRequest {
@@ -295,15 +323,11 @@ fn play(sources: Vec<AudioSource>, handle: DigitsHandle) -> MediaRequest {
 }
 
 /// A call-media action: ask the call, then wait for it to finish.
-fn media(state: &ExecState<'_>, request: MediaRequest) -> Result<Outcome, ActionError> {
-    if !state.has_call {
-        return Err(ActionError::NoCall);
-    }
-    Ok(Outcome {
-        step: Step::AwaitMedia,
+fn media(request: MediaRequest) -> Outcome {
+    Outcome {
         call: Some(CallRequest::Media(request)),
-        result: None,
-    })
+        ..Outcome::step(Step::AwaitMedia)
+    }
 }
 
 /// A new recording's request; its id goes in the `recording.id` variable.
@@ -357,6 +381,7 @@ mod tests {
         vars: Variables,
         gotos: HashMap<ActionId, u32>,
         has_call: bool,
+        answered: bool,
         limits: VariableLimits,
     }
 
@@ -366,6 +391,7 @@ mod tests {
                 vars: Variables::new(),
                 gotos: HashMap::new(),
                 has_call: true,
+                answered: true,
                 limits: VariableLimits::default(),
             }
         }
@@ -379,6 +405,7 @@ mod tests {
                 variables: &mut self.vars,
                 goto_counts: &mut self.gotos,
                 has_call: self.has_call,
+                answered: self.answered,
                 now: chrono::Utc
                     .with_ymd_and_hms(2026, 11, 26, 10, 30, 0)
                     .unwrap(),
@@ -393,17 +420,12 @@ mod tests {
     }
 
     #[test]
-    fn answer_needs_a_call() {
+    fn answer_asks_the_call() {
         let mut f = Fixture::new();
         let out = f.run(&action("answer", json!({}))).unwrap();
         assert_eq!(
-            (out.step, out.call),
-            (Step::Next, Some(CallRequest::Answer))
-        );
-        f.has_call = false;
-        assert_eq!(
-            f.run(&action("answer", json!({}))),
-            Err(ActionError::NoCall)
+            (out.step, out.call, out.answer_first),
+            (Step::Next, Some(CallRequest::Answer), false)
         );
     }
 
@@ -413,8 +435,82 @@ mod tests {
         let out = f.run(&action("hangup", json!({"reason": "busy"}))).unwrap();
         assert_eq!(out.step, Step::End(EndReason::Completed));
         assert_eq!(out.call, Some(CallRequest::Hangup(HangupReason::Busy)));
+    }
+
+    /// Every call action in an activeflow without a call (VoIPBIN `verifyActionType`):
+    /// recorded as skipped, the cursor goes on; `hangup` too (it does not end the activeflow).
+    fn call_actions() -> Vec<Action> {
+        vec![
+            action("answer", json!({})),
+            action("hangup", json!({"reason": "busy"})),
+            action("talk", json!({"text": "hi"})),
+            action("play", json!({"stream_urls": ["a.wav"]})),
+            action("beep", json!({})),
+            action("digits_receive", json!({"duration": 1000, "length": 1})),
+            action("digits_send", json!({"digits": "1"})),
+            action("echo", json!({"duration": 1000})),
+            action("recording_start", json!({})),
+            action("recording_stop", json!({})),
+            action(
+                "connect",
+                json!({"destinations": [{"type": "tel", "target": "+15550100"}]}),
+            ),
+            action(
+                "transfer",
+                json!({"destination": {"type": "sip", "target": "sip:bob@example.com"}}),
+            ),
+        ]
+    }
+
+    #[test]
+    fn verify_action_type_skips_call_actions_without_a_call() {
+        let mut f = Fixture::new();
         f.has_call = false;
-        assert_eq!(f.run(&action("hangup", json!({}))).unwrap().call, None);
+        for a in call_actions() {
+            let out = f.run(&a).unwrap_or_else(|e| panic!("{}: {e}", a.kind));
+            assert_eq!(out, Outcome::skipped_no_call(), "{}", a.kind);
+            assert_eq!(out.result, Some(json!({"skipped": "no call"})));
+        }
+        assert_eq!(f.vars.get(RECORDING_ID), None, "nothing ran");
+        // Actions that need no call still run.
+        let out = f.run(&action("sleep", json!({"duration": 5}))).unwrap();
+        assert_eq!(out.step, Step::Wait(Duration::from_millis(5)));
+        let out = f.run(&action("stop", json!({}))).unwrap();
+        assert_eq!(out.step, Step::End(EndReason::StopAction));
+    }
+
+    #[test]
+    fn call_actions_run_with_a_call() {
+        let mut f = Fixture::new();
+        for a in call_actions() {
+            let out = f.run(&a).unwrap();
+            assert_ne!(out, Outcome::skipped_no_call(), "{}", a.kind);
+        }
+    }
+
+    #[test]
+    fn media_actions_answer_a_ringing_call_first() {
+        let mut f = Fixture::new();
+        f.answered = false;
+        for kind in ["talk", "play", "beep", "digits_receive", "echo"] {
+            let a = call_actions().into_iter().find(|a| a.kind == kind).unwrap();
+            let out = f.run(&a).unwrap();
+            assert!(out.answer_first, "{kind} answers first");
+            assert_ne!(out.call, Some(CallRequest::Answer), "{kind}");
+        }
+        for kind in [
+            "answer",
+            "hangup",
+            "digits_send",
+            "recording_start",
+            "connect",
+        ] {
+            let a = call_actions().into_iter().find(|a| a.kind == kind).unwrap();
+            assert!(!f.run(&a).unwrap().answer_first, "{kind} does not");
+        }
+        f.answered = true;
+        let a = action("talk", json!({"text": "hi"}));
+        assert!(!f.run(&a).unwrap().answer_first, "answered already");
     }
 
     #[test]
@@ -574,11 +670,17 @@ mod tests {
 
     /// bin-flow-manager actionhandle.go actionHandleConditionCallDigits: on to the next action
     /// when `call.digits` is `length` long or holds `key`, else to `false_target_id`. The
-    /// digits stay (unlike `branch`), and no call is needed to read the variable.
+    /// digits stay (unlike `branch`). Without a call it is skipped, as VoIPBIN's
+    /// verifyActionType skips it (MediaTypeRealTimeCommunication).
     #[test]
     fn condition_call_digits_reads_call_digits() {
         let mut f = Fixture::new();
         f.has_call = false;
+        let skipped = f
+            .run(&action("condition_call_digits", json!({"length": 1})))
+            .unwrap();
+        assert_eq!(skipped.result, Some(json!({"skipped": "no call"})));
+        f.has_call = true;
         let no = ActionId::new();
         let c = action(
             "condition_call_digits",

@@ -31,6 +31,31 @@ pub struct StartActiveflow {
     pub parent: Option<Parent>,
 }
 
+/// `call.status` of an incoming call not answered yet (VoIPBIN call status).
+pub const CALL_RINGING: &str = "ringing";
+/// `call.status` once answered.
+pub const CALL_PROGRESSING: &str = "progressing";
+/// `call.status` once the flow hangs the call up (its BYE or final response is on its way).
+pub const CALL_TERMINATING: &str = "terminating";
+/// `call.status` once the call is over.
+pub const CALL_HANGUP: &str = "hangup";
+
+/// Where a new activeflow stands in an `on_complete_flow_id` chain.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ChainPosition {
+    /// The activeflow whose end started it.
+    pub parent: Option<ActiveflowId>,
+    /// 1 for one started by a call or the API, its parent's + 1 for a successor.
+    pub depth: u8,
+}
+
+impl ChainPosition {
+    pub(crate) const FIRST: ChainPosition = ChainPosition {
+        parent: None,
+        depth: 1,
+    };
+}
+
 /// The activeflow an `on_complete_flow_id` chain continues.
 #[derive(Debug, Clone)]
 pub struct Parent {
@@ -175,6 +200,26 @@ impl Handler<CallOffer> for Supervisor {
         variables.set(flow::CALL_DESTINATION_TARGET, offer.destination.clone());
         variables.set(flow::CALL_DIRECTION, "incoming");
         variables.set(flow::CALL_DIGITS, "");
+        // VoIPBIN's names for the parties (bin-call-manager `call.Source`/`Destination`) and
+        // its call status: an incoming call not answered yet is `ringing`.
+        let parties = &offer.parties;
+        variables.set(
+            flow::variables::CALL_SOURCE_TYPE,
+            parties.source.kind.as_str(),
+        );
+        variables.set(
+            flow::variables::CALL_SOURCE_NAME,
+            parties.source.name.clone(),
+        );
+        variables.set(
+            flow::variables::CALL_DESTINATION_TYPE,
+            parties.destination.kind.as_str(),
+        );
+        variables.set(
+            flow::variables::CALL_DESTINATION_NAME,
+            parties.destination.name.clone(),
+        );
+        variables.set(flow::variables::CALL_STATUS, CALL_RINGING);
         // The caller chose the source and destination: addresses over the caps refuse the
         // call (400) before anything runs, rather than starting a flow that cannot hold them.
         if let Err(e) = variables.check(&self.limits.variables) {
@@ -189,7 +234,7 @@ impl Handler<CallOffer> for Supervisor {
             &flow,
             ReferenceType::Call,
             offer.call_id.to_string(),
-            None,
+            ChainPosition::FIRST,
             &mut variables,
         );
         let call = CallLink {
@@ -232,7 +277,10 @@ impl Handler<StartActiveflow> for Supervisor {
             &msg.flow,
             reference_type,
             reference_id,
-            msg.parent.map(|p| p.id),
+            ChainPosition {
+                parent: msg.parent.map(|p| p.id),
+                depth,
+            },
             &mut variables,
         );
         let links = self.links(ctx, depth);
@@ -267,13 +315,25 @@ pub(crate) fn new_record(
     flow: &Flow,
     reference_type: ReferenceType,
     reference_id: String,
-    reference_activeflow_id: Option<ActiveflowId>,
+    chain: ChainPosition,
     variables: &mut Variables,
 ) -> Arc<Mutex<ActiveflowRecord>> {
     variables.set(flow::ACTIVEFLOW_ID, id.to_string());
     variables.set(flow::ACTIVEFLOW_FLOW_ID, flow.id.to_string());
     variables.set(flow::ACTIVEFLOW_REFERENCE_TYPE, reference_type.as_str());
     variables.set(flow::ACTIVEFLOW_REFERENCE_ID, reference_id.clone());
+    // VoIPBIN activeflowhandler `variableCreate`: the chain's parent (nil UUID when none) and
+    // how many on-complete hops led here, set last so inherited values cannot forge them.
+    variables.set(
+        flow::variables::ACTIVEFLOW_REFERENCE_ACTIVEFLOW_ID,
+        chain
+            .parent
+            .map_or_else(|| uuid::Uuid::nil().to_string(), |p| p.to_string()),
+    );
+    variables.set(
+        flow::variables::ACTIVEFLOW_COMPLETE_COUNT,
+        chain.depth.saturating_sub(1).to_string(),
+    );
     let now = timestamp();
     Arc::new(Mutex::new(ActiveflowRecord {
         id,
@@ -282,7 +342,7 @@ pub(crate) fn new_record(
         end_reason: None,
         reference_type,
         reference_id,
-        reference_activeflow_id,
+        reference_activeflow_id: chain.parent,
         current_action: None,
         executed_actions: std::collections::VecDeque::new(),
         executed_actions_dropped: 0,

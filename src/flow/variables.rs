@@ -33,6 +33,18 @@ pub const CALL_DIGITS: &str = "call.digits";
 /// (answered, both ends talking), `terminating` (being torn down), `canceling` (the
 /// originator cancels before answer), `hangup` (ended). Read by `condition_call_status`.
 pub const CALL_STATUS: &str = "call.status";
+/// Seeded: the caller's VoIPBIN address type (`tel`, `sip` or `extension`).
+pub const CALL_SOURCE_TYPE: &str = "call.source.type";
+/// Seeded: the caller's display name ("" without one).
+pub const CALL_SOURCE_NAME: &str = "call.source.name";
+/// Seeded: the callee's VoIPBIN address type (`tel`, `sip` or `extension`).
+pub const CALL_DESTINATION_TYPE: &str = "call.destination.type";
+/// Seeded: the callee's display name (the `To` header's; "" without one).
+pub const CALL_DESTINATION_NAME: &str = "call.destination.name";
+/// Seeded: the activeflow whose `on_complete_flow_id` started this one (the nil UUID if none).
+pub const ACTIVEFLOW_REFERENCE_ACTIVEFLOW_ID: &str = "activeflow.reference_activeflow_id";
+/// Seeded: how many `on_complete_flow_id` hops led to this activeflow ("0" for the first).
+pub const ACTIVEFLOW_COMPLETE_COUNT: &str = "activeflow.complete_count";
 
 /// VoIPBIN flows name variables with this prefix; we accept it as an alias.
 const ALIAS_PREFIX: &str = "voipbin.";

@@ -42,6 +42,8 @@ pub struct CallSession {
     destination: String,
     /// The `[[users]]` name the caller authenticated as (RFC 3261 §22), if it did.
     pub(in crate::call) source_user: Option<String>,
+    /// Address types and display names of an incoming call's parties (see `party`).
+    pub(in crate::call) parties: crate::call::party::Parties,
     /// The operator-visible record in the registry.
     entry: Option<Arc<CallEntry>>,
     timer: Option<(SpawnHandle, Instant)>,
@@ -75,6 +77,7 @@ impl CallSession {
             source,
             destination,
             source_user: None,
+            parties: Default::default(),
             entry: None,
             timer: None,
             live: false,
@@ -218,6 +221,7 @@ impl CallSession {
             destination: self.destination.clone(),
             source: self.source.clone(),
             source_user: self.source_user.clone(),
+            parties: self.parties.clone(),
             peer,
             commands: ctx.address().recipient(),
         };

@@ -98,7 +98,7 @@ impl Activeflow {
             );
         }
         self.show_end(reason, ending.now, ending.variables);
-        if matches!(reason, EndReason::Completed | EndReason::Hangup) {
+        if starts_successor(reason) {
             self.start_successor();
         }
         ctx.stop();
@@ -131,5 +131,37 @@ impl Activeflow {
         for waiter in self.end_waiters.drain(..) {
             let _ = waiter.send(());
         }
+    }
+}
+
+/// Whether an activeflow ending for `reason` starts its flow's `on_complete_flow_id`. VoIPBIN's
+/// `Stop` (bin-flow-manager activeflowhandler/stop.go) starts it on every end, an operator's
+/// stop and a failed action included; an engine going down (or found down) starts nothing.
+pub(super) fn starts_successor(reason: EndReason) -> bool {
+    !matches!(reason, EndReason::Shutdown | EndReason::EngineRestart)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stop_go_starts_the_on_complete_flow_on_every_end_but_the_engines() {
+        for reason in [
+            EndReason::Completed,
+            EndReason::StopAction,
+            EndReason::OperatorStop,
+            EndReason::Hangup,
+            EndReason::AckTimeout,
+            EndReason::RtpTimeout,
+            EndReason::MaxDuration,
+            EndReason::SessionExpired,
+            EndReason::LoopLimit,
+            EndReason::Error,
+        ] {
+            assert!(starts_successor(reason), "{reason:?}");
+        }
+        assert!(!starts_successor(EndReason::Shutdown));
+        assert!(!starts_successor(EndReason::EngineRestart));
     }
 }

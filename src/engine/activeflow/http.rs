@@ -1,5 +1,7 @@
 //! The activeflow's HTTP actions. `fetch` asks a server for actions (a JSON list, or an object
-//! with `actions`), validates them and pushes them as a sub-stack; any failure ends the activeflow
+//! with `actions`; the request as VoIPBIN's `ActionFetchGet` sends it: the action's method,
+//! a JSON body naming the activeflow, its reference and — our addition — its variables),
+//! validates them and pushes them as a sub-stack; any failure ends the activeflow
 //! with `error`, since the flow has nothing to go on with. `webhook_send` retries 5xx answers and
 //! connection failures with backoff; `sync` waits for the outcome, otherwise the request joins
 //! its destination's bounded queue (`http.webhook_queue`; full → action error, counted) and the
@@ -12,9 +14,10 @@ use serde_json::{json, Value};
 
 use super::waiting::Awaiting;
 use super::Activeflow;
-use crate::engine::EndReason;
+use crate::engine::registry::lock;
+use crate::engine::{ActiveflowId, EndReason};
 use crate::flow::integration::{Fetch, HttpMethod, WebhookSend};
-use crate::flow::{Action, ActionId};
+use crate::flow::{Action, ActionId, Variables};
 use crate::http::{Attempted, HttpClient, HttpError, Response, WEBHOOK_RETRY};
 
 /// Why `fetch` produced no actions.
@@ -30,6 +33,22 @@ enum FetchError {
     Invalid { url: String, message: String },
     #[error(transparent)]
     Stack(#[from] crate::engine::cursor::CursorError),
+}
+
+/// VoIPBIN's fetch request type (bin-flow-manager actionhandler `ActionFetchGet`).
+const FETCH_CONTENT_TYPE: &str = "application/json; charset=utf-8";
+
+/// The body of a `fetch` request, sent whatever its method (VoIPBIN sends it with `GET` too):
+/// `activeflow_id` and `reference_id` as VoIPBIN sends them (a UUID: the nil one for an
+/// activeflow started over the API, which has no reference), plus the `variables`.
+fn fetch_body(id: ActiveflowId, reference_id: &str, variables: &Variables) -> Vec<u8> {
+    let reference_id = match reference_id {
+        "" => uuid::Uuid::nil().to_string(),
+        r => r.to_owned(),
+    };
+    json!({ "activeflow_id": id, "reference_id": reference_id, "variables": variables })
+        .to_string()
+        .into_bytes()
 }
 
 fn method(m: HttpMethod) -> reqwest::Method {
@@ -51,10 +70,11 @@ impl Activeflow {
         ctx: &mut Context<Self>,
     ) {
         let client = self.links.http.clone();
-        let body = (fetch.event_method == HttpMethod::Post).then(|| {
-            let payload = json!({ "activeflow_id": self.id, "variables": self.variables });
-            ("application/json", payload.to_string().into_bytes())
-        });
+        let reference_id = lock(&self.record).reference_id.clone();
+        let body = Some((
+            FETCH_CONTENT_TYPE,
+            fetch_body(self.id, &reference_id, &self.variables),
+        ));
         self.awaiting = Some(Awaiting::Http { next });
         let url = fetch.event_url;
         let request = async move {
@@ -191,5 +211,26 @@ async fn deliver(client: HttpClient, hook: WebhookSend) -> Result<Value, Webhook
             attempts,
         }),
         Err(e) => Err(WebhookError::Http(e, attempts)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn action_fetch_get_body_names_the_activeflow_its_reference_and_variables() {
+        let id = ActiveflowId::new();
+        let mut vars = Variables::new();
+        vars.set("who", "caller");
+        let call = "6f1c3f0e-8d3a-4c55-9a43-8f0b2f4d1e01";
+        let body: Value = serde_json::from_slice(&fetch_body(id, call, &vars)).unwrap();
+        assert_eq!(
+            body,
+            json!({"activeflow_id": id.to_string(), "reference_id": call,
+                   "variables": {"who": "caller"}})
+        );
+        let body: Value = serde_json::from_slice(&fetch_body(id, "", &vars)).unwrap();
+        assert_eq!(body["reference_id"], "00000000-0000-0000-0000-000000000000");
     }
 }

@@ -31,9 +31,12 @@ mod waiting;
 use super::cursor::Cursor;
 use super::execute::{execute, CallRequest, ExecState, Outcome, Step};
 use super::registry::lock;
-use super::supervisor::{Links, Parent, StartActiveflow};
+use super::supervisor::{
+    Links, Parent, StartActiveflow, CALL_HANGUP, CALL_PROGRESSING, CALL_TERMINATING,
+};
 use super::{ActiveflowId, ActiveflowRecord, ActiveflowRegistry, EndReason, MAX_CHAIN_DEPTH};
 use crate::call::{CallCommand, CallEndCause, CallEvent, CallId, HangupCause};
+use crate::flow::variables::CALL_STATUS;
 use crate::flow::{Action, ActionId, ActionKind, Flow, HangupReason, Variables};
 use crate::media::MediaJob;
 use crate::storage::Storage;
@@ -88,6 +91,8 @@ pub struct Activeflow {
     call_released: bool,
     /// Our call reported its answer (`connect` then rings it with in-band ringback).
     call_answered: bool,
+    /// We asked our call to answer (an `answer` action, or a media action answering first).
+    answer_sent: bool,
     reference_type: &'static str,
     started_at: Instant,
     wait: Option<SpawnHandle>,
@@ -147,6 +152,7 @@ impl Activeflow {
             call,
             call_released: false,
             call_answered: false,
+            answer_sent: false,
             reference_type,
             started_at: Instant::now(),
             wait: None,
@@ -218,6 +224,7 @@ impl Activeflow {
                     variables: &mut self.variables,
                     goto_counts: &mut self.goto_counts,
                     has_call,
+                    answered: self.call_answered || self.answer_sent,
                     now: chrono::Utc::now(),
                     limits,
                 };
@@ -266,6 +273,10 @@ impl Activeflow {
 
     /// Applies an outcome; false when the run loop must stop (waiting or ended).
     fn apply(&mut self, action: &Action, outcome: Outcome, ctx: &mut Context<Self>) -> bool {
+        if outcome.answer_first {
+            // Same mailbox, so the call sends its 200 OK before it starts the media.
+            self.send_call(CallRequest::Answer);
+        }
         let job = outcome.call.and_then(|request| self.send_call(request));
         let jump = match outcome.step {
             Step::Next => action.next_id,
@@ -365,10 +376,15 @@ impl Activeflow {
 
     /// Sends a request to the call; a media request's job number is returned.
     fn send_call(&mut self, request: CallRequest) -> Option<MediaJob> {
-        let call = self.call.as_ref().filter(|_| !self.call_released)?;
+        if self.call.is_none() || self.call_released {
+            return None;
+        }
         let mut job = None;
         let command = match request {
-            CallRequest::Answer => CallCommand::Answer,
+            CallRequest::Answer => {
+                self.answer_sent = true;
+                CallCommand::Answer
+            }
             CallRequest::Media(request) => {
                 self.last_job += 1;
                 let j = MediaJob(self.last_job);
@@ -377,6 +393,7 @@ impl Activeflow {
             }
             CallRequest::Hangup(reason) => {
                 self.call_released = true;
+                self.set_variable(CALL_STATUS, CALL_TERMINATING);
                 CallCommand::Hangup(match reason {
                     HangupReason::Busy => HangupCause::Busy,
                     HangupReason::NoAnswer => HangupCause::NoAnswer,
@@ -384,7 +401,9 @@ impl Activeflow {
                 })
             }
         };
-        call.commands.do_send(command);
+        if let Some(call) = &self.call {
+            call.commands.do_send(command);
+        }
         job
     }
 
@@ -440,7 +459,10 @@ impl Handler<CallEvent> for Activeflow {
                 self.on_digit(digit, ctx)
             }
             CallEvent::MediaDone { job, result } => self.on_media_done(job, result, ctx),
-            CallEvent::Answered { call_id } if Some(call_id) == ours => self.call_answered = true,
+            CallEvent::Answered { call_id } if Some(call_id) == ours => {
+                self.call_answered = true;
+                self.set_variable(CALL_STATUS, CALL_PROGRESSING);
+            }
             CallEvent::Digit { .. }
             | CallEvent::TransferRequested { .. }
             | CallEvent::TransferAnswered { .. }
@@ -453,6 +475,7 @@ impl Handler<CallEvent> for Activeflow {
             }
             CallEvent::Ended { cause, .. } => {
                 self.call_released = true;
+                self.set_variable(CALL_STATUS, CALL_HANGUP);
                 let reason = match cause {
                     CallEndCause::AckTimeout => EndReason::AckTimeout,
                     CallEndCause::RtpTimeout => EndReason::RtpTimeout,

@@ -1,6 +1,7 @@
 //! The activeflow's waits on its call: a media request in progress (`talk`, `play`, `beep`,
-//! `echo`, `digits_send`, `recording_*`) and `digits_receive`. Digits always collect in
-//! `call.digits`, also while no action waits for them (type-ahead).
+//! `echo`, `digits_send`, `recording_*`) and `digits_receive`. Digits go to `call.digits` as
+//! VoIPBIN's call-manager (`digitsReceived`) puts them: appended during `digits_receive`, the
+//! terminating key included; any other time a key replaces it (the last key is typed ahead).
 
 use actix::prelude::*;
 use serde_json::{json, Value};
@@ -49,6 +50,13 @@ impl Activeflow {
             self.merge_result(self.digits_result("length", None));
             return true;
         }
+        // A key typed ahead that terminates this collection ends it at once (VoIPBIN
+        // `checkDigitsCondition`).
+        let typed = self.variables.get(CALL_DIGITS).unwrap_or_default();
+        if let Some(key) = typed.chars().find(|c| spec.key.contains(*c)) {
+            self.merge_result(self.digits_result("key", Some(key)));
+            return true;
+        }
         let timer = (spec.duration_ms > 0).then(|| {
             let timeout = std::time::Duration::from_millis(spec.duration_ms);
             ctx.run_later(timeout, |act, ctx| act.finish_digits("timeout", None, ctx))
@@ -59,24 +67,18 @@ impl Activeflow {
 
     /// A key the caller pressed.
     pub(super) fn on_digit(&mut self, digit: char, ctx: &mut Context<Self>) {
-        if let Some(Awaiting::Digits { spec, .. }) = &self.awaiting {
-            if spec.key.contains(digit) {
-                return self.finish_digits("key", Some(digit), ctx);
-            }
-        }
-        let mut digits = self
-            .variables
-            .get(CALL_DIGITS)
-            .unwrap_or_default()
-            .to_owned();
-        digits.push(digit);
-        if digits.len() > MAX_BUFFERED_DIGITS {
-            digits.remove(0);
-        }
+        let Some(Awaiting::Digits { spec, .. }) = &self.awaiting else {
+            self.set_variable(CALL_DIGITS, digit.to_string());
+            return;
+        };
+        let terminates = spec.key.contains(digit);
+        let digits = appended(self.variables.get(CALL_DIGITS).unwrap_or_default(), digit);
         self.set_variable(CALL_DIGITS, digits);
         if let Some(Awaiting::Digits { spec, .. }) = &self.awaiting {
             if self.length_reached(spec) {
                 self.finish_digits("length", None, ctx);
+            } else if terminates {
+                self.finish_digits("key", Some(digit), ctx);
             }
         }
     }
@@ -132,5 +134,29 @@ impl Activeflow {
         }
         tracing::warn!(activeflow_id = %self.id, call_id = %self.call_id(), error = %error, "action failed");
         self.merge_result(json!({ "error": error.to_string() }));
+    }
+}
+
+/// `digits` with `digit` added, keeping at most `MAX_BUFFERED_DIGITS` (oldest dropped).
+fn appended(digits: &str, digit: char) -> String {
+    let mut digits = digits.to_owned();
+    digits.push(digit);
+    if digits.len() > MAX_BUFFERED_DIGITS {
+        digits.remove(0);
+    }
+    digits
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digits_are_appended_up_to_the_cap() {
+        assert_eq!(appended("12", '#'), "12#");
+        let full = "1".repeat(MAX_BUFFERED_DIGITS);
+        let next = appended(&full, '2');
+        assert_eq!(next.len(), MAX_BUFFERED_DIGITS);
+        assert!(next.ends_with('2'));
     }
 }
