@@ -3,7 +3,7 @@
 //! started over `POST /v1/activeflows` with inline actions and variables, no call. The named
 //! variable is read (set, empty or unset), the branch taken shows in `executed_actions`, and
 //! the activeflow ends `completed`, never `error`. Also the deprecated `condition_call_digits`
-//! and `condition_call_status`, which read `call.digits` and `call.status`.
+//! and `condition_call_status`, which an activeflow without a call skips.
 
 #![allow(clippy::unwrap_used)] // test helpers: a failed unwrap is a failed test
 
@@ -145,31 +145,28 @@ fn condition_variable_templates_and_values_set_by_the_flow() {
     assert_eq!(executed(&a)[0].1, json!({"value": "x-2", "result": true}));
 }
 
-/// bin-flow-manager actionhandle.go: `condition_call_digits` (`length` or `key` in the
-/// received digits) and `condition_call_status` (the call's status), read from `call.digits`
-/// and `call.status`.
+/// bin-flow-manager action.go maps `condition_call_digits` and `condition_call_status` to
+/// MediaTypeRealTimeCommunication, so an activeflow without a call skips them
+/// (`verifyActionType`): recorded `{"skipped": "no call"}`, the cursor moves on (the true
+/// branch) whatever the variables say. With a call they read `call.digits` and `call.status`
+/// (unit tests in engine::execute, SIPp in tests/voipbin_flows.rs). A bad `status` is still
+/// refused by validation.
 #[test]
-fn deprecated_call_conditions_read_their_variables() {
+fn deprecated_call_conditions_are_skipped_without_a_call() {
     let e = start_engine();
-    let digits = two_way("condition_call_digits", json!({"length": 3, "key": "#"}));
-    for (value, want) in [
-        (json!({"call.digits": "12#"}), "true"),
-        (json!({"call.digits": "123"}), "true"),
-        (json!({"call.digits": "12"}), "false"),
-        (json!({}), "false"),
+    for (kind, option) in [
+        ("condition_call_digits", json!({"length": 3, "key": "#"})),
+        ("condition_call_status", json!({"status": "progressing"})),
     ] {
-        let (a, vars) = run(&e, &digits, value.clone());
-        assert_eq!(
-            branch_taken(&a, &vars, "condition_call_digits"),
-            want,
-            "{value}"
+        let actions = two_way(kind, option);
+        let (a, vars) = run(
+            &e,
+            &actions,
+            json!({"call.digits": "12", "call.status": "ringing"}),
         );
+        assert_eq!(branch_taken(&a, &vars, kind), "true");
+        assert_eq!(executed(&a)[0].1, json!({"skipped": "no call"}), "{a}");
     }
-    let status = two_way("condition_call_status", json!({"status": "progressing"}));
-    let (a, vars) = run(&e, &status, json!({"call.status": "progressing"}));
-    assert_eq!(branch_taken(&a, &vars, "condition_call_status"), "true");
-    let (a, vars) = run(&e, &status, json!({}));
-    assert_eq!(branch_taken(&a, &vars, "condition_call_status"), "false");
 
     let bad = json!([{"type": "condition_call_status", "option": {"status": "answered"}}]);
     let body = json!({ "actions": bad }).to_string();
