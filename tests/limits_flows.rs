@@ -70,7 +70,7 @@ fn start_api(e: &TestEngine, actions: Value) -> String {
         "/v1/activeflows",
         Some(&json!({ "actions": actions }).to_string()),
     );
-    assert_eq!(status, 201, "{a}");
+    assert_eq!(status, 200, "{a}");
     a["id"].as_str().unwrap().to_owned()
 }
 
@@ -232,7 +232,7 @@ fn the_variables_of_one_activeflow_are_capped_together() {
             .to_string(),
         ),
     );
-    assert_eq!(status, 201, "{a}");
+    assert_eq!(status, 200, "{a}");
     let a = ended(&e, a["id"].as_str().unwrap());
     assert_eq!(a["end_reason"], "error", "{}", summary(&a));
     let last = a["executed_actions"]
@@ -393,7 +393,7 @@ fn caps_hit_are_counted_by_their_key() {
             .to_string(),
         ),
     );
-    assert_eq!(status, 201, "{a}");
+    assert_eq!(status, 200, "{a}");
     let id = a["id"].as_str().unwrap();
     let (status, _) = http(api, "POST", &format!("/v1/activeflows/{id}/continue"), None);
     assert_eq!(status, 200);
@@ -501,7 +501,7 @@ fn a_dot_segment_value_is_refused_in_a_url_path() {
             .to_string(),
         ),
     );
-    assert_eq!(status, 201, "{a}");
+    assert_eq!(status, 200, "{a}");
     let a = ended(&e, a["id"].as_str().unwrap());
     assert_eq!(a["end_reason"], "error", "{}", summary(&a));
     let why = result_of(&a, "webhook_send")["error"].as_str().unwrap();
@@ -538,7 +538,7 @@ fn values_in_a_json_webhook_body_cannot_add_keys() {
             .to_string(),
         ),
     );
-    assert_eq!(status, 201, "{a}");
+    assert_eq!(status, 200, "{a}");
     let a = ended(&e, a["id"].as_str().unwrap());
     assert_eq!(a["end_reason"], "completed", "{}", summary(&a));
     let seen = seen.lock().unwrap();
@@ -581,7 +581,7 @@ fn a_value_in_a_sip_destination_cannot_change_its_host() {
             .to_string(),
         ),
     );
-    assert_eq!(status, 201, "{a}");
+    assert_eq!(status, 200, "{a}");
     let mut buf = [0u8; 65536];
     let (n, _) = good
         .recv_from(&mut buf)
@@ -630,7 +630,7 @@ fn executed_actions_in_memory_are_capped_and_storage_keeps_them_all() {
             .to_string(),
         ),
     );
-    assert_eq!(status, 201, "{a}");
+    assert_eq!(status, 200, "{a}");
     let id = a["id"].as_str().unwrap().to_owned();
     let running = common::wait_until("the block", Duration::from_secs(20), || {
         let (_, a) = http(e.api, "GET", &format!("/v1/activeflows/{id}"), None);

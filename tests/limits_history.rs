@@ -119,6 +119,10 @@ fn row(id: &str, sequence: u64, variables: Option<String>) -> ActiveflowRow {
         reference_type: "api",
         reference_id: String::new(),
         reference_activeflow_id: None,
+        on_complete_flow_id: None,
+        forward_action_id: None,
+        webhook_uri: None,
+        webhook_method: None,
         current_action: None,
         variables,
         tm_create: now.clone(),
@@ -330,7 +334,7 @@ fn a_second_engine_on_the_same_database_refuses_to_start() {
         "/v1/activeflows",
         Some(&body.to_string()),
     );
-    assert_eq!(status, 201, "{running}");
+    assert_eq!(status, 200, "{running}");
     let running = running["id"].as_str().unwrap().to_owned();
     common::wait_until("the running record stored", Duration::from_secs(10), || {
         stored(&db, &running).filter(|(s, _, _)| s == "running")

@@ -132,7 +132,7 @@ fn send_message(engine: &TestEngine) -> Value {
         "/v1/activeflows",
         Some(&body.to_string()),
     );
-    assert_eq!(status, 201, "{created}");
+    assert_eq!(status, 200, "{created}");
     result_of(&ended_one(engine, Duration::from_secs(15)), "message_send")
 }
 

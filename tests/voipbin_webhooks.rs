@@ -217,7 +217,7 @@ fn deleting_an_activeflow_publishes_activeflow_deleted_in_both_shapes() {
         "/v1/activeflows",
         Some(&json!({"flow_id": "waits"}).to_string()),
     );
-    assert_eq!(status, 201, "{started}");
+    assert_eq!(status, 200, "{started}");
     let id = started["id"].as_str().unwrap().to_owned();
     // Running, waiting in its block action: created and one update so far.
     received(&hooks, "/flow", 2);

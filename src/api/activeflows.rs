@@ -6,14 +6,16 @@ use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
+use super::caller_variables::CallerVariables;
 use super::history;
-use super::page::{page_response, PageQuery};
+use super::page::{before_time, page_response, Cursor, PageQuery};
 use super::{ApiError, ApiState};
 use crate::engine::{
     ActiveflowId, Continue, ContinueError, EndReason, GetVariables, MergeError, MergeVariables,
-    StartActiveflow, StartError, Status, Stop,
+    StartActiveflow, StartActiveflowAs, StartError, Status, Stop,
 };
-use crate::flow::{self, Action, Flow, FlowId, Variables};
+use crate::flow::webhook::WebhookMethod;
+use crate::flow::{self, Action, Flow, FlowId};
 use crate::storage::Write;
 
 pub(super) fn configure(cfg: &mut web::ServiceConfig) {
@@ -29,8 +31,8 @@ pub(super) fn configure(cfg: &mut web::ServiceConfig) {
 
 #[utoipa::path(operation_id = "activeflows_list", get, path = "/v1/activeflows", tag = "activeflows",
     params(("status" = Option<String>, Query, description = "running | ended"),
-           ("page_size" = Option<usize>, Query, description = "1..=1000, default 100"),
-           ("page_token" = Option<String>, Query, description = "next_page_token of the previous page")),
+           ("page_size" = Option<i64>, Query, description = "default 100 (also for 0 or less), at most 1000 (larger is clamped)"),
+           ("page_token" = Option<String>, Query, description = "next_page_token of the previous page, or a VoIPBIN timestamp (created before it)")),
     responses((status = 200, description = "newest first: {result, next_page_token}", body = serde_json::Value),
               (status = 400, description = "bad filter or page parameters", body = serde_json::Value)))]
 pub(super) async fn list(
@@ -38,7 +40,23 @@ pub(super) async fn list(
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let status = query.status(Status::parse, "running or ended")?;
-    let (size, token) = (query.size()?, query.token()?);
+    let size = query.size()?;
+    let token = match query.cursor()? {
+        None => None,
+        Some(Cursor::Sequence(s)) => Some(s),
+        Some(Cursor::CreatedBefore(at)) => {
+            let all = state.registry.list(None, usize::MAX, None).items;
+            let key = at.clone();
+            let stored = history::read(&state.storage, move |s| s.first_activeflow_since(&key))
+                .await?
+                .flatten();
+            before_time(
+                all.iter().map(|r| (r.sequence, r.tm_create.as_str())),
+                stored,
+                &at,
+            )
+        }
+    };
     let page = state.registry.list(status, size, token);
     let memory = history::as_json(&page.items, |r| r.sequence)?;
     let filter = status.map(Status::as_str);
@@ -51,28 +69,39 @@ pub(super) async fn list(
     Ok(page_response(&items, next))
 }
 
+/// `POST /v1/activeflows` as VoIPBIN's `PostActiveflowsJSONBody` (bin-api-manager
+/// `gens/openapi_server/gen.go`): unknown fields are ignored as VoIPBIN ignores them; a known
+/// field of the wrong type is a 400 naming it.
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 pub(super) struct CreateBody {
+    /// A client-chosen activeflow id (a UUID; 409 when taken).
+    id: Option<String>,
     flow_id: Option<String>,
     actions: Option<Vec<Action>>,
     #[serde(default)]
-    variables: Variables,
+    variables: Option<CallerVariables>,
+    webhook_uri: Option<String>,
+    webhook_method: Option<String>,
 }
 
 #[utoipa::path(operation_id = "activeflows_create", post, path = "/v1/activeflows", tag = "activeflows",
-    request_body(content = serde_json::Value, description = "{flow_id | actions, variables}"),
-    responses((status = 201, description = "the started activeflow", body = serde_json::Value),
-              (status = 400, description = "invalid actions (names the index and field)", body = serde_json::Value),
+    request_body(content = serde_json::Value, description = "{id?, flow_id | actions (flow_id wins when both), variables?, webhook_uri?, webhook_method?}"),
+    responses((status = 200, description = "the started activeflow (200 as VoIPBIN)", body = serde_json::Value),
+              (status = 400, description = "invalid id, actions, variables (a reserved voipbin.* key), webhook_uri or webhook_method", body = serde_json::Value),
               (status = 404, description = "unknown flow_id", body = serde_json::Value),
+              (status = 409, description = "an activeflow with this id exists", body = serde_json::Value),
               (status = 503, description = "at capacity or shutting down", body = serde_json::Value)))]
 pub(super) async fn create(
     state: web::Data<ApiState>,
     body: web::Json<CreateBody>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    let flow = match (body.flow_id, body.actions) {
-        (Some(id), None) => state
+    let variables = body.variables.unwrap_or_default().checked()?;
+    let id = chosen_id(&state, body.id.as_deref()).await?;
+    let flow_id = body.flow_id.filter(|f| !f.is_empty());
+    let mut flow = match (flow_id, body.actions) {
+        // VoIPBIN: a flow_id, when given, wins over actions.
+        (Some(id), _) => state
             .flows
             .get_by_name_or_id(&id)
             .ok_or_else(|| ApiError::NotFound(format!("flow {id:?} not found")))?,
@@ -85,34 +114,92 @@ pub(super) async fn create(
             inline.id = FlowId::nil();
             std::sync::Arc::new(inline)
         }
-        _ => {
-            return Err(ApiError::BadRequest(
-                "give exactly one of flow_id and actions".into(),
-            ))
-        }
+        (None, None) => return Err(ApiError::BadRequest("give flow_id or actions".into())),
     };
+    if let Some(webhook) = webhook(body.webhook_uri, body.webhook_method.as_deref())? {
+        flow = std::sync::Arc::new(webhook.apply(&flow)?);
+    }
     let supervisor = state
         .supervisors
         .next()
         .ok_or_else(|| ApiError::Unavailable("no supervisor".into()))?;
-    let started = supervisor
-        .send(StartActiveflow {
-            flow,
-            variables: body.variables,
-            parent: None,
-        })
-        .await
-        .map_err(|e| ApiError::Unavailable(format!("engine unavailable: {e}")))?;
+    let start = StartActiveflow {
+        flow,
+        variables,
+        parent: None,
+    };
+    let started = match id {
+        Some(id) => supervisor.send(StartActiveflowAs { id, start }).await,
+        None => supervisor.send(start).await,
+    }
+    .map_err(|e| ApiError::Unavailable(format!("engine unavailable: {e}")))?;
     let id = started.map_err(|e| match e {
         StartError::AtCapacity(_) | StartError::Draining => ApiError::Unavailable(e.to_string()),
         StartError::Variables(_) => ApiError::BadRequest(e.to_string()),
+        StartError::IdTaken(_) => ApiError::Conflict(e.to_string()),
     })?;
     // One that ended at once may have left memory already (`engine.ended_retained`): storage
     // has it then, as for GET.
     Ok(match find(&state, &id.to_string()).await? {
-        Found::Live(entry) => HttpResponse::Created().json(entry.snapshot()),
-        Found::Stored(json) => HttpResponse::Created().json(json),
+        Found::Live(entry) => HttpResponse::Ok().json(entry.snapshot()),
+        Found::Stored(json) => HttpResponse::Ok().json(json),
     })
+}
+
+/// The client's `id`: `None` to have one made (absent, empty or the nil UUID, as VoIPBIN),
+/// 400 when not a UUID, 409 when an activeflow (in memory or storage) has it.
+async fn chosen_id(state: &ApiState, raw: Option<&str>) -> Result<Option<ActiveflowId>, ApiError> {
+    let Some(raw) = raw.filter(|r| !r.is_empty()) else {
+        return Ok(None);
+    };
+    let id: ActiveflowId = raw
+        .parse()
+        .map_err(|_| ApiError::BadRequest(format!("id: {raw:?} is not a UUID")))?;
+    if id.0.is_nil() {
+        return Ok(None);
+    }
+    if find(state, &id.to_string()).await.is_ok() {
+        return Err(ApiError::Conflict(format!(
+            "activeflow {id} already exists"
+        )));
+    }
+    Ok(Some(id))
+}
+
+/// The per-activeflow webhook (`webhook_uri` + `webhook_method`), when either is given.
+struct Webhook {
+    uri: Option<String>,
+    method: Option<WebhookMethod>,
+}
+
+fn webhook(uri: Option<String>, method: Option<&str>) -> Result<Option<Webhook>, ApiError> {
+    let uri = uri.filter(|u| !u.is_empty());
+    let method = match method.filter(|m| !m.is_empty()) {
+        None => None,
+        Some(m) => Some(WebhookMethod::parse(m).ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "webhook_method: {m:?} is not one of POST, GET, PUT or DELETE"
+            ))
+        })?),
+    };
+    Ok((uri.is_some() || method.is_some()).then_some(Webhook { uri, method }))
+}
+
+impl Webhook {
+    /// A copy of `flow` whose webhook is this one, the URI checked as `Flow::validate` checks
+    /// a flow's.
+    fn apply(self, flow: &Flow) -> Result<Flow, ApiError> {
+        let mut copy = flow.clone();
+        if self.uri.is_some() {
+            copy.webhook_uri = self.uri;
+        }
+        if self.method.is_some() {
+            copy.webhook_method = self.method;
+        }
+        copy.validate()
+            .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        Ok(copy)
+    }
 }
 
 fn parse_id(raw: &str) -> Result<ActiveflowId, ApiError> {
@@ -191,13 +278,15 @@ pub(super) async fn stop(
 
 #[utoipa::path(operation_id = "activeflows_delete", delete, path = "/v1/activeflows/{id}", tag = "activeflows",
     params(("id" = String, Path, description = "activeflow id")),
-    responses((status = 200, description = "stopped if running, then removed from listings", body = serde_json::Value),
+    responses((status = 200, description = "the soft-deleted activeflow (stopped first if running), tm_delete set; still readable by GET, left out of listings", body = serde_json::Value),
               (status = 404, description = "unknown id", body = serde_json::Value)))]
 pub(super) async fn delete(
     state: web::Data<ApiState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let (key, body) = match find(&state, &id).await? {
+    // bin-api-manager `server/activeflows.go` DeleteActiveflowsId answers 200 with the record
+    // (its tutorial's 204 is not what the handler does).
+    let (key, mut body) = match find(&state, &id).await? {
         Found::Live(entry) => {
             end(&entry, EndReason::OperatorStop).await;
             let record = entry.snapshot();
@@ -208,7 +297,13 @@ pub(super) async fn delete(
         }
         Found::Stored(json) => (json["id"].as_str().unwrap_or_default().to_string(), json),
     };
-    history::write(&state.storage, Write::DeleteActiveflow(key)).await?;
+    history::write(&state.storage, Write::DeleteActiveflow(key.clone())).await?;
+    // The stored row is the record now (with the tm_delete storage set); without storage,
+    // the record as it was, marked.
+    match history::read(&state.storage, move |s| s.activeflow(&key)).await? {
+        Some(Some(stored)) => body = stored.json,
+        _ => body["tm_delete"] = crate::clock::timestamp().into(),
+    }
     state.events.publish_deleted(&body, &state.flows);
     Ok(HttpResponse::Ok().json(body))
 }
@@ -269,14 +364,14 @@ pub(super) async fn get_variables(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct VariablesBody {
-    variables: Variables,
+    variables: CallerVariables,
 }
 
 #[utoipa::path(operation_id = "activeflows_put_variables", put, path = "/v1/activeflows/{id}/variables", tag = "activeflows",
     params(("id" = String, Path, description = "activeflow id")),
     request_body(content = serde_json::Value, description = "{variables: {name: value}} merged into the activeflow's"),
     responses((status = 200, description = "{variables: {...}} after the merge", body = serde_json::Value),
-              (status = 400, description = "the merge would break engine.max_variable_bytes or engine.max_variables_bytes", body = serde_json::Value),
+              (status = 400, description = "a reserved voipbin.* key, or the merge would break engine.max_variable_bytes or engine.max_variables_bytes", body = serde_json::Value),
               (status = 404, description = "unknown id", body = serde_json::Value),
               (status = 409, description = "the activeflow has ended", body = serde_json::Value)))]
 pub(super) async fn put_variables(
@@ -284,11 +379,12 @@ pub(super) async fn put_variables(
     id: web::Path<String>,
     body: web::Json<VariablesBody>,
 ) -> Result<HttpResponse, ApiError> {
+    let variables = body.into_inner().variables.checked()?;
     let entry = entry(&state, &id)?;
     let ended = || ApiError::Conflict("the activeflow has ended".into());
     let merged = entry
         .addr
-        .send(MergeVariables(body.into_inner().variables))
+        .send(MergeVariables(variables))
         .await
         .map_err(|_| ended())?
         .map_err(|e| match e {

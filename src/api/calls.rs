@@ -3,7 +3,7 @@
 use actix_web::{web, HttpResponse};
 
 use super::history;
-use super::page::{page_response, PageQuery};
+use super::page::{before_time, page_response, Cursor, PageQuery};
 use super::{ApiError, ApiState};
 use crate::call::{CallCommand, CallId, CallStatus, HangupCause};
 
@@ -15,8 +15,8 @@ pub(super) fn configure(cfg: &mut web::ServiceConfig) {
 
 #[utoipa::path(operation_id = "calls_list", get, path = "/v1/calls", tag = "calls",
     params(("status" = Option<String>, Query, description = "ringing | answered | ended"),
-           ("page_size" = Option<usize>, Query, description = "1..=1000, default 100"),
-           ("page_token" = Option<String>, Query, description = "next_page_token of the previous page")),
+           ("page_size" = Option<i64>, Query, description = "default 100 (also for 0 or less), at most 1000 (larger is clamped)"),
+           ("page_token" = Option<String>, Query, description = "next_page_token of the previous page, or a VoIPBIN timestamp (created before it)")),
     responses((status = 200, description = "newest first: {result, next_page_token}", body = serde_json::Value),
               (status = 400, description = "bad filter or page parameters", body = serde_json::Value)))]
 pub(super) async fn list(
@@ -24,7 +24,23 @@ pub(super) async fn list(
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let status = query.status(CallStatus::parse, "ringing, answered or ended")?;
-    let (size, token) = (query.size()?, query.token()?);
+    let size = query.size()?;
+    let token = match query.cursor()? {
+        None => None,
+        Some(Cursor::Sequence(s)) => Some(s),
+        Some(Cursor::CreatedBefore(at)) => {
+            let (all, _) = state.calls.list_calls(None, usize::MAX, None);
+            let key = at.clone();
+            let stored = history::read(&state.storage, move |s| s.first_call_since(&key))
+                .await?
+                .flatten();
+            before_time(
+                all.iter().map(|c| (c.sequence, c.tm_create.as_str())),
+                stored,
+                &at,
+            )
+        }
+    };
     let (items, next) = state.calls.list_calls(status, size, token);
     let memory = history::as_json(&items, |c| c.sequence)?;
     let filter = status.map(CallStatus::as_str);

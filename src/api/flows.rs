@@ -36,7 +36,7 @@ fn parse_id(raw: &str) -> Result<FlowId, ApiError> {
 }
 
 #[utoipa::path(operation_id = "flows_list", get, path = "/v1/flows", tag = "flows",
-    params(("page_size" = Option<usize>, Query, description = "1..=1000, default 100"),
+    params(("page_size" = Option<i64>, Query, description = "default 100 (also for 0 or less), at most 1000 (larger is clamped)"),
            ("page_token" = Option<String>, Query, description = "next_page_token of the previous page")),
     responses((status = 200, description = "by name: {result, next_page_token}", body = serde_json::Value),
               (status = 400, description = "bad page parameters", body = serde_json::Value)))]
@@ -45,7 +45,8 @@ pub(super) async fn list(
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let size = query.size()?;
-    let offset = usize::try_from(query.token()?.unwrap_or(0)).unwrap_or(usize::MAX);
+    // Flows page by name (they have no creation time): only the tokens this listing issued.
+    let offset = usize::try_from(query.sequence_token()?.unwrap_or(0)).unwrap_or(usize::MAX);
     let all = state.flows.list();
     let page: Vec<&Flow> = all.iter().skip(offset).take(size).map(|f| &**f).collect();
     let next = offset.saturating_add(size);

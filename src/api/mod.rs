@@ -1,10 +1,12 @@
 //! The operator REST API (actix-web, DESIGN §6): a router function tests can mount without a
 //! socket, one access guard in front of every route (scoped bearer tokens, or loopback-only
-//! when none are configured), and JSON errors. Reads the engine's registry and sends the engine
+//! when none are configured), and JSON errors. Every `/v1/...` route also answers as
+//! `/v1.0/...` (VoIPBIN's prefix). Reads the engine's registry and sends the engine
 //! messages; holds no engine state of its own.
 
 mod activeflows;
 pub mod auth;
+mod caller_variables;
 mod calls;
 pub mod error;
 mod events;
@@ -77,20 +79,26 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/healthz", web::get().to(health::healthz))
             .route("/readyz", web::get().to(health::readyz))
             .route("/v1/openapi.json", web::get().to(openapi::spec))
-            .service(
-                web::scope("/v1")
-                    .configure(flows::configure)
-                    .configure(activeflows::configure)
-                    .configure(calls::configure)
-                    .configure(recordings::configure)
-                    .configure(registrations::configure)
-                    .configure(events::configure)
-                    .configure(trunks::configure),
-            )
+            .route("/v1.0/openapi.json", web::get().to(openapi::spec))
+            .service(web::scope("/v1").configure(versioned))
+            // VoIPBIN's clients call `/v1.0/...`: the same handlers behind the same guard
+            // (`auth::scope` classifies `/v1.0/x` as `/v1/x`).
+            .service(web::scope("/v1.0").configure(versioned))
             .default_service(web::to(no_such_route)),
     )
     // Nested scopes without a route fall back to the app's default (still behind the guard).
     .default_service(web::to(no_such_route));
+}
+
+/// Every route under a version prefix (`/v1` and its VoIPBIN spelling `/v1.0`).
+fn versioned(cfg: &mut web::ServiceConfig) {
+    cfg.configure(flows::configure)
+        .configure(activeflows::configure)
+        .configure(calls::configure)
+        .configure(recordings::configure)
+        .configure(registrations::configure)
+        .configure(events::configure)
+        .configure(trunks::configure);
 }
 
 async fn no_such_route() -> ApiError {

@@ -8,7 +8,9 @@ use super::{activeflows, calls, events, flows, health, recordings, registrations
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "activeflow", description = "Operator API of the activeflow telephony engine"),
+    info(title = "activeflow", description = "Operator API of the activeflow telephony engine. \
+Every `/v1/...` path also answers as `/v1.0/...` (VoIPBIN's prefix): same handlers, same scopes. \
+The token goes in `Authorization: Bearer <token>` or, as VoIPBIN's clients send it, in `?token=<token>`."),
     paths(
         flows::list, flows::create, flows::get, flows::replace, flows::delete,
         activeflows::list, activeflows::create, activeflows::get, activeflows::delete,
@@ -29,16 +31,23 @@ struct BearerAuth;
 
 impl utoipa::Modify for BearerAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        use utoipa::openapi::security::{
+            ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+        };
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
-        openapi.security = Some(vec![utoipa::openapi::security::SecurityRequirement::new(
-            "bearer",
-            Vec::<String>::new(),
-        )]);
+        // VoIPBIN's `?token=`: the same tokens as the bearer header.
+        components.add_security_scheme(
+            "token",
+            SecurityScheme::ApiKey(ApiKey::Query(ApiKeyValue::new("token"))),
+        );
+        openapi.security = Some(vec![
+            SecurityRequirement::new("bearer", Vec::<String>::new()),
+            SecurityRequirement::new("token", Vec::<String>::new()),
+        ]);
         // Each operation names the token scope it needs, from the guard's own classification.
         for (path, item) in openapi.paths.paths.iter_mut() {
             let operations = [
@@ -53,12 +62,12 @@ impl utoipa::Modify for BearerAuth {
                     continue;
                 };
                 operation.security = Some(match super::auth::scope::required_scope(method, path) {
-                    Some(scope) => vec![utoipa::openapi::security::SecurityRequirement::new(
-                        "bearer",
-                        [scope.as_str()],
-                    )],
+                    Some(scope) => vec![
+                        SecurityRequirement::new("bearer", [scope.as_str()]),
+                        SecurityRequirement::new("token", [scope.as_str()]),
+                    ],
                     // Open: an empty requirement.
-                    None => vec![utoipa::openapi::security::SecurityRequirement::default()],
+                    None => vec![SecurityRequirement::default()],
                 });
             }
         }

@@ -3,7 +3,7 @@
 
 use actix_web::{web, HttpResponse};
 
-use super::page::{page_response, PageQuery};
+use super::page::{before_time, page_response, Cursor, PageQuery};
 use super::{ApiError, ApiState};
 use crate::media::recording::DeleteError;
 use crate::media::{RecordingId, RecordingInfo, RecordingStatus};
@@ -16,15 +16,27 @@ pub(super) fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 #[utoipa::path(operation_id = "recordings_list", get, path = "/v1/recordings", tag = "recordings",
-    params(("page_size" = Option<usize>, Query, description = "1..=1000, default 100"),
-           ("page_token" = Option<String>, Query, description = "next_page_token of the previous page")),
+    params(("page_size" = Option<i64>, Query, description = "default 100 (also for 0 or less), at most 1000 (larger is clamped)"),
+           ("page_token" = Option<String>, Query, description = "next_page_token of the previous page, or a VoIPBIN timestamp (started before it)")),
     responses((status = 200, description = "newest first: {result, next_page_token}", body = serde_json::Value),
               (status = 400, description = "bad page parameters", body = serde_json::Value)))]
 pub(super) async fn list(
     state: web::Data<ApiState>,
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let (items, next) = state.recordings.list(query.size()?, query.token()?);
+    let token = match query.cursor()? {
+        None => None,
+        Some(Cursor::Sequence(s)) => Some(s),
+        Some(Cursor::CreatedBefore(at)) => {
+            let (all, _) = state.recordings.list(usize::MAX, None);
+            before_time(
+                all.iter().map(|r| (r.sequence, r.tm_start.as_str())),
+                None,
+                &at,
+            )
+        }
+    };
+    let (items, next) = state.recordings.list(query.size()?, token);
     Ok(page_response(&items, next))
 }
 

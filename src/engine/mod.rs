@@ -21,7 +21,8 @@ pub use record::{ActiveflowRecord, EndReason, ExecutedAction, ReferenceType, Sta
 pub use registry::ActiveflowRegistry;
 pub use routes::RouteTable;
 pub use supervisor::{
-    Drain, Parent, Services, StartActiveflow, StartError, StopAll, Supervisor, Supervisors,
+    Drain, Parent, Services, StartActiveflow, StartActiveflowAs, StartError, StopAll, Supervisor,
+    Supervisors,
 };
 
 /// Engine limits taken from `[engine]`.

@@ -1,16 +1,26 @@
 //! The activeflow record operators see (DESIGN §5/§6): status, end reason, the cursor's current
 //! action and the newest executed actions with `tm_execute` and `result` (at most
 //! `engine.max_executed_actions`; older ones are in storage only, and counted). Plain data,
-//! shared between the activeflow actor (writer) and the API (reader) behind a mutex.
+//! shared between the activeflow actor (writer) and the API (reader) behind a mutex. Its JSON is
+//! VoIPBIN's activeflow shape (bin-flow-manager `models/activeflow/webhook.go`) plus this
+//! engine's fields: absent ids are the nil UUID string, and before the first action runs
+//! `current_action` is VoIPBIN's start marker (`models/action/action.go` `IDStart`).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 
+use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
 use serde_json::Value;
 
 use super::ActiveflowId;
-use crate::flow::{Action, FlowId, Variables};
+use crate::flow::webhook::WebhookMethod;
+use crate::flow::{Action, ActionId, FlowId, Variables};
+
+/// VoIPBIN's "not set" id (`uuid.Nil`), which its JSON shows instead of null.
+pub const NIL_ID: &str = "00000000-0000-0000-0000-000000000000";
+/// VoIPBIN's reserved id of the start marker: the current action before the first one runs.
+pub const START_ACTION_ID: &str = "00000000-0000-0000-0000-000000000001";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -92,14 +102,71 @@ impl ReferenceType {
     }
 }
 
-/// One executed action: the action after substitution, when, and what came of it.
-#[derive(Debug, Clone, Serialize)]
+/// One executed action: the action after substitution, when, and what came of it. Its JSON is
+/// the action's (`next_id` the nil UUID when it has none, as VoIPBIN shows it) plus
+/// `tm_execute` and, when there is one, `result`.
+#[derive(Debug, Clone)]
 pub struct ExecutedAction {
-    #[serde(flatten)]
     pub action: Action,
     pub tm_execute: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub result: Option<Value>,
+}
+
+impl Serialize for ExecutedAction {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(None)?;
+        action_entries(&mut m, &self.action)?;
+        m.serialize_entry("tm_execute", &self.tm_execute)?;
+        if let Some(result) = &self.result {
+            m.serialize_entry("result", result)?;
+        }
+        m.end()
+    }
+}
+
+/// An action's fields, `next_id` spelled as VoIPBIN does when absent.
+fn action_entries<M: SerializeMap>(m: &mut M, action: &Action) -> Result<(), M::Error> {
+    m.serialize_entry("id", &action.id)?;
+    match &action.next_id {
+        Some(next) => m.serialize_entry("next_id", next)?,
+        None => m.serialize_entry("next_id", NIL_ID)?,
+    }
+    m.serialize_entry("type", &action.kind)?;
+    m.serialize_entry("option", &*action.option)
+}
+
+/// `current_action`: the action, or VoIPBIN's start marker before the first one.
+fn current_or_start<S: Serializer>(action: &Option<Action>, s: S) -> Result<S::Ok, S::Error> {
+    let mut m = s.serialize_map(None)?;
+    match action {
+        Some(action) => action_entries(&mut m, action)?,
+        None => {
+            m.serialize_entry("id", START_ACTION_ID)?;
+            m.serialize_entry("next_id", NIL_ID)?;
+            m.serialize_entry("type", "")?;
+            m.serialize_entry("option", &serde_json::Map::new())?;
+        }
+    }
+    m.end()
+}
+
+/// An optional id as VoIPBIN writes it: the nil UUID when absent, never null.
+fn nil_if_none<S: Serializer, T: std::fmt::Display>(
+    id: &Option<T>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match id {
+        Some(id) => s.collect_str(id),
+        None => s.serialize_str(NIL_ID),
+    }
+}
+
+/// An optional string as VoIPBIN writes it: `""` when absent.
+fn empty_if_none<S: Serializer, T: Serialize>(v: &Option<T>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(v) => v.serialize(s),
+        None => s.serialize_str(""),
+    }
 }
 
 /// Largest `option` or `result` (JSON bytes, about) one executed action keeps; a larger one is
@@ -199,9 +266,26 @@ pub struct ActiveflowRecord {
     pub end_reason: Option<EndReason>,
     pub reference_type: ReferenceType,
     pub reference_id: String,
-    /// The activeflow whose `on_complete_flow_id` started this one.
+    /// The activeflow whose `on_complete_flow_id` started this one (the engine's chain sets
+    /// it; nil UUID in JSON when none).
+    #[serde(serialize_with = "nil_if_none")]
     pub reference_activeflow_id: Option<ActiveflowId>,
+    /// The flow started when this one completes (its flow's `on_complete_flow_id`).
+    #[serde(serialize_with = "nil_if_none")]
+    pub on_complete_flow_id: Option<FlowId>,
+    /// Where the activeflow's webhook events go (`POST /v1/activeflows` `webhook_uri`, else its
+    /// flow's); `""` in JSON when none.
+    #[serde(serialize_with = "empty_if_none")]
+    pub webhook_uri: Option<String>,
+    #[serde(serialize_with = "empty_if_none")]
+    pub webhook_method: Option<WebhookMethod>,
+    /// `None` (JSON: VoIPBIN's start marker) until the first action runs.
+    #[serde(serialize_with = "current_or_start")]
     pub current_action: Option<Action>,
+    /// VoIPBIN's `forward_action_id`: the action a jump moves the cursor to next, when the
+    /// engine has one pending (set with [`ActiveflowRecord::set_forward_action`]).
+    #[serde(serialize_with = "nil_if_none")]
+    pub forward_action_id: Option<ActionId>,
     /// The newest executed actions, at most `engine.max_executed_actions`.
     pub executed_actions: VecDeque<ExecutedAction>,
     /// How many older executed actions left memory (storage has them): the first entry of
@@ -211,6 +295,8 @@ pub struct ActiveflowRecord {
     pub tm_create: String,
     pub tm_update: String,
     pub tm_end: Option<String>,
+    /// When `DELETE /v1/activeflows/{id}` soft-deleted it; null until then.
+    pub tm_delete: Option<String>,
     /// The final variables once ended (while running they live in the actor only); served by
     /// their own endpoint.
     #[serde(skip)]
@@ -224,6 +310,12 @@ impl ActiveflowRecord {
     /// Actions executed so far, those dropped from memory included.
     pub fn executed_count(&self) -> usize {
         self.executed_actions_dropped + self.executed_actions.len()
+    }
+
+    /// Records the jump target the cursor moves to next (`None` once it moved): VoIPBIN's
+    /// `forward_action_id`. For the engine's cursor code to call.
+    pub fn set_forward_action(&mut self, target: Option<ActionId>) {
+        self.forward_action_id = target;
     }
 }
 
@@ -243,6 +335,72 @@ mod tests {
         assert!(t.ends_with('Z'), "{t}");
         let frac = t.split('.').nth(1).unwrap();
         assert_eq!(frac.len(), 7, "{t}");
+    }
+
+    fn bare_record() -> ActiveflowRecord {
+        ActiveflowRecord {
+            id: ActiveflowId::new(),
+            flow_id: FlowId::new(),
+            status: Status::Running,
+            end_reason: None,
+            reference_type: ReferenceType::Api,
+            reference_id: String::new(),
+            reference_activeflow_id: None,
+            on_complete_flow_id: None,
+            webhook_uri: None,
+            webhook_method: None,
+            current_action: None,
+            forward_action_id: None,
+            executed_actions: VecDeque::new(),
+            executed_actions_dropped: 0,
+            tm_create: timestamp(),
+            tm_update: timestamp(),
+            tm_end: None,
+            tm_delete: None,
+            variables: Variables::new(),
+            sequence: 1,
+        }
+    }
+
+    /// bin-api-manager/docsdev/source/activeflow_struct_activeflow.rst: absent ids are the nil
+    /// UUID, and the cursor starts on the start marker.
+    #[test]
+    fn json_has_voipbins_fields_with_nil_ids_and_the_start_marker() {
+        let mut r = bare_record();
+        let v = serde_json::to_value(&r).unwrap();
+        for key in [
+            "reference_activeflow_id",
+            "on_complete_flow_id",
+            "forward_action_id",
+        ] {
+            assert_eq!(v[key], NIL_ID, "{key}");
+        }
+        assert_eq!(
+            (&v["webhook_uri"], &v["webhook_method"]),
+            (&"".into(), &"".into())
+        );
+        assert!(v["tm_delete"].is_null() && v.get("tm_delete").is_some());
+        assert_eq!(v["current_action"]["id"], START_ACTION_ID);
+        assert_eq!(v["current_action"]["next_id"], NIL_ID);
+
+        let action = Action::new("answer", serde_json::json!({}));
+        r.current_action = Some(action.clone());
+        r.executed_actions
+            .push_back(ExecutedAction::new(action.clone(), timestamp(), None));
+        r.webhook_method = Some(WebhookMethod::Put);
+        r.webhook_uri = Some("https://h/x".into());
+        r.set_forward_action(Some(action.id));
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(v["current_action"]["id"], action.id.to_string());
+        assert_eq!(v["current_action"]["type"], "answer");
+        assert_eq!(v["executed_actions"][0]["next_id"], NIL_ID);
+        assert_eq!(v["executed_actions"][0]["type"], "answer");
+        assert!(v["executed_actions"][0].get("result").is_none());
+        assert_eq!(
+            (&v["webhook_uri"], &v["webhook_method"]),
+            (&"https://h/x".into(), &"PUT".into())
+        );
+        assert_eq!(v["forward_action_id"], action.id.to_string());
     }
 
     #[test]

@@ -56,6 +56,15 @@ impl ChainPosition {
     };
 }
 
+/// [`StartActiveflow`] with the id the caller chose (VoIPBIN's `POST /activeflows` `id`);
+/// refused with [`StartError::IdTaken`] when the registry already holds that id.
+#[derive(Message)]
+#[rtype(result = "Result<ActiveflowId, StartError>")]
+pub struct StartActiveflowAs {
+    pub id: ActiveflowId,
+    pub start: StartActiveflow,
+}
+
 /// The activeflow an `on_complete_flow_id` chain continues.
 #[derive(Debug, Clone)]
 pub struct Parent {
@@ -95,6 +104,8 @@ pub enum StartError {
     /// `engine.max_variables_bytes`): nothing starts.
     #[error(transparent)]
     Variables(#[from] crate::flow::VariableError),
+    #[error("activeflow {0} already exists")]
+    IdTaken(ActiveflowId),
 }
 
 /// Stop admitting new calls (shutdown has begun).
@@ -250,6 +261,29 @@ impl Handler<StartActiveflow> for Supervisor {
     type Result = Result<ActiveflowId, StartError>;
 
     fn handle(&mut self, msg: StartActiveflow, ctx: &mut Self::Context) -> Self::Result {
+        self.start(msg, ActiveflowId::new(), ctx)
+    }
+}
+
+impl Handler<StartActiveflowAs> for Supervisor {
+    type Result = Result<ActiveflowId, StartError>;
+
+    fn handle(&mut self, msg: StartActiveflowAs, ctx: &mut Self::Context) -> Self::Result {
+        if self.registry.get(&msg.id).is_some() {
+            return Err(StartError::IdTaken(msg.id));
+        }
+        self.start(msg.start, msg.id, ctx)
+    }
+}
+
+impl Supervisor {
+    /// Starts `msg` as activeflow `id` (capacity, draining and variable caps checked).
+    fn start(
+        &mut self,
+        msg: StartActiveflow,
+        id: ActiveflowId,
+        ctx: &mut <Self as Actor>::Context,
+    ) -> Result<ActiveflowId, StartError> {
         if self.draining {
             return Err(StartError::Draining);
         }
@@ -257,7 +291,6 @@ impl Handler<StartActiveflow> for Supervisor {
         if running >= self.limits.max_activeflows {
             return Err(StartError::AtCapacity(running));
         }
-        let id = ActiveflowId::new();
         let mut variables = msg.variables;
         // Checked before the `activeflow.*` seeds are added (they are the engine's, a few
         // dozen bytes): an API start over a cap is a 400; a chain's successor starts with its
@@ -343,12 +376,20 @@ pub(crate) fn new_record(
         reference_type,
         reference_id,
         reference_activeflow_id: chain.parent,
+        on_complete_flow_id: flow.on_complete_flow_id,
+        webhook_uri: flow.webhook_uri.clone(),
+        webhook_method: flow
+            .webhook_uri
+            .as_ref()
+            .map(|_| flow.webhook_method.unwrap_or_default()),
         current_action: None,
+        forward_action_id: None,
         executed_actions: std::collections::VecDeque::new(),
         executed_actions_dropped: 0,
         tm_create: now.clone(),
         tm_update: now,
         tm_end: None,
+        tm_delete: None,
         variables: Variables::new(),
         sequence: registry.next_sequence(),
     }))

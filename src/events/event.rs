@@ -230,9 +230,9 @@ impl serde::Serialize for ExecutedJson<'_> {
         let e = self.0;
         let mut m = s.serialize_map(None)?;
         m.serialize_entry("id", &e.action.id)?;
-        if let Some(next) = &e.action.next_id {
-            m.serialize_entry("next_id", next)?;
-        }
+        // As `executed_actions` shows it: VoIPBIN's nil UUID when the action has no next_id.
+        let next = e.action.next_id.unwrap_or(crate::flow::ActionId::nil());
+        m.serialize_entry("next_id", &next)?;
         m.serialize_entry("type", &e.action.kind)?;
         m.serialize_entry("option", &e.action.option)?;
         m.serialize_entry("tm_execute", &e.tm_execute)?;
@@ -290,7 +290,8 @@ mod tests {
         assert_eq!(v["current_action_id"], json!(action.id));
         assert_eq!(
             v["action"],
-            json!({"id": action.id, "type": "talk", "option": {"text": "hi"},
+            json!({"id": action.id, "next_id": "00000000-0000-0000-0000-000000000000",
+                   "type": "talk", "option": {"text": "hi"},
                    "tm_execute": "t", "result": {"digits": "1"}})
         );
         assert!(v["tm"].as_str().unwrap().ends_with('Z'));

@@ -17,6 +17,11 @@ pub struct ActiveflowRow {
     pub reference_type: &'static str,
     pub reference_id: String,
     pub reference_activeflow_id: Option<String>,
+    /// VoIPBIN's record fields (`engine::record`); `None` reads back as VoIPBIN's "none".
+    pub on_complete_flow_id: Option<String>,
+    pub forward_action_id: Option<String>,
+    pub webhook_uri: Option<String>,
+    pub webhook_method: Option<&'static str>,
     /// JSON of the current action.
     pub current_action: Option<String>,
     /// JSON of the final variables (ended records only).
@@ -86,7 +91,8 @@ pub enum Write {
         row: ActiveflowRow,
         actions: Vec<ActionRow>,
     },
-    /// `DELETE /v1/activeflows/{id}`: gone from listings, history included.
+    /// `DELETE /v1/activeflows/{id}`: soft delete (sets `tm_delete`): gone from listings,
+    /// still readable by id, history included.
     DeleteActiveflow(String),
     /// Upserts a call (never over an ended row).
     Call(CallRow),
@@ -182,6 +188,16 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<Stored>, StorageError>;
     fn activeflow(&self, id: &str) -> Result<Option<Stored>, StorageError>;
+    /// The lowest sequence of an activeflow created at or after `at` (this engine's timestamp
+    /// form): where a VoIPBIN timestamp page token ("created before") starts. `None` when all
+    /// are older, or the backend does not say.
+    fn first_activeflow_since(&self, _at: &str) -> Result<Option<u64>, StorageError> {
+        Ok(None)
+    }
+    /// As [`Store::first_activeflow_since`], for calls.
+    fn first_call_since(&self, _at: &str) -> Result<Option<u64>, StorageError> {
+        Ok(None)
+    }
     /// The final variables of an ended activeflow.
     fn activeflow_variables(&self, id: &str) -> Result<Option<Value>, StorageError>;
     fn calls(

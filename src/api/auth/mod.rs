@@ -3,9 +3,12 @@
 //! scope the (method, decoded path) needs ([`scope::required_scope`]), except reads of
 //! [`scope::OPEN_PATHS`] (`/healthz`, `/readyz` so orchestrators can probe, and the spec).
 //! With none, the API is open only to local processes: every request must address a loopback
-//! host ([`host`], the DNS-rebinding guard).
+//! host ([`host`], the DNS-rebinding guard). The token may come as `Authorization: Bearer <t>`
+//! or, as VoIPBIN's clients send it, as `?token=<t>` ([`query`]); the header wins when both are
+//! given. The API keeps no access log, and nothing here logs a request's query string.
 
 pub mod host;
+pub mod query;
 pub mod scope;
 pub mod token;
 
@@ -34,6 +37,8 @@ pub struct RequestFacts<'a> {
     pub host: Option<&'a str>,
     /// The `Authorization` header.
     pub authorization: Option<&'a str>,
+    /// The `token` query parameter, percent-decoded (VoIPBIN's `?token=`).
+    pub query_token: Option<&'a str>,
 }
 
 impl AccessPolicy {
@@ -58,12 +63,16 @@ impl AccessPolicy {
         let Some(needed) = scope::required_scope(request.method, request.path) else {
             return Ok(());
         };
-        // RFC 7235 §2.1: the scheme is case-insensitive.
-        let presented = request
-            .authorization
-            .and_then(|v| v.trim().split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, token)| token.trim());
+        // RFC 7235 §2.1: the scheme is case-insensitive. A header, when sent, is the
+        // credential (a bad one is not rescued by a query token); else `?token=`.
+        let presented = match request.authorization {
+            Some(header) => header
+                .trim()
+                .split_once(' ')
+                .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+                .map(|(_, token)| token.trim()),
+            None => request.query_token,
+        };
         let Some(token) = presented.and_then(|t| self.tokens.find(t)) else {
             return Err(ApiError::Unauthorized { scope: needed });
         };
@@ -91,6 +100,7 @@ pub(super) async fn guard(
         .get(actix_web::http::header::HOST)
         .map(|v| v.to_str().unwrap_or("\u{fffd}"))
         .or_else(|| req.uri().authority().map(|a| a.as_str()));
+    let query_token = query::token(req.query_string());
     let facts = RequestFacts {
         method: req.method().as_str(),
         // The path the router matches, percent-decoded (actix's `Url`), not the raw
@@ -100,6 +110,7 @@ pub(super) async fn guard(
         authorization: headers
             .get(actix_web::http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok()),
+        query_token: query_token.as_deref(),
     };
     state.access.admit(&facts)?;
     next.call(req).await
@@ -115,6 +126,7 @@ mod tests {
             path,
             host: Some("api.example:8080"),
             authorization: auth,
+            query_token: None,
         }
     }
 
@@ -192,6 +204,22 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+        // VoIPBIN's `?token=`: the same tokens, the same scopes; the header wins.
+        let mut q = facts("POST", stop, None);
+        q.query_token = Some("act");
+        assert_eq!(status(p.admit(&q)), 200);
+        q.query_token = Some("look");
+        assert_eq!(status(p.admit(&q)), 403);
+        q.query_token = Some("nope");
+        assert_eq!(status(p.admit(&q)), 401);
+        q.query_token = Some("act");
+        q.authorization = Some("Bearer nope");
+        assert_eq!(status(p.admit(&q)), 401);
+        q.path = "/v1.0/activeflows/x/stop";
+        q.authorization = None;
+        assert_eq!(status(p.admit(&q)), 200);
+        q.query_token = Some("look");
+        assert_eq!(status(p.admit(&q)), 403);
         match p.admit(&facts("DELETE", "/v1/flows/x", None)) {
             Err(ApiError::Unauthorized { scope }) => assert_eq!(scope, Scope::Flows),
             other => panic!("{other:?}"),

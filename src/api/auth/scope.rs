@@ -110,6 +110,8 @@ pub const OPEN_PATHS: [&str; 3] = ["/healthz", "/readyz", "/v1/openapi.json"];
 /// closed: every other read needs `read`, and any write not spelled exactly as a known route
 /// (`//v1/flows`, `/v1/flows/`, outside `/v1`) needs `admin`.
 pub fn required_scope(method: &str, path: &str) -> Option<Scope> {
+    let path = canonical(path);
+    let path = path.as_ref();
     let read = matches!(method, "GET" | "HEAD");
     if read && OPEN_PATHS.contains(&path) {
         return None;
@@ -136,6 +138,15 @@ pub fn required_scope(method: &str, path: &str) -> Option<Scope> {
         return Some(Scope::Admin);
     }
     Some(scope)
+}
+
+/// `/v1.0/...` (VoIPBIN's version prefix, an alias of every `/v1` route) as `/v1/...`; any
+/// other path as it is. Only the exact segment `v1.0`: `/v1.0x` stays what it is.
+pub fn canonical(path: &str) -> std::borrow::Cow<'_, str> {
+    match path.strip_prefix("/v1.0") {
+        Some(rest) if rest.is_empty() || rest.starts_with('/') => format!("/v1{rest}").into(),
+        _ => path.into(),
+    }
 }
 
 #[cfg(test)]
@@ -214,6 +225,30 @@ mod tests {
             assert_eq!(required_scope("GET", path), Some(Scope::Read), "{path}");
         }
         assert_eq!(required_scope("HEAD", "/readyz"), None);
+    }
+
+    #[test]
+    fn the_voipbin_prefix_needs_the_same_scopes_as_v1() {
+        let cases = [
+            ("GET", "/v1.0/openapi.json", None),
+            ("GET", "/v1.0/activeflows", Some(Scope::Read)),
+            ("POST", "/v1.0/activeflows", Some(Scope::Flows)),
+            ("DELETE", "/v1.0/activeflows/abc", Some(Scope::Control)),
+            ("POST", "/v1.0/activeflows/abc/stop", Some(Scope::Control)),
+            (
+                "PUT",
+                "/v1.0/activeflows/abc/variables",
+                Some(Scope::Control),
+            ),
+            ("PUT", "/v1.0/flows/abc", Some(Scope::Flows)),
+            ("POST", "/v1.0x/flows", Some(Scope::Admin)),
+            ("POST", "/v1.0//flows", Some(Scope::Admin)),
+            ("POST", "/v1.0", Some(Scope::Admin)),
+            ("DELETE", "/v1.0/openapi.json", Some(Scope::Admin)),
+        ];
+        for (method, path, want) in cases {
+            assert_eq!(required_scope(method, path), want, "{method} {path}");
+        }
     }
 
     #[test]

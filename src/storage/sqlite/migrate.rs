@@ -13,6 +13,10 @@ const MIGRATIONS: &[(u32, &str)] = &[
         2,
         include_str!("../../../migrations/0002_actions_by_sequence.sql"),
     ),
+    (
+        3,
+        include_str!("../../../migrations/0003_activeflow_soft_delete.sql"),
+    ),
 ];
 
 /// Brings the schema up to the newest version; returns the version now in force.

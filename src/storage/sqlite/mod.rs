@@ -141,6 +141,14 @@ impl Store for SqliteStore {
         read::activeflow(&self.reader(), id)
     }
 
+    fn first_activeflow_since(&self, at: &str) -> Result<Option<u64>, StorageError> {
+        read::first_since(&self.reader(), "activeflows", at)
+    }
+
+    fn first_call_since(&self, at: &str) -> Result<Option<u64>, StorageError> {
+        read::first_since(&self.reader(), "calls", at)
+    }
+
     fn activeflow_variables(&self, id: &str) -> Result<Option<Value>, StorageError> {
         read::activeflow_variables(&self.reader(), id)
     }

@@ -7,8 +7,14 @@ use serde_json::{json, Value};
 use crate::storage::model::{FlowRow, FlowSource, Stored};
 use crate::storage::StorageError;
 
+/// VoIPBIN's "none" id and start-marker id (as `engine::record` writes them; storage may not
+/// import the engine).
+const NIL_ID: &str = "00000000-0000-0000-0000-000000000000";
+const START_ACTION_ID: &str = "00000000-0000-0000-0000-000000000001";
+
 const ACTIVEFLOW_COLUMNS: &str = "sequence, id, flow_id, status, end_reason, reference_type,
-    reference_id, current_action, tm_create, tm_update, tm_end, reference_activeflow_id";
+    reference_id, current_action, tm_create, tm_update, tm_end, reference_activeflow_id, tm_delete,
+    on_complete_flow_id, forward_action_id, webhook_uri, webhook_method";
 const CALL_COLUMNS: &str = "sequence, id, sip_call_id, direction, source, destination, peer,
     status, end_cause, tm_create, tm_answer, tm_end";
 
@@ -48,7 +54,12 @@ pub(super) fn activeflows(
 ) -> Result<Vec<Stored>, StorageError> {
     let (before, limit) = page_params(before, limit);
     let heads: Vec<(u64, Value)> = {
-        let mut stmt = conn.prepare_cached(&page_sql(ACTIVEFLOW_COLUMNS, "activeflows"))?;
+        // Soft-deleted rows are left out of listings (VoIPBIN lists `deleted: false` only).
+        let sql = format!(
+            "SELECT {ACTIVEFLOW_COLUMNS} FROM activeflows WHERE (?1 IS NULL OR status = ?1)
+             AND sequence < ?2 AND tm_delete IS NULL ORDER BY sequence DESC LIMIT ?3"
+        );
+        let mut stmt = conn.prepare_cached(&sql)?;
         let rows = stmt.query_map(params![status, before, limit], activeflow_head)?;
         rows.collect::<Result<_, _>>()?
     };
@@ -68,6 +79,17 @@ pub(super) fn activeflow(conn: &Connection, id: &str) -> Result<Option<Stored>, 
         .transpose()
 }
 
+/// The lowest sequence in `table` (a constant of ours, never input) created at or after `at`.
+pub(super) fn first_since(
+    conn: &Connection,
+    table: &'static str,
+    at: &str,
+) -> Result<Option<u64>, StorageError> {
+    let sql = format!("SELECT MIN(sequence) FROM {table} WHERE tm_create >= ?1");
+    let first: Option<i64> = conn.prepare_cached(&sql)?.query_row([at], |r| r.get(0))?;
+    Ok(first.map(|s| s.max(0) as u64))
+}
+
 pub(super) fn activeflow_variables(
     conn: &Connection,
     id: &str,
@@ -83,10 +105,19 @@ pub(super) fn activeflow_variables(
     })
 }
 
-/// An activeflow row without its actions, as (sequence, JSON).
+/// An activeflow row without its actions, as (sequence, JSON): the in-memory record's shape
+/// (`engine::record`), VoIPBIN's fields included: what a row does not hold (rows written before
+/// migration 3) reads as VoIPBIN's "none".
 fn activeflow_head(r: &Row<'_>) -> rusqlite::Result<(u64, Value)> {
     let current: Option<String> = r.get(7)?;
     let current = current.and_then(|c| serde_json::from_str::<Value>(&c).ok());
+    let current = match current {
+        Some(Value::Object(mut action)) => {
+            action.entry("next_id").or_insert_with(|| NIL_ID.into());
+            Value::Object(action)
+        }
+        _ => json!({"id": START_ACTION_ID, "next_id": NIL_ID, "type": "", "option": {}}),
+    };
     Ok((
         r.get::<_, i64>(0)?.max(0) as u64,
         json!({
@@ -96,12 +127,20 @@ fn activeflow_head(r: &Row<'_>) -> rusqlite::Result<(u64, Value)> {
             "end_reason": r.get::<_, Option<String>>(4)?,
             "reference_type": r.get::<_, String>(5)?,
             "reference_id": r.get::<_, String>(6)?,
-            "reference_activeflow_id": r.get::<_, Option<String>>(11)?,
+            "reference_activeflow_id": r.get::<_, Option<String>>(11)?
+                .unwrap_or_else(|| NIL_ID.into()),
+            "on_complete_flow_id": r.get::<_, Option<String>>(13)?
+                .unwrap_or_else(|| NIL_ID.into()),
+            "webhook_uri": r.get::<_, Option<String>>(15)?.unwrap_or_default(),
+            "webhook_method": r.get::<_, Option<String>>(16)?.unwrap_or_default(),
             "current_action": current,
+            "forward_action_id": r.get::<_, Option<String>>(14)?
+                .unwrap_or_else(|| NIL_ID.into()),
             "executed_actions": [],
             "tm_create": r.get::<_, String>(8)?,
             "tm_update": r.get::<_, String>(9)?,
             "tm_end": r.get::<_, Option<String>>(10)?,
+            "tm_delete": r.get::<_, Option<String>>(12)?,
         }),
     ))
 }

@@ -28,6 +28,10 @@ fn activeflow(seq: u64, status: &'static str, tm_end: Option<&str>) -> Activeflo
         reference_type: "call",
         reference_id: format!("call-{seq}"),
         reference_activeflow_id: None,
+        on_complete_flow_id: None,
+        forward_action_id: None,
+        webhook_uri: None,
+        webhook_method: None,
         current_action: Some(r#"{"type":"answer"}"#.into()),
         variables: None,
         tm_create: "2026-01-01T00:00:00.000000Z".into(),
@@ -75,7 +79,7 @@ fn migrates_once_and_reopens() {
         .reader()
         .query_row("SELECT COUNT(*) FROM schema_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(versions, 2);
+    assert_eq!(versions, 3);
 }
 
 /// A database written by the first schema (actions keyed by the activeflow's uuid) keeps its
@@ -185,6 +189,51 @@ fn pages_newest_first_with_a_status_filter() {
         [4, 2]
     );
     assert!(store.activeflow("nope").unwrap().is_none());
+    // VoIPBIN's timestamp page tokens start at the first row created since.
+    let at = "2026-01-01T00:00:00.000000Z";
+    assert_eq!(store.first_activeflow_since(at).unwrap(), Some(1));
+    assert_eq!(store.first_activeflow_since("2027").unwrap(), None);
+    assert_eq!(store.first_call_since(at).unwrap(), None);
+}
+
+/// VoIPBIN's soft delete: the row and its actions stay readable by id with `tm_delete`;
+/// listings leave it out; a second delete keeps the first time.
+#[test]
+fn a_deleted_activeflow_stays_readable_but_leaves_listings() {
+    let store = SqliteStore::open(&temp_db()).unwrap();
+    let batch: Vec<Write> = (1..=3)
+        .map(|s| Write::Activeflow {
+            row: activeflow(s, "ended", None),
+            actions: vec![action(0)],
+        })
+        .collect();
+    store.apply(&batch).unwrap();
+    let live = store.activeflow("af-2").unwrap().unwrap();
+    assert!(live.json["tm_delete"].is_null());
+    assert_eq!(
+        live.json["reference_activeflow_id"],
+        "00000000-0000-0000-0000-000000000000"
+    );
+    assert_eq!(
+        live.json["current_action"]["next_id"],
+        "00000000-0000-0000-0000-000000000000"
+    );
+    store
+        .apply(&[Write::DeleteActiveflow("af-2".into())])
+        .unwrap();
+    let deleted = store.activeflow("af-2").unwrap().unwrap();
+    let when = deleted.json["tm_delete"].as_str().unwrap().to_owned();
+    assert_eq!(
+        deleted.json["executed_actions"].as_array().unwrap().len(),
+        1
+    );
+    let seqs = |v: Vec<Stored>| v.iter().map(|s| s.sequence).collect::<Vec<_>>();
+    assert_eq!(seqs(store.activeflows(None, None, 9).unwrap()), [3, 1]);
+    store
+        .apply(&[Write::DeleteActiveflow("af-2".into())])
+        .unwrap();
+    let again = store.activeflow("af-2").unwrap().unwrap();
+    assert_eq!(again.json["tm_delete"], when.as_str());
 }
 
 #[test]

@@ -9,10 +9,12 @@ use crate::storage::StorageError;
 const UPSERT_ACTIVEFLOW: &str = "
     INSERT INTO activeflows (sequence, id, flow_id, status, end_reason, reference_type,
         reference_id, current_action, variables, tm_create, tm_update, tm_end,
-        reference_activeflow_id)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+        reference_activeflow_id, on_complete_flow_id, forward_action_id, webhook_uri,
+        webhook_method)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
     ON CONFLICT (sequence) DO UPDATE SET status = excluded.status,
         end_reason = excluded.end_reason, current_action = excluded.current_action,
+        forward_action_id = excluded.forward_action_id,
         variables = excluded.variables, tm_update = excluded.tm_update, tm_end = excluded.tm_end
     WHERE activeflows.status != 'ended'";
 
@@ -48,13 +50,13 @@ pub(super) fn apply_one(tx: &Transaction<'_>, write: &Write) -> Result<(), Stora
                 stmt.execute(params![row.sequence as i64, a.index as i64, a.body])?;
             }
         }
+        // Soft delete (VoIPBIN's `tm_delete`): the row and its actions stay readable by id;
+        // listings leave it out. Deleting twice keeps the first time.
         Write::DeleteActiveflow(id) => {
             tx.execute(
-                "DELETE FROM executed_actions WHERE activeflow_sequence =
-                     (SELECT sequence FROM activeflows WHERE id = ?1)",
-                [id],
+                "UPDATE activeflows SET tm_delete = ?2 WHERE id = ?1 AND tm_delete IS NULL",
+                params![id, crate::clock::timestamp()],
             )?;
-            tx.execute("DELETE FROM activeflows WHERE id = ?1", [id])?;
         }
         Write::Call(row) => upsert_call(tx, row)?,
         Write::Flow(row) => upsert_flow(tx, row)?,
@@ -82,6 +84,10 @@ fn upsert_activeflow(tx: &Transaction<'_>, r: &ActiveflowRow) -> rusqlite::Resul
         r.tm_update,
         r.tm_end,
         r.reference_activeflow_id,
+        r.on_complete_flow_id,
+        r.forward_action_id,
+        r.webhook_uri,
+        r.webhook_method,
     ])?;
     Ok(())
 }
