@@ -95,7 +95,7 @@ fn condition_variable_reads_the_named_variable_set_empty_or_unset() {
     assert_eq!(branch_taken(&a, &vars, "condition_variable"), "true");
     assert_eq!(executed(&a)[0].1, json!({"value": "1", "result": true}));
 
-    let (a, vars) = run(&e, &voipbin, json!({"voipbin.call.digits": "2"}));
+    let (a, vars) = run(&e, &voipbin, json!({"call.digits": "2"}));
     assert_eq!(branch_taken(&a, &vars, "condition_variable"), "false");
     assert_eq!(executed(&a)[0].1, json!({"value": "2", "result": false}));
 

@@ -725,7 +725,7 @@ fn deleting_an_activeflow_streams_activeflow_deleted_and_the_filter_takes_it() {
         "/v1/activeflows",
         Some(&json!({"flow_id": "waits"}).to_string()),
     );
-    assert_eq!(status, 201, "{started}");
+    assert_eq!(status, 200, "{started}");
     let id = started["id"].as_str().unwrap();
     let (status, _) = http(e.api, "DELETE", &format!("/v1/activeflows/{id}"), None);
     assert_eq!(status, 200);

@@ -252,9 +252,10 @@ fn deleting_an_activeflow_publishes_activeflow_deleted_in_both_shapes() {
     assert_eq!(last["execute_count"], 1);
     assert!(last["event_id"].is_u64());
 
-    // Deleting it again is a 404 and publishes nothing more.
-    let (status, _) = http(e.api, "DELETE", &format!("/v1/activeflows/{id}"), None);
-    assert_eq!(status, 404);
+    // Deleting it again answers the same soft-deleted record and publishes nothing more.
+    let (status, again) = http(e.api, "DELETE", &format!("/v1/activeflows/{id}"), None);
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again["tm_delete"], data["tm_delete"], "{again}");
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(received(&hooks, "/global", 4).len(), 4);
 }

@@ -295,6 +295,10 @@ pub(super) async fn delete(
                 serde_json::to_value(&record).map_err(|e| ApiError::Internal(e.to_string()))?;
             (record.id.to_string(), json)
         }
+        // Deleted already: the same answer again, nothing written or published twice.
+        Found::Stored(json) if !json["tm_delete"].is_null() => {
+            return Ok(HttpResponse::Ok().json(json))
+        }
         Found::Stored(json) => (json["id"].as_str().unwrap_or_default().to_string(), json),
     };
     history::write(&state.storage, Write::DeleteActiveflow(key.clone())).await?;

@@ -302,7 +302,8 @@ impl Supervisor {
         }
         let (reference_type, reference_id, depth) = match &msg.parent {
             Some(p) => (p.reference_type, p.reference_id.clone(), p.depth + 1),
-            None => (ReferenceType::Api, String::new(), 1),
+            // VoIPBIN's reference_id is a UUID: the nil one when nothing started it.
+            None => (ReferenceType::Api, super::record::NIL_ID.to_owned(), 1),
         };
         let record = new_record(
             &self.registry,
