@@ -11,6 +11,7 @@ mod common;
 
 use std::time::Duration;
 
+use common::http_server::executed_results;
 use common::{flow, http, start};
 use serde_json::{json, Value};
 
@@ -54,21 +55,11 @@ fn run(e: &common::TestEngine, actions: &Value, variables: Value) -> (Value, Val
     panic!("activeflow {id} did not end");
 }
 
-/// The `(type, result)` of every executed action.
-fn executed(a: &Value) -> Vec<(String, Value)> {
-    a["executed_actions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| (x["type"].as_str().unwrap().to_owned(), x["result"].clone()))
-        .collect()
-}
-
 /// Which branch ran, checking the activeflow completed and ran the test first and the last
 /// action last.
 fn branch_taken(a: &Value, vars: &Value, kind: &str) -> String {
     assert_eq!(a["end_reason"], "completed", "{a}");
-    let log = executed(a);
+    let log = executed_results(a);
     assert_eq!(log.len(), 3, "{a}");
     assert_eq!(log[0].0, kind);
     assert_eq!(vars["done"], "yes", "{vars}");
@@ -93,16 +84,25 @@ fn condition_variable_reads_the_named_variable_set_empty_or_unset() {
 
     let (a, vars) = run(&e, &voipbin, json!({"call.digits": "1"}));
     assert_eq!(branch_taken(&a, &vars, "condition_variable"), "true");
-    assert_eq!(executed(&a)[0].1, json!({"value": "1", "result": true}));
+    assert_eq!(
+        executed_results(&a)[0].1,
+        json!({"value": "1", "result": true})
+    );
 
     let (a, vars) = run(&e, &voipbin, json!({"call.digits": "2"}));
     assert_eq!(branch_taken(&a, &vars, "condition_variable"), "false");
-    assert_eq!(executed(&a)[0].1, json!({"value": "2", "result": false}));
+    assert_eq!(
+        executed_results(&a)[0].1,
+        json!({"value": "2", "result": false})
+    );
 
     for unset_or_empty in [json!({}), json!({"call.digits": ""})] {
         let (a, vars) = run(&e, &voipbin, unset_or_empty);
         assert_eq!(branch_taken(&a, &vars, "condition_variable"), "false");
-        assert_eq!(executed(&a)[0].1, json!({"value": "", "result": false}));
+        assert_eq!(
+            executed_results(&a)[0].1,
+            json!({"value": "", "result": false})
+        );
     }
 
     // Testing for empty: unset is "" and takes the true branch, still `completed`.
@@ -137,12 +137,15 @@ fn condition_variable_templates_and_values_set_by_the_flow() {
     let (a, vars) = run(&e, &actions, json!({"a": "x", "b": "${y}", "y": "2"}));
     assert_eq!(branch_taken(&a, &vars, "condition_variable"), "false");
     assert_eq!(
-        executed(&a)[0].1,
+        executed_results(&a)[0].1,
         json!({"value": "x-${y}", "result": false})
     );
     let (a, vars) = run(&e, &actions, json!({"a": "x", "b": "2", "y": "2"}));
     assert_eq!(branch_taken(&a, &vars, "condition_variable"), "true");
-    assert_eq!(executed(&a)[0].1, json!({"value": "x-2", "result": true}));
+    assert_eq!(
+        executed_results(&a)[0].1,
+        json!({"value": "x-2", "result": true})
+    );
 }
 
 /// bin-flow-manager action.go maps `condition_call_digits` and `condition_call_status` to
@@ -165,7 +168,11 @@ fn deprecated_call_conditions_are_skipped_without_a_call() {
             json!({"call.digits": "12", "call.status": "ringing"}),
         );
         assert_eq!(branch_taken(&a, &vars, kind), "true");
-        assert_eq!(executed(&a)[0].1, json!({"skipped": "no call"}), "{a}");
+        assert_eq!(
+            executed_results(&a)[0].1,
+            json!({"skipped": "no call"}),
+            "{a}"
+        );
     }
 
     let bad = json!([{"type": "condition_call_status", "option": {"status": "answered"}}]);

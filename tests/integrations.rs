@@ -10,6 +10,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::http_server::executed_results;
 use common::{http, start, TestEngine};
 use serde_json::{json, Value};
 
@@ -91,15 +92,6 @@ fn run(e: &TestEngine, actions: Value) -> Value {
     panic!("activeflow {id} did not end");
 }
 
-fn results(a: &Value) -> Vec<(String, Value)> {
-    a["executed_actions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| (x["type"].as_str().unwrap().to_owned(), x["result"].clone()))
-        .collect()
-}
-
 #[test]
 fn fetch_pushes_the_answered_actions_and_refuses_bad_answers() {
     let (server, seen) = http_server();
@@ -113,7 +105,7 @@ fn fetch_pushes_the_answered_actions_and_refuses_bad_answers() {
         ]),
     );
     assert_eq!(a["end_reason"], "completed", "{a}");
-    let r = results(&a);
+    let r = executed_results(&a);
     let kinds: Vec<&str> = r.iter().map(|(k, _)| k.as_str()).collect();
     assert_eq!(
         kinds,

@@ -5,16 +5,12 @@
 
 mod common;
 
-use std::io::Write;
-use std::net::{SocketAddr, TcpListener};
-use std::sync::{Arc, Mutex};
+use std::net::SocketAddr;
 use std::time::Duration;
 
+use common::http_server::{http_server_answering, Seen};
 use common::{flow, http, sipp, start, TestEngine};
 use serde_json::{json, Value};
-
-/// Requests the test server saw: (method, path and query, body).
-type Seen = Arc<Mutex<Vec<(String, String, String)>>>;
 
 /// A small HTTP/1.1 server on loopback: every request is logged and answered 200 with a one
 /// action list (what `fetch` wants; webhooks ignore it) after `delay` (so an activeflow's
@@ -22,34 +18,6 @@ type Seen = Arc<Mutex<Vec<(String, String, String)>>>;
 fn http_server(delay: Duration) -> (SocketAddr, Seen) {
     let answer = r#"[{"type": "variable_set", "option": {"key": "fetched", "value": "1"}}]"#;
     http_server_answering(delay, move |_| answer.to_owned())
-}
-
-/// Like [`http_server`], answering `answer(address)` (a JSON body) to every request.
-fn http_server_answering(
-    delay: Duration,
-    answer: impl Fn(SocketAddr) -> String + Send + 'static,
-) -> (SocketAddr, Seen) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let seen: Seen = Arc::default();
-    let log = seen.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let (method, path, body) = common::read_http_request(&stream);
-            log.lock()
-                .unwrap()
-                .push((method, path, String::from_utf8_lossy(&body).into()));
-            std::thread::sleep(delay);
-            let answer = answer(addr);
-            let _ = write!(
-                stream,
-                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
-                answer.len()
-            );
-        }
-    });
-    (addr, seen)
 }
 
 /// An engine whose flows may reach 127.0.0.1.

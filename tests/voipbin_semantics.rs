@@ -6,45 +6,22 @@
 
 mod common;
 
-use std::io::Write;
-use std::net::{SocketAddr, TcpListener};
-use std::sync::{Arc, Mutex};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use activeflow::engine::Status;
+use common::http_server::{http_server_answering, Seen};
 use common::rtp::MediaCaller;
 use common::{ended_one, executed_types, flow, http, result_of, sipp, start, TestEngine};
 use serde_json::{json, Value};
 
 const NIL: &str = "00000000-0000-0000-0000-000000000000";
 
-/// Requests a test server saw: (method, path, body).
-type Seen = Arc<Mutex<Vec<(String, String, String)>>>;
-
 /// An HTTP server answering every request with one `variable_set` action (a fetch answer).
 fn fetch_server() -> (SocketAddr, Seen) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let seen: Seen = Arc::default();
-    let log = seen.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let (method, path, body) = common::read_http_request(&stream);
-            log.lock()
-                .unwrap()
-                .push((method, path, String::from_utf8_lossy(&body).into()));
-            let answer =
-                json!([{"type": "variable_set", "option": {"key": "fetched", "value": "yes"}}])
-                    .to_string();
-            let _ = write!(
-                stream,
-                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
-                answer.len()
-            );
-        }
-    });
-    (addr, seen)
+    let answer =
+        json!([{"type": "variable_set", "option": {"key": "fetched", "value": "yes"}}]).to_string();
+    http_server_answering(Duration::ZERO, move |_| answer.clone())
 }
 
 fn temp_dir(tag: &str) -> String {

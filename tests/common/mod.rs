@@ -20,6 +20,7 @@ use activeflow::flow::{Flow, FlowStore};
 use serde_json::Value;
 
 pub mod engine_log;
+pub mod http_server;
 pub mod peers;
 pub mod ports;
 pub mod rtp;
