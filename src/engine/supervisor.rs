@@ -222,6 +222,11 @@ impl Handler<CallOffer> for Supervisor {
             flow::variables::CALL_SOURCE_NAME,
             parties.source.name.clone(),
         );
+        // Read by `connect`'s `"anonymous": "auto"`.
+        variables.set(
+            flow::variables::CALL_SOURCE_PRIVACY,
+            if parties.source_privacy { "yes" } else { "no" },
+        );
         variables.set(
             flow::variables::CALL_DESTINATION_TYPE,
             parties.destination.kind.as_str(),

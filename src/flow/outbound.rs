@@ -45,12 +45,37 @@ pub struct Connect {
     /// Relay a callee's early media (SDP in 180/183) to the caller before anyone answers
     /// (RFC 3960 gateway model): an unanswered caller gets 183 with our SDP.
     pub early_media: bool,
-    /// Hide the caller: From `Anonymous`, the real identity in P-Asserted-Identity with
-    /// `Privacy: id` (RFC 3325 §9.1, RFC 3323).
-    pub anonymous: bool,
+    /// Whether to hide the caller: From `Anonymous`, the real identity in
+    /// P-Asserted-Identity with `Privacy: id` (RFC 3325 §9.1, RFC 3323).
+    pub anonymous: Anonymity,
     /// Let the bridged parties transfer each other by REFER (RFC 3515); off by default: a
     /// REFER could dial anything on the operator's trunks.
     pub transfer: bool,
+}
+
+/// `connect`'s `anonymous`: VoIPBIN's tri-state (bin-flow-manager option.go OptionConnect,
+/// bin-call-manager models/call/call.go `AnonymousOption`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Anonymity {
+    /// `"no"`, `""`, `false`, absent: the callee sees the caller.
+    #[default]
+    Never,
+    /// `"yes"`, `true`: the caller is always hidden.
+    Always,
+    /// `"auto"`: hidden when the caller asked for privacy (its INVITE's Privacy header or an
+    /// anonymous From; the `call.source.privacy` variable).
+    Auto,
+}
+
+impl Anonymity {
+    /// Whether to hide the caller, `caller_private` telling whether it asked for privacy.
+    pub fn hides(self, caller_private: bool) -> bool {
+        match self {
+            Anonymity::Never => false,
+            Anonymity::Always => true,
+            Anonymity::Auto => caller_private,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,14 +131,16 @@ impl Connect {
 }
 
 /// `anonymous`: a JSON bool, or VoIPBIN's tri-state string (bin-flow-manager option.go
-/// OptionConnect): "yes" hides the caller; "no", "" and "auto" do not ("auto" inherits the
-/// incoming Privacy header in VoIPBIN; here it is "no").
-fn anonymous(o: &Opt<'_>) -> Result<bool, FlowError> {
+/// OptionConnect, `validAnonymousValues`): "yes" always hides the caller; "no" and "" never
+/// do; "auto" hides it when it asked for privacy (resolved when the `connect` runs).
+fn anonymous(o: &Opt<'_>) -> Result<Anonymity, FlowError> {
     match o.raw("anonymous") {
-        None => Ok(false),
-        Some(Value::Bool(b)) => Ok(*b),
-        Some(Value::String(s)) if s == "yes" => Ok(true),
-        Some(Value::String(s)) if matches!(s.as_str(), "no" | "" | "auto") => Ok(false),
+        None => Ok(Anonymity::Never),
+        Some(Value::Bool(true)) => Ok(Anonymity::Always),
+        Some(Value::Bool(false)) => Ok(Anonymity::Never),
+        Some(Value::String(s)) if s == "yes" => Ok(Anonymity::Always),
+        Some(Value::String(s)) if s == "auto" => Ok(Anonymity::Auto),
+        Some(Value::String(s)) if matches!(s.as_str(), "no" | "") => Ok(Anonymity::Never),
         Some(_) => Err(FlowError::field(
             path("anonymous"),
             r#"must be true, false, "yes", "no" or "auto""#,
@@ -349,24 +376,44 @@ mod tests {
         assert_eq!(field(m.unwrap_err()), "option.text");
     }
 
-    /// RFC 3325 §9.1 / RFC 3323: `anonymous` hides the caller; it must be a JSON boolean.
+    /// RFC 3325 §9.1 / RFC 3323: `anonymous` hides the caller; a JSON boolean or VoIPBIN's
+    /// tri-state string (option.go OptionConnect), "no" by default.
     #[test]
-    fn connect_anonymous_is_a_boolean() {
+    fn connect_anonymous_is_a_tri_state() {
         let ok = json!([{"type": "tel", "target": "1"}]);
-        assert!(!connect(json!({"destinations": ok})).unwrap().anonymous);
-        assert!(
-            connect(json!({"destinations": ok, "anonymous": true}))
+        let parsed = |v: Value| {
+            connect(json!({"destinations": ok, "anonymous": v}))
                 .unwrap()
                 .anonymous
+        };
+        assert_eq!(
+            connect(json!({"destinations": ok})).unwrap().anonymous,
+            Anonymity::Never
         );
-        // VoIPBIN's tri-state string (option.go OptionConnect).
-        for (v, want) in [("yes", true), ("no", false), ("auto", false), ("", false)] {
-            let c = connect(json!({"destinations": ok, "anonymous": v})).unwrap();
-            assert_eq!(c.anonymous, want, "{v}");
+        assert_eq!(parsed(json!(true)), Anonymity::Always);
+        assert_eq!(parsed(json!(false)), Anonymity::Never);
+        for (v, want) in [
+            ("yes", Anonymity::Always),
+            ("no", Anonymity::Never),
+            ("auto", Anonymity::Auto),
+            ("", Anonymity::Never),
+        ] {
+            assert_eq!(parsed(json!(v)), want, "{v}");
         }
-        for bad in [json!("true"), json!(1)] {
+        for bad in [json!("true"), json!(1), json!("Auto")] {
             let e = connect(json!({"destinations": ok, "anonymous": bad})).unwrap_err();
             assert_eq!(field(e), "option.anonymous");
+        }
+    }
+
+    /// bin-call-manager call.go AnonymousOption: "auto" follows the caller's privacy request,
+    /// "yes"/"no" ignore it.
+    #[test]
+    fn anonymity_resolves_against_the_callers_privacy() {
+        for private in [false, true] {
+            assert!(!Anonymity::Never.hides(private));
+            assert!(Anonymity::Always.hides(private));
+            assert_eq!(Anonymity::Auto.hides(private), private);
         }
     }
 

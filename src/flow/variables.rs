@@ -37,6 +37,11 @@ pub const CALL_STATUS: &str = "call.status";
 pub const CALL_SOURCE_TYPE: &str = "call.source.type";
 /// Seeded: the caller's display name ("" without one).
 pub const CALL_SOURCE_NAME: &str = "call.source.name";
+/// Seeded for an incoming call: `yes` when the caller asked not to be identified (its INVITE
+/// had `Privacy: id`, `header`, `user` or `critical`, RFC 3323/3325, or an anonymous From,
+/// RFC 3323 §4.1.1.3), else `no`. A `connect` with `"anonymous": "auto"` hides the caller
+/// when it is `yes` (absent counts as `no`).
+pub const CALL_SOURCE_PRIVACY: &str = "call.source.privacy";
 /// Seeded: the callee's VoIPBIN address type (`tel`, `sip` or `extension`).
 pub const CALL_DESTINATION_TYPE: &str = "call.destination.type";
 /// Seeded: the callee's display name (the `To` header's; "" without one).

@@ -18,6 +18,7 @@ use super::Activeflow;
 use crate::call::outbound::{DialError, DialRequest, MessageOutcome, MessageRequest, Target};
 use crate::call::{CallCommand, CallEndCause, CallEvent, CallId, HangupCause};
 use crate::flow::outbound::{Address, AddressType, Connect, MessageSend};
+use crate::flow::variables::CALL_SOURCE_PRIVACY;
 use crate::flow::ActionId;
 use crate::media::relay::RelayLink;
 use crate::media::{MediaJob, MediaRequest};
@@ -115,7 +116,7 @@ impl Activeflow {
                 ring_timeout: Duration::from_millis(spec.ring_timeout_ms),
                 events: ctx.address().recipient(),
                 parent: self.call.as_ref().map(|c| c.id),
-                anonymous: spec.anonymous,
+                anonymous: spec.anonymous.hides(self.caller_private()),
             };
             match self.links.dialer.dial(request) {
                 Ok(leg) => {
@@ -327,6 +328,12 @@ impl Activeflow {
                 .unwrap_or_default()
                 .to_owned(),
         }
+    }
+
+    /// Whether the caller asked not to be identified (`call.source.privacy` is `yes`, seeded
+    /// from its INVITE); false without a call or the variable.
+    fn caller_private(&self) -> bool {
+        self.variables.get(CALL_SOURCE_PRIVACY) == Some("yes")
     }
 
     /// Hangs up every leg a `connect` still holds (the activeflow is ending).
