@@ -259,3 +259,40 @@ fn deleting_an_activeflow_publishes_activeflow_deleted_in_both_shapes() {
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(received(&hooks, "/global", 4).len(), 4);
 }
+
+/// `POST /v1/activeflows` with its own `webhook_uri` and `webhook_method` (VoIPBIN's
+/// bin-api-manager activeflow create): every event of that activeflow, `activeflow_deleted`
+/// included, goes there with that method, and none to its flow's own webhook.
+#[test]
+fn an_activeflows_own_webhook_gets_its_events_and_its_deletion() {
+    let (server, hooks) = hook_server();
+    let waiting = json!({"name": "waits", "webhook_uri": format!("http://{server}/flow"),
+        "actions": [{"type": "block"}]});
+    let e = common::start(
+        &[waiting],
+        &[],
+        &[("ACTIVEFLOW_HTTP_ALLOW", "127.0.0.1/32")],
+    );
+    let body = json!({"flow_id": "waits", "webhook_uri": format!("http://{server}/own"),
+        "webhook_method": "PUT"});
+    let (status, started) = http(e.api, "POST", "/v1/activeflows", Some(&body.to_string()));
+    assert_eq!(status, 200, "{started}");
+    let id = started["id"].as_str().unwrap().to_owned();
+    received(&hooks, "/own", 2);
+    let (status, deleted) = http(e.api, "DELETE", &format!("/v1/activeflows/{id}"), None);
+    assert_eq!(status, 200, "{deleted}");
+
+    let own = received(&hooks, "/own", 4);
+    assert!(own.iter().all(|(m, _)| m == "PUT"), "{own:#?}");
+    assert_eq!(
+        types(&own),
+        [
+            "activeflow_created",
+            "activeflow_updated",
+            "activeflow_ended",
+            "activeflow_deleted"
+        ]
+    );
+    assert!(own.iter().all(|(_, b)| b["id"] == id.as_str()), "{own:#?}");
+    assert!(received(&hooks, "/flow", 0).is_empty());
+}

@@ -2,8 +2,6 @@
 //! publishing costs no serialisation; [`Event::to_json`] renders it when it is sent (SSE,
 //! webhooks). Knows no actors: the engine and call sessions build these from their records.
 
-use std::sync::Arc;
-
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::ser::{SerializeMap, Serializer};
 use serde_json::Value;
@@ -92,9 +90,6 @@ pub struct ActiveflowFacts {
     pub reference_id: String,
     /// Actions executed so far (the cursor's position in `executed_actions`).
     pub execute_count: usize,
-    /// The whole activeflow as `GET /v1/activeflows/{id}` returns it (JSON text), taken at
-    /// publish time only when a webhook wants VoIPBIN's shape (its `data`); `None` otherwise.
-    pub record: Option<Arc<str>>,
 }
 
 /// The action an `activeflow_updated` reports, as `executed_actions` holds it.
@@ -269,7 +264,6 @@ mod tests {
             reference_type: "call",
             reference_id: "c".into(),
             execute_count: 2,
-            record: None,
         };
         let e = Event::now(
             Uuid::nil(),

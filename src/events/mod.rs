@@ -29,6 +29,11 @@ pub use window::{Published, Read, Window};
 
 use crate::flow::WebhookFormat;
 
+/// The newest executed actions a VoIPBIN-format webhook's activeflow `data` carries (older ones
+/// are counted in its `executed_actions_dropped`): one event's body stays bounded however long
+/// an activeflow loops.
+pub const SNAPSHOT_EXECUTED_ACTIONS: usize = 100;
+
 /// Events kept for resuming readers by default (`events.window`).
 pub const DEFAULT_WINDOW: usize = 65_536;
 
@@ -74,6 +79,13 @@ pub struct ReadersFull {
     pub max: usize,
 }
 
+/// The activeflow a call drives and that activeflow's own webhook, if any.
+#[derive(Debug, Clone)]
+struct CallBinding {
+    activeflow: Uuid,
+    hook: Option<Arc<FlowHook>>,
+}
+
 /// The engine's event bus. Cheap to clone.
 #[derive(Clone)]
 pub struct EventBus {
@@ -91,8 +103,9 @@ struct Inner {
     webhooks: Option<webhook::Feed>,
     /// A flow's webhook format when it names none (`events.webhook_format`).
     default_format: WebhookFormat,
-    /// Per-flow webhooks of calls that activeflows drive (call id → hook).
-    call_hooks: DashMap<Uuid, Arc<FlowHook>>,
+    /// Calls that activeflows drive (call id → binding): their events name the activeflow and
+    /// go to its own webhook too.
+    call_hooks: DashMap<Uuid, CallBinding>,
     /// Entries in `call_hooks`: calls skip the lookup while it is zero.
     call_hooks_bound: AtomicUsize,
     keep_alive: Duration,
@@ -173,19 +186,36 @@ impl EventBus {
     /// Publishes an event; `flow_hook` is the webhook of the activeflow's flow, if any.
     /// Never blocks: a full webhook queue drops the event for webhooks (counted).
     pub fn publish(&self, event: Event, flow_hook: Option<Arc<FlowHook>>) {
+        self.publish_with(event, flow_hook, None);
+    }
+
+    /// Like [`EventBus::publish`], with the activeflow's JSON for VoIPBIN-format webhooks (their
+    /// `data`). The snapshot goes with the webhook delivery only, never into the SSE window.
+    pub fn publish_with(
+        &self,
+        event: Event,
+        flow_hook: Option<Arc<FlowHook>>,
+        snapshot: Option<Arc<str>>,
+    ) {
         let inner = &*self.inner;
         let call_end = matches!(event.body, EventBody::CallEnded(_));
-        let hook: Option<Arc<FlowHook>> = match flow_hook {
-            Some(hook) => Some(hook),
+        let (hook, activeflow) = match flow_hook {
+            Some(hook) => {
+                let activeflow = hook.activeflow;
+                (Some(hook), Some(activeflow))
+            }
             None if inner.call_hooks_bound.load(Ordering::Relaxed) > 0
                 && matches!(
                     event.body,
                     EventBody::CallAnswered(_) | EventBody::CallEnded(_)
                 ) =>
             {
-                inner.call_hooks.get(&event.subject).map(|h| h.clone())
+                match inner.call_hooks.get(&event.subject) {
+                    Some(b) => (b.hook.clone(), Some(b.activeflow)),
+                    None => (None, None),
+                }
             }
-            None => None,
+            None => (None, None),
         };
         let subject = event.subject;
         let event = Arc::new(event);
@@ -199,8 +229,15 @@ impl EventBus {
                 None => (window.push(event).1, false),
                 Some(feed) => {
                     let (id, evicted) = window.push(event.clone());
+                    let delivery = webhook::Delivery {
+                        id,
+                        event,
+                        hook,
+                        activeflow,
+                        snapshot,
+                    };
                     // Under the lock, so webhooks get events in id order.
-                    (evicted, !feed.offer(id, event, hook))
+                    (evicted, !feed.offer(delivery))
                 }
             }
         };
@@ -222,20 +259,67 @@ impl EventBus {
         self.inner.notify.notify_waiters();
     }
 
-    /// Sends the events of call `call` (answered, ended) to a flow's webhook too, until it ends.
-    pub fn bind_call(&self, call: Uuid, hook: Arc<FlowHook>) {
-        if self.inner.call_hooks.insert(call, hook).is_none() {
+    /// Whether call events must be bound to the activeflow driving them even when its flow has
+    /// no webhook: the global webhook wants VoIPBIN's shape (its `data.activeflow_id`).
+    pub fn binds_every_call(&self) -> bool {
+        self.inner
+            .webhooks
+            .as_ref()
+            .is_some_and(webhook::Feed::global_wants_voipbin)
+    }
+
+    /// Call `call` is driven by `activeflow`: its events (answered, ended) name it in VoIPBIN's
+    /// shape and go to `hook` (the activeflow's own webhook) too, until the call ends or
+    /// [`EventBus::unbind_call_of`].
+    pub fn bind_call(&self, call: Uuid, activeflow: Uuid, hook: Option<Arc<FlowHook>>) {
+        let binding = CallBinding { activeflow, hook };
+        if self.inner.call_hooks.insert(call, binding).is_none() {
             self.inner.call_hooks_bound.fetch_add(1, Ordering::Relaxed);
         }
     }
 
-    /// Forgets call `call`'s flow webhook (idempotent).
+    /// Forgets call `call`'s binding (idempotent).
     pub fn unbind_call(&self, call: Uuid) {
         if self.inner.call_hooks_bound.load(Ordering::Relaxed) == 0 {
             return;
         }
         if self.inner.call_hooks.remove(&call).is_some() {
             self.inner.call_hooks_bound.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Forgets call `call`'s binding if `activeflow` still holds it (not a successor that drives
+    /// the same call); after `delay` when one is given and a tokio runtime runs (so the call's
+    /// own end, which may still be on its way, is delivered as bound).
+    pub fn unbind_call_of(&self, call: Uuid, activeflow: Uuid, delay: Option<Duration>) {
+        let holds = |bus: &EventBus| {
+            bus.inner
+                .call_hooks
+                .get(&call)
+                .is_some_and(|b| b.activeflow == activeflow)
+        };
+        if !holds(self) {
+            return;
+        }
+        let bus = self.clone();
+        let unbind = move || {
+            let inner = &bus.inner;
+            if inner
+                .call_hooks
+                .remove_if(&call, |_, b| b.activeflow == activeflow)
+                .is_some()
+            {
+                inner.call_hooks_bound.fetch_sub(1, Ordering::Relaxed);
+            }
+        };
+        match (delay, tokio::runtime::Handle::try_current()) {
+            (Some(delay), Ok(rt)) => {
+                rt.spawn(async move {
+                    tokio::time::sleep(delay).await;
+                    unbind();
+                });
+            }
+            _ => unbind(),
         }
     }
 
@@ -474,7 +558,7 @@ mod tests {
             Flow::from_json(br#"{"webhook_uri":"http://h/x","actions":[{"type":"answer"}]}"#)
                 .unwrap();
         let hook = FlowHook::of(&flow, Uuid::nil(), WebhookFormat::Native).unwrap();
-        bus.bind_call(call, Arc::new(hook));
+        bus.bind_call(call, Uuid::nil(), Some(Arc::new(hook)));
         assert_eq!(bus.inner.call_hooks_bound.load(Ordering::Relaxed), 1);
         let mut ended = call_event(7);
         ended.body = EventBody::CallEnded(CallFacts {
@@ -488,5 +572,34 @@ mod tests {
         assert_eq!(bus.inner.call_hooks_bound.load(Ordering::Relaxed), 0);
         assert!(bus.inner.call_hooks.is_empty());
         bus.unbind_call(call);
+    }
+
+    #[test]
+    fn an_ended_activeflow_unbinds_only_its_own_call_binding() {
+        let bus = EventBus::without_webhooks(8, Duration::from_secs(15));
+        let (call, first, second) = (Uuid::from_u128(7), Uuid::from_u128(1), Uuid::from_u128(2));
+        // Bound without a hook (a VoIPBIN global webhook wants `activeflow_id` only).
+        bus.bind_call(call, first, None);
+        // A successor driving the same call took it over: the first's end leaves it.
+        bus.bind_call(call, second, None);
+        bus.unbind_call_of(call, first, None);
+        assert_eq!(bus.inner.call_hooks_bound.load(Ordering::Relaxed), 1);
+        // Without a runtime a delay cannot be waited for: unbound at once (no leak).
+        bus.unbind_call_of(call, second, Some(Duration::from_secs(60)));
+        assert_eq!(bus.inner.call_hooks_bound.load(Ordering::Relaxed), 0);
+        assert!(bus.inner.call_hooks.is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_delayed_unbind_happens_after_its_delay() {
+        let bus = EventBus::without_webhooks(8, Duration::from_secs(15));
+        let (call, af) = (Uuid::from_u128(7), Uuid::from_u128(1));
+        bus.bind_call(call, af, None);
+        bus.unbind_call_of(call, af, Some(Duration::from_secs(40)));
+        tokio::time::sleep(Duration::from_secs(39)).await;
+        assert_eq!(bus.inner.call_hooks.len(), 1);
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert!(bus.inner.call_hooks.is_empty());
+        assert_eq!(bus.inner.call_hooks_bound.load(Ordering::Relaxed), 0);
     }
 }

@@ -26,14 +26,15 @@ pub fn event_type(event: &Event) -> &'static str {
 }
 
 /// The body a VoIPBIN-format webhook gets; `activeflow` is the activeflow a call event's call is
-/// driven by, when known (VoIPBIN's `activeflow_id` on a call).
-pub fn to_json(event: &Event, activeflow: Option<Uuid>) -> Vec<u8> {
+/// driven by, when known (VoIPBIN's `activeflow_id` on a call); `snapshot` the activeflow's JSON
+/// an activeflow event was published with (its `data`).
+pub fn to_json(event: &Event, activeflow: Option<Uuid>, snapshot: Option<&str>) -> Vec<u8> {
     let kind = event_type(event);
     match &event.body {
         EventBody::ActiveflowCreated(a)
         | EventBody::ActiveflowUpdated(a, _)
         | EventBody::ActiveflowEnded(a, _)
-        | EventBody::ActiveflowDeleted(a) => match &a.record {
+        | EventBody::ActiveflowDeleted(a) => match snapshot {
             // The snapshot is already the JSON of the activeflow: spliced in, not re-parsed.
             Some(record) => {
                 let mut out = Vec::with_capacity(record.len() + 48);
@@ -100,7 +101,7 @@ fn call(event: &Event, c: &CallFacts, activeflow: Option<Uuid>) -> Value {
         _ => {
             data["tm_hangup"] = json!(tm);
             if let Some(cause) = c.end_cause {
-                let (by, reason) = hangup(cause);
+                let (by, reason) = hangup(cause, c.direction);
                 data["hangup_by"] = json!(by);
                 data["hangup_reason"] = json!(reason);
             }
@@ -120,36 +121,39 @@ fn address(target: &str) -> Value {
     json!({"type": kind, "target": target})
 }
 
-/// Our `end_cause` as VoIPBIN's `hangup_by` (`remote` | `local`) and `hangup_reason`
-/// (bin-call-manager/models/call/call.go: normal, failed, busy, cancel, timeout, noanswer).
-fn hangup(cause: &str) -> (&'static str, &'static str) {
+/// Our `end_cause` as VoIPBIN's `hangup_by` (`remote` | `local`) and `hangup_reason`, after
+/// bin-call-manager/models/call/call.go `CalculateHangupReason`: an incoming call ends `normal`
+/// unless busy, unanswered or past the max call duration (a caller's CANCEL included); `cancel`
+/// only for an outgoing call its originator cancelled (ours never are: they ring out),
+/// `timeout` only for the max call duration, `dialout` for an outgoing call our ring timeout
+/// ended. Our media and SIP timers (ack, rtp, session timer) have no VoIPBIN reason: `normal`.
+fn hangup(cause: &str, direction: &str) -> (&'static str, &'static str) {
+    let outgoing = direction == "outgoing";
     match cause {
-        "remote_bye" => ("remote", "normal"),
-        "cancelled" => ("remote", "cancel"),
+        "remote_bye" | "transferred" => ("remote", "normal"),
+        // bin-call-manager: an incoming call's last status ringing, any cause → normal.
+        "cancelled" => ("remote", "normal"),
+        // Our outbound INVITE's final response; its code is not in the event: busy.
         "rejected" => ("remote", "busy"),
-        "no_answer" => ("local", "noanswer"),
-        "ack_timeout" | "rtp_timeout" | "session_expired" | "max_duration" => ("local", "timeout"),
-        "failed" => ("local", "failed"),
-        "transferred" => ("remote", "normal"),
+        "no_answer" => ("local", "dialout"),
+        "max_duration" => ("local", "timeout"),
+        "failed" if outgoing => ("local", "failed"),
         _ => ("local", "normal"),
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use super::*;
     use crate::events::ActiveflowFacts;
     use crate::flow::FlowId;
 
-    fn facts(record: Option<&str>) -> ActiveflowFacts {
+    fn facts() -> ActiveflowFacts {
         ActiveflowFacts {
             flow_id: FlowId::nil(),
             reference_type: "call",
             reference_id: "c".into(),
             execute_count: 1,
-            record: record.map(Arc::from),
         }
     }
 
@@ -162,28 +166,25 @@ mod tests {
         let record = r#"{"id":"x","executed_actions":[{"type":"answer"}],"status":"ended"}"#;
         let ended = Event::now(
             Uuid::nil(),
-            EventBody::ActiveflowEnded(facts(Some(record)), "completed"),
+            EventBody::ActiveflowEnded(facts(), "completed"),
         );
-        let v = parse(&to_json(&ended, None));
+        let v = parse(&to_json(&ended, None, Some(record)));
         // bin-flow-manager/models/activeflow/event.go: no activeflow_ended; an ended
         // activeflow is published as activeflow_updated.
         assert_eq!(v["type"], "activeflow_updated");
         assert_eq!(v["data"], parse(record.as_bytes()));
         assert_eq!(v.as_object().unwrap().len(), 2);
-        let deleted = Event::now(Uuid::nil(), EventBody::ActiveflowDeleted(facts(Some("{}"))));
+        let deleted = Event::now(Uuid::nil(), EventBody::ActiveflowDeleted(facts()));
         assert_eq!(
-            parse(&to_json(&deleted, None))["type"],
+            parse(&to_json(&deleted, None, Some("{}")))["type"],
             "activeflow_deleted"
         );
     }
 
     #[test]
     fn without_a_snapshot_the_event_facts_are_the_data() {
-        let e = Event::now(
-            Uuid::from_u128(5),
-            EventBody::ActiveflowCreated(facts(None)),
-        );
-        let v = parse(&to_json(&e, None));
+        let e = Event::now(Uuid::from_u128(5), EventBody::ActiveflowCreated(facts()));
+        let v = parse(&to_json(&e, None, None));
         assert_eq!(v["type"], "activeflow_created");
         assert_eq!(v["data"]["id"], json!(Uuid::from_u128(5)));
         assert_eq!(v["data"]["status"], "running");
@@ -204,7 +205,7 @@ mod tests {
             Uuid::nil(),
             EventBody::CallAnswered(facts("answered", None)),
         );
-        let v = parse(&to_json(&answered, Some(af)));
+        let v = parse(&to_json(&answered, Some(af), None));
         assert_eq!(v["type"], "call_progressing");
         assert_eq!(v["data"]["status"], "progressing");
         assert_eq!(v["data"]["activeflow_id"], json!(af));
@@ -220,16 +221,42 @@ mod tests {
             Uuid::nil(),
             EventBody::CallEnded(facts("ended", Some("cancelled"))),
         );
-        let v = parse(&to_json(&ended, None));
+        let v = parse(&to_json(&ended, None, None));
         assert_eq!(v["type"], "call_hangup");
         assert_eq!(v["data"]["status"], "hangup");
+        // bin-call-manager CalculateHangupReason: a caller's CANCEL of an incoming call is normal.
         assert_eq!(
             (&v["data"]["hangup_by"], &v["data"]["hangup_reason"]),
-            (&json!("remote"), &json!("cancel"))
+            (&json!("remote"), &json!("normal"))
         );
         assert!(v["data"].get("activeflow_id").is_none());
         assert!(v["data"]["tm_hangup"].as_str().unwrap().ends_with('Z'));
         let created = Event::now(Uuid::nil(), EventBody::CallCreated(facts("ringing", None)));
-        assert_eq!(parse(&to_json(&created, None))["type"], "call_created");
+        assert_eq!(
+            parse(&to_json(&created, None, None))["type"],
+            "call_created"
+        );
+    }
+
+    /// bin-call-manager/models/call/call.go CalculateHangupReason (incoming and outgoing tables).
+    #[test]
+    fn hangup_reasons_follow_voipbins_calculate_hangup_reason() {
+        let cases = [
+            ("remote_bye", "incoming", ("remote", "normal")),
+            ("cancelled", "incoming", ("remote", "normal")),
+            ("max_duration", "incoming", ("local", "timeout")),
+            ("rtp_timeout", "incoming", ("local", "normal")),
+            ("ack_timeout", "incoming", ("local", "normal")),
+            ("session_expired", "incoming", ("local", "normal")),
+            ("failed", "incoming", ("local", "normal")),
+            ("failed", "outgoing", ("local", "failed")),
+            ("rejected", "outgoing", ("remote", "busy")),
+            ("no_answer", "outgoing", ("local", "dialout")),
+            ("local", "incoming", ("local", "normal")),
+            ("transferred", "incoming", ("remote", "normal")),
+        ];
+        for (cause, direction, want) in cases {
+            assert_eq!(hangup(cause, direction), want, "{cause} {direction}");
+        }
     }
 }

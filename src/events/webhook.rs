@@ -17,12 +17,23 @@ use crate::flow::{WebhookFormat, WebhookMethod};
 use crate::http::{Attempted, DestinationQueues, HttpClient, QueueLimits, WEBHOOK_RETRY};
 use crate::metrics::WebhookOutcome;
 
+/// Webhook URIs (the global one and activeflows' own) with events in flight at once, as many
+/// as `http.webhook_destinations` allows `webhook_send` by default: an API client naming a new
+/// `webhook_uri` per activeflow cannot make the router hold unbounded workers.
+const DESTINATIONS: usize = 1000;
+
 /// One event on its way to webhooks.
-struct Delivery {
-    id: u64,
-    event: Arc<Event>,
-    /// The flow's webhook, besides the global one.
-    hook: Option<Arc<FlowHook>>,
+pub(super) struct Delivery {
+    pub(super) id: u64,
+    pub(super) event: Arc<Event>,
+    /// The activeflow's own webhook, besides the global one.
+    pub(super) hook: Option<Arc<FlowHook>>,
+    /// The activeflow the event is about or (a call event) whose call it is: VoIPBIN's
+    /// `activeflow_id` on a call.
+    pub(super) activeflow: Option<uuid::Uuid>,
+    /// The activeflow as JSON, for VoIPBIN-format webhooks (`data`): only here, never in the
+    /// SSE window, and dropped once delivered.
+    pub(super) snapshot: Option<Arc<str>>,
 }
 
 /// The publishers' end of the webhook queue.
@@ -44,8 +55,8 @@ impl Feed {
     }
 
     /// Queues an event without waiting; false when the queue is full (or the router is gone).
-    pub(super) fn offer(&self, id: u64, event: Arc<Event>, hook: Option<Arc<FlowHook>>) -> bool {
-        self.tx.try_send(Delivery { id, event, hook }).is_ok()
+    pub(super) fn offer(&self, delivery: Delivery) -> bool {
+        self.tx.try_send(delivery).is_ok()
     }
 }
 
@@ -98,13 +109,15 @@ async fn route(
             concurrency: 1,
             // A destination's worker idle this long stops (a new one starts with the next event).
             idle: crate::http::WEBHOOK_WORKER_IDLE,
-            // Bounded by the global URI plus the flows' own: no cap of its own.
-            destinations: usize::MAX,
+            // Activeflows created over the API bring their own `webhook_uri`: at most
+            // `DESTINATIONS` URIs have a worker at once; an event for one more is dropped
+            // (counted as a dropped webhook delivery).
+            destinations: DESTINATIONS,
         },
     );
     while let Some(d) = rx.recv().await {
-        // The flow's activeflow also tags a call event sent to the global webhook.
-        let activeflow = d.hook.as_ref().map(|h| h.activeflow);
+        // The call's activeflow also tags a call event sent to the global webhook.
+        let activeflow = d.activeflow;
         let global_target = global.as_ref().map(|g| Target {
             uri: g.uri.clone(),
             method: WebhookMethod::Post,
@@ -125,7 +138,11 @@ async fn route(
         for target in global_target.into_iter().chain(flow_target) {
             let key = target.uri.clone();
             let (http, event, id) = (http.clone(), d.event.clone(), d.id);
-            let job = Box::pin(async move { deliver(&http, &target, id, &event).await });
+            let snapshot = d.snapshot.clone();
+            let job =
+                Box::pin(
+                    async move { deliver(&http, &target, id, &event, snapshot.as_deref()).await },
+                );
             if workers.submit(key, job).is_err() {
                 crate::metrics::webhook_delivery(WebhookOutcome::Dropped);
             }
@@ -135,10 +152,16 @@ async fn route(
 
 /// Sends one event as JSON with the target's method (a GET or DELETE carries the body too, as
 /// VoIPBIN's webhook-manager sends it), retrying 5xx and transient failures.
-async fn deliver(http: &HttpClient, target: &Target, id: u64, event: &Event) {
+async fn deliver(
+    http: &HttpClient,
+    target: &Target,
+    id: u64,
+    event: &Event,
+    snapshot: Option<&str>,
+) {
     let body = match target.format {
         WebhookFormat::Native => event.to_json(id),
-        WebhookFormat::Voipbin => voipbin::to_json(event, target.activeflow),
+        WebhookFormat::Voipbin => voipbin::to_json(event, target.activeflow, snapshot),
     };
     let method = match target.method {
         WebhookMethod::Post => reqwest::Method::POST,
