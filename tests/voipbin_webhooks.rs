@@ -92,8 +92,12 @@ fn a_flows_voipbin_put_webhook_and_the_global_one_get_the_whole_activeflow() {
         json!({"webhook_uri": format!("http://{server}/native"), "webhook_format": "native"});
     let global = format!("http://{server}/global");
     let e = common::start(
-        &[hold("vb", flow_hook), hold("nat", native_hook)],
-        &[("100", "vb"), ("200", "nat")],
+        &[
+            hold("vb", flow_hook),
+            hold("nat", native_hook),
+            hold("bare", json!({})),
+        ],
+        &[("100", "vb"), ("200", "nat"), ("300", "bare")],
         &[
             ("ACTIVEFLOW_HTTP_ALLOW", "127.0.0.1/32"),
             ("ACTIVEFLOW_EVENTS_WEBHOOK_URI", &global),
@@ -194,6 +198,22 @@ fn a_flows_voipbin_put_webhook_and_the_global_one_get_the_whole_activeflow() {
     assert!(global_bodies
         .iter()
         .all(|(_, b)| b.get("event_id").is_none()));
+
+    // A flow without a webhook of its own: its call's events to the VoIPBIN global webhook
+    // still name the activeflow (VoIPBIN's call `activeflow_id`).
+    caller_bye(&e, "300");
+    let global_bodies = received(&hooks, "/global", 21);
+    let bare = &global_bodies[14..];
+    assert_eq!(types(bare)[0], "call_created", "{bare:#?}");
+    let af = bare
+        .iter()
+        .find(|(_, b)| b["type"] == "activeflow_created")
+        .map(|(_, b)| b["data"]["id"].clone())
+        .unwrap();
+    for kind in ["call_progressing", "call_hangup"] {
+        let (_, call) = bare.iter().find(|(_, b)| b["type"] == kind).unwrap();
+        assert_eq!(call["data"]["activeflow_id"], af, "{call}");
+    }
 }
 
 #[test]
