@@ -75,7 +75,7 @@ pub(super) fn start(http: HttpClient, global: Option<(&str, WebhookFormat)>, que
         tx,
         global: global.as_ref().map(|g| g.format),
     };
-    tokio::spawn(route(rx, http, global, queue));
+    tokio::spawn(route(rx, http, global, queue, DESTINATIONS));
     feed
 }
 
@@ -99,6 +99,7 @@ async fn route(
     http: HttpClient,
     global: Option<GlobalHook>,
     queue: usize,
+    destinations: usize,
 ) {
     // In order per destination (one at a time); an idle destination's worker retires and
     // leaves no entry behind, so flows with many webhook URIs do not accumulate workers.
@@ -110,9 +111,9 @@ async fn route(
             // A destination's worker idle this long stops (a new one starts with the next event).
             idle: crate::http::WEBHOOK_WORKER_IDLE,
             // Activeflows created over the API bring their own `webhook_uri`: at most
-            // `DESTINATIONS` URIs have a worker at once; an event for one more is dropped
+            // `destinations` URIs have a worker at once; an event for one more is dropped
             // (counted as a dropped webhook delivery).
-            destinations: DESTINATIONS,
+            destinations,
         },
     );
     while let Some(d) = rx.recv().await {
@@ -189,5 +190,69 @@ async fn deliver(
             crate::metrics::webhook_delivery(WebhookOutcome::Failed);
             tracing::warn!(webhook = uri, event_id = id, attempts, %error, "event webhook failed");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::http::HttpPolicy;
+
+    /// A loopback server answering 200 to every request; sends each request's first line.
+    async fn server() -> (std::net::SocketAddr, mpsc::UnboundedReceiver<String>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                let mut buf = [0u8; 4096];
+                let n = s.read(&mut buf).await.unwrap_or(0);
+                let text = String::from_utf8_lossy(&buf[..n]);
+                let _ = tx.send(text.lines().next().unwrap_or_default().to_owned());
+                let _ = s
+                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                    .await;
+            }
+        });
+        (addr, rx)
+    }
+
+    fn delivery(uri: String) -> Delivery {
+        Delivery {
+            id: 1,
+            event: Arc::new(crate::events::call_event(1)),
+            hook: Some(Arc::new(FlowHook {
+                uri: Arc::from(uri),
+                method: WebhookMethod::Post,
+                format: WebhookFormat::Native,
+                activeflow: Uuid::nil(),
+            })),
+            activeflow: None,
+            snapshot: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn events_for_a_destination_beyond_the_cap_are_dropped() {
+        let (addr, mut seen) = server().await;
+        let http = HttpClient::new(HttpPolicy::permissive(Duration::from_secs(5), 1024)).unwrap();
+        let (tx, rx) = mpsc::channel(8);
+        tokio::spawn(route(rx, http, None, 8, 1));
+        tx.send(delivery(format!("http://{addr}/a"))).await.unwrap();
+        let first = tokio::time::timeout(Duration::from_secs(5), seen.recv()).await;
+        assert!(first.unwrap().unwrap().contains("/a"));
+        // `/a`'s worker stays (idle 60 s): a second URI is over the cap of 1 and dropped;
+        // `/a` itself still gets its events.
+        tx.send(delivery(format!("http://{addr}/b"))).await.unwrap();
+        tx.send(delivery(format!("http://{addr}/a"))).await.unwrap();
+        let next = tokio::time::timeout(Duration::from_secs(5), seen.recv()).await;
+        assert!(next.unwrap().unwrap().contains("/a"));
+        let none = tokio::time::timeout(Duration::from_millis(300), seen.recv()).await;
+        assert!(none.is_err(), "{none:?}");
     }
 }
