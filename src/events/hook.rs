@@ -45,7 +45,7 @@ impl EventBus {
     }
 
     /// Whether an activeflow event published with `flow_hook` goes to a webhook in VoIPBIN's
-    /// format, so it must carry a snapshot of the activeflow (`ActiveflowFacts::record`).
+    /// format, so it must go with a snapshot of the activeflow (`EventBus::publish_with`).
     /// False, for nothing, in the default native-only configuration.
     pub fn wants_snapshot(&self, flow_hook: Option<&FlowHook>) -> bool {
         self.inner.webhooks.as_ref().is_some_and(|f| {

@@ -1,7 +1,7 @@
 //! VoIPBIN's webhook shape for an event: `{"type": ..., "data": {...}}` as flow-manager and
 //! call-manager publish through webhook-manager (bin-flow-manager/models/activeflow/event.go,
 //! bin-call-manager/models/call/event.go, bin-webhook-manager/models/webhook/webhook.go).
-//! Activeflow events carry the whole activeflow (the snapshot taken at publish time); call
+//! Activeflow events carry the activeflow (the bounded snapshot taken at publish time); call
 //! events carry what the event knows of the call. Rendering only, on the webhook's task.
 
 use chrono::SecondsFormat;
