@@ -75,14 +75,22 @@ impl ActiveflowRegistry {
         self.running.load(Ordering::Relaxed)
     }
 
-    pub fn insert(
+    /// Registers `id` unless the registry already holds it (false then, nothing changed): the
+    /// check and the insert are one step, so two starts with one client-chosen id on different
+    /// shards cannot both win.
+    pub fn insert_new(
         &self,
         id: ActiveflowId,
         record: Arc<Mutex<ActiveflowRecord>>,
         addr: Addr<Activeflow>,
-    ) {
-        self.entries
-            .insert(id, Arc::new(ActiveflowEntry { record, addr }));
+    ) -> bool {
+        match self.entries.entry(id) {
+            dashmap::Entry::Occupied(_) => false,
+            dashmap::Entry::Vacant(v) => {
+                v.insert(Arc::new(ActiveflowEntry { record, addr }));
+                true
+            }
+        }
     }
 
     pub(crate) fn started(&self) {
@@ -98,8 +106,11 @@ impl ActiveflowRegistry {
             let excess = ended.len().saturating_sub(self.ended_retained);
             ended.drain(..excess).collect::<Vec<_>>()
         };
+        // Only an ended record goes: the id may have been deleted and reused since (a running
+        // activeflow of the same id must stay).
         for old in evicted {
-            self.entries.remove(&old);
+            self.entries
+                .remove_if(&old, |_, e| e.record().status == Status::Ended);
         }
     }
 
@@ -107,9 +118,28 @@ impl ActiveflowRegistry {
         self.entries.get(id).map(|e| e.clone())
     }
 
-    /// Removes an ended activeflow from listings. Returns false when unknown.
+    /// Removes an activeflow from memory (and from the eviction queue, so a later activeflow
+    /// reusing the id is not evicted in its place). Returns false when unknown, or when another
+    /// caller removed it first.
     pub fn remove(&self, id: &ActiveflowId) -> bool {
-        self.entries.remove(id).is_some()
+        let removed = self.entries.remove(id).is_some();
+        if removed {
+            let mut ended = self.ended.lock().unwrap_or_else(|p| p.into_inner());
+            ended.retain(|e| e != id);
+        }
+        removed
+    }
+
+    /// The lowest sequence of an activeflow created at or after `at` (a VoIPBIN timestamp), read
+    /// from each record's sequence and creation time only: no record is copied.
+    pub fn first_since(&self, at: &str) -> Option<u64> {
+        self.entries
+            .iter()
+            .filter_map(|e| {
+                let r = e.record();
+                (r.tm_create.as_str() >= at).then_some(r.sequence)
+            })
+            .min()
     }
 
     /// Every running activeflow's actor (for shutdown).
