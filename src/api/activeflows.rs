@@ -309,7 +309,7 @@ pub(super) async fn delete(
         _ => body["tm_delete"] = crate::clock::timestamp().into(),
     }
     if announce {
-    state.events.publish_deleted(&body, &state.flows);
+        state.events.publish_deleted(&body, &state.flows);
     }
     Ok(HttpResponse::Ok().json(body))
 }

@@ -27,9 +27,7 @@ pub(super) async fn list(
     let token = match query.cursor()? {
         None => None,
         Some(Cursor::Sequence(s)) => Some(s),
-        Some(Cursor::CreatedBefore(at)) => {
-            first_of(state.recordings.first_since(&at), None)
-        }
+        Some(Cursor::CreatedBefore(at)) => first_of(state.recordings.first_since(&at), None),
     };
     let (items, next) = state.recordings.list(query.size()?, token);
     Ok(page_response(&items, next))

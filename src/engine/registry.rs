@@ -165,3 +165,89 @@ impl ActiveflowRegistry {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::supervisor::{new_record, ChainPosition};
+    use crate::engine::ReferenceType;
+    use crate::flow::{Flow, Variables};
+
+    fn record(registry: &ActiveflowRegistry, id: ActiveflowId) -> Arc<Mutex<ActiveflowRecord>> {
+        new_record(
+            registry,
+            id,
+            &Flow::new("f", vec![]),
+            ReferenceType::Api,
+            String::new(),
+            ChainPosition::FIRST,
+            &mut Variables::new(),
+        )
+    }
+
+    /// An address whose actor never runs: the registry only stores it.
+    fn addr() -> Addr<Activeflow> {
+        use actix::AsyncContext;
+        actix::Context::<Activeflow>::new().address()
+    }
+
+    fn add(registry: &ActiveflowRegistry, id: ActiveflowId) -> bool {
+        registry.insert_new(id, record(registry, id), addr())
+    }
+
+    fn end(registry: &ActiveflowRegistry, id: ActiveflowId) {
+        if let Some(e) = registry.get(&id) {
+            e.record().status = Status::Ended;
+        }
+        registry.ended(id);
+    }
+
+    #[test]
+    fn a_taken_id_is_refused_and_the_first_entry_kept() {
+        let registry = ActiveflowRegistry::new(10);
+        let id = ActiveflowId::new();
+        assert!(add(&registry, id));
+        let first = registry.get(&id).map(|e| e.record().sequence);
+        assert!(!add(&registry, id));
+        assert_eq!(registry.get(&id).map(|e| e.record().sequence), first);
+    }
+
+    /// DELETE then a POST reusing the id: the running one must survive the old id's eviction.
+    #[test]
+    fn eviction_never_drops_a_running_activeflow_of_a_reused_id() {
+        let registry = ActiveflowRegistry::new(1);
+        let reused = ActiveflowId::new();
+        assert!(add(&registry, reused));
+        end(&registry, reused);
+        assert!(registry.remove(&reused));
+        assert!(
+            !registry.remove(&reused),
+            "a second remove reports nothing removed"
+        );
+        assert!(add(&registry, reused));
+        // Two more end: the retained queue (1) overflows twice.
+        for _ in 0..2 {
+            let other = ActiveflowId::new();
+            assert!(add(&registry, other));
+            end(&registry, other);
+        }
+        let kept = registry.get(&reused).map(|e| e.record().status);
+        assert_eq!(kept, Some(Status::Running));
+    }
+
+    #[test]
+    fn first_since_is_the_lowest_sequence_created_at_or_after() {
+        let registry = ActiveflowRegistry::new(10);
+        let ids: Vec<_> = (0..3).map(|_| ActiveflowId::new()).collect();
+        for (i, id) in ids.iter().enumerate() {
+            assert!(add(&registry, *id));
+            if let Some(e) = registry.get(id) {
+                e.record().tm_create = format!("2026-01-0{}T00:00:00.000000Z", i + 1);
+            }
+        }
+        let seq = |i: usize| registry.get(&ids[i]).map(|e| e.record().sequence);
+        assert_eq!(registry.first_since("2026-01-02T00:00:00.000000Z"), seq(1));
+        assert_eq!(registry.first_since("2026"), seq(0));
+        assert_eq!(registry.first_since("2027"), None);
+    }
+}

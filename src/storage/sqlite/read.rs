@@ -96,7 +96,9 @@ pub(super) fn first_since(
 }
 
 pub(super) fn first_since_sql(table: &'static str) -> String {
-    format!("SELECT sequence FROM {table} WHERE tm_create >= ?1 ORDER BY tm_create, sequence LIMIT 1")
+    format!(
+        "SELECT sequence FROM {table} WHERE tm_create >= ?1 ORDER BY tm_create, sequence LIMIT 1"
+    )
 }
 
 pub(super) fn activeflow_variables(
