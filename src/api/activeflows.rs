@@ -83,7 +83,7 @@ pub(super) struct CreateBody {
 #[utoipa::path(operation_id = "activeflows_create", post, path = "/v1/activeflows", tag = "activeflows",
     request_body(content = serde_json::Value, description = "{id?, flow_id | actions (flow_id wins when both), variables?, webhook_uri?, webhook_method?}"),
     responses((status = 200, description = "the started activeflow (200 as VoIPBIN)", body = serde_json::Value),
-              (status = 400, description = "invalid id, actions, variables (a reserved voipbin.* key), webhook_uri or webhook_method", body = serde_json::Value),
+              (status = 400, description = "invalid id, actions, variables (a reserved key: voipbin.*, activeflow.*, call.id, call.direction, call.status, call.source.*, call.destination.*), webhook_uri or webhook_method", body = serde_json::Value),
               (status = 404, description = "unknown flow_id", body = serde_json::Value),
               (status = 409, description = "an activeflow with this id exists", body = serde_json::Value),
               (status = 503, description = "at capacity or shutting down", body = serde_json::Value)))]
@@ -377,7 +377,7 @@ pub(super) struct VariablesBody {
     params(("id" = String, Path, description = "activeflow id")),
     request_body(content = serde_json::Value, description = "{variables: {name: value}} merged into the activeflow's"),
     responses((status = 200, description = "{variables: {...}} after the merge", body = serde_json::Value),
-              (status = 400, description = "a reserved voipbin.* key, or the merge would break engine.max_variable_bytes or engine.max_variables_bytes", body = serde_json::Value),
+              (status = 400, description = "a reserved key (as on create), or the merge would break engine.max_variable_bytes or engine.max_variables_bytes", body = serde_json::Value),
               (status = 404, description = "unknown id", body = serde_json::Value),
               (status = 409, description = "the activeflow has ended", body = serde_json::Value)))]
 pub(super) async fn put_variables(
