@@ -6,3 +6,7 @@ ALTER TABLE activeflows ADD COLUMN on_complete_flow_id TEXT;
 ALTER TABLE activeflows ADD COLUMN forward_action_id TEXT;
 ALTER TABLE activeflows ADD COLUMN webhook_uri TEXT;
 ALTER TABLE activeflows ADD COLUMN webhook_method TEXT;
+-- A VoIPBIN timestamp page token ("created before") finds its first sequence by creation time
+-- through these instead of scanning the table.
+CREATE INDEX activeflows_by_create ON activeflows (tm_create);
+CREATE INDEX calls_by_create ON calls (tm_create);

@@ -143,6 +143,28 @@ fn create_takes_voipbins_fields_and_answers_200() {
     );
 }
 
+/// Requests spread over the supervisor shards round-robin: of concurrent POSTs with one
+/// client-chosen id exactly one starts an activeflow, the rest are 409 and start nothing.
+#[test]
+fn concurrent_starts_with_one_id_start_exactly_one() {
+    let e = start(&[], &[], &[]);
+    let api = e.api;
+    for round in 1..=5 {
+        let mut body = sleeper();
+        body["id"] = uuid::Uuid::new_v4().to_string().into();
+        let answers: Vec<u16> = std::thread::scope(|s| {
+            let posts: Vec<_> = (0..6)
+                .map(|_| s.spawn(|| post(api, "/v1/activeflows", &body).0))
+                .collect();
+            posts.into_iter().map(|p| p.join().unwrap_or(0)).collect()
+        });
+        let ok = answers.iter().filter(|c| **c == 200).count();
+        let taken = answers.iter().filter(|c| **c == 409).count();
+        assert_eq!((ok, taken), (1, answers.len() - 1), "{answers:?}");
+        assert_eq!(e.registry.running(), round, "an orphaned actor was started");
+    }
+}
+
 #[test]
 fn voipbin_variables_are_reserved_on_create_and_put() {
     let e = start(&[], &[], &[]);
@@ -159,11 +181,28 @@ fn voipbin_variables_are_reserved_on_create_and_put() {
     let (status, err) = http(e.api, "PUT", &path, Some(&put));
     assert_eq!(status, 400);
     assert!(message(&err).contains("\"VOIPBIN.activeflow.id\""), "{err}");
-    let put = json!({"variables": {"ok": "y"}}).to_string();
+    // The canonical spelling of a seeded name is the same entry as its `voipbin.` alias.
+    for key in ["activeflow.id", "call.status", "call.source.target"] {
+        let put = json!({"variables": { key: "forged" }}).to_string();
+        let (status, err) = http(e.api, "PUT", &path, Some(&put));
+        assert_eq!(status, 400, "{key}: {err}");
+        assert!(message(&err).contains(&format!("{key:?}")), "{err}");
+    }
+    body["variables"] = json!({"call.source.privacy": "no"});
+    let (status, err) = post(e.api, "/v1/activeflows", &body);
+    assert_eq!(status, 400, "{err}");
+    let put = json!({"variables": {"ok": "y", "call.digits": "1"}}).to_string();
     let (status, vars) = http(e.api, "PUT", &path, Some(&put));
     assert_eq!(
         (status, &vars["variables"]["ok"]),
         (200, &json!("y")),
+        "{vars}"
+    );
+    assert_eq!(
+        vars["variables"]["voipbin.activeflow.id"]
+            .as_str()
+            .or(vars["variables"]["activeflow.id"].as_str()),
+        a["id"].as_str(),
         "{vars}"
     );
 }

@@ -8,7 +8,7 @@ use serde_json::json;
 
 use super::caller_variables::CallerVariables;
 use super::history;
-use super::page::{before_time, page_response, Cursor, PageQuery};
+use super::page::{first_of, page_response, Cursor, PageQuery};
 use super::{ApiError, ApiState};
 use crate::engine::{
     ActiveflowId, Continue, ContinueError, EndReason, GetVariables, MergeError, MergeVariables,
@@ -45,16 +45,12 @@ pub(super) async fn list(
         None => None,
         Some(Cursor::Sequence(s)) => Some(s),
         Some(Cursor::CreatedBefore(at)) => {
-            let all = state.registry.list(None, usize::MAX, None).items;
+            let memory = state.registry.first_since(&at);
             let key = at.clone();
             let stored = history::read(&state.storage, move |s| s.first_activeflow_since(&key))
                 .await?
                 .flatten();
-            before_time(
-                all.iter().map(|r| (r.sequence, r.tm_create.as_str())),
-                stored,
-                &at,
-            )
+            first_of(memory, stored)
         }
     };
     let page = state.registry.list(status, size, token);
@@ -87,7 +83,7 @@ pub(super) struct CreateBody {
 #[utoipa::path(operation_id = "activeflows_create", post, path = "/v1/activeflows", tag = "activeflows",
     request_body(content = serde_json::Value, description = "{id?, flow_id | actions (flow_id wins when both), variables?, webhook_uri?, webhook_method?}"),
     responses((status = 200, description = "the started activeflow (200 as VoIPBIN)", body = serde_json::Value),
-              (status = 400, description = "invalid id, actions, variables (a reserved voipbin.* key), webhook_uri or webhook_method", body = serde_json::Value),
+              (status = 400, description = "invalid id, actions, variables (a reserved key: voipbin.*, activeflow.*, call.id, call.direction, call.status, call.source.*, call.destination.*), webhook_uri or webhook_method", body = serde_json::Value),
               (status = 404, description = "unknown flow_id", body = serde_json::Value),
               (status = 409, description = "an activeflow with this id exists", body = serde_json::Value),
               (status = 503, description = "at capacity or shutting down", body = serde_json::Value)))]
@@ -158,12 +154,14 @@ async fn chosen_id(state: &ApiState, raw: Option<&str>) -> Result<Option<Activef
     if id.0.is_nil() {
         return Ok(None);
     }
-    if find(state, &id.to_string()).await.is_ok() {
-        return Err(ApiError::Conflict(format!(
+    // Only "not found" means free: a storage that cannot answer is an error, not a yes.
+    match find(state, &id.to_string()).await {
+        Ok(_) => Err(ApiError::Conflict(format!(
             "activeflow {id} already exists"
-        )));
+        ))),
+        Err(ApiError::NotFound(_)) => Ok(Some(id)),
+        Err(e) => Err(e),
     }
-    Ok(Some(id))
 }
 
 /// The per-activeflow webhook (`webhook_uri` + `webhook_method`), when either is given.
@@ -286,11 +284,13 @@ pub(super) async fn delete(
 ) -> Result<HttpResponse, ApiError> {
     // bin-api-manager `server/activeflows.go` DeleteActiveflowsId answers 200 with the record
     // (its tutorial's 204 is not what the handler does).
+    let mut announce = true;
     let (key, mut body) = match find(&state, &id).await? {
         Found::Live(entry) => {
             end(&entry, EndReason::OperatorStop).await;
             let record = entry.snapshot();
-            state.registry.remove(&record.id);
+            // Of concurrent DELETEs only the one that removed it announces the deletion.
+            announce = state.registry.remove(&record.id);
             let json =
                 serde_json::to_value(&record).map_err(|e| ApiError::Internal(e.to_string()))?;
             (record.id.to_string(), json)
@@ -308,7 +308,9 @@ pub(super) async fn delete(
         Some(Some(stored)) => body = stored.json,
         _ => body["tm_delete"] = crate::clock::timestamp().into(),
     }
-    state.events.publish_deleted(&body, &state.flows);
+    if announce {
+        state.events.publish_deleted(&body, &state.flows);
+    }
     Ok(HttpResponse::Ok().json(body))
 }
 
@@ -375,7 +377,7 @@ pub(super) struct VariablesBody {
     params(("id" = String, Path, description = "activeflow id")),
     request_body(content = serde_json::Value, description = "{variables: {name: value}} merged into the activeflow's"),
     responses((status = 200, description = "{variables: {...}} after the merge", body = serde_json::Value),
-              (status = 400, description = "a reserved voipbin.* key, or the merge would break engine.max_variable_bytes or engine.max_variables_bytes", body = serde_json::Value),
+              (status = 400, description = "a reserved key (as on create), or the merge would break engine.max_variable_bytes or engine.max_variables_bytes", body = serde_json::Value),
               (status = 404, description = "unknown id", body = serde_json::Value),
               (status = 409, description = "the activeflow has ended", body = serde_json::Value)))]
 pub(super) async fn put_variables(

@@ -3,7 +3,7 @@
 use actix_web::{web, HttpResponse};
 
 use super::history;
-use super::page::{before_time, page_response, Cursor, PageQuery};
+use super::page::{first_of, page_response, Cursor, PageQuery};
 use super::{ApiError, ApiState};
 use crate::call::{CallCommand, CallId, CallStatus, HangupCause};
 
@@ -29,16 +29,12 @@ pub(super) async fn list(
         None => None,
         Some(Cursor::Sequence(s)) => Some(s),
         Some(Cursor::CreatedBefore(at)) => {
-            let (all, _) = state.calls.list_calls(None, usize::MAX, None);
+            let memory = state.calls.first_call_since(&at);
             let key = at.clone();
             let stored = history::read(&state.storage, move |s| s.first_call_since(&key))
                 .await?
                 .flatten();
-            before_time(
-                all.iter().map(|c| (c.sequence, c.tm_create.as_str())),
-                stored,
-                &at,
-            )
+            first_of(memory, stored)
         }
     };
     let (items, next) = state.calls.list_calls(status, size, token);

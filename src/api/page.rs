@@ -98,19 +98,11 @@ fn time_token(t: &str) -> Option<String> {
     Some(utc.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string())
 }
 
-/// The sequence cursor "created before `at`" means over items known as (sequence, creation
-/// time): the lowest sequence of one created at or after `at` (sequences grow with creation),
-/// or the lower of that and `stored` (the same for storage's rows). `None`: all are older.
-pub(super) fn before_time<'a>(
-    items: impl Iterator<Item = (u64, &'a str)>,
-    stored: Option<u64>,
-    at: &str,
-) -> Option<u64> {
-    items
-        .filter(|(_, created)| *created >= at)
-        .map(|(seq, _)| seq)
-        .chain(stored)
-        .min()
+/// The sequence cursor "created before `at`" means: the lowest sequence of an item created at
+/// or after `at` (sequences grow with creation), the lower of memory's (each registry's
+/// `first_since`, read without copying records) and storage's. `None`: all are older.
+pub(super) fn first_of(memory: Option<u64>, stored: Option<u64>) -> Option<u64> {
+    memory.into_iter().chain(stored).min()
 }
 
 /// The list response shape: `{"result": [...], "next_page_token": "..."}` ("" on the last page).
@@ -180,15 +172,10 @@ mod tests {
     }
 
     #[test]
-    fn a_time_means_the_first_sequence_created_since() {
-        let items = [
-            (3, "2023-01-03T00:00:00.000000Z"),
-            (1, "2023-01-01T00:00:00.000000Z"),
-            (2, "2023-01-02T00:00:00.000000Z"),
-        ];
-        let at = "2023-01-02T00:00:00.000000Z";
-        assert_eq!(before_time(items.into_iter(), None, at), Some(2));
-        assert_eq!(before_time(items.into_iter(), Some(1), at), Some(1));
-        assert_eq!(before_time(items.into_iter(), None, "2024-01-01"), None);
+    fn a_time_means_the_lower_first_sequence_of_memory_and_storage() {
+        assert_eq!(first_of(Some(2), None), Some(2));
+        assert_eq!(first_of(Some(2), Some(1)), Some(1));
+        assert_eq!(first_of(None, Some(5)), Some(5));
+        assert_eq!(first_of(None, None), None);
     }
 }

@@ -3,7 +3,7 @@
 
 use actix_web::{web, HttpResponse};
 
-use super::page::{before_time, page_response, Cursor, PageQuery};
+use super::page::{first_of, page_response, Cursor, PageQuery};
 use super::{ApiError, ApiState};
 use crate::media::recording::DeleteError;
 use crate::media::{RecordingId, RecordingInfo, RecordingStatus};
@@ -27,14 +27,7 @@ pub(super) async fn list(
     let token = match query.cursor()? {
         None => None,
         Some(Cursor::Sequence(s)) => Some(s),
-        Some(Cursor::CreatedBefore(at)) => {
-            let (all, _) = state.recordings.list(usize::MAX, None);
-            before_time(
-                all.iter().map(|r| (r.sequence, r.tm_start.as_str())),
-                None,
-                &at,
-            )
-        }
+        Some(Cursor::CreatedBefore(at)) => first_of(state.recordings.first_since(&at), None),
     };
     let (items, next) = state.recordings.list(query.size()?, token);
     Ok(page_response(&items, next))

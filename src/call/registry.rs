@@ -252,6 +252,18 @@ impl CallRegistry {
         self.calls.get(id).map(|e| e.clone())
     }
 
+    /// The lowest sequence of a call created at or after `at`, read without copying calls
+    /// (the API's timestamp page token).
+    pub fn first_call_since(&self, at: &str) -> Option<u64> {
+        self.calls
+            .iter()
+            .filter_map(|e| {
+                let info = e.info();
+                (info.tm_create.as_str() >= at).then_some(info.sequence)
+            })
+            .min()
+    }
+
     /// Calls newest first; `page_token` is the sequence of the previous page's last item.
     pub fn list_calls(
         &self,

@@ -274,6 +274,7 @@ impl Handler<StartActiveflowAs> for Supervisor {
     type Result = Result<ActiveflowId, StartError>;
 
     fn handle(&mut self, msg: StartActiveflowAs, ctx: &mut Self::Context) -> Self::Result {
+        // A cheap early answer; the registry's atomic insert (`try_spawn`) is what decides.
         if self.registry.get(&msg.id).is_some() {
             return Err(StartError::IdTaken(msg.id));
         }
@@ -323,7 +324,7 @@ impl Supervisor {
             &mut variables,
         );
         let links = self.links(ctx, depth);
-        Ok(self.spawn(record, msg.flow, variables, links, None))
+        self.try_spawn(record, msg.flow, variables, links, None)
     }
 }
 
@@ -402,7 +403,7 @@ pub(crate) fn new_record(
 }
 
 impl Supervisor {
-    /// Starts the activeflow actor on this shard's arbiter and registers it.
+    /// Starts the activeflow actor on this shard's arbiter and registers it (its id is fresh).
     fn spawn(
         &self,
         record: Arc<Mutex<ActiveflowRecord>>,
@@ -412,14 +413,41 @@ impl Supervisor {
         call: Option<CallLink>,
     ) -> ActiveflowId {
         let id = super::registry::lock(&record).id;
-        self.registry.started();
-        let reg = self.registry.clone();
-        let rec = record.clone();
-        let addr = Activeflow::start_in_arbiter(&Arbiter::current(), move |_| {
-            Activeflow::new(rec, reg, flow, variables, links, call)
-        });
-        self.registry.insert(id, record, addr);
+        // A fresh v7 id is never taken; were it, nothing would have started.
+        if let Err(e) = self.try_spawn(record, flow, variables, links, call) {
+            tracing::error!(%id, error = %e, "activeflow not started");
+        }
         id
+    }
+
+    /// Registers the activeflow, then starts its actor on this shard's arbiter; `IdTaken`
+    /// (nothing started, nothing counted) when the registry already holds the id. The id is
+    /// claimed before the actor runs, so of two concurrent starts with one client-chosen id
+    /// (requests spread over shards) exactly one wins.
+    fn try_spawn(
+        &self,
+        record: Arc<Mutex<ActiveflowRecord>>,
+        flow: Arc<Flow>,
+        variables: Variables,
+        links: Links,
+        call: Option<CallLink>,
+    ) -> Result<ActiveflowId, StartError> {
+        let id = super::registry::lock(&record).id;
+        let ctx = Context::<Activeflow>::new();
+        if !self.registry.insert_new(id, record.clone(), ctx.address()) {
+            return Err(StartError::IdTaken(id));
+        }
+        self.registry.started();
+        // Runs on the current arbiter (this shard's), as `start_in_arbiter` would.
+        ctx.run(Activeflow::new(
+            record,
+            self.registry.clone(),
+            flow,
+            variables,
+            links,
+            call,
+        ));
+        Ok(id)
     }
 }
 

@@ -218,6 +218,16 @@ impl Recordings {
         self.records.get(&id).map(|r| r.clone())
     }
 
+    /// The lowest sequence of a recording started at or after `at`, read without copying
+    /// records (the API's timestamp page token).
+    pub fn first_since(&self, at: &str) -> Option<u64> {
+        self.records
+            .iter()
+            .filter(|r| r.tm_start.as_str() >= at)
+            .map(|r| r.sequence)
+            .min()
+    }
+
     /// Newest first, paged like every other list.
     pub fn list(
         &self,

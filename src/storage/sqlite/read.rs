@@ -79,15 +79,26 @@ pub(super) fn activeflow(conn: &Connection, id: &str) -> Result<Option<Stored>, 
         .transpose()
 }
 
-/// The lowest sequence in `table` (a constant of ours, never input) created at or after `at`.
+/// The sequence of the first row in `table` (a constant of ours, never input) created at or
+/// after `at`: one step down the `tm_create` index (migration 3), not a scan. Sequences and
+/// creation times grow together, so this is the lowest sequence created since.
 pub(super) fn first_since(
     conn: &Connection,
     table: &'static str,
     at: &str,
 ) -> Result<Option<u64>, StorageError> {
-    let sql = format!("SELECT MIN(sequence) FROM {table} WHERE tm_create >= ?1");
-    let first: Option<i64> = conn.prepare_cached(&sql)?.query_row([at], |r| r.get(0))?;
+    let sql = first_since_sql(table);
+    let first: Option<i64> = conn
+        .prepare_cached(&sql)?
+        .query_row([at], |r| r.get(0))
+        .optional()?;
     Ok(first.map(|s| s.max(0) as u64))
+}
+
+pub(super) fn first_since_sql(table: &'static str) -> String {
+    format!(
+        "SELECT sequence FROM {table} WHERE tm_create >= ?1 ORDER BY tm_create, sequence LIMIT 1"
+    )
 }
 
 pub(super) fn activeflow_variables(

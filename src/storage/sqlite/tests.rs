@@ -196,6 +196,45 @@ fn pages_newest_first_with_a_status_filter() {
     assert_eq!(store.first_call_since(at).unwrap(), None);
 }
 
+/// A timestamp page token costs an index lookup, not a scan of all history.
+#[test]
+fn the_first_row_since_a_time_is_found_by_index() {
+    let store = SqliteStore::open(&temp_db()).unwrap();
+    let batch: Vec<Write> = (1..=4)
+        .map(|s| {
+            let mut row = activeflow(s, "ended", None);
+            row.tm_create = format!("2026-01-0{s}T00:00:00.000000Z");
+            Write::Activeflow {
+                row,
+                actions: vec![],
+            }
+        })
+        .collect();
+    store.apply(&batch).unwrap();
+    assert_eq!(
+        store
+            .first_activeflow_since("2026-01-02T12:00:00.000000Z")
+            .unwrap(),
+        Some(3)
+    );
+    assert_eq!(store.first_activeflow_since("2026").unwrap(), Some(1));
+    assert_eq!(store.first_activeflow_since("2027").unwrap(), None);
+    for table in ["activeflows", "calls"] {
+        let sql = format!("EXPLAIN QUERY PLAN {}", read::first_since_sql(table));
+        let conn = store.reader();
+        let plan: Vec<String> = conn
+            .prepare(&sql)
+            .unwrap()
+            .query_map(["2026"], |r| r.get::<_, String>(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let plan = plan.join("; ");
+        assert!(plan.contains(&format!("INDEX {table}_by_create")), "{plan}");
+        assert!(!plan.contains("SCAN"), "{plan}");
+    }
+}
+
 /// VoIPBIN's soft delete: the row and its actions stay readable by id with `tm_delete`;
 /// listings leave it out; a second delete keeps the first time.
 #[test]
