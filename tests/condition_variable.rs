@@ -152,7 +152,9 @@ fn condition_variable_templates_and_values_set_by_the_flow() {
 /// MediaTypeRealTimeCommunication, so an activeflow without a call skips them
 /// (`verifyActionType`): recorded `{"skipped": "no call"}`, the cursor moves on (the true
 /// branch) whatever the variables say. With a call they read `call.digits` and `call.status`
-/// (unit tests in engine::execute, SIPp in tests/voipbin_flows.rs). A bad `status` is still
+/// (unit tests in engine::execute; over SIPp, tests/voipbin_flows.rs runs the corpus flows
+/// `call_digits_deprecated` for `condition_call_digits` and `answer_status` for
+/// `condition_call_status` after `answer`). A bad `status` is still
 /// refused by validation.
 #[test]
 fn deprecated_call_conditions_are_skipped_without_a_call() {

@@ -37,6 +37,9 @@ struct Batch {
     /// `POST /v1/flows` of the helper flows (no expect file).
     helper_posts: BTreeMap<String, (u16, Value)>,
     outcomes: BTreeMap<String, Outcome>,
+    /// Each callee (`tel`, `sip`; an expect file's `callee`): whether it took exactly one call
+    /// that succeeded (SIPp `-m 1` exited 0). A never-dialled callee is killed at the limit.
+    callees: BTreeMap<String, bool>,
 }
 
 fn corpus_dir() -> PathBuf {
@@ -195,14 +198,19 @@ fn run_batch() -> Batch {
         let post = posts[&stem].clone();
         outcomes.insert(stem, Outcome { post, caller });
     }
-    // Every call is over: the callees have nothing left to do (and the batch outlives the tests
-    // in a static, where nothing is dropped).
-    drop((tel_callee, sip_callee));
+    // Every call is over: each callee must have had its one call (a leg never dialled would
+    // otherwise pass), and is gone after (the batch outlives the tests in a static).
+    let limit = Duration::from_secs(20);
+    let callees = BTreeMap::from([
+        ("tel".to_owned(), tel_callee.succeeded(limit)),
+        ("sip".to_owned(), sip_callee.succeeded(limit)),
+    ]);
     Batch {
         engine,
         flows,
         helper_posts,
         outcomes,
+        callees,
     }
 }
 
@@ -316,6 +324,13 @@ fn check(stem: &str) {
         "{context}: {record}"
     );
     assert_eq!(record["reference_type"], "call", "{context}");
+    if let Some(callee) = expect.get("callee").and_then(Value::as_str) {
+        assert_eq!(
+            batch.callees.get(callee),
+            Some(&true),
+            "{context}: the {callee} callee did not have exactly one successful call"
+        );
+    }
     for r in expect["results"].as_array().into_iter().flatten() {
         let index = r["index"].as_u64().unwrap() as usize;
         let got = &record["executed_actions"][index]["result"];
@@ -441,6 +456,13 @@ fn voicemail_plays_beeps_and_records() {
 #[test]
 fn caller_check_reads_seeded_and_set_variables() {
     check("caller_check");
+}
+
+/// `answer` then `condition_call_status` "progressing": the status is already `progressing`
+/// when the next action runs (it once still read `ringing` until the 200 OK's event arrived).
+#[test]
+fn condition_call_status_after_answer_reads_progressing() {
+    check("answer_status");
 }
 
 #[test]

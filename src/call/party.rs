@@ -138,15 +138,27 @@ pub fn anonymous_from(user: &str, host: &str, display: &str) -> bool {
         || display.trim().eq_ignore_ascii_case("anonymous")
 }
 
-/// A display name without the quotes of its quoted-string form (RFC 3261 §25.1).
+/// A display name without the quotes of its quoted-string form, every quoted-pair (`\\x`)
+/// read as the character it escapes (RFC 3261 §25.1), and without C0 controls or DEL (a
+/// flow, log or webhook never gets a raw CR, LF, NUL or escape sequence from a caller).
 fn display(name: Option<String>) -> String {
     let name = name.unwrap_or_default();
     let trimmed = name.trim();
-    trimmed
-        .strip_prefix('"')
-        .and_then(|n| n.strip_suffix('"'))
-        .unwrap_or(trimmed)
-        .replace("\\\"", "\"")
+    let quoted = trimmed.strip_prefix('"').and_then(|n| n.strip_suffix('"'));
+    let mut out = String::with_capacity(trimmed.len());
+    match quoted {
+        Some(inner) => {
+            let mut chars = inner.chars();
+            while let Some(c) = chars.next() {
+                // A `\` at the very end escapes nothing and is dropped.
+                let c = if c == '\\' { chars.next() } else { Some(c) };
+                out.extend(c);
+            }
+        }
+        None => out.push_str(trimmed),
+    }
+    out.retain(|c| !c.is_ascii_control());
+    out
 }
 
 #[cfg(test)]
@@ -262,5 +274,21 @@ mod tests {
             (p.destination.kind, p.destination.name.as_str()),
             (AddressType::Extension, "")
         );
+    }
+
+    /// RFC 3261 §25.1 quoted-pair: `\x` is `x` for any `x` (not only `"`); C0 controls and
+    /// DEL are dropped, escaped or not.
+    #[test]
+    fn display_names_unescape_every_quoted_pair_and_drop_controls() {
+        let d = |s: &str| display(Some(s.to_owned()));
+        assert_eq!(d(r#""Alice \"A\" Smith""#), r#"Alice "A" Smith"#);
+        assert_eq!(d(r#""back\\slash""#), r"back\slash");
+        assert_eq!(d(r#""\a\b""#), "ab");
+        assert_eq!(d("\"bell\x07 and\\\r\nnew\x7f\""), "bell andnew");
+        assert_eq!(d("plain\ttab"), "plaintab");
+        assert_eq!(d(r#""trailing\""#), "trailing");
+        assert_eq!(d("  Bob  "), "Bob");
+        assert_eq!(d(r"Unquoted\x"), r"Unquoted\x");
+        assert_eq!(display(None), "");
     }
 }

@@ -15,8 +15,9 @@
 //!   percent-encoded as in a URL, so `1&admin=true` stays one value and adds no parameter.
 //! - `SipUri` (the `target` of a `sip` address in `connect`/`message_send`): like `Url`, values
 //!   are escaped (RFC 3261 §19.1.2 `escaped`; `+` stays for E.164 numbers), so `x@evil:5060;`
-//!   cannot move the request to another host, port or transport. A leading placeholder is the
-//!   whole URI, as written.
+//!   cannot move the request to another host, port or transport. Only a placeholder that is
+//!   the entire target (`"${uri}"`) is inserted as written (the whole URI); a leading one in
+//!   `"${x}@pbx"` is the user part and is escaped like any other.
 //!
 //! Every value inserted counts against a byte budget (`engine.max_variables_bytes` per action):
 //! `"${x}${x}..."` can neither allocate without bound. Pure: no I/O.
@@ -99,6 +100,12 @@ impl<'a> Expander<'a> {
         let mut out = String::with_capacity(text.len());
         let mut json = JsonScan::default();
         let mut in_path = true;
+        // The placeholder is the entire string (`"${uri}"`): the author took the whole value
+        // from a variable.
+        let whole = {
+            let mut all = pieces(text);
+            matches!((all.next(), all.next()), (Some(Piece::Name(_)), None))
+        };
         for (i, piece) in pieces(text).enumerate() {
             match piece {
                 Piece::Text(t) => {
@@ -120,7 +127,9 @@ impl<'a> Expander<'a> {
                         FieldKind::Text | FieldKind::Name | FieldKind::Address => {
                             out.push_str(value)
                         }
-                        FieldKind::SipUri if i == 0 => out.push_str(value),
+                        // Only a placeholder that is the whole target is the whole URI: a
+                        // leading one in `${x}@pbx` is just the user part and is escaped.
+                        FieldKind::SipUri if whole => out.push_str(value),
                         FieldKind::SipUri => {
                             percent_encode(value, NOT_UNRESERVED_OR_PLUS, &mut out)
                         }
@@ -590,5 +599,22 @@ mod tests {
             e.expand("${uri}", FieldKind::SipUri, "t").unwrap(),
             "sip:alice@host;transport=tcp"
         );
+    }
+
+    /// The scheme-less `"${x}@h"`: the leading placeholder is only the user part, so `;`, `@`
+    /// and `:` in it are escaped and the target still dials `h`.
+    #[test]
+    fn a_leading_placeholder_before_at_is_only_the_user() {
+        let mut v = Variables::new();
+        v.set("x", "asterisk-internal;x");
+        v.set("y", "a@evil");
+        v.set("z", "evil:5060");
+        let mut e = Expander::new(&v, 1 << 20);
+        let mut go = |t: &str| e.expand(t, FieldKind::SipUri, "t").unwrap();
+        assert_eq!(go("${x}@h"), "asterisk-internal%3Bx@h");
+        assert_eq!(go("${y}@h"), "a%40evil@h");
+        assert_eq!(go("${z}@h:5070"), "evil%3A5060@h:5070");
+        assert_eq!(go(" ${y}"), " a%40evil");
+        assert_eq!(go("${y}"), "a@evil");
     }
 }

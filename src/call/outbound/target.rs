@@ -168,7 +168,14 @@ pub fn route(target: &Target, trunk: Option<&str>, trunks: &[Trunk]) -> Result<R
 
 /// The `transport` URI parameter (RFC 3261 §19.1.1; case-insensitive); `None` when absent.
 fn uri_transport(uri: &str) -> Result<Option<Transport>, RouteError> {
-    let params = uri.split('?').next().unwrap_or_default().split(';').skip(1);
+    // Parameters follow the host: a `;` in the user part (before the last `@`) is not one.
+    let host_part = uri.rsplit_once('@').map_or(uri, |(_, h)| h);
+    let params = host_part
+        .split('?')
+        .next()
+        .unwrap_or_default()
+        .split(';')
+        .skip(1);
     for param in params {
         let (name, value) = param.split_once('=').unwrap_or((param, ""));
         if !name.trim().eq_ignore_ascii_case("transport") {
@@ -190,18 +197,21 @@ struct SipUri {
     sips: bool,
 }
 
-/// `sip[s]:[user@]host[:port][;params][?headers]`.
+/// `sip[s]:[user@]host[:port][;params][?headers]`. The user part ends at the LAST `@` and
+/// only then are `;params`/`?headers` cut, from the host part: a `;` or `?` in the user part
+/// (`sip:a;x@h`) is part of the user, never the start of the host. This is how the flow side
+/// (`flow::outbound`'s `sip_uri_ok`) reads a target, so both agree on the host dialled.
 fn parse_sip_uri(uri: &str) -> Option<SipUri> {
     let uri = uri.trim();
     let (rest, sips) = match uri.strip_prefix("sips:") {
         Some(rest) => (rest, true),
         None => (uri.strip_prefix("sip:")?, false),
     };
-    let rest = rest.split(['?', ';']).next()?;
-    let (user, host_port) = match rest.rsplit_once('@') {
+    let (user, host_part) = match rest.rsplit_once('@') {
         Some((u, h)) => (u.to_string(), h),
         None => (String::new(), rest),
     };
+    let host_port = host_part.split(['?', ';']).next()?;
     let hop = ProxyAddress::parse(host_port).ok()?;
     // A bare IPv6 address is not a URI host (RFC 3261 §25.1 wants brackets).
     if matches!(hop.host, Host::Ip(IpAddr::V6(_))) && !host_port.starts_with('[') {
@@ -405,5 +415,23 @@ mod tests {
             "sip:+15550100@sbc.example.com:5061;transport=tls"
         );
         assert_eq!(r.tls_target().server_name, "sbc.example.com");
+    }
+
+    /// The host is what follows the LAST `@`; `;`/`?` in the user part do not end it. An
+    /// unescaped `sip:asterisk-internal;x@trunk.example.com` once went to
+    /// `asterisk-internal:5060` while the flow check saw `trunk.example.com`.
+    #[test]
+    fn params_in_the_user_part_do_not_become_the_host() {
+        let go = |uri: &str| route(&Target::Sip(uri.into()), None, &trunks()).unwrap();
+        let r = go("sip:asterisk-internal;x@trunk.example.com");
+        assert_eq!(r.next_hop, hop("trunk.example.com"));
+        assert_eq!(r.user, "asterisk-internal;x");
+        assert_eq!(r.transport, None);
+        let r = go("sip:a;transport=tcp?b@h:5070;transport=tls");
+        assert_eq!(r.next_hop, hop("h:5070"));
+        assert_eq!(r.transport, Some(Transport::Tls));
+        assert_eq!(go("sip:a@evil@h").next_hop, hop("h"));
+        assert_eq!(go("sip:evil%3By@h;lr?x=y").next_hop, hop("h"));
+        assert_eq!(go("sip:h;transport=tcp").transport, Some(Transport::Tcp));
     }
 }

@@ -1,6 +1,7 @@
 //! The activeflow's HTTP actions. `fetch` asks a server for actions (a JSON list, or an object
 //! with `actions`; the request as VoIPBIN's `ActionFetchGet` sends it: the action's method,
-//! a JSON body naming the activeflow, its reference and — our addition — its variables),
+//! a JSON body naming the activeflow and its reference, plus — our addition, not for `GET` —
+//! its variables),
 //! validates them and pushes them as a sub-stack; any failure ends the activeflow
 //! with `error`, since the flow has nothing to go on with. `webhook_send` retries 5xx answers and
 //! connection failures with backoff; `sync` waits for the outcome, otherwise the request joins
@@ -40,15 +41,24 @@ const FETCH_CONTENT_TYPE: &str = "application/json; charset=utf-8";
 
 /// The body of a `fetch` request, sent whatever its method (VoIPBIN sends it with `GET` too):
 /// `activeflow_id` and `reference_id` as VoIPBIN sends them (a UUID: the nil one for an
-/// activeflow started over the API, which has no reference), plus the `variables`.
-fn fetch_body(id: ActiveflowId, reference_id: &str, variables: &Variables) -> Vec<u8> {
+/// activeflow started over the API, which has no reference). Only a non-`GET` request also
+/// carries the `variables` (our addition): a `GET` stays as small as VoIPBIN's, since proxies
+/// and CDNs may refuse or drop a large `GET` body.
+fn fetch_body(
+    id: ActiveflowId,
+    reference_id: &str,
+    method: HttpMethod,
+    variables: &Variables,
+) -> Vec<u8> {
     let reference_id = match reference_id {
         "" => uuid::Uuid::nil().to_string(),
         r => r.to_owned(),
     };
-    json!({ "activeflow_id": id, "reference_id": reference_id, "variables": variables })
-        .to_string()
-        .into_bytes()
+    let mut body = json!({ "activeflow_id": id, "reference_id": reference_id });
+    if method != HttpMethod::Get {
+        body["variables"] = json!(variables);
+    }
+    body.to_string().into_bytes()
 }
 
 fn method(m: HttpMethod) -> reqwest::Method {
@@ -73,7 +83,7 @@ impl Activeflow {
         let reference_id = lock(&self.record).reference_id.clone();
         let body = Some((
             FETCH_CONTENT_TYPE,
-            fetch_body(self.id, &reference_id, &self.variables),
+            fetch_body(self.id, &reference_id, fetch.event_method, &self.variables),
         ));
         self.awaiting = Some(Awaiting::Http { next });
         let url = fetch.event_url;
@@ -218,19 +228,29 @@ async fn deliver(client: HttpClient, hook: WebhookSend) -> Result<Value, Webhook
 mod tests {
     use super::*;
 
+    /// bin-flow-manager actionhandler `ActionFetchGet`: a GET carries only the two ids; a POST
+    /// also carries the variables (our addition).
     #[test]
-    fn action_fetch_get_body_names_the_activeflow_its_reference_and_variables() {
+    fn action_fetch_body_names_the_activeflow_its_reference_and_variables_unless_get() {
         let id = ActiveflowId::new();
         let mut vars = Variables::new();
         vars.set("who", "caller");
         let call = "6f1c3f0e-8d3a-4c55-9a43-8f0b2f4d1e01";
-        let body: Value = serde_json::from_slice(&fetch_body(id, call, &vars)).unwrap();
+        let body = |reference: &str, m: HttpMethod| -> Value {
+            serde_json::from_slice(&fetch_body(id, reference, m, &vars)).unwrap()
+        };
         assert_eq!(
-            body,
+            body(call, HttpMethod::Post),
             json!({"activeflow_id": id.to_string(), "reference_id": call,
                    "variables": {"who": "caller"}})
         );
-        let body: Value = serde_json::from_slice(&fetch_body(id, "", &vars)).unwrap();
-        assert_eq!(body["reference_id"], "00000000-0000-0000-0000-000000000000");
+        assert_eq!(
+            body(call, HttpMethod::Get),
+            json!({"activeflow_id": id.to_string(), "reference_id": call})
+        );
+        assert_eq!(
+            body("", HttpMethod::Get)["reference_id"],
+            "00000000-0000-0000-0000-000000000000"
+        );
     }
 }

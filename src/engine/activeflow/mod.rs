@@ -383,6 +383,13 @@ impl Activeflow {
         let command = match request {
             CallRequest::Answer => {
                 self.answer_sent = true;
+                // The flow goes on before `Answered` arrives: the next action (a
+                // `condition_call_status` "progressing") must already see the answer, as in
+                // VoIPBIN where `answer` returns once the channel is up. A failed answer ends
+                // the call, which sets `hangup`.
+                if !self.call_answered {
+                    self.set_variable(CALL_STATUS, CALL_PROGRESSING);
+                }
                 CallCommand::Answer
             }
             CallRequest::Media(request) => {
