@@ -326,18 +326,9 @@ fn is_zero(n: &usize) -> bool {
 pub use crate::clock::timestamp;
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn timestamps_have_microseconds_and_z() {
-        let t = timestamp();
-        assert!(t.ends_with('Z'), "{t}");
-        let frac = t.split('.').nth(1).unwrap();
-        assert_eq!(frac.len(), 7, "{t}");
-    }
-
-    fn bare_record() -> ActiveflowRecord {
+impl ActiveflowRecord {
+    /// A running API activeflow with nothing executed (unit-test fixture).
+    pub(crate) fn bare_for_tests() -> ActiveflowRecord {
         ActiveflowRecord {
             id: ActiveflowId::new(),
             flow_id: FlowId::new(),
@@ -361,12 +352,25 @@ mod tests {
             sequence: 1,
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_have_microseconds_and_z() {
+        let t = timestamp();
+        assert!(t.ends_with('Z'), "{t}");
+        let frac = t.split('.').nth(1).unwrap();
+        assert_eq!(frac.len(), 7, "{t}");
+    }
 
     /// bin-api-manager/docsdev/source/activeflow_struct_activeflow.rst: absent ids are the nil
     /// UUID, and the cursor starts on the start marker.
     #[test]
     fn json_has_voipbins_fields_with_nil_ids_and_the_start_marker() {
-        let mut r = bare_record();
+        let mut r = ActiveflowRecord::bare_for_tests();
         let v = serde_json::to_value(&r).unwrap();
         for key in [
             "reference_activeflow_id",

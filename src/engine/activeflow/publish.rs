@@ -142,38 +142,12 @@ fn bounded_copy(r: &mut ActiveflowRecord, newest: usize) -> ActiveflowRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::record::timestamp;
-    use crate::engine::{ActiveflowId, ExecutedAction, ReferenceType, Status};
-    use crate::flow::{Action, FlowId, Variables};
-
-    fn sample() -> ActiveflowRecord {
-        ActiveflowRecord {
-            id: ActiveflowId::new(),
-            flow_id: FlowId::new(),
-            status: Status::Running,
-            end_reason: None,
-            reference_type: ReferenceType::Api,
-            reference_id: String::new(),
-            reference_activeflow_id: None,
-            on_complete_flow_id: None,
-            webhook_uri: None,
-            webhook_method: None,
-            current_action: None,
-            forward_action_id: None,
-            executed_actions: Default::default(),
-            executed_actions_dropped: 0,
-            tm_create: timestamp(),
-            tm_update: timestamp(),
-            tm_end: None,
-            tm_delete: None,
-            variables: Variables::new(),
-            sequence: 1,
-        }
-    }
+    use crate::engine::ExecutedAction;
+    use crate::flow::Action;
 
     #[test]
     fn the_snapshot_copy_keeps_the_newest_actions_and_leaves_the_record_whole() {
-        let mut r = sample();
+        let mut r = ActiveflowRecord::bare_for_tests();
         r.executed_actions_dropped = 3;
         for n in 0..250 {
             r.executed_actions.push_back(ExecutedAction {
