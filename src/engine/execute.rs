@@ -113,10 +113,6 @@ pub struct ExecState<'a> {
 /// go on as written), the message in the action's `result`.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ActionError {
-    /// Not produced by the actions [`needs_call`] lists (they are skipped without a call);
-    /// kept for a call action that cannot be skipped.
-    #[error("action needs a call, but this activeflow has none")]
-    NoCall,
     /// A variable write over `engine.max_variable_bytes` / `engine.max_variables_bytes`: a
     /// flow growing its variables (`x = "${x}${x}"` in a loop) ends here, not in the
     /// process running out of memory.
@@ -131,7 +127,6 @@ impl ActionError {
     /// The `[engine]` key of the size cap this broke, if it was one.
     pub fn limit(&self) -> Option<&'static str> {
         match self {
-            ActionError::NoCall => None,
             ActionError::Variable(e) => Some(e.limit()),
             ActionError::Substitute(e) => e.limit(),
         }
