@@ -307,7 +307,10 @@ fn check(stem: &str) {
     );
     let flow = &batch.flows[stem];
     let flow_id = flow["id"].as_str().unwrap().to_owned();
-    let record = ended_where(engine, &context, |a| a["flow_id"] == flow_id.as_str());
+    // A missing activeflow names the caller's outcome too (a refused or unsent INVITE).
+    let record = ended_where(engine, &format!("{context}; {}", outcome.caller.1), |a| {
+        a["flow_id"] == flow_id.as_str()
+    });
     assert!(
         outcome.caller.0,
         "{context}: the caller failed: {}\nactiveflow: {record}",
