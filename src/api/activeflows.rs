@@ -8,7 +8,7 @@ use serde_json::json;
 
 use super::caller_variables::CallerVariables;
 use super::history;
-use super::page::{first_of, page_response, Cursor, PageQuery};
+use super::page::{page_response, PageQuery};
 use super::{ApiError, ApiState};
 use crate::engine::{
     ActiveflowId, Continue, ContinueError, EndReason, GetVariables, MergeError, MergeVariables,
@@ -41,18 +41,13 @@ pub(super) async fn list(
 ) -> Result<HttpResponse, ApiError> {
     let status = query.status(Status::parse, "running or ended")?;
     let size = query.size()?;
-    let token = match query.cursor()? {
-        None => None,
-        Some(Cursor::Sequence(s)) => Some(s),
-        Some(Cursor::CreatedBefore(at)) => {
-            let memory = state.registry.first_since(&at);
-            let key = at.clone();
-            let stored = history::read(&state.storage, move |s| s.first_activeflow_since(&key))
-                .await?
-                .flatten();
-            first_of(memory, stored)
-        }
-    };
+    let token = history::cursor_sequence(
+        &state.storage,
+        query.cursor()?,
+        |at| state.registry.first_since(at),
+        |s, at| s.first_activeflow_since(at),
+    )
+    .await?;
     let page = state.registry.list(status, size, token);
     let memory = history::as_json(&page.items, |r| r.sequence)?;
     let filter = status.map(Status::as_str);

@@ -3,7 +3,7 @@
 use actix_web::{web, HttpResponse};
 
 use super::history;
-use super::page::{first_of, page_response, Cursor, PageQuery};
+use super::page::{page_response, PageQuery};
 use super::{ApiError, ApiState};
 use crate::call::{CallCommand, CallId, CallStatus, HangupCause};
 
@@ -25,18 +25,13 @@ pub(super) async fn list(
 ) -> Result<HttpResponse, ApiError> {
     let status = query.status(CallStatus::parse, "ringing, answered or ended")?;
     let size = query.size()?;
-    let token = match query.cursor()? {
-        None => None,
-        Some(Cursor::Sequence(s)) => Some(s),
-        Some(Cursor::CreatedBefore(at)) => {
-            let memory = state.calls.first_call_since(&at);
-            let key = at.clone();
-            let stored = history::read(&state.storage, move |s| s.first_call_since(&key))
-                .await?
-                .flatten();
-            first_of(memory, stored)
-        }
-    };
+    let token = history::cursor_sequence(
+        &state.storage,
+        query.cursor()?,
+        |at| state.calls.first_call_since(at),
+        |s, at| s.first_call_since(at),
+    )
+    .await?;
     let (items, next) = state.calls.list_calls(status, size, token);
     let memory = history::as_json(&items, |c| c.sequence)?;
     let filter = status.map(CallStatus::as_str);

@@ -24,6 +24,26 @@ pub(super) async fn read<T: Send + 'static>(
         .map_err(|e| ApiError::Internal(format!("storage: {e}")))
 }
 
+/// The sequence a page cursor starts from: a sequence token as is; a VoIPBIN timestamp
+/// token as the first sequence created at or after it, in memory (`memory`) or in storage
+/// (`stored`), whichever is lower.
+pub(super) async fn cursor_sequence(
+    storage: &Storage,
+    cursor: Option<super::page::Cursor>,
+    memory: impl FnOnce(&str) -> Option<u64>,
+    stored: impl FnOnce(&dyn Store, &str) -> Result<Option<u64>, StorageError> + Send + 'static,
+) -> Result<Option<u64>, ApiError> {
+    Ok(match cursor {
+        None => None,
+        Some(super::page::Cursor::Sequence(s)) => Some(s),
+        Some(super::page::Cursor::CreatedBefore(at)) => {
+            let in_memory = memory(&at);
+            let in_storage = read(storage, move |s| stored(s, &at)).await?.flatten();
+            super::page::first_of(in_memory, in_storage)
+        }
+    })
+}
+
 /// Commits `write`; an error when storage did not.
 pub(super) async fn write(storage: &Storage, write: Write) -> Result<(), ApiError> {
     if storage.write_confirmed(write, WriteKind::Flow).await {
