@@ -187,8 +187,8 @@ counters() {
     $1 == "activeflow_ended_total{reason=\"hangup\"}" { c[4] = $2 }
     $1 == "activeflow_ended_total{reason=\"completed\"}" { c[5] = $2 }
     $1 == "activeflow_ended_total{reason=\"error\"}" { c[6] = $2 }
-    $1 == "rtp_packets_received_total" { c[7] = $2 }
-    $1 == "rtp_packets_sent_total" { c[8] = $2 }
+    $1 == "activeflow_rtp_packets_received_total" { c[7] = $2 }
+    $1 == "activeflow_rtp_packets_sent_total" { c[8] = $2 }
     END { printf "%d %d %d %d %d %d %d %d\n", c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8] }'
 }
 

@@ -54,4 +54,4 @@ esac
 echo "== engine: $CALLS calls playing a prompt ($(variant))"
 launch_engine play $(( CALLS + CALLS / 10 ))
 "$LOAD" "$ENGINE_SIP" "$CALLS" "$RATE" play "$MEASURED" "$ENGINE_PID"
-echo "engine late ticks skipped: $(metric rtp_late_ticks_total); peak RSS $(( $(peak_rss_kib "$ENGINE_PID") / 1024 )) MiB; 503s sent: $(counters | awk '{print $1}')"
+echo "engine late ticks skipped: $(metric activeflow_rtp_late_ticks_total); peak RSS $(( $(peak_rss_kib "$ENGINE_PID") / 1024 )) MiB; 503s sent: $(counters | awk '{print $1}')"

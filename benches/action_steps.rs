@@ -2,7 +2,8 @@
 //! `variable_set`, `branch`, `goto` (and with the actor's per-step substitute + typed parse);
 //! (2) one real activeflow actor in an in-process engine looping variable_set → branch → goto
 //! until `loop_limit`, timed start → end. `cargo bench --bench action_steps` (< 1 min).
-//! Env: ACTION_STEPS_COUNT (default 200000), ACTION_STEPS_RUNS (5), ACTION_STEPS_LOG (a filter).
+//! Env: ACTION_STEPS_COUNT (default 200000), ACTION_STEPS_RUNS (5), ACTION_STEPS_LOG (a filter),
+//! ACTION_STEPS_LOG_FORMAT (`text` or `json`, as `log.format`).
 #![allow(clippy::unwrap_used)] // a benchmark with fixed inputs: failing loudly is the point
 
 use std::collections::HashMap;
@@ -219,11 +220,15 @@ fn main() {
     let filters: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
     let run_actor = filters.is_empty() || filters.iter().any(|f| "actor/loop".contains(f.as_str()));
     if let Ok(filter) = std::env::var("ACTION_STEPS_LOG") {
-        // Production logs every executed action at info; this prices that in (to a sink).
-        tracing_subscriber::fmt()
-            .with_writer(std::io::sink)
-            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-            .init();
+        // Production logs every executed action at info, in the activeflow's span; this
+        // prices that in (to a sink), in `log.format` ACTION_STEPS_LOG_FORMAT (text or json).
+        let format = match std::env::var("ACTION_STEPS_LOG_FORMAT").as_deref() {
+            Ok("json") => activeflow::config::LogFormat::Json,
+            _ => activeflow::config::LogFormat::Text,
+        };
+        let filter = tracing_subscriber::EnvFilter::new(filter);
+        let subscriber = activeflow::logging::subscriber(format, filter, false, std::io::sink);
+        tracing::subscriber::set_global_default(subscriber).unwrap();
     }
     // The binary installs the Prometheus recorder: every action updates a histogram.
     let _metrics = activeflow::metrics::install().unwrap();

@@ -2,7 +2,8 @@
 # Runs every check and test: installs the real peers the tests need (SIPp from Debian's
 # sip-tester; Prometheus and promtool from Debian's prometheus; espeak-ng for the TTS tests;
 # Kamailio as the record-routing proxy and baresip as the softphone of tests/kamailio.rs and
-# tests/baresip.rs; dnsmasq as the DNS server of tests/trunk_dns.rs), then rustfmt, clippy and
+# tests/baresip.rs; dnsmasq as the DNS server of tests/trunk_dns.rs; PostgreSQL and NATS, see
+# scripts/services.sh), then rustfmt, clippy and
 # the whole cargo test suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,9 +19,19 @@ command -v espeak-ng >/dev/null 2>&1 || missing+=(espeak-ng)
 command -v baresip >/dev/null 2>&1 || missing+=(baresip)
 # tests/baresip.rs runs baresip under stdbuf for line-buffered output.
 command -v stdbuf >/dev/null 2>&1 || missing+=(coreutils)
+# tests/cdr.rs fetches the CSV export with curl and parses it with python3's csv module;
+# tests/webhook_signing.rs checks signatures with openssl and the README's python3 snippet.
+command -v curl >/dev/null 2>&1 || missing+=(curl)
+command -v python3 >/dev/null 2>&1 || missing+=(python3)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v socat >/dev/null 2>&1 || missing+=(socat)  # TLS in front of SIPp (its Debian build has no TLS): tests/sip_tls.rs
 # tests/trunk_dns.rs runs a private dnsmasq (NAPTR/SRV/A records for RFC 3263); /usr/sbin too.
 { command -v dnsmasq || [ -x /usr/sbin/dnsmasq ]; } >/dev/null 2>&1 || missing+=(dnsmasq-base)
+# tests/config_cli.rs checks deploy/activeflow.service with `systemd-analyze verify`.
+command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
+# tests/console_browser.rs drives headless Chromium through chromedriver (WebDriver).
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
   as_root apt-get update -qq
@@ -33,6 +44,12 @@ for component in rustfmt clippy; do
   fi
 done
 
+# PostgreSQL and NATS for the cluster tests: the standard local instances, or private ones
+# (installed and started here, stopped on exit); exports AF_TEST_PG_URL / _NATS_URL.
+source scripts/services.sh
+trap services_stop EXIT
+services_start
+
 cargo fmt --check
 cargo clippy --all-targets -- -D warnings
 # Benches run once each in test mode (a smoke test; numbers come from `cargo bench`).
@@ -40,7 +57,7 @@ cargo test --benches
 # Every test binary runs even when one fails (--no-fail-fast), including tests/fuzz_corpus.rs,
 # which replays the fuzz seeds on stable. The status is cargo's own (PIPESTATUS), not tee's.
 log="$(mktemp)"
-trap 'rm -f "$log"' EXIT
+trap 'rm -f "$log"; services_stop' EXIT
 set +e
 cargo test --no-fail-fast --lib --bins --tests --examples 2>&1 | tee "$log"
 cargo_status=${PIPESTATUS[0]}

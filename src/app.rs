@@ -66,6 +66,8 @@ pub enum AppError {
     },
     #[error("storage: {0}")]
     Storage(#[from] StorageError),
+    #[error("cluster: {0}")]
+    Cluster(#[from] crate::cluster::ClusterError),
 }
 
 /// Every socket the engine serves on, bound before anything starts.
@@ -143,6 +145,8 @@ pub struct App {
     pub events: EventBus,
     /// Trunk registrations (removed at shutdown).
     pub registrations: Arc<Registrations>,
+    /// This node in its cluster (`[cluster]`); `None` for a single node.
+    pub cluster: Option<crate::cluster::Cluster>,
     udp: Option<UdpReceiver>,
     servers: Vec<actix_web::dev::ServerHandle>,
     arbiters: Vec<Arbiter>,
@@ -162,6 +166,11 @@ impl App {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         self.storage.close().await;
+        // Peers drop a node that leaves at once, rather than declaring it lost; it beats
+        // until its last records are committed (or given up), so none is left unreaped.
+        if let Some(m) = self.cluster.as_ref().and_then(|c| c.membership()) {
+            m.leave().await;
+        }
         // Open event streams would hold the API server's graceful stop for its whole timeout.
         self.events.close();
         for s in self.servers.drain(..) {
@@ -200,10 +209,23 @@ pub async fn start(
     let arbiters: Vec<Arbiter> = (0..workers).map(|_| Arbiter::new()).collect();
     let handles: Vec<ArbiterHandle> = arbiters.iter().map(Arbiter::handle).collect();
 
+    let cluster = match raw.cluster.is_enabled() {
+        true => Some(crate::cluster::Cluster::connect(&raw.cluster).await?),
+        false => None,
+    };
     let registry = Arc::new(ActiveflowRegistry::new(raw.engine.ended_retained));
     let calls = Arc::new(CallRegistry::new());
     let health = Health::new();
-    let storage = open_storage(settings, &flows, &registry, &calls, &health)?;
+    // Before the store's API flows join them: what a cluster's flow resync never removes.
+    let file_flows: std::collections::HashSet<_> = flows.list().iter().map(|f| f.id).collect();
+    let storage = open_storage(
+        settings,
+        &flows,
+        &registry,
+        &calls,
+        &health,
+        cluster.as_ref(),
+    )?;
     let limits = EngineLimits::from(&raw.engine);
     let routes = Arc::new(RouteTable::new(&raw.routes));
     let http =
@@ -217,6 +239,11 @@ pub async fn start(
         raw.engine.max_activeflows,
     ));
     let events = EventBus::start(&events_options(&raw.events), http.clone());
+    if let Some(cluster) = &cluster {
+        crate::cluster::events::start(cluster, &events, raw.events.window).await?;
+    }
+    let queues = crate::queue::QueueManager::new().start();
+    let conferences = crate::conference::Conferences::with_events(events.clone());
     // One supervisor shard per arbiter: a call's offer and its activeflow never leave the
     // thread of its call session.
     let shards: Vec<Addr<Supervisor>> = handles
@@ -228,6 +255,8 @@ pub async fn start(
                 storage: storage.clone(),
                 dialer: dialer.clone(),
                 events: events.clone(),
+                queues: queues.clone(),
+                conferences: conferences.clone(),
             };
             actix::Supervisor::start_in_arbiter(h, move |_| {
                 Supervisor::new(f, rt, r, limits, services.clone())
@@ -348,6 +377,10 @@ pub async fn start(
                 settings.sip_rate_limit_exempt.clone(),
             ),
             phones: phones.clone(),
+            cluster_reachable: cluster.as_ref().map_or_else(
+                || Arc::new(std::sync::atomic::AtomicBool::new(true)),
+                |c| c.reachable.clone(),
+            ),
         },
     ));
     let max_size = raw.sip.max_message_size;
@@ -400,6 +433,10 @@ pub async fn start(
         trunks: settings.trunks.clone(),
         registrations: registrations.clone(),
         location,
+        queues,
+        conferences: conferences.clone(),
+        cluster: cluster.clone(),
+        routes: routes.clone(),
     });
     if settings.api_access.is_open() {
         tracing::warn!(
@@ -414,6 +451,11 @@ pub async fn start(
             "api: listening beyond loopback without TLS (api.tls_cert, api.tls_key): bearer \
              tokens cross the network in clear"
         );
+    }
+    if let Some(cluster) = &cluster {
+        let handler = api::forward::handler(state.clone());
+        let (f, s) = (flows.clone(), storage.clone());
+        crate::cluster::control::start(cluster.clone(), handler, f, s, file_flows);
     }
     let api_server = HttpServer::new(move || {
         actix_web::App::new()
@@ -430,6 +472,21 @@ pub async fn start(
     let servers = vec![api_server.handle(), metrics_server.handle()];
     actix_rt::spawn(api_server);
     actix_rt::spawn(metrics_server);
+    if let Some(c) = &cluster {
+        let (r, k, s) = (registry.clone(), calls.clone(), storage.clone());
+        let hooks = crate::cluster::membership::Hooks {
+            fenced: Box::new(move || s.take_fenced()),
+            supervisor: supervisor.clone(),
+            store: storage.store(),
+            load: Box::new(move || crate::cluster::beat::Load {
+                activeflows: r.running(),
+                calls: k.active(),
+            }),
+            sip: sip_addr,
+            api: api_addr,
+        };
+        crate::cluster::membership::Membership::start(c, hooks).await?;
+    }
     ready.store(true, std::sync::atomic::Ordering::Relaxed);
     Ok(App {
         flows,
@@ -448,6 +505,7 @@ pub async fn start(
         metrics_addr,
         events,
         registrations,
+        cluster,
         udp: Some(udp_rx),
         servers,
         arbiters,
@@ -463,6 +521,7 @@ fn events_options(raw: &crate::config::EventsConfig) -> EventsOptions {
         // Validated: anything else was refused before start-up.
         webhook_format: crate::flow::WebhookFormat::parse(&raw.webhook_format).unwrap_or_default(),
         webhook_queue: raw.webhook_queue,
+        webhook_signer: crate::events::WebhookSigner::new(&raw.webhook_secret),
         readers: ReaderLimits {
             max_readers: raw.max_readers,
             stall_timeout: Duration::from_millis(raw.reader_stall_timeout_ms),
@@ -479,17 +538,32 @@ fn open_storage(
     registry: &ActiveflowRegistry,
     calls: &CallRegistry,
     health: &Health,
+    cluster: Option<&crate::cluster::Cluster>,
 ) -> Result<Storage, AppError> {
     let raw = &settings.raw.storage;
-    if raw.path.is_empty() {
+    let postgres = raw.backend == "postgres";
+    if raw.path.is_empty() && !postgres {
         tracing::warn!("storage.path is empty: no durable history");
         return Ok(Storage::disabled());
     }
-    let options = crate::storage::SqliteOptions {
-        max_row_bytes: raw.max_row_bytes,
+    let (storage, recovery) = if postgres {
+        // Shared by a cluster: this node's name and run fence its writes; sequences from a
+        // hybrid clock so nodes creating records at once do not collide.
+        let node_id = cluster.map_or("", |c| c.node_id.as_str());
+        let incarnation = cluster.map_or_else(uuid::Uuid::new_v4, |c| c.incarnation);
+        let options = crate::storage::PgOptions {
+            max_row_bytes: raw.max_row_bytes,
+        };
+        let slot = crate::storage::sequence::slot_of(node_id);
+        registry.use_clock_sequences(slot);
+        calls.use_clock_sequences(slot);
+        Storage::open_postgres(&raw.url, options, node_id, &incarnation.to_string(), health)?
+    } else {
+        let options = crate::storage::SqliteOptions {
+            max_row_bytes: raw.max_row_bytes,
+        };
+        Storage::open_sqlite(std::path::Path::new(&raw.path), options, health)?
     };
-    let path = std::path::Path::new(&raw.path);
-    let (storage, recovery) = Storage::open_sqlite(path, options, health)?;
     if recovery.activeflows + recovery.calls > 0 {
         tracing::warn!(
             activeflows = recovery.activeflows,
@@ -516,7 +590,10 @@ fn open_storage(
         }
     }
     storage.spawn_retention(raw.retention_days);
-    tracing::info!(path = %raw.path, "storage open");
+    match postgres {
+        true => tracing::info!(backend = "postgres", "storage open"),
+        false => tracing::info!(path = %raw.path, "storage open"),
+    }
     Ok(storage)
 }
 

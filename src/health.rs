@@ -3,8 +3,8 @@
 //! panic, or a return nobody asked for) and either restarts them after a back-off or reports
 //! the death as fatal so the process drains and exits non-zero. One part is no thread: the
 //! database (`storage`), which the storage writer reports down while its commits fail.
-//! [`Health`] holds every part's state for `/readyz` and the `component_up` gauge. Depends on
-//! nothing but `metrics`.
+//! [`Health`] holds every part's state for `/readyz` and the `activeflow_component_up` gauge.
+//! Depends on nothing but `metrics`.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};

@@ -1,5 +1,6 @@
 //! The `activeflow` binary: `serve` loads and validates the config and flows, binds every socket,
-//! starts the engine and waits for SIGINT/SIGTERM to drain; `validate` checks flow files.
+//! starts the engine and waits for SIGINT/SIGTERM to drain; `validate` checks flow files;
+//! `config` prints the effective config, secrets masked.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -9,7 +10,7 @@ use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 
 use activeflow::app::{self, Listeners};
-use activeflow::config::{Config, Settings};
+use activeflow::config::{Config, LogFormat, Settings};
 use activeflow::flow::{Flow, FlowStore};
 
 /// mimalloc: the hot path allocates on the SIP receive thread and frees on actor threads, a
@@ -35,6 +36,14 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Print the effective config (the embedded default, then the file, then ACTIVEFLOW_*
+    /// variables) as TOML with secrets masked, after the checks `serve` makes before binding
+    /// (flows.dir loaded too); exits non-zero naming the key when it is invalid.
+    Config {
+        /// Config file; without it the embedded default config is used.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// Check flow JSON files; exits non-zero naming the first bad action and field.
     Validate {
         #[arg(required = true)]
@@ -43,20 +52,24 @@ enum Command {
 }
 
 fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
     match Cli::parse().command {
         Command::Serve { config } => serve(config.as_deref()),
         Command::Validate { files } => validate(&files),
+        Command::Config { config } => show_config(config.as_deref()),
     }
 }
 
+/// `activeflow config`: loads and validates like `serve`, flows included (binding nothing),
+/// prints the result.
+fn show_config(path: Option<&Path>) -> anyhow::Result<()> {
+    let settings = Config::load(path)?.validate()?;
+    load_flows(&settings, path.is_none())?;
+    print!("{}", settings.raw.to_masked_toml()?);
+    Ok(())
+}
+
 fn validate(files: &[PathBuf]) -> anyhow::Result<()> {
+    activeflow::logging::init(LogFormat::default());
     let mut failed = false;
     for path in files {
         let result = std::fs::read(path)
@@ -104,7 +117,10 @@ fn load_flows(settings: &Settings, embedded: bool) -> anyhow::Result<FlowStore> 
 }
 
 fn serve(config_path: Option<&Path>) -> anyhow::Result<()> {
-    let settings = Config::load(config_path)?.validate()?;
+    // Logging follows `log.format`; an unreadable config is printed by main as plain text.
+    let config = Config::load(config_path)?;
+    activeflow::logging::init(config.log.format);
+    let settings = config.validate()?;
     let flows = Arc::new(load_flows(&settings, config_path.is_none())?);
     let listeners = Listeners::bind(&settings)?;
     let metrics = activeflow::metrics::install()?;

@@ -1,4 +1,4 @@
-//! Every metric name, unit, label value and histogram bucket in one place (DESIGN §7).
+//! Every metric name, unit, label value and histogram bucket in one place (ARCHITECTURE §13).
 //! Other modules call the small recording helpers here and never spell a metric name themselves;
 //! labels are low-cardinality words, never ids, numbers or URIs.
 
@@ -10,6 +10,16 @@ use metrics::{
     Gauge, Histogram,
 };
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+mod capacity;
+pub use capacity::{
+    rtp_ports_pool, sip_unavailable, Unavailable, RTP_PORTS_CAPACITY, RTP_PORTS_IN_USE,
+    SIP_UNAVAILABLE_TOTAL, UNAVAILABLE_REASONS,
+};
+
+/// `activeflow_build_info{version}`: always 1; the version is the crate's (one series per
+/// binary, so a fixed word for the life of the process).
+pub const BUILD_INFO: &str = "activeflow_build_info";
 
 pub const ACTIVEFLOW_RUNNING: &str = "activeflow_running";
 pub const ACTIVEFLOW_STARTED_TOTAL: &str = "activeflow_started_total";
@@ -23,16 +33,18 @@ pub const SIP_REQUESTS_RECEIVED_TOTAL: &str = "sip_requests_received_total";
 pub const SIP_RESPONSES_SENT_TOTAL: &str = "sip_responses_sent_total";
 pub const SIP_RETRANSMISSIONS_TOTAL: &str = "sip_retransmissions_total";
 pub const SIP_MALFORMED_TOTAL: &str = "sip_malformed_total";
-pub const SIP_RATE_LIMITED_TOTAL: &str = "sip_rate_limited_total";
-pub const SIP_DIALOG_TRANSACTIONS_REFUSED_TOTAL: &str = "sip_dialog_transactions_refused_total";
-pub const SIP_PRACKS_SENT_TOTAL: &str = "sip_pracks_sent_total";
-pub const SIP_PRACK_TIMEOUTS_TOTAL: &str = "sip_prack_timeouts_total";
-pub const CONNECT_EARLY_MEDIA_TOTAL: &str = "connect_early_media_total";
+pub const SIP_RATE_LIMITED_TOTAL: &str = "activeflow_sip_rate_limited_total";
+pub const SIP_DIALOG_TRANSACTIONS_REFUSED_TOTAL: &str =
+    "activeflow_sip_dialog_transactions_refused_total";
+pub const SIP_PRACKS_SENT_TOTAL: &str = "activeflow_sip_pracks_sent_total";
+pub const SIP_PRACK_TIMEOUTS_TOTAL: &str = "activeflow_sip_prack_timeouts_total";
+pub const CONNECT_EARLY_MEDIA_TOTAL: &str = "activeflow_connect_early_media_total";
 pub const CALLS_ACTIVE: &str = "calls_active";
-pub const REGISTRATIONS_ACTIVE: &str = "registrations_active";
-pub const SIP_AUTH_FAILURES_TOTAL: &str = "sip_auth_failures_total";
-pub const SIP_AUTH_BANNED_TOTAL: &str = "sip_auth_banned_total";
-/// `reason` values of `sip_auth_failures_total` (`sip::auth::server::AuthFailure::label`).
+pub const REGISTRATIONS_ACTIVE: &str = "activeflow_registrations_active";
+pub const SIP_AUTH_FAILURES_TOTAL: &str = "activeflow_sip_auth_failures_total";
+pub const SIP_AUTH_BANNED_TOTAL: &str = "activeflow_sip_auth_banned_total";
+/// `reason` values of `activeflow_sip_auth_failures_total`
+/// (`sip::auth::server::AuthFailure::label`).
 pub const AUTH_FAILURE_REASONS: &[&str] = &[
     "unknown_user",
     "wrong_password",
@@ -42,38 +54,44 @@ pub const AUTH_FAILURE_REASONS: &[&str] = &[
 ];
 pub const CALLS_TOTAL: &str = "calls_total";
 pub const CALL_SETUP_SECONDS: &str = "call_setup_seconds";
-pub const MEDIA_SESSIONS_ACTIVE: &str = "media_sessions_active";
-pub const RTP_PACKETS_SENT_TOTAL: &str = "rtp_packets_sent_total";
-pub const RTP_PACKETS_RECEIVED_TOTAL: &str = "rtp_packets_received_total";
-pub const RTP_LATE_TICKS_TOTAL: &str = "rtp_late_ticks_total";
-pub const DTMF_RECEIVED_TOTAL: &str = "dtmf_received_total";
-pub const CALL_TRANSFERS_TOTAL: &str = "call_transfers_total";
-pub const RTP_PACKETS_DROPPED_TOTAL: &str = "rtp_packets_dropped_total";
-pub const STORAGE_QUEUE_FULL_TOTAL: &str = "storage_queue_full_total";
-pub const STORAGE_WRITES_TOTAL: &str = "storage_writes_total";
-pub const STORAGE_WRITE_ERRORS_TOTAL: &str = "storage_write_errors_total";
-pub const STORAGE_WRITE_REJECTED_TOTAL: &str = "storage_write_rejected_total";
-pub const STORAGE_BATCH_SECONDS: &str = "storage_batch_seconds";
-pub const WEBHOOK_DELIVERIES_TOTAL: &str = "webhook_deliveries_total";
-pub const EVENTS_WINDOW_EXCEEDED_TOTAL: &str = "events_window_exceeded_total";
-pub const EVENTS_READERS: &str = "events_readers";
-pub const EVENTS_READERS_REFUSED_TOTAL: &str = "events_readers_refused_total";
-pub const EVENTS_READERS_DROPPED_TOTAL: &str = "events_readers_dropped_total";
-pub const ACTOR_PANICS_TOTAL: &str = "actor_panics_total";
-pub const SIP_TCP_CONNECTIONS_ACTIVE: &str = "sip_tcp_connections_active";
-pub const SIP_TCP_CONNECTIONS_REFUSED_TOTAL: &str = "sip_tcp_connections_refused_total";
-pub const SIP_TCP_CONNECTIONS_CLOSED_TOTAL: &str = "sip_tcp_connections_closed_total";
-pub const SIP_TLS_HANDSHAKE_FAILURES_TOTAL: &str = "sip_tls_handshake_failures_total";
-pub const SIP_TCP_MESSAGES_DROPPED_TOTAL: &str = "sip_tcp_messages_dropped_total";
-pub const SIP_DNS_RESOLUTIONS_TOTAL: &str = "sip_dns_resolutions_total";
-pub const SIP_FAILOVERS_TOTAL: &str = "sip_failovers_total";
-pub const COMPONENT_UP: &str = "component_up";
-pub const COMPONENT_RESTARTS_TOTAL: &str = "component_restarts_total";
-pub const WEBHOOK_WORKERS_ACTIVE: &str = "webhook_workers_active";
-pub const OUTBOUND_REFUSED_TOTAL: &str = "outbound_refused_total";
-pub const TRUNK_REGISTERED: &str = "trunk_registered";
-pub const TRUNK_REGISTER_FAILURES_TOTAL: &str = "trunk_register_failures_total";
-pub const MEDIA_FILES_PURGED_TOTAL: &str = "media_files_purged_total";
+pub const MEDIA_SESSIONS_ACTIVE: &str = "activeflow_media_sessions_active";
+pub const EXTERNAL_MEDIA_STREAMS_ACTIVE: &str = "activeflow_external_media_streams_active";
+pub const EXTERNAL_MEDIA_FRAMES_DROPPED_TOTAL: &str =
+    "activeflow_external_media_frames_dropped_total";
+/// `encapsulation` label values of the external media metrics.
+pub const EXTERNAL_MEDIA_ENCAPSULATIONS: &[&str] = &["rtp", "websocket"];
+pub const RTP_PACKETS_SENT_TOTAL: &str = "activeflow_rtp_packets_sent_total";
+pub const RTP_PACKETS_RECEIVED_TOTAL: &str = "activeflow_rtp_packets_received_total";
+pub const RTP_LATE_TICKS_TOTAL: &str = "activeflow_rtp_late_ticks_total";
+pub const DTMF_RECEIVED_TOTAL: &str = "activeflow_dtmf_received_total";
+pub const CALL_TRANSFERS_TOTAL: &str = "activeflow_call_transfers_total";
+pub const RTP_PACKETS_DROPPED_TOTAL: &str = "activeflow_rtp_packets_dropped_total";
+pub const STORAGE_QUEUE_FULL_TOTAL: &str = "activeflow_storage_queue_full_total";
+pub const STORAGE_WRITES_TOTAL: &str = "activeflow_storage_writes_total";
+pub const STORAGE_WRITE_ERRORS_TOTAL: &str = "activeflow_storage_write_errors_total";
+pub const STORAGE_WRITE_REJECTED_TOTAL: &str = "activeflow_storage_write_rejected_total";
+pub const STORAGE_BATCH_SECONDS: &str = "activeflow_storage_batch_seconds";
+pub const WEBHOOK_DELIVERIES_TOTAL: &str = "activeflow_webhook_deliveries_total";
+pub const EVENTS_WINDOW_EXCEEDED_TOTAL: &str = "activeflow_events_window_exceeded_total";
+pub const EVENTS_READERS: &str = "activeflow_events_readers";
+pub const EVENTS_READERS_REFUSED_TOTAL: &str = "activeflow_events_readers_refused_total";
+pub const EVENTS_READERS_DROPPED_TOTAL: &str = "activeflow_events_readers_dropped_total";
+pub const ACTOR_PANICS_TOTAL: &str = "activeflow_actor_panics_total";
+pub const SIP_TCP_CONNECTIONS_ACTIVE: &str = "activeflow_sip_tcp_connections_active";
+pub const SIP_TCP_CONNECTIONS_REFUSED_TOTAL: &str = "activeflow_sip_tcp_connections_refused_total";
+pub const SIP_TCP_CONNECTIONS_CLOSED_TOTAL: &str = "activeflow_sip_tcp_connections_closed_total";
+pub const SIP_TLS_HANDSHAKE_FAILURES_TOTAL: &str = "activeflow_sip_tls_handshake_failures_total";
+pub const SIP_TCP_MESSAGES_DROPPED_TOTAL: &str = "activeflow_sip_tcp_messages_dropped_total";
+pub const SIP_DNS_RESOLUTIONS_TOTAL: &str = "activeflow_sip_dns_resolutions_total";
+pub const SIP_FAILOVERS_TOTAL: &str = "activeflow_sip_failovers_total";
+pub const COMPONENT_UP: &str = "activeflow_component_up";
+pub const COMPONENT_RESTARTS_TOTAL: &str = "activeflow_component_restarts_total";
+pub const WEBHOOK_WORKERS_ACTIVE: &str = "activeflow_webhook_workers_active";
+pub const OUTBOUND_REFUSED_TOTAL: &str = "activeflow_outbound_refused_total";
+pub const OUTBOUND_CALL_REQUESTS_TOTAL: &str = "activeflow_outbound_call_requests_total";
+pub const TRUNK_REGISTERED: &str = "activeflow_trunk_registered";
+pub const TRUNK_REGISTER_FAILURES_TOTAL: &str = "activeflow_trunk_register_failures_total";
+pub const MEDIA_FILES_PURGED_TOTAL: &str = "activeflow_media_files_purged_total";
 
 /// Label values known at start-up, exported at zero so no series is ever missing.
 pub const REFERENCE_TYPES: &[&str] = &["call", "api"];
@@ -90,6 +108,8 @@ pub const END_REASONS: &[&str] = &[
     "error",
     "shutdown",
     "engine_restart",
+    "not_answered",
+    "node_lost",
 ];
 /// Every action type the engine runs (the flow module's list, so the two never drift).
 pub const ACTION_TYPES: &[&str] = crate::flow::SUPPORTED_TYPES;
@@ -111,14 +131,16 @@ pub const TRANSPORTS: &[&str] = &["udp", "tcp", "tls"];
 pub const DIRECTIONS: &[&str] = &["in", "out"];
 pub const CALL_OUTCOMES: &[&str] = &["answered", "rejected", "cancelled", "failed"];
 pub const DTMF_SOURCES: &[&str] = &["rfc4733", "sip_info"];
-/// `direction` of `call_transfers_total`: the peer's REFER (`inbound`) or ours (`outbound`).
+/// `direction` of `activeflow_call_transfers_total`: the peer's REFER (`inbound`) or ours
+/// (`outbound`).
 pub const TRANSFER_DIRECTIONS: &[&str] = &["inbound", "outbound"];
-/// `outcome` of `call_transfers_total`: a REFER accepted (`requested`), then how it ended.
+/// `outcome` of `activeflow_call_transfers_total`: a REFER accepted (`requested`), then how it
+/// ended.
 pub const TRANSFER_OUTCOMES: &[&str] = &["requested", "transferred", "failed", "rejected"];
 /// Why strict RTP dropped a packet: another source than the latched one, or no peer address
 /// known yet.
 pub const RTP_DROP_REASONS: &[&str] = &["source", "no_remote"];
-/// Actors whose panics are contained (`actor_panics_total`).
+/// Actors whose panics are contained (`activeflow_actor_panics_total`).
 pub const ACTORS: &[&str] = &["call_session", "activeflow"];
 /// `storage::WriteKind` labels.
 pub const STORAGE_WRITE_KINDS: &[&str] = &["running", "ended", "call", "flow", "other"];
@@ -126,11 +148,15 @@ pub const STORAGE_WRITE_KINDS: &[&str] = &["running", "ended", "call", "flow", "
 pub const COMPONENTS: &[&str] = &["sip_udp", "storage_writer", "recording_writer", "storage"];
 /// [`WebhookOutcome`] labels, same order.
 pub const WEBHOOK_OUTCOMES: &[&str] = &["delivered", "failed", "dropped"];
-/// `queue` of `webhook_workers_active`: non-sync `webhook_send`, event webhooks.
+/// `queue` of `activeflow_webhook_workers_active`: non-sync `webhook_send`, event webhooks.
 pub const WEBHOOK_QUEUES: &[&str] = &["webhook_send", "event_webhook"];
-/// `work` of `outbound_refused_total`: what a cap refused.
+/// `work` of `activeflow_outbound_refused_total`: what a cap refused.
+/// `origin` of `activeflow_outbound_call_requests_total`: `POST /v1/calls` or the `call` action.
+pub const OUTBOUND_CALL_ORIGINS: &[&str] = &["api", "call_action"];
+/// `result` of `activeflow_outbound_call_requests_total`.
+pub const OUTBOUND_CALL_RESULTS: &[&str] = &["placed", "refused"];
 pub const OUTBOUND_WORK: &[&str] = &["webhook_send", "message_send", "tts", "prompt_fetch"];
-/// `kind` of `media_files_purged_total`.
+/// `kind` of `activeflow_media_files_purged_total`.
 pub const MEDIA_FILE_KINDS: &[&str] = &["cache", "recording"];
 /// Why a TCP connection was refused at accept (or an own connection not opened).
 pub const TCP_REFUSE_REASONS: &[&str] = &["acl", "banned", "per_ip_limit", "total_limit"];
@@ -147,9 +173,10 @@ pub const TCP_CLOSE_REASONS: &[&str] = &[
     "tls_handshake",
 ];
 
-/// `result` of `sip_dns_resolutions_total` (RFC 3263 resolution of a trunk or URI host).
+/// `result` of `activeflow_sip_dns_resolutions_total` (RFC 3263 resolution of a trunk or URI host).
 pub const DNS_RESULTS: &[&str] = &["resolved", "not_found"];
-/// `reason` of `sip_failovers_total`: why a request moved to the next target (RFC 3263 §4.3).
+/// `reason` of `activeflow_sip_failovers_total`: why a request moved to the next target (RFC 3263
+/// §4.3).
 pub const FAILOVER_REASONS: &[&str] = &["unavailable", "timeout", "transport"];
 
 /// Seconds buckets for call set-up: milliseconds to tens of seconds.
@@ -197,10 +224,23 @@ pub fn install() -> Result<PrometheusHandle, MetricsError> {
             SETUP_BUCKETS,
         )
         .map_err(err)?
+        .set_buckets_for_metric(
+            metrics_exporter_prometheus::Matcher::Full(
+                crate::queue::metrics::QUEUE_WAIT_SECONDS.into(),
+            ),
+            crate::queue::metrics::WAIT_BUCKETS,
+        )
+        .map_err(err)?
+        .set_buckets_for_metric(
+            metrics_exporter_prometheus::Matcher::Full(CONFERENCE_MIX_TICK_LATENESS_SECONDS.into()),
+            CONFERENCE_LATENESS_BUCKETS,
+        )
+        .map_err(err)?
         .install_recorder()
         .map_err(err)?;
     describe_all();
     register_zeroes();
+    crate::queue::metrics::describe();
     process_collector().describe();
     process_collector().collect();
     Ok(handle)
@@ -219,6 +259,14 @@ pub fn collect_process() {
 }
 
 fn describe_all() {
+    capacity::describe();
+    describe_gauge!(
+        BUILD_INFO,
+        "Always 1; the version label is the running binary's version"
+    );
+    describe_conference();
+    describe_cluster();
+    describe_cluster_events();
     describe_gauge!(ACTIVEFLOW_RUNNING, "Activeflows currently running");
     describe_counter!(ACTIVEFLOW_STARTED_TOTAL, "Activeflows started");
     describe_counter!(ACTIVEFLOW_ENDED_TOTAL, "Activeflows ended, by end reason");
@@ -290,6 +338,14 @@ fn describe_all() {
         "INVITE received to final response sent"
     );
     describe_gauge!(MEDIA_SESSIONS_ACTIVE, "RTP sessions currently open");
+    describe_gauge!(
+        EXTERNAL_MEDIA_STREAMS_ACTIVE,
+        "External media streams (external_media_start) running, by encapsulation"
+    );
+    describe_counter!(
+        EXTERNAL_MEDIA_FRAMES_DROPPED_TOTAL,
+        "External media frames lost on a full queue (slow host or stalled session)"
+    );
     describe_counter!(RTP_PACKETS_SENT_TOTAL, "RTP packets sent");
     describe_counter!(RTP_PACKETS_RECEIVED_TOTAL, "Valid RTP packets received");
     describe_counter!(
@@ -386,6 +442,11 @@ fn describe_all() {
         "Webhook destinations with a queue and worker now, by queue (idle ones retire)"
     );
     describe_counter!(
+        OUTBOUND_CALL_REQUESTS_TOTAL,
+        "Outbound calls asked for by POST /v1/calls or the call action, by origin and result \
+         (placed, or refused before a leg existed); how placed calls end is in calls_total"
+    );
+    describe_counter!(
         OUTBOUND_REFUSED_TOTAL,
         "Outgoing work refused by a cap, by work: webhook_send (destination queue full), \
          message_send (capacity), tts and prompt_fetch (no slot within the wait)"
@@ -413,6 +474,11 @@ fn describe_all() {
 }
 
 fn register_zeroes() {
+    capacity::zeroes();
+    gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+    conference_zeroes();
+    cluster_zeroes();
+    cluster_events_zeroes();
     gauge!(ACTIVEFLOW_RUNNING).set(0.0);
     gauge!(CALLS_ACTIVE).set(0.0);
     gauge!(REGISTRATIONS_ACTIVE).set(0.0);
@@ -459,6 +525,10 @@ fn register_zeroes() {
     let _ = histogram!(ACTIVEFLOW_DURATION_SECONDS);
     let _ = histogram!(CALL_SETUP_SECONDS);
     gauge!(MEDIA_SESSIONS_ACTIVE).set(0.0);
+    for e in EXTERNAL_MEDIA_ENCAPSULATIONS {
+        gauge!(EXTERNAL_MEDIA_STREAMS_ACTIVE, "encapsulation" => *e).set(0.0);
+        counter!(EXTERNAL_MEDIA_FRAMES_DROPPED_TOTAL, "encapsulation" => *e).absolute(0);
+    }
     counter!(RTP_PACKETS_SENT_TOTAL).absolute(0);
     counter!(RTP_PACKETS_RECEIVED_TOTAL).absolute(0);
     counter!(RTP_LATE_TICKS_TOTAL).absolute(0);
@@ -495,6 +565,11 @@ fn register_zeroes() {
     }
     for w in OUTBOUND_WORK {
         counter!(OUTBOUND_REFUSED_TOTAL, "work" => *w).absolute(0);
+    }
+    for o in OUTBOUND_CALL_ORIGINS {
+        for r in OUTBOUND_CALL_RESULTS {
+            counter!(OUTBOUND_CALL_REQUESTS_TOTAL, "origin" => *o, "result" => *r).absolute(0);
+        }
     }
     for k in MEDIA_FILE_KINDS {
         counter!(MEDIA_FILES_PURGED_TOTAL, "kind" => *k).absolute(0);
@@ -722,6 +797,19 @@ pub fn media_session(opened: bool) {
     }
 }
 
+/// An external media stream started (`true`) or ended; `encapsulation` is one of
+/// [`EXTERNAL_MEDIA_ENCAPSULATIONS`]. At its end, the frames it dropped.
+pub fn external_media_stream(encapsulation: &'static str, started: bool, dropped: u64) {
+    let g = gauge!(EXTERNAL_MEDIA_STREAMS_ACTIVE, "encapsulation" => encapsulation);
+    if started {
+        g.increment(1.0);
+    } else {
+        g.decrement(1.0);
+        counter!(EXTERNAL_MEDIA_FRAMES_DROPPED_TOTAL, "encapsulation" => encapsulation)
+            .increment(dropped);
+    }
+}
+
 /// RTP packets sent and received since the last report (sessions batch them).
 pub fn rtp_packets(sent: u64, received: u64) {
     let p = per_call();
@@ -878,6 +966,12 @@ pub fn trunk_register_failure(trunk: &str) {
 }
 
 /// Outgoing work refused by a cap; `work` is one of [`OUTBOUND_WORK`].
+/// One outbound call asked for; `origin` is one of [`OUTBOUND_CALL_ORIGINS`].
+pub fn outbound_call_requested(origin: &'static str, placed: bool) {
+    let result = if placed { "placed" } else { "refused" };
+    counter!(OUTBOUND_CALL_REQUESTS_TOTAL, "origin" => origin, "result" => result).increment(1);
+}
+
 pub fn outbound_refused(work: &'static str) {
     counter!(OUTBOUND_REFUSED_TOTAL, "work" => work).increment(1);
 }
@@ -925,6 +1019,153 @@ pub fn flow_limit_exceeded(limit: &'static str) {
 /// A panic was contained in an actor of kind `actor` (one of [`ACTORS`]).
 pub fn actor_panic(actor: &'static str) {
     counter!(ACTOR_PANICS_TOTAL, "actor" => actor).increment(1);
+}
+
+// Conferences (`conference_join` / `confbridge_join`, src/conference).
+pub const CONFERENCE_ROOMS_ACTIVE: &str = "activeflow_conference_rooms_active";
+pub const CONFERENCE_PARTICIPANTS_ACTIVE: &str = "activeflow_conference_participants_active";
+pub const CONFERENCE_MIX_TICK_LATENESS_SECONDS: &str =
+    "activeflow_conference_mix_tick_lateness_seconds";
+pub const CONFERENCE_FRAMES_DROPPED_TOTAL: &str = "activeflow_conference_frames_dropped_total";
+/// Seconds buckets for a mixing tick's lateness: 0.1 ms to a whole tick and beyond.
+const CONFERENCE_LATENESS_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1,
+];
+
+fn describe_conference() {
+    describe_gauge!(CONFERENCE_ROOMS_ACTIVE, "Conference rooms that exist");
+    describe_gauge!(
+        CONFERENCE_PARTICIPANTS_ACTIVE,
+        "Participants in conference rooms"
+    );
+    describe_histogram!(
+        CONFERENCE_MIX_TICK_LATENESS_SECONDS,
+        metrics::Unit::Seconds,
+        "How late each 20 ms conference mixing tick ran after its scheduled instant"
+    );
+    describe_counter!(
+        CONFERENCE_FRAMES_DROPPED_TOTAL,
+        "Conference audio frames dropped, by where (one of CONFERENCE_DROP_POINTS)"
+    );
+}
+
+/// Where a conference frame can be dropped (`where` of
+/// `activeflow_conference_frames_dropped_total`): a session's frame the room's queue had no room
+/// for, a received frame trimmed from the room's jitter queue, a mix the session's queue had no
+/// room for, a mix trimmed from the session's jitter queue.
+pub const CONFERENCE_DROP_POINTS: [&str; 4] =
+    ["to_room", "room_jitter", "to_session", "session_jitter"];
+
+fn conference_zeroes() {
+    gauge!(CONFERENCE_ROOMS_ACTIVE).set(0.0);
+    gauge!(CONFERENCE_PARTICIPANTS_ACTIVE).set(0.0);
+    for at in CONFERENCE_DROP_POINTS {
+        counter!(CONFERENCE_FRAMES_DROPPED_TOTAL, "where" => at).absolute(0);
+    }
+    let _ = histogram!(CONFERENCE_MIX_TICK_LATENESS_SECONDS);
+}
+
+/// A room made (`1.0`) or removed (`-1.0`).
+pub fn conference_rooms(delta: f64) {
+    gauge!(CONFERENCE_ROOMS_ACTIVE).increment(delta);
+}
+
+/// A participant joined (`1.0`) or left (`-1.0`).
+pub fn conference_participants(delta: f64) {
+    gauge!(CONFERENCE_PARTICIPANTS_ACTIVE).increment(delta);
+}
+
+/// One mixing tick: how late it ran, the mixes it could not hand over and the received
+/// frames it trimmed.
+pub fn conference_tick(lateness: Duration, dropped: u64, jitter_dropped: u64) {
+    histogram!(CONFERENCE_MIX_TICK_LATENESS_SECONDS).record(lateness.as_secs_f64());
+    conference_frames_dropped("to_session", dropped);
+    conference_frames_dropped("room_jitter", jitter_dropped);
+}
+
+/// `n` conference frames dropped at `at` (one of [`CONFERENCE_DROP_POINTS`]).
+pub fn conference_frames_dropped(at: &'static str, n: u64) {
+    if n > 0 {
+        counter!(CONFERENCE_FRAMES_DROPPED_TOTAL, "where" => at).increment(n);
+    }
+}
+
+pub const CLUSTER_NODES: &str = "activeflow_cluster_nodes";
+pub const CLUSTER_NODES_DECLARED_LOST_TOTAL: &str = "activeflow_cluster_nodes_declared_lost_total";
+pub const CLUSTER_REJOINS_TOTAL: &str = "activeflow_cluster_rejoins_total";
+/// `state` values of `activeflow_cluster_nodes` (`cluster::beat::NodeState::as_str`).
+pub const CLUSTER_NODE_STATES: &[&str] = &["up", "draining", "lost"];
+
+fn describe_cluster() {
+    describe_gauge!(
+        CLUSTER_NODES,
+        "Cluster nodes as this node sees them (heartbeats and lost marks), by state"
+    );
+    describe_counter!(
+        CLUSTER_NODES_DECLARED_LOST_TOTAL,
+        "Node runs this node declared lost as the reaper lease holder"
+    );
+    describe_counter!(
+        CLUSTER_REJOINS_TOTAL,
+        "Times this node found itself declared lost, ended what it held and rejoined"
+    );
+}
+
+fn cluster_zeroes() {
+    for s in CLUSTER_NODE_STATES {
+        gauge!(CLUSTER_NODES, "state" => *s).set(0.0);
+    }
+    counter!(CLUSTER_NODES_DECLARED_LOST_TOTAL).absolute(0);
+    counter!(CLUSTER_REJOINS_TOTAL).absolute(0);
+}
+
+/// `activeflow_cluster_nodes{state}` now (`state` one of [`CLUSTER_NODE_STATES`]).
+pub fn cluster_nodes(state: &'static str, count: usize) {
+    gauge!(CLUSTER_NODES, "state" => state).set(count as f64);
+}
+
+pub fn cluster_node_declared_lost() {
+    counter!(CLUSTER_NODES_DECLARED_LOST_TOTAL).increment(1);
+}
+
+pub fn cluster_rejoined() {
+    counter!(CLUSTER_REJOINS_TOTAL).increment(1);
+}
+
+pub const CLUSTER_EVENTS_DROPPED_TOTAL: &str = "activeflow_cluster_events_dropped_total";
+
+/// Why an event did not reach the cluster's event stream (`reason` of
+/// `activeflow_cluster_events_dropped_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClusterEventDrop {
+    /// The publisher's queue was full (NATS slow or down).
+    QueueFull,
+    /// The NATS client refused the publish.
+    PublishFailed,
+    /// Published, but JetStream's ack never came (it may or may not be stored).
+    Unconfirmed,
+}
+
+/// `reason` values of `activeflow_cluster_events_dropped_total`, in [`ClusterEventDrop`] order.
+pub const CLUSTER_EVENT_DROP_REASONS: &[&str] = &["queue_full", "publish_failed", "unconfirmed"];
+
+fn describe_cluster_events() {
+    describe_counter!(
+        CLUSTER_EVENTS_DROPPED_TOTAL,
+        "Events of this node that did not reach the cluster's event stream (cluster mode)"
+    );
+}
+
+fn cluster_events_zeroes() {
+    for r in CLUSTER_EVENT_DROP_REASONS {
+        counter!(CLUSTER_EVENTS_DROPPED_TOTAL, "reason" => *r).absolute(0);
+    }
+}
+
+/// One event did not reach the cluster's event stream.
+pub fn cluster_event_dropped(reason: ClusterEventDrop) {
+    let r = CLUSTER_EVENT_DROP_REASONS[reason as usize];
+    counter!(CLUSTER_EVENTS_DROPPED_TOTAL, "reason" => r).increment(1);
 }
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! The drain sequence (DESIGN, STYLE §8): on SIGINT/SIGTERM stop taking INVITEs (503), give
+//! The drain sequence (ARCHITECTURE §16): on SIGINT/SIGTERM stop taking INVITEs (503), give
 //! running activeflows a grace period, end the rest with reason `shutdown` (their calls get BYE),
 //! give those BYEs a moment to be answered, remove trunk registrations (Expires: 0), then stop.
 //! The same drain runs when a watched part whose death is fatal dies (the storage writer, see
@@ -14,9 +14,9 @@ use crate::engine::{Drain, EndReason, StopAll};
 use crate::health::{Component, Health};
 
 /// How long BYEs sent at shutdown may take to be answered before the process exits.
-const BYE_WAIT: Duration = Duration::from_secs(2);
+pub const BYE_WAIT: Duration = Duration::from_secs(2);
 /// How long the registrars may take to answer our unregistering REGISTERs.
-const UNREGISTER_WAIT: Duration = Duration::from_secs(2);
+pub const UNREGISTER_WAIT: Duration = Duration::from_secs(2);
 /// Poll interval while waiting for counts to drop (shutdown only, not a hot path).
 const POLL: Duration = Duration::from_millis(20);
 
@@ -68,6 +68,9 @@ pub async fn drain(app: App, grace: Duration) -> usize {
         "shutdown: draining"
     );
     app.ready.store(false, Ordering::Relaxed);
+    if let Some(m) = app.cluster.as_ref().and_then(|c| c.membership()) {
+        m.set_draining();
+    }
     app.dispatcher.stop_accepting();
     for shard in app.supervisors.all() {
         shard.do_send(Drain);

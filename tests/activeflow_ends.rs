@@ -1,4 +1,4 @@
-//! Ending an activeflow tears its live call down (DESIGN §5): a `stop` action or an action error
+//! Ending an activeflow tears its live call down (ARCHITECTURE §8): a `stop` action or an action error
 //! hangs up an answered call with a BYE (RFC 3261 §15.1.1) and refuses an unanswered one with
 //! 603 (§21.6.2); and a panic in one activeflow's actor, or in one call session's, ends only
 //! that one (its caller gets a BYE) while the others on the same thread run on to their own ends.
@@ -111,7 +111,7 @@ fn stop_or_error_before_answer_declines_the_invite_with_603() {
     for (number, reason) in [("1", EndReason::StopAction), ("2", EndReason::Error)] {
         let call_id = format!("early-{number}@t");
         peer.send(&peer.invite(number, &call_id, &format!("z9hG4bK-early-{number}")));
-        // DESIGN §3: an end before answer for any reason but busy/noanswer is 603 Decline.
+        // ARCHITECTURE §6: an end before answer for any reason but busy/noanswer is 603 Decline.
         let fin = peer.recv_final();
         assert!(fin.starts_with("SIP/2.0 603"), "{number}: {fin}");
         assert_eq!(header(&fin, "Call-ID"), Some(call_id.as_str()));

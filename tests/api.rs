@@ -49,7 +49,7 @@ fn flows_crud_with_validation_errors_naming_the_field() {
             .contains("actions[0].option.duration"),
         "{err}"
     );
-    let unsupported = flow("t", json!([{"type": "conference_join", "option": {}}]));
+    let unsupported = flow("t", json!([{"type": "ai_talk", "option": {}}]));
     let (status, err) = post(&e, "/v1/flows", &unsupported);
     assert_eq!(status, 400);
     assert!(
@@ -454,6 +454,7 @@ fn openapi_lists_every_route() {
         ("get", "/v1/activeflows/{id}/variables"),
         ("put", "/v1/activeflows/{id}/variables"),
         ("get", "/v1/calls"),
+        ("post", "/v1/calls"),
         ("get", "/v1/calls/{id}"),
         ("post", "/v1/calls/{id}/hangup"),
         ("get", "/v1/recordings"),
@@ -463,6 +464,20 @@ fn openapi_lists_every_route() {
         ("get", "/v1/registrations"),
         ("get", "/v1/events"),
         ("get", "/v1/trunks"),
+        ("get", "/v1/queues"),
+        ("post", "/v1/queues"),
+        ("get", "/v1/queues/{id}"),
+        ("put", "/v1/queues/{id}"),
+        ("delete", "/v1/queues/{id}"),
+        ("get", "/v1/conferences"),
+        ("post", "/v1/conferences"),
+        ("get", "/v1/conferences/{id}"),
+        ("delete", "/v1/conferences/{id}"),
+        ("post", "/v1/conferences/{id}/participants/{call_id}/kick"),
+        ("post", "/v1/conferences/{id}/participants/{call_id}/mute"),
+        ("post", "/v1/conferences/{id}/participants/{call_id}/unmute"),
+        ("get", "/v1/nodes"),
+        ("get", "/v1/routes"),
         ("get", "/healthz"),
         ("get", "/readyz"),
         ("get", "/v1/openapi.json"),
@@ -507,7 +522,7 @@ fn openapi_lists_every_route() {
         let concrete = path.replace("{id}", &uuid::Uuid::new_v4().to_string());
         let (status, body) = http(e.api, &method.to_uppercase(), &concrete, Some("{}"));
         // An unknown id or an empty body is the client's fault: 2xx or 4xx with the error
-        // shape, never a 5xx (DESIGN §6: unknown ids are 404, never 500).
+        // shape, never a 5xx (ARCHITECTURE §9: unknown ids are 404, never 500).
         assert!(
             (200..500).contains(&status),
             "{method} {path} answered {status}: {body}"
@@ -730,7 +745,7 @@ fn on_complete_flow_id_chains_children_at_most_five_deep() {
     );
 }
 
-/// The keys DESIGN §4 seeds into an activeflow a SIP call starts.
+/// The keys ARCHITECTURE §7 seeds into an activeflow a SIP call starts.
 const SEEDED: [&str; 9] = [
     "activeflow.id",
     "activeflow.flow_id",

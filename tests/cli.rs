@@ -34,7 +34,7 @@ fn validate_accepts_the_shipped_flows_and_names_the_bad_field() {
     assert!(err.contains("actions[1].option.duration"), "{err}");
     let unsupported = temp_file(
         "conference.json",
-        r#"{"name": "t", "actions": [{"type": "conference_join"}]}"#,
+        r#"{"name": "t", "actions": [{"type": "ai_talk"}]}"#,
     );
     let out = bin()
         .arg("validate")
@@ -43,7 +43,7 @@ fn validate_accepts_the_shipped_flows_and_names_the_bad_field() {
         .expect("run");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains(r#"action type "conference_join" is not supported"#),
+        err.contains(r#"action type "ai_talk" is not supported"#),
         "{err}"
     );
 }

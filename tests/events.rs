@@ -8,161 +8,14 @@
 mod common;
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::io::Write;
+use std::net::{SocketAddr, TcpListener};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::sse::{Message, SseReader};
 use common::{http, TestEngine};
 use serde_json::{json, Value};
-
-/// One SSE message (comments are skipped by `next`, counted by `comments`).
-#[derive(Debug, Clone)]
-struct Message {
-    id: Option<u64>,
-    event: String,
-    data: Value,
-}
-
-/// A Server-Sent Events reader on a raw TCP connection (HTTP/1.1, chunked).
-struct SseReader {
-    reader: BufReader<TcpStream>,
-    /// Decoded body bytes not yet split into messages.
-    pending: String,
-    comments: Vec<String>,
-}
-
-impl SseReader {
-    /// Connects and reads the response head; panics unless 200 `text/event-stream`.
-    fn connect(api: SocketAddr, query: &str, last_event_id: Option<u64>) -> SseReader {
-        let stream = TcpStream::connect(api).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        let mut head = format!("GET /v1/events{query} HTTP/1.1\r\nHost: {api}\r\n");
-        if let Some(id) = last_event_id {
-            head.push_str(&format!("Last-Event-ID: {id}\r\n"));
-        }
-        head.push_str("\r\n");
-        (&stream).write_all(head.as_bytes()).unwrap();
-        let mut reader = BufReader::new(stream);
-        let mut lines = Vec::new();
-        loop {
-            let mut line = String::new();
-            reader.read_line(&mut line).unwrap();
-            if line.trim().is_empty() {
-                break;
-            }
-            lines.push(line.trim().to_ascii_lowercase());
-        }
-        assert!(lines[0].starts_with("http/1.1 200"), "{lines:?}");
-        assert!(
-            lines.iter().any(|l| l == "content-type: text/event-stream"),
-            "{lines:?}"
-        );
-        assert!(lines.iter().any(|l| l == "transfer-encoding: chunked"));
-        let mut sse = SseReader {
-            reader,
-            pending: String::new(),
-            comments: Vec::new(),
-        };
-        // The stream opens with a comment: from here on the subscription exists.
-        sse.read_block();
-        assert_eq!(sse.comments, [": activeflow events"]);
-        sse
-    }
-
-    /// Reads one HTTP chunk into `pending`.
-    fn read_chunk(&mut self) {
-        let mut size = String::new();
-        self.reader.read_line(&mut size).unwrap();
-        let n = usize::from_str_radix(size.trim(), 16)
-            .unwrap_or_else(|_| panic!("chunk size {size:?}"));
-        assert!(n > 0, "the stream ended");
-        let mut buf = vec![0u8; n + 2];
-        self.reader.read_exact(&mut buf).unwrap();
-        self.pending
-            .push_str(std::str::from_utf8(&buf[..n]).unwrap());
-    }
-
-    /// The next block (message or comment), blocking; comments are recorded and returned as
-    /// `None`.
-    fn read_block(&mut self) -> Option<Message> {
-        while !self.pending.contains("\n\n") {
-            self.read_chunk();
-        }
-        let end = self.pending.find("\n\n").unwrap();
-        let block: String = self.pending.drain(..end + 2).collect();
-        let (mut id, mut event, mut data) = (None, String::new(), String::new());
-        for line in block.lines() {
-            if line.starts_with(':') {
-                self.comments.push(line.to_owned());
-            } else if let Some(v) = line.strip_prefix("id: ") {
-                id = Some(v.parse().unwrap());
-            } else if let Some(v) = line.strip_prefix("event: ") {
-                event = v.to_owned();
-            } else if let Some(v) = line.strip_prefix("data: ") {
-                data = v.to_owned();
-            }
-        }
-        (!event.is_empty()).then(|| Message {
-            id,
-            event,
-            data: serde_json::from_str(&data).unwrap(),
-        })
-    }
-
-    /// The next message, skipping comments.
-    fn next(&mut self) -> Message {
-        loop {
-            if let Some(m) = self.read_block() {
-                return m;
-            }
-        }
-    }
-
-    /// Messages until `done` holds for the list (bounded by the socket's read timeout).
-    fn until(&mut self, done: impl Fn(&[Message]) -> bool) -> Vec<Message> {
-        let mut got = Vec::new();
-        while !done(&got) {
-            got.push(self.next());
-        }
-        got
-    }
-
-    /// Asserts nothing but comments arrive within `wait`.
-    fn assert_quiet(&mut self, wait: Duration) {
-        let deadline = Instant::now() + wait;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break;
-            }
-            if self.pending.contains("\n\n") || !self.reader.buffer().is_empty() {
-                if let Some(m) = self.read_block() {
-                    panic!("unexpected {m:?}");
-                }
-                continue;
-            }
-            self.reader.get_ref().set_read_timeout(Some(left)).unwrap();
-            let mut byte = [0u8; 1];
-            let arrived = self.reader.get_ref().peek(&mut byte);
-            self.reader
-                .get_ref()
-                .set_read_timeout(Some(Duration::from_secs(10)))
-                .unwrap();
-            match arrived {
-                Ok(0) => panic!("the stream closed"),
-                Ok(_) => {
-                    if let Some(m) = self.read_block() {
-                        panic!("unexpected {m:?}");
-                    }
-                }
-                Err(_) => break,
-            }
-        }
-    }
-}
 
 fn types(messages: &[Message]) -> Vec<&str> {
     messages.iter().map(|m| m.event.as_str()).collect()
@@ -574,11 +427,11 @@ fn webhook_metrics_are_exported_at_zero_from_start_up() {
     let (_engine, _sip, _api, metrics) = common::spawn_engine(&[]);
     let text = common::raw_get(metrics, "/metrics");
     for outcome in ["delivered", "failed", "dropped"] {
-        let series = format!("webhook_deliveries_total{{outcome=\"{outcome}\"}}");
+        let series = format!("activeflow_webhook_deliveries_total{{outcome=\"{outcome}\"}}");
         assert_eq!(common::metric(&text, &series), Some(0.0), "{series}");
     }
     assert_eq!(
-        common::metric(&text, "events_window_exceeded_total"),
+        common::metric(&text, "activeflow_events_window_exceeded_total"),
         Some(0.0)
     );
 }
@@ -618,8 +471,8 @@ fn stalled_server() -> (SocketAddr, Arc<(Mutex<bool>, std::sync::Condvar)>, Hook
 }
 
 /// README "Events": a full webhook queue drops the event and counts it
-/// (`webhook_deliveries_total{outcome="dropped"}`); the engine never waits for the receiver,
-/// and what was queued is delivered in order once the receiver answers again.
+/// (`activeflow_webhook_deliveries_total{outcome="dropped"}`); the engine never waits for the
+/// receiver, and what was queued is delivered in order once the receiver answers again.
 #[test]
 fn a_full_webhook_queue_drops_and_counts_without_holding_up_the_engine() {
     let (server, gate, hooks) = stalled_server();
@@ -634,7 +487,7 @@ fn a_full_webhook_queue_drops_and_counts_without_holding_up_the_engine() {
         let text = common::raw_get(metrics, "/metrics");
         common::metric(
             &text,
-            &format!("webhook_deliveries_total{{outcome=\"{o}\"}}"),
+            &format!("activeflow_webhook_deliveries_total{{outcome=\"{o}\"}}"),
         )
         .unwrap()
     };

@@ -7,15 +7,13 @@
 
 mod common;
 
-use std::net::{SocketAddr, UdpSocket};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use activeflow::engine::{EndReason, Status};
 use common::peers::{private_dir, Peer};
-use common::{executed_types, flow, free_port, start, TestEngine};
-use serde_json::json;
+use common::{answer_hold_hangup, executed_types, free_port, start, TestEngine};
 
 /// How long a step may take on a loaded 2-core machine before the test gives up.
 const PATIENCE: Duration = Duration::from_secs(20);
@@ -25,14 +23,7 @@ const LOG_WAIT: Duration = Duration::from_secs(3);
 /// answer, then hold for a minute: the call ends by the caller's BYE or an operator stop.
 fn engine() -> TestEngine {
     start(
-        &[flow(
-            "hold",
-            json!([
-                {"type": "answer"},
-                {"type": "sleep", "option": {"duration": 60000}},
-                {"type": "hangup"}
-            ]),
-        )],
+        &[answer_hold_hangup("hold", 60000)],
         &[("200", "hold")],
         &[],
     )
@@ -64,47 +55,12 @@ impl Proxy {
     /// With `defines` (`-A NAME="value"`) for the config, e.g. `RR_ADDRESS`, and a second
     /// address to listen on.
     fn start_with(engine: SocketAddr, defines: &[String], also: Option<u16>) -> Proxy {
-        let bin = kamailio_bin();
-        common::require(bin);
         let config = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/kamailio/proxy.cfg");
         let dir = private_dir("kamailio");
         let mut defines = defines.to_vec();
         defines.push(format!("ENGINE_URI=\"sip:{engine}\""));
-        let defines: Vec<&str> = defines.iter().flat_map(|d| ["-A", d.as_str()]).collect();
-        // The config must be valid as shipped, before we rely on it.
-        let check = Command::new(bin)
-            .current_dir(&dir)
-            .args(["-c", "-f"])
-            .arg(&config)
-            .args(&defines)
-            .output()
-            .expect("kamailio -c");
-        assert!(
-            check.status.success(),
-            "kamailio -c -f {}: {}",
-            config.display(),
-            String::from_utf8_lossy(&check.stderr)
-        );
-        let port = free_port();
-        let mut cmd = Command::new(bin);
-        cmd.current_dir(&dir)
-            .args(["-DD", "-E", "-f"])
-            .arg(&config)
-            .args(["-l", &format!("udp:127.0.0.1:{port}")])
-            .args(&defines)
-            .args(
-                also.iter()
-                    .flat_map(|p| ["-l".to_string(), format!("udp:127.0.0.1:{p}")]),
-            )
-            .arg("-Y")
-            .arg(&dir)
-            .arg("-P")
-            .arg(dir.join("kamailio.pid"))
-            .args(["-m", "32", "-M", "4"]);
-        // SIGTERM on drop: its main process then stops the workers it forked.
-        let kamailio = Peer::spawn("kamailio", cmd).terminate_on_drop();
-        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-        wait_ready(&kamailio, addr);
+        let (kamailio, addr) =
+            common::kamailio::spawn(&config, &dir, &defines, also.as_slice(), (32, 4));
         Proxy {
             kamailio,
             addr,
@@ -139,49 +95,6 @@ impl Proxy {
 
     fn log(&self) -> String {
         self.kamailio.output().join("\n")
-    }
-}
-
-/// Debian installs Kamailio in /usr/sbin, which a non-root PATH may lack.
-fn kamailio_bin() -> &'static str {
-    let on_path = Command::new("kamailio")
-        .arg("-v")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if on_path {
-        "kamailio"
-    } else {
-        "/usr/sbin/kamailio"
-    }
-}
-
-/// Polls the proxy with OPTIONS (answered by its own config) until it answers: no fixed sleep.
-fn wait_ready(kamailio: &Peer, addr: SocketAddr) {
-    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-    socket
-        .set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
-    let me = socket.local_addr().unwrap();
-    let deadline = Instant::now() + PATIENCE;
-    for n in 0.. {
-        let probe = format!(
-            "OPTIONS sip:{addr} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-probe-{n}\r\n\
-             From: <sip:probe@{me}>;tag=probe\r\nTo: <sip:{addr}>\r\nCall-ID: probe-{n}@{me}\r\n\
-             CSeq: {n} OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
-            n = n + 1
-        );
-        socket.send_to(probe.as_bytes(), addr).unwrap();
-        let mut buf = [0u8; 4096];
-        if let Ok((len, _)) = socket.recv_from(&mut buf) {
-            if buf[..len].starts_with(b"SIP/2.0 200") {
-                return;
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "kamailio did not answer OPTIONS on {addr}; its output:\n{}",
-            kamailio.output().join("\n")
-        );
     }
 }
 

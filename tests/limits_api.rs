@@ -396,18 +396,21 @@ fn event_stream_readers_beyond_the_cap_get_503_with_retry_after() {
     let (_second, head) = open_stream(api);
     assert!(head[0].starts_with("http/1.1 200"), "{head:?}");
     common::wait_until("2 readers counted", Duration::from_secs(5), || {
-        (common::scrape(metrics, "events_readers") == 2.0).then_some(())
+        (common::scrape(metrics, "activeflow_events_readers") == 2.0).then_some(())
     });
     let refused = local(api, "GET", "/v1/events", None);
     assert_eq!(refused.status, 503, "{}", refused.body);
     assert_eq!(refused.header("retry-after"), Some("5"));
     let message = refused.body["error"]["message"].as_str().unwrap();
     assert!(message.contains("events.max_readers"), "{message}");
-    assert_eq!(common::scrape(metrics, "events_readers_refused_total"), 1.0);
+    assert_eq!(
+        common::scrape(metrics, "activeflow_events_readers_refused_total"),
+        1.0
+    );
     // A reader that leaves frees its place.
     drop(first);
     common::wait_until("a reader gone", Duration::from_secs(10), || {
-        (common::scrape(metrics, "events_readers") == 1.0).then_some(())
+        (common::scrape(metrics, "activeflow_events_readers") == 1.0).then_some(())
     });
     let (_third, head) = open_stream(api);
     assert!(head[0].starts_with("http/1.1 200"), "{head:?}");
@@ -515,7 +518,7 @@ fn a_reader_that_never_reads_is_dropped_and_resumes_behind_the_window() {
     common::wait_until(
         "the stalled reader subscribed",
         Duration::from_secs(5),
-        || (common::scrape(metrics, "events_readers") == 1.0).then_some(()),
+        || (common::scrape(metrics, "activeflow_events_readers") == 1.0).then_some(()),
     );
     // Each activeflow publishes ~800 updates carrying a 4 KiB option: megabytes of events,
     // far beyond the socket buffers, for a reader that takes none of them.
@@ -531,13 +534,16 @@ fn a_reader_that_never_reads_is_dropped_and_resumes_behind_the_window() {
     common::wait_until(
         "the stalled reader dropped",
         Duration::from_secs(30),
-        || (common::scrape(metrics, "events_readers_dropped_total") == 1.0).then_some(()),
+        || {
+            (common::scrape(metrics, "activeflow_events_readers_dropped_total") == 1.0)
+                .then_some(())
+        },
     );
     // Dropped, but its connection (and its buffers) are still held, and so is its place
     // among max_readers: actix polls no body whose socket takes nothing.
     for _ in 0..5 {
         std::thread::sleep(Duration::from_millis(200));
-        assert_eq!(common::scrape(metrics, "events_readers"), 1.0);
+        assert_eq!(common::scrape(metrics, "activeflow_events_readers"), 1.0);
     }
     let refused = local(api, "GET", "/v1/events", None);
     assert_eq!(refused.status, 503, "{}", refused.body);
@@ -546,7 +552,7 @@ fn a_reader_that_never_reads_is_dropped_and_resumes_behind_the_window() {
     common::wait_until(
         "the stalled reader's place freed",
         Duration::from_secs(10),
-        || (common::scrape(metrics, "events_readers") == 0.0).then_some(()),
+        || (common::scrape(metrics, "activeflow_events_readers") == 0.0).then_some(()),
     );
     // Its place is free (max_readers 1); resuming from an id long gone says so, then goes on.
     let stream = TcpStream::connect(api).unwrap();

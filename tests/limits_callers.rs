@@ -1,8 +1,8 @@
 //! Callers cannot exhaust the engine (issue 16), over real UDP and TCP sockets with raw peers:
 //! the per-source rate limit for requests outside a dialog (503 + Retry-After for INVITE,
-//! RFC 3261 §21.5.4; others dropped; exempt sources; `sip_rate_limited_total`), the per-dialog
-//! cap on server transactions, RTP ports held only by answered calls and freed at Timer H
-//! (RFC 3261 §17.2.1), and the message size and header count caps on both transports.
+//! RFC 3261 §21.5.4; others dropped; exempt sources; `activeflow_sip_rate_limited_total`), the
+//! per-dialog cap on server transactions, RTP ports held only by answered calls and freed at Timer
+//! H (RFC 3261 §17.2.1), and the message size and header count caps on both transports.
 #![allow(clippy::unwrap_used)] // test helpers: a failed unwrap is a failed test
 
 mod common;
@@ -72,7 +72,10 @@ fn a_flooding_source_is_limited_alone_and_counted() {
     let answered = status_lines(&drain(&flooder), "SIP/2.0 200").len();
     // (A loaded machine may stretch the burst's arrival over a few refills.)
     assert!((5..=10).contains(&answered), "{answered} OPTIONS answered");
-    let dropped = scrape(e.metrics, "sip_rate_limited_total{method=\"OPTIONS\"}");
+    let dropped = scrape(
+        e.metrics,
+        "activeflow_sip_rate_limited_total{method=\"OPTIONS\"}",
+    );
     assert_eq!(dropped as usize, 30 - answered);
 
     // New INVITEs over the rate get 503 + Retry-After; those within it go on to admission
@@ -89,8 +92,16 @@ fn a_flooding_source_is_limited_alone_and_counted() {
     for r in &refused {
         assert_eq!(header(r, "Retry-After"), Some("1"), "{r}");
     }
-    let limited = scrape(e.metrics, "sip_rate_limited_total{method=\"INVITE\"}");
+    let limited = scrape(
+        e.metrics,
+        "activeflow_sip_rate_limited_total{method=\"INVITE\"}",
+    );
     assert_eq!(limited as usize, 20 - admitted);
+    let answered_503 = scrape(
+        e.metrics,
+        "activeflow_sip_unavailable_total{reason=\"rate_limited\"}",
+    );
+    assert_eq!(answered_503 as usize, refused.len());
 
     // Requests the transport answers itself (an extension method's 501, RFC 3261 §8.2.1; a
     // malformed request's 400) pass the same limit: a flood of them is not reflected.
@@ -103,7 +114,10 @@ fn a_flooding_source_is_limited_alone_and_counted() {
         (5..=10).contains(&not_implemented),
         "{not_implemented} answered"
     );
-    let limited = scrape(e.metrics, "sip_rate_limited_total{method=\"OTHER\"}");
+    let limited = scrape(
+        e.metrics,
+        "activeflow_sip_rate_limited_total{method=\"OTHER\"}",
+    );
     assert_eq!(limited as usize, 20 - not_implemented);
 
     // Another source is not charged for the flood; an exempt one (a trunk's proxy) never is.

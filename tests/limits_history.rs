@@ -137,8 +137,8 @@ fn row(id: &str, sequence: u64, variables: Option<String>) -> ActiveflowRow {
 /// write lock another connection takes on the file, so the writer's next transaction holds all
 /// five. The three good writes commit; the big one is stored without its variables (its end
 /// kept); the duplicate is left out and acknowledged `false`; both count in
-/// `storage_write_rejected_total`. (Before: the one transaction failed, and every write of the
-/// batch was lost.)
+/// `activeflow_storage_write_rejected_total`. (Before: the one transaction failed, and every write
+/// of the batch was lost.)
 #[test]
 fn a_write_that_fails_on_its_own_is_dropped_and_the_rest_of_its_batch_commits() {
     let metrics = activeflow::metrics::install().expect("the only recorder in this process");
@@ -180,6 +180,8 @@ fn a_write_that_fails_on_its_own_is_dropped_and_the_rest_of_its_batch_commits() 
         peer: "127.0.0.1:5060/udp".to_owned(),
         status: "ended",
         end_cause: Some("normal".to_owned()),
+        end_code: None,
+        codec: None,
         tm_create: "2026-12-04T12:00:00.000000Z".to_owned(),
         tm_answer: None,
         tm_end: Some("2026-12-04T12:00:01.000000Z".to_owned()),
@@ -224,7 +226,7 @@ fn a_write_that_fails_on_its_own_is_dropped_and_the_rest_of_its_batch_commits() 
         .is_some());
     let text = metrics.render();
     assert_eq!(
-        common::metric(&text, "storage_write_rejected_total"),
+        common::metric(&text, "activeflow_storage_write_rejected_total"),
         Some(2.0),
         "{text}"
     );
@@ -422,10 +424,11 @@ fn fill(path: &Path) {
 }
 
 /// The database on a 4 MiB tmpfs. Filled up, commits fail (SQLITE_FULL): `/readyz` answers
-/// 503 naming `storage`, `component_up{component="storage"}` is 0, `storage_write_errors_total`
-/// counts, the engine logs it (one line, not one per attempt), and SIPp's calls still all
-/// complete; the API shows them ended while the file does not have them. Space returns: within
-/// the writer's back-off the held-back ends (and calls) are committed and `/readyz` is 200.
+/// 503 naming `storage`, `activeflow_component_up{component="storage"}` is 0,
+/// `activeflow_storage_write_errors_total` counts, the engine logs it (one line, not one per
+/// attempt), and SIPp's calls still all complete; the API shows them ended while the file does not
+/// have them. Space returns: within the writer's back-off the held-back ends (and calls) are
+/// committed and `/readyz` is 200.
 #[test]
 fn a_full_disk_fails_writes_visibly_calls_go_on_and_writing_resumes() {
     let dir = scratch("tmpfs");
@@ -453,9 +456,9 @@ fn a_full_disk_fails_writes_visibly_calls_go_on_and_writing_resumes() {
         (all.iter().filter(|a| a["status"] == "ended").count() == 6).then_some(())
     });
     let text = common::raw_get(engine.metrics, "/metrics");
-    let up = common::metric(&text, "component_up{component=\"storage\"}");
+    let up = common::metric(&text, "activeflow_component_up{component=\"storage\"}");
     assert_eq!(up, Some(0.0), "storage reported down");
-    let errors = common::metric(&text, "storage_write_errors_total").unwrap();
+    let errors = common::metric(&text, "activeflow_storage_write_errors_total").unwrap();
     assert!(errors >= 1.0, "failed commits counted: {errors}");
     assert_eq!(
         stored_ended(&db).len(),

@@ -121,7 +121,8 @@ fn proxy_variables_cannot_carry_flow_http_past_the_policy() {
 
 /// Non-`sync` `webhook_send` joins its destination's bounded queue (`http.webhook_queue`): with
 /// a destination that never answers, one request in flight and two waiting, the rest of a burst
-/// fail as action errors at once (the flow goes on), counted in `outbound_refused_total`.
+/// fail as action errors at once (the flow goes on), counted in
+/// `activeflow_outbound_refused_total`.
 #[test]
 fn a_full_webhook_queue_fails_the_action_and_the_flow_goes_on() {
     let (stuck, connections) = silent_listener();
@@ -153,7 +154,7 @@ fn a_full_webhook_queue_fails_the_action_and_the_flow_goes_on() {
     assert_eq!(r.len(), 9, "the flow went on: {a}");
     let counted = common::scrape(
         engine.metrics,
-        "outbound_refused_total{work=\"webhook_send\"}",
+        "activeflow_outbound_refused_total{work=\"webhook_send\"}",
     );
     assert_eq!(counted, refused.len() as f64);
     assert!(
@@ -163,7 +164,7 @@ fn a_full_webhook_queue_fails_the_action_and_the_flow_goes_on() {
     assert_eq!(
         common::scrape(
             engine.metrics,
-            "webhook_workers_active{queue=\"webhook_send\"}"
+            "activeflow_webhook_workers_active{queue=\"webhook_send\"}"
         ),
         1.0
     );
@@ -217,7 +218,7 @@ fn outstanding_messages_count_against_capacity() {
     assert_eq!(
         common::scrape(
             engine.metrics,
-            "outbound_refused_total{work=\"message_send\"}"
+            "activeflow_outbound_refused_total{work=\"message_send\"}"
         ),
         2.0
     );

@@ -121,13 +121,14 @@ fn recordings_past_retention_are_purged_at_start() {
         (!old.exists()).then_some(())
     });
     assert!(new.exists() && other.exists());
-    assert_eq!(
-        common::scrape(
+    // The file goes before the counter moves: wait for the count rather than read it once.
+    common::wait_until("the purge counted", Duration::from_secs(10), || {
+        let n = common::scrape(
             engine.metrics,
-            "media_files_purged_total{kind=\"recording\"}"
-        ),
-        1.0
-    );
+            "activeflow_media_files_purged_total{kind=\"recording\"}",
+        );
+        (n == 1.0).then_some(())
+    });
     drop(engine);
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -124,8 +124,8 @@ const READ_LATENESS: Duration = Duration::from_millis(250);
 /// Checks RTP numbering and pacing of one talk-spurt of audio packets (RFC 3550 §5.1, RFC 3551
 /// §4.5: 8 kHz, 160 samples per 20 ms packet). The engine sends on a grid anchored at the
 /// session's start and, when its thread stalled more than three ticks, skips ticks rather than
-/// bursting (README "Media"; `rtp_late_ticks_total`): the sequence number still steps by one,
-/// the timestamp steps by a multiple of 160, and the timestamps stay in step with the arrival
+/// bursting (README "Media"; `activeflow_rtp_late_ticks_total`): the sequence number still steps by
+/// one, the timestamp steps by a multiple of 160, and the timestamps stay in step with the arrival
 /// times (no packet earlier than its grid slot, none later than the engine's and this reader's
 /// lateness allow). Returns how many ticks were skipped.
 fn assert_paced(audio: &[Packet]) -> u32 {

@@ -158,11 +158,11 @@ fn spawn_binary() -> (common::Spawned, PathBuf) {
 }
 
 /// RFC 3261 §22.4 and the fail2ban-style limit, on the binary: alice registers
-/// (`registrations_active` 1); then a wrong password gets a fresh 401 each time; the 5th
+/// (`activeflow_registrations_active` 1); then a wrong password gets a fresh 401 each time; the 5th
 /// failure within the window (`sip.auth_fail_limit` 5) bans the source, so the 5th wrong
 /// REGISTER and then even a right one get no answer at all, and a new TCP connection from it
-/// is closed at accept. `sip_auth_failures_total` counts the 5 wrong passwords,
-/// `sip_auth_banned_total` the ban.
+/// is closed at accept. `activeflow_sip_auth_failures_total` counts the 5 wrong passwords,
+/// `activeflow_sip_auth_banned_total` the ban.
 #[test]
 fn wrong_passwords_get_401_then_the_source_is_banned() {
     let (engine, dir) = spawn_binary();
@@ -172,8 +172,8 @@ fn wrong_passwords_get_401_then_the_source_is_banned() {
         !tcp_closed_at_accept(engine.sip),
         "connection refused before any ban"
     );
-    assert_eq!(scrape("registrations_active"), 0.0);
-    assert_eq!(scrape("sip_auth_banned_total"), 0.0);
+    assert_eq!(scrape("activeflow_registrations_active"), 0.0);
+    assert_eq!(scrape("activeflow_sip_auth_banned_total"), 0.0);
     sipp(
         engine.sip,
         "uac_register_auth.xml",
@@ -181,7 +181,7 @@ fn wrong_passwords_get_401_then_the_source_is_banned() {
         &register_args("secret", "120"),
     )
     .assert_all_ok(1);
-    assert_eq!(scrape("registrations_active"), 1.0);
+    assert_eq!(scrape("activeflow_registrations_active"), 1.0);
     let refused = |m: &str| {
         sipp(
             engine.sip,
@@ -193,10 +193,10 @@ fn wrong_passwords_get_401_then_the_source_is_banned() {
     // Four failures: each answered 401 again.
     refused("4").assert_all_ok(4);
     assert_eq!(
-        scrape(r#"sip_auth_failures_total{reason="wrong_password"}"#),
+        scrape(r#"activeflow_sip_auth_failures_total{reason="wrong_password"}"#),
         4.0
     );
-    assert_eq!(scrape("sip_auth_banned_total"), 0.0);
+    assert_eq!(scrape("activeflow_sip_auth_banned_total"), 0.0);
     // The fifth bans: its wrong REGISTER gets no 401 (SIPp's 1 s wait runs out).
     let run = refused("1");
     assert_eq!((run.successful, run.failed), (0, 1), "{}", run.errors);
@@ -219,17 +219,17 @@ fn wrong_passwords_get_401_then_the_source_is_banned() {
         run.errors
     );
     assert_eq!(
-        scrape(r#"sip_auth_failures_total{reason="wrong_password"}"#),
+        scrape(r#"activeflow_sip_auth_failures_total{reason="wrong_password"}"#),
         5.0
     );
-    assert_eq!(scrape("sip_auth_banned_total"), 1.0);
+    assert_eq!(scrape("activeflow_sip_auth_banned_total"), 1.0);
     // Banned, the source gets no new SIP/TCP connection either: closed at accept.
     assert!(
         tcp_closed_at_accept(engine.sip),
         "a banned source's connection was kept"
     );
     assert_eq!(
-        scrape(r#"sip_tcp_connections_refused_total{reason="banned"}"#),
+        scrape(r#"activeflow_sip_tcp_connections_refused_total{reason="banned"}"#),
         1.0
     );
     drop(engine);

@@ -1,7 +1,7 @@
 //! Metrics checked by the real peers: a real Prometheus scrapes the `activeflow` binary while it
 //! serves a small SIPp load, every `expr` of every shipped Grafana dashboard must then return at
 //! least one sample and no NaN through Prometheus's HTTP query API, and `promtool check metrics`
-//! must accept the exposition. Also from the exposition itself: every DESIGN §7 name exported at
+//! must accept the exposition. Also from the exposition itself: every ARCHITECTURE §13 name exported at
 //! zero from start-up, and no label value that is an id, a number or a URI after calls.
 
 #![allow(clippy::unwrap_used)] // test helpers: a failed unwrap is a failed test
@@ -13,61 +13,8 @@ use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::prometheus::{encode, query};
 use serde_json::Value;
-
-fn start_prometheus(metrics: SocketAddr) -> (common::Reaper, SocketAddr) {
-    let dir = std::env::temp_dir().join(format!(
-        "activeflow-prom-{}-{}",
-        std::process::id(),
-        common::free_port()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    let config = format!(
-        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: activeflow\n    \
-         metrics_path: /metrics\n    static_configs:\n      - targets: ['{metrics}']\n"
-    );
-    std::fs::write(dir.join("prometheus.yml"), config).unwrap();
-    let listen: SocketAddr = format!("127.0.0.1:{}", common::free_port())
-        .parse()
-        .unwrap();
-    let child = Command::new("prometheus")
-        .arg(format!(
-            "--config.file={}",
-            dir.join("prometheus.yml").display()
-        ))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.join("data").display()
-        ))
-        .arg(format!("--web.listen-address={listen}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start prometheus");
-    (common::Reaper(child), listen)
-}
-
-fn encode(q: &str) -> String {
-    q.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-fn query(prom: SocketAddr, q: &str) -> Value {
-    let (status, body) = common::http(
-        prom,
-        "GET",
-        &format!("/api/v1/query?query={}", encode(q)),
-        None,
-    );
-    assert_eq!(status, 200, "{q}: {body}");
-    body
-}
 
 /// Polls until `done` or panics after `limit` (peers start asynchronously; bounded waiting).
 fn eventually(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
@@ -79,8 +26,10 @@ fn eventually(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
 }
 
 /// Every query of every dashboard in `grafana/dashboards/`, as (dashboard file, panel title,
-/// expr).
-fn dashboard_queries() -> Vec<(String, String, String)> {
+/// expr), with the dashboards' variables set to this engine: `$job` the scrape job, `$instance`
+/// its metrics address (what Grafana would put there), and `$__rate_interval` one minute (what
+/// Grafana gives it at a 15 s scrape: four scrape intervals).
+fn dashboard_queries(instance: SocketAddr) -> Vec<(String, String, String)> {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/grafana/dashboards");
     let mut out = Vec::new();
     fn walk(file: &str, v: &Value, title: &str, out: &mut Vec<(String, String, String)>) {
@@ -107,6 +56,12 @@ fn dashboard_queries() -> Vec<(String, String, String)> {
         let dash: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
         let file = path.file_name().unwrap().to_string_lossy().into_owned();
         walk(&file, &dash, "", &mut out);
+    }
+    for (_, _, expr) in &mut out {
+        *expr = expr
+            .replace("$__rate_interval", "1m")
+            .replace("$job", "activeflow")
+            .replace("$instance", &instance.to_string());
     }
     out
 }
@@ -147,7 +102,8 @@ fn prometheus_scrapes_the_engine_and_every_dashboard_query_returns_data() {
     common::require("prometheus");
     common::require("promtool");
     let (mut engine, sip, _api, metrics) = common::spawn_engine(&[]);
-    let (_prom, prom) = start_prometheus(metrics);
+    let prometheus = common::prometheus::start(metrics);
+    let prom = prometheus.addr;
     eventually(
         "prometheus scraping the engine",
         Duration::from_secs(60),
@@ -179,7 +135,7 @@ fn prometheus_scrapes_the_engine_and_every_dashboard_query_returns_data() {
     // Two more scrapes after the last change, so `rate` sees it between samples.
     std::thread::sleep(Duration::from_millis(2500));
 
-    let queries = dashboard_queries();
+    let queries = dashboard_queries(metrics);
     assert!(
         queries.len() >= 15,
         "dashboards have only {} queries",
@@ -280,7 +236,7 @@ fn samples(text: &str) -> Vec<Sample> {
     out
 }
 
-/// A metric of DESIGN §7: name, type, and label values the design itself names.
+/// A metric of ARCHITECTURE §13: name, type, and label values the design itself names.
 type DesignMetric = (
     &'static str,
     &'static str,
@@ -410,6 +366,8 @@ fn allowed_label(key: &str, value: &str) -> bool {
         // Bucket bounds and quantiles are the exposition's own numbers.
         "le" | "quantile" => value == "+Inf" || value.parse::<f64>().is_ok(),
         "code" => value.len() == 3 && value.bytes().all(|b| b.is_ascii_digit()),
+        // `activeflow_build_info`: the binary's own version, one per process.
+        "version" => value == env!("CARGO_PKG_VERSION"),
         "method" => !value.is_empty() && value.bytes().all(|b| b.is_ascii_uppercase()),
         _ => {
             !value.is_empty()

@@ -1,4 +1,4 @@
-//! The drain of the real binary on SIGTERM and on SIGINT (README, STYLE §8), with a call up:
+//! The drain of the real binary on SIGTERM and on SIGINT (README, ARCHITECTURE §16), with a call up:
 //! `/readyz` turns 503 at once, new INVITEs get 503 (RFC 3261 §21.5.4) and `POST
 //! /v1/activeflows` 503, the running activeflow keeps its call through the grace period and is
 //! then ended `shutdown` with a BYE (RFC 3261 §15.1.1), and the process exits 0.
@@ -79,6 +79,8 @@ fn drain_on(signal: &str) {
     late.send(&late.invite("1", &format!("late-{signal}@t"), "z9hG4bK-late-drain"));
     let refused = late.recv_final();
     assert!(refused.starts_with("SIP/2.0 503"), "{signal}: {refused}");
+    let reason = "activeflow_sip_unavailable_total{reason=\"shutting_down\"}";
+    assert_eq!(common::scrape(engine.metrics, reason), 1.0, "{signal}");
     let body = json!({"actions": [{"type": "sleep", "option": {"duration": 1000}}]}).to_string();
     let (status, err) = common::http(engine.api, "POST", "/v1/activeflows", Some(&body));
     assert_eq!(status, 503, "{signal}: {err}");

@@ -13,26 +13,12 @@ use serde_json::json;
 
 /// answer, sleep 300 ms, hangup — the engine sends the BYE.
 fn short_flow() -> serde_json::Value {
-    flow(
-        "short",
-        json!([
-            {"type": "answer"},
-            {"type": "sleep", "option": {"duration": 300}},
-            {"type": "hangup"}
-        ]),
-    )
+    common::answer_hold_hangup("short", 300)
 }
 
 /// answer, then hold for a minute.
 fn hold_flow() -> serde_json::Value {
-    flow(
-        "hold",
-        json!([
-            {"type": "answer"},
-            {"type": "sleep", "option": {"duration": 60000}},
-            {"type": "hangup"}
-        ]),
-    )
+    common::answer_hold_hangup("hold", 60000)
 }
 
 /// Waits 5 s before answering (room to cancel).

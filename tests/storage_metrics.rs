@@ -1,7 +1,7 @@
 //! The storage counters across a failed commit and a row rejected on its own (`storage`
-//! module docs): `storage_writes_total` counts each write once, as queued, when it is committed
-//! (not the folded batch of the attempt that succeeded, nor a write left out whole);
-//! `storage_write_errors_total` counts failed commit attempts.
+//! module docs): `activeflow_storage_writes_total` counts each write once, as queued, when it is
+//! committed (not the folded batch of the attempt that succeeded, nor a write left out whole);
+//! `activeflow_storage_write_errors_total` counts failed commit attempts.
 
 #![allow(clippy::unwrap_used)] // test helpers: a failed unwrap is a failed test
 
@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use activeflow::health::Health;
 use activeflow::storage::{
-    ActiveflowRow, FlowRow, FlowSource, Recovery, Storage, StorageError, Store, Stored, Write,
-    WriteKind,
+    ActiveflowRow, EndedCall, EndedCursor, EndedRange, FlowRow, FlowSource, Recovery, Storage,
+    StorageError, Store, Stored, Write, WriteKind,
 };
 use serde_json::Value;
 
@@ -101,6 +101,14 @@ impl Store for Scripted {
     fn call(&self, _: &str) -> Result<Option<Stored>, StorageError> {
         Ok(None)
     }
+    fn ended_calls(
+        &self,
+        _: &EndedRange,
+        _: Option<&EndedCursor>,
+        _: usize,
+    ) -> Result<Vec<EndedCall>, StorageError> {
+        Ok(Vec::new())
+    }
 }
 
 /// One activeflow's progress (`running`) or its end, as the actor writes it.
@@ -169,10 +177,18 @@ fn a_retried_batch_counts_each_write_once_and_not_the_ones_left_out() {
 
     let text = metrics.render();
     // The barrier, the three activeflow writes, the good delete, the flush's barrier.
-    assert_eq!(counter(&text, "storage_writes_total"), 6.0, "{text}");
-    assert_eq!(counter(&text, "storage_write_errors_total"), 1.0, "{text}");
     assert_eq!(
-        counter(&text, "storage_write_rejected_total"),
+        counter(&text, "activeflow_storage_writes_total"),
+        6.0,
+        "{text}"
+    );
+    assert_eq!(
+        counter(&text, "activeflow_storage_write_errors_total"),
+        1.0,
+        "{text}"
+    );
+    assert_eq!(
+        counter(&text, "activeflow_storage_write_rejected_total"),
         1.0,
         "{text}"
     );

@@ -1,8 +1,10 @@
 //! The storage queue when it is full (README "Storage", `storage` module docs), driven through
-//! the public `Storage` handle over a real SQLite store whose commits a test gate holds back:
+//! the public `Storage` handle over a real store (SQLite, then PostgreSQL: issue 20) whose
+//! commits a test gate holds back:
 //! a running activeflow's progress write is refused at once and counted
-//! (`storage_queue_full_total{kind="running"}`), an end is counted (`kind="ended"`) but never
-//! dropped: it waits on a task, without blocking the caller, and is committed once there is room.
+//! (`activeflow_storage_queue_full_total{kind="running"}`), an end is counted (`kind="ended"`) but
+//! never dropped: it waits on a task, without blocking the caller, and is committed once there is
+//! room.
 
 #![allow(clippy::unwrap_used)] // test helpers: a failed unwrap is a failed test
 
@@ -12,14 +14,16 @@ use std::time::{Duration, Instant};
 
 use activeflow::health::Health;
 use activeflow::storage::{
-    ActiveflowRow, FlowRow, FlowSource, Recovery, SqliteStore, Storage, StorageError, Store,
-    Stored, Write, WriteKind, QUEUE_CAPACITY,
+    ActiveflowRow, EndedCall, EndedCursor, EndedRange, FlowRow, FlowSource, PgOptions, PgStore,
+    Recovery, SqliteStore, Storage, StorageError, Store, Stored, Write, WriteKind, QUEUE_CAPACITY,
 };
 use serde_json::Value;
 
-/// A real SQLite store whose `apply` waits until the gate opens (a disk that stalls).
+mod common;
+
+/// A real store whose `apply` waits until the gate opens (a disk or a server that stalls).
 struct Gated {
-    inner: SqliteStore,
+    inner: Box<dyn Store>,
     open: Mutex<bool>,
     opened: Condvar,
     /// Set once the writer is inside `apply`, holding the batch it took.
@@ -29,6 +33,16 @@ struct Gated {
 }
 
 impl Gated {
+    fn new(inner: Box<dyn Store>) -> Gated {
+        Gated {
+            inner,
+            open: Mutex::new(false),
+            opened: Condvar::new(),
+            entered: AtomicBool::new(false),
+            applied: AtomicUsize::new(0),
+        }
+    }
+
     fn open_gate(&self) {
         *self.open.lock().unwrap() = true;
         self.opened.notify_all();
@@ -80,6 +94,45 @@ impl Store for Gated {
     fn call(&self, id: &str) -> Result<Option<Stored>, StorageError> {
         self.inner.call(id)
     }
+    fn ended_calls(
+        &self,
+        range: &EndedRange,
+        after: Option<&EndedCursor>,
+        limit: usize,
+    ) -> Result<Vec<EndedCall>, StorageError> {
+        self.inner.ended_calls(range, after, limit)
+    }
+}
+
+/// A backend under test, with what must outlive it (its directory or scratch database).
+enum Backend {
+    Sqlite(std::path::PathBuf),
+    Postgres(common::pg::ScratchDatabase),
+}
+
+impl Backend {
+    fn sqlite(name: &str) -> Backend {
+        let dir = std::env::temp_dir().join(format!("activeflow-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        Backend::Sqlite(dir)
+    }
+
+    fn open(&self) -> Box<dyn Store> {
+        match self {
+            Backend::Sqlite(dir) => Box::new(SqliteStore::open(&dir.join("queue.db")).unwrap()),
+            Backend::Postgres(db) => {
+                Box::new(PgStore::open(&db.url, PgOptions::default(), "", "run-1").unwrap())
+            }
+        }
+    }
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        if let Backend::Sqlite(dir) = self {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
 }
 
 fn row(id: &str, sequence: u64, ended: bool) -> ActiveflowRow {
@@ -106,7 +159,7 @@ fn row(id: &str, sequence: u64, ended: bool) -> ActiveflowRow {
 }
 
 fn queue_full(metrics: &str, kind: &str) -> f64 {
-    let series = format!("storage_queue_full_total{{kind=\"{kind}\"}} ");
+    let series = format!("activeflow_storage_queue_full_total{{kind=\"{kind}\"}} ");
     metrics
         .lines()
         .find_map(|l| l.strip_prefix(&series))
@@ -114,18 +167,18 @@ fn queue_full(metrics: &str, kind: &str) -> f64 {
         .unwrap_or_else(|| panic!("{series} not exported"))
 }
 
+/// One recorder per process: both backends in one test, counted from where the last left.
 #[test]
 fn a_full_queue_defers_progress_and_never_drops_an_end() {
     let metrics = activeflow::metrics::install().expect("the only recorder in this process");
-    let dir = std::env::temp_dir().join(format!("activeflow-queue-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let gated = Arc::new(Gated {
-        inner: SqliteStore::open(&dir.join("queue.db")).unwrap(),
-        open: Mutex::new(false),
-        opened: Condvar::new(),
-        entered: AtomicBool::new(false),
-        applied: AtomicUsize::new(0),
-    });
+    full_queue(&Backend::sqlite("queue"), &metrics);
+    full_queue(&Backend::Postgres(common::pg::database()), &metrics);
+}
+
+fn full_queue(backend: &Backend, metrics: &metrics_exporter_prometheus::PrometheusHandle) {
+    let base = |kind| queue_full(&metrics.render(), kind);
+    let (running0, ended0) = (base("running"), base("ended"));
+    let gated = Arc::new(Gated::new(backend.open()));
     let (storage, _) = Storage::start(gated.clone(), &Health::new()).unwrap();
 
     // The writer takes a first write and stalls in its commit; then the queue fills.
@@ -144,7 +197,7 @@ fn a_full_queue_defers_progress_and_never_drops_an_end() {
             "write {n} of the queue's {QUEUE_CAPACITY} refused"
         );
     }
-    assert_eq!(queue_full(&metrics.render(), "running"), 0.0);
+    assert_eq!(queue_full(&metrics.render(), "running"), running0);
 
     // A running activeflow's progress: refused at once (the caller keeps it for its next
     // write), counted.
@@ -154,7 +207,7 @@ fn a_full_queue_defers_progress_and_never_drops_an_end() {
         actions: Vec::new(),
     };
     assert!(!storage.try_write(progress, WriteKind::Running));
-    assert_eq!(queue_full(&metrics.render(), "running"), 1.0);
+    assert_eq!(queue_full(&metrics.render(), "running"), running0 + 1.0);
 
     // An end: counted, handed to a task, and the caller is not held up.
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -172,7 +225,7 @@ fn a_full_queue_defers_progress_and_never_drops_an_end() {
         called.elapsed() < Duration::from_millis(500),
         "the end's caller waited"
     );
-    assert_eq!(queue_full(&metrics.render(), "ended"), 1.0);
+    assert_eq!(queue_full(&metrics.render(), "ended"), ended0 + 1.0);
 
     // The disk comes back: the end is committed, the refused progress write is not there.
     gated.open_gate();
@@ -191,7 +244,7 @@ fn a_full_queue_defers_progress_and_never_drops_an_end() {
         None,
         "a refused write is not queued"
     );
-    let _ = std::fs::remove_dir_all(&dir);
+    rt.block_on(storage.close());
 }
 
 /// A normal shutdown under load loses no write: with the queue full and writes parked on
@@ -199,17 +252,18 @@ fn a_full_queue_defers_progress_and_never_drops_an_end() {
 /// while the writer drains the queue, so the parked writes are granted room but not pushed
 /// yet: the queue looks empty for a while, and the writer must not take that for the end.
 #[test]
-fn close_with_a_full_queue_commits_the_writes_waiting_for_room() {
+fn close_with_a_full_queue_commits_the_writes_waiting_for_room_sqlite() {
+    close_with_a_full_queue(&Backend::sqlite("close"));
+}
+
+#[test]
+fn close_with_a_full_queue_commits_the_writes_waiting_for_room_postgres() {
+    close_with_a_full_queue(&Backend::Postgres(common::pg::database()));
+}
+
+fn close_with_a_full_queue(backend: &Backend) {
     const PARKED: usize = 1000;
-    let dir = std::env::temp_dir().join(format!("activeflow-close-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let gated = Arc::new(Gated {
-        inner: SqliteStore::open(&dir.join("close.db")).unwrap(),
-        open: Mutex::new(false),
-        opened: Condvar::new(),
-        entered: AtomicBool::new(false),
-        applied: AtomicUsize::new(0),
-    });
+    let gated = Arc::new(Gated::new(backend.open()));
     let (storage, _) = Storage::start(gated.clone(), &Health::new()).unwrap();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -254,5 +308,4 @@ fn close_with_a_full_queue_commits_the_writes_waiting_for_room() {
         total,
         "writes dropped at close"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1,7 +1,8 @@
 //! Supervision seen from outside (README "Supervision"): the `activeflow` binary reports every
-//! watched part in `/readyz` and exports `component_up` / `component_restarts_total` for each
-//! from start-up. How each part dies and comes back is tested in the library, where a part can
-//! be made to die (`health`, `sip::transport::udp`, `storage::writer`, `media::recording`).
+//! watched part in `/readyz` and exports `activeflow_component_up` /
+//! `activeflow_component_restarts_total` for each from start-up. How each part dies and comes back
+//! is tested in the library, where a part can be made to die (`health`, `sip::transport::udp`,
+//! `storage::writer`, `media::recording`).
 
 #![allow(clippy::unwrap_used)] // test helpers: a failed unwrap is a failed test
 
@@ -22,9 +23,9 @@ fn readyz_and_metrics_report_every_watched_part() {
     let text = common::raw_get(metrics, "/metrics");
     for part in PARTS {
         assert_eq!(ready["components"][part], "up", "{part}: {ready}");
-        let up = format!("component_up{{component=\"{part}\"}}");
+        let up = format!("activeflow_component_up{{component=\"{part}\"}}");
         assert_eq!(common::metric(&text, &up), Some(1.0), "{up}");
-        let restarts = format!("component_restarts_total{{component=\"{part}\"}}");
+        let restarts = format!("activeflow_component_restarts_total{{component=\"{part}\"}}");
         assert_eq!(common::metric(&text, &restarts), Some(0.0), "{restarts}");
     }
 }
@@ -37,6 +38,6 @@ fn a_part_that_is_not_started_is_off_and_does_not_block_readiness() {
     assert_eq!(ready["status"], "ready", "{ready}");
     assert_eq!(ready["components"]["storage_writer"], "off", "{ready}");
     let text = common::raw_get(metrics, "/metrics");
-    let up = "component_up{component=\"storage_writer\"}";
+    let up = "activeflow_component_up{component=\"storage_writer\"}";
     assert_eq!(common::metric(&text, up), Some(0.0), "{up}");
 }

@@ -354,8 +354,12 @@ fn the_trunk_registers_refreshes_and_unregisters_at_shutdown() {
     });
     let text = metrics.render();
     let series = |name: &str| common::metric(&text, &format!("{name}{{trunk=\"carrier\"}}"));
-    assert_eq!(series("trunk_registered"), Some(1.0), "{text}");
-    assert_eq!(series("trunk_register_failures_total"), Some(0.0), "{text}");
+    assert_eq!(series("activeflow_trunk_registered"), Some(1.0), "{text}");
+    assert_eq!(
+        series("activeflow_trunk_register_failures_total"),
+        Some(0.0),
+        "{text}"
+    );
     engine.shutdown(Duration::from_millis(100));
     assert!(
         registrar.succeeded(Duration::from_secs(10)),

@@ -7,9 +7,11 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::caller_variables::CallerVariables;
+use super::forward;
 use super::history;
 use super::page::{page_response, PageQuery};
 use super::{ApiError, ApiState};
+use crate::cluster::forward::ForwardOp;
 use crate::engine::{
     ActiveflowId, Continue, ContinueError, EndReason, GetVariables, MergeError, MergeVariables,
     StartActiveflow, StartActiveflowAs, StartError, Status, Stop,
@@ -32,15 +34,18 @@ pub(super) fn configure(cfg: &mut web::ServiceConfig) {
 #[utoipa::path(operation_id = "activeflows_list", get, path = "/v1/activeflows", tag = "activeflows",
     params(("status" = Option<String>, Query, description = "running | ended"),
            ("page_size" = Option<i64>, Query, description = "default 100 (also for 0 or less), at most 1000 (larger is clamped)"),
-           ("page_token" = Option<String>, Query, description = "next_page_token of the previous page, or a VoIPBIN timestamp (created before it)")),
+           ("page_token" = Option<String>, Query, description = "next_page_token of the previous page, or a VoIPBIN timestamp (created before it)"),
+           ("fields" = Option<String>, Query, description = "summary: each record without executed_actions (and executed_actions_dropped), with execute_count, the number of actions it has executed; current_action stays")),
     responses((status = 200, description = "newest first: {result, next_page_token}", body = serde_json::Value),
-              (status = 400, description = "bad filter or page parameters", body = serde_json::Value)))]
+              (status = 400, description = "bad filter, fields or page parameters", body = serde_json::Value)))]
 pub(super) async fn list(
     state: web::Data<ApiState>,
     query: web::Query<PageQuery>,
+    fields: web::Query<FieldsQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let status = query.status(Status::parse, "running or ended")?;
     let size = query.size()?;
+    let summary = fields.summary()?;
     let token = history::cursor_sequence(
         &state.storage,
         query.cursor()?,
@@ -48,16 +53,68 @@ pub(super) async fn list(
         |s, at| s.first_activeflow_since(at),
     )
     .await?;
-    let page = state.registry.list(status, size, token);
-    let memory = history::as_json(&page.items, |r| r.sequence)?;
+    let mut page = state.registry.list(status, size, token);
+    if summary {
+        // Not serialised only to be dropped: the count moves into `executed_actions_dropped`,
+        // which `summarize` adds to the (now empty) list's length, as for a stored record.
+        for r in &mut page.items {
+            r.executed_actions_dropped = r.executed_count();
+            r.executed_actions.clear();
+        }
+    }
+    let mut memory = history::as_json(&page.items, |r| r.sequence)?;
+    memory
+        .iter_mut()
+        .for_each(|(_, json)| forward::tag(&state, json));
     let filter = status.map(Status::as_str);
     let stored = history::read(&state.storage, move |s| {
         s.activeflows(filter, token, size.saturating_add(1))
     })
     .await?
     .unwrap_or_default();
-    let (items, next) = history::merge(memory, page.next_page_token.is_some(), stored, size);
+    let (mut items, next) = history::merge(memory, page.next_page_token.is_some(), stored, size);
+    if summary {
+        items.iter_mut().for_each(summarize);
+    }
     Ok(page_response(&items, next))
+}
+
+/// `?fields=` of the activeflows list: absent (whole records) or `summary`.
+#[derive(Deserialize)]
+pub(super) struct FieldsQuery {
+    fields: Option<String>,
+}
+
+impl FieldsQuery {
+    /// Whether the list is asked for summaries; anything but `summary` (or nothing) is a 400.
+    fn summary(&self) -> Result<bool, ApiError> {
+        match self.fields.as_deref().map(str::trim) {
+            None | Some("") => Ok(false),
+            Some("summary") => Ok(true),
+            Some(other) => Err(ApiError::BadRequest(format!(
+                "fields: {other:?} is not summary (the only lighter form: records without \
+                 executed_actions, with execute_count)"
+            ))),
+        }
+    }
+}
+
+/// A listed record as a summary: `executed_actions` (and `executed_actions_dropped`) replaced
+/// by `execute_count`, how many actions it has executed; the rest (`current_action` included)
+/// as is. A live view's list needs no history: that is the detail's (`GET .../{id}`).
+fn summarize(record: &mut serde_json::Value) {
+    let Some(map) = record.as_object_mut() else {
+        return;
+    };
+    let listed = map
+        .remove("executed_actions")
+        .and_then(|a| a.as_array().map(Vec::len))
+        .unwrap_or(0) as u64;
+    let dropped = map
+        .remove("executed_actions_dropped")
+        .and_then(|d| d.as_u64())
+        .unwrap_or(0);
+    map.insert("execute_count".into(), (listed + dropped).into());
 }
 
 /// `POST /v1/activeflows` as VoIPBIN's `PostActiveflowsJSONBody` (bin-api-manager
@@ -132,7 +189,7 @@ pub(super) async fn create(
     // One that ended at once may have left memory already (`engine.ended_retained`): storage
     // has it then, as for GET.
     Ok(match find(&state, &id.to_string()).await? {
-        Found::Live(entry) => HttpResponse::Ok().json(entry.snapshot()),
+        Found::Live(entry) => HttpResponse::Ok().json(forward::tagged(&state, &entry.snapshot())?),
         Found::Stored(json) => HttpResponse::Ok().json(json),
     })
 }
@@ -239,7 +296,7 @@ pub(super) async fn get(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     Ok(match find(&state, &id).await? {
-        Found::Live(entry) => HttpResponse::Ok().json(entry.snapshot()),
+        Found::Live(entry) => HttpResponse::Ok().json(forward::tagged(&state, &entry.snapshot())?),
         Found::Stored(json) => HttpResponse::Ok().json(json),
     })
 }
@@ -260,10 +317,15 @@ pub(super) async fn stop(
     state: web::Data<ApiState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(match find(&state, &id).await? {
+    forward::forward_or_local(&state, ForwardOp::Stop, &id, None).await
+}
+
+/// `stop` on the node holding the activeflow (or answered from storage).
+pub(super) async fn stop_local(state: &ApiState, id: &str) -> Result<HttpResponse, ApiError> {
+    Ok(match find(state, id).await? {
         Found::Live(entry) => {
             end(&entry, EndReason::OperatorStop).await;
-            HttpResponse::Ok().json(entry.snapshot())
+            HttpResponse::Ok().json(forward::tagged(state, &entry.snapshot())?)
         }
         Found::Stored(json) => HttpResponse::Ok().json(json),
     })
@@ -277,17 +339,21 @@ pub(super) async fn delete(
     state: web::Data<ApiState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
+    forward::forward_or_local(&state, ForwardOp::Delete, &id, None).await
+}
+
+/// `delete` on the node holding the activeflow (or on its stored row).
+pub(super) async fn delete_local(state: &ApiState, id: &str) -> Result<HttpResponse, ApiError> {
     // bin-api-manager `server/activeflows.go` DeleteActiveflowsId answers 200 with the record
     // (its tutorial's 204 is not what the handler does).
     let mut announce = true;
-    let (key, mut body) = match find(&state, &id).await? {
+    let (key, mut body) = match find(state, id).await? {
         Found::Live(entry) => {
             end(&entry, EndReason::OperatorStop).await;
             let record = entry.snapshot();
             // Of concurrent DELETEs only the one that removed it announces the deletion.
             announce = state.registry.remove(&record.id);
-            let json =
-                serde_json::to_value(&record).map_err(|e| ApiError::Internal(e.to_string()))?;
+            let json = forward::tagged(state, &record)?;
             (record.id.to_string(), json)
         }
         // Deleted already: the same answer again, nothing written or published twice.
@@ -318,7 +384,12 @@ pub(super) async fn resume(
     state: web::Data<ApiState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let entry = entry(&state, &id)?;
+    forward::forward_or_local(&state, ForwardOp::Continue, &id, None).await
+}
+
+/// `continue` on the node holding the activeflow.
+pub(super) async fn resume_local(state: &ApiState, id: &str) -> Result<HttpResponse, ApiError> {
+    let entry = entry(state, id)?;
     let id = entry.record().id;
     // A send error means the actor is gone: it ended.
     let resumed = entry
@@ -327,7 +398,7 @@ pub(super) async fn resume(
         .await
         .unwrap_or(Err(ContinueError::Ended));
     match resumed {
-        Ok(()) => Ok(HttpResponse::Ok().json(entry.snapshot())),
+        Ok(()) => Ok(HttpResponse::Ok().json(forward::tagged(state, &entry.snapshot())?)),
         Err(e) => Err(ApiError::Conflict(format!("activeflow {id} is {e}"))),
     }
 }
@@ -362,7 +433,7 @@ pub(super) async fn get_variables(
     Ok(HttpResponse::Ok().json(json!({ "variables": variables })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct VariablesBody {
     variables: CallerVariables,
@@ -380,8 +451,19 @@ pub(super) async fn put_variables(
     id: web::Path<String>,
     body: web::Json<VariablesBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let variables = body.into_inner().variables.checked()?;
-    let entry = entry(&state, &id)?;
+    let body =
+        serde_json::to_value(body.into_inner()).map_err(|e| ApiError::Internal(e.to_string()))?;
+    forward::forward_or_local(&state, ForwardOp::Variables, &id, Some(body)).await
+}
+
+/// `PUT variables` on the node holding the activeflow.
+pub(super) async fn put_variables_local(
+    state: &ApiState,
+    id: &str,
+    body: VariablesBody,
+) -> Result<HttpResponse, ApiError> {
+    let variables = body.variables.checked()?;
+    let entry = entry(state, id)?;
     let ended = || ApiError::Conflict("the activeflow has ended".into());
     let merged = entry
         .addr

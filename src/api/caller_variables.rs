@@ -27,7 +27,7 @@ const SEEDED_KEYS: [&str; 3] = [CALL_ID, CALL_DIRECTION, CALL_STATUS];
 
 /// A caller's variables before the reserved-key check, in key order (so the first reserved key
 /// named in a 400 is the same on every request).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, serde::Serialize)]
 #[serde(transparent)]
 pub(super) struct CallerVariables(BTreeMap<String, String>);
 

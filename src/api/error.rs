@@ -108,7 +108,9 @@ impl ResponseError for ApiError {
             }
             _ => {}
         }
-        r.json(json!({ "error": error }))
+        let mut response = r.json(json!({ "error": error }));
+        super::headers::insert(response.headers_mut());
+        response
     }
 }
 

@@ -1,5 +1,7 @@
 //! `/v1/flows`: list, create, read, replace and delete flows, with the same validation as flow
-//! files (400 names the action index and field; a taken name or id is 409).
+//! files (400 names the action index and field; a taken name or id is 409). In a cluster a name
+//! is unique across the nodes: the shared store holds it (a unique index on API flow names),
+//! checked before the write and, when the write is refused, again to answer 409.
 
 use actix_web::{web, HttpResponse};
 use serde_json::Value;
@@ -7,8 +9,10 @@ use serde_json::Value;
 use super::history;
 use super::page::{page_response, PageQuery};
 use super::{ApiError, ApiState};
+use crate::cluster::flows::{FlowChange, FlowChangeOp};
 use crate::flow::{Flow, FlowError, FlowId};
 use crate::storage::{FlowSource, Write};
+use std::sync::Arc;
 
 pub(super) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/flows", web::get().to(list))
@@ -72,7 +76,8 @@ pub(super) async fn create(
         )));
     }
     let stored = state.flows.insert(flow).map_err(flow_error)?;
-    persist(&state, &stored).await?;
+    commit(&state, &stored, None).await?;
+    announce(&state, stored.id, FlowChangeOp::Created).await;
     Ok(HttpResponse::Created().json(&*stored))
 }
 
@@ -105,13 +110,14 @@ pub(super) async fn replace(
     body: web::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&id)?;
-    if state.flows.get(&id).is_none() {
+    let Some(previous) = state.flows.get(&id) else {
         return Err(ApiError::NotFound(format!("flow {id} not found")));
-    }
+    };
     let mut flow = parse_flow(&body)?;
     flow.id = id;
     let stored = state.flows.insert(flow).map_err(flow_error)?;
-    persist(&state, &stored).await?;
+    commit(&state, &stored, Some(previous)).await?;
+    announce(&state, stored.id, FlowChangeOp::Replaced).await;
     Ok(HttpResponse::Ok().json(&*stored))
 }
 
@@ -129,11 +135,77 @@ pub(super) async fn delete(
         .remove(&id)
         .ok_or_else(|| ApiError::NotFound(format!("flow {id} not found")))?;
     history::write(&state.storage, Write::DeleteFlow(id.to_string())).await?;
+    announce(&state, id, FlowChangeOp::Deleted).await;
     Ok(HttpResponse::Ok().json(&*flow))
+}
+
+/// Commits `flow` (just put in memory, over `previous` when it replaced one) before the API
+/// answers; in a cluster, a name another node's flow holds in the store is 409 and memory is
+/// put back as it was.
+async fn commit(
+    state: &ApiState,
+    flow: &Arc<Flow>,
+    previous: Option<Arc<Flow>>,
+) -> Result<(), ApiError> {
+    // A failed read is no answer: the write goes on, the store's index still guards it.
+    let taken = match name_taken(state, flow).await {
+        Ok(Some(conflict)) => Some(conflict),
+        _ => persist(state, flow).await.err(),
+    };
+    let Some(error) = taken else {
+        return Ok(());
+    };
+    // The store refused the write: a name claimed meanwhile by another node is the cause
+    // when the store now shows it held (the unique index refused our row).
+    let error = match error {
+        ApiError::Internal(_) => name_taken(state, flow)
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or(error),
+        other => other,
+    };
+    if matches!(error, ApiError::Conflict(_)) {
+        state.flows.remove(&flow.id);
+        if let Some(previous) = previous {
+            let _ = state.flows.insert((*previous).clone());
+        }
+    }
+    Err(error)
+}
+
+/// In a cluster: the conflict when another API flow holds `flow`'s name in the shared store.
+async fn name_taken(state: &ApiState, flow: &Flow) -> Result<Option<ApiError>, ApiError> {
+    if state.cluster.is_none() || flow.name.is_empty() {
+        return Ok(None);
+    }
+    let rows = history::read(&state.storage, |s| s.flows(FlowSource::Api)).await?;
+    let id = flow.id.to_string();
+    let holder = rows
+        .unwrap_or_default()
+        .into_iter()
+        .find(|r| r.name == flow.name && r.id != id);
+    Ok(holder.map(|r| {
+        ApiError::Conflict(format!(
+            "name: name {:?} is already used by flow {} (in the cluster)",
+            flow.name, r.id
+        ))
+    }))
 }
 
 /// Commits a flow created or replaced over the API before the API answers.
 async fn persist(state: &ApiState, flow: &crate::flow::Flow) -> Result<(), ApiError> {
     let row = crate::engine::persist::flow_row(flow, FlowSource::Api);
     history::write(&state.storage, Write::Flow(row)).await
+}
+
+/// Tells the other nodes of a cluster that flow `id` changed (after the store committed it).
+async fn announce(state: &ApiState, id: FlowId, op: FlowChangeOp) {
+    if let Some(cluster) = &state.cluster {
+        let change = FlowChange {
+            flow_id: id.to_string(),
+            op,
+        };
+        crate::cluster::flows::publish(cluster, &change).await;
+    }
 }

@@ -19,9 +19,20 @@ pub(super) async fn read<T: Send + 'static>(
     let result = web::block(move || read(store.as_ref()))
         .await
         .map_err(|e| ApiError::Internal(format!("storage: {e}")))?;
-    result
-        .map(Some)
-        .map_err(|e| ApiError::Internal(format!("storage: {e}")))
+    result.map(Some).map_err(read_error)
+}
+
+/// A storage outage (PostgreSQL unreachable, a timeout: [`StorageError::is_transient`]) is
+/// 503 with `Retry-After`, as the contract has it; anything else is 500.
+fn read_error(e: StorageError) -> ApiError {
+    if e.is_transient() {
+        ApiError::Busy {
+            message: format!("storage unavailable: {e}; retry"),
+            retry_after_seconds: 1,
+        }
+    } else {
+        ApiError::Internal(format!("storage: {e}"))
+    }
 }
 
 /// The sequence a page cursor starts from: a sequence token as is; a VoIPBIN timestamp
@@ -76,12 +87,25 @@ pub(super) fn merge(
     size: usize,
 ) -> (Vec<Value>, Option<String>) {
     let stored_more = stored.len() > size;
-    let known: std::collections::HashSet<u64> = memory.iter().map(|(s, _)| *s).collect();
+    // The same record in both is known by its id: in a cluster the shared store holds every
+    // node's records, and two nodes' sequences may be equal. Without an id, by sequence.
+    let known_ids: std::collections::HashSet<String> = memory
+        .iter()
+        .filter_map(|(_, v)| v["id"].as_str().map(str::to_owned))
+        .collect();
+    let known: std::collections::HashSet<u64> = memory
+        .iter()
+        .filter(|(_, v)| v["id"].as_str().is_none())
+        .map(|(s, _)| *s)
+        .collect();
     let mut all = memory;
     all.extend(
         stored
             .into_iter()
-            .filter(|s| !known.contains(&s.sequence))
+            .filter(|s| match s.json["id"].as_str() {
+                Some(id) => !known_ids.contains(id),
+                None => !known.contains(&s.sequence),
+            })
             .map(|s| (s.sequence, s.json)),
     );
     all.sort_unstable_by_key(|(seq, _)| std::cmp::Reverse(*seq));
@@ -121,5 +145,42 @@ mod tests {
         assert_eq!((page.len(), token), (2, None));
         let (page, token) = merge(vec![], false, stored(&[7, 6, 5]), 2);
         assert_eq!((page.len(), token.as_deref()), (2, Some("6")));
+    }
+
+    /// Cluster (issue 20): a record in memory and in the shared store appears once, and
+    /// another node's record with the same sequence (two nodes in one clock slot: the store
+    /// keeps both rows, keyed by id) is not taken for it.
+    #[test]
+    fn records_are_one_by_id_across_nodes() {
+        let memory = vec![(5, json!({"id": "a", "node_id": "A"}))];
+        let stored = vec![
+            Stored {
+                sequence: 5,
+                json: json!({"id": "b", "node_id": "B"}),
+            },
+            Stored {
+                sequence: 5,
+                json: json!({"id": "a", "node_id": "A"}),
+            },
+        ];
+        let (page, _) = merge(memory, false, stored, 10);
+        let ids: Vec<&str> = page.iter().filter_map(|v| v["id"].as_str()).collect();
+        assert_eq!(ids.len(), 2, "{page:?}");
+        assert!(ids.contains(&"a") && ids.contains(&"b"));
+    }
+
+    /// Review storage #13: a storage outage on a read is 503 with `Retry-After`, not 500.
+    #[test]
+    fn an_outage_on_a_read_is_503_with_retry_after() {
+        use actix_web::ResponseError;
+        let outage = read_error(StorageError::Timeout(std::time::Duration::from_secs(10)));
+        let r = outage.error_response();
+        assert_eq!(r.status(), actix_web::http::StatusCode::SERVICE_UNAVAILABLE);
+        assert!(r.headers().contains_key("retry-after"));
+        let bad = read_error(StorageError::RowTooBig { bytes: 2, max: 1 });
+        assert_eq!(
+            bad.error_response().status(),
+            actix_web::http::StatusCode::INTERNAL_SERVER_ERROR
+        );
     }
 }

@@ -1,6 +1,7 @@
-//! The operator REST API (actix-web, DESIGN §6): a router function tests can mount without a
+//! The operator REST API (actix-web, ARCHITECTURE §9): a router function tests can mount without a
 //! socket, one access guard in front of every route (scoped bearer tokens, or loopback-only
-//! when none are configured), and JSON errors. Every `/v1/...` route also answers as
+//! when none are configured; only the console's static files are outside it), security headers
+//! on every answer, and JSON errors. Every `/v1/...` route also answers as
 //! `/v1.0/...` (VoIPBIN's prefix). Reads the engine's registry and sends the engine
 //! messages; holds no engine state of its own.
 
@@ -8,15 +9,23 @@ mod activeflows;
 pub mod auth;
 mod caller_variables;
 mod calls;
+mod cdr;
+mod conferences;
 pub mod error;
 mod events;
 mod flows;
+pub mod forward;
+mod headers;
 mod health;
 mod history;
+mod nodes;
 pub mod openapi;
+mod outbound_calls;
 mod page;
+mod queues;
 mod recordings;
 mod registrations;
+mod routes;
 mod trunks;
 
 use std::sync::atomic::AtomicBool;
@@ -56,6 +65,14 @@ pub struct ApiState {
     pub registrations: Arc<crate::call::registration::Registrations>,
     /// Registered phones (`GET /v1/registrations`).
     pub location: Arc<crate::sip::registrar::LocationService>,
+    /// The queue manager (`/v1/queues`).
+    pub queues: actix::Addr<crate::queue::QueueManager>,
+    /// Conference rooms (`/v1/conferences`).
+    pub conferences: Arc<crate::conference::Conferences>,
+    /// This node in its cluster; `None` for a single node.
+    pub cluster: Option<crate::cluster::Cluster>,
+    /// The configured `[[routes]]` (`GET /v1/routes`).
+    pub routes: Arc<crate::engine::RouteTable>,
 }
 
 /// Mounts every route; `state` must already be registered as `web::Data<ApiState>`.
@@ -72,9 +89,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::QueryConfig::default()
             .error_handler(|e, _| ApiError::BadRequest(e.to_string()).into()),
     )
+    // The console's files carry no data: served before (outside) the access guard.
+    .configure(crate::console::configure)
     .service(
         // One scope around everything, so the guard sees every request, routes and 404s alike.
         web::scope("")
+            .wrap(middleware::from_fn(headers::security_headers))
             .wrap(middleware::from_fn(auth::guard))
             .route("/healthz", web::get().to(health::healthz))
             .route("/readyz", web::get().to(health::readyz))
@@ -98,7 +118,11 @@ fn versioned(cfg: &mut web::ServiceConfig) {
         .configure(recordings::configure)
         .configure(registrations::configure)
         .configure(events::configure)
-        .configure(trunks::configure);
+        .configure(trunks::configure)
+        .configure(queues::configure)
+        .configure(conferences::configure)
+        .configure(nodes::configure)
+        .configure(routes::configure);
 }
 
 async fn no_such_route() -> ApiError {

@@ -4,7 +4,11 @@
 use actix_web::HttpResponse;
 use utoipa::OpenApi;
 
-use super::{activeflows, calls, events, flows, health, recordings, registrations, trunks};
+use super::nodes;
+use super::{
+    activeflows, calls, conferences, events, flows, health, outbound_calls, queues, recordings,
+    registrations, routes, trunks,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -16,11 +20,16 @@ The token goes in `Authorization: Bearer <token>` or, as VoIPBIN's clients send 
         activeflows::list, activeflows::create, activeflows::get, activeflows::delete,
         activeflows::stop, activeflows::resume, activeflows::get_variables,
         activeflows::put_variables,
-        calls::list, calls::get, calls::hangup,
+        calls::list, calls::get, calls::hangup, outbound_calls::create,
+        conferences::list, conferences::create, conferences::get, conferences::delete,
+        conferences::kick, conferences::mute, conferences::unmute,
         recordings::list, recordings::get, recordings::file, recordings::delete,
         registrations::list,
         events::stream,
         trunks::list,
+        routes::list,
+        nodes::list,
+        queues::list, queues::create, queues::get, queues::replace, queues::delete,
         health::healthz, health::readyz, spec,
     ),
     modifiers(&BearerAuth),

@@ -62,6 +62,32 @@ impl PageQuery {
         }
     }
 
+    /// The CDR export streams every ended call: a `status` other than `ended`, or paging, is
+    /// refused (400 naming it) rather than ignored.
+    pub(super) fn reject_for_export(&self) -> Result<(), ApiError> {
+        if let Some(s) = self
+            .status
+            .as_deref()
+            .filter(|s| !s.is_empty() && *s != "ended")
+        {
+            return Err(ApiError::BadRequest(format!(
+                "status: {s:?}: the CSV export lists ended calls only"
+            )));
+        }
+        for (name, given) in [
+            ("page_size", self.page_size.is_some()),
+            ("page_token", self.page_token.is_some()),
+        ] {
+            if given {
+                return Err(ApiError::BadRequest(format!(
+                    "{name}: the CSV export streams every call in range, unpaged; narrow it \
+                     with from and to"
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// The status filter parsed by `parse`; the error names the allowed values.
     pub(super) fn status<T>(
         &self,

@@ -23,6 +23,7 @@ use super::phones::{Admission as PhoneAdmission, PhoneGate};
 use super::registry::SessionAddr;
 use super::shared::{SessionShared, SipIn};
 use super::{CallId, CallSession};
+use crate::metrics::Unavailable;
 use crate::net::Cidr;
 use crate::sip::message::{method_name, reason_phrase, ResponseBuilder, TransactionKey};
 use crate::sip::rate_limit::{Admission, SourceRateLimiter};
@@ -47,6 +48,9 @@ pub struct DispatcherConfig {
     pub rate_limit: SourceRateLimiter,
     /// Phones: digest authentication, bans, registrations (disabled without `[[users]]`).
     pub phones: Arc<PhoneGate>,
+    /// False while this cluster node cannot beat (`Cluster::reachable`): OPTIONS and new
+    /// INVITEs get 503, so the proxy in front fails over; always true for a single node.
+    pub cluster_reachable: Arc<AtomicBool>,
 }
 
 pub struct Dispatcher {
@@ -203,7 +207,8 @@ impl Dispatcher {
         } else if !acl_ok && !phone_cancel {
             // Every request passes the trunk ACL, not only INVITE (never answer an ACK).
             if req.method != rsip::Method::Ack {
-                tracing::info!(%peer, method = %req.method, "request from outside every trunk ACL");
+                let sip_call_id = req.call_id_header().map_or("", |h| h.value());
+                tracing::info!(%peer, method = %req.method, sip_call_id, "request from outside every trunk ACL");
                 self.reply(&req, &peer, 403, &[]);
             }
             return;
@@ -229,6 +234,13 @@ impl Dispatcher {
             rsip::Method::Ack => {}
             // §12.2.2: a request inside a dialog we do not have gets 481.
             _ if in_dialog => self.reply(&req, &peer, 481, &[]),
+            // A cluster node cut off from its cluster is out of rotation (RFC 3261 §11.2: the
+            // answer to OPTIONS is the one an INVITE would get).
+            rsip::Method::Options if !self.config.cluster_reachable.load(Ordering::Relaxed) => {
+                crate::metrics::sip_unavailable(Unavailable::NodeIsolatedOptions);
+                let retry = RETRY_AFTER_SECONDS.to_string();
+                self.reply(&req, &peer, 503, &[("Retry-After", &retry)]);
+            }
             rsip::Method::Options => self.reply(&req, &peer, 200, &[("Allow", ALLOW)]),
             rsip::Method::Invite
             | rsip::Method::Bye
@@ -278,7 +290,7 @@ impl Dispatcher {
             Some(InviteFate::Absorb) => crate::metrics::sip_retransmission(true),
             Some(InviteFate::Refuse) => {
                 crate::metrics::sip_retransmission(true);
-                self.refuse(req, peer, None);
+                self.refuse(req, peer, None, Unavailable::Retransmission);
             }
             None => return false,
         }
@@ -302,6 +314,7 @@ impl Dispatcher {
             return true;
         }
         if new_call && req.method == rsip::Method::Invite {
+            crate::metrics::sip_unavailable(Unavailable::RateLimited);
             let retry_after = RATE_LIMIT_RETRY_AFTER_SECONDS.to_string();
             self.reply(req, peer, 503, &[("Retry-After", &retry_after)]);
         }
@@ -333,7 +346,7 @@ impl Dispatcher {
             return;
         };
         if !self.is_accepting() {
-            self.refuse(&req, &peer, Some(&key));
+            self.refuse(&req, &peer, Some(&key), Unavailable::ShuttingDown);
             return;
         }
         // RFC 3261 §8.2.2.3: an extension we do not support is refused before anything else.
@@ -354,12 +367,8 @@ impl Dispatcher {
             self.reply(&req, &peer, 483, &[]);
             return;
         }
-        if self.shared.overload.is_overloaded()
-            || self.shared.registry.occupied() >= self.config.max_active_calls
-            || self.shared.rtp_ports.available() == 0
-            || self.shared.registry.len() >= self.config.max_sessions
-        {
-            self.refuse(&req, &peer, Some(&key));
+        if let Some(reason) = self.full() {
+            self.refuse(&req, &peer, Some(&key), reason);
             return;
         }
         let Ok(call_id) = req.call_id_header().map(|h| h.value().to_string()) else {
@@ -378,7 +387,7 @@ impl Dispatcher {
         self.shared
             .registry
             .insert_incoming(&call_id, &local_tag, &remote_tag, move || {
-                SessionAddr::Call(CallSession::start_in_arbiter(&arbiter, move |_| {
+                SessionAddr::Call(CallSession::start_traced_in_arbiter(&arbiter, move || {
                     let source = user_of(req.from_header().ok().and_then(|f| f.uri().ok()));
                     let destination = req.uri.user().unwrap_or_default().to_string();
                     let parties = Parties::of_invite(&req, user.is_some(), |u| {
@@ -402,10 +411,36 @@ impl Dispatcher {
             });
     }
 
-    /// 503 + Retry-After, stateless. With `remember`, retransmissions of this INVITE are refused
-    /// too for as long as its client may send them (64·T1), even once the engine could take them:
-    /// its client has its answer, and a call made of a late retransmission would never be ACKed.
-    fn refuse(&self, req: &rsip::Request, peer: &Peer, remember: Option<&TransactionKey>) {
+    /// Why a new INVITE cannot be taken now, if it cannot (the first cap it meets).
+    fn full(&self) -> Option<Unavailable> {
+        let registry = &self.shared.registry;
+        if self.shared.overload.is_overloaded() {
+            Some(Unavailable::Overload)
+        } else if !self.config.cluster_reachable.load(Ordering::Relaxed) {
+            Some(Unavailable::NodeIsolated)
+        } else if registry.occupied() >= self.config.max_active_calls {
+            Some(Unavailable::MaxActiveflows)
+        } else if self.shared.rtp_ports.available() == 0 {
+            Some(Unavailable::RtpPortsExhausted)
+        } else if registry.len() >= self.config.max_sessions {
+            Some(Unavailable::MaxSessions)
+        } else {
+            None
+        }
+    }
+
+    /// 503 + Retry-After, stateless, counted under `reason`. With `remember`, retransmissions
+    /// of this INVITE are refused too for as long as its client may send them (64·T1), even
+    /// once the engine could take them: its client has its answer, and a call made of a late
+    /// retransmission would never be ACKed.
+    fn refuse(
+        &self,
+        req: &rsip::Request,
+        peer: &Peer,
+        remember: Option<&TransactionKey>,
+        reason: Unavailable,
+    ) {
+        crate::metrics::sip_unavailable(reason);
         let retry_after = RETRY_AFTER_SECONDS.to_string();
         self.reply(req, peer, 503, &[("Retry-After", &retry_after)]);
         if let Some(key) = remember {

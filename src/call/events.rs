@@ -5,6 +5,7 @@ use actix::{Message, Recipient};
 
 use super::CallId;
 use crate::media::{DigitSource, MediaError, MediaEvent, MediaJob, MediaRequest, MediaResult};
+use crate::metrics::Unavailable;
 use crate::sip::transport::Peer;
 
 /// A new incoming call, sent to the offer sink on the session's own arbiter (the engine's
@@ -24,23 +25,59 @@ pub struct CallOffer {
     pub parties: super::party::Parties,
     pub peer: Peer,
     pub commands: Recipient<CallCommand>,
+    /// The SIP Call-ID header of the INVITE.
+    pub sip_call_id: String,
+    /// The call's span (`call::span`): the engine records the activeflow it starts on it.
+    pub span: tracing::Span,
 }
 
-/// Why the engine hangs a call up; decides the final response before answer (DESIGN §3).
+/// Why the engine hangs a call up; decides the final response before answer (ARCHITECTURE §6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HangupCause {
     Normal,
     Busy,
     NoAnswer,
+    /// The cluster declared this node's run lost (issue 20): the call ends `node_lost`.
+    NodeLost,
 }
 
 impl HangupCause {
-    /// Final response code when the call was not answered yet.
-    pub fn status_before_answer(self) -> u16 {
+    /// The final response when the call was not answered yet.
+    pub fn refusal_before_answer(self) -> Refusal {
         match self {
-            HangupCause::Busy => 486,
-            HangupCause::NoAnswer => 480,
-            HangupCause::Normal => 603,
+            HangupCause::Busy => Refusal::Status(486),
+            HangupCause::NoAnswer => Refusal::Status(480),
+            HangupCause::Normal => Refusal::Status(603),
+            // The node is leaving the call to nobody: a caller may retry elsewhere (§21.5.4).
+            HangupCause::NodeLost => Refusal::Unavailable(Unavailable::NodeLost),
+        }
+    }
+}
+
+/// A final response refusing a call before its answer. A 503 carries its reason, counted
+/// (`activeflow_sip_unavailable_total`) by the leg when it sends the 503, not by whoever asks
+/// for it: a CANCEL that lands first gets its 487 instead, and nothing is counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// 503 Service Unavailable (with Retry-After), for this reason.
+    Unavailable(Unavailable),
+    /// Any other final status (400, 404, 486, 500, ...).
+    Status(u16),
+}
+
+impl Refusal {
+    pub fn status(self) -> u16 {
+        match self {
+            Refusal::Unavailable(_) => 503,
+            Refusal::Status(status) => status,
+        }
+    }
+
+    /// The reason a 503 is counted under; `None` for any other status.
+    pub fn unavailable(self) -> Option<Unavailable> {
+        match self {
+            Refusal::Unavailable(reason) => Some(reason),
+            Refusal::Status(_) => None,
         }
     }
 }
@@ -51,8 +88,8 @@ impl HangupCause {
 pub enum CallCommand {
     /// Where to send this call's [`CallEvent`]s; events raised earlier are delivered now.
     Attach(Recipient<CallEvent>),
-    /// Refuse the call with a final response (404, 503, ...).
-    Reject { status: u16 },
+    /// Refuse the call with a final response (404, 503 for a reason, ...).
+    Reject(Refusal),
     /// Send 180 Ringing (before the answer, once): a leg `connect` placed is ringing.
     Ring,
     /// Send 200 OK with our SDP.
@@ -100,7 +137,9 @@ pub enum CallEndCause {
     SessionExpired,
     /// The engine hung up or rejected it.
     Local,
-    /// The SIP peer became unreachable (transport error, BYE timed out, no answer to INVITE).
+    /// The call failed: on a leg we placed, the peer could not be reached (transport error, no
+    /// DNS answer, no answer to the INVITE, an unusable SDP answer); on an incoming call, the
+    /// engine's own failure (no RTP port: 503, no PRACK: 504, 500, the session dying).
     Failed,
     /// Our outbound INVITE got this final response (3xx–6xx).
     Rejected(u16),
@@ -109,6 +148,9 @@ pub enum CallEndCause {
     /// The peer transferred the call by REFER (RFC 3515) and we sent BYE after the last
     /// NOTIFY.
     Transferred,
+    /// Its node was declared lost by the cluster (issue 20): ended by a survivor in the
+    /// store, or by the node itself on its comeback (BYE / CANCEL / 503 as for a local end).
+    NodeLost,
 }
 
 impl CallEndCause {
@@ -125,6 +167,7 @@ impl CallEndCause {
             CallEndCause::Rejected(_) => "rejected",
             CallEndCause::NoAnswer => "no_answer",
             CallEndCause::Transferred => "transferred",
+            CallEndCause::NodeLost => "node_lost",
         }
     }
 }

@@ -49,6 +49,13 @@ pub struct CallInfo {
     /// Why it ended: `remote_bye`, `cancelled`, `ack_timeout`, `local`, `failed`; for legs we
     /// place also `rejected` (a 3xx–6xx final) and `no_answer` (ring timeout).
     pub end_cause: Option<&'static str>,
+    /// The SIP final response (3xx-6xx) that ended the call before its answer: the one a leg
+    /// we placed received (486, 480, ...), or the one we sent refusing an incoming call (404,
+    /// 486, 487 to a CANCEL, 603, ...).
+    pub end_code: Option<u16>,
+    /// The audio codec (`PCMU`, `PCMA`): the one our answer chose, then the one media runs
+    /// with (a re-INVITE may change it); `None` before the answer. Stored with the call.
+    pub codec: Option<&'static str>,
     pub tm_create: String,
     pub tm_answer: Option<String>,
     pub tm_end: Option<String>,
@@ -69,6 +76,8 @@ impl CallInfo {
             peer: self.peer.clone(),
             status: self.status.as_str(),
             end_cause: self.end_cause.map(str::to_string),
+            end_code: self.end_code,
+            codec: self.codec,
             tm_create: self.tm_create.clone(),
             tm_answer: self.tm_answer.clone(),
             tm_end: self.tm_end.clone(),

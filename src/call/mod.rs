@@ -18,10 +18,11 @@ pub mod registration;
 pub mod registry;
 pub mod session;
 mod shared;
+pub mod span;
 pub mod trunk;
 
 pub use dispatch::{Dispatcher, DispatcherConfig};
-pub use events::{CallCommand, CallEndCause, CallEvent, CallOffer, HangupCause};
+pub use events::{CallCommand, CallEndCause, CallEvent, CallOffer, HangupCause, Refusal};
 pub use id::CallId;
 pub use info::{CallInfo, CallStatus};
 pub use overload::OverloadGuard;

@@ -4,7 +4,7 @@
 //! and recently ended). Lock-free reads through dashmap; no call logic here.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use actix::{Addr, Recipient};
@@ -77,7 +77,7 @@ pub struct CallRegistry {
     sessions: DashMap<String, Vec<Slot>>,
     calls: DashMap<CallId, Arc<CallEntry>>,
     ended: Mutex<VecDeque<CallId>>,
-    sequence: AtomicU64,
+    sequence: crate::storage::Sequences,
     /// Sessions that still hold a live (not yet ended) call; lingering ones are not counted.
     active: AtomicUsize,
     /// MESSAGE transactions outstanding (sent, no final response or Timer F yet).
@@ -206,11 +206,17 @@ impl CallRegistry {
 
     /// Continues numbering after `last` (the highest sequence in storage).
     pub fn continue_after(&self, last: u64) {
-        self.sequence.fetch_max(last, Ordering::Relaxed);
+        self.sequence.continue_after(last);
+    }
+
+    /// Allocates creation sequences from a hybrid clock in `slot` instead of a counter: for a
+    /// store shared by several nodes (see `storage::sequence`).
+    pub fn use_clock_sequences(&self, slot: u16) {
+        self.sequence.use_clock(slot);
     }
 
     pub(crate) fn next_sequence(&self) -> u64 {
-        self.sequence.fetch_add(1, Ordering::Relaxed) + 1
+        self.sequence.next()
     }
 
     /// A new live call.

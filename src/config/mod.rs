@@ -1,11 +1,11 @@
-//! Typed configuration: TOML (file or the embedded default) plus `ACTIVEFLOW_<SECTION>_<KEY>`
-//! environment overrides, validated completely before any socket is bound. Every error names the
-//! offending key. Knows nothing of the other modules.
+//! Typed configuration in layers: the embedded default, a TOML file holding only the keys it
+//! changes, then `ACTIVEFLOW_<SECTION>_<KEY>` environment overrides; validated completely
+//! before any socket is bound. Every error names the offending key.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::api::auth::AccessPolicy;
 use crate::call::Trunk;
@@ -22,12 +22,20 @@ mod trunk_account;
 use trunk_transport::sip_tls;
 mod phones;
 pub use phones::UserConfig;
+mod cluster;
+pub use cluster::{ClusterConfig, StorageBackend};
+mod env;
+mod layers;
+pub use layers::FileLayer;
+mod paths;
+mod schema;
+mod secrets;
+mod show;
+pub use show::{masked_url, MASK};
 
-/// The embedded default configuration (`config/default.toml`).
+/// The embedded default configuration (`config/default.toml`): the base layer every config
+/// file is merged over.
 pub const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
-
-/// Prefix of the environment variables that override config keys.
-const ENV_PREFIX: &str = "ACTIVEFLOW_";
 
 /// A configuration error; the message always names the key or file at fault.
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +46,15 @@ pub enum ConfigError {
     Parse(String),
     #[error("config key {key}: {message}")]
     Invalid { key: String, message: String },
+    #[error("environment variable {var} (config key {key}): {message}")]
+    Env {
+        var: String,
+        key: String,
+        message: String,
+    },
+    /// An `ACTIVEFLOW_*` variable whose name is not UTF-8 (shown lossily).
+    #[error("environment variable {var}: {message}")]
+    EnvName { var: String, message: String },
 }
 
 fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
@@ -47,7 +64,7 @@ fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     pub sip: SipConfig,
@@ -57,6 +74,9 @@ pub struct Config {
     pub engine: EngineConfig,
     pub flows: FlowsConfig,
     pub storage: StorageConfig,
+    /// Cluster mode (issue 20); absent = a single node.
+    #[serde(default)]
+    pub cluster: ClusterConfig,
     #[serde(default)]
     pub http: HttpConfig,
     #[serde(default)]
@@ -68,9 +88,28 @@ pub struct Config {
     /// Phones that authenticate with SIP digest and may register (`[[users]]`).
     #[serde(default)]
     pub users: Vec<phones::UserConfig>,
+    /// Log output (`[log]`).
+    #[serde(default)]
+    pub log: LogConfig,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// How log lines are written (stderr).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    pub format: LogFormat,
+}
+
+/// `log.format`: human-readable lines or one JSON object per line.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SipConfig {
     /// UDP and TCP listen address (same port).
@@ -163,7 +202,7 @@ pub struct SipConfig {
     pub register_max_expires: u32,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct MediaConfig {
     pub rtp_ports: String,
@@ -236,7 +275,7 @@ fn default_cache_dir() -> String {
     "data/cache".into()
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApiConfig {
     pub listen: String,
@@ -258,7 +297,7 @@ pub struct ApiConfig {
 }
 
 /// One `[[api.tokens]]` entry: a named token, in clear or as its SHA-256, and its scopes.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApiTokenConfig {
     pub name: String,
@@ -271,7 +310,7 @@ pub struct ApiTokenConfig {
     pub scopes: Vec<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct MetricsConfig {
     pub listen: String,
@@ -284,7 +323,7 @@ pub struct MetricsConfig {
 }
 
 /// Outgoing HTTP from flows (`fetch`, `webhook_send`, http(s) prompts).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HttpConfig {
     pub timeout_ms: u64,
@@ -335,7 +374,7 @@ impl Default for HttpConfig {
 }
 
 /// The event stream (`GET /v1/events`) and its webhooks.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EventsConfig {
     /// Newest events kept for resuming SSE readers (and slow ones).
@@ -347,6 +386,8 @@ pub struct EventsConfig {
     pub webhook_format: String,
     /// Events waiting for webhook delivery (per destination) before new ones are dropped.
     pub webhook_queue: usize,
+    /// Signs every event webhook request (`X-Activeflow-Signature`, HMAC-SHA256); empty = unsigned.
+    pub webhook_secret: String,
     /// Idle SSE readers get a `: keep-alive` comment this often.
     pub keepalive_ms: u64,
     /// SSE readers (`GET /v1/events` streams) at once; more get 503 + Retry-After.
@@ -362,6 +403,7 @@ impl Default for EventsConfig {
             webhook_uri: String::new(),
             webhook_format: "native".into(),
             webhook_queue: 10_000,
+            webhook_secret: String::new(),
             keepalive_ms: 15_000,
             max_readers: 256,
             reader_stall_timeout_ms: 30_000,
@@ -369,7 +411,7 @@ impl Default for EventsConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct EngineConfig {
     pub max_activeflows: usize,
@@ -397,24 +439,30 @@ pub struct EngineConfig {
     pub max_executed_actions: usize,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct FlowsConfig {
     pub dir: String,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct StorageConfig {
+    /// `"sqlite"` (embedded, `path`; the default) or `"postgres"` (`url`; needed by a cluster).
+    #[serde(default = "default_storage_backend")]
+    pub backend: String,
+    /// `postgres://user@host:port/db` when `backend = "postgres"`.
+    #[serde(default)]
+    pub url: String,
     pub path: String,
     pub retention_days: u32,
     /// The largest row a write may store, in bytes; a write over it is dropped on its own
-    /// (logged, `storage_write_rejected_total`) and the rest of its batch commits.
+    /// (logged, `activeflow_storage_write_rejected_total`) and the rest of its batch commits.
     #[serde(default = "default_max_row_bytes")]
     pub max_row_bytes: usize,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrunkConfig {
     pub name: String,
@@ -467,13 +515,16 @@ impl Default for TrunkConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RouteConfig {
     pub number: String,
     pub flow: String,
 }
 
+fn default_storage_backend() -> String {
+    "sqlite".into()
+}
 fn default_max_row_bytes() -> usize {
     16 << 20
 }
@@ -580,36 +631,6 @@ pub struct Settings {
 }
 
 impl Config {
-    /// Loads `path` (or the embedded default when `None`) and applies environment overrides.
-    pub fn load(path: Option<&std::path::Path>) -> Result<Config, ConfigError> {
-        let text = match path {
-            Some(p) => std::fs::read_to_string(p).map_err(|e| ConfigError::Read {
-                path: p.display().to_string(),
-                message: e.to_string(),
-            })?,
-            None => DEFAULT_TOML.to_string(),
-        };
-        Self::from_toml_with_env(&text, std::env::vars())
-    }
-
-    /// Parses TOML text, then applies `ACTIVEFLOW_*` overrides taken from `env`.
-    pub fn from_toml_with_env(
-        text: &str,
-        env: impl IntoIterator<Item = (String, String)>,
-    ) -> Result<Config, ConfigError> {
-        let mut table: toml::Table = text
-            .parse()
-            .map_err(|e: toml::de::Error| ConfigError::Parse(e.to_string()))?;
-        for (name, value) in env {
-            if let Some(rest) = name.strip_prefix(ENV_PREFIX) {
-                apply_override(&mut table, &name, rest, &value)?;
-            }
-        }
-        toml::Value::Table(table)
-            .try_into()
-            .map_err(|e: toml::de::Error| ConfigError::Parse(e.to_string()))
-    }
-
     /// Validates every key and returns the parsed settings.
     pub fn validate(self) -> Result<Settings, ConfigError> {
         let sip_listen = parse_addr("sip.listen", &self.sip.listen)?;
@@ -756,6 +777,7 @@ impl Config {
             let (outbound_proxy, transport) = trunk::addressing(i, t)?;
             let outbound_proxy_set = outbound_proxy.is_some();
             let tls_ca = trunk_transport::tls_ca(i, t, transport)?;
+            trunk_transport::register_over_tls(i, t, transport, &self.sip)?;
             trunks.push(Trunk {
                 name: t.name.clone(),
                 allow,
@@ -816,6 +838,7 @@ impl Config {
         }
         validate_events(&self.events)?;
         validate_storage(&self.storage)?;
+        cluster::validate(&self.cluster, &self.storage)?;
         let dns_servers = trunk::dns_servers(&self.sip)?;
         let phones = phones::validate(&self)?;
         let http = HttpPolicy {
@@ -917,55 +940,11 @@ fn parse_addr(key: &str, value: &str) -> Result<SocketAddr, ConfigError> {
     })
 }
 
-/// Applies one `ACTIVEFLOW_<SECTION>_<KEY>=value` override, typed like the key it replaces.
-fn apply_override(
-    table: &mut toml::Table,
-    var: &str,
-    rest: &str,
-    value: &str,
-) -> Result<(), ConfigError> {
-    let lower = rest.to_ascii_lowercase();
-    let (section, key) = lower
-        .split_once('_')
-        .ok_or_else(|| invalid(var, "expected ACTIVEFLOW_<SECTION>_<KEY>"))?;
-    let Some(toml::Value::Table(section_table)) = table.get_mut(section) else {
-        return Err(invalid(var, format!("unknown config section {section:?}")));
-    };
-    let new_value = match section_table.get(key) {
-        Some(toml::Value::Integer(_)) => toml::Value::Integer(
-            value
-                .parse()
-                .map_err(|_| invalid(var, format!("{value:?} is not an integer")))?,
-        ),
-        Some(toml::Value::Boolean(_)) => toml::Value::Boolean(
-            value
-                .parse()
-                .map_err(|_| invalid(var, format!("{value:?} is not true/false")))?,
-        ),
-        Some(toml::Value::String(_)) | None => {
-            // Keys absent from the file (optional ones) may still be set: guess the type.
-            if section_table.get(key).is_none() {
-                if let Ok(i) = value.parse::<i64>() {
-                    section_table.insert(key.to_string(), toml::Value::Integer(i));
-                    return Ok(());
-                }
-            }
-            toml::Value::String(value.to_string())
-        }
-        // Lists are comma-separated: ACTIVEFLOW_HTTP_ALLOW=127.0.0.1/32,10.1.0.0/16.
-        Some(toml::Value::Array(_)) => toml::Value::Array(
-            value
-                .split(',')
-                .map(str::trim)
-                .filter(|v| !v.is_empty())
-                .map(|v| toml::Value::String(v.to_owned()))
-                .collect(),
-        ),
-        Some(_) => return Err(invalid(var, "this key cannot be set from the environment")),
-    };
-    section_table.insert(key.to_string(), new_value);
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod tests_layers;
+
+#[cfg(test)]
+mod tests_secrets;

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::{invalid, Config, ConfigError};
 use crate::sip::auth::server::{AuthSettings, BanSettings};
@@ -13,7 +13,7 @@ use crate::sip::auth::Algorithm;
 use crate::sip::registrar::ExpiryLimits;
 
 /// One `[[users]]` entry.
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct UserConfig {
     pub username: String,

@@ -665,6 +665,8 @@ fn users_and_phone_keys_are_checked() {
 
 /// The trunk of README's "Connecting a carrier" example is a valid `[[trunks]]` entry, so the
 /// example an operator copies works (DNS name, TLS with the system roots, account, registration).
+/// It registers over TLS, so it needs the SIP/TLS listener its Contact names: without
+/// `sip.tls_listen` it is refused, naming `register`.
 #[test]
 fn the_readme_carrier_trunk_validates() {
     let readme = include_str!("../../README.md");
@@ -673,7 +675,22 @@ fn the_readme_carrier_trunk_validates() {
         .expect("README has the carrier trunk");
     let end = start + readme[start..].find("\n\n").expect("the trunk block ends");
     let text = format!("{DEFAULT_TOML}\n{}\n", &readme[start..end]);
-    let s = Config::from_toml_with_env(&text, env(&[]))
+    let e = Config::from_toml_with_env(&text, env(&[]))
+        .unwrap()
+        .validate()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("trunks[1].register") && e.contains("sip.tls_listen"),
+        "{e}"
+    );
+    let (cert, key) = tls_pair("readme-carrier");
+    let tls = [
+        ("ACTIVEFLOW_SIP_TLS_LISTEN", "127.0.0.1:5061"),
+        ("ACTIVEFLOW_SIP_TLS_CERT", cert.as_str()),
+        ("ACTIVEFLOW_SIP_TLS_KEY", key.as_str()),
+    ];
+    let s = Config::from_toml_with_env(&text, env(&tls))
         .unwrap()
         .validate()
         .unwrap();

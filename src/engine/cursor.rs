@@ -1,4 +1,4 @@
-//! The action cursor over a stack of action lists (DESIGN §4 sub-stacks): the main flow at the
+//! The action cursor over a stack of action lists (ARCHITECTURE §7 sub-stacks): the main flow at the
 //! bottom, pushed lists (`fetch`, `fetch_flow`) above. When a stack runs out the cursor returns to
 //! the action after the push; jump targets resolve in the current stack, then its parents.
 //! Fetched lists are this activeflow's own copies: together they hold at most

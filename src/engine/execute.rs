@@ -47,6 +47,17 @@ pub enum Step {
     MessageSend(crate::flow::outbound::MessageSend),
     /// REFER the caller to the destination; the end once it is transferred, else `Next`.
     Transfer(crate::flow::outbound::Transfer),
+    /// Answering-machine detection asked of the call: wait for its verdict, or go on at once
+    /// with `async`.
+    Amd(crate::flow::amd::Amd),
+    /// Wait in the queue with this id until an agent is bridged and hangs up, or the wait
+    /// times out, then `Next` (`queue.result` tells which).
+    QueueJoin(String),
+    /// Place new outbound calls, each with its own activeflow, then `Next` at once.
+    Call(crate::flow::call_action::CallAction),
+    /// Join this conference room (the id after substitution) and stay until the room lets
+    /// the call go (kick, delete), then `Next`; the call's end ends the activeflow.
+    ConferenceJoin(String),
     /// The activeflow ends.
     End(crate::engine::EndReason),
 }
@@ -56,6 +67,8 @@ pub enum Step {
 pub enum CallRequest {
     Answer,
     Hangup(HangupReason),
+    /// The activeflow ends `node_lost` (never from a flow): the call ends `node_lost` too.
+    HangupNodeLost,
     Media(MediaRequest),
 }
 
@@ -267,6 +280,24 @@ pub fn execute(
         ActionKind::Connect(c) => Outcome::step(Step::Connect(c.clone())),
         ActionKind::MessageSend(m) => Outcome::step(Step::MessageSend(m.clone())),
         ActionKind::Transfer(t) => Outcome::step(Step::Transfer(t.clone())),
+        ActionKind::Amd(a) => super::amd::outcome(a),
+        ActionKind::QueueJoin { queue_id } => Outcome::step(Step::QueueJoin(queue_id.clone())),
+        ActionKind::Call(c) => Outcome::step(Step::Call(c.clone())),
+        ActionKind::ExternalMediaStart(s) => media(super::stream::external_media_start(
+            s,
+            state.variables,
+            &state.limits,
+        )?),
+        ActionKind::ExternalMediaStop => media(MediaRequest::ExternalMediaStop),
+        ActionKind::Mute(d) => media(super::stream::mute(*d, true)),
+        ActionKind::Unmute(d) => media(super::stream::mute(*d, false)),
+        ActionKind::StreamEcho(e) => media(MediaRequest::Echo {
+            duration: Duration::from_millis(e.duration_ms),
+            dtmf: e.dtmf,
+        }),
+        ActionKind::ConferenceJoin(c) | ActionKind::ConfbridgeJoin(c) => {
+            Outcome::step(Step::ConferenceJoin(c.conference_id.clone()))
+        }
     };
     outcome.answer_first = answers_first(kind) && !state.answered;
     Ok(outcome)
@@ -291,6 +322,15 @@ pub fn needs_call(kind: &ActionKind) -> bool {
             | ActionKind::RecordingStop
             | ActionKind::Connect(_)
             | ActionKind::Transfer(_)
+            | ActionKind::Amd(_)
+            | ActionKind::QueueJoin { .. }
+            | ActionKind::ExternalMediaStart(_)
+            | ActionKind::ExternalMediaStop
+            | ActionKind::Mute(_)
+            | ActionKind::Unmute(_)
+            | ActionKind::StreamEcho(_)
+            | ActionKind::ConferenceJoin(_)
+            | ActionKind::ConfbridgeJoin(_)
             // VoIPBIN's action.go maps both to MediaTypeRealTimeCommunication.
             | ActionKind::ConditionCallDigits(_)
             | ActionKind::ConditionCallStatus(_)
@@ -307,6 +347,12 @@ fn answers_first(kind: &ActionKind) -> bool {
             | ActionKind::Beep { .. }
             | ActionKind::DigitsReceive(_)
             | ActionKind::Echo(_)
+            | ActionKind::Amd(_)
+            | ActionKind::QueueJoin { .. }
+            | ActionKind::StreamEcho(_)
+            | ActionKind::ExternalMediaStart(_)
+            | ActionKind::ConferenceJoin(_)
+            | ActionKind::ConfbridgeJoin(_)
     )
 }
 

@@ -4,13 +4,18 @@
 //! no HTTP.
 
 pub mod activeflow;
+pub mod amd;
+pub mod call_tree;
 mod cursor;
 pub mod execute;
 mod id;
+pub mod originate;
 pub mod persist;
 pub mod record;
 pub mod registry;
 pub mod routes;
+pub mod span;
+pub(crate) mod stream;
 pub mod supervisor;
 
 pub use activeflow::{
@@ -21,8 +26,8 @@ pub use record::{ActiveflowRecord, EndReason, ExecutedAction, ReferenceType, Sta
 pub use registry::ActiveflowRegistry;
 pub use routes::RouteTable;
 pub use supervisor::{
-    Drain, Parent, Services, StartActiveflow, StartActiveflowAs, StartError, StopAll, Supervisor,
-    Supervisors,
+    Drain, Parent, PlaceCalls, PlaceError, PlacedCall, Services, StartActiveflow,
+    StartActiveflowAs, StartError, StopAll, Supervisor, Supervisors,
 };
 
 /// Engine limits taken from `[engine]`.
@@ -56,7 +61,7 @@ impl From<&crate::config::EngineConfig> for EngineLimits {
 /// bounded, the older entries staying in storage only.
 pub const DEFAULT_MAX_EXECUTED_ACTIONS: usize = 1000;
 
-/// Nested stacks (`fetch`, `fetch_flow`) allowed per activeflow (DESIGN §4).
+/// Nested stacks (`fetch`, `fetch_flow`) allowed per activeflow (ARCHITECTURE §7).
 pub const MAX_STACK_DEPTH: usize = 100;
-/// Activeflows one `on_complete_flow_id` chain may hold, the first included (DESIGN §4).
+/// Activeflows one `on_complete_flow_id` chain may hold, the first included (ARCHITECTURE §7).
 pub const MAX_CHAIN_DEPTH: u8 = 5;

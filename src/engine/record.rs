@@ -1,4 +1,4 @@
-//! The activeflow record operators see (DESIGN §5/§6): status, end reason, the cursor's current
+//! The activeflow record operators see (ARCHITECTURE §8/§9): status, end reason, the cursor's current
 //! action and the newest executed actions with `tm_execute` and `result` (at most
 //! `engine.max_executed_actions`; older ones are in storage only, and counted). Plain data,
 //! shared between the activeflow actor (writer) and the API (reader) behind a mutex. Its JSON is
@@ -64,6 +64,11 @@ pub enum EndReason {
     Error,
     Shutdown,
     EngineRestart,
+    /// The call the engine placed for it ended unanswered (busy, no answer, failed).
+    NotAnswered,
+    /// Its node stopped answering the cluster (heartbeat expired): a surviving node ended it,
+    /// or the node itself on finding it was declared lost (issue 20).
+    NodeLost,
 }
 
 impl EndReason {
@@ -82,6 +87,8 @@ impl EndReason {
             EndReason::Error => "error",
             EndReason::Shutdown => "shutdown",
             EndReason::EngineRestart => "engine_restart",
+            EndReason::NotAnswered => "not_answered",
+            EndReason::NodeLost => "node_lost",
         }
     }
 }

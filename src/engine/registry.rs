@@ -4,7 +4,7 @@
 //! the API pages on into storage for what is no longer here).
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use actix::Addr;
@@ -37,7 +37,7 @@ pub(crate) fn lock(m: &Mutex<ActiveflowRecord>) -> MutexGuard<'_, ActiveflowReco
 pub struct ActiveflowRegistry {
     entries: DashMap<ActiveflowId, Arc<ActiveflowEntry>>,
     running: AtomicUsize,
-    sequence: AtomicU64,
+    sequence: crate::storage::Sequences,
     ended: Mutex<VecDeque<ActiveflowId>>,
     ended_retained: usize,
 }
@@ -53,7 +53,7 @@ impl ActiveflowRegistry {
         ActiveflowRegistry {
             entries: DashMap::new(),
             running: AtomicUsize::new(0),
-            sequence: AtomicU64::new(0),
+            sequence: crate::storage::Sequences::default(),
             ended: Mutex::new(VecDeque::new()),
             ended_retained,
         }
@@ -62,12 +62,18 @@ impl ActiveflowRegistry {
     /// Continues numbering after `last` (the highest sequence in storage), so records created
     /// now list after those of earlier runs.
     pub fn continue_after(&self, last: u64) {
-        self.sequence.fetch_max(last, Ordering::Relaxed);
+        self.sequence.continue_after(last);
+    }
+
+    /// Allocates creation sequences from a hybrid clock in `slot` instead of a counter: for a
+    /// store shared by several nodes (see `storage::sequence`).
+    pub fn use_clock_sequences(&self, slot: u16) {
+        self.sequence.use_clock(slot);
     }
 
     /// The next creation sequence number.
     pub fn next_sequence(&self) -> u64 {
-        self.sequence.fetch_add(1, Ordering::Relaxed) + 1
+        self.sequence.next()
     }
 
     /// Running activeflows.

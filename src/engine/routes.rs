@@ -34,6 +34,19 @@ impl RouteTable {
             .map(String::as_str)
     }
 
+    /// Every route in effect as (number, flow reference): exact numbers in order, then `*`
+    /// (a number configured twice keeps its first flow, as [`RouteTable::lookup`] does).
+    pub fn entries(&self) -> Vec<(&str, &str)> {
+        let mut out: Vec<(&str, &str)> = self
+            .exact
+            .iter()
+            .map(|(n, f)| (n.as_str(), f.as_str()))
+            .collect();
+        out.sort_unstable();
+        out.extend(self.wildcard.iter().map(|f| ("*", f.as_str())));
+        out
+    }
+
     /// Every flow reference, for start-up validation.
     pub fn flow_refs(&self) -> impl Iterator<Item = &str> {
         self.exact
@@ -61,5 +74,17 @@ mod tests {
         assert_eq!(t.lookup("42"), Some("any"));
         let t = RouteTable::new(&[route("100", "a")]);
         assert_eq!(t.lookup("200"), None);
+    }
+
+    #[test]
+    fn entries_are_the_routes_in_effect() {
+        let t = RouteTable::new(&[
+            route("*", "any"),
+            route("200", "b"),
+            route("100", "a"),
+            route("100", "ignored"),
+            route("*", "ignored"),
+        ]);
+        assert_eq!(t.entries(), [("100", "a"), ("200", "b"), ("*", "any")]);
     }
 }

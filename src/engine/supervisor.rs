@@ -4,9 +4,11 @@
 //! Shards share every piece of state (flows, routes, registry), so any shard can answer for all.
 //! Supervised: a restart keeps all shared state.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use actix::prelude::*;
+use tracing::Instrument;
 
 use super::activeflow::CallLink;
 use super::record::timestamp;
@@ -15,11 +17,15 @@ use super::{
     RouteTable, Status, Stop,
 };
 use crate::call::outbound::Dialer;
-use crate::call::{CallCommand, CallOffer};
+use crate::call::{CallCommand, CallOffer, Refusal};
 use crate::events::EventBus;
 use crate::flow::{self, Flow, FlowStore, Variables};
 use crate::http::HttpClient;
+use crate::metrics::Unavailable;
 use crate::storage::Storage;
+
+mod place;
+pub use place::{PlaceCalls, PlaceError, PlacedCall};
 
 /// Start an activeflow without a call: over the API (reference type `api`), or as the next
 /// flow of a completed one (`on_complete_flow_id`, `parent` set).
@@ -73,6 +79,8 @@ pub struct Parent {
     pub reference_id: String,
     /// The parent's position in its chain (1 = started by a call or the API).
     pub depth: u8,
+    /// The parent's tree of placed calls: the successor stays in it.
+    pub call_tree: super::call_tree::CallTree,
 }
 
 /// What an activeflow actor reaches beyond its own record: registered flows (`fetch_flow`) and
@@ -92,6 +100,14 @@ pub(crate) struct Links {
     pub(crate) dialer: Arc<Dialer>,
     /// Where its events go (SSE, webhooks).
     pub(crate) events: EventBus,
+    /// The queue manager (`queue_join`).
+    pub(crate) queues: Addr<crate::queue::QueueManager>,
+    /// Conference rooms (`conference_join`).
+    pub(crate) conferences: Arc<crate::conference::Conferences>,
+    /// Set once shutdown drains the shard that started it: `call` places nothing more.
+    pub(crate) draining: Arc<AtomicBool>,
+    /// Its generation and budget of placed calls (`call`).
+    pub(crate) call_tree: super::call_tree::CallTree,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -127,6 +143,8 @@ pub struct Supervisor {
     limits: EngineLimits,
     services: Services,
     draining: bool,
+    /// `draining`, shared with the activeflows this shard starts (their `call` action).
+    drain_flag: Arc<AtomicBool>,
 }
 
 /// The engine-wide services every activeflow reaches: outgoing HTTP, storage, the dialer for
@@ -137,6 +155,8 @@ pub struct Services {
     pub storage: Storage,
     pub dialer: Arc<Dialer>,
     pub events: EventBus,
+    pub queues: Addr<crate::queue::QueueManager>,
+    pub conferences: Arc<crate::conference::Conferences>,
 }
 
 impl Supervisor {
@@ -154,6 +174,7 @@ impl Supervisor {
             limits,
             services,
             draining: false,
+            drain_flag: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -167,15 +188,25 @@ impl Supervisor {
             storage: self.services.storage.clone(),
             dialer: self.services.dialer.clone(),
             events: self.services.events.clone(),
+            queues: self.services.queues.clone(),
+            conferences: self.services.conferences.clone(),
+            draining: self.drain_flag.clone(),
+            call_tree: Default::default(),
         }
     }
 
-    fn admit(&self, offer: &CallOffer) -> Result<Arc<Flow>, u16> {
-        if self.draining || self.registry.running() >= self.limits.max_activeflows {
-            return Err(503);
+    /// The flow for `offer`, or how to refuse it. A 503 is counted by the call's leg as it
+    /// sends it (a CANCEL may come first).
+    fn admit(&self, offer: &CallOffer) -> Result<Arc<Flow>, Refusal> {
+        if self.draining {
+            return Err(Refusal::Unavailable(Unavailable::ShuttingDown));
         }
-        let flow_ref = self.routes.lookup(&offer.destination).ok_or(404u16)?;
-        self.flows.get_by_name_or_id(flow_ref).ok_or(404)
+        if self.registry.running() >= self.limits.max_activeflows {
+            return Err(Refusal::Unavailable(Unavailable::MaxActiveflows));
+        }
+        let not_found = Refusal::Status(404);
+        let flow_ref = self.routes.lookup(&offer.destination).ok_or(not_found)?;
+        self.flows.get_by_name_or_id(flow_ref).ok_or(not_found)
     }
 }
 
@@ -193,11 +224,14 @@ impl Handler<CallOffer> for Supervisor {
     type Result = ();
 
     fn handle(&mut self, offer: CallOffer, ctx: &mut Self::Context) {
+        // Lines about the offer carry the call's ids.
+        let _call_span = offer.span.enter();
         let flow = match self.admit(&offer) {
             Ok(f) => f,
-            Err(status) => {
+            Err(refusal) => {
+                let status = refusal.status();
                 tracing::info!(call_id = %offer.call_id, number = %offer.destination, status, "call refused");
-                offer.commands.do_send(CallCommand::Reject { status });
+                offer.commands.do_send(CallCommand::Reject(refusal));
                 return;
             }
         };
@@ -241,7 +275,9 @@ impl Handler<CallOffer> for Supervisor {
         if let Err(e) = variables.check(&self.limits.variables) {
             crate::metrics::flow_limit_exceeded(e.limit());
             tracing::info!(call_id = %offer.call_id, error = %e, "call refused");
-            offer.commands.do_send(CallCommand::Reject { status: 400 });
+            offer
+                .commands
+                .do_send(CallCommand::Reject(Refusal::Status(400)));
             return;
         }
         let record = new_record(
@@ -253,9 +289,11 @@ impl Handler<CallOffer> for Supervisor {
             ChainPosition::FIRST,
             &mut variables,
         );
+        crate::call::span::record_activeflow(&offer.span, id);
         let call = CallLink {
             id: offer.call_id,
             commands: offer.commands,
+            sip_call_id: offer.sip_call_id,
         };
         let links = self.links(ctx, 1);
         self.spawn(record, flow, variables, links, Some(call));
@@ -306,6 +344,7 @@ impl Supervisor {
             tracing::warn!(parent = ?msg.parent.as_ref().map(|p| p.id), error = %e, "activeflow not started");
             return Err(e.into());
         }
+        let call_tree = msg.parent.as_ref().map(|p| p.call_tree.clone());
         let (reference_type, reference_id, depth) = match &msg.parent {
             Some(p) => (p.reference_type, p.reference_id.clone(), p.depth + 1),
             // VoIPBIN's reference_id is a UUID: the nil one when nothing started it.
@@ -323,7 +362,10 @@ impl Supervisor {
             },
             &mut variables,
         );
-        let links = self.links(ctx, depth);
+        let mut links = self.links(ctx, depth);
+        if let Some(tree) = call_tree {
+            links.call_tree = tree;
+        }
         self.try_spawn(record, msg.flow, variables, links, None)
     }
 }
@@ -333,6 +375,7 @@ impl Handler<Drain> for Supervisor {
 
     fn handle(&mut self, _: Drain, _ctx: &mut Self::Context) {
         self.draining = true;
+        self.drain_flag.store(true, Ordering::Relaxed);
     }
 }
 
@@ -438,15 +481,11 @@ impl Supervisor {
             return Err(StartError::IdTaken(id));
         }
         self.registry.started();
-        // Runs on the current arbiter (this shard's), as `start_in_arbiter` would.
-        ctx.run(Activeflow::new(
-            record,
-            self.registry.clone(),
-            flow,
-            variables,
-            links,
-            call,
-        ));
+        let span = super::span::new(id, call.as_ref().map(|c| (c.id, c.sip_call_id.as_str())));
+        let activeflow =
+            Activeflow::new(record, self.registry.clone(), flow, variables, links, call);
+        // Runs on the current arbiter (this shard's), as `start_in_arbiter` would, inside its span.
+        actix_rt::spawn(ctx.into_future(activeflow).instrument(span));
         Ok(id)
     }
 }

@@ -20,10 +20,14 @@ pub enum EventType {
     CallEnded,
     /// `DELETE /v1/activeflows/{id}` removed it (VoIPBIN's `activeflow_deleted`).
     ActiveflowDeleted,
+    /// The activeflow's call joined a conference room (`conference_join`).
+    ConferenceJoined,
+    /// The activeflow's call left a conference room.
+    ConferenceLeft,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 7] = [
+    pub const ALL: [EventType; 9] = [
         EventType::ActiveflowCreated,
         EventType::ActiveflowUpdated,
         EventType::ActiveflowEnded,
@@ -31,6 +35,8 @@ impl EventType {
         EventType::CallCreated,
         EventType::CallAnswered,
         EventType::CallEnded,
+        EventType::ConferenceJoined,
+        EventType::ConferenceLeft,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -42,6 +48,8 @@ impl EventType {
             EventType::CallAnswered => "call_answered",
             EventType::CallEnded => "call_ended",
             EventType::ActiveflowDeleted => "activeflow_deleted",
+            EventType::ConferenceJoined => "conference_joined",
+            EventType::ConferenceLeft => "conference_left",
         }
     }
 
@@ -50,17 +58,17 @@ impl EventType {
     }
 
     /// This type's bit in an [`EventFilter`].
-    fn bit(self) -> u8 {
+    fn bit(self) -> u16 {
         1 << (self as u8)
     }
 }
 
 /// A set of event types (`?types=` on `GET /v1/events`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct EventFilter(u8);
+pub struct EventFilter(u16);
 
 impl EventFilter {
-    pub const ALL: EventFilter = EventFilter(0b111_1111);
+    pub const ALL: EventFilter = EventFilter((1 << EventType::ALL.len()) - 1);
 
     /// Parses a comma-separated list; an unknown name is returned as the error.
     pub fn parse(list: &str) -> Result<EventFilter, String> {
@@ -114,6 +122,15 @@ pub struct CallFacts {
     pub end_cause: Option<&'static str>,
 }
 
+/// What a conference event says: the room, the call in it, and (on leaving) why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConferenceFacts {
+    pub conference_id: String,
+    pub call_id: String,
+    /// `kicked`, `deleted`, `call_ended` (`conference_left` only).
+    pub ended_by: Option<&'static str>,
+}
+
 /// The payload, by type.
 #[derive(Debug, Clone, PartialEq)]
 pub enum EventBody {
@@ -124,6 +141,8 @@ pub enum EventBody {
     CallCreated(CallFacts),
     CallAnswered(CallFacts),
     CallEnded(CallFacts),
+    ConferenceJoined(ConferenceFacts),
+    ConferenceLeft(ConferenceFacts),
 }
 
 /// One event. Its id is given when it is published (see `window`).
@@ -154,6 +173,8 @@ impl Event {
             EventBody::CallCreated(_) => EventType::CallCreated,
             EventBody::CallAnswered(_) => EventType::CallAnswered,
             EventBody::CallEnded(_) => EventType::CallEnded,
+            EventBody::ConferenceJoined(_) => EventType::ConferenceJoined,
+            EventBody::ConferenceLeft(_) => EventType::ConferenceLeft,
         }
     }
 
@@ -198,6 +219,13 @@ impl Event {
                 m.serialize_entry("status", c.status)?;
                 if let Some(cause) = c.end_cause {
                     m.serialize_entry("end_cause", cause)?;
+                }
+            }
+            EventBody::ConferenceJoined(c) | EventBody::ConferenceLeft(c) => {
+                m.serialize_entry("conference_id", &c.conference_id)?;
+                m.serialize_entry("call_id", &c.call_id)?;
+                if let Some(by) = c.ended_by {
+                    m.serialize_entry("ended_by", by)?;
                 }
             }
         }

@@ -9,12 +9,13 @@
 mod deleted;
 mod event;
 mod hook;
+mod signature;
 pub mod voipbin;
 mod webhook;
 mod window;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use dashmap::DashMap;
@@ -22,9 +23,11 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 
 pub use event::{
-    ActiveflowFacts, CallFacts, Event, EventBody, EventFilter, EventType, ExecutedFacts,
+    ActiveflowFacts, CallFacts, ConferenceFacts, Event, EventBody, EventFilter, EventType,
+    ExecutedFacts,
 };
 pub use hook::FlowHook;
+pub use signature::{WebhookSigner, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 pub use window::{Published, Read, Window};
 
 use crate::flow::WebhookFormat;
@@ -50,6 +53,8 @@ pub struct EventsOptions {
     pub webhook_format: WebhookFormat,
     /// Events waiting for webhook delivery, per queue, before new ones are dropped.
     pub webhook_queue: usize,
+    /// Signs every event webhook request (`events.webhook_secret`); `None`: unsigned.
+    pub webhook_signer: Option<WebhookSigner>,
     /// SSE readers at once and when a stalled one is dropped.
     pub readers: ReaderLimits,
 }
@@ -78,6 +83,10 @@ impl Default for ReaderLimits {
 pub struct ReadersFull {
     pub max: usize,
 }
+
+/// Gets every event as it is published, under the window's lock (so in id order), with its id:
+/// the cluster's publisher ([`EventBus::set_tap`]). Must not block: a `try_send` at most.
+pub type Tap = Box<dyn Fn(&Published) + Send + Sync>;
 
 /// The activeflow a call drives and that activeflow's own webhook, if any.
 #[derive(Debug, Clone)]
@@ -111,6 +120,10 @@ struct Inner {
     keep_alive: Duration,
     /// The engine is stopping: readers' streams end (so HTTP shutdown need not wait for them).
     closed: AtomicBool,
+    /// Set once in cluster mode: the event stream's publisher (`cluster::events`).
+    tap: OnceLock<Tap>,
+    /// Wakes [`EventBus::closed`] waiters (cluster readers) once, at close.
+    close_notify: Notify,
 }
 
 impl EventBus {
@@ -121,7 +134,12 @@ impl EventBus {
             .webhook_uri
             .as_deref()
             .map(|uri| (uri, options.webhook_format));
-        let feed = webhook::start(http, global, options.webhook_queue);
+        let feed = webhook::start(
+            http,
+            global,
+            options.webhook_queue,
+            options.webhook_signer.clone(),
+        );
         Self::build(
             options.window,
             options.keep_alive,
@@ -164,6 +182,8 @@ impl EventBus {
                 call_hooks_bound: AtomicUsize::new(0),
                 keep_alive,
                 closed: AtomicBool::new(false),
+                tap: OnceLock::new(),
+                close_notify: Notify::new(),
             }),
         }
     }
@@ -223,12 +243,26 @@ impl EventBus {
             .webhooks
             .as_ref()
             .filter(|f| f.has_global() || hook.is_some());
+        let tap = inner.tap.get();
         let (evicted, dropped) = {
             let mut window = self.window();
             match wanted {
-                None => (window.push(event).1, false),
+                None if tap.is_none() => (window.push(event).1, false),
+                None => {
+                    let (id, evicted) = window.push(event.clone());
+                    if let Some(tap) = tap {
+                        tap(&Published { id, event });
+                    }
+                    (evicted, false)
+                }
                 Some(feed) => {
                     let (id, evicted) = window.push(event.clone());
+                    if let Some(tap) = tap {
+                        tap(&Published {
+                            id,
+                            event: event.clone(),
+                        });
+                    }
                     let delivery = webhook::Delivery {
                         id,
                         event,
@@ -253,10 +287,34 @@ impl EventBus {
         }
     }
 
+    /// Hands every event published from now on to `tap` too, in id order (the cluster's
+    /// publisher). Set once: a second tap is refused and returned.
+    pub fn set_tap(&self, tap: Tap) -> Result<(), Tap> {
+        self.inner.tap.set(tap)
+    }
+
+    /// Takes a place among `events.max_readers` for a reader that does not read this bus (a
+    /// cluster SSE reader, which reads the cluster's stream): the place is held as long as the
+    /// returned subscription, which is never read.
+    pub fn try_reserve_reader(&self) -> Result<Subscription, ReadersFull> {
+        self.try_subscribe(None)
+    }
+
     /// Ends every reader's stream (at shutdown); publishing goes on into the window.
     pub fn close(&self) {
         self.inner.closed.store(true, Ordering::SeqCst);
         self.inner.notify.notify_waiters();
+        self.inner.close_notify.notify_waiters();
+    }
+
+    /// Resolves once [`EventBus::close`] was called (readers that do not read the window end
+    /// their streams on it).
+    pub async fn closed(&self) {
+        let notified = self.inner.close_notify.notified();
+        if self.inner.closed.load(Ordering::SeqCst) {
+            return;
+        }
+        notified.await;
     }
 
     /// Whether call events must be bound to the activeflow driving them even when its flow has

@@ -22,6 +22,8 @@ pub fn event_type(event: &Event) -> &'static str {
         EventBody::CallCreated(_) => "call_created",
         EventBody::CallAnswered(_) => "call_progressing",
         EventBody::CallEnded(_) => "call_hangup",
+        EventBody::ConferenceJoined(_) => "conference_joined",
+        EventBody::ConferenceLeft(_) => "conference_left",
     }
 }
 
@@ -62,6 +64,15 @@ pub fn to_json(event: &Event, activeflow: Option<Uuid>, snapshot: Option<&str>) 
         EventBody::CallCreated(c) | EventBody::CallAnswered(c) | EventBody::CallEnded(c) => {
             envelope(kind, &call(event, c, activeflow))
         }
+        EventBody::ConferenceJoined(c) | EventBody::ConferenceLeft(c) => envelope(
+            kind,
+            &json!({
+                "activeflow_id": event.subject,
+                "conference_id": c.conference_id,
+                "call_id": c.call_id,
+                "ended_by": c.ended_by,
+            }),
+        ),
     }
 }
 

@@ -4,7 +4,8 @@
 //! router task hands them on to one worker per destination (`http::DestinationQueues`, one
 //! request at a time), which sends them in order through the engine's `HttpClient` (timeout,
 //! size limit, `[http]` policy) with the shared webhook retry policy: the global one POSTed, a
-//! flow's with its `webhook_method`, each in its format (native or VoIPBIN's, rendered here).
+//! flow's with its `webhook_method`, each in its format (native or VoIPBIN's, rendered here),
+//! signed when `events.webhook_secret` is set (`signature`: each attempt signed afresh).
 //! A slow destination delays only its own queue; an idle destination's worker retires.
 
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 use super::hook::{FlowHook, GlobalHook};
+use super::signature::WebhookSigner;
 use super::{voipbin, Event};
 use crate::flow::{WebhookFormat, WebhookMethod};
 use crate::http::{Attempted, DestinationQueues, HttpClient, QueueLimits, WEBHOOK_RETRY};
@@ -61,8 +63,13 @@ impl Feed {
 }
 
 /// Starts the router on the current tokio runtime; `global` is the global webhook's URI and
-/// format.
-pub(super) fn start(http: HttpClient, global: Option<(&str, WebhookFormat)>, queue: usize) -> Feed {
+/// format; `signer` signs every request (global and flows' webhooks alike).
+pub(super) fn start(
+    http: HttpClient,
+    global: Option<(&str, WebhookFormat)>,
+    queue: usize,
+    signer: Option<WebhookSigner>,
+) -> Feed {
     let queue = queue.max(1);
     let (tx, rx) = mpsc::channel(queue);
     let global = global
@@ -75,7 +82,8 @@ pub(super) fn start(http: HttpClient, global: Option<(&str, WebhookFormat)>, que
         tx,
         global: global.as_ref().map(|g| g.format),
     };
-    tokio::spawn(route(rx, http, global, queue, DESTINATIONS));
+    let sender = Sender { http, signer };
+    tokio::spawn(route(rx, sender, global, queue, DESTINATIONS));
     feed
 }
 
@@ -84,6 +92,13 @@ pub(super) fn start(http: HttpClient, global: Option<(&str, WebhookFormat)>, que
 pub(super) fn detached(global: Option<WebhookFormat>) -> Feed {
     let (tx, _) = mpsc::channel(1);
     Feed { tx, global }
+}
+
+/// What delivers: the engine's HTTP client and the key requests are signed with.
+#[derive(Clone)]
+struct Sender {
+    http: HttpClient,
+    signer: Option<WebhookSigner>,
 }
 
 /// Where one event goes: URI, method, format, and the activeflow a call event belongs to.
@@ -96,7 +111,7 @@ struct Target {
 
 async fn route(
     mut rx: mpsc::Receiver<Delivery>,
-    http: HttpClient,
+    sender: Sender,
     global: Option<GlobalHook>,
     queue: usize,
     destinations: usize,
@@ -138,12 +153,11 @@ async fn route(
             });
         for target in global_target.into_iter().chain(flow_target) {
             let key = target.uri.clone();
-            let (http, event, id) = (http.clone(), d.event.clone(), d.id);
+            let (sender, event, id) = (sender.clone(), d.event.clone(), d.id);
             let snapshot = d.snapshot.clone();
-            let job =
-                Box::pin(
-                    async move { deliver(&http, &target, id, &event, snapshot.as_deref()).await },
-                );
+            let job = Box::pin(async move {
+                deliver(&sender, &target, id, &event, snapshot.as_deref()).await
+            });
             if workers.submit(key, job).is_err() {
                 crate::metrics::webhook_delivery(WebhookOutcome::Dropped);
             }
@@ -153,13 +167,7 @@ async fn route(
 
 /// Sends one event as JSON with the target's method (a GET or DELETE carries the body too, as
 /// VoIPBIN's webhook-manager sends it), retrying 5xx and transient failures.
-async fn deliver(
-    http: &HttpClient,
-    target: &Target,
-    id: u64,
-    event: &Event,
-    snapshot: Option<&str>,
-) {
+async fn deliver(sender: &Sender, target: &Target, id: u64, event: &Event, snapshot: Option<&str>) {
     let body = match target.format {
         WebhookFormat::Native => event.to_json(id),
         WebhookFormat::Voipbin => voipbin::to_json(event, target.activeflow, snapshot),
@@ -171,12 +179,20 @@ async fn deliver(
         WebhookMethod::Delete => reqwest::Method::DELETE,
     };
     let uri = &*target.uri;
-    let Attempted { outcome, attempts } = http
-        .send_retrying(
+    let sign = || {
+        sender
+            .signer
+            .as_ref()
+            .map_or_else(Vec::new, |s| s.headers(&body))
+    };
+    let Attempted { outcome, attempts } = sender
+        .http
+        .send_retrying_with(
             method,
             uri,
             Some(("application/json", &body)),
             WEBHOOK_RETRY,
+            sign,
         )
         .await;
     let failure = match outcome {
@@ -237,12 +253,96 @@ mod tests {
         }
     }
 
+    /// A server answering 503 to the first request and 200 to the rest; sends each request's
+    /// whole text (head and body).
+    async fn flaky_server() -> (std::net::SocketAddr, mpsc::UnboundedReceiver<String>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let mut first = true;
+            while let Ok((mut s, _)) = listener.accept().await {
+                let mut text = Vec::new();
+                let mut buf = [0u8; 4096];
+                // Head and the whole body (by Content-Length).
+                loop {
+                    let n = s.read(&mut buf).await.unwrap_or(0);
+                    text.extend_from_slice(&buf[..n]);
+                    let t = String::from_utf8_lossy(&text).to_string();
+                    let done = t.split_once("\r\n\r\n").is_some_and(|(head, body)| {
+                        let length = head
+                            .lines()
+                            .find_map(|l| {
+                                l.to_ascii_lowercase()
+                                    .strip_prefix("content-length:")
+                                    .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                            })
+                            .unwrap_or(0);
+                        body.len() >= length
+                    });
+                    if n == 0 || done {
+                        break;
+                    }
+                }
+                let _ = tx.send(String::from_utf8_lossy(&text).to_string());
+                let status = if std::mem::take(&mut first) {
+                    "503 Service Unavailable"
+                } else {
+                    "200 OK"
+                };
+                let answer =
+                    format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+                let _ = s.write_all(answer.as_bytes()).await;
+            }
+        });
+        (addr, rx)
+    }
+
+    /// With a secret every attempt is signed, a retry too, over the exact body sent.
+    #[tokio::test]
+    async fn every_attempt_is_signed() {
+        let (addr, mut seen) = flaky_server().await;
+        let http = HttpClient::new(HttpPolicy::permissive(Duration::from_secs(5), 1024)).unwrap();
+        let signer = WebhookSigner::new("s3cret").unwrap();
+        let (tx, rx) = mpsc::channel(8);
+        let sender = Sender {
+            http,
+            signer: Some(signer.clone()),
+        };
+        tokio::spawn(route(rx, sender, None, 8, 4));
+        tx.send(delivery(format!("http://{addr}/hook")))
+            .await
+            .unwrap();
+        for attempt in 0..2 {
+            let request = tokio::time::timeout(Duration::from_secs(10), seen.recv())
+                .await
+                .unwrap()
+                .unwrap();
+            let (head, body) = request.split_once("\r\n\r\n").unwrap();
+            let header = |name: &str| {
+                head.lines()
+                    .find_map(|l| {
+                        let (k, v) = l.split_once(':')?;
+                        k.eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
+                    })
+                    .unwrap_or_else(|| panic!("attempt {attempt}: no {name} in {head}"))
+            };
+            let timestamp: i64 = header(super::super::TIMESTAMP_HEADER).parse().unwrap();
+            assert_eq!(
+                header(super::super::SIGNATURE_HEADER),
+                signer.signature(timestamp, body.as_bytes()),
+                "attempt {attempt}"
+            );
+        }
+    }
+
     #[tokio::test]
     async fn events_for_a_destination_beyond_the_cap_are_dropped() {
         let (addr, mut seen) = server().await;
         let http = HttpClient::new(HttpPolicy::permissive(Duration::from_secs(5), 1024)).unwrap();
         let (tx, rx) = mpsc::channel(8);
-        tokio::spawn(route(rx, http, None, 8, 1));
+        let sender = Sender { http, signer: None };
+        tokio::spawn(route(rx, sender, None, 8, 1));
         tx.send(delivery(format!("http://{addr}/a"))).await.unwrap();
         let first = tokio::time::timeout(Duration::from_secs(5), seen.recv()).await;
         assert!(first.unwrap().unwrap().contains("/a"));

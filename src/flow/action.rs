@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
+use super::call_action::CallAction;
 use super::call_condition::{ConditionCallDigits, ConditionCallStatus};
 use super::condition::{ConditionDatetime, ConditionVariable};
 use super::error::FlowError;
@@ -71,11 +72,31 @@ pub enum ActionKind {
     MessageSend(MessageSend),
     /// Transfers the caller elsewhere by REFER (blind transfer, RFC 3515).
     Transfer(Transfer),
+    /// Answering-machine detection on the call's received audio.
+    Amd(super::amd::Amd),
+    /// Waits in a queue (`/v1/queues`) until an agent answers and is bridged.
+    QueueJoin {
+        /// The queue's id (or a `${...}` reference resolved when the action runs).
+        queue_id: String,
+    },
+    /// Places new outbound calls, each running its own flow; moves on at once.
+    Call(CallAction),
+    /// Joins a conference room until kicked, the room is deleted or the call ends.
+    ConferenceJoin(super::conference::ConferenceJoin),
+    /// VoIPBIN's `confbridge_join`: the same join (option `confbridge_id`).
+    ConfbridgeJoin(super::conference::ConferenceJoin),
     /// Pushes a registered flow's actions as a sub-stack.
     FetchFlow {
         /// The flow's id (or a `${...}` reference resolved when the action runs).
         flow_id: String,
     },
+    /// Streams the call's audio to an external host and plays what it sends back.
+    ExternalMediaStart(super::stream::ExternalMediaStart),
+    ExternalMediaStop,
+    Mute(super::stream::Direction),
+    Unmute(super::stream::Direction),
+    /// `echo` under VoIPBIN's other name (180 s by default).
+    StreamEcho(Echo),
 }
 
 impl ActionKind {
@@ -143,6 +164,26 @@ impl ActionKind {
             "connect" => Self::Connect(Connect::from_opt(&o)?),
             "message_send" => Self::MessageSend(MessageSend::from_opt(&o)?),
             "transfer" => Self::Transfer(Transfer::from_opt(&o)?),
+            "amd" => Self::Amd(super::amd::Amd::from_opt(&o)?),
+            "queue_join" => Self::QueueJoin {
+                queue_id: super::queue_join::queue_id(&o)?,
+            },
+            "call" => Self::Call(CallAction::from_opt(&o)?),
+            "external_media_start" => {
+                Self::ExternalMediaStart(super::stream::ExternalMediaStart::from_opt(&o)?)
+            }
+            "external_media_stop" => Self::ExternalMediaStop,
+            "mute" => Self::Mute(super::stream::mute_direction(&o)?),
+            "unmute" => Self::Unmute(super::stream::mute_direction(&o)?),
+            "stream_echo" => Self::StreamEcho(Echo::from_opt(&o)?),
+            "conference_join" => Self::ConferenceJoin(super::conference::ConferenceJoin::from_opt(
+                &o,
+                "conference_id",
+            )?),
+            "confbridge_join" => Self::ConfbridgeJoin(super::conference::ConferenceJoin::from_opt(
+                &o,
+                "confbridge_id",
+            )?),
             "fetch_flow" => {
                 let flow_id = o.str_req("flow_id")?;
                 if !flow_id.contains("${") && flow_id.parse::<super::FlowId>().is_err() {
@@ -196,6 +237,16 @@ impl ActionKind {
             Self::Connect(_) => "connect",
             Self::MessageSend(_) => "message_send",
             Self::Transfer(_) => "transfer",
+            Self::Amd(_) => "amd",
+            Self::QueueJoin { .. } => "queue_join",
+            Self::Call(_) => "call",
+            Self::ExternalMediaStart(_) => "external_media_start",
+            Self::ExternalMediaStop => "external_media_stop",
+            Self::Mute(_) => "mute",
+            Self::Unmute(_) => "unmute",
+            Self::StreamEcho(_) => "stream_echo",
+            Self::ConferenceJoin(_) => "conference_join",
+            Self::ConfbridgeJoin(_) => "confbridge_join",
         }
     }
 
@@ -502,10 +553,18 @@ mod tests {
             ActionKind::parse("block", &Value::Null).unwrap(),
             ActionKind::Block
         );
-        let e = ActionKind::parse("conference_join", &json!({})).unwrap_err();
+        let e = ActionKind::parse("ai_talk", &json!({})).unwrap_err();
         assert_eq!(
             e.to_string(),
-            r#"type: action type "conference_join" is not supported by this engine yet"#
+            r#"type: action type "ai_talk" is not supported by this engine yet"#
+        );
+        assert_eq!(
+            field_of("conference_join", json!({"conference_id": "a b"})),
+            "option.conference_id"
+        );
+        assert_eq!(
+            field_of("confbridge_join", json!({})),
+            "option.confbridge_id"
         );
         let e = ActionKind::parse("foo", &json!({})).unwrap_err();
         assert_eq!(e.to_string(), r#"type: unknown action type "foo""#);

@@ -3,8 +3,11 @@
 //! registry. Pure data: must not perform call I/O or run timers.
 
 pub mod action;
+pub mod amd;
+pub mod call_action;
 pub mod call_condition;
 pub mod condition;
+pub mod conference;
 pub mod error;
 pub mod hangup;
 pub mod id;
@@ -14,7 +17,9 @@ pub mod media;
 pub mod model;
 mod options;
 pub mod outbound;
+pub mod queue_join;
 pub mod store;
+pub mod stream;
 pub mod substitute;
 pub mod types;
 pub mod validate;

@@ -133,7 +133,7 @@ impl Connect {
 /// `anonymous`: a JSON bool, or VoIPBIN's tri-state string (bin-flow-manager option.go
 /// OptionConnect, `validAnonymousValues`): "yes" always hides the caller; "no" and "" never
 /// do; "auto" hides it when it asked for privacy (resolved when the `connect` runs).
-fn anonymous(o: &Opt<'_>) -> Result<Anonymity, FlowError> {
+pub(crate) fn anonymous(o: &Opt<'_>) -> Result<Anonymity, FlowError> {
     match o.raw("anonymous") {
         None => Ok(Anonymity::Never),
         Some(Value::Bool(true)) => Ok(Anonymity::Always),
@@ -149,7 +149,7 @@ fn anonymous(o: &Opt<'_>) -> Result<Anonymity, FlowError> {
 }
 
 /// An optional JSON bool, false when absent (a string is refused, not read as true).
-fn flag(o: &Opt<'_>, name: &str) -> Result<bool, FlowError> {
+pub(crate) fn flag(o: &Opt<'_>, name: &str) -> Result<bool, FlowError> {
     match o.raw(name) {
         None | Some(Value::Null) => Ok(false),
         Some(Value::Bool(b)) => Ok(*b),
@@ -175,7 +175,7 @@ impl MessageSend {
     }
 }
 
-fn source(o: &Opt<'_>) -> Result<Option<Address>, FlowError> {
+pub(crate) fn source(o: &Opt<'_>) -> Result<Option<Address>, FlowError> {
     o.raw("source")
         .map(|v| address(v, &path("source"), false))
         .transpose()
@@ -183,7 +183,7 @@ fn source(o: &Opt<'_>) -> Result<Option<Address>, FlowError> {
 
 /// `extensions`: whether `extension` addresses are allowed (a call rings phones; a MESSAGE
 /// to a phone is not supported).
-fn destinations(o: &Opt<'_>, extensions: bool) -> Result<Vec<Address>, FlowError> {
+pub(crate) fn destinations(o: &Opt<'_>, extensions: bool) -> Result<Vec<Address>, FlowError> {
     let field = path("destinations");
     let list = match o.raw("destinations") {
         Some(Value::Array(list)) if !list.is_empty() => list,
@@ -221,7 +221,7 @@ pub const UNSUPPORTED_ADDRESS_TYPES: &[&str] = &[
 ];
 
 /// One `{"type", "target"}` object; the target's shape is checked unless it holds `${...}`.
-fn address(v: &Value, field: &str, extensions: bool) -> Result<Address, FlowError> {
+pub(crate) fn address(v: &Value, field: &str, extensions: bool) -> Result<Address, FlowError> {
     let o = Opt::new(v).map_err(|_| FlowError::field(field, "must be an address object"))?;
     let at = |name: &str| format!("{field}.{name}");
     let kind = match o

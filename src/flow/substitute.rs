@@ -217,6 +217,9 @@ fn field_kind(kind: &str, key: &str, data_kind: FieldKind) -> FieldKind {
         ("condition_variable", "variable") => FieldKind::Name,
         ("connect" | "message_send", "destinations" | "source") => FieldKind::Address,
         ("transfer", "destination") => FieldKind::Address,
+        ("call", "destinations" | "source") => FieldKind::Address,
+        // The new calls' own flow: expanded when it runs there, against their variables.
+        ("call", "actions") => FieldKind::Name,
         _ => FieldKind::Text,
     }
 }

@@ -174,11 +174,11 @@ mod tests {
 
     #[test]
     fn type_errors() {
-        let (i, f, m) = action_err(json!([{"type": "answer"}, {"type": "queue_join"}]));
+        let (i, f, m) = action_err(json!([{"type": "answer"}, {"type": "transcribe_start"}]));
         assert_eq!((i, f.as_str()), (1, "type"));
         assert_eq!(
             m,
-            r#"action type "queue_join" is not supported by this engine yet"#
+            r#"action type "transcribe_start" is not supported by this engine yet"#
         );
         let e = flow(json!([{"type": "foo"}])).validate().unwrap_err();
         assert_eq!(

@@ -110,6 +110,17 @@ impl HttpClient {
         url: &str,
         body: Option<(&str, Vec<u8>)>,
     ) -> Result<Response, HttpError> {
+        self.send_with_headers(method, url, body, Vec::new()).await
+    }
+
+    /// As [`HttpClient::send`], with extra request `headers` (a webhook's signature).
+    pub async fn send_with_headers(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+        body: Option<(&str, Vec<u8>)>,
+        headers: Vec<(&'static str, String)>,
+    ) -> Result<Response, HttpError> {
         let parsed = reqwest::Url::parse(url).map_err(|_| HttpError::BadUrl { url: url.into() })?;
         if !matches!(parsed.scheme(), "http" | "https") {
             return Err(HttpError::BadUrl { url: url.into() });
@@ -118,6 +129,9 @@ impl HttpClient {
             return Err(HttpError::Denied { url: url.into() });
         }
         let mut request = self.client.request(method, parsed);
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
         if let Some((content_type, bytes)) = body {
             request = request
                 .header(reqwest::header::CONTENT_TYPE, content_type)

@@ -69,7 +69,7 @@ impl std::fmt::Display for Destination {
 /// Queues by destination `K`. Cheap to share (`Arc`); jobs run on the tokio runtime of the
 /// caller that started the destination's worker.
 pub struct DestinationQueues<K> {
-    /// The `queue` label of `webhook_workers_active`.
+    /// The `queue` label of `activeflow_webhook_workers_active`.
     name: &'static str,
     limits: QueueLimits,
     workers: Mutex<HashMap<K, mpsc::Sender<Job>>>,

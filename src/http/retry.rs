@@ -39,11 +39,27 @@ impl HttpClient {
         body: Option<(&str, &[u8])>,
         policy: RetryPolicy,
     ) -> Attempted {
+        self.send_retrying_with(method, url, body, policy, Vec::new)
+            .await
+    }
+
+    /// As [`HttpClient::send_retrying`], with extra headers made afresh for each attempt by
+    /// `headers` (a signature carries the time of its own attempt).
+    pub async fn send_retrying_with(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+        body: Option<(&str, &[u8])>,
+        policy: RetryPolicy,
+        headers: impl Fn() -> Vec<(&'static str, String)>,
+    ) -> Attempted {
         let mut backoff = policy.backoff;
         let mut attempts = 1;
         loop {
             let payload = body.map(|(content_type, bytes)| (content_type, bytes.to_vec()));
-            let outcome = self.send(method.clone(), url, payload).await;
+            let outcome = self
+                .send_with_headers(method.clone(), url, payload, headers())
+                .await;
             let retry = match &outcome {
                 Ok(r) => r.status >= 500,
                 Err(e) => e.is_transient(),

@@ -183,6 +183,11 @@ impl AudioLibrary {
         self
     }
 
+    /// Where flows may send things (`[http]`): external media destinations are checked too.
+    pub fn http_policy(&self) -> &crate::http::HttpPolicy {
+        &self.config.http_policy
+    }
+
     /// One cadence of the configured ringback tone and its length in ms.
     pub fn ringback(&self) -> (Arc<[i16]>, u32) {
         (self.ringback.1.clone(), self.ringback.0.period_ms())

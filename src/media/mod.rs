@@ -1,9 +1,12 @@
 //! Media: SDP offer/answer (PCMU, PCMA, telephone-event), the RTP port pool, one RTP session
-//! task per answered call (play, DTMF, echo, record), the audio library (prompts, TTS) and
-//! recordings. Knows nothing of SIP dialogs or flows; the call session drives it.
+//! task per answered call (play, DTMF, echo, record, answering-machine detection, mute, external
+//! media), the audio library (prompts, TTS) and recordings. Knows nothing of SIP dialogs or
+//! flows; the call session drives it.
 
+pub mod amd;
 pub mod capture;
 pub mod dtmf;
+pub mod external;
 pub mod g711;
 pub mod library;
 pub mod playout;

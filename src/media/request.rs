@@ -63,6 +63,23 @@ pub enum MediaRequest {
     /// Relay this leg's media to and from another leg (`connect`) until stopped or the other
     /// leg's media ends.
     Relay(super::relay::RelayLink),
+    /// Answering-machine detection on the received audio; done with the verdict.
+    Amd(super::amd::AmdParams),
+    /// Stream the caller's audio to an external host and play what it sends back, in the
+    /// background; done once the stream is up (or could not start).
+    ExternalMediaStart(super::external::ExternalMediaRequest),
+    /// Stop the external media stream, if any; done at once with its counts.
+    ExternalMediaStop,
+    /// Mute (`on`) or unmute the caller's audio (`incoming`: passed on to nothing) and/or
+    /// what is sent to the caller (`outgoing`: silence); done at once.
+    Mute {
+        incoming: bool,
+        outgoing: bool,
+        on: bool,
+    },
+    /// Mix this leg into a conference room until the room lets it go (kick, delete) or the
+    /// request is stopped (`conference_join`).
+    Conference(crate::conference::ParticipantLink),
 }
 
 /// Why a media request failed; recorded in the action's `result`.
@@ -81,7 +98,7 @@ pub enum MediaError {
 /// How a request finished: its `result` JSON, or why it failed.
 pub type MediaResult = Result<Value, MediaError>;
 
-/// Where a DTMF digit came from (the `source` label of `dtmf_received_total`).
+/// Where a DTMF digit came from (the `source` label of `activeflow_dtmf_received_total`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DigitSource {
     Rfc4733,

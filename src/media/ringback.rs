@@ -2,12 +2,12 @@
 //! already answered (no 180 can tell it any more). One cadence of the configured country's
 //! tone (ITU-T E.180 Supplement 2) as 8 kHz PCM; the player repeats it. Samples only.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::tone::{tone, SAMPLE_RATE};
 
 /// `media.ringback_tone`: whose ringback the caller hears.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RingbackTone {
     /// North America: 440 + 480 Hz, 2 s on, 4 s off.

@@ -5,7 +5,8 @@
 //! per call without hoarding the whole range's ports and file descriptors). The pool never binds
 //! more sockets than the process's open-file limit allows, less a reserve for everything else
 //! (SIP over TCP, the API, storage, the runtime): when RTP sockets run out, new calls get 503 at
-//! the door instead of the API and storage failing to open files.
+//! the door instead of the API and storage failing to open files. Every change to the free
+//! list reports the pool's use (`activeflow_rtp_ports_in_use`) under the lock it already holds.
 
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
@@ -26,6 +27,23 @@ pub enum RtpPortError {
     Exhausted { first: u16, last: u16 },
     #[error("{max} RTP sockets bound: the open-file limit leaves no more")]
     SocketBudget { max: usize },
+    #[error("{max} media sockets open: the open-file limit leaves none for another stream")]
+    StreamBudget { max: usize },
+}
+
+/// A place in the pool's socket budget held by a socket the pool does not bind (a WebSocket
+/// external media stream's TCP connection); the place returns when this drops.
+#[derive(Debug)]
+pub struct SocketToken {
+    free: Arc<Mutex<Free>>,
+}
+
+impl Drop for SocketToken {
+    fn drop(&mut self) {
+        let mut free = lock(&self.free);
+        free.bound = free.bound.saturating_sub(1);
+        free.report();
+    }
 }
 
 /// A bound RTP socket; the port returns to the pool when this is dropped.
@@ -37,12 +55,43 @@ pub struct RtpLease {
 }
 
 /// Free ports: some still bound from an earlier call (reused first), the rest unbound.
-#[derive(Debug, Default)]
 struct Free {
     idle: VecDeque<(u16, UdpSocket)>,
     unbound: VecDeque<u16>,
     /// Sockets the pool has bound: leased and idle.
     bound: usize,
+    /// Most sockets bound at once (the pool's `max_sockets`).
+    max_sockets: usize,
+    /// Leases possible with nothing leased: the even ports, or fewer sockets.
+    capacity: usize,
+    /// Where the pool's use is reported.
+    in_use: metrics::Gauge,
+}
+
+impl std::fmt::Debug for Free {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Free")
+            .field("idle", &self.idle.len())
+            .field("unbound", &self.unbound.len())
+            .field("bound", &self.bound)
+            .field("capacity", &self.capacity)
+            .finish()
+    }
+}
+
+impl Free {
+    /// Leases possible now: idle sockets, then unbound ports while the socket budget lasts.
+    fn available(&self) -> usize {
+        let room = self.max_sockets.saturating_sub(self.bound);
+        self.idle.len() + self.unbound.len().min(room)
+    }
+
+    /// Reports what is not available of the capacity: ports leased, and the budget that
+    /// sockets opened elsewhere hold (one gauge store, under the lock already held).
+    fn report(&self) {
+        let used = self.capacity.saturating_sub(self.available());
+        self.in_use.set(used as f64);
+    }
 }
 
 impl RtpLease {
@@ -78,6 +127,7 @@ impl Drop for RtpLease {
                 free.unbound.push_back(self.port);
             }
         }
+        free.report();
     }
 }
 
@@ -86,7 +136,8 @@ fn lock(m: &Mutex<Free>) -> std::sync::MutexGuard<'_, Free> {
 }
 
 /// Even ports of a range (RTCP takes the odd one, RFC 3550 §11), least recently used first.
-#[derive(Debug)]
+/// A clone shares the same free list (external media streams lease from the calls' pool).
+#[derive(Debug, Clone)]
 pub struct RtpPortPool {
     range: PortRange,
     ip: IpAddr,
@@ -118,10 +169,14 @@ impl RtpPortPool {
             let start = (uuid::Uuid::new_v4().as_u128() % unbound.len() as u128) as usize;
             unbound.rotate_left(start);
         }
+        let capacity = unbound.len().min(max_sockets);
         let free = Free {
             idle: VecDeque::new(),
             unbound,
             bound: 0,
+            max_sockets,
+            capacity,
+            in_use: crate::metrics::rtp_ports_pool(capacity),
         };
         RtpPortPool {
             range,
@@ -133,9 +188,7 @@ impl RtpPortPool {
 
     /// Leases possible now: idle sockets, then unbound ports while the socket budget lasts.
     pub fn available(&self) -> usize {
-        let free = lock(&self.free);
-        let room = self.max_sockets.saturating_sub(free.bound);
-        free.idle.len() + free.unbound.len().min(room)
+        lock(&self.free).available()
     }
 
     fn leased(&self, port: u16, socket: UdpSocket) -> RtpLease {
@@ -146,10 +199,41 @@ impl RtpPortPool {
         }
     }
 
+    /// A place in the socket budget for a socket opened elsewhere (WebSocket media), so that
+    /// streams cannot eat the reserve kept for SIP, the API and storage. An idle pooled socket
+    /// is closed to make room when the budget is otherwise spent.
+    pub fn socket_token(&self) -> Result<SocketToken, RtpPortError> {
+        let mut free = lock(&self.free);
+        if free.bound >= self.max_sockets {
+            let Some((port, idle)) = free.idle.pop_front() else {
+                return Err(RtpPortError::StreamBudget {
+                    max: self.max_sockets,
+                });
+            };
+            // Its place in the budget passes to the token.
+            drop(idle);
+            free.unbound.push_back(port);
+        } else {
+            free.bound += 1;
+        }
+        free.report();
+        Ok(SocketToken {
+            free: self.free.clone(),
+        })
+    }
+
     /// Binds the least recently used free port. A port some other process holds goes to the
     /// back of the list and the next is tried.
     pub fn lease(&self) -> Result<RtpLease, RtpPortError> {
-        if let Some((port, socket)) = lock(&self.free).idle.pop_front() {
+        let reused = {
+            let mut free = lock(&self.free);
+            let reused = free.idle.pop_front();
+            if reused.is_some() {
+                free.report();
+            }
+            reused
+        };
+        if let Some((port, socket)) = reused {
             drain(&socket);
             return Ok(self.leased(port, socket));
         }
@@ -165,6 +249,7 @@ impl RtpPortPool {
                     break;
                 };
                 free.bound += 1;
+                free.report();
                 port
             };
             // Non-blocking from the start: media I/O is async, and a reused socket is drained
@@ -177,6 +262,7 @@ impl RtpPortPool {
                     let mut free = lock(&self.free);
                     free.bound = free.bound.saturating_sub(1);
                     free.unbound.push_back(port);
+                    free.report();
                 }
             }
         }
@@ -323,6 +409,31 @@ mod tests {
         drop(a);
         assert_eq!(pool.available(), 1);
         assert!(pool.lease().is_ok());
+    }
+
+    #[test]
+    fn socket_tokens_share_the_budget() {
+        let range = PortRange {
+            first: 41121,
+            last: 41130,
+        };
+        let pool = RtpPortPool::with_budget(range, "127.0.0.1".parse().unwrap(), 2);
+        let token = pool.socket_token().unwrap();
+        let a = pool.lease().unwrap();
+        assert_eq!(pool.available(), 0);
+        assert!(matches!(
+            pool.socket_token(),
+            Err(RtpPortError::StreamBudget { max: 2 })
+        ));
+        assert!(pool.lease().is_err(), "the token holds a place");
+        drop(token);
+        assert_eq!(pool.available(), 1);
+        // An idle socket gives its place up to a token.
+        drop(a);
+        let _t1 = pool.socket_token().unwrap();
+        let _t2 = pool.socket_token().unwrap();
+        assert!(pool.socket_token().is_err());
+        assert!(pool.lease().is_err());
     }
 
     #[test]

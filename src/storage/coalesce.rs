@@ -97,6 +97,8 @@ mod tests {
             peer: "p".into(),
             status,
             end_cause: (status == "ended").then(|| "normal".into()),
+            end_code: None,
+            codec: None,
             tm_create: "t0".into(),
             tm_answer: (status != "ringing").then(|| "t1".into()),
             tm_end: (status == "ended").then(|| "t2".into()),

@@ -17,9 +17,10 @@
 //!   its write stays queued until storage recovers.
 //! - **Running activeflows: the writes not yet committed** — those queued or in the commit in
 //!   progress: at most the writer's 10 ms batching interval plus one commit
-//!   (`storage_batch_seconds` shows commit times; the target for the whole is under 50 ms). When the queue is full a running update is not queued: it counts in
-//!   `storage_queue_full_total{kind="running"}` and its actions go with the activeflow's next
-//!   write (each write carries every action not yet handed over), so nothing is skipped, only
+//!   (`activeflow_storage_batch_seconds` shows commit times; the target for the whole is under
+//!   50 ms). When the queue is full a running update is not queued: it counts in
+//!   `activeflow_storage_queue_full_total{kind="running"}` and its actions go with the activeflow's
+//!   next write (each write carries every action not yet handed over), so nothing is skipped, only
 //!   delayed.
 //! - **Calls**: progress writes (ringing, answered) are skipped when the queue is full (the
 //!   next write carries the whole row); the `ended` write waits for space on a task, never
@@ -47,12 +48,30 @@
 //!
 //! `synchronous = NORMAL` in WAL mode: a committed transaction survives the process dying; an
 //! OS crash or power cut may lose the last transactions since the previous checkpoint.
+//!
+//! **PostgreSQL** (`storage.backend = "postgres"`, [`PgStore`], issue 20): the same writer,
+//! batches, loss windows and row-by-row fallback; a commit is as durable as the server makes it
+//! (`synchronous_commit = on` by default: survives a server crash too). A lost connection, a
+//! server shutting down or out of connections, or a call with no answer within 10 s
+//! (`postgres::CALL_TIMEOUT`: a half-open connection) is an outage as above. Many processes
+//! share one database (a cluster): each writes as its node (`node_id`), recovery ends only its
+//! own node's records, and once the cluster declares a node's run lost its batches are refused
+//! ([`StorageError::Fenced`]) and dropped, counted as rejected (see `writer`), with `storage`
+//! down ("storage fenced") until the node rejoins. One process per node id per database: a
+//! session advisory lock on the node id, and a second process refuses to start
+//! ([`StorageError::NodeLocked`]). Records are keyed by id (two nodes may share a sequence).
 
 mod coalesce;
+#[cfg(test)]
+mod conformance;
 mod error;
 mod model;
 mod outage;
+pub mod postgres;
+mod record_json;
+pub mod sequence;
 pub mod sqlite;
+mod watched;
 mod writer;
 
 use std::future::Future;
@@ -67,9 +86,11 @@ use crate::health::{spawn_watched, Component, Ended, Health, OnDeath, PartState}
 
 pub use error::StorageError;
 pub use model::{
-    ActionRow, ActiveflowRow, CallRow, FlowRow, FlowSource, Recovery, Rejected, RejectedPart,
-    Store, Stored, Write,
+    ActionRow, ActiveflowRow, CallRow, EndedCall, EndedCursor, EndedRange, FlowRow, FlowSource,
+    NodeLoss, Recovery, Rejected, RejectedPart, Store, Stored, Write,
 };
+pub use postgres::{PgOptions, PgStore};
+pub use sequence::Sequences;
 pub use sqlite::{SqliteOptions, SqliteStore};
 use writer::{Queued, Shared};
 
@@ -78,7 +99,7 @@ pub const QUEUE_CAPACITY: usize = 65_536;
 /// How often ended records older than `storage.retention_days` are purged.
 pub const PURGE_INTERVAL: Duration = Duration::from_secs(3600);
 
-/// Which path a write takes, for `storage_queue_full_total{kind}`.
+/// Which path a write takes, for `activeflow_storage_queue_full_total{kind}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WriteKind {
     /// A running activeflow's progress: deferred to its next write when the queue is full.
@@ -162,6 +183,20 @@ impl Storage {
         Self::start(store, health)
     }
 
+    /// Connects to the PostgreSQL database at `url` as run `incarnation` of `node_id` ("" for a
+    /// single node), migrates it, recovers this node's records and starts the writer (as
+    /// [`Storage::open_sqlite`]).
+    pub fn open_postgres(
+        url: &str,
+        options: PgOptions,
+        node_id: &str,
+        incarnation: &str,
+        health: &Health,
+    ) -> Result<(Storage, Recovery), StorageError> {
+        let store: Arc<dyn Store> = Arc::new(PgStore::open(url, options, node_id, incarnation)?);
+        Self::start(store, health)
+    }
+
     /// Recovers `store` and starts its writer thread, watched in `health` (the thread as
     /// `storage_writer`, its commits as `storage`: down while they fail).
     pub fn start(
@@ -174,6 +209,12 @@ impl Storage {
         let shared = Arc::new(Shared {
             health: health.clone(),
             closing: AtomicBool::new(false),
+            fenced: AtomicBool::new(false),
+            fenced_down: AtomicBool::new(false),
+        });
+        let store: Arc<dyn Store> = Arc::new(watched::Watched {
+            store,
+            shared: shared.clone(),
         });
         let writer_shared = shared.clone();
         health.set(Component::Storage, PartState::Up);
@@ -206,6 +247,14 @@ impl Storage {
             },
             recovery,
         ))
+    }
+
+    /// True once after the store refused a batch because this node's run was declared lost
+    /// (cluster, PostgreSQL): the membership then checks its lost mark and rejoins.
+    pub fn take_fenced(&self) -> bool {
+        self.inner
+            .as_ref()
+            .is_some_and(|i| i.shared.fenced.swap(false, Ordering::Relaxed))
     }
 
     pub fn is_enabled(&self) -> bool {

@@ -50,9 +50,103 @@ pub struct CallRow {
     pub peer: String,
     pub status: &'static str,
     pub end_cause: Option<String>,
+    /// The SIP final response (3xx-6xx) that ended the call unanswered: the one a leg we
+    /// placed received, or the one we sent refusing an incoming call.
+    pub end_code: Option<u16>,
+    /// The audio codec of an answered call (`PCMU`, `PCMA`).
+    pub codec: Option<&'static str>,
     pub tm_create: String,
     pub tm_answer: Option<String>,
     pub tm_end: Option<String>,
+}
+
+/// An ended call as the CDR export reads it: the call's columns, the activeflow it started
+/// (the first, when `on_complete_flow_id` chained more) and, in a shared store, the node
+/// that wrote it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndedCall {
+    pub id: String,
+    pub activeflow_id: Option<String>,
+    /// `None` from a store no other node shares.
+    pub node_id: Option<String>,
+    pub sip_call_id: String,
+    pub direction: String,
+    pub source: String,
+    pub destination: String,
+    pub peer: String,
+    pub end_cause: Option<String>,
+    pub end_code: Option<u16>,
+    pub codec: Option<String>,
+    pub tm_create: String,
+    pub tm_answer: Option<String>,
+    pub tm_end: String,
+}
+
+/// Which ended calls [`Store::ended_calls`] reads: those whose `tm_end` lies in
+/// `[from, to)`, either bound open when `None`. Bounds are in the stored timestamp form
+/// (`2026-01-01T00:00:00.000000Z`, compared as text).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EndedRange {
+    pub from: Option<String>,
+    pub to: Option<String>,
+}
+
+/// Where the next page of [`Store::ended_calls`] starts: after the call that ended at
+/// `tm_end` with id `id` (the last one of the page before). Calls are ordered by
+/// (`tm_end`, `id`), so the order is total even where end times tie.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndedCursor {
+    pub tm_end: String,
+    pub id: String,
+}
+
+/// A page query's parameters (see [`EndedRange::page_params`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct PageParams {
+    /// The lower bound: the later of `from` and the cursor's end time; "" when neither.
+    pub(super) lower: String,
+    /// `to`; `None` for an open range, which the backend queries without an upper bound.
+    pub(super) upper: Option<String>,
+    /// The cursor's end time and id; "" without a cursor.
+    pub(super) after_end: String,
+    pub(super) after_id: String,
+}
+
+impl EndedRange {
+    /// The parameters of a page's query, each compared as text in the database's collation.
+    /// Only bounds that hold under any collation are used: "" (no cursor, no `from`) sorts
+    /// before every stored time or id everywhere, so `tm_end >= ""` and `(tm_end, id) >
+    /// ("", "")` hold for every row; an open `to` has no stand-in (no "highest string" is
+    /// highest under every collation: `~` sorts before digits under ICU's `en-US`), the
+    /// backend leaves the condition out. Stored times are all of one fixed form, so they sort
+    /// alike under every collation, and in Rust (bytes) as in the database.
+    pub(super) fn page_params(&self, after: Option<&EndedCursor>) -> PageParams {
+        let (after_end, after_id) = after.map_or((String::new(), String::new()), |c| {
+            (c.tm_end.clone(), c.id.clone())
+        });
+        let from = self.from.clone().unwrap_or_default();
+        let lower = if after_end > from {
+            after_end.clone()
+        } else {
+            from
+        };
+        PageParams {
+            lower,
+            upper: self.to.clone(),
+            after_end,
+            after_id,
+        }
+    }
+}
+
+impl EndedCall {
+    /// Where the page after this call starts.
+    pub fn cursor(&self) -> EndedCursor {
+        EndedCursor {
+            tm_end: self.tm_end.clone(),
+            id: self.id.clone(),
+        }
+    }
 }
 
 /// Where a flow came from: `flows.dir` files are reloaded from disk at start, API flows from
@@ -136,6 +230,15 @@ pub struct Stored {
     pub json: Value,
 }
 
+/// What [`Store::declare_node_lost`] ended.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodeLoss {
+    /// The ids of the activeflows it ended.
+    pub activeflows: Vec<String>,
+    /// The ids of the calls it ended.
+    pub calls: Vec<String>,
+}
+
 /// What start-up recovery did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Recovery {
@@ -174,8 +277,33 @@ pub trait Store: Send + Sync + 'static {
         }
         Ok(rejected)
     }
-    /// Marks records left `running` by a dead process as ended (`reason`, at `now`).
+    /// Marks records left `running` by a dead process as ended (`reason`, at `now`). A store
+    /// shared by a cluster ends only its own node's records.
     fn recover(&self, reason: &str, now: &str) -> Result<Recovery, StorageError>;
+    /// Cluster (issue 20): declares run `incarnation` of `node` lost and, in the same
+    /// transaction, ends that node's running activeflows (end reason `reason`) and its calls
+    /// not yet ended (end cause `reason`) at `now`. At most once per run: `None` when that run
+    /// is not up (declared already, or unknown). From then on every batch that run's store
+    /// writes fails with [`StorageError::Fenced`]. A store no other node shares: `None`.
+    fn declare_node_lost(
+        &self,
+        _node: &str,
+        _incarnation: &str,
+        _reason: &str,
+        _now: &str,
+    ) -> Result<Option<NodeLoss>, StorageError> {
+        Ok(None)
+    }
+    /// Cluster: this store writes for run `incarnation` of its node from now on (after its
+    /// earlier run was declared lost); marks it up. A store no other node shares: nothing.
+    fn rejoin(&self, _incarnation: &str) -> Result<(), StorageError> {
+        Ok(())
+    }
+    /// Cluster: every run marked `up` in the shared store, as (node id, incarnation); the
+    /// lease holder declares those that no longer beat. A store no other node shares: none.
+    fn up_runs(&self) -> Result<Vec<(String, String)>, StorageError> {
+        Ok(Vec::new())
+    }
     /// Replaces every `file` flow with `flows` (the directory as loaded now).
     fn replace_file_flows(&self, flows: &[FlowRow]) -> Result<(), StorageError>;
     /// Every flow of `source`.
@@ -207,4 +335,14 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<Stored>, StorageError>;
     fn call(&self, id: &str) -> Result<Option<Stored>, StorageError>;
+    /// The CDR export's page (issue 21): ended calls whose `tm_end` lies in `range`, in
+    /// (`tm_end`, `id`) order, starting after `after`, at most `limit`. Keyset pagination:
+    /// each page is one index range scan, however deep into the export it is. A shared store
+    /// (PostgreSQL) lists every node's calls.
+    fn ended_calls(
+        &self,
+        range: &EndedRange,
+        after: Option<&EndedCursor>,
+        limit: usize,
+    ) -> Result<Vec<EndedCall>, StorageError>;
 }

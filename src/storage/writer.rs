@@ -8,9 +8,13 @@
 //! A batch is never lost to one bad write or to a passing fault. When the whole batch fails
 //! with an error of one write's own (a row over `storage.max_row_bytes`, a constraint), it is
 //! applied again write by write (`Store::apply_each`): that write is left out, logged and
-//! counted (`storage_write_rejected_total`), the others commit. When it fails for a transient
-//! cause (disk full, busy, I/O) it stays pending and is retried with a back-off (`outage`),
-//! with what was queued meanwhile; `storage` is down in `/readyz` until a commit succeeds.
+//! counted (`activeflow_storage_write_rejected_total`), the others commit. When it fails for a
+//! transient cause (disk full, busy, I/O) it stays pending and is retried with a back-off
+//! (`outage`), with what was queued meanwhile; `storage` is down in `/readyz` until a commit
+//! succeeds. When the cluster has declared this node's run lost ([`StorageError::Fenced`],
+//! PostgreSQL), the batch is dropped: its writes are acknowledged as not committed and counted as
+//! rejected, logged (at most once per [`FENCED_LOG_EVERY`]), never retried (the cluster ended those
+//! records `node_lost`; writing them would undo that). The node rejoins with a new run.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -37,6 +41,9 @@ pub(super) const COMMIT_INTERVAL: Duration = Duration::from_millis(10);
 /// are given up (start-up recovery then ends their records with `engine_restart`).
 pub(super) const CLOSE_RETRY: Duration = Duration::from_secs(5);
 
+/// At most one log line per this interval while batches are fenced.
+pub(super) const FENCED_LOG_EVERY: Duration = Duration::from_secs(10);
+
 /// What the queue carries.
 // Boxing `Write` would cost an allocation per write to save space on `Stop`, sent once.
 #[allow(clippy::large_enum_variant)]
@@ -59,6 +66,12 @@ pub(super) struct Shared {
     /// failing): the writer gives up what is not committed at its next failed attempt. Never
     /// a reason to stop while commits succeed: only `Stop` is.
     pub(super) closing: AtomicBool,
+    /// Set when a batch was refused as fenced; taken by `Storage::take_fenced` (the cluster
+    /// membership then reads its lost mark and rejoins).
+    pub(super) fenced: AtomicBool,
+    /// Set with `storage` down when a batch was refused as fenced; cleared, `storage` up, by
+    /// the next commit or a successful `Store::rejoin` (`watched`).
+    pub(super) fenced_down: AtomicBool,
 }
 
 /// The row a write touches, to tell its acknowledgement whether it was the one rejected.
@@ -135,6 +148,7 @@ pub(super) fn run(store: &dyn Store, rx: &mut mpsc::Receiver<Queued>, shared: &S
     let mut last_commit: Option<Instant> = None;
     let mut outage: Option<Outage> = None;
     let mut closing_since: Option<Instant> = None;
+    let mut fenced_log: Option<Instant> = None;
     loop {
         if pending.writes.is_empty() && pending.acks.is_empty() {
             // Never "closing and the queue momentarily empty": a write granted room may not
@@ -161,7 +175,35 @@ pub(super) fn run(store: &dyn Store, rx: &mut mpsc::Receiver<Queued>, shared: &S
                 pending.acknowledge(&rejected);
                 if let Some(o) = outage.take() {
                     resumed(&o, &shared.health);
+                } else if shared.fenced_down.swap(false, Ordering::SeqCst) {
+                    shared.health.set(Component::Storage, PartState::Up);
                 }
+            }
+            Err(StorageError::Fenced) => {
+                shared
+                    .fenced
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+                let now = Instant::now();
+                if fenced_log.is_none_or(|t| now.duration_since(t) >= FENCED_LOG_EVERY) {
+                    fenced_log = Some(now);
+                    tracing::error!(
+                        writes = pending.writes.len(),
+                        "storage: this node's run was declared lost by the cluster; its writes \
+                         are dropped until it rejoins"
+                    );
+                }
+                for _ in 0..pending.queued {
+                    crate::metrics::storage_write_rejected();
+                }
+                let all: Vec<WriteKey> = pending.acks.iter().map(|(k, _)| k.clone()).collect();
+                pending.acknowledge(&all);
+                // Not an outage (nothing to retry), but nothing commits: `storage` is down
+                // ("storage fenced") until the node rejoins.
+                outage = None;
+                if !shared.fenced_down.swap(true, Ordering::SeqCst) {
+                    tracing::error!("storage fenced: storage is down until this node rejoins");
+                }
+                shared.health.set(Component::Storage, PartState::Down);
             }
             Err(e) => {
                 let now = Instant::now();
@@ -253,8 +295,8 @@ fn resumed(outage: &Outage, health: &Health) {
 /// Commits the batch as one transaction, its writes to the same row folded into one first
 /// (`coalesce`). A write that fails on its own is left out (logged, counted, its row key
 /// returned); a transient failure is the error. Counted: a failed attempt in
-/// `storage_write_errors_total`; on success, the `queued` writes (as queued, not as folded)
-/// but those left out whole in `storage_writes_total`.
+/// `activeflow_storage_write_errors_total`; on success, the `queued` writes (as queued, not as
+/// folded) but those left out whole in `activeflow_storage_writes_total`.
 fn commit(
     store: &dyn Store,
     writes: &mut Vec<Write>,
@@ -266,6 +308,8 @@ fn commit(
     let started = Instant::now();
     super::coalesce::coalesce(writes);
     let result = match store.apply(writes) {
+        // Refused whole, and row by row would be refused again.
+        Err(StorageError::Fenced) => Err(StorageError::Fenced),
         Err(e) if !e.is_transient() => {
             tracing::warn!(error = %e, writes = writes.len(),
                 "storage: batch refused; applying its writes one by one");
@@ -324,7 +368,8 @@ mod tests {
 
     use crate::health::{Component, Health, PartState};
     use crate::storage::{
-        FlowRow, FlowSource, Recovery, Storage, StorageError, Store, Stored, Write, WriteKind,
+        EndedCall, EndedCursor, EndedRange, FlowRow, FlowSource, Recovery, Storage, StorageError,
+        Store, Stored, Write, WriteKind,
     };
 
     /// A backend with a bug: applying a batch panics.
@@ -367,6 +412,14 @@ mod tests {
         }
         fn call(&self, _: &str) -> Result<Option<Stored>, StorageError> {
             Ok(None)
+        }
+        fn ended_calls(
+            &self,
+            _: &EndedRange,
+            _: Option<&EndedCursor>,
+            _: usize,
+        ) -> Result<Vec<EndedCall>, StorageError> {
+            Ok(Vec::new())
         }
     }
 

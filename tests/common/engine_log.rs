@@ -24,6 +24,8 @@ struct LogState {
     tail: VecDeque<String>,
     panics: Vec<String>,
     eof: bool,
+    /// Every line, when the test asked for them all (see [`collect_all`]).
+    all: Option<Vec<String>>,
 }
 
 impl EngineLog {
@@ -35,7 +37,16 @@ impl EngineLog {
         if s.tail.len() == TAIL {
             s.tail.pop_front();
         }
+        if let Some(all) = &mut s.all {
+            all.push(line.clone());
+        }
         s.tail.push_back(line);
+    }
+
+    /// Every line printed so far, for a log from [`collect_all`] (else none).
+    pub fn all(&self) -> Vec<String> {
+        let s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        s.all.clone().unwrap_or_default()
     }
 
     /// The last lines printed so far.
@@ -64,7 +75,27 @@ fn logs() -> &'static Mutex<HashMap<u32, Arc<EngineLog>>> {
 
 /// Collects `lines` (the rest of child `pid`'s stderr) on a thread, keyed by the pid.
 pub fn collect(pid: u32, lines: impl Iterator<Item = String> + Send + 'static) -> Arc<EngineLog> {
-    let log = Arc::new(EngineLog::default());
+    collect_into(pid, lines, EngineLog::default())
+}
+
+/// [`collect`], keeping every line (after `before`) for [`EngineLog::all`]: for tests that read
+/// the log itself, whose engines print a few hundred lines, not a load test's thousands.
+pub fn collect_all(
+    pid: u32,
+    before: Vec<String>,
+    lines: impl Iterator<Item = String> + Send + 'static,
+) -> Arc<EngineLog> {
+    let log = EngineLog::default();
+    log.state.lock().unwrap_or_else(|p| p.into_inner()).all = Some(before);
+    collect_into(pid, lines, log)
+}
+
+fn collect_into(
+    pid: u32,
+    lines: impl Iterator<Item = String> + Send + 'static,
+    log: EngineLog,
+) -> Arc<EngineLog> {
+    let log = Arc::new(log);
     logs()
         .lock()
         .unwrap_or_else(|p| p.into_inner())

@@ -19,13 +19,27 @@ use activeflow::engine::{ActiveflowRecord, ActiveflowRegistry, Status};
 use activeflow::flow::{Flow, FlowStore};
 use serde_json::Value;
 
+pub mod amd;
+pub mod cluster;
+pub mod cluster_procs;
+pub mod conference;
+pub mod cpaas;
 pub mod engine_log;
+pub mod extmedia;
+pub mod extmedia_hosts;
 pub mod http_server;
+pub mod kamailio;
+pub mod pcap;
 pub mod peers;
+pub mod pg;
 pub mod ports;
+pub mod prometheus;
+pub mod queue;
 pub mod rtp;
+pub mod sse;
 pub mod tts_log;
 pub mod uas;
+pub mod webdriver;
 
 #[allow(unused_imports)] // each test binary uses a different part of the harness
 pub use ports::{reserve_port, reserve_ports, rtp_port_range, PortGuard};
@@ -37,6 +51,8 @@ pub struct TestEngine {
     pub api: SocketAddr,
     pub registry: Arc<ActiveflowRegistry>,
     pub calls: Arc<CallRegistry>,
+    /// This node in its cluster (`[cluster]` set), else `None`.
+    pub cluster: Option<activeflow::cluster::Cluster>,
     stop: Option<tokio::sync::oneshot::Sender<Duration>>,
     thread: Option<std::thread::JoinHandle<usize>>,
     /// The engine's own thread name and its actix System id (its arbiters' threads are named
@@ -119,6 +135,7 @@ pub fn start_with(
                         app.registry.clone(),
                         app.calls.clone(),
                         system_id,
+                        app.cluster.clone(),
                     ))
                     .expect("harness waiting");
                 let grace = stop_rx.await.unwrap_or(Duration::ZERO);
@@ -126,7 +143,7 @@ pub fn start_with(
             })
         })
         .expect("engine thread");
-    let ((sip, sip_tls), api, registry, calls, system_id) =
+    let ((sip, sip_tls), api, registry, calls, system_id, cluster) =
         ready_rx.recv().expect("engine started");
     TestEngine {
         sip,
@@ -134,6 +151,7 @@ pub fn start_with(
         api,
         registry,
         calls,
+        cluster,
         stop: Some(stop_tx),
         thread: Some(thread),
         thread_name,
@@ -237,6 +255,19 @@ fn summary(all: &[ActiveflowRecord]) -> String {
 /// A flow document with the given name and actions.
 pub fn flow(name: &str, actions: Value) -> Value {
     serde_json::json!({ "name": name, "actions": actions })
+}
+
+/// Flow `name`: `answer`, `sleep` `ms`, `hangup` — a call the engine answers and ends with its
+/// own BYE after `ms`, unless the caller's BYE or a stop ends it first.
+pub fn answer_hold_hangup(name: &str, ms: u64) -> Value {
+    flow(
+        name,
+        serde_json::json!([
+            {"type": "answer"},
+            {"type": "sleep", "option": {"duration": ms}},
+            {"type": "hangup"}
+        ]),
+    )
 }
 
 /// The action types an activeflow executed, in order.
@@ -628,6 +659,23 @@ pub struct Spawned {
 
 /// `activeflow serve ARGS...` on port 0 everywhere, with `env` overrides; returns once it listens.
 pub fn spawn_engine_with(args: &[&str], env: &[(&str, &str)]) -> Spawned {
+    spawn_engine_logging(args, env, false)
+}
+
+/// [`spawn_engine_with`], keeping every stderr line for [`Spawned::stderr_lines`].
+pub fn spawn_engine_keeping_log(args: &[&str], env: &[(&str, &str)]) -> Spawned {
+    spawn_engine_logging(args, env, true)
+}
+
+impl Spawned {
+    /// Every line printed on stderr so far, start-up included (an engine from
+    /// [`spawn_engine_keeping_log`]; otherwise none).
+    pub fn stderr_lines(&self) -> Vec<String> {
+        engine_log::of(self.reaper.0.id()).map_or_else(Vec::new, |log| log.all())
+    }
+}
+
+fn spawn_engine_logging(args: &[&str], env: &[(&str, &str)], keep_all: bool) -> Spawned {
     let mut child = Command::new(env!("CARGO_BIN_EXE_activeflow"))
         .arg("serve")
         .args(args)
@@ -670,13 +718,26 @@ pub fn spawn_engine_with(args: &[&str], env: &[(&str, &str)]) -> Spawned {
         startup_log.push(line);
     };
     // Keep draining the log (so the engine never blocks on a full pipe) into the panic check.
-    engine_log::collect(child.id(), lines);
+    if keep_all {
+        let mut before = startup_log.clone();
+        before.push(line.clone());
+        engine_log::collect_all(child.id(), before, lines);
+    } else {
+        engine_log::collect(child.id(), lines);
+    }
+    // `log.format` "json" prints the line as an object, "text" as `key=value` words.
+    let json: Option<Value> = serde_json::from_str(&line).ok();
     let addr = |key: &str| -> SocketAddr {
-        line.split_whitespace()
-            .find_map(|w| w.strip_prefix(&format!("{key}=")))
-            .unwrap_or_else(|| panic!("{key}= in {line}"))
-            .parse()
-            .unwrap()
+        match &json {
+            Some(object) => object[key].as_str().map(str::to_owned),
+            None => line
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix(&format!("{key}=")))
+                .map(str::to_owned),
+        }
+        .unwrap_or_else(|| panic!("{key}= in {line}"))
+        .parse()
+        .unwrap()
     };
     Spawned {
         sip: addr("sip"),
@@ -766,6 +827,31 @@ pub fn metric(text: &str, series: &str) -> Option<f64> {
 /// One HTTP/1.1 request read from `stream` (the test servers' side): method, path and body (by
 /// `Content-Length`).
 pub fn read_http_request(stream: &std::net::TcpStream) -> (String, String, Vec<u8>) {
+    let request = read_http_request_with_headers(stream);
+    (request.method, request.path, request.body)
+}
+
+/// A request as a test server read it.
+pub struct HttpRequest {
+    pub method: String,
+    pub path: String,
+    /// In order, names lower-cased, values trimmed.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl HttpRequest {
+    /// The first value of header `name` (lower case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// As [`read_http_request`], with the headers.
+pub fn read_http_request_with_headers(stream: &std::net::TcpStream) -> HttpRequest {
     let mut reader = BufReader::new(stream.try_clone().expect("clone"));
     let mut line = String::new();
     reader.read_line(&mut line).expect("request line");
@@ -773,11 +859,15 @@ pub fn read_http_request(stream: &std::net::TcpStream) -> (String, String, Vec<u
     let method = parts.next().unwrap_or("").to_owned();
     let path = parts.next().unwrap_or("").to_owned();
     let mut length = 0;
+    let mut headers = Vec::new();
     loop {
         let mut h = String::new();
         reader.read_line(&mut h).expect("header");
         if h.trim().is_empty() {
             break;
+        }
+        if let Some((name, value)) = h.split_once(':') {
+            headers.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
         }
         if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
             length = v.trim().parse().expect("content-length");
@@ -785,7 +875,12 @@ pub fn read_http_request(stream: &std::net::TcpStream) -> (String, String, Vec<u
     }
     let mut body = vec![0u8; length];
     reader.read_exact(&mut body).expect("body");
-    (method, path, body)
+    HttpRequest {
+        method,
+        path,
+        headers,
+        body,
+    }
 }
 
 /// Panics unless `tool` is an executable on `PATH`, for peers without a harmless `--version`

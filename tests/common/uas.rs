@@ -11,6 +11,8 @@ use super::{free_port, scenario};
 pub struct SippUas {
     child: Child,
     pub port: u16,
+    /// Its working directory: `-trace_msg` writes `<scenario>_<pid>_messages.log` here.
+    dir: std::path::PathBuf,
 }
 
 impl SippUas {
@@ -62,7 +64,31 @@ impl SippUas {
         while !held(port) && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(20));
         }
-        SippUas { child, port }
+        SippUas { child, port, dir }
+    }
+
+    /// Waits until SIPp's message trace holds `needle` (started with `-trace_msg`, which SIPp
+    /// writes as each message goes); false at `limit`. For a test that must act only once the
+    /// peer really got a request, not when the engine decided to send it.
+    pub fn traced(&self, needle: &str, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        loop {
+            let found = std::fs::read_dir(&self.dir)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .any(|e| {
+                    e.file_name().to_string_lossy().ends_with("_messages.log")
+                        && std::fs::read_to_string(e.path()).is_ok_and(|t| t.contains(needle))
+                });
+            if found {
+                return true;
+            }
+            if Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     /// `sip:bob@127.0.0.1:<port>`.

@@ -127,11 +127,18 @@ pub fn required_scope(method: &str, path: &str) -> Option<Scope> {
     let scope = match (method, segments.as_slice()) {
         (_, ["flows", ..]) => Scope::Flows,
         ("POST", ["activeflows"]) => Scope::Flows,
+        // Places calls that run flow code of the caller's choosing, as a started activeflow's
+        // `call` action can.
+        ("POST", ["calls"]) => Scope::Flows,
         ("DELETE", ["activeflows", _]) => Scope::Control,
         ("POST", ["activeflows", _, "stop" | "continue"]) => Scope::Control,
         ("PUT", ["activeflows", _, "variables"]) => Scope::Control,
         ("POST", ["calls", _, "hangup"]) => Scope::Control,
         ("DELETE", ["recordings", _]) => Scope::Control,
+        ("POST", ["conferences"]) | ("DELETE", ["conferences", _]) => Scope::Control,
+        ("POST", ["conferences", _, "participants", _, "kick" | "mute" | "unmute"]) => {
+            Scope::Control
+        }
         _ => Scope::Admin,
     };
     if scope != Scope::Admin && segments.iter().any(|s| s.is_empty()) {
@@ -168,12 +175,35 @@ mod tests {
             ("PUT", "/v1/flows/abc", Some(Scope::Flows)),
             ("DELETE", "/v1/flows/abc", Some(Scope::Flows)),
             ("POST", "/v1/activeflows", Some(Scope::Flows)),
+            ("POST", "/v1/calls", Some(Scope::Flows)),
             ("DELETE", "/v1/activeflows/abc", Some(Scope::Control)),
             ("POST", "/v1/activeflows/abc/stop", Some(Scope::Control)),
             ("POST", "/v1/activeflows/abc/continue", Some(Scope::Control)),
             ("PUT", "/v1/activeflows/abc/variables", Some(Scope::Control)),
             ("POST", "/v1/calls/abc/hangup", Some(Scope::Control)),
             ("DELETE", "/v1/recordings/abc", Some(Scope::Control)),
+            ("POST", "/v1/conferences", Some(Scope::Control)),
+            ("DELETE", "/v1/conferences/abc", Some(Scope::Control)),
+            (
+                "POST",
+                "/v1/conferences/abc/participants/c/kick",
+                Some(Scope::Control),
+            ),
+            (
+                "POST",
+                "/v1/conferences/abc/participants/c/mute",
+                Some(Scope::Control),
+            ),
+            (
+                "POST",
+                "/v1/conferences/abc/participants/c/unmute",
+                Some(Scope::Control),
+            ),
+            (
+                "POST",
+                "/v1/conferences/abc/participants/c/other",
+                Some(Scope::Admin),
+            ),
         ];
         for (method, path, want) in cases {
             assert_eq!(required_scope(method, path), want, "{method} {path}");

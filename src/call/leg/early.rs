@@ -10,7 +10,7 @@ use tokio::time::Instant;
 use super::reliable::{PeerSupport, PrackSequence, Received, ReliableProvisional, ReliableTick};
 use super::rules::{sdp_in, tag_of};
 use super::{Env, Leg, LocalMedia, MediaState, Phase, Role};
-use crate::call::events::{CallEndCause, CallEvent};
+use crate::call::events::{CallEndCause, CallEvent, Refusal};
 use crate::sip::dialog::Dialog;
 use crate::sip::message::{reason_phrase, ResponseBuilder, TransactionKey};
 use crate::sip::transaction::{ClientNonInviteTransaction, ServerNonInviteTransaction, Timers};
@@ -171,7 +171,7 @@ impl Leg {
             ReliableTick::TimedOut if self.phase == Phase::Early => {
                 tracing::info!(call_id = %self.id, "no PRACK for our reliable provisional");
                 crate::metrics::prack_timeout();
-                self.reject(504, CallEndCause::Failed, env, now);
+                self.reject(Refusal::Status(504), CallEndCause::Failed, env, now);
             }
             _ => {}
         }

@@ -229,6 +229,7 @@ impl Leg {
         }
         if self.over_transaction_cap(&req, cancels_invite) {
             crate::metrics::sip_dialog_transaction_refused();
+            crate::metrics::sip_unavailable(crate::metrics::Unavailable::DialogTransactions);
             // The oldest of its answered transactions ends within 64·T1: the same wait as a
             // refused INVITE's.
             let retry_after = RETRY_AFTER_SECONDS.to_string();
@@ -333,10 +334,14 @@ impl Leg {
 
     /// Hangs up from the flow's side (or the operator's): per role and phase.
     pub(crate) fn hangup(&mut self, cause: HangupCause, env: &Env, now: Instant) {
+        let end = match cause {
+            HangupCause::NodeLost => CallEndCause::NodeLost,
+            _ => CallEndCause::Local,
+        };
         if self.is_incoming() {
-            self.incoming_hangup(cause, CallEndCause::Local, env, now);
+            self.incoming_hangup(cause, end, env, now);
         } else {
-            self.outgoing_hangup(CallEndCause::Local, env, now);
+            self.outgoing_hangup(end, env, now);
         }
     }
 

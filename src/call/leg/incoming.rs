@@ -9,7 +9,7 @@ use bytes::Bytes;
 use tokio::time::Instant;
 
 use super::{Env, Leg, LocalMedia, MediaState, Phase, Role};
-use crate::call::events::{CallEndCause, CallEvent, HangupCause};
+use crate::call::events::{CallEndCause, CallEvent, HangupCause, Refusal};
 use crate::call::CallId;
 use crate::media::sdp;
 use crate::sip::dialog::Dialog;
@@ -45,6 +45,8 @@ pub(crate) struct Incoming {
     pub(super) early: super::early::UasEarly,
     /// The INVITE's Diversion values (RFC 5806), for the legs `connect` places.
     pub(crate) diversion: Vec<String>,
+    /// The final response refusing the INVITE (3xx-6xx), once sent: the call's record keeps it.
+    refused_with: Option<u16>,
 }
 
 impl Incoming {
@@ -102,6 +104,7 @@ impl Leg {
             timer,
             max_forwards,
             invite: Some(Box::new(invite)),
+            refused_with: None,
             invite_key,
             invite_tx: ServerInviteTransaction::new(
                 peer.transport.is_reliable(),
@@ -130,7 +133,7 @@ impl Leg {
         match offer {
             Some(Err(e)) => {
                 tracing::debug!(call_id = %id, error = %e, "rejecting offer");
-                leg.send_final(488, env, received_at);
+                leg.send_final(488, None, env, received_at);
                 leg.end(CallEndCause::Local);
             }
             Some(Ok(n)) => leg.negotiated = Some(n),
@@ -219,7 +222,15 @@ impl Leg {
     }
 
     /// The INVITE's final response, through its transaction.
-    fn send_final(&mut self, code: u16, env: &Env, now: Instant) {
+    /// Sends the final response `code` (once: nothing if one went out already). A 503
+    /// `unavailable` is counted under that reason here, as it goes out.
+    fn send_final(
+        &mut self,
+        code: u16,
+        unavailable: Option<crate::metrics::Unavailable>,
+        env: &Env,
+        now: Instant,
+    ) {
         let Some(invite) = self.role_in().and_then(|i| i.invite.take()) else {
             return;
         };
@@ -244,8 +255,14 @@ impl Leg {
             role.invite_tx.on_final(code, bytes.clone(), now);
             role.ringing = None;
             role.repeat_at = None;
+            if code >= 300 {
+                role.refused_with = Some(code);
+            }
         }
         crate::metrics::sip_response_sent(code);
+        if let Some(reason) = unavailable {
+            crate::metrics::sip_unavailable(reason);
+        }
         if code >= 300 {
             // Rejected calls count too, so the histogram shows every outcome.
             crate::metrics::call_setup(now.saturating_duration_since(self.created));
@@ -270,7 +287,7 @@ impl Leg {
             self.session_timer = Some(Box::new(timer));
         }
         self.out.push(super::Output::Answered);
-        self.send_final(200, env, now);
+        self.send_final(200, None, env, now);
         self.phase = Phase::Answered;
         crate::metrics::call_setup(now.saturating_duration_since(self.created));
         self.media = if self.media == MediaState::Started {
@@ -283,10 +300,22 @@ impl Leg {
         self.emit(CallEvent::Answered { call_id: self.id });
     }
 
-    /// Refuses the call with a final response.
-    pub(crate) fn reject(&mut self, code: u16, cause: CallEndCause, env: &Env, now: Instant) {
+    /// The final response (3xx-6xx) this incoming call was refused with, if it was.
+    pub(crate) fn refused_with(&self) -> Option<u16> {
+        self.incoming().and_then(|i| i.refused_with)
+    }
+
+    /// Refuses the call with a final response, unless it was answered, refused or cancelled
+    /// already.
+    pub(crate) fn reject(
+        &mut self,
+        refusal: Refusal,
+        cause: CallEndCause,
+        env: &Env,
+        now: Instant,
+    ) {
         if self.phase == Phase::Early && self.is_incoming() {
-            self.send_final(code, env, now);
+            self.send_final(refusal.status(), refusal.unavailable(), env, now);
             self.end(cause);
         }
     }
@@ -299,7 +328,7 @@ impl Leg {
         now: Instant,
     ) {
         match self.phase {
-            Phase::Early => self.reject(cause.status_before_answer(), end, env, now),
+            Phase::Early => self.reject(cause.refusal_before_answer(), end, env, now),
             // RFC 3261 §15: no BYE before the ACK for our 2xx (or its timeout), unless the
             // engine ends the call itself (a dying session, the call's time cap): BYE now.
             Phase::Answered if end == CallEndCause::Local => {
@@ -408,7 +437,7 @@ impl Leg {
     /// response went out already.
     pub(super) fn on_cancel(&mut self, env: &Env, now: Instant) {
         if self.phase == Phase::Early {
-            self.send_final(487, env, now);
+            self.send_final(487, None, env, now);
             self.end(CallEndCause::Cancelled);
         }
     }

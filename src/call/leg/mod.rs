@@ -440,9 +440,14 @@ impl Leg {
             .collect()
     }
 
-    /// The Max-Forwards a leg bridged for this call starts from (RFC 3261 §16.6 step 3).
+    /// The Max-Forwards a leg bridged for this call starts from (RFC 3261 §16.6 step 3): the
+    /// caller's, or for a leg we placed the one our INVITE carried, so calls placed from calls
+    /// we placed keep counting down.
     pub(crate) fn max_forwards(&self) -> u8 {
-        self.incoming().map_or(70, |i| i.max_forwards)
+        match &self.role {
+            Role::Incoming(i) => i.max_forwards,
+            Role::Outgoing(o) => o.max_forwards,
+        }
     }
 
     pub(crate) fn incoming(&self) -> Option<&Incoming> {

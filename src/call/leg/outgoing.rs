@@ -37,7 +37,7 @@ pub(crate) struct Outgoing {
     /// The `Session-Expires` a 422's `Min-SE` asked for (RFC 4028 §7.4), once.
     session_expires: Option<u32>,
     /// Max-Forwards of our INVITE (the caller's less one when bridging, §16.6 step 3 in spirit).
-    max_forwards: u8,
+    pub(super) max_forwards: u8,
     pub(super) invite_tx: Option<ClientInviteTransaction>,
     /// The INVITE a 422 or 401/407 made us resend, with its branch: it re-ACKs its final's
     /// retransmissions until Timer D (§17.1.1.2), as any completed INVITE transaction.

@@ -1,4 +1,4 @@
-//! Legs the engine places (the UAC side, DESIGN §3–4): [`Dialer`] routes a destination through
+//! Legs the engine places (the UAC side, ARCHITECTURE §6–7): [`Dialer`] routes a destination through
 //! a trunk and starts one [`CallSession`] with an outgoing leg on the caller's arbiter; each leg owns
 //! its INVITE client transaction, dialog and RTP port and reports [`CallEvent`]s like a call we
 //! answer. SIP MESSAGE (RFC 3428) goes out through [`Dialer::send_message`]. Never imports
@@ -48,6 +48,10 @@ pub struct DialRequest {
 pub struct PlacedLeg {
     pub call_id: CallId,
     pub commands: Recipient<CallCommand>,
+    /// The Call-ID header of our INVITE.
+    pub sip_call_id: String,
+    /// The leg's span (`call::span`): the engine records the activeflow that placed it.
+    pub span: tracing::Span,
 }
 
 /// A SIP MESSAGE to send.
@@ -137,6 +141,13 @@ impl Dialer {
         Ok(targets)
     }
 
+    /// Whether the SIP layer is overloaded (new INVITEs get 503): no new calls are placed.
+    pub fn overloaded(&self) -> bool {
+        self.shared
+            .get()
+            .is_some_and(|s| s.overload.is_overloaded())
+    }
+
     /// Where `target` routes through `trunk` (the Request-URI a leg to it would carry; the
     /// Refer-To of a `transfer`).
     pub fn route_of(&self, target: &Target, trunk: Option<&str>) -> Result<Route, DialError> {
@@ -204,11 +215,13 @@ impl Dialer {
             request.source,
             destination,
         );
-        let addr = session.start();
+        let (addr, span) = session.start_traced();
         registry.insert_outgoing(&sip_call_id, &local_tag, SessionAddr::Call(addr.clone()));
         Ok(PlacedLeg {
             call_id,
             commands: addr.recipient(),
+            sip_call_id,
+            span,
         })
     }
 

@@ -1,4 +1,4 @@
-//! Where a leg we place goes (DESIGN §4): a `tel` number goes to
+//! Where a leg we place goes (ARCHITECTURE §7): a `tel` number goes to
 //! `sip:<number>@<outbound_proxy>` of the named trunk (or the first trunk with a proxy), over
 //! the trunk's `transport`; a `sip` URI goes to its own host (over the transport its
 //! `;transport=` names, RFC 3261 §19.1.1, over TLS when it is `sips:`, §26.2.2), or through the

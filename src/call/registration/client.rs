@@ -1,7 +1,7 @@
 //! The actor shell of one trunk registration: sends what its [`Registration`] machine
 //! outputs to the trunk's proxy, feeds it the responses the dispatcher routes here (by
 //! Call-ID and our From tag) and its timer, and publishes its state (status board, the
-//! `trunk_registered` gauge, `trunk_register_failures_total`).
+//! `activeflow_trunk_registered` gauge, `activeflow_trunk_register_failures_total`).
 
 use std::sync::Arc;
 

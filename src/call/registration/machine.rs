@@ -64,7 +64,7 @@ pub(crate) struct RegistrationSpec {
 pub(crate) enum RegistrationOutput {
     /// Send to the registrar.
     Send(Bytes),
-    /// An attempt failed (counted in `trunk_register_failures_total`).
+    /// An attempt failed (counted in `activeflow_trunk_register_failures_total`).
     Failure,
 }
 

@@ -26,8 +26,10 @@ impl CallSession {
             }
             Some(Output::MediaUpdate(negotiated)) => {
                 // Codec, address and hold follow the peer's new SDP (RFC 3264 §8).
+                let update = media_update(&negotiated);
+                self.record_codec(update.codec);
                 if let Some(media) = &self.media {
-                    media.send(MediaCommand::Update(media_update(&negotiated)));
+                    media.send(MediaCommand::Update(update));
                 }
             }
             _ => {}
@@ -126,9 +128,20 @@ impl CallSession {
         let mut info = entry.info();
         info.status = status;
         match status {
-            CallStatus::Answered => info.tm_answer = Some(crate::clock::timestamp()),
+            CallStatus::Answered => {
+                info.tm_answer = Some(crate::clock::timestamp());
+                info.codec = self
+                    .leg
+                    .negotiated
+                    .as_ref()
+                    .map(crate::media::Negotiated::codec_name);
+            }
             CallStatus::Ended => {
                 info.end_cause = cause.map(CallEndCause::as_str);
+                info.end_code = match cause {
+                    Some(CallEndCause::Rejected(code)) => Some(code),
+                    _ => self.leg.refused_with(),
+                };
                 info.tm_end = Some(crate::clock::timestamp());
             }
             CallStatus::Ringing => {}
@@ -184,8 +197,11 @@ impl CallSession {
             // caller's first packet tells where to send.
             None => (crate::media::g711::Codec::Pcmu, Some(101), None),
         };
+        self.record_codec(codec);
         let config = crate::media::MediaConfig {
             call_id: self.id().to_string(),
+            // The session runs inside its call's span (see `start`).
+            span: tracing::Span::current(),
             codec,
             dtmf_payload_type,
             remote,
@@ -193,6 +209,7 @@ impl CallSession {
             recordings: self.shared.recordings.clone(),
             events: ctx.address().recipient(),
             rtp_timeout: self.shared.rtp_timeout,
+            rtp_ports: Some(self.shared.rtp_ports.clone()),
         };
         self.media = crate::media::rtp_session::spawn(lease, config);
         if let (true, Some(media), Some(update)) = (held, &self.media, update) {
@@ -203,6 +220,13 @@ impl CallSession {
                 Some(media) => media.send(MediaCommand::Start { job, request }),
                 None => self.emit(CallEvent::media_unavailable(job, false)),
             }
+        }
+    }
+
+    /// The codec in use, for the operator's record (`/v1/calls`).
+    fn record_codec(&self, codec: crate::media::g711::Codec) {
+        if let Some(entry) = &self.entry {
+            entry.info().codec = Some(codec.name());
         }
     }
 

@@ -12,16 +12,18 @@ use actix::prelude::*;
 use tokio::time::Instant;
 
 mod effects;
+mod start;
 #[cfg(test)]
 mod tests;
 
-use super::events::{CallCommand, CallEndCause, CallEvent, CallOffer};
+use super::events::{CallCommand, CallEndCause, CallEvent, CallOffer, Refusal};
 use super::info::{CallInfo, CallStatus};
 use super::leg::{Leg, LocalMedia};
 use super::registry::CallEntry;
 pub use super::shared::{SessionShared, SipIn};
 use super::CallId;
 use crate::media::{MediaCommand, MediaEvent, MediaHandle, MediaJob, MediaRequest, RtpLease};
+use crate::metrics::Unavailable;
 use crate::sip::transaction::InviteFate;
 use crate::sip::transport::Peer;
 
@@ -169,6 +171,8 @@ impl CallSession {
             peer: self.leg.peer.map(|p| p.to_string()).unwrap_or_default(),
             status: CallStatus::Ringing,
             end_cause: None,
+            end_code: None,
+            codec: None,
             tm_create: crate::clock::timestamp(),
             tm_answer: None,
             tm_end: None,
@@ -201,7 +205,7 @@ impl CallSession {
     /// The next hop of a leg we place resolved to these targets, in order (none: it did not).
     pub(in crate::call) fn resolved(&mut self, targets: Vec<Peer>, ctx: &mut Context<Self>) {
         if targets.is_empty() {
-            tracing::info!(call_id = %self.id(), "destination host did not resolve");
+            tracing::info!("destination host did not resolve");
         }
         self.leg
             .resolved_targets(targets, &self.shared.env(), Instant::now());
@@ -224,14 +228,21 @@ impl CallSession {
             parties: self.parties.clone(),
             peer,
             commands: ctx.address().recipient(),
+            sip_call_id: self.leg.sip_call_id.clone(),
+            // The actor runs inside its call's span (see `start`).
+            span: tracing::Span::current(),
         };
         match self.shared.offers.get(self.arbiter) {
             Some(sink) => sink.do_send(offer),
             None => {
-                tracing::error!(call_id = %self.id(), "no offer sink for this arbiter");
+                tracing::error!("no offer sink for this arbiter");
                 let env = self.shared.env();
-                self.leg
-                    .reject(500, CallEndCause::Failed, &env, Instant::now());
+                self.leg.reject(
+                    Refusal::Status(500),
+                    CallEndCause::Failed,
+                    &env,
+                    Instant::now(),
+                );
             }
         }
     }
@@ -246,8 +257,8 @@ impl CallSession {
                 }
                 self.events = Some(recipient);
             }
-            CallCommand::Reject { status } => {
-                self.leg.reject(status, CallEndCause::Local, &env, now)
+            CallCommand::Reject(refusal) => {
+                self.leg.reject(refusal, CallEndCause::Local, &env, now)
             }
             CallCommand::Ring => self.leg.ring(&env),
             CallCommand::Answer => self.answer(now),
@@ -302,8 +313,9 @@ impl CallSession {
                 self.leg.answer(media, &env, now);
             }
             Err(e) => {
-                tracing::warn!(call_id = %self.id(), error = %e, "cannot answer");
-                self.leg.reject(503, CallEndCause::Failed, &env, now);
+                tracing::warn!(error = %e, "cannot answer");
+                let refusal = Refusal::Unavailable(Unavailable::RtpPortsExhausted);
+                self.leg.reject(refusal, CallEndCause::Failed, &env, now);
             }
         }
     }
@@ -328,7 +340,7 @@ impl Actor for CallSession {
     fn stopping(&mut self, ctx: &mut Self::Context) -> Running {
         if !self.leg.is_ended() {
             // Stopped with the call live (a panic outside `guarded` drops the context, which
-            // stops the actor through here): tell the peer, as `died` does (DESIGN §5).
+            // stops the actor through here): tell the peer, as `died` does (ARCHITECTURE §8).
             self.leg
                 .end_now(CallEndCause::Failed, &self.shared.env(), Instant::now());
             for output in self.leg.take_outputs() {

@@ -1,5 +1,5 @@
 //! The session's supervision on a real actix System and real sockets: a session whose handler
-//! panics still ends its call (DESIGN §5): the caller gets BYE, the activeflow its `Ended`,
+//! panics still ends its call (ARCHITECTURE §8): the caller gets BYE, the activeflow its `Ended`,
 //! the capacity slot and the Call-ID route are freed.
 
 use std::net::UdpSocket;

@@ -1,8 +1,9 @@
 //! The activeflow actor going away without having recorded its end: a panic in any handler
 //! (actix then drops the actor without calling `stopping`), an unexpected `ctx.stop()`, or its
 //! arbiter stopping. Its `Drop` ends it `error` the way `end` would — the call and every
-//! `connect` or transfer leg hung up, the ended write queued, the record, event, registry slot and metrics
-//! shown — so nothing stays `running`. Must not panic: it may run while a panic unwinds.
+//! `connect`, queue agent, transfer or chained leg hung up, its queue place released, the
+//! ended write queued, the record, event, registry slot and metrics shown — so nothing stays
+//! `running`. Must not panic: it may run while a panic unwinds.
 
 use super::{Activeflow, CallRequest};
 use crate::engine::persist::{ended_write, End};
@@ -49,7 +50,9 @@ impl Activeflow {
         self.ended = true;
         self.finish_current();
         self.release_legs();
+        self.release_queue(EndReason::Error);
         self.release_transfer();
+        self.release_chained();
         self.awaiting = None;
         self.send_call(CallRequest::Hangup(HangupReason::Normal));
         if self.storage.is_enabled() {

@@ -59,6 +59,7 @@ impl Activeflow {
                 reference_type,
                 reference_id,
                 depth: self.links.depth,
+                call_tree: self.links.call_tree.clone(),
             }),
         });
     }

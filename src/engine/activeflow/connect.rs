@@ -15,7 +15,9 @@ use serde_json::{json, Value};
 
 use super::waiting::Awaiting;
 use super::Activeflow;
-use crate::call::outbound::{DialError, DialRequest, MessageOutcome, MessageRequest, Target};
+use crate::call::outbound::{
+    DialError, DialRequest, MessageOutcome, MessageRequest, PlacedLeg, Target,
+};
 use crate::call::{CallCommand, CallEndCause, CallEvent, CallId, HangupCause};
 use crate::flow::outbound::{Address, AddressType, Connect, MessageSend};
 use crate::flow::variables::CALL_SOURCE_PRIVACY;
@@ -66,7 +68,7 @@ fn target(address: &Address) -> Option<Target> {
 }
 
 /// The `connect.result` word for how an unanswered leg ended.
-fn leg_status(cause: CallEndCause) -> (&'static str, Option<u16>) {
+pub(super) fn leg_status(cause: CallEndCause) -> (&'static str, Option<u16>) {
     match cause {
         CallEndCause::Rejected(code @ (486 | 600)) => ("busy", Some(code)),
         CallEndCause::Rejected(code @ (408 | 480)) => ("noanswer", Some(code)),
@@ -109,16 +111,16 @@ impl Activeflow {
                     continue;
                 }
             };
-            let request = DialRequest {
+            let anonymous = spec.anonymous.hides(self.caller_private());
+            let trunk = spec.trunk.clone();
+            match self.dial_leg(
                 target,
-                trunk: spec.trunk.clone(),
-                source: source.clone(),
-                ring_timeout: Duration::from_millis(spec.ring_timeout_ms),
-                events: ctx.address().recipient(),
-                parent: self.call.as_ref().map(|c| c.id),
-                anonymous: spec.anonymous.hides(self.caller_private()),
-            };
-            match self.links.dialer.dial(request) {
+                trunk,
+                source.clone(),
+                spec.ring_timeout_ms,
+                anonymous,
+                ctx,
+            ) {
                 Ok(leg) => {
                     dialed.call_id = Some(leg.call_id);
                     dialed.commands = Some(leg.commands);
@@ -152,9 +154,32 @@ impl Activeflow {
         false
     }
 
+    /// Places one leg whose events come to this activeflow (`connect`, `queue_join`).
+    pub(super) fn dial_leg(
+        &self,
+        target: Target,
+        trunk: Option<String>,
+        source: String,
+        ring_timeout_ms: u64,
+        anonymous: bool,
+        ctx: &mut Context<Self>,
+    ) -> Result<PlacedLeg, DialError> {
+        let leg = self.links.dialer.dial(DialRequest {
+            target,
+            trunk,
+            source,
+            ring_timeout: Duration::from_millis(ring_timeout_ms),
+            events: ctx.address().recipient(),
+            parent: self.call.as_ref().map(|c| c.id),
+            anonymous,
+        })?;
+        crate::call::span::record_activeflow(&leg.span, self.id);
+        Ok(leg)
+    }
+
     /// Each destination with the target(s) to dial: an `extension` expands to one per
     /// registered contact, or to its error.
-    fn targets<'a>(
+    pub(super) fn targets<'a>(
         &self,
         destinations: &'a [Address],
     ) -> Vec<(&'a Address, Result<Target, DialError>)> {
@@ -173,8 +198,15 @@ impl Activeflow {
 
     /// An event of a leg `connect` placed (not of our own call).
     pub(super) fn on_leg_event(&mut self, event: CallEvent, ctx: &mut Context<Self>) {
+        if let Some(Awaiting::Queue(_)) = &self.awaiting {
+            return self.on_queue_leg_event(event, ctx);
+        }
+        // A late event of a leg of a finished connect or queue (a 487 after our CANCEL, say):
+        // whatever it says, that leg is (being) hung up, and the current wait is not its own.
+        if !matches!(self.awaiting, Some(Awaiting::Connect(_))) {
+            return;
+        }
         let Some(Awaiting::Connect(mut connecting)) = self.awaiting.take() else {
-            // A leg of a finished connect: whatever it says, it is (being) hung up.
             return;
         };
         let id = match &event {
@@ -248,13 +280,25 @@ impl Activeflow {
         // caller's early relay may never have started (a late offer, no RTP port free, its
         // 183 still waiting for a PRACK), and a new relay replaces a running one on both legs.
         connecting.early = None;
+        let caller_job = self.bridge_caller(connecting.legs[index].commands.as_ref());
+        connecting.winner = Some((index, Instant::now(), caller_job));
+        let target = connecting.legs[index].target.clone();
+        self.set_variable("connect.destination", target);
+        // Bridged: with `transfer` on, either party may now transfer the other away by REFER.
+        if connecting.transfer {
+            self.allow_transfer(connecting.legs[index].commands.as_ref(), true);
+        }
+    }
+
+    /// Relays the caller's media with an answered leg's (a fresh relay pair; the caller is
+    /// answered if it was not yet): the caller's relay job (`connect`, `queue_join`).
+    pub(super) fn bridge_caller(&mut self, leg: Option<&Recipient<CallCommand>>) -> MediaJob {
         let (caller_end, callee_end) = RelayLink::pair();
         self.last_job += 1;
         let caller_job = MediaJob(self.last_job);
         self.last_job += 1;
         let callee_job = MediaJob(self.last_job);
-        connecting.winner = Some((index, Instant::now(), caller_job));
-        if let Some(commands) = &connecting.legs[index].commands {
+        if let Some(commands) = leg {
             commands.do_send(CallCommand::Media {
                 job: callee_job,
                 request: MediaRequest::Relay(callee_end),
@@ -268,12 +312,7 @@ impl Activeflow {
                 request: MediaRequest::Relay(caller_end),
             });
         }
-        let target = connecting.legs[index].target.clone();
-        self.set_variable("connect.destination", target);
-        // Bridged: with `transfer` on, either party may now transfer the other away by REFER.
-        if connecting.transfer {
-            self.allow_transfer(connecting.legs[index].commands.as_ref(), true);
-        }
+        caller_job
     }
 
     /// The callee hung up after answering: the flow goes on with `connect.result = answered`.
@@ -319,7 +358,7 @@ impl Activeflow {
     }
 
     /// The From user: the action's `source`, or the caller's number.
-    fn source_of(&self, source: Option<&Address>) -> String {
+    pub(super) fn source_of(&self, source: Option<&Address>) -> String {
         match source {
             Some(s) => s.target.clone(),
             None => self

@@ -21,7 +21,7 @@ struct Ending {
 
 impl Activeflow {
     /// The actions executed since the last write, without waiting: on a full queue they go
-    /// with the next write (counted in `storage_queue_full_total{kind="running"}`).
+    /// with the next write (counted in `activeflow_storage_queue_full_total{kind="running"}`).
     pub(super) fn persist_progress(&mut self) {
         if !self.storage.is_enabled() {
             return;
@@ -51,10 +51,18 @@ impl Activeflow {
             ctx.cancel_future(handle);
         }
         self.release_legs();
+        self.release_queue(reason);
         self.release_transfer();
+        self.release_chained();
         self.awaiting = None;
-        if reason != EndReason::Hangup {
-            self.send_call(CallRequest::Hangup(HangupReason::Normal));
+        match reason {
+            EndReason::Hangup => {}
+            EndReason::NodeLost => {
+                self.send_call(CallRequest::HangupNodeLost);
+            }
+            _ => {
+                self.send_call(CallRequest::Hangup(HangupReason::Normal));
+            }
         }
         let ending = Ending {
             reason,
@@ -120,12 +128,7 @@ impl Activeflow {
         }
         self.finished = true;
         self.publish_ended(reason);
-        tracing::info!(
-            activeflow_id = %self.id,
-            call_id = %self.call_id(),
-            end_reason = reason.as_str(),
-            "activeflow ended"
-        );
+        tracing::info!(end_reason = reason.as_str(), "activeflow ended");
         self.registry.ended(self.id);
         crate::metrics::activeflow_ended(reason.as_str(), self.started_at.elapsed());
         for waiter in self.end_waiters.drain(..) {

@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use actix::prelude::*;
 use serde_json::{json, Value};
+use tracing::Instrument;
 
 use super::waiting::Awaiting;
 use super::Activeflow;
@@ -125,13 +126,13 @@ impl Activeflow {
         let client = self.links.http.clone();
         let send = deliver(client, hook.clone());
         if !hook.sync {
-            let id = self.id;
-            let job = Box::pin(async move {
+            // Sent from the destination's queue, still inside this activeflow's span.
+            let job = Box::pin(Instrument::in_current_span(async move {
                 if let Err(e) = send.await {
                     crate::metrics::action_failed("webhook_send");
-                    tracing::warn!(activeflow_id = %id, error = %e, "webhook failed");
+                    tracing::warn!(error = %e, "webhook failed");
                 }
-            });
+            }));
             // A bounded queue per destination: a flow cannot pile up unbounded requests.
             match self.links.http.queue_webhook(&hook.uri, job) {
                 Ok(()) => self.merge_result(json!({ "sync": false })),

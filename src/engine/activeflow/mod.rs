@@ -14,13 +14,17 @@ use actix::prelude::*;
 use tokio::sync::oneshot;
 
 mod abandon;
+mod amd;
 mod chain;
+mod conference;
 mod connect;
 mod early;
 mod ending;
 mod history;
 mod http;
+mod outbound;
 mod publish;
+mod queue;
 mod referred;
 #[cfg(test)]
 mod supervision_tests;
@@ -72,6 +76,8 @@ pub enum ContinueError {
 pub struct CallLink {
     pub id: CallId,
     pub commands: Recipient<CallCommand>,
+    /// Its SIP Call-ID header (for the activeflow's span).
+    pub sip_call_id: String,
 }
 
 pub struct Activeflow {
@@ -122,6 +128,10 @@ pub struct Activeflow {
     transfer: Option<Box<referred::InboundTransfer>>,
     /// Bridged parties' REFERs taken so far (at most `referred::MAX_REFERS`).
     refers: u8,
+    /// An `amd` detection in progress (waited for, or running behind the flow with `async`).
+    amd: Option<amd::Detecting>,
+    /// A call we placed waiting for its answer; calls placed by `call` with `chained`.
+    outbound: outbound::Outbound,
 }
 
 impl Activeflow {
@@ -167,6 +177,8 @@ impl Activeflow {
             end_waiters: Vec::new(),
             transfer: None,
             refers: 0,
+            amd: None,
+            outbound: Default::default(),
         }
     }
 
@@ -196,6 +208,9 @@ impl Activeflow {
                 self.end(EndReason::Completed, ctx);
                 return;
             };
+            if self.waits_for_answer(&action) {
+                return;
+            }
             self.execute_count += 1;
             match self.execute_one(&action) {
                 Ok((kind, outcome)) => {
@@ -258,9 +273,8 @@ impl Activeflow {
                 (name, Some(serde_json::json!({ "error": message })))
             }
         };
+        // The ids come from the actor's span (`engine::span`).
         tracing::info!(
-            activeflow_id = %self.id,
-            call_id = %self.call_id(),
             action_id = %resolved.id,
             action_type = label,
             ok = result.is_ok(),
@@ -347,6 +361,28 @@ impl Activeflow {
                 }
                 action.next_id
             }
+            Step::Amd(spec) => {
+                if !self.start_amd(spec, job, action.next_id) {
+                    return false;
+                }
+                action.next_id
+            }
+            Step::ConferenceJoin(conference_id) => {
+                if !self.join_conference(&conference_id, action.next_id) {
+                    return false;
+                }
+                action.next_id
+            }
+            Step::QueueJoin(queue_id) => {
+                if !self.start_queue_join(queue_id, action.next_id, ctx) {
+                    return false;
+                }
+                action.next_id
+            }
+            Step::Call(spec) => {
+                self.start_call_action(spec);
+                action.next_id
+            }
             Step::End(reason) => {
                 self.end(reason, ctx);
                 return false;
@@ -407,6 +443,11 @@ impl Activeflow {
                     _ => HangupCause::Normal,
                 })
             }
+            CallRequest::HangupNodeLost => {
+                self.call_released = true;
+                self.set_variable(CALL_STATUS, CALL_TERMINATING);
+                CallCommand::Hangup(HangupCause::NodeLost)
+            }
         };
         if let Some(call) = &self.call {
             call.commands.do_send(command);
@@ -460,6 +501,9 @@ impl Handler<CallEvent> for Activeflow {
         let Some(event) = self.on_transfer_event(event, ctx) else {
             return;
         };
+        let Some(event) = self.on_outbound_event(event, ctx) else {
+            return;
+        };
         let ours = self.call.as_ref().map(|c| c.id);
         match event {
             CallEvent::Digit { call_id, digit, .. } if Some(call_id) == ours => {
@@ -488,6 +532,7 @@ impl Handler<CallEvent> for Activeflow {
                     CallEndCause::RtpTimeout => EndReason::RtpTimeout,
                     CallEndCause::MaxDuration => EndReason::MaxDuration,
                     CallEndCause::SessionExpired => EndReason::SessionExpired,
+                    CallEndCause::NodeLost => EndReason::NodeLost,
                     CallEndCause::Failed | CallEndCause::Rejected(_) | CallEndCause::NoAnswer => {
                         EndReason::Error
                     }

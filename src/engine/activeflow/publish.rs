@@ -114,6 +114,7 @@ impl Activeflow {
                     | EndReason::RtpTimeout
                     | EndReason::MaxDuration
                     | EndReason::SessionExpired
+                    | EndReason::NotAnswered
             );
             let delay = (!by_call).then_some(CALL_UNBIND_GRACE);
             self.links

@@ -214,6 +214,7 @@ impl Activeflow {
         tracing::info!(activeflow_id = %self.id, %target, referrer = referrer.as_str(), "REFER accepted");
         match self.links.dialer.dial(request) {
             Ok(leg) => {
+                crate::call::span::record_activeflow(&leg.span, self.id);
                 self.transfer = Some(Box::new(InboundTransfer {
                     referrer,
                     referrer_commands,

@@ -1,5 +1,5 @@
 //! An activeflow actor that panics in a handler, or is stopped without an end, on a running
-//! engine (real sockets, real SIP peer, real storage and metrics recorder): DESIGN §5 "a panic
+//! engine (real sockets, real SIP peer, real storage and metrics recorder): ARCHITECTURE §8 "a panic
 //! anywhere in an activeflow ... the supervisor cleans up". Each case runs in its own process,
 //! because the metrics recorder is global and its handles are cached on first use.
 
@@ -305,7 +305,7 @@ fn broken_actor_is_cleaned_up(hook: impl FnOnce(&Addr<Activeflow>)) {
     assert!(second.starts_with("SIP/2.0 200"), "{second}");
 }
 
-/// DESIGN §5: a panic in any handler of an activeflow actor (not only in an action) ends that
+/// ARCHITECTURE §8: a panic in any handler of an activeflow actor (not only in an action) ends that
 /// activeflow `error` and cleans up; RFC 3261 §15: its answered call gets a BYE.
 #[test]
 fn a_panic_in_an_activeflow_handler_is_cleaned_up() {

@@ -36,6 +36,8 @@ pub(super) enum Awaiting {
     /// The caller transferred itself away: the activeflow keeps the two parties it left
     /// bridged until one hangs up.
     Transferred(super::referred::Bridge),
+    /// `queue_join`: waiting in a queue, or bridged with its agent.
+    Queue(Box<super::queue::Queued>),
 }
 
 impl Activeflow {
@@ -115,13 +117,24 @@ impl Activeflow {
         result: MediaResult,
         ctx: &mut Context<Self>,
     ) {
+        if self.on_amd_done(job, &result, ctx) {
+            return;
+        }
+        if self.on_queue_media_done(job, &result, ctx) {
+            return;
+        }
         let next = match &self.awaiting {
             Some(Awaiting::Media { job: waiting, next }) if *waiting == job => *next,
             _ => return,
         };
         self.awaiting = None;
         match result {
-            Ok(value) => self.merge_result(value),
+            Ok(value) => {
+                if let Some((key, v)) = crate::engine::stream::result_variables(&value) {
+                    self.set_variable(key, v);
+                }
+                self.merge_result(value)
+            }
             Err(e) => self.fail_current(e),
         }
         self.resume(next, ctx);

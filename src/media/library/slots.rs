@@ -14,7 +14,7 @@ use super::AudioError;
 pub(super) struct Slots {
     semaphore: Semaphore,
     limit: usize,
-    /// What the work is, as `outbound_refused_total{work}` and errors name it.
+    /// What the work is, as `activeflow_outbound_refused_total{work}` and errors name it.
     work: &'static str,
 }
 

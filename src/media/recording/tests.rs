@@ -233,7 +233,7 @@ fn only_the_retention_sweep_counts_files_as_purged() {
     });
     let text = handle.render();
     assert!(
-        text.contains("media_files_purged_total{kind=\"recording\"} 1\n"),
+        text.contains("activeflow_media_files_purged_total{kind=\"recording\"} 1\n"),
         "{text}"
     );
     std::fs::remove_dir_all(dir).unwrap();

@@ -73,7 +73,7 @@ impl Liveness {
 impl Session {
     pub(super) fn on_liveness_timer(&mut self) {
         if self.liveness.expired() {
-            tracing::info!(call_id = %self.config.call_id, "no RTP from the peer: RTP timeout");
+            tracing::info!(parent: &self.config.span, "no RTP from the peer: RTP timeout");
             self.config.events.do_send(MediaEvent::RtpTimeout);
         }
     }

@@ -12,6 +12,10 @@ use crate::media::playout::{DigitSender, Playback};
 use crate::media::request::{AudioSource, MediaError, MediaJob, MediaRequest, RecordingRequest};
 use crate::media::tone;
 
+/// `digits_send` while muted `out`: no event reaches the caller, so none is reported sent.
+pub(super) const MUTED_DIGITS: &str =
+    "the call is muted towards the caller (mute out): no digits sent";
+
 impl Session {
     pub(super) fn start(&mut self, job: MediaJob, request: MediaRequest) {
         match request {
@@ -28,6 +32,9 @@ impl Session {
                     let why = "the caller did not offer telephone-event, so digits cannot be sent";
                     return self.report(job, Err(MediaError::Audio(why.into())));
                 }
+                if self.mute.outgoing {
+                    return self.report(job, Err(MediaError::Audio(MUTED_DIGITS.into())));
+                }
                 match DigitSender::new(job, &digits, duration_ms, interval_ms) {
                     Some(sender) => {
                         if let Some(old) = self.digits_out.replace(Box::new(sender)) {
@@ -42,6 +49,15 @@ impl Session {
                 }
             }
             MediaRequest::Relay(link) => self.start_relay(job, link),
+            MediaRequest::Amd(params) => self.start_amd(job, params),
+            MediaRequest::ExternalMediaStart(request) => self.start_external(job, request),
+            MediaRequest::ExternalMediaStop => self.stop_external(job),
+            MediaRequest::Mute {
+                incoming,
+                outgoing,
+                on,
+            } => self.set_mute(job, incoming, outgoing, on),
+            MediaRequest::Conference(link) => self.start_conference(job, link),
             MediaRequest::Echo { duration, dtmf } => {
                 self.finish_echo();
                 self.echo = Some(Echo {

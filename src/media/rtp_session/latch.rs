@@ -33,7 +33,7 @@ pub(super) enum Verdict {
     Drop(DropReason),
 }
 
-/// Why a packet was dropped (the `reason` label of `rtp_packets_dropped_total`).
+/// Why a packet was dropped (the `reason` label of `activeflow_rtp_packets_dropped_total`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum DropReason {
     /// Not from the latched source.

@@ -15,9 +15,13 @@ use futures_channel::mpsc;
 use tokio::net::UdpSocket;
 use tokio::time::Instant;
 
+mod amd;
+mod conference;
 mod control;
+mod external;
 mod jobs;
 mod latch;
+mod mute;
 mod receive;
 mod relay;
 mod send;
@@ -52,6 +56,9 @@ thread_local! {
 /// What a media session serves; everything but the socket.
 pub struct MediaConfig {
     pub call_id: String,
+    /// The call's span (`call::span`): the session runs outside it (entering it on every
+    /// packet would cost), its few lines name it as their parent.
+    pub span: tracing::Span,
     pub codec: Codec,
     /// The peer's telephone-event payload type, if it offered one.
     pub dtmf_payload_type: Option<u8>,
@@ -63,6 +70,8 @@ pub struct MediaConfig {
     /// [`MediaEvent::RtpTimeout`] when no RTP from the peer arrives for this long (not while
     /// held); `None` = never (`media.rtp_timeout_seconds = 0`).
     pub rtp_timeout: Option<Duration>,
+    /// Where external media streams lease their ports (`None`: `external_media_start` fails).
+    pub rtp_ports: Option<super::RtpPortPool>,
 }
 
 /// What a re-INVITE (or the ACK's late answer) renegotiated.
@@ -125,7 +134,7 @@ pub fn spawn(mut lease: RtpLease, config: MediaConfig) -> Option<MediaHandle> {
         let socket = match UdpSocket::from_std(socket) {
             Ok(s) => s,
             Err(e) => {
-                tracing::warn!(call_id = %config.call_id, error = %e, "cannot register RTP socket");
+                tracing::warn!(parent: &config.span, error = %e, "cannot register RTP socket");
                 return;
             }
         };
@@ -192,8 +201,16 @@ pub(super) struct Session {
     pub(super) digits_out: Option<Box<DigitSender>>,
     pub(super) echo: Option<Echo>,
     pub(super) capture: Option<Box<Capture>>,
+    /// Answering-machine detection in progress.
+    amd: Option<Box<amd::AmdRun>>,
     /// Media relayed to and from another leg (`connect`).
     pub(super) relay: Option<relay::Relay>,
+    /// The external media stream (`external_media_start`), in the background.
+    pub(super) external: Option<Box<external::External>>,
+    /// `mute` / `unmute`.
+    pub(super) mute: mute::Mute,
+    /// A conference room this leg is in (`conference_join`).
+    pub(super) conference: Option<Box<conference::InConference>>,
     /// A recording waiting for its start beep to finish.
     pub(super) pending_recording: Option<Box<(MediaJob, RecordingRequest)>>,
     pub(super) detector: EventDetector,
@@ -224,7 +241,11 @@ impl Session {
             digits_out: None,
             echo: None,
             capture: None,
+            amd: None,
             relay: None,
+            external: None,
+            mute: mute::Mute::default(),
+            conference: None,
             pending_recording: None,
             detector: EventDetector::new(),
             // Sized at first use: most calls never send or decode audio.
@@ -252,7 +273,7 @@ impl Session {
                 },
                 ready = self.socket.readable() => match ready {
                     Ok(()) => self.read_ready(),
-                    Err(e) => tracing::trace!(error = %e, "RTP readiness error"),
+                    Err(e) => tracing::trace!(parent: &self.config.span, error = %e, "RTP readiness error"),
                 },
                 (job, stop_on_digit, loaded) = next_loaded(&mut self.loading), if self.loading.is_some() => {
                     self.loading = None;
@@ -262,6 +283,9 @@ impl Session {
                 frame = relay::next_frame(&mut self.relay), if self.relay.is_some() => match frame {
                     Some(f) => self.on_relay_frame(f),
                     None => self.finish_relay("peer_ended"),
+                },
+                event = external::next_event(&mut self.external), if self.external.is_some() => {
+                    self.on_external_event(event);
                 },
                 () = next_tick(&mut self.ticker), if tick_at.is_some() => self.on_tick(),
                 () = next_tick(&mut self.liveness.timer), if self.liveness.timer.is_some() => {
@@ -281,7 +305,7 @@ impl Session {
                     Ok((n, from)) => self.on_datagram(&buffer[..n], from),
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                     Err(e) => {
-                        tracing::trace!(error = %e, "RTP receive error");
+                        tracing::trace!(parent: &self.config.span, error = %e, "RTP receive error");
                         break;
                     }
                 }
@@ -322,6 +346,10 @@ impl Session {
                 }
                 if self.relay.as_ref().is_some_and(|r| r.job == job) {
                     self.finish_relay("stopped");
+                }
+                self.stop_amd(job);
+                if self.conference.as_ref().is_some_and(|c| c.job == job) {
+                    self.finish_conference("stopped");
                 }
             }
             MediaCommand::Digit(digit) => self.on_digit(digit, false),

@@ -45,11 +45,13 @@ impl Session {
             let Some(event) = TelephoneEvent::parse(payload) else {
                 return;
             };
-            if self.echo.as_ref().is_some_and(|e| e.dtmf) {
+            // Muted: the caller's keys reach the flow, nothing else.
+            let pass_on = !self.mute.incoming;
+            if pass_on && self.echo.as_ref().is_some_and(|e| e.dtmf) {
                 let ts = self.now_timestamp();
                 self.send_event(header.payload_type, header.marker, ts, &event);
             }
-            if live && self.relay.is_some() {
+            if pass_on && live && self.relay.is_some() {
                 self.forward(FrameKind::Event, header.marker, header.timestamp, payload);
             }
             for digit in self.detector.on_event(header.timestamp, &event) {
@@ -60,9 +62,25 @@ impl Session {
         if !live || header.payload_type != self.config.codec.payload_type() {
             return;
         }
+        // AMD analyses what the far end really says: mute is about what others hear.
+        self.amd_audio(header.timestamp, payload);
+        // Muted: everything downstream hears silence (a stream that stays, with no voice).
+        let silence;
+        let payload = if self.mute.incoming {
+            silence = vec![self.config.codec.silence(); payload.len()];
+            &silence[..]
+        } else {
+            payload
+        };
+        if self.external.is_some() {
+            self.send_external(header.marker, header.timestamp, payload);
+        }
         if self.relay.is_some() {
             let kind = FrameKind::Audio(self.config.codec);
             self.forward(kind, header.marker, header.timestamp, payload);
+        }
+        if self.conference.is_some() {
+            self.offer_to_conference(payload);
         }
         if let Some(echo) = &mut self.echo {
             echo.packets += 1;

@@ -5,6 +5,7 @@
 use super::{Session, MAX_LATE_TICKS, TICK};
 use crate::media::dtmf::TelephoneEvent;
 use crate::media::playout::DigitTick;
+use crate::media::request::MediaError;
 use serde_json::json;
 use tokio::time::Instant;
 
@@ -26,6 +27,7 @@ impl Session {
                 self.stop_recording(reason);
             }
         }
+        self.amd_tick(now);
         if self.echo.as_ref().is_some_and(|e| now >= e.until) {
             self.finish_echo();
         }
@@ -33,7 +35,9 @@ impl Session {
             || self.playback.is_some()
             || self.digits_out.is_some()
             || self.echo.is_some()
-            || self.capture.is_some();
+            || self.capture.is_some()
+            || self.amd.is_some()
+            || self.conference.is_some();
         self.next_tick = busy.then_some(k + 1);
         self.counters.flush_if_due();
     }
@@ -55,10 +59,19 @@ impl Session {
                     let sent = sender.sent().to_owned();
                     let job = sender.job;
                     self.digits_out = None;
-                    self.report(job, Ok(json!({ "digits": sent })));
+                    // Muted out while sending: the events were silenced, not sent.
+                    let result = if self.mute.outgoing {
+                        Err(MediaError::Audio(super::jobs::MUTED_DIGITS.into()))
+                    } else {
+                        Ok(json!({ "digits": sent }))
+                    };
+                    self.report(job, result);
                 }
             }
             return;
+        }
+        if self.conference.is_some() && self.playback.is_none() {
+            return self.conference_tick(timestamp);
         }
         let Some(playback) = &mut self.playback else {
             return;
@@ -97,12 +110,23 @@ impl Session {
         let Some(remote) = self.latch.remote().filter(|_| self.sending) else {
             return;
         };
+        // Muted towards the caller: silence in place of audio, no events.
+        let silence;
+        let payload = if self.mute.outgoing {
+            if pt != self.config.codec.payload_type() {
+                return;
+            }
+            silence = vec![self.config.codec.silence(); payload.len()];
+            &silence[..]
+        } else {
+            payload
+        };
         self.stream
             .write_packet(pt, marker, timestamp, payload, &mut self.packet_out);
         match self.socket.try_send_to(&self.packet_out, remote) {
             Ok(_) => self.counters.sent += 1,
             Err(e) => {
-                tracing::trace!(call_id = %self.config.call_id, error = %e, "RTP send failed")
+                tracing::trace!(parent: &self.config.span, error = %e, "RTP send failed")
             }
         }
     }

@@ -58,7 +58,7 @@ pub enum AuthFailure {
 }
 
 impl AuthFailure {
-    /// The `reason` label of `sip_auth_failures_total`.
+    /// The `reason` label of `activeflow_sip_auth_failures_total`.
     pub fn label(self) -> &'static str {
         match self {
             AuthFailure::UnknownUser => "unknown_user",

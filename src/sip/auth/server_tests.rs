@@ -206,7 +206,7 @@ fn other_uri_garbage_and_other_realms() {
     );
 }
 
-/// Every failure's label is a pre-registered `reason` of `sip_auth_failures_total`.
+/// Every failure's label is a pre-registered `reason` of `activeflow_sip_auth_failures_total`.
 #[test]
 fn failure_labels_are_the_metric_reasons() {
     let labels: Vec<&str> = AuthFailure::ALL.iter().map(|f| f.label()).collect();

@@ -17,7 +17,7 @@ use crate::sip::transport::Peer;
 pub struct RegisterReply {
     pub code: u16,
     pub headers: Vec<(&'static str, String)>,
-    /// Live bindings over all users after the request (for `registrations_active`).
+    /// Live bindings over all users after the request (for `activeflow_registrations_active`).
     pub active: Option<usize>,
     /// When the last of this user's bindings from this source expires (`None`: it has none
     /// left): a TCP connection is kept open until then (RFC 5626-lite).

@@ -176,9 +176,9 @@ impl SipSender {
     /// Sends one whole message to `peer`; never blocks. Over TCP or TLS without an open
     /// connection to `peer.addr` it opens one and queues the message until connected: `Ok` then
     /// means queued. If the connect fails the queued messages are dropped (counted in
-    /// `sip_tcp_messages_dropped_total`) and a later send tries again. A new TLS connection
-    /// checks the server against what [`SipSender::connect_tls`] learned for that address, or
-    /// else the system roots and the address itself.
+    /// `activeflow_sip_tcp_messages_dropped_total`) and a later send tries again. A new TLS
+    /// connection checks the server against what [`SipSender::connect_tls`] learned for that
+    /// address, or else the system roots and the address itself.
     pub fn send(&self, peer: &Peer, bytes: &Bytes) -> Result<(), TransportError> {
         self.send_inner(peer, bytes, false).map(|_| ())
     }

@@ -75,7 +75,7 @@ pub async fn serve_tcp(
 
 /// Waits for the next connection from a source inside `allow` that `handler` does not refuse
 /// (a banned source) and `table`'s caps admit; the others are closed at once (counted in
-/// `sip_tcp_connections_refused_total`).
+/// `activeflow_sip_tcp_connections_refused_total`).
 pub(super) async fn accept(
     listener: &TcpListener,
     allow: &[Cidr],

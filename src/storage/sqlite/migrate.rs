@@ -17,6 +17,11 @@ const MIGRATIONS: &[(u32, &str)] = &[
         3,
         include_str!("../../../migrations/0003_activeflow_soft_delete.sql"),
     ),
+    (
+        4,
+        include_str!("../../../migrations/0004_call_end_code.sql"),
+    ),
+    (5, include_str!("../../../migrations/0005_cdr_export.sql")),
 ];
 
 /// Brings the schema up to the newest version; returns the version now in force.

@@ -16,7 +16,10 @@ use std::time::Duration;
 use rusqlite::Connection;
 use serde_json::Value;
 
-use super::model::{FlowRow, FlowSource, Recovery, Rejected, Store, Stored, Write};
+use super::model::{
+    EndedCall, EndedCursor, EndedRange, FlowRow, FlowSource, Recovery, Rejected, Store, Stored,
+    Write,
+};
 use super::StorageError;
 use lock::DatabaseLock;
 
@@ -33,7 +36,8 @@ pub const SQLITE_MAX_LENGTH: usize = 1_000_000_000;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SqliteOptions {
     /// The largest row (all its columns, in SQLite's record format) a write may store; a write
-    /// over it fails on its own and is left out of its batch (`storage_write_rejected_total`).
+    /// over it fails on its own and is left out of its batch
+    /// (`activeflow_storage_write_rejected_total`).
     pub max_row_bytes: usize,
 }
 
@@ -164,6 +168,15 @@ impl Store for SqliteStore {
 
     fn call(&self, id: &str) -> Result<Option<Stored>, StorageError> {
         read::call(&self.reader(), id)
+    }
+
+    fn ended_calls(
+        &self,
+        range: &EndedRange,
+        after: Option<&EndedCursor>,
+        limit: usize,
+    ) -> Result<Vec<EndedCall>, StorageError> {
+        read::ended_calls(&self.reader(), range, after, limit)
     }
 }
 

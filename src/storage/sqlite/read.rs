@@ -1,22 +1,18 @@
 //! The read side of the SQLite store: newest-first pages and single records, turned into the
 //! JSON the API serves (the same field names as the in-memory records).
 
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use rusqlite::{params, Connection, OptionalExtension, Row, ToSql};
 use serde_json::{json, Value};
 
-use crate::storage::model::{FlowRow, FlowSource, Stored};
+use crate::storage::model::{EndedCall, EndedCursor, EndedRange, FlowRow, FlowSource, Stored};
+use crate::storage::record_json::{self, ActiveflowColumns, CallColumns};
 use crate::storage::StorageError;
-
-/// VoIPBIN's "none" id and start-marker id (as `engine::record` writes them; storage may not
-/// import the engine).
-const NIL_ID: &str = "00000000-0000-0000-0000-000000000000";
-const START_ACTION_ID: &str = "00000000-0000-0000-0000-000000000001";
 
 const ACTIVEFLOW_COLUMNS: &str = "sequence, id, flow_id, status, end_reason, reference_type,
     reference_id, current_action, tm_create, tm_update, tm_end, reference_activeflow_id, tm_delete,
     on_complete_flow_id, forward_action_id, webhook_uri, webhook_method";
 const CALL_COLUMNS: &str = "sequence, id, sip_call_id, direction, source, destination, peer,
-    status, end_cause, tm_create, tm_answer, tm_end";
+    status, end_cause, tm_create, tm_answer, tm_end, end_code, codec";
 
 pub(super) fn flows(conn: &Connection, source: FlowSource) -> Result<Vec<FlowRow>, StorageError> {
     let mut stmt =
@@ -116,43 +112,30 @@ pub(super) fn activeflow_variables(
     })
 }
 
-/// An activeflow row without its actions, as (sequence, JSON): the in-memory record's shape
-/// (`engine::record`), VoIPBIN's fields included: what a row does not hold (rows written before
-/// migration 3) reads as VoIPBIN's "none".
+/// An activeflow row without its actions, as (sequence, JSON) (see `record_json`).
 fn activeflow_head(r: &Row<'_>) -> rusqlite::Result<(u64, Value)> {
-    let current: Option<String> = r.get(7)?;
-    let current = current.and_then(|c| serde_json::from_str::<Value>(&c).ok());
-    let current = match current {
-        Some(Value::Object(mut action)) => {
-            action.entry("next_id").or_insert_with(|| NIL_ID.into());
-            Value::Object(action)
-        }
-        _ => json!({"id": START_ACTION_ID, "next_id": NIL_ID, "type": "", "option": {}}),
+    let columns = ActiveflowColumns {
+        id: r.get(1)?,
+        flow_id: r.get(2)?,
+        status: r.get(3)?,
+        end_reason: r.get(4)?,
+        reference_type: r.get(5)?,
+        reference_id: r.get(6)?,
+        current_action: r.get(7)?,
+        tm_create: r.get(8)?,
+        tm_update: r.get(9)?,
+        tm_end: r.get(10)?,
+        reference_activeflow_id: r.get(11)?,
+        tm_delete: r.get(12)?,
+        on_complete_flow_id: r.get(13)?,
+        forward_action_id: r.get(14)?,
+        webhook_uri: r.get(15)?,
+        webhook_method: r.get(16)?,
+        node_id: None,
     };
     Ok((
         r.get::<_, i64>(0)?.max(0) as u64,
-        json!({
-            "id": r.get::<_, String>(1)?,
-            "flow_id": r.get::<_, String>(2)?,
-            "status": r.get::<_, String>(3)?,
-            "end_reason": r.get::<_, Option<String>>(4)?,
-            "reference_type": r.get::<_, String>(5)?,
-            "reference_id": r.get::<_, String>(6)?,
-            "reference_activeflow_id": r.get::<_, Option<String>>(11)?
-                .unwrap_or_else(|| NIL_ID.into()),
-            "on_complete_flow_id": r.get::<_, Option<String>>(13)?
-                .unwrap_or_else(|| NIL_ID.into()),
-            "webhook_uri": r.get::<_, Option<String>>(15)?.unwrap_or_default(),
-            "webhook_method": r.get::<_, Option<String>>(16)?.unwrap_or_default(),
-            "current_action": current,
-            "forward_action_id": r.get::<_, Option<String>>(14)?
-                .unwrap_or_else(|| NIL_ID.into()),
-            "executed_actions": [],
-            "tm_create": r.get::<_, String>(8)?,
-            "tm_update": r.get::<_, String>(9)?,
-            "tm_end": r.get::<_, Option<String>>(10)?,
-            "tm_delete": r.get::<_, Option<String>>(12)?,
-        }),
+        record_json::activeflow(columns),
     ))
 }
 
@@ -193,20 +176,87 @@ pub(super) fn call(conn: &Connection, id: &str) -> Result<Option<Stored>, Storag
 }
 
 fn call_row(r: &Row<'_>) -> rusqlite::Result<Stored> {
+    let columns = CallColumns {
+        id: r.get(1)?,
+        sip_call_id: r.get(2)?,
+        direction: r.get(3)?,
+        source: r.get(4)?,
+        destination: r.get(5)?,
+        peer: r.get(6)?,
+        status: r.get(7)?,
+        end_cause: r.get(8)?,
+        tm_create: r.get(9)?,
+        tm_answer: r.get(10)?,
+        tm_end: r.get(11)?,
+        end_code: r.get(12)?,
+        codec: r.get(13)?,
+        node_id: None,
+    };
     Ok(Stored {
         sequence: r.get::<_, i64>(0)?.max(0) as u64,
-        json: json!({
-            "id": r.get::<_, String>(1)?,
-            "sip_call_id": r.get::<_, String>(2)?,
-            "direction": r.get::<_, String>(3)?,
-            "source": r.get::<_, String>(4)?,
-            "destination": r.get::<_, String>(5)?,
-            "peer": r.get::<_, String>(6)?,
-            "status": r.get::<_, String>(7)?,
-            "end_cause": r.get::<_, Option<String>>(8)?,
-            "tm_create": r.get::<_, String>(9)?,
-            "tm_answer": r.get::<_, Option<String>>(10)?,
-            "tm_end": r.get::<_, Option<String>>(11)?,
-        }),
+        json: record_json::call(columns),
     })
+}
+
+/// The CDR export's page: ended calls by (`tm_end`, `id`) from the `tm_end` index (a range
+/// scan; ties sorted by id), each with the first activeflow it started (one step down the
+/// `reference_id` index of migration 5). `$upper` is the condition on `to` (`?5`), or nothing
+/// for an open range (as PostgreSQL's, which has no sentinel that sorts last).
+macro_rules! ended_calls_sql {
+    ($upper:literal) => {
+        concat!(
+            "SELECT c.id, (SELECT a.id FROM activeflows a WHERE a.reference_id = c.id
+                  AND a.reference_type = 'call' ORDER BY a.sequence LIMIT 1),
+                c.sip_call_id, c.direction, c.source, c.destination, c.peer, c.end_cause,
+                c.end_code, c.codec, c.tm_create, c.tm_answer, c.tm_end
+            FROM calls c
+            WHERE c.tm_end IS NOT NULL AND c.status = 'ended' AND c.tm_end >= ?1 ",
+            $upper,
+            " AND (c.tm_end > ?2 OR (c.tm_end = ?2 AND c.id > ?3))
+            ORDER BY c.tm_end, c.id LIMIT ?4"
+        )
+    };
+}
+
+/// A page of `[from, to)`.
+pub(super) const ENDED_CALLS_SQL: &str = ended_calls_sql!("AND c.tm_end < ?5");
+/// A page of `[from, …)`.
+pub(super) const ENDED_CALLS_OPEN_SQL: &str = ended_calls_sql!("");
+
+pub(super) fn ended_calls(
+    conn: &Connection,
+    range: &EndedRange,
+    after: Option<&EndedCursor>,
+    limit: usize,
+) -> Result<Vec<EndedCall>, StorageError> {
+    let page = range.page_params(after);
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let mut params: Vec<&dyn ToSql> = vec![&page.lower, &page.after_end, &page.after_id, &limit];
+    let sql = match &page.upper {
+        Some(upper) => {
+            params.push(upper);
+            ENDED_CALLS_SQL
+        }
+        None => ENDED_CALLS_OPEN_SQL,
+    };
+    let mut stmt = conn.prepare_cached(sql)?;
+    let rows = stmt.query_map(params.as_slice(), |r| {
+        Ok(EndedCall {
+            id: r.get(0)?,
+            activeflow_id: r.get(1)?,
+            node_id: None,
+            sip_call_id: r.get(2)?,
+            direction: r.get(3)?,
+            source: r.get(4)?,
+            destination: r.get(5)?,
+            peer: r.get(6)?,
+            end_cause: r.get(7)?,
+            end_code: r.get(8)?,
+            codec: r.get(9)?,
+            tm_create: r.get(10)?,
+            tm_answer: r.get(11)?,
+            tm_end: r.get(12)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
 }

@@ -23,10 +23,11 @@ const UPSERT_ACTION: &str = "
 
 const UPSERT_CALL: &str = "
     INSERT INTO calls (sequence, id, sip_call_id, direction, source, destination, peer, status,
-        end_cause, tm_create, tm_answer, tm_end)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+        end_cause, tm_create, tm_answer, tm_end, end_code, codec)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
     ON CONFLICT (sequence) DO UPDATE SET status = excluded.status,
-        end_cause = excluded.end_cause, tm_answer = excluded.tm_answer, tm_end = excluded.tm_end
+        end_cause = excluded.end_cause, end_code = excluded.end_code, tm_answer = excluded.tm_answer, tm_end = excluded.tm_end,
+        codec = excluded.codec
     WHERE calls.status != 'ended'";
 
 const UPSERT_FLOW: &str = "
@@ -106,6 +107,8 @@ fn upsert_call(tx: &Transaction<'_>, r: &CallRow) -> rusqlite::Result<()> {
         r.tm_create,
         r.tm_answer,
         r.tm_end,
+        r.end_code,
+        r.codec,
     ])?;
     Ok(())
 }

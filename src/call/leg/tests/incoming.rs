@@ -6,6 +6,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::*;
+use crate::call::events::Refusal;
 
 /// RFC 3261 §12.1.1: 18x and 2xx copy the INVITE's Record-Route; §9.2: the 200 to CANCEL
 /// carries the same To tag as the INVITE's responses.
@@ -51,6 +52,35 @@ async fn record_route_in_18x_and_2xx_and_tag_on_200_to_cancel() {
     );
     assert!(to_invite.1.contains("To: <sip:100@10.0.0.9>;tag=us"));
     assert_eq!(ended_with(&out), Some(CallEndCause::Cancelled));
+}
+
+/// A refusal that comes after the CANCEL sends nothing: the caller has its 487, and the 503
+/// it never got is not counted (the leg counts a 503 as it sends it).
+#[tokio::test(start_paused = true)]
+async fn refusal_after_cancel_sends_nothing() {
+    let mut leg = offered("c1");
+    from_caller(&mut leg, caller_request("CANCEL", "c1", 1, None, false));
+    let out = leg.take_outputs();
+    assert!(first_lines(&out).contains(&"SIP/2.0 487 Request Terminated".to_owned()));
+    let refusal = Refusal::Unavailable(crate::metrics::Unavailable::MaxActiveflows);
+    leg.reject(refusal, CallEndCause::Local, &env(), Instant::now());
+    assert!(leg.take_outputs().is_empty());
+    assert_eq!(leg.refused_with(), Some(487));
+}
+
+/// A refusal before any final response sends it: a 503 with Retry-After (§21.5.4).
+#[tokio::test(start_paused = true)]
+async fn unavailable_refusal_sends_503_with_retry_after() {
+    let mut leg = offered("r1");
+    leg.take_outputs();
+    let refusal = Refusal::Unavailable(crate::metrics::Unavailable::ShuttingDown);
+    leg.reject(refusal, CallEndCause::Local, &env(), Instant::now());
+    let out = leg.take_outputs();
+    let msgs = sent(&out);
+    assert_eq!(msgs.len(), 1, "{msgs:?}");
+    assert!(msgs[0].1.starts_with("SIP/2.0 503 "), "{}", msgs[0].1);
+    assert!(msgs[0].1.contains("Retry-After: "), "{}", msgs[0].1);
+    assert_eq!(ended_with(&out), Some(CallEndCause::Local));
 }
 
 /// §9.2: a CANCEL that crosses our 200 gets 200 and changes nothing; the ACK confirms.

@@ -285,3 +285,11 @@ fn a_leg_over_tls_names_the_tls_port_and_a_sips_contact_for_a_sips_uri() {
         "<sip:activeflow@10.0.0.9:5060>"
     );
 }
+
+/// A call placed from a leg we placed starts from that leg's Max-Forwards (69 here), not from
+/// 70: calls placed by calls we placed keep counting down (RFC 3261 §16.6 step 3 in spirit).
+#[test]
+fn an_outgoing_legs_max_forwards_is_the_one_its_invite_carried() {
+    let leg = outgoing();
+    assert_eq!(leg.max_forwards(), 69);
+}

@@ -1,8 +1,10 @@
 //! The media session on real sockets (UDP on 127.0.0.1), one caller socket per test: the
 //! harness here, strict RTP and SSRC changes in `strict`, timeout, hold, renegotiation and the
-//! negotiated codec in `control`.
+//! negotiated codec in `control`, the `amd` job in `amd`.
 
+mod amd;
 mod control;
+mod mute;
 mod strict;
 
 use std::net::SocketAddr;
@@ -80,6 +82,7 @@ async fn spawn_rig(codec: Codec, remote: Remote, rtp_timeout: Option<Duration>) 
     let (tx, events) = mpsc::unbounded_channel();
     let config = MediaConfig {
         call_id: "test-call".into(),
+        span: tracing::Span::none(),
         codec,
         dtmf_payload_type: Some(101),
         remote: match remote {
@@ -94,6 +97,7 @@ async fn spawn_rig(codec: Codec, remote: Remote, rtp_timeout: Option<Duration>) 
         recordings: recordings.clone(),
         events: Collector(tx).start().recipient(),
         rtp_timeout,
+        rtp_ports: Some(pool().clone()),
     };
     let handle = spawn(lease, config).unwrap();
     Rig {

@@ -9,8 +9,8 @@ use metrics::{Counter, CounterFn, Gauge, Histogram, Key, KeyName, Metadata, Shar
 use super::*;
 use crate::metrics::RTP_PACKETS_DROPPED_TOTAL;
 
-/// `rtp_packets_dropped_total` by reason, as this thread's sessions report it (the test's
-/// runtime is single-threaded, so the session's task runs here).
+/// `activeflow_rtp_packets_dropped_total` by reason, as this thread's sessions report it (the
+/// test's runtime is single-threaded, so the session's task runs here).
 #[derive(Clone, Default)]
 struct Dropped(Arc<Mutex<HashMap<String, u64>>>);
 

@@ -4,6 +4,10 @@
 //! falls behind in the window and is told (`window_exceeded`), never buffered without bound.
 //! A reader's place among `events.max_readers` lasts as long as its response body, so it bounds
 //! the connections (and their buffers) held, not only the readers still being fed.
+//! In cluster mode the reader reads the cluster's stream instead ([`cluster`]); the rest (SSE
+//! framing, keep-alives, stall handling, `events.max_readers`) is the same path.
+
+mod cluster;
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -64,25 +68,57 @@ pub(super) async fn stream(
             ApiError::BadRequest(format!("Last-Event-ID: {raw:?} is not an event id"))
         })?),
     };
-    let subscription = state.events.try_subscribe(last_event_id).map_err(|full| {
+    let refused = |full: crate::events::ReadersFull| {
         crate::metrics::events_reader_refused();
         ApiError::Busy {
             message: full.to_string(),
             retry_after_seconds: READERS_FULL_RETRY_AFTER,
         }
-    })?;
-    let (tx, rx) = mpsc::channel(CHUNKS_QUEUED);
-    let (hand_over, handed_over) = oneshot::channel();
+    };
     let timing = Timing {
         keep_alive: state.events.keep_alive(),
         stall: state.events.stall_timeout(),
     };
-    actix_web::rt::spawn(pump(subscription, filter, timing, tx, hand_over));
-    Ok(HttpResponse::Ok()
+    if let Some(node) = &state.cluster {
+        let slot = state.events.try_reserve_reader().map_err(refused)?;
+        let source = cluster::open(node, &state.events, slot, last_event_id).await?;
+        return Ok(respond(source, filter, timing));
+    }
+    let subscription = state.events.try_subscribe(last_event_id).map_err(refused)?;
+    Ok(respond(subscription, filter, timing))
+}
+
+/// Where a reader's events come from: this node's bus, or the cluster's stream.
+trait Source: 'static {
+    /// The next rendered chunk: `None` when the stream ends, `Some(None)` when the filter left
+    /// nothing of a batch. Cancel-safe.
+    async fn next_chunk(&mut self, filter: EventFilter) -> Option<Option<Bytes>>;
+
+    /// The reader's place among `events.max_readers`, handed to the body of a stalled reader.
+    fn into_place(self) -> Subscription;
+}
+
+impl Source for Subscription {
+    async fn next_chunk(&mut self, filter: EventFilter) -> Option<Option<Bytes>> {
+        let batch = self.next(MAX_BATCH).await?;
+        Some(render(&batch, filter))
+    }
+
+    fn into_place(self) -> Subscription {
+        self
+    }
+}
+
+/// The streaming response of a reader fed from `source`.
+fn respond(source: impl Source, filter: EventFilter, timing: Timing) -> HttpResponse {
+    let (tx, rx) = mpsc::channel(CHUNKS_QUEUED);
+    let (hand_over, handed_over) = oneshot::channel();
+    actix_web::rt::spawn(pump(source, filter, timing, tx, hand_over));
+    HttpResponse::Ok()
         .content_type("text/event-stream")
         .insert_header(("Cache-Control", "no-cache"))
         .insert_header(("X-Accel-Buffering", "no"))
-        .body(SseBody::new(rx, handed_over)))
+        .body(SseBody::new(rx, handed_over))
 }
 
 /// A reader's clocks.
@@ -102,7 +138,7 @@ struct Timing {
 /// `Last-Event-ID` (or learns it is behind the window). What the body holds meanwhile is at
 /// most `CHUNKS_QUEUED` rendered chunks.
 async fn pump(
-    mut subscription: Subscription,
+    mut source: impl Source,
     filter: EventFilter,
     timing: Timing,
     tx: mpsc::Sender<Bytes>,
@@ -113,19 +149,17 @@ async fn pump(
     let mut last_sent = Instant::now();
     while sent == Sent::Queued {
         let next =
-            tokio::time::timeout_at(last_sent + timing.keep_alive, subscription.next(MAX_BATCH));
-        let batch = tokio::select! {
-            b = next => b,
+            tokio::time::timeout_at(last_sent + timing.keep_alive, source.next_chunk(filter));
+        let chunk = tokio::select! {
+            c = next => c,
             () = tx.closed() => return,
         };
-        let chunk = match batch {
+        let chunk = match chunk {
             Err(_) => Bytes::from_static(b": keep-alive\n\n"),
-            // The engine is stopping: end the response.
+            // The engine is stopping (or the cluster's stream failed): end the response.
             Ok(None) => return,
-            Ok(Some(batch)) => match render(&batch, filter) {
-                Some(chunk) => chunk,
-                None => continue,
-            },
+            Ok(Some(Some(chunk))) => chunk,
+            Ok(Some(None)) => continue,
         };
         sent = send(&tx, chunk, timing).await;
         last_sent = Instant::now();
@@ -134,7 +168,7 @@ async fn pump(
         crate::metrics::events_reader_dropped();
         // Before `tx` drops, so a body woken by the closed queue finds it and fails; if the
         // body is already gone the subscription drops here.
-        let _ = hand_over.send(subscription);
+        let _ = hand_over.send(source.into_place());
     }
 }
 
@@ -174,16 +208,20 @@ fn render(batch: &Batch, filter: EventFilter) -> Option<Bytes> {
         Batch::Exceeded {
             last_event_id,
             oldest_id,
-        } => {
-            let data = serde_json::json!({
-                "type": "window_exceeded",
-                "last_event_id": last_event_id,
-                "oldest_id": oldest_id,
-            });
-            out.put_slice(format!("event: window_exceeded\ndata: {data}\n\n").as_bytes());
-        }
+        } => out.put_slice(&window_exceeded(*last_event_id, *oldest_id)),
     }
     (!out.is_empty()).then(|| out.freeze())
+}
+
+/// The `window_exceeded` message (no `id:` line: the client's last id stays that of the last
+/// event it really got).
+fn window_exceeded(last_event_id: u64, oldest_id: u64) -> Vec<u8> {
+    let data = serde_json::json!({
+        "type": "window_exceeded",
+        "last_event_id": last_event_id,
+        "oldest_id": oldest_id,
+    });
+    format!("event: window_exceeded\ndata: {data}\n\n").into_bytes()
 }
 
 /// The response body: chunks from the reader's task. Dropped with the connection, and only
