@@ -12,11 +12,11 @@ mod common;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use chrono::{SecondsFormat, Utc};
-use common::{flow, sipp, start, wait_until};
+use common::{flow, run_python, sipp, start, wait_until};
 use serde_json::{json, Value};
 
 /// The header row, as documented in the README.
@@ -55,26 +55,9 @@ fn get(api: SocketAddr, path: &str) -> Fetched {
 
 /// `csv` parsed by Python's `csv` module: one list of fields per record.
 fn parse_csv(csv: &str) -> Vec<Vec<String>> {
-    let mut child = Command::new("python3")
-        .args([
-            "-c",
-            "import csv, json, sys; \
-             print(json.dumps(list(csv.reader(sys.stdin.buffer.read().decode('utf-8').splitlines(True)))))",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run python3 ({e}); scripts/test.sh installs it"));
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(csv.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "python3 csv: {out:?}");
-    serde_json::from_slice(&out.stdout).unwrap()
+    let program = "import csv, json, sys; \
+         print(json.dumps(list(csv.reader(sys.stdin.buffer.read().decode('utf-8').splitlines(True)))))";
+    serde_json::from_slice(&run_python(program, csv.as_bytes())).unwrap()
 }
 
 /// The export's records (header checked and dropped), keyed by the `to` column (the number

@@ -88,19 +88,24 @@ fn one_call(format: &str) -> (Spawned, Vec<String>, Ids) {
                 a["id"].as_str().map(str::to_owned)
             })
     });
-    let lines = wait_until("the activeflow's end in the log", LIMIT, || {
-        let lines = engine.stderr_lines();
-        lines
-            .iter()
-            .any(|l| l.contains("activeflow ended") && l.contains(&activeflow_id))
-            .then_some(lines)
-    });
     let ids = Ids {
         activeflow_id,
         call_id,
         sip_call_id,
     };
+    let lines = lines_until_end(&engine, &ids);
     (engine, lines, ids)
+}
+
+/// The engine's stderr once it logged the end of `ids`' activeflow.
+fn lines_until_end(engine: &Spawned, ids: &Ids) -> Vec<String> {
+    wait_until("the activeflow's end in the log", LIMIT, || {
+        let lines = engine.stderr_lines();
+        lines
+            .iter()
+            .any(|l| l.contains("activeflow ended") && l.contains(&ids.activeflow_id))
+            .then_some(lines)
+    })
 }
 
 /// Every line parsed as a JSON object (panics on one that is not); the lines that name any of
@@ -196,18 +201,12 @@ fn json_lines_about_a_placed_leg_carry_its_activeflow() {
         .as_str()
         .expect("sip_call_id")
         .to_owned();
-    let lines = wait_until("the activeflow's end in the log", LIMIT, || {
-        let lines = engine.stderr_lines();
-        lines
-            .iter()
-            .any(|l| l.contains("activeflow ended") && l.contains(&activeflow_id))
-            .then_some(lines)
-    });
     let ids = Ids {
         activeflow_id,
         call_id,
         sip_call_id,
     };
+    let lines = lines_until_end(&engine, &ids);
     let about = json_about(&lines, &ids);
     find(&about, "outbound call placed", "call");
     find(&about, "call ended", "call");

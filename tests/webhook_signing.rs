@@ -11,11 +11,11 @@ mod common;
 
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{flow, http, start, wait_until, HttpRequest};
+use common::{flow, http, run_python, start, wait_until, HttpRequest};
 use serde_json::{json, Value};
 
 const SECRET: &str = "whsec_t3st, with \"quotes\" and $igns";
@@ -79,22 +79,8 @@ fn python_verify(cases: &[Case]) -> Vec<bool> {
             json!([c.secret, c.timestamp, c.signature, hex, c.now])
         })
         .collect();
-    let mut child = Command::new("python3")
-        .args(["-c", &program])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run python3 ({e}); scripts/test.sh installs it"));
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(Value::Array(input).to_string().as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "python3: {out:?}");
-    serde_json::from_slice(&out.stdout).unwrap()
+    let input = Value::Array(input).to_string();
+    serde_json::from_slice(&run_python(&program, input.as_bytes())).unwrap()
 }
 
 /// The documented openssl line, run by sh in a scratch directory holding `body.json`.

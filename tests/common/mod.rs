@@ -586,6 +586,22 @@ pub fn header<'a>(msg: &'a str, name: &str) -> Option<&'a str> {
     })
 }
 
+/// Runs `python3 -c program` with `stdin` written to it; panics unless it exits 0 (its stderr in
+/// the message); its stdout.
+pub fn run_python(program: &str, stdin: &[u8]) -> Vec<u8> {
+    let mut child = Command::new("python3")
+        .args(["-c", program])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run python3 ({e}); scripts/test.sh installs it"));
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "python3: {out:?}");
+    out.stdout
+}
+
 // ---- the binary as a subprocess (with its metrics recorder installed) ----
 
 /// Panics unless `tool --version` runs: tests never silently skip a peer.
