@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use activeflow::config::ApiTokenConfig;
 use activeflow::engine::{EndReason, ReferenceType, Status};
 use common::webdriver::{self, Browser};
-use common::{answer_hold_hangup, flow, http_with, sipp, start_with, wait_until};
+use common::{answer_hold_hangup, flow, http_with, sipp, start_with, wait_until, SippRun};
 use serde_json::{json, Value};
 
 const TOKEN: &str = "browser-test-token";
@@ -41,6 +41,21 @@ const HISTORY: usize = 5;
 fn sipp_timeout(steps: u32) -> String {
     let budget = UI * (steps + 1) + LIVE;
     format!("{}s", budget.as_secs())
+}
+
+/// A SIPp caller (`uac_waits_for_bye.xml` to number 100) on its own thread, waiting for the
+/// engine's BYE through `steps` steps (see [`sipp_timeout`]).
+fn caller_until_bye(engine: &common::TestEngine, steps: u32) -> std::thread::JoinHandle<SippRun> {
+    let sip = engine.sip;
+    let timeout = sipp_timeout(steps);
+    std::thread::spawn(move || {
+        sipp(
+            sip,
+            "uac_waits_for_bye.xml",
+            "100",
+            &["-m", "1", "-timeout", &timeout],
+        )
+    })
 }
 
 fn artifacts() -> PathBuf {
@@ -233,17 +248,8 @@ struct Live {
 /// and the engine may take a while to get there: that has its own, generous, deadline).
 fn a_call_shows_up_live(engine: &common::TestEngine, b: &Browser) -> Live {
     let waiting = start_activeflow(engine, "approval");
-    let sip = engine.sip;
     // Until the BYE: the engine having it, LIVE, 3 checks here, Continue, Stop's dialog.
-    let timeout = sipp_timeout(6);
-    let caller = std::thread::spawn(move || {
-        sipp(
-            sip,
-            "uac_waits_for_bye.xml",
-            "100",
-            &["-m", "1", "-timeout", &timeout],
-        )
-    });
+    let caller = caller_until_bye(engine, 6);
     let call_activeflow = wait_until("the engine to have the call's activeflow", UI, || {
         engine
             .activeflows()

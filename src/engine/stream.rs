@@ -1,9 +1,9 @@
 //! The media requests of the streaming actions (`external_media_start`, `mute`, `unmute`), as
 //! pure functions of their typed options, for `execute`. No I/O.
 
-use crate::flow::stream::{Direction, Encapsulation, ExternalMediaStart};
+use crate::flow::stream::{Direction, ExternalMediaStart};
 use crate::flow::{VariableError, VariableLimits, Variables};
-use crate::media::external::{self, ExternalMediaRequest};
+use crate::media::external::ExternalMediaRequest;
 use crate::media::MediaRequest;
 
 /// The variable holding the id of the external media stream a flow started last.
@@ -28,13 +28,9 @@ pub(super) fn external_media_start(
 ) -> Result<MediaRequest, VariableError> {
     let id = uuid::Uuid::new_v4().to_string();
     variables.try_set(EXTERNAL_MEDIA_ID, id.clone(), limits)?;
-    let encapsulation = match s.encapsulation {
-        Encapsulation::Rtp => external::Encapsulation::Rtp,
-        Encapsulation::Websocket => external::Encapsulation::Websocket,
-    };
     Ok(MediaRequest::ExternalMediaStart(ExternalMediaRequest {
         id,
-        encapsulation,
+        encapsulation: s.encapsulation,
         host: s.external_host.clone(),
         activeflow_id: variables
             .get(crate::flow::ACTIVEFLOW_ID)

@@ -306,17 +306,8 @@ pub(super) fn a_recording_plays_in_the_page(engine: &common::TestEngine, b: &Bro
 pub(super) fn a_call_is_hung_up_from_the_calls_view(engine: &common::TestEngine, b: &Browser) {
     b.execute("location.hash = '#/calls'; return true;", &[]);
     b.wait_for(r#"[data-testid="call-row"][data-status="ended"]"#, UI);
-    let sip = engine.sip;
     // Until the BYE: the row, its Call-ID, its codec, the dialog.
-    let timeout = sipp_timeout(4);
-    let caller = std::thread::spawn(move || {
-        sipp(
-            sip,
-            "uac_waits_for_bye.xml",
-            "100",
-            &["-m", "1", "-timeout", &timeout],
-        )
-    });
+    let caller = caller_until_bye(engine, 4);
     let live = r#"[data-testid="call-row"][data-status="answered"]"#;
     let row = b.wait_for(live, UI);
     let id = b.attribute(&row, "data-id").unwrap();

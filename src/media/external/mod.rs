@@ -29,23 +29,8 @@ pub const ENDED_HOST_CLOSED: &str = "host_closed";
 /// `ended_by` of a stream whose host took no audio for `ws_send::STALL_TIMEOUT`.
 pub const ENDED_STALLED: &str = "stalled";
 
-/// How the audio travels.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Encapsulation {
-    /// RTP (RFC 3550) over UDP, PCMU.
-    Rtp,
-    /// WebSocket binary frames of 20 ms µ-law.
-    Websocket,
-}
-
-impl Encapsulation {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Encapsulation::Rtp => "rtp",
-            Encapsulation::Websocket => "websocket",
-        }
-    }
-}
+/// How the audio travels: the action's own option, carried as it was validated.
+pub use crate::flow::stream::Encapsulation;
 
 /// What `external_media_start` asks the media session for.
 #[derive(Debug, Clone, PartialEq, Eq)]
