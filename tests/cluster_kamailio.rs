@@ -3,10 +3,9 @@
 //! spreads over the nodes; a node killed with SIGKILL leaves rotation within the probing window
 //! and calls offered after it complete on the survivors; restarted, it rejoins.
 //!
-//! The nodes run as single nodes (each its own SQLite) until cluster mode is merged: set
-//! [`CLUSTER_MODE`] to true and they share PostgreSQL and NATS, and the cluster-only checks run
-//! (a killed node's activeflows end `node_lost` within 10 s on a survivor; a stop sent to a node
-//! that does not own the call ends it with the owner's BYE).
+//! The nodes form one cluster (they share PostgreSQL and NATS), so the cluster's own checks run
+//! too: a killed node's activeflows end `node_lost` within 10 s on a survivor, and a stop sent to
+//! a node that does not own the call ends it with the owner's BYE.
 #![allow(clippy::unwrap_used)] // test helpers: a failed unwrap is a failed test
 
 mod common;
@@ -18,10 +17,6 @@ use common::cluster_procs::{Backing, NodeSet};
 use common::kamailio::Dispatcher;
 use common::{answer_hold_hangup, http, sipp, sipp_spawn, wait_until, RawPeer};
 use serde_json::Value;
-
-/// Switch on when `[cluster]` (PostgreSQL backend, NATS membership, forwarding) is merged: the
-/// nodes then share one database and NATS, and the cluster-only checks below run.
-const CLUSTER_MODE: bool = true;
 
 /// The dispatcher probes each second and drops a node after one unanswered probe (1 s timeout):
 /// ~2 s; this much on a loaded 2-core machine.
@@ -39,14 +34,6 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-fn backing() -> Backing {
-    if CLUSTER_MODE {
-        Backing::cluster_from_env()
-    } else {
-        Backing::Single
-    }
-}
-
 /// `hold` (number "hold"): answer, hold a minute, hang up — ended by a stop. `short` (any other
 /// number): answer, 1 s, the engine's BYE.
 fn nodes() -> NodeSet {
@@ -57,7 +44,7 @@ fn nodes() -> NodeSet {
             answer_hold_hangup("hold", 60000),
         ],
         &[("hold", "hold"), ("*", "short")],
-        backing(),
+        Backing::cluster_from_env(),
     )
 }
 
@@ -129,9 +116,7 @@ fn load_through_kamailio_spreads_over_three_nodes() {
     let run = run_load(&front, 300, 30, "spread");
     run.assert_all_ok(300);
     assert_spread(&set, &before, 300, 0.2);
-    if CLUSTER_MODE {
-        assert_stop_through_non_owner(&set, &front);
-    }
+    assert_stop_through_non_owner(&set, &front);
 }
 
 /// kill -9 of one node under load: the dispatcher logs it down within the probing window
@@ -161,9 +146,7 @@ fn killed_node_leaves_rotation_and_rejoins_after_restart() {
         "kamailio did not take {dead} out of rotation within {DETECTION:?}:\n{}",
         front.log()
     );
-    if CLUSTER_MODE {
-        assert_node_lost(&set, victim, killed_at);
-    }
+    assert_node_lost(&set, victim, killed_at);
 
     // Offered after the detection window: none to the dead node, >= 99.9 % complete.
     let after = run_load(&front, 300, 30, "after");
@@ -201,7 +184,7 @@ fn killed_node_leaves_rotation_and_rejoins_after_restart() {
     eprintln!("kill -9 to DST-DOWN: {detected:?}");
 }
 
-// ---- cluster-only checks (CLUSTER_MODE) ----
+// ---- the cluster's own checks ----
 
 /// Every activeflow listed by node `i`'s API (the whole cluster's, from PostgreSQL).
 fn cluster_activeflows(set: &NodeSet, i: usize) -> Vec<Value> {
