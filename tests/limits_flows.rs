@@ -368,7 +368,12 @@ fn caps_hit_are_counted_by_their_key() {
     common::wait_until("the cap to be counted", Duration::from_secs(30), || {
         (common::scrape(metrics, &series("max_variable_bytes")) == 1.0).then_some(())
     });
-    let (_, a) = http(api, "GET", &format!("/v1/activeflows/{id}"), None);
+    // The cap is counted when it is hit; the end shows once storage committed it.
+    let path = format!("/v1/activeflows/{id}");
+    let a = common::wait_until("the activeflow to end", Duration::from_secs(10), || {
+        let (_, a) = http(api, "GET", &path, None);
+        (a["status"] == "ended").then_some(a)
+    });
     assert_eq!(a["end_reason"], "error", "{}", summary(&a));
 }
 
