@@ -2,6 +2,7 @@
 //! (RFC 3323 `Privacy: id`, or an anonymous From per RFC 3323 §4.1.1.3) and the SIPp callee's
 //! INVITE is read back from its message trace: hidden (From anonymous, P-Asserted-Identity,
 //! `Privacy: id`, RFC 3325 §9.1) when the caller asked, the caller shown when it did not.
+//! The same for `POST /v1/calls` with `anonymous` `yes` / `no`.
 //! VoIPBIN: bin-flow-manager models/action/option.go (OptionConnect.Anonymous, "auto" =
 //! inherit from the incoming Privacy header).
 #![allow(clippy::unwrap_used)] // test helpers: a failed unwrap is a failed test
@@ -12,7 +13,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use common::uas::SippUas;
-use common::{ended_one, flow, free_port, result_of, sipp, start_with, TestEngine};
+use common::{ended_one, flow, free_port, http, result_of, sipp, start_with, TestEngine};
 use serde_json::{json, Value};
 
 /// A callee that answers and hangs up, its received messages traced to a file.
@@ -201,4 +202,32 @@ fn yes_and_no_ignore_the_callers_request() {
     let (mut callee, _) = call("yes", "Alice", "+15550100", "none");
     assert!(callee.done());
     assert_hidden(&callee, "+15550100");
+}
+
+/// `POST /v1/calls` with `anonymous` (VoIPBIN's call `anonymous`): `"yes"` places the call with
+/// its source hidden (From anonymous, RFC 3323 §4.1.1.3; the source in P-Asserted-Identity and
+/// `Privacy: id`, RFC 3325 §9.1), `"no"` with its source in From.
+#[test]
+fn posted_calls_hide_their_source_when_anonymous() {
+    for (anonymous, hidden) in [("yes", true), ("no", false)] {
+        let mut callee = Callee::start();
+        let engine = start_with(&[], &[], &[], |_| {});
+        let body = json!({
+            "source": {"type": "tel", "target": "+15550100"},
+            "destinations": [{"type": "sip", "target": callee.uri.clone()}],
+            "actions": [{"type": "beep", "option": {"duration": 3000}}],
+            "anonymous": anonymous
+        });
+        let (status, answer) = http(engine.api, "POST", "/v1/calls", Some(&body.to_string()));
+        assert_eq!(status, 200, "{answer}");
+        assert!(
+            callee.done(),
+            "the callee answered and hung up ({anonymous})"
+        );
+        if hidden {
+            assert_hidden(&callee, "+15550100");
+        } else {
+            assert_shown(&callee, "+15550100");
+        }
+    }
 }
