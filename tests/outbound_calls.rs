@@ -191,6 +191,51 @@ fn two_destinations_are_two_calls_with_two_activeflows() {
     }
 }
 
+/// `trunk` names the trunk a `tel` destination goes out through: its outbound proxy gets the
+/// INVITE (RFC 3261 §8.1.2: sent to the proxy, the Request-URI the number), and the flow runs
+/// on the answered call. A trunk that does not exist fails that destination, named in its entry.
+#[test]
+fn the_trunk_option_places_tel_destinations_through_that_trunk() {
+    let callee = SippUas::start_with_rtp("uas_answer_wait_bye.xml", free_port(), &[]);
+    let proxy = format!("127.0.0.1:{}", callee.port);
+    let engine = common::start_with(&[], &[], &[], |config| {
+        let mut carrier = config.trunks[0].clone();
+        carrier.name = "carrier".into();
+        carrier.outbound_proxy = proxy;
+        config.trunks.push(carrier);
+    });
+    let body = |trunk: &str| {
+        json!({
+            "source": {"type": "tel", "target": "+15550100"},
+            "destinations": [{"type": "tel", "target": "+15550199"}],
+            "trunk": trunk,
+            "actions": [{"type": "sleep", "option": {"duration": 200}}, {"type": "hangup"}]
+        })
+    };
+    let (status, placed) = post_calls(&engine, body("carrier"));
+    assert_eq!(status, 200, "{placed}");
+    assert!(callee.succeeded(LIMIT), "the carrier's proxy got the call");
+    let a = ended(
+        &engine,
+        placed["calls"][0]["activeflow_id"].as_str().unwrap(),
+    );
+    assert_eq!(executed_types(&a), ["sleep", "hangup"]);
+    let call = call_json(&engine, placed["calls"][0]["id"].as_str().unwrap());
+    assert!(call["tm_answer"].is_string(), "{call}");
+
+    // Each destination has its own result: this one failed, naming the trunk; no activeflow.
+    let (status, placed) = post_calls(&engine, body("nope"));
+    assert_eq!(status, 200, "{placed}");
+    let entry = &placed["calls"][0];
+    assert_eq!(
+        (&entry["status"], &entry["reason"]),
+        (&json!("failed"), &json!("no_route")),
+        "{placed}"
+    );
+    assert_eq!(entry["error"], r#"no trunk named "nope""#, "{placed}");
+    assert!(entry["activeflow_id"].is_null(), "{placed}");
+}
+
 fn engine_flow_id(engine: &TestEngine, name: &str) -> String {
     let (status, list) = http(engine.api, "GET", "/v1/flows", None);
     assert_eq!(status, 200);
