@@ -565,9 +565,13 @@ fn the_shipped_demo_ivr_routes_key_1_to_the_beep() {
     let mp = sipp_media_port();
     let run = sipp(sip, "uac_dtmf.xml", "100", &["-m", "1", "-mp", &mp]);
     run.assert_all_ok(1);
-    let (status, list) = http(api, "GET", "/v1/activeflows", None);
-    assert_eq!(status, 200);
-    let af = &list["result"][0];
+    // SIPp is done once it answered the BYE; the end shows once storage committed it.
+    let af = common::wait_until("the activeflow to end", Duration::from_secs(10), || {
+        let (status, list) = http(api, "GET", "/v1/activeflows", None);
+        assert_eq!(status, 200);
+        let af = list["result"][0].clone();
+        (af["status"] == "ended").then_some(af)
+    });
     assert_eq!(af["end_reason"], "completed", "{af}");
     let executed: Vec<&str> = af["executed_actions"]
         .as_array()
