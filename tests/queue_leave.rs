@@ -217,9 +217,15 @@ fn a_panicking_activeflow_leaves_its_queue_and_cancels_the_agent() {
         move || sipp(sip, "uac_queue_caller.xml", "queue", &["-m", "1"])
     });
     let path = format!("/v1/queues/{queue}");
-    common::wait_until("the agent to ring", Duration::from_secs(10), || {
-        let (_, q) = http(engine.api, "GET", &path, None);
-        (q["agents"][0]["status"] == "ringing").then_some(())
+    // The manager shows the agent ringing when it orders the ring; the leg exists once the
+    // activeflow handled that order (a panic before it would leave nothing to cancel).
+    common::wait_until("the agent's leg", Duration::from_secs(10), || {
+        let (_, calls) = http(engine.api, "GET", "/v1/calls", None);
+        calls["result"]
+            .as_array()?
+            .iter()
+            .any(|c| c["direction"] == "outgoing")
+            .then_some(())
     });
     let id = engine.activeflows()[0].id;
     engine.registry.get(&id).unwrap().addr.do_send(Boom);
